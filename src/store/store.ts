@@ -1,0 +1,70 @@
+/**
+ * store — where bytes live. Owns the Store interface and its backends (local folder, memory,
+ * fault injection; S3 and the Lifeboat server later). Knows nothing of encryption, packs or files.
+ * May import only util/. Invariant: an object is either absent or complete under its final name;
+ * no reader can ever observe a half-written object.
+ *
+ * Names are '/'-separated relative keys such as "data/ab/ab12…" made of [A-Za-z0-9._/-]; a backend
+ * maps them onto its own namespace (a path, an S3 key) and rejects anything else.
+ */
+
+export interface StoreStat {
+  readonly name: string;
+  readonly size: number;
+}
+
+export interface PutOptions {
+  /**
+   * Create-only: fail with a LifeboatError('conflict') if the name exists, leaving the existing
+   * object untouched (S3 If-None-Match: *; a hard link or O_EXCL on a folder).
+   */
+  readonly ifAbsent?: boolean;
+}
+
+export interface Store {
+  /** Short description for messages ("folder /mnt/usb/lifeboat"). */
+  readonly location: string;
+
+  /**
+   * Stores `data` under `name`, atomically: after put resolves the whole object is durable and
+   * visible; if it rejects or the process dies, either the old state or the whole new object is
+   * visible, never a partial one. Idempotent: putting the same bytes again is harmless. Lifeboat
+   * never overwrites an object with different bytes except the few documented mutable names
+   * (none in format 1), so backends need not order concurrent writes of one name.
+   * A full destination rejects with LifeboatError('no-space').
+   */
+  put(name: string, data: Uint8Array, options?: PutOptions): Promise<void>;
+
+  /**
+   * Reads the whole object, or `length` bytes from `offset` when given. Rejects with
+   * LifeboatError('not-found') if absent, and with 'corrupt' if the object is shorter than the
+   * range asked for (never returns fewer bytes silently). Safe to retry.
+   */
+  get(name: string, offset?: number, length?: number): Promise<Uint8Array>;
+
+  /** Size of an object, or undefined if it does not exist. */
+  stat(name: string): Promise<StoreStat | undefined>;
+
+  /**
+   * Every object whose name starts with `prefix` (a folder such as "snapshots/"), each exactly
+   * once, in no particular order. Objects put before the call started are included unless deleted
+   * meanwhile (S3 listing may lag; callers that need read-after-write use stat or get).
+   * Temporary files of in-flight puts are never listed.
+   */
+  list(prefix: string): AsyncIterable<StoreStat>;
+
+  /** Removes an object. Deleting a missing object is not an error (idempotent). */
+  delete(name: string): Promise<void>;
+
+  /** Releases connections and handles. */
+  close(): Promise<void>;
+}
+
+const NAME_RE = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+
+/** Every backend validates names with this, so a hostile name can never escape the store. */
+export function assertValidName(name: string): void {
+  if (!NAME_RE.test(name) || name.split('/').some((p) => p === '.' || p === '..')) {
+    throw new Error(`invalid store object name: ${JSON.stringify(name)}`);
+  }
+}

@@ -1,0 +1,165 @@
+/** Repository commands: init, key, check, stats, unlock. */
+import type { Command } from 'commander';
+import { LifeboatError, formatBytes } from '../../util/errors.js';
+import { Repository } from '../../repo/repository.js';
+import { addKey, listKeys, readKey } from '../../repo/keys.js';
+import { Names } from '../../repo/ids.js';
+import { checkRepository, repositoryStats, type ReferenceWalker } from '../../repo/check.js';
+import type { Snapshot } from '../../repo/snapshot.js';
+import type { Context } from '../context.js';
+
+export type Run = (fn: (ctx: Context, ...args: any[]) => Promise<number | void>) => (...args: any[]) => Promise<void>;
+
+/** Reference walkers for check, contributed by the layers that own each snapshot kind. */
+export const referenceWalkers: Partial<Record<Snapshot['kind'], ReferenceWalker>> = {};
+
+export function registerRepoCommands(program: Command, run: Run): void {
+  program
+    .command('init')
+    .description('create a new, empty repository (prints a recovery key to keep on paper)')
+    .action(
+      run(async (ctx) => {
+        const store = ctx.openStore();
+        const password = process.env['LIFEBOAT_PASSWORD'] ?? (ctx.global.passwordFile ? await ctx.password() : await ctx.newPassword('password for the new repository'));
+        if (!password) throw new LifeboatError('usage', 'An empty password is not allowed.');
+        const { repo, recoveryKey } = await Repository.init(store, password);
+        ctx.track(repo);
+        if (ctx.json) {
+          ctx.printJson({ id: repo.config.id, location: store.location, recoveryKey });
+          return;
+        }
+        ctx.out(`Created a Lifeboat repository at ${store.location} (id ${repo.config.id.slice(0, 8)}).`);
+        ctx.out('');
+        ctx.out('Your recovery key (write it down and keep it somewhere safe, away from this computer):');
+        ctx.out('');
+        ctx.out(`    ${recoveryKey}`);
+        ctx.out('');
+        ctx.out('If you forget your password, this key opens the repository. It is shown only this once.');
+      }),
+    );
+
+  const key = program.command('key').description('manage the passwords that open the repository');
+  key
+    .command('list')
+    .description('list key slots')
+    .action(
+      run(async (ctx) => {
+        const repo = await ctx.openRepository();
+        const rows = [];
+        for (const k of await listKeys(repo.store)) {
+          try {
+            const { slot } = await readKey(repo.store, k.id);
+            rows.push({ id: k.id, current: k.id === repo.keyId, kind: slot.kind, label: slot.label, created: slot.created, host: slot.host, user: slot.user });
+          } catch (e) {
+            rows.push({ id: k.id, current: false, kind: 'damaged', label: e instanceof Error ? e.message : '', created: '', host: '', user: '' });
+          }
+        }
+        if (ctx.json) return ctx.printJson(rows);
+        ctx.out(' ' + ['ID      ', 'KIND    ', 'CREATED            ', 'HOST/USER', 'LABEL'].join('  '));
+        for (const r of rows) ctx.out(`${r.current ? '*' : ' '}${r.id.slice(0, 8)}  ${r.kind.padEnd(8)}  ${r.created.slice(0, 19).replace('T', ' ').padEnd(19)}  ${`${r.host}/${r.user}`.padEnd(9)}  ${r.label}`);
+      }),
+    );
+  key
+    .command('add')
+    .description('add another password')
+    .option('--label <text>', 'a note to tell the keys apart', 'password')
+    .option('--new-password-file <file>', 'read the new password from a file')
+    .action(
+      run(async (ctx, o: { label: string; newPasswordFile?: string }) => {
+        const repo = await ctx.openRepository();
+        const pw = await ctx.newPassword('new password', o.newPasswordFile);
+        const id = await addKey(repo.store, repo.keys, pw, 'password', o.label);
+        if (ctx.json) return ctx.printJson({ id });
+        ctx.out(`Added key ${id.slice(0, 8)}.`);
+      }),
+    );
+  key
+    .command('remove <id>')
+    .description('remove a key slot (not the one in use)')
+    .action(
+      run(async (ctx, ref: string) => {
+        const repo = await ctx.openRepository();
+        const matches = (await listKeys(repo.store)).filter((k) => k.id.startsWith(ref.toLowerCase()));
+        if (matches.length !== 1) throw new LifeboatError('invalid-argument', matches.length === 0 ? `No key id starts with "${ref}". See "lifeboat key list".` : `"${ref}" matches several keys; type more of the id.`);
+        const k = matches[0]!;
+        if (k.id === repo.keyId) throw new LifeboatError('invalid-argument', 'That is the key you opened the repository with; open it with another password to remove this one.');
+        await repo.store.delete(Names.key(k.id));
+        if (ctx.json) return ctx.printJson({ removed: k.id });
+        ctx.out(`Removed key ${k.id.slice(0, 8)}.`);
+      }),
+    );
+  key
+    .command('passwd')
+    .description('change the password you opened the repository with')
+    .option('--new-password-file <file>', 'read the new password from a file')
+    .action(
+      run(async (ctx, o: { newPasswordFile?: string }) => {
+        const repo = await ctx.openRepository();
+        const pw = await ctx.newPassword('new password', o.newPasswordFile);
+        const id = await addKey(repo.store, repo.keys, pw, repo.keySlot.kind, repo.keySlot.label);
+        await repo.store.delete(Names.key(repo.keyId)); // new slot first: a crash here leaves both, never neither
+        if (ctx.json) return ctx.printJson({ id, replaced: repo.keyId });
+        ctx.out(`Password changed (key ${repo.keyId.slice(0, 8)} replaced by ${id.slice(0, 8)}).`);
+      }),
+    );
+
+  program
+    .command('check')
+    .description('verify the repository structure; with --read-data, every byte')
+    .option('--read-data', 'read, decrypt and verify every stored block')
+    .action(
+      run(async (ctx, o: { readData?: boolean }) => {
+        const repo = await ctx.openRepository();
+        await repo.lock(false, 'check');
+        const report = await checkRepository(repo, {
+          readData: o.readData === true,
+          walkers: referenceWalkers,
+          signal: ctx.abort.signal,
+          onProgress: (done, total) => {
+            if (!ctx.json && process.stderr.isTTY && total > 0) process.stderr.write(`\rreading packs: ${done}/${total}`);
+          },
+        });
+        if (!ctx.json && process.stderr.isTTY && o.readData) process.stderr.write('\n');
+        if (ctx.json) ctx.printJson(report);
+        else {
+          for (const w of report.warnings) ctx.out(`warning: ${w.file}: ${w.message}`);
+          for (const e of report.errors) ctx.out(`error: ${e.file}: ${e.message}`);
+          const c = report.counts;
+          ctx.out(`${c.snapshots} snapshots, ${c.indexFiles} index files, ${c.packs} packs, ${c.blobs} blocks${o.readData ? `, ${formatBytes(c.bytesRead)} read` : ''}.`);
+          ctx.out(report.errors.length === 0 ? 'No errors were found.' : `${report.errors.length} problem(s) found. Keep this repository as it is and see "lifeboat repair".`);
+        }
+        return report.errors.length === 0 ? 0 : 1;
+      }),
+    );
+
+  program
+    .command('stats')
+    .description('space used, deduplication and compression')
+    .action(
+      run(async (ctx) => {
+        const repo = await ctx.openRepository();
+        await repo.loadIndex();
+        const s = await repositoryStats(repo);
+        if (ctx.json) return ctx.printJson(s);
+        ctx.out(`Snapshots:           ${s.snapshots}`);
+        ctx.out(`Stored on disk:      ${formatBytes(s.storedBytes)} in ${s.packs} packs`);
+        ctx.out(`Unique data:         ${formatBytes(s.uniqueBytes)} in ${s.blobs} blocks`);
+        ctx.out(`Backed-up data:      ${formatBytes(s.logicalBytes)} (all snapshots added up)`);
+        ctx.out(`Deduplication:       ${s.dedupRatio.toFixed(2)}x`);
+        ctx.out(`Compression:         ${s.compressionRatio.toFixed(2)}x`);
+      }),
+    );
+
+  program
+    .command('unlock')
+    .description('remove locks left by processes that no longer run')
+    .option('--remove-all', 'remove every lock, even live ones (only when you are sure nothing else uses the repository)')
+    .action(
+      run(async (ctx, o: { removeAll?: boolean }) => {
+        const repo = await ctx.openRepository();
+        const n = await repo.removeLocks(o.removeAll === true);
+        if (ctx.json) return ctx.printJson({ removed: n });
+        ctx.out(n === 0 ? 'No stale locks.' : `Removed ${n} lock(s).`);
+      }),
+    );
+}

@@ -1,0 +1,149 @@
+/**
+ * What every command shares: the global options (--repo, --password-file, --json), finding and
+ * opening the repository, reading passwords, printing, and turning errors into exit codes.
+ * Commands stay thin: parse, call the layer below, print.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir, platform } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
+import { LifeboatError, errnoCode } from '../util/errors.js';
+import { Repository } from '../repo/repository.js';
+import type { Store } from '../store/store.js';
+import { LocalStore } from '../store/local.js';
+
+export interface GlobalOptions {
+  repo?: string;
+  passwordFile?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** The documented default repository: a folder in the user's data directory. */
+export function defaultRepositoryPath(): string {
+  const home = homedir();
+  switch (platform()) {
+    case 'win32':
+      return join(process.env['LOCALAPPDATA'] ?? join(home, 'AppData', 'Local'), 'Lifeboat', 'repository');
+    case 'darwin':
+      return join(home, 'Library', 'Application Support', 'Lifeboat', 'repository');
+    default:
+      return join(process.env['XDG_DATA_HOME'] || join(home, '.local', 'share'), 'lifeboat', 'repository');
+  }
+}
+
+export class Context {
+  private readonly opened: Repository[] = [];
+  readonly abort = new AbortController();
+
+  constructor(
+    readonly global: GlobalOptions,
+    readonly stdout: NodeJS.WritableStream = process.stdout,
+    readonly stderr: NodeJS.WritableStream = process.stderr,
+  ) {}
+
+  get json(): boolean {
+    return this.global.json === true;
+  }
+
+  repoLocation(): string {
+    return this.global.repo ?? process.env['LIFEBOAT_REPO'] ?? defaultRepositoryPath();
+  }
+
+  openStore(): Store {
+    const loc = this.repoLocation();
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc)) {
+      throw new LifeboatError('usage', `Repository location "${loc}" uses a kind of storage this version does not support yet; use a folder path.`);
+    }
+    return new LocalStore(resolve(loc));
+  }
+
+  /** The password from LIFEBOAT_PASSWORD, --password-file, or a prompt on a terminal. */
+  async password(prompt = 'Repository password: '): Promise<string> {
+    const file = this.global.passwordFile ?? process.env['LIFEBOAT_PASSWORD_FILE'];
+    if (file) {
+      try {
+        return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      } catch (e) {
+        throw new LifeboatError('usage', `Cannot read the password file ${file} (${errnoCode(e) ?? 'error'}). Check the path.`);
+      }
+    }
+    const env = process.env['LIFEBOAT_PASSWORD'];
+    if (env !== undefined) return env;
+    if (!process.stdin.isTTY) {
+      throw new LifeboatError('usage', 'A password is needed: set LIFEBOAT_PASSWORD, use --password-file, or run on a terminal to be asked.');
+    }
+    return readHidden(prompt);
+  }
+
+  async newPassword(what = 'new password', file?: string): Promise<string> {
+    if (file) {
+      const p = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      if (!p) throw new LifeboatError('usage', `The ${what} file is empty.`);
+      return p;
+    }
+    if (!process.stdin.isTTY) {
+      const env = process.env['LIFEBOAT_NEW_PASSWORD'];
+      if (env) return env;
+      throw new LifeboatError('usage', `A ${what} is needed: set LIFEBOAT_NEW_PASSWORD or use --new-password-file when not on a terminal.`);
+    }
+    const a = await readHidden(`Enter the ${what}: `);
+    const b = await readHidden(`Type the ${what} again: `);
+    if (a !== b) throw new LifeboatError('usage', 'The two passwords differ. Nothing was changed; try again.');
+    if (a.length === 0) throw new LifeboatError('usage', 'An empty password is not allowed.');
+    return a;
+  }
+
+  async openRepository(): Promise<Repository> {
+    const store = this.openStore();
+    await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
+    const repo = await Repository.open(store, await this.password());
+    this.opened.push(repo);
+    return repo;
+  }
+
+  track(repo: Repository): void {
+    this.opened.push(repo);
+  }
+
+  async closeAll(): Promise<void> {
+    for (const r of this.opened.splice(0)) await r.close().catch(() => undefined);
+  }
+
+  out(text: string): void {
+    this.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  }
+
+  printJson(value: unknown): void {
+    this.stdout.write(JSON.stringify(value) + '\n');
+  }
+
+  info(text: string): void {
+    if (!this.global.quiet && !this.json) this.stderr.write(text + '\n');
+  }
+
+  warn(text: string): void {
+    this.stderr.write(`warning: ${text}\n`);
+  }
+}
+
+async function readHidden(prompt: string): Promise<string> {
+  let muted = false;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (!muted) process.stderr.write(chunk);
+      cb();
+    },
+  });
+  const rl = createInterface({ input: process.stdin, output: sink, terminal: true });
+  process.stderr.write(prompt);
+  muted = true;
+  try {
+    return await new Promise<string>((res) => rl.question('', res));
+  } finally {
+    muted = false;
+    rl.close();
+    process.stderr.write('\n');
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * cli — the thin command-line interface: parse, call the layers below, print. May import every
+ * layer; no layer imports it. Expected failures print one plain sentence and exit with the stable
+ * code of util/errors; anything else is a bug and prints its stack.
+ */
+import { Command, CommanderError } from 'commander';
+import { ExitCode, LifeboatError } from '../util/errors.js';
+import { Context, type GlobalOptions } from './context.js';
+import { registerRepoCommands, type Run } from './commands/repo.js';
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = ExitCode.ok;
+  const program = new Command();
+  program
+    .name('lifeboat')
+    .description('Backups you can trust: folders and whole drives, deduplicated, compressed and encrypted.')
+    .option('-r, --repo <location>', 'repository folder (default: $LIFEBOAT_REPO, else a folder in your data directory)')
+    .option('--password-file <file>', 'read the repository password from a file (or set LIFEBOAT_PASSWORD)')
+    .option('--json', 'print machine-readable JSON')
+    .option('-q, --quiet', 'print only results and errors')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str) });
+
+  const contexts: Context[] = [];
+  const onSigint = () => {
+    for (const c of contexts) c.abort.abort();
+    process.stderr.write('\nInterrupted; stopping safely.\n');
+    setTimeout(() => process.exit(ExitCode.interrupted), 3000).unref();
+  };
+  process.once('SIGINT', onSigint);
+
+  const run: Run = (fn) => async (...args: any[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const ctx = new Context(cmd.optsWithGlobals<GlobalOptions>());
+    contexts.push(ctx);
+    try {
+      const code = await fn(ctx, ...args.slice(0, -1));
+      exitCode = typeof code === 'number' ? code : ExitCode.ok;
+    } finally {
+      await ctx.closeAll();
+    }
+  };
+
+  registerRepoCommands(program, run);
+  for (const register of extraCommands) register(program, run);
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    exitCode = reportError(e);
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+  return exitCode;
+}
+
+/** Layers above repo add their command groups here (files, image, …) from their own module. */
+export const extraCommands: ((program: Command, run: Run) => void)[] = [];
+
+export function reportError(e: unknown): number {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.ok;
+    return ExitCode.usage;
+  }
+  if (e instanceof LifeboatError) {
+    process.stderr.write(`lifeboat: ${e.message}\n`);
+    return e.exitCode;
+  }
+  if (e instanceof Error && e.name === 'AbortError') {
+    process.stderr.write('lifeboat: interrupted.\n');
+    return ExitCode.interrupted;
+  }
+  process.stderr.write(`lifeboat: unexpected error (this is a bug; please report it):\n${e instanceof Error ? e.stack : String(e)}\n`);
+  return ExitCode.failure;
+}

@@ -1,0 +1,224 @@
+/**
+ * Repository verification. Structure: config, key slots, index files, packs present, every blob a
+ * snapshot refers to is indexed. With readData: every file's bytes hash to its name, every blob
+ * decrypts and hashes to its id. Layers above supply how to find the blobs a snapshot uses.
+ */
+import { LifeboatError } from '../util/errors.js';
+import { sha256 } from './crypto.js';
+import { Names, idOfName, toHex, type Hex } from './ids.js';
+import { listKeys } from './keys.js';
+import { parsePack, type PackEntry } from './pack.js';
+import type { Repository } from './repository.js';
+import { parseSignedJson, verifySignedJson } from './signed-json.js';
+import type { Snapshot } from './snapshot.js';
+
+export interface CheckProblem {
+  /** The store object concerned ("data/ab/ab12…"), or a snapshot reference. */
+  readonly file: string;
+  readonly message: string;
+}
+
+export interface CheckReport {
+  readonly errors: CheckProblem[];
+  readonly warnings: CheckProblem[];
+  readonly counts: { snapshots: number; indexFiles: number; packs: number; blobs: number; keys: number; bytesRead: number };
+}
+
+/** Lists every blob id a snapshot needs, by following its root (files trees, image manifests). */
+export type ReferenceWalker = (repo: Repository, snapshot: Snapshot, visit: (id: Uint8Array) => boolean) => Promise<void>;
+
+export interface CheckOptions {
+  readonly readData?: boolean;
+  readonly walkers?: Partial<Record<Snapshot['kind'], ReferenceWalker>>;
+  readonly onProgress?: (done: number, total: number, what: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+function msg(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
+  const errors: CheckProblem[] = [];
+  const warnings: CheckProblem[] = [];
+  const counts = { snapshots: 0, indexFiles: 0, packs: 0, blobs: 0, keys: 0, bytesRead: 0 };
+  const store = repo.store;
+
+  // Key slots: every slot's signature, with the master MAC key we already hold.
+  for (const k of await listKeys(store)) {
+    counts.keys++;
+    try {
+      const bytes = await store.get(k.name);
+      if (!verifySignedJson(parseSignedJson(bytes, `The key file ${k.name}`), repo.keys.macKey)) errors.push({ file: k.name, message: 'the key file was modified or damaged (signature mismatch)' });
+      else if (opts.readData && toHex(sha256(bytes)) !== k.id) errors.push({ file: k.name, message: 'the file content does not match its name (damaged)' });
+    } catch (e) {
+      errors.push({ file: k.name, message: msg(e) });
+    }
+  }
+
+  // Index files.
+  const indexed = new Map<Hex, PackEntry[]>();
+  const indexNames: string[] = [];
+  for await (const o of store.list('index/')) {
+    if (!idOfName(o.name)) {
+      warnings.push({ file: o.name, message: 'unexpected file in the index folder' });
+      continue;
+    }
+    indexNames.push(o.name);
+  }
+  for (const name of indexNames) {
+    counts.indexFiles++;
+    try {
+      if (opts.readData) {
+        const bytes = await store.get(name);
+        counts.bytesRead += bytes.length;
+        if (toHex(sha256(bytes)) !== idOfName(name)) {
+          errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
+          continue;
+        }
+      }
+      await repo.readIndexFile(name, (packId, entries) => {
+        const prev = indexed.get(packId);
+        if (prev && prev.length !== entries.length) errors.push({ file: name, message: `lists pack ${packId.slice(0, 12)} differently from another index file` });
+        indexed.set(packId, entries);
+      });
+    } catch (e) {
+      errors.push({ file: name, message: msg(e) });
+    }
+  }
+
+  // Packs present.
+  const packSizes = new Map<Hex, number>();
+  for await (const o of store.list('data/')) {
+    const id = idOfName(o.name);
+    if (!id || o.name !== Names.pack(id)) {
+      warnings.push({ file: o.name, message: 'unexpected file in the data folder' });
+      continue;
+    }
+    packSizes.set(id, o.size);
+  }
+  counts.packs = packSizes.size;
+  for (const [packId, entries] of indexed) {
+    const size = packSizes.get(packId);
+    if (size === undefined) {
+      errors.push({ file: Names.pack(packId), message: 'the pack is missing, but the index refers to it' });
+      continue;
+    }
+    const end = entries.reduce((m, e) => Math.max(m, e.offset + e.length), 0);
+    if (end > size) errors.push({ file: Names.pack(packId), message: `the pack is truncated (${size} bytes, but blobs reach byte ${end})` });
+  }
+  for (const packId of packSizes.keys()) {
+    if (!indexed.has(packId)) warnings.push({ file: Names.pack(packId), message: 'pack not referenced by any index (left by an interrupted backup; "lifeboat repair index" adds it, "lifeboat prune" removes it)' });
+  }
+
+  // Snapshots and what they reference.
+  const missing = new Set<Hex>();
+  const seen = new Set<string>();
+  const snapshots = await repo.listSnapshots((id, e) => errors.push({ file: Names.snapshot(id), message: msg(e) }));
+  counts.snapshots = snapshots.length;
+  for (const { id, snapshot } of snapshots) {
+    if (opts.readData) {
+      const bytes = await store.get(Names.snapshot(id));
+      if (toHex(sha256(bytes)) !== id) errors.push({ file: Names.snapshot(id), message: 'the file content does not match its name (damaged)' });
+    }
+    const walker = opts.walkers?.[snapshot.kind];
+    if (!walker) {
+      if (!repo.index.has(Buffer.from(snapshot.root, 'hex'))) errors.push({ file: Names.snapshot(id), message: `its root ${snapshot.root.slice(0, 12)} is missing` });
+      continue;
+    }
+    try {
+      await walker(repo, snapshot, (blob) => {
+        const hex = toHex(blob);
+        if (seen.has(hex)) return false;
+        seen.add(hex);
+        if (!repo.index.has(blob)) {
+          missing.add(hex);
+          errors.push({ file: Names.snapshot(id), message: `needs data block ${hex.slice(0, 16)}, which is missing` });
+          return false;
+        }
+        return true;
+      });
+    } catch (e) {
+      errors.push({ file: Names.snapshot(id), message: `cannot be read completely: ${msg(e)}` });
+    }
+  }
+
+  if (opts.readData) {
+    const packs = [...packSizes.keys()];
+    let done = 0;
+    for (const packId of packs) {
+      opts.signal?.throwIfAborted();
+      const name = Names.pack(packId);
+      opts.onProgress?.(done++, packs.length, name);
+      try {
+        const bytes = await store.get(name);
+        counts.bytesRead += bytes.length;
+        if (toHex(sha256(bytes)) !== packId) {
+          errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
+          continue;
+        }
+        const entries = parsePack(repo.keys.encKey, bytes, name);
+        const fromIndex = indexed.get(packId);
+        if (fromIndex && (fromIndex.length !== entries.length || fromIndex.some((e, i) => !Buffer.from(e.id).equals(entries[i]!.id) || e.offset !== entries[i]!.offset))) {
+          errors.push({ file: name, message: 'the pack header and the index disagree about its contents' });
+        }
+        for (const e of entries) {
+          counts.blobs++;
+          try {
+            await repo.decodeBlob(e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, name);
+          } catch (err) {
+            errors.push({ file: name, message: msg(err) });
+          }
+        }
+      } catch (e) {
+        if (e instanceof LifeboatError && e.code === 'not-found') errors.push({ file: name, message: 'the pack disappeared during the check' });
+        else errors.push({ file: name, message: msg(e) });
+      }
+    }
+    opts.onProgress?.(done, packs.length, '');
+  } else {
+    for (const entries of indexed.values()) counts.blobs += entries.length;
+  }
+  return { errors, warnings, counts };
+}
+
+export interface RepoStats {
+  snapshots: number;
+  packs: number;
+  blobs: number;
+  /** Bytes of all files in the repository folder. */
+  storedBytes: number;
+  /** Plaintext bytes of all unique blobs. */
+  uniqueBytes: number;
+  /** Bytes of unique blobs as stored (after compression, with encryption overhead). */
+  blobStoredBytes: number;
+  /** Sum of the sizes of everything the snapshots hold, counted once per snapshot. */
+  logicalBytes: number;
+  compressionRatio: number;
+  dedupRatio: number;
+}
+
+export async function repositoryStats(repo: Repository): Promise<RepoStats> {
+  let storedBytes = 0;
+  for (const prefix of ['keys/', 'data/', 'index/', 'snapshots/', 'locks/']) for await (const o of repo.store.list(prefix)) storedBytes += o.size;
+  storedBytes += (await repo.store.stat('config'))?.size ?? 0;
+  let uniqueBytes = 0;
+  let blobStoredBytes = 0;
+  for (const [, loc] of repo.index.entries()) {
+    uniqueBytes += loc.rawLength;
+    blobStoredBytes += loc.length;
+  }
+  const snaps = await repo.listSnapshots(() => undefined);
+  const logicalBytes = snaps.reduce((s, x) => s + (x.snapshot.summary?.['totalBytes'] ?? 0), 0);
+  return {
+    snapshots: snaps.length,
+    packs: repo.index.packCount,
+    blobs: repo.index.size,
+    storedBytes,
+    uniqueBytes,
+    blobStoredBytes,
+    logicalBytes,
+    compressionRatio: blobStoredBytes > 0 ? uniqueBytes / blobStoredBytes : 1,
+    dedupRatio: uniqueBytes > 0 ? logicalBytes / uniqueBytes : 1,
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * Cryptography of format 1: AES-256-GCM envelopes, keyed chunk ids, MACs over plaintext files,
+ * and scrypt for passwords. Everything from node:crypto. See docs/FORMAT.md §Keys and §Envelopes.
+ */
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { LifeboatError } from '../util/errors.js';
+
+export const NONCE_BYTES = 12;
+export const TAG_BYTES = 16;
+export const ENVELOPE_OVERHEAD = NONCE_BYTES + TAG_BYTES;
+
+/** The three independent secrets of a repository; random, never derived from a password. */
+export interface MasterKeys {
+  /** AES-256-GCM key for every encrypted object. */
+  readonly encKey: Buffer;
+  /** HMAC-SHA256 key that turns chunk plaintext into chunk ids. */
+  readonly idKey: Buffer;
+  /** HMAC-SHA256 key that authenticates plaintext files (config, key slots). */
+  readonly macKey: Buffer;
+}
+
+export function newMasterKeys(): MasterKeys {
+  return { encKey: randomBytes(32), idKey: randomBytes(32), macKey: randomBytes(32) };
+}
+
+export function masterKeysToBytes(k: MasterKeys): Buffer {
+  return Buffer.concat([k.encKey, k.idKey, k.macKey]);
+}
+
+export function masterKeysFromBytes(b: Uint8Array): MasterKeys {
+  if (b.length !== 96) throw new LifeboatError('corrupt', 'A key slot holds a master key of the wrong length; the key file is damaged.');
+  const buf = Buffer.from(b);
+  return { encKey: buf.subarray(0, 32), idKey: buf.subarray(32, 64), macKey: buf.subarray(64, 96) };
+}
+
+/** Chunk id: HMAC-SHA256(idKey, plaintext). Reveals nothing about content without the key. */
+export function chunkId(keys: MasterKeys, data: Uint8Array): Buffer {
+  return createHmac('sha256', keys.idKey).update(data).digest();
+}
+
+export function mac(key: Buffer, data: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(data).digest();
+}
+
+export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+/**
+ * Envelope: nonce(12) ‖ ciphertext ‖ tag(16). `aad` binds the envelope to its role (and, for
+ * blobs, to the blob's type and id) so envelopes cannot be swapped between places.
+ */
+export function seal(key: Buffer, plaintext: Uint8Array | readonly Uint8Array[], aad: Uint8Array): Buffer {
+  const nonce = randomBytes(NONCE_BYTES);
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(aad);
+  const parts: Buffer[] = [nonce];
+  if (plaintext instanceof Uint8Array) parts.push(c.update(plaintext));
+  else for (const p of plaintext) parts.push(c.update(p));
+  parts.push(c.final(), c.getAuthTag());
+  return Buffer.concat(parts);
+}
+
+/** Opens an envelope; returns undefined if it is not authentic (wrong key, damaged, swapped). */
+export function tryOpen(key: Buffer, envelope: Uint8Array, aad: Uint8Array): Buffer | undefined {
+  if (envelope.length < ENVELOPE_OVERHEAD) return undefined;
+  const nonce = envelope.subarray(0, NONCE_BYTES);
+  const tag = envelope.subarray(envelope.length - TAG_BYTES);
+  const d = createDecipheriv('aes-256-gcm', key, nonce);
+  d.setAAD(aad);
+  d.setAuthTag(tag);
+  const body = d.update(envelope.subarray(NONCE_BYTES, envelope.length - TAG_BYTES));
+  try {
+    return Buffer.concat([body, d.final()]);
+  } catch {
+    return undefined;
+  }
+}
+
+export function open(key: Buffer, envelope: Uint8Array, aad: Uint8Array, what: string): Buffer {
+  const p = tryOpen(key, envelope, aad);
+  if (!p) throw new LifeboatError('corrupt', `${what} failed its integrity check: it is damaged or was modified. Run "lifeboat check --read-data" to see what is affected.`);
+  return p;
+}
+
+export interface ScryptParams {
+  readonly N: number;
+  readonly r: number;
+  readonly p: number;
+}
+
+/** 128 MiB, ~0.35 s on a 2020s CPU. */
+export const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 17, r: 8, p: 1 };
+/** Only for test suites (LIFEBOAT_INSECURE_FAST_KDF=1): a key slot made with it is weak. */
+export const FAST_TEST_SCRYPT: ScryptParams = { N: 2 ** 10, r: 8, p: 1 };
+
+export function defaultScrypt(): ScryptParams {
+  return process.env['LIFEBOAT_INSECURE_FAST_KDF'] === '1' ? FAST_TEST_SCRYPT : DEFAULT_SCRYPT;
+}
+
+export function deriveKek(password: string, salt: Uint8Array, params: ScryptParams): Promise<Buffer> {
+  const { N, r, p } = params;
+  if (!Number.isInteger(N) || N < 2 || N > 2 ** 22 || (N & (N - 1)) !== 0 || r < 1 || r > 32 || p < 1 || p > 16) {
+    return Promise.reject(new LifeboatError('corrupt', 'A key slot asks for key-derivation settings outside the safe range; the key file is damaged or hostile.'));
+  }
+  return new Promise((resolve, reject) => {
+    scrypt(password.normalize('NFC'), salt, 32, { N, r, p, maxmem: 256 * N * r + 16 * 1024 * 1024 }, (err, key) => {
+      if (err) reject(err);
+      else resolve(key);
+    });
+  });
+}
+
+export { randomBytes };

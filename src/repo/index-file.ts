@@ -1,0 +1,65 @@
+/**
+ * Index files (docs/FORMAT.md §Index): for each pack, where each of its blobs is. Written after the
+ * packs they describe and before any snapshot that needs them.
+ */
+import { LifeboatError } from '../util/errors.js';
+import type { BlobType, PackEntry } from './pack.js';
+
+const MAGIC = Buffer.from('LBIX');
+const ENTRY = 1 + 32 + 4 + 4 + 4;
+
+export interface IndexPack {
+  readonly packId: Uint8Array;
+  readonly entries: readonly PackEntry[];
+}
+
+export function encodeIndex(packs: readonly IndexPack[]): Buffer {
+  let size = 9;
+  for (const p of packs) size += 36 + p.entries.length * ENTRY;
+  const b = Buffer.alloc(size);
+  MAGIC.copy(b, 0);
+  b[4] = 1;
+  b.writeUInt32LE(packs.length, 5);
+  let o = 9;
+  for (const p of packs) {
+    b.set(p.packId, o);
+    b.writeUInt32LE(p.entries.length, o + 32);
+    o += 36;
+    for (const e of p.entries) {
+      b[o] = e.type;
+      b.set(e.id, o + 1);
+      b.writeUInt32LE(e.offset, o + 33);
+      b.writeUInt32LE(e.length, o + 37);
+      b.writeUInt32LE(e.rawLength, o + 41);
+      o += ENTRY;
+    }
+  }
+  return b;
+}
+
+/** Calls `onEntry` for each entry without building objects per entry (10M-entry indexes). */
+export function decodeIndex(
+  body: Uint8Array,
+  name: string,
+  onPack: (packId: Buffer, count: number) => void,
+  onEntry: (type: BlobType, id: Buffer, offset: number, length: number, rawLength: number) => void,
+): void {
+  const b = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const bad = () => new LifeboatError('corrupt', `The index file ${name} is damaged (its structure is inconsistent).`);
+  if (b.length < 9 || !b.subarray(0, 4).equals(MAGIC)) throw bad();
+  if (b[4] !== 1) throw new LifeboatError('unsupported-version', `The index file ${name} has version ${b[4]}, which this Lifeboat cannot read. Update Lifeboat.`);
+  const packs = b.readUInt32LE(5);
+  let o = 9;
+  for (let i = 0; i < packs; i++) {
+    if (o + 36 > b.length) throw bad();
+    const packId = b.subarray(o, o + 32);
+    const n = b.readUInt32LE(o + 32);
+    o += 36;
+    if (o + n * ENTRY > b.length) throw bad();
+    onPack(packId, n);
+    for (let j = 0; j < n; j++, o += ENTRY) {
+      onEntry(b[o] as BlobType, b.subarray(o + 1, o + 33), b.readUInt32LE(o + 33), b.readUInt32LE(o + 37), b.readUInt32LE(o + 41));
+    }
+  }
+  if (o !== b.length) throw bad();
+}

@@ -1,0 +1,152 @@
+/**
+ * Key slots (docs/FORMAT.md §Keys): each slot wraps the same random master keys with a key derived
+ * from one password (or the recovery key) by scrypt. Adding, changing or removing a password
+ * writes or deletes one small file and never touches data.
+ */
+import { hostname, userInfo } from 'node:os';
+import { LifeboatError } from '../util/errors.js';
+import type { Store } from '../store/store.js';
+import {
+  defaultScrypt, deriveKek, masterKeysFromBytes, masterKeysToBytes, randomBytes, seal, sha256, tryOpen,
+  type MasterKeys, type ScryptParams,
+} from './crypto.js';
+import { Names, idOfName, toHex, type Hex } from './ids.js';
+import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
+
+export type KeyKind = 'password' | 'recovery';
+
+export interface KeySlot {
+  readonly version: 1;
+  readonly kind: KeyKind;
+  readonly label: string;
+  readonly created: string;
+  readonly host: string;
+  readonly user: string;
+  readonly kdf: { readonly name: 'scrypt'; readonly N: number; readonly r: number; readonly p: number; readonly salt: string };
+  /** base64 of seal(kek, masterKeys, KEY_SLOT_AAD) */
+  readonly masterKey: string;
+}
+
+const KEY_SLOT_AAD = Buffer.from('lifeboat key slot v1');
+
+export interface StoredKey {
+  readonly id: Hex;
+  readonly slot: KeySlot;
+}
+
+function currentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return '';
+  }
+}
+
+export async function makeKeySlot(master: MasterKeys, secret: string, kind: KeyKind, label: string, params: ScryptParams = defaultScrypt()): Promise<{ id: Hex; bytes: Buffer }> {
+  const salt = randomBytes(32);
+  const kek = await deriveKek(secret, salt, params);
+  const slot: KeySlot = {
+    version: 1,
+    kind,
+    label,
+    created: new Date().toISOString(),
+    host: hostname(),
+    user: currentUser(),
+    kdf: { name: 'scrypt', N: params.N, r: params.r, p: params.p, salt: salt.toString('base64') },
+    masterKey: seal(kek, masterKeysToBytes(master), KEY_SLOT_AAD).toString('base64'),
+  };
+  const bytes = encodeSignedJson(slot, master.macKey);
+  return { id: toHex(sha256(bytes)), bytes };
+}
+
+export async function addKey(store: Store, master: MasterKeys, secret: string, kind: KeyKind, label: string, params?: ScryptParams): Promise<Hex> {
+  const { id, bytes } = await makeKeySlot(master, secret, kind, label, params);
+  await store.put(Names.key(id), bytes);
+  return id;
+}
+
+function asSlot(v: unknown, name: string): KeySlot {
+  const s = v as Partial<KeySlot> | null;
+  if (!s || typeof s !== 'object' || s.version !== 1 || s.kdf?.name !== 'scrypt' || typeof s.masterKey !== 'string' || typeof s.kdf.salt !== 'string') {
+    throw new LifeboatError('corrupt', `The key file ${name} is damaged or of an unknown kind.`);
+  }
+  return s as KeySlot;
+}
+
+export async function listKeys(store: Store): Promise<{ id: Hex; name: string }[]> {
+  const out: { id: Hex; name: string }[] = [];
+  for await (const o of store.list('keys/')) {
+    const id = idOfName(o.name);
+    if (id) out.push({ id, name: o.name });
+  }
+  return out;
+}
+
+export async function readKey(store: Store, id: Hex): Promise<{ slot: KeySlot; bytes: Uint8Array }> {
+  const name = Names.key(id);
+  const bytes = await store.get(name);
+  return { slot: asSlot(parseSignedJson(bytes, `The key file ${name}`).value, name), bytes };
+}
+
+/** The recovery key's shape: 8 groups of 5 Crockford base32 characters (200 bits). */
+const B32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+export function newRecoveryKey(): string {
+  const bytes = randomBytes(25);
+  let bits = 0;
+  let acc = 0;
+  let out = '';
+  for (const b of bytes) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += B32[(acc >>> (bits - 5)) & 31]!;
+      bits -= 5;
+    }
+    acc &= (1 << bits) - 1;
+  }
+  return out.match(/.{5}/g)!.join('-');
+}
+
+/** Accepts a recovery key typed with lower case, spaces or without dashes. */
+export function normalizeRecoveryKey(s: string): string | undefined {
+  const c = s.toUpperCase().replace(/[\s-]/g, '').replace(/O/g, '0').replace(/[IL]/g, '1');
+  if (c.length !== 40 || [...c].some((ch) => !B32.includes(ch))) return undefined;
+  return c.match(/.{5}/g)!.join('-');
+}
+
+/**
+ * Tries the secret against every slot (two at a time: scrypt runs on the thread pool) and returns
+ * the master keys and the slot that opened. Wrong password → LifeboatError('wrong-password').
+ */
+export async function unlockKeys(store: Store, secret: string): Promise<{ master: MasterKeys; keyId: Hex; slot: KeySlot }> {
+  const keys = await listKeys(store);
+  if (keys.length === 0) {
+    throw new LifeboatError('corrupt', 'This repository has no key files, so it cannot be opened. If you have a copy of its "keys" folder, put it back.');
+  }
+  const recovery = normalizeRecoveryKey(secret);
+  const attempt = async (k: { id: Hex; name: string }) => {
+    let slot: KeySlot;
+    try {
+      slot = (await readKey(store, k.id)).slot;
+    } catch {
+      return undefined; // a damaged slot must not stop another slot from opening; check reports it
+    }
+    const s = slot.kind === 'recovery' && recovery ? recovery : secret;
+    const kek = await deriveKek(s, Buffer.from(slot.kdf.salt, 'base64'), slot.kdf);
+    const raw = tryOpen(kek, Buffer.from(slot.masterKey, 'base64'), KEY_SLOT_AAD);
+    return raw ? { master: masterKeysFromBytes(raw), keyId: k.id, slot } : undefined;
+  };
+  for (let i = 0; i < keys.length; i += 2) {
+    const results = await Promise.all(keys.slice(i, i + 2).map(attempt));
+    const hit = results.find((r) => r !== undefined);
+    if (hit) {
+      const { bytes } = await readKey(store, hit.keyId);
+      if (!verifySignedJson(parseSignedJson(bytes, 'key'), hit.master.macKey)) {
+        throw new LifeboatError('corrupt', `The key file ${Names.key(hit.keyId)} was modified after it was written; the repository may have been tampered with.`);
+      }
+      return hit;
+    }
+  }
+  throw new LifeboatError('wrong-password', 'The password is not correct for this repository. Check it and try again, or use your recovery key.');
+}

@@ -1,0 +1,129 @@
+/**
+ * Pack files (docs/FORMAT.md §Packs): blob envelopes back to back, then the sealed header listing
+ * them, then the header's length and a magic. Self-describing, so the index can be rebuilt from
+ * packs alone. A pack's name is the SHA-256 of its bytes.
+ */
+import { LifeboatError } from '../util/errors.js';
+import { ENVELOPE_OVERHEAD, open, seal, sha256 } from './crypto.js';
+import { AAD } from './envelope-file.js';
+import { toHex, type Hex } from './ids.js';
+
+export const BlobType = { data: 0, tree: 1 } as const;
+export type BlobType = (typeof BlobType)[keyof typeof BlobType];
+
+export function blobTypeName(t: number): string {
+  return t === BlobType.data ? 'data' : t === BlobType.tree ? 'tree' : `type-${t}`;
+}
+
+/** Target size of a pack; a pack closes at the first blob that reaches it. */
+export const PACK_TARGET_BYTES = 16 * 1024 * 1024;
+export const PACK_MAGIC = Buffer.from('LBP1');
+const HEADER_MAGIC = Buffer.from('LBPH');
+const ENTRY_BYTES = 1 + 32 + 4 + 4;
+/** A pack is never larger than this (far below FAT32's 4 GiB); readers reject larger headers. */
+export const MAX_PACK_BYTES = 64 * 1024 * 1024;
+
+export interface PackEntry {
+  readonly type: BlobType;
+  readonly id: Uint8Array;
+  readonly offset: number;
+  /** Bytes stored in the pack (the envelope). */
+  readonly length: number;
+  /** Bytes of plaintext before compression. */
+  readonly rawLength: number;
+}
+
+export function blobAad(type: number, id: Uint8Array): Buffer {
+  return Buffer.concat([AAD.blobPrefix, Uint8Array.of(type), id]);
+}
+
+export class PackWriter {
+  private readonly parts: Uint8Array[] = [];
+  readonly entries: PackEntry[] = [];
+  size = 0;
+
+  constructor(readonly encKey: Buffer) {}
+
+  /** Adds a blob whose plaintext payload (codec byte ‖ body) is given in parts. */
+  add(type: BlobType, id: Uint8Array, payload: Uint8Array[], rawLength: number): PackEntry {
+    const env = seal(this.encKey, payload, blobAad(type, id));
+    const e: PackEntry = { type, id, offset: this.size, length: env.length, rawLength };
+    this.parts.push(env);
+    this.entries.push(e);
+    this.size += env.length;
+    return e;
+  }
+
+  get full(): boolean {
+    return this.size >= PACK_TARGET_BYTES;
+  }
+
+  /** The finished pack bytes and its id. */
+  finish(): { id: Hex; bytes: Buffer } {
+    const header = Buffer.alloc(HEADER_MAGIC.length + 1 + 4 + this.entries.length * ENTRY_BYTES);
+    HEADER_MAGIC.copy(header, 0);
+    header[4] = 1;
+    header.writeUInt32LE(this.entries.length, 5);
+    let o = 9;
+    for (const e of this.entries) {
+      header[o] = e.type;
+      header.set(e.id, o + 1);
+      header.writeUInt32LE(e.length, o + 33);
+      header.writeUInt32LE(e.rawLength, o + 37);
+      o += ENTRY_BYTES;
+    }
+    const sealed = seal(this.encKey, header, AAD.packHeader);
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(sealed.length, 0);
+    PACK_MAGIC.copy(trailer, 4);
+    const bytes = Buffer.concat([...this.parts, sealed, trailer]);
+    return { id: toHex(sha256(bytes)), bytes };
+  }
+}
+
+/** Bytes at the end of a pack that hold the header length and magic. */
+export const PACK_TRAILER_BYTES = 8;
+
+/** Given the pack's trailer, how many bytes before it hold the sealed header. */
+export function headerLengthFromTrailer(trailer: Uint8Array, packSize: number, name: string): number {
+  const b = Buffer.from(trailer);
+  if (b.length !== PACK_TRAILER_BYTES || !b.subarray(4).equals(PACK_MAGIC)) {
+    throw new LifeboatError('corrupt', `The pack ${name} is damaged: its trailer is not a Lifeboat pack trailer (truncated or overwritten).`);
+  }
+  const len = b.readUInt32LE(0);
+  if (len < ENVELOPE_OVERHEAD + 9 || len + PACK_TRAILER_BYTES > packSize) {
+    throw new LifeboatError('corrupt', `The pack ${name} is damaged: its header length (${len}) does not fit in the file.`);
+  }
+  return len;
+}
+
+/** Decrypts and parses a pack header; checks that the blobs tile the space before it. */
+export function parsePackHeader(encKey: Buffer, sealed: Uint8Array, packSize: number, name: string): PackEntry[] {
+  const h = open(encKey, sealed, AAD.packHeader, `The header of pack ${name}`);
+  if (h.length < 9 || !h.subarray(0, 4).equals(HEADER_MAGIC) || h[4] !== 1) {
+    throw new LifeboatError('corrupt', `The pack ${name} has a header of an unknown version.`);
+  }
+  const n = h.readUInt32LE(5);
+  if (h.length !== 9 + n * ENTRY_BYTES) throw new LifeboatError('corrupt', `The header of pack ${name} has the wrong length.`);
+  const out: PackEntry[] = [];
+  let offset = 0;
+  for (let i = 0, o = 9; i < n; i++, o += ENTRY_BYTES) {
+    const length = h.readUInt32LE(o + 33);
+    out.push({ type: h[o] as BlobType, id: Buffer.from(h.subarray(o + 1, o + 33)), offset, length, rawLength: h.readUInt32LE(o + 37) });
+    offset += length;
+  }
+  if (offset + sealed.length + PACK_TRAILER_BYTES !== packSize) {
+    throw new LifeboatError('corrupt', `The pack ${name} is damaged: its blobs do not add up to its size.`);
+  }
+  return out;
+}
+
+export function parsePack(encKey: Buffer, bytes: Uint8Array, name: string): PackEntry[] {
+  const hl = headerLengthFromTrailer(bytes.subarray(bytes.length - PACK_TRAILER_BYTES), bytes.length, name);
+  return parsePackHeader(encKey, bytes.subarray(bytes.length - PACK_TRAILER_BYTES - hl, bytes.length - PACK_TRAILER_BYTES), bytes.length, name);
+}
+
+/** Decrypts one blob envelope to its payload (codec byte ‖ body). */
+export function openBlob(encKey: Buffer, type: number, id: Uint8Array, envelope: Uint8Array, what: string): Buffer {
+  return open(encKey, envelope, blobAad(type, id), what);
+}

@@ -1,0 +1,473 @@
+/**
+ * repo — the repository format on top of a Store, knowing nothing of files or disks: keys,
+ * chunk encoding (compress, then encrypt; id = keyed hash of plaintext), packs, the index, snapshot
+ * manifests and locks. May import store/ and util/. Invariant: write order is data (packs), then
+ * index, then snapshot, and no object is ever rewritten in place, so a crash at any point leaves a
+ * repository whose every snapshot is complete.
+ */
+import { hostname } from 'node:os';
+import { LifeboatError, errnoCode } from '../util/errors.js';
+import type { Store } from '../store/store.js';
+import { createZstdCodec, type Codec } from './compress.js';
+import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
+import { AAD, decodePayload, encodePayload, openFile, sealFile } from './envelope-file.js';
+import { Names, idOfName, isId, toHex, fromHex, randomId, type Hex } from './ids.js';
+import { decodeIndex, encodeIndex, type IndexPack } from './index-file.js';
+import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
+import { conflicts, isStale, LOCK_REFRESH_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
+import { MasterIndex } from './master-index.js';
+import { BlobType, openBlob, PackWriter, type PackEntry } from './pack.js';
+import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
+import { validateSnapshot, type Snapshot } from './snapshot.js';
+
+export const FORMAT_VERSION = 1;
+
+export interface RepoConfig {
+  readonly format: 'lifeboat-repository';
+  readonly version: number;
+  readonly id: Hex;
+  readonly created: string;
+  readonly chunker: { readonly algorithm: 'fastcdc-lb1'; readonly min: number; readonly avg: number; readonly max: number };
+}
+
+export interface SaveResult {
+  readonly id: Buffer;
+  /** False when the blob was already in the repository (deduplicated). */
+  readonly added: boolean;
+}
+
+/** How many blobs may be compressing at once (libuv thread pool; 2 cores → 4 keeps both busy). */
+const COMPRESS_IN_FLIGHT = 4;
+/** How many finished packs may be uploading at once. */
+const UPLOADS_IN_FLIGHT = 2;
+/** Write an index file after this many packs, so an interrupted backup keeps its progress. */
+const PACKS_PER_INDEX = 32;
+
+class Semaphore {
+  private waiters: (() => void)[] = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+  release(): void {
+    const w = this.waiters.shift();
+    if (w) w();
+    else this.free++;
+  }
+}
+
+export interface OpenOptions {
+  readonly codec?: Codec;
+}
+
+export class Repository {
+  readonly index = new MasterIndex();
+  private readonly pending = new Set<string>();
+  private readonly packers = new Map<BlobType, PackWriter>();
+  private readonly compressSlots = new Semaphore(COMPRESS_IN_FLIGHT);
+  private readonly uploadSlots = new Semaphore(UPLOADS_IN_FLIGHT);
+  private readonly uploads = new Set<Promise<void>>();
+  private unindexed: IndexPack[] = [];
+  private writeError: unknown;
+  private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
+  private indexLoaded = false;
+  /** Bytes of packs this session has written. */
+  bytesWritten = 0;
+
+  private constructor(
+    readonly store: Store,
+    readonly config: RepoConfig,
+    readonly keys: MasterKeys,
+    readonly keyId: Hex,
+    readonly keySlot: KeySlot,
+    readonly codec: Codec,
+  ) {}
+
+  /** Creates a repository; returns it opened, with the recovery key to show the user once. */
+  static async init(store: Store, password: string, options: OpenOptions = {}): Promise<{ repo: Repository; recoveryKey: string }> {
+    if (await store.stat(Names.config)) {
+      throw new LifeboatError('repository-exists', `There is already a Lifeboat repository at ${store.location}. Use it as it is, or choose another folder.`);
+    }
+    for await (const _ of store.list('keys/')) {
+      throw new LifeboatError('repository-exists', `${store.location} already holds key files; it looks like a damaged repository. Choose an empty folder.`);
+    }
+    const master = newMasterKeys();
+    const config: RepoConfig = {
+      format: 'lifeboat-repository',
+      version: FORMAT_VERSION,
+      id: randomId(),
+      created: new Date().toISOString(),
+      chunker: { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },
+    };
+    const recoveryKey = newRecoveryKey();
+    // Keys first, config last: a folder without config is not yet a repository.
+    const keyId = await addKey(store, master, password, 'password', 'initial password');
+    await addKey(store, master, recoveryKey, 'recovery', 'recovery key');
+    await store.put(Names.config, encodeSignedJson(config, master.macKey), { ifAbsent: true });
+    const repo = await Repository.open(store, password, options);
+    if (repo.keyId !== keyId) throw new Error('opened with an unexpected key slot');
+    return { repo, recoveryKey };
+  }
+
+  /** Reads and checks the config without a password (for version errors before the prompt). */
+  static async readConfig(store: Store): Promise<{ config: RepoConfig; raw: ReturnType<typeof parseSignedJson> }> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await store.get(Names.config);
+    } catch (e) {
+      if (e instanceof LifeboatError && e.code === 'not-found') {
+        throw new LifeboatError('no-repository', `There is no Lifeboat repository at ${store.location}. Create one with "lifeboat init", or check the path.`);
+      }
+      throw e;
+    }
+    const raw = parseSignedJson(bytes, 'The repository config file');
+    const c = raw.value as Partial<RepoConfig> | null;
+    if (!c || typeof c !== 'object' || c.format !== 'lifeboat-repository') {
+      throw new LifeboatError('no-repository', `${store.location} does not hold a Lifeboat repository (its config file is not Lifeboat's).`);
+    }
+    if (c.version !== FORMAT_VERSION) {
+      throw new LifeboatError('unsupported-version', `This repository uses format version ${String(c.version)}, but this Lifeboat reads only version ${FORMAT_VERSION}. Install a Lifeboat that supports it.`);
+    }
+    if (typeof c.id !== 'string' || !c.chunker || c.chunker.algorithm !== 'fastcdc-lb1') {
+      throw new LifeboatError('corrupt', 'The repository config file is damaged (fields are missing).');
+    }
+    return { config: c as RepoConfig, raw };
+  }
+
+  static async open(store: Store, password: string, options: OpenOptions = {}): Promise<Repository> {
+    const { config, raw } = await Repository.readConfig(store);
+    const { master, keyId, slot } = await unlockKeys(store, password);
+    if (!verifySignedJson(raw, master.macKey)) {
+      throw new LifeboatError('corrupt', 'The repository config file was modified after it was written; the repository may have been tampered with.');
+    }
+    return new Repository(store, config, master, keyId, slot, options.codec ?? createZstdCodec());
+  }
+
+  // ---------------------------------------------------------------- index
+
+  /** Loads every index file into memory. Safe to call again (reloads what is new). */
+  async loadIndex(onError?: (name: string, e: unknown) => void): Promise<void> {
+    const names: string[] = [];
+    for await (const o of this.store.list('index/')) if (idOfName(o.name)) names.push(o.name);
+    const seen = this.index.loadedFiles;
+    let next = 0;
+    const worker = async () => {
+      while (next < names.length) {
+        const name = names[next++]!;
+        if (seen.has(name)) continue;
+        try {
+          await this.readIndexFile(name, (packId, entries) => this.index.addPackEntries(packId, entries));
+          seen.add(name);
+        } catch (e) {
+          if (!onError) throw e;
+          onError(name, e);
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    this.indexLoaded = true;
+  }
+
+  /** Decrypts one index file and hands its packs to `onPack`. */
+  async readIndexFile(name: string, onPack: (packId: Hex, entries: PackEntry[]) => void): Promise<void> {
+    const body = await openFile(this.codec, this.keys.encKey, AAD.index, await this.store.get(name), `The index file ${name}`);
+    let cur: { packId: Hex; entries: PackEntry[]; count: number } | undefined;
+    const flushPack = () => {
+      if (cur) onPack(cur.packId, cur.entries);
+    };
+    decodeIndex(
+      body,
+      name,
+      (packId, count) => {
+        flushPack();
+        cur = { packId: toHex(packId), entries: [], count };
+      },
+      (type, id, offset, length, rawLength) => {
+        cur!.entries.push({ type, id: Buffer.from(id), offset, length, rawLength });
+      },
+    );
+    flushPack();
+  }
+
+  /** True if the blob is stored or being stored by this session. */
+  hasBlob(id: Uint8Array): boolean {
+    return this.index.has(id) || this.pending.has(toHex(id));
+  }
+
+  blobId(data: Uint8Array): Buffer {
+    return chunkId(this.keys, data);
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  private assertWritable(): void {
+    if (this.writeError !== undefined) throw this.writeError;
+  }
+
+  /**
+   * Stores a blob unless it is already there. Resolves once the blob is in a pack buffer (so the
+   * caller may reuse nothing: `data` must not be modified afterwards); call flush() before writing
+   * a snapshot that refers to it. Applies backpressure through bounded compression and uploads.
+   */
+  async saveBlob(type: BlobType, data: Uint8Array, knownId?: Uint8Array): Promise<SaveResult> {
+    this.assertWritable();
+    if (!this.indexLoaded) throw new Error('loadIndex() must run before saveBlob()');
+    const id = knownId ? Buffer.from(knownId) : chunkId(this.keys, data);
+    const hex = toHex(id);
+    if (this.index.has(id) || this.pending.has(hex)) return { id, added: false };
+    this.pending.add(hex);
+    await this.compressSlots.acquire();
+    let payload: Uint8Array[];
+    try {
+      payload = await encodePayload(this.codec, data);
+    } finally {
+      this.compressSlots.release();
+    }
+    let packer = this.packers.get(type);
+    if (!packer) {
+      packer = new PackWriter(this.keys.encKey);
+      this.packers.set(type, packer);
+    }
+    packer.add(type, id, payload, data.length);
+    if (packer.full) {
+      this.packers.delete(type);
+      await this.uploadPack(packer);
+    }
+    return { id, added: true };
+  }
+
+  private async uploadPack(packer: PackWriter): Promise<void> {
+    await this.uploadSlots.acquire();
+    const p = (async () => {
+      try {
+        const { id, bytes } = packer.finish();
+        await this.store.put(Names.pack(id), bytes);
+        this.bytesWritten += bytes.length;
+        this.index.addPackEntries(id, packer.entries);
+        for (const e of packer.entries) this.pending.delete(toHex(e.id));
+        this.unindexed.push({ packId: fromHex(id), entries: packer.entries });
+        if (this.unindexed.length >= PACKS_PER_INDEX) await this.writeIndex();
+      } catch (e) {
+        this.writeError ??= e;
+      } finally {
+        this.uploadSlots.release();
+      }
+    })();
+    this.uploads.add(p);
+    void p.finally(() => this.uploads.delete(p));
+    this.assertWritable();
+  }
+
+  private async writeIndex(): Promise<void> {
+    if (this.unindexed.length === 0) return;
+    const packs = this.unindexed;
+    this.unindexed = [];
+    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
+    const name = Names.index(toHex(sha256(bytes)));
+    await this.store.put(name, bytes);
+    this.index.loadedFiles.add(name);
+  }
+
+  /** Writes every open pack and the index for them. After it resolves, saved blobs are durable. */
+  async flush(): Promise<void> {
+    for (const [type, packer] of [...this.packers]) {
+      this.packers.delete(type);
+      if (packer.entries.length > 0) await this.uploadPack(packer);
+    }
+    while (this.uploads.size > 0) await Promise.all([...this.uploads]);
+    this.assertWritable();
+    await this.writeIndex();
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /** Loads, decrypts, decompresses and verifies one blob. */
+  async loadBlob(id: Uint8Array): Promise<Uint8Array> {
+    const loc = this.index.get(id);
+    const hex = toHex(id);
+    if (!loc) {
+      throw new LifeboatError('corrupt', `The data block ${hex.slice(0, 16)} is missing from the repository index. Run "lifeboat check" to see what is affected.`);
+    }
+    const packName = Names.pack(loc.packId);
+    const env = await this.store.get(packName, loc.offset, loc.length);
+    return this.decodeBlob(loc.type, id, env, loc.rawLength, packName);
+  }
+
+  /** Decodes an envelope read from a pack and verifies its id. */
+  async decodeBlob(type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string): Promise<Uint8Array> {
+    const what = `A data block in pack ${packName}`;
+    const plain = await decodePayload(this.codec, openBlob(this.keys.encKey, type, id, envelope, what), what, rawLength);
+    if (!chunkId(this.keys, plain).equals(id)) {
+      throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
+    }
+    return plain;
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  async saveSnapshot(s: Snapshot): Promise<Hex> {
+    await this.flush();
+    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.snapshot, Buffer.from(JSON.stringify(s)));
+    const id = toHex(sha256(bytes));
+    await this.store.put(Names.snapshot(id), bytes);
+    return id;
+  }
+
+  async loadSnapshot(id: Hex): Promise<Snapshot> {
+    const name = Names.snapshot(id);
+    const body = await openFile(this.codec, this.keys.encKey, AAD.snapshot, await this.store.get(name), `The snapshot ${id.slice(0, 8)}`);
+    let v: unknown;
+    try {
+      v = JSON.parse(Buffer.from(body).toString('utf8'));
+    } catch {
+      throw new LifeboatError('corrupt', `The snapshot ${id.slice(0, 8)} is damaged (not valid JSON).`);
+    }
+    return validateSnapshot(v, id);
+  }
+
+  /** Every snapshot, oldest first. Damaged ones go to onError (or throw without it). */
+  async listSnapshots(onError?: (id: Hex, e: unknown) => void): Promise<{ id: Hex; snapshot: Snapshot }[]> {
+    const ids: Hex[] = [];
+    for await (const o of this.store.list('snapshots/')) {
+      const id = idOfName(o.name);
+      if (id) ids.push(id);
+    }
+    const out: { id: Hex; snapshot: Snapshot }[] = [];
+    await Promise.all(
+      ids.map(async (id) => {
+        try {
+          out.push({ id, snapshot: await this.loadSnapshot(id) });
+        } catch (e) {
+          if (!onError) throw e;
+          onError(id, e);
+        }
+      }),
+    );
+    return out.sort((a, b) => (a.snapshot.time < b.snapshot.time ? -1 : a.snapshot.time > b.snapshot.time ? 1 : a.id < b.id ? -1 : 1));
+  }
+
+  /** Resolves "latest", a full id or an unambiguous prefix; `filter` narrows "latest". */
+  async findSnapshot(ref: string, filter?: (s: Snapshot) => boolean): Promise<{ id: Hex; snapshot: Snapshot }> {
+    if (ref === 'latest') {
+      const all = (await this.listSnapshots(() => undefined)).filter((s) => !filter || filter(s.snapshot));
+      const last = all[all.length - 1];
+      if (!last) throw new LifeboatError('not-found', 'There are no snapshots yet. Make one with "lifeboat backup".');
+      return last;
+    }
+    if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new LifeboatError('invalid-argument', `"${ref}" is not a snapshot id. Use an id from "lifeboat snapshots", a prefix of one, or "latest".`);
+    if (isId(ref)) return { id: ref, snapshot: await this.loadSnapshot(ref) };
+    const matches: Hex[] = [];
+    for await (const o of this.store.list('snapshots/')) {
+      const id = idOfName(o.name);
+      if (id?.startsWith(ref)) matches.push(id);
+    }
+    if (matches.length === 0) throw new LifeboatError('not-found', `No snapshot id starts with "${ref}". List them with "lifeboat snapshots".`);
+    if (matches.length > 1) throw new LifeboatError('invalid-argument', `"${ref}" matches ${matches.length} snapshots; type more of the id.`);
+    return { id: matches[0]!, snapshot: await this.loadSnapshot(matches[0]!) };
+  }
+
+  // ---------------------------------------------------------------- locks
+
+  async listLocks(): Promise<{ id: Hex; info: LockInfo | undefined }[]> {
+    const out: { id: Hex; info: LockInfo | undefined }[] = [];
+    for await (const o of this.store.list('locks/')) {
+      const id = idOfName(o.name);
+      if (!id) continue;
+      try {
+        const body = await openFile(this.codec, this.keys.encKey, AAD.lock, await this.store.get(o.name), 'A lock');
+        out.push({ id, info: JSON.parse(Buffer.from(body).toString('utf8')) as LockInfo });
+      } catch (e) {
+        if (e instanceof LifeboatError && e.code === 'not-found') continue; // released meanwhile
+        out.push({ id, info: undefined });
+      }
+    }
+    return out;
+  }
+
+  private async writeLock(info: LockInfo): Promise<Hex> {
+    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.lock, Buffer.from(JSON.stringify(info)));
+    const id = toHex(sha256(bytes));
+    await this.store.put(Names.lock(id), bytes);
+    return id;
+  }
+
+  /**
+   * Takes a shared (backup, restore) or exclusive (prune) lock. Stale locks are removed; a live
+   * conflicting lock → LifeboatError('locked'). The lock refreshes itself until released.
+   */
+  async lock(exclusive: boolean, purpose: string): Promise<Hex> {
+    const info = newLockInfo(exclusive, purpose);
+    const check = async (mine?: Hex) => {
+      for (const l of await this.listLocks()) {
+        if (l.id === mine || this.locks.has(l.id)) continue;
+        if (!l.info) continue; // unreadable lock of another repository key? ignored, check reports it
+        if (isStale(l.info)) {
+          await this.store.delete(Names.lock(l.id));
+          continue;
+        }
+        if (conflicts(info, l.info)) return l.info;
+      }
+      return undefined;
+    };
+    const before = await check();
+    if (before) throw lockedError(before);
+    let id = await this.writeLock(info);
+    // Someone may have locked between our check and our write: look again, back off if so.
+    const after = await check(id);
+    if (after) {
+      await this.store.delete(Names.lock(id));
+      throw lockedError(after);
+    }
+    const timer = setInterval(() => {
+      void (async () => {
+        const entry = this.locks.get(id);
+        if (!entry) return;
+        const fresh = { ...entry.info, time: new Date().toISOString() };
+        const newId = await this.writeLock(fresh);
+        this.locks.delete(id);
+        this.locks.set(newId, { info: fresh, timer: entry.timer });
+        await this.store.delete(Names.lock(id));
+        id = newId;
+      })().catch(() => undefined);
+    }, LOCK_REFRESH_MS);
+    timer.unref();
+    this.locks.set(id, { info, timer });
+    return id;
+  }
+
+  async unlockAll(): Promise<void> {
+    for (const [id, l] of this.locks) {
+      clearInterval(l.timer);
+      await this.store.delete(Names.lock(id)).catch(() => undefined);
+    }
+    this.locks.clear();
+  }
+
+  /** Removes stale locks (or all locks with `all`), returning how many were removed. */
+  async removeLocks(all: boolean): Promise<number> {
+    let n = 0;
+    for (const l of await this.listLocks()) {
+      if (this.locks.has(l.id)) continue;
+      if (all || !l.info || isStale(l.info)) {
+        await this.store.delete(Names.lock(l.id));
+        n++;
+      }
+    }
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await this.unlockAll();
+    await this.store.close();
+  }
+
+  static hostname(): string {
+    return hostname();
+  }
+}
+
+export { BlobType, errnoCode };

@@ -1,0 +1,35 @@
+/** Test helpers for driving the real CLI as a child process (used by every layer's CLI tests). */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'lifeboat.js');
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function lifeboat(args: readonly string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, LIFEBOAT_INSECURE_FAST_KDF: '1', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', rej);
+    child.on('close', (code) => res({ code, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+export function tempDir(prefix = 'lifeboat-test-'): { path: string; cleanup(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}

@@ -1,0 +1,244 @@
+/**
+ * The imager: turns a drive (through a BlockSource) into data blobs and an image manifest, and
+ * writes a manifest back onto a target. Only the byte ranges it is given as used are read; the rest
+ * of each chunk is zeros, and chunks that are entirely zero are not stored at all.
+ */
+import { LifeboatError } from '../util/errors.js';
+import { BlobType, type Repository } from '../repo/repository.js';
+import { toHex } from '../repo/ids.js';
+import { CHUNKS_PER_PAGE, IMAGE_CHUNK_SIZE, decodePage, encodePage, validateManifest, type ImageManifest } from './manifest.js';
+
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The minimal reading interface the imager needs (implemented by image/source.ts). */
+export interface ImageReader {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+export interface ImageProgress {
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly bytesStored: number;
+}
+
+export interface CreateImageResult {
+  readonly manifestId: string;
+  readonly manifest: ImageManifest;
+  readonly bytesRead: number;
+  readonly chunksStored: number;
+  readonly chunksNew: number;
+  readonly bytesAdded: number;
+}
+
+/** Sorts and merges ranges, clipped to [0, size). */
+export function normalizeRanges(ranges: readonly ByteRange[], size: number): ByteRange[] {
+  const sorted = ranges
+    .map((r) => ({ start: Math.max(0, r.start), end: Math.min(size, r.end) }))
+    .filter((r) => r.end > r.start)
+    .sort((a, b) => a.start - b.start);
+  const out: ByteRange[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.end) out[out.length - 1] = { start: last.start, end: Math.max(last.end, r.end) };
+    else out.push(r);
+  }
+  return out;
+}
+
+export function totalBytes(ranges: readonly ByteRange[]): number {
+  return ranges.reduce((s, r) => s + (r.end - r.start), 0);
+}
+
+const ZERO = Buffer.alloc(IMAGE_CHUNK_SIZE);
+
+function isZero(b: Buffer): boolean {
+  return b.length <= ZERO.length ? b.equals(ZERO.subarray(0, b.length)) : b.every((x) => x === 0);
+}
+
+/**
+ * Reads the used ranges of `source` chunk by chunk and stores each non-zero chunk. `describe`
+ * gives the manifest fields that come from the layout (table, partitions, source).
+ */
+export async function createImage(
+  repo: Repository,
+  source: ImageReader,
+  used: readonly ByteRange[],
+  describe: Pick<ImageManifest, 'table' | 'partitions' | 'source' | 'unreadable'>,
+  opts: { chunkSize?: number; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
+): Promise<CreateImageResult> {
+  const chunkSize = opts.chunkSize ?? IMAGE_CHUNK_SIZE;
+  const size = source.size;
+  const ranges = normalizeRanges(used, size);
+  const bytesTotal = totalBytes(ranges);
+  const chunkCount = Math.ceil(size / chunkSize);
+  const pages: string[] = [];
+  let bytesRead = 0;
+  let chunksStored = 0;
+  let chunksNew = 0;
+  const written0 = repo.bytesWritten;
+  let ri = 0; // first range that may overlap the current chunk
+
+  for (let first = 0; first < chunkCount || (chunkCount === 0 && first === 0); first += CHUNKS_PER_PAGE) {
+    const count = Math.min(CHUNKS_PER_PAGE, chunkCount - first);
+    const ids: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(Math.max(0, count));
+    const saves: Promise<unknown>[] = [];
+    for (let i = 0; i < count; i++) {
+      opts.signal?.throwIfAborted();
+      const cStart = (first + i) * chunkSize;
+      const cEnd = Math.min(size, cStart + chunkSize);
+      while (ri < ranges.length && ranges[ri]!.end <= cStart) ri++;
+      if (ri >= ranges.length || ranges[ri]!.start >= cEnd) continue; // nothing used here
+      const buf = Buffer.alloc(cEnd - cStart);
+      for (let j = ri; j < ranges.length && ranges[j]!.start < cEnd; j++) {
+        const s = Math.max(cStart, ranges[j]!.start);
+        const e = Math.min(cEnd, ranges[j]!.end);
+        const data = await source.read(s, e - s);
+        buf.set(data, s - cStart);
+        bytesRead += e - s;
+      }
+      if (isZero(buf)) continue;
+      const id = repo.blobId(buf);
+      ids[i] = id;
+      chunksStored++;
+      // saveBlob applies backpressure; keep a few in flight so reading overlaps compression.
+      saves.push(repo.saveBlob(BlobType.data, buf, id).then((r) => (r.added ? chunksNew++ : 0)));
+      if (saves.length >= 8) await saves.shift();
+      opts.onProgress?.({ bytesDone: bytesRead, bytesTotal, bytesStored: repo.bytesWritten - written0 });
+    }
+    await Promise.all(saves);
+    if (count <= 0) break;
+    const page = await repo.saveBlob(BlobType.tree, encodePage(first, ids));
+    pages.push(toHex(page.id));
+  }
+
+  const manifest: ImageManifest = {
+    version: 1,
+    kind: 'disk-image',
+    size,
+    chunkSize,
+    chunksPerPage: CHUNKS_PER_PAGE,
+    pages,
+    ...describe,
+    bytesUsed: bytesTotal,
+  };
+  const m = await repo.saveBlob(BlobType.tree, Buffer.from(JSON.stringify(manifest)));
+  await repo.flush();
+  return { manifestId: toHex(m.id), manifest, bytesRead, chunksStored, chunksNew, bytesAdded: repo.bytesWritten - written0 };
+}
+
+export async function loadManifest(repo: Repository, rootHex: string): Promise<ImageManifest> {
+  const raw = await repo.loadBlob(Buffer.from(rootHex, 'hex'));
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(raw).toString('utf8'));
+  } catch {
+    throw new LifeboatError('corrupt', 'The image manifest is damaged (not valid JSON).');
+  }
+  return validateManifest(v);
+}
+
+/** Calls `onChunk(index, id | undefined)` for every chunk of the drive, in order. */
+export async function forEachChunk(
+  repo: Repository,
+  m: ImageManifest,
+  onChunk: (index: number, id: Buffer | undefined) => Promise<void> | void,
+): Promise<void> {
+  const chunkCount = Math.ceil(m.size / m.chunkSize);
+  for (let p = 0; p < m.pages.length; p++) {
+    const first = p * m.chunksPerPage;
+    const page = decodePage(await repo.loadBlob(Buffer.from(m.pages[p]!, 'hex')), first, m.chunksPerPage);
+    if (page.ids.length !== Math.min(m.chunksPerPage, chunkCount - first)) throw new LifeboatError('corrupt', 'A chunk map page of this image has the wrong length.');
+    for (let i = 0; i < page.ids.length; i++) await onChunk(first + i, page.ids[i]);
+  }
+}
+
+/** Blob ids an image snapshot needs (for check and prune). */
+export async function imageReferences(repo: Repository, rootHex: string, visit: (id: Uint8Array) => boolean): Promise<void> {
+  if (!visit(Buffer.from(rootHex, 'hex'))) return;
+  const m = await loadManifest(repo, rootHex);
+  const chunkCount = Math.ceil(m.size / m.chunkSize);
+  for (let p = 0; p < m.pages.length; p++) {
+    const pid = Buffer.from(m.pages[p]!, 'hex');
+    if (!visit(pid)) continue;
+    const page = decodePage(await repo.loadBlob(pid), p * m.chunksPerPage, Math.min(m.chunksPerPage, chunkCount - p * m.chunksPerPage));
+    for (const id of page.ids) if (id) visit(id);
+  }
+}
+
+/** Where an image is written: a file (written sparse) or a block device. */
+export interface ImageWriter {
+  readonly size: number;
+  /** True for plain files: chunks that are zero are left as holes instead of written. */
+  readonly sparse: boolean;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  sync(): Promise<void>;
+}
+
+export interface RestoreImageResult {
+  readonly bytesWritten: number;
+  readonly chunksWritten: number;
+  readonly verified: boolean;
+}
+
+/**
+ * Writes every chunk of the image at its offset; zero chunks become holes (files) or zeros
+ * (devices). With verify, reads back what was written and compares ids.
+ */
+export async function writeImage(
+  repo: Repository,
+  m: ImageManifest,
+  target: ImageWriter,
+  opts: { verify?: boolean; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
+): Promise<RestoreImageResult> {
+  let bytesWritten = 0;
+  let chunksWritten = 0;
+  const zero = Buffer.alloc(m.chunkSize);
+  const pending: Promise<void>[] = [];
+  // Fetch a few chunks ahead while the target is written in order.
+  const loads: { offset: number; len: number; data: Promise<Uint8Array> | undefined }[] = [];
+  const drain = async (keep: number) => {
+    while (loads.length > keep) {
+      const l = loads.shift()!;
+      opts.signal?.throwIfAborted();
+      if (l.data) {
+        const d = await l.data;
+        if (d.length !== l.len) throw new LifeboatError('corrupt', `A chunk of this image has ${d.length} bytes where ${l.len} were expected; the repository is damaged.`);
+        await target.write(l.offset, d);
+        bytesWritten += d.length;
+        chunksWritten++;
+      } else if (!target.sparse) {
+        await target.write(l.offset, zero.subarray(0, l.len));
+        bytesWritten += l.len;
+      }
+      opts.onProgress?.({ bytesDone: l.offset + l.len, bytesTotal: m.size, bytesStored: bytesWritten });
+    }
+  };
+  await forEachChunk(repo, m, async (i, id) => {
+    const offset = i * m.chunkSize;
+    const len = Math.min(m.chunkSize, m.size - offset);
+    loads.push({ offset, len, data: id ? repo.loadBlob(id) : undefined });
+    await drain(6);
+  });
+  await drain(0);
+  await Promise.all(pending);
+  await target.sync();
+
+  if (opts.verify) {
+    await forEachChunk(repo, m, async (i, id) => {
+      opts.signal?.throwIfAborted();
+      const offset = i * m.chunkSize;
+      const len = Math.min(m.chunkSize, m.size - offset);
+      const back = Buffer.from(await target.read(offset, len));
+      const ok = id ? repo.blobId(back).equals(id) : back.equals(zero.subarray(0, len));
+      if (!ok) {
+        throw new LifeboatError('io', `Verification failed: the target does not hold what was written at byte ${offset}. The drive may be failing; try another one.`);
+      }
+    });
+  }
+  return { bytesWritten, chunksWritten, verified: opts.verify === true };
+}

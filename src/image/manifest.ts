@@ -1,0 +1,96 @@
+/**
+ * Image manifests (docs/FORMAT.md §11): what an image snapshot's root tree blob holds — the drive's
+ * size and layout, and the chunk map: for each fixed-size, offset-aligned chunk of the drive, the
+ * id of its data blob, or nothing when the chunk is free or all zeros (restored as zeros).
+ */
+import { LifeboatError } from '../util/errors.js';
+
+/** Default chunk size for drive images. Small enough that a changed block costs little. */
+export const IMAGE_CHUNK_SIZE = 256 * 1024;
+/** Chunks described by one map page blob (8192 × 256 KiB = 2 GiB of drive per page). */
+export const CHUNKS_PER_PAGE = 8192;
+
+export interface ImagePartition {
+  readonly index: number;
+  readonly start: number;
+  readonly size: number;
+  readonly type: string;
+  readonly typeName: string;
+  readonly name?: string;
+  readonly filesystem?: string;
+  readonly label?: string;
+  readonly usedBytes: number;
+  /** 'allocation' when only the filesystem's allocated blocks were read; 'all' otherwise. */
+  readonly method: 'allocation' | 'all';
+  readonly warning?: string;
+}
+
+export interface ImageManifest {
+  readonly version: 1;
+  readonly kind: 'disk-image';
+  readonly size: number;
+  readonly chunkSize: number;
+  readonly chunksPerPage: number;
+  /** Ids (hex) of the map page blobs, in order; page i covers chunks [i*chunksPerPage, …). */
+  readonly pages: readonly string[];
+  readonly table: { readonly kind: 'mbr' | 'gpt' | 'none'; readonly id?: string; readonly [k: string]: unknown };
+  readonly partitions: readonly ImagePartition[];
+  /** Byte ranges that could not be read from the source (bad sectors); restored as zeros. */
+  readonly unreadable: readonly { readonly start: number; readonly length: number }[];
+  readonly source: { readonly path: string; readonly [k: string]: unknown };
+  readonly bytesUsed: number;
+}
+
+const PAGE_MAGIC = Buffer.from('LBIM');
+
+/** Page: "LBIM" ‖ u8 version ‖ u32 first chunk ‖ u32 count ‖ presence bitmap ‖ 32-byte ids of present chunks. */
+export function encodePage(first: number, ids: readonly (Uint8Array | undefined)[]): Buffer {
+  const count = ids.length;
+  const present = ids.filter((x) => x !== undefined).length;
+  const bitmapBytes = Math.ceil(count / 8);
+  const b = Buffer.alloc(13 + bitmapBytes + present * 32);
+  PAGE_MAGIC.copy(b, 0);
+  b[4] = 1;
+  b.writeUInt32LE(first, 5);
+  b.writeUInt32LE(count, 9);
+  let o = 13 + bitmapBytes;
+  ids.forEach((id, i) => {
+    if (!id) return;
+    b[13 + (i >> 3)]! |= 1 << (i & 7);
+    b.set(id, o);
+    o += 32;
+  });
+  return b;
+}
+
+export function decodePage(b: Uint8Array, expectFirst: number, maxCount: number): { first: number; ids: (Buffer | undefined)[] } {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const bad = () => new LifeboatError('corrupt', 'A chunk map page of this image is damaged.');
+  if (buf.length < 13 || !buf.subarray(0, 4).equals(PAGE_MAGIC) || buf[4] !== 1) throw bad();
+  const first = buf.readUInt32LE(5);
+  const count = buf.readUInt32LE(9);
+  if (first !== expectFirst || count > maxCount) throw bad();
+  const bitmapBytes = Math.ceil(count / 8);
+  const ids: (Buffer | undefined)[] = new Array<Buffer | undefined>(count);
+  let o = 13 + bitmapBytes;
+  for (let i = 0; i < count; i++) {
+    if ((buf[13 + (i >> 3)]! >> (i & 7)) & 1) {
+      if (o + 32 > buf.length) throw bad();
+      ids[i] = buf.subarray(o, o + 32);
+      o += 32;
+    }
+  }
+  if (o !== buf.length) throw bad();
+  return { first, ids };
+}
+
+export function validateManifest(v: unknown): ImageManifest {
+  const m = v as Partial<ImageManifest> | null;
+  const ok =
+    m !== null && typeof m === 'object' && m.version === 1 && m.kind === 'disk-image' &&
+    Number.isSafeInteger(m.size) && m.size! >= 0 && Number.isSafeInteger(m.chunkSize) && m.chunkSize! >= 4096 && m.chunkSize! <= 64 * 1024 * 1024 &&
+    Number.isSafeInteger(m.chunksPerPage) && m.chunksPerPage! > 0 && Array.isArray(m.pages) &&
+    m.pages.length === Math.ceil(Math.ceil(m.size! / m.chunkSize!) / m.chunksPerPage!) && Array.isArray(m.partitions);
+  if (!ok) throw new LifeboatError('corrupt', 'The image manifest is damaged or of an unknown version.');
+  return m as ImageManifest;
+}

@@ -1,0 +1,160 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { MemoryStore } from '../store/memory.js';
+import { LifeboatError } from '../util/errors.js';
+import { BlobType, Repository } from './repository.js';
+import { checkRepository } from './check.js';
+import { normalizeRecoveryKey } from './keys.js';
+import { Names } from './ids.js';
+import type { Snapshot } from './snapshot.js';
+
+process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
+
+function snap(root: string, time: string): Snapshot {
+  return { version: 1, kind: 'files', time, host: 'h', user: 'u', paths: ['/x'], tags: [], root };
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof LifeboatError, `expected LifeboatError, got ${String(e)}`);
+    return e.code;
+  }
+  return 'ok';
+}
+
+async function fresh() {
+  const store = new MemoryStore();
+  const { repo, recoveryKey } = await Repository.init(store, 'correct horse');
+  await repo.loadIndex();
+  return { store, repo, recoveryKey };
+}
+
+test('init, open with password and with the recovery key typed loosely; wrong password is refused', async () => {
+  const { store, repo, recoveryKey } = await fresh();
+  assert.match(recoveryKey, /^([0-9A-Z]{5}-){7}[0-9A-Z]{5}$/);
+  const again = await Repository.open(store, 'correct horse');
+  assert.equal(again.config.id, repo.config.id);
+  const loose = recoveryKey.toLowerCase().replace(/-/g, ' ');
+  assert.equal(normalizeRecoveryKey(loose), recoveryKey);
+  const viaRecovery = await Repository.open(store, loose);
+  assert.equal(viaRecovery.keySlot.kind, 'recovery');
+  assert.equal(await code(Repository.open(store, 'wrong')), 'wrong-password');
+  assert.equal(await code(Repository.init(store, 'x')), 'repository-exists');
+});
+
+test('a store without config is not a repository; a newer version is refused before any password', async () => {
+  const store = new MemoryStore();
+  assert.equal(await code(Repository.open(store, 'x')), 'no-repository');
+  const { store: s2 } = await fresh();
+  const cfg = Buffer.from(await s2.get(Names.config)).toString('utf8').replace('"version":1', '"version":2');
+  await s2.put(Names.config, Buffer.from(cfg));
+  assert.equal(await code(Repository.open(s2, 'anything')), 'unsupported-version');
+});
+
+test('blobs round-trip, deduplicate, and compress only when it helps', async () => {
+  const { store, repo } = await fresh();
+  const text = Buffer.from('hello lifeboat '.repeat(10000));
+  const noise = randomBytes(300_000);
+  const a = await repo.saveBlob(BlobType.data, text);
+  const b = await repo.saveBlob(BlobType.data, noise);
+  const a2 = await repo.saveBlob(BlobType.data, Buffer.from(text));
+  assert.equal(a.added, true);
+  assert.equal(b.added, true);
+  assert.equal(a2.added, false);
+  assert.deepEqual(a2.id, a.id);
+  await repo.flush();
+  assert.deepEqual(Buffer.from(await repo.loadBlob(a.id)), text);
+  assert.deepEqual(Buffer.from(await repo.loadBlob(b.id)), noise);
+  const locA = repo.index.get(a.id)!;
+  const locB = repo.index.get(b.id)!;
+  assert.ok(locA.length < text.length / 10, 'text is compressed');
+  assert.ok(locB.length >= noise.length, 'random data is stored raw');
+  // A second process sees the data through the index files.
+  const other = await Repository.open(store, 'correct horse');
+  await other.loadIndex();
+  assert.equal(other.index.size, 2);
+  assert.deepEqual(Buffer.from(await other.loadBlob(b.id)), noise);
+});
+
+test('snapshots: save, list in time order, find by prefix and latest', async () => {
+  const { repo } = await fresh();
+  const t = await repo.saveBlob(BlobType.tree, Buffer.from('{}'));
+  const id1 = await repo.saveSnapshot(snap(t.id.toString('hex'), '2026-01-01T00:00:00Z'));
+  const id2 = await repo.saveSnapshot(snap(t.id.toString('hex'), '2026-02-01T00:00:00Z'));
+  const list = await repo.listSnapshots();
+  assert.deepEqual(list.map((s) => s.id), [id1, id2]);
+  assert.equal((await repo.findSnapshot('latest')).id, id2);
+  assert.equal((await repo.findSnapshot(id1.slice(0, 6))).id, id1);
+  assert.equal(await code(repo.findSnapshot('zz')), 'invalid-argument');
+});
+
+test('check --read-data passes on a healthy repository and names any file with one changed byte', async () => {
+  const { store, repo } = await fresh();
+  for (let i = 0; i < 5; i++) await repo.saveBlob(BlobType.data, randomBytes(50_000 + i));
+  const t = await repo.saveBlob(BlobType.tree, Buffer.from('{"entries":[]}'));
+  await repo.saveSnapshot(snap(t.id.toString('hex'), '2026-01-01T00:00:00Z'));
+  const ok = await checkRepository(repo, { readData: true });
+  assert.deepEqual(ok.errors, []);
+  assert.equal(ok.counts.blobs, 6);
+
+  const names: string[] = [];
+  for (const prefix of ['keys/', 'data/', 'index/', 'snapshots/']) for await (const o of store.list(prefix)) names.push(o.name);
+  assert.ok(names.length >= 5);
+  for (const name of names) {
+    const original = await store.get(name);
+    for (const pos of [0, Math.floor(original.length / 2), original.length - 1]) {
+      const bad = Buffer.from(original);
+      bad[pos]! ^= 0x01;
+      await store.put(name, bad);
+      const r = await checkRepository(repo, { readData: true });
+      assert.ok(r.errors.some((e) => e.file === name), `flip at ${pos} of ${name} not reported: ${JSON.stringify(r.errors)}`);
+      await store.put(name, original);
+    }
+  }
+  // config: every byte is covered by its signature, checked at open.
+  const cfg = await store.get(Names.config);
+  const bad = Buffer.from(cfg);
+  bad[10]! ^= 0x01;
+  await store.put(Names.config, bad);
+  assert.notEqual(await code(Repository.open(store, 'correct horse')), 'ok');
+});
+
+test('check reports a missing pack and a truncated pack', async () => {
+  const { store, repo } = await fresh();
+  await repo.saveBlob(BlobType.data, randomBytes(10_000));
+  await repo.flush();
+  const packs: string[] = [];
+  for await (const o of store.list('data/')) packs.push(o.name);
+  const pack = packs[0]!;
+  const bytes = await store.get(pack);
+  await store.put(pack, bytes.subarray(0, bytes.length - 100));
+  let r = await checkRepository(repo, { readData: false });
+  assert.ok(r.errors.some((e) => e.file === pack && /truncated/.test(e.message)));
+  await store.delete(pack);
+  r = await checkRepository(repo);
+  assert.ok(r.errors.some((e) => e.file === pack && /missing/.test(e.message)));
+});
+
+test('locks: shared locks coexist, exclusive conflicts, stale locks are cleared', async () => {
+  const { store, repo } = await fresh();
+  const other = await Repository.open(store, 'correct horse');
+  await repo.lock(false, 'backup');
+  await other.lock(false, 'backup');
+  const third = await Repository.open(store, 'correct horse');
+  assert.equal(await code(third.lock(true, 'prune')), 'locked');
+  await repo.unlockAll();
+  await other.unlockAll();
+  await third.lock(true, 'prune');
+  assert.equal(await code(repo.lock(false, 'backup')), 'locked');
+  await third.unlockAll();
+  // A lock of a process that no longer exists on this host is stale.
+  const { sealFile, AAD } = await import('./envelope-file.js');
+  const dead = { version: 1, time: new Date().toISOString(), host: Repository.hostname(), pid: 2 ** 22 + 12345, user: 'x', exclusive: true, purpose: 'prune' };
+  await store.put(Names.lock('a'.repeat(64)), await sealFile(repo.codec, repo.keys.encKey, AAD.lock, Buffer.from(JSON.stringify(dead))));
+  await repo.lock(false, 'backup');
+  assert.equal((await repo.listLocks()).length, 1);
+  await repo.close();
+});

@@ -29,7 +29,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.once('SIGINT', onSigint);
 
-  const run: Run = (fn) => async (...args: any[]) => {
+  const run: Run = (fn) => async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command;
     const ctx = new Context(cmd.optsWithGlobals<GlobalOptions>());
     contexts.push(ctx);

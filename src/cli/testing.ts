@@ -29,7 +29,7 @@ export function lifeboat(args: readonly string[], env: Record<string, string | u
   });
 }
 
-export function tempDir(prefix = 'lifeboat-test-'): { path: string; cleanup(): void } {
+export function tempDir(prefix = 'lifeboat-test-'): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
 }

@@ -68,10 +68,8 @@ export function isLifeboatError(e: unknown): e is LifeboatError {
 
 /** Node system errors carry a string `code` such as ENOENT. */
 export function errnoCode(e: unknown): string | undefined {
-  if (typeof e === 'object' && e !== null && 'code' in e && typeof (e as { code: unknown }).code === 'string') {
-    return (e as { code: string }).code;
-  }
-  return undefined;
+  const code = typeof e === 'object' && e !== null && 'code' in e ? e.code : undefined;
+  return typeof code === 'string' ? code : undefined;
 }
 
 /** Human-readable byte count: 1.2 GB (decimal units, as drives are sold). */

@@ -8,6 +8,7 @@ import { checkRepository, repositoryStats, type ReferenceWalker } from '../../re
 import type { Snapshot } from '../../repo/snapshot.js';
 import type { Context } from '../context.js';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands actions untyped arguments
 export type Run = (fn: (ctx: Context, ...args: any[]) => Promise<number | void>) => (...args: any[]) => Promise<void>;
 
 /** Reference walkers for check, contributed by the layers that own each snapshot kind. */

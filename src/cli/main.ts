@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, LifeboatError } from '../util/errors.js';
 import { Context, type GlobalOptions } from './context.js';
 import { registerRepoCommands, type Run } from './commands/repo.js';
+import { registerImageCommands } from './commands/image.js';
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.ok;
@@ -42,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
   };
 
   registerRepoCommands(program, run);
-  for (const register of extraCommands) register(program, run);
+  registerImageCommands(program, run);
 
   try {
     await program.parseAsync(argv);
@@ -53,9 +54,6 @@ export async function main(argv: string[]): Promise<number> {
   }
   return exitCode;
 }
-
-/** Layers above repo add their command groups here (files, image, …) from their own module. */
-export const extraCommands: ((program: Command, run: Run) => void)[] = [];
 
 export function reportError(e: unknown): number {
   if (e instanceof CommanderError) {

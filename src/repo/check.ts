@@ -111,7 +111,9 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     if (!indexed.has(packId)) warnings.push({ file: Names.pack(packId), message: 'pack not referenced by any index (left by an interrupted backup; "lifeboat repair index" adds it, "lifeboat prune" removes it)' });
   }
 
-  // Snapshots and what they reference.
+  // Snapshots and what they reference (through the index as readers see it; damaged index files
+  // were reported above).
+  await repo.loadIndex(() => undefined);
   const missing = new Set<Hex>();
   const seen = new Set<string>();
   const snapshots = await repo.listSnapshots((id, e) => errors.push({ file: Names.snapshot(id), message: msg(e) }));

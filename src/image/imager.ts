@@ -82,7 +82,7 @@ export async function createImage(
   const written0 = repo.bytesWritten;
   let ri = 0; // first range that may overlap the current chunk
 
-  for (let first = 0; first < chunkCount || (chunkCount === 0 && first === 0); first += CHUNKS_PER_PAGE) {
+  for (let first = 0; first < chunkCount; first += CHUNKS_PER_PAGE) {
     const count = Math.min(CHUNKS_PER_PAGE, chunkCount - first);
     const ids: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(Math.max(0, count));
     const saves: Promise<unknown>[] = [];
@@ -110,7 +110,6 @@ export async function createImage(
       opts.onProgress?.({ bytesDone: bytesRead, bytesTotal, bytesStored: repo.bytesWritten - written0 });
     }
     await Promise.all(saves);
-    if (count <= 0) break;
     const page = await repo.saveBlob(BlobType.tree, encodePage(first, ids));
     pages.push(toHex(page.id));
   }
@@ -198,7 +197,6 @@ export async function writeImage(
   let bytesWritten = 0;
   let chunksWritten = 0;
   const zero = Buffer.alloc(m.chunkSize);
-  const pending: Promise<void>[] = [];
   // Fetch a few chunks ahead while the target is written in order.
   const loads: { offset: number; len: number; data: Promise<Uint8Array> | undefined }[] = [];
   const drain = async (keep: number) => {
@@ -225,7 +223,6 @@ export async function writeImage(
     await drain(6);
   });
   await drain(0);
-  await Promise.all(pending);
   await target.sync();
 
   if (opts.verify) {

@@ -42,6 +42,7 @@ export function registerImageCommands(program: Command, run: Run): void {
           ctx.warn(`cannot read ${length} bytes at byte ${start} of ${sourcePath}; they will restore as zeros`);
         });
         try {
+          if (src.size === 0) throw new LifeboatError('invalid-argument', `${sourcePath} is empty; there is nothing to image.`);
           const tools = diskTools();
           for (const w of await tools.mountWarnings(sourcePath)) ctx.warn(w);
           const layout = await analyzeDisk(src, tools.tables, tools.probes);

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { lifeboat, tempDir } from '../cli/testing.js';
+
+function sh(cmd: string, cwd: string): string {
+  return execFileSync('bash', ['-euo', 'pipefail', '-c', cmd], { cwd, encoding: 'utf8', env: { ...process.env, LANG: 'C.UTF-8', MTOOLS_SKIP_CHECK: '1' } });
+}
+
+/** Deterministic file tree for fixtures. */
+function makeTree(dir: string, files: number, seed: number): void {
+  mkdirSync(dir, { recursive: true });
+  let x = seed >>> 0 || 1;
+  const rnd = () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), (x >>> 0) / 2 ** 32);
+  for (let i = 0; i < files; i++) {
+    const n = Math.floor(rnd() * 200_000);
+    const b = Buffer.alloc(n);
+    for (let j = 0; j < n; j += 4) b.writeUInt32LE(Math.floor(rnd() * 2 ** 32), Math.min(j, Math.max(0, n - 4)));
+    writeFileSync(join(dir, `file-${i}.bin`), b);
+  }
+}
+
+test('an MBR disk with ext4 round-trips byte for byte, to a sparse file; a second image adds almost nothing', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  makeTree(join(d.path, 'tree'), 40, 7);
+  sh(`truncate -s 96M disk.img
+printf 'label: dos\\nstart=2048, size=100352, type=83, bootable\\nstart=104448, size=90112, type=c\\n' | sfdisk -q disk.img
+truncate -s $((100352*512)) p1.img && mkfs.ext4 -q -F -b 4096 -d tree p1.img
+dd if=p1.img of=disk.img bs=512 seek=2048 conv=notrunc status=none
+head -c 300000 /dev/urandom | dd of=disk.img bs=512 seek=1 conv=notrunc status=none  # boot loader gap`, d.path);
+  const env = { LIFEBOAT_REPO: join(d.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  const c1 = await lifeboat(['image', 'create', join(d.path, 'disk.img'), '--json'], env);
+  assert.equal(c1.code, 0, c1.stderr);
+  const s1 = JSON.parse(c1.stdout) as { id: string; bytesAdded: number; bytesRead: number };
+  const c2 = await lifeboat(['image', 'create', join(d.path, 'disk.img'), '--json'], env);
+  const s2 = JSON.parse(c2.stdout) as { id: string; bytesAdded: number };
+  assert.ok(s2.bytesAdded < s1.bytesAdded / 50, `second image added ${s2.bytesAdded} bytes`);
+
+  const out = join(d.path, 'out.img');
+  const r = await lifeboat(['image', 'restore', s1.id.slice(0, 8), '--target', out], env);
+  assert.equal(r.code, 0, r.stderr);
+  sh(`cmp disk.img out.img`, d.path);
+  assert.ok(statSync(out).blocks * 512 < statSync(join(d.path, 'disk.img')).size, 'restored file is sparse');
+  sh(`e2fsck -fn 'out.img?offset=${2048 * 512}' >/dev/null`, d.path);
+  const info = await lifeboat(['image', 'info', 'latest', '--json'], env);
+  assert.equal(info.code, 0, info.stderr);
+  assert.equal((JSON.parse(info.stdout) as { size: number }).size, 96 * 1024 * 1024);
+  assert.equal((await lifeboat(['check', '--read-data'], env)).code, 0);
+});
+
+test('a source that does not exist and a file snapshot given to image restore get clear errors', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const env = { LIFEBOAT_REPO: join(d.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  const missing = await lifeboat(['image', 'create', join(d.path, 'nope.img')], env);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /does not exist/);
+  assert.doesNotMatch(missing.stderr, /\n\s+at /);
+  const restore = await lifeboat(['image', 'restore', 'latest', '--target', join(d.path, 'x.img')], env);
+  assert.equal(restore.code, 1);
+  assert.match(restore.stderr, /no snapshots/i);
+  writeFileSync(join(d.path, 'zero.img'), Buffer.alloc(0));
+  const empty = await lifeboat(['image', 'create', join(d.path, 'zero.img')], env);
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /empty/);
+});

@@ -33,6 +33,12 @@ dd if=p1.img of=disk.img bs=512 seek=2048 conv=notrunc status=none
 head -c 300000 /dev/urandom | dd of=disk.img bs=512 seek=1 conv=notrunc status=none  # boot loader gap`, d.path);
   const env = { LIFEBOAT_REPO: join(d.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
   assert.equal((await lifeboat(['init'], env)).code, 0);
+  const dry = await lifeboat(['image', 'create', '--dry-run', join(d.path, 'disk.img')], env);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /Would read .* about .* on this machine/);
+  const dryJson = JSON.parse((await lifeboat(['image', 'create', '--dry-run', '--json', join(d.path, 'disk.img')], env)).stdout) as { bytesToRead: number; estimatedSeconds: number };
+  assert.ok(dryJson.bytesToRead > 0 && dryJson.bytesToRead <= 96 * 1024 * 1024);
+  assert.equal((await lifeboat(['snapshots', '--json'], env)).stdout.includes('disk.img'), false, 'a dry run stores nothing');
   const c1 = await lifeboat(['image', 'create', join(d.path, 'disk.img'), '--json'], env);
   assert.equal(c1.code, 0, c1.stderr);
   const s1 = JSON.parse(c1.stdout) as { id: string; bytesAdded: number; bytesRead: number };

@@ -60,18 +60,33 @@ export async function openSource(path: string, onUnreadable?: (start: number, le
     throw new LifeboatError('invalid-argument', `${path} is neither a drive nor a disk image file.`);
   }
   const size = await sizeOf(h);
+  return sourceOver(path, size, st.isBlockDevice(), (buf, pos) => h.read(buf, 0, buf.length, pos).then((r) => r.bytesRead), () => h.close(), onUnreadable);
+}
+
+/**
+ * A source over a positional read function. Read errors (bad sectors) are retried sector by
+ * sector, three times each; what stays unreadable is reported and returned as zeros.
+ */
+export function sourceOver(
+  path: string,
+  size: number,
+  isDevice: boolean,
+  readAt: (buf: Buffer, position: number) => Promise<number>,
+  close: () => Promise<void>,
+  onUnreadable?: (start: number, length: number) => void,
+): OpenedSource {
   const readExact = async (buf: Buffer, offset: number) => {
     let got = 0;
     while (got < buf.length) {
-      const { bytesRead } = await h.read(buf, got, buf.length - got, offset + got);
-      if (bytesRead === 0) throw Object.assign(new Error('short read'), { code: 'EIO' });
-      got += bytesRead;
+      const n = await readAt(buf.subarray(got), offset + got);
+      if (n === 0) throw Object.assign(new Error('short read'), { code: 'EIO' });
+      got += n;
     }
   };
   return {
     path,
     size,
-    isDevice: st.isBlockDevice(),
+    isDevice,
     async read(offset: number, length: number): Promise<Uint8Array> {
       const buf = Buffer.alloc(length);
       try {
@@ -99,7 +114,7 @@ export async function openSource(path: string, onUnreadable?: (start: number, le
         return buf;
       }
     },
-    close: () => h.close(),
+    close,
   };
 }
 

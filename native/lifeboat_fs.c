@@ -1,0 +1,215 @@
+/*
+ * lifeboat_fs: the few Linux file-system calls Node lacks, for exact metadata round-trips:
+ * extended attributes (l*xattr), mknod (FIFOs, device nodes), utimensat with nanoseconds and
+ * AT_SYMLINK_NOFOLLOW, and SEEK_DATA/SEEK_HOLE for sparse files. Plain C, node_api.h only.
+ * Every call is synchronous and short; errors throw an Error with `code` set to the errno name.
+ * Paths and xattr names are Buffers (bytes), never strings, so any name round-trips.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "lifeboat_fs: bad arguments"); return NULL; } } while (0)
+
+static const char *errno_name(int e) {
+  switch (e) {
+    case ENOENT: return "ENOENT"; case EACCES: return "EACCES"; case EPERM: return "EPERM";
+    case ENODATA: return "ENODATA"; case ENOTSUP: return "ENOTSUP"; case ERANGE: return "ERANGE";
+    case EEXIST: return "EEXIST"; case EINVAL: return "EINVAL"; case ENOSPC: return "ENOSPC";
+    case ENXIO: return "ENXIO"; case ENOTDIR: return "ENOTDIR"; case ELOOP: return "ELOOP";
+    case ENAMETOOLONG: return "ENAMETOOLONG"; case EIO: return "EIO"; case EBADF: return "EBADF";
+    default: return "EUNKNOWN";
+  }
+}
+
+static napi_value throw_errno(napi_env env, const char *what) {
+  int e = errno;
+  napi_value msg, code, err;
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s: %s", what, strerror(e));
+  napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, errno_name(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &err);
+  napi_set_named_property(env, err, "code", code);
+  napi_throw(env, err);
+  return NULL;
+}
+
+/* Copies a Buffer argument into a NUL-terminated heap string (caller frees). */
+static char *cstr(napi_env env, napi_value v) {
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (!s) return NULL;
+  memcpy(s, data, len);
+  s[len] = 0;
+  return s;
+}
+
+static napi_value get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+    napi_throw_type_error(env, NULL, "lifeboat_fs: missing arguments");
+    return NULL;
+  }
+  return argv[0];
+}
+
+/* llistxattr(path) -> Buffer of NUL-separated names */
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char *path = cstr(env, argv[0]);
+  if (!path) { napi_throw_type_error(env, NULL, "path must be a Buffer"); return NULL; }
+  for (int attempt = 0; attempt < 4; attempt++) {
+    ssize_t n = llistxattr(path, NULL, 0);
+    if (n < 0) { free(path); return throw_errno(env, "llistxattr"); }
+    void *out; napi_value buf;
+    char *tmp = malloc(n > 0 ? (size_t)n : 1);
+    ssize_t m = n > 0 ? llistxattr(path, tmp, (size_t)n) : 0;
+    if (m < 0 && errno == ERANGE) { free(tmp); continue; }
+    if (m < 0) { free(tmp); free(path); return throw_errno(env, "llistxattr"); }
+    napi_create_buffer_copy(env, (size_t)m, tmp, &out, &buf);
+    free(tmp); free(path);
+    return buf;
+  }
+  free(path);
+  errno = ERANGE;
+  return throw_errno(env, "llistxattr");
+}
+
+/* lgetxattr(path, name) -> Buffer */
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  char *path = cstr(env, argv[0]), *name = cstr(env, argv[1]);
+  if (!path || !name) { free(path); free(name); napi_throw_type_error(env, NULL, "arguments must be Buffers"); return NULL; }
+  for (int attempt = 0; attempt < 4; attempt++) {
+    ssize_t n = lgetxattr(path, name, NULL, 0);
+    if (n < 0) { free(path); free(name); return throw_errno(env, "lgetxattr"); }
+    char *tmp = malloc(n > 0 ? (size_t)n : 1);
+    ssize_t m = n > 0 ? lgetxattr(path, name, tmp, (size_t)n) : 0;
+    if (m < 0 && errno == ERANGE) { free(tmp); continue; }
+    if (m < 0) { free(tmp); free(path); free(name); return throw_errno(env, "lgetxattr"); }
+    void *out; napi_value buf;
+    napi_create_buffer_copy(env, (size_t)m, tmp, &out, &buf);
+    free(tmp); free(path); free(name);
+    return buf;
+  }
+  free(path); free(name);
+  errno = ERANGE;
+  return throw_errno(env, "lgetxattr");
+}
+
+/* lsetxattr(path, name, value) */
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  char *path = cstr(env, argv[0]), *name = cstr(env, argv[1]);
+  void *val; size_t vlen;
+  if (!path || !name || napi_get_buffer_info(env, argv[2], &val, &vlen) != napi_ok) {
+    free(path); free(name); napi_throw_type_error(env, NULL, "arguments must be Buffers"); return NULL;
+  }
+  int r = lsetxattr(path, name, val, vlen, 0);
+  free(path); free(name);
+  if (r < 0) return throw_errno(env, "lsetxattr");
+  return NULL;
+}
+
+/* mknod(path, mode, rdev: bigint) */
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  char *path = cstr(env, argv[0]);
+  uint32_t mode; uint64_t rdev; bool lossless;
+  if (!path) { napi_throw_type_error(env, NULL, "path must be a Buffer"); return NULL; }
+  if (napi_get_value_uint32(env, argv[1], &mode) != napi_ok || napi_get_value_bigint_uint64(env, argv[2], &rdev, &lossless) != napi_ok) {
+    free(path); napi_throw_type_error(env, NULL, "mode must be a number, rdev a bigint"); return NULL;
+  }
+  int r = mknod(path, (mode_t)mode, (dev_t)rdev);
+  free(path);
+  if (r < 0) return throw_errno(env, "mknod");
+  return NULL;
+}
+
+static int split_ns(napi_env env, napi_value v, struct timespec *ts) {
+  int64_t ns; bool lossless;
+  if (napi_get_value_bigint_int64(env, v, &ns, &lossless) != napi_ok) return -1;
+  int64_t sec = ns / 1000000000, rem = ns % 1000000000;
+  if (rem < 0) { rem += 1000000000; sec -= 1; }
+  ts->tv_sec = (time_t)sec;
+  ts->tv_nsec = (long)rem;
+  return 0;
+}
+
+/* lutimens(path, atimeNs: bigint, mtimeNs: bigint): utimensat(AT_FDCWD, path, ..., AT_SYMLINK_NOFOLLOW) */
+static napi_value js_lutimens(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  char *path = cstr(env, argv[0]);
+  struct timespec ts[2];
+  if (!path) { napi_throw_type_error(env, NULL, "path must be a Buffer"); return NULL; }
+  if (split_ns(env, argv[1], &ts[0]) < 0 || split_ns(env, argv[2], &ts[1]) < 0) {
+    free(path); napi_throw_type_error(env, NULL, "times must be bigints"); return NULL;
+  }
+  int r = utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+  free(path);
+  if (r < 0) return throw_errno(env, "utimensat");
+  return NULL;
+}
+
+/* holes(fd, size) -> Float64Array of (offset, length) pairs of holes, [] if none or unsupported */
+static napi_value js_holes(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int32_t fd; double dsize;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_double(env, argv[1], &dsize));
+  off_t size = (off_t)dsize;
+  size_t cap = 16, n = 0;
+  double *pairs = malloc(cap * sizeof(double));
+  off_t pos = 0;
+  while (pos < size) {
+    off_t hole = lseek(fd, pos, SEEK_HOLE);
+    if (hole < 0) { if (errno == ENXIO) break; if (errno == EINVAL) { n = 0; break; } free(pairs); return throw_errno(env, "lseek"); }
+    if (hole >= size) break;
+    off_t data = lseek(fd, hole, SEEK_DATA);
+    if (data < 0 && errno != ENXIO) { free(pairs); return throw_errno(env, "lseek"); }
+    off_t end = data < 0 || data > size ? size : data;
+    if (n + 2 > cap) { cap *= 2; pairs = realloc(pairs, cap * sizeof(double)); }
+    pairs[n++] = (double)hole;
+    pairs[n++] = (double)(end - hole);
+    pos = end;
+  }
+  lseek(fd, 0, SEEK_SET);
+  napi_value ab, arr; void *out;
+  napi_create_arraybuffer(env, n * sizeof(double), &out, &ab);
+  if (n) memcpy(out, pairs, n * sizeof(double));
+  free(pairs);
+  napi_create_typedarray(env, napi_float64_array, n, ab, 0, &arr);
+  return arr;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
+    { "lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_default, NULL },
+    { "holes", NULL, js_holes, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

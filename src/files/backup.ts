@@ -1,0 +1,597 @@
+/**
+ * The backup pipeline: walk → compare with the parent snapshot → read → chunk → save → listings.
+ *
+ * Directories are walked with bounded concurrency (lstat calls in flight per folder, a few folders
+ * at once), files are read two at a time, each file's chunks are compressed several at once by
+ * Repository.saveBlob (which applies backpressure), and each folder's listing is written once all
+ * its entries are known. Memory is bounded by the folders in progress, not by the tree's size.
+ * The parent snapshot's listings are loaded lazily, one folder at a time as the walk reaches it; a
+ * file whose size, mtime, ctime and inode match its parent entry is not opened at all.
+ */
+import { constants as C, type BigIntStats } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { userInfo } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { chunkStream } from '../chunking/fastcdc.js';
+import { BlobType, Repository } from '../repo/repository.js';
+import { toHex, type Hex } from '../repo/ids.js';
+import type { Snapshot } from '../repo/snapshot.js';
+import { LifeboatError, errnoCode } from '../util/errors.js';
+import { PathMatcher } from './pattern.js';
+import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
+import { loadDir, MAX_INLINE_CONTENT, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
+
+/** The file-system calls the walker makes; tests inject wrappers to count reads or make files vanish. */
+export interface FileAccess {
+  readdir(path: Buffer): Promise<Buffer[]>;
+  lstat(path: Buffer): Promise<BigIntStats>;
+  readlink(path: Buffer): Promise<Buffer>;
+  open(path: Buffer, flags: number): Promise<fsp.FileHandle>;
+}
+
+export const nodeFileAccess: FileAccess = {
+  readdir: (p) => fsp.readdir(p, { encoding: 'buffer' }),
+  lstat: (p) => fsp.lstat(p, { bigint: true }),
+  readlink: (p) => fsp.readlink(p, { encoding: 'buffer' }),
+  open: (p, flags) => fsp.open(p, flags),
+};
+
+export type WarningKind = 'unreadable' | 'vanished' | 'changed' | 'skipped' | 'metadata';
+
+export type BackupEvent =
+  | {
+      readonly type: 'progress';
+      readonly files: number;
+      readonly dirs: number;
+      /** Bytes of files handled so far (read, or unchanged and skipped). */
+      readonly bytesDone: number;
+      readonly bytesRead: number;
+      readonly bytesAdded: number;
+      /** The parent snapshot's total, as an estimate for the time left. */
+      readonly totalBytesEstimate?: number;
+    }
+  | { readonly type: 'warning'; readonly kind: WarningKind; readonly path: string; readonly message: string };
+
+export interface BackupOptions {
+  readonly paths: readonly string[];
+  readonly excludes?: readonly string[];
+  readonly excludeLargerThan?: number;
+  readonly oneFileSystem?: boolean;
+  readonly tags?: readonly string[];
+  /** The snapshot's time (ISO-8601); now by default. */
+  readonly time?: string;
+  readonly host?: string;
+  /** A parent snapshot id, null for none, undefined to pick the latest with the same host and paths. */
+  readonly parent?: Hex | null;
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (e: BackupEvent) => void;
+  readonly fs?: FileAccess;
+  readonly platform?: Platform;
+}
+
+export interface BackupSummary {
+  filesNew: number;
+  filesChanged: number;
+  filesUnchanged: number;
+  dirsNew: number;
+  dirsChanged: number;
+  dirsUnchanged: number;
+  otherEntries: number;
+  totalFiles: number;
+  totalBytes: number;
+  bytesRead: number;
+  /** Bytes of pack files written to the repository (after compression and encryption). */
+  bytesAdded: number;
+  dataBlobsAdded: number;
+  treeBlobsAdded: number;
+  /** Uncompressed bytes of new data blocks. */
+  dataBytesAdded: number;
+  unreadable: number;
+  changedWhileRead: number;
+  durationSeconds: number;
+}
+
+export interface BackupResult {
+  readonly snapshotId: Hex;
+  readonly snapshot: Snapshot;
+  readonly summary: BackupSummary;
+  readonly parent?: Hex;
+  /** Paths not saved (unreadable or vanished). */
+  readonly incomplete: readonly string[];
+  /** Paths saved but changed while they were read. */
+  readonly changed: readonly string[];
+}
+
+const SLASH = Buffer.from('/');
+const LIST_CAP = 1000;
+/** lstat/readlink calls in flight within one folder. */
+const ENTRY_WINDOW = 32;
+/** Folders walked at the same time (beyond the one each task is in). */
+const DIR_TASKS = 4;
+/** Files read at the same time. */
+const READ_CONCURRENCY = 2;
+/** Chunks of one file being compressed/saved at once. */
+const CHUNKS_IN_FLIGHT = 4;
+const READ_SIZE = 1024 * 1024;
+/** Folders whose path is longer than this are opened and reached through a short handle path. */
+const DEEP_PATH = 1024;
+
+class Semaphore {
+  private waiters: (() => void)[] = [];
+  constructor(private free: number) {}
+  tryAcquire(): boolean {
+    if (this.free > 0) {
+      this.free--;
+      return true;
+    }
+    return false;
+  }
+  async acquire(): Promise<void> {
+    if (this.tryAcquire()) return;
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+  release(): void {
+    const w = this.waiters.shift();
+    if (w) w();
+    else this.free++;
+  }
+}
+
+async function pool(n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+}
+
+function entryType(st: BigIntStats): EntryType | 'socket' | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isBlockDevice()) return 'blockdev';
+  if (st.isSocket()) return 'socket';
+  return undefined;
+}
+
+const latin1 = (b: Buffer) => b.toString('latin1');
+const display = (b: Buffer) => b.toString('utf8');
+
+/** Finds the parent: the latest files snapshot of the same host with the same set of paths. */
+export async function findParent(repo: Repository, host: string, paths: readonly string[]): Promise<{ id: Hex; snapshot: Snapshot } | undefined> {
+  const key = JSON.stringify([...paths].sort());
+  const all = await repo.listSnapshots(() => undefined);
+  for (let i = all.length - 1; i >= 0; i--) {
+    const s = all[i]!;
+    if (s.snapshot.kind === 'files' && s.snapshot.host === host && JSON.stringify([...s.snapshot.paths].sort()) === key) return s;
+  }
+  return undefined;
+}
+
+/** The name a backed-up path gets in the snapshot's root listing. */
+export function rootName(absPath: string): string {
+  const b = basename(absPath);
+  return b === '' ? 'root' : b;
+}
+
+class Backup {
+  readonly fs: FileAccess;
+  readonly plat: Platform;
+  readonly excludes: PathMatcher;
+  readonly s: BackupSummary = {
+    filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0, otherEntries: 0,
+    totalFiles: 0, totalBytes: 0, bytesRead: 0, bytesAdded: 0, dataBlobsAdded: 0, treeBlobsAdded: 0, dataBytesAdded: 0,
+    unreadable: 0, changedWhileRead: 0, durationSeconds: 0,
+  };
+  readonly incomplete: string[] = [];
+  readonly changed: string[] = [];
+  private readonly dirTasks = new Semaphore(DIR_TASKS);
+  private readonly reads = new Semaphore(READ_CONCURRENCY);
+  private readonly hardlinks = new Map<string, Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined>>();
+  private bytesDone = 0;
+  private lastProgress = 0;
+  readonly bytesBefore: number;
+  totalEstimate: number | undefined;
+
+  constructor(readonly repo: Repository, readonly opts: BackupOptions) {
+    this.fs = opts.fs ?? nodeFileAccess;
+    this.plat = opts.platform ?? defaultPlatform();
+    this.excludes = new PathMatcher(opts.excludes ?? []);
+    this.bytesBefore = repo.bytesWritten;
+  }
+
+  warn(kind: WarningKind, path: string, message: string): void {
+    if (kind === 'unreadable' || kind === 'vanished') {
+      this.s.unreadable++;
+      if (this.incomplete.length < LIST_CAP) this.incomplete.push(path);
+    } else if (kind === 'changed') {
+      this.s.changedWhileRead++;
+      if (this.changed.length < LIST_CAP) this.changed.push(path);
+    }
+    this.opts.onEvent?.({ type: 'warning', kind, path, message });
+  }
+
+  progress(force = false): void {
+    if (!this.opts.onEvent) return;
+    const now = performance.now();
+    if (!force && now - this.lastProgress < 100) return;
+    this.lastProgress = now;
+    this.opts.onEvent({
+      type: 'progress',
+      files: this.s.totalFiles,
+      dirs: this.s.dirsNew + this.s.dirsChanged + this.s.dirsUnchanged,
+      bytesDone: this.bytesDone,
+      bytesRead: this.s.bytesRead,
+      bytesAdded: this.repo.bytesWritten - this.bytesBefore,
+      ...(this.totalEstimate !== undefined ? { totalBytesEstimate: this.totalEstimate } : {}),
+    });
+  }
+
+  private fsProblem(e: unknown, path: string, what: string): void {
+    const code = errnoCode(e);
+    if (code === 'ENOENT' || code === 'ENOTDIR') this.warn('vanished', path, `${path} vanished during the backup and was not saved.`);
+    else this.warn('unreadable', path, `${path} could not be ${what} (${code ?? (e instanceof Error ? e.message : String(e))}) and was not saved.`);
+  }
+
+  /** The metadata every entry has. `prev` supplies xattrs when the inode's ctime is unchanged. */
+  meta(path: Buffer, logical: Buffer, name: Buffer, type: EntryType, st: BigIntStats, prev: TreeEntry | undefined): TreeEntry {
+    const e: TreeEntry = {
+      name,
+      type,
+      mode: Number(st.mode) & 0o7777,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtime: st.mtimeNs,
+      atime: st.atimeNs,
+      ctime: st.ctimeNs,
+      size: type === 'file' || type === 'symlink' ? Number(st.size) : 0,
+      inode: st.ino,
+      device: st.dev,
+      nlink: Number(st.nlink),
+    };
+    const user = this.plat.userName(e.uid);
+    if (user !== undefined) e.user = user;
+    const group = this.plat.groupName(e.gid);
+    if (group !== undefined) e.group = group;
+    const same = prev !== undefined && prev.type === type && prev.inode === st.ino && prev.ctime === st.ctimeNs && prev.mtime === st.mtimeNs;
+    // Reading a folder moves its atime (relatime); keep the atime of the first backup that saw
+    // this version of the folder, so that an unchanged folder keeps an unchanged listing.
+    if (same && type === 'dir') e.atime = prev.atime;
+    if (same) {
+      if (prev.xattrs) e.xattrs = prev.xattrs;
+    } else {
+      try {
+        const x = this.plat.listXattrs(path);
+        if (x.length > 0) e.xattrs = x;
+      } catch (err) {
+        this.warn('metadata', display(logical), `The extended attributes of ${display(logical)} could not be read (${errnoCode(err) ?? String(err)}).`);
+      }
+    }
+    return e;
+  }
+
+  /** Handles one path (already lstat'ed): returns its entry, or undefined when it is not saved. */
+  async entry(path: Buffer, logical: Buffer, name: Buffer, st: BigIntStats, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry | undefined> {
+    this.opts.signal?.throwIfAborted();
+    const shown = display(logical);
+    const type = entryType(st);
+    if (type === undefined || type === 'socket') {
+      this.warn('skipped', shown, `${shown} is a ${type ?? 'special file'} and was skipped (sockets cannot be backed up).`);
+      return undefined;
+    }
+    if (type === 'file' && this.opts.excludeLargerThan !== undefined && Number(st.size) > this.opts.excludeLargerThan) return undefined;
+    const e = this.meta(path, logical, name, type, st, prev);
+    switch (type) {
+      case 'dir':
+        return this.dirEntry(path, logical, e, st, prev, rootDev);
+      case 'symlink':
+        try {
+          e.target = await this.fs.readlink(path);
+        } catch (err) {
+          this.fsProblem(err, shown, 'read');
+          return undefined;
+        }
+        this.s.otherEntries++;
+        return e;
+      case 'fifo':
+        this.s.otherEntries++;
+        return e;
+      case 'chardev':
+      case 'blockdev':
+        e.rdev = st.rdev;
+        this.s.otherEntries++;
+        return e;
+      case 'file':
+        return this.fileEntry(path, shown, e, st, prev);
+    }
+  }
+
+  async fileEntry(path: Buffer, shown: string, e: TreeEntry, st: BigIntStats, prev: TreeEntry | undefined): Promise<TreeEntry | undefined> {
+    this.s.totalFiles++;
+    this.s.totalBytes += e.size;
+    if (prev && prev.type === 'file' && prev.size === e.size && prev.mtime === st.mtimeNs && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
+      if (prev.content) e.content = prev.content;
+      if (prev.contentParts) e.contentParts = prev.contentParts;
+      if (prev.holes) e.holes = prev.holes;
+      this.s.filesUnchanged++;
+      this.bytesDone += e.size;
+      this.progress();
+      return e;
+    }
+    let data: Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined;
+    const linkKey = e.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
+    const first = linkKey !== undefined ? this.hardlinks.get(linkKey) : undefined;
+    if (first) data = await first;
+    else {
+      const p = this.readFile(path, shown, st);
+      if (linkKey !== undefined) this.hardlinks.set(linkKey, p);
+      data = await p;
+    }
+    if (!data) return undefined;
+    Object.assign(e, data);
+    if (prev && prev.type === 'file') this.s.filesChanged++;
+    else this.s.filesNew++;
+    this.progress();
+    return e;
+  }
+
+  async readFile(path: Buffer, shown: string, st: BigIntStats): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
+    await this.reads.acquire();
+    let fh: fsp.FileHandle | undefined;
+    try {
+      try {
+        try {
+          fh = await this.fs.open(path, C.O_RDONLY | C.O_NOFOLLOW | (C.O_NOATIME ?? 0));
+        } catch (err) {
+          if (errnoCode(err) !== 'EPERM') throw err;
+          fh = await this.fs.open(path, C.O_RDONLY | C.O_NOFOLLOW); // O_NOATIME needs ownership
+        }
+      } catch (err) {
+        this.fsProblem(err, shown, 'opened');
+        return undefined;
+      }
+      const before = await fh.stat({ bigint: true });
+      if (before.ino !== st.ino || !before.isFile()) {
+        this.warn('vanished', shown, `${shown} was replaced during the backup and was not saved.`);
+        return undefined;
+      }
+      const size = Number(before.size);
+      const out: Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> = {};
+      if (Number(before.blocks) * 512 < size) {
+        const holes = this.plat.holes(fh.fd, size);
+        if (holes && holes.length > 0) out.holes = holes;
+      }
+      let readError: unknown;
+      const handle = fh;
+      const signal = this.opts.signal;
+      const self = this;
+      async function* source(): AsyncGenerator<Uint8Array> {
+        for (;;) {
+          signal?.throwIfAborted();
+          const buf = Buffer.allocUnsafe(READ_SIZE);
+          let n: number;
+          try {
+            n = (await handle.read(buf, 0, READ_SIZE, null)).bytesRead;
+          } catch (err) {
+            readError = err;
+            return;
+          }
+          if (n === 0) return;
+          self.s.bytesRead += n;
+          self.bytesDone += n;
+          yield n === READ_SIZE ? buf : buf.subarray(0, n);
+        }
+      }
+      const ids: Promise<Hex>[] = [];
+      const inFlight: Promise<Hex>[] = [];
+      for await (const chunk of chunkStream(source())) {
+        const p = this.repo.saveBlob(BlobType.data, chunk).then((r) => {
+          if (r.added) {
+            this.s.dataBlobsAdded++;
+            this.s.dataBytesAdded += chunk.length;
+          }
+          return toHex(r.id);
+        });
+        p.catch(() => undefined);
+        ids.push(p);
+        inFlight.push(p);
+        if (inFlight.length >= CHUNKS_IN_FLIGHT) await inFlight.shift();
+        this.progress();
+      }
+      const content = await Promise.all(ids);
+      if (readError !== undefined) {
+        this.fsProblem(readError, shown, 'read');
+        return undefined;
+      }
+      const after = await fh.stat({ bigint: true });
+      if (after.size !== st.size || after.mtimeNs !== st.mtimeNs) {
+        this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
+      }
+      if (content.length > MAX_INLINE_CONTENT) out.contentParts = await saveContentParts(this.repo, content);
+      else out.content = content;
+      return out;
+    } finally {
+      await fh?.close().catch(() => undefined);
+      this.reads.release();
+    }
+  }
+
+  async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: BigIntStats, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
+    const prevSub = prev?.type === 'dir' ? prev.subtree : undefined;
+    if (this.opts.oneFileSystem && st.dev !== rootDev) {
+      e.subtree = await this.saveListing([]); // a mount point: kept, empty, as restic does
+    } else {
+      e.subtree = await this.dir(path, logical, prevSub, rootDev);
+    }
+    if (prevSub === undefined) this.s.dirsNew++;
+    else if (prevSub === e.subtree) this.s.dirsUnchanged++;
+    else this.s.dirsChanged++;
+    return e;
+  }
+
+  async saveListing(entries: readonly TreeEntry[]): Promise<Hex> {
+    return saveDir(this.repo, entries, (_bytes, added) => {
+      if (added) this.s.treeBlobsAdded++;
+    });
+  }
+
+  async loadPrev(id: Hex | undefined, shown: string): Promise<Map<string, TreeEntry> | undefined> {
+    if (id === undefined) return undefined;
+    try {
+      const m = new Map<string, TreeEntry>();
+      for (const e of await loadDir(this.repo, id)) m.set(latin1(e.name), e);
+      return m;
+    } catch (err) {
+      // A damaged parent only costs speed: this folder is read in full.
+      this.warn('metadata', shown, `The previous backup's listing of ${shown} could not be read (${err instanceof Error ? err.message : String(err)}); reading the folder in full.`);
+      return undefined;
+    }
+  }
+
+  /** Walks one folder and stores its listing. */
+  async dir(path: Buffer, logical: Buffer, prevSubtree: Hex | undefined, rootDev: bigint): Promise<Hex> {
+    this.opts.signal?.throwIfAborted();
+    const shown = display(logical);
+    let handle: DirAccess | undefined;
+    let names: Buffer[];
+    try {
+      // Deep folders are reached through a short handle path, so paths longer than PATH_MAX work.
+      if (path.length > DEEP_PATH) {
+        handle = await this.plat.dirAccess(path);
+        path = handle.base;
+      }
+      names = await this.fs.readdir(path);
+    } catch (err) {
+      this.fsProblem(err, shown, 'listed');
+      names = [];
+    }
+    try {
+      return await this.dirEntries(path, logical, names, prevSubtree, rootDev, shown);
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  private async dirEntries(path: Buffer, logical: Buffer, names: Buffer[], prevSubtree: Hex | undefined, rootDev: bigint, shown: string): Promise<Hex> {
+    names.sort(Buffer.compare);
+    const prev = await this.loadPrev(prevSubtree, shown);
+    const entries: (TreeEntry | undefined)[] = new Array<TreeEntry | undefined>(names.length);
+    const dirs: { i: number; path: Buffer; logical: Buffer; st: BigIntStats }[] = [];
+    const base = path.length > 0 && path[path.length - 1] === 0x2f ? path : Buffer.concat([path, SLASH]);
+    const logicalBase = logical.length > 0 && logical[logical.length - 1] === 0x2f ? logical : Buffer.concat([logical, SLASH]);
+    await pool(names.length, ENTRY_WINDOW, async (i) => {
+      const name = names[i]!;
+      const child = Buffer.concat([base, name]);
+      const childLogical = Buffer.concat([logicalBase, name]);
+      if (!this.excludes.empty && this.excludes.matches(display(childLogical))) return;
+      let st: BigIntStats;
+      try {
+        st = await this.fs.lstat(child);
+      } catch (err) {
+        this.fsProblem(err, display(childLogical), 'examined');
+        return;
+      }
+      if (st.isDirectory()) dirs.push({ i, path: child, logical: childLogical, st });
+      else entries[i] = await this.entry(child, childLogical, name, st, prev?.get(latin1(name)), rootDev);
+    });
+    dirs.sort((a, b) => a.i - b.i);
+    const tasks: Promise<void>[] = [];
+    for (const d of dirs) {
+      const run = async () => {
+        entries[d.i] = await this.entry(d.path, d.logical, names[d.i]!, d.st, prev?.get(latin1(names[d.i]!)), rootDev);
+      };
+      if (this.dirTasks.tryAcquire()) {
+        const t = run().finally(() => this.dirTasks.release());
+        t.catch(() => undefined);
+        tasks.push(t);
+      } else await run();
+    }
+    await Promise.all(tasks);
+    return this.saveListing(entries.filter((e): e is TreeEntry => e !== undefined));
+  }
+}
+
+/**
+ * Backs up `paths` into a new snapshot. Per-file problems become warnings and the snapshot's
+ * `incomplete` list; repository errors and aborts reject (nothing is written for the snapshot).
+ * The caller holds the repository lock.
+ */
+export async function backup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
+  const started = performance.now();
+  if (opts.paths.length === 0) throw new LifeboatError('usage', 'Name at least one file or folder to back up.');
+  const abs = [...new Set(opts.paths.map((p) => resolve(p)))].sort();
+  const names = new Map<string, string>();
+  for (const p of abs) {
+    const n = rootName(p);
+    const other = names.get(n);
+    if (other !== undefined) throw new LifeboatError('usage', `${other} and ${p} would both be called "${n}" in the snapshot; back them up in separate snapshots.`);
+    names.set(n, p);
+  }
+  let time = new Date().toISOString();
+  if (opts.time !== undefined) {
+    const d = new Date(opts.time);
+    if (Number.isNaN(d.getTime())) throw new LifeboatError('usage', `"${opts.time}" is not a date and time; use ISO-8601 such as 2026-11-25T10:00:00Z.`);
+    time = d.toISOString();
+  }
+  const host = opts.host ?? Repository.hostname();
+  await repo.loadIndex();
+  const parent = opts.parent === null ? undefined : opts.parent !== undefined ? await repo.findSnapshot(opts.parent) : await findParent(repo, host, abs);
+  const b = new Backup(repo, opts);
+  const pt = parent?.snapshot.summary?.['totalBytes'];
+  if (pt !== undefined) b.totalEstimate = pt;
+  const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
+
+  const rootEntries: TreeEntry[] = [];
+  for (const p of abs) {
+    const path = Buffer.from(p);
+    const name = Buffer.from(rootName(p));
+    let st: BigIntStats;
+    try {
+      st = await b.fs.lstat(path);
+    } catch (err) {
+      const code = errnoCode(err);
+      b.warn('unreadable', p, code === 'ENOENT' ? `${p} does not exist and was not saved.` : `${p} could not be examined (${code ?? String(err)}) and was not saved.`);
+      continue;
+    }
+    const e = await b.entry(path, path, name, st, prevRoot?.get(latin1(name)), st.dev);
+    if (e) rootEntries.push(e);
+  }
+  rootEntries.sort((x, y) => Buffer.compare(x.name, y.name));
+  const root = await b.saveListing(rootEntries);
+  b.progress(true);
+
+  const s = b.s;
+  s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
+  const meta: Record<string, unknown> = {};
+  if (b.changed.length > 0) meta['files'] = { changedWhileRead: b.changed };
+  const snapshot: Snapshot = {
+    version: 1,
+    kind: 'files',
+    time,
+    host,
+    user: safeUser(),
+    paths: abs,
+    tags: [...(opts.tags ?? [])],
+    root,
+    ...(parent ? { parent: parent.id } : {}),
+    ...(s.unreadable > 0 ? { incomplete: { count: s.unreadable, paths: b.incomplete } } : {}),
+    summary: {},
+    ...(Object.keys(meta).length > 0 ? { meta } : {}),
+  };
+  await repo.flush();
+  s.bytesAdded = repo.bytesWritten - b.bytesBefore;
+  const final: Snapshot = { ...snapshot, summary: { ...s } };
+  const snapshotId = await repo.saveSnapshot(final);
+  return { snapshotId, snapshot: final, summary: s, ...(parent ? { parent: parent.id } : {}), incomplete: b.incomplete, changed: b.changed };
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? '');
+  }
+}

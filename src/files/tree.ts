@@ -1,0 +1,274 @@
+/**
+ * Tree blobs (docs/FORMAT.md §10): one directory listing per tree-type blob, as UTF-8 JSON with a
+ * fixed field order so that an unchanged directory encodes to the same bytes (and the same id) in
+ * every backup. Big directories are split into parts; files with very many chunks keep their
+ * chunk list in separate blobs. Parsing is strict: anything malformed is a 'corrupt' error, but
+ * names are returned as stored — deciding whether a name is safe to create is the restorer's job.
+ */
+import { LifeboatError } from '../util/errors.js';
+import { BlobType, type Repository } from '../repo/repository.js';
+import { fromHex, toHex, type Hex } from '../repo/ids.js';
+
+export const TREE_VERSION = 1;
+/** A leaf listing is closed once its JSON reaches this size; the directory then becomes parts. */
+export const MAX_LEAF_BYTES = 1024 * 1024;
+/** A file with more chunks than this stores its chunk list in content-list blobs. */
+export const MAX_INLINE_CONTENT = 8192;
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev';
+const TYPES: ReadonlySet<string> = new Set(['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev']);
+
+export interface TreeEntry {
+  /** The name's bytes exactly as the file system gave them. */
+  name: Buffer;
+  type: EntryType;
+  /** Permission bits including setuid, setgid and sticky (st_mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  user?: string;
+  group?: string;
+  /** Nanoseconds since the epoch. */
+  mtime: bigint;
+  atime: bigint;
+  ctime: bigint;
+  size: number;
+  inode: bigint;
+  device: bigint;
+  nlink: number;
+  /** Symlink target bytes. */
+  target?: Buffer;
+  /** Device number (st_rdev) of chardev/blockdev entries, Linux encoding. */
+  rdev?: bigint;
+  /** Extended attributes, sorted by name. */
+  xattrs?: [string, Buffer][];
+  /** Holes of a sparse file as flat (offset, length) pairs. */
+  holes?: number[];
+  /** Data blob ids, in file order (files). */
+  content?: Hex[];
+  /** Content-list blob ids, used instead of `content` for files of more than MAX_INLINE_CONTENT chunks. */
+  contentParts?: Hex[];
+  /** The directory's own tree (dirs). */
+  subtree?: Hex;
+}
+
+function isUtf8(b: Buffer, s: string): boolean {
+  return Buffer.byteLength(s, 'utf8') === b.length && Buffer.from(s, 'utf8').equals(b);
+}
+
+/** Appends a bytes field as `"key":"utf8"` or `"keyB64":"base64"` when not valid UTF-8. */
+function bytesField(key: string, b: Buffer): string {
+  const s = b.toString('utf8');
+  return isUtf8(b, s) ? `${JSON.stringify(key)}:${JSON.stringify(s)}` : `"${key}B64":"${b.toString('base64')}"`;
+}
+
+/** Encodes one entry; the field order is part of the format (same entry → same bytes). */
+export function encodeEntry(e: TreeEntry): string {
+  const f: string[] = [bytesField('name', e.name), `"type":"${e.type}"`, `"mode":${e.mode}`, `"uid":${e.uid}`, `"gid":${e.gid}`];
+  if (e.user !== undefined) f.push(`"user":${JSON.stringify(e.user)}`);
+  if (e.group !== undefined) f.push(`"group":${JSON.stringify(e.group)}`);
+  f.push(`"mtime":"${e.mtime}"`, `"atime":"${e.atime}"`, `"ctime":"${e.ctime}"`, `"size":${e.size}`, `"inode":"${e.inode}"`, `"device":"${e.device}"`, `"nlink":${e.nlink}`);
+  if (e.target !== undefined) f.push(bytesField('target', e.target));
+  if (e.rdev !== undefined) f.push(`"rdev":"${e.rdev}"`);
+  if (e.xattrs && e.xattrs.length > 0) f.push(`"xattrs":{${e.xattrs.map(([k, v]) => `${JSON.stringify(k)}:"${v.toString('base64')}"`).join(',')}}`);
+  if (e.holes && e.holes.length > 0) f.push(`"holes":[${e.holes.join(',')}]`);
+  if (e.content !== undefined) f.push(`"content":[${e.content.map((id) => `"${id}"`).join(',')}]`);
+  if (e.contentParts !== undefined) f.push(`"contentParts":[${e.contentParts.map((id) => `"${id}"`).join(',')}]`);
+  if (e.subtree !== undefined) f.push(`"subtree":"${e.subtree}"`);
+  return `{${f.join(',')}}`;
+}
+
+function corrupt(what: string): never {
+  throw new LifeboatError('corrupt', `A directory listing in the repository is damaged (${what}). Run "lifeboat check" to see what is affected.`);
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const INT = /^-?[0-9]{1,25}$/;
+
+function bigField(o: Record<string, unknown>, k: string): bigint {
+  const v = o[k];
+  if (typeof v !== 'string' || !INT.test(v)) corrupt(`field ${k}`);
+  return BigInt(v);
+}
+function numField(o: Record<string, unknown>, k: string): number {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) corrupt(`field ${k}`);
+  return v;
+}
+function bytesOf(o: Record<string, unknown>, k: string): Buffer | undefined {
+  const s = o[k];
+  if (typeof s === 'string') return Buffer.from(s, 'utf8');
+  const b = o[k + 'B64'];
+  if (typeof b === 'string') return Buffer.from(b, 'base64');
+  return undefined;
+}
+function ids(v: unknown, k: string): Hex[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && HEX64.test(x))) corrupt(`field ${k}`);
+  return v as Hex[];
+}
+
+export function decodeEntry(v: unknown): TreeEntry {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) corrupt('an entry is not an object');
+  const o = v as Record<string, unknown>;
+  const name = bytesOf(o, 'name');
+  if (!name) corrupt('an entry has no name');
+  const type = o['type'];
+  if (typeof type !== 'string' || !TYPES.has(type)) corrupt(`unknown entry type ${String(type)}`);
+  const e: TreeEntry = {
+    name,
+    type: type as EntryType,
+    mode: numField(o, 'mode') & 0o7777,
+    uid: numField(o, 'uid'),
+    gid: numField(o, 'gid'),
+    mtime: bigField(o, 'mtime'),
+    atime: bigField(o, 'atime'),
+    ctime: bigField(o, 'ctime'),
+    size: numField(o, 'size'),
+    inode: bigField(o, 'inode'),
+    device: bigField(o, 'device'),
+    nlink: numField(o, 'nlink'),
+  };
+  if (typeof o['user'] === 'string') e.user = o['user'];
+  if (typeof o['group'] === 'string') e.group = o['group'];
+  const target = bytesOf(o, 'target');
+  if (target) e.target = target;
+  if (o['rdev'] !== undefined) e.rdev = bigField(o, 'rdev');
+  const x = o['xattrs'];
+  if (x !== undefined) {
+    if (!x || typeof x !== 'object' || Array.isArray(x)) corrupt('field xattrs');
+    e.xattrs = Object.entries(x as Record<string, unknown>).map(([k, val]) => {
+      if (typeof val !== 'string') corrupt('field xattrs');
+      return [k, Buffer.from(val, 'base64')];
+    });
+  }
+  const h = o['holes'];
+  if (h !== undefined) {
+    if (!Array.isArray(h) || h.length % 2 !== 0 || !h.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)) corrupt('field holes');
+    e.holes = h as number[];
+  }
+  if (o['content'] !== undefined) e.content = ids(o['content'], 'content');
+  if (o['contentParts'] !== undefined) e.contentParts = ids(o['contentParts'], 'contentParts');
+  if (o['subtree'] !== undefined) {
+    const s = o['subtree'];
+    if (typeof s !== 'string' || !HEX64.test(s)) corrupt('field subtree');
+    e.subtree = s;
+  }
+  if (e.type === 'dir' && e.subtree === undefined) corrupt('a folder without a listing');
+  return e;
+}
+
+function parseJson(bytes: Uint8Array): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch {
+    corrupt('not valid JSON');
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) corrupt('not an object');
+  const o = v as Record<string, unknown>;
+  if (o['version'] !== TREE_VERSION) corrupt(`unknown listing version ${String(o['version'])}`);
+  return o;
+}
+
+/** Compares names as bytes: the order of entries in a listing. */
+export function compareNames(a: Buffer, b: Buffer): number {
+  return Buffer.compare(a, b);
+}
+
+/** Anything that can store tree blobs (a Repository, or a test double). */
+export interface TreeSink {
+  saveBlob(type: BlobType, data: Uint8Array): Promise<{ id: Buffer; added: boolean }>;
+}
+export interface TreeSource {
+  loadBlob(id: Uint8Array): Promise<Uint8Array>;
+}
+
+/**
+ * Stores one directory listing (entries sorted by name) and returns its id. Small listings are one
+ * leaf blob; bigger ones become leaves of at most MAX_LEAF_BYTES plus a parts blob.
+ * `onBlob` counts blobs actually added.
+ */
+export async function saveDir(repo: TreeSink, entries: readonly TreeEntry[], onBlob?: (bytes: number, added: boolean) => void): Promise<Hex> {
+  const leaves: string[] = [];
+  let cur: string[] = [];
+  let curLen = 0;
+  for (const e of entries) {
+    const s = encodeEntry(e);
+    if (cur.length > 0 && curLen + s.length > MAX_LEAF_BYTES) {
+      leaves.push(`{"version":1,"entries":[${cur.join(',')}]}`);
+      cur = [];
+      curLen = 0;
+    }
+    cur.push(s);
+    curLen += s.length + 1;
+  }
+  leaves.push(`{"version":1,"entries":[${cur.join(',')}]}`);
+  const save = async (json: string): Promise<Hex> => {
+    const bytes = Buffer.from(json, 'utf8');
+    const r = await repo.saveBlob(BlobType.tree, bytes);
+    onBlob?.(bytes.length, r.added);
+    return toHex(r.id);
+  };
+  if (leaves.length === 1) return save(leaves[0]!);
+  const partIds: Hex[] = [];
+  for (const l of leaves) partIds.push(await save(l));
+  return save(`{"version":1,"parts":[${partIds.map((id) => `"${id}"`).join(',')}]}`);
+}
+
+/** Loads a directory listing (following parts). */
+export async function loadDir(repo: TreeSource, id: Hex): Promise<TreeEntry[]> {
+  const o = parseJson(await repo.loadBlob(fromHex(id)));
+  if (Array.isArray(o['entries'])) return (o['entries'] as unknown[]).map(decodeEntry);
+  const parts = o['parts'] === undefined ? corrupt('neither entries nor parts') : ids(o['parts'], 'parts');
+  const out: TreeEntry[] = [];
+  for (const p of parts) {
+    const leaf = parseJson(await repo.loadBlob(fromHex(p)));
+    if (!Array.isArray(leaf['entries'])) corrupt('a part without entries');
+    for (const e of leaf['entries'] as unknown[]) out.push(decodeEntry(e));
+  }
+  return out;
+}
+
+/** Stores a long chunk list as content-list blobs. */
+export async function saveContentParts(repo: TreeSink, content: readonly Hex[]): Promise<Hex[]> {
+  const out: Hex[] = [];
+  for (let i = 0; i < content.length; i += MAX_INLINE_CONTENT) {
+    const json = `{"version":1,"content":[${content.slice(i, i + MAX_INLINE_CONTENT).map((id) => `"${id}"`).join(',')}]}`;
+    out.push(toHex((await repo.saveBlob(BlobType.tree, Buffer.from(json, 'utf8'))).id));
+  }
+  return out;
+}
+
+/** A file's data blob ids in order, loading content-list blobs when needed. */
+export async function fileContent(repo: TreeSource, e: TreeEntry): Promise<Hex[]> {
+  if (e.content) return e.content;
+  if (!e.contentParts) return [];
+  const out: Hex[] = [];
+  for (const p of e.contentParts) {
+    const o = parseJson(await repo.loadBlob(fromHex(p)));
+    for (const id of ids(o['content'], 'content')) out.push(id);
+  }
+  return out;
+}
+
+/**
+ * Visits every blob a file snapshot's root tree reaches (for check): listings, their parts,
+ * content lists and data. `visit` returns false for ids already seen, which are not descended.
+ */
+export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id: Uint8Array) => boolean): Promise<void> {
+  const stack: Hex[] = [root];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    if (!visit(fromHex(id))) continue;
+    const o = parseJson(await repo.loadBlob(fromHex(id)));
+    if (o['parts'] !== undefined) for (const p of ids(o['parts'], 'parts')) visit(fromHex(p));
+    for (const e of await loadDir(repo, id)) {
+      if (e.contentParts) for (const p of e.contentParts) visit(fromHex(p));
+      for (const d of await fileContent(repo, e)) visit(fromHex(d));
+      if (e.subtree) stack.push(e.subtree);
+    }
+  }
+}
+
+export { BlobType };
+export type { Repository };

@@ -10,6 +10,7 @@ import { diskTools } from '../../image/tools.js';
 import type { Context } from '../context.js';
 import { referenceWalkers, type Run } from './repo.js';
 import { Progress, formatDuration } from '../progress.js';
+import { registerImageExportCommands } from './image-export.js';
 
 referenceWalkers.image = (repo, snapshot, visit) => imageReferences(repo, snapshot.root, visit);
 
@@ -156,6 +157,8 @@ export function registerImageCommands(program: Command, run: Run): void {
         }
       }),
     );
+
+  registerImageExportCommands(image, run);
 }
 
 async function measureReadRate(src: { read(o: number, l: number): Promise<Uint8Array> }, used: readonly { start: number; end: number }[]): Promise<number> {

@@ -24,8 +24,13 @@ export interface CheckReport {
   readonly counts: { snapshots: number; indexFiles: number; packs: number; blobs: number; keys: number; bytesRead: number };
 }
 
-/** Lists every blob id a snapshot needs, by following its root (files trees, image manifests). */
-export type ReferenceWalker = (repo: Repository, snapshot: Snapshot, visit: (id: Uint8Array) => boolean) => Promise<void>;
+/**
+ * Lists every blob id a snapshot needs, by following its root (files trees, image manifests).
+ * `visit` returns false when the walker need not descend into that blob (seen before, or missing).
+ * A walker may name the file (or other place) that needs the blob in `where`, so that check and
+ * repair can report damaged files by path.
+ */
+export type ReferenceWalker = (repo: Repository, snapshot: Snapshot, visit: (id: Uint8Array, where?: string) => boolean) => Promise<void>;
 
 export interface CheckOptions {
   readonly readData?: boolean;

@@ -257,9 +257,10 @@ class Backup {
     const group = this.plat.groupName(e.gid);
     if (group !== undefined) e.group = group;
     const same = prev !== undefined && prev.type === type && prev.inode === st.ino && prev.ctime === st.ctimeNs && prev.mtime === st.mtimeNs;
-    // Reading a folder moves its atime (relatime); keep the atime of the first backup that saw
-    // this version of the folder, so that an unchanged folder keeps an unchanged listing.
-    if (same && type === 'dir') e.atime = prev.atime;
+    // Listing a folder or reading a symlink moves its atime (relatime), and Node cannot do either
+    // with O_NOATIME: keep the atime of the first backup that saw this version of it, so that an
+    // unchanged folder keeps an unchanged listing. (Files are read with O_NOATIME.)
+    if (same && (type === 'dir' || type === 'symlink')) e.atime = prev.atime;
     if (same) {
       if (prev.xattrs) e.xattrs = prev.xattrs;
     } else {

@@ -1,0 +1,461 @@
+/**
+ * The restorer: a snapshot's tree → a target folder, contents first, then metadata, folder times
+ * last (deepest first, as each folder is finished).
+ *
+ * Names from the repository are untrusted. Every name is checked ('' . .. '/' NUL and duplicates
+ * are refused); every folder on the way is created by us or lstat'ed and must be a real folder
+ * (never a symlink); files, symlinks and special files are made under a fresh temporary name with
+ * O_CREAT|O_EXCL|O_NOFOLLOW and renamed into place, so an existing symlink or hard link in the
+ * target is replaced, never written through; symlinks of a folder are made after everything else
+ * in it. Nothing can therefore be written outside the target, whatever the repository holds.
+ */
+import { constants as C, type BigIntStats } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { fromHex, type Hex } from '../repo/ids.js';
+import type { Repository } from '../repo/repository.js';
+import type { Snapshot } from '../repo/snapshot.js';
+import { LifeboatError, errnoCode } from '../util/errors.js';
+import { PathMatcher } from './pattern.js';
+import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
+import { fileContent, loadDir, type TreeEntry } from './tree.js';
+
+export type OverwriteMode = 'always' | 'if-changed' | 'never';
+
+export type RestoreEvent =
+  | { readonly type: 'progress'; readonly files: number; readonly bytesWritten: number; readonly totalBytes?: number }
+  | { readonly type: 'warning'; readonly path: string; readonly message: string };
+
+export interface RestoreOptions {
+  readonly target: string;
+  /** Paths inside the snapshot ('/'-separated, leading '/' optional): exactly these, with everything under them. */
+  readonly includes?: readonly string[];
+  readonly excludes?: readonly string[];
+  /** Default 'if-changed': an existing file of the same type, size and mtime is kept. */
+  readonly overwrite?: OverwriteMode;
+  readonly verify?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (e: RestoreEvent) => void;
+  readonly platform?: Platform;
+}
+
+export interface RestoreSummary {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  special: number;
+  hardlinks: number;
+  bytesWritten: number;
+  /** Existing paths left as they were (never, or unchanged with if-changed). */
+  skipped: number;
+  /** Entries refused or failed (see the warnings). */
+  errors: number;
+  verified: number;
+  verifyFailures: number;
+  durationSeconds: number;
+}
+
+const DEEP_PATH = 1024;
+const FILES_IN_FLIGHT = 4;
+const LOADS_PER_FILE = 3;
+const TMP_PREFIX = '.lifeboat-restore-';
+
+/** A name that may be created inside a folder. */
+export function isSafeName(name: Buffer): boolean {
+  if (name.length === 0) return false;
+  if (name.length === 1 && name[0] === 0x2e) return false;
+  if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return false;
+  return !name.includes(0x2f) && !name.includes(0);
+}
+
+/** Include paths as name components; refuses '.' and '..' so an include cannot point outside. */
+export function parseInclude(p: string): Buffer[] {
+  const parts = p.split('/').filter((x) => x.length > 0);
+  if (parts.length === 0) return [];
+  if (parts.some((x) => x === '.' || x === '..')) throw new LifeboatError('usage', `--include ${p}: "." and ".." are not allowed; name the path as "lifeboat ls" shows it.`);
+  return parts.map((x) => Buffer.from(x, 'utf8'));
+}
+
+type Select = 'all' | { readonly rest: Buffer[]; readonly idx: number }[];
+
+async function pool(n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+}
+
+class Restorer {
+  readonly plat: Platform;
+  readonly excludes: PathMatcher;
+  readonly overwrite: OverwriteMode;
+  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, errors: 0, verified: 0, verifyFailures: 0, durationSeconds: 0 };
+  /** First restored path of each hard-linked inode (device:inode), as a full path. */
+  private readonly links = new Map<string, Buffer>();
+  private readonly isRoot = process.getuid?.() === 0;
+  private chownWarned = false;
+  private lastProgress = 0;
+  totalBytes: number | undefined;
+  matched = new Set<number>();
+
+  constructor(readonly repo: Repository, readonly opts: RestoreOptions) {
+    this.plat = opts.platform ?? defaultPlatform();
+    this.excludes = new PathMatcher(opts.excludes ?? []);
+    this.overwrite = opts.overwrite ?? 'if-changed';
+  }
+
+  warn(path: string, message: string, error = true): void {
+    if (error) this.s.errors++;
+    this.opts.onEvent?.({ type: 'warning', path, message });
+  }
+
+  progress(force = false): void {
+    if (!this.opts.onEvent) return;
+    const now = performance.now();
+    if (!force && now - this.lastProgress < 100) return;
+    this.lastProgress = now;
+    this.opts.onEvent({ type: 'progress', files: this.s.files, bytesWritten: this.s.bytesWritten, ...(this.totalBytes !== undefined ? { totalBytes: this.totalBytes } : {}) });
+  }
+
+  private fail(path: string, e: unknown, what: string): void {
+    if (e instanceof Error && e.name === 'AbortError') throw e;
+    if (e instanceof LifeboatError && e.code !== 'unsafe-path') throw e; // repository damage: stop
+    this.warn(path, `${path}: could not ${what} (${errnoCode(e) ?? (e instanceof Error ? e.message : String(e))}).`);
+  }
+
+  tmpName(base: Buffer): Buffer {
+    return Buffer.concat([base, Buffer.from('/' + TMP_PREFIX + randomBytes(8).toString('hex'))]);
+  }
+
+  /**
+   * Restores one folder's listing into `dir` (an access path to a real folder we verified).
+   * `logical` is the path inside the snapshot ('' for the root) for messages and excludes.
+   */
+  async restoreDir(treeId: Hex, dir: Buffer, logical: string, select: Select, full: Buffer): Promise<void> {
+    this.opts.signal?.throwIfAborted();
+    let entries: TreeEntry[];
+    try {
+      entries = await loadDir(this.repo, treeId);
+    } catch (e) {
+      this.fail(logical || '/', e, 'read the folder listing');
+      return;
+    }
+    const seen = new Set<string>();
+    const todo: TreeEntry[] = [];
+    for (const e of entries) {
+      const shown = `${logical}/${e.name.toString('utf8')}`;
+      if (!isSafeName(e.name)) {
+        this.warn(shown, `The snapshot holds an entry named ${JSON.stringify(e.name.toString('utf8'))} in ${logical || '/'}; it is unsafe and was not restored (the repository may be damaged or hostile).`);
+        continue;
+      }
+      const key = e.name.toString('latin1');
+      if (seen.has(key)) {
+        this.warn(shown, `The snapshot lists ${shown} twice; only the first was restored (the repository may be damaged or hostile).`);
+        continue;
+      }
+      seen.add(key);
+      todo.push(e);
+    }
+    const picked: { e: TreeEntry; sel: Select }[] = [];
+    for (const e of todo) {
+      const shown = `${logical}/${e.name.toString('utf8')}`;
+      if (!this.excludes.empty && this.excludes.matches(shown)) continue;
+      let sel: Select;
+      if (select === 'all') sel = 'all';
+      else {
+        const here = select.filter((p) => p.rest[0]!.equals(e.name));
+        if (here.length === 0) continue;
+        for (const p of here) if (p.rest.length === 1) this.matched.add(p.idx);
+        if (here.some((p) => p.rest.length === 1)) sel = 'all';
+        else if (e.type === 'dir') sel = here.map((p) => ({ rest: p.rest.slice(1), idx: p.idx }));
+        else continue;
+      }
+      picked.push({ e, sel });
+    }
+    const base = dir;
+    const fullBase = full;
+    const files = picked.filter((p) => p.e.type !== 'dir' && p.e.type !== 'symlink');
+    await pool(files.length, FILES_IN_FLIGHT, async (i) => {
+      const { e } = files[i]!;
+      await this.restoreNonDir(base, fullBase, e, `${logical}/${e.name.toString('utf8')}`);
+    });
+    for (const p of picked) {
+      if (p.e.type !== 'dir') continue;
+      await this.restoreDirEntry(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`, p.sel);
+    }
+    for (const p of picked) {
+      if (p.e.type === 'symlink') await this.restoreNonDir(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`);
+    }
+  }
+
+  private async lstatOrUndefined(p: Buffer): Promise<BigIntStats | undefined> {
+    try {
+      return await fsp.lstat(p, { bigint: true });
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  private async restoreDirEntry(parent: Buffer, parentFull: Buffer, e: TreeEntry, shown: string, sel: Select): Promise<void> {
+    const path = Buffer.concat([parent, Buffer.from('/'), e.name]);
+    const full = Buffer.concat([parentFull, Buffer.from('/'), e.name]);
+    let handle: DirAccess | undefined;
+    try {
+      const st = await this.lstatOrUndefined(path);
+      if (st && !st.isDirectory()) {
+        if (this.overwrite === 'never') {
+          this.warn(shown, `${shown} exists and is not a folder; it was left as it is (--overwrite never).`, false);
+          this.s.skipped++;
+          return;
+        }
+        await fsp.unlink(path); // a file or symlink: removed, never followed
+      }
+      if (!st || !st.isDirectory()) await fsp.mkdir(path, { mode: 0o700 });
+      const check = await fsp.lstat(path);
+      if (!check.isDirectory()) throw new LifeboatError('unsafe-path', `${shown} is not a folder`);
+      this.s.dirs++;
+      let access: Buffer = path;
+      if (path.length > DEEP_PATH) {
+        handle = await this.plat.dirAccess(path);
+        access = handle.base;
+      }
+      await this.restoreDir(e.subtree!, access, shown, sel, full);
+      await handle?.close();
+      handle = undefined;
+      await this.applyMeta(path, e, shown, undefined);
+    } catch (err) {
+      this.fail(shown, err, 'restore the folder');
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  private async replaceWith(tmp: Buffer, path: Buffer): Promise<void> {
+    try {
+      await fsp.rename(tmp, path);
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
+      await fsp.rm(path, { recursive: true, force: true }); // a folder where a file goes (rm never follows symlinks)
+      await fsp.rename(tmp, path);
+    }
+  }
+
+  private async restoreNonDir(dir: Buffer, dirFull: Buffer, e: TreeEntry, shown: string): Promise<void> {
+    this.opts.signal?.throwIfAborted();
+    const path = Buffer.concat([dir, Buffer.from('/'), e.name]);
+    const full = Buffer.concat([dirFull, Buffer.from('/'), e.name]);
+    let tmp: Buffer | undefined;
+    let live = false;
+    try {
+      const existing = await this.lstatOrUndefined(path);
+      if (existing) {
+        if (this.overwrite === 'never') {
+          this.s.skipped++;
+          return;
+        }
+        if (this.overwrite === 'if-changed' && e.type === 'file' && existing.isFile() && Number(existing.size) === e.size && existing.mtimeNs === e.mtime) {
+          this.s.skipped++;
+          if (e.nlink > 1) this.links.set(`${e.device}:${e.inode}`, full);
+          return;
+        }
+      }
+      const t = this.tmpName(dir);
+      tmp = t;
+      live = true;
+      const linkKey = e.type === 'file' && e.nlink > 1 ? `${e.device}:${e.inode}` : undefined;
+      const first = linkKey !== undefined ? this.links.get(linkKey) : undefined;
+      if (first !== undefined) {
+        try {
+          await fsp.link(first, t);
+          await this.replaceWith(t, path);
+          live = false;
+          this.s.hardlinks++;
+          return;
+        } catch (err) {
+          if (errnoCode(err) !== 'ENAMETOOLONG') throw err;
+          // too deep to link by path: restored as a copy below
+        }
+      }
+      switch (e.type) {
+        case 'file':
+          await this.writeFile(t, e, shown);
+          this.s.files++;
+          break;
+        case 'symlink':
+          await fsp.symlink(e.target ?? Buffer.alloc(0), t);
+          this.s.symlinks++;
+          break;
+        case 'fifo':
+        case 'chardev':
+        case 'blockdev': {
+          const kind = e.type === 'fifo' ? C.S_IFIFO : e.type === 'chardev' ? C.S_IFCHR : C.S_IFBLK;
+          if (!this.plat.mknod(t, kind | (e.mode & 0o777), e.rdev ?? 0n)) {
+            this.warn(shown, `${shown} is a ${e.type === 'fifo' ? 'FIFO' : 'device node'}, which this installation cannot create (${this.plat.missing ?? 'not supported'}).`);
+            live = false;
+            return;
+          }
+          this.s.special++;
+          break;
+        }
+        case 'dir':
+          break;
+      }
+      if (e.type !== 'file') await this.applyMeta(t, e, shown, undefined);
+      await this.replaceWith(t, path);
+      live = false;
+      if (linkKey !== undefined) this.links.set(linkKey, full);
+      if (e.type === 'file' && this.opts.verify) await this.verify(path, e, shown);
+      this.progress();
+    } catch (err) {
+      this.fail(shown, err, 'restore it');
+    } finally {
+      if (live && tmp) await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  private async writeFile(tmp: Buffer, e: TreeEntry, shown: string): Promise<void> {
+    const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    try {
+      const ids = await fileContent(this.repo, e);
+      const holes = e.holes ?? [];
+      let pos = 0;
+      const loads: Promise<Uint8Array>[] = [];
+      let next = 0;
+      const fill = () => {
+        while (loads.length < LOADS_PER_FILE && next < ids.length) {
+          const p = this.repo.loadBlob(fromHex(ids[next++]!));
+          p.catch(() => undefined);
+          loads.push(p);
+        }
+      };
+      fill();
+      while (loads.length > 0) {
+        this.opts.signal?.throwIfAborted();
+        const data = await loads.shift()!;
+        fill();
+        await writeSkippingHoles(fh, data, pos, holes);
+        pos += data.length;
+        this.s.bytesWritten += data.length;
+        this.progress();
+      }
+      if (pos !== e.size) this.warn(shown, `${shown}: the stored content is ${pos} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
+      await fh.truncate(pos); // extends over a trailing hole
+      await this.applyMeta(tmp, e, shown, fh);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Ownership, mode, xattrs, then times; through `fh` when given (a file we just wrote). */
+  private async applyMeta(path: Buffer, e: TreeEntry, shown: string, fh: fsp.FileHandle | undefined): Promise<void> {
+    try {
+      if (fh) await fh.chown(e.uid, e.gid);
+      else await fsp.lchown(path, e.uid, e.gid);
+    } catch (err) {
+      if (this.isRoot || !['EPERM', 'EINVAL'].includes(errnoCode(err) ?? '')) throw err;
+      if (!this.chownWarned) {
+        this.chownWarned = true;
+        this.warn(shown, 'Owners and groups are restored only when running as root; files belong to you instead.', false);
+      }
+    }
+    if (e.type !== 'symlink') {
+      if (fh) await fh.chmod(e.mode);
+      else await fsp.chmod(path, e.mode);
+    }
+    for (const [name, value] of e.xattrs ?? []) {
+      try {
+        this.plat.setXattr(path, name, value);
+      } catch (err) {
+        this.warn(shown, `${shown}: the extended attribute ${name} could not be restored (${errnoCode(err) ?? String(err)}).`, false);
+      }
+    }
+    if (fh) await fh.sync().catch(() => undefined);
+    await this.plat.setTimes(path, e.atime, e.mtime);
+  }
+
+  private async verify(path: Buffer, e: TreeEntry, shown: string): Promise<void> {
+    const fh = await fsp.open(path, C.O_RDONLY | C.O_NOFOLLOW | (C.O_NOATIME ?? 0)); // reading must not move the restored atime
+    try {
+      let pos = 0;
+      let ok = true;
+      for (const id of await fileContent(this.repo, e)) {
+        const loc = this.repo.index.get(fromHex(id));
+        if (!loc) {
+          ok = false;
+          break;
+        }
+        const buf = Buffer.alloc(loc.rawLength);
+        const { bytesRead } = await fh.read(buf, 0, loc.rawLength, pos);
+        pos += loc.rawLength;
+        if (bytesRead !== loc.rawLength || !this.repo.blobId(buf).equals(fromHex(id))) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok && Number((await fh.stat()).size) !== pos) ok = false;
+      if (ok) this.s.verified++;
+      else {
+        this.s.verifyFailures++;
+        this.warn(shown, `${shown}: the restored file does not match the snapshot.`);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/** Writes `data` at `pos`, leaving the recorded hole ranges unwritten (they stay holes). */
+async function writeSkippingHoles(fh: fsp.FileHandle, data: Uint8Array, pos: number, holes: readonly number[]): Promise<void> {
+  let start = 0;
+  const end = data.length;
+  for (let h = 0; h + 1 < holes.length && start < end; h += 2) {
+    const hs = holes[h]! - pos;
+    const he = hs + holes[h + 1]!;
+    if (he <= start) continue;
+    if (hs >= end) break;
+    if (hs > start) await writeAll(fh, data.subarray(start, hs), pos + start);
+    start = Math.max(start, he);
+  }
+  if (start < end) await writeAll(fh, data.subarray(start, end), pos + start);
+}
+
+async function writeAll(fh: fsp.FileHandle, data: Uint8Array, pos: number): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off, pos + off);
+    off += bytesWritten;
+  }
+}
+
+export interface RestoreResult {
+  readonly summary: RestoreSummary;
+}
+
+/** Restores `snapshot` (or the included parts of it) into `opts.target`. The caller holds a lock. */
+export async function restore(repo: Repository, snapshot: Snapshot, opts: RestoreOptions): Promise<RestoreResult> {
+  const started = performance.now();
+  if (snapshot.kind !== 'files') throw new LifeboatError('usage', 'That is an image snapshot; restore it with "lifeboat image restore".');
+  await repo.loadIndex();
+  const includes = (opts.includes ?? []).map(parseInclude);
+  const r = new Restorer(repo, opts);
+  if (includes.length === 0) {
+    const t = snapshot.summary?.['totalBytes'];
+    if (t !== undefined) r.totalBytes = t;
+  }
+  const target = Buffer.from(opts.target);
+  await fsp.mkdir(target, { recursive: true });
+  const select: Select = includes.length === 0 || includes.some((p) => p.length === 0) ? 'all' : includes.map((rest, idx) => ({ rest, idx }));
+  await r.restoreDir(snapshot.root, target, '', select, target);
+  if (select !== 'all') {
+    for (let i = 0; i < includes.length; i++) {
+      if (!r.matched.has(i)) r.warn(opts.includes![i]!, `Nothing in the snapshot is called ${opts.includes![i]!}; see "lifeboat ls".`);
+    }
+  }
+  r.progress(true);
+  r.s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
+  return { summary: r.s };
+}

@@ -1,0 +1,132 @@
+/**
+ * Running the tools: under GNU time (wall, user, sys, peak RSS) with optional stdin/stdout files,
+ * plain helper runs that must succeed, and the apparent size of a folder.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface Cmd {
+  readonly cmd: string;
+  readonly args: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  /** stdin comes from this file (otherwise /dev/null). */
+  readonly stdinFile?: string;
+  /** stdout goes to this file (otherwise it is captured). */
+  readonly stdoutFile?: string;
+}
+
+export interface Measured {
+  readonly ok: boolean;
+  readonly exitCode: number;
+  /** Seconds. */
+  readonly wall: number;
+  readonly user: number;
+  readonly sys: number;
+  /** Peak resident set size of the largest process, KiB (GNU time %M). */
+  readonly rssKiB: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** First meaningful line of stderr when the command failed. */
+  readonly error?: string;
+}
+
+const CAPTURE_LIMIT = 8 * 1024 * 1024;
+const timeFile = path.join(os.tmpdir(), `lifeboat-bench-time-${process.pid}`);
+
+export function firstErrorLine(stderr: string, exitCode: number): string {
+  const lines = stderr
+    .split(/\r?\n|\r/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('Command exited with non-zero status') && !l.startsWith('Command terminated by signal'));
+  const line = lines.find((l) => /error|fatal|unknown|not |cannot|failed|invalid/i.test(l)) ?? lines[0];
+  return (line ?? `exit code ${exitCode}`).slice(0, 160);
+}
+
+/** Runs `c` under `/usr/bin/time -f '%e %U %S %M'`. Never throws for a failing command. */
+export async function timed(c: Cmd): Promise<Measured> {
+  fs.rmSync(timeFile, { force: true });
+  const stdinFd = fs.openSync(c.stdinFile ?? '/dev/null', 'r');
+  const stdoutFd = c.stdoutFile ? fs.openSync(c.stdoutFile, 'w') : undefined;
+  const child = spawn('/usr/bin/time', ['-f', '%e %U %S %M', '-o', timeFile, c.cmd, ...c.args], {
+    cwd: c.cwd,
+    env: c.env ?? process.env,
+    stdio: [stdinFd, stdoutFd ?? 'pipe', 'pipe'],
+  });
+  fs.closeSync(stdinFd);
+  if (stdoutFd !== undefined) fs.closeSync(stdoutFd);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    if (stdout.length < CAPTURE_LIMIT) stdout += d.toString('utf8');
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    if (stderr.length < CAPTURE_LIMIT) stderr += d.toString('utf8');
+  });
+  const exitCode = await new Promise<number>((resolve) => {
+    child.on('error', () => resolve(127));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+  let wall = NaN;
+  let user = NaN;
+  let sys = NaN;
+  let rssKiB = NaN;
+  try {
+    const lines = fs.readFileSync(timeFile, 'utf8').trim().split('\n');
+    const m = /^([\d.]+) ([\d.]+) ([\d.]+) (\d+)$/.exec(lines[lines.length - 1] ?? '');
+    if (m) {
+      wall = Number(m[1]);
+      user = Number(m[2]);
+      sys = Number(m[3]);
+      rssKiB = Number(m[4]);
+    }
+  } catch {
+    // no time file: the command could not be started
+  }
+  const ok = exitCode === 0;
+  return { ok, exitCode, wall, user, sys, rssKiB, stdout, stderr, ...(ok ? {} : { error: firstErrorLine(stderr, exitCode) }) };
+}
+
+/** Runs a helper command that must succeed; returns its stdout. */
+export function must(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, env: opts.env ?? process.env, cwd: opts.cwd, input: opts.input });
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}): ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ')}`);
+  }
+  return r.stdout;
+}
+
+/** Like `must` but returns undefined instead of throwing. */
+export function tryRun(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): string | undefined {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: env ?? process.env });
+  return r.status === 0 ? `${r.stdout}${r.stderr}` : undefined;
+}
+
+/** Apparent size of every regular file under `dir` (what `du -sb` counts, less the folders). */
+export function apparentBytes(dir: string): number {
+  let total = 0;
+  const walk = (d: string): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) total += fs.statSync(p).size;
+    }
+  };
+  walk(dir);
+  return total;
+}
+
+export function median(values: readonly number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}

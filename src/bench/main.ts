@@ -1,0 +1,541 @@
+/**
+ * `npm run bench [-- options]`: Lifeboat side by side with restic and borg (files) and with
+ * partclone | zstd -3 and restic --stdin (disk images), on generated datasets. See bench/README.md.
+ *
+ * Runs are interleaved (lifeboat, restic, borg, lifeboat, restic, borg, …) and every figure is the
+ * median of the runs. Progress goes to stderr; the tables (or, with --json, every figure) to
+ * stdout. A tool that fails is recorded as n/a with its error and the benchmark carries on.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildDisk, mutateDisk, type DiskMutation } from './disk.js';
+import { apparentBytes, timed, type Cmd, type Measured } from './exec.js';
+import { describeMachine, ensureTools, type MachineDescription } from './machine.js';
+import { compareTarget, figure, fmtBytes, kib, renderDataset, seconds, type DatasetResult, type OpResult, type Sample, type Target } from './report.js';
+import { fileTools, lifeboatImageCreate, lifeboatInit, partcloneZstd, resticInit, resticStdin, type FileTool, type ToolEnv } from './tools.js';
+import {
+  checksumTree,
+  compareSums,
+  hashFile,
+  mutateLarge,
+  mutateTree,
+  planLarge,
+  planTree,
+  summarise,
+  writeTree,
+  type MutationSummary,
+  type Sum,
+  type TreePlan,
+} from './tree.js';
+
+const MiB = 1024 * 1024;
+const DATASETS = ['files', 'large', 'image'] as const;
+type DatasetName = (typeof DATASETS)[number];
+
+interface Options {
+  quick: boolean;
+  json: boolean;
+  runs: number;
+  only: Set<DatasetName>;
+  keep: boolean;
+  save: boolean;
+}
+
+interface Sizes {
+  files: { files: number; bytes: number; largeMin: number; largeMax: number };
+  large: { count: number; size: number };
+  image: { ext4Bytes: number; fatBytes: number; largeMin: number; largeMax: number };
+}
+
+const QUICK: Sizes = {
+  files: { files: 5000, bytes: 80e6, largeMin: 2 * MiB, largeMax: 6 * MiB },
+  large: { count: 4, size: 16 * MiB },
+  image: { ext4Bytes: 96 * MiB, fatBytes: 48 * MiB, largeMin: 1 * MiB, largeMax: 6 * MiB },
+};
+
+const FULL: Sizes = {
+  files: { files: 100_000, bytes: 1.6e9, largeMin: 8 * MiB, largeMax: 64 * MiB },
+  large: { count: 4, size: 512 * MiB },
+  image: { ext4Bytes: 2048 * MiB, fatBytes: 1024 * MiB, largeMin: 8 * MiB, largeMax: 64 * MiB },
+};
+
+const USAGE = `usage: npm run bench -- [--quick] [--json] [--runs N] [--only files|large|image[,…]] [--keep] [--save]
+  --quick   small datasets, 1 run each (about two minutes)
+  --json    every figure as JSON on stdout (the tables go to stderr)
+  --runs N  runs per tool and operation (default 3, or 1 with --quick); figures are medians
+  --only    run only these datasets (comma-separated or repeated)
+  --keep    keep bench/work (datasets, repositories) afterwards
+  --save    write bench/results/<date>-<host>.json and .md`;
+
+function parseOptions(argv: readonly string[]): Options {
+  const o: Options = { quick: false, json: false, runs: 0, only: new Set(), keep: false, save: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (): string => {
+      const eq = a.indexOf('=');
+      if (eq > 0) return a.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const name = a.split('=')[0];
+    if (name === '--quick') o.quick = true;
+    else if (name === '--json') o.json = true;
+    else if (name === '--keep') o.keep = true;
+    else if (name === '--save') o.save = true;
+    else if (name === '--runs') {
+      o.runs = Number(value());
+      if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error('--runs needs a whole number of 1 or more');
+    } else if (name === '--only') {
+      for (const d of value().split(',')) {
+        if (!(DATASETS as readonly string[]).includes(d)) throw new Error(`--only takes ${DATASETS.join(', ')}; not "${d}"`);
+        o.only.add(d as DatasetName);
+      }
+    } else if (name === '--help' || name === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else throw new Error(`unknown option ${a}\n${USAGE}`);
+  }
+  if (o.runs === 0) o.runs = o.quick ? 1 : 3;
+  if (o.only.size === 0) for (const d of DATASETS) o.only.add(d);
+  return o;
+}
+
+const started = Date.now();
+function log(msg: string): void {
+  const s = Math.round((Date.now() - started) / 1000);
+  process.stderr.write(`[bench ${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}] ${msg}\n`);
+}
+
+/** The last JSON object a tool printed (lifeboat and borg print one; restic prints JSON lines). */
+function lastJson(stdout: string): Record<string, unknown> | undefined {
+  const text = stdout.trim();
+  if (!text) return undefined;
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === 'object') return v as Record<string, unknown>;
+  } catch {
+    // JSON lines: take the last one that parses
+  }
+  const lines = text.split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    try {
+      const v: unknown = JSON.parse(lines[i]!);
+      if (v && typeof v === 'object') return v as Record<string, unknown>;
+    } catch {
+      // not JSON
+    }
+  }
+  return undefined;
+}
+
+function findNumber(v: unknown, names: readonly string[], depth = 0): number | undefined {
+  if (!v || typeof v !== 'object' || depth > 4) return undefined;
+  for (const [k, x] of Object.entries(v)) if (names.includes(k) && typeof x === 'number') return x;
+  for (const x of Object.values(v)) {
+    const n = findNumber(x, names, depth + 1);
+    if (n !== undefined) return n;
+  }
+  return undefined;
+}
+
+function sample(run: number, m: Measured, extra: Partial<Omit<Sample, 'run' | 'ok'>> = {}): Sample {
+  return {
+    run,
+    ok: m.ok,
+    ...(m.error !== undefined ? { error: m.error } : {}),
+    wall: m.wall,
+    user: m.user,
+    sys: m.sys,
+    rssKiB: m.rssKiB,
+    ...extra,
+  };
+}
+
+function failed(run: number, error: string): Sample {
+  return { run, ok: false, error, wall: NaN, user: NaN, sys: NaN, rssKiB: NaN };
+}
+
+function describeRun(tool: string, s: Sample): string {
+  if (!s.ok) return `${tool}: n/a (${s.error ?? 'failed'})`;
+  const parts = [`${s.wall.toFixed(2)} s`, `cpu ${(s.user + s.sys).toFixed(2)} s`, `rss ${kib(s.rssKiB)}`];
+  if (s.added !== undefined) parts.push(`+${fmtBytes(s.added)}`);
+  if (s.verify !== undefined) parts.push(s.verify === 'ok' ? 'verified' : `MISMATCH ${s.verify}`);
+  return `${tool}: ${parts.join(', ')}`;
+}
+
+class Bench {
+  readonly root: string;
+  readonly work: string;
+  readonly env: ToolEnv;
+  constructor(readonly o: Options) {
+    this.root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+    this.work = path.join(this.root, 'bench', 'work');
+    this.env = { lifeboatRoot: this.root, cacheDir: path.join(this.work, 'cache') };
+  }
+
+  /** Removes scratch data as soon as it is no longer needed, unless --keep. */
+  private drop(p: string): void {
+    if (!this.o.keep) fs.rmSync(p, { recursive: true, force: true });
+  }
+
+  private dir(...parts: string[]): string {
+    const d = path.join(this.work, ...parts);
+    fs.mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  /** Runs `op` for every run and tool, interleaved; `each` measures one and returns its sample. */
+  private async interleave(ds: string, op: OpResult, tools: readonly string[], each: (tool: string, run: number) => Promise<Sample>): Promise<OpResult> {
+    for (let r = 0; r < this.o.runs; r++) {
+      for (const t of tools) {
+        const s = await each(t, r);
+        (op.samples[t] ??= []).push(s);
+        log(`${ds} · ${op.title} · run ${r + 1}/${this.o.runs} · ${describeRun(t, s)}`);
+      }
+    }
+    return op;
+  }
+
+  /** The six operations of a file dataset, for lifeboat, restic and borg. */
+  async fileDataset(name: string, description: string, src: string, mutate: () => string, oneFile: string): Promise<DatasetResult> {
+    const tools = fileTools(this.env);
+    const byName = new Map<string, FileTool>(tools.map((t) => [t.name, t]));
+    const names = tools.map((t) => t.name);
+    const repo = (t: string, r: number): string => path.join(this.work, 'repos', name, `${t}-${r + 1}`);
+    const initError = new Map<string, string>();
+    for (let r = 0; r < this.o.runs; r++) {
+      for (const t of tools) {
+        fs.rmSync(repo(t.name, r), { recursive: true, force: true });
+        fs.mkdirSync(path.dirname(repo(t.name, r)), { recursive: true });
+        const m = await timed(t.init(repo(t.name, r)));
+        if (!m.ok) {
+          initError.set(`${t.name}-${r}`, `init failed: ${m.error ?? ''}`);
+          log(`${name} · ${t.name} init failed: ${m.error ?? ''}`);
+        }
+      }
+    }
+    const ops: OpResult[] = [];
+    const backup = async (op: string, title: string, label: string): Promise<void> => {
+      ops.push(
+        await this.interleave(name, { op, title, samples: {} }, names, async (t, r) => {
+          const ie = initError.get(`${t}-${r}`);
+          if (ie) return failed(r, ie);
+          const before = apparentBytes(repo(t, r));
+          const m = await timed(byName.get(t)!.backup(repo(t, r), src, label));
+          const added = apparentBytes(repo(t, r)) - before;
+          const details = lastJson(m.stdout);
+          const bytesRead = t === 'lifeboat' ? findNumber(details, ['bytesRead', 'bytes_read']) : undefined;
+          return sample(r, m, { added, ...(bytesRead !== undefined ? { bytesRead } : {}), ...(details ? { details } : {}) });
+        }),
+      );
+    };
+    await backup('initial', 'initial backup', 'initial');
+    await backup('nochange', 'no-change backup', 'nochange');
+    log(`${name} · mutating`);
+    const mutation = mutate();
+    log(`${name} · ${mutation}; computing the checksum list of the source`);
+    const sums = checksumTree(src);
+    await backup('mutated', 'backup after mutation', 'mutated');
+
+    const repoSize: OpResult = { op: 'repoSize', title: 'repository size', samples: {} };
+    for (const t of names) {
+      repoSize.samples[t] = Array.from({ length: this.o.runs }, (_, r) =>
+        initError.has(`${t}-${r}`) ? failed(r, initError.get(`${t}-${r}`)!) : { run: r, ok: true, wall: NaN, user: NaN, sys: NaN, rssKiB: NaN, added: apparentBytes(repo(t, r)) },
+      );
+    }
+
+    ops.push(
+      await this.interleave(name, { op: 'restore', title: 'full restore', samples: {} }, names, async (t, r) => {
+        const target = path.join(this.work, 'restore', `${name}-${t}`);
+        fs.rmSync(target, { recursive: true, force: true });
+        fs.mkdirSync(target, { recursive: true });
+        const m = await timed(byName.get(t)!.restore(repo(t, r), target, 'mutated'));
+        let verify: string | undefined;
+        if (m.ok) verify = verifyTree(sums, target, src);
+        fs.rmSync(target, { recursive: true, force: true });
+        return sample(r, m, verify !== undefined ? { verify } : {});
+      }),
+    );
+    const abs = path.join(src, oneFile);
+    ops.push(
+      await this.interleave(name, { op: 'restoreOne', title: 'restore one file', samples: {} }, names, async (t, r) => {
+        const dir = path.join(this.work, 'restore', `one-${t}`);
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.mkdirSync(dir, { recursive: true });
+        const out = { file: path.join(this.work, 'restore', `one-${t}.out`), dir };
+        const tool = byName.get(t)!;
+        const m = await timed(tool.restoreOne(repo(t, r), abs, out, 'mutated'));
+        let verify: string | undefined;
+        if (m.ok) verify = verifyFile(sums.get(oneFile), tool.restoredOnePath(abs, out));
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.rmSync(out.file, { force: true });
+        return sample(r, m, { ...(verify !== undefined ? { verify } : {}), bytesRead: sums.get(oneFile)?.size ?? NaN });
+      }),
+    );
+    ops.push(
+      await this.interleave(name, { op: 'check', title: 'check --read-data', samples: {} }, names, async (t, r) => {
+        const m = await timed(byName.get(t)!.check(repo(t, r)));
+        return sample(r, m);
+      }),
+    );
+    ops.splice(3, 0, repoSize);
+    const result: DatasetResult = { name, description: `${description}; mutation: ${mutation}`, tools: names, ops, facts: { oneFile, oneFileBytes: sums.get(oneFile)?.size }, targets: [] };
+    this.drop(path.join(this.work, 'repos', name));
+    return result;
+  }
+
+  async files(): Promise<DatasetResult> {
+    const sz = this.o.quick ? QUICK.files : FULL.files;
+    const seed = 'lifeboat-bench-files-v1';
+    const plan = planTree({ seed, ...sz });
+    const sum = summarise(plan);
+    const src = path.join(this.dir('data'), 'files');
+    log(`files · generating ${sum.files.toLocaleString('en')} files in ${sum.dirs} folders, ${fmtBytes(sum.bytes)}`);
+    writeTree(src, seed, plan, (done, total) => {
+      if (done % 20000 === 0) log(`files · ${done.toLocaleString('en')} of ${total.toLocaleString('en')} files written`);
+    });
+    const oneFile = pickOneFile(plan, 1 * MiB);
+    const kinds = Object.entries(sum.byKind)
+      .map(([k, v]) => `${k} ${v.files.toLocaleString('en')} files/${fmtBytes(v.bytes)}`)
+      .join(', ');
+    const description = `${sum.files.toLocaleString('en')} files in ${sum.dirs.toLocaleString('en')} folders, ${fmtBytes(sum.bytes)} (${kinds})`;
+    const d = await this.fileDataset('files', description, src, () => fmtMutation(mutateTree(src, seed, plan, 0.01, new Set([oneFile])), plan.files.length), oneFile);
+    d.targets = fileTargets(d);
+    this.drop(src);
+    return d;
+  }
+
+  async large(): Promise<DatasetResult> {
+    const sz = this.o.quick ? QUICK.large : FULL.large;
+    const seed = 'lifeboat-bench-large-v1';
+    const plan = planLarge(seed, sz.count, sz.size);
+    const src = path.join(this.dir('data'), 'large');
+    log(`large · generating ${sz.count} files of ${fmtBytes(sz.size)}`);
+    writeTree(src, seed, plan);
+    const description = `${sz.count} files of ${fmtBytes(sz.size)} (${plan.files.map((f) => f.kind).join(', ')})`;
+    const d = await this.fileDataset('large', description, src, () => fmtMutation(mutateLarge(src, seed, plan, 0.01), plan.files.length), plan.files[1]!.rel);
+    this.drop(src);
+    return d;
+  }
+
+  async image(): Promise<DatasetResult> {
+    const sz = this.o.quick ? QUICK.image : FULL.image;
+    const seed = 'lifeboat-bench-image-v1';
+    const disk = buildDisk(path.join(this.work, 'image'), { seed, fill: 0.5, ...sz }, (s) => log(s));
+    const tools = ['lifeboat', 'partclone|zstd', 'restic --stdin'];
+    const repo = (t: string, r: number): string => path.join(this.work, 'repos', 'image', `${t.split(' ')[0]!.replace('|', '-')}-${r + 1}`);
+    const initError = new Map<string, string>();
+    for (let r = 0; r < this.o.runs; r++) {
+      for (const [t, init] of [
+        ['lifeboat', lifeboatInit],
+        ['restic --stdin', resticInit],
+      ] as const) {
+        fs.rmSync(repo(t, r), { recursive: true, force: true });
+        fs.mkdirSync(path.dirname(repo(t, r)), { recursive: true });
+        const m = await timed(init(this.env, repo(t, r)));
+        if (!m.ok) initError.set(`${t}-${r}`, `init failed: ${m.error ?? ''}`);
+      }
+    }
+    let usedBytes = NaN;
+    const measure = async (t: string, r: number, op: string): Promise<Sample> => {
+      const ie = initError.get(`${t}-${r}`);
+      if (ie) return failed(r, ie);
+      if (t === 'partclone|zstd') {
+        const out = path.join(this.work, 'image-out', `${op}-${r + 1}`);
+        fs.rmSync(out, { recursive: true, force: true });
+        fs.mkdirSync(out, { recursive: true });
+        const m = await timed(partcloneZstd(disk.parts, out));
+        const used = partcloneUsed(out, disk.parts.length);
+        if (Number.isNaN(usedBytes) && Number.isFinite(used)) usedBytes = used + disk.parts[0]!.offset;
+        const added = apparentBytes(out);
+        fs.rmSync(out, { recursive: true, force: true });
+        return sample(r, m, { added, bytesRead: used });
+      }
+      const cmd: Cmd = t === 'lifeboat' ? lifeboatImageCreate(this.env, repo(t, r), disk.disk) : resticStdin(this.env, repo(t, r), disk.disk);
+      const before = apparentBytes(repo(t, r));
+      const m = await timed(cmd);
+      const added = apparentBytes(repo(t, r)) - before;
+      const details = lastJson(m.stdout);
+      const bytesRead = t === 'lifeboat' ? findNumber(details, ['bytesRead', 'bytes_read']) : disk.size;
+      return sample(r, m, { added, ...(bytesRead !== undefined ? { bytesRead } : {}), ...(details ? { details } : {}) });
+    };
+    const ops: OpResult[] = [];
+    ops.push(await this.interleave('image', { op: 'image1', title: 'first image', samples: {} }, tools, (t, r) => measure(t, r, 'image1')));
+    log('image · mutating');
+    const mutation = mutateDisk(disk, seed, 0.02);
+    log(`image · ${fmtDiskMutation(mutation, usedBytes)}`);
+    ops.push(await this.interleave('image', { op: 'image2', title: 'image after mutation', samples: {} }, tools, (t, r) => measure(t, r, 'image2')));
+    const description =
+      `${fmtBytes(disk.size)} raw disk, MBR: ext4 ${fmtBytes(disk.parts[0]!.size)} + FAT32 ${fmtBytes(disk.parts[1]!.size)}, ` +
+      `${fmtBytes(usedBytes)} used (partclone's count + the 1 MiB before the first partition); ` +
+      `mutation: ${fmtDiskMutation(mutation, usedBytes)}; partclone has no incremental mode, so its second image is a full one`;
+    const d: DatasetResult = { name: 'image', description, tools, ops, facts: { diskBytes: disk.size, usedBytes, mutation }, targets: [] };
+    d.targets = imageTargets(d, usedBytes);
+    this.drop(path.join(this.work, 'repos', 'image'));
+    this.drop(disk.dir);
+    return d;
+  }
+}
+
+function fmtMutation(m: MutationSummary, files: number): string {
+  return `${m.modified} modified, ${m.added} added, ${m.deleted} deleted (${(((m.modified + m.added + m.deleted) / files) * 100).toFixed(1)}% of the files), ${fmtBytes(m.bytesWritten)} written`;
+}
+
+function fmtDiskMutation(m: DiskMutation, used: number): string {
+  const changed = m.blocksChanged * 4096;
+  return `${m.ext4Files} ext4 + ${m.fatFiles} FAT files rewritten (${fmtBytes(m.bytesRewritten)}), ${m.blocksChanged} 4 KiB blocks changed (${fmtBytes(changed)}, ${((changed / used) * 100).toFixed(1)}% of the used bytes)`;
+}
+
+/** A file of about `near` bytes, for the restore-one-file operation. */
+function pickOneFile(plan: TreePlan, near: number): string {
+  let best = plan.files[0]!;
+  for (const f of plan.files) if (Math.abs(f.size - near) < Math.abs(best.size - near)) best = f;
+  return best.rel;
+}
+
+/** Where a tool put the restored tree: under the full source path, under its last name, or at the top. */
+function verifyTree(expected: Map<string, Sum>, target: string, src: string): string {
+  const candidates = [path.join(target, src), path.join(target, path.basename(src)), target];
+  const root = candidates.find((c) => fs.existsSync(c) && fs.statSync(c).isDirectory()) ?? target;
+  const c = compareSums(expected, checksumTree(root));
+  return c.ok ? 'ok' : `${c.missing} missing, ${c.differ} differ, ${c.extra} extra (${c.examples.join('; ')})`;
+}
+
+function verifyFile(expected: Sum | undefined, file: string): string {
+  if (!expected) return 'no checksum for the source file';
+  if (!fs.existsSync(file)) return 'file not restored';
+  const a = hashFile(file);
+  return a.sha256 === expected.sha256 && a.size === expected.size ? 'ok' : `differs (${a.size} bytes vs ${expected.size})`;
+}
+
+/** Used bytes of all partitions, from partclone's "Space in use: … = N Blocks" and "Block size". */
+function partcloneUsed(outDir: string, parts: number): number {
+  let total = 0;
+  for (let i = 1; i <= parts; i++) {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(outDir, `part${i}.log`), 'utf8');
+    } catch {
+      return NaN;
+    }
+    const blocks = /Space in use:.*?=\s*(\d+)\s*Blocks/.exec(text)?.[1];
+    const size = /Block size:\s*(\d+)\s*Byte/.exec(text)?.[1];
+    if (!blocks || !size) return NaN;
+    total += Number(blocks) * Number(size);
+  }
+  return total;
+}
+
+function op(d: DatasetResult, name: string): OpResult | undefined {
+  return d.ops.find((o) => o.op === name);
+}
+
+function fileTargets(d: DatasetResult): Target[] {
+  const f = (o: string, t: string) => figure(op(d, o)?.samples[t]);
+  const lbOk = (o: string): boolean => f(o, 'lifeboat').ok;
+  const val = (o: string, t: string, k: 'wall' | 'rssKiB' | 'added'): number => (f(o, t).ok ? f(o, t)[k] : NaN);
+  const t: Target[] = [];
+  t.push(compareTarget('initial backup: wall time ≤ 1× restic', val('initial', 'lifeboat', 'wall'), val('initial', 'restic', 'wall'), 1, seconds, 'restic'));
+  t.push(compareTarget('no-change backup: wall time ≤ 0.5× restic', val('nochange', 'lifeboat', 'wall'), val('nochange', 'restic', 'wall'), 0.5, seconds, 'restic'));
+  const memOps = ['initial', 'nochange', 'mutated', 'restore'];
+  const peak = (tool: string): number => (memOps.every(lbOk) || tool !== 'lifeboat' ? Math.max(...memOps.map((o) => val(o, tool, 'rssKiB'))) : NaN);
+  t.push(compareTarget('peak memory (largest median RSS of the backups and the full restore) ≤ restic', peak('lifeboat'), peak('restic'), 1, kib, 'restic'));
+  t.push(compareTarget('repository size after the three backups ≤ restic (default compression)', val('repoSize', 'lifeboat', 'added'), val('repoSize', 'restic', 'added'), 1, fmtBytes, 'restic'));
+  t.push(compareTarget('full restore: wall time ≤ 1× restic', val('restore', 'lifeboat', 'wall'), val('restore', 'restic', 'wall'), 1, seconds, 'restic'));
+  const v = f('restore', 'lifeboat');
+  t.push({ text: 'full restore matches the source (checksum list)', measured: v.ok ? (v.verify ?? 'not verified') : 'n/a', pass: v.ok ? v.verify === 'ok' : null });
+  return t;
+}
+
+function imageTargets(d: DatasetResult, used: number): Target[] {
+  const lb1 = figure(op(d, 'image1')?.samples['lifeboat']);
+  const lb2 = figure(op(d, 'image2')?.samples['lifeboat']);
+  const pc = figure(op(d, 'image1')?.samples['partclone|zstd']);
+  const ok = (f: typeof lb1, v: number): number => (f.ok ? v : NaN);
+  const t: Target[] = [];
+  t.push(compareTarget('first image reads only the used blocks: bytes read ≤ 1.05× used bytes', ok(lb1, lb1.bytesRead), used, 1.05, fmtBytes, 'used'));
+  t.push(compareTarget('first image stores no more than the used bytes', ok(lb1, lb1.added), used, 1, fmtBytes, 'used'));
+  t.push(compareTarget('first image: wall time ≤ 1× partclone | zstd -3 (throughput at least theirs)', ok(lb1, lb1.wall), ok(pc, pc.wall), 1, seconds, 'partclone|zstd'));
+  t.push(compareTarget('image after ~2% changed: adds ≤ 3% of the used bytes', ok(lb2, lb2.added), used, 0.03, fmtBytes, 'used'));
+  t.push(compareTarget('image after ~2% changed: wall time ≤ 0.5× the first image ("well under")', ok(lb2, lb2.wall), ok(lb1, lb1.wall), 0.5, seconds, 'first image'));
+  return t;
+}
+
+function datasetJson(d: DatasetResult): unknown {
+  return {
+    name: d.name,
+    description: d.description,
+    facts: d.facts,
+    targets: d.targets,
+    operations: Object.fromEntries(
+      d.ops.map((o) => [o.op, { title: o.title, tools: Object.fromEntries(d.tools.map((t) => [t, { median: figure(o.samples[t]), samples: o.samples[t] ?? [] }])) }]),
+    ),
+  };
+}
+
+function machineText(m: MachineDescription): string {
+  return [
+    `machine: ${m.host}: ${m.cpu}, ${m.cores} cores, ${fmtBytes(m.memoryBytes)} memory; ${m.os}; kernel ${m.kernel}`,
+    `versions: node ${m.node}, lifeboat ${m.lifeboatCommit}, ${Object.values(m.versions).join('; ')}`,
+  ].join('\n');
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(process.argv.slice(2));
+  const bench = new Bench(o);
+  log(`lifeboat benchmark: ${o.quick ? 'quick' : 'full'} mode, ${o.runs} run(s) each, datasets: ${[...o.only].join(', ')}; work folder ${bench.work}`);
+  ensureTools(log);
+  fs.rmSync(bench.work, { recursive: true, force: true });
+  fs.mkdirSync(bench.work, { recursive: true });
+  const results: DatasetResult[] = [];
+  for (const name of DATASETS) {
+    if (!o.only.has(name)) continue;
+    try {
+      results.push(await bench[name]());
+    } catch (e) {
+      log(`${name} · the dataset could not be measured: ${e instanceof Error ? e.message : String(e)}`);
+      results.push({ name, description: `could not be measured: ${e instanceof Error ? e.message : String(e)}`, tools: [], ops: [], facts: {}, targets: [] });
+    }
+  }
+  const machine = describeMachine(bench.root);
+  const seconds = Math.round((Date.now() - started) / 1000);
+  const header = [
+    `Lifeboat benchmark, ${new Date().toISOString()}, ${o.quick ? 'quick' : 'full'} mode, median of ${o.runs} run(s), ${seconds} s in all`,
+    machineText(machine),
+    'restic: default compression (auto); borg: --compression zstd,3, repokey encryption; lifeboat: its defaults.',
+    'wall/cpu in seconds (cpu = user + sys); peak RSS of the largest process (GNU time %M); added = bytes the repository grew by',
+    '(apparent size); read = bytes read from the source where known. Ratios are lifeboat ÷ other: below 1× Lifeboat is better.',
+  ].join('\n');
+  const text = [header, ...results.map(renderDataset)].join('\n\n') + '\n';
+  const json = { date: new Date().toISOString(), mode: o.quick ? 'quick' : 'full', runs: o.runs, seconds, machine, datasets: results.map(datasetJson) };
+  if (o.json) {
+    process.stderr.write(`\n${text}`);
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  } else {
+    process.stdout.write(`\n${text}`);
+  }
+  if (o.save) {
+    const dir = path.join(bench.root, 'bench', 'results');
+    fs.mkdirSync(dir, { recursive: true });
+    const base = path.join(dir, `${new Date().toISOString().slice(0, 10)}-${os.hostname()}${o.quick ? '-quick' : ''}`);
+    fs.writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
+    fs.writeFileSync(`${base}.md`, `# Lifeboat benchmark, ${json.date.slice(0, 10)}, ${os.hostname()}\n\n${machineText(machine).replace(/\n/g, '\n\n')}\n\n\`\`\`\n${text}\`\`\`\n`);
+    log(`saved ${base}.json and ${base}.md`);
+  }
+  if (!o.keep) fs.rmSync(bench.work, { recursive: true, force: true });
+  else log(`kept ${bench.work}`);
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

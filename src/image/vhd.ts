@@ -46,6 +46,24 @@ export interface BlockFormatWriter {
   finish(): Promise<void>;
 }
 
+/** A growable in-memory file, both a ByteSink and a FileAccess (for tests and small conversions). */
+export class MemoryFile implements ByteSink, FileAccess {
+  buf = Buffer.alloc(0);
+  constructor(readonly path = 'mem.vhd') {}
+  get size(): number {
+    return this.buf.length;
+  }
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (offset + data.length > this.buf.length) this.buf = Buffer.concat([this.buf, Buffer.alloc(offset + data.length - this.buf.length)]);
+    this.buf.set(data, offset);
+  }
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (offset + length > this.buf.length) throw new LifeboatError('corrupt', `${this.path} ends early; it is truncated or damaged.`);
+    return Buffer.from(this.buf.subarray(offset, offset + length));
+  }
+  async close(): Promise<void> {}
+}
+
 const MAX_SAFE_FILE = 2 ** 52;
 
 export async function openFileAccess(path: string): Promise<FileAccess> {

@@ -1,26 +1,31 @@
 /**
- * A repository in a local folder (an internal or external drive, a network share). Writes go to
- * `.tmp/` first, are fsynced, renamed into place, and the folder is fsynced, so a crash never leaves
- * a half-written object under its final name. Create-only puts use link(), which fails atomically
- * if the name exists, even between processes.
+ * A repository in a local folder (an internal or external drive, a network share).
+ *
+ * Every put writes `.tmp/<random>` inside the root (same filesystem, so the rename is atomic), writes
+ * all bytes, fsyncs the file, renames it to its final name and fsyncs the folder, so a crash never
+ * leaves a half-written object under its final name. Create-only puts use link(), which fails
+ * atomically if the name exists, even between processes. `.tmp` is not an object: names under it are
+ * refused and it is never listed. Temporaries left by a killed writer are harmless and removed by
+ * `LocalStore.cleanTemporaries` once they are a day old.
  */
 import { promises as fs, constants as C } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
+import { assertValidPrefix, byteRange } from './names.js';
 import { assertValidName, type PutOptions, type Store, type StoreStat } from './store.js';
 
+/** The folder of in-flight writes, documented in FORMAT.md §1. */
 const TMP = '.tmp';
+const DAY_MS = 24 * 3600 * 1000;
+/** Objects are private: the repository is encrypted, but who may read it is still nobody's business. */
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+const VALID_PART = /^[A-Za-z0-9._-]+$/;
 
-function ioError(e: unknown, what: string, bytes?: number): LifeboatError {
+function isNoSpace(e: unknown): boolean {
   const code = errnoCode(e);
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new LifeboatError('no-space', `The destination is full: ${what} needed ${bytes === undefined ? 'more space' : formatBytes(bytes) + ' more'}. Free some space or choose another drive; nothing half-written was kept.`, { cause: e });
-  }
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new LifeboatError('io', `Lifeboat may not write to the destination (${code}) while ${what}. Check that the drive is writable and that you have permission.`, { cause: e });
-  }
-  return new LifeboatError('io', `A read or write failed while ${what} (${code ?? String(e)}). Check that the drive is connected and healthy.`, { cause: e });
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 async function fsyncDir(path: string): Promise<void> {
@@ -31,36 +36,68 @@ async function fsyncDir(path: string): Promise<void> {
   } catch {
     // Some filesystems (Windows, some network shares) cannot fsync folders; the rename still happened.
   } finally {
-    await h?.close();
+    await h?.close().catch(() => undefined);
   }
+}
+
+/** Creates `dir` and missing parents, and makes the new folder entries durable (fsync of each parent). */
+async function mkdirDurable(dir: string): Promise<void> {
+  const created = await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
+  if (created === undefined) return;
+  // `created` is the outermost folder made; every folder from its parent down to dir's parent gained an entry.
+  const first = resolve(created);
+  const chain: string[] = [];
+  for (let d = resolve(dir); d !== first && dirname(d) !== d; d = dirname(d)) chain.push(dirname(d));
+  chain.push(dirname(first));
+  for (const d of chain.reverse()) await fsyncDir(d);
 }
 
 export class LocalStore implements Store {
   readonly location: string;
-  private readonly madeDirs = new Set<string>();
 
+  /** `root` is the repository folder; it is created (with its parents) by the first put. */
   constructor(readonly root: string) {
     this.location = `folder ${root}`;
   }
 
   private path(name: string): string {
     assertValidName(name);
-    return join(this.root, ...name.split('/'));
+    const parts = name.split('/');
+    if (parts[0] === TMP) throw new Error(`invalid store object name: ${JSON.stringify(name)} (${TMP} holds temporary files)`);
+    return join(this.root, ...parts);
   }
 
-  private async mkdirp(dir: string): Promise<void> {
-    if (this.madeDirs.has(dir)) return;
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    this.madeDirs.add(dir);
+  private ioError(e: unknown, doing: string, name: string, bytes?: number): LifeboatError {
+    const code = errnoCode(e);
+    if (isNoSpace(e)) {
+      const size = bytes === undefined ? '' : ` (${formatBytes(bytes)})`;
+      return new LifeboatError(
+        'no-space',
+        `The drive holding ${this.location} is full: Lifeboat could not save ${name}${size}. Free some space on that drive or choose another destination. Nothing half-written was kept.`,
+        { cause: e },
+      );
+    }
+    if (code === 'EFBIG') {
+      return new LifeboatError('io', `The drive holding ${this.location} cannot store a file as large as ${name}${bytes === undefined ? '' : ` (${formatBytes(bytes)})`}. Choose a destination formatted with a modern filesystem.`, { cause: e });
+    }
+    if (code === 'EROFS') {
+      return new LifeboatError('io', `The drive holding ${this.location} is read-only, so Lifeboat could not ${doing} ${name}. Make the drive writable or choose another destination.`, { cause: e });
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      return new LifeboatError('io', `Lifeboat is not allowed to ${doing} ${name} in ${this.location} (${code}). Check the folder's permissions.`, { cause: e });
+    }
+    return new LifeboatError('io', `Lifeboat could not ${doing} ${name} in ${this.location} (${code ?? String(e)}). Check that the drive is connected and healthy.`, { cause: e });
   }
 
   async put(name: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     const final = this.path(name);
     const tmpDir = join(this.root, TMP);
     const tmp = join(tmpDir, randomBytes(16).toString('hex'));
+    let tmpExists = false;
     try {
-      await this.mkdirp(tmpDir);
-      const h = await fs.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+      await fs.mkdir(tmpDir, { recursive: true, mode: DIR_MODE });
+      const h = await fs.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, FILE_MODE);
+      tmpExists = true;
       try {
         let off = 0;
         while (off < data.length) {
@@ -71,35 +108,53 @@ export class LocalStore implements Store {
       } finally {
         await h.close();
       }
-      await this.mkdirp(dirname(final));
+      await mkdirDurable(dirname(final));
       if (options.ifAbsent) {
-        try {
-          await fs.link(tmp, final);
-        } catch (e) {
-          if (errnoCode(e) === 'EEXIST') throw new LifeboatError('conflict', `The object ${name} already exists.`);
-          if (errnoCode(e) !== 'EPERM' && errnoCode(e) !== 'ENOTSUP' && errnoCode(e) !== 'ENOSYS') throw e;
-          // Filesystems without hard links (FAT32, exFAT): exclusive create, then fill.
-          const h2 = await fs.open(final, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600).catch((e2: unknown) => {
-            if (errnoCode(e2) === 'EEXIST') throw new LifeboatError('conflict', `The object ${name} already exists.`);
-            throw e2;
-          });
-          try {
-            await h2.writeFile(data);
-            await h2.sync();
-          } finally {
-            await h2.close();
-          }
+        if ((await this.linkExclusive(tmp, final, name)) === 'linked') {
+          // The object is stored; a temporary that cannot be removed now is cleaned up later.
+          await fs.unlink(tmp).catch(() => undefined);
         }
-        await fs.unlink(tmp).catch(() => undefined);
       } else {
         await fs.rename(tmp, final);
       }
+      tmpExists = false;
       await fsyncDir(dirname(final));
     } catch (e) {
-      await fs.unlink(tmp).catch(() => undefined);
+      if (tmpExists) await fs.unlink(tmp).catch(() => undefined);
       if (e instanceof LifeboatError) throw e;
-      throw ioError(e, `saving ${name}`, data.length);
+      throw this.ioError(e, 'save', name, data.length);
     }
+  }
+
+  /** Makes `final` a second name of the complete file `tmp`, failing with 'conflict' if `final` exists. */
+  private async linkExclusive(tmp: string, final: string, name: string): Promise<'linked' | 'renamed'> {
+    const conflict = (): LifeboatError => new LifeboatError('conflict', `The repository file ${name} already exists, so Lifeboat left it as it was.`);
+    try {
+      await fs.link(tmp, final);
+      return 'linked';
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code === 'EEXIST') throw conflict();
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
+    }
+    // Filesystems without hard links (FAT32, exFAT): claim the name with an exclusive create, then
+    // rename the complete temporary over the claim. Between the two, and after a crash between them,
+    // the name holds an empty file (never a partial one); the repository treats a short object as corrupt.
+    let claim: fs.FileHandle;
+    try {
+      claim = await fs.open(final, C.O_WRONLY | C.O_CREAT | C.O_EXCL, FILE_MODE);
+    } catch (e) {
+      if (errnoCode(e) === 'EEXIST') throw conflict();
+      throw e;
+    }
+    await claim.close();
+    try {
+      await fs.rename(tmp, final);
+    } catch (e) {
+      await fs.unlink(final).catch(() => undefined);
+      throw e;
+    }
+    return 'renamed';
   }
 
   async get(name: string, offset = 0, length?: number): Promise<Uint8Array> {
@@ -108,95 +163,126 @@ export class LocalStore implements Store {
     try {
       h = await fs.open(p, C.O_RDONLY);
     } catch (e) {
-      if (errnoCode(e) === 'ENOENT') throw new LifeboatError('not-found', `The repository file ${name} does not exist.`);
-      throw ioError(e, `reading ${name}`);
+      const code = errnoCode(e);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location}.`);
+      throw this.ioError(e, 'read', name);
     }
     try {
-      const size = (await h.stat()).size;
-      const len = length ?? size - offset;
-      if (offset < 0 || len < 0 || offset + len > size) {
-        throw new LifeboatError('corrupt', `The repository file ${name} is shorter (${size} bytes) than expected (${offset + len}); it is truncated or damaged.`);
-      }
-      const buf = Buffer.allocUnsafe(len);
+      const s = await h.stat();
+      if (!s.isFile()) throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location} (a folder has that name).`);
+      const [start, end] = byteRange(name, s.size, offset, length);
+      const buf = Buffer.allocUnsafe(end - start);
       let got = 0;
-      while (got < len) {
-        const { bytesRead } = await h.read(buf, got, len - got, offset + got);
-        if (bytesRead === 0) throw new LifeboatError('corrupt', `The repository file ${name} ended early; it is truncated.`);
+      while (got < buf.length) {
+        const { bytesRead } = await h.read(buf, got, buf.length - got, start + got);
+        if (bytesRead === 0) {
+          throw new LifeboatError('corrupt', `The repository file ${name} ended after ${start + got} bytes while Lifeboat was reading up to byte ${end}; it has been truncated or damaged.`);
+        }
         got += bytesRead;
       }
       return buf;
     } catch (e) {
-      if (e instanceof LifeboatError) throw e;
-      throw ioError(e, `reading ${name}`);
+      if (e instanceof LifeboatError || e instanceof RangeError) throw e;
+      throw this.ioError(e, 'read', name);
     } finally {
-      await h.close();
+      await h.close().catch(() => undefined);
     }
   }
 
   async stat(name: string): Promise<StoreStat | undefined> {
+    const p = this.path(name);
     try {
-      const s = await fs.stat(this.path(name));
+      const s = await fs.stat(p);
       return s.isFile() ? { name, size: s.size } : undefined;
     } catch (e) {
       if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return undefined;
-      throw ioError(e, `looking at ${name}`);
+      throw this.ioError(e, 'look at', name);
     }
   }
 
+  /**
+   * Walks the deepest folder the prefix names. Only regular files and folders whose names are valid
+   * object names are reported (so `.tmp`, stray files such as "desktop.ini " or symbolic links never
+   * are); each file is reported once because every folder is read once.
+   */
   async *list(prefix: string): AsyncIterable<StoreStat> {
-    // List the deepest folder the prefix names, then filter by the rest of the prefix.
+    assertValidPrefix(prefix);
     const cut = prefix.lastIndexOf('/');
-    const dirName = cut < 0 ? '' : prefix.slice(0, cut);
-    const start = dirName === '' ? this.root : this.path(dirName);
-    const stack: [string, string][] = [[start, dirName === '' ? '' : dirName + '/']];
+    const base = prefix.slice(0, cut + 1); // "" or "a/b/"
+    const stack: string[] = [base];
     while (stack.length > 0) {
-      const [dir, rel] = stack.pop()!;
+      const rel = stack.pop()!;
+      const dir = rel === '' ? this.root : join(this.root, ...rel.slice(0, -1).split('/'));
       let entries;
       try {
         entries = await fs.readdir(dir, { withFileTypes: true });
       } catch (e) {
         if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') continue;
-        throw ioError(e, `listing ${rel || 'the repository'}`);
+        throw this.ioError(e, 'list', rel === '' ? 'the top folder' : rel);
       }
       for (const ent of entries) {
-        const name = rel + ent.name;
+        if (!VALID_PART.test(ent.name) || ent.name === '.' || ent.name === '..') continue;
         if (rel === '' && ent.name === TMP) continue;
+        const name = rel + ent.name;
         if (ent.isDirectory()) {
-          if (prefix.startsWith(name + '/') || name.startsWith(prefix)) stack.push([dir + sep + ent.name, name + '/']);
+          // Descend only where names can still match: below the prefix, or on the way to it.
+          if (name.startsWith(prefix) || prefix.startsWith(name + '/')) stack.push(name + '/');
         } else if (ent.isFile() && name.startsWith(prefix)) {
+          let size: number;
           try {
-            const s = await fs.stat(dir + sep + ent.name);
-            yield { name, size: s.size };
+            size = (await fs.stat(join(dir, ent.name))).size;
           } catch (e) {
-            if (errnoCode(e) !== 'ENOENT') throw ioError(e, `listing ${name}`);
+            if (errnoCode(e) === 'ENOENT') continue; // deleted while listing
+            throw this.ioError(e, 'list', name);
           }
+          yield { name, size };
         }
       }
     }
   }
 
   async delete(name: string): Promise<void> {
+    const p = this.path(name);
     try {
-      await fs.unlink(this.path(name));
+      await fs.unlink(p);
     } catch (e) {
-      if (errnoCode(e) !== 'ENOENT') throw ioError(e, `deleting ${name}`);
+      if (errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR') throw this.ioError(e, 'delete', name);
     }
   }
 
   async close(): Promise<void> {}
 
-  /** Removes temporaries older than `maxAgeMs` left by crashed writers. */
-  async cleanTemporaries(maxAgeMs = 24 * 3600 * 1000): Promise<number> {
-    const dir = join(this.root, TMP);
-    let n = 0;
-    for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
+  /** Removes this store's temporaries older than `maxAgeMs` (default a day); returns how many. */
+  async cleanTemporaries(maxAgeMs = DAY_MS): Promise<number> {
+    return LocalStore.cleanTemporaries(this.root, maxAgeMs);
+  }
+
+  /**
+   * Removes temporaries older than `maxAgeMs` (default a day) that killed writers left in the
+   * repository folder `root`; returns how many. A day is far longer than any single put, so a
+   * write in progress in another process is never touched. `now` is for tests.
+   */
+  static async cleanTemporaries(root: string, maxAgeMs = DAY_MS, now = Date.now()): Promise<number> {
+    const dir = join(root, TMP);
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return 0;
+      throw new LifeboatError('io', `Lifeboat could not look for leftover temporary files in ${dir} (${errnoCode(e) ?? String(e)}).`, { cause: e });
+    }
+    let removed = 0;
+    for (const f of names) {
       const p = join(dir, f);
-      const s = await fs.stat(p).catch(() => undefined);
-      if (s && Date.now() - s.mtimeMs > maxAgeMs) {
-        await fs.unlink(p).catch(() => undefined);
-        n++;
+      const s = await fs.lstat(p).catch(() => undefined);
+      if (!s?.isFile() || now - s.mtimeMs < maxAgeMs) continue;
+      try {
+        await fs.unlink(p);
+        removed++;
+      } catch (e) {
+        if (errnoCode(e) !== 'ENOENT') throw new LifeboatError('io', `Lifeboat could not remove the leftover temporary file ${p} (${errnoCode(e) ?? String(e)}).`, { cause: e });
       }
     }
-    return n;
+    return removed;
   }
 }

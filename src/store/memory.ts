@@ -1,24 +1,31 @@
-/** An in-memory Store for tests. Copies bytes in and out so callers cannot change stored objects. */
+/**
+ * An in-memory Store for tests. Copies bytes in and out so callers cannot change stored objects
+ * (a test that mutates a buffer after put, or a returned buffer, sees what a real backend would).
+ * Every operation checks and changes the map in one synchronous step, so concurrent create-only
+ * puts of one name behave as on a real backend: exactly one wins.
+ */
 import { LifeboatError } from '../util/errors.js';
+import { assertValidPrefix, byteRange } from './names.js';
 import { assertValidName, type PutOptions, type Store, type StoreStat } from './store.js';
 
 export class MemoryStore implements Store {
   readonly location = 'memory';
-  private readonly objects = new Map<string, Buffer>();
+  private readonly objects = new Map<string, Uint8Array>();
 
   async put(name: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     assertValidName(name);
-    if (options.ifAbsent && this.objects.has(name)) throw new LifeboatError('conflict', `The object ${name} already exists.`);
-    this.objects.set(name, Buffer.from(data));
+    if (options.ifAbsent && this.objects.has(name)) {
+      throw new LifeboatError('conflict', `The repository file ${name} already exists, so Lifeboat left it as it was.`);
+    }
+    this.objects.set(name, new Uint8Array(data));
   }
 
   async get(name: string, offset = 0, length?: number): Promise<Uint8Array> {
     assertValidName(name);
     const o = this.objects.get(name);
-    if (!o) throw new LifeboatError('not-found', `The object ${name} does not exist.`);
-    const end = length === undefined ? o.length : offset + length;
-    if (offset < 0 || end > o.length || end < offset) throw new LifeboatError('corrupt', `The object ${name} is shorter (${o.length} bytes) than the range asked for (${offset}–${end}).`);
-    return Buffer.from(o.subarray(offset, end));
+    if (!o) throw new LifeboatError('not-found', `The repository file ${name} does not exist in memory.`);
+    const [start, end] = byteRange(name, o.length, offset, length);
+    return Buffer.from(o.subarray(start, end));
   }
 
   async stat(name: string): Promise<StoreStat | undefined> {
@@ -28,7 +35,12 @@ export class MemoryStore implements Store {
   }
 
   async *list(prefix: string): AsyncIterable<StoreStat> {
-    for (const [name, o] of [...this.objects]) if (name.startsWith(prefix)) yield { name, size: o.length };
+    assertValidPrefix(prefix);
+    // A copy of the keys, so puts and deletes during the walk do not disturb it.
+    for (const name of [...this.objects.keys()]) {
+      const o = this.objects.get(name);
+      if (o && name.startsWith(prefix)) yield { name, size: o.length };
+    }
   }
 
   async delete(name: string): Promise<void> {

@@ -1,0 +1,68 @@
+/** Test helpers for the image parsers: shell commands as independent checkers, temp dirs, seeded bytes. */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export function sh(cmd: string, cwd?: string, env: Record<string, string> = {}): string {
+  return execFileSync('bash', ['-euo', 'pipefail', '-c', cmd], { cwd, encoding: 'utf8', env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...env }, maxBuffer: 64 * 1024 * 1024 });
+}
+
+/** Like sh, but returns stdout+stderr and the exit status instead of throwing. */
+export function shStatus(cmd: string, cwd?: string): { status: number; out: string } {
+  try {
+    return { status: 0, out: execFileSync('bash', ['-c', `${cmd} 2>&1`], { cwd, encoding: 'utf8', env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' }, maxBuffer: 64 * 1024 * 1024 }) };
+  } catch (e) {
+    const err = e as { status?: number; stdout?: string };
+    return { status: err.status ?? -1, out: err.stdout ?? '' };
+  }
+}
+
+export function tempDir(prefix = 'lifeboat-image-'): { path: string; cleanup: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Deterministic pseudo-random generator (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function seededBytes(seed: number, n: number): Buffer {
+  const r = prng(seed);
+  const b = Buffer.alloc(n);
+  let x = 0;
+  for (let i = 0; i < n; i++) {
+    if ((i & 3) === 0) x = (r() * 0x100000000) >>> 0;
+    b[i] = (x >>> ((i & 3) * 8)) & 0xff;
+  }
+  return b;
+}
+
+/**
+ * Writes a tree of deterministic files into `dir`: a few folders, sizes from 0 to `maxSize`,
+ * one larger file, and names with spaces. Returns the relative paths.
+ */
+export function writeTree(dir: string, seed: number, count: number, maxSize: number): string[] {
+  const r = prng(seed);
+  const paths: string[] = [];
+  sh(`mkdir -p "${dir}/docs/sub dir" "${dir}/photos"`);
+  const folders = ['', 'docs', 'docs/sub dir', 'photos'];
+  for (let i = 0; i < count; i++) {
+    const folder = folders[i % folders.length]!;
+    const rel = `${folder ? folder + '/' : ''}file ${i}.bin`;
+    const size = i === 0 ? 0 : Math.floor(r() * maxSize);
+    writeFileSync(join(dir, rel), seededBytes(seed * 1000 + i, size));
+    paths.push(rel);
+  }
+  writeFileSync(join(dir, 'big.bin'), seededBytes(seed + 7, maxSize * 8));
+  paths.push('big.bin');
+  return paths;
+}

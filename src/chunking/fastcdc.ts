@@ -273,7 +273,8 @@ export async function* chunkStream(source: AsyncIterable<Uint8Array>, params: Pa
         accLen += n;
         break;
       }
-      const chunk = new Uint8Array(accLen + (c - off));
+      // Not zero-filled (every byte is written next) and never from Buffer's shared pool.
+      const chunk = Buffer.allocUnsafeSlow(accLen + (c - off));
       chunk.set(acc.subarray(0, accLen));
       chunk.set(piece.subarray(off, c), accLen);
       accLen = 0;

@@ -94,6 +94,18 @@ test('a WindowsImageBackup folder imports each disk with the computer name, the 
   assert.equal(rr.code, 0, rr.stderr);
   sh('cmp disk.img restored.img', d.path);
 
+  // A second backup whose disk is damaged: the other disk of it still imports; exit 3 (partial).
+  const later = join(pc, 'Backup 2011-06-01 090000');
+  mkdirSync(later);
+  sh(`qemu-img convert -f raw -O vhdx disk.img 'E/WindowsImageBackup/OFFICE-PC/Backup 2011-06-01 090000/a.vhdx'`, d.path);
+  writeFileSync(join(later, 'b.vhdx'), readFileSync(join(later, 'a.vhdx')).subarray(0, 2 * 1024 * 1024));
+  const partial = await lifeboat(['image', 'import', later, '--json'], env);
+  assert.equal(partial.code, 3, partial.stderr);
+  const p = JSON.parse(partial.stdout) as Imported;
+  assert.deepEqual(p.imported.map((x) => x.tags), [['OFFICE-PC', '2011-06-01T09:00:00Z']]);
+  assert.equal(p.failed.length, 1);
+  assert.match(partial.stderr, /b\.vhdx was not imported: .*damaged/);
+
   const empty = join(d.path, 'nothing');
   mkdirSync(empty);
   const none = await lifeboat(['image', 'import', empty], env);

@@ -5,7 +5,9 @@
  * no reader can ever observe a half-written object.
  *
  * Names are '/'-separated relative keys such as "data/ab/ab12…" made of [A-Za-z0-9._/-]; a backend
- * maps them onto its own namespace (a path, an S3 key) and rejects anything else.
+ * maps them onto its own namespace (a path, an S3 key) and rejects anything else before any I/O
+ * (assertValidName; names.ts for list prefixes and byte ranges). An invalid name or range is a bug in
+ * the caller, so it is a plain Error, not a LifeboatError. Every backend passes conformance.ts.
  */
 
 export interface StoreStat {
@@ -36,9 +38,10 @@ export interface Store {
   put(name: string, data: Uint8Array, options?: PutOptions): Promise<void>;
 
   /**
-   * Reads the whole object, or `length` bytes from `offset` when given. Rejects with
-   * LifeboatError('not-found') if absent, and with 'corrupt' if the object is shorter than the
-   * range asked for (never returns fewer bytes silently). Safe to retry.
+   * Reads the whole object, or `length` bytes from `offset` when given (from `offset` to the end
+   * when only `offset` is). Rejects with LifeboatError('not-found') if absent, and with 'corrupt' if
+   * the object is shorter than the range asked for (never returns fewer bytes silently). The
+   * returned bytes belong to the caller. Safe to retry.
    */
   get(name: string, offset?: number, length?: number): Promise<Uint8Array>;
 
@@ -46,7 +49,8 @@ export interface Store {
   stat(name: string): Promise<StoreStat | undefined>;
 
   /**
-   * Every object whose name starts with `prefix` (a folder such as "snapshots/"), each exactly
+   * Every object whose name starts with `prefix` (a folder such as "snapshots/", a partial name
+   * such as "snapshots/ab", or "" for all), each exactly
    * once, in no particular order. Objects put before the call started are included unless deleted
    * meanwhile (S3 listing may lag; callers that need read-after-write use stat or get).
    * Temporary files of in-flight puts are never listed.

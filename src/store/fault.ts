@@ -1,0 +1,145 @@
+/**
+ * FaultStore wraps another store and injects the failures crash-safety tests need: a process that
+ * dies at the Nth put, a drive that fills up, unreadable and damaged objects. It counts every call,
+ * so a test can also assert that something was (not) read or written.
+ *
+ * The injected faults look like the real ones where a real one exists (LifeboatError 'no-space',
+ * 'io'); the "process died" failure is an InjectedCrash, which no real backend throws, so a test can
+ * tell it apart from a genuine error.
+ */
+import { LifeboatError } from '../util/errors.js';
+import { assertValidName, type PutOptions, type Store, type StoreStat } from './store.js';
+
+/** Thrown by a put that FaultStore pretends the process died in. */
+export class InjectedCrash extends Error {
+  constructor(readonly putNumber: number, readonly objectName: string) {
+    super(`injected crash at put #${putNumber} (${objectName})`);
+    this.name = 'InjectedCrash';
+  }
+}
+
+export interface FaultOptions {
+  /**
+   * The 1-based number of the first put that fails with InjectedCrash; every later put fails too,
+   * as if the process had died there. Unset: no crash.
+   */
+  readonly crashAtPut?: number;
+  /**
+   * Whether the crashing put reaches the inner store before it throws ("died after the write,
+   * before it was acknowledged"). Both outcomes are allowed by the Store contract. Default false.
+   */
+  readonly crashedPutLands?: boolean;
+  /**
+   * The drive holds this many bytes of puts: a put that would take the total over it fails with
+   * LifeboatError('no-space') and stores nothing. Counted over puts that reached the inner store
+   * since the wrapper was made; deletes do not give space back. Unset: unlimited.
+   */
+  readonly noSpaceAfterBytes?: number;
+  /** Names whose every get fails with LifeboatError('io'), like an unreadable sector. */
+  readonly failGets?: Iterable<string>;
+  /**
+   * Names whose gets return damaged bytes: the lowest bit of the first byte returned and of every
+   * byte at a multiple of 512 in the object is flipped, so every non-empty read is damaged and
+   * ranged reads agree with whole reads. The stored object itself is untouched.
+   */
+  readonly corruptGets?: Iterable<string>;
+}
+
+export interface OperationCounts {
+  put: number;
+  get: number;
+  stat: number;
+  list: number;
+  delete: number;
+  close: number;
+}
+
+export class FaultStore implements Store {
+  readonly location: string;
+  /** Calls so far, failed ones included. */
+  readonly counts: OperationCounts = { put: 0, get: 0, stat: 0, list: 0, delete: 0, close: 0 };
+  /** How many failures were injected so far. */
+  injected = 0;
+  /** Bytes of puts that reached the inner store (what noSpaceAfterBytes is measured against). */
+  bytesStored = 0;
+  /** The fault settings; tests may change them between operations. */
+  crashAtPut: number | undefined;
+  crashedPutLands: boolean;
+  noSpaceAfterBytes: number | undefined;
+  readonly failGets: Set<string>;
+  readonly corruptGets: Set<string>;
+
+  constructor(readonly inner: Store, options: FaultOptions = {}) {
+    this.location = inner.location;
+    this.crashAtPut = options.crashAtPut;
+    this.crashedPutLands = options.crashedPutLands ?? false;
+    this.noSpaceAfterBytes = options.noSpaceAfterBytes;
+    this.failGets = new Set(options.failGets ?? []);
+    this.corruptGets = new Set(options.corruptGets ?? []);
+  }
+
+  /** True once a crash was injected: the "process" is dead and every later put fails. */
+  get crashed(): boolean {
+    return this.crashAtPut !== undefined && this.counts.put >= this.crashAtPut;
+  }
+
+  async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
+    assertValidName(name);
+    const n = ++this.counts.put;
+    if (this.crashAtPut !== undefined && n >= this.crashAtPut) {
+      this.injected++;
+      if (n === this.crashAtPut && this.crashedPutLands) await this.store(name, data, options);
+      throw new InjectedCrash(n, name);
+    }
+    if (this.noSpaceAfterBytes !== undefined && this.bytesStored + data.length > this.noSpaceAfterBytes) {
+      this.injected++;
+      throw new LifeboatError(
+        'no-space',
+        `The destination is full (injected): Lifeboat could not save ${name} (${data.length} bytes). Free some space or choose another drive.`,
+      );
+    }
+    await this.store(name, data, options);
+  }
+
+  private async store(name: string, data: Uint8Array, options: PutOptions | undefined): Promise<void> {
+    await (options === undefined ? this.inner.put(name, data) : this.inner.put(name, data, options));
+    this.bytesStored += data.length;
+  }
+
+  async get(name: string, offset?: number, length?: number): Promise<Uint8Array> {
+    assertValidName(name);
+    this.counts.get++;
+    if (this.failGets.has(name)) {
+      this.injected++;
+      throw new LifeboatError('io', `Lifeboat could not read ${name} (injected read error). Check that the drive is connected and healthy.`);
+    }
+    const bytes = await this.inner.get(name, offset, length);
+    if (!this.corruptGets.has(name) || bytes.length === 0) return bytes;
+    this.injected++;
+    const out = new Uint8Array(bytes);
+    const start = offset ?? 0;
+    out[0]! ^= 1;
+    for (let i = (512 - (start % 512)) % 512 || 512; i < out.length; i += 512) out[i]! ^= 1;
+    return out;
+  }
+
+  async stat(name: string): Promise<StoreStat | undefined> {
+    this.counts.stat++;
+    return this.inner.stat(name);
+  }
+
+  list(prefix: string): AsyncIterable<StoreStat> {
+    this.counts.list++;
+    return this.inner.list(prefix);
+  }
+
+  async delete(name: string): Promise<void> {
+    this.counts.delete++;
+    return this.inner.delete(name);
+  }
+
+  async close(): Promise<void> {
+    this.counts.close++;
+    return this.inner.close();
+  }
+}

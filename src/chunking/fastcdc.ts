@@ -246,6 +246,14 @@ export function chunkBoundaries(data: Uint8Array, params: Partial<ChunkParams> =
 }
 
 /**
+ * A plain Uint8Array over its own ArrayBuffer, not zero-filled (the caller writes every byte):
+ * allocUnsafeSlow never hands out a slice of Buffer's shared pool.
+ */
+function ownedUninitialized(n: number): Uint8Array {
+  return new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
+}
+
+/**
  * Cuts a byte stream into chunks. Each chunk is a fresh Uint8Array that owns its ArrayBuffer
  * exactly (byteOffset 0), so it can be kept, or transferred to a worker, without copying and
  * without pinning the source's buffers. The source may reuse a buffer once the next one is
@@ -273,8 +281,7 @@ export async function* chunkStream(source: AsyncIterable<Uint8Array>, params: Pa
         accLen += n;
         break;
       }
-      // Not zero-filled (every byte is written next) and never from Buffer's shared pool.
-      const chunk = Buffer.allocUnsafeSlow(accLen + (c - off));
+      const chunk = ownedUninitialized(accLen + (c - off));
       chunk.set(acc.subarray(0, accLen));
       chunk.set(piece.subarray(off, c), accLen);
       accLen = 0;

@@ -18,9 +18,16 @@ export interface CheckProblem {
   readonly message: string;
 }
 
+/** A missing or damaged pack and the snapshots (and, where the walker names them, files) that need it. */
+export interface AffectedPack {
+  readonly file: string;
+  readonly snapshots: { readonly id: Hex; readonly places: string[] }[];
+}
+
 export interface CheckReport {
   readonly errors: CheckProblem[];
   readonly warnings: CheckProblem[];
+  readonly affected: AffectedPack[];
   readonly counts: { snapshots: number; indexFiles: number; packs: number; blobs: number; keys: number; bytesRead: number };
 }
 
@@ -94,6 +101,9 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
 
   // Packs present.
   const packSizes = new Map<Hex, number>();
+  const badPacks = new Set<Hex>();
+  /** `pack:blob` of single damaged copies found by reading data. */
+  const badBlobs = new Set<string>();
   for await (const o of store.list('data/')) {
     const id = idOfName(o.name);
     if (!id || o.name !== Names.pack(id)) {
@@ -107,10 +117,14 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     const size = packSizes.get(packId);
     if (size === undefined) {
       errors.push({ file: Names.pack(packId), message: 'the pack is missing, but the index refers to it' });
+      badPacks.add(packId);
       continue;
     }
     const end = entries.reduce((m, e) => Math.max(m, e.offset + e.length), 0);
-    if (end > size) errors.push({ file: Names.pack(packId), message: `the pack is truncated (${size} bytes, but blobs reach byte ${end})` });
+    if (end > size) {
+      errors.push({ file: Names.pack(packId), message: `the pack is truncated (${size} bytes, but blobs reach byte ${end})` });
+      badPacks.add(packId);
+    }
   }
   for (const packId of packSizes.keys()) {
     if (!indexed.has(packId)) warnings.push({ file: Names.pack(packId), message: 'pack not referenced by any index (left by an interrupted backup; "lifeboat repair index" adds it, "lifeboat prune" removes it)' });
@@ -160,10 +174,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       try {
         const bytes = await store.get(name);
         counts.bytesRead += bytes.length;
-        if (toHex(sha256(bytes)) !== packId) {
-          errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
-          continue;
-        }
+        // A damaged pack is still read blob by blob, so that only what is really lost is reported.
+        if (toHex(sha256(bytes)) !== packId) errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
         const entries = parsePack(repo.keys.encKey, bytes, name);
         const fromIndex = indexed.get(packId);
         if (fromIndex && (fromIndex.length !== entries.length || fromIndex.some((e, i) => !Buffer.from(e.id).equals(entries[i]!.id) || e.offset !== entries[i]!.offset))) {
@@ -175,18 +187,79 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
             await repo.decodeBlob(e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, name);
           } catch (err) {
             errors.push({ file: name, message: msg(err) });
+            badBlobs.add(`${packId}:${toHex(e.id)}`);
           }
         }
       } catch (e) {
         if (e instanceof LifeboatError && e.code === 'not-found') errors.push({ file: name, message: 'the pack disappeared during the check' });
         else errors.push({ file: name, message: msg(e) });
+        badPacks.add(packId);
       }
     }
     opts.onProgress?.(done, packs.length, '');
   } else {
     for (const entries of indexed.values()) counts.blobs += entries.length;
   }
-  return { errors, warnings, counts };
+  const affected = badPacks.size > 0 || badBlobs.size > 0 ? await findAffected(repo, snapshots, indexed, badPacks, badBlobs, opts.walkers ?? {}) : [];
+  for (const a of affected) {
+    for (const s of a.snapshots) {
+      const places = s.places.length > 0 ? `: ${s.places.slice(0, 10).join(', ')}${s.places.length > 10 ? ` and ${s.places.length - 10} more` : ''}` : '';
+      errors.push({ file: Names.snapshot(s.id), message: `is affected by the damaged or missing pack ${a.file}${places}` });
+    }
+  }
+  return { errors, warnings, affected, counts };
+}
+
+/**
+ * For each bad pack, the snapshots that need a blob whose every indexed copy is bad,
+ * with the places the walker names. Walks each snapshot on its own (no sharing of "seen").
+ */
+async function findAffected(
+  repo: Repository,
+  snapshots: readonly { id: Hex; snapshot: Snapshot }[],
+  indexed: ReadonlyMap<Hex, PackEntry[]>,
+  badPacks: ReadonlySet<Hex>,
+  badBlobs: ReadonlySet<string>,
+  walkers: Partial<Record<Snapshot['kind'], ReferenceWalker>>,
+): Promise<AffectedPack[]> {
+  const goodCopy = new Set<string>();
+  const badCopy = new Map<string, Hex>();
+  for (const [packId, entries] of indexed) {
+    for (const e of entries) {
+      const hex = toHex(e.id);
+      if (badPacks.has(packId) || badBlobs.has(`${packId}:${hex}`)) {
+        if (!badCopy.has(hex)) badCopy.set(hex, packId);
+      } else goodCopy.add(hex);
+    }
+  }
+  for (const hex of goodCopy) badCopy.delete(hex);
+  const byPack = new Map<Hex, Map<Hex, Set<string>>>();
+  for (const { id, snapshot } of snapshots) {
+    const walker = walkers[snapshot.kind];
+    const note = (hex: string, where: string | undefined) => {
+      const pack = badCopy.get(hex);
+      if (!pack) return false;
+      let snaps = byPack.get(pack);
+      if (!snaps) byPack.set(pack, (snaps = new Map()));
+      let places = snaps.get(id);
+      if (!places) snaps.set(id, (places = new Set()));
+      if (where !== undefined) places.add(where);
+      return true;
+    };
+    if (!walker) {
+      note(snapshot.root, undefined);
+      continue;
+    }
+    const seen = new Set<string>();
+    await walker(repo, snapshot, (blob, where) => {
+      const hex = toHex(blob);
+      if (note(hex, where)) return false;
+      if (seen.has(hex)) return false;
+      seen.add(hex);
+      return true;
+    }).catch(() => undefined); // what the walk cannot reach was reported above
+  }
+  return [...byPack].map(([pack, snaps]) => ({ file: Names.pack(pack), snapshots: [...snaps].map(([id, places]) => ({ id, places: [...places].sort() })) }));
 }
 
 export interface RepoStats {

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.js';
 import { MemoryStore } from '../store/memory.js';
 import type { ReferenceWalker } from './check.js';
+import type { DamagedPlace, SnapshotRepairer } from './repair.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { BlobType, Repository } from './repository.js';
 import type { Snapshot } from './snapshot.js';
@@ -98,3 +99,26 @@ export function packOf(repo: Repository, blob: Hex): string {
   if (!loc) throw new Error(`blob ${blob} is not indexed`);
   return Names.pack(loc.packId);
 }
+
+/** Repairs fixture trees: drops lost blobs from each file and marks the file damaged. */
+export const fixtureRepairer: SnapshotRepairer = {
+  async repair(repo, snapshot, usable) {
+    const rootId = Buffer.from(snapshot.root, 'hex');
+    if (!usable(rootId)) return undefined;
+    let tree: FixtureTree;
+    try {
+      tree = JSON.parse(Buffer.from(await repo.loadBlob(rootId)).toString('utf8')) as FixtureTree;
+    } catch {
+      return undefined;
+    }
+    const damaged: DamagedPlace[] = [];
+    const files = tree.files.map((f) => {
+      const ok = f.blobs.filter((b) => usable(Buffer.from(b, 'hex')));
+      if (ok.length === f.blobs.length) return f;
+      damaged.push({ where: f.path, message: `${f.blobs.length - ok.length} of ${f.blobs.length} blocks lost` });
+      return { path: f.path, blobs: ok, damaged: true };
+    });
+    const root = await repo.saveBlob(BlobType.tree, Buffer.from(JSON.stringify({ files })));
+    return { root: toHex(root.id), damaged };
+  },
+};

@@ -1,0 +1,213 @@
+/**
+ * Deliberately broken repositories, built from one small repository, with the exact outcome of
+ * check, repair index, repair snapshots and prune for each. Snapshot A holds /data/a (two chunks)
+ * and /data/common; B holds /data/b and the same /data/common (stored once, in A's data pack).
+ * Each backup wrote one data pack, one tree pack and one index file.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Store } from '../store/store.js';
+import { checkRepository, type CheckReport } from './check.js';
+import { Names, type Hex } from './ids.js';
+import { backupFiles, chunk, fixtureRepairer, fixtureWalkers, loadEverything, names, newRepository, PASSWORD, reopen } from './maintenance-fixtures.js';
+import { prune } from './prune.js';
+import { repairIndex, repairSnapshots } from './repair.js';
+import { Repository } from './repository.js';
+
+interface Fixture {
+  store: Store;
+  a: Hex;
+  b: Hex;
+  /** A's data pack (holds a1, a2, common), A's tree pack, B's data pack (holds b1), B's tree pack. */
+  packs: { aData: string; aTree: string; bData: string; bTree: string };
+  index: { a: string; b: string };
+}
+
+async function build(): Promise<Fixture> {
+  const { store, repo } = await newRepository();
+  const common = chunk(3000);
+  const a = await backupFiles(repo, { '/data/a': [chunk(2000), chunk(2000)], '/data/common': [common] }, '2024-01-01T00:00:00Z');
+  const [indexA] = await names(store, 'index/');
+  const b = await backupFiles(repo, { '/data/b': [chunk(2500)], '/data/common': [common] }, '2024-01-02T00:00:00Z');
+  const indexB = (await names(store, 'index/')).find((n) => n !== indexA)!;
+  const rootPack = async (id: Hex) => Names.pack(repo.index.get(Buffer.from((await repo.loadSnapshot(id)).root, 'hex'))!.packId);
+  const aTree = await rootPack(a);
+  const bTree = await rootPack(b);
+  const aData = Names.pack(repo.index.get(repo.blobId(common))!.packId);
+  const bData = (await names(store, 'data/')).find((n) => n !== aData && n !== aTree && n !== bTree)!;
+  return { store, a, b, packs: { aData, aTree, bData, bTree }, index: { a: indexA!, b: indexB } };
+}
+
+function sum(r: CheckReport): string[] {
+  const short = (f: string) => f.replace(/[0-9a-f]{64}/g, (h) => h.slice(0, 8)).replace(/data\/[0-9a-f]{2}\//, 'data/');
+  return [...r.errors.map((e) => `error ${short(e.file)}: ${short(e.message)}`), ...r.warnings.map((w) => `warning ${short(w.file)}: ${short(w.message)}`)];
+}
+
+async function check(store: Store, readData = false): Promise<CheckReport> {
+  const repo = await Repository.open(store, PASSWORD);
+  return checkRepository(repo, { readData, walkers: fixtureWalkers });
+}
+
+async function repair(store: Store) {
+  return repairIndex(await Repository.open(store, PASSWORD));
+}
+
+const UNREF = 'pack not referenced by any index (left by an interrupted backup; "lifeboat repair index" adds it, "lifeboat prune" removes it)';
+
+/** data/ab/abcdef… → data/abcdef12; snapshots/… → snapshots/abcdef12 (as sum() prints them). */
+function short(name: string): string {
+  return name.replace(/[0-9a-f]{64}/g, (h) => h.slice(0, 8)).replace(/data\/[0-9a-f]{2}\//, 'data/');
+}
+
+async function blobHex(store: Store, snapshot: Hex, path?: string): Promise<string> {
+  const repo = await reopen(store);
+  const snap = await repo.loadSnapshot(snapshot);
+  if (!path) return snap.root.slice(0, 16);
+  const tree = JSON.parse(Buffer.from(await repo.loadBlob(Buffer.from(snap.root, 'hex'))).toString('utf8')) as { files: { path: string; blobs: string[] }[] };
+  return tree.files.find((f) => f.path === path)!.blobs[0]!.slice(0, 16);
+}
+
+test('a healthy fixture checks clean; repair index rebuilds the same index', async () => {
+  const f = await build();
+  assert.deepEqual(sum(await check(f.store, true)), []);
+  const r = await repair(f.store);
+  assert.deepEqual({ ...r, damagedPacks: r.damagedPacks.length }, { packs: 4, indexedPacks: 4, blobs: 6, damagedPacks: 0, indexFilesWritten: 1, indexFilesDeleted: 2 });
+  assert.deepEqual(sum(await check(f.store, true)), []);
+  assert.equal(await loadEverything(await reopen(f.store)), 7);
+});
+
+test('missing index file: check names the blobs each snapshot lacks; repair index restores everything', async () => {
+  const f = await build();
+  await f.store.delete(f.index.a);
+  const report = await check(f.store);
+  const repo = await Repository.open(f.store, PASSWORD);
+  const snapA = await repo.loadSnapshot(f.a);
+  assert.deepEqual(sum(report), [
+    `error ${short(Names.snapshot(f.a))}: needs data block ${snapA.root.slice(0, 16)}, which is missing`,
+    `error ${short(Names.snapshot(f.b))}: needs data block ${(await commonHex(f)).slice(0, 16)}, which is missing`,
+    `warning ${short(f.packs.aData)}: ${UNREF}`,
+    `warning ${short(f.packs.aTree)}: ${UNREF}`,
+  ].sort((x, y) => (x.startsWith('error') === y.startsWith('error') ? 0 : x.startsWith('error') ? -1 : 1)));
+  assert.deepEqual(report.affected, [], 'no pack is damaged or missing: the index is');
+  const r = await repair(f.store);
+  assert.equal(r.indexedPacks, 4);
+  assert.equal(r.indexFilesDeleted, 1);
+  assert.deepEqual(sum(await check(f.store, true)), []);
+  assert.equal(await loadEverything(await reopen(f.store)), 7);
+});
+
+/** The id of /data/common's chunk, read from B's tree (B's index survives in these tests). */
+async function commonHex(f: Fixture): Promise<string> {
+  const repo = await Repository.open(f.store, PASSWORD);
+  await repo.loadIndex(() => undefined);
+  const snap = await repo.loadSnapshot(f.b);
+  const tree = JSON.parse(Buffer.from(await repo.loadBlob(Buffer.from(snap.root, 'hex'))).toString('utf8')) as { files: { path: string; blobs: string[] }[] };
+  return tree.files.find((x) => x.path === '/data/common')!.blobs[0]!;
+}
+
+test('missing pack: check names the snapshot and file; repair index drops it; repair snapshots keeps the rest and marks the file', async () => {
+  const f = await build();
+  const bChunk = await blobHex(f.store, f.b, '/data/b');
+  await f.store.delete(f.packs.bData);
+  const report = await check(f.store);
+  assert.deepEqual(sum(report), [
+    `error ${short(f.packs.bData)}: the pack is missing, but the index refers to it`,
+    `error ${short(Names.snapshot(f.b))}: is affected by the damaged or missing pack ${short(f.packs.bData)}: /data/b`,
+  ]);
+  assert.deepEqual(report.affected, [{ file: f.packs.bData, snapshots: [{ id: f.b, places: ['/data/b'] }] }]);
+
+  const r = await repair(f.store);
+  assert.deepEqual([r.packs, r.indexedPacks, r.blobs, r.damagedPacks.length], [3, 3, 5, 0]);
+  assert.deepEqual(sum(await check(f.store)), [`error ${short(Names.snapshot(f.b))}: needs data block ${bChunk}, which is missing`]);
+
+  const fixed = await repairSnapshots(await reopen(f.store), { walkers: fixtureWalkers, repairers: { files: fixtureRepairer }, forget: true });
+  assert.equal(fixed.length, 1);
+  assert.deepEqual({ ...fixed[0], newId: undefined }, { id: f.b, kind: 'files', status: 'repaired', newId: undefined, badBlobs: 1, damaged: [{ where: '/data/b', message: '1 of 1 blocks lost' }], removed: true });
+  const repo = await reopen(f.store);
+  const repaired = await repo.loadSnapshot(fixed[0]!.newId!);
+  assert.deepEqual(repaired.tags, ['repaired']);
+  assert.deepEqual(repaired.meta?.['repaired'], { from: f.b, time: (repaired.meta?.['repaired'] as { time: string }).time, damaged: ['/data/b'] });
+  assert.equal(repaired.time, '2024-01-02T00:00:00Z', 'the repaired snapshot keeps its time');
+  assert.deepEqual(sum(await check(f.store, true)), []);
+  assert.equal(await loadEverything(await reopen(f.store)), 6, "A's four blobs, B's new root and /data/common");
+});
+
+test('truncated pack: check names pack, snapshot and file; repair index leaves it out; repair snapshots and prune finish', async () => {
+  const f = await build();
+  const bytes = await f.store.get(f.packs.bData);
+  await f.store.put(f.packs.bData, bytes.subarray(0, bytes.length - 100));
+  const report = await check(f.store);
+  assert.equal(report.errors.length, 2);
+  assert.match(sum(report)[0]!, new RegExp(`^error ${short(f.packs.bData)}: the pack is truncated \\(\\d+ bytes, but blobs reach byte \\d+\\)$`));
+  assert.equal(sum(report)[1], `error ${short(Names.snapshot(f.b))}: is affected by the damaged or missing pack ${short(f.packs.bData)}: /data/b`);
+
+  const r = await repair(f.store);
+  assert.deepEqual([r.packs, r.indexedPacks], [4, 3]);
+  assert.deepEqual(r.damagedPacks.map((d) => [d.file, d.message]), [[f.packs.bData, `The pack ${f.packs.bData} is damaged: its trailer is not a Lifeboat pack trailer (truncated or overwritten).`]]);
+  const bChunk = await blobHex(f.store, f.b, '/data/b');
+  assert.deepEqual(sum(await check(f.store)), [`error ${short(Names.snapshot(f.b))}: needs data block ${bChunk}, which is missing`, `warning ${short(f.packs.bData)}: ${UNREF}`]);
+  const fixed = await repairSnapshots(await reopen(f.store), { walkers: fixtureWalkers, repairers: { files: fixtureRepairer }, forget: true });
+  assert.deepEqual(fixed.map((x) => [x.status, x.damaged.map((d) => d.where)]), [['repaired', ['/data/b']]]);
+  const p = await prune(await reopen(f.store), { walkers: fixtureWalkers });
+  assert.equal(p.packs.unindexed, 1, 'prune removes the truncated pack');
+  assert.deepEqual(sum(await check(f.store, true)), []);
+});
+
+test('flipped bit in a blob: structure checks clean; --read-data names pack, blob, snapshots and file; repair snapshots --read-data', async () => {
+  const f = await build();
+  const common = await commonHex(f);
+  const repo0 = await reopen(f.store);
+  const loc = repo0.index.get(Buffer.from(common, 'hex'))!;
+  const bytes = Buffer.from(await f.store.get(f.packs.aData));
+  bytes[loc.offset + 40]! ^= 0x10;
+  await f.store.put(f.packs.aData, bytes);
+  assert.deepEqual(sum(await check(f.store)), [], 'the structure is intact');
+  const report = await check(f.store, true);
+  assert.deepEqual(sum(report), [
+    `error ${short(f.packs.aData)}: the file content does not match its name (damaged)`,
+    `error ${short(f.packs.aData)}: A data block in pack ${short(f.packs.aData)} failed its integrity check: it is damaged or was modified. Run "lifeboat check --read-data" to see what is affected.`,
+    `error ${short(Names.snapshot(f.a))}: is affected by the damaged or missing pack ${short(f.packs.aData)}: /data/common`,
+    `error ${short(Names.snapshot(f.b))}: is affected by the damaged or missing pack ${short(f.packs.aData)}: /data/common`,
+  ]);
+  const r = await repair(f.store);
+  assert.deepEqual([r.indexedPacks, r.blobs], [4, 6], 'the header is intact, so repair index keeps the pack');
+  assert.equal((await check(f.store, true)).errors.length, 4, 'repair index cannot bring back data');
+  const dry = await repairSnapshots(await reopen(f.store), { walkers: fixtureWalkers, repairers: { files: fixtureRepairer }, readData: true, dryRun: true });
+  assert.deepEqual(dry.map((x) => [x.id, x.damaged.map((d) => d.where)]), [[f.a, ['/data/common']], [f.b, ['/data/common']]]);
+  const fixed = await repairSnapshots(await reopen(f.store), { walkers: fixtureWalkers, repairers: { files: fixtureRepairer }, readData: true, forget: true });
+  assert.deepEqual(fixed.map((x) => [x.status, x.damaged.map((d) => d.where)]), [['repaired', ['/data/common']], ['repaired', ['/data/common']]]);
+  // The damaged blob is no longer needed; prune repacks A's pack without it.
+  await prune(await reopen(f.store), { walkers: fixtureWalkers, maxUnusedPercent: 0 });
+  assert.deepEqual(sum(await check(f.store, true)), []);
+});
+
+test('duplicate chunks (same blob in two packs and two index files): check is clean, repair index keeps both, prune keeps one', async () => {
+  const { store } = await newRepository();
+  const shared = chunk(3000);
+  const w1 = await reopen(store);
+  const w2 = await reopen(store);
+  await backupFiles(w1, { '/data/x': [shared] }, '2024-01-01T00:00:00Z');
+  await backupFiles(w2, { '/data/x': [shared] }, '2024-01-01T00:00:01Z');
+  assert.deepEqual([(await names(store, 'data/')).length, (await names(store, 'index/')).length], [4, 2]);
+  assert.deepEqual(sum(await check(store, true)), []);
+  const r = await repair(store);
+  assert.deepEqual([r.packs, r.indexedPacks, r.blobs, r.indexFilesWritten, r.indexFilesDeleted], [4, 4, 4, 1, 2]);
+  assert.deepEqual(sum(await check(store, true)), []);
+  const p = await prune(await reopen(store), { walkers: fixtureWalkers, maxUnusedPercent: 0 });
+  assert.equal(p.packs.deleted, 2);
+  assert.deepEqual(sum(await check(store, true)), []);
+  assert.equal(await loadEverything(await reopen(store)), 4);
+});
+
+test('repair snapshots: a snapshot whose root is lost is unrecoverable (removed with forget); kinds without a repairer are reported', async () => {
+  const f = await build();
+  await f.store.delete(f.packs.aTree);
+  await repair(f.store);
+  const noRepairer = await repairSnapshots(await reopen(f.store), { walkers: fixtureWalkers, repairers: {} });
+  assert.deepEqual(noRepairer.map((x) => [x.id, x.status]), [[f.a, 'unsupported']]);
+  const res = await repairSnapshots(await reopen(f.store), { walkers: fixtureWalkers, repairers: { files: fixtureRepairer }, forget: true });
+  assert.deepEqual(res.map((x) => [x.id, x.status, x.removed]), [[f.a, 'unrecoverable', true]]);
+  await prune(await reopen(f.store), { walkers: fixtureWalkers });
+  assert.deepEqual(sum(await check(f.store, true)), []);
+  assert.equal(await loadEverything(await reopen(f.store)), 3);
+});

@@ -1,0 +1,217 @@
+/**
+ * Repair, under an exclusive lock held by the caller.
+ *
+ * `repairIndex` rebuilds the index from the packs alone (each pack's header, read with two ranged
+ * reads), writes the new index files, then deletes the old ones.
+ *
+ * `repairSnapshots` finds snapshots that need blobs which are missing (or, with readData, damaged),
+ * and writes for each a new snapshot that keeps everything intact and marks what is not. How to
+ * cut a snapshot's contents down is the business of the layer that owns its kind (files trees,
+ * image manifests): each supplies a SnapshotRepairer. The old snapshot stays unless `forget`.
+ */
+import { LifeboatError } from '../util/errors.js';
+import { headerLengthFromTrailer, PACK_TRAILER_BYTES, parsePackHeader } from './pack.js';
+import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
+import type { IndexPack } from './index-file.js';
+import { writeIndexFiles, type Walkers } from './prune.js';
+import type { Repository } from './repository.js';
+import type { Snapshot, SnapshotKind } from './snapshot.js';
+
+export interface RepairIndexReport {
+  readonly packs: number;
+  readonly indexedPacks: number;
+  readonly blobs: number;
+  /** Packs whose header could not be read: left in place, not indexed. */
+  readonly damagedPacks: { readonly file: string; readonly message: string }[];
+  readonly indexFilesWritten: number;
+  readonly indexFilesDeleted: number;
+}
+
+function msg(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Reads one pack's header with ranged reads (trailer, then header). */
+export async function readPackHeader(repo: Repository, packId: Hex, size: number): Promise<IndexPack> {
+  const name = Names.pack(packId);
+  if (size < PACK_TRAILER_BYTES) throw new LifeboatError('corrupt', `The pack ${name} is damaged: it is only ${size} bytes long.`);
+  const trailer = await repo.store.get(name, size - PACK_TRAILER_BYTES, PACK_TRAILER_BYTES);
+  const hl = headerLengthFromTrailer(trailer, size, name);
+  const sealed = await repo.store.get(name, size - PACK_TRAILER_BYTES - hl, hl);
+  return { packId: fromHex(packId), entries: parsePackHeader(repo.keys.encKey, sealed, size, name) };
+}
+
+export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairIndexReport> {
+  const oldNames: string[] = [];
+  for await (const o of repo.store.list('index/')) if (idOfName(o.name)) oldNames.push(o.name);
+  const packs: { id: Hex; size: number }[] = [];
+  for await (const o of repo.store.list('data/')) {
+    const id = idOfName(o.name);
+    if (id && o.name === Names.pack(id)) packs.push({ id, size: o.size });
+  }
+  packs.sort((a, b) => (a.id < b.id ? -1 : 1));
+  const good: IndexPack[] = [];
+  const damagedPacks: { file: string; message: string }[] = [];
+  let done = 0;
+  for (const p of packs) {
+    opts.signal?.throwIfAborted();
+    opts.onProgress?.(done++, packs.length);
+    try {
+      good.push(await readPackHeader(repo, p.id, p.size));
+    } catch (e) {
+      if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io')) damagedPacks.push({ file: Names.pack(p.id), message: msg(e) });
+      else throw e;
+    }
+  }
+  opts.onProgress?.(done, packs.length);
+  let written: string[] = [];
+  let deleted = 0;
+  if (!opts.dryRun) {
+    written = await writeIndexFiles(repo, good);
+    const keep = new Set(written);
+    for (const n of oldNames) {
+      if (keep.has(n)) continue;
+      await repo.store.delete(n);
+      deleted++;
+    }
+  }
+  return {
+    packs: packs.length,
+    indexedPacks: good.length,
+    blobs: good.reduce((s, p) => s + p.entries.length, 0),
+    damagedPacks,
+    indexFilesWritten: written.length,
+    indexFilesDeleted: deleted,
+  };
+}
+
+/** A place in a snapshot (a file path, a byte range of a drive) whose data is lost. */
+export interface DamagedPlace {
+  readonly where: string;
+  readonly message: string;
+}
+
+/**
+ * Implemented by the layer that owns a snapshot kind. Given a predicate that says which blobs
+ * are intact, it saves (with repo.saveBlob) a new root that needs only intact blobs, keeping all
+ * it can and marking each damaged place in its own format, and returns that root and the places.
+ * Returns undefined when nothing can be saved (e.g. the root itself is lost).
+ */
+export interface SnapshotRepairer {
+  repair(repo: Repository, snapshot: Snapshot, usable: (id: Uint8Array) => boolean): Promise<{ root: Hex; damaged: DamagedPlace[] } | undefined>;
+}
+
+export type Repairers = Partial<Record<SnapshotKind, SnapshotRepairer>>;
+
+export interface RepairSnapshotsOptions {
+  readonly walkers: Walkers;
+  readonly repairers: Repairers;
+  /** Also load every needed blob, so damaged (not only missing) data counts. */
+  readonly readData?: boolean;
+  /** Delete each damaged snapshot once its repaired copy is written (and unrecoverable ones). */
+  readonly forget?: boolean;
+  readonly dryRun?: boolean;
+  readonly signal?: AbortSignal;
+  readonly now?: Date;
+}
+
+export interface SnapshotRepairResult {
+  readonly id: Hex;
+  readonly kind: SnapshotKind;
+  readonly status: 'repaired' | 'unrecoverable' | 'unsupported';
+  /** The new snapshot's id (not in a dry run). */
+  readonly newId?: Hex;
+  /** Blobs the snapshot needs that are missing or damaged. */
+  readonly badBlobs: number;
+  readonly damaged: DamagedPlace[];
+  readonly message?: string;
+  readonly removed: boolean;
+}
+
+/** The blobs a snapshot needs that are not usable, with where (if the walker says), without deduplicating across snapshots. */
+export async function findBadBlobs(repo: Repository, snapshot: Snapshot, walker: NonNullable<Walkers[SnapshotKind]>, usable: (id: Uint8Array) => boolean): Promise<{ bad: Map<string, string[]>; walkError?: string }> {
+  const bad = new Map<string, string[]>();
+  const seen = new Set<string>();
+  try {
+    await walker(repo, snapshot, (id, where) => {
+      const hex = toHex(id);
+      if (!usable(id)) {
+        let w = bad.get(hex);
+        if (!w) bad.set(hex, (w = []));
+        if (where !== undefined && !w.includes(where)) w.push(where);
+        return false;
+      }
+      if (seen.has(hex)) return false;
+      seen.add(hex);
+      return true;
+    });
+  } catch (e) {
+    return { bad, walkError: msg(e) };
+  }
+  return { bad };
+}
+
+export async function repairSnapshots(repo: Repository, opts: RepairSnapshotsOptions): Promise<SnapshotRepairResult[]> {
+  await repo.loadIndex();
+  const damagedBlobs = new Set<string>();
+  const checked = new Set<string>();
+  const usable = (id: Uint8Array): boolean => repo.index.has(id) && !damagedBlobs.has(toHex(id));
+  const verify = async (snapshot: Snapshot, walker: NonNullable<Walkers[SnapshotKind]>) => {
+    // Load every needed blob once; what fails to load is damaged.
+    const ids: Uint8Array[] = [];
+    await walker(repo, snapshot, (id) => {
+      const hex = toHex(id);
+      if (checked.has(hex) || !repo.index.has(id)) return false;
+      checked.add(hex);
+      ids.push(id);
+      return true;
+    }).catch(() => undefined);
+    for (const id of ids) {
+      await repo.loadBlob(id).catch(() => damagedBlobs.add(toHex(id)));
+    }
+  };
+  const results: SnapshotRepairResult[] = [];
+  for (const { id, snapshot } of await repo.listSnapshots()) {
+    opts.signal?.throwIfAborted();
+    const walker = opts.walkers[snapshot.kind];
+    if (!walker) {
+      results.push({ id, kind: snapshot.kind, status: 'unsupported', badBlobs: 0, damaged: [], message: `this Lifeboat cannot read ${snapshot.kind} snapshots`, removed: false });
+      continue;
+    }
+    if (opts.readData) await verify(snapshot, walker);
+    const { bad, walkError } = await findBadBlobs(repo, snapshot, walker, usable);
+    if (bad.size === 0 && walkError === undefined) continue;
+    const repairer = opts.repairers[snapshot.kind];
+    if (!repairer) {
+      results.push({ id, kind: snapshot.kind, status: 'unsupported', badBlobs: bad.size, damaged: [], message: `this Lifeboat cannot repair ${snapshot.kind} snapshots yet`, removed: false });
+      continue;
+    }
+    if (opts.dryRun) {
+      const places = [...new Set([...bad.values()].flat())].map((where) => ({ where, message: 'data is missing or damaged' }));
+      results.push({ id, kind: snapshot.kind, status: 'repaired', badBlobs: bad.size, damaged: places, ...(walkError ? { message: walkError } : {}), removed: false });
+      continue;
+    }
+    const fixed = await repairer.repair(repo, snapshot, usable);
+    if (!fixed) {
+      let removed = false;
+      if (opts.forget) {
+        await repo.store.delete(Names.snapshot(id));
+        removed = true;
+      }
+      results.push({ id, kind: snapshot.kind, status: 'unrecoverable', badBlobs: bad.size, damaged: [], message: 'nothing of it can be read (its root is lost)', removed });
+      continue;
+    }
+    let removed = false;
+    {
+      const meta = { ...(snapshot.meta ?? {}), repaired: { from: id, time: (opts.now ?? new Date()).toISOString(), damaged: fixed.damaged.map((d) => d.where) } };
+      const tags = snapshot.tags.includes('repaired') ? snapshot.tags : [...snapshot.tags, 'repaired'];
+      const newId = await repo.saveSnapshot({ ...snapshot, root: fixed.root, tags, meta });
+      if (opts.forget) {
+        await repo.store.delete(Names.snapshot(id)); // the repaired copy is durable first
+        removed = true;
+      }
+      results.push({ id, kind: snapshot.kind, status: 'repaired', newId, badBlobs: bad.size, damaged: fixed.damaged, removed });
+    }
+  }
+  return results;
+}

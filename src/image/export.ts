@@ -84,7 +84,7 @@ export async function streamBlocks(
       pos = end;
     }
   };
-  const maxAheadBytes = 32 * 1024 * 1024;
+  const maxAheadBytes = 8 * 1024 * 1024;
   const ahead = Math.max(2, Math.floor(maxAheadBytes / m.chunkSize));
   const loads: { offset: number; len: number; data: Promise<Uint8Array> | undefined }[] = [];
   const drain = async (keep: number) => {

@@ -8,6 +8,8 @@ import { ExitCode, LifeboatError } from '../util/errors.js';
 import { Context, type GlobalOptions } from './context.js';
 import { registerRepoCommands, type Run } from './commands/repo.js';
 import { registerImageCommands } from './commands/image.js';
+import { registerMaintenanceCommands } from './commands/maintenance.js';
+import { registerFileCommands } from './commands/files.js';
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.ok;
@@ -43,7 +45,9 @@ export async function main(argv: string[]): Promise<number> {
   };
 
   registerRepoCommands(program, run);
+  registerFileCommands(program, run);
   registerImageCommands(program, run);
+  registerMaintenanceCommands(program, run);
 
   try {
     await program.parseAsync(argv);

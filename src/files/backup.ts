@@ -368,7 +368,10 @@ class Backup {
       let readError: unknown;
       const handle = fh;
       const signal = this.opts.signal;
-      const self = this;
+      const onRead = (n: number) => {
+        this.s.bytesRead += n;
+        this.bytesDone += n;
+      };
       async function* source(): AsyncGenerator<Uint8Array> {
         for (;;) {
           signal?.throwIfAborted();
@@ -381,8 +384,7 @@ class Backup {
             return;
           }
           if (n === 0) return;
-          self.s.bytesRead += n;
-          self.bytesDone += n;
+          onRead(n);
           yield n === READ_SIZE ? buf : buf.subarray(0, n);
         }
       }
@@ -477,7 +479,7 @@ class Backup {
   }
 
   private async dirEntries(path: Buffer, logical: Buffer, names: Buffer[], prevSubtree: Hex | undefined, rootDev: bigint, shown: string): Promise<Hex> {
-    names.sort(Buffer.compare);
+    names.sort((a, b) => Buffer.compare(a, b));
     const prev = await this.loadPrev(prevSubtree, shown);
     const entries: (TreeEntry | undefined)[] = new Array<TreeEntry | undefined>(names.length);
     const dirs: { i: number; path: Buffer; logical: Buffer; st: BigIntStats }[] = [];

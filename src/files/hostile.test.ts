@@ -1,0 +1,133 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { BlobType } from '../repo/repository.js';
+import { toHex } from '../repo/ids.js';
+import type { Snapshot } from '../repo/snapshot.js';
+import { backup, nodeFileAccess, type BackupEvent, type FileAccess } from './backup.js';
+import { restore, type RestoreEvent } from './restore.js';
+import { encodeEntry, loadDir, saveDir, type TreeEntry } from './tree.js';
+import { newRepo, tmp } from './testing.js';
+
+process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
+
+function entry(name: Buffer | string, type: TreeEntry['type'], extra: Partial<TreeEntry> = {}): TreeEntry {
+  return { name: Buffer.from(name), type, mode: 0o644, uid: 0, gid: 0, mtime: 0n, atime: 0n, ctime: 0n, size: 0, inode: 1n, device: 1n, nlink: 1, ...extra };
+}
+
+function listAll(dir: string): string[] {
+  return execFileSync('find', [dir]).toString().split('\n').filter(Boolean).sort();
+}
+
+test('a hostile snapshot cannot write outside the target', async (t) => {
+  const dir = tmp(t);
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  await repo.loadIndex();
+  const outside = join(dir, 'outside');
+  fs.mkdirSync(outside);
+  const payload = toHex((await repo.saveBlob(BlobType.data, Buffer.from('pwned'))).id);
+  const file = (name: Buffer | string) => entry(name, 'file', { size: 5, content: [payload] });
+  const empty = await saveDir(repo, []);
+  const inner = await saveDir(repo, [file('x')]);
+  // Names sorted as bytes, as a writer would — the restorer must not rely on that either.
+  const root = await saveDir(repo, [
+    file(''),
+    entry('.', 'dir', { subtree: inner }),
+    entry('..', 'dir', { subtree: inner }),
+    file('../escape'),
+    file('/etc/passwd-lifeboat'),
+    file(Buffer.from('nul\0byte')),
+    file('a/b'),
+    entry('esc', 'symlink', { target: Buffer.from(outside) }),
+    entry('esc', 'dir', { subtree: inner }), // the same name twice: the second is refused
+    entry('pre', 'dir', { subtree: inner }), // the target already holds pre -> outside
+    file('prefile'), // the target already holds prefile -> outside/victim
+    entry('zz', 'dir', { subtree: empty }),
+  ]);
+  await repo.flush();
+  const target = join(dir, 'target');
+  fs.mkdirSync(target);
+  fs.symlinkSync(outside, join(target, 'pre'));
+  fs.writeFileSync(join(outside, 'victim'), 'original');
+  fs.symlinkSync(join(outside, 'victim'), join(target, 'prefile'));
+  const snapshot: Snapshot = { version: 1, kind: 'files', time: new Date().toISOString(), host: 'h', user: 'u', paths: ['/x'], tags: [], root };
+  const warnings: string[] = [];
+  for (const overwrite of ['always', 'if-changed', 'never'] as const) {
+    const r = await restore(repo, snapshot, { target, overwrite, onEvent: (e: RestoreEvent) => e.type === 'warning' && warnings.push(e.message) });
+    assert.ok(r.summary.errors >= 7, `${overwrite}: ${r.summary.errors} errors`);
+  }
+  assert.deepEqual(listAll(outside), [outside, join(outside, 'victim')]);
+  assert.equal(fs.readFileSync(join(outside, 'victim'), 'utf8'), 'original');
+  assert.ok(!fs.existsSync(join(dir, 'escape')));
+  assert.ok(!fs.existsSync('/etc/passwd-lifeboat'));
+  assert.ok(fs.lstatSync(join(target, 'pre')).isDirectory(), 'the symlink was replaced by a real folder');
+  assert.equal(fs.readFileSync(join(target, 'pre', 'x'), 'utf8'), 'pwned');
+  assert.ok(fs.lstatSync(join(target, 'prefile')).isFile());
+  assert.ok(fs.lstatSync(join(target, 'esc')).isSymbolicLink(), 'the first "esc" (a symlink) is restored as a link, never descended');
+  assert.ok(warnings.some((w) => /unsafe/.test(w)));
+  assert.ok(warnings.some((w) => /twice/.test(w)));
+  assert.deepEqual(fs.readdirSync(target).sort(), ['esc', 'pre', 'prefile', 'zz']);
+});
+
+test('an entry encodes to fixed bytes and decodes back, with non-UTF-8 names base64', async (t) => {
+  const dir = tmp(t);
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  await repo.loadIndex();
+  const e = entry(Buffer.from([0x66, 0xff]), 'file', { mtime: -1500000000n, xattrs: [['user.a', Buffer.from([0, 1])]], holes: [0, 4096], content: ['ab'.repeat(32)], user: 'ann' });
+  assert.equal(encodeEntry(e), '{"nameB64":"Zv8=","type":"file","mode":420,"uid":0,"gid":0,"user":"ann","mtime":"-1500000000","atime":"0","ctime":"0","size":0,"inode":"1","device":"1","nlink":1,"xattrs":{"user.a":"AAE="},"holes":[0,4096],"content":["' + 'ab'.repeat(32) + '"]}');
+  const id = await saveDir(repo, [e]);
+  await repo.flush();
+  assert.deepEqual(await loadDir(repo, id), [e]);
+  // A listing of 20,000 entries is split into parts and read back whole.
+  const many = Array.from({ length: 20000 }, (_, i) => entry(`file-${String(i).padStart(6, '0')}-${'x'.repeat(40)}`, 'file', { content: ['cd'.repeat(32)] }));
+  const big = await saveDir(repo, many);
+  await repo.flush();
+  const raw = JSON.parse(Buffer.from(await repo.loadBlob(Buffer.from(big, 'hex'))).toString()) as { parts?: string[] };
+  assert.ok(raw.parts && raw.parts.length > 1);
+  assert.deepEqual((await loadDir(repo, big)).map((x) => x.name.toString()), many.map((x) => x.name.toString()));
+});
+
+test('a file that vanishes before it is read is reported, recorded, and the backup completes', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  fs.mkdirSync(src);
+  fs.writeFileSync(join(src, 'keep'), 'kept');
+  fs.writeFileSync(join(src, 'gone'), 'vanishes');
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const vanishing: FileAccess = {
+    ...nodeFileAccess,
+    open: async (p, f) => {
+      if (p.toString().endsWith('/gone')) fs.unlinkSync(p); // removed between lstat and open
+      return nodeFileAccess.open(p, f);
+    },
+  };
+  const warnings: BackupEvent[] = [];
+  const r = await backup(repo, { paths: [src, join(dir, 'no-such-path')], fs: vanishing, onEvent: (e) => e.type === 'warning' && warnings.push(e) });
+  assert.equal(r.summary.unreadable, 2);
+  assert.deepEqual(r.snapshot.incomplete, { count: 2, paths: [join(dir, 'no-such-path'), join(src, 'gone')] });
+  assert.equal(warnings.length, 2);
+  const target = join(dir, 't');
+  await restore(repo, r.snapshot, { target });
+  assert.deepEqual(fs.readdirSync(join(target, 'src')), ['keep']);
+
+  // A file that changes while it is read is saved, reported and recorded.
+  fs.writeFileSync(join(src, 'growing'), 'a'.repeat(100));
+  const growing: FileAccess = {
+    ...nodeFileAccess,
+    open: async (p, f) => {
+      const fh = await nodeFileAccess.open(p, f);
+      if (p.toString().endsWith('/growing')) fs.appendFileSync(p, 'more');
+      return fh;
+    },
+  };
+  const changed: BackupEvent[] = [];
+  const r2 = await backup(repo, { paths: [src], fs: growing, onEvent: (e) => e.type === 'warning' && changed.push(e) });
+  assert.equal(r2.summary.changedWhileRead, 1);
+  assert.deepEqual(r2.changed, [join(src, 'growing')]);
+  assert.ok(changed.some((e) => e.type === 'warning' && e.kind === 'changed'));
+});

@@ -1,6 +1,6 @@
 /** Test helpers for the image parsers: shell commands as independent checkers, temp dirs, seeded bytes. */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -65,4 +65,45 @@ export function writeTree(dir: string, seed: number, count: number, maxSize: num
   writeFileSync(join(dir, 'big.bin'), seededBytes(seed + 7, maxSize * 8));
   paths.push('big.bin');
   return paths;
+}
+
+/**
+ * Zeroes every byte of [offset, offset + size) in the file at `path` that lies outside `used`
+ * (ranges relative to offset). Returns how many of those bytes were not zero before.
+ */
+export function zeroOutside(path: string, used: readonly { start: number; end: number }[], offset: number, size: number): number {
+  const fd = openSync(path, 'r+');
+  let changed = 0;
+  try {
+    let cursor = 0;
+    const buf = Buffer.alloc(1 << 20);
+    const zap = (start: number, end: number) => {
+      for (let o = start; o < end; o += buf.length) {
+        const n = Math.min(buf.length, end - o);
+        readSync(fd, buf, 0, n, offset + o);
+        for (let i = 0; i < n; i++) if (buf[i] !== 0) changed++;
+        buf.fill(0, 0, n);
+        writeSync(fd, buf, 0, n, offset + o);
+      }
+    };
+    for (const r of used) {
+      if (r.start > cursor) zap(cursor, r.start);
+      cursor = Math.max(cursor, r.end);
+    }
+    if (cursor < size) zap(cursor, size);
+  } finally {
+    closeSync(fd);
+  }
+  return changed;
+}
+
+/** A file of `size` bytes of seeded noise, so that free space holds stale data worth zeroing. */
+export function noiseFile(path: string, size: number, seed: number): void {
+  const fd = openSync(path, 'w');
+  try {
+    const block = seededBytes(seed, 1 << 20);
+    for (let o = 0; o < size; o += block.length) writeSync(fd, block, 0, Math.min(block.length, size - o), o);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -45,7 +45,7 @@ test('LocalStore: a writer killed at a random moment never leaves a partial obje
     for (let round = 0; round < 6; round++) {
       const prefix = `data/r${round}/`;
       const child = spawn(process.execPath, [script, root, prefix], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
       let out = '';
       let firstAck!: () => void;
       const started = new Promise<void>((resolve) => (firstAck = resolve));
@@ -59,11 +59,11 @@ test('LocalStore: a writer killed at a random moment never leaves a partial obje
       try {
         await Promise.race([started, exited]);
         const killAt = Date.now() + randomInt(0, 150);
-        while (Date.now() < killAt) {
+        do {
           for (const o of await listAll(watcher, prefix)) assert.equal(o.size, OBJECT_SIZE, `${o.name} is listed only once complete`);
           looks++;
           await sleep(1);
-        }
+        } while (Date.now() < killAt);
       } finally {
         child.kill('SIGKILL');
         await exited;

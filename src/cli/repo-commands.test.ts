@@ -84,6 +84,10 @@ test('errors a person can act on: no repository, unsupported version, missing pa
   assert.equal(future.code, 1);
   assert.match(future.stderr, /format version 7/);
 
+  const unplugged = await lifeboat(['init'], { LIFEBOAT_REPO: join(dir.path, 'not-mounted', 'lifeboat'), LIFEBOAT_PASSWORD: 'pw' });
+  assert.equal(unplugged.code, 2);
+  assert.match(unplugged.stderr, /connect it first/);
+
   const usage = await lifeboat(['no-such-command'], {});
   assert.equal(usage.code, 2);
 });

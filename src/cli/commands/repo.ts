@@ -1,5 +1,7 @@
 /** Repository commands: init, key, check, stats, unlock. */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { Repository } from '../../repo/repository.js';
 import { addKey, listKeys, readKey } from '../../repo/keys.js';
@@ -21,6 +23,14 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx) => {
         const store = ctx.openStore();
+        const location = resolve(ctx.repoLocation());
+        if (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined) {
+          // A chosen destination whose parent is missing is usually a drive that is not plugged in:
+          // do not quietly create the repository on the system disk instead.
+          if (!existsSync(dirname(location))) {
+            throw new LifeboatError('usage', `The folder ${dirname(location)} does not exist. If the repository belongs on an external drive, connect it first; otherwise create the folder.`);
+          }
+        }
         const password = process.env['LIFEBOAT_PASSWORD'] ?? (ctx.global.passwordFile ? await ctx.password() : await ctx.newPassword('password for the new repository'));
         if (!password) throw new LifeboatError('usage', 'An empty password is not allowed.');
         const { repo, recoveryKey } = await Repository.init(store, password);

@@ -109,8 +109,11 @@ const LIST_CAP = 1000;
 const ENTRY_WINDOW = 32;
 /** Folders walked at the same time (beyond the one each task is in). */
 const DIR_TASKS = 4;
-/** Files read at the same time. */
+/** Large files read at the same time (restic's measured value). */
 const READ_CONCURRENCY = 2;
+/** Small files are latency-bound (open, fstat, read, close): more of them in flight. */
+const SMALL_FILE = 256 * 1024;
+const SMALL_READ_CONCURRENCY = 16;
 /** Chunks of one file being compressed/saved at once. */
 const CHUNKS_IN_FLIGHT = 4;
 const READ_SIZE = 1024 * 1024;
@@ -190,6 +193,7 @@ class Backup {
   readonly changed: string[] = [];
   private readonly dirTasks = new Semaphore(DIR_TASKS);
   private readonly reads = new Semaphore(READ_CONCURRENCY);
+  private readonly smallReads = new Semaphore(SMALL_READ_CONCURRENCY);
   private readonly hardlinks = new Map<string, Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined>>();
   private bytesDone = 0;
   private lastProgress = 0;
@@ -340,7 +344,8 @@ class Backup {
   }
 
   async readFile(path: Buffer, shown: string, st: BigIntStats): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
-    await this.reads.acquire();
+    const sem = Number(st.size) < SMALL_FILE ? this.smallReads : this.reads;
+    await sem.acquire();
     let fh: fsp.FileHandle | undefined;
     try {
       try {
@@ -418,7 +423,7 @@ class Backup {
       return out;
     } finally {
       await fh?.close().catch(() => undefined);
-      this.reads.release();
+      sem.release();
     }
   }
 

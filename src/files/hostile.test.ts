@@ -10,6 +10,7 @@ import { backup, nodeFileAccess, type BackupEvent, type FileAccess } from './bac
 import { restore, type RestoreEvent } from './restore.js';
 import { encodeEntry, loadDir, saveDir, type TreeEntry } from './tree.js';
 import { newRepo, tmp } from './testing.js';
+import { portablePlatform } from './platform/platform.js';
 
 process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
 
@@ -130,4 +131,22 @@ test('a file that vanishes before it is read is reported, recorded, and the back
   assert.equal(r2.summary.changedWhileRead, 1);
   assert.deepEqual(r2.changed, [join(src, 'growing')]);
   assert.ok(changed.some((e) => e.type === 'warning' && e.kind === 'changed'));
+});
+
+test('without the native addon the portable fallback still backs up and restores (with warnings)', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  fs.mkdirSync(src);
+  fs.writeFileSync(join(src, 'a.txt'), 'portable');
+  execFileSync('mkfifo', [join(src, 'fifo')]);
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const plat = portablePlatform();
+  assert.equal(plat.exact, false);
+  const r = await backup(repo, { paths: [src], platform: plat });
+  const warnings: string[] = [];
+  const rr = await restore(repo, r.snapshot, { target: join(dir, 't'), platform: plat, onEvent: (e) => e.type === 'warning' && warnings.push(e.message) });
+  assert.equal(fs.readFileSync(join(dir, 't', 'src', 'a.txt'), 'utf8'), 'portable');
+  assert.equal(rr.summary.errors, 1);
+  assert.match(warnings[0]!, /FIFO/);
 });

@@ -158,3 +158,12 @@ test('locks: shared locks coexist, exclusive conflicts, stale locks are cleared'
   assert.equal((await repo.listLocks()).length, 1);
   await repo.close();
 });
+
+test('a writer whose lock vanished (stale, removed by another process) refuses to write its snapshot', async () => {
+  const { store, repo } = await fresh();
+  await repo.lock(false, 'backup');
+  const t = await repo.saveBlob(BlobType.tree, Buffer.from('{}'));
+  for await (const o of store.list('locks/')) await store.delete(o.name);
+  assert.equal(await code(repo.saveSnapshot(snap(t.id.toString('hex'), '2026-01-01T00:00:00Z'))), 'locked');
+  assert.equal((await repo.listSnapshots()).length, 0);
+});

@@ -14,7 +14,7 @@ import { AAD, decodePayload, encodePayload, openFile, sealFile } from './envelop
 import { Names, idOfName, isId, toHex, fromHex, randomId, type Hex } from './ids.js';
 import { decodeIndex, encodeIndex, type IndexPack } from './index-file.js';
 import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
-import { conflicts, isStale, LOCK_REFRESH_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
+import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { BlobType, openBlob, PackWriter, type PackEntry } from './pack.js';
 import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
@@ -262,8 +262,23 @@ export class Repository {
     this.assertWritable();
   }
 
+  /**
+   * A writer whose lock went stale (the computer slept for half an hour mid-backup) may have had
+   * its unindexed packs removed by a prune meanwhile; it must not write an index or snapshot that
+   * refers to them. Checked before every index and snapshot write.
+   */
+  private async assertLocksHeld(): Promise<void> {
+    for (const [id, l] of this.locks) {
+      const age = Date.now() - Date.parse(l.info.time);
+      if (age > LOCK_STALE_MS || !(await this.store.stat(Names.lock(id)))) {
+        throw new LifeboatError('locked', 'This run paused so long that its lock on the repository expired, so maintenance may have changed the repository meanwhile. Nothing was lost; run it again.');
+      }
+    }
+  }
+
   private async writeIndex(): Promise<void> {
     if (this.unindexed.length === 0) return;
+    await this.assertLocksHeld();
     const packs = this.unindexed;
     this.unindexed = [];
     const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
@@ -311,6 +326,7 @@ export class Repository {
 
   async saveSnapshot(s: Snapshot): Promise<Hex> {
     await this.flush();
+    await this.assertLocksHeld();
     const bytes = await sealFile(this.codec, this.keys.encKey, AAD.snapshot, Buffer.from(JSON.stringify(s)));
     const id = toHex(sha256(bytes));
     await this.store.put(Names.snapshot(id), bytes);

@@ -6,10 +6,13 @@
  * Layout (about 49 bytes per entry plus 5.7–11.4 bytes of hash table, see npm run bench figures in
  * src/bench/index-scale.ts):
  * - an append-only entry store in fixed-size segments, so growth allocates one new segment and
- *   never copies what exists: per segment the ids (32 bytes each, read as 8 u32 words), the four
+ *   never copies what exists: per segment the ids (32 bytes each, as 8 little-endian u32 words), the four
  *   u32 fields interleaved (pack, offset, length, rawLength), and the type bytes;
  * - an open-addressing table of entry numbers + 1 (0 = empty), linear probing, doubled when the
- *   load would pass 0.7. The hash is the id's first 4 bytes, which are uniformly random for keyed
+ *   load would pass 0.7. A table of 2^b slots needs only b bits for the entry number, so the
+ *   spare high bits of each slot hold a fingerprint (high bits of the id's second word): a probe
+ *   past an occupied slot reads the entry's id only when the fingerprints agree, which keeps a
+ *   miss at about one cache miss instead of one per occupied slot passed. The hash is the id's first 4 bytes, which are uniformly random for keyed
  *   hash ids, passed through a multiplicative (Fibonacci) step so that non-random ids in tests or
  *   tools still spread.
  * Invariant: an id is stored at most once; the first location added for it wins.
@@ -27,13 +30,17 @@ export interface ChunkLocation {
 
 export const CHUNK_ID_BYTES = 32;
 const LOAD_FACTOR = 0.7;
-const MAX_ENTRIES = 2 ** 31;
+const MAX_TABLE_BITS = 31;
 
-// Scratch key: the id being looked up, copied once into aligned memory so it is compared as
-// 8 words. Entries are written through a byte view of the same layout, so the platform's byte
-// order cancels out.
-const KEY8 = new Uint8Array(CHUNK_ID_BYTES);
-const KEY32 = new Uint32Array(KEY8.buffer);
+// The id being looked up, as 8 little-endian words (module-level so the probe loop reads them
+// without a call or an allocation). Ids are stored as the same words, whatever the host's byte
+// order; 32 byte reads and shifts beat TypedArray.prototype.set for so few bytes. Words are
+// int32, not uint32: values above 2^31 would be boxed as doubles in V8.
+let K0 = 0, K1 = 0, K2 = 0, K3 = 0, K4 = 0, K5 = 0, K6 = 0, K7 = 0;
+
+function word(id: Uint8Array, o: number): number {
+  return id[o]! | (id[o + 1]! << 8) | (id[o + 2]! << 16) | (id[o + 3]! << 24);
+}
 
 function isU32(v: number): boolean {
   return v >>> 0 === v;
@@ -42,12 +49,13 @@ function isU32(v: number): boolean {
 export class ChunkIndex {
   private readonly segBits: number;
   private readonly segMask: number;
-  private readonly ids32: Uint32Array[] = [];
-  private readonly ids8: Uint8Array[] = [];
+  private readonly ids32: Int32Array[] = [];
   private readonly fields: Uint32Array[] = [];
   private readonly types: Uint8Array[] = [];
-  private table: Uint32Array;
+  /** Slots: 0 = empty, else (fingerprint in the bits above lowMask) | (entry number + 1). */
+  private table: Int32Array;
   private tableBits: number;
+  private lowMask: number;
   private count = 0;
 
   /**
@@ -61,8 +69,9 @@ export class ChunkIndex {
     this.segMask = (1 << bits) - 1;
     const want = Math.max(16, Math.ceil((opts.initialCapacity ?? 0) / LOAD_FACTOR) + 1);
     this.tableBits = Math.max(4, Math.ceil(Math.log2(want)));
-    if (this.tableBits > 32) throw new RangeError(`initialCapacity ${opts.initialCapacity} is too large.`);
-    this.table = new Uint32Array(2 ** this.tableBits);
+    if (this.tableBits > MAX_TABLE_BITS) throw new RangeError(`initialCapacity ${opts.initialCapacity} is too large.`);
+    this.table = new Int32Array(2 ** this.tableBits);
+    this.lowMask = 2 ** this.tableBits - 1;
   }
 
   /** Number of distinct ids stored. */
@@ -89,7 +98,7 @@ export class ChunkIndex {
     if (slot >= 0) return false; // present: the first location stays
     if (this.count + 1 > this.table.length * LOAD_FACTOR) {
       this.grow();
-      return this.insertNew(this.emptySlotFor(KEY32[0]!), loc);
+      return this.insertNew(this.emptySlotFor(K0), loc);
     }
     return this.insertNew(slot, loc);
   }
@@ -107,7 +116,7 @@ export class ChunkIndex {
   find(id: Uint8Array): number {
     this.loadKey(id);
     const slot = this.probe();
-    return slot >= 0 ? this.table[slot]! - 1 : -1;
+    return slot >= 0 ? (this.table[slot]! & this.lowMask) - 1 : -1;
   }
 
   // Allocation-free accessors by entry number, for hot paths that call find().
@@ -127,8 +136,20 @@ export class ChunkIndex {
   /** A copy of the id of entry e. */
   idAt(e: number): Uint8Array {
     this.checkEntry(e);
-    const o = (e & this.segMask) * CHUNK_ID_BYTES;
-    return this.ids8[e >>> this.segBits]!.slice(o, o + CHUNK_ID_BYTES);
+    return this.copyId(e, new Uint8Array(CHUNK_ID_BYTES));
+  }
+
+  private copyId(e: number, out: Uint8Array): Uint8Array {
+    const seg = this.ids32[e >>> this.segBits]!;
+    const b = (e & this.segMask) << 3;
+    for (let w = 0; w < 8; w++) {
+      const v = seg[b + w]!;
+      out[w * 4] = v;
+      out[w * 4 + 1] = v >>> 8;
+      out[w * 4 + 2] = v >>> 16;
+      out[w * 4 + 3] = v >>> 24;
+    }
+    return out;
   }
 
   /** All entries in insertion order; each id is a fresh copy. */
@@ -141,15 +162,14 @@ export class ChunkIndex {
   }
 
   /**
-   * Calls fn for every entry in insertion order. `id` is a view into the index, valid only during
-   * the call (copy it to keep it); this avoids one allocation per entry over millions of entries.
+   * Calls fn for every entry in insertion order. `id` is one scratch buffer refilled for each
+   * entry, valid only during the call (copy it to keep it): no allocation per entry over millions
+   * of entries.
    */
   forEach(fn: (id: Uint8Array, entry: number) => void): void {
+    const scratch = new Uint8Array(CHUNK_ID_BYTES);
     const n = this.count;
-    for (let e = 0; e < n; e++) {
-      const o = (e & this.segMask) * CHUNK_ID_BYTES;
-      fn(this.ids8[e >>> this.segBits]!.subarray(o, o + CHUNK_ID_BYTES), e);
-    }
+    for (let e = 0; e < n; e++) fn(this.copyId(e, scratch), e);
   }
 
   private checkEntry(e: number): void {
@@ -158,7 +178,8 @@ export class ChunkIndex {
 
   private loadKey(id: Uint8Array): void {
     if (id.length !== CHUNK_ID_BYTES) throw new RangeError(`A chunk id has ${CHUNK_ID_BYTES} bytes, not ${id.length}.`);
-    KEY8.set(id);
+    K0 = word(id, 0); K1 = word(id, 4); K2 = word(id, 8); K3 = word(id, 12);
+    K4 = word(id, 16); K5 = word(id, 20); K6 = word(id, 24); K7 = word(id, 28);
   }
 
   private home(k0: number): number {
@@ -167,10 +188,11 @@ export class ChunkIndex {
 
   /** Looks up KEY: the slot holding it (>= 0), or -(empty slot where it would go) - 1. */
   private probe(): number {
-    const k0 = KEY32[0]!, k1 = KEY32[1]!, k2 = KEY32[2]!, k3 = KEY32[3]!;
-    const k4 = KEY32[4]!, k5 = KEY32[5]!, k6 = KEY32[6]!, k7 = KEY32[7]!;
+    const k0 = K0, k1 = K1, k2 = K2, k3 = K3, k4 = K4, k5 = K5, k6 = K6, k7 = K7;
     const table = this.table;
     const mask = table.length - 1;
+    const low = this.lowMask;
+    const fp = k1 & ~low;
     const segBits = this.segBits;
     const segMask = this.segMask;
     const ids = this.ids32;
@@ -178,7 +200,9 @@ export class ChunkIndex {
     for (;;) {
       const v = table[s]!;
       if (v === 0) return -s - 1;
-      const e = v - 1;
+      // Only a slot whose fingerprint matches costs a (likely uncached) read of the entry's id.
+      if (((v & ~low) ^ fp) !== 0) { s = (s + 1) & mask; continue; }
+      const e = (v & low) - 1;
       const seg = ids[e >>> segBits]!;
       const b = (e & segMask) << 3;
       if (seg[b] === k0 && seg[b + 1] === k1 && seg[b + 2] === k2 && seg[b + 3] === k3 &&
@@ -187,6 +211,7 @@ export class ChunkIndex {
     }
   }
 
+  /** The empty slot for a key known to be absent, encoded as in probe(). */
   private emptySlotFor(k0: number): number {
     const table = this.table;
     const mask = table.length - 1;
@@ -198,45 +223,49 @@ export class ChunkIndex {
   /** Stores KEY with loc as a new entry in the empty slot encoded as -(slot) - 1. */
   private insertNew(encodedSlot: number, loc: ChunkLocation): true {
     const e = this.count;
-    if (e >= MAX_ENTRIES) throw new RangeError(`The chunk index is full (${MAX_ENTRIES} entries).`);
     const si = e >>> this.segBits;
     if (si === this.ids32.length) this.addSegment();
     const i = e & this.segMask;
-    this.ids8[si]!.set(KEY8, i * CHUNK_ID_BYTES);
+    const ids = this.ids32[si]!;
+    const b = i << 3;
+    ids[b] = K0; ids[b + 1] = K1; ids[b + 2] = K2; ids[b + 3] = K3;
+    ids[b + 4] = K4; ids[b + 5] = K5; ids[b + 6] = K6; ids[b + 7] = K7;
     const f = this.fields[si]!;
     f[i * 4] = loc.pack;
     f[i * 4 + 1] = loc.offset;
     f[i * 4 + 2] = loc.length;
     f[i * 4 + 3] = loc.rawLength;
     this.types[si]![i] = loc.type;
-    this.table[-encodedSlot - 1] = e + 1;
+    this.table[-encodedSlot - 1] = (K1 & ~this.lowMask) | (e + 1);
     this.count = e + 1;
     return true;
   }
 
   private addSegment(): void {
     const n = 1 << this.segBits;
-    const ids = new Uint32Array(n * 8);
-    this.ids32.push(ids);
-    this.ids8.push(new Uint8Array(ids.buffer));
+    this.ids32.push(new Int32Array(n * 8));
     this.fields.push(new Uint32Array(n * 4));
     this.types.push(new Uint8Array(n));
   }
 
   /** Doubles the table and re-places every entry (ids are unique, so no comparisons). */
   private grow(): void {
-    if (this.tableBits >= 32) throw new RangeError('The chunk index table cannot grow further.');
+    if (this.tableBits >= MAX_TABLE_BITS) throw new RangeError(`The chunk index is full (${this.count} entries).`);
     this.tableBits++;
-    const table = new Uint32Array(2 ** this.tableBits);
+    const table = new Int32Array(2 ** this.tableBits);
     const mask = table.length - 1;
+    const low = 2 ** this.tableBits - 1;
     const shift = 32 - this.tableBits;
     const segBits = this.segBits;
     const segMask = this.segMask;
     for (let e = 0; e < this.count; e++) {
-      let s = Math.imul(this.ids32[e >>> segBits]![(e & segMask) << 3]!, 0x9e3779b1) >>> shift;
+      const seg = this.ids32[e >>> segBits]!;
+      const b = (e & segMask) << 3;
+      let s = Math.imul(seg[b]!, 0x9e3779b1) >>> shift;
       while (table[s] !== 0) s = (s + 1) & mask;
-      table[s] = e + 1;
+      table[s] = (seg[b + 1]! & ~low) | (e + 1);
     }
     this.table = table;
+    this.lowMask = low;
   }
 }

@@ -56,7 +56,7 @@ function parseSuper(sb: Uint8Array, partitionSize: number): Super {
   if (blocksCount < 8 || blocksCount * blockSize > partitionSize) throw bad(`${blocksCount} blocks of ${blockSize} bytes do not fit the partition of ${partitionSize} bytes`);
   if (freeBlocks > blocksCount) throw bad('more free blocks than blocks');
   if (firstDataBlock !== (blockSize === 1024 ? 1 : 0)) throw bad(`first data block ${firstDataBlock} is invalid for ${blockSize}-byte blocks`);
-  if (blocksPerGroup < 8 || blocksPerGroup > blockSize * 8 || blocksPerGroup % 8 !== 0) throw bad(`${blocksPerGroup} blocks per group is invalid`);
+  if (blocksPerGroup < 256 || blocksPerGroup > blockSize * 8 || blocksPerGroup % 8 !== 0) throw bad(`${blocksPerGroup} blocks per group is invalid`);
   if (inodeSize < 128 || inodeSize > blockSize || (inodeSize & (inodeSize - 1)) !== 0) throw bad(`inode size ${inodeSize} is invalid`);
   if (inodesPerGroup === 0 || inodesPerGroup > blockSize * 8) throw bad(`${inodesPerGroup} inodes per group is invalid`);
   if (descSize < 32 || descSize > 1024 || (is64 && descSize < 64) || (descSize & (descSize - 1)) !== 0) throw bad(`group descriptor size ${descSize} is invalid`);

@@ -37,6 +37,7 @@ function parseBpb(b: Uint8Array, partitionSize: number): Bpb {
   const clusters = Math.floor((totalSectors - dataStart) / sectorsPerCluster);
   // The count of clusters alone decides the FAT type (Microsoft's FAT specification).
   const type: FilesystemType = clusters < 4085 ? 'fat12' : clusters < 65525 ? 'fat16' : 'fat32';
+  if (clusters > 0x0ffffff5) throw bad(`${clusters} clusters is more than FAT32 can address`);
   const entryBits = type === 'fat12' ? 12 : type === 'fat16' ? 16 : 32;
   if (Math.ceil(((clusters + 2) * entryBits) / 8) > fatSectors * bytesPerSector) throw bad(`a FAT of ${fatSectors} sectors cannot hold ${clusters} clusters`);
   const ext = type === 'fat32' ? 64 : 36; // offset of the extended BPB
@@ -63,22 +64,34 @@ async function analyze(source: BlockSource, offset: number, size: number): Promi
   const clusterBytes = p.sectorsPerCluster * ss;
   const n = p.clusters + 2;
   // Union of all FAT copies (or only the active one when mirroring is off, as the spec says the others are stale).
-  const inUse = new Uint8Array(n);
-  const fatBytes = Math.ceil((n * (p.type === 'fat12' ? 12 : p.type === 'fat16' ? 16 : 32)) / 8);
+  // A bitset keeps memory at clusters/8 bytes; the FAT is read in pieces.
+  const inUse = new Uint8Array((n >> 3) + 1);
+  const entryBits = p.type === 'fat12' ? 12 : p.type === 'fat16' ? 16 : 32;
+  const fatBytes = Math.ceil((n * entryBits) / 8);
+  const PIECE = 4 * 1024 * 1024; // a multiple of 4, so FAT16/32 entries never straddle pieces
   for (let f = 0; f < p.fats; f++) {
     if (p.activeFat !== undefined && f !== p.activeFat) continue;
-    const fat = await read((p.reserved + f * p.fatSectors) * ss, fatBytes);
-    const v = le(fat);
-    if (p.type === 'fat12') {
-      for (let c = 2; c < n; c++) {
-        const o = c + (c >> 1);
-        const e = c & 1 ? v.getUint16(o, true) >> 4 : v.getUint16(o, true) & 0xfff;
-        if (e !== 0) inUse[c] = 1;
+    const base = (p.reserved + f * p.fatSectors) * ss;
+    for (let pos = 0; pos < fatBytes; pos += PIECE) {
+      // FAT12 (at most 6 KiB) is read whole, with one spare byte for the last 12-bit entry when there is one.
+      const len = p.type === 'fat12' ? Math.min(fatBytes + 1, p.fatSectors * ss) : Math.min(PIECE, fatBytes - pos);
+      const fat = await read(base + pos, len);
+      const v = le(fat);
+      if (p.type === 'fat12') {
+        for (let c = 2; c < n; c++) {
+          const o = c + (c >> 1);
+          const e = o + 1 < fat.length ? (c & 1 ? v.getUint16(o, true) >> 4 : v.getUint16(o, true) & 0xfff) : c & 1 ? fat[o]! >> 4 : fat[o]!;
+          if (e !== 0) inUse[c >> 3]! |= 1 << (c & 7);
+        }
+      } else if (p.type === 'fat16') {
+        const first = Math.max(2, pos / 2);
+        const last = Math.min(n, (pos + fat.length) / 2);
+        for (let c = first; c < last; c++) if (v.getUint16(c * 2 - pos, true) !== 0) inUse[c >> 3]! |= 1 << (c & 7);
+      } else {
+        const first = Math.max(2, pos / 4);
+        const last = Math.min(n, (pos + fat.length) / 4);
+        for (let c = first; c < last; c++) if ((v.getUint32(c * 4 - pos, true) & 0x0fffffff) !== 0) inUse[c >> 3]! |= 1 << (c & 7);
       }
-    } else if (p.type === 'fat16') {
-      for (let c = 2; c < n; c++) if (v.getUint16(c * 2, true) !== 0) inUse[c] = 1;
-    } else {
-      for (let c = 2; c < n; c++) if ((v.getUint32(c * 4, true) & 0x0fffffff) !== 0) inUse[c] = 1;
     }
   }
   const dataStart = p.dataStart * ss;
@@ -86,7 +99,7 @@ async function analyze(source: BlockSource, offset: number, size: number): Promi
   let usedClusters = 0;
   let run = -1;
   for (let c = 2; c <= n; c++) {
-    const on = c < n && inUse[c] === 1;
+    const on = c < n && ((inUse[c >> 3]! >> (c & 7)) & 1) === 1;
     if (on) usedClusters++;
     if (on && run < 0) run = c;
     else if (!on && run >= 0) {

@@ -6,6 +6,7 @@
  * median of the runs. Progress goes to stderr; the tables (or, with --json, every figure) to
  * stdout. A tool that fails is recorded as n/a with its error and the benchmark carries on.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -41,6 +42,8 @@ interface Options {
   only: Set<DatasetName>;
   keep: boolean;
   save: boolean;
+  /** Development aid: measure only these tools (default all). */
+  tools: Set<string>;
 }
 
 interface Sizes {
@@ -67,10 +70,11 @@ const USAGE = `usage: npm run bench -- [--quick] [--json] [--runs N] [--only fil
   --runs N  runs per tool and operation (default 3, or 1 with --quick); figures are medians
   --only    run only these datasets (comma-separated or repeated)
   --keep    keep bench/work (datasets, repositories) afterwards
-  --save    write bench/results/<date>-<host>.json and .md`;
+  --save    write bench/results/<date>-<host>.json and .md
+  --tools   measure only these tools, e.g. --tools lifeboat,restic (while developing)`;
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { quick: false, json: false, runs: 0, only: new Set(), keep: false, save: false };
+  const o: Options = { quick: false, json: false, runs: 0, only: new Set(), keep: false, save: false, tools: new Set() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -93,6 +97,8 @@ function parseOptions(argv: readonly string[]): Options {
         if (!(DATASETS as readonly string[]).includes(d)) throw new Error(`--only takes ${DATASETS.join(', ')}; not "${d}"`);
         o.only.add(d as DatasetName);
       }
+    } else if (name === '--tools') {
+      for (const t of value().split(',')) o.tools.add(t);
     } else if (name === '--help' || name === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -176,9 +182,36 @@ class Bench {
     this.env = { lifeboatRoot: this.root, cacheDir: path.join(this.work, 'cache') };
   }
 
+  wants(tool: string): boolean {
+    return this.o.tools.size === 0 || this.o.tools.has(tool) || this.o.tools.has(tool.split(/[ |]/)[0]!);
+  }
+
   /** Removes scratch data as soon as it is no longer needed, unless --keep. */
   private drop(p: string): void {
-    if (!this.o.keep) fs.rmSync(p, { recursive: true, force: true });
+    if (!this.o.keep) this.discard(p);
+  }
+
+  private trashed = 0;
+  /**
+   * Moves `p` out of the way at once (a rename); the files are deleted after the measurements.
+   * Deleting thousands of files takes seconds on a busy disk and is not what is measured.
+   */
+  discard(p: string): void {
+    if (!fs.existsSync(p)) return;
+    const trash = this.dir('trash');
+    fs.renameSync(p, path.join(trash, `${++this.trashed}`));
+  }
+
+  /** Deletes everything discarded (with `all`, everything in the work folder) in a detached process. */
+  cleanUpInBackground(all: boolean): void {
+    if (!fs.existsSync(this.work)) return;
+    const doomed = path.join(this.work, `.deleting-${process.pid}-${Date.now()}`);
+    fs.mkdirSync(doomed);
+    for (const name of all ? fs.readdirSync(this.work) : ['trash']) {
+      if (name.startsWith('.deleting-') || !fs.existsSync(path.join(this.work, name))) continue;
+      fs.renameSync(path.join(this.work, name), path.join(doomed, name));
+    }
+    spawn('rm', ['-rf', doomed], { detached: true, stdio: 'ignore' }).unref();
   }
 
   private dir(...parts: string[]): string {
@@ -201,7 +234,7 @@ class Bench {
 
   /** The six operations of a file dataset, for lifeboat, restic and borg. */
   async fileDataset(name: string, description: string, src: string, mutate: () => string, oneFile: string): Promise<DatasetResult> {
-    const tools = fileTools(this.env);
+    const tools = fileTools(this.env).filter((t) => this.wants(t.name));
     const byName = new Map<string, FileTool>(tools.map((t) => [t.name, t]));
     const names = tools.map((t) => t.name);
     const repo = (t: string, r: number): string => path.join(this.work, 'repos', name, `${t}-${r + 1}`);
@@ -254,12 +287,14 @@ class Bench {
         fs.mkdirSync(target, { recursive: true });
         const m = await timed(byName.get(t)!.restore(repo(t, r), target, 'mutated'));
         let verify: string | undefined;
+        const t0 = Date.now();
         if (m.ok) verify = verifyTree(sums, target, src);
-        fs.rmSync(target, { recursive: true, force: true });
+        const t1 = Date.now();
+        this.discard(target);
+        log(`${name} · ${t} restore checked in ${((t1 - t0) / 1000).toFixed(1)} s, removed in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
         return sample(r, m, verify !== undefined ? { verify } : {});
       }),
     );
-    const abs = path.join(src, oneFile);
     ops.push(
       await this.interleave(name, { op: 'restoreOne', title: 'restore one file', samples: {} }, names, async (t, r) => {
         const dir = path.join(this.work, 'restore', `one-${t}`);
@@ -267,11 +302,11 @@ class Bench {
         fs.mkdirSync(dir, { recursive: true });
         const out = { file: path.join(this.work, 'restore', `one-${t}.out`), dir };
         const tool = byName.get(t)!;
-        const m = await timed(tool.restoreOne(repo(t, r), abs, out, 'mutated'));
+        const m = await timed(tool.restoreOne(repo(t, r), src, oneFile, out, 'mutated'));
         let verify: string | undefined;
-        if (m.ok) verify = verifyFile(sums.get(oneFile), tool.restoredOnePath(abs, out));
-        fs.rmSync(dir, { recursive: true, force: true });
-        fs.rmSync(out.file, { force: true });
+        if (m.ok) verify = verifyFile(sums.get(oneFile), tool.restoredOnePath(src, oneFile, out));
+        this.discard(dir);
+        this.discard(out.file);
         return sample(r, m, { ...(verify !== undefined ? { verify } : {}), bytesRead: sums.get(oneFile)?.size ?? NaN });
       }),
     );
@@ -316,7 +351,11 @@ class Bench {
     log(`large · generating ${sz.count} files of ${fmtBytes(sz.size)}`);
     writeTree(src, seed, plan);
     const description = `${sz.count} files of ${fmtBytes(sz.size)} (${plan.files.map((f) => f.kind).join(', ')})`;
-    const d = await this.fileDataset('large', description, src, () => fmtMutation(mutateLarge(src, seed, plan, 0.01), plan.files.length), plan.files[1]!.rel);
+    const mutate = (): string => {
+      const m = mutateLarge(src, seed, plan, 0.01);
+      return `1% of every file rewritten in 4 scattered ranges (${fmtBytes(m.bytesWritten)} written)`;
+    };
+    const d = await this.fileDataset('large', description, src, mutate, plan.files[1]!.rel);
     this.drop(src);
     return d;
   }
@@ -325,7 +364,7 @@ class Bench {
     const sz = this.o.quick ? QUICK.image : FULL.image;
     const seed = 'lifeboat-bench-image-v1';
     const disk = buildDisk(path.join(this.work, 'image'), { seed, fill: 0.5, ...sz }, (s) => log(s));
-    const tools = ['lifeboat', 'partclone|zstd', 'restic --stdin'];
+    const tools = ['lifeboat', 'partclone|zstd', 'restic --stdin'].filter((t) => this.wants(t));
     const repo = (t: string, r: number): string => path.join(this.work, 'repos', 'image', `${t.split(' ')[0]!.replace('|', '-')}-${r + 1}`);
     const initError = new Map<string, string>();
     for (let r = 0; r < this.o.runs; r++) {
@@ -333,6 +372,7 @@ class Bench {
         ['lifeboat', lifeboatInit],
         ['restic --stdin', resticInit],
       ] as const) {
+        if (!this.wants(t)) continue;
         fs.rmSync(repo(t, r), { recursive: true, force: true });
         fs.mkdirSync(path.dirname(repo(t, r)), { recursive: true });
         const m = await timed(init(this.env, repo(t, r)));
@@ -488,7 +528,7 @@ async function main(): Promise<number> {
   const bench = new Bench(o);
   log(`lifeboat benchmark: ${o.quick ? 'quick' : 'full'} mode, ${o.runs} run(s) each, datasets: ${[...o.only].join(', ')}; work folder ${bench.work}`);
   ensureTools(log);
-  fs.rmSync(bench.work, { recursive: true, force: true });
+  bench.cleanUpInBackground(true); // what an earlier run left
   fs.mkdirSync(bench.work, { recursive: true });
   const results: DatasetResult[] = [];
   for (const name of DATASETS) {
@@ -525,8 +565,13 @@ async function main(): Promise<number> {
     fs.writeFileSync(`${base}.md`, `# Lifeboat benchmark, ${json.date.slice(0, 10)}, ${os.hostname()}\n\n${machineText(machine).replace(/\n/g, '\n\n')}\n\n\`\`\`\n${text}\`\`\`\n`);
     log(`saved ${base}.json and ${base}.md`);
   }
-  if (!o.keep) fs.rmSync(bench.work, { recursive: true, force: true });
-  else log(`kept ${bench.work}`);
+  if (!o.keep) {
+    bench.cleanUpInBackground(true);
+    log(`removing ${bench.work} in the background`);
+  } else {
+    bench.cleanUpInBackground(false);
+    log(`kept ${bench.work}`);
+  }
   return 0;
 }
 

@@ -15,10 +15,10 @@ export interface FileTool {
   backup(repo: string, source: string, label: string): Cmd;
   /** Restores the latest backup into `target` (the source path appears under it, however the tool lays it out). */
   restore(repo: string, target: string, label: string): Cmd;
-  /** Gets one file (absolute source path) back; `out` is the file or folder that receives it. */
-  restoreOne(repo: string, absPath: string, out: { file: string; dir: string }, label: string): Cmd;
+  /** Gets one file (`rel` under the backed-up folder `src`) back; `out` is the file or folder that receives it. */
+  restoreOne(repo: string, src: string, rel: string, out: { file: string; dir: string }, label: string): Cmd;
   /** Where restoreOne put the file. */
-  restoredOnePath(absPath: string, out: { file: string; dir: string }): string;
+  restoredOnePath(src: string, rel: string, out: { file: string; dir: string }): string;
   check(repo: string): Cmd;
 }
 
@@ -43,8 +43,9 @@ export function fileTools(t: ToolEnv): FileTool[] {
     init: (repo) => lb(repo, 'init'),
     backup: (repo, source) => lb(repo, 'backup', source, '--json'),
     restore: (repo, target) => lb(repo, 'restore', 'latest', '--target', target),
-    restoreOne: (repo, abs, out) => ({ ...lb(repo, 'dump', 'latest', abs), stdoutFile: out.file }),
-    restoredOnePath: (_abs, out) => out.file,
+    // A snapshot's root lists each backed-up folder by its last name.
+    restoreOne: (repo, src, rel, out) => ({ ...lb(repo, 'dump', 'latest', `/${path.basename(src)}/${rel}`), stdoutFile: out.file }),
+    restoredOnePath: (_src, _rel, out) => out.file,
     check: (repo) => lb(repo, 'check', '--read-data'),
   };
 
@@ -60,8 +61,8 @@ export function fileTools(t: ToolEnv): FileTool[] {
     init: (repo) => rs(repo, 'init'),
     backup: (repo, source) => rs(repo, 'backup', '--json', source),
     restore: (repo, target) => rs(repo, 'restore', 'latest', '--target', target),
-    restoreOne: (repo, abs, out) => ({ ...rs(repo, 'dump', 'latest', abs), stdoutFile: out.file }),
-    restoredOnePath: (_abs, out) => out.file,
+    restoreOne: (repo, src, rel, out) => ({ ...rs(repo, 'dump', 'latest', path.join(src, rel)), stdoutFile: out.file }),
+    restoredOnePath: (_src, _rel, out) => out.file,
     check: (repo) => rs(repo, 'check', '--read-data'),
   };
 
@@ -79,8 +80,8 @@ export function fileTools(t: ToolEnv): FileTool[] {
     init: (repo) => bg(repo, 'init', '--encryption', 'repokey'),
     backup: (repo, source, label) => bg(repo, 'create', '--compression', 'zstd,3', '--json', `::${label}`, source),
     restore: (repo, target, label) => ({ ...bg(repo, 'extract', `::${label}`), cwd: target }),
-    restoreOne: (repo, abs, out, label) => ({ ...bg(repo, 'extract', `::${label}`, abs.replace(/^\/+/, '')), cwd: out.dir }),
-    restoredOnePath: (abs, out) => path.join(out.dir, abs.replace(/^\/+/, '')),
+    restoreOne: (repo, src, rel, out, label) => ({ ...bg(repo, 'extract', `::${label}`, path.join(src, rel).replace(/^\/+/, '')), cwd: out.dir }),
+    restoredOnePath: (src, rel, out) => path.join(out.dir, path.join(src, rel).replace(/^\/+/, '')),
     check: (repo) => bg(repo, 'check', '--verify-data'),
   };
   return [lifeboat, restic, borg];

@@ -196,10 +196,23 @@ class Bench {
    * Moves `p` out of the way at once (a rename); the files are deleted after the measurements.
    * Deleting thousands of files takes seconds on a busy disk and is not what is measured.
    */
-  discard(p: string): void {
+  discard(p: string, now = false): void {
     if (!fs.existsSync(p)) return;
+    if (now) {
+      fs.rmSync(p, { recursive: true, force: true });
+      return;
+    }
     const trash = this.dir('trash');
     fs.renameSync(p, path.join(trash, `${++this.trashed}`));
+  }
+
+  /** Deletes what was discarded now (between datasets of a full run, so that the disk does not fill up). */
+  emptyTrash(): void {
+    const trash = path.join(this.work, 'trash');
+    if (!fs.existsSync(trash)) return;
+    const t0 = Date.now();
+    fs.rmSync(trash, { recursive: true, force: true });
+    log(`deleted the scratch data of the last dataset in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
   /** Deletes everything discarded (with `all`, everything in the work folder) in a detached process. */
@@ -233,7 +246,8 @@ class Bench {
   }
 
   /** The six operations of a file dataset, for lifeboat, restic and borg. */
-  async fileDataset(name: string, description: string, src: string, mutate: () => string, oneFile: string): Promise<DatasetResult> {
+  /** `fewFiles`: restored trees are deleted at once (cheap, and they are big). */
+  async fileDataset(name: string, description: string, src: string, mutate: () => string, oneFile: string, fewFiles = false): Promise<DatasetResult> {
     const tools = fileTools(this.env).filter((t) => this.wants(t.name));
     const byName = new Map<string, FileTool>(tools.map((t) => [t.name, t]));
     const names = tools.map((t) => t.name);
@@ -290,7 +304,7 @@ class Bench {
         const t0 = Date.now();
         if (m.ok) verify = verifyTree(sums, target, src);
         const t1 = Date.now();
-        this.discard(target);
+        this.discard(target, fewFiles);
         log(`${name} · ${t} restore checked in ${((t1 - t0) / 1000).toFixed(1)} s, removed in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
         return sample(r, m, verify !== undefined ? { verify } : {});
       }),
@@ -305,8 +319,8 @@ class Bench {
         const m = await timed(tool.restoreOne(repo(t, r), src, oneFile, out, 'mutated'));
         let verify: string | undefined;
         if (m.ok) verify = verifyFile(sums.get(oneFile), tool.restoredOnePath(src, oneFile, out));
-        this.discard(dir);
-        this.discard(out.file);
+        this.discard(dir, fewFiles);
+        this.discard(out.file, fewFiles);
         return sample(r, m, { ...(verify !== undefined ? { verify } : {}), bytesRead: sums.get(oneFile)?.size ?? NaN });
       }),
     );
@@ -355,7 +369,7 @@ class Bench {
       const m = mutateLarge(src, seed, plan, 0.01);
       return `1% of every file rewritten in 4 scattered ranges (${fmtBytes(m.bytesWritten)} written)`;
     };
-    const d = await this.fileDataset('large', description, src, mutate, plan.files[1]!.rel);
+    const d = await this.fileDataset('large', description, src, mutate, plan.files[1]!.rel, true);
     this.drop(src);
     return d;
   }
@@ -526,6 +540,7 @@ function machineText(m: MachineDescription): string {
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   const bench = new Bench(o);
+  const loadBefore = os.loadavg()[0]!;
   log(`lifeboat benchmark: ${o.quick ? 'quick' : 'full'} mode, ${o.runs} run(s) each, datasets: ${[...o.only].join(', ')}; work folder ${bench.work}`);
   ensureTools(log);
   bench.cleanUpInBackground(true); // what an earlier run left
@@ -535,6 +550,7 @@ async function main(): Promise<number> {
     if (!o.only.has(name)) continue;
     try {
       results.push(await bench[name]());
+      if (!o.quick && !o.keep) bench.emptyTrash();
     } catch (e) {
       log(`${name} · the dataset could not be measured: ${e instanceof Error ? e.message : String(e)}`);
       results.push({ name, description: `could not be measured: ${e instanceof Error ? e.message : String(e)}`, tools: [], ops: [], facts: {}, targets: [] });
@@ -545,12 +561,13 @@ async function main(): Promise<number> {
   const header = [
     `Lifeboat benchmark, ${new Date().toISOString()}, ${o.quick ? 'quick' : 'full'} mode, median of ${o.runs} run(s), ${seconds} s in all`,
     machineText(machine),
+    `load average (1 min) at the start ${loadBefore.toFixed(2)}, at the end ${os.loadavg()[0]!.toFixed(2)}: anything well above 0 means other work shared the ${machine.cores} cores.`,
     'restic: default compression (auto); borg: --compression zstd,3, repokey encryption; lifeboat: its defaults.',
     'wall/cpu in seconds (cpu = user + sys); peak RSS of the largest process (GNU time %M); added = bytes the repository grew by',
     '(apparent size); read = bytes read from the source where known. Ratios are lifeboat ÷ other: below 1× Lifeboat is better.',
   ].join('\n');
   const text = [header, ...results.map(renderDataset)].join('\n\n') + '\n';
-  const json = { date: new Date().toISOString(), mode: o.quick ? 'quick' : 'full', runs: o.runs, seconds, machine, datasets: results.map(datasetJson) };
+  const json = { date: new Date().toISOString(), mode: o.quick ? 'quick' : 'full', runs: o.runs, seconds, loadAverage: { start: loadBefore, end: os.loadavg()[0] }, machine, datasets: results.map(datasetJson) };
   if (o.json) {
     process.stderr.write(`\n${text}`);
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);

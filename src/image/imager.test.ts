@@ -41,7 +41,17 @@ head -c 300000 /dev/urandom | dd of=disk.img bs=512 seek=1 conv=notrunc status=n
   assert.equal((await lifeboat(['snapshots', '--json'], env)).stdout.includes('disk.img'), false, 'a dry run stores nothing');
   const c1 = await lifeboat(['image', 'create', join(d.path, 'disk.img'), '--json'], env);
   assert.equal(c1.code, 0, c1.stderr);
-  const s1 = JSON.parse(c1.stdout) as { id: string; bytesAdded: number; bytesRead: number };
+  const s1 = JSON.parse(c1.stdout) as { id: string; bytesAdded: number; bytesRead: number; partitions: { filesystem?: string; method: string; usedBytes: number }[] };
+  // Only used blocks are read: the ext4 partition by its bitmap, the unformatted one in full.
+  assert.equal(s1.partitions[0]?.filesystem, 'ext4');
+  assert.equal(s1.partitions[0]?.method, 'allocation');
+  assert.equal(s1.partitions[1]?.method, 'all');
+  const dumpe2fs = sh(`dumpe2fs -h p1.img 2>/dev/null`, d.path);
+  const blocks = Number(/Block count:\s+(\d+)/.exec(dumpe2fs)![1]) - Number(/Free blocks:\s+(\d+)/.exec(dumpe2fs)![1]);
+  assert.equal(s1.partitions[0]?.usedBytes, blocks * 4096, 'used bytes match dumpe2fs');
+  // Everything but ext4's free blocks: table, gaps, the unformatted partition, the end of the disk.
+  const expectedRead = 96 * 1024 * 1024 - (100352 * 512 - blocks * 4096);
+  assert.ok(Math.abs(s1.bytesRead - expectedRead) <= 4096 * 4, `read ${s1.bytesRead}, expected about ${expectedRead}`);
   const c2 = await lifeboat(['image', 'create', join(d.path, 'disk.img'), '--json'], env);
   const s2 = JSON.parse(c2.stdout) as { id: string; bytesAdded: number };
   assert.ok(s2.bytesAdded < s1.bytesAdded / 50, `second image added ${s2.bytesAdded} bytes`);

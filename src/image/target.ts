@@ -1,11 +1,11 @@
 /**
- * Opening image sources and restore targets with plain node:fs: regular files and block devices
- * alike (a device's size is found by reading its end, which works on Linux, macOS and Windows
- * raw paths without ioctls). Writes to files are sparse: only non-zero chunks are written.
+ * Opening restore targets with plain node:fs: regular files and block devices alike (a device's
+ * size is found by reading its end, which works on any OS's raw device paths without ioctls).
+ * Writes to files are sparse: only non-zero chunks are written. Sources are in source.ts.
  */
 import { promises as fs, constants as C } from 'node:fs';
 import { LifeboatError, errnoCode } from '../util/errors.js';
-import type { ImageReader, ImageWriter } from './imager.js';
+import type { ImageWriter } from './imager.js';
 
 function openError(e: unknown, path: string, forWriting: boolean): LifeboatError {
   const code = errnoCode(e);
@@ -35,87 +35,6 @@ async function sizeOf(h: fs.FileHandle): Promise<number> {
     else hi = mid;
   }
   return lo;
-}
-
-export interface OpenedSource extends ImageReader {
-  readonly path: string;
-  readonly isDevice: boolean;
-  close(): Promise<void>;
-}
-
-/**
- * Opens a drive or image file for reading. Read errors (bad sectors) are retried, then reported
- * through `onUnreadable` and returned as zeros so the rest of the drive is still saved.
- */
-export async function openSource(path: string, onUnreadable?: (start: number, length: number) => void): Promise<OpenedSource> {
-  let h: fs.FileHandle;
-  try {
-    h = await fs.open(path, C.O_RDONLY);
-  } catch (e) {
-    throw openError(e, path, false);
-  }
-  const st = await h.stat();
-  if (!st.isFile() && !st.isBlockDevice()) {
-    await h.close();
-    throw new LifeboatError('invalid-argument', `${path} is neither a drive nor a disk image file.`);
-  }
-  const size = await sizeOf(h);
-  return sourceOver(path, size, st.isBlockDevice(), (buf, pos) => h.read(buf, 0, buf.length, pos).then((r) => r.bytesRead), () => h.close(), onUnreadable);
-}
-
-/**
- * A source over a positional read function. Read errors (bad sectors) are retried sector by
- * sector, three times each; what stays unreadable is reported and returned as zeros.
- */
-export function sourceOver(
-  path: string,
-  size: number,
-  isDevice: boolean,
-  readAt: (buf: Buffer, position: number) => Promise<number>,
-  close: () => Promise<void>,
-  onUnreadable?: (start: number, length: number) => void,
-): OpenedSource {
-  const readExact = async (buf: Buffer, offset: number) => {
-    let got = 0;
-    while (got < buf.length) {
-      const n = await readAt(buf.subarray(got), offset + got);
-      if (n === 0) throw Object.assign(new Error('short read'), { code: 'EIO' });
-      got += n;
-    }
-  };
-  return {
-    path,
-    size,
-    isDevice,
-    async read(offset: number, length: number): Promise<Uint8Array> {
-      const buf = Buffer.alloc(length);
-      try {
-        await readExact(buf, offset);
-        return buf;
-      } catch {
-        // Retry sector by sector so one bad sector costs 512 bytes, not the whole request.
-        for (let o = 0; o < length; o += 512) {
-          const n = Math.min(512, length - o);
-          const part = buf.subarray(o, o + n);
-          let ok = false;
-          for (let attempt = 0; attempt < 3 && !ok; attempt++) {
-            try {
-              await readExact(part, offset + o);
-              ok = true;
-            } catch {
-              /* retry */
-            }
-          }
-          if (!ok) {
-            part.fill(0);
-            onUnreadable?.(offset + o, n);
-          }
-        }
-        return buf;
-      }
-    },
-    close,
-  };
 }
 
 export interface OpenedTarget extends ImageWriter {

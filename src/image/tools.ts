@@ -2,9 +2,10 @@
  * Wires the partition-table reader, the filesystem probes and the platform's device facts into
  * what the imager and the CLI need. The one place that knows which modules exist.
  */
-import { promises as fs } from 'node:fs';
 import type { FilesystemProbe, PartitionTableReader } from './layout.js';
 import type { ImageWriter } from './imager.js';
+import { currentPlatform } from './platform/index.js';
+import { filesystemProbes, mountedOn, mountWarnings, partitionTableReader, relocateGptOnWriter } from './probes.js';
 
 export interface DiskTools {
   readonly tables: PartitionTableReader | undefined;
@@ -19,12 +20,13 @@ export interface DiskTools {
 }
 
 export function diskTools(): DiskTools {
+  const platform = currentPlatform();
   return {
-    tables: undefined,
-    probes: [],
-    mountWarnings: async () => [],
-    mountedOn: async () => [],
-    isBlockDevice: async (p) => (await fs.stat(p).catch(() => undefined))?.isBlockDevice() === true,
-    relocateGpt: async () => false,
+    tables: partitionTableReader,
+    probes: filesystemProbes,
+    mountWarnings: (p) => mountWarnings(p, platform),
+    mountedOn: async (p) => (await mountedOn(p, platform)).map((m) => m.mountpoint),
+    isBlockDevice: (p) => platform.isBlockDevice(p),
+    relocateGpt: relocateGptOnWriter,
   };
 }

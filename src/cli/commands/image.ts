@@ -5,7 +5,8 @@ import { LifeboatError, formatBytes } from '../../util/errors.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import { createImage, imageReferences, loadManifest, totalBytes, writeImage, type ImageProgress } from '../../image/imager.js';
 import { analyzeDisk } from '../../image/layout.js';
-import { openSource, openTarget, pathSize } from '../../image/target.js';
+import { openTarget, pathSize } from '../../image/target.js';
+import { openSource } from '../../image/source.js';
 import { diskTools } from '../../image/tools.js';
 import type { Context } from '../context.js';
 import { referenceWalkers, type Run } from './repo.js';
@@ -38,9 +39,11 @@ export function registerImageCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, sourcePath: string, o: { tag: string[]; dryRun?: boolean }) => {
         const unreadable: { start: number; length: number }[] = [];
-        const src = await openSource(sourcePath, (start, length) => {
-          unreadable.push({ start, length });
-          ctx.warn(`cannot read ${length} bytes at byte ${start} of ${sourcePath}; they will restore as zeros`);
+        const src = await openSource(sourcePath, {
+          onUnreadable: (start, length) => {
+            unreadable.push({ start, length });
+            ctx.warn(`cannot read ${length} bytes at byte ${start} of ${sourcePath}; they will restore as zeros`);
+          },
         });
         try {
           if (src.size === 0) throw new LifeboatError('invalid-argument', `${sourcePath} is empty; there is nothing to image.`);

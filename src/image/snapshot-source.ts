@@ -1,0 +1,108 @@
+/**
+ * A BlockSource over an image snapshot stored in the repository: random-access reads that fetch
+ * only the chunks they touch. Chunk map pages are loaded when first needed; absent chunks read as
+ * zeros (FORMAT.md §11); decoded chunks are kept in a small LRU cache. The whole image is never
+ * read or held in memory: memory is bounded by the cache size (default 64 chunks, 16 MiB).
+ */
+import { LifeboatError } from '../util/errors.js';
+import { decodePage, type ImageManifest } from './manifest.js';
+import type { BlockSource } from './source.js';
+
+/** The one thing this source needs from a repository (kept narrow: it cannot write by mistake). */
+export interface BlobLoader {
+  loadBlob(id: Uint8Array): Promise<Uint8Array>;
+}
+
+export interface SnapshotSourceStats {
+  /** Chunks fetched from the repository (cache misses on present chunks). */
+  chunkLoads: number;
+  /** Chunk map pages fetched. */
+  pageLoads: number;
+  /** Reads served from the cache. */
+  cacheHits: number;
+  /** Chunks of the whole image. */
+  readonly chunkCount: number;
+}
+
+export interface SnapshotSource extends BlockSource {
+  readonly stats: SnapshotSourceStats;
+}
+
+export function snapshotSource(repo: BlobLoader, m: ImageManifest, opts: { cacheChunks?: number } = {}): SnapshotSource {
+  const chunkCount = Math.ceil(m.size / m.chunkSize);
+  const cacheMax = Math.max(2, opts.cacheChunks ?? 64);
+  const pages = new Map<number, Promise<(Buffer | undefined)[]>>();
+  // Insertion order of a Map is its LRU order: a hit is deleted and re-inserted.
+  const cache = new Map<number, Promise<Uint8Array | undefined>>();
+  const stats: SnapshotSourceStats = { chunkLoads: 0, pageLoads: 0, cacheHits: 0, chunkCount };
+
+  const page = (p: number): Promise<(Buffer | undefined)[]> => {
+    let got = pages.get(p);
+    if (!got) {
+      const first = p * m.chunksPerPage;
+      const want = Math.min(m.chunksPerPage, chunkCount - first);
+      const hex = m.pages[p];
+      if (hex === undefined) throw new LifeboatError('corrupt', 'The image manifest lacks a chunk map page; the repository is damaged.');
+      stats.pageLoads++;
+      got = repo.loadBlob(Buffer.from(hex, 'hex')).then((b) => {
+        const d = decodePage(b, first, m.chunksPerPage);
+        if (d.ids.length !== want) throw new LifeboatError('corrupt', 'A chunk map page of this image has the wrong length.');
+        return d.ids;
+      });
+      got.catch(() => pages.delete(p));
+      pages.set(p, got);
+      // Pages are small (an id per chunk, 2 GiB of drive each); keep at most a few hundred.
+      if (pages.size > 256) pages.delete(pages.keys().next().value!);
+    }
+    return got;
+  };
+
+  const chunk = (i: number): Promise<Uint8Array | undefined> => {
+    const hit = cache.get(i);
+    if (hit) {
+      stats.cacheHits++;
+      cache.delete(i);
+      cache.set(i, hit);
+      return hit;
+    }
+    const len = Math.min(m.chunkSize, m.size - i * m.chunkSize);
+    const p = page(Math.floor(i / m.chunksPerPage)).then(async (ids) => {
+      const id = ids[i % m.chunksPerPage];
+      if (!id) return undefined;
+      stats.chunkLoads++;
+      const data = await repo.loadBlob(id);
+      if (data.length !== len) throw new LifeboatError('corrupt', `A chunk of this image has ${data.length} bytes where ${len} were expected; the repository is damaged.`);
+      return data;
+    });
+    p.catch(() => cache.delete(i));
+    cache.set(i, p);
+    while (cache.size > cacheMax) cache.delete(cache.keys().next().value!);
+    return p;
+  };
+
+  return {
+    size: m.size,
+    stats,
+    async read(offset, length) {
+      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > m.size) {
+        throw new LifeboatError('invalid-argument', `Read of ${length} bytes at ${offset} is outside the image (${m.size} bytes).`);
+      }
+      const out = new Uint8Array(length);
+      let pos = offset;
+      const end = offset + length;
+      while (pos < end) {
+        const i = Math.floor(pos / m.chunkSize);
+        const cStart = i * m.chunkSize;
+        const n = Math.min(end, cStart + m.chunkSize) - pos;
+        const data = await chunk(i);
+        if (data) out.set(data.subarray(pos - cStart, pos - cStart + n), pos - offset);
+        pos += n;
+      }
+      return out;
+    },
+    close: async () => {
+      cache.clear();
+      pages.clear();
+    },
+  };
+}

@@ -37,10 +37,14 @@ export class FilesystemError extends LifeboatError {
   readonly filesystem: string;
   readonly reason: string;
   readonly unsupported: boolean;
-  constructor(filesystem: string, reason: string, opts: { unsupported?: boolean } = {}) {
+  constructor(filesystem: string, reason: string, opts: { unsupported?: boolean; reading?: boolean } = {}) {
     super(
       'corrupt',
-      opts.unsupported
+      opts.reading
+        ? opts.unsupported
+          ? `This ${filesystem} item uses a feature Lifeboat cannot read yet (${reason}).`
+          : `The ${filesystem} filesystem in the image is damaged here (${reason}).`
+        : opts.unsupported
         ? `The ${filesystem} filesystem uses a feature Lifeboat cannot read the allocation of (${reason}); every block of it will be read.`
         : `The ${filesystem} filesystem looks damaged (${reason}); every block of it will be read. Consider checking it with its repair tool.`,
     );
@@ -81,11 +85,136 @@ export function ascii(b: Uint8Array, start: number, length: number): string {
 }
 
 /** Reads within a partition, refusing (as damage) anything outside it. */
-export function partitionReader(source: BlockSource, fsName: string, offset: number, size: number) {
+export function partitionReader(source: BlockSource, fsName: string, offset: number, size: number, reading = false) {
   return async (rel: number, length: number): Promise<Uint8Array> => {
     if (!Number.isSafeInteger(rel) || !Number.isSafeInteger(length) || rel < 0 || length < 0 || rel + length > size) {
-      throw new FilesystemError(fsName, `metadata points to bytes ${rel}–${rel + length}, outside the partition of ${size} bytes`);
+      throw new FilesystemError(fsName, `metadata points to bytes ${rel}–${rel + length}, outside the partition of ${size} bytes`, { reading });
     }
     return source.read(offset + rel, length);
   };
+}
+
+// ------------------------------------------------------------------ read-only browsing
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+/** One name in a folder of a filesystem inside an image. Times are milliseconds since 1970 (fractional). */
+export interface FsEntry {
+  /** The name as text (invalid UTF-8 replaced), for display. */
+  readonly name: string;
+  /** The name's bytes as they will be written on restore (raw bytes on ext, UTF-8 elsewhere). */
+  readonly nameBytes: Buffer;
+  /** Opaque to callers: inode number (ext), MFT record number (NTFS), first cluster (FAT). */
+  readonly ref: number;
+  readonly type: EntryType;
+  readonly size: number;
+  /** Permission bits (and setuid/setgid/sticky); synthesised on FAT and NTFS. */
+  readonly mode: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly mtime?: number;
+  readonly atime?: number;
+  readonly ctime?: number;
+  readonly nlink?: number;
+  /** NTFS alternate data streams (named $DATA attributes). */
+  readonly streams?: readonly { readonly name: string; readonly size: number }[];
+  /** Set when this entry's own metadata could not be read: why (the listing itself is fine). */
+  readonly damaged?: string;
+}
+
+/** Random access to one file's bytes (or one of its streams). */
+export interface FsFile {
+  readonly size: number;
+  /** Bytes [offset, offset + length) clipped to the size; a read past the end returns fewer bytes. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/**
+ * A filesystem opened read-only. Every method may throw FilesystemError for damage confined to
+ * that file or folder; the reader stays usable for the others.
+ */
+export interface FilesystemReader {
+  readonly type: FilesystemType;
+  readonly label?: string;
+  root(): Promise<FsEntry>;
+  /** The entries of a folder, without "." and "..". */
+  list(dir: FsEntry): Promise<FsEntry[]>;
+  open(file: FsEntry, stream?: string): Promise<FsFile>;
+  readlink(link: FsEntry): Promise<Buffer>;
+}
+
+export interface ReadableFilesystemModule extends FilesystemModule {
+  /** Opens the filesystem for browsing. Throws FilesystemError when its superblock/boot sector is unusable. */
+  open(source: BlockSource, partitionOffset: number, partitionSize: number): Promise<FilesystemReader>;
+}
+
+/** Limits that keep damaged or hostile metadata from costing unbounded time or memory. */
+export const LIMITS = {
+  /** Entries in one folder. */
+  dirEntries: 1_000_000,
+  /** Bytes of one folder's listing data. */
+  dirBytes: 256 * 1024 * 1024,
+  /** Extents/runs of one file. */
+  extents: 1_000_000,
+} as const;
+
+/** A stretch of a file: `length` bytes at file offset `logical`, stored at partition byte `physical` (undefined: reads as zeros). */
+export interface Extent {
+  readonly logical: number;
+  readonly length: number;
+  readonly physical: number | undefined;
+}
+
+/**
+ * A file over sorted, non-overlapping extents; gaps and bytes past `validSize` read as zeros.
+ * `read` is the partition reader (bounds-checked).
+ */
+export function extentFile(extents: readonly Extent[], size: number, read: (rel: number, length: number) => Promise<Uint8Array>, validSize = size): FsFile {
+  return {
+    size,
+    async read(offset, length) {
+      const end = Math.min(size, offset + Math.max(0, length));
+      if (offset >= end) return new Uint8Array(0);
+      const out = new Uint8Array(end - offset);
+      // Binary search for the first extent ending after offset.
+      let lo = 0;
+      let hi = extents.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const e = extents[mid]!;
+        if (e.logical + e.length <= offset) lo = mid + 1;
+        else hi = mid;
+      }
+      const limit = Math.min(end, validSize);
+      for (let i = lo; i < extents.length; i++) {
+        const e = extents[i]!;
+        if (e.logical >= limit) break;
+        if (e.physical === undefined) continue;
+        const s = Math.max(offset, e.logical);
+        const t = Math.min(limit, e.logical + e.length);
+        if (t <= s) continue;
+        out.set(await read(e.physical + (s - e.logical), t - s), s - offset);
+      }
+      return out;
+    },
+  };
+}
+
+/** A file whose bytes are all in memory (inline or resident data). */
+export function bufferFile(data: Uint8Array): FsFile {
+  return {
+    size: data.length,
+    read: async (offset, length) => data.slice(Math.min(offset, data.length), Math.min(data.length, offset + Math.max(0, length))),
+  };
+}
+
+/** Appends an extent, merging it with the previous one when contiguous on both sides. */
+export function pushExtent(out: Extent[], logical: number, length: number, physical: number | undefined): void {
+  const last = out[out.length - 1];
+  if (last && last.logical + last.length === logical && (last.physical === undefined ? physical === undefined : physical === last.physical + last.length)) {
+    out[out.length - 1] = { logical: last.logical, length: last.length + length, physical: last.physical };
+    return;
+  }
+  if (out.length >= LIMITS.extents) throw new FilesystemError('filesystem', `a file with more than ${LIMITS.extents} fragments`, { reading: true });
+  out.push({ logical, length, physical });
 }

@@ -5,19 +5,22 @@
  */
 import { mergeRanges, type ByteRange } from '../ranges.js';
 import type { BlockSource } from '../source.js';
-import { FilesystemError, ascii, le, partitionReader, type FilesystemAnalysis, type FilesystemModule, type FilesystemType } from './types.js';
+import {
+  FilesystemError, LIMITS, ascii, extentFile, le, partitionReader, pushExtent,
+  type Extent, type FilesystemAnalysis, type FilesystemReader, type FilesystemType, type FsEntry, type ReadableFilesystemModule,
+} from './types.js';
 
 interface Bpb {
   bytesPerSector: number; sectorsPerCluster: number; reserved: number; fats: number; rootEntries: number;
   totalSectors: number; fatSectors: number; rootDirSectors: number; dataStart: number; clusters: number;
-  type: FilesystemType; label: string; serial: number; activeFat: number | undefined;
+  type: FilesystemType; label: string; serial: number; activeFat: number | undefined; rootCluster: number;
 }
 
 const pow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
 
-function parseBpb(b: Uint8Array, partitionSize: number): Bpb {
+function parseBpb(b: Uint8Array, partitionSize: number, reading = false): Bpb {
   const v = le(b);
-  const bad = (why: string) => new FilesystemError('FAT', why);
+  const bad = (why: string) => new FilesystemError('FAT', why, { reading });
   if (b[510] !== 0x55 || b[511] !== 0xaa) throw bad('no boot sector signature');
   if (b[0] !== 0xeb && b[0] !== 0xe9) throw bad('no jump instruction in the boot sector');
   const bytesPerSector = v.getUint16(11, true);
@@ -53,6 +56,7 @@ function parseBpb(b: Uint8Array, partitionSize: number): Bpb {
   return {
     bytesPerSector, sectorsPerCluster, reserved, fats, rootEntries, totalSectors, fatSectors, rootDirSectors, dataStart, clusters, type,
     label: label === 'NO NAME' ? '' : label, serial: hasExt ? v.getUint32(ext + 3, true) : 0, activeFat,
+    rootCluster: type === 'fat32' ? v.getUint32(44, true) : 0,
   };
 }
 
@@ -142,7 +146,189 @@ async function analyze(source: BlockSource, offset: number, size: number): Promi
   };
 }
 
-export const fat: FilesystemModule = {
+// ------------------------------------------------------------------ read-only browsing
+
+/** FAT pages kept in memory while following chains. */
+const FAT_PAGE = 64 * 1024;
+const FAT_PAGES_CACHED = 64;
+/** A FAT folder holds at most 65536 entries of 32 bytes. */
+const MAX_DIR_BYTES = 65536 * 32;
+const ATTR_RO = 0x01;
+const ATTR_VOLUME = 0x08;
+const ATTR_DIR = 0x10;
+const ATTR_LFN = 0x0f;
+/** Reference of the FAT12/16 root folder, which lives in a fixed region rather than in clusters. */
+const FIXED_ROOT = -1;
+
+/** FAT date and time (local time, read as UTC as Linux does with no tz option) to ms since 1970. */
+function fatTime(date: number, time: number, tenths = 0): number | undefined {
+  if (date === 0) return undefined;
+  const day = date & 31;
+  const month = (date >> 5) & 15;
+  const year = 1980 + (date >> 9);
+  return Date.UTC(year, month - 1, day, time >> 11, (time >> 5) & 63, (time & 31) * 2) + tenths * 10;
+}
+
+function lfnChecksum(short: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i < 11; i++) sum = ((((sum & 1) << 7) | (sum >> 1)) + short[i]!) & 0xff;
+  return sum;
+}
+
+async function open(source: BlockSource, offset: number, size: number): Promise<FilesystemReader> {
+  const read = partitionReader(source, 'FAT', offset, size, true);
+  if (size < 512) throw new FilesystemError('FAT', 'partition too small', { reading: true });
+  const p = parseBpb(await read(0, 512), size, true);
+  const fsName = p.type.toUpperCase();
+  const dmg = (why: string) => new FilesystemError(fsName, why, { reading: true });
+  const ss = p.bytesPerSector;
+  const clusterBytes = p.sectorsPerCluster * ss;
+  const dataStart = p.dataStart * ss;
+  const fatBase = (p.reserved + (p.activeFat ?? 0) * p.fatSectors) * ss;
+  const fatBytes = p.fatSectors * ss;
+  const eoc = p.type === 'fat12' ? 0xff8 : p.type === 'fat16' ? 0xfff8 : 0x0ffffff8;
+  const pages = new Map<number, Promise<Uint8Array>>();
+  const fatPage = (n: number) => {
+    let got = pages.get(n);
+    if (!got) {
+      // One extra byte so a 12-bit entry straddling two pages is read whole.
+      got = read(fatBase + n * FAT_PAGE, Math.min(FAT_PAGE + 1, fatBytes - n * FAT_PAGE));
+      got.catch(() => pages.delete(n));
+      pages.set(n, got);
+      if (pages.size > FAT_PAGES_CACHED) pages.delete(pages.keys().next().value!);
+    }
+    return got;
+  };
+  const next = async (c: number): Promise<number> => {
+    const byte = p.type === 'fat12' ? c + (c >> 1) : p.type === 'fat16' ? c * 2 : c * 4;
+    const page = await fatPage(Math.floor(byte / FAT_PAGE));
+    const v = le(page);
+    const o = byte % FAT_PAGE;
+    if (p.type === 'fat12') return c & 1 ? v.getUint16(o, true) >> 4 : v.getUint16(o, true) & 0xfff;
+    if (p.type === 'fat16') return v.getUint16(o, true);
+    return v.getUint32(o, true) & 0x0fffffff;
+  };
+  /** The clusters of a chain as byte extents; at most `maxClusters` are followed (loops end there). */
+  const chain = async (first: number, maxClusters: number, what: string): Promise<Extent[]> => {
+    const out: Extent[] = [];
+    let c = first;
+    for (let k = 0; k < maxClusters; k++) {
+      if (c < 2 || c >= p.clusters + 2) throw dmg(`${what}: its cluster chain points to cluster ${c}, which does not exist`);
+      pushExtent(out, k * clusterBytes, clusterBytes, dataStart + (c - 2) * clusterBytes);
+      const n = await next(c);
+      if (n >= eoc) return out;
+      if (n === 0 || n === eoc - 1) throw dmg(`${what}: its cluster chain runs into a ${n === 0 ? 'free' : 'bad'} cluster`);
+      c = n;
+    }
+    return out;
+  };
+
+  const dirBytes = async (dir: FsEntry): Promise<Uint8Array> => {
+    if (dir.ref === FIXED_ROOT) return read((p.reserved + p.fats * p.fatSectors) * ss, p.rootEntries * 32);
+    if (dir.ref === 0) return new Uint8Array(0);
+    const max = Math.min(p.clusters, Math.ceil(MAX_DIR_BYTES / clusterBytes));
+    const ext = await chain(dir.ref, max, `folder ${dir.name}`);
+    const total = ext.reduce((s, e) => s + e.length, 0);
+    return extentFile(ext, total, read).read(0, total);
+  };
+
+  const root: FsEntry = { name: '/', nameBytes: Buffer.from('/'), ref: p.type === 'fat32' ? p.rootCluster : FIXED_ROOT, type: 'dir', size: 0, mode: 0o755 };
+  return {
+    type: p.type,
+    ...(p.label ? { label: p.label } : {}),
+    root: async () => root,
+    async list(dir) {
+      if (dir.type !== 'dir') throw dmg(`${dir.name} is not a folder`);
+      const b = await dirBytes(dir);
+      const v = le(b);
+      const out: FsEntry[] = [];
+      let lfn: number[][] = [];
+      let lfnSum = -1;
+      let lfnNext = 0;
+      for (let o = 0; o + 32 <= b.length; o += 32) {
+        const first = b[o]!;
+        if (first === 0) break;
+        const attr = b[o + 11]!;
+        if (first === 0xe5) {
+          lfn = [];
+          continue;
+        }
+        if ((attr & 0x3f) === ATTR_LFN) {
+          const seq = first & 0x1f;
+          if (first & 0x40) {
+            lfn = [];
+            lfnSum = b[o + 13]!;
+            lfnNext = seq;
+          }
+          if (seq !== lfnNext || seq === 0 || b[o + 13] !== lfnSum) {
+            lfn = [];
+            lfnNext = -1;
+            continue;
+          }
+          const units: number[] = [];
+          for (const [at, n] of [[1, 5], [14, 6], [28, 2]] as const) for (let k = 0; k < n; k++) units.push(v.getUint16(o + at + k * 2, true));
+          lfn[seq - 1] = units;
+          lfnNext = seq - 1;
+          continue;
+        }
+        const short = b.subarray(o, o + 11);
+        let name: string | undefined;
+        if (lfn.length > 0 && lfnNext === 0 && lfnChecksum(short) === lfnSum) {
+          const units = lfn.flat();
+          const end = units.indexOf(0);
+          name = String.fromCharCode(...(end >= 0 ? units.slice(0, end) : units.filter((u) => u !== 0xffff)));
+        }
+        lfn = [];
+        lfnNext = -1;
+        if (attr & ATTR_VOLUME) continue;
+        if (name === undefined) {
+          const nt = b[o + 12]!;
+          const raw = Buffer.from(short);
+          if (raw[0] === 0x05) raw[0] = 0xe5;
+          let base = raw.subarray(0, 8).toString('latin1').replace(/ +$/, '');
+          let extn = raw.subarray(8, 11).toString('latin1').replace(/ +$/, '');
+          if (nt & 0x08) base = base.toLowerCase();
+          if (nt & 0x10) extn = extn.toLowerCase();
+          name = extn ? `${base}.${extn}` : base;
+        }
+        if (name === '.' || name === '..') continue;
+        if (out.length >= LIMITS.dirEntries) throw dmg(`folder ${dir.name} has too many entries`);
+        const cluster = (p.type === 'fat32' ? v.getUint16(o + 20, true) * 0x10000 : 0) + v.getUint16(o + 26, true);
+        const isDir = (attr & ATTR_DIR) !== 0;
+        const mtime = fatTime(v.getUint16(o + 24, true), v.getUint16(o + 22, true));
+        const atime = fatTime(v.getUint16(o + 18, true), 0);
+        const ctime = fatTime(v.getUint16(o + 16, true), v.getUint16(o + 14, true), b[o + 13]);
+        out.push({
+          name,
+          nameBytes: Buffer.from(name, 'utf8'),
+          ref: cluster,
+          type: isDir ? 'dir' : 'file',
+          size: isDir ? 0 : v.getUint32(o + 28, true),
+          mode: isDir ? 0o755 : attr & ATTR_RO ? 0o444 : 0o644,
+          ...(mtime !== undefined ? { mtime } : {}),
+          ...(atime !== undefined ? { atime } : {}),
+          ...(ctime !== undefined ? { ctime } : {}),
+        });
+      }
+      return out;
+    },
+    async open(file, stream) {
+      if (stream !== undefined) throw dmg('FAT files have no named streams');
+      if (file.type !== 'file') throw dmg(`${file.name} is not a file`);
+      if (file.size === 0) return extentFile([], 0, read);
+      const need = Math.ceil(file.size / clusterBytes);
+      if (need > p.clusters) throw dmg(`${file.name} is larger than the volume`);
+      const ext = await chain(file.ref, need, file.name);
+      if (ext.reduce((s, e) => s + e.length, 0) < file.size) throw dmg(`${file.name}: its cluster chain is shorter than the file`);
+      return extentFile(ext, file.size, read);
+    },
+    readlink: async () => {
+      throw dmg('FAT has no symbolic links');
+    },
+  };
+}
+
+export const fat: ReadableFilesystemModule = {
   name: 'FAT',
   async detect(source, offset, size) {
     if (size < 512) return false;
@@ -158,5 +344,6 @@ export const fat: FilesystemModule = {
     }
   },
   analyze,
+  open,
 };
 

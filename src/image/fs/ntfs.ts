@@ -6,7 +6,10 @@
  */
 import { bitmapRuns, mergeRanges, type ByteRange } from '../ranges.js';
 import type { BlockSource } from '../source.js';
-import { FilesystemError, ascii, le, partitionReader, u64le, type FilesystemAnalysis, type FilesystemModule } from './types.js';
+import {
+  FilesystemError, LIMITS, ascii, bufferFile, extentFile, le, partitionReader, pushExtent, u64le,
+  type Extent, type FilesystemAnalysis, type FilesystemReader, type FsEntry, type FsFile, type ReadableFilesystemModule,
+} from './types.js';
 
 const MAX_RUNS = 65536;
 const BITMAP_PIECE = 4 * 1024 * 1024;
@@ -38,10 +41,10 @@ function parseBoot(b: Uint8Array, partitionSize: number): Boot {
   return { bytesPerSector, clusterSize, totalSectors, clusters, mftLcn, recordSize, serial: u64le(v, 72).toString(16).toUpperCase() };
 }
 
-/** Checks the "FILE" magic and applies the update sequence array in place. */
-function fixup(rec: Uint8Array, what: string): void {
+/** Checks the "FILE" (or "INDX") magic and applies the update sequence array in place. */
+function fixup(rec: Uint8Array, what: string, magic = 'FILE'): void {
   const v = le(rec);
-  if (ascii(rec, 0, 4) !== 'FILE') throw bad(`${what} has no FILE signature`);
+  if (ascii(rec, 0, 4) !== magic) throw bad(`${what} has no ${magic} signature`);
   const usaOffset = v.getUint16(4, true);
   const usaCount = v.getUint16(6, true);
   if (usaCount !== rec.length / 512 + 1 || usaOffset < 0x28 || usaOffset % 2 !== 0 || usaOffset + usaCount * 2 > rec.length) throw bad(`${what} has an invalid update sequence`);
@@ -222,12 +225,359 @@ async function analyze(source: BlockSource, offset: number, size: number): Promi
   };
 }
 
-export const ntfs: FilesystemModule = {
+// ------------------------------------------------------------------ read-only browsing
+
+const ATTR_LIST = 0x20;
+const STANDARD_INFORMATION = 0x10;
+const DATA = 0x80;
+const INDEX_ROOT = 0x90;
+const INDEX_ALLOCATION = 0xa0;
+const FIRST_USER_RECORD = 16;
+const ROOT_RECORD = 5;
+const MAX_LIST_RECORDS = 512;
+const MAX_ATTR_LIST = 256 * 1024;
+const NTFS_EPOCH = 116444736000000000n;
+
+function ntfsTime(v: DataView, o: number): number {
+  return Number(v.getBigUint64(o, true) - NTFS_EPOCH) / 10000;
+}
+
+/** 48-bit MFT record number of a file reference. */
+function refRecord(v: DataView, o: number): number {
+  return v.getUint32(o, true) + (v.getUint16(o + 4, true) * 0x100000000);
+}
+
+/** LZNT1: decompresses one compression unit into `out` (whose length is the unit size); the rest stays zero. */
+export function lznt1(src: Uint8Array, out: Uint8Array): void {
+  const err = () => bad('a compressed block does not decompress');
+  let s = 0;
+  let d = 0;
+  while (s + 2 <= src.length && d < out.length) {
+    const h = src[s]! | (src[s + 1]! << 8);
+    s += 2;
+    if (h === 0) break;
+    const len = (h & 0xfff) + 1;
+    const end = s + len;
+    if (end > src.length) throw err();
+    const start = d;
+    if ((h & 0x8000) === 0) {
+      const n = Math.min(len, out.length - d);
+      out.set(src.subarray(s, s + n), d);
+    } else {
+      while (s < end && d < out.length) {
+        const flags = src[s++]!;
+        for (let bit = 0; bit < 8 && s < end && d < out.length; bit++) {
+          if (((flags >> bit) & 1) === 0) {
+            out[d++] = src[s++]!;
+            continue;
+          }
+          if (s + 2 > end) throw err();
+          const t = src[s]! | (src[s + 1]! << 8);
+          s += 2;
+          const pos = d - start;
+          let l = 12;
+          for (let q = pos - 1; q >= 0x10; q >>= 1) l--;
+          const back = (t >>> l) + 1;
+          const n = (t & ((1 << l) - 1)) + 3;
+          if (back > pos) throw err();
+          for (let k = 0; k < n && d < out.length; k++, d++) out[d] = out[d - back]!;
+        }
+      }
+    }
+    s = end;
+    d = start + 4096;
+  }
+}
+
+interface Attr { type: number; nonResident: boolean; name: string; body: Uint8Array; flags: number }
+
+async function open(source: BlockSource, offset: number, size: number): Promise<FilesystemReader> {
+  const read = partitionReader(source, 'NTFS', offset, size, true);
+  const reword = (e: unknown): unknown => (e instanceof FilesystemError && !/damaged here|cannot read yet/.test(e.message) ? new FilesystemError('NTFS', e.reason, { reading: true, unsupported: e.unsupported }) : e);
+  const dmg = (why: string) => new FilesystemError('NTFS', why, { reading: true });
+  let boot: Boot;
+  try {
+    if (size < 512) throw bad('partition too small');
+    boot = parseBoot(await read(0, 512), size);
+  } catch (e) {
+    throw reword(e);
+  }
+  const cs = boot.clusterSize;
+  const rs = boot.recordSize;
+
+  const residentValue = (a: Attr): Uint8Array => {
+    const v = le(a.body);
+    const len = v.getUint32(16, true);
+    const off = v.getUint16(20, true);
+    if (off + len > a.body.length) throw dmg(`a resident ${a.name || 'unnamed'} attribute runs past its record`);
+    return a.body.subarray(off, off + len);
+  };
+
+  /** A stream (a $DATA, $INDEX_ALLOCATION or list) from its attribute parts, which may lie in several records. */
+  const stream = (parts: Attr[], what: string): FsFile => {
+    if (parts.length === 0) throw dmg(`${what} is missing`);
+    if (parts.length === 1 && !parts[0]!.nonResident) return bufferFile(residentValue(parts[0]!));
+    if (parts.some((p) => !p.nonResident)) throw dmg(`${what} is both resident and not`);
+    const decoded = parts.map((a) => ({ a, ...runlist(a, boot.clusters, what) })).sort((x, y) => x.startVcn - y.startVcn);
+    const first = decoded[0]!;
+    if (first.startVcn !== 0) throw dmg(`${what} has no first extent`);
+    const fv = le(first.a.body);
+    const realSize = first.realSize;
+    const initSize = Math.min(realSize, u64le(fv, 56));
+    const extents: Extent[] = [];
+    let vcn = 0;
+    for (const d of decoded) {
+      if (d.startVcn !== vcn) throw dmg(`${what}: its extents leave a gap or overlap`);
+      for (const r of d.runs) {
+        pushExtent(extents, r.vcn * cs, r.length * cs, r.lcn === undefined ? undefined : r.lcn * cs);
+        vcn = r.vcn + r.length;
+      }
+      if (d.runs.length === 0) vcn = Math.max(vcn, u64le(le(d.a.body), 24) + 1);
+    }
+    if (realSize > vcn * cs) throw dmg(`${what} is ${realSize} bytes but its runs hold ${vcn * cs}`);
+    const unitLog = fv.getUint16(34, true);
+    if (first.a.flags & 0x0001 && unitLog > 0) return compressedFile(extents, realSize, initSize, unitLog, what);
+    return extentFile(extents, realSize, read, initSize);
+  };
+
+  /** A compressed stream: units of 2^unitLog clusters, stored raw (all allocated), as zeros (none) or LZNT1 (some). */
+  const compressedFile = (extents: Extent[], realSize: number, initSize: number, unitLog: number, what: string): FsFile => {
+    const unit = cs << unitLog;
+    if (cs > 4096 || unitLog > 8) throw new FilesystemError('NTFS', `${what}: compression with clusters of ${cs} bytes`, { reading: true, unsupported: true });
+    const raw = extentFile(extents, extents.reduce((s, e) => Math.max(s, e.logical + e.length), 0), read);
+    let cached: { u: number; data: Uint8Array } | undefined;
+    const unitData = async (u: number): Promise<Uint8Array> => {
+      if (cached?.u === u) return cached.data;
+      const start = u * unit;
+      let allocated = 0;
+      for (const e of extents) {
+        const s = Math.max(start, e.logical);
+        const t = Math.min(start + unit, e.logical + e.length);
+        if (t > s && e.physical !== undefined) allocated += t - s;
+      }
+      let data: Uint8Array;
+      if (allocated === unit) data = await raw.read(start, unit);
+      else {
+        data = new Uint8Array(unit);
+        if (allocated > 0) lznt1(await raw.read(start, allocated), data);
+      }
+      cached = { u, data };
+      return data;
+    };
+    return {
+      size: realSize,
+      async read(off, length) {
+        const end = Math.min(realSize, off + Math.max(0, length));
+        if (off >= end) return new Uint8Array(0);
+        const out = new Uint8Array(end - off);
+        for (let pos = off; pos < Math.min(end, initSize);) {
+          const u = Math.floor(pos / unit);
+          const n = Math.min(end, initSize, (u + 1) * unit) - pos;
+          try {
+            const d = await unitData(u);
+            out.set(d.subarray(pos - u * unit, pos - u * unit + n), pos - off);
+          } catch (e) {
+            throw reword(e);
+          }
+          pos += n;
+        }
+        return out;
+      },
+    };
+  };
+
+  // The MFT itself: record 0's $DATA, completed through its attribute list when it has one.
+  let mftFile: FsFile;
+  const readRecord = async (n: number): Promise<Uint8Array> => {
+    if (!Number.isSafeInteger(n) || n < 0 || (n + 1) * rs > mftFile.size) throw dmg(`MFT record ${n} does not exist`);
+    const rec = await mftFile.read(n * rs, rs);
+    fixup(rec, `MFT record ${n}`);
+    if ((le(rec).getUint16(22, true) & 1) === 0) throw dmg(`MFT record ${n} is not in use`);
+    return rec;
+  };
+  /** Every attribute of a file, following its attribute list into extension records. */
+  const fileAttrs = async (n: number, rec?: Uint8Array): Promise<{ rec: Uint8Array; attrs: Attr[] }> => {
+    const base = rec ?? (await readRecord(n));
+    const own = attributes(base, `MFT record ${n}`);
+    const listAttr = own.find((a) => a.type === ATTR_LIST);
+    if (!listAttr) return { rec: base, attrs: own };
+    const list = stream([listAttr], `the attribute list of record ${n}`);
+    if (list.size > MAX_ATTR_LIST) throw dmg(`the attribute list of record ${n} is ${list.size} bytes`);
+    const lb = await list.read(0, list.size);
+    const lv = le(lb);
+    const others = new Set<number>();
+    for (let o = 0; o + 26 <= lb.length;) {
+      const len = lv.getUint16(o + 4, true);
+      if (len < 26 || o + len > lb.length) throw dmg(`the attribute list of record ${n} is damaged`);
+      const r = refRecord(lv, o + 16);
+      if (r !== n) others.add(r);
+      if (others.size > MAX_LIST_RECORDS) throw dmg(`record ${n} spreads over too many records`);
+      o += len;
+    }
+    const attrs = own.filter((a) => a.type !== ATTR_LIST);
+    for (const r of others) {
+      const ext = await readRecord(r);
+      if (refRecord(le(ext), 0x20) !== n) throw dmg(`MFT record ${r} does not belong to record ${n}`);
+      attrs.push(...attributes(ext, `MFT record ${r}`));
+    }
+    return { rec: base, attrs };
+  };
+  try {
+    const mft0 = await read(boot.mftLcn * cs, rs);
+    fixup(mft0, 'MFT record 0 ($MFT)');
+    const own = attributes(mft0, 'MFT record 0 ($MFT)');
+    mftFile = stream(own.filter((a) => a.type === DATA && a.name === ''), 'the $MFT data');
+    if (own.some((a) => a.type === ATTR_LIST)) {
+      const all = await fileAttrs(0, mft0);
+      mftFile = stream(all.attrs.filter((a) => a.type === DATA && a.name === ''), 'the $MFT data');
+    }
+  } catch (e) {
+    throw reword(e);
+  }
+
+  let label: string | undefined;
+  try {
+    const vol = (await fileAttrs(3)).attrs.find((a) => a.type === 0x60 && !a.nonResident);
+    if (vol) label = Buffer.from(residentValue(vol)).toString('utf16le') || undefined;
+  } catch {
+    /* no label */
+  }
+
+  const entryOf = (n: number, rec: Uint8Array, attrs: Attr[], name: string): FsEntry => {
+    const isDir = (le(rec).getUint16(22, true) & 2) !== 0;
+    const si = attrs.find((a) => a.type === STANDARD_INFORMATION && !a.nonResident);
+    const siv = si ? residentValue(si) : undefined;
+    const times = siv && siv.length >= 48 ? (() => {
+      const v = le(siv);
+      return { ctime: ntfsTime(v, 16), mtime: ntfsTime(v, 8), atime: ntfsTime(v, 24) };
+    })() : {};
+    const fileAttrsBits = siv && siv.length >= 36 ? le(siv).getUint32(32, true) : 0;
+    const sizeOf = (parts: Attr[]): number => {
+      const first = parts.find((a) => !a.nonResident || u64le(le(a.body), 16) === 0);
+      if (!first) return 0;
+      return first.nonResident ? u64le(le(first.body), 48) : le(first.body).getUint32(16, true);
+    };
+    const datas = attrs.filter((a) => a.type === DATA);
+    const names = [...new Set(datas.map((a) => a.name).filter((x) => x !== ''))];
+    const streams = names.map((s) => ({ name: s, size: sizeOf(datas.filter((a) => a.name === s)) }));
+    const reparse = (fileAttrsBits & 0x400) !== 0;
+    return {
+      name,
+      nameBytes: Buffer.from(name, 'utf8'),
+      ref: n,
+      type: isDir ? 'dir' : reparse ? 'other' : 'file',
+      size: isDir ? 0 : sizeOf(datas.filter((a) => a.name === '')),
+      mode: isDir ? 0o755 : fileAttrsBits & 1 ? 0o444 : 0o644,
+      ...times,
+      nlink: attrs.filter((a) => a.type === 0x30 && !a.nonResident && residentValue(a)[65] !== 2).length,
+      ...(streams.length ? { streams } : {}),
+    };
+  };
+
+  const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      throw reword(e);
+    }
+  };
+
+  return {
+    type: 'ntfs',
+    ...(label ? { label } : {}),
+    root: () => guard(async () => {
+      const { rec, attrs } = await fileAttrs(ROOT_RECORD);
+      return entryOf(ROOT_RECORD, rec, attrs, '/');
+    }),
+    list: (dir) => guard(async () => {
+      const { attrs } = await fileAttrs(dir.ref);
+      const root = attrs.find((a) => a.type === INDEX_ROOT && a.name === '$I30' && !a.nonResident);
+      if (!root) throw dmg(`MFT record ${dir.ref} is not a folder`);
+      const rv = residentValue(root);
+      if (rv.length < 32) throw dmg(`the index of folder record ${dir.ref} is too short`);
+      const blockSize = le(rv).getUint32(8, true);
+      const found: { ref: number; name: string }[] = [];
+      const vcns: number[] = [];
+      const parseNode = (b: Uint8Array, header: number, what: string) => {
+        const v = le(b);
+        if (header + 16 > b.length) throw dmg(`${what} is too short`);
+        let o = header + v.getUint32(header, true);
+        const end = Math.min(b.length, header + v.getUint32(header + 4, true));
+        for (let k = 0; o + 16 <= end; k++) {
+          const len = v.getUint16(o + 8, true);
+          const keyLen = v.getUint16(o + 10, true);
+          const flags = v.getUint16(o + 12, true);
+          if (len < 16 || o + len > end || 16 + keyLen > len) throw dmg(`${what}: an index entry is damaged`);
+          if (flags & 1) {
+            if (len < 24) throw dmg(`${what}: an index entry is damaged`);
+            vcns.push(u64le(v, o + len - 8));
+          }
+          if (flags & 2) break;
+          if (keyLen >= 66) {
+            const nameLen = b[o + 16 + 64]!;
+            const ns = b[o + 16 + 65]!;
+            if (66 + nameLen * 2 > keyLen) throw dmg(`${what}: a file name runs past its entry`);
+            if (ns !== 2) {
+              const ref = refRecord(v, o);
+              const name = Buffer.from(b.subarray(o + 16 + 66, o + 16 + 66 + nameLen * 2)).toString('utf16le');
+              if (!(dir.ref === ROOT_RECORD && (ref < FIRST_USER_RECORD || name === '.'))) {
+                if (found.length >= LIMITS.dirEntries) throw dmg(`folder record ${dir.ref} has too many entries`);
+                found.push({ ref, name });
+              }
+            }
+          }
+          o += len;
+        }
+      };
+      parseNode(rv, 16, `the index root of folder record ${dir.ref}`);
+      if (vcns.length > 0) {
+        const alloc = stream(attrs.filter((a) => a.type === INDEX_ALLOCATION && a.name === '$I30'), `the index of folder record ${dir.ref}`);
+        if (blockSize < 512 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0) throw dmg(`index blocks of ${blockSize} bytes`);
+        const vcnSize = blockSize >= cs ? cs : 512;
+        const seen = new Set<number>();
+        const maxBlocks = Math.ceil(alloc.size / blockSize);
+        while (vcns.length > 0) {
+          const vcn = vcns.pop()!;
+          if (seen.has(vcn)) continue;
+          seen.add(vcn);
+          if (seen.size > maxBlocks || (vcn * vcnSize) + blockSize > alloc.size) throw dmg(`the index of folder record ${dir.ref} points outside itself`);
+          const blk = await alloc.read(vcn * vcnSize, blockSize);
+          fixup(blk, `an index block of folder record ${dir.ref}`, 'INDX');
+          parseNode(blk, 0x18, `an index block of folder record ${dir.ref}`);
+        }
+      }
+      const out: FsEntry[] = [];
+      for (const f of found) {
+        try {
+          const { rec, attrs: fa } = await fileAttrs(f.ref);
+          out.push(entryOf(f.ref, rec, fa, f.name));
+        } catch (e) {
+          if (!(e instanceof FilesystemError)) throw e;
+          out.push({ name: f.name, nameBytes: Buffer.from(f.name, 'utf8'), ref: f.ref, type: 'other', size: 0, mode: 0, damaged: e.reason });
+        }
+      }
+      return out;
+    }),
+    open: (file, streamName) => guard(async () => {
+      const { attrs } = await fileAttrs(file.ref);
+      const name = streamName ?? '';
+      const parts = attrs.filter((a) => a.type === DATA && a.name === name);
+      if (parts.length === 0) throw dmg(streamName === undefined ? `MFT record ${file.ref} has no data` : `there is no stream named ${streamName}`);
+      return stream(parts, `the data of MFT record ${file.ref}`);
+    }),
+    readlink: async () => {
+      throw dmg('NTFS symbolic links (reparse points) are not read yet');
+    },
+  };
+}
+
+export const ntfs: ReadableFilesystemModule = {
   name: 'NTFS',
   async detect(source, offset, size) {
     if (size < 512) return false;
     return ascii(await source.read(offset, 512), 3, 8) === 'NTFS    ';
   },
   analyze,
+  open,
 };
 

@@ -1,0 +1,119 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ntfs, lznt1 } from './ntfs.js';
+import { FilesystemError, type FilesystemReader, type FsEntry } from './types.js';
+import { memorySource } from '../source.js';
+import { seededBytes, sh, tempDir } from '../testing.js';
+import { compareTree, readAll } from './read-testing.js';
+
+/**
+ * Fills a freshly made NTFS volume through ntfs-3g: the host tree `t` copied in, then what only
+ * NTFS has: fragmented files (appended to in turn on a volume whose free space is a checkerboard), a sparse file, a stream, compressed files, hard links (twelve of one
+ * file, which pushes its names into an attribute list) and a folder big enough for an index B+ tree.
+ */
+export function fillNtfs(img: string, t: string, mnt: string): void {
+  mkdirSync(mnt, { recursive: true });
+  writeFileSync(join(mnt, '..', 'text.txt'), 'compressible line of text\n'.repeat(12_000));
+  writeFileSync(join(mnt, '..', 'mixed.bin'), Buffer.concat([Buffer.from('abc\n'.repeat(17_500)), seededBytes(13, 50_000)]));
+  sh(`ntfs-3g -o streams_interface=windows ${img} ${mnt}`);
+  try {
+    sh(`cp -r ${t}/. ${mnt}/
+mkdir ${mnt}/frag ${mnt}/packed ${mnt}/links ${mnt}/index
+for i in $(seq 1 120); do head -c 8192 /dev/urandom > ${mnt}/frag/s$i; done
+dd if=/dev/zero of=${mnt}/filler bs=1M status=none 2>/dev/null || true
+for i in $(seq 1 2 120); do rm ${mnt}/frag/s$i; done
+for i in $(seq 1 40); do head -c 4096 /dev/urandom >> ${mnt}/frag/a.bin; head -c 4096 /dev/urandom >> ${mnt}/frag/b.bin; done
+rm ${mnt}/filler ${mnt}/frag/s*
+truncate -s 3M ${mnt}/sparse.bin && echo middle | dd of=${mnt}/sparse.bin bs=1 seek=1500000 conv=notrunc status=none
+echo main > ${mnt}/streamy.txt && echo "hidden stream" > "${mnt}/streamy.txt:secret"
+python3 -c "import os; os.setxattr('${mnt}/packed', 'system.ntfs_attrib_be', (0x810).to_bytes(4, 'big'))"
+cp ${mnt}/../text.txt ${mnt}/../mixed.bin ${mnt}/packed/ && head -c 100000 /dev/urandom > ${mnt}/packed/noise.bin
+echo linked > ${mnt}/links/original.txt
+for i in $(seq 1 12); do ln ${mnt}/links/original.txt "${mnt}/links/a fairly long hard link name number $i.txt"; done
+for i in $(seq 1 400); do echo $i > "${mnt}/index/entry with a long name $i.txt"; done`);
+  } finally {
+    sh(`umount ${mnt} || fusermount3 -u ${mnt}`);
+  }
+}
+
+export function ntfsHostTree(t: string): void {
+  mkdirSync(join(t, 'Dir with spaces', 'sub'), { recursive: true });
+  writeFileSync(join(t, 'Ünïcödé – ファイル 📁.bin'), seededBytes(11, 5000));
+  writeFileSync(join(t, 'Dir with spaces', 'sub', 'deep.txt'), 'deep\n');
+  writeFileSync(join(t, 'resident.txt'), 'small enough to live in the MFT record\n');
+  writeFileSync(join(t, 'big.bin'), seededBytes(12, 700_000));
+  writeFileSync(join(t, 'empty'), '');
+}
+
+async function find(r: FilesystemReader, path: string): Promise<FsEntry> {
+  let e = await r.root();
+  for (const part of path.split('/').filter(Boolean)) {
+    const next = (await r.list(e)).find((x) => x.name === part);
+    assert.ok(next, `${path}: ${part} not found`);
+    e = next;
+  }
+  return e;
+}
+
+test('NTFS reads as ntfs-3g wrote it: B+ tree index, fragmented, sparse, compressed (LZNT1), streams, hard links through an attribute list', async () => {
+  const d = tempDir();
+  try {
+    const t = join(d.path, 't');
+    ntfsHostTree(t);
+    const img = join(d.path, 'n.img');
+    sh(`truncate -s 48M ${img} && mkntfs -Q -F -q -L LBNTFS ${img}`);
+    fillNtfs(img, t, join(d.path, 'mnt'));
+    const bytes = readFileSync(img);
+    const r = await ntfs.open(memorySource(bytes), 0, bytes.length);
+    assert.equal(r.label, 'LBNTFS');
+    const cat = (p: string, extra = '') => Buffer.from(sh(`ntfscat ${extra} ${img} '${p}' | base64 -w0`), 'base64');
+    // Everything ntfsls lists at the root, and nothing else (system files are hidden by both).
+    const names = (await r.list(await r.root())).map((e) => e.name).sort();
+    const ntfsls = sh(`ntfsls ${img}`).split('\n').filter(Boolean).sort();
+    assert.deepEqual(names, ntfsls);
+    // The host tree, by content.
+    for (const p of ['Ünïcödé – ファイル 📁.bin', 'Dir with spaces/sub/deep.txt', 'resident.txt', 'big.bin', 'empty']) {
+      assert.ok((await readAll(r, await find(r, p))).equals(readFileSync(join(t, p))), p);
+    }
+    // Fragmented files: more than one run, read like ntfscat reads them.
+    assert.ok(Number(/Total runs: (\d+)/.exec(sh(`ntfsinfo -v -F /frag/a.bin ${img} 2>/dev/null`))?.[1]) > 10, 'a.bin is fragmented');
+    for (const p of ['frag/a.bin', 'frag/b.bin', 'sparse.bin', 'packed/text.txt', 'packed/noise.bin', 'packed/mixed.bin', 'links/original.txt']) {
+      assert.ok((await readAll(r, await find(r, p))).equals(cat(`/${p}`)), `${p} equals ntfscat`);
+    }
+    assert.match(sh(`ntfsinfo -F /packed/text.txt ${img}`), /Compressed/i);
+    // The stream is listed, and reads as ntfscat -s reads it.
+    const streamy = await find(r, 'streamy.txt');
+    assert.deepEqual(streamy.streams, [{ name: 'secret', size: 14 }]);
+    assert.equal((await readAll(r, streamy, 'secret')).toString(), 'hidden stream\n');
+    // Hard links: thirteen names, one record; its names overflowed into an attribute list.
+    const links = await r.list(await find(r, 'links'));
+    assert.equal(links.length, 13);
+    assert.equal(new Set(links.map((e) => e.ref)).size, 1);
+    assert.equal(links[0]!.nlink, 13);
+    assert.match(sh(`ntfsinfo -F /links/original.txt ${img}`), /ATTRIBUTE_LIST/);
+    // 400 names: an index allocation (B+ tree), listed completely.
+    const idx = await r.list(await find(r, 'index'));
+    assert.equal(idx.length, 400);
+    assert.deepEqual(idx.map((e) => e.name).sort(), sh(`ntfsls -p /index ${img}`).split('\n').filter((n) => n && n !== '.' && n !== '..').sort());
+    assert.ok((await compareTree(r, t, { ignore: ['frag', 'packed', 'links', 'index', 'sparse.bin', 'streamy.txt'] })) >= 6);
+  } finally {
+    d.cleanup();
+  }
+});
+
+test('LZNT1: literal-only, back-reference and uncompressed chunks; damage is an error, not a crash', () => {
+  // "abcabcabcabc": 3 literals, then a back-reference of 9 at distance 3.
+  const out = new Uint8Array(4096 * 2);
+  const pos = 3;
+  let l = 12;
+  for (let q = pos - 1; q >= 0x10; q >>= 1) l--;
+  const token = ((3 - 1) << l) | (9 - 3);
+  const chunk = Buffer.from([0x08, 0x61, 0x62, 0x63, token & 0xff, token >> 8]);
+  const h = 0xb000 | (chunk.length - 1);
+  lznt1(Buffer.concat([Buffer.from([h & 0xff, h >> 8]), chunk, Buffer.from([0xff, 0x3f]), Buffer.alloc(4096, 0x7a)]), out);
+  assert.equal(Buffer.from(out.subarray(0, 12)).toString(), 'abcabcabcabc');
+  assert.equal(Buffer.from(out.subarray(4096, 8192)).toString(), 'z'.repeat(4096));
+  assert.throws(() => lznt1(Buffer.from([0x05, 0xb0, 0x01, 0xff, 0xff]), new Uint8Array(4096)), FilesystemError);
+});

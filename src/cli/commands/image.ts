@@ -12,6 +12,7 @@ import type { Context } from '../context.js';
 import { referenceWalkers, type Run } from './repo.js';
 import { Progress, formatDuration } from '../progress.js';
 import { registerImageExportCommands } from './image-export.js';
+import { registerImageFileCommands } from './image-files.js';
 
 referenceWalkers.image = (repo, snapshot, visit) => imageReferences(repo, snapshot.root, visit);
 
@@ -162,6 +163,7 @@ export function registerImageCommands(program: Command, run: Run): void {
     );
 
   registerImageExportCommands(image, run);
+  registerImageFileCommands(image, run);
 }
 
 async function measureReadRate(src: { read(o: number, l: number): Promise<Uint8Array> }, used: readonly { start: number; end: number }[]): Promise<number> {

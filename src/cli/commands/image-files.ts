@@ -1,0 +1,123 @@
+/** image ls (partitions, folders and files inside an image) and image restore-files (copy files out of it). */
+import type { Command } from 'commander';
+import { LifeboatError, formatBytes } from '../../util/errors.js';
+import { extractEntries, imagePartitions, openImageSnapshot, openPartition, parseLocation, resolvePath, type OpenedImage } from '../../image/browse.js';
+import type { FilesystemReader, FsEntry } from '../../image/fs/types.js';
+import type { Run } from './repo.js';
+
+const TYPE_CHAR: Record<FsEntry['type'], string> = { file: '-', dir: 'd', symlink: 'l', other: '?' };
+
+function modeString(e: FsEntry): string {
+  const m = e.mode;
+  const rwx = (shift: number, special: number, ch: string) =>
+    `${m & (4 << shift) ? 'r' : '-'}${m & (2 << shift) ? 'w' : '-'}${m & special ? (m & (1 << shift) ? ch : ch.toUpperCase()) : m & (1 << shift) ? 'x' : '-'}`;
+  return TYPE_CHAR[e.type] + rwx(6, 0o4000, 's') + rwx(3, 0o2000, 's') + rwx(0, 0o1000, 't');
+}
+
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined || !Number.isFinite(ms) ? undefined : new Date(Math.floor(ms)).toISOString();
+}
+
+async function entryJson(fs: FilesystemReader, e: FsEntry) {
+  let target: string | undefined;
+  if (e.type === 'symlink' && e.damaged === undefined) target = (await fs.readlink(e).catch(() => undefined))?.toString('utf8');
+  return {
+    name: e.name,
+    type: e.type,
+    size: e.size,
+    mode: e.mode,
+    ...(e.uid !== undefined ? { uid: e.uid } : {}),
+    ...(e.gid !== undefined ? { gid: e.gid } : {}),
+    ...(iso(e.mtime) ? { mtime: iso(e.mtime) } : {}),
+    ...(iso(e.atime) ? { atime: iso(e.atime) } : {}),
+    ...(iso(e.ctime) ? { ctime: iso(e.ctime) } : {}),
+    ...(e.nlink !== undefined ? { nlink: e.nlink } : {}),
+    ...(target !== undefined ? { target } : {}),
+    ...(e.streams ? { streams: e.streams } : {}),
+    ...(e.damaged !== undefined ? { damaged: e.damaged } : {}),
+  };
+}
+
+export function registerImageFileCommands(image: Command, run: Run): void {
+  image
+    .command('ls <snapshot> [location]')
+    .description('list the partitions of an image, or a folder inside one: PARTITION[:PATH], e.g. 2:/Users')
+    .option('-l, --long', 'show mode, size and modification time')
+    .action(
+      run(async (ctx, ref: string, location: string | undefined, o: { long?: boolean }) => {
+        const repo = await ctx.openRepository();
+        await repo.loadIndex();
+        const img = await openImageSnapshot(repo, ref);
+        if (location === undefined) {
+          const parts = imagePartitions(img.manifest).map((p) => ({ index: p.index, filesystem: p.filesystem ?? null, label: p.label ?? null, size: p.size, start: p.start, type: p.typeName }));
+          if (ctx.json) return ctx.printJson({ snapshot: img.id, partitions: parts });
+          for (const p of parts) ctx.out(`${String(p.index).padStart(2)}  ${(p.filesystem ?? '-').padEnd(6)} ${(p.label ?? '').padEnd(16)} ${formatBytes(p.size).padStart(9)}  ${p.type}`);
+          return;
+        }
+        const { partition, path } = parseLocation(location);
+        const { fs } = await openPartition(img, partition);
+        const e = await resolvePath(fs, path);
+        const entries = e.type === 'dir' ? await fs.list(e) : [e];
+        entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        for (const x of entries) if (x.damaged !== undefined) ctx.warn(`${x.name}: its metadata is damaged (${x.damaged}).`);
+        if (ctx.json) {
+          const out = [];
+          for (const x of entries) out.push(await entryJson(fs, x));
+          return ctx.printJson({ snapshot: img.id, partition, path, filesystem: fs.type, entries: out });
+        }
+        for (const x of entries) {
+          const name = x.name + (x.type === 'dir' ? '/' : '');
+          if (!o.long) {
+            ctx.out(name);
+            continue;
+          }
+          const target = x.type === 'symlink' ? await fs.readlink(x).then((t) => ` -> ${t.toString('utf8')}`, () => '') : '';
+          const streams = x.streams?.length ? `  [streams: ${x.streams.map((s) => `${s.name} (${s.size})`).join(', ')}]` : '';
+          const when = iso(x.mtime)?.replace('T', ' ').slice(0, 19) ?? '-'.padEnd(19);
+          ctx.out(`${modeString(x)} ${String(x.size).padStart(12)}  ${when}  ${name}${target}${streams}`);
+        }
+      }),
+    );
+
+  image
+    .command('restore-files <snapshot> <locations...>')
+    .description('copy files and folders out of an image: PARTITION:PATH (repeatable), without restoring the drive')
+    .requiredOption('--target <dir>', 'folder to copy into (created if missing)')
+    .action(
+      run(async (ctx, ref: string, locations: string[], o: { target: string }) => {
+        const wanted = locations.map(parseLocation);
+        const repo = await ctx.openRepository();
+        await repo.lock(false, 'image restore-files');
+        await repo.loadIndex();
+        const img: OpenedImage = await openImageSnapshot(repo, ref);
+        const opened = new Map<number, FilesystemReader>();
+        const total = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytesWritten: 0, errors: 0 };
+        const warnings: { path: string; message: string }[] = [];
+        for (const w of wanted) {
+          let fs = opened.get(w.partition);
+          if (!fs) {
+            fs = (await openPartition(img, w.partition)).fs;
+            opened.set(w.partition, fs);
+          }
+          const entry = await resolvePath(fs, w.path);
+          const shown = '/' + w.path.split('/').filter(Boolean).join('/');
+          const s = await extractEntries(fs, [{ entry, shown }], o.target, {
+            signal: ctx.abort.signal,
+            owners: true,
+            onWarning: (path, message) => {
+              warnings.push({ path: `${w.partition}:${path}`, message });
+              ctx.warn(message);
+            },
+          });
+          for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += s[k];
+        }
+        if (ctx.json) ctx.printJson({ snapshot: img.id, target: o.target, ...total, warnings, chunksFetched: img.source.stats.chunkLoads, chunksInImage: img.source.stats.chunkCount });
+        else {
+          ctx.out(`Restored ${total.files} file(s), ${total.dirs} folder(s), ${total.symlinks} symlink(s)${total.hardlinks ? `, ${total.hardlinks} hard link(s)` : ''} (${formatBytes(total.bytesWritten)}) from image ${img.id.slice(0, 8)} into ${o.target}.`);
+          if (total.errors > 0) ctx.out(`${total.errors} item(s) could not be restored; see the warnings above.`);
+        }
+        if (total.errors > 0 && total.files + total.dirs + total.symlinks === 0) throw new LifeboatError('corrupt', 'Nothing could be restored; see the warnings above.');
+        return total.errors > 0 ? 3 : 0;
+      }),
+    );
+}

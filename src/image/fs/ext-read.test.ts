@@ -1,29 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ext } from './ext.js';
 import { FilesystemError } from './types.js';
 import { memorySource } from '../source.js';
 import { seededBytes, sh, tempDir } from '../testing.js';
-import { compareTree, readAll } from './read-testing.js';
-
-/** A tree with everything the ext reader must handle. */
-export function extTree(t: string): void {
-  sh(`mkdir -p "${t}/many" "${t}/a/b/c/d/e/f/g/h" "${t}/empty dir"
-for i in $(seq 1 3000); do echo $i > "${t}/many/file-$i"; done
-echo deep > "${t}/a/b/c/d/e/f/g/h/file.txt"
-ln -s a/b "${t}/fast"
-ln -s "$(printf 'x%.0s' $(seq 1 200))" "${t}/slow"
-truncate -s 5M "${t}/sparse" && echo middle | dd of="${t}/sparse" bs=1 seek=2000000 conv=notrunc status=none && echo end >> "${t}/sparse"
-chmod 4750 "${t}/a/b/c/d/e/f/g/h/file.txt"; chmod 700 "${t}/empty dir"`);
-  writeFileSync(join(t, 'big'), seededBytes(5, 400_000));
-  sh(`ln "${t}/big" "${t}/big link"`);
-  sh(`python3 -c "
-f=open('${t}/holey','wb')
-for i in range(40): f.seek(i*8192); f.write(bytes([i+1])*1024)"`); // no trailing hole: mkfs.ext4 -d with inline_data drops it (e2fsprogs 1.47.0)
-  writeFileSync(join(t, 'inline'), 'short file kept in the inode');
-}
+import { compareTree, readAll, extTree } from './read-testing.js';
 
 test('ext4 (1 KiB blocks, htree, inline data, extent depth 1) and ext2 (indirect blocks) read as the tree they were made from', async () => {
   const d = tempDir();

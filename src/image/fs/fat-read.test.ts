@@ -1,27 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fat } from './fat.js';
 import { FilesystemError } from './types.js';
 import { memorySource } from '../source.js';
 import { seededBytes, sh, tempDir } from '../testing.js';
-import { compareTree, readAll } from './read-testing.js';
-
-const MT = { MTOOLS_SKIP_CHECK: '1' };
-
-/** Long, non-ASCII (mtools writes no characters beyond U+FFFF) and 8.3 names, nested folders, empty and multi-cluster files. */
-export function fatTree(t: string): void {
-  mkdirSync(join(t, 'Long folder name with spaces', 'nested'), { recursive: true });
-  mkdirSync(join(t, 'SHORT'), { recursive: true });
-  writeFileSync(join(t, 'README.TXT'), 'upper-case 8.3 name\n');
-  writeFileSync(join(t, 'lower.txt'), 'lower-case 8.3 name\n');
-  writeFileSync(join(t, 'Ünïcödé – ファイル.bin'), seededBytes(1, 5000));
-  writeFileSync(join(t, 'empty'), '');
-  writeFileSync(join(t, 'Long folder name with spaces', 'a rather long file name.data'), seededBytes(2, 70_000));
-  writeFileSync(join(t, 'Long folder name with spaces', 'nested', 'deep.txt'), 'deep\n');
-  for (let i = 0; i < 40; i++) writeFileSync(join(t, 'SHORT', `file number ${i}.txt`), `${i}\n`);
-}
+import { compareTree, readAll, MT, fatTree } from './read-testing.js';
 
 test('FAT12, FAT16 and FAT32 read as the tree mcopy wrote; deleted entries are skipped', async () => {
   const d = tempDir();

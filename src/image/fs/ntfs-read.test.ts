@@ -1,51 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ntfs, lznt1 } from './ntfs.js';
 import { FilesystemError, type FilesystemReader, type FsEntry } from './types.js';
 import { memorySource } from '../source.js';
-import { seededBytes, sh, tempDir } from '../testing.js';
-import { compareTree, readAll } from './read-testing.js';
-
-/**
- * Fills a freshly made NTFS volume through ntfs-3g: the host tree `t` copied in, then what only
- * NTFS has: fragmented files (appended to in turn on a volume whose free space is a checkerboard), a sparse file, a stream, compressed files, hard links (twelve of one
- * file, which pushes its names into an attribute list) and a folder big enough for an index B+ tree.
- */
-export function fillNtfs(img: string, t: string, mnt: string): void {
-  mkdirSync(mnt, { recursive: true });
-  writeFileSync(join(mnt, '..', 'text.txt'), 'compressible line of text\n'.repeat(12_000));
-  writeFileSync(join(mnt, '..', 'mixed.bin'), Buffer.concat([Buffer.from('abc\n'.repeat(17_500)), seededBytes(13, 50_000)]));
-  sh(`ntfs-3g -o streams_interface=windows ${img} ${mnt}`);
-  try {
-    sh(`cp -r ${t}/. ${mnt}/
-mkdir ${mnt}/frag ${mnt}/packed ${mnt}/links ${mnt}/index
-for i in $(seq 1 120); do head -c 8192 /dev/urandom > ${mnt}/frag/s$i; done
-dd if=/dev/zero of=${mnt}/filler bs=1M status=none 2>/dev/null || true
-for i in $(seq 1 2 120); do rm ${mnt}/frag/s$i; done
-for i in $(seq 1 40); do head -c 4096 /dev/urandom >> ${mnt}/frag/a.bin; head -c 4096 /dev/urandom >> ${mnt}/frag/b.bin; done
-rm ${mnt}/filler ${mnt}/frag/s*
-truncate -s 3M ${mnt}/sparse.bin && echo middle | dd of=${mnt}/sparse.bin bs=1 seek=1500000 conv=notrunc status=none
-echo main > ${mnt}/streamy.txt && echo "hidden stream" > "${mnt}/streamy.txt:secret"
-python3 -c "import os; os.setxattr('${mnt}/packed', 'system.ntfs_attrib_be', (0x810).to_bytes(4, 'big'))"
-cp ${mnt}/../text.txt ${mnt}/../mixed.bin ${mnt}/packed/ && head -c 100000 /dev/urandom > ${mnt}/packed/noise.bin
-echo linked > ${mnt}/links/original.txt
-for i in $(seq 1 12); do ln ${mnt}/links/original.txt "${mnt}/links/a fairly long hard link name number $i.txt"; done
-for i in $(seq 1 400); do echo $i > "${mnt}/index/entry with a long name $i.txt"; done`);
-  } finally {
-    sh(`umount ${mnt} || fusermount3 -u ${mnt}`);
-  }
-}
-
-export function ntfsHostTree(t: string): void {
-  mkdirSync(join(t, 'Dir with spaces', 'sub'), { recursive: true });
-  writeFileSync(join(t, 'Ünïcödé – ファイル 📁.bin'), seededBytes(11, 5000));
-  writeFileSync(join(t, 'Dir with spaces', 'sub', 'deep.txt'), 'deep\n');
-  writeFileSync(join(t, 'resident.txt'), 'small enough to live in the MFT record\n');
-  writeFileSync(join(t, 'big.bin'), seededBytes(12, 700_000));
-  writeFileSync(join(t, 'empty'), '');
-}
+import { sh, tempDir } from '../testing.js';
+import { compareTree, readAll, fillNtfs, ntfsHostTree } from './read-testing.js';
 
 async function find(r: FilesystemReader, path: string): Promise<FsEntry> {
   let e = await r.root();

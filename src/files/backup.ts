@@ -13,7 +13,8 @@ import * as fsp from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { chunkStream } from '../chunking/fastcdc.js';
+import { chunkStream, DEFAULT_PARAMS } from '../chunking/fastcdc.js';
+import { SmallFileSaver, type SmallFileReply } from './small-files.js';
 import { BlobType, Repository } from '../repo/repository.js';
 import { toHex, type Hex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
@@ -113,7 +114,7 @@ const DIR_TASKS = 4;
 const READ_CONCURRENCY = 2;
 /** Small files are latency-bound (open, fstat, read, close): more of them in flight. */
 const SMALL_FILE = 256 * 1024;
-const SMALL_READ_CONCURRENCY = 16;
+const SMALL_READ_CONCURRENCY = 64;
 /** Chunks of one file being compressed/saved at once. */
 const CHUNKS_IN_FLIGHT = 4;
 const READ_SIZE = 1024 * 1024;
@@ -200,8 +201,12 @@ class Backup {
   readonly bytesBefore: number;
   totalEstimate: number | undefined;
 
+  /** Worker threads for small files; only with the real filesystem (tests inject their own). */
+  readonly saver: SmallFileSaver | undefined;
+
   constructor(readonly repo: Repository, readonly opts: BackupOptions) {
     this.fs = opts.fs ?? nodeFileAccess;
+    this.saver = opts.fs === undefined ? new SmallFileSaver(repo) : undefined;
     this.plat = opts.platform ?? defaultPlatform();
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.bytesBefore = repo.bytesWritten;
@@ -331,7 +336,7 @@ class Backup {
     const first = linkKey !== undefined ? this.hardlinks.get(linkKey) : undefined;
     if (first) data = await first;
     else {
-      const p = this.readFile(path, shown, st);
+      const p = this.saver && st.size < BigInt(DEFAULT_PARAMS.min) && path.length < DEEP_PATH ? this.readSmall(path, shown, st) : this.readFile(path, shown, st);
       if (linkKey !== undefined) this.hardlinks.set(linkKey, p);
       data = await p;
     }
@@ -341,6 +346,42 @@ class Backup {
     else this.s.filesNew++;
     this.progress();
     return e;
+  }
+
+  /** A small file, read, hashed and sealed by a worker thread; the general path if it is not plain. */
+  async readSmall(path: Buffer, shown: string, st: BigIntStats): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
+    await this.smallReads.acquire();
+    let r: SmallFileReply;
+    try {
+      r = await this.saver!.save({ path, ino: st.ino.toString(), size: st.size.toString(), mtimeNs: st.mtimeNs.toString(), type: BlobType.data, limit: DEFAULT_PARAMS.min });
+    } finally {
+      this.smallReads.release();
+    }
+    switch (r.status) {
+      case 'fallback':
+        return this.readFile(path, shown, st);
+      case 'replaced':
+        this.warn('vanished', shown, `${shown} was replaced during the backup and was not saved.`);
+        return undefined;
+      case 'open-failed':
+        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), shown, 'opened');
+        return undefined;
+      case 'read-failed':
+        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), shown, 'read');
+        return undefined;
+      case 'ok': {
+        this.s.bytesRead += r.bytesRead;
+        this.bytesDone += r.bytesRead;
+        if (r.changed) this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
+        if (!r.id || !r.env || r.rawLength === undefined) return { content: [] };
+        const saved = await this.repo.saveSealedBlob(BlobType.data, r.id, r.env, r.rawLength);
+        if (saved.added) {
+          this.s.dataBlobsAdded++;
+          this.s.dataBytesAdded += r.rawLength;
+        }
+        return { content: [toHex(saved.id)] };
+      }
+    }
   }
 
   async readFile(path: Buffer, shown: string, st: BigIntStats): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
@@ -395,7 +436,10 @@ class Backup {
       }
       const ids: Promise<Hex>[] = [];
       const inFlight: Promise<Hex>[] = [];
-      for await (const chunk of chunkStream(source())) {
+      // A file smaller than the minimum chunk is always exactly one chunk: read it in one go into
+      // a buffer of its size (no 1 MiB read buffer, no chunker copies per small file).
+      const chunks = size > 0 && size < DEFAULT_PARAMS.min ? readWhole(handle, size, onRead, (err) => (readError = err)) : chunkStream(source());
+      for await (const chunk of chunks) {
         const p = this.repo.saveBlob(BlobType.data, chunk).then((r) => {
           if (r.added) {
             this.s.dataBlobsAdded++;
@@ -553,6 +597,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
 
   const rootEntries: TreeEntry[] = [];
+  try {
   for (const p of abs) {
     const path = Buffer.from(p);
     const name = Buffer.from(rootName(p));
@@ -566,6 +611,9 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
     }
     const e = await b.entry(path, path, name, st, prevRoot?.get(latin1(name)), st.dev);
     if (e) rootEntries.push(e);
+  }
+  } finally {
+    await b.saver?.close();
   }
   rootEntries.sort((x, y) => Buffer.compare(x.name, y.name));
   const root = await b.saveListing(rootEntries);
@@ -602,4 +650,22 @@ function safeUser(): string {
   } catch {
     return String(process.getuid?.() ?? '');
   }
+}
+
+/** Reads a small file whole, yielding it as its single chunk (nothing if reading failed). */
+async function* readWhole(fh: fsp.FileHandle, size: number, onRead: (n: number) => void, onError: (e: unknown) => void): AsyncGenerator<Uint8Array> {
+  const buf = Buffer.allocUnsafeSlow(size);
+  let got = 0;
+  try {
+    while (got < size) {
+      const { bytesRead } = await fh.read(buf, got, size - got, got);
+      if (bytesRead === 0) break; // shrank meanwhile: the after-read stat reports it
+      got += bytesRead;
+    }
+  } catch (err) {
+    onError(err);
+    return;
+  }
+  onRead(got);
+  if (got > 0) yield got === size ? buf : buf.subarray(0, got);
 }

@@ -46,7 +46,11 @@ export class PackWriter {
 
   /** Adds a blob whose plaintext payload (codec byte ‖ body) is given in parts. */
   add(type: BlobType, id: Uint8Array, payload: Uint8Array[], rawLength: number): PackEntry {
-    const env = seal(this.encKey, payload, blobAad(type, id));
+    return this.addSealed(type, id, seal(this.encKey, payload, blobAad(type, id)), rawLength);
+  }
+
+  /** Adds an already sealed blob envelope (see encoder.ts). */
+  addSealed(type: BlobType, id: Uint8Array, env: Uint8Array, rawLength: number): PackEntry {
     const e: PackEntry = { type, id, offset: this.size, length: env.length, rawLength };
     this.parts.push(env);
     this.entries.push(e);

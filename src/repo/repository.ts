@@ -10,7 +10,8 @@ import { LifeboatError, errnoCode } from '../util/errors.js';
 import type { Store } from '../store/store.js';
 import { createZstdCodec, type Codec } from './compress.js';
 import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
-import { AAD, decodePayload, encodePayload, openFile, sealFile } from './envelope-file.js';
+import { AAD, decodePayload, openFile, sealFile } from './envelope-file.js';
+import { BlobEncoder } from './encoder.js';
 import { Names, idOfName, isId, toHex, fromHex, randomId, type Hex } from './ids.js';
 import { decodeIndex, encodeIndex, type IndexPack } from './index-file.js';
 import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
@@ -77,6 +78,7 @@ export class Repository {
   private indexLoaded = false;
   /** Bytes of packs this session has written. */
   bytesWritten = 0;
+  private readonly encoder: BlobEncoder;
 
   private constructor(
     readonly store: Store,
@@ -85,7 +87,9 @@ export class Repository {
     readonly keyId: Hex,
     readonly keySlot: KeySlot,
     readonly codec: Codec,
-  ) {}
+  ) {
+    this.encoder = new BlobEncoder(codec, keys.encKey);
+  }
 
   /** Creates a repository; returns it opened, with the recovery key to show the user once. */
   static async init(store: Store, password: string, options: OpenOptions = {}): Promise<{ repo: Repository; recoveryKey: string }> {
@@ -221,23 +225,45 @@ export class Repository {
     if (this.index.has(id) || this.pending.has(hex)) return { id, added: false };
     this.pending.add(hex);
     await this.compressSlots.acquire();
-    let payload: Uint8Array[];
+    let env: Uint8Array;
     try {
-      payload = await encodePayload(this.codec, data);
+      env = await this.encoder.encode(type, id, data);
+    } catch (e) {
+      this.pending.delete(hex);
+      throw e;
     } finally {
       this.compressSlots.release();
     }
+    await this.addToPack(type, id, env, data.length);
+    return { id, added: true };
+  }
+
+  /**
+   * Stores a blob that a worker already sealed (id computed by the worker with this repository's
+   * idKey). Returns added: false, discarding the envelope, if the blob is already stored.
+   */
+  async saveSealedBlob(type: BlobType, id: Uint8Array, envelope: Uint8Array, rawLength: number): Promise<SaveResult> {
+    this.assertWritable();
+    if (!this.indexLoaded) throw new Error('loadIndex() must run before saveSealedBlob()');
+    const idBuf = Buffer.from(id.buffer, id.byteOffset, id.byteLength);
+    const hex = toHex(idBuf);
+    if (this.index.has(idBuf) || this.pending.has(hex)) return { id: idBuf, added: false };
+    this.pending.add(hex);
+    await this.addToPack(type, idBuf, envelope, rawLength);
+    return { id: idBuf, added: true };
+  }
+
+  private async addToPack(type: BlobType, id: Buffer, env: Uint8Array, rawLength: number): Promise<void> {
     let packer = this.packers.get(type);
     if (!packer) {
       packer = new PackWriter(this.keys.encKey);
       this.packers.set(type, packer);
     }
-    packer.add(type, id, payload, data.length);
+    packer.addSealed(type, id, env, rawLength);
     if (packer.full) {
       this.packers.delete(type);
       await this.uploadPack(packer);
     }
-    return { id, added: true };
   }
 
   private async uploadPack(packer: PackWriter): Promise<void> {
@@ -477,6 +503,7 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    await this.encoder.close();
     await this.unlockAll();
     await this.store.close();
   }

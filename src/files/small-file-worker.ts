@@ -1,0 +1,67 @@
+/**
+ * Worker thread of SmallFileSaver: opens, reads, hashes, compresses and seals one small file per
+ * message with synchronous calls (cheaper than a promise per syscall for thousands of small
+ * files). Replies with the file's single chunk, or why it was not read.
+ */
+import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { createZstdCodec } from '../repo/compress.js';
+import { chunkId, type MasterKeys } from '../repo/crypto.js';
+import { sealBlobSync } from '../repo/encoder.js';
+import type { SmallFileReply, SmallFileRequest } from './small-files.js';
+
+const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
+const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
+const codec = createZstdCodec();
+const NOATIME = C.O_NOATIME ?? 0;
+
+function errno(e: unknown): string {
+  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : 'EIO';
+}
+
+function handle(m: SmallFileRequest): SmallFileReply {
+  const path = Buffer.from(m.path.buffer, m.path.byteOffset, m.path.byteLength);
+  let fd: number;
+  try {
+    try {
+      fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | NOATIME);
+    } catch (e) {
+      if (errno(e) !== 'EPERM' || NOATIME === 0) throw e;
+      fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW); // O_NOATIME needs ownership
+    }
+  } catch (e) {
+    return { seq: m.seq, status: 'open-failed', code: errno(e) };
+  }
+  try {
+    const before = fstatSync(fd, { bigint: true });
+    if (before.ino !== BigInt(m.ino) || !before.isFile()) return { seq: m.seq, status: 'replaced' };
+    const size = Number(before.size);
+    // Sparse or grown past the small-file limit: the main thread's general path handles it.
+    if (size >= m.limit || (size > 0 && Number(before.blocks) * 512 < size)) return { seq: m.seq, status: 'fallback' };
+    const buf = Buffer.allocUnsafeSlow(size);
+    let got = 0;
+    try {
+      while (got < size) {
+        const n = readSync(fd, buf, got, size - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+    } catch (e) {
+      return { seq: m.seq, status: 'read-failed', code: errno(e) };
+    }
+    const after = fstatSync(fd, { bigint: true });
+    const changed = after.size !== BigInt(m.size) || after.mtimeNs !== BigInt(m.mtimeNs) || got !== size;
+    if (got === 0) return { seq: m.seq, status: 'ok', bytesRead: 0, changed };
+    const data = got === size ? buf : buf.subarray(0, got);
+    const id = chunkId(keys, data);
+    const env = sealBlobSync(codec, keys.encKey, m.type, id, data);
+    return { seq: m.seq, status: 'ok', bytesRead: got, changed, id, env, rawLength: got };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+parentPort!.on('message', (m: SmallFileRequest) => {
+  const r = handle(m);
+  parentPort!.postMessage(r, r.status === 'ok' && r.env ? [r.env.buffer as ArrayBuffer] : []);
+});

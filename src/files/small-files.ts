@@ -1,0 +1,64 @@
+/**
+ * Backs up small files (one chunk each) on worker threads: each worker opens, reads, hashes,
+ * compresses and seals whole files, so the main thread only deduplicates and packs. This is where
+ * a first backup of many small files spends its time; see bench/README.md.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Repository } from '../repo/repository.js';
+
+export interface SmallFileRequest {
+  readonly seq: number;
+  readonly path: Uint8Array;
+  readonly ino: string;
+  readonly size: string;
+  readonly mtimeNs: string;
+  readonly type: number;
+  /** Files at or above this size are sent back ('fallback'). */
+  readonly limit: number;
+}
+
+export type SmallFileReply =
+  | { readonly seq: number; readonly status: 'ok'; readonly bytesRead: number; readonly changed: boolean; readonly id?: Uint8Array; readonly env?: Uint8Array; readonly rawLength?: number }
+  | { readonly seq: number; readonly status: 'open-failed' | 'read-failed'; readonly code: string }
+  | { readonly seq: number; readonly status: 'replaced' | 'fallback' };
+
+export class SmallFileSaver {
+  private readonly workers: Worker[] = [];
+  private readonly waiting = new Map<number, { resolve(r: SmallFileReply): void; reject(e: unknown): void }>();
+  private seq = 0;
+  private next = 0;
+
+  constructor(repo: Repository, threads = Math.max(1, Math.min(4, availableParallelism()))) {
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(new URL('./small-file-worker.js', import.meta.url), { workerData: { encKey: repo.keys.encKey, idKey: repo.keys.idKey } });
+      w.on('message', (r: SmallFileReply) => {
+        const p = this.waiting.get(r.seq);
+        this.waiting.delete(r.seq);
+        if (this.waiting.size === 0) for (const x of this.workers) x.unref();
+        p?.resolve(r);
+      });
+      w.on('error', (e) => {
+        for (const p of this.waiting.values()) p.reject(e);
+        this.waiting.clear();
+      });
+      w.unref(); // after the listeners: attaching one refs the worker again
+      this.workers.push(w);
+    }
+  }
+
+  save(req: Omit<SmallFileRequest, 'seq'>): Promise<SmallFileReply> {
+    const seq = this.seq++;
+    const w = this.workers[this.next++ % this.workers.length]!;
+    return new Promise((resolve, reject) => {
+      // Referenced only while an answer is owed (see BlobEncoder).
+      if (this.waiting.size === 0) for (const x of this.workers) x.ref();
+      this.waiting.set(seq, { resolve, reject });
+      w.postMessage({ ...req, seq });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

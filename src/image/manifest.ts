@@ -6,9 +6,9 @@
 import { LifeboatError } from '../util/errors.js';
 
 /** Default chunk size for drive images. Small enough that a changed block costs little. */
-export const IMAGE_CHUNK_SIZE = 256 * 1024;
-/** Chunks described by one map page blob (8192 × 256 KiB = 2 GiB of drive per page). */
-export const CHUNKS_PER_PAGE = 8192;
+export const IMAGE_CHUNK_SIZE = 64 * 1024;
+/** Chunks described by one map page blob (32768 × 64 KiB = 2 GiB of drive per page). */
+export const CHUNKS_PER_PAGE = 32768;
 
 export interface ImagePartition {
   readonly index: number;

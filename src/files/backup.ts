@@ -207,6 +207,7 @@ class Backup {
   constructor(readonly repo: Repository, readonly opts: BackupOptions) {
     this.fs = opts.fs ?? nodeFileAccess;
     this.saver = opts.fs === undefined ? new SmallFileSaver(repo) : undefined;
+    if (this.saver) repo.useEncoder(this.saver);
     this.plat = opts.platform ?? defaultPlatform();
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.bytesBefore = repo.bytesWritten;
@@ -613,6 +614,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
     if (e) rootEntries.push(e);
   }
   } finally {
+    repo.useEncoder(undefined);
     await b.saver?.close();
   }
   rootEntries.sort((x, y) => Buffer.compare(x.name, y.name));

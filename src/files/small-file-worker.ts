@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createZstdCodec } from '../repo/compress.js';
 import { chunkId, type MasterKeys } from '../repo/crypto.js';
 import { sealBlobSync } from '../repo/encoder.js';
-import type { SmallFileReply, SmallFileRequest } from './small-files.js';
+import type { SealRequest, SmallFileReply, SmallFileRequest } from './small-files.js';
 
 const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
 const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
@@ -61,7 +61,12 @@ function handle(m: SmallFileRequest): SmallFileReply {
   }
 }
 
-parentPort!.on('message', (m: SmallFileRequest) => {
+parentPort!.on('message', (m: SmallFileRequest | SealRequest) => {
+  if ('kind' in m) {
+    const env = sealBlobSync(codec, keys.encKey, m.type, m.id, m.data);
+    parentPort!.postMessage({ seq: m.seq, status: 'sealed', env } satisfies SmallFileReply, [env.buffer as ArrayBuffer]);
+    return;
+  }
   const r = handle(m);
   parentPort!.postMessage(r, r.status === 'ok' && r.env ? [r.env.buffer as ArrayBuffer] : []);
 });

@@ -6,6 +6,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Repository } from '../repo/repository.js';
+import { createZstdCodec } from '../repo/compress.js';
+import { sealBlobSync, worthAWorker, type BlobSealer } from '../repo/encoder.js';
 
 export interface SmallFileRequest {
   readonly seq: number;
@@ -18,18 +20,34 @@ export interface SmallFileRequest {
   readonly limit: number;
 }
 
+export interface SealRequest {
+  readonly seq: number;
+  readonly kind: 'seal';
+  readonly type: number;
+  readonly id: Uint8Array;
+  readonly data: Uint8Array;
+}
+
 export type SmallFileReply =
   | { readonly seq: number; readonly status: 'ok'; readonly bytesRead: number; readonly changed: boolean; readonly id?: Uint8Array; readonly env?: Uint8Array; readonly rawLength?: number }
   | { readonly seq: number; readonly status: 'open-failed' | 'read-failed'; readonly code: string }
-  | { readonly seq: number; readonly status: 'replaced' | 'fallback' };
+  | { readonly seq: number; readonly status: 'replaced' | 'fallback' }
+  | { readonly seq: number; readonly status: 'sealed'; readonly env: Uint8Array };
 
-export class SmallFileSaver {
+/**
+ * One pool of worker threads for a backup: whole small files, and sealing the chunks of large
+ * files (as the repository's BlobSealer), so a backup runs two workers, not four.
+ */
+export class SmallFileSaver implements BlobSealer {
   private readonly workers: Worker[] = [];
   private readonly waiting = new Map<number, { resolve(r: SmallFileReply): void; reject(e: unknown): void }>();
+  private readonly keys: { encKey: Buffer };
+  private readonly codec = createZstdCodec();
   private seq = 0;
   private next = 0;
 
   constructor(repo: Repository, threads = Math.max(1, Math.min(4, availableParallelism()))) {
+    this.keys = { encKey: repo.keys.encKey };
     for (let i = 0; i < threads; i++) {
       const w = new Worker(new URL('./small-file-worker.js', import.meta.url), { workerData: { encKey: repo.keys.encKey, idKey: repo.keys.idKey } });
       w.on('message', (r: SmallFileReply) => {
@@ -48,6 +66,17 @@ export class SmallFileSaver {
   }
 
   save(req: Omit<SmallFileRequest, 'seq'>): Promise<SmallFileReply> {
+    return this.post(req);
+  }
+
+  async encode(type: number, id: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
+    if (!worthAWorker(data.length)) return sealBlobSync(this.codec, this.keys.encKey, type, id, data);
+    const r = await this.post({ kind: 'seal', type, id, data });
+    if (r.status !== 'sealed') throw new Error('worker answered a seal request with ' + r.status);
+    return r.env;
+  }
+
+  private post(req: Omit<SmallFileRequest, 'seq'> | Omit<SealRequest, 'seq'>): Promise<SmallFileReply> {
     const seq = this.seq++;
     const w = this.workers[this.next++ % this.workers.length]!;
     return new Promise((resolve, reject) => {

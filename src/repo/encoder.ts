@@ -26,12 +26,22 @@ export function sealBlobSync(codec: Codec, encKey: Buffer, type: number, id: Uin
   return seal(encKey, encodeSync(codec, data), blobAad(type, id));
 }
 
+/** Anything that turns a blob into its sealed envelope (BlobEncoder, or a caller's worker pool). */
+export interface BlobSealer {
+  encode(type: number, id: Uint8Array, data: Uint8Array): Promise<Uint8Array>;
+}
+
+/** Whether a blob is worth a round trip to a worker thread. */
+export function worthAWorker(length: number): boolean {
+  return length >= INLINE_BELOW;
+}
+
 interface Job {
   resolve(env: Uint8Array): void;
   reject(e: unknown): void;
 }
 
-export class BlobEncoder {
+export class BlobEncoder implements BlobSealer {
   private workers: Worker[] = [];
   private readonly jobs = new Map<number, Job>();
   private seq = 0;

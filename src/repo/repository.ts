@@ -11,7 +11,7 @@ import type { Store } from '../store/store.js';
 import { createZstdCodec, type Codec } from './compress.js';
 import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
 import { AAD, decodePayload, openFile, sealFile } from './envelope-file.js';
-import { BlobEncoder } from './encoder.js';
+import { BlobEncoder, type BlobSealer } from './encoder.js';
 import { Names, idOfName, isId, toHex, fromHex, randomId, type Hex } from './ids.js';
 import { decodeIndex, encodeIndex, type IndexPack } from './index-file.js';
 import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
@@ -79,6 +79,7 @@ export class Repository {
   /** Bytes of packs this session has written. */
   bytesWritten = 0;
   private readonly encoder: BlobEncoder;
+  private externalEncoder: BlobSealer | undefined;
 
   private constructor(
     readonly store: Store,
@@ -227,7 +228,7 @@ export class Repository {
     await this.compressSlots.acquire();
     let env: Uint8Array;
     try {
-      env = await this.encoder.encode(type, id, data);
+      env = await (this.externalEncoder ?? this.encoder).encode(type, id, data);
     } catch (e) {
       this.pending.delete(hex);
       throw e;
@@ -236,6 +237,14 @@ export class Repository {
     }
     await this.addToPack(type, id, env, data.length);
     return { id, added: true };
+  }
+
+  /**
+   * Lets a caller that already runs worker threads (the file backup) seal blobs on them, instead
+   * of this repository starting its own; undefined restores the built-in encoder.
+   */
+  useEncoder(sealer: BlobSealer | undefined): void {
+    this.externalEncoder = sealer;
   }
 
   /**

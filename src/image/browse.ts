@@ -235,8 +235,7 @@ class Extractor {
           this.opts.signal?.throwIfAborted();
           const data = await src.read(o, PIECE);
           if (data.length === 0) break;
-          // All-zero pieces stay holes: sparse files stay sparse.
-          if (!isZero(data)) await writeAll(fh, data, o);
+          await writeSparse(fh, data, o);
           this.s.bytesWritten += data.length;
         }
         await fh.truncate(src.size);
@@ -269,9 +268,24 @@ class Extractor {
   }
 }
 
-function isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+function isZero(b: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i] !== 0) return false;
   return true;
+}
+
+/** Writes `data` at `pos`, leaving 4 KiB blocks of zeros unwritten: sparse files stay sparse (the caller sets the size). */
+async function writeSparse(fh: fsp.FileHandle, data: Uint8Array, pos: number): Promise<void> {
+  const G = 4096;
+  let run = -1;
+  for (let o = 0; o < data.length; o += G) {
+    const zero = isZero(data, o, Math.min(data.length, o + G));
+    if (!zero && run < 0) run = o;
+    else if (zero && run >= 0) {
+      await writeAll(fh, data.subarray(run, o), pos + run);
+      run = -1;
+    }
+  }
+  if (run >= 0) await writeAll(fh, data.subarray(run), pos + run);
 }
 
 async function writeAll(fh: fsp.FileHandle, data: Uint8Array, pos: number): Promise<void> {

@@ -247,6 +247,7 @@ class Extractor {
       await this.replaceWith(tmp, path);
       live = false;
       this.s.files++;
+      if (e.streams?.length) this.warn(shown, `${shown} has alternate data streams (${e.streams.map((x) => x.name).join(', ')}); only its main content was restored.`, false);
       if ((e.nlink ?? 1) > 1) this.links.set(e.ref, path);
     } finally {
       if (live) await fsp.rm(tmp, { force: true }).catch(() => undefined);

@@ -152,6 +152,7 @@ test('image ls and restore-files agree with debugfs, mtools and ntfs-3g on a thr
   assert.equal(r3.code, 0, r3.stderr);
   const files3 = filesUnder(join(d.path, 'out3'));
   assert.ok(files3.length > 420);
+  assert.equal(readlinkSync(join(d.path, 'out3', 'link-rel')), 'Dir with spaces/sub/deep.txt');
   const catAll = sh(`cd ${d.path}/out3 && for f in ${files3.map((f) => `'${f.replace(/'/g, `'\\''`)}'`).join(' ')}; do ntfscat ${d.path}/p3.img "/$f" | sha256sum | cut -c1-64; done`).split('\n').filter(Boolean);
   files3.forEach((f, i) => assert.equal(sha(readFileSync(join(d.path, 'out3', f))), catAll[i], `out3/${f} equals ntfscat`));
 

@@ -232,6 +232,9 @@ const STANDARD_INFORMATION = 0x10;
 const DATA = 0x80;
 const INDEX_ROOT = 0x90;
 const INDEX_ALLOCATION = 0xa0;
+const REPARSE_POINT = 0xc0;
+const TAG_SYMLINK = 0xa000000c;
+const TAG_JUNCTION = 0xa0000003;
 const FIRST_USER_RECORD = 16;
 const ROOT_RECORD = 5;
 const MAX_LIST_RECORDS = 512;
@@ -443,7 +446,30 @@ async function open(source: BlockSource, offset: number, size: number): Promise<
     /* no label */
   }
 
-  const entryOf = (n: number, rec: Uint8Array, attrs: Attr[], name: string): FsEntry => {
+  /** Symlink target: an Interix link (what ntfs-3g makes: SYSTEM attribute, $DATA "IntxLNK\1" + UTF-16) or a Windows symlink/junction reparse point. */
+  const linkTarget = async (n: number, attrs: Attr[]): Promise<Buffer | undefined> => {
+    const rp = attrs.find((a) => a.type === REPARSE_POINT && !a.nonResident);
+    if (rp) {
+      const b = residentValue(rp);
+      const v = le(b);
+      if (b.length < 16) return undefined;
+      const tag = v.getUint32(0, true);
+      const base = tag === TAG_SYMLINK ? 20 : tag === TAG_JUNCTION ? 16 : -1;
+      if (base < 0) return undefined;
+      const off = v.getUint16(12, true);
+      const len = v.getUint16(14, true);
+      if (base + off + len > b.length) throw dmg(`the reparse point of record ${n} is damaged`);
+      const target = Buffer.from(b.subarray(base + off, base + off + len)).toString('utf16le').replace(/\\/g, '/');
+      return Buffer.from(target, 'utf8');
+    }
+    const parts = attrs.filter((a) => a.type === DATA && a.name === '');
+    if (parts.length !== 1 || parts[0]!.nonResident) return undefined;
+    const data = residentValue(parts[0]!);
+    if (data.length < 8 || data.length > 8 + 8192 || Buffer.from(data.subarray(0, 8)).toString('latin1') !== 'IntxLNK\u0001') return undefined;
+    return Buffer.from(Buffer.from(data.subarray(8)).toString('utf16le'), 'utf8');
+  };
+
+  const entryOf = async (n: number, rec: Uint8Array, attrs: Attr[], name: string): Promise<FsEntry> => {
     const isDir = (le(rec).getUint16(22, true) & 2) !== 0;
     const si = attrs.find((a) => a.type === STANDARD_INFORMATION && !a.nonResident);
     const siv = si ? residentValue(si) : undefined;
@@ -461,11 +487,12 @@ async function open(source: BlockSource, offset: number, size: number): Promise<
     const names = [...new Set(datas.map((a) => a.name).filter((x) => x !== ''))];
     const streams = names.map((s) => ({ name: s, size: sizeOf(datas.filter((a) => a.name === s)) }));
     const reparse = (fileAttrsBits & 0x400) !== 0;
+    const link = (reparse || (fileAttrsBits & 0x4) !== 0) && (await linkTarget(n, attrs)) !== undefined;
     return {
       name,
       nameBytes: Buffer.from(name, 'utf8'),
       ref: n,
-      type: isDir ? 'dir' : reparse ? 'other' : 'file',
+      type: link ? 'symlink' : isDir ? 'dir' : reparse ? 'other' : 'file',
       size: isDir ? 0 : sizeOf(datas.filter((a) => a.name === '')),
       mode: isDir ? 0o755 : fileAttrsBits & 1 ? 0o444 : 0o644,
       ...times,
@@ -487,7 +514,7 @@ async function open(source: BlockSource, offset: number, size: number): Promise<
     ...(label ? { label } : {}),
     root: () => guard(async () => {
       const { rec, attrs } = await fileAttrs(ROOT_RECORD);
-      return entryOf(ROOT_RECORD, rec, attrs, '/');
+      return await entryOf(ROOT_RECORD, rec, attrs, '/');
     }),
     list: (dir) => guard(async () => {
       const { attrs } = await fileAttrs(dir.ref);
@@ -550,7 +577,7 @@ async function open(source: BlockSource, offset: number, size: number): Promise<
       for (const f of found) {
         try {
           const { rec, attrs: fa } = await fileAttrs(f.ref);
-          out.push(entryOf(f.ref, rec, fa, f.name));
+          out.push(await entryOf(f.ref, rec, fa, f.name));
         } catch (e) {
           if (!(e instanceof FilesystemError)) throw e;
           out.push({ name: f.name, nameBytes: Buffer.from(f.name, 'utf8'), ref: f.ref, type: 'other', size: 0, mode: 0, damaged: e.reason });
@@ -562,12 +589,15 @@ async function open(source: BlockSource, offset: number, size: number): Promise<
       const { attrs } = await fileAttrs(file.ref);
       const name = streamName ?? '';
       const parts = attrs.filter((a) => a.type === DATA && a.name === name);
+      if (parts.some((a) => a.flags & 0x4000)) throw new FilesystemError('NTFS', 'files encrypted with EFS', { reading: true, unsupported: true });
       if (parts.length === 0) throw dmg(streamName === undefined ? `MFT record ${file.ref} has no data` : `there is no stream named ${streamName}`);
       return stream(parts, `the data of MFT record ${file.ref}`);
     }),
-    readlink: async () => {
-      throw dmg('NTFS symbolic links (reparse points) are not read yet');
-    },
+    readlink: (link) => guard(async () => {
+      const t = await linkTarget(link.ref, (await fileAttrs(link.ref)).attrs);
+      if (t === undefined) throw dmg(`MFT record ${link.ref} is not a symbolic link`);
+      return t;
+    }),
   };
 }
 

@@ -88,7 +88,7 @@ export function fatTree(t: string): void {
 
 /**
  * Fills a freshly made NTFS volume through ntfs-3g: the host tree `t` copied in, then what only
- * NTFS has: fragmented files (appended to in turn on a volume whose free space is a checkerboard), a sparse file, a stream, compressed files, hard links (twelve of one
+ * NTFS has: a symlink (ntfs-3g writes an Interix link), fragmented files (appended to in turn on a volume whose free space is a checkerboard), a sparse file, a stream, compressed files, hard links (twelve of one
  * file, which pushes its names into an attribute list) and a folder big enough for an index B+ tree.
  */
 export function fillNtfs(img: string, t: string, mnt: string): void {
@@ -110,7 +110,8 @@ python3 -c "import os; os.setxattr('${mnt}/packed', 'system.ntfs_attrib_be', (0x
 cp ${mnt}/../text.txt ${mnt}/../mixed.bin ${mnt}/packed/ && head -c 100000 /dev/urandom > ${mnt}/packed/noise.bin
 echo linked > ${mnt}/links/original.txt
 for i in $(seq 1 12); do ln ${mnt}/links/original.txt "${mnt}/links/a fairly long hard link name number $i.txt"; done
-for i in $(seq 1 400); do echo $i > "${mnt}/index/entry with a long name $i.txt"; done`);
+for i in $(seq 1 400); do echo $i > "${mnt}/index/entry with a long name $i.txt"; done
+ln -s "Dir with spaces/sub/deep.txt" ${mnt}/link-rel`);
   } finally {
     sh(`umount ${mnt} || fusermount3 -u ${mnt}`);
   }

@@ -231,12 +231,14 @@ class Extractor {
       const src = await this.fs.open(e);
       const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
       try {
-        for (let o = 0; o < src.size; o += PIECE) {
+        for (let o = src.nextData?.(0) ?? 0; o < src.size; ) {
           this.opts.signal?.throwIfAborted();
           const data = await src.read(o, PIECE);
           if (data.length === 0) break;
           await writeSparse(fh, data, o);
           this.s.bytesWritten += data.length;
+          o += data.length;
+          if (src.nextData) o = Math.max(o, src.nextData(o)); // skip holes without reading them
         }
         await fh.truncate(src.size);
         if (src.size !== e.size) this.warn(shown, `${shown}: the folder says ${e.size} bytes, the file holds ${src.size}; restored as held.`, false);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { extractEntries } from '../browse.js';
 import { join } from 'node:path';
 import { ext } from './ext.js';
 import { FilesystemError } from './types.js';
@@ -59,6 +60,33 @@ test('ext: a folder entry pointing at a damaged inode or an extent outside the f
     const f = (await r.list(dir)).find((e) => e.name === 'f')!;
     await assert.rejects(r.open(f), (e: unknown) => e instanceof FilesystemError && /outside the filesystem/.test(e.message) && /damaged here/.test(e.message));
     assert.equal((await readAll(r, root.find((e) => e.name === 'ok')!)).toString(), 'ok\n');
+  } finally {
+    d.cleanup();
+  }
+});
+
+test('ext: a 4 GiB sparse file on an 8 MiB filesystem is copied out by skipping its holes', async () => {
+  const d = tempDir();
+  try {
+    const t = join(d.path, 't');
+    sh(`mkdir -p ${t} && truncate -s 4G ${t}/huge && echo middle | dd of=${t}/huge bs=1 seek=3000000000 conv=notrunc status=none && echo end >> ${t}/huge`);
+    const img = join(d.path, 'e.img');
+    sh(`truncate -s 8M ${img} && mkfs.ext4 -q -b 4096 -d ${t} ${img}`);
+    const bytes = readFileSync(img);
+    const r = await ext.open(memorySource(bytes), 0, bytes.length);
+    const huge = (await r.list(await r.root())).find((e) => e.name === 'huge')!;
+    const f = await r.open(huge);
+    assert.equal(f.size, 4 * 1024 ** 3 + 4);
+    assert.equal(f.nextData!(0), Math.floor(3_000_000_000 / 4096) * 4096);
+    const started = Date.now();
+    const out = join(d.path, 'out');
+    const s = await extractEntries(r, [{ entry: huge, shown: '/huge' }], out);
+    assert.equal(s.files, 1);
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    const st = statSync(join(out, 'huge'));
+    assert.equal(st.size, 4 * 1024 ** 3 + 4);
+    assert.ok(st.blocks * 512 < 1024 * 1024);
+    assert.equal(sh(`dd if=${join(out, 'huge')} bs=1 skip=3000000000 count=6 status=none`), 'middle');
   } finally {
     d.cleanup();
   }

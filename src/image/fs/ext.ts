@@ -399,7 +399,7 @@ async function open(source: BlockSource, offset: number, size: number): Promise<
       if (size > inline.length) throw dmg(`inode ${n}: inline data shorter than the file`);
       return bufferFile(inline.subarray(0, size));
     }
-    if (size > s.blocksCount * bs * 64) throw dmg(`inode ${n}: size ${size} is implausible`);
+    if (size > 2 ** 32 * bs) throw dmg(`inode ${n}: size ${size} is more than ext can address`);
     return extentFile(await mapBlocks(raw, n, size), size, read);
   };
 

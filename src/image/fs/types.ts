@@ -127,6 +127,8 @@ export interface FsFile {
   readonly size: number;
   /** Bytes [offset, offset + length) clipped to the size; a read past the end returns fewer bytes. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** The first offset ≥ `offset` that may hold non-zero bytes (`size` when none); lets a copy skip holes. */
+  nextData?(offset: number): number;
 }
 
 /**
@@ -170,21 +172,32 @@ export interface Extent {
  * `read` is the partition reader (bounds-checked).
  */
 export function extentFile(extents: readonly Extent[], size: number, read: (rel: number, length: number) => Promise<Uint8Array>, validSize = size): FsFile {
+  /** Index of the first extent ending after `offset` (binary search). */
+  const firstAfter = (offset: number): number => {
+    let lo = 0;
+    let hi = extents.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const e = extents[mid]!;
+      if (e.logical + e.length <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
   return {
     size,
+    nextData(offset) {
+      for (let i = firstAfter(offset); i < extents.length; i++) {
+        const e = extents[i]!;
+        if (e.physical !== undefined) return Math.min(size, validSize, Math.max(offset, e.logical));
+      }
+      return size;
+    },
     async read(offset, length) {
       const end = Math.min(size, offset + Math.max(0, length));
       if (offset >= end) return new Uint8Array(0);
       const out = new Uint8Array(end - offset);
-      // Binary search for the first extent ending after offset.
-      let lo = 0;
-      let hi = extents.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        const e = extents[mid]!;
-        if (e.logical + e.length <= offset) lo = mid + 1;
-        else hi = mid;
-      }
+      const lo = firstAfter(offset);
       const limit = Math.min(end, validSize);
       for (let i = lo; i < extents.length; i++) {
         const e = extents[i]!;

@@ -316,6 +316,12 @@ async function open(source: BlockSource, offset: number, size: number): Promise<
     const nblocks = Math.ceil(size / bs);
     const blocks: { l: number; n: number; p: number | undefined }[] = [];
     let visited = 0;
+    // A mapping block reached twice is damage (and would multiply the work at every level).
+    const seen = new Set<number>();
+    const once = (blk: number) => {
+      if (seen.has(blk)) throw dmg(`inode ${n}: mapping block ${blk} is referenced twice`);
+      seen.add(blk);
+    };
     if (flags & FL_EXTENTS) {
       const node = async (buf: Uint8Array, expectDepth: number | undefined): Promise<void> => {
         const nv = le(buf);
@@ -340,6 +346,7 @@ async function open(source: BlockSource, offset: number, size: number): Promise<
           } else {
             const child = nv.getUint16(o + 8, true) * 0x100000000 + nv.getUint32(o + 4, true);
             if (!inFs(child, 1)) throw dmg(`inode ${n}: extent tree points outside the filesystem`);
+            once(child);
             await node(await read(child * bs, bs), depth - 1);
           }
         }
@@ -358,6 +365,7 @@ async function open(source: BlockSource, offset: number, size: number): Promise<
         if (base >= nblocks) return;
         if (!inFs(ptr, 1)) throw dmg(`inode ${n}: indirect block ${ptr} lies outside the filesystem`);
         if (++visited > MAX_MAP_BLOCKS) throw dmg(`inode ${n}: too many indirect blocks`);
+        once(ptr);
         const blk = le(await read(ptr * bs, bs));
         const span = per ** (level - 1);
         for (let k = 0; k < per; k++) {

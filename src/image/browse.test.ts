@@ -163,6 +163,9 @@ test('image ls and restore-files agree with debugfs, mtools and ntfs-3g on a thr
   assert.equal(lstatSync(join(o1, 'empty dir')).mode & 0o7777, 0o700);
   const mtime = Number(/mtime: (0x[0-9a-f]+)/.exec(sh(`debugfs -R 'stat "/${deep}"' ${p1} 2>/dev/null`))![1]);
   assert.equal(Math.floor(statSync(join(o1, deep)).mtimeMs / 1000), mtime);
+  // FAT and NTFS times as image ls shows them (FAT: 2 s steps; NTFS: 100 ns, shown to the ms).
+  assert.equal(statSync(join(d.path, 'out2', 'README.TXT')).mtime.toISOString(), fatAll.get('/README.TXT')!.mtime);
+  assert.equal(new Date(Math.floor(statSync(join(d.path, 'out3', 'big.bin')).mtimeMs)).toISOString(), ntfsAll.get('/big.bin')!.mtime);
   assert.equal(readlinkSync(join(o1, 'slow')).length, 200);
   assert.ok(lstatSync(join(o1, 'fast')).isSymbolicLink());
   assert.equal(statSync(join(o1, 'big')).ino, statSync(join(o1, 'big link')).ino);
@@ -173,6 +176,9 @@ test('image ls and restore-files agree with debugfs, mtools and ntfs-3g on a thr
   assert.equal(one.code, 0, one.stderr);
   const stats = JSON.parse(one.stdout) as { chunksFetched: number; chunksInImage: number; files: number };
   assert.equal(stats.files, 1);
+  // atime too (checked before anything reads the restored file).
+  const atime = Number(/atime: (0x[0-9a-f]+)/.exec(sh(`debugfs -R 'stat "/${deep}"' ${p1} 2>/dev/null`))![1]);
+  assert.equal(Math.floor(statSync(join(d.path, 'one', 'file.txt')).atimeMs / 1000), atime);
   assert.ok(stats.chunksFetched > 0 && stats.chunksFetched * 10 < stats.chunksInImage, `${stats.chunksFetched} of ${stats.chunksInImage} chunks fetched`);
   assert.equal(readFileSync(join(d.path, 'one', 'file.txt'), 'utf8'), 'deep\n');
 

@@ -2,7 +2,7 @@
  * A BlockSource over an image snapshot stored in the repository: random-access reads that fetch
  * only the chunks they touch. Chunk map pages are loaded when first needed; absent chunks read as
  * zeros (FORMAT.md §11); decoded chunks are kept in a small LRU cache. The whole image is never
- * read or held in memory: memory is bounded by the cache size (default 64 chunks, 16 MiB).
+ * read or held in memory: memory is bounded by the cache (16 MiB of chunks) plus one read's range.
  */
 import { LifeboatError } from '../util/errors.js';
 import { decodePage, type ImageManifest } from './manifest.js';
@@ -12,6 +12,9 @@ import type { BlockSource } from './source.js';
 export interface BlobLoader {
   loadBlob(id: Uint8Array): Promise<Uint8Array>;
 }
+
+/** Default cache: 16 MiB of decoded chunks (64 chunks of 256 KiB, 256 of 64 KiB). */
+const CACHE_BYTES = 16 * 1024 * 1024;
 
 export interface SnapshotSourceStats {
   /** Chunks fetched from the repository (cache misses on present chunks). */
@@ -30,7 +33,7 @@ export interface SnapshotSource extends BlockSource {
 
 export function snapshotSource(repo: BlobLoader, m: ImageManifest, opts: { cacheChunks?: number } = {}): SnapshotSource {
   const chunkCount = Math.ceil(m.size / m.chunkSize);
-  const cacheMax = Math.max(2, opts.cacheChunks ?? 64);
+  const cacheMax = Math.max(2, opts.cacheChunks ?? Math.max(16, Math.floor(CACHE_BYTES / m.chunkSize)));
   const pages = new Map<number, Promise<(Buffer | undefined)[]>>();
   // Insertion order of a Map is its LRU order: a hit is deleted and re-inserted.
   const cache = new Map<number, Promise<Uint8Array | undefined>>();
@@ -88,15 +91,21 @@ export function snapshotSource(repo: BlobLoader, m: ImageManifest, opts: { cache
         throw new LifeboatError('invalid-argument', `Read of ${length} bytes at ${offset} is outside the image (${m.size} bytes).`);
       }
       const out = new Uint8Array(length);
-      let pos = offset;
       const end = offset + length;
-      while (pos < end) {
+      // Every chunk of the range is requested at once, so a long read fetches them in parallel.
+      const parts: { pos: number; n: number; cStart: number; data: Promise<Uint8Array | undefined> }[] = [];
+      for (let pos = offset; pos < end;) {
         const i = Math.floor(pos / m.chunkSize);
         const cStart = i * m.chunkSize;
         const n = Math.min(end, cStart + m.chunkSize) - pos;
-        const data = await chunk(i);
-        if (data) out.set(data.subarray(pos - cStart, pos - cStart + n), pos - offset);
+        const data = chunk(i);
+        data.catch(() => undefined);
+        parts.push({ pos, n, cStart, data });
         pos += n;
+      }
+      for (const p of parts) {
+        const data = await p.data;
+        if (data) out.set(data.subarray(p.pos - p.cStart, p.pos - p.cStart + p.n), p.pos - offset);
       }
       return out;
     },

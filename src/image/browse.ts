@@ -19,13 +19,8 @@ import type { Snapshot } from '../repo/snapshot.js';
 import { loadManifest } from './imager.js';
 import type { ImageManifest, ImagePartition } from './manifest.js';
 import { snapshotSource, type SnapshotSource } from './snapshot-source.js';
-import { ext } from './fs/ext.js';
-import { fat } from './fs/fat.js';
-import { ntfs } from './fs/ntfs.js';
-import { FilesystemError, type FilesystemReader, type FsEntry, type ReadableFilesystemModule } from './fs/types.js';
-
-/** NTFS before FAT: both have a jump instruction and 55AA; the OEM name tells them apart. */
-const READERS: readonly ReadableFilesystemModule[] = [ext, ntfs, fat];
+import { filesystems } from './fs/index.js';
+import { FilesystemError, type FilesystemReader, type FsEntry } from './fs/types.js';
 const PIECE = 1024 * 1024;
 const MAX_DEPTH = 256;
 const TMP_PREFIX = '.lifeboat-restore-';
@@ -62,7 +57,7 @@ export async function openPartition(img: OpenedImage, index: number): Promise<{ 
   const partition = parts.find((p) => p.index === index);
   if (!partition) throw new LifeboatError('not-found', `This image has no partition ${index}; it has ${parts.map((p) => p.index).join(', ') || 'none'}. See "lifeboat image ls ${img.id.slice(0, 8)}".`);
   if (partition.start + partition.size > img.source.size) throw new LifeboatError('corrupt', `Partition ${index} reaches past the end of the image; the image manifest is damaged.`);
-  for (const module of READERS) {
+  for (const module of filesystems) {
     if (!(await module.detect(img.source, partition.start, partition.size))) continue;
     return { partition, fs: await module.open(img.source, partition.start, partition.size) };
   }

@@ -1,18 +1,19 @@
 /**
  * The filesystem modules, in the order they are tried, and the one call the imager needs:
- * which filesystem a partition holds and which of its bytes are in use.
+ * which filesystem a partition holds and which of its bytes are in use. Each module also opens
+ * its filesystem read-only for browsing (image ls, image restore-files).
  */
 import type { BlockSource } from '../source.js';
 import { ext } from './ext.js';
 import { fat } from './fat.js';
 import { ntfs } from './ntfs.js';
-import { FilesystemError, type FilesystemAnalysis, type FilesystemModule } from './types.js';
+import { FilesystemError, type FilesystemAnalysis, type FilesystemModule, type ReadableFilesystemModule } from './types.js';
 
 export { ext, fat, ntfs };
 export * from './types.js';
 
 /** NTFS before FAT: both have a jump instruction and 55AA; the OEM name tells them apart. */
-export const filesystems: readonly FilesystemModule[] = [ext, ntfs, fat];
+export const filesystems: readonly ReadableFilesystemModule[] = [ext, ntfs, fat];
 
 export type PartitionAnalysis =
   | { readonly kind: 'analyzed'; readonly module: FilesystemModule; readonly analysis: FilesystemAnalysis }

@@ -8,12 +8,15 @@
  * refused and it is never listed. Temporaries left by a killed writer are harmless and removed by
  * `LocalStore.cleanTemporaries` once they are a day old.
  */
-import { promises as fs, constants as C } from 'node:fs';
+import { closeSync, fstatSync, openSync, promises as fs, readSync, constants as C } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
 import { assertValidPrefix, byteRange } from './names.js';
 import { assertValidName, type PutOptions, type Store, type StoreStat } from './store.js';
+
+/** Reads up to this size use synchronous calls (see get). */
+const SYNC_READ_MAX = 1024 * 1024;
 
 /** The folder of in-flight writes, documented in FORMAT.md §1. */
 const TMP = '.tmp';
@@ -159,22 +162,27 @@ export class LocalStore implements Store {
 
   async get(name: string, offset = 0, length?: number): Promise<Uint8Array> {
     const p = this.path(name);
-    let h: fs.FileHandle;
+    // Small reads (a blob, an index file) use synchronous calls: a restore makes thousands of
+    // them, and a thread-pool round trip per call costs several times the read itself.
+    const sync = length !== undefined && length <= SYNC_READ_MAX;
+    let fd: number | undefined;
+    let h: fs.FileHandle | undefined;
     try {
-      h = await fs.open(p, C.O_RDONLY);
+      if (sync) fd = openSync(p, C.O_RDONLY);
+      else h = await fs.open(p, C.O_RDONLY);
     } catch (e) {
       const code = errnoCode(e);
       if (code === 'ENOENT' || code === 'ENOTDIR') throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location}.`);
       throw this.ioError(e, 'read', name);
     }
     try {
-      const s = await h.stat();
+      const s = fd !== undefined ? fstatSync(fd) : await h!.stat();
       if (!s.isFile()) throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location} (a folder has that name).`);
       const [start, end] = byteRange(name, s.size, offset, length);
       const buf = Buffer.allocUnsafe(end - start);
       let got = 0;
       while (got < buf.length) {
-        const { bytesRead } = await h.read(buf, got, buf.length - got, start + got);
+        const bytesRead = fd !== undefined ? readSync(fd, buf, got, buf.length - got, start + got) : (await h!.read(buf, got, buf.length - got, start + got)).bytesRead;
         if (bytesRead === 0) {
           throw new LifeboatError('corrupt', `The repository file ${name} ended after ${start + got} bytes while Lifeboat was reading up to byte ${end}; it has been truncated or damaged.`);
         }
@@ -185,7 +193,8 @@ export class LocalStore implements Store {
       if (e instanceof LifeboatError || e instanceof RangeError) throw e;
       throw this.ioError(e, 'read', name);
     } finally {
-      await h.close().catch(() => undefined);
+      if (fd !== undefined) closeSync(fd);
+      else await h?.close().catch(() => undefined);
     }
   }
 

@@ -8,7 +8,7 @@
  * The parent snapshot's listings are loaded lazily, one folder at a time as the walk reaches it; a
  * file whose size, mtime, ctime and inode match its parent entry is not opened at all.
  */
-import { constants as C, type BigIntStats } from 'node:fs';
+import { constants as C, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { userInfo } from 'node:os';
@@ -31,10 +31,14 @@ export interface FileAccess {
   open(path: Buffer, flags: number): Promise<fsp.FileHandle>;
 }
 
+/**
+ * Metadata calls are made synchronously: a no-change backup is thousands of lstat calls, and each
+ * costs a few µs directly but tens of µs as a thread-pool round trip (see bench/README.md).
+ */
 export const nodeFileAccess: FileAccess = {
-  readdir: (p) => fsp.readdir(p, { encoding: 'buffer' }),
-  lstat: (p) => fsp.lstat(p, { bigint: true }),
-  readlink: (p) => fsp.readlink(p, { encoding: 'buffer' }),
+  readdir: async (p) => readdirSync(p, { encoding: 'buffer' }),
+  lstat: async (p) => lstatSync(p, { bigint: true }),
+  readlink: async (p) => readlinkSync(p, { encoding: 'buffer' }),
   open: (p, flags) => fsp.open(p, flags),
 };
 

@@ -46,10 +46,17 @@ export class SmallFileSaver implements BlobSealer {
   private seq = 0;
   private next = 0;
 
-  constructor(repo: Repository, threads = Math.max(1, Math.min(4, availableParallelism()))) {
+  private readonly workerData: { encKey: Buffer; idKey: Buffer };
+
+  constructor(repo: Repository, private readonly threads = Math.max(1, Math.min(4, availableParallelism()))) {
     this.keys = { encKey: repo.keys.encKey };
-    for (let i = 0; i < threads; i++) {
-      const w = new Worker(new URL('./small-file-worker.js', import.meta.url), { workerData: { encKey: repo.keys.encKey, idKey: repo.keys.idKey } });
+    this.workerData = { encKey: repo.keys.encKey, idKey: repo.keys.idKey };
+  }
+
+  /** Workers start on first use: a backup where nothing changed never pays for them. */
+  private start(): void {
+    for (let i = 0; i < this.threads; i++) {
+      const w = new Worker(new URL('./small-file-worker.js', import.meta.url), { workerData: this.workerData });
       w.on('message', (r: SmallFileReply) => {
         const p = this.waiting.get(r.seq);
         this.waiting.delete(r.seq);
@@ -77,6 +84,7 @@ export class SmallFileSaver implements BlobSealer {
   }
 
   private post(req: Omit<SmallFileRequest, 'seq'> | Omit<SealRequest, 'seq'>): Promise<SmallFileReply> {
+    if (this.workers.length === 0) this.start();
     const seq = this.seq++;
     const w = this.workers[this.next++ % this.workers.length]!;
     return new Promise((resolve, reject) => {

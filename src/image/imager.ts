@@ -105,7 +105,11 @@ export async function createImage(
       ids[i] = id;
       chunksStored++;
       // saveBlob applies backpressure; keep a few in flight so reading overlaps compression.
-      saves.push(repo.saveBlob(BlobType.data, buf, id).then((r) => (r.added ? chunksNew++ : 0)));
+      const save = repo.saveBlob(BlobType.data, buf, id).then((r) => (r.added ? chunksNew++ : 0));
+      // A failed save (destination full, crash) is rethrown where it is awaited; the others in
+      // flight fail the same way and must not become unhandled rejections that kill the process.
+      save.catch(() => undefined);
+      saves.push(save);
       if (saves.length >= 8) await saves.shift();
       opts.onProgress?.({ bytesDone: bytesRead, bytesTotal, bytesStored: repo.bytesWritten - written0 });
     }

@@ -239,17 +239,6 @@ class Restorer {
     }
   }
 
-  private async replaceWith(tmp: Buffer, path: Buffer): Promise<void> {
-    try {
-      await fsp.rename(tmp, path);
-    } catch (e) {
-      const code = errnoCode(e);
-      if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
-      await fsp.rm(path, { recursive: true, force: true }); // a folder where a file goes (rm never follows symlinks)
-      await fsp.rename(tmp, path);
-    }
-  }
-
   private async restoreNonDir(dir: Buffer, dirFull: Buffer, e: TreeEntry, shown: string): Promise<void> {
     this.opts.signal?.throwIfAborted();
     const path = Buffer.concat([dir, Buffer.from('/'), e.name]);
@@ -280,7 +269,7 @@ class Restorer {
       if (first !== undefined) {
         try {
           await fsp.link(first, t);
-          if (t !== path) await this.replaceWith(t, path);
+          if (t !== path) await replaceWith(t, path);
           live = false;
           this.s.hardlinks++;
           return;
@@ -314,7 +303,7 @@ class Restorer {
           break;
       }
       if (e.type !== 'file') await this.applyMeta(t, e, shown, undefined);
-      if (t !== path) await this.replaceWith(t, path);
+      if (t !== path) await replaceWith(t, path);
       live = false;
       if (linkKey !== undefined) this.links.set(linkKey, full);
       if (e.type === 'file' && this.opts.verify) await this.verify(path, e, shown);
@@ -511,4 +500,16 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
   r.progress(true);
   r.s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
   return { summary: r.s };
+}
+
+/** Moves a finished temporary into place, replacing a file, link or folder there (never following a link). */
+export async function replaceWith(tmp: Buffer, path: Buffer): Promise<void> {
+  try {
+    await fsp.rename(tmp, path);
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
+    await fsp.rm(path, { recursive: true, force: true }); // a folder where a file goes (rm never follows symlinks)
+    await fsp.rename(tmp, path);
+  }
 }

@@ -13,7 +13,7 @@ import { constants as C } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { LifeboatError, errnoCode } from '../util/errors.js';
-import { isSafeName } from '../files/restore.js';
+import { isSafeName, replaceWith } from '../files/restore.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { loadManifest } from './imager.js';
@@ -120,17 +120,6 @@ class Extractor {
     return Buffer.concat([dir, Buffer.from(`/${TMP_PREFIX}${randomBytes(8).toString('hex')}`)]);
   }
 
-  private async replaceWith(tmp: Buffer, path: Buffer): Promise<void> {
-    try {
-      await fsp.rename(tmp, path);
-    } catch (e) {
-      const code = errnoCode(e);
-      if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
-      await fsp.rm(path, { recursive: true, force: true }); // a folder where a file goes (rm never follows symlinks)
-      await fsp.rename(tmp, path);
-    }
-  }
-
   private async meta(path: Buffer, e: FsEntry, fh?: fsp.FileHandle): Promise<void> {
     if (this.opts.owners && e.uid !== undefined && e.gid !== undefined) {
       try {
@@ -218,7 +207,7 @@ class Extractor {
       const first = (e.nlink ?? 1) > 1 ? this.links.get(e.ref) : undefined;
       if (first) {
         await fsp.link(first, tmp);
-        await this.replaceWith(tmp, path);
+        await replaceWith(tmp, path);
         live = false;
         this.s.hardlinks++;
         return;
@@ -241,7 +230,7 @@ class Extractor {
       } finally {
         await fh.close();
       }
-      await this.replaceWith(tmp, path);
+      await replaceWith(tmp, path);
       live = false;
       this.s.files++;
       if (e.streams?.length) this.warn(shown, `${shown} has alternate data streams (${e.streams.map((x) => x.name).join(', ')}); only its main content was restored.`, false);
@@ -257,7 +246,7 @@ class Extractor {
     await fsp.symlink(target, tmp);
     try {
       await this.meta(tmp, e);
-      await this.replaceWith(tmp, path);
+      await replaceWith(tmp, path);
     } catch (err) {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
       throw err;

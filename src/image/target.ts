@@ -6,6 +6,7 @@
 import { promises as fs, constants as C } from 'node:fs';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import type { ImageWriter } from './imager.js';
+import { probeSizeByReading } from './platform/index.js';
 
 function openError(e: unknown, path: string, forWriting: boolean): LifeboatError {
   const code = errnoCode(e);
@@ -13,28 +14,6 @@ function openError(e: unknown, path: string, forWriting: boolean): LifeboatError
   if (code === 'EACCES' || code === 'EPERM') return new LifeboatError('io', `Lifeboat is not allowed to ${forWriting ? 'write to' : 'read'} ${path}. Run it as administrator (root).`);
   if (code === 'EBUSY') return new LifeboatError('io', `${path} is busy (in use by the system). Unmount its filesystems first.`);
   return new LifeboatError('io', `Cannot open ${path} (${code ?? String(e)}).`);
-}
-
-/** Size in bytes of an open file or block device. */
-async function sizeOf(h: fs.FileHandle): Promise<number> {
-  const st = await h.stat();
-  if (st.isFile()) return st.size;
-  // Block device: stat reports 0. Binary-search the end with 1-byte reads (about 40 reads).
-  const one = Buffer.alloc(1);
-  const readable = async (off: number) => (await h.read(one, 0, 1, off).catch(() => ({ bytesRead: 0 }))).bytesRead === 1;
-  let lo = 0;
-  let hi = 512;
-  while (await readable(hi - 1)) {
-    lo = hi;
-    hi *= 2;
-    if (hi > 2 ** 52) break;
-  }
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (await readable(mid - 1)) lo = mid;
-    else hi = mid;
-  }
-  return lo;
 }
 
 export interface OpenedTarget extends ImageWriter {
@@ -58,7 +37,7 @@ export async function openTarget(path: string, size: number): Promise<OpenedTarg
     throw openError(e, path, true);
   }
   let targetSize: number;
-  if (isDevice) targetSize = await sizeOf(h);
+  if (isDevice) targetSize = await probeSizeByReading(h);
   else {
     await h.truncate(0); // old contents must not survive in the holes
     await h.truncate(size);
@@ -94,19 +73,4 @@ export async function openTarget(path: string, size: number): Promise<OpenedTarg
     sync: () => h.sync(),
     close: () => h.close(),
   };
-}
-
-/** Size of a device or file without keeping it open. */
-export async function pathSize(path: string): Promise<number | undefined> {
-  let h: fs.FileHandle;
-  try {
-    h = await fs.open(path, C.O_RDONLY);
-  } catch {
-    return undefined;
-  }
-  try {
-    return await sizeOf(h);
-  } finally {
-    await h.close();
-  }
 }

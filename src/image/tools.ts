@@ -15,6 +15,8 @@ export interface DiskTools {
   /** Mount points of filesystems on this drive or its partitions. */
   mountedOn(target: string): Promise<string[]>;
   isBlockDevice(path: string): Promise<boolean>;
+  /** Size of a drive or file, undefined if it cannot be opened. */
+  deviceSize(path: string): Promise<number | undefined>;
   /** Moves a GPT's backup header to the end of a larger target; true if it did. */
   relocateGpt(target: ImageWriter, originalSize: number): Promise<boolean>;
 }
@@ -27,6 +29,7 @@ export function diskTools(): DiskTools {
     mountWarnings: (p) => mountWarnings(p, platform),
     mountedOn: async (p) => (await mountedOn(p, platform)).map((m) => m.mountpoint),
     isBlockDevice: (p) => platform.isBlockDevice(p),
+    deviceSize: (p) => platform.deviceSize(p),
     relocateGpt: relocateGptOnWriter,
   };
 }

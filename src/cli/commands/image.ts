@@ -5,7 +5,7 @@ import { LifeboatError, formatBytes } from '../../util/errors.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import { createImage, imageReferences, loadManifest, totalBytes, writeImage, type ImageProgress } from '../../image/imager.js';
 import { analyzeDisk } from '../../image/layout.js';
-import { openTarget, pathSize } from '../../image/target.js';
+import { openTarget } from '../../image/target.js';
 import { openSource } from '../../image/source.js';
 import { diskTools } from '../../image/tools.js';
 import type { Context } from '../context.js';
@@ -116,7 +116,7 @@ export function registerImageCommands(program: Command, run: Run): void {
         const tools = diskTools();
         const mounted = await tools.mountedOn(o.target);
         if (mounted.length > 0) throw new LifeboatError('invalid-argument', `${o.target} holds mounted filesystems (${mounted.join(', ')}). Unmount them first; Lifeboat will not overwrite a drive in use.`);
-        const existing = await pathSize(o.target);
+        const existing = await tools.deviceSize(o.target);
         const targetIsDevice = await tools.isBlockDevice(o.target);
         if (targetIsDevice && existing !== undefined && existing < m.size) {
           const lastEnd = Math.max(0, ...m.partitions.map((p) => p.start + p.size));

@@ -167,3 +167,17 @@ test('a writer whose lock vanished (stale, removed by another process) refuses t
   assert.equal(await code(repo.saveSnapshot(snap(t.id.toString('hex'), '2026-01-01T00:00:00Z'))), 'locked');
   assert.equal((await repo.listSnapshots()).length, 0);
 });
+
+test('a run closed without finishing (interrupted) still indexes the packs it uploaded, so the next run reuses them', async () => {
+  const { store, repo } = await fresh();
+  await repo.lock(false, 'backup');
+  const blobs = Array.from({ length: 20 }, () => randomBytes(1024 * 1024)); // > one 16 MiB pack
+  for (const b of blobs) await repo.saveBlob(BlobType.data, b);
+  await repo.close(); // no flush, no snapshot: as after Ctrl-C
+  const again = await Repository.open(store, 'correct horse');
+  await again.loadIndex();
+  const kept = blobs.filter((b) => again.hasBlob(again.blobId(b))).length;
+  assert.ok(kept >= 15, `only ${kept} of 20 blobs were indexed`);
+  assert.ok(kept < 20, 'the open pack was not written');
+  assert.deepEqual((await checkRepository(again, { readData: true })).errors, []);
+});

@@ -512,6 +512,10 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    // An interrupted run still indexes the packs it finished uploading (open packs are dropped),
+    // so the next run reuses that data instead of starting from zero.
+    await Promise.allSettled([...this.uploads]);
+    if (this.unindexed.length > 0 && this.writeError === undefined) await this.writeIndex().catch(() => undefined);
     await this.encoder.close();
     await this.unlockAll();
     await this.store.close();

@@ -81,6 +81,7 @@ export class PackWriter {
     trailer.writeUInt32LE(sealed.length, 0);
     PACK_MAGIC.copy(trailer, 4);
     const bytes = Buffer.concat([...this.parts, sealed, trailer]);
+    this.parts.length = 0; // the pack is one buffer now: do not hold its blobs twice during the upload
     return { id: toHex(sha256(bytes)), bytes };
   }
 }

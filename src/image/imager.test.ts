@@ -127,3 +127,30 @@ mkdir -p x1 x3 && mcopy -s -n -i r1.img ::/tree x1/ && diff -r tree x1/tree
 for f in tree/*; do ntfscat r2.img "/tree/$(basename "$f")" | cmp - "$f"; done
 for f in tree/*; do debugfs -R "dump /$(basename "$f") x3/out" 'out.img?offset=${p3.start}' >/dev/null 2>&1; cmp "$f" x3/out; done`, d.path);
 });
+
+test('image restore refuses a drive with a mounted filesystem, and a drive smaller than the image', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const env = { LIFEBOAT_REPO: join(d.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
+  sh(`truncate -s 16M src.img && mkfs.ext4 -q -F src.img && truncate -s 8M small.img && truncate -s 16M busy.img && mkfs.ext4 -q -F busy.img && mkdir -p mnt`, d.path);
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  assert.equal((await lifeboat(['image', 'create', join(d.path, 'src.img')], env)).code, 0);
+  const busy = sh(`losetup -f --show busy.img`, d.path).trim();
+  const small = sh(`losetup -f --show small.img`, d.path).trim();
+  try {
+    sh(`mount ${busy} mnt`, d.path);
+    try {
+      const r = await lifeboat(['image', 'restore', 'latest', '--target', busy], env);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /mounted/);
+    } finally {
+      sh(`umount mnt`, d.path);
+    }
+    const s = await lifeboat(['image', 'restore', 'latest', '--target', small], env);
+    assert.equal(s.code, 2, s.stderr);
+    assert.match(s.stderr, /8\.39 MB.*16\.8 MB/);
+    sh(`cmp -n 4096 /dev/zero ${small}`, d.path); // nothing was written
+  } finally {
+    sh(`losetup -d ${busy}; losetup -d ${small}`, d.path);
+  }
+});

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { lifeboat, tempDir } from './testing.js';
+import { spawnSync } from 'node:child_process';
+import { BIN, lifeboat, tempDir } from './testing.js';
 
 test('init, key add/list/passwd/remove, check and stats through the CLI', async (t) => {
   const dir = tempDir();
@@ -87,6 +88,10 @@ test('errors a person can act on: no repository, unsupported version, missing pa
   const unplugged = await lifeboat(['init'], { LIFEBOAT_REPO: join(dir.path, 'not-mounted', 'lifeboat'), LIFEBOAT_PASSWORD: 'pw' });
   assert.equal(unplugged.code, 2);
   assert.match(unplugged.stderr, /connect it first/);
+
+  // A reader that stops early (| head) is not an error: no stack trace, exit 0.
+  const piped = spawnSync('bash', ['-c', `node ${BIN} key list | head -c 5 >/dev/null`], { env: { ...process.env, LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: 'pw', LIFEBOAT_INSECURE_FAST_KDF: '1' }, encoding: 'utf8' });
+  assert.doesNotMatch(piped.stderr, /EPIPE|Unhandled/);
 
   const usage = await lifeboat(['no-such-command'], {});
   assert.equal(usage.code, 2);

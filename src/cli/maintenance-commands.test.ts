@@ -47,6 +47,9 @@ test('pin, forget --dry-run with reasons, forget --prune, and check through the 
   for (const time of ['2024-01-01T10:00:00Z', '2024-01-02T10:00:00Z', '2024-01-03T10:00:00Z', '2024-01-04T10:00:00Z']) ids.push(await backup(time));
   const [oldest, , third, newest] = ids as [string, string, string, string];
   await ok(['pin', oldest.slice(0, 10), '--note', 'before the upgrade'], env);
+  assert.match(await ok(['snapshots'], env), new RegExp(`${oldest.slice(0, 8)} .*\\[pinned: before the upgrade\\]`), 'listings show the pin and its note');
+  const listed = JSON.parse(await ok(['snapshots', '--json'], env)) as { id: string; pinned?: { note: string } }[];
+  assert.deepEqual(listed.filter((s) => s.pinned).map((s) => [s.id, s.pinned!.note]), [[oldest, 'before the upgrade']]);
 
   const dry = JSON.parse(await ok(['forget', '--keep-last', '1', '--dry-run', '--json'], env)) as { groups: { keep: { id: string; reasons: string[] }[]; remove: { id: string }[] }[] };
   assert.equal(dry.groups.length, 1);

@@ -1,6 +1,7 @@
 /** File backup commands: backup, snapshots, ls, find, diff, dump, restore. */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { loadPins } from '../../repo/pins.js';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Hex } from '../../repo/ids.js';
@@ -144,14 +145,17 @@ export function registerFileCommands(program: Command, run: Run): void {
       run(async (ctx) => {
         const repo = await ctx.openRepository();
         const list = await repo.listSnapshots((id, e) => ctx.warn(`snapshot ${id.slice(0, 8)} cannot be read: ${e instanceof Error ? e.message : String(e)}`));
-        if (ctx.json) return ctx.printJson(list.map(({ id, snapshot: s }) => ({ id, ...s })));
+        const pins = await loadPins(repo);
+        if (ctx.json) return ctx.printJson(list.map(({ id, snapshot: s }) => ({ id, ...s, ...(pins.has(id) ? { pinned: { note: pins.get(id)!.note } } : {}) })));
         if (list.length === 0) return ctx.out('There are no snapshots yet. Make one with "lifeboat backup PATH".');
         ctx.out(`${'ID'.padEnd(8)}  ${'TIME'.padEnd(19)}  ${'HOST'.padEnd(12)}  ${'KIND'.padEnd(5)}  ${'SIZE'.padStart(9)}  PATHS`);
         for (const { id, snapshot: s } of list) {
           const size = s.summary?.['totalBytes'] ?? s.summary?.['bytesUsed'];
           const tags = s.tags.length > 0 ? ` [${s.tags.join(', ')}]` : '';
           const inc = s.incomplete ? ` (incomplete: ${s.incomplete.count} missing)` : '';
-          ctx.out(`${id.slice(0, 8)}  ${s.time.slice(0, 19).replace('T', ' ')}  ${s.host.slice(0, 12).padEnd(12)}  ${(s.kind === 'image' ? 'image' : 'files').padEnd(5)}  ${(size !== undefined ? formatBytes(size) : '').padStart(9)}  ${s.paths.join(', ')}${tags}${inc}`);
+          const pin = pins.get(id);
+          const pinText = pin ? ` [pinned${pin.note ? `: ${pin.note}` : ''}]` : '';
+          ctx.out(`${id.slice(0, 8)}  ${s.time.slice(0, 19).replace('T', ' ')}  ${s.host.slice(0, 12).padEnd(12)}  ${(s.kind === 'image' ? 'image' : 'files').padEnd(5)}  ${(size !== undefined ? formatBytes(size) : '').padStart(9)}  ${s.paths.join(', ')}${tags}${inc}${pinText}`);
         }
       }),
     );

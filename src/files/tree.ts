@@ -50,6 +50,8 @@ export interface TreeEntry {
   contentParts?: Hex[];
   /** The directory's own tree (dirs). */
   subtree?: Hex;
+  /** Written by `repair snapshots`: this file's data (or this folder's listing) was lost. */
+  damaged?: true;
 }
 
 function isUtf8(b: Buffer, s: string): boolean {
@@ -75,6 +77,7 @@ export function encodeEntry(e: TreeEntry): string {
   if (e.content !== undefined) f.push(`"content":[${e.content.map((id) => `"${id}"`).join(',')}]`);
   if (e.contentParts !== undefined) f.push(`"contentParts":[${e.contentParts.map((id) => `"${id}"`).join(',')}]`);
   if (e.subtree !== undefined) f.push(`"subtree":"${e.subtree}"`);
+  if (e.damaged) f.push('"damaged":true');
   return `{${f.join(',')}}`;
 }
 
@@ -154,6 +157,7 @@ export function decodeEntry(v: unknown): TreeEntry {
     e.subtree = s;
   }
   if (e.type === 'dir' && e.subtree === undefined) corrupt('a folder without a listing');
+  if (o['damaged'] === true) e.damaged = true;
   return e;
 }
 

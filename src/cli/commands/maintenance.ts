@@ -9,9 +9,10 @@ import { repairIndex, repairSnapshots, type Repairers } from '../../repo/repair.
 import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
 import { referenceWalkers, type Run } from './repo.js';
+import { filesRepairer } from '../../files/repair.js';
 
 /** Snapshot repairers, contributed by the layers that own each snapshot kind (like referenceWalkers). */
-export const snapshotRepairers: Repairers = {};
+export const snapshotRepairers: Repairers = { files: filesRepairer };
 
 function count(name: string) {
   return (v: string): number => {

@@ -153,9 +153,19 @@ export async function findBadBlobs(repo: Repository, snapshot: Snapshot, walker:
 
 export async function repairSnapshots(repo: Repository, opts: RepairSnapshotsOptions): Promise<SnapshotRepairResult[]> {
   await repo.loadIndex();
+  // A blob is usable only if its pack is there: the index may still list a deleted pack's blobs
+  // (before "repair index"), and such a snapshot must not be reported as needing no repair.
+  const packsPresent = new Set<string>();
+  for await (const o of repo.store.list('data/')) {
+    const id = idOfName(o.name);
+    if (id && o.name === Names.pack(id)) packsPresent.add(id);
+  }
   const damagedBlobs = new Set<string>();
   const checked = new Set<string>();
-  const usable = (id: Uint8Array): boolean => repo.index.has(id) && !damagedBlobs.has(toHex(id));
+  const usable = (id: Uint8Array): boolean => {
+    const loc = repo.index.get(id);
+    return loc !== undefined && packsPresent.has(loc.packId) && !damagedBlobs.has(toHex(id));
+  };
   const verify = async (snapshot: Snapshot, walker: NonNullable<Walkers[SnapshotKind]>) => {
     // Load every needed blob once; what fails to load is damaged.
     const ids: Uint8Array[] = [];

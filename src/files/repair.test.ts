@@ -57,12 +57,14 @@ test('repair snapshots: a deleted pack damages one file; the repaired snapshot r
   const check = await lifeboat(['check'], env);
   assert.notEqual(check.code, 0, 'check sees the missing pack');
   assert.match(check.stdout, new RegExp(Names.pack(loc!.packId).replace(/\//g, '\\/')));
+  assert.match(check.stdout, new RegExp(`${s2.slice(0, 8)}.*is affected by the damaged or missing pack .*: /tree/sub/big\\.bin`), `check names the snapshot and file:\n${check.stdout}`);
   // The documented order: rebuild the index from the packs that are there, then repair snapshots.
   const ri = await lifeboat(['repair', 'index'], env);
   assert.equal(ri.code, 0, ri.stdout + ri.stderr);
   const dry = await lifeboat(['repair', 'snapshots', '--dry-run'], env);
   assert.equal(dry.code, 0, dry.stdout + dry.stderr);
   assert.match(dry.stdout, new RegExp(`snapshot ${s2.slice(0, 8)} \\(files\\): would be repaired`));
+  assert.match(dry.stdout, /damaged: \/tree\/sub\/big\.bin/);
 
   const rep = await lifeboat(['repair', 'snapshots'], env);
   assert.equal(rep.code, 0, rep.stdout + rep.stderr);

@@ -258,18 +258,22 @@ export async function fileContent(repo: TreeSource, e: TreeEntry): Promise<Hex[]
 /**
  * Visits every blob a file snapshot's root tree reaches (for check): listings, their parts,
  * content lists and data. `visit` returns false for ids already seen, which are not descended.
+ * `where` names the place in the snapshot that needs the blob ("/name/sub/file", or a folder as
+ * "/name/sub/"), so check and repair can report damaged files by path.
  */
-export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id: Uint8Array) => boolean): Promise<void> {
-  const stack: Hex[] = [root];
+export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id: Uint8Array, where?: string) => boolean): Promise<void> {
+  const stack: { id: Hex; path: string }[] = [{ id: root, path: '' }];
   while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (!visit(fromHex(id))) continue;
+    const { id, path } = stack.pop()!;
+    const here = `${path}/`;
+    if (!visit(fromHex(id), here)) continue;
     const o = parseJson(await repo.loadBlob(fromHex(id)));
-    if (o['parts'] !== undefined) for (const p of ids(o['parts'], 'parts')) visit(fromHex(p));
+    if (o['parts'] !== undefined) for (const p of ids(o['parts'], 'parts')) visit(fromHex(p), here);
     for (const e of await loadDir(repo, id)) {
-      if (e.contentParts) for (const p of e.contentParts) visit(fromHex(p));
-      for (const d of await fileContent(repo, e)) visit(fromHex(d));
-      if (e.subtree) stack.push(e.subtree);
+      const where = `${path}/${e.name.toString('utf8')}`;
+      if (e.contentParts) for (const p of e.contentParts) visit(fromHex(p), where);
+      for (const d of await fileContent(repo, e)) visit(fromHex(d), where);
+      if (e.subtree) stack.push({ id: e.subtree, path: where });
     }
   }
 }

@@ -1,29 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { lifeboat, tempDir } from '../cli/testing.js';
-
-function sh(cmd: string, cwd: string): string {
-  return execFileSync('bash', ['-euo', 'pipefail', '-c', cmd], { cwd, encoding: 'utf8', env: { ...process.env, LANG: 'C.UTF-8' } });
-}
-
-/** A 64 MiB MBR disk with one ext4 partition holding a few MB of files (mostly empty). */
-function makeDisk(dir: string): string {
-  mkdirSync(join(dir, 'tree'), { recursive: true });
-  let x = 99;
-  for (let i = 0; i < 12; i++) {
-    const b = Buffer.alloc(100_000 + i * 20_000);
-    for (let j = 0; j < b.length; j++) b[j] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
-    writeFileSync(join(dir, 'tree', `f${i}.bin`), b);
-  }
-  sh(`truncate -s 64M disk.img
-printf 'label: dos\\nstart=2048, size=100352, type=83\\n' | sfdisk -q disk.img
-truncate -s $((100352*512)) p1.img && mkfs.ext4 -q -F -b 4096 -d tree p1.img
-dd if=p1.img of=disk.img bs=512 seek=2048 conv=notrunc status=none && rm p1.img`, dir);
-  return join(dir, 'disk.img');
-}
+import { makeExt4Disk, sh } from './testing.js';
 
 function qemu(args: string[], cwd: string): { code: number | null; out: string } {
   const r = spawnSync('qemu-img', args, { cwd, encoding: 'utf8' });
@@ -33,7 +14,7 @@ function qemu(args: string[], cwd: string): { code: number | null; out: string }
 test('an image of an MBR/ext4 disk exports as raw, VHD and VHDX that qemu-img opens and finds identical to the disk', async (t) => {
   const d = tempDir();
   t.after(d.cleanup);
-  const disk = makeDisk(d.path);
+  const disk = makeExt4Disk(d.path);
   const size = statSync(disk).size;
   const env = { LIFEBOAT_REPO: join(d.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
   assert.equal((await lifeboat(['init'], env)).code, 0);

@@ -1,30 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lifeboat, tempDir } from '../cli/testing.js';
+import { makeExt4Disk, sh } from './testing.js';
 import { vhdChecksum } from './vhd.js';
-
-function sh(cmd: string, cwd: string): string {
-  return execFileSync('bash', ['-euo', 'pipefail', '-c', cmd], { cwd, encoding: 'utf8', env: { ...process.env, LANG: 'C.UTF-8' } });
-}
-
-/** A 64 MiB MBR disk with one ext4 partition holding a few MB of files (mostly empty). */
-function makeDisk(dir: string): string {
-  mkdirSync(join(dir, 'tree'), { recursive: true });
-  let x = 99;
-  for (let i = 0; i < 12; i++) {
-    const b = Buffer.alloc(100_000 + i * 20_000);
-    for (let j = 0; j < b.length; j++) b[j] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
-    writeFileSync(join(dir, 'tree', `f${i}.bin`), b);
-  }
-  sh(`truncate -s 64M disk.img
-printf 'label: dos\\nstart=2048, size=100352, type=83\\n' | sfdisk -q disk.img
-truncate -s $((100352*512)) p1.img && mkfs.ext4 -q -F -b 4096 -d tree p1.img
-dd if=p1.img of=disk.img bs=512 seek=2048 conv=notrunc status=none && rm p1.img`, dir);
-  return join(dir, 'disk.img');
-}
 
 interface Imported {
   imported: { id: string; format: string; size: number; bytesRead: number; tags: string[]; time: string }[];
@@ -42,7 +22,7 @@ function snapshotCount(repo: string): number {
 test('a VHDX and dynamic and fixed VHDs made by qemu-img import, and restore byte for byte', async (t) => {
   const d = tempDir();
   t.after(d.cleanup);
-  const disk = makeDisk(d.path);
+  const disk = makeExt4Disk(d.path);
   const size = statSync(disk).size;
   sh(`qemu-img convert -f raw -O vhdx disk.img q.vhdx
 qemu-img convert -f raw -O vpc -o force_size=on disk.img q.vhd
@@ -69,7 +49,7 @@ qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on disk.img qfixed.
 test('a WindowsImageBackup folder imports each disk with the computer name, the backup date as tag and time', async (t) => {
   const d = tempDir();
   t.after(d.cleanup);
-  makeDisk(d.path);
+  makeExt4Disk(d.path);
   const pc = join(d.path, 'E', 'WindowsImageBackup', 'OFFICE-PC');
   const backup = join(pc, 'Backup 2011-05-21 163015');
   mkdirSync(join(pc, 'Catalog'), { recursive: true });
@@ -126,7 +106,7 @@ function batOffset(b: Buffer): number {
 test('damaged or unsupported disk files give a clear error, exit 1 and write no snapshot', async (t) => {
   const d = tempDir();
   t.after(d.cleanup);
-  makeDisk(d.path);
+  makeExt4Disk(d.path);
   sh('qemu-img convert -f raw -O vhdx disk.img good.vhdx && qemu-img convert -f raw -O vpc -o force_size=on disk.img good.vhd', d.path);
   const good = readFileSync(join(d.path, 'good.vhdx'));
 

@@ -1,6 +1,6 @@
 /** Test helpers for the image parsers: shell commands as independent checkers, temp dirs, seeded bytes. */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -106,4 +106,49 @@ export function noiseFile(path: string, size: number, seed: number): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Flips the low bit of one byte. */
+export function flip(b: Buffer, at: number): void {
+  b.writeUInt8(b.readUInt8(at) ^ 1, at);
+}
+
+/** A disk of `size` bytes where only the given blocks hold (pseudo-random) data. */
+export function sparseDisk(size: number, blockSize: number, filled: readonly number[]): Buffer {
+  const d = Buffer.alloc(size);
+  let x = 12345;
+  for (const b of filled) {
+    for (let o = b * blockSize; o < Math.min(size, (b + 1) * blockSize); o++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      d[o] = x >>> 24;
+    }
+  }
+  return d;
+}
+
+/** Feeds a whole disk to a VHD/VHDX writer block by block (all-zero blocks as absent). */
+export async function writeAll(w: { blockSize: number; writeBlock(i: number, d: Buffer | undefined): Promise<void>; finish(): Promise<void> }, disk: Buffer): Promise<void> {
+  const n = Math.ceil(disk.length / w.blockSize);
+  for (let i = 0; i < n; i++) {
+    const block = Buffer.alloc(w.blockSize);
+    disk.copy(block, 0, i * w.blockSize, Math.min(disk.length, (i + 1) * w.blockSize));
+    await w.writeBlock(i, block.every((b) => b === 0) ? undefined : block);
+  }
+  await w.finish();
+}
+
+/** A 64 MiB MBR disk with one ext4 partition holding a few MB of files (mostly empty). */
+export function makeExt4Disk(dir: string): string {
+  mkdirSync(join(dir, 'tree'), { recursive: true });
+  let x = 99;
+  for (let i = 0; i < 12; i++) {
+    const b = Buffer.alloc(100_000 + i * 20_000);
+    for (let j = 0; j < b.length; j++) b[j] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+    writeFileSync(join(dir, 'tree', `f${i}.bin`), b);
+  }
+  sh(`truncate -s 64M disk.img
+printf 'label: dos\\nstart=2048, size=100352, type=83\\n' | sfdisk -q disk.img
+truncate -s $((100352*512)) p1.img && mkfs.ext4 -q -F -b 4096 -d tree p1.img
+dd if=p1.img of=disk.img bs=512 seek=2048 conv=notrunc status=none && rm p1.img`, dir);
+  return join(dir, 'disk.img');
 }

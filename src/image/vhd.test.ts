@@ -1,35 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LifeboatError } from '../util/errors.js';
+import { flip, sparseDisk, writeAll } from './testing.js';
 import { MemoryFile, VhdWriter, encodeVhdFooter, openVhd, vhdChecksum, vhdGeometry } from './vhd.js';
-
-/** A disk of `size` bytes where only the given blocks hold (pseudo-random) data. */
-/** Flips the low bit of one byte. */
-function flip(b: Buffer, at: number): void {
-  b.writeUInt8(b.readUInt8(at) ^ 1, at);
-}
-
-function sparseDisk(size: number, blockSize: number, filled: readonly number[]): Buffer {
-  const d = Buffer.alloc(size);
-  let x = 12345;
-  for (const b of filled) {
-    for (let o = b * blockSize; o < Math.min(size, (b + 1) * blockSize); o++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      d[o] = x >>> 24;
-    }
-  }
-  return d;
-}
-
-async function writeAll(w: { blockSize: number; writeBlock(i: number, d: Buffer | undefined): Promise<void>; finish(): Promise<void> }, disk: Buffer): Promise<void> {
-  const n = Math.ceil(disk.length / w.blockSize);
-  for (let i = 0; i < n; i++) {
-    const block = Buffer.alloc(w.blockSize);
-    disk.copy(block, 0, i * w.blockSize, Math.min(disk.length, (i + 1) * w.blockSize));
-    await w.writeBlock(i, block.every((b) => b === 0) ? undefined : block);
-  }
-  await w.finish();
-}
 
 test('CHS geometry follows the specification', () => {
   // 64 MiB → 131072 sectors: 17 sectors/track, 8 heads, 963 cylinders (as Hyper-V and qemu compute).

@@ -1,37 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LifeboatError } from '../util/errors.js';
+import { flip, sparseDisk, writeAll } from './testing.js';
 import { VhdxWriter, crc32c, guidBytes, openVhdx } from './vhdx.js';
 import { MemoryFile } from './vhd.js';
 
 const MiB = 1024 * 1024;
-
-/** Flips the low bit of one byte. */
-function flip(b: Buffer, at: number): void {
-  b.writeUInt8(b.readUInt8(at) ^ 1, at);
-}
-
-function sparseDisk(size: number, blockSize: number, filled: readonly number[]): Buffer {
-  const d = Buffer.alloc(size);
-  let x = 12345;
-  for (const b of filled) {
-    for (let o = b * blockSize; o < Math.min(size, (b + 1) * blockSize); o++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      d[o] = x >>> 24;
-    }
-  }
-  return d;
-}
-
-async function writeAll(w: { blockSize: number; writeBlock(i: number, d: Buffer | undefined): Promise<void>; finish(): Promise<void> }, disk: Buffer): Promise<void> {
-  const n = Math.ceil(disk.length / w.blockSize);
-  for (let i = 0; i < n; i++) {
-    const block = Buffer.alloc(w.blockSize);
-    disk.copy(block, 0, i * w.blockSize, Math.min(disk.length, (i + 1) * w.blockSize));
-    await w.writeBlock(i, block.every((b) => b === 0) ? undefined : block);
-  }
-  await w.finish();
-}
 
 
 test('CRC-32C matches the standard check value', () => {

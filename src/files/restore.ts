@@ -278,6 +278,7 @@ class Restorer {
           // too deep to link by path: restored as a copy below
         }
       }
+      if (e.damaged) this.warn(shown, `${shown}: its data was lost from the repository ("lifeboat repair snapshots" marked it damaged); restored ${e.type === 'dir' ? 'as an empty folder' : 'empty'}.`);
       switch (e.type) {
         case 'file':
           await this.writeFile(t, e, shown);

@@ -2,8 +2,8 @@
  * Crash safety with a real SIGKILL (issue 6, P5): `lifeboat backup` is killed at random moments
  * (a few rounds, from "just started" to "about to write its snapshot"). After each kill,
  * `check --read-data` passes, every earlier snapshot restores intact, and the next backup
- * succeeds. A prune right after a kill gets its exclusive lock (the dead process's lock is stale)
- * and leaves every snapshot intact.
+ * succeeds and uploads only what the killed one had not stored. A prune right after a kill gets
+ * its exclusive lock (the dead process's lock is stale) and leaves every snapshot intact.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +17,13 @@ function makeTree(dir: string, seedFiles: number, size: number): void {
   mkdirSync(join(dir, 'sub'), { recursive: true });
   for (let i = 0; i < seedFiles; i++) writeFileSync(join(dir, i % 2 ? 'sub' : '', `f${i}.bin`), randomBytes(size));
   for (let i = 0; i < 20; i++) writeFileSync(join(dir, 'sub', `small${i}.txt`), randomBytes(500 + i * 700));
+}
+
+/** Bytes of all files under `dir` (the packs of a repository's data folder). */
+function bytesUnder(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? bytesUnder(join(dir, e.name)) : statSync(join(dir, e.name)).size;
+  return n;
 }
 
 function assertSameTree(want: string, got: string): void {
@@ -64,6 +71,8 @@ test('a backup killed with SIGKILL at random moments leaves a repository that ch
   const bt = await lifeboat(['backup', '--json', timed], env);
   assert.equal(bt.code, 0, bt.stderr);
   const full = Date.now() - started;
+  const fullBytes = (JSON.parse(bt.stdout) as { summary: { bytesAdded: number } }).summary.bytesAdded;
+  const data = join(env.LIFEBOAT_REPO, 'data');
   trees.push(timed);
   ids.push((JSON.parse(bt.stdout) as { snapshot: string }).snapshot);
 
@@ -74,7 +83,9 @@ test('a backup killed with SIGKILL at random moments leaves a repository that ch
     makeTree(tree, 6, 4 * 1024 * 1024);
     // From the process's start-up to the end of a whole backup, spread over the rounds.
     const ms = Math.round(((r + Math.random()) / rounds) * full);
+    const before = bytesUnder(data);
     const k = await backupKilledAfter(ms, [tree], env);
+    const storedByKilled = bytesUnder(data) - before;
     if (k.killed) kills++;
     const what = `round ${r}, killed after ${ms} ms of ~${full} (${k.killed ? 'killed' : `finished first, code ${k.code}`})`;
 
@@ -89,6 +100,9 @@ test('a backup killed with SIGKILL at random moments leaves a repository that ch
     }
     const next = await lifeboat(['backup', '--json', tree], env);
     assert.equal(next.code, 0, `${what}: the next backup: ${next.stderr}`);
+    // It reuses every pack the killed run stored: together they add about one backup's worth.
+    const added = (JSON.parse(next.stdout) as { summary: { bytesAdded: number } }).summary.bytesAdded;
+    assert.ok(storedByKilled + added <= fullBytes * 1.1, `${what}: the killed run stored ${storedByKilled} bytes, the next added ${added}; one backup is ${fullBytes}`);
     trees.push(tree);
     ids.push((JSON.parse(next.stdout) as { snapshot: string }).snapshot);
   }

@@ -2,7 +2,8 @@
  * Crash safety of an image by fault injection (issue 6, P5): the store "dies" at every put an
  * image of a small raw disk file makes, with the crashing put lost or landed. After each crash
  * the repository checks clean with --read-data, the image that existed before restores byte for
- * byte, and the next image succeeds, restores intact and reuses what the crashed one had indexed.
+ * byte, and the next image succeeds, restores intact and uploads only what the crashed one had
+ * not stored (its unindexed packs are indexed first, as the CLI does).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkRepository } from '../repo/check.js';
+import { indexUnindexedPacks } from '../repo/repair.js';
 import { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { FaultStore, InjectedCrash } from '../store/fault.js';
@@ -100,6 +102,7 @@ test('an image that crashes at any put leaves a clean repository; the retry succ
   assert.ok(probe.bytesAdded > newBytes && probe.bytesAdded < newBytes * 1.1, `the clean image added ${probe.bytesAdded} bytes (only what A lacks)`);
 
   let indexedRounds = 0;
+  let adoptedRounds = 0;
   for (let n = 1; n <= puts; n++) {
     for (const lands of [false, true]) {
       const what = `crash at put ${n}/${puts} (${lands ? 'landed' : 'lost'})`;
@@ -116,7 +119,10 @@ test('an image that crashes at any put leaves a clean repository; the retry succ
       await restoresIntact(after, a.id, pathA, what);
 
       const indexed = (await count(inner, 'index/')) > indexBefore;
+      const adopted = await indexUnindexedPacks(after); // as `lifeboat image create` does
+      if (adopted.packs > 0) adoptedRounds++;
       const retry = await image(after, pathB, '2026-01-03T00:00:00Z');
+      assert.ok(retry.bytesAdded + adopted.bytes <= probe.bytesAdded * 1.05, `${what}: ${adopted.bytes} bytes were stored before the crash, and the retry added ${retry.bytesAdded}`);
       if (indexed) {
         indexedRounds++;
         assert.ok(retry.bytesAdded < newBytes / 10, `${what}: the index had landed, yet the retry added ${retry.bytesAdded} bytes`);
@@ -128,5 +134,6 @@ test('an image that crashes at any put leaves a clean repository; the retry succ
       await restoresIntact(again, retry.id, pathB, `${what}, retry`);
     }
   }
+  assert.ok(adoptedRounds >= 2, `some crashes left stored packs that the retry reused (${adoptedRounds} rounds)`);
   assert.ok(indexedRounds >= 2, `some crashes came after the index landed (${indexedRounds} rounds)`);
 });

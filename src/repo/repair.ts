@@ -85,6 +85,35 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
   };
 }
 
+/**
+ * Indexes the packs no index file lists: those left by a backup, image or prune that died before
+ * writing its index (an index is written every 32 packs and at the end). Called by writers under
+ * their lock before they start, so an interrupted backup's uploaded data is reused instead of
+ * uploaded again. Each pack's header is read with two ranged reads; a damaged one is left for
+ * check and prune. A pack that a running writer has stored but not indexed yet may be indexed
+ * twice, by it and by us: index files may list the same pack identically (FORMAT.md §7).
+ */
+export async function indexUnindexedPacks(repo: Repository): Promise<{ packs: number; bytes: number }> {
+  await repo.loadIndex();
+  const found: IndexPack[] = [];
+  let bytes = 0;
+  for await (const o of repo.store.list('data/')) {
+    const id = idOfName(o.name);
+    if (!id || o.name !== Names.pack(id) || repo.index.hasPack(id)) continue;
+    try {
+      found.push(await readPackHeader(repo, id, o.size));
+      bytes += o.size;
+    } catch (e) {
+      if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io' || e.code === 'not-found')) continue;
+      throw e;
+    }
+  }
+  if (found.length === 0) return { packs: 0, bytes: 0 };
+  await writeIndexFiles(repo, found);
+  await repo.loadIndex();
+  return { packs: found.length, bytes };
+}
+
 /** A place in a snapshot (a file path, a byte range of a drive) whose data is lost. */
 export interface DamagedPlace {
   readonly where: string;

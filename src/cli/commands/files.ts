@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadPins } from '../../repo/pins.js';
+import { indexUnindexedPacks } from '../../repo/repair.js';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Hex } from '../../repo/ids.js';
@@ -97,6 +98,7 @@ export function registerFileCommands(program: Command, run: Run): void {
         }
         const repo = await ctx.openRepository();
         await repo.lock(false, 'backup');
+        await indexUnindexedPacks(repo); // reuse what an interrupted run uploaded
         warnPlatformOnce(ctx);
         const progress = new Progress(ctx, 'backup');
         const onEvent = (e: BackupEvent) => {

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { hostname, userInfo } from 'node:os';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import type { Snapshot } from '../../repo/snapshot.js';
+import { indexUnindexedPacks } from '../../repo/repair.js';
 import { createImage, imageReferences, loadManifest, totalBytes, writeImage, type ImageProgress } from '../../image/imager.js';
 import { analyzeDisk } from '../../image/layout.js';
 import { openTarget } from '../../image/target.js';
@@ -65,7 +66,7 @@ export function registerImageCommands(program: Command, run: Run): void {
           }
           const repo = await ctx.openRepository();
           await repo.lock(false, 'image create');
-          await repo.loadIndex();
+          await indexUnindexedPacks(repo); // loads the index; reuses what an interrupted run uploaded
           const started = Date.now();
           const res = await createImage(repo, src, layout.used, { table: layout.table, partitions: layout.partitions, source: { path: sourcePath }, unreadable }, {
             signal: ctx.abort.signal,

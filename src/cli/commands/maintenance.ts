@@ -10,9 +10,10 @@ import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
 import { referenceWalkers, type Run } from './repo.js';
 import { filesRepairer } from '../../files/repair.js';
+import { imageRepairer } from '../../image/repair.js';
 
 /** Snapshot repairers, contributed by the layers that own each snapshot kind (like referenceWalkers). */
-export const snapshotRepairers: Repairers = { files: filesRepairer };
+export const snapshotRepairers: Repairers = { files: filesRepairer, image: imageRepairer };
 
 function count(name: string) {
   return (v: string): number => {

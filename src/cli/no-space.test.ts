@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { checkRepository } from '../repo/check.js';
 import { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
-import { FaultStore } from '../store/fault.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { backup } from '../files/backup.js';
@@ -95,18 +94,23 @@ test('the store filling up at any put of a backup: no-space error, clean reposit
     for (const p of ['config', 'keys/']) for await (const o of base.list(p)) await out.put(o.name, await base.get(o.name));
     return out;
   };
-  // Record the size of every put a clean backup makes; then let the drive hold one byte less than
-  // the first k puts plus the (k+1)th, for every k.
-  const sizes: number[] = [];
+  // Count the puts a clean backup makes; then let the drive be full from the (k+1)th put on, for
+  // every k. (By count, not bytes: the order of concurrent puts may differ between runs.)
+  let puts = 0;
   const probe = await clone();
-  const rec = new Proxy(probe, { get: (o, k) => (k === 'put' ? (n: string, b: Uint8Array) => (sizes.push(b.length), o.put(n, b)) : (Reflect.get(o, k) as unknown)) });
+  const rec = new Proxy(probe, { get: (o, k) => (k === 'put' ? (n: string, b: Uint8Array) => (puts++, o.put(n, b)) : (Reflect.get(o, k) as unknown)) });
   await backup(await open(rec), { paths: [tree] });
-  assert.ok(sizes.length >= 4, `${sizes.length} puts`);
-  for (let k = 0; k < sizes.length; k++) {
+  assert.ok(puts >= 4, `${puts} puts`);
+  for (let k = 0; k < puts; k++) {
     const inner = await clone();
-    const room = sizes.slice(0, k).reduce((a, b) => a + b, 0) + sizes[k]! - 1;
-    const fault = new FaultStore(inner, { noSpaceAfterBytes: room });
-    await assert.rejects(backup(await open(fault), { paths: [tree] }), (e) => e instanceof LifeboatError && e.code === 'no-space', `full at put ${k + 1}`);
+    let n = 0;
+    const full = new Proxy(inner, {
+      get: (o, key) =>
+        key === 'put'
+          ? (name: string, b: Uint8Array) => (++n > k ? Promise.reject(new LifeboatError('no-space', `The drive is full: could not save ${name} (${b.length} bytes).`)) : o.put(name, b))
+          : (Reflect.get(o, key) as unknown),
+    });
+    await assert.rejects(backup(await open(full), { paths: [tree] }), (e) => e instanceof LifeboatError && e.code === 'no-space', `full at put ${k + 1}`);
     const after = await open(inner);
     assert.deepEqual((await checkRepository(after, { readData: true, walkers })).errors, [], `full at put ${k + 1}: check`);
     assert.equal((await after.listSnapshots()).length, 0, `full at put ${k + 1}: no snapshot`);

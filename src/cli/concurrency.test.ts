@@ -8,21 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BIN, lifeboat, tempDir, type CliResult } from './testing.js';
-
-function assertSameTree(want: string, got: string): void {
-  const w = readdirSync(want).sort();
-  assert.deepEqual(readdirSync(got).sort(), w, `entries of ${got}`);
-  for (const n of w) {
-    const a = join(want, n);
-    const b = join(got, n);
-    if (statSync(a).isDirectory()) assertSameTree(a, b);
-    else assert.ok(readFileSync(a).equals(readFileSync(b)), `${b} differs from ${a}`);
-  }
-}
+import { BIN, lifeboat, tempDir, type CliResult, assertSameTree } from './testing.js';
 
 function makeTree(dir: string, files: number, size: number, shared?: Buffer): void {
   mkdirSync(join(dir, 'sub'), { recursive: true });

@@ -9,9 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, lifeboat, tempDir } from './testing.js';
+import { BIN, lifeboat, tempDir, assertSameTree } from './testing.js';
 
 function makeTree(dir: string, seedFiles: number, size: number): void {
   mkdirSync(join(dir, 'sub'), { recursive: true });
@@ -24,17 +24,6 @@ function bytesUnder(dir: string): number {
   let n = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? bytesUnder(join(dir, e.name)) : statSync(join(dir, e.name)).size;
   return n;
-}
-
-function assertSameTree(want: string, got: string): void {
-  const w = readdirSync(want).sort();
-  assert.deepEqual(readdirSync(got).sort(), w, `entries of ${got}`);
-  for (const n of w) {
-    const a = join(want, n);
-    const b = join(got, n);
-    if (statSync(a).isDirectory()) assertSameTree(a, b);
-    else assert.ok(readFileSync(a).equals(readFileSync(b)), `${b} differs from ${a}`);
-  }
 }
 
 /** Runs `lifeboat backup` and SIGKILLs it after `ms`; resolves with how it ended. */

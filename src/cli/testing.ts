@@ -1,6 +1,7 @@
 /** Test helpers for driving the real CLI as a child process (used by every layer's CLI tests). */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,4 +33,16 @@ export function lifeboat(args: readonly string[], env: Record<string, string | u
 export function tempDir(prefix = 'lifeboat-test-'): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Asserts that `got` holds exactly the files of `want` (names and bytes), recursively. */
+export function assertSameTree(want: string, got: string): void {
+  const w = readdirSync(want).sort();
+  assert.deepEqual(readdirSync(got).sort(), w, `entries of ${got}`);
+  for (const n of w) {
+    const a = join(want, n);
+    const b = join(got, n);
+    if (statSync(a).isDirectory()) assertSameTree(a, b);
+    else assert.ok(readFileSync(a).equals(readFileSync(b)), `${b} differs from ${a}`);
+  }
 }

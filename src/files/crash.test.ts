@@ -7,8 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { assertSameTree } from '../cli/testing.js';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { checkRepository } from '../repo/check.js';
 import { indexUnindexedPacks } from '../repo/repair.js';
@@ -54,18 +55,6 @@ function makeTree(dir: string, bigFiles: number, bigSize: number): number {
     total += b.length;
   }
   return total;
-}
-
-/** Asserts that `got` holds exactly the files of `want` (names and bytes), recursively. */
-function assertSameTree(want: string, got: string): void {
-  const w = readdirSync(want).sort();
-  assert.deepEqual(readdirSync(got).sort(), w, `entries of ${got}`);
-  for (const n of w) {
-    const a = join(want, n);
-    const b = join(got, n);
-    if (statSync(a).isDirectory()) assertSameTree(a, b);
-    else assert.ok(readFileSync(a).equals(readFileSync(b)), `${b} differs from ${a}`);
-  }
 }
 
 async function open(store: Store): Promise<Repository> {

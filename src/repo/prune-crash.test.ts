@@ -11,44 +11,8 @@ import { Names } from './ids.js';
 import { backupFiles, chunk, fixtureWalkers, loadEverything, newRepository, reopen } from './maintenance-fixtures.js';
 import { prune } from './prune.js';
 import { MemoryStore } from '../store/memory.js';
-import type { PutOptions, Store, StoreStat } from '../store/store.js';
-
-class Died extends Error {}
-
-/** Dies at the Nth put or delete; `lands` says whether that last change reaches the store. */
-class DyingStore implements Store {
-  readonly location: string;
-  changes = 0;
-  constructor(readonly inner: Store, readonly dieAt: number, readonly lands: boolean) {
-    this.location = inner.location;
-  }
-  private async change(op: () => Promise<void>): Promise<void> {
-    const n = ++this.changes;
-    if (n >= this.dieAt) {
-      if (n === this.dieAt && this.lands) await op();
-      throw new Died(`died at change ${n}`);
-    }
-    await op();
-  }
-  put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
-    return this.change(() => (options ? this.inner.put(name, data, options) : this.inner.put(name, data)));
-  }
-  delete(name: string): Promise<void> {
-    return this.change(() => this.inner.delete(name));
-  }
-  get(name: string, offset?: number, length?: number): Promise<Uint8Array> {
-    return this.inner.get(name, offset, length);
-  }
-  stat(name: string): Promise<StoreStat | undefined> {
-    return this.inner.stat(name);
-  }
-  list(prefix: string): AsyncIterable<StoreStat> {
-    return this.inner.list(prefix);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
+import type { Store } from '../store/store.js';
+import { FaultStore, InjectedCrash } from '../store/fault.js';
 
 async function cloneStore(src: Store): Promise<MemoryStore> {
   const out = new MemoryStore();
@@ -68,17 +32,17 @@ test('a prune that dies at any put or delete leaves every remaining snapshot int
   await base.delete(Names.snapshot(b));
   const expected = await loadEverything(await reopen(base));
 
-  const probe = new DyingStore(await cloneStore(base), Infinity, false);
+  const probe = new FaultStore(await cloneStore(base));
   const report = await prune(await reopen(probe), { walkers: fixtureWalkers, maxUnusedPercent: 0 });
   assert.ok(report.packs.repacked >= 1 && report.packs.deleted + report.packs.repacked >= 2, JSON.stringify(report.packs));
-  const changes = probe.changes;
+  const changes = probe.counts.put + probe.counts.delete;
   assert.ok(changes >= 4, `prune makes ${changes} changes`);
 
   for (let n = 1; n <= changes; n++) {
     for (const lands of [false, true]) {
       const what = `died at change ${n}/${changes} (${lands ? 'done' : 'lost'})`;
       const inner = await cloneStore(base);
-      await assert.rejects(prune(await reopen(new DyingStore(inner, n, lands)), { walkers: fixtureWalkers, maxUnusedPercent: 0 }), Died, what);
+      await assert.rejects(prune(await reopen(new FaultStore(inner, { crashAtChange: n, crashedPutLands: lands })), { walkers: fixtureWalkers, maxUnusedPercent: 0 }), InjectedCrash, what);
       const after = await reopen(inner);
       assert.deepEqual((await checkRepository(after, { readData: true, walkers: fixtureWalkers })).errors, [], `${what}: check --read-data`);
       assert.equal(await loadEverything(after), expected, `${what}: every remaining snapshot loads all its blobs`);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStore } from '../store/memory.js';
-import type { PutOptions, Store, StoreStat } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { LifeboatError } from '../util/errors.js';
 import { checkRepository } from './check.js';
 import { Names } from './ids.js';
@@ -180,68 +180,3 @@ test('pins: pin with a note, re-pin replaces the note, unpin; prune drops pins o
   assert.deepEqual(await names(store, 'pins/'), []);
 });
 
-/** A store that "dies" at the Nth put or the Nth delete: that call and every later write fail. */
-class DyingStore implements Store {
-  readonly location = 'dying';
-  puts = 0;
-  deletes = 0;
-  dead = false;
-  constructor(readonly inner: Store, readonly at: { put?: number; delete?: number; lands?: boolean }) {}
-  async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
-    if (this.dead || ++this.puts === this.at.put) {
-      if (!this.dead && this.at.lands) await this.inner.put(name, data, options);
-      this.dead = true;
-      throw new Error(`died at put ${name}`);
-    }
-    return this.inner.put(name, data, options);
-  }
-  async delete(name: string): Promise<void> {
-    if (this.dead || ++this.deletes === this.at.delete) {
-      this.dead = true;
-      throw new Error(`died at delete ${name}`);
-    }
-    return this.inner.delete(name);
-  }
-  get(name: string, offset?: number, length?: number): Promise<Uint8Array> {
-    return this.inner.get(name, offset, length);
-  }
-  stat(name: string): Promise<StoreStat | undefined> {
-    return this.inner.stat(name);
-  }
-  list(prefix: string): AsyncIterable<StoreStat> {
-    return this.inner.list(prefix);
-  }
-  async close(): Promise<void> {}
-}
-
-test('a prune killed at any write or delete leaves every snapshot complete and check clean', async () => {
-  let puts = 0;
-  let deletes = 0;
-  // Count the writes of an uninterrupted prune first.
-  {
-    const { store, b } = await threeSnapshots();
-    await store.delete(Names.snapshot(b)); // B's data pack holds 'common' (C needs it): repacked
-    const counter = new DyingStore(store, {});
-    await prune(await reopen(counter), { walkers: fixtureWalkers, maxUnusedPercent: 0 });
-    puts = counter.puts;
-    deletes = counter.deletes;
-  }
-  assert.ok(puts >= 2 && deletes >= 4, `puts ${puts}, deletes ${deletes}`);
-  const cases: { put?: number; delete?: number; lands?: boolean }[] = [];
-  for (let n = 1; n <= puts; n++) cases.push({ put: n }, { put: n, lands: true });
-  for (let n = 1; n <= deletes; n++) cases.push({ delete: n });
-  for (const at of cases) {
-    const { store, b } = await threeSnapshots();
-    await store.delete(Names.snapshot(b));
-    const dying = new DyingStore(store, at);
-    await assert.rejects(prune(await reopen(dying), { walkers: fixtureWalkers, maxUnusedPercent: 0 }), /died at/);
-    const repo = await reopen(store);
-    const report = await checkRepository(repo, { readData: true, walkers: fixtureWalkers });
-    assert.deepEqual(report.errors, [], `killed at ${JSON.stringify(at)}`);
-    assert.equal(await loadEverything(repo), 6, `killed at ${JSON.stringify(at)}: A and C load every blob`);
-    // The next prune finishes the job.
-    await prune(await reopen(store), { walkers: fixtureWalkers, maxUnusedPercent: 0 });
-    await clean(store);
-    assert.equal(await loadEverything(await reopen(store)), 6);
-  }
-});

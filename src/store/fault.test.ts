@@ -98,3 +98,20 @@ test('FaultStore: counts every operation, and passes ifAbsent through', async ()
   assert.equal(s.injected, 0);
   assert.equal(s.location, 'memory');
 });
+
+test('FaultStore: crashAtChange counts puts and deletes together; the crashing delete lands only with crashedPutLands', async () => {
+  for (const lands of [false, true]) {
+    const inner = new MemoryStore();
+    await inner.put('a', Buffer.from('1'));
+    await inner.put('b', Buffer.from('2'));
+    const f = new FaultStore(inner, { crashAtChange: 2, crashedPutLands: lands });
+    await f.put('c', Buffer.from('3')); // change 1
+    await assert.rejects(f.delete('a'), InjectedCrash); // change 2: the crash
+    assert.equal(await inner.stat('a') === undefined, lands);
+    await assert.rejects(f.delete('b'), InjectedCrash);
+    await assert.rejects(f.put('d', Buffer.from('4')), InjectedCrash);
+    assert.ok(await inner.stat('b'));
+    assert.equal(await inner.stat('d'), undefined);
+    assert.equal(f.crashed, true);
+  }
+});

@@ -10,10 +10,10 @@
 import { LifeboatError } from '../util/errors.js';
 import { assertValidName, type PutOptions, type Store, type StoreStat } from './store.js';
 
-/** Thrown by a put that FaultStore pretends the process died in. */
+/** Thrown by a put (or, with crashAtChange, a delete) that FaultStore pretends the process died in. */
 export class InjectedCrash extends Error {
   constructor(readonly putNumber: number, readonly objectName: string) {
-    super(`injected crash at put #${putNumber} (${objectName})`);
+    super(`injected crash at write #${putNumber} (${objectName})`);
     this.name = 'InjectedCrash';
   }
 }
@@ -29,6 +29,12 @@ export interface FaultOptions {
    * before it was acknowledged"). Both outcomes are allowed by the Store contract. Default false.
    */
   readonly crashedPutLands?: boolean;
+  /**
+   * Like crashAtPut, but counting puts and deletes together (a prune deletes as much as it writes):
+   * the Nth change and every later one fail with InjectedCrash. `crashedPutLands` says whether the
+   * crashing change (put or delete) reaches the inner store.
+   */
+  readonly crashAtChange?: number;
   /**
    * The drive holds this many bytes of puts: a put that would take the total over it fails with
    * LifeboatError('no-space') and stores nothing. Counted over puts that reached the inner store
@@ -65,6 +71,9 @@ export class FaultStore implements Store {
   /** The fault settings; tests may change them between operations. */
   crashAtPut: number | undefined;
   crashedPutLands: boolean;
+  crashAtChange: number | undefined;
+  /** Puts and deletes so far (what crashAtChange counts). */
+  changes = 0;
   noSpaceAfterBytes: number | undefined;
   readonly failGets: Set<string>;
   readonly corruptGets: Set<string>;
@@ -73,6 +82,7 @@ export class FaultStore implements Store {
     this.location = inner.location;
     this.crashAtPut = options.crashAtPut;
     this.crashedPutLands = options.crashedPutLands ?? false;
+    this.crashAtChange = options.crashAtChange;
     this.noSpaceAfterBytes = options.noSpaceAfterBytes;
     this.failGets = new Set(options.failGets ?? []);
     this.corruptGets = new Set(options.corruptGets ?? []);
@@ -80,11 +90,21 @@ export class FaultStore implements Store {
 
   /** True once a crash was injected: the "process" is dead and every later put fails. */
   get crashed(): boolean {
-    return this.crashAtPut !== undefined && this.counts.put >= this.crashAtPut;
+    return (this.crashAtPut !== undefined && this.counts.put >= this.crashAtPut) || (this.crashAtChange !== undefined && this.changes >= this.crashAtChange);
+  }
+
+  /** Counts a change; throws InjectedCrash (after `land` if the crashing change lands) once dead. */
+  private async change(name: string, land: () => Promise<void>): Promise<boolean> {
+    const c = ++this.changes;
+    if (this.crashAtChange === undefined || c < this.crashAtChange) return false;
+    this.injected++;
+    if (c === this.crashAtChange && this.crashedPutLands) await land();
+    throw new InjectedCrash(c, name);
   }
 
   async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
     assertValidName(name);
+    await this.change(name, () => this.store(name, data, options));
     const n = ++this.counts.put;
     if (this.crashAtPut !== undefined && n >= this.crashAtPut) {
       this.injected++;
@@ -135,6 +155,7 @@ export class FaultStore implements Store {
 
   async delete(name: string): Promise<void> {
     this.counts.delete++;
+    await this.change(name, () => this.inner.delete(name));
     return this.inner.delete(name);
   }
 

@@ -298,30 +298,20 @@ async function openDynamicVhd(file: FileAccess, footer: VhdFooter): Promise<Virt
     format: 'vhd-dynamic',
     size,
     allocated,
-    async read(offset: number, length: number): Promise<Uint8Array> {
-      const out = Buffer.alloc(length);
-      let pos = offset;
-      const end = Math.min(size, offset + length);
-      while (pos < end) {
-        const block = Math.floor(pos / blockSize);
-        const within = pos - block * blockSize;
-        const n = Math.min(blockSize - within, end - pos);
+    read: (offset: number, length: number) =>
+      readByBlocks(offset, length, size, blockSize, async (block, within, n, out, at) => {
         const sector = bat.readUInt32BE(block * 4);
-        if (sector !== UNALLOCATED) {
-          const data = await file.read(sector * 512 + bitmapSize + within, n);
-          const bitmap = await bitmapOf(block, sector);
-          // Copy sector runs whose bitmap bit is set (most significant bit first).
-          for (let s = Math.floor(within / 512); s * 512 < within + n; s++) {
-            if (((bitmap[s >> 3]! >> (7 - (s & 7))) & 1) === 0) continue;
-            const a = Math.max(within, s * 512);
-            const b = Math.min(within + n, (s + 1) * 512);
-            data.copy(out, pos - offset + (a - within), a - within, b - within);
-          }
+        if (sector === UNALLOCATED) return;
+        const data = await file.read(sector * 512 + bitmapSize + within, n);
+        const bitmap = await bitmapOf(block, sector);
+        // Copy sector runs whose bitmap bit is set (most significant bit first).
+        for (let s = Math.floor(within / 512); s * 512 < within + n; s++) {
+          if (((bitmap[s >> 3]! >> (7 - (s & 7))) & 1) === 0) continue;
+          const a = Math.max(within, s * 512);
+          const b = Math.min(within + n, (s + 1) * 512);
+          data.copy(out, at + (a - within), a - within, b - within);
         }
-        pos += n;
-      }
-      return out;
-    },
+      }),
     close: () => file.close(),
   };
 }
@@ -377,4 +367,27 @@ export class VhdWriter implements BlockFormatWriter {
     await this.out.write(512, h);
     await this.out.write(0, footer);
   }
+}
+
+/**
+ * Reads [offset, offset+length) of a block-structured virtual disk (VHD, VHDX): `fill` copies the
+ * `n` bytes at `within` of block `block` into `out` at `at`, or leaves them as zeros.
+ */
+export async function readByBlocks(
+  offset: number,
+  length: number,
+  size: number,
+  blockSize: number,
+  fill: (block: number, within: number, n: number, out: Buffer, at: number) => Promise<void>,
+): Promise<Uint8Array> {
+  const out = Buffer.alloc(length);
+  const end = Math.min(size, offset + length);
+  for (let pos = offset; pos < end; ) {
+    const block = Math.floor(pos / blockSize);
+    const within = pos - block * blockSize;
+    const n = Math.min(blockSize - within, end - pos);
+    await fill(block, within, n, out, pos - offset);
+    pos += n;
+  }
+  return out;
 }

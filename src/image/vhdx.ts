@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
 import type { ByteRange } from './imager.js';
-import { pushRange, type BlockFormatWriter, type ByteSink, type FileAccess, type VirtualDisk } from './vhd.js';
+import { pushRange, readByBlocks, type BlockFormatWriter, type ByteSink, type FileAccess, type VirtualDisk } from './vhd.js';
 
 // ------------------------------------------------------------------ CRC-32C (Castagnoli)
 
@@ -247,20 +247,11 @@ export async function openVhdx(file: FileAccess): Promise<VirtualDisk> {
     format: leaveBlocksAllocated ? 'vhdx-fixed' : 'vhdx-dynamic',
     size,
     allocated,
-    async read(offset: number, length: number): Promise<Uint8Array> {
-      const out = Buffer.alloc(length);
-      let pos = offset;
-      const end = Math.min(size, offset + length);
-      while (pos < end) {
-        const block = Math.floor(pos / blockSize);
-        const within = pos - block * blockSize;
-        const n = Math.min(blockSize - within, end - pos);
-        const at = where[block]!;
-        if (at >= 0) (await file.read(at + within, n)).copy(out, pos - offset);
-        pos += n;
-      }
-      return out;
-    },
+    read: (offset: number, length: number) =>
+      readByBlocks(offset, length, size, blockSize, async (block, within, n, out, at) => {
+        const from = where[block]!;
+        if (from >= 0) (await file.read(from + within, n)).copy(out, at);
+      }),
     close: () => file.close(),
   };
 }

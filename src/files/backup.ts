@@ -14,6 +14,7 @@ import { basename, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { chunkStream, DEFAULT_PARAMS } from '../chunking/fastcdc.js';
+import { pool, Semaphore } from '../util/concurrency.js';
 import { SmallFileSaver, type SmallFileReply } from './small-files.js';
 import { BlobType, Repository } from '../repo/repository.js';
 import { toHex, type Hex } from '../repo/ids.js';
@@ -124,35 +125,6 @@ const CHUNKS_IN_FLIGHT = 4;
 const READ_SIZE = 1024 * 1024;
 /** Folders whose path is longer than this are opened and reached through a short handle path. */
 const DEEP_PATH = 1024;
-
-class Semaphore {
-  private waiters: (() => void)[] = [];
-  constructor(private free: number) {}
-  tryAcquire(): boolean {
-    if (this.free > 0) {
-      this.free--;
-      return true;
-    }
-    return false;
-  }
-  async acquire(): Promise<void> {
-    if (this.tryAcquire()) return;
-    await new Promise<void>((r) => this.waiters.push(r));
-  }
-  release(): void {
-    const w = this.waiters.shift();
-    if (w) w();
-    else this.free++;
-  }
-}
-
-async function pool(n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
-}
 
 function entryType(st: BigIntStats): EntryType | 'socket' | undefined {
   if (st.isFile()) return 'file';

@@ -10,6 +10,7 @@
  * in it. Nothing can therefore be written outside the target, whatever the repository holds.
  */
 import { constants as C, fchmodSync, fchownSync, writeSync, type BigIntStats } from 'node:fs';
+import { pool } from '../util/concurrency.js';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -78,14 +79,6 @@ export function parseInclude(p: string): Buffer[] {
 }
 
 type Select = 'all' | { readonly rest: Buffer[]; readonly idx: number }[];
-
-async function pool(n: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
-}
 
 class Restorer {
   readonly plat: Platform;

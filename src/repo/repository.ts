@@ -7,6 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { LifeboatError, errnoCode } from '../util/errors.js';
+import { Semaphore } from '../util/concurrency.js';
 import type { Store } from '../store/store.js';
 import { createZstdCodec, type Codec } from './compress.js';
 import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
@@ -43,23 +44,6 @@ const COMPRESS_IN_FLIGHT = 4;
 const UPLOADS_IN_FLIGHT = 2;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
-
-class Semaphore {
-  private waiters: (() => void)[] = [];
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((r) => this.waiters.push(r));
-  }
-  release(): void {
-    const w = this.waiters.shift();
-    if (w) w();
-    else this.free++;
-  }
-}
 
 export interface OpenOptions {
   readonly codec?: Codec;

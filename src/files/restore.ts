@@ -8,6 +8,16 @@
  * O_CREAT|O_EXCL|O_NOFOLLOW and renamed into place, so an existing symlink or hard link in the
  * target is replaced, never written through; symlinks of a folder are made after everything else
  * in it. Nothing can therefore be written outside the target, whatever the repository holds.
+ *
+ * A killed restore leaves its temporaries (`.lifeboat-restore-` and 16 hex digits) behind; the next
+ * restore into the same target removes those in each folder it restores into, except names the
+ * snapshot lists in that folder (a snapshot may hold a file named like one). Two restores into the
+ * same target at the same time would remove each other's temporaries: run them one after another.
+ *
+ * Owners: as root, the stored user and group names are looked up on this machine and their ids
+ * used when they exist (the stored numbers otherwise, or always with `numericOwner`), as tar and
+ * restic do. Without root the stored numbers are tried; the system refuses all but your own user
+ * and groups, and the files then belong to you (one warning).
  */
 import { constants as C, fchmodSync, fchownSync, writeSync, type BigIntStats } from 'node:fs';
 import { pool } from '../util/concurrency.js';
@@ -36,6 +46,13 @@ export interface RestoreOptions {
   /** Default 'if-changed': an existing file of the same type, size and mtime is kept. */
   readonly overwrite?: OverwriteMode;
   readonly verify?: boolean;
+  /**
+   * Owners as root: by default an entry's stored user and group names are looked up on this
+   * machine and their ids used (the stored numbers when a name is unknown here, as tar and restic
+   * do); true always uses the stored numbers. Without root nothing is looked up: the stored
+   * numbers are tried, which the system allows only for your own user and groups (one warning).
+   */
+  readonly numericOwner?: boolean;
   readonly signal?: AbortSignal;
   readonly onEvent?: (e: RestoreEvent) => void;
   readonly platform?: Platform;
@@ -54,6 +71,8 @@ export interface RestoreSummary {
   errors: number;
   verified: number;
   verifyFailures: number;
+  /** Temporaries (.lifeboat-restore-…) left by an interrupted restore, removed from the folders restored into. */
+  leftoversRemoved: number;
   durationSeconds: number;
 }
 
@@ -61,6 +80,14 @@ const DEEP_PATH = 1024;
 const FILES_IN_FLIGHT = 4;
 const LOADS_PER_FILE = 3;
 const TMP_PREFIX = '.lifeboat-restore-';
+const TMP_RANDOM_BYTES = 8;
+/** Exactly the names tmpName() makes: TMP_PREFIX and 2 × TMP_RANDOM_BYTES lowercase hex digits. */
+const TMP_NAME = /^\.lifeboat-restore-[0-9a-f]{16}$/;
+
+/** Whether `name` has the form of the restorer's temporary names (a leftover when the snapshot does not list it). */
+export function isRestoreTemporary(name: Buffer): boolean {
+  return name.length === TMP_PREFIX.length + TMP_RANDOM_BYTES * 2 && TMP_NAME.test(name.toString('latin1'));
+}
 
 /** A name that may be created inside a folder. */
 export function isSafeName(name: Buffer): boolean {
@@ -84,7 +111,7 @@ class Restorer {
   readonly plat: Platform;
   readonly excludes: PathMatcher;
   readonly overwrite: OverwriteMode;
-  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, errors: 0, verified: 0, verifyFailures: 0, durationSeconds: 0 };
+  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
   /** First restored path of each hard-linked inode (device:inode), as a full path. */
   private readonly links = new Map<string, Buffer>();
   /** Folders this run created (latin1 keys of their paths): nothing pre-existing can be inside. */
@@ -121,7 +148,48 @@ class Restorer {
   }
 
   tmpName(base: Buffer): Buffer {
-    return Buffer.concat([base, Buffer.from('/' + TMP_PREFIX + randomBytes(8).toString('hex'))]);
+    return Buffer.concat([base, Buffer.from('/' + TMP_PREFIX + randomBytes(TMP_RANDOM_BYTES).toString('hex'))]);
+  }
+
+  /**
+   * Removes the temporaries an interrupted restore left in `dir` (a folder about to be restored
+   * into): names exactly of tmpName()'s form that the snapshot's listing of this folder does not
+   * hold (`listed`, latin1 keys of every name in it). Only non-folders are removed, by unlink, which
+   * never follows a symlink; folders are never made under such names, so one is not ours.
+   */
+  private async removeLeftovers(dir: Buffer, logical: string, listed: ReadonlySet<string>): Promise<void> {
+    let names: Buffer[];
+    try {
+      names = await fsp.readdir(dir, { encoding: 'buffer' });
+    } catch (e) {
+      this.fail(logical || '/', e, 'list the folder');
+      return;
+    }
+    for (const name of names) {
+      if (!isRestoreTemporary(name) || listed.has(name.toString('latin1'))) continue;
+      const path = Buffer.concat([dir, Buffer.from('/'), name]);
+      const shown = `${logical}/${name.toString('latin1')}`;
+      try {
+        const st = await fsp.lstat(path);
+        if (st.isDirectory()) continue;
+        await fsp.unlink(path);
+        this.s.leftoversRemoved++;
+      } catch (e) {
+        if (errnoCode(e) === 'ENOENT') continue;
+        this.warn(shown, `${shown} looks like a temporary file left by an interrupted restore, but it could not be removed (${errnoCode(e) ?? String(e)}).`, false);
+      }
+    }
+  }
+
+  /**
+   * The owner to give an entry: as root (unless numericOwner), the ids its stored user and group
+   * names have on this machine, else the stored numbers.
+   */
+  private owner(e: TreeEntry): { uid: number; gid: number } {
+    if (!this.isRoot || this.opts.numericOwner) return { uid: e.uid, gid: e.gid };
+    const uid = e.user !== undefined ? this.plat.userId(e.user) : undefined;
+    const gid = e.group !== undefined ? this.plat.groupId(e.group) : undefined;
+    return { uid: uid ?? e.uid, gid: gid ?? e.gid };
   }
 
   /**
@@ -152,6 +220,11 @@ class Restorer {
       }
       seen.add(key);
       todo.push(e);
+    }
+    // A folder this run created holds nothing else; any other may hold a killed run's temporaries.
+    if (!this.freshDirs.has(dir.toString('latin1'))) {
+      const listed = new Set(entries.map((e) => e.name.toString('latin1')));
+      await this.removeLeftovers(dir, logical, listed);
     }
     const picked: { e: TreeEntry; sel: Select }[] = [];
     for (const e of todo) {
@@ -363,7 +436,8 @@ class Restorer {
       }
       this.s.bytesWritten += data.length;
       try {
-        fchownSync(fd, e.uid, e.gid);
+        const { uid, gid } = this.owner(e);
+        fchownSync(fd, uid, gid);
       } catch (err) {
         this.chownRefused(err, shown);
       }
@@ -394,8 +468,9 @@ class Restorer {
   /** Ownership, mode, xattrs, then times; through `fh` when given (a file we just wrote). */
   private async applyMeta(path: Buffer, e: TreeEntry, shown: string, fh: fsp.FileHandle | undefined): Promise<void> {
     try {
-      if (fh) await fh.chown(e.uid, e.gid);
-      else await fsp.lchown(path, e.uid, e.gid);
+      const { uid, gid } = this.owner(e);
+      if (fh) await fh.chown(uid, gid);
+      else await fsp.lchown(path, uid, gid);
     } catch (err) {
       this.chownRefused(err, shown);
     }

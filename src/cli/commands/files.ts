@@ -248,8 +248,9 @@ export function registerFileCommands(program: Command, run: Run): void {
     .option('--exclude <pattern>', 'do not restore paths matching a pattern (repeatable)', collect, [] as string[])
     .option('--overwrite <when>', 'existing files: always, if-changed (size or time differ), never', 'if-changed')
     .option('--verify', 'read every restored file back and check it against the snapshot')
+    .option('--numeric-owner', 'as root, give files the stored user and group numbers instead of looking up the stored names on this machine')
     .action(
-      run(async (ctx, ref: string, o: { target: string; include: string[]; exclude: string[]; overwrite: string; verify?: boolean }) => {
+      run(async (ctx, ref: string, o: { target: string; include: string[]; exclude: string[]; overwrite: string; verify?: boolean; numericOwner?: boolean }) => {
         if (!['always', 'if-changed', 'never'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed or never.`);
         const repo = await ctx.openRepository();
         await repo.lock(false, 'restore');
@@ -270,6 +271,7 @@ export function registerFileCommands(program: Command, run: Run): void {
           excludes: o.exclude,
           overwrite: o.overwrite as OverwriteMode,
           verify: o.verify === true,
+          numericOwner: o.numericOwner === true,
           signal: ctx.abort.signal,
           onEvent,
         });
@@ -279,6 +281,7 @@ export function registerFileCommands(program: Command, run: Run): void {
         else {
           ctx.out(`Restored ${s.files} files (${formatBytes(s.bytesWritten)}), ${s.dirs} folders, ${s.symlinks} symlinks, ${s.hardlinks} hard links, ${s.special} special files into ${o.target} in ${formatDuration(s.durationSeconds)}.`);
           if (s.skipped > 0) ctx.out(`${s.skipped} existing path(s) were left as they were (--overwrite ${o.overwrite}).`);
+          if (s.leftoversRemoved > 0) ctx.out(`Removed ${s.leftoversRemoved} temporary file(s) left by an interrupted restore.`);
           if (o.verify) ctx.out(s.verifyFailures === 0 ? `Verified ${s.verified} files: all match the snapshot.` : `${s.verifyFailures} file(s) do NOT match the snapshot.`);
           if (s.errors > 0) ctx.out(`${s.errors} problem(s); see the warnings above.`);
         }

@@ -28,6 +28,13 @@ export interface Platform {
   userName(uid: number): string | undefined;
   groupName(gid: number): string | undefined;
   /**
+   * This machine's id of a user or group name (like getpwnam/getgrnam, but only the local
+   * databases /etc/passwd and /etc/group, read once); undefined when the name is unknown here or
+   * the platform has no such databases (everything but Linux).
+   */
+  userId(name: string): number | undefined;
+  groupId(name: string): number | undefined;
+  /**
    * A short path that reaches the folder `path` (which must not be a symlink), valid until
    * close(): Linux uses /proc/self/fd/N of an open descriptor, so that paths below it stay under
    * PATH_MAX however deep the folder is.
@@ -59,18 +66,34 @@ function loadAddon(): Addon | undefined {
   }
 }
 
-function readNames(file: string): Map<number, string> {
-  const m = new Map<number, string>();
+/** Both directions of one name database (/etc/passwd or /etc/group); the first line of a name or id wins, as with getpwnam. */
+interface Names {
+  readonly byId: Map<number, string>;
+  readonly byName: Map<string, number>;
+}
+
+const DECIMAL_ID = /^[0-9]{1,10}$/;
+
+function readNames(file: string): Names {
+  const byId = new Map<number, string>();
+  const byName = new Map<string, number>();
+  let text = '';
   try {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const f = line.split(':');
-      const id = Number(f[2]);
-      if (f[0] && Number.isInteger(id) && !m.has(id)) m.set(id, f[0]);
-    }
+    text = readFileSync(file, 'utf8');
   } catch {
-    // no such database (not Linux, or a minimal container): names stay unknown
+    // no such database (a minimal container): names stay unknown
   }
-  return m;
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    const name = f[0];
+    // NIS "+"/"-" lines and comments are not local entries.
+    if (!name || name.startsWith('+') || name.startsWith('-') || name.startsWith('#') || f[2] === undefined || !DECIMAL_ID.test(f[2])) continue;
+    const id = Number(f[2]);
+    if (id > 0xffffffff) continue;
+    if (!byId.has(id)) byId.set(id, name);
+    if (!byName.has(name)) byName.set(name, id);
+  }
+  return { byId, byName };
 }
 
 const NOT_SUPPORTED = new Set(['ENOTSUP', 'EOPNOTSUPP', 'ENODATA', 'EUNKNOWN', 'EPERM']);
@@ -78,10 +101,11 @@ const NOT_SUPPORTED = new Set(['ENOTSUP', 'EOPNOTSUPP', 'ENODATA', 'EUNKNOWN', '
 class LinuxPlatform implements Platform {
   readonly exact: boolean;
   readonly missing?: string;
-  private users: Map<number, string> | undefined;
-  private groups: Map<number, string> | undefined;
+  private users: Names | undefined;
+  private groups: Names | undefined;
 
-  constructor(private readonly addon: Addon | undefined) {
+  /** `localNames`: whether /etc/passwd and /etc/group are this machine's user and group databases (Linux). */
+  constructor(private readonly addon: Addon | undefined, private readonly localNames = process.platform === 'linux') {
     this.exact = addon !== undefined;
     if (!addon) this.missing = 'the native addon (build/Release/lifeboat_fs.node) is not built; extended attributes, FIFOs, device nodes, sparse holes and nanosecond times will not be exact (run "npm ci" with a C compiler installed)';
   }
@@ -139,12 +163,24 @@ class LinuxPlatform implements Platform {
 
   userName(uid: number): string | undefined {
     this.users ??= readNames('/etc/passwd');
-    return this.users.get(uid);
+    return this.users.byId.get(uid);
   }
 
   groupName(gid: number): string | undefined {
     this.groups ??= readNames('/etc/group');
-    return this.groups.get(gid);
+    return this.groups.byId.get(gid);
+  }
+
+  userId(name: string): number | undefined {
+    if (!this.localNames) return undefined;
+    this.users ??= readNames('/etc/passwd');
+    return this.users.byName.get(name);
+  }
+
+  groupId(name: string): number | undefined {
+    if (!this.localNames) return undefined;
+    this.groups ??= readNames('/etc/group');
+    return this.groups.byName.get(name);
   }
 }
 

@@ -21,13 +21,21 @@ import { toHex, type Hex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
+import type { MetadataPrefetch } from './prefetch.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
-import { loadDir, MAX_INLINE_CONTENT, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
+import { loadDir, MAX_INLINE_CONTENT, sameEntry, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
+
+/** The lstat fields the walker uses (BigIntStats has them; so does a read-ahead answer). */
+export type FileMeta = Pick<
+  BigIntStats,
+  'mode' | 'dev' | 'ino' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'atimeNs' | 'mtimeNs' | 'ctimeNs' |
+  'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice' | 'isSocket'
+>;
 
 /** The file-system calls the walker makes; tests inject wrappers to count reads or make files vanish. */
 export interface FileAccess {
   readdir(path: Buffer): Promise<Buffer[]>;
-  lstat(path: Buffer): Promise<BigIntStats>;
+  lstat(path: Buffer): Promise<FileMeta>;
   readlink(path: Buffer): Promise<Buffer>;
   open(path: Buffer, flags: number): Promise<fsp.FileHandle>;
 }
@@ -42,6 +50,15 @@ export const nodeFileAccess: FileAccess = {
   readlink: async (p) => readlinkSync(p, { encoding: 'buffer' }),
   open: (p, flags) => fsp.open(p, flags),
 };
+
+/** nodeFileAccess, answering from what was read ahead first. */
+function prefetchedFileAccess(pre: MetadataPrefetch): FileAccess {
+  return {
+    ...nodeFileAccess,
+    readdir: async (p) => pre.takeListing(p) ?? readdirSync(p, { encoding: 'buffer' }),
+    lstat: async (p) => pre.takeStat(p) ?? lstatSync(p, { bigint: true }),
+  };
+}
 
 export type WarningKind = 'unreadable' | 'vanished' | 'changed' | 'skipped' | 'metadata';
 
@@ -74,6 +91,8 @@ export interface BackupOptions {
   readonly onEvent?: (e: BackupEvent) => void;
   readonly fs?: FileAccess;
   readonly platform?: Platform;
+  /** Metadata read ahead while the repository opened (used with the real file system only). */
+  readonly prefetch?: MetadataPrefetch;
 }
 
 export interface BackupSummary {
@@ -126,7 +145,7 @@ const READ_SIZE = 1024 * 1024;
 /** Folders whose path is longer than this are opened and reached through a short handle path. */
 const DEEP_PATH = 1024;
 
-function entryType(st: BigIntStats): EntryType | 'socket' | undefined {
+function entryType(st: FileMeta): EntryType | 'socket' | undefined {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
@@ -149,6 +168,11 @@ export async function findParent(repo: Repository, host: string, paths: readonly
     if (s.snapshot.kind === 'files' && s.snapshot.host === host && JSON.stringify([...s.snapshot.paths].sort()) === key) return s;
   }
   return undefined;
+}
+
+function sameAsBefore(e: TreeEntry, prev: Map<string, TreeEntry>): boolean {
+  const p = prev.get(latin1(e.name));
+  return p !== undefined && sameEntry(e, p);
 }
 
 /** The name a backed-up path gets in the snapshot's root listing. */
@@ -181,7 +205,7 @@ class Backup {
   readonly saver: SmallFileSaver | undefined;
 
   constructor(readonly repo: Repository, readonly opts: BackupOptions) {
-    this.fs = opts.fs ?? nodeFileAccess;
+    this.fs = opts.fs ?? (opts.prefetch ? prefetchedFileAccess(opts.prefetch) : nodeFileAccess);
     this.saver = opts.fs === undefined ? new SmallFileSaver(repo) : undefined;
     if (this.saver) repo.useEncoder(this.saver);
     this.plat = opts.platform ?? defaultPlatform();
@@ -223,7 +247,7 @@ class Backup {
   }
 
   /** The metadata every entry has. `prev` supplies xattrs when the inode's ctime is unchanged. */
-  meta(path: Buffer, logical: Buffer, name: Buffer, type: EntryType, st: BigIntStats, prev: TreeEntry | undefined): TreeEntry {
+  meta(path: Buffer, logical: Buffer, name: Buffer, type: EntryType, st: FileMeta, prev: TreeEntry | undefined): TreeEntry {
     const e: TreeEntry = {
       name,
       type,
@@ -261,7 +285,7 @@ class Backup {
   }
 
   /** Handles one path (already lstat'ed): returns its entry, or undefined when it is not saved. */
-  async entry(path: Buffer, logical: Buffer, name: Buffer, st: BigIntStats, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry | undefined> {
+  async entry(path: Buffer, logical: Buffer, name: Buffer, st: FileMeta, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry | undefined> {
     this.opts.signal?.throwIfAborted();
     const shown = display(logical);
     const type = entryType(st);
@@ -296,7 +320,7 @@ class Backup {
     }
   }
 
-  async fileEntry(path: Buffer, shown: string, e: TreeEntry, st: BigIntStats, prev: TreeEntry | undefined): Promise<TreeEntry | undefined> {
+  async fileEntry(path: Buffer, shown: string, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined): Promise<TreeEntry | undefined> {
     this.s.totalFiles++;
     this.s.totalBytes += e.size;
     if (prev && prev.type === 'file' && prev.size === e.size && prev.mtime === st.mtimeNs && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
@@ -326,7 +350,7 @@ class Backup {
   }
 
   /** A small file, read, hashed and sealed by a worker thread; the general path if it is not plain. */
-  async readSmall(path: Buffer, shown: string, st: BigIntStats): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
+  async readSmall(path: Buffer, shown: string, st: FileMeta): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
     await this.smallReads.acquire();
     let r: SmallFileReply;
     try {
@@ -361,7 +385,7 @@ class Backup {
     }
   }
 
-  async readFile(path: Buffer, shown: string, st: BigIntStats): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
+  async readFile(path: Buffer, shown: string, st: FileMeta): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
     const sem = Number(st.size) < SMALL_FILE ? this.smallReads : this.reads;
     await sem.acquire();
     let fh: fsp.FileHandle | undefined;
@@ -448,7 +472,7 @@ class Backup {
     }
   }
 
-  async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: BigIntStats, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
+  async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
     const prevSub = prev?.type === 'dir' ? prev.subtree : undefined;
     if (this.opts.oneFileSystem && st.dev !== rootDev) {
       e.subtree = await this.saveListing([]); // a mount point: kept, empty, as restic does
@@ -508,7 +532,7 @@ class Backup {
     names.sort((a, b) => Buffer.compare(a, b));
     const prev = await this.loadPrev(prevSubtree, shown);
     const entries: (TreeEntry | undefined)[] = new Array<TreeEntry | undefined>(names.length);
-    const dirs: { i: number; path: Buffer; logical: Buffer; st: BigIntStats }[] = [];
+    const dirs: { i: number; path: Buffer; logical: Buffer; st: FileMeta }[] = [];
     const base = path.length > 0 && path[path.length - 1] === 0x2f ? path : Buffer.concat([path, SLASH]);
     const logicalBase = logical.length > 0 && logical[logical.length - 1] === 0x2f ? logical : Buffer.concat([logical, SLASH]);
     await pool(names.length, ENTRY_WINDOW, async (i) => {
@@ -516,7 +540,7 @@ class Backup {
       const child = Buffer.concat([base, name]);
       const childLogical = Buffer.concat([logicalBase, name]);
       if (!this.excludes.empty && this.excludes.matches(display(childLogical))) return;
-      let st: BigIntStats;
+      let st: FileMeta;
       try {
         st = await this.fs.lstat(child);
       } catch (err) {
@@ -539,7 +563,10 @@ class Backup {
       } else await run();
     }
     await Promise.all(tasks);
-    return this.saveListing(entries.filter((e): e is TreeEntry => e !== undefined));
+    const kept = entries.filter((e): e is TreeEntry => e !== undefined);
+    // Nothing in the folder changed: its previous listing is this listing (no encoding, no hashing).
+    if (prevSubtree !== undefined && prev !== undefined && prev.size === kept.length && kept.every((e) => sameAsBefore(e, prev))) return prevSubtree;
+    return this.saveListing(kept);
   }
 }
 
@@ -549,6 +576,14 @@ class Backup {
  * The caller holds the repository lock.
  */
 export async function backup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
+  try {
+    return await backupWalk(repo, opts);
+  } finally {
+    opts.prefetch?.stop();
+  }
+}
+
+async function backupWalk(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
   if (opts.paths.length === 0) throw new LifeboatError('usage', 'Name at least one file or folder to back up.');
   const abs = [...new Set(opts.paths.map((p) => resolve(p)))].sort();
@@ -573,12 +608,13 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   if (pt !== undefined) b.totalEstimate = pt;
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
 
+  opts.prefetch?.stop(); // the walk itself takes over from here
   const rootEntries: TreeEntry[] = [];
   try {
   for (const p of abs) {
     const path = Buffer.from(p);
     const name = Buffer.from(rootName(p));
-    let st: BigIntStats;
+    let st: FileMeta;
     try {
       st = await b.fs.lstat(path);
     } catch (err) {

@@ -2,10 +2,17 @@
  * The imager: turns a drive (through a BlockSource) into data blobs and an image manifest, and
  * writes a manifest back onto a target. Only the byte ranges it is given as used are read; the rest
  * of each chunk is zeros, and chunks that are entirely zero are not stored at all.
+ *
+ * Given the parent image (the previous image of the same drive), a chunk that is new but differs
+ * from the parent's chunk at the same offset in at most half of its 4 KiB blocks is stored as a
+ * delta blob: only those blocks, against the parent's chunk (or, if that is a delta itself, against
+ * its base, so a delta never needs more than one full blob). Its id is still the chunk's id, so the
+ * manifest is the same either way and repo.loadBlob rebuilds it.
  */
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import { toHex } from '../repo/ids.js';
+import { encodeDelta } from '../repo/delta.js';
 import { CHUNKS_PER_PAGE, IMAGE_CHUNK_SIZE, decodePage, encodePage, validateManifest, type ImageManifest } from './manifest.js';
 
 export interface ByteRange {
@@ -31,6 +38,8 @@ export interface CreateImageResult {
   readonly bytesRead: number;
   readonly chunksStored: number;
   readonly chunksNew: number;
+  /** Of the new chunks, those stored as changes to the parent image's chunk. */
+  readonly chunksDelta: number;
   readonly bytesAdded: number;
 }
 
@@ -60,17 +69,76 @@ function isZero(b: Buffer): boolean {
 }
 
 /**
+ * The parent image's chunk ids, page by page, for choosing delta bases. Anything unreadable about
+ * the parent (a damaged manifest or page, another chunk size) only means no deltas there.
+ */
+async function parentChunks(repo: Repository, parentRoot: string | undefined, chunkSize: number): Promise<((first: number) => Promise<(Buffer | undefined)[] | undefined>) | undefined> {
+  if (parentRoot === undefined) return undefined;
+  let m: ImageManifest;
+  try {
+    m = await loadManifest(repo, parentRoot);
+  } catch {
+    return undefined;
+  }
+  if (m.chunkSize !== chunkSize || m.chunksPerPage !== CHUNKS_PER_PAGE) return undefined;
+  const chunkCount = Math.ceil(m.size / m.chunkSize);
+  return async (first) => {
+    const hex = m.pages[first / CHUNKS_PER_PAGE];
+    if (hex === undefined) return undefined;
+    try {
+      return decodePage(await repo.loadBlob(Buffer.from(hex, 'hex')), first, Math.min(CHUNKS_PER_PAGE, chunkCount - first)).ids;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/**
+ * The full blob a new chunk can be stored against, given the parent's chunk at its offset: that
+ * chunk, or its base if it is a delta. Undefined when the index does not know it.
+ */
+function deltaBase(repo: Repository, parentId: Uint8Array): Uint8Array | undefined {
+  const loc = repo.index.get(parentId);
+  if (!loc) return undefined;
+  if (loc.type === BlobType.data) return parentId;
+  if (loc.type === BlobType.delta && loc.base && repo.index.get(loc.base)?.type === BlobType.data) return loc.base;
+  return undefined;
+}
+
+/**
+ * Stores a chunk that is not in the repository: as a delta against `baseId` when the base can be
+ * read and at most half of the chunk's blocks differ from it, else in full. Returns whether it
+ * became a delta.
+ */
+async function saveChanged(repo: Repository, buf: Buffer, id: Uint8Array, baseId: Uint8Array): Promise<{ added: boolean; delta: boolean }> {
+  let base: Uint8Array | undefined;
+  try {
+    base = await repo.loadBase(baseId);
+  } catch {
+    base = undefined; // a damaged base: this chunk is stored whole, which heals the next image too
+  }
+  const delta = base && encodeDelta(baseId, base, buf);
+  if (delta) {
+    const r = await repo.saveBlob(BlobType.delta, delta, id, { base: baseId, length: buf.length });
+    return { added: r.added, delta: r.added };
+  }
+  return { added: (await repo.saveBlob(BlobType.data, buf, id)).added, delta: false };
+}
+
+/**
  * Reads the used ranges of `source` chunk by chunk and stores each non-zero chunk. `describe`
- * gives the manifest fields that come from the layout (table, partitions, source).
+ * gives the manifest fields that come from the layout (table, partitions, source). `parent`, the
+ * manifest id of the previous image of the same drive, lets changed chunks be stored as deltas.
  */
 export async function createImage(
   repo: Repository,
   source: ImageReader,
   used: readonly ByteRange[],
   describe: Pick<ImageManifest, 'table' | 'partitions' | 'source' | 'unreadable'>,
-  opts: { chunkSize?: number; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
+  opts: { chunkSize?: number; parent?: string | undefined; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
 ): Promise<CreateImageResult> {
   const chunkSize = opts.chunkSize ?? IMAGE_CHUNK_SIZE;
+  const parentPage = await parentChunks(repo, opts.parent, chunkSize);
   const size = source.size;
   const ranges = normalizeRanges(used, size);
   const bytesTotal = totalBytes(ranges);
@@ -79,6 +147,7 @@ export async function createImage(
   let bytesRead = 0;
   let chunksStored = 0;
   let chunksNew = 0;
+  let chunksDelta = 0;
   const written0 = repo.bytesWritten;
   let ri = 0; // first range that may overlap the current chunk
 
@@ -86,6 +155,7 @@ export async function createImage(
     const count = Math.min(CHUNKS_PER_PAGE, chunkCount - first);
     const ids: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(Math.max(0, count));
     const saves: Promise<unknown>[] = [];
+    const parentIds = parentPage ? await parentPage(first) : undefined;
     for (let i = 0; i < count; i++) {
       opts.signal?.throwIfAborted();
       const cStart = (first + i) * chunkSize;
@@ -104,8 +174,14 @@ export async function createImage(
       const id = repo.blobId(buf);
       ids[i] = id;
       chunksStored++;
-      // saveBlob applies backpressure; keep a few in flight so reading overlaps compression.
-      const save = repo.saveBlob(BlobType.data, buf, id).then((r) => (r.added ? chunksNew++ : 0));
+      // saveBlob applies backpressure; keep a few in flight so reading overlaps compression (and,
+      // for a changed chunk, loading its base and finding the changed blocks).
+      const parentId = parentIds?.[i];
+      const baseId = parentId && !parentId.equals(id) && !repo.hasBlob(id) ? deltaBase(repo, parentId) : undefined;
+      const save = (baseId ? saveChanged(repo, buf, id, baseId) : repo.saveBlob(BlobType.data, buf, id)).then((r) => {
+        if (r.added) chunksNew++;
+        if ('delta' in r && r.delta) chunksDelta++;
+      });
       // A failed save (destination full, crash) is rethrown where it is awaited; the others in
       // flight fail the same way and must not become unhandled rejections that kill the process.
       save.catch(() => undefined);
@@ -130,7 +206,7 @@ export async function createImage(
   };
   const m = await repo.saveBlob(BlobType.tree, Buffer.from(JSON.stringify(manifest)));
   await repo.flush();
-  return { manifestId: toHex(m.id), manifest, bytesRead, chunksStored, chunksNew, bytesAdded: repo.bytesWritten - written0 };
+  return { manifestId: toHex(m.id), manifest, bytesRead, chunksStored, chunksNew, chunksDelta, bytesAdded: repo.bytesWritten - written0 };
 }
 
 export async function loadManifest(repo: Repository, rootHex: string): Promise<ImageManifest> {

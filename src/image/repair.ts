@@ -2,7 +2,8 @@
  * The image layer's SnapshotRepairer: an image snapshot whose chunks are partly lost becomes a new
  * image in which each lost chunk is absent (restored as zeros) and listed in the manifest's
  * `unreadable` ranges, so a restore says exactly which bytes of the drive could not be recovered.
- * A lost map page loses the chunks it described the same way. A lost manifest is unrecoverable.
+ * A lost map page loses the chunks it described the same way, and so does a chunk stored as a
+ * delta whose base is lost (repairSnapshots' `usable` says so). A lost manifest is unrecoverable.
  */
 import { BlobType, type Repository } from '../repo/repository.js';
 import { toHex, type Hex } from '../repo/ids.js';

@@ -1,13 +1,15 @@
 /**
  * Repository verification. Structure: config, key slots, index files, packs present, every blob a
  * snapshot refers to is indexed. With readData: every file's bytes hash to its name, every blob
- * decrypts and hashes to its id. Layers above supply how to find the blobs a snapshot uses.
+ * decrypts and hashes to its id (a delta blob once rebuilt from its base). Layers above supply how
+ * to find the blobs a snapshot uses; a snapshot that needs a delta blob needs its base too
+ * (walkSnapshot), so a lost base is reported as damage of every snapshot that needs the delta.
  */
 import { LifeboatError } from '../util/errors.js';
 import { sha256 } from './crypto.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { listKeys } from './keys.js';
-import { parsePack, type PackEntry } from './pack.js';
+import { BlobType, parsePack, type PackEntry } from './pack.js';
 import type { Repository } from './repository.js';
 import { parseSignedJson, verifySignedJson } from './signed-json.js';
 import type { Snapshot } from './snapshot.js';
@@ -38,6 +40,20 @@ export interface CheckReport {
  * repair can report damaged files by path.
  */
 export type ReferenceWalker = (repo: Repository, snapshot: Snapshot, visit: (id: Uint8Array, where?: string) => boolean) => Promise<void>;
+
+/**
+ * Runs a snapshot's walker so that every delta blob it needs also counts as needing the delta's base
+ * (named by the index): `visit(base, where)` follows each indexed delta. Check, prune and repair
+ * walk snapshots through this, so a base is kept, checked and repaired like the chunks it serves.
+ */
+export function walkSnapshot(repo: Repository, walker: ReferenceWalker, snapshot: Snapshot, visit: (id: Uint8Array, where?: string) => boolean): Promise<void> {
+  return walker(repo, snapshot, (id, where) => {
+    const descend = visit(id, where);
+    const base = repo.index.baseOf(id);
+    if (base) visit(base, where);
+    return descend;
+  });
+}
 
 export interface CheckOptions {
   readonly readData?: boolean;
@@ -148,7 +164,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       continue;
     }
     try {
-      await walker(repo, snapshot, (blob) => {
+      await walkSnapshot(repo, walker, snapshot, (blob) => {
         const hex = toHex(blob);
         if (seen.has(hex)) return false;
         seen.add(hex);
@@ -178,16 +194,37 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
         if (toHex(sha256(bytes)) !== packId) errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
         const entries = parsePack(repo.keys.encKey, bytes, name);
         const fromIndex = indexed.get(packId);
-        if (fromIndex && (fromIndex.length !== entries.length || fromIndex.some((e, i) => !Buffer.from(e.id).equals(entries[i]!.id) || e.offset !== entries[i]!.offset))) {
+        const sameBase = (a: PackEntry, b: PackEntry) => (a.base === undefined ? b.base === undefined : b.base !== undefined && Buffer.from(a.base).equals(b.base));
+        if (fromIndex && (fromIndex.length !== entries.length || fromIndex.some((e, i) => !Buffer.from(e.id).equals(entries[i]!.id) || e.offset !== entries[i]!.offset || !sameBase(e, entries[i]!)))) {
           errors.push({ file: name, message: 'the pack header and the index disagree about its contents' });
         }
         for (const e of entries) {
           counts.blobs++;
-          try {
-            await repo.decodeBlob(e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, name);
-          } catch (err) {
+          const env = bytes.subarray(e.offset, e.offset + e.length);
+          const bad = (err: unknown) => {
             errors.push({ file: name, message: msg(err) });
             badBlobs.add(`${packId}:${toHex(e.id)}`);
+          };
+          if (e.type !== BlobType.delta) {
+            await repo.decodeBlob(e.type, e.id, env, e.rawLength, name).catch(bad);
+            continue;
+          }
+          // A delta: its own bytes, then its base, then the rebuilt chunk against its id. A base
+          // that cannot be loaded is reported here for the delta, and as its own pack's damage
+          // (which names the snapshots) where that pack is read or found missing.
+          const d = await repo.openDelta(e.id, env, e.rawLength, name, e.base).catch(bad);
+          if (!d) continue;
+          let base: Uint8Array;
+          try {
+            base = await repo.loadBase(d.base);
+          } catch (err) {
+            errors.push({ file: name, message: `the data block ${toHex(e.id).slice(0, 16)} is stored as changes to the data block ${toHex(d.base).slice(0, 16)}, which cannot be read: ${msg(err)}` });
+            continue;
+          }
+          try {
+            repo.rebuildDelta(e.id, d, base, name);
+          } catch (err) {
+            bad(err);
           }
         }
       } catch (e) {
@@ -251,7 +288,7 @@ async function findAffected(
       continue;
     }
     const seen = new Set<string>();
-    await walker(repo, snapshot, (blob, where) => {
+    await walkSnapshot(repo, walker, snapshot, (blob, where) => {
       const hex = toHex(blob);
       if (note(hex, where)) return false;
       if (seen.has(hex)) return false;
@@ -268,8 +305,10 @@ export interface RepoStats {
   blobs: number;
   /** Bytes of all files in the repository folder. */
   storedBytes: number;
-  /** Plaintext bytes of all unique blobs. */
+  /** Plaintext bytes of all unique blobs (of a delta blob, the chunk it rebuilds). */
   uniqueBytes: number;
+  /** Blobs stored as changes to another (delta blobs). */
+  deltaBlobs: number;
   /** Bytes of unique blobs as stored (after compression, with encryption overhead). */
   blobStoredBytes: number;
   /** Sum of the sizes of everything the snapshots hold, counted once per snapshot. */
@@ -294,6 +333,7 @@ export async function repositoryStats(repo: Repository): Promise<RepoStats> {
     snapshots: snaps.length,
     packs: repo.index.packCount,
     blobs: repo.index.size,
+    deltaBlobs: repo.index.deltaCount,
     storedBytes,
     uniqueBytes,
     blobStoredBytes,

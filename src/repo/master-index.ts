@@ -2,8 +2,10 @@
  * The in-memory index of the whole repository: chunk id → (pack, offset, length, raw length,
  * type), plus the table of pack ids. Built from index files at open; grows as packs are written.
  * Backed by ChunkIndex's typed arrays (~56 bytes per blob), so 10 million blobs fit in ~600 MB.
+ * Delta blobs also need their base's id; those few live in a side map keyed by entry number, so
+ * ordinary entries cost nothing more.
  */
-import type { BlobType, PackEntry } from './pack.js';
+import { BlobType, checkEntryBase, type PackEntry } from './pack.js';
 import { ChunkIndex } from './chunk-index.js';
 import { toHex, type Hex } from './ids.js';
 
@@ -13,12 +15,16 @@ export interface BlobLocation {
   readonly offset: number;
   readonly length: number;
   readonly rawLength: number;
+  /** Delta blobs only: the id of the full blob the delta applies to. */
+  readonly base?: Uint8Array;
 }
 
 export class MasterIndex {
   private readonly packIds: Hex[] = [];
   private readonly packNumbers = new Map<Hex, number>();
   private readonly chunks = new ChunkIndex();
+  /** Entry number of a delta blob → its base id. */
+  private readonly bases = new Map<number, Buffer>();
   /** Index files already merged in (names). */
   readonly loadedFiles = new Set<string>();
 
@@ -29,7 +35,13 @@ export class MasterIndex {
       this.packIds.push(packId);
       this.packNumbers.set(packId, n);
     }
-    for (const e of entries) this.chunks.add(e.id, { pack: n, type: e.type, offset: e.offset, length: e.length, rawLength: e.rawLength });
+    for (const e of entries) {
+      checkEntryBase(e.type, e.base);
+      // The first location of an id wins; only a delta that became that location keeps its base.
+      if (this.chunks.add(e.id, { pack: n, type: e.type, offset: e.offset, length: e.length, rawLength: e.rawLength }) && e.base) {
+        this.bases.set(this.chunks.size - 1, Buffer.from(e.base));
+      }
+    }
   }
 
   has(id: Uint8Array): boolean {
@@ -40,7 +52,20 @@ export class MasterIndex {
     const e = this.chunks.find(id);
     if (e < 0) return undefined;
     const c = this.chunks;
-    return { packId: this.packIds[c.packAt(e)]!, type: c.typeAt(e) as BlobType, offset: c.offsetAt(e), length: c.lengthAt(e), rawLength: c.rawLengthAt(e) };
+    const base = this.bases.get(e);
+    return { packId: this.packIds[c.packAt(e)]!, type: c.typeAt(e) as BlobType, offset: c.offsetAt(e), length: c.lengthAt(e), rawLength: c.rawLengthAt(e), ...(base ? { base } : {}) };
+  }
+
+  /** The base of a delta blob; undefined for other blobs and for ids not indexed. */
+  baseOf(id: Uint8Array): Buffer | undefined {
+    if (this.bases.size === 0) return undefined;
+    const e = this.chunks.find(id);
+    return e < 0 ? undefined : this.bases.get(e);
+  }
+
+  /** Number of delta blobs indexed. */
+  get deltaCount(): number {
+    return this.bases.size;
   }
 
   get size(): number {
@@ -57,8 +82,10 @@ export class MasterIndex {
 
   /** Every blob: id (hex) with its location. */
   *entries(): IterableIterator<[Hex, BlobLocation]> {
+    let e = 0;
     for (const [id, loc] of this.chunks.entries()) {
-      yield [toHex(id), { packId: this.packIds[loc.pack]!, type: loc.type as BlobType, offset: loc.offset, length: loc.length, rawLength: loc.rawLength }];
+      const base = this.bases.get(e++);
+      yield [toHex(id), { packId: this.packIds[loc.pack]!, type: loc.type as BlobType, offset: loc.offset, length: loc.length, rawLength: loc.rawLength, ...(base ? { base } : {}) }];
     }
   }
 }

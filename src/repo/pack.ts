@@ -1,18 +1,25 @@
 /**
  * Pack files (docs/FORMAT.md §Packs): blob envelopes back to back, then the sealed header listing
  * them, then the header's length and a magic. Self-describing, so the index can be rebuilt from
- * packs alone. A pack's name is the SHA-256 of its bytes.
+ * packs alone: the header names each blob's type, id and lengths, and for a delta blob (a chunk
+ * stored as its changes to another, see delta.ts) also the id of its base. Header version 1 has
+ * no delta entries; writers use version 2 only for packs that hold a delta. A pack's name is the
+ * SHA-256 of its bytes.
  */
 import { LifeboatError } from '../util/errors.js';
 import { ENVELOPE_OVERHEAD, open, seal, sha256 } from './crypto.js';
 import { AAD } from './envelope-file.js';
 import { toHex, type Hex } from './ids.js';
 
-export const BlobType = { data: 0, tree: 1 } as const;
+/**
+ * data: file or disk chunks; tree: metadata; delta: a disk chunk stored as the blocks in which it
+ * differs from a base chunk stored in full (its id is the id of the whole chunk).
+ */
+export const BlobType = { data: 0, tree: 1, delta: 2 } as const;
 export type BlobType = (typeof BlobType)[keyof typeof BlobType];
 
 export function blobTypeName(t: number): string {
-  return t === BlobType.data ? 'data' : t === BlobType.tree ? 'tree' : `type-${t}`;
+  return t === BlobType.data ? 'data' : t === BlobType.tree ? 'tree' : t === BlobType.delta ? 'delta' : `type-${t}`;
 }
 
 /** Target size of a pack; a pack closes at the first blob that reaches it. */
@@ -29,8 +36,20 @@ export interface PackEntry {
   readonly offset: number;
   /** Bytes stored in the pack (the envelope). */
   readonly length: number;
-  /** Bytes of plaintext before compression. */
+  /**
+   * Bytes of plaintext before compression: for a delta blob, of the whole chunk it rebuilds (the
+   * bytes its id is computed over), not of its change list.
+   */
   readonly rawLength: number;
+  /** Delta blobs only: the id of the full blob the changes apply to. */
+  readonly base?: Uint8Array;
+}
+
+/** Throws unless a delta entry has a 32-byte base and other entries have none. */
+export function checkEntryBase(type: number, base: Uint8Array | undefined): void {
+  if ((type === BlobType.delta) !== (base !== undefined) || (base !== undefined && base.length !== 32)) {
+    throw new RangeError(type === BlobType.delta ? 'A delta blob needs the 32-byte id of its base.' : 'Only delta blobs have a base.');
+  }
 }
 
 export function blobAad(type: number, id: Uint8Array): Buffer {
@@ -45,13 +64,14 @@ export class PackWriter {
   constructor(readonly encKey: Buffer) {}
 
   /** Adds a blob whose plaintext payload (codec byte ‖ body) is given in parts. */
-  add(type: BlobType, id: Uint8Array, payload: Uint8Array[], rawLength: number): PackEntry {
-    return this.addSealed(type, id, seal(this.encKey, payload, blobAad(type, id)), rawLength);
+  add(type: BlobType, id: Uint8Array, payload: Uint8Array[], rawLength: number, base?: Uint8Array): PackEntry {
+    return this.addSealed(type, id, seal(this.encKey, payload, blobAad(type, id)), rawLength, base);
   }
 
-  /** Adds an already sealed blob envelope (see encoder.ts). */
-  addSealed(type: BlobType, id: Uint8Array, env: Uint8Array, rawLength: number): PackEntry {
-    const e: PackEntry = { type, id, offset: this.size, length: env.length, rawLength };
+  /** Adds an already sealed blob envelope (see encoder.ts). `base`: for delta blobs only. */
+  addSealed(type: BlobType, id: Uint8Array, env: Uint8Array, rawLength: number, base?: Uint8Array): PackEntry {
+    checkEntryBase(type, base);
+    const e: PackEntry = { type, id, offset: this.size, length: env.length, rawLength, ...(base ? { base } : {}) };
     this.parts.push(env);
     this.entries.push(e);
     this.size += env.length;
@@ -64,9 +84,10 @@ export class PackWriter {
 
   /** The finished pack bytes and its id. */
   finish(): { id: Hex; bytes: Buffer } {
-    const header = Buffer.alloc(HEADER_MAGIC.length + 1 + 4 + this.entries.length * ENTRY_BYTES);
+    const deltas = this.entries.filter((e) => e.base).length;
+    const header = Buffer.alloc(HEADER_MAGIC.length + 1 + 4 + this.entries.length * ENTRY_BYTES + deltas * 32);
     HEADER_MAGIC.copy(header, 0);
-    header[4] = 1;
+    header[4] = deltas > 0 ? 2 : 1;
     header.writeUInt32LE(this.entries.length, 5);
     let o = 9;
     for (const e of this.entries) {
@@ -75,6 +96,10 @@ export class PackWriter {
       header.writeUInt32LE(e.length, o + 33);
       header.writeUInt32LE(e.rawLength, o + 37);
       o += ENTRY_BYTES;
+      if (e.base) {
+        header.set(e.base, o);
+        o += 32;
+      }
     }
     const sealed = seal(this.encKey, header, AAD.packHeader);
     const trailer = Buffer.alloc(8);
@@ -105,18 +130,32 @@ export function headerLengthFromTrailer(trailer: Uint8Array, packSize: number, n
 /** Decrypts and parses a pack header; checks that the blobs tile the space before it. */
 export function parsePackHeader(encKey: Buffer, sealed: Uint8Array, packSize: number, name: string): PackEntry[] {
   const h = open(encKey, sealed, AAD.packHeader, `The header of pack ${name}`);
-  if (h.length < 9 || !h.subarray(0, 4).equals(HEADER_MAGIC) || h[4] !== 1) {
+  const version = h[4];
+  if (h.length < 9 || !h.subarray(0, 4).equals(HEADER_MAGIC) || (version !== 1 && version !== 2)) {
     throw new LifeboatError('corrupt', `The pack ${name} has a header of an unknown version.`);
   }
   const n = h.readUInt32LE(5);
-  if (h.length !== 9 + n * ENTRY_BYTES) throw new LifeboatError('corrupt', `The header of pack ${name} has the wrong length.`);
+  const wrongLength = () => new LifeboatError('corrupt', `The header of pack ${name} has the wrong length.`);
+  if (h.length < 9 + n * ENTRY_BYTES) throw wrongLength();
   const out: PackEntry[] = [];
   let offset = 0;
-  for (let i = 0, o = 9; i < n; i++, o += ENTRY_BYTES) {
+  let o = 9;
+  for (let i = 0; i < n; i++) {
+    if (o + ENTRY_BYTES > h.length) throw wrongLength();
+    const type = h[o] as BlobType;
     const length = h.readUInt32LE(o + 33);
-    out.push({ type: h[o] as BlobType, id: Buffer.from(h.subarray(o + 1, o + 33)), offset, length, rawLength: h.readUInt32LE(o + 37) });
+    const e = { type, id: Buffer.from(h.subarray(o + 1, o + 33)), offset, length, rawLength: h.readUInt32LE(o + 37) };
+    o += ENTRY_BYTES;
+    if (type === BlobType.delta) {
+      // Version 1 has no bases, so it cannot describe a delta.
+      if (version === 1) throw new LifeboatError('corrupt', `The header of pack ${name} lists a delta blob without its base; it is damaged.`);
+      if (o + 32 > h.length) throw wrongLength();
+      out.push({ ...e, base: Buffer.from(h.subarray(o, o + 32)) });
+      o += 32;
+    } else out.push(e);
     offset += length;
   }
+  if (o !== h.length) throw wrongLength();
   if (offset + sealed.length + PACK_TRAILER_BYTES !== packSize) {
     throw new LifeboatError('corrupt', `The pack ${name} is damaged: its blobs do not add up to its size.`);
   }

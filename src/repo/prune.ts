@@ -13,14 +13,17 @@
  * 3. Packs that no index file mentions are deleted: they can only be left over by an interrupted
  *    writer, because every writer holds a shared lock while it writes packs and the index that
  *    describes them, and the caller's exclusive lock means no writer is running now.
+ * 4. A delta blob is only as good as its base. A snapshot that needs a delta needs its base
+ *    (walkSnapshot), and every delta that stays in the repository, needed or not (an unused blob
+ *    in a pack that is kept), keeps its base: a later backup may deduplicate against that delta.
  */
 import { LifeboatError } from '../util/errors.js';
-import type { ReferenceWalker } from './check.js';
+import { walkSnapshot, type ReferenceWalker } from './check.js';
 import { sha256 } from './crypto.js';
 import { AAD, sealFile } from './envelope-file.js';
 import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import { encodeIndex, type IndexPack } from './index-file.js';
-import { openBlob, PackWriter, type BlobType, type PackEntry } from './pack.js';
+import { BlobType, openBlob, PackWriter, type PackEntry } from './pack.js';
 import { removeDanglingPins } from './pins.js';
 import type { Repository } from './repository.js';
 import type { Snapshot } from './snapshot.js';
@@ -73,7 +76,7 @@ export async function collectUsedBlobs(repo: Repository, snapshots: readonly { i
     }
     const missing: string[] = [];
     try {
-      await walker(repo, snapshot, (blob) => {
+      await walkSnapshot(repo, walker, snapshot, (blob) => {
         const hex = toHex(blob);
         if (used.has(hex)) return false;
         used.add(hex);
@@ -140,6 +143,42 @@ interface PackPlan {
   usedBytes: number;
 }
 
+/**
+ * Which packs go, which are repacked and which stay, given the blobs to keep: each kept blob gets
+ * one copy (the first present pack that holds it); packs without a kept copy go; partly used packs
+ * are repacked, emptiest first, until the unused bytes left are within `maxUnused` percent.
+ */
+function planPacks(present: ReadonlyMap<Hex, { size: number; entries: readonly PackEntry[] }>, used: ReadonlySet<string>, maxUnused: number) {
+  const plans: PackPlan[] = [];
+  const keeper = new Set<string>();
+  for (const [id, { size, entries }] of present) {
+    const plan: PackPlan = { id, size, entries, used: [], usedBytes: 0 };
+    plans.push(plan);
+    for (const e of entries) {
+      const hex = toHex(e.id);
+      if (used.has(hex) && !keeper.has(hex)) {
+        keeper.add(hex);
+        plan.used.push(e);
+        plan.usedBytes += e.length;
+      }
+    }
+  }
+  const toDelete = plans.filter((p) => p.used.length === 0);
+  const partial = plans.filter((p) => p.used.length > 0 && p.used.length < p.entries.length);
+  const usedBytes = plans.reduce((s, p) => s + p.usedBytes, 0);
+  const limit = (usedBytes * maxUnused) / 100;
+  let unusedRemaining = partial.reduce((s, p) => s + (p.size - p.usedBytes), 0);
+  // Repack the emptiest packs first until what stays unused is within the limit.
+  const toRepack: PackPlan[] = [];
+  for (const p of [...partial].sort((a, b) => a.usedBytes / a.size - b.usedBytes / b.size)) {
+    if (unusedRemaining <= limit) break;
+    toRepack.push(p);
+    unusedRemaining -= p.size - p.usedBytes;
+  }
+  const gone = new Set<PackPlan>([...toDelete, ...toRepack]);
+  return { plans, toDelete, toRepack, kept: plans.filter((p) => !gone.has(p)), usedBytes, unusedRemaining };
+}
+
 export async function prune(repo: Repository, opts: PruneOptions): Promise<PruneReport> {
   const maxUnused = opts.maxUnusedPercent ?? 5;
   if (!(maxUnused >= 0)) throw new LifeboatError('invalid-argument', 'The unused-space limit must be a percentage of 0 or more.');
@@ -159,44 +198,40 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
   const used = await collectUsedBlobs(repo, snapshots, opts.walkers, signal);
 
   // 2. Plan: each used blob keeps exactly one copy, preferring packs that are present.
-  const plans: PackPlan[] = [];
-  const keeper = new Map<string, PackPlan>();
+  const present = new Map<Hex, { size: number; entries: readonly PackEntry[] }>();
+  const available = new Set<string>();
   for (const [id, entries] of indexed) {
     const size = stored.get(id);
     if (size === undefined) continue; // indexed but missing: dropped from the new index
     const end = entries.reduce((m, e) => Math.max(m, e.offset + e.length), 0);
     if (end > size) continue; // truncated: treated as missing, so its blobs must be found elsewhere
-    const plan: PackPlan = { id, size, entries, used: [], usedBytes: 0 };
-    plans.push(plan);
-    for (const e of entries) {
-      const hex = toHex(e.id);
-      if (used.has(hex) && !keeper.has(hex)) {
-        keeper.set(hex, plan);
-        plan.used.push(e);
-        plan.usedBytes += e.length;
-      }
-    }
+    present.set(id, { size, entries });
+    for (const e of entries) available.add(toHex(e.id));
   }
   for (const hex of used) {
-    if (!keeper.has(hex)) {
+    if (!available.has(hex)) {
       throw new LifeboatError('corrupt', `Prune stopped without changing anything: the data block ${hex.slice(0, 16)} that a snapshot needs is only in a pack that is missing or truncated. Run "lifeboat check".`);
     }
   }
-  const unindexed = [...stored.entries()].filter(([id]) => !indexed.has(id));
-  const toDelete = plans.filter((p) => p.used.length === 0);
-  const partial = plans.filter((p) => p.used.length > 0 && p.used.length < p.entries.length);
-  const usedBytes = plans.reduce((s, p) => s + p.usedBytes, 0);
-  const limit = (usedBytes * maxUnused) / 100;
-  let unusedRemaining = partial.reduce((s, p) => s + (p.size - p.usedBytes), 0);
-  // Repack the emptiest packs first until what stays unused is within the limit.
-  const toRepack: PackPlan[] = [];
-  for (const p of [...partial].sort((a, b) => a.usedBytes / a.size - b.usedBytes / b.size)) {
-    if (unusedRemaining <= limit) break;
-    toRepack.push(p);
-    unusedRemaining -= p.size - p.usedBytes;
+  // Every delta that stays (in a kept pack, or copied by repacking) keeps its base, which may keep
+  // or repack more packs; bases are never deltas, so this settles after a round or two.
+  let plan = planPacks(present, used, maxUnused);
+  for (;;) {
+    const more = new Set<string>();
+    const need = (e: PackEntry) => {
+      if (!e.base) return;
+      const hex = toHex(e.base);
+      if (!used.has(hex) && available.has(hex)) more.add(hex); // a base lost already: check reports it
+    };
+    for (const p of plan.kept) p.entries.forEach(need);
+    for (const p of plan.toRepack) p.used.forEach(need);
+    if (more.size === 0) break;
+    for (const hex of more) used.add(hex);
+    plan = planPacks(present, used, maxUnused);
   }
+  const { plans, toDelete, toRepack, kept, usedBytes, unusedRemaining } = plan;
+  const unindexed = [...stored.entries()].filter(([id]) => !indexed.has(id));
   const removed = new Set<Hex>([...toDelete, ...toRepack].map((p) => p.id));
-  const kept = plans.filter((p) => !removed.has(p.id));
   const deletedBytes = [...toDelete, ...toRepack].reduce((s, p) => s + p.size, 0) + unindexed.reduce((s, [, size]) => s + size, 0);
   // Packs the index lists that are missing or truncated: the new index leaves them out.
   const staleIndexEntries = indexed.size !== plans.length;
@@ -226,11 +261,11 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
       const bytes = await repo.store.get(name);
       for (const e of p.used) {
         const env = bytes.subarray(e.offset, e.offset + e.length);
-        await repo.decodeBlob(e.type, e.id, env, e.rawLength, name); // never copy a damaged blob silently
+        await repo.decodeBlob(e.type, e.id, env, e.rawLength, name, e.base); // never copy a damaged blob silently (a delta: rebuilt from its base)
         const payload = openBlob(repo.keys.encKey, e.type, e.id, env, `A data block in pack ${name}`);
         let w = writers.get(e.type);
         if (!w) writers.set(e.type, (w = new PackWriter(repo.keys.encKey)));
-        w.add(e.type, e.id, [payload], e.rawLength);
+        w.add(e.type, e.id, [payload], e.rawLength, e.base);
         if (w.full) {
           writers.delete(e.type);
           await finish(w);

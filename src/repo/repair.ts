@@ -8,11 +8,13 @@
  * and writes for each a new snapshot that keeps everything intact and marks what is not. How to
  * cut a snapshot's contents down is the business of the layer that owns its kind (files trees,
  * image manifests): each supplies a SnapshotRepairer. The old snapshot stays unless `forget`.
+ * A delta blob whose base is missing or damaged counts as lost itself.
  */
 import { LifeboatError } from '../util/errors.js';
 import { headerLengthFromTrailer, PACK_TRAILER_BYTES, parsePackHeader } from './pack.js';
 import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import type { IndexPack } from './index-file.js';
+import { walkSnapshot } from './check.js';
 import { writeIndexFiles, type Walkers } from './prune.js';
 import type { Repository } from './repository.js';
 import type { Snapshot, SnapshotKind } from './snapshot.js';
@@ -162,7 +164,7 @@ export async function findBadBlobs(repo: Repository, snapshot: Snapshot, walker:
   const bad = new Map<string, string[]>();
   const seen = new Set<string>();
   try {
-    await walker(repo, snapshot, (id, where) => {
+    await walkSnapshot(repo, walker, snapshot, (id, where) => {
       const hex = toHex(id);
       if (!usable(id)) {
         let w = bad.get(hex);
@@ -191,14 +193,20 @@ export async function repairSnapshots(repo: Repository, opts: RepairSnapshotsOpt
   }
   const damagedBlobs = new Set<string>();
   const checked = new Set<string>();
-  const usable = (id: Uint8Array): boolean => {
+  const intact = (id: Uint8Array): boolean => {
     const loc = repo.index.get(id);
     return loc !== undefined && packsPresent.has(loc.packId) && !damagedBlobs.has(toHex(id));
+  };
+  // A delta is usable only with its base (bases are full blobs, so one step is enough).
+  const usable = (id: Uint8Array): boolean => {
+    if (!intact(id)) return false;
+    const base = repo.index.baseOf(id);
+    return base === undefined || intact(base);
   };
   const verify = async (snapshot: Snapshot, walker: NonNullable<Walkers[SnapshotKind]>) => {
     // Load every needed blob once; what fails to load is damaged.
     const ids: Uint8Array[] = [];
-    await walker(repo, snapshot, (id) => {
+    await walkSnapshot(repo, walker, snapshot, (id) => {
       const hex = toHex(id);
       if (checked.has(hex) || !repo.index.has(id)) return false;
       checked.add(hex);

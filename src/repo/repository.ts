@@ -3,7 +3,9 @@
  * chunk encoding (compress, then encrypt; id = keyed hash of plaintext), packs, the index, snapshot
  * manifests and locks. May import store/ and util/. Invariant: write order is data (packs), then
  * index, then snapshot, and no object is ever rewritten in place, so a crash at any point leaves a
- * repository whose every snapshot is complete.
+ * repository whose every snapshot is complete. A chunk may be stored as a delta (its changed blocks
+ * against a full base blob, delta.ts); loadBlob rebuilds it and checks its id, so readers above
+ * never see the difference.
  */
 import { hostname } from 'node:os';
 import { LifeboatError, errnoCode } from '../util/errors.js';
@@ -15,6 +17,7 @@ import { AAD, decodePayload, openFile, sealFile } from './envelope-file.js';
 import { BlobEncoder, type BlobSealer } from './encoder.js';
 import { Names, idOfName, isId, toHex, fromHex, randomId, type Hex } from './ids.js';
 import { decodeIndex, encodeIndex, type IndexPack } from './index-file.js';
+import { applyDelta, parseDelta, type Delta } from './delta.js';
 import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
@@ -175,8 +178,8 @@ export class Repository {
         flushPack();
         cur = { packId: toHex(packId), entries: [], count };
       },
-      (type, id, offset, length, rawLength) => {
-        cur!.entries.push({ type, id: Buffer.from(id), offset, length, rawLength });
+      (type, id, offset, length, rawLength, base) => {
+        cur!.entries.push({ type, id: Buffer.from(id), offset, length, rawLength, ...(base ? { base: Buffer.from(base) } : {}) });
       },
     );
     flushPack();
@@ -201,10 +204,15 @@ export class Repository {
    * Stores a blob unless it is already there. Resolves once the blob is in a pack buffer (so the
    * caller may reuse nothing: `data` must not be modified afterwards); call flush() before writing
    * a snapshot that refers to it. Applies backpressure through bounded compression and uploads.
+   *
+   * A delta blob (type delta) is given as its encoded changes (delta.ts) with `knownId`, the id
+   * of the whole chunk, and `delta.base`/`delta.length`: its base's id and the chunk's length. The
+   * caller made the changes from the base's plaintext, so the id is right by construction.
    */
-  async saveBlob(type: BlobType, data: Uint8Array, knownId?: Uint8Array): Promise<SaveResult> {
+  async saveBlob(type: BlobType, data: Uint8Array, knownId?: Uint8Array, delta?: { readonly base: Uint8Array; readonly length: number }): Promise<SaveResult> {
     this.assertWritable();
     if (!this.indexLoaded) throw new Error('loadIndex() must run before saveBlob()');
+    if ((type === BlobType.delta) !== (delta !== undefined) || (delta && !knownId)) throw new Error('a delta blob needs its chunk id and base, and only a delta has a base');
     const id = knownId ? Buffer.from(knownId) : chunkId(this.keys, data);
     const hex = toHex(id);
     if (this.index.has(id) || this.pending.has(hex)) return { id, added: false };
@@ -219,7 +227,7 @@ export class Repository {
     } finally {
       this.compressSlots.release();
     }
-    await this.addToPack(type, id, env, data.length);
+    await this.addToPack(type, id, env, delta ? delta.length : data.length, delta ? Buffer.from(delta.base) : undefined);
     return { id, added: true };
   }
 
@@ -246,13 +254,13 @@ export class Repository {
     return { id: idBuf, added: true };
   }
 
-  private async addToPack(type: BlobType, id: Buffer, env: Uint8Array, rawLength: number): Promise<void> {
+  private async addToPack(type: BlobType, id: Buffer, env: Uint8Array, rawLength: number, base?: Buffer): Promise<void> {
     let packer = this.packers.get(type);
     if (!packer) {
       packer = new PackWriter(this.keys.encKey);
       this.packers.set(type, packer);
     }
-    packer.addSealed(type, id, env, rawLength);
+    packer.addSealed(type, id, env, rawLength, base);
     if (packer.full) {
       this.packers.delete(type);
       await this.uploadPack(packer);
@@ -319,24 +327,70 @@ export class Repository {
 
   // ---------------------------------------------------------------- reading
 
-  /** Loads, decrypts, decompresses and verifies one blob. */
+  /**
+   * Loads, decrypts, decompresses and verifies one blob. A delta blob is rebuilt from its base
+   * (FORMAT.md §6) and the result checked against its id like any other blob.
+   */
   async loadBlob(id: Uint8Array): Promise<Uint8Array> {
     const loc = this.index.get(id);
-    const hex = toHex(id);
-    if (!loc) {
-      throw new LifeboatError('corrupt', `The data block ${hex.slice(0, 16)} is missing from the repository index. Run "lifeboat check" to see what is affected.`);
-    }
+    if (!loc) throw this.notIndexed(id);
     const packName = Names.pack(loc.packId);
     const env = await this.store.get(packName, loc.offset, loc.length);
-    return this.decodeBlob(loc.type, id, env, loc.rawLength, packName);
+    return this.decodeBlob(loc.type, id, env, loc.rawLength, packName, loc.base);
   }
 
-  /** Decodes an envelope read from a pack and verifies its id. */
-  async decodeBlob(type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string): Promise<Uint8Array> {
+  private notIndexed(id: Uint8Array): LifeboatError {
+    return new LifeboatError('corrupt', `The data block ${toHex(id).slice(0, 16)} is missing from the repository index. Run "lifeboat check" to see what is affected.`);
+  }
+
+  /**
+   * Decodes an envelope read from a pack and verifies its id. For a delta blob this loads its base
+   * (through the index) and returns the rebuilt chunk; `base`, when given (from an index or a pack
+   * header), must be the base the delta names.
+   */
+  async decodeBlob(type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string, base?: Uint8Array): Promise<Uint8Array> {
+    if (type === BlobType.delta) {
+      const d = await this.openDelta(id, envelope, rawLength, packName, base);
+      return this.rebuildDelta(id, d, await this.loadBase(d.base), packName);
+    }
     const what = `A data block in pack ${packName}`;
     const plain = await decodePayload(this.codec, openBlob(this.keys.encKey, type, id, envelope, what), what, rawLength);
     if (!chunkId(this.keys, plain).equals(id)) {
       throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
+    }
+    return plain;
+  }
+
+  /**
+   * Decrypts and parses a delta blob's change list, without its base. Checks what can be checked
+   * alone: the envelope, the structure, the length, and that it names the expected base.
+   */
+  async openDelta(id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string, expectedBase?: Uint8Array): Promise<Delta> {
+    const what = `A data block in pack ${packName}`;
+    // The change list is at most a few bytes more than the chunk it rebuilds (all blocks changed).
+    const plain = await decodePayload(this.codec, openBlob(this.keys.encKey, BlobType.delta, id, envelope, what), what);
+    const d = parseDelta(plain, what);
+    if (d.length !== rawLength) throw new LifeboatError('corrupt', `${what} rebuilds ${d.length} bytes instead of ${rawLength}; it is damaged.`);
+    if (expectedBase && !d.base.equals(expectedBase)) throw new LifeboatError('corrupt', `${what} is stored as changes to another block than the index says; the pack or the index is damaged.`);
+    return d;
+  }
+
+  /** Loads the base of a delta: a full blob (deltas are never based on deltas). */
+  async loadBase(base: Uint8Array): Promise<Uint8Array> {
+    const loc = this.index.get(base);
+    if (!loc) throw this.notIndexed(base);
+    if (loc.type === BlobType.delta) {
+      throw new LifeboatError('corrupt', `The data block ${toHex(base).slice(0, 16)} is the base of a delta but is itself stored as a delta; the repository is damaged.`);
+    }
+    return this.loadBlob(base);
+  }
+
+  /** Applies a delta to its base's plaintext and checks that the result has the delta's id. */
+  rebuildDelta(id: Uint8Array, d: Delta, base: Uint8Array, packName: string): Buffer {
+    const what = `A data block in pack ${packName}`;
+    const plain = applyDelta(d, base, what);
+    if (!chunkId(this.keys, plain).equals(id)) {
+      throw new LifeboatError('corrupt', `${what} does not match its id once its changes are applied to its base ${toHex(d.base).slice(0, 16)}; the pack is damaged.`);
     }
     return plain;
   }

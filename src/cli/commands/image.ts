@@ -68,12 +68,14 @@ export function registerImageCommands(program: Command, run: Run): void {
           await repo.lock(false, 'image create');
           await indexUnindexedPacks(repo); // loads the index; reuses what an interrupted run uploaded
           const started = Date.now();
+          // The previous image of this drive: its chunks are the bases of this image's delta blobs.
+          const parent = (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'image' && s.snapshot.host === hostname() && s.snapshot.paths[0] === sourcePath).pop();
           const res = await createImage(repo, src, layout.used, { table: layout.table, partitions: layout.partitions, source: { path: sourcePath }, unreadable }, {
+            parent: parent?.snapshot.root,
             signal: ctx.abort.signal,
             onProgress: progressPrinter(ctx, 'imaging'),
           });
           const seconds = (Date.now() - started) / 1000;
-          const parent = (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'image' && s.snapshot.host === hostname() && s.snapshot.paths[0] === sourcePath).pop();
           const snap: Snapshot = {
             version: 1,
             kind: 'image',
@@ -85,7 +87,7 @@ export function registerImageCommands(program: Command, run: Run): void {
             root: res.manifestId,
             ...(parent ? { parent: parent.id } : {}),
             ...(unreadable.length ? { incomplete: { count: unreadable.length, paths: unreadable.slice(0, 100).map((u) => `bytes ${u.start}-${u.start + u.length - 1}`) } } : {}),
-            summary: { totalBytes: res.manifest.bytesUsed, size: src.size, bytesRead: res.bytesRead, bytesAdded: res.bytesAdded, chunksStored: res.chunksStored, chunksNew: res.chunksNew, seconds },
+            summary: { totalBytes: res.manifest.bytesUsed, size: src.size, bytesRead: res.bytesRead, bytesAdded: res.bytesAdded, chunksStored: res.chunksStored, chunksNew: res.chunksNew, chunksDelta: res.chunksDelta, seconds },
           };
           const id = await repo.saveSnapshot(snap);
           if (ctx.json) ctx.printJson({ id, ...snap.summary, partitions: layout.partitions, warnings: layout.warnings, unreadable });

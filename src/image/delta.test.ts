@@ -118,6 +118,12 @@ test('a second image after rewriting a few files stores only the changed 4 KiB b
 
   await restoresAs(env, d.path, s1.id, disk1);
   await restoresAs(env, d.path, s2.id, disk);
+  // Files out of the second image (through snapshotSource) and a raw export read deltas too.
+  const rf = await lifeboat(['image', 'restore-files', s2.id, '1:/', '--target', join(d.path, 'files2')], env);
+  assert.equal(rf.code, 0, rf.stderr);
+  sh(`mkdir ref2 && debugfs -R 'rdump / ref2' 'disk.img?offset=${P1}' >/dev/null 2>&1 && diff -r ref2 files2 && cmp tree/sub/f0.bin files2/sub/f0.bin && rm -r ref2 files2`, d.path);
+  assert.equal((await lifeboat(['image', 'export', s2.id, join(d.path, 'export.img'), '--format', 'raw'], env)).code, 0);
+  sh(`cmp disk.img export.img && rm export.img`, d.path);
   const check = await lifeboat(['check', '--read-data'], env);
   assert.equal(check.code, 0, check.stdout + check.stderr);
   const stats = await lifeboat(['stats', '--json'], env);

@@ -331,6 +331,20 @@ export class Repository {
    * Loads, decrypts, decompresses and verifies one blob. A delta blob is rebuilt from its base
    * (FORMAT.md §6) and the result checked against its id like any other blob.
    */
+  /**
+   * A stored data or tree blob's sealed envelope, for a caller that opens it on another thread
+   * (openBlob, decodePayload, then chunkId must equal `id`); undefined when the blob is not
+   * indexed or is a delta (those need loadBlob). The envelope owns its ArrayBuffer (transferable).
+   */
+  async loadSealedBlob(id: Uint8Array): Promise<{ type: BlobType; env: Uint8Array; rawLength: number; packName: string } | undefined> {
+    const loc = this.index.get(id);
+    if (!loc || loc.type === BlobType.delta) return undefined;
+    const packName = Names.pack(loc.packId);
+    const got = await this.store.get(packName, loc.offset, loc.length);
+    const env = got.byteOffset === 0 && got.byteLength === got.buffer.byteLength ? got : new Uint8Array(got);
+    return { type: loc.type, env, rawLength: loc.rawLength, packName };
+  }
+
   async loadBlob(id: Uint8Array): Promise<Uint8Array> {
     const loc = this.index.get(id);
     if (!loc) throw this.notIndexed(id);

@@ -328,10 +328,6 @@ export class Repository {
   // ---------------------------------------------------------------- reading
 
   /**
-   * Loads, decrypts, decompresses and verifies one blob. A delta blob is rebuilt from its base
-   * (FORMAT.md §6) and the result checked against its id like any other blob.
-   */
-  /**
    * A stored data or tree blob's sealed envelope, for a caller that opens it on another thread
    * (openBlob, decodePayload, then chunkId must equal `id`); undefined when the blob is not
    * indexed or is a delta (those need loadBlob). The envelope owns its ArrayBuffer (transferable).
@@ -345,6 +341,10 @@ export class Repository {
     return { type: loc.type, env, rawLength: loc.rawLength, packName };
   }
 
+  /**
+   * Loads, decrypts, decompresses and verifies one blob. A delta blob is rebuilt from its base
+   * (FORMAT.md §6) and the result checked against its id like any other blob.
+   */
   async loadBlob(id: Uint8Array): Promise<Uint8Array> {
     const loc = this.index.get(id);
     if (!loc) throw this.notIndexed(id);

@@ -2,7 +2,7 @@
  * Cryptography of format 1: AES-256-GCM envelopes, keyed chunk ids, MACs over plaintext files,
  * and scrypt for passwords. Everything from node:crypto. See docs/FORMAT.md §Keys and §Envelopes.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, scrypt, timingSafeEqual } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
 
 export const NONCE_BYTES = 12;
@@ -55,14 +55,20 @@ export function sha256(data: Uint8Array): Buffer {
  * blobs, to the blob's type and id) so envelopes cannot be swapped between places.
  */
 export function seal(key: Buffer, plaintext: Uint8Array | readonly Uint8Array[], aad: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE_BYTES);
-  const c = createCipheriv('aes-256-gcm', key, nonce);
+  const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext;
+  let length = NONCE_BYTES + TAG_BYTES;
+  for (const p of parts) length += p.length;
+  // Its own exact allocation, never a slice of Node's shared pool: envelopes are kept in packs
+  // and transferred between threads, and a pooled slice would pin (or detach) a whole 8 KiB slab.
+  const out = Buffer.allocUnsafeSlow(length);
+  randomFillSync(out, 0, NONCE_BYTES);
+  const c = createCipheriv('aes-256-gcm', key, out.subarray(0, NONCE_BYTES));
   c.setAAD(aad);
-  const parts: Buffer[] = [nonce];
-  if (plaintext instanceof Uint8Array) parts.push(c.update(plaintext));
-  else for (const p of plaintext) parts.push(c.update(p));
-  parts.push(c.final(), c.getAuthTag());
-  return Buffer.concat(parts);
+  let o = NONCE_BYTES;
+  for (const p of parts) o += c.update(p).copy(out, o);
+  o += c.final().copy(out, o);
+  c.getAuthTag().copy(out, o);
+  return out;
 }
 
 /** Opens an envelope; returns undefined if it is not authentic (wrong key, damaged, swapped). */

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -199,6 +200,123 @@ static napi_value js_holes(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+
+// ---- zstd through the system's libzstd (dlopen: no headers needed at build time) ----------------
+// One compression and one decompression context per codec object, reused for every call: the
+// npm binding makes a fresh streaming context per call, which costs ~50 µs (a 2 MiB window
+// allocated and cleared) and dominates backups of many small files. Frames are standard zstd
+// with the content size in the header; absent libzstd, JavaScript falls back to the npm binding.
+typedef void *(*zfn_create)(void);
+typedef size_t (*zfn_free)(void *);
+typedef size_t (*zfn_bound)(size_t);
+typedef unsigned (*zfn_iserr)(size_t);
+typedef const char *(*zfn_errname)(size_t);
+typedef size_t (*zfn_cctx)(void *, void *, size_t, const void *, size_t, int);
+typedef size_t (*zfn_dctx)(void *, void *, size_t, const void *, size_t);
+typedef unsigned long long (*zfn_csize)(const void *, size_t);
+static struct {
+  int tried, ok;
+  zfn_create createC, createD;
+  zfn_free freeC, freeD;
+  zfn_bound bound;
+  zfn_iserr isError;
+  zfn_errname errName;
+  zfn_cctx compress;
+  zfn_dctx decompress;
+  zfn_csize contentSize;
+} Z;
+
+static int zstd_load(void) {
+  if (Z.tried) return Z.ok;
+  Z.tried = 1;
+  void *h = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return 0;
+  Z.createC = (zfn_create)dlsym(h, "ZSTD_createCCtx");
+  Z.createD = (zfn_create)dlsym(h, "ZSTD_createDCtx");
+  Z.freeC = (zfn_free)dlsym(h, "ZSTD_freeCCtx");
+  Z.freeD = (zfn_free)dlsym(h, "ZSTD_freeDCtx");
+  Z.bound = (zfn_bound)dlsym(h, "ZSTD_compressBound");
+  Z.isError = (zfn_iserr)dlsym(h, "ZSTD_isError");
+  Z.errName = (zfn_errname)dlsym(h, "ZSTD_getErrorName");
+  Z.compress = (zfn_cctx)dlsym(h, "ZSTD_compressCCtx");
+  Z.decompress = (zfn_dctx)dlsym(h, "ZSTD_decompressDCtx");
+  Z.contentSize = (zfn_csize)dlsym(h, "ZSTD_getFrameContentSize");
+  Z.ok = Z.createC && Z.createD && Z.freeC && Z.freeD && Z.bound && Z.isError && Z.errName && Z.compress && Z.decompress && Z.contentSize;
+  return Z.ok;
+}
+
+typedef struct { void *c; void *d; int level; } zcodec;
+
+static void zcodec_free(napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  zcodec *z = data;
+  if (z->c) Z.freeC(z->c);
+  if (z->d) Z.freeD(z->d);
+  free(z);
+}
+
+static napi_value throw_msg(napi_env env, const char *msg) {
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+// zstdCodec(level) -> external handle, or undefined when libzstd is not available.
+static napi_value js_zstd_codec(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1], r;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t level = 3;
+  if (argc > 0) napi_get_value_int32(env, argv[0], &level);
+  if (!zstd_load()) { napi_get_undefined(env, &r); return r; }
+  zcodec *z = calloc(1, sizeof *z);
+  if (!z) return throw_msg(env, "out of memory");
+  z->c = Z.createC(); z->d = Z.createD(); z->level = level;
+  if (!z->c || !z->d) { zcodec_free(env, z, NULL); return throw_msg(env, "zstd: cannot create a context"); }
+  napi_create_external(env, z, zcodec_free, NULL, &r);
+  return r;
+}
+
+static int bytes_arg(napi_env env, napi_value v, void **data, size_t *len) {
+  napi_typedarray_type t; napi_value ab; size_t off;
+  if (napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) != napi_ok || t != napi_uint8_array) return 0;
+  return 1;
+}
+
+// zstdCompress(handle, bytes) -> Buffer holding one frame (content size in its header).
+static napi_value js_zstd_compress(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2], r;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  zcodec *z; void *src; size_t len;
+  if (argc < 2 || napi_get_value_external(env, argv[0], (void **)&z) != napi_ok || !bytes_arg(env, argv[1], &src, &len)) return throw_msg(env, "zstdCompress(handle, Uint8Array)");
+  size_t cap = Z.bound(len);
+  void *tmp = malloc(cap ? cap : 1);
+  if (!tmp) return throw_msg(env, "out of memory");
+  size_t n = Z.compress(z->c, tmp, cap, src, len, z->level);
+  if (Z.isError(n)) { free(tmp); return throw_msg(env, Z.errName(n)); }
+  void *out;
+  napi_create_buffer_copy(env, n, tmp, &out, &r);
+  free(tmp);
+  return r;
+}
+
+// zstdDecompress(handle, bytes, expectedLength) -> Buffer; throws when the frame is damaged or
+// does not decode to exactly expectedLength bytes (when the frame records a size, it must agree).
+static napi_value js_zstd_decompress(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3], r;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  zcodec *z; void *src; size_t len; int64_t expected;
+  if (argc < 3 || napi_get_value_external(env, argv[0], (void **)&z) != napi_ok || !bytes_arg(env, argv[1], &src, &len) || napi_get_value_int64(env, argv[2], &expected) != napi_ok || expected < 0) {
+    return throw_msg(env, "zstdDecompress(handle, Uint8Array, expectedLength)");
+  }
+  unsigned long long cs = Z.contentSize(src, len);
+  if (cs != 0ULL - 1 && cs != 0ULL - 2 && cs != (unsigned long long)expected) return throw_msg(env, "zstd: the frame's size differs from the expected size");
+  void *out;
+  napi_create_buffer(env, (size_t)expected, &out, &r);
+  size_t n = Z.decompress(z->d, out, (size_t)expected, src, len);
+  if (Z.isError(n)) return throw_msg(env, Z.errName(n));
+  if (n != (size_t)expected) return throw_msg(env, "zstd: the frame decoded to fewer bytes than expected");
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL },
@@ -207,6 +325,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
     { "lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_default, NULL },
     { "holes", NULL, js_holes, NULL, NULL, NULL, napi_default, NULL },
+    { "zstdCodec", NULL, js_zstd_codec, NULL, NULL, NULL, napi_default, NULL },
+    { "zstdCompress", NULL, js_zstd_compress, NULL, NULL, NULL, napi_default, NULL },
+    { "zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

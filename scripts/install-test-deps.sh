@@ -4,7 +4,8 @@
 # entirely when everything is present.
 set -euo pipefail
 pkgs=(e2fsprogs dosfstools mtools ntfs-3g fdisk gdisk parted partclone qemu-utils fuse3 attr util-linux
-      qemu-system-x86 syslinux syslinux-common syslinux-efi grub-pc-bin grub-common grub2-common ovmf busybox-static cpio)
+      qemu-system-x86 syslinux syslinux-common syslinux-efi grub-pc-bin grub-common grub2-common ovmf busybox-static cpio
+      zstd libzstd1)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

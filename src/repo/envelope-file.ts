@@ -34,7 +34,7 @@ export async function decodePayload(codec: Codec, plain: Uint8Array, what: strin
   else if (tag === CODEC_ZSTD) {
     try {
       // Small frames inline: a thread-pool round trip costs more than decoding them.
-      out = expectedLength !== undefined && expectedLength <= 256 * 1024 ? codec.decompressSync(plain.subarray(1)) : await codec.decompress(plain.subarray(1));
+      out = expectedLength !== undefined && expectedLength <= 256 * 1024 ? codec.decompressSync(plain.subarray(1), expectedLength) : await codec.decompress(plain.subarray(1));
     } catch {
       throw new LifeboatError('corrupt', `${what} could not be decompressed; it is damaged.`);
     }

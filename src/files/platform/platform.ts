@@ -5,11 +5,9 @@
  * provides them; without it `exact` is false and the portable fallbacks lose what Node cannot do
  * (the caller warns once).
  */
-import { createRequire } from 'node:module';
 import { constants, readFileSync } from 'node:fs';
 import { lutimes, open } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { nativeAddon } from '../../util/native.js';
 
 export interface Platform {
   /** True when every call below is exact (the addon is loaded). */
@@ -54,16 +52,6 @@ interface Addon {
   mknod(path: Buffer, mode: number, rdev: bigint): void;
   lutimens(path: Buffer, atimeNs: bigint, mtimeNs: bigint): void;
   holes(fd: number, size: number): Float64Array;
-}
-
-function loadAddon(): Addon | undefined {
-  if (process.env['LIFEBOAT_NO_NATIVE'] === '1') return undefined;
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-  try {
-    return createRequire(import.meta.url)(join(root, 'build', 'Release', 'lifeboat_fs.node')) as Addon;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Both directions of one name database (/etc/passwd or /etc/group); the first line of a name or id wins, as with getpwnam. */
@@ -188,7 +176,7 @@ let current: Platform | undefined;
 
 /** The platform of this machine (loaded once). */
 export function platform(): Platform {
-  current ??= new LinuxPlatform(process.platform === 'linux' ? loadAddon() : undefined);
+  current ??= new LinuxPlatform(nativeAddon<Addon>());
   return current;
 }
 

@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createPortableZstdCodec, createZstdCodec, nativeZstd } from './compress.js';
+
+const inputs = (): Buffer[] => [
+  Buffer.alloc(0),
+  Buffer.from('x'),
+  Buffer.from('hello world '.repeat(300)),
+  randomBytes(70_000),
+  Buffer.concat([randomBytes(300_000), Buffer.alloc(800_000, 7)]),
+];
+
+test('the native zstd codec is in use here, and its frames and the npm binding\'s decode either way, exactly', () => {
+  assert.ok(nativeZstd(), 'libzstd through the native addon (npm ci builds it; libzstd1 is part of Debian)');
+  const fast = createZstdCodec();
+  const portable = createPortableZstdCodec();
+  for (const [i, input] of inputs().entries()) {
+    if (i === 2 || i === 4) assert.ok(fast.compressSync(input).length < input.length / 2, 'compressible input shrinks');
+    const a = fast.compressSync(input);
+    const b = portable.compressSync(input);
+    assert.deepEqual(Buffer.from(portable.decompressSync(a)), input, `npm binding decodes native frame of ${input.length}`);
+    assert.deepEqual(Buffer.from(fast.decompressSync(a, input.length)), input);
+    assert.deepEqual(Buffer.from(fast.decompressSync(b, input.length)), input, `native decodes npm frame of ${input.length} (no size in its header)`);
+    assert.deepEqual(Buffer.from(fast.decompressSync(b)), input);
+  }
+});
+
+test('native zstd frames are standard: the zstd tool decodes them', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lifeboat-zstd-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const input = Buffer.from('a line of text for the zstd command line tool\n'.repeat(5000));
+  writeFileSync(join(dir, 'x.zst'), createZstdCodec().compressSync(input));
+  execFileSync('zstd', ['-q', '-d', join(dir, 'x.zst'), '-o', join(dir, 'x')]);
+  assert.deepEqual(readFileSync(join(dir, 'x')), input);
+});
+
+test('native zstd refuses damaged frames and wrong lengths instead of returning wrong bytes', () => {
+  const codec = createZstdCodec();
+  const input = Buffer.from('some text that compresses well. '.repeat(2000));
+  const frame = Buffer.from(codec.compressSync(input));
+  assert.throws(() => codec.decompressSync(frame, input.length + 1));
+  assert.throws(() => codec.decompressSync(frame, input.length - 1));
+  assert.throws(() => codec.decompressSync(frame.subarray(0, frame.length - 4), input.length));
+  const bad = Buffer.from(frame);
+  bad[Math.floor(bad.length / 2)]! ^= 0xff;
+  let decoded: Uint8Array | undefined;
+  try {
+    decoded = codec.decompressSync(bad, input.length);
+  } catch {
+    decoded = undefined;
+  }
+  // zstd frames from the one-shot API carry no checksum; a flipped byte either fails or changes
+  // the output, which the blob's id check then catches. It never decodes silently to the input.
+  if (decoded) assert.notDeepEqual(Buffer.from(decoded), input);
+  const portablePlain = createPortableZstdCodec().compressSync(input);
+  assert.throws(() => codec.decompressSync(Buffer.from(portablePlain).subarray(0, 10), input.length));
+});

@@ -354,7 +354,7 @@ class Backup {
     await this.smallReads.acquire();
     let r: SmallFileReply;
     try {
-      r = await this.saver!.save({ path, ino: st.ino.toString(), size: st.size.toString(), mtimeNs: st.mtimeNs.toString(), type: BlobType.data, limit: DEFAULT_PARAMS.min });
+      r = await this.saver!.save({ path: path.toString('latin1'), ino: st.ino.toString(), size: st.size.toString(), mtimeNs: st.mtimeNs.toString(), type: BlobType.data, limit: DEFAULT_PARAMS.min });
     } finally {
       this.smallReads.release();
     }

@@ -5,12 +5,13 @@
  * A restore of many small files is bound by exactly this work; two workers do it on two cores.
  */
 import { closeSync, constants as C, fchmodSync, fchownSync, openSync, writeSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { createZstdCodec } from '../repo/compress.js';
 import { chunkId, type MasterKeys } from '../repo/crypto.js';
 import { decodePayload } from '../repo/envelope-file.js';
 import { openBlob } from '../repo/pack.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
+import { serveBatches } from '../util/worker-pool.js';
 import { platform } from './platform/platform.js';
 import type { RestoreFileJob, RestoreFileReply } from './restore-workers.js';
 
@@ -25,14 +26,15 @@ async function handle(m: RestoreFileJob): Promise<RestoreFileReply> {
   if (m.blob) {
     const what = `A data block in pack ${m.blob.packName}`;
     try {
-      data = await decodePayload(codec, openBlob(keys.encKey, m.blob.type, m.blob.id, m.blob.env, what), what, m.blob.rawLength);
-      if (!chunkId(keys, data).equals(m.blob.id)) throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
+      const id = Buffer.from(m.blob.id, 'hex');
+      data = await decodePayload(codec, openBlob(keys.encKey, m.blob.type, id, m.blob.env, what), what, m.blob.rawLength);
+      if (!chunkId(keys, data).equals(id)) throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
     } catch (e) {
       if (e instanceof LifeboatError) return { seq: m.seq, status: 'corrupt', message: e.message };
       throw e;
     }
   }
-  const path = Buffer.from(m.path.buffer, m.path.byteOffset, m.path.byteLength);
+  const path = Buffer.from(m.path, 'latin1');
   let fd: number;
   try {
     fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
@@ -59,7 +61,7 @@ async function handle(m: RestoreFileJob): Promise<RestoreFileReply> {
   const xattrErrors: [string, string][] = [];
   for (const [name, value] of m.xattrs) {
     try {
-      plat.setXattr(path, name, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+      plat.setXattr(path, name, Buffer.from(value, 'latin1'));
     } catch (e) {
       xattrErrors.push([name, errnoCode(e) ?? String(e)]);
     }
@@ -72,9 +74,7 @@ async function handle(m: RestoreFileJob): Promise<RestoreFileReply> {
   return { seq: m.seq, status: 'ok', bytes: data.length, ...(chownError !== undefined ? { chownError } : {}), xattrErrors };
 }
 
-parentPort!.on('message', (m: RestoreFileJob) => {
-  handle(m).then(
-    (r) => parentPort!.postMessage(r),
-    (e: unknown) => parentPort!.postMessage({ seq: m.seq, status: 'failed', code: e instanceof Error ? e.message : String(e) } satisfies RestoreFileReply),
-  );
-});
+serveBatches<RestoreFileJob, RestoreFileReply>(
+  async (m) => ({ reply: await handle(m) }),
+  (m, e) => ({ seq: m.seq, status: 'failed', code: e instanceof Error ? e.message : String(e) }),
+);

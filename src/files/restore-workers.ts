@@ -10,16 +10,20 @@ import type { TreeEntry } from './tree.js';
 
 export interface RestoreFileJob {
   readonly seq: number;
-  /** Where to create the file (a fresh name in a folder the main thread checked). */
-  readonly path: Uint8Array;
-  /** The sealed content; none for an empty file. */
-  readonly blob?: { readonly type: number; readonly id: Uint8Array; readonly env: Uint8Array; readonly rawLength: number; readonly packName: string };
+  /**
+   * Where to create the file (a fresh name in a folder the main thread checked), its bytes as a
+   * latin1 string: strings cross threads cheaply, a Buffer from Node's pool clones its whole slab.
+   */
+  readonly path: string;
+  /** The sealed content (id in hex); none for an empty file. */
+  readonly blob?: { readonly type: number; readonly id: Hex; readonly env: Uint8Array; readonly rawLength: number; readonly packName: string };
   readonly mode: number;
   /** Owner to set; undefined leaves the file to the restoring user. */
   readonly owner?: { readonly uid: number; readonly gid: number };
   readonly atime: bigint;
   readonly mtime: bigint;
-  readonly xattrs: readonly (readonly [string, Uint8Array])[];
+  /** Extended attributes, values as latin1 strings. */
+  readonly xattrs: readonly (readonly [string, string])[];
 }
 
 export type RestoreFileReply =
@@ -44,19 +48,18 @@ export class FileWriters {
     const id: Hex | undefined = e.content?.[0];
     let blob: RestoreFileJob['blob'];
     if (id !== undefined) {
-      const idBytes = fromHex(id);
-      const sealed = await this.repo.loadSealedBlob(idBytes);
+      const sealed = await this.repo.loadSealedBlob(fromHex(id));
       if (!sealed) return undefined;
-      blob = { ...sealed, id: idBytes };
+      blob = { ...sealed, id };
     }
     const job: Omit<RestoreFileJob, 'seq'> = {
-      path,
+      path: path.toString('latin1'),
       ...(blob ? { blob } : {}),
       mode: e.mode,
       ...(owner ? { owner } : {}),
       atime: e.atime,
       mtime: e.mtime,
-      xattrs: e.xattrs ?? [],
+      xattrs: (e.xattrs ?? []).map(([k, v]) => [k, v.toString('latin1')] as const),
     };
     return this.pool.call(job, blob ? [blob.env.buffer as ArrayBuffer] : []);
   }

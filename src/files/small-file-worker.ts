@@ -4,7 +4,8 @@
  * files). Replies with the file's single chunk, or why it was not read.
  */
 import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
+import { serveBatches } from '../util/worker-pool.js';
 import { createZstdCodec } from '../repo/compress.js';
 import { chunkId, type MasterKeys } from '../repo/crypto.js';
 import { sealBlobSync } from '../repo/encoder.js';
@@ -20,7 +21,7 @@ function errno(e: unknown): string {
 }
 
 function handle(m: SmallFileRequest): SmallFileReply {
-  const path = Buffer.from(m.path.buffer, m.path.byteOffset, m.path.byteLength);
+  const path = Buffer.from(m.path, 'latin1');
   let fd: number;
   try {
     try {
@@ -61,12 +62,16 @@ function handle(m: SmallFileRequest): SmallFileReply {
   }
 }
 
-parentPort!.on('message', (m: SmallFileRequest | SealRequest) => {
-  if ('kind' in m) {
-    const env = sealBlobSync(codec, keys.encKey, m.type, m.id, m.data);
-    parentPort!.postMessage({ seq: m.seq, status: 'sealed', env } satisfies SmallFileReply, [env.buffer as ArrayBuffer]);
-    return;
-  }
-  const r = handle(m);
-  parentPort!.postMessage(r, r.status === 'ok' && r.env ? [r.env.buffer as ArrayBuffer] : []);
-});
+serveBatches<SmallFileRequest | SealRequest, SmallFileReply>(
+  (m) => {
+    if ('kind' in m) {
+      const env = sealBlobSync(codec, keys.encKey, m.type, m.id, m.data);
+      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer] };
+    }
+    const r = handle(m);
+    return { reply: r, transfer: r.status === 'ok' && r.env ? [r.env.buffer as ArrayBuffer] : [] };
+  },
+  (_m, e) => {
+    throw e; // a bug, not a file problem: the pool fails every request (the worker's 'error')
+  },
+);

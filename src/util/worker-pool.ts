@@ -1,18 +1,31 @@
 /**
  * A small pool of worker threads answering one reply per request, matched by a sequence number.
- * Requests go round-robin; workers start on first use and are referenced only while they owe an
- * answer, so an idle pool never keeps the process alive. A worker that dies fails every request
- * it still owes, and every later one.
+ * Requests go round-robin and travel in batches: a message between threads costs tens of µs
+ * whatever it holds, so the requests made in one turn of the event loop (at most MAX_BATCH per
+ * worker) share one message, and so do the replies to one batch. Workers start on first use and are
+ * referenced only while they owe an answer, so an idle pool never keeps the process alive. A
+ * worker that dies fails every request it still owes, and every later one.
+ *
+ * Worker scripts answer with serveBatches().
  */
 import { availableParallelism } from 'node:os';
-import { Worker, type TransferListItem } from 'node:worker_threads';
+import { parentPort, Worker, type TransferListItem } from 'node:worker_threads';
+
+const MAX_BATCH = 32;
+
+interface Outgoing {
+  items: object[];
+  transfer: TransferListItem[];
+}
 
 export class WorkerPool<Req extends object, Reply extends { readonly seq: number }> {
   private workers: Worker[] = [];
+  private outgoing: Outgoing[] = [];
   private readonly waiting = new Map<number, { resolve(r: Reply): void; reject(e: unknown): void }>();
   private seq = 0;
   private next = 0;
   private failed: unknown;
+  private flushing: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly script: URL,
@@ -23,11 +36,13 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
   private start(): void {
     for (let i = 0; i < this.threads; i++) {
       const w = new Worker(this.script, { workerData: this.workerData });
-      w.on('message', (r: Reply) => {
-        const p = this.waiting.get(r.seq);
-        this.waiting.delete(r.seq);
+      w.on('message', (m: { batch: Reply[] }) => {
+        for (const r of m.batch) {
+          const p = this.waiting.get(r.seq);
+          this.waiting.delete(r.seq);
+          p?.resolve(r);
+        }
         if (this.waiting.size === 0) for (const x of this.workers) x.unref();
-        p?.resolve(r);
       });
       w.on('error', (e) => {
         this.failed ??= e;
@@ -36,25 +51,71 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
       });
       w.unref(); // after the listeners: attaching one refs the worker again
       this.workers.push(w);
+      this.outgoing.push({ items: [], transfer: [] });
     }
   }
 
-  /** Sends `req` (with a fresh seq) to the next worker; `transfer` moves buffers instead of copying them. */
+  /** Queues `req` (with a fresh seq) for the next worker; `transfer` moves buffers instead of copying them. */
   call(req: Req, transfer: readonly TransferListItem[] = []): Promise<Reply> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
     if (this.workers.length === 0) this.start();
     const seq = this.seq++;
-    const w = this.workers[this.next++ % this.workers.length]!;
+    const i = this.next++ % this.workers.length;
     return new Promise<Reply>((resolve, reject) => {
       if (this.waiting.size === 0) for (const x of this.workers) x.ref();
       this.waiting.set(seq, { resolve, reject });
-      w.postMessage({ ...req, seq }, transfer);
+      const out = this.outgoing[i]!;
+      out.items.push({ ...req, seq });
+      out.transfer.push(...transfer);
+      if (out.items.length >= MAX_BATCH) this.send(i);
+      else this.flushing ??= setImmediate(() => this.flush());
     });
   }
 
+  private send(i: number): void {
+    const out = this.outgoing[i]!;
+    if (out.items.length === 0) return;
+    this.outgoing[i] = { items: [], transfer: [] };
+    this.workers[i]!.postMessage({ batch: out.items }, out.transfer);
+  }
+
+  private flush(): void {
+    this.flushing = undefined;
+    for (let i = 0; i < this.workers.length; i++) this.send(i);
+  }
+
   async close(): Promise<void> {
+    if (this.flushing) clearImmediate(this.flushing);
+    this.flushing = undefined;
     const ws = this.workers;
     this.workers = [];
+    this.outgoing = [];
     await Promise.all(ws.map((w) => w.terminate()));
   }
+}
+
+/**
+ * The worker side: answers each batch of requests in order with one message. `handle` returns the
+ * reply and the buffers to transfer with it; a request that throws is answered by `onError`.
+ */
+export function serveBatches<Req extends { readonly seq: number }, Reply extends { readonly seq: number }>(
+  handle: (req: Req) => Promise<{ reply: Reply; transfer?: TransferListItem[] }> | { reply: Reply; transfer?: TransferListItem[] },
+  onError: (req: Req, e: unknown) => Reply,
+): void {
+  parentPort!.on('message', (m: { batch: Req[] }) => {
+    void (async () => {
+      const replies: Reply[] = [];
+      const transfer: TransferListItem[] = [];
+      for (const req of m.batch) {
+        try {
+          const r = await handle(req);
+          replies.push(r.reply);
+          if (r.transfer) transfer.push(...r.transfer);
+        } catch (e) {
+          replies.push(onError(req, e));
+        }
+      }
+      parentPort!.postMessage({ batch: replies }, transfer);
+    })();
+  });
 }

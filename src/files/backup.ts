@@ -21,11 +21,10 @@ import { toHex, type Hex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
-import type { MetadataPrefetch } from './prefetch.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { loadDir, MAX_INLINE_CONTENT, sameEntry, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 
-/** The lstat fields the walker uses (BigIntStats has them; so does a read-ahead answer). */
+/** The lstat fields the walker uses (a BigIntStats, or a test double with just these). */
 export type FileMeta = Pick<
   BigIntStats,
   'mode' | 'dev' | 'ino' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'atimeNs' | 'mtimeNs' | 'ctimeNs' |
@@ -50,15 +49,6 @@ export const nodeFileAccess: FileAccess = {
   readlink: async (p) => readlinkSync(p, { encoding: 'buffer' }),
   open: (p, flags) => fsp.open(p, flags),
 };
-
-/** nodeFileAccess, answering from what was read ahead first. */
-function prefetchedFileAccess(pre: MetadataPrefetch): FileAccess {
-  return {
-    ...nodeFileAccess,
-    readdir: async (p) => pre.takeListing(p) ?? readdirSync(p, { encoding: 'buffer' }),
-    lstat: async (p) => pre.takeStat(p) ?? lstatSync(p, { bigint: true }),
-  };
-}
 
 export type WarningKind = 'unreadable' | 'vanished' | 'changed' | 'skipped' | 'metadata';
 
@@ -91,8 +81,6 @@ export interface BackupOptions {
   readonly onEvent?: (e: BackupEvent) => void;
   readonly fs?: FileAccess;
   readonly platform?: Platform;
-  /** Metadata read ahead while the repository opened (used with the real file system only). */
-  readonly prefetch?: MetadataPrefetch;
 }
 
 export interface BackupSummary {
@@ -205,7 +193,7 @@ class Backup {
   readonly saver: SmallFileSaver | undefined;
 
   constructor(readonly repo: Repository, readonly opts: BackupOptions) {
-    this.fs = opts.fs ?? (opts.prefetch ? prefetchedFileAccess(opts.prefetch) : nodeFileAccess);
+    this.fs = opts.fs ?? nodeFileAccess;
     this.saver = opts.fs === undefined ? new SmallFileSaver(repo) : undefined;
     if (this.saver) repo.useEncoder(this.saver);
     this.plat = opts.platform ?? defaultPlatform();
@@ -576,14 +564,6 @@ class Backup {
  * The caller holds the repository lock.
  */
 export async function backup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
-  try {
-    return await backupWalk(repo, opts);
-  } finally {
-    opts.prefetch?.stop();
-  }
-}
-
-async function backupWalk(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
   if (opts.paths.length === 0) throw new LifeboatError('usage', 'Name at least one file or folder to back up.');
   const abs = [...new Set(opts.paths.map((p) => resolve(p)))].sort();
@@ -608,7 +588,6 @@ async function backupWalk(repo: Repository, opts: BackupOptions): Promise<Backup
   if (pt !== undefined) b.totalEstimate = pt;
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
 
-  opts.prefetch?.stop(); // the walk itself takes over from here
   const rootEntries: TreeEntry[] = [];
   try {
   for (const p of abs) {

@@ -1,6 +1,5 @@
 /** File backup commands: backup, snapshots, ls, find, diff, dump, restore. */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadPins } from '../../repo/pins.js';
 import { indexUnindexedPacks } from '../../repo/repair.js';
@@ -9,7 +8,6 @@ import type { Repository } from '../../repo/repository.js';
 import type { Hex } from '../../repo/ids.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import { backup, type BackupEvent } from '../../files/backup.js';
-import { MetadataPrefetch } from '../../files/prefetch.js';
 import { restore, type OverwriteMode, type RestoreEvent } from '../../files/restore.js';
 import { diffTrees, dumpFile, entryName, formatNs, resolvePath, walk, type Found } from '../../files/browse.js';
 import { PathMatcher, parseSize } from '../../files/pattern.js';
@@ -98,17 +96,9 @@ export function registerFileCommands(program: Command, run: Run): void {
           larger = parseSize(o.excludeLargerThan);
           if (larger === undefined) throw new LifeboatError('usage', `--exclude-larger-than ${o.excludeLargerThan}: use a size such as 500M or 2G.`);
         }
-        // Read folder metadata ahead while the key derivation and index loading run.
-        const prefetch = new MetadataPrefetch(paths.map((p) => resolve(p)), { excludes: new PathMatcher(excludes), oneFileSystem: o.oneFileSystem === true });
-        let repo: Repository;
-        try {
-          repo = await ctx.openRepository();
-          await repo.lock(false, 'backup');
-          await indexUnindexedPacks(repo); // reuse what an interrupted run uploaded
-        } catch (err) {
-          prefetch.stop(); // backup() stops it once the walk starts
-          throw err;
-        }
+        const repo = await ctx.openRepository();
+        await repo.lock(false, 'backup');
+        await indexUnindexedPacks(repo); // reuse what an interrupted run uploaded
         warnPlatformOnce(ctx);
         const progress = new Progress(ctx, 'backup');
         const onEvent = (e: BackupEvent) => {
@@ -130,7 +120,6 @@ export function registerFileCommands(program: Command, run: Run): void {
           ...(o.host !== undefined ? { host: o.host } : {}),
           signal: ctx.abort.signal,
           onEvent,
-          prefetch,
         });
         progress.done();
         const s = r.summary;

@@ -1,16 +1,16 @@
-/** Worker thread of BlobEncoder: compresses and seals one blob per message. */
-import { parentPort, workerData } from 'node:worker_threads';
+/** Worker thread of BlobEncoder: compresses and seals blobs, one batch of requests per message. */
+import { workerData } from 'node:worker_threads';
+import { serveBatches } from '../util/worker-pool.js';
 import { createZstdCodec } from './compress.js';
-import { sealBlobSync } from './encoder.js';
+import { sealBlobSync, type SealReply } from './encoder.js';
 
 const encKey = Buffer.from((workerData as { encKey: Uint8Array }).encKey);
 const codec = createZstdCodec();
 
-parentPort!.on('message', (m: { seq: number; type: number; id: Uint8Array; data: Uint8Array }) => {
-  try {
+serveBatches<{ seq: number; type: number; id: Uint8Array; data: Uint8Array }, SealReply>(
+  (m) => {
     const env = sealBlobSync(codec, encKey, m.type, m.id, m.data);
-    parentPort!.postMessage({ seq: m.seq, env }, [env.buffer as ArrayBuffer]);
-  } catch (e) {
-    parentPort!.postMessage({ seq: m.seq, error: e instanceof Error ? e.message : String(e) });
-  }
-});
+    return { reply: { seq: m.seq, env }, transfer: [env.buffer as ArrayBuffer] };
+  },
+  (m, e) => ({ seq: m.seq, error: e instanceof Error ? e.message : String(e) }),
+);

@@ -4,7 +4,7 @@
  * Small blobs are encoded inline (a message round trip costs more than compressing them).
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { WorkerPool } from '../util/worker-pool.js';
 import type { Codec } from './compress.js';
 import { seal } from './crypto.js';
 import { CODEC_RAW, CODEC_ZSTD } from './envelope-file.js';
@@ -36,66 +36,34 @@ export function worthAWorker(length: number): boolean {
   return length >= INLINE_BELOW;
 }
 
-interface Job {
-  resolve(env: Uint8Array): void;
-  reject(e: unknown): void;
+interface SealJob {
+  readonly seq: number;
+  readonly type: number;
+  readonly id: Uint8Array;
+  readonly data: Uint8Array;
 }
+export type SealReply = { readonly seq: number; readonly env: Uint8Array } | { readonly seq: number; readonly error: string };
 
 export class BlobEncoder implements BlobSealer {
-  private workers: Worker[] = [];
-  private readonly jobs = new Map<number, Job>();
-  private seq = 0;
-  private next = 0;
-  private failed: unknown;
+  private readonly pool: WorkerPool<Omit<SealJob, 'seq'>, SealReply>;
 
   constructor(
     private readonly codec: Codec,
     private readonly encKey: Buffer,
     private readonly threads = Math.max(1, Math.min(4, availableParallelism())),
-  ) {}
-
-  private start(): void {
-    for (let i = 0; i < this.threads; i++) {
-      const w = new Worker(new URL('./encode-worker.js', import.meta.url), { workerData: { encKey: this.encKey } });
-      w.on('message', (m: { seq: number; env?: Uint8Array; error?: string }) => {
-        const job = this.jobs.get(m.seq);
-        if (!job) return;
-        this.jobs.delete(m.seq);
-        if (this.jobs.size === 0) for (const x of this.workers) x.unref();
-        if (m.env) job.resolve(m.env);
-        else job.reject(new Error(m.error ?? 'encoder worker failed'));
-      });
-      w.on('error', (e) => this.fail(e));
-      w.unref(); // after the listeners: attaching one refs the worker again
-      this.workers.push(w);
-    }
-  }
-
-  private fail(e: unknown): void {
-    this.failed ??= e;
-    for (const j of this.jobs.values()) j.reject(e);
-    this.jobs.clear();
+  ) {
+    this.pool = new WorkerPool(new URL('./encode-worker.js', import.meta.url), { encKey }, threads);
   }
 
   /** The sealed envelope of a blob (docs/FORMAT.md §6). `data` is copied, never detached. */
   async encode(type: number, id: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
     if (data.length < INLINE_BELOW || this.threads <= 1) return sealBlobSync(this.codec, this.encKey, type, id, data);
-    if (this.failed !== undefined) throw this.failed;
-    if (this.workers.length === 0) this.start();
-    const seq = this.seq++;
-    const w = this.workers[this.next++ % this.workers.length]!;
-    return new Promise<Uint8Array>((resolve, reject) => {
-      // Workers are referenced only while they owe an answer, so an idle pool never keeps the
-      // process alive and a busy one always does.
-      if (this.jobs.size === 0) for (const x of this.workers) x.ref();
-      this.jobs.set(seq, { resolve, reject });
-      w.postMessage({ seq, type, id, data });
-    });
+    const r = await this.pool.call({ type, id, data });
+    if ('error' in r) throw new Error(r.error);
+    return r.env;
   }
 
-  async close(): Promise<void> {
-    const ws = this.workers;
-    this.workers = [];
-    await Promise.all(ws.map((w) => w.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }

@@ -2,7 +2,7 @@
  * A small pool of worker threads answering one reply per request, matched by a sequence number.
  * Requests go round-robin and travel in batches: a message between threads costs tens of µs
  * whatever it holds, so the requests made in one turn of the event loop (at most MAX_BATCH per
- * worker) share one message, and so do the replies to one batch. Workers start on first use and are
+ * worker) share one message; replies go back REPLY_BATCH at a time. Workers start on first use and are
  * referenced only while they owe an answer, so an idle pool never keeps the process alive. A
  * worker that dies fails every request it still owes, and every later one.
  *
@@ -12,6 +12,7 @@ import { availableParallelism } from 'node:os';
 import { parentPort, Worker, type TransferListItem } from 'node:worker_threads';
 
 const MAX_BATCH = 32;
+const REPLY_BATCH = 8;
 
 interface Outgoing {
   items: object[];
@@ -104,8 +105,8 @@ export function serveBatches<Req extends { readonly seq: number }, Reply extends
 ): void {
   parentPort!.on('message', (m: { batch: Req[] }) => {
     void (async () => {
-      const replies: Reply[] = [];
-      const transfer: TransferListItem[] = [];
+      let replies: Reply[] = [];
+      let transfer: TransferListItem[] = [];
       for (const req of m.batch) {
         try {
           const r = await handle(req);
@@ -114,8 +115,14 @@ export function serveBatches<Req extends { readonly seq: number }, Reply extends
         } catch (e) {
           replies.push(onError(req, e));
         }
+        // Answer in parts, so the main thread gets work back while this batch goes on.
+        if (replies.length >= REPLY_BATCH) {
+          parentPort!.postMessage({ batch: replies }, transfer);
+          replies = [];
+          transfer = [];
+        }
       }
-      parentPort!.postMessage({ batch: replies }, transfer);
+      if (replies.length > 0) parentPort!.postMessage({ batch: replies }, transfer);
     })();
   });
 }

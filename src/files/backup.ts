@@ -429,10 +429,11 @@ class Backup {
       // a buffer of its size (no 1 MiB read buffer, no chunker copies per small file).
       const chunks = size > 0 && size < DEFAULT_PARAMS.min ? readWhole(handle, size, onRead, (err) => (readError = err)) : chunkStream(source());
       for await (const chunk of chunks) {
+        const length = chunk.length; // saveBlob may hand the chunk's buffer to a worker
         const p = this.repo.saveBlob(BlobType.data, chunk).then((r) => {
           if (r.added) {
             this.s.dataBlobsAdded++;
-            this.s.dataBytesAdded += chunk.length;
+            this.s.dataBytesAdded += length;
           }
           return toHex(r.id);
         });

@@ -6,7 +6,7 @@
 import { WorkerPool } from '../util/worker-pool.js';
 import type { Repository } from '../repo/repository.js';
 import { createZstdCodec } from '../repo/compress.js';
-import { sealBlobSync, worthAWorker, type BlobSealer } from '../repo/encoder.js';
+import { ownsItsBuffer, sealBlobSync, worthAWorker, type BlobSealer } from '../repo/encoder.js';
 
 export interface SmallFileRequest {
   readonly seq: number;
@@ -55,7 +55,8 @@ export class SmallFileSaver implements BlobSealer {
 
   async encode(type: number, id: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
     if (!worthAWorker(data.length)) return sealBlobSync(this.codec, this.encKey, type, id, data);
-    const r = await this.pool.call({ kind: 'seal', type, id, data });
+    // A chunk from the chunker owns its buffer: moved to the worker, not copied (see BlobSealer).
+    const r = await this.pool.call({ kind: 'seal', type, id, data }, ownsItsBuffer(data) ? [data.buffer as ArrayBuffer] : []);
     if (r.status !== 'sealed') throw new Error('worker answered a seal request with ' + r.status);
     return r.env;
   }

@@ -233,8 +233,9 @@ export async function saveDir(repo: TreeSink, entries: readonly TreeEntry[], onB
   leaves.push(`{"version":1,"entries":[${cur.join(',')}]}`);
   const save = async (json: string): Promise<Hex> => {
     const bytes = Buffer.from(json, 'utf8');
+    const length = bytes.length; // saveBlob may hand the buffer to a worker
     const r = await repo.saveBlob(BlobType.tree, bytes);
-    onBlob?.(bytes.length, r.added);
+    onBlob?.(length, r.added);
     return toHex(r.id);
   };
   if (leaves.length === 1) return save(leaves[0]!);

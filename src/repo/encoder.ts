@@ -26,9 +26,18 @@ export function sealBlobSync(codec: Codec, encKey: Buffer, type: number, id: Uin
   return seal(encKey, encodeSync(codec, data), blobAad(type, id));
 }
 
-/** Anything that turns a blob into its sealed envelope (BlobEncoder, or a caller's worker pool). */
+/**
+ * Anything that turns a blob into its sealed envelope (BlobEncoder, or a caller's worker pool).
+ * An implementation may take `data` (transfer its buffer to a worker, leaving it empty) when the
+ * view covers its whole ArrayBuffer, so callers must not use `data` once encode is called.
+ */
 export interface BlobSealer {
   encode(type: number, id: Uint8Array, data: Uint8Array): Promise<Uint8Array>;
+}
+
+/** Whether `data` can be transferred to another thread whole: its view is its entire, unshared buffer. */
+export function ownsItsBuffer(data: Uint8Array): boolean {
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
 }
 
 /** Whether a blob is worth a round trip to a worker thread. */

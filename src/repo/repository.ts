@@ -10,6 +10,7 @@
 import { hostname } from 'node:os';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { Semaphore } from '../util/concurrency.js';
+import { releaseBuffers } from '../util/memory.js';
 import type { Store } from '../store/store.js';
 import { createZstdCodec, type Codec } from './compress.js';
 import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
@@ -214,6 +215,7 @@ export class Repository {
     if (!this.indexLoaded) throw new Error('loadIndex() must run before saveBlob()');
     if ((type === BlobType.delta) !== (delta !== undefined) || (delta && !knownId)) throw new Error('a delta blob needs its chunk id and base, and only a delta has a base');
     const id = knownId ? Buffer.from(knownId) : chunkId(this.keys, data);
+    const rawLength = delta ? delta.length : data.length; // read now: an encoder may take `data` (see BlobSealer)
     const hex = toHex(id);
     if (this.index.has(id) || this.pending.has(hex)) return { id, added: false };
     this.pending.add(hex);
@@ -227,7 +229,7 @@ export class Repository {
     } finally {
       this.compressSlots.release();
     }
-    await this.addToPack(type, id, env, delta ? delta.length : data.length, delta ? Buffer.from(delta.base) : undefined);
+    await this.addToPack(type, id, env, rawLength, delta ? Buffer.from(delta.base) : undefined);
     return { id, added: true };
   }
 
@@ -273,6 +275,7 @@ export class Repository {
       try {
         const { id, bytes } = packer.finish();
         await this.store.put(Names.pack(id), bytes);
+        releaseBuffers(); // the pack's blobs and its bytes are garbage now
         this.bytesWritten += bytes.length;
         this.index.addPackEntries(id, packer.entries);
         for (const e of packer.entries) this.pending.delete(toHex(e.id));

@@ -13,6 +13,7 @@ import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import { toHex } from '../repo/ids.js';
 import { encodeDelta } from '../repo/delta.js';
+import { BlobEncoder } from '../repo/encoder.js';
 import { CHUNKS_PER_PAGE, IMAGE_CHUNK_SIZE, decodePage, encodePage, validateManifest, type ImageManifest } from './manifest.js';
 
 export interface ByteRange {
@@ -97,6 +98,9 @@ async function parentChunks(repo: Repository, parentRoot: string | undefined, ch
  * The full blob a new chunk can be stored against, given the parent's chunk at its offset: that
  * chunk, or its base if it is a delta. Undefined when the index does not know it.
  */
+/** Wholly used chunks read ahead of the one being stored. */
+const READ_AHEAD = 8;
+
 function deltaBase(repo: Repository, parentId: Uint8Array): Uint8Array | undefined {
   const loc = repo.index.get(parentId);
   if (!loc) return undefined;
@@ -137,6 +141,24 @@ export async function createImage(
   describe: Pick<ImageManifest, 'table' | 'partitions' | 'source' | 'unreadable'>,
   opts: { chunkSize?: number; parent?: string | undefined; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
 ): Promise<CreateImageResult> {
+  // Chunks read here belong to us: the sealing workers take them instead of copying them.
+  const encoder = new BlobEncoder(repo.codec, repo.keys.encKey, undefined, true);
+  repo.useEncoder(encoder);
+  try {
+    return await storeImage(repo, source, used, describe, opts);
+  } finally {
+    repo.useEncoder(undefined);
+    await encoder.close();
+  }
+}
+
+async function storeImage(
+  repo: Repository,
+  source: ImageReader,
+  used: readonly ByteRange[],
+  describe: Pick<ImageManifest, 'table' | 'partitions' | 'source' | 'unreadable'>,
+  opts: { chunkSize?: number; parent?: string | undefined; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
+): Promise<CreateImageResult> {
   const chunkSize = opts.chunkSize ?? IMAGE_CHUNK_SIZE;
   const parentPage = await parentChunks(repo, opts.parent, chunkSize);
   const size = source.size;
@@ -150,6 +172,22 @@ export async function createImage(
   let chunksDelta = 0;
   const written0 = repo.bytesWritten;
   let ri = 0; // first range that may overlap the current chunk
+  // Reads of the next wholly used chunks start early, so the drive works while a chunk is hashed.
+  const ahead = new Map<number, Promise<Uint8Array>>();
+  let aheadNext = 0;
+  let ra = 0;
+  const readAhead = (upTo: number) => {
+    for (; aheadNext < Math.min(upTo, chunkCount); aheadNext++) {
+      const s = aheadNext * chunkSize;
+      const e = Math.min(size, s + chunkSize);
+      while (ra < ranges.length && ranges[ra]!.end <= s) ra++;
+      if (ra < ranges.length && ranges[ra]!.start <= s && ranges[ra]!.end >= e) {
+        const p = source.read(s, e - s);
+        p.catch(() => undefined); // awaited (and rethrown) when its chunk comes
+        ahead.set(aheadNext, p);
+      }
+    }
+  };
 
   for (let first = 0; first < chunkCount; first += CHUNKS_PER_PAGE) {
     const count = Math.min(CHUNKS_PER_PAGE, chunkCount - first);
@@ -162,13 +200,24 @@ export async function createImage(
       const cEnd = Math.min(size, cStart + chunkSize);
       while (ri < ranges.length && ranges[ri]!.end <= cStart) ri++;
       if (ri >= ranges.length || ranges[ri]!.start >= cEnd) continue; // nothing used here
-      const buf = Buffer.alloc(cEnd - cStart);
-      for (let j = ri; j < ranges.length && ranges[j]!.start < cEnd; j++) {
-        const s = Math.max(cStart, ranges[j]!.start);
-        const e = Math.min(cEnd, ranges[j]!.end);
-        const data = await source.read(s, e - s);
-        buf.set(data, s - cStart);
-        bytesRead += e - s;
+      let buf: Buffer;
+      readAhead(first + i + READ_AHEAD);
+      const early = ahead.get(first + i);
+      ahead.delete(first + i);
+      if (ranges[ri]!.start <= cStart && ranges[ri]!.end >= cEnd) {
+        // The whole chunk is used (the common case): the read is the chunk, no copy.
+        const data = await (early ?? source.read(cStart, cEnd - cStart));
+        buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+        bytesRead += cEnd - cStart;
+      } else {
+        buf = Buffer.alloc(cEnd - cStart);
+        for (let j = ri; j < ranges.length && ranges[j]!.start < cEnd; j++) {
+          const s = Math.max(cStart, ranges[j]!.start);
+          const e = Math.min(cEnd, ranges[j]!.end);
+          const data = await source.read(s, e - s);
+          buf.set(data, s - cStart);
+          bytesRead += e - s;
+        }
       }
       if (isZero(buf)) continue;
       const id = repo.blobId(buf);

@@ -11,7 +11,8 @@ export interface BlockSource {
   /** Size in bytes; fixed for the life of the source. */
   readonly size: number;
   /**
-   * Exactly `length` bytes at `offset`. The range must lie within [0, size); a range outside it
+   * Exactly `length` bytes at `offset`, in a buffer that belongs to the caller (fresh for each
+   * call: the imager hands it to a worker thread). The range must lie within [0, size); a range outside it
    * is a caller bug and rejects with an 'invalid-argument' error. A file or device source turns
    * unreadable sectors into zeros after retrying (see OpenSourceOptions.onUnreadable).
    */

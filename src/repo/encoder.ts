@@ -56,18 +56,23 @@ export type SealReply = { readonly seq: number; readonly env: Uint8Array } | { r
 export class BlobEncoder implements BlobSealer {
   private readonly pool: WorkerPool<Omit<SealJob, 'seq'>, SealReply>;
 
+  /**
+   * `take`: move a blob that owns its buffer to the worker instead of copying it (the caller
+   * gives up `data`, see BlobSealer); false copies, and `data` stays usable.
+   */
   constructor(
     private readonly codec: Codec,
     private readonly encKey: Buffer,
     private readonly threads = Math.max(1, Math.min(4, availableParallelism())),
+    private readonly take = false,
   ) {
     this.pool = new WorkerPool(new URL('./encode-worker.js', import.meta.url), { encKey }, threads);
   }
 
-  /** The sealed envelope of a blob (docs/FORMAT.md §6). `data` is copied, never detached. */
+  /** The sealed envelope of a blob (docs/FORMAT.md §6). */
   async encode(type: number, id: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
     if (data.length < INLINE_BELOW || this.threads <= 1) return sealBlobSync(this.codec, this.encKey, type, id, data);
-    const r = await this.pool.call({ type, id, data });
+    const r = await this.pool.call({ type, id, data }, this.take && ownsItsBuffer(data) ? [data.buffer as ArrayBuffer] : []);
     if ('error' in r) throw new Error(r.error);
     return r.env;
   }

@@ -29,7 +29,20 @@ export async function analyzeDisk(reader: ImageReader, tables: PartitionTableRea
   if (!tables) {
     return { table: { kind: 'none' }, partitions: [], used: [{ start: 0, end: reader.size }], warnings };
   }
-  const { table, partitions: parts } = await tables.read(reader);
+  const { table, partitions: found } = await tables.read(reader);
+  let parts = found;
+  if (table.kind === 'none' && found.length === 0) {
+    // No partition table: a filesystem on the whole drive (a "superfloppy", as many USB sticks
+    // and memory cards are formatted, or a partition imaged on its own) is read as partition 1.
+    const whole = { index: 1, role: 'primary' as const, start: 0, size: reader.size, type: 'none', typeName: 'whole drive (no partition table)' };
+    for (const probe of probes) {
+      const r = await probe.probe(reader, 0, reader.size).catch(() => undefined);
+      if (r) {
+        parts = [whole];
+        break;
+      }
+    }
+  }
   const partitions: ImagePartition[] = [];
   // Start with the whole disk, then cut out the free space of partitions we understand.
   const free: ByteRange[] = [];

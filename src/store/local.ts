@@ -15,6 +15,9 @@ import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
 import { assertValidPrefix, byteRange } from './names.js';
 import { assertValidName, type PutOptions, type Store, type StoreStat } from './store.js';
 
+/** Objects that never change once written: their descriptors may be kept open (readPackRange). */
+const PACK_PREFIX = 'data/';
+const OPEN_PACKS = 16;
 /** Reads up to this size use synchronous calls (see get). */
 const SYNC_READ_MAX = 1024 * 1024;
 
@@ -57,6 +60,8 @@ async function mkdirDurable(dir: string): Promise<void> {
 
 export class LocalStore implements Store {
   readonly location: string;
+  /** Packs with a descriptor kept open for small reads, least recently used first. */
+  private readonly packFds = new Map<string, { fd: number; size: number }>();
 
   /** `root` is the repository folder; it is created (with its parents) by the first put. */
   constructor(readonly root: string) {
@@ -165,6 +170,7 @@ export class LocalStore implements Store {
     // Small reads (a blob, an index file) use synchronous calls: a restore makes thousands of
     // them, and a thread-pool round trip per call costs several times the read itself.
     const sync = length !== undefined && length <= SYNC_READ_MAX;
+    if (sync && name.startsWith(PACK_PREFIX)) return this.readPackRange(name, p, offset, length);
     let fd: number | undefined;
     let h: fs.FileHandle | undefined;
     try {
@@ -195,6 +201,68 @@ export class LocalStore implements Store {
     } finally {
       if (fd !== undefined) closeSync(fd);
       else await h?.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * A small range of a pack through a descriptor kept open (packs never change once written): a
+   * restore reads thousands of blobs from a few packs, and open/fstat/close per blob cost more
+   * than the read. The descriptor is closed before this store deletes the pack, and by close().
+   */
+  private readPackRange(name: string, p: string, offset: number, length: number): Uint8Array {
+    let f = this.packFds.get(name);
+    if (f) {
+      this.packFds.delete(name); // re-inserted below: the most recently used is last
+    } else {
+      let fd: number;
+      try {
+        fd = openSync(p, C.O_RDONLY);
+      } catch (e) {
+        const code = errnoCode(e);
+        if (code === 'ENOENT' || code === 'ENOTDIR') throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location}.`);
+        throw this.ioError(e, 'read', name);
+      }
+      try {
+        const s = fstatSync(fd);
+        if (!s.isFile()) throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location} (a folder has that name).`);
+        f = { fd, size: s.size };
+      } catch (e) {
+        closeSync(fd);
+        if (e instanceof LifeboatError) throw e;
+        throw this.ioError(e, 'read', name);
+      }
+      if (this.packFds.size >= OPEN_PACKS) {
+        const [oldest, o] = this.packFds.entries().next().value as [string, { fd: number }];
+        this.packFds.delete(oldest);
+        closeSync(o.fd);
+      }
+    }
+    this.packFds.set(name, f);
+    const [start, end] = byteRange(name, f.size, offset, length);
+    const buf = Buffer.allocUnsafe(end - start);
+    let got = 0;
+    try {
+      while (got < buf.length) {
+        const n = readSync(f.fd, buf, got, buf.length - got, start + got);
+        if (n === 0) throw new LifeboatError('corrupt', `The repository file ${name} ended after ${start + got} bytes while Lifeboat was reading up to byte ${end}; it has been truncated or damaged.`);
+        got += n;
+      }
+    } catch (e) {
+      this.forgetPack(name);
+      if (e instanceof LifeboatError) throw e;
+      throw this.ioError(e, 'read', name);
+    }
+    return buf;
+  }
+
+  private forgetPack(name: string): void {
+    const f = this.packFds.get(name);
+    if (!f) return;
+    this.packFds.delete(name);
+    try {
+      closeSync(f.fd);
+    } catch {
+      // already closed
     }
   }
 
@@ -252,6 +320,7 @@ export class LocalStore implements Store {
 
   async delete(name: string): Promise<void> {
     const p = this.path(name);
+    this.forgetPack(name); // Windows cannot delete a file that is open
     try {
       await fs.unlink(p);
     } catch (e) {
@@ -259,7 +328,9 @@ export class LocalStore implements Store {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    for (const name of [...this.packFds.keys()]) this.forgetPack(name);
+  }
 
   /** Removes this store's temporaries older than `maxAgeMs` (default a day); returns how many. */
   async cleanTemporaries(maxAgeMs = DAY_MS): Promise<number> {

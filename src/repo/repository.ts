@@ -42,8 +42,11 @@ export interface SaveResult {
   readonly added: boolean;
 }
 
-/** How many blobs may be compressing at once (libuv thread pool; 2 cores → 4 keeps both busy). */
-const COMPRESS_IN_FLIGHT = 4;
+/**
+ * How many blobs may be sealing at once (on the encoder's worker threads). Small image chunks need
+ * a deep queue to keep two workers busy; callers with large chunks (file backup) bound themselves.
+ */
+const COMPRESS_IN_FLIGHT = 16;
 /** How many finished packs may be uploading at once. */
 const UPLOADS_IN_FLIGHT = 2;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */

@@ -454,14 +454,7 @@ class Restorer {
     } finally {
       await fh.close();
     }
-    for (const [name, value] of e.xattrs ?? []) {
-      try {
-        this.plat.setXattr(tmp, name, value);
-      } catch (err) {
-        this.warn(shown, `${shown}: the extended attribute ${name} could not be restored (${errnoCode(err) ?? String(err)}).`, false);
-      }
-    }
-    await this.plat.setTimes(tmp, e.atime, e.mtime);
+    await this.xattrsAndTimes(tmp, e, shown);
     this.progress();
   }
 
@@ -474,7 +467,7 @@ class Restorer {
     }
     this.s.bytesWritten += r.bytes;
     if (r.chownError !== undefined) this.chownRefused(Object.assign(new Error(r.chownError), { code: r.chownError }), shown);
-    for (const [name, code] of r.xattrErrors) this.warn(shown, `${shown}: the extended attribute ${name} could not be restored (${code}).`, false);
+    for (const [name, code] of r.xattrErrors) this.xattrRefused(shown, name, code);
     this.progress();
   }
 
@@ -500,14 +493,23 @@ class Restorer {
       if (fh) await fh.chmod(e.mode);
       else await fsp.chmod(path, e.mode);
     }
+    await this.xattrsAndTimes(path, e, shown);
+  }
+
+  /** Extended attributes (a failure is a warning), then the times: the last change to an entry. */
+  private async xattrsAndTimes(path: Buffer, e: TreeEntry, shown: string): Promise<void> {
     for (const [name, value] of e.xattrs ?? []) {
       try {
         this.plat.setXattr(path, name, value);
       } catch (err) {
-        this.warn(shown, `${shown}: the extended attribute ${name} could not be restored (${errnoCode(err) ?? String(err)}).`, false);
+        this.xattrRefused(shown, name, errnoCode(err) ?? String(err));
       }
     }
     await this.plat.setTimes(path, e.atime, e.mtime);
+  }
+
+  private xattrRefused(shown: string, name: string, why: string): void {
+    this.warn(shown, `${shown}: the extended attribute ${name} could not be restored (${why}).`, false);
   }
 
   private async verify(path: Buffer, e: TreeEntry, shown: string): Promise<void> {

@@ -5,24 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, lifeboat, tempDir } from './testing.js';
-
-/** Runs a lifeboat command and SIGKILLs it after `ms`; resolves with how it ended. */
-function killedAfter(ms: number, args: string[], env: Record<string, string>): Promise<{ killed: boolean; code: number | null }> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LIFEBOAT_INSECURE_FAST_KDF: '1', ...env }, stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('error', rej);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      res({ killed: signal === 'SIGKILL', code });
-    });
-  });
-}
+import { killedAfter, lifeboat, tempDir } from './testing.js';
 
 test('image create and prune killed with SIGKILL at random moments: check --read-data clean, every image restores byte for byte', async (t) => {
   const d = tempDir();

@@ -7,11 +7,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, lifeboat, tempDir, assertSameTree } from './testing.js';
+import { killedAfter, lifeboat, tempDir, assertSameTree } from './testing.js';
 
 function makeTree(dir: string, seedFiles: number, size: number): void {
   mkdirSync(join(dir, 'sub'), { recursive: true });
@@ -24,19 +23,6 @@ function bytesUnder(dir: string): number {
   let n = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? bytesUnder(join(dir, e.name)) : statSync(join(dir, e.name)).size;
   return n;
-}
-
-/** Runs `lifeboat backup` and SIGKILLs it after `ms`; resolves with how it ended. */
-function backupKilledAfter(ms: number, args: string[], env: Record<string, string>): Promise<{ killed: boolean; code: number | null }> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [BIN, 'backup', ...args], { env: { ...process.env, LIFEBOAT_INSECURE_FAST_KDF: '1', ...env }, stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('error', rej);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      res({ killed: signal === 'SIGKILL', code });
-    });
-  });
 }
 
 test('a backup killed with SIGKILL at random moments leaves a repository that checks clean; old snapshots restore; the next backup succeeds', async (t) => {
@@ -73,7 +59,7 @@ test('a backup killed with SIGKILL at random moments leaves a repository that ch
     // From the process's start-up to the end of a whole backup, spread over the rounds.
     const ms = Math.round(((r + Math.random()) / rounds) * full);
     const before = bytesUnder(data);
-    const k = await backupKilledAfter(ms, [tree], env);
+    const k = await killedAfter(ms, ['backup', tree], env);
     const storedByKilled = bytesUnder(data) - before;
     if (k.killed) kills++;
     const what = `round ${r}, killed after ${ms} ms of ~${full} (${k.killed ? 'killed' : `finished first, code ${k.code}`})`;
@@ -100,7 +86,7 @@ test('a backup killed with SIGKILL at random moments leaves a repository that ch
   // cleared, so the exclusive lock is granted; prune removes the packs the dead backup left.
   const last = join(d.path, 'tree-last');
   makeTree(last, 6, 4 * 1024 * 1024);
-  const k = await backupKilledAfter(Math.round(full * 0.6), [last], env);
+  const k = await killedAfter(Math.round(full * 0.6), ['backup', last], env);
   const pr = await lifeboat(['prune'], env);
   assert.equal(pr.code, 0, `prune after a ${k.killed ? 'killed' : 'finished'} backup: ${pr.stdout}${pr.stderr}`);
   const finalCheck = await lifeboat(['check', '--read-data'], env);

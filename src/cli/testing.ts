@@ -30,6 +30,19 @@ export function lifeboat(args: readonly string[], env: Record<string, string | u
   });
 }
 
+/** Runs a lifeboat command and SIGKILLs it after `ms`; resolves with how it ended. */
+export function killedAfter(ms: number, args: readonly string[], env: Record<string, string>): Promise<{ killed: boolean; code: number | null }> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LIFEBOAT_INSECURE_FAST_KDF: '1', ...env }, stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.on('error', rej);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      res({ killed: signal === 'SIGKILL', code });
+    });
+  });
+}
+
 export function tempDir(prefix = 'lifeboat-test-'): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -215,7 +216,7 @@ typedef size_t (*zfn_cctx)(void *, void *, size_t, const void *, size_t, int);
 typedef size_t (*zfn_dctx)(void *, void *, size_t, const void *, size_t);
 typedef unsigned long long (*zfn_csize)(const void *, size_t);
 static struct {
-  int tried, ok;
+  int ok;
   zfn_create createC, createD;
   zfn_free freeC, freeD;
   zfn_bound bound;
@@ -226,11 +227,11 @@ static struct {
   zfn_csize contentSize;
 } Z;
 
-static int zstd_load(void) {
-  if (Z.tried) return Z.ok;
-  Z.tried = 1;
+static pthread_once_t zstd_once = PTHREAD_ONCE_INIT;
+
+static void zstd_open(void) {
   void *h = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (!h) return 0;
+  if (!h) return;
   Z.createC = (zfn_create)dlsym(h, "ZSTD_createCCtx");
   Z.createD = (zfn_create)dlsym(h, "ZSTD_createDCtx");
   Z.freeC = (zfn_free)dlsym(h, "ZSTD_freeCCtx");
@@ -242,6 +243,11 @@ static int zstd_load(void) {
   Z.decompress = (zfn_dctx)dlsym(h, "ZSTD_decompressDCtx");
   Z.contentSize = (zfn_csize)dlsym(h, "ZSTD_getFrameContentSize");
   Z.ok = Z.createC && Z.createD && Z.freeC && Z.freeD && Z.bound && Z.isError && Z.errName && Z.compress && Z.decompress && Z.contentSize;
+}
+
+// Once per process, whichever thread (main or a worker) asks first.
+static int zstd_load(void) {
+  pthread_once(&zstd_once, zstd_open);
   return Z.ok;
 }
 

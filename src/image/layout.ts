@@ -24,6 +24,21 @@ export interface PartitionTableReader {
   read(reader: ImageReader): Promise<{ table: ImageManifest['table']; partitions: Omit<ImagePartition, 'usedBytes' | 'method'>[] }>;
 }
 
+type Probed = { result?: NonNullable<Awaited<ReturnType<FilesystemProbe['probe']>>>; warning?: string };
+
+/** The first probe that knows the area's filesystem; damaged metadata is a warning (read it all). */
+async function probeArea(reader: ImageReader, probes: readonly FilesystemProbe[], p: { index: number; start: number; size: number }): Promise<Probed> {
+  for (const probe of probes) {
+    try {
+      const result = await probe.probe(reader, p.start, p.size);
+      if (result) return { result };
+    } catch (e) {
+      return { warning: `partition ${p.index}: ${probe.name} metadata looks damaged (${e instanceof Error ? e.message : String(e)}); every block of it will be read` };
+    }
+  }
+  return {};
+}
+
 export async function analyzeDisk(reader: ImageReader, tables: PartitionTableReader | undefined, probes: readonly FilesystemProbe[]): Promise<DiskLayout> {
   const warnings: string[] = [];
   if (!tables) {
@@ -31,34 +46,22 @@ export async function analyzeDisk(reader: ImageReader, tables: PartitionTableRea
   }
   const { table, partitions: found } = await tables.read(reader);
   let parts = found;
+  const probed = new Map<Omit<ImagePartition, 'usedBytes' | 'method'>, Probed>();
   if (table.kind === 'none' && found.length === 0) {
     // No partition table: a filesystem on the whole drive (a "superfloppy", as many USB sticks
     // and memory cards are formatted, or a partition imaged on its own) is read as partition 1.
     const whole = { index: 1, role: 'primary' as const, start: 0, size: reader.size, type: 'none', typeName: 'whole drive (no partition table)' };
-    for (const probe of probes) {
-      const r = await probe.probe(reader, 0, reader.size).catch(() => undefined);
-      if (r) {
-        parts = [whole];
-        break;
-      }
+    const r = await probeArea(reader, probes, whole);
+    if (r.result || r.warning) {
+      parts = [whole];
+      probed.set(whole, r);
     }
   }
   const partitions: ImagePartition[] = [];
   // Start with the whole disk, then cut out the free space of partitions we understand.
   const free: ByteRange[] = [];
   for (const p of parts) {
-    let result: Awaited<ReturnType<FilesystemProbe['probe']>>;
-    let warning: string | undefined;
-    for (const probe of probes) {
-      try {
-        result = await probe.probe(reader, p.start, p.size);
-      } catch (e) {
-        warning = `partition ${p.index}: ${probe.name} metadata looks damaged (${e instanceof Error ? e.message : String(e)}); every block of it will be read`;
-        result = undefined;
-        break;
-      }
-      if (result) break;
-    }
+    const { result, warning } = probed.get(p) ?? (await probeArea(reader, probes, p));
     if (warning) warnings.push(warning);
     if (result) {
       const used = result.used.map((r) => ({ start: p.start + r.start, end: p.start + r.end })).sort((a, b) => a.start - b.start);

@@ -75,6 +75,6 @@ async function handle(m: RestoreFileJob): Promise<RestoreFileReply> {
 }
 
 serveBatches<RestoreFileJob, RestoreFileReply>(
-  async (m) => ({ reply: await handle(m) }),
+  async (m) => ({ reply: await handle(m), bytes: m.blob?.rawLength ?? 0 }),
   (m, e) => ({ seq: m.seq, status: 'failed', code: e instanceof Error ? e.message : String(e) }),
 );

@@ -38,11 +38,6 @@ export class FileWriters {
     this.pool = new WorkerPool(new URL('./restore-worker.js', import.meta.url), { encKey: repo.keys.encKey, idKey: repo.keys.idKey });
   }
 
-  /** Whether this pool can write `e` (at most one plain data blob, no holes); false → the caller writes it. */
-  static suits(e: TreeEntry): boolean {
-    return e.type === 'file' && !e.contentParts && !e.holes?.length && (e.content?.length ?? 0) <= 1;
-  }
-
   /** Writes file `e` at `path`; undefined when its blob needs the general path (not indexed, or a delta). */
   async write(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined): Promise<RestoreFileReply | undefined> {
     const id: Hex | undefined = e.content?.[0];

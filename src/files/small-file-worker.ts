@@ -6,7 +6,6 @@
 import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { serveBatches } from '../util/worker-pool.js';
-import { ReleaseEvery } from '../util/memory.js';
 import { createZstdCodec } from '../repo/compress.js';
 import { chunkId, type MasterKeys } from '../repo/crypto.js';
 import { sealBlobSync } from '../repo/encoder.js';
@@ -16,7 +15,6 @@ const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
 const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
 const codec = createZstdCodec();
 const NOATIME = C.O_NOATIME ?? 0;
-const release = new ReleaseEvery(32 * 1024 * 1024);
 
 function errno(e: unknown): string {
   return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : 'EIO';
@@ -67,13 +65,11 @@ function handle(m: SmallFileRequest): SmallFileReply {
 serveBatches<SmallFileRequest | SealRequest, SmallFileReply>(
   (m) => {
     if ('kind' in m) {
-      release.add(m.data.length);
       const env = sealBlobSync(codec, keys.encKey, m.type, m.id, m.data);
-      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer] };
+      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer], bytes: m.data.length };
     }
     const r = handle(m);
-    if (r.status === 'ok') release.add(r.bytesRead);
-    return { reply: r, transfer: r.status === 'ok' && r.env ? [r.env.buffer as ArrayBuffer] : [] };
+    return r.status === 'ok' ? { reply: r, transfer: r.env ? [r.env.buffer as ArrayBuffer] : [], bytes: r.bytesRead } : { reply: r };
   },
   (_m, e) => {
     throw e; // a bug, not a file problem: the pool fails every request (the worker's 'error')

@@ -97,6 +97,14 @@ export class LocalStore implements Store {
     return new LifeboatError('io', `Lifeboat could not ${doing} ${name} in ${this.location} (${code ?? String(e)}). Check that the drive is connected and healthy.`, { cause: e });
   }
 
+  private notFound(name: string, folder = false): LifeboatError {
+    return new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location}${folder ? ' (a folder has that name)' : ''}.`);
+  }
+
+  private endedEarly(name: string, at: number, end: number): LifeboatError {
+    return new LifeboatError('corrupt', `The repository file ${name} ended after ${at} bytes while Lifeboat was reading up to byte ${end}; it has been truncated or damaged.`);
+  }
+
   async put(name: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     const final = this.path(name);
     const tmpDir = join(this.root, TMP);
@@ -178,19 +186,19 @@ export class LocalStore implements Store {
       else h = await fs.open(p, C.O_RDONLY);
     } catch (e) {
       const code = errnoCode(e);
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location}.`);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw this.notFound(name);
       throw this.ioError(e, 'read', name);
     }
     try {
       const s = fd !== undefined ? fstatSync(fd) : await h!.stat();
-      if (!s.isFile()) throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location} (a folder has that name).`);
+      if (!s.isFile()) throw this.notFound(name, true);
       const [start, end] = byteRange(name, s.size, offset, length);
       const buf = Buffer.allocUnsafe(end - start);
       let got = 0;
       while (got < buf.length) {
         const bytesRead = fd !== undefined ? readSync(fd, buf, got, buf.length - got, start + got) : (await h!.read(buf, got, buf.length - got, start + got)).bytesRead;
         if (bytesRead === 0) {
-          throw new LifeboatError('corrupt', `The repository file ${name} ended after ${start + got} bytes while Lifeboat was reading up to byte ${end}; it has been truncated or damaged.`);
+          throw this.endedEarly(name, start + got, end);
         }
         got += bytesRead;
       }
@@ -219,12 +227,12 @@ export class LocalStore implements Store {
         fd = openSync(p, C.O_RDONLY);
       } catch (e) {
         const code = errnoCode(e);
-        if (code === 'ENOENT' || code === 'ENOTDIR') throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location}.`);
+        if (code === 'ENOENT' || code === 'ENOTDIR') throw this.notFound(name);
         throw this.ioError(e, 'read', name);
       }
       try {
         const s = fstatSync(fd);
-        if (!s.isFile()) throw new LifeboatError('not-found', `The repository file ${name} does not exist in ${this.location} (a folder has that name).`);
+        if (!s.isFile()) throw this.notFound(name, true);
         f = { fd, size: s.size };
       } catch (e) {
         closeSync(fd);
@@ -244,7 +252,7 @@ export class LocalStore implements Store {
     try {
       while (got < buf.length) {
         const n = readSync(f.fd, buf, got, buf.length - got, start + got);
-        if (n === 0) throw new LifeboatError('corrupt', `The repository file ${name} ended after ${start + got} bytes while Lifeboat was reading up to byte ${end}; it has been truncated or damaged.`);
+        if (n === 0) throw this.endedEarly(name, start + got, end);
         got += n;
       }
     } catch (e) {

@@ -21,7 +21,11 @@ export interface Codec {
   decompressSync(data: Uint8Array, expectedLength?: number): Uint8Array;
 }
 
-export const ZSTD_LEVEL = 3;
+/**
+ * Level 1: on the benchmark's mix it stores within 0.4% of level 3 (about restic's default size)
+ * for 15% less CPU in a first backup, where compression is the largest single cost.
+ */
+export const ZSTD_LEVEL = 1;
 
 interface ZstdAddon {
   zstdCodec(level: number): object | undefined;

@@ -16,3 +16,15 @@ test('a sealed envelope owns exactly its own memory (never a slice of a shared p
     assert.deepEqual(open(key, env, aad, 'test'), plain);
   }
 });
+
+test('nonces from the pool are never repeated, across refills, and are not all zero', () => {
+  const key = randomBytes(32);
+  const aad = Buffer.from('test');
+  const seen = new Set<string>();
+  for (let i = 0; i < 3000; i++) {
+    const nonce = seal(key, Buffer.alloc(1), aad).subarray(0, 12).toString('hex');
+    assert.notEqual(nonce, '0'.repeat(24));
+    assert.ok(!seen.has(nonce), `nonce ${i} repeats an earlier one`);
+    seen.add(nonce);
+  }
+});

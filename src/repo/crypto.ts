@@ -2,7 +2,7 @@
  * Cryptography of format 1: AES-256-GCM envelopes, keyed chunk ids, MACs over plaintext files,
  * and scrypt for passwords. Everything from node:crypto. See docs/FORMAT.md §Keys and §Envelopes.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, scrypt, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, scrypt, timingSafeEqual, webcrypto } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
 
 export const NONCE_BYTES = 12;
@@ -50,6 +50,30 @@ export function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
+/** SHA-256 computed on Node's thread pool, leaving this thread free (for large inputs such as packs). */
+export async function sha256Async(data: Uint8Array): Promise<Buffer> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data));
+}
+
+/**
+ * Random nonces are taken from a pool refilled NONCE_POOL nonces at a time: one call into the
+ * random generator costs about 5 µs whatever its size, which is most of sealing a small blob.
+ * Every nonce is still fresh random bytes, used once.
+ */
+const NONCE_POOL = 512;
+let nonces = Buffer.alloc(0);
+let nonceAt = 0;
+
+function takeNonce(out: Buffer): void {
+  if (nonceAt === nonces.length) {
+    nonces = randomFillSync(Buffer.allocUnsafeSlow(NONCE_POOL * NONCE_BYTES));
+    nonceAt = 0;
+  }
+  nonces.copy(out, 0, nonceAt, nonceAt + NONCE_BYTES);
+  nonces.fill(0, nonceAt, nonceAt + NONCE_BYTES); // taken bytes do not linger
+  nonceAt += NONCE_BYTES;
+}
+
 /**
  * Envelope: nonce(12) ‖ ciphertext ‖ tag(16). `aad` binds the envelope to its role (and, for
  * blobs, to the blob's type and id) so envelopes cannot be swapped between places.
@@ -61,7 +85,7 @@ export function seal(key: Buffer, plaintext: Uint8Array | readonly Uint8Array[],
   // Its own exact allocation, never a slice of Node's shared pool: envelopes are kept in packs
   // and transferred between threads, and a pooled slice would pin (or detach) a whole 8 KiB slab.
   const out = Buffer.allocUnsafeSlow(length);
-  randomFillSync(out, 0, NONCE_BYTES);
+  takeNonce(out);
   const c = createCipheriv('aes-256-gcm', key, out.subarray(0, NONCE_BYTES));
   c.setAAD(aad);
   let o = NONCE_BYTES;

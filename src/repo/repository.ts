@@ -276,7 +276,7 @@ export class Repository {
     await this.uploadSlots.acquire();
     const p = (async () => {
       try {
-        const { id, bytes } = packer.finish();
+        const { id, bytes } = await packer.finish();
         await this.store.put(Names.pack(id), bytes);
         releaseBuffers(); // the pack's blobs and its bytes are garbage now
         this.bytesWritten += bytes.length;

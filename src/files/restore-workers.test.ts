@@ -52,3 +52,52 @@ test('restore on worker threads: many small files come back exact; a damaged blo
     (e: unknown) => e instanceof LifeboatError && e.code === 'corrupt' && /damaged/.test(e.message),
   );
 });
+
+test('large files are written chunk by chunk on the workers, reading packs directly; a truncated or missing pack stops the restore with a clear error', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  fs.mkdirSync(src);
+  // Several files of many chunks each (some sparse), restored in parallel into one descriptor each.
+  for (let f = 0; f < 3; f++) {
+    const big = Buffer.alloc(6 * 1024 * 1024 + f * 77777);
+    for (let i = 0; i + 4 <= big.length; i += 4) big.writeUInt32LE(((i + f) * 2654435761) >>> 0, i);
+    fs.writeFileSync(join(src, `big${f}.bin`), big);
+  }
+  const fd = fs.openSync(join(src, 'sparse.img'), 'w');
+  fs.writeSync(fd, Buffer.alloc(3 * 1024 * 1024, 7), 0, 3 * 1024 * 1024, 2 * 1024 * 1024);
+  fs.ftruncateSync(fd, 16 * 1024 * 1024);
+  fs.closeSync(fd);
+  // Hard links in one folder, restored concurrently: one inode, never copies.
+  fs.writeFileSync(join(src, 'l0'), 'linked');
+  for (let i = 1; i < 5; i++) fs.linkSync(join(src, 'l0'), join(src, `l${i}`));
+
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const r = await backup(repo, { paths: [src] });
+  const target = join(dir, 'target');
+  const rr = await restore(repo, r.snapshot, { target, verify: true });
+  assert.equal(rr.summary.errors, 0);
+  for (const name of ['big0.bin', 'big1.bin', 'big2.bin', 'sparse.img']) {
+    assert.deepEqual(fs.readFileSync(join(target, 'src', name)), fs.readFileSync(join(src, name)), name);
+  }
+  assert.ok(fs.statSync(join(target, 'src', 'sparse.img')).blocks * 512 < 4 * 1024 * 1024, 'holes stay holes');
+  const ino = fs.statSync(join(target, 'src', 'l0')).ino;
+  for (let i = 1; i < 5; i++) assert.equal(fs.statSync(join(target, 'src', `l${i}`)).ino, ino, `l${i} is a link`);
+  assert.equal(rr.summary.hardlinks, 4);
+
+  // The pack holding a chunk of big1.bin: cut short, then removed.
+  const entry = (await loadDir(repo, (await loadDir(repo, r.snapshot.root))[0]!.subtree!)).find((e) => e.name.toString() === 'big1.bin')!;
+  const loc = repo.index.get(Buffer.from(entry.content![1]!, 'hex'))!;
+  const pack = join(dir, 'repo', ...Names.pack(loc.packId).split('/'));
+  fs.chmodSync(pack, 0o600);
+  fs.truncateSync(pack, loc.offset + 10);
+  await assert.rejects(
+    restore(repo, r.snapshot, { target: join(dir, 'target2') }),
+    (e: unknown) => e instanceof LifeboatError && e.code === 'corrupt' && /truncated or damaged/.test(e.message),
+  );
+  fs.rmSync(pack);
+  await assert.rejects(
+    restore(repo, r.snapshot, { target: join(dir, 'target3') }),
+    (e: unknown) => e instanceof LifeboatError && e.code === 'not-found' && /does not exist/.test(e.message),
+  );
+});

@@ -1,22 +1,30 @@
 /**
  * The restorer's worker threads (restore-worker.ts): the main thread walks the snapshot, makes
- * folders, decides names and renames; each single-chunk file's sealed blob is read here and handed
- * over (transferred, not copied) to a worker that opens it and writes the file.
+ * folders, decides names and renames; the workers open the sealed chunks and write file contents.
+ * A single-chunk file is a 'file' job (create, write, owner, mode, xattrs, times); each chunk of a
+ * larger file is a 'chunk' job that writes into a descriptor the main thread opened. When the
+ * repository is a local folder a worker reads the chunk from its pack file itself; otherwise the
+ * main thread fetches the envelope and hands it over (transferred, not copied).
  */
-import type { Repository } from '../repo/repository.js';
+import { writeSync } from 'node:fs';
+import type { Repository, SealedBlobSource } from '../repo/repository.js';
 import { fromHex, type Hex } from '../repo/ids.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import type { TreeEntry } from './tree.js';
 
+/** A sealed chunk as a worker gets it, with its id in hex. */
+export type ChunkSource = SealedBlobSource & { readonly id: Hex };
+
 export interface RestoreFileJob {
   readonly seq: number;
+  readonly kind: 'file';
   /**
    * Where to create the file (a fresh name in a folder the main thread checked), its bytes as a
    * latin1 string: strings cross threads cheaply, a Buffer from Node's pool clones its whole slab.
    */
   readonly path: string;
-  /** The sealed content (id in hex); none for an empty file. */
-  readonly blob?: { readonly type: number; readonly id: Hex; readonly env: Uint8Array; readonly rawLength: number; readonly packName: string };
+  /** The content; none for an empty file. */
+  readonly blob?: ChunkSource;
   readonly mode: number;
   /** Owner to set; undefined leaves the file to the restoring user. */
   readonly owner?: { readonly uid: number; readonly gid: number };
@@ -26,28 +34,50 @@ export interface RestoreFileJob {
   readonly xattrs: readonly (readonly [string, string])[];
 }
 
+export interface RestoreChunkJob {
+  readonly seq: number;
+  readonly kind: 'chunk';
+  /** The file being restored, opened by the main thread (descriptors belong to the whole process). */
+  readonly fd: number;
+  /** Where the chunk starts in the file. */
+  readonly pos: number;
+  /** The file's holes as flat (offset, length) pairs: left unwritten. */
+  readonly holes: readonly number[];
+  readonly blob: ChunkSource;
+}
+
 export type RestoreFileReply =
   | { readonly seq: number; readonly status: 'ok'; readonly bytes: number; readonly chownError?: string; readonly xattrErrors: readonly [string, string][] }
-  | { readonly seq: number; readonly status: 'corrupt'; readonly message: string }
+  /** The repository is damaged (or, with notFound, missing a file): the restore stops. */
+  | { readonly seq: number; readonly status: 'corrupt'; readonly message: string; readonly notFound?: true }
   | { readonly seq: number; readonly status: 'failed'; readonly code: string };
 
+type Job = Omit<RestoreFileJob, 'seq'> | Omit<RestoreChunkJob, 'seq'>;
+
 export class FileWriters {
-  private readonly pool: WorkerPool<Omit<RestoreFileJob, 'seq'>, RestoreFileReply>;
+  private readonly pool: WorkerPool<Job, RestoreFileReply>;
 
   constructor(private readonly repo: Repository) {
     this.pool = new WorkerPool(new URL('./restore-worker.js', import.meta.url), { encKey: repo.keys.encKey, idKey: repo.keys.idKey });
   }
 
-  /** Writes file `e` at `path`; undefined when its blob needs the general path (not indexed, or a delta). */
+  private async source(id: Hex): Promise<ChunkSource | undefined> {
+    const s = await this.repo.sealedBlobSource(fromHex(id));
+    return s && { ...s, id };
+  }
+
+  private send(job: Job): Promise<RestoreFileReply> {
+    const env = job.kind === 'chunk' || job.blob ? (job.blob as ChunkSource) : undefined;
+    return this.pool.call(job, env && 'env' in env ? [env.env.buffer as ArrayBuffer] : []);
+  }
+
+  /** Writes single-chunk file `e` at `path`; undefined when its blob needs the general path (not indexed, or a delta). */
   async write(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined): Promise<RestoreFileReply | undefined> {
     const id: Hex | undefined = e.content?.[0];
-    let blob: RestoreFileJob['blob'];
-    if (id !== undefined) {
-      const sealed = await this.repo.loadSealedBlob(fromHex(id));
-      if (!sealed) return undefined;
-      blob = { ...sealed, id };
-    }
-    const job: Omit<RestoreFileJob, 'seq'> = {
+    const blob = id === undefined ? undefined : await this.source(id);
+    if (id !== undefined && !blob) return undefined;
+    return this.send({
+      kind: 'file',
       path: path.toString('latin1'),
       ...(blob ? { blob } : {}),
       mode: e.mode,
@@ -55,11 +85,39 @@ export class FileWriters {
       atime: e.atime,
       mtime: e.mtime,
       xattrs: (e.xattrs ?? []).map(([k, v]) => [k, v.toString('latin1')] as const),
-    };
-    return this.pool.call(job, blob ? [blob.env.buffer as ArrayBuffer] : []);
+    });
+  }
+
+  /**
+   * Writes chunk `id` at `pos` of the open file `fd`, skipping `holes`; undefined when the chunk
+   * needs the general path. The caller keeps `fd` open until this settles.
+   */
+  async writeChunk(fd: number, pos: number, holes: readonly number[], id: Hex): Promise<RestoreFileReply | undefined> {
+    const blob = await this.source(id);
+    return blob && this.send({ kind: 'chunk', fd, pos, holes, blob });
   }
 
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** Writes `data`, which starts at `pos` of the file, leaving the parts inside `holes` unwritten. */
+export function writeSkippingHoles(fd: number, data: Uint8Array, pos: number, holes: readonly number[]): void {
+  let start = 0;
+  const end = data.length;
+  for (let h = 0; h + 1 < holes.length && start < end; h += 2) {
+    const hs = holes[h]! - pos;
+    const he = hs + holes[h + 1]!;
+    if (he <= start) continue;
+    if (hs >= end) break;
+    if (hs > start) writeAll(fd, data.subarray(start, hs), pos + start);
+    start = Math.max(start, he);
+  }
+  if (start < end) writeAll(fd, data.subarray(start, end), pos + start);
+}
+
+function writeAll(fd: number, data: Uint8Array, pos: number): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off, data.length - off, pos + off);
 }

@@ -20,7 +20,7 @@
  * and groups, and the files then belong to you (one warning).
  */
 import { constants as C, fchmodSync, fchownSync, writeSync, type BigIntStats } from 'node:fs';
-import { pool } from '../util/concurrency.js';
+import { Semaphore } from '../util/concurrency.js';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -31,7 +31,7 @@ import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
-import { FileWriters, type RestoreFileReply } from './restore-workers.js';
+import { FileWriters, writeSkippingHoles, type RestoreFileReply } from './restore-workers.js';
 
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
 
@@ -80,8 +80,11 @@ export interface RestoreSummary {
 const DEEP_PATH = 1024;
 const FILES_IN_FLIGHT = 4;
 /** With worker threads writing the small files: enough queued to keep every worker busy. */
-const FILES_IN_FLIGHT_WORKERS = 16;
-const LOADS_PER_FILE = 3;
+const FILES_IN_FLIGHT_WORKERS = 64;
+/** Folders restored at the same time (beyond the one each task is in). */
+const DIR_TASKS = 8;
+/** Chunks of one large file being written at once. */
+const CHUNKS_PER_FILE = 4;
 const TMP_PREFIX = '.lifeboat-restore-';
 const TMP_RANDOM_BYTES = 8;
 /** Exactly the names tmpName() makes: TMP_PREFIX and 2 × TMP_RANDOM_BYTES lowercase hex digits. */
@@ -116,7 +119,7 @@ class Restorer {
   readonly overwrite: OverwriteMode;
   readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
   /** First restored path of each hard-linked inode (device:inode), as a full path. */
-  private readonly links = new Map<string, Buffer>();
+  private readonly links = new Map<string, Promise<Buffer | undefined>>();
   /** Folders this run created (latin1 keys of their paths): nothing pre-existing can be inside. */
   private readonly freshDirs = new Set<string>();
   private readonly isRoot = process.getuid?.() === 0;
@@ -127,10 +130,13 @@ class Restorer {
 
   /** Worker threads for single-chunk files (with the real platform only: tests inject their own). */
   readonly writers: FileWriters | undefined;
+  private readonly fileSlots: Semaphore;
+  private readonly dirTasks = new Semaphore(DIR_TASKS);
 
   constructor(readonly repo: Repository, readonly opts: RestoreOptions) {
     this.plat = opts.platform ?? defaultPlatform();
     this.writers = opts.platform === undefined ? new FileWriters(repo) : undefined;
+    this.fileSlots = new Semaphore(this.writers ? FILES_IN_FLIGHT_WORKERS : FILES_IN_FLIGHT);
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.overwrite = opts.overwrite ?? 'if-changed';
   }
@@ -252,14 +258,29 @@ class Restorer {
     const base = dir;
     const fullBase = full;
     const files = picked.filter((p) => p.e.type !== 'dir' && p.e.type !== 'symlink');
-    await pool(files.length, this.writers ? FILES_IN_FLIGHT_WORKERS : FILES_IN_FLIGHT, async (i) => {
-      const { e } = files[i]!;
-      await this.restoreNonDir(base, fullBase, e, `${logical}/${e.name.toString('utf8')}`);
-    });
+    // Files and sub-folders go on together (a few folders at once, files bounded over the whole
+    // restore), so the writers never wait for one folder to finish before the next one starts.
+    const filesDone = Promise.all(files.map(async ({ e }) => {
+      await this.fileSlots.acquire();
+      try {
+        await this.restoreNonDir(base, fullBase, e, `${logical}/${e.name.toString('utf8')}`);
+      } finally {
+        this.fileSlots.release();
+      }
+    }));
+    filesDone.catch(() => undefined);
+    const subdirs: Promise<void>[] = [];
     for (const p of picked) {
       if (p.e.type !== 'dir') continue;
-      await this.restoreDirEntry(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`, p.sel);
+      const run = () => this.restoreDirEntry(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`, p.sel);
+      if (this.dirTasks.tryAcquire()) {
+        const t = run().finally(() => this.dirTasks.release());
+        t.catch(() => undefined);
+        subdirs.push(t);
+      } else await run();
     }
+    await filesDone;
+    await Promise.all(subdirs);
     for (const p of picked) {
       if (p.e.type === 'symlink') await this.restoreNonDir(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`);
     }
@@ -318,6 +339,13 @@ class Restorer {
     const full = Buffer.concat([dirFull, Buffer.from('/'), e.name]);
     let tmp: Buffer | undefined;
     let live = false;
+    // Hard links: the first entry of an inode registers a promise of its restored path at once, so
+    // a later link (in this folder or another, restored concurrently) waits for it, then links.
+    const linkKey = e.type === 'file' && e.nlink > 1 ? `${e.device}:${e.inode}` : undefined;
+    const first = linkKey !== undefined ? this.links.get(linkKey) : undefined;
+    let registered: ((path: Buffer | undefined) => void) | undefined;
+    let restoredAt: Buffer | undefined;
+    if (linkKey !== undefined && first === undefined) this.links.set(linkKey, new Promise((resolve) => (registered = resolve)));
     try {
       // In a folder this run created, nothing can be in the way: create entries directly under
       // their names (O_EXCL still refuses anything that appeared meanwhile). Elsewhere, look first.
@@ -330,18 +358,17 @@ class Restorer {
         }
         if (this.overwrite === 'if-changed' && e.type === 'file' && existing.isFile() && Number(existing.size) === e.size && existing.mtimeNs === e.mtime) {
           this.s.skipped++;
-          if (e.nlink > 1) this.links.set(`${e.device}:${e.inode}`, full);
+          restoredAt = full;
           return;
         }
       }
       const t = fresh ? path : this.tmpName(dir);
       tmp = t;
       live = true;
-      const linkKey = e.type === 'file' && e.nlink > 1 ? `${e.device}:${e.inode}` : undefined;
-      const first = linkKey !== undefined ? this.links.get(linkKey) : undefined;
-      if (first !== undefined) {
+      const firstPath = await first;
+      if (firstPath !== undefined) {
         try {
-          await fsp.link(first, t);
+          await fsp.link(firstPath, t);
           if (t !== path) await replaceWith(t, path);
           live = false;
           this.s.hardlinks++;
@@ -379,12 +406,13 @@ class Restorer {
       if (e.type !== 'file') await this.applyMeta(t, e, shown, undefined);
       if (t !== path) await replaceWith(t, path);
       live = false;
-      if (linkKey !== undefined) this.links.set(linkKey, full);
+      restoredAt = full;
       if (e.type === 'file' && this.opts.verify) await this.verify(path, e, shown);
       this.progress();
     } catch (err) {
       this.fail(shown, err, 'restore it');
     } finally {
+      registered?.(restoredAt);
       if (live && tmp) await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
   }
@@ -395,32 +423,56 @@ class Restorer {
     try {
       const ids = await fileContent(this.repo, e);
       const holes = e.holes ?? [];
-      let pos = 0;
-      const loads: Promise<Uint8Array>[] = [];
-      let next = 0;
-      const fill = () => {
-        while (loads.length < LOADS_PER_FILE && next < ids.length) {
-          const p = this.repo.loadBlob(fromHex(ids[next++]!));
-          p.catch(() => undefined);
-          loads.push(p);
-        }
-      };
-      fill();
-      while (loads.length > 0) {
-        this.opts.signal?.throwIfAborted();
-        const data = await loads.shift()!;
-        fill();
-        await writeSkippingHoles(fh, data, pos, holes);
-        pos += data.length;
-        this.s.bytesWritten += data.length;
-        this.progress();
+      // Every chunk's place in the file, from the index, so chunks are written in any order.
+      const starts: number[] = [];
+      let end = 0;
+      for (const id of ids) {
+        starts.push(end);
+        const loc = this.repo.index.get(fromHex(id));
+        if (!loc) await this.repo.loadBlob(fromHex(id)); // throws the repository's "missing" error
+        end += loc!.rawLength;
       }
-      if (pos !== e.size) this.warn(shown, `${shown}: the stored content is ${pos} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
-      await fh.truncate(pos); // extends over a trailing hole
+      // A worker writes through fh.fd, so every chunk in flight settles before fh is closed.
+      const inFlight = new Set<Promise<void>>();
+      let failure: unknown;
+      for (let k = 0; k < ids.length && failure === undefined; k++) {
+        if (this.opts.signal?.aborted) {
+          failure = this.opts.signal.reason;
+          break;
+        }
+        const p = this.writeChunk(fh.fd, starts[k]!, holes, ids[k]!).then(
+          (n) => {
+            this.s.bytesWritten += n;
+            this.progress();
+          },
+          (err: unknown) => {
+            failure ??= err;
+          },
+        );
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+        if (inFlight.size >= CHUNKS_PER_FILE) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      if (failure !== undefined) throw failure;
+      if (end !== e.size) this.warn(shown, `${shown}: the stored content is ${end} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
+      await fh.truncate(end); // extends over a trailing hole
       await this.applyMeta(tmp, e, shown, fh);
     } finally {
       await fh.close();
     }
+  }
+
+  /** Writes one chunk at `pos` (on a worker when it can); returns its length. */
+  private async writeChunk(fd: number, pos: number, holes: readonly number[], id: Hex): Promise<number> {
+    const r = this.writers ? await this.writers.writeChunk(fd, pos, holes, id) : undefined;
+    if (r) {
+      workerFailure(r);
+      return r.bytes;
+    }
+    const data = await this.repo.loadBlob(fromHex(id));
+    writeSkippingHoles(fd, data, pos, holes);
+    return data.length;
   }
 
   /**
@@ -460,8 +512,7 @@ class Restorer {
 
   /** Accounts for a file a worker wrote, as writeSmallFile would have. */
   private written(r: RestoreFileReply, e: TreeEntry, shown: string): void {
-    if (r.status === 'corrupt') throw new LifeboatError('corrupt', r.message);
-    if (r.status === 'failed') throw Object.assign(new Error(r.code), { code: r.code });
+    workerFailure(r);
     if (r.bytes !== e.size) {
       this.warn(shown, `${shown}: the stored content is ${r.bytes} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
     }
@@ -544,26 +595,10 @@ class Restorer {
 }
 
 /** Writes `data` at `pos`, leaving the recorded hole ranges unwritten (they stay holes). */
-async function writeSkippingHoles(fh: fsp.FileHandle, data: Uint8Array, pos: number, holes: readonly number[]): Promise<void> {
-  let start = 0;
-  const end = data.length;
-  for (let h = 0; h + 1 < holes.length && start < end; h += 2) {
-    const hs = holes[h]! - pos;
-    const he = hs + holes[h + 1]!;
-    if (he <= start) continue;
-    if (hs >= end) break;
-    if (hs > start) await writeAll(fh, data.subarray(start, hs), pos + start);
-    start = Math.max(start, he);
-  }
-  if (start < end) await writeAll(fh, data.subarray(start, end), pos + start);
-}
-
-async function writeAll(fh: fsp.FileHandle, data: Uint8Array, pos: number): Promise<void> {
-  let off = 0;
-  while (off < data.length) {
-    const { bytesWritten } = await fh.write(data, off, data.length - off, pos + off);
-    off += bytesWritten;
-  }
+/** Throws what a worker's reply reports: repository damage (which stops the restore) or a failed call. */
+function workerFailure(r: RestoreFileReply): asserts r is Extract<RestoreFileReply, { status: 'ok' }> {
+  if (r.status === 'corrupt') throw new LifeboatError(r.notFound ? 'not-found' : 'corrupt', r.message);
+  if (r.status === 'failed') throw Object.assign(new Error(r.code), { code: r.code });
 }
 
 export interface RestoreResult {

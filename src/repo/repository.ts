@@ -52,6 +52,12 @@ const UPLOADS_IN_FLIGHT = 2;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
 
+/** A sealed blob for a worker thread to open: its envelope, or the pack file and range holding it. */
+export type SealedBlobSource = { readonly type: BlobType; readonly rawLength: number; readonly packName: string } & (
+  | { readonly env: Uint8Array }
+  | { readonly file: string; readonly offset: number; readonly length: number }
+);
+
 export interface OpenOptions {
   readonly codec?: Codec;
 }
@@ -64,6 +70,8 @@ export class Repository {
   private readonly uploadSlots = new Semaphore(UPLOADS_IN_FLIGHT);
   private readonly uploads = new Set<Promise<void>>();
   private unindexed: IndexPack[] = [];
+  /** Local file paths of packs (store.localPath), by pack id. */
+  private readonly packFiles = new Map<Hex, string>();
   private writeError: unknown;
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
@@ -334,17 +342,23 @@ export class Repository {
   // ---------------------------------------------------------------- reading
 
   /**
-   * A stored data or tree blob's sealed envelope, for a caller that opens it on another thread
-   * (openBlob, decodePayload, then chunkId must equal `id`); undefined when the blob is not
-   * indexed or is a delta (those need loadBlob). The envelope owns its ArrayBuffer (transferable).
+   * Where a stored blob's sealed envelope is, for a reader on another thread: the file and byte
+   * range when the store keeps packs as files on this computer, else the envelope itself, read
+   * now. Undefined for a delta blob or one missing from the index (loadBlob handles both).
    */
-  async loadSealedBlob(id: Uint8Array): Promise<{ type: BlobType; env: Uint8Array; rawLength: number; packName: string } | undefined> {
+  async sealedBlobSource(id: Uint8Array): Promise<SealedBlobSource | undefined> {
     const loc = this.index.get(id);
     if (!loc || loc.type === BlobType.delta) return undefined;
     const packName = Names.pack(loc.packId);
+    const common = { type: loc.type, rawLength: loc.rawLength, packName };
+    if (this.store.localPath) {
+      let file = this.packFiles.get(loc.packId);
+      if (file === undefined) this.packFiles.set(loc.packId, (file = this.store.localPath(packName)));
+      return { ...common, file, offset: loc.offset, length: loc.length };
+    }
     const got = await this.store.get(packName, loc.offset, loc.length);
     const env = got.byteOffset === 0 && got.byteLength === got.buffer.byteLength ? got : new Uint8Array(got);
-    return { type: loc.type, env, rawLength: loc.rawLength, packName };
+    return { ...common, env };
   }
 
   /**

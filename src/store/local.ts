@@ -68,6 +68,10 @@ export class LocalStore implements Store {
     this.location = `folder ${root}`;
   }
 
+  localPath(name: string): string {
+    return this.path(name);
+  }
+
   private path(name: string): string {
     assertValidName(name);
     const parts = name.split('/');

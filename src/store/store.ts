@@ -62,6 +62,12 @@ export interface Store {
 
   /** Releases connections and handles. */
   close(): Promise<void>;
+
+  /**
+   * Only for backends that keep each object as a file on this computer (the local folder): that
+   * file's path, so worker threads can read ranges of immutable objects (packs) themselves.
+   */
+  localPath?(name: string): string;
 }
 
 const NAME_RE = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;

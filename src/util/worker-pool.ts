@@ -2,8 +2,7 @@
  * A small pool of worker threads answering one reply per request, matched by a sequence number.
  * Requests go round-robin and travel in batches: a message between threads costs tens of µs
  * whatever it holds, so the requests made in one turn of the event loop (at most MAX_BATCH per
- * worker) share one message, and a worker that already has BUSY requests to answer gets new ones
- * only when its answers come back; replies go back REPLY_BATCH at a time. Workers start on first use and are
+ * worker) share one message; replies go back REPLY_BATCH at a time. Workers start on first use and are
  * referenced only while they owe an answer, so an idle pool never keeps the process alive. A
  * worker that dies fails every request it still owes, and every later one.
  *
@@ -14,12 +13,6 @@ import { parentPort, Worker, type TransferListItem } from 'node:worker_threads';
 import { ReleaseEvery } from './memory.js';
 
 const MAX_BATCH = 32;
-/**
- * A worker with at least this many requests unanswered has enough to do: new requests wait and go
- * in one larger message when its answers come back (or MAX_BATCH pile up), instead of one small
- * message per turn of the event loop.
- */
-const BUSY = 16;
 const RELEASE_EVERY = 32 * 1024 * 1024;
 
 export interface Served<Reply> {
@@ -38,8 +31,6 @@ interface Outgoing {
 export class WorkerPool<Req extends object, Reply extends { readonly seq: number }> {
   private workers: Worker[] = [];
   private outgoing: Outgoing[] = [];
-  /** Requests sent to each worker and not yet answered. */
-  private unanswered: number[] = [];
   private readonly waiting = new Map<number, { resolve(r: Reply): void; reject(e: unknown): void }>();
   private seq = 0;
   private next = 0;
@@ -56,14 +47,12 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
     for (let i = 0; i < this.threads; i++) {
       const w = new Worker(this.script, { workerData: this.workerData });
       w.on('message', (m: { batch: Reply[] }) => {
-        this.unanswered[i] = (this.unanswered[i] ?? 0) - m.batch.length;
         for (const r of m.batch) {
           const p = this.waiting.get(r.seq);
           this.waiting.delete(r.seq);
           p?.resolve(r);
         }
         if (this.waiting.size === 0) for (const x of this.workers) x.unref();
-        else if (this.unanswered[i]! < BUSY) this.send(i);
       });
       w.on('error', (e) => {
         this.failed ??= e;
@@ -73,7 +62,6 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
       w.unref(); // after the listeners: attaching one refs the worker again
       this.workers.push(w);
       this.outgoing.push({ items: [], transfer: [] });
-      this.unanswered.push(0);
     }
   }
 
@@ -95,16 +83,15 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
   }
 
   private send(i: number): void {
-    const out = this.outgoing[i];
-    if (!out || out.items.length === 0) return;
+    const out = this.outgoing[i]!;
+    if (out.items.length === 0) return;
     this.outgoing[i] = { items: [], transfer: [] };
-    this.unanswered[i]! += out.items.length;
     this.workers[i]!.postMessage({ batch: out.items }, out.transfer);
   }
 
   private flush(): void {
     this.flushing = undefined;
-    for (let i = 0; i < this.workers.length; i++) if (this.unanswered[i]! < BUSY) this.send(i);
+    for (let i = 0; i < this.workers.length; i++) this.send(i);
   }
 
   async close(): Promise<void> {
@@ -113,7 +100,6 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
     const ws = this.workers;
     this.workers = [];
     this.outgoing = [];
-    this.unanswered = [];
     await Promise.all(ws.map((w) => w.terminate()));
   }
 }

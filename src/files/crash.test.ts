@@ -74,7 +74,7 @@ test('a files backup that crashes at any put leaves a clean repository; the retr
   const treeA = join(d, 'tree-A');
   const treeB = join(d, 'tree-B');
   makeTree(treeA, 2, 3 * 1024 * 1024);
-  // More than one pack of data (packs close at 16 MiB), so the crash lands between data packs.
+  // More than one pack of data (packs close at 8 MiB), so the crash lands between data packs.
   const bBytes = makeTree(treeB, 4, 5 * 1024 * 1024);
 
   const base = new MemoryStore();

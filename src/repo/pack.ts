@@ -23,7 +23,7 @@ export function blobTypeName(t: number): string {
 }
 
 /** Target size of a pack; a pack closes at the first blob that reaches it. */
-export const PACK_TARGET_BYTES = 16 * 1024 * 1024;
+export const PACK_TARGET_BYTES = 8 * 1024 * 1024;
 export const PACK_MAGIC = Buffer.from('LBP1');
 const HEADER_MAGIC = Buffer.from('LBPH');
 const ENTRY_BYTES = 1 + 32 + 4 + 4;

@@ -171,7 +171,7 @@ test('a writer whose lock vanished (stale, removed by another process) refuses t
 test('a run closed without finishing (interrupted) still indexes the packs it uploaded, so the next run reuses them', async () => {
   const { store, repo } = await fresh();
   await repo.lock(false, 'backup');
-  const blobs = Array.from({ length: 20 }, () => randomBytes(1024 * 1024)); // > one 16 MiB pack
+  const blobs = Array.from({ length: 20 }, () => randomBytes(1024 * 1024)); // > one 8 MiB pack
   for (const b of blobs) await repo.saveBlob(BlobType.data, b);
   await repo.close(); // no flush, no snapshot: as after Ctrl-C
   const again = await Repository.open(store, 'correct horse');

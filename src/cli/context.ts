@@ -33,6 +33,19 @@ export function defaultRepositoryPath(): string {
   }
 }
 
+/** The per-user cache folder (the listing cache of backups lives here): XDG on Linux, Library/Caches on macOS, LOCALAPPDATA on Windows. */
+export function defaultCacheDir(): string {
+  const home = homedir();
+  switch (platform()) {
+    case 'win32':
+      return join(process.env['LOCALAPPDATA'] ?? join(home, 'AppData', 'Local'), 'Lifeboat', 'cache');
+    case 'darwin':
+      return join(home, 'Library', 'Caches', 'Lifeboat');
+    default:
+      return join(process.env['XDG_CACHE_HOME'] || join(home, '.cache'), 'lifeboat');
+  }
+}
+
 export class Context {
   private readonly opened: Repository[] = [];
   readonly abort = new AbortController();

@@ -22,7 +22,8 @@ import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
-import { loadDir, MAX_INLINE_CONTENT, sameEntry, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
+import { ListingCache, listingDigest } from './listing-cache.js';
+import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 
 /** The lstat fields the walker uses (a BigIntStats, or a test double with just these). */
 export type FileMeta = Pick<
@@ -81,6 +82,8 @@ export interface BackupOptions {
   readonly onEvent?: (e: BackupEvent) => void;
   readonly fs?: FileAccess;
   readonly platform?: Platform;
+  /** A folder for the listing cache (listing-cache.ts); without one every folder is compared with the parent's listing. */
+  readonly cacheDir?: string;
 }
 
 export interface BackupSummary {
@@ -185,6 +188,10 @@ class Backup {
   private readonly smallReads = new Semaphore(SMALL_READ_CONCURRENCY);
   private readonly hardlinks = new Map<string, Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined>>();
   private bytesDone = 0;
+  /** Paths with a warning, and the folders above them: these are never entered in the listing cache. */
+  private readonly dirty = new Set<string>();
+  /** Set by backup() when the options name a cache folder. */
+  cache: ListingCache | undefined;
   private lastProgress = 0;
   readonly bytesBefore: number;
   totalEstimate: number | undefined;
@@ -202,6 +209,13 @@ class Backup {
   }
 
   warn(kind: WarningKind, path: string, message: string): void {
+    // The path and every folder above it (paths as shown, '/'-separated) had a warning.
+    for (let p = path; !this.dirty.has(p); ) {
+      this.dirty.add(p);
+      const k = p.lastIndexOf('/');
+      if (k <= 0) break;
+      p = p.slice(0, k);
+    }
     if (kind === 'unreadable' || kind === 'vanished') {
       this.s.unreadable++;
       if (this.incomplete.length < LIST_CAP) this.incomplete.push(path);
@@ -462,16 +476,20 @@ class Backup {
   }
 
   async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
-    const prevSub = prev?.type === 'dir' ? prev.subtree : undefined;
-    if (this.opts.oneFileSystem && st.dev !== rootDev) {
-      e.subtree = await this.saveListing([]); // a mount point: kept, empty, as restic does
-    } else {
-      e.subtree = await this.dir(path, logical, prevSub, rootDev);
-    }
-    if (prevSub === undefined) this.s.dirsNew++;
-    else if (prevSub === e.subtree) this.s.dirsUnchanged++;
-    else this.s.dirsChanged++;
+    e.subtree = await this.subtreeOf(path, logical, st, prev?.type === 'dir' ? prev.subtree : undefined, rootDev);
     return e;
+  }
+
+  /** A folder's listing id (walked, or kept when unchanged), counted as new, changed or unchanged. */
+  private async subtreeOf(path: Buffer, logical: Buffer, st: FileMeta, prevSub: Hex | undefined, rootDev: bigint): Promise<Hex> {
+    const subtree =
+      this.opts.oneFileSystem && st.dev !== rootDev
+        ? await this.saveListing([]) // a mount point: kept, empty, as restic does
+        : await this.dir(path, logical, prevSub, rootDev);
+    if (prevSub === undefined) this.s.dirsNew++;
+    else if (prevSub === subtree) this.s.dirsUnchanged++;
+    else this.s.dirsChanged++;
+    return subtree;
   }
 
   async saveListing(entries: readonly TreeEntry[]): Promise<Hex> {
@@ -519,43 +537,103 @@ class Backup {
 
   private async dirEntries(path: Buffer, logical: Buffer, names: Buffer[], prevSubtree: Hex | undefined, rootDev: bigint, shown: string): Promise<Hex> {
     names.sort((a, b) => Buffer.compare(a, b));
-    const prev = await this.loadPrev(prevSubtree, shown);
-    const entries: (TreeEntry | undefined)[] = new Array<TreeEntry | undefined>(names.length);
-    const dirs: { i: number; path: Buffer; logical: Buffer; st: FileMeta }[] = [];
     const base = path.length > 0 && path[path.length - 1] === 0x2f ? path : Buffer.concat([path, SLASH]);
     const logicalBase = logical.length > 0 && logical[logical.length - 1] === 0x2f ? logical : Buffer.concat([logical, SLASH]);
+    // Every entry is lstat'ed first (excluded ones left out), so the listing cache can be asked.
+    const items: { name: Buffer; path: Buffer; logical: Buffer; st: FileMeta }[] = [];
+    const found: (typeof items)[number][] = new Array(names.length);
     await pool(names.length, ENTRY_WINDOW, async (i) => {
       const name = names[i]!;
       const child = Buffer.concat([base, name]);
       const childLogical = Buffer.concat([logicalBase, name]);
       if (!this.excludes.empty && this.excludes.matches(display(childLogical))) return;
-      let st: FileMeta;
       try {
-        st = await this.fs.lstat(child);
+        const st = await this.fs.lstat(child);
+        if (st.isFile() && this.opts.excludeLargerThan !== undefined && Number(st.size) > this.opts.excludeLargerThan) return;
+        found[i] = { name, path: child, logical: childLogical, st };
       } catch (err) {
         this.fsProblem(err, display(childLogical), 'examined');
-        return;
       }
-      if (st.isDirectory()) dirs.push({ i, path: child, logical: childLogical, st });
-      else entries[i] = await this.entry(child, childLogical, name, st, prev?.get(latin1(name)), rootDev);
     });
-    dirs.sort((a, b) => a.i - b.i);
-    const tasks: Promise<void>[] = [];
-    for (const d of dirs) {
-      const run = async () => {
-        entries[d.i] = await this.entry(d.path, d.logical, names[d.i]!, d.st, prev?.get(latin1(names[d.i]!)), rootDev);
-      };
-      if (this.dirTasks.tryAcquire()) {
-        const t = run().finally(() => this.dirTasks.release());
-        t.catch(() => undefined);
-        tasks.push(t);
-      } else await run();
+    for (const f of found) if (f) items.push(f);
+    const digest = this.cache
+      ? listingDigest(items.map(({ name, st }) => ({ name, st, user: this.plat.userName(Number(st.uid)), group: this.plat.groupName(Number(st.gid)) })))
+      : undefined;
+    const cached = prevSubtree !== undefined ? this.cache?.get(prevSubtree) : undefined;
+    const dirs = items.filter((x) => x.st.isDirectory());
+    const subtrees = new Map<string, Hex>();
+
+    let prev: Map<string, TreeEntry> | undefined;
+    let entries: (TreeEntry | undefined)[];
+    if (cached && cached.digest === digest && !this.dirty.has(shown)) {
+      // Nothing here changed since the parent's backup: only sub-folders can still differ.
+      await this.eachDir(dirs, async (d) => {
+        subtrees.set(latin1(d.name), await this.subtreeOf(d.path, d.logical, d.st, cached.children.get(latin1(d.name)), rootDev));
+      });
+      if (dirs.every((d) => subtrees.get(latin1(d.name)) === cached.children.get(latin1(d.name)))) {
+        for (const { st } of items) this.countUnchanged(st);
+        this.cache!.record(prevSubtree!, digest, subtrees);
+        this.progress();
+        return prevSubtree!;
+      }
+      prev = await this.loadPrev(prevSubtree, shown);
+      entries = await Promise.all(
+        items.map(async (x) => {
+          const before = prev?.get(latin1(x.name));
+          if (!x.st.isDirectory()) return this.entry(x.path, x.logical, x.name, x.st, before, rootDev);
+          const e = this.meta(x.path, x.logical, x.name, 'dir', x.st, before);
+          e.subtree = subtrees.get(latin1(x.name))!;
+          return e;
+        }),
+      );
+    } else {
+      prev = await this.loadPrev(prevSubtree, shown);
+      entries = new Array<TreeEntry | undefined>(items.length);
+      const others = items.map((x, i) => ({ ...x, i })).filter((x) => !x.st.isDirectory());
+      await pool(others.length, ENTRY_WINDOW, async (k) => {
+        const x = others[k]!;
+        entries[x.i] = await this.entry(x.path, x.logical, x.name, x.st, prev?.get(latin1(x.name)), rootDev);
+      });
+      const at = new Map(items.map((x, i) => [x, i]));
+      await this.eachDir(dirs, async (d) => {
+        const e = await this.entry(d.path, d.logical, d.name, d.st, prev?.get(latin1(d.name)), rootDev);
+        entries[at.get(d)!] = e;
+        if (e?.subtree !== undefined) subtrees.set(latin1(d.name), e.subtree);
+      });
     }
-    await Promise.all(tasks);
     const kept = entries.filter((e): e is TreeEntry => e !== undefined);
     // Nothing in the folder changed: its previous listing is this listing (no encoding, no hashing).
-    if (prevSubtree !== undefined && prev !== undefined && prev.size === kept.length && kept.every((e) => sameAsBefore(e, prev))) return prevSubtree;
-    return this.saveListing(kept);
+    const id =
+      prevSubtree !== undefined && prev !== undefined && prev.size === kept.length && kept.every((e) => sameAsBefore(e, prev))
+        ? prevSubtree
+        : await this.saveListing(kept);
+    if (digest !== undefined && !this.dirty.has(shown)) this.cache!.record(id, digest, subtrees);
+    return id;
+  }
+
+  /** Runs `fn` for each sub-folder, a few at once (DIR_TASKS beyond this one). */
+  private async eachDir<T>(dirs: readonly T[], fn: (d: T) => Promise<void>): Promise<void> {
+    const tasks: Promise<void>[] = [];
+    for (const d of dirs) {
+      if (this.dirTasks.tryAcquire()) {
+        const t = fn(d).finally(() => this.dirTasks.release());
+        t.catch(() => undefined);
+        tasks.push(t);
+      } else await fn(d);
+    }
+    await Promise.all(tasks);
+  }
+
+  /** What a kept entry adds to the summary (as entry() counts an unchanged one). */
+  private countUnchanged(st: FileMeta): void {
+    if (st.isDirectory()) return; // counted by subtreeOf
+    if (st.isFile()) {
+      const size = Number(st.size);
+      this.s.totalFiles++;
+      this.s.totalBytes += size;
+      this.s.filesUnchanged++;
+      this.bytesDone += size;
+    } else this.s.otherEntries++;
   }
 }
 
@@ -588,6 +666,10 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   const pt = parent?.snapshot.summary?.['totalBytes'];
   if (pt !== undefined) b.totalEstimate = pt;
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
+  if (opts.cacheDir !== undefined) {
+    const shaping = { tree: TREE_VERSION, excludeLargerThan: opts.excludeLargerThan ?? null, oneFileSystem: opts.oneFileSystem === true };
+    b.cache = await ListingCache.open(opts.cacheDir, repo.config.id, repo.keys.macKey, abs, shaping, parent?.id);
+  }
 
   const rootEntries: TreeEntry[] = [];
   try {
@@ -635,6 +717,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   s.bytesAdded = repo.bytesWritten - b.bytesBefore;
   const final: Snapshot = { ...snapshot, summary: { ...s } };
   const snapshotId = await repo.saveSnapshot(final);
+  await b.cache?.save(snapshotId);
   return { snapshotId, snapshot: final, summary: s, ...(parent ? { parent: parent.id } : {}), incomplete: b.incomplete, changed: b.changed };
 }
 

@@ -15,7 +15,7 @@ import { fileTreeReferences, loadDir, type TreeEntry } from '../../files/tree.js
 import { platform } from '../../files/platform/platform.js';
 import { ExitCode } from '../../util/errors.js';
 import { Progress, formatDuration } from '../progress.js';
-import type { Context } from '../context.js';
+import { defaultCacheDir, type Context } from '../context.js';
 import { referenceWalkers, type Run } from './repo.js';
 
 referenceWalkers.files = (repo, snapshot, visit) => fileTreeReferences(repo, snapshot.root, visit);
@@ -79,8 +79,9 @@ export function registerFileCommands(program: Command, run: Run): void {
     .option('--tag <tag>', 'add a tag (repeatable)', collect, [] as string[])
     .option('--time <iso>', 'the time recorded for the snapshot (ISO-8601), instead of now')
     .option('--host <name>', 'the host name recorded for the snapshot')
+    .option('--no-cache', "compare every folder with the previous snapshot's listing instead of the local listing cache")
     .action(
-      run(async (ctx, paths: string[], o: { exclude: string[]; excludeFile: string[]; excludeLargerThan?: string; oneFileSystem?: boolean; tag: string[]; time?: string; host?: string }) => {
+      run(async (ctx, paths: string[], o: { exclude: string[]; excludeFile: string[]; excludeLargerThan?: string; oneFileSystem?: boolean; tag: string[]; time?: string; host?: string; cache: boolean }) => {
         const excludes = [...o.exclude];
         for (const f of o.excludeFile) {
           let text: string;
@@ -120,6 +121,7 @@ export function registerFileCommands(program: Command, run: Run): void {
           ...(o.host !== undefined ? { host: o.host } : {}),
           signal: ctx.abort.signal,
           onEvent,
+          ...(o.cache ? { cacheDir: defaultCacheDir() } : {}),
         });
         progress.done();
         const s = r.summary;

@@ -1,0 +1,135 @@
+/**
+ * The listing cache: lets a backup keep an unchanged folder's listing without loading it from the
+ * repository. For every folder listing a backup wrote or kept, it records a digest of the
+ * file-system metadata the listing was made from, and the listings of its sub-folders. The next
+ * backup whose parent is that snapshot lstat()s a folder as always; when the digest matches and no
+ * sub-folder changed, the listing id is kept as it is. Loading and parsing listings is most of a
+ * no-change backup after the lstat calls themselves.
+ *
+ * One file per repository and set of backed-up paths, in the user's cache folder. It names the
+ * snapshot it describes (used only when that snapshot is the parent) and is authenticated with the
+ * repository's MAC key, so a damaged or foreign file is ignored: the cache only ever costs or
+ * saves time, never correctness. Only folders whose backup raised no warning are recorded, so a
+ * file that could not be read is tried (and reported) again every time.
+ *
+ * May import repo/ (ids, crypto) and util/.
+ */
+import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
+import { mac, macEquals } from '../repo/crypto.js';
+import { isId, type Hex } from '../repo/ids.js';
+import type { FileMeta } from './backup.js';
+
+const VERSION = 1;
+
+export interface CachedListing {
+  /** Digest of the folder's entries as lstat() saw them (listingDigest). */
+  readonly digest: string;
+  /** Listing ids of the sub-folders, by name (latin1). */
+  readonly children: ReadonlyMap<string, Hex>;
+}
+
+/** The entry fields a listing holds that lstat (and the owner names) determine. */
+export interface DigestEntry {
+  readonly name: Buffer;
+  readonly st: FileMeta;
+  readonly user: string | undefined;
+  readonly group: string | undefined;
+}
+
+/**
+ * Digest of a folder's entries (in listing order): everything its listing would hold except what
+ * follows from it. Equal digests mean an equal listing, given the same sub-folder listings:
+ * contents, holes and extended attributes are kept when inode, size, mtime and ctime are unchanged,
+ * and a folder's or symlink's atime is kept when its inode, ctime and mtime are (see Backup.meta).
+ */
+export function listingDigest(entries: readonly DigestEntry[]): string {
+  const h = createHash('sha256');
+  for (const { name, st, user, group } of entries) {
+    const dirOrLink = st.isDirectory() || st.isSymbolicLink();
+    const fields = [
+      name.length, Number(st.mode), st.uid, st.gid, user ?? '', group ?? '', st.mtimeNs, st.ctimeNs, st.ino, st.dev, st.nlink,
+      st.isFile() || st.isSymbolicLink() ? st.size : '', st.isCharacterDevice() || st.isBlockDevice() ? st.rdev : '', dirOrLink ? '' : st.atimeNs,
+    ];
+    h.update(name).update(`\0${fields.join(',')}\n`);
+  }
+  return h.digest('hex').slice(0, 32);
+}
+
+interface Stored {
+  version: number;
+  repository: Hex;
+  snapshot: Hex;
+  options: string;
+  folders: [Hex, string, [string, Hex][]][];
+}
+
+export class ListingCache {
+  private readonly found = new Map<Hex, CachedListing>();
+  private readonly recorded = new Map<Hex, CachedListing>();
+
+  private constructor(private readonly file: string, private readonly key: Buffer, private readonly repository: Hex, private readonly options: string) {}
+
+  /**
+   * Opens the cache for backups of `paths` (with the options that shape listings). Folders are
+   * looked up only when `parent` is the snapshot the file describes.
+   */
+  static async open(dir: string, repository: Hex, macKey: Buffer, paths: readonly string[], options: object, parent: Hex | undefined): Promise<ListingCache> {
+    const name = createHash('sha256').update(JSON.stringify([...paths].sort())).digest('hex').slice(0, 16);
+    const c = new ListingCache(join(dir, repository, `listings-${name}.json`), macKey, repository, JSON.stringify(options));
+    if (parent !== undefined) await c.load(parent);
+    return c;
+  }
+
+  private async load(parent: Hex): Promise<void> {
+    let text: string;
+    try {
+      text = await fsp.readFile(this.file, 'latin1');
+    } catch {
+      return;
+    }
+    const nl = text.indexOf('\n');
+    const body = text.slice(nl + 1);
+    if (nl < 0 || !macEquals(Buffer.from(text.slice(0, nl), 'hex'), mac(this.key, Buffer.from(body, 'latin1')))) return;
+    try {
+      const s = JSON.parse(body) as Stored;
+      if (s.version !== VERSION || s.repository !== this.repository || s.snapshot !== parent || s.options !== this.options) return;
+      for (const [id, digest, children] of s.folders) {
+        if (!isId(id)) return;
+        this.found.set(id, { digest, children: new Map(children) });
+      }
+    } catch {
+      this.found.clear();
+    }
+  }
+
+  get(listing: Hex): CachedListing | undefined {
+    return this.found.get(listing);
+  }
+
+  record(listing: Hex, digest: string, children: ReadonlyMap<string, Hex>): void {
+    this.recorded.set(listing, { digest, children });
+  }
+
+  /** Writes what this backup recorded, for the next one (whose parent is `snapshot`). Failing to write only costs speed. */
+  async save(snapshot: Hex): Promise<void> {
+    const stored: Stored = {
+      version: VERSION,
+      repository: this.repository,
+      snapshot,
+      options: this.options,
+      folders: [...this.recorded].map(([id, c]) => [id, c.digest, [...c.children]]),
+    };
+    const body = JSON.stringify(stored);
+    const text = `${mac(this.key, Buffer.from(body, 'latin1')).toString('hex')}\n${body}`;
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    try {
+      await fsp.mkdir(join(this.file, '..'), { recursive: true, mode: 0o700 });
+      await fsp.writeFile(tmp, text, { encoding: 'latin1', mode: 0o600 });
+      await fsp.rename(tmp, this.file);
+    } catch {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+}

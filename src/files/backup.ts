@@ -557,7 +557,7 @@ class Backup {
     });
     for (const f of found) if (f) items.push(f);
     const digest = this.cache
-      ? listingDigest(items.map(({ name, st }) => ({ name, st, user: this.plat.userName(Number(st.uid)), group: this.plat.groupName(Number(st.gid)) })))
+      ? listingDigest(items, (uid, gid) => JSON.stringify([this.plat.userName(uid) ?? null, this.plat.groupName(gid) ?? null]))
       : undefined;
     const cached = prevSubtree !== undefined ? this.cache?.get(prevSubtree) : undefined;
     const dirs = items.filter((x) => x.st.isDirectory());

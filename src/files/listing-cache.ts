@@ -30,29 +30,45 @@ export interface CachedListing {
   readonly children: ReadonlyMap<string, Hex>;
 }
 
-/** The entry fields a listing holds that lstat (and the owner names) determine. */
+/** One entry as lstat() saw it. */
 export interface DigestEntry {
   readonly name: Buffer;
   readonly st: FileMeta;
-  readonly user: string | undefined;
-  readonly group: string | undefined;
 }
+
+const fields = new BigUint64Array(12);
+const fieldBytes = new Uint8Array(fields.buffer);
 
 /**
  * Digest of a folder's entries (in listing order): everything its listing would hold except what
  * follows from it. Equal digests mean an equal listing, given the same sub-folder listings:
  * contents, holes and extended attributes are kept when inode, size, mtime and ctime are unchanged,
  * and a folder's or symlink's atime is kept when its inode, ctime and mtime are (see Backup.meta).
+ * `owner` gives the user and group names stored for a uid and gid (asked once per pair).
  */
-export function listingDigest(entries: readonly DigestEntry[]): string {
+export function listingDigest(entries: readonly DigestEntry[], owner: (uid: number, gid: number) => string): string {
   const h = createHash('sha256');
-  for (const { name, st, user, group } of entries) {
+  const owners = new Set<string>();
+  for (const { name, st } of entries) {
     const dirOrLink = st.isDirectory() || st.isSymbolicLink();
-    const fields = [
-      name.length, Number(st.mode), st.uid, st.gid, user ?? '', group ?? '', st.mtimeNs, st.ctimeNs, st.ino, st.dev, st.nlink,
-      st.isFile() || st.isSymbolicLink() ? st.size : '', st.isCharacterDevice() || st.isBlockDevice() ? st.rdev : '', dirOrLink ? '' : st.atimeNs,
-    ];
-    h.update(name).update(`\0${fields.join(',')}\n`);
+    fields[0] = BigInt(name.length);
+    fields[1] = BigInt(st.mode);
+    fields[2] = BigInt(st.uid);
+    fields[3] = BigInt(st.gid);
+    fields[4] = BigInt(st.mtimeNs);
+    fields[5] = BigInt(st.ctimeNs);
+    fields[6] = BigInt(st.ino);
+    fields[7] = BigInt(st.dev);
+    fields[8] = BigInt(st.nlink);
+    fields[9] = st.isFile() || st.isSymbolicLink() ? BigInt(st.size) : 0n;
+    fields[10] = st.isCharacterDevice() || st.isBlockDevice() ? BigInt(st.rdev) : 0n;
+    fields[11] = dirOrLink ? 0n : BigInt(st.atimeNs);
+    h.update(name).update(fieldBytes);
+    owners.add(`${st.uid}:${st.gid}`);
+  }
+  for (const o of [...owners].sort()) {
+    const [uid, gid] = o.split(':').map(Number) as [number, number];
+    h.update(`${o}=${owner(uid, gid)}\n`);
   }
   return h.digest('hex').slice(0, 32);
 }

@@ -14,6 +14,7 @@ import { BlobType, type Repository } from '../repo/repository.js';
 import { toHex } from '../repo/ids.js';
 import { encodeDelta } from '../repo/delta.js';
 import { BlobEncoder } from '../repo/encoder.js';
+import { createZstdCodec } from '../repo/compress.js';
 import { CHUNKS_PER_PAGE, IMAGE_CHUNK_SIZE, decodePage, encodePage, validateManifest, type ImageManifest } from './manifest.js';
 
 export interface ByteRange {
@@ -106,6 +107,11 @@ async function parentChunks(repo: Repository, parentRoot: string | undefined, ch
 const SAVES_IN_FLIGHT = 32;
 /** Chunks whose reads are started ahead of the one being stored. */
 const READ_AHEAD = 8;
+/**
+ * Image chunks are compressed at zstd level 1, file backups at 3: a drive is read at disk speed and
+ * level 3 costs a quarter more CPU for images 1–3% smaller (benchmark, 2026-11-25).
+ */
+const IMAGE_ZSTD_LEVEL = 1;
 
 function deltaBase(repo: Repository, parentId: Uint8Array): Uint8Array | undefined {
   const loc = repo.index.get(parentId);
@@ -148,7 +154,7 @@ export async function createImage(
   opts: { chunkSize?: number; parent?: string | undefined; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
 ): Promise<CreateImageResult> {
   // Chunks read here belong to us: the sealing workers take them instead of copying them.
-  const encoder = new BlobEncoder(repo.codec, repo.keys.encKey, undefined, true);
+  const encoder = new BlobEncoder(createZstdCodec(IMAGE_ZSTD_LEVEL), repo.keys.encKey, undefined, true, IMAGE_ZSTD_LEVEL);
   repo.useEncoder(encoder);
   try {
     return await storeImage(repo, source, used, describe, opts);

@@ -4,8 +4,9 @@ import { serveBatches } from '../util/worker-pool.js';
 import { createZstdCodec } from './compress.js';
 import { sealBlobSync, type SealReply } from './encoder.js';
 
-const encKey = Buffer.from((workerData as { encKey: Uint8Array }).encKey);
-const codec = createZstdCodec();
+const wd = workerData as { encKey: Uint8Array; level: number };
+const encKey = Buffer.from(wd.encKey);
+const codec = createZstdCodec(wd.level);
 
 serveBatches<{ seq: number; type: number; id: Uint8Array; data: Uint8Array }, SealReply>(
   (m) => {

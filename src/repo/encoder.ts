@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { WorkerPool } from '../util/worker-pool.js';
-import type { Codec } from './compress.js';
+import { ZSTD_LEVEL, type Codec } from './compress.js';
 import { seal } from './crypto.js';
 import { CODEC_RAW, CODEC_ZSTD } from './envelope-file.js';
 import { blobAad } from './pack.js';
@@ -65,8 +65,10 @@ export class BlobEncoder implements BlobSealer {
     private readonly encKey: Buffer,
     private readonly threads = Math.max(1, Math.min(4, availableParallelism())),
     private readonly take = false,
+    /** The zstd level of the workers (`codec` seals small blobs inline: give it the same level). */
+    level = ZSTD_LEVEL,
   ) {
-    this.pool = new WorkerPool(new URL('./encode-worker.js', import.meta.url), { encKey }, threads);
+    this.pool = new WorkerPool(new URL('./encode-worker.js', import.meta.url), { encKey, level }, threads);
   }
 
   /** The sealed envelope of a blob (docs/FORMAT.md §6). */

@@ -422,9 +422,10 @@ class Backup {
         this.bytesDone += n;
       };
       async function* source(): AsyncGenerator<Uint8Array> {
+        // One buffer for the whole file: chunkStream copies what it keeps before asking for more.
+        const buf = Buffer.allocUnsafeSlow(READ_SIZE);
         for (;;) {
           signal?.throwIfAborted();
-          const buf = Buffer.allocUnsafe(READ_SIZE);
           let n: number;
           try {
             n = (await handle.read(buf, 0, READ_SIZE, null)).bytesRead;

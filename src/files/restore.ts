@@ -429,8 +429,8 @@ class Restorer {
       for (const id of ids) {
         starts.push(end);
         const loc = this.repo.index.get(fromHex(id));
-        if (!loc) await this.repo.loadBlob(fromHex(id)); // throws the repository's "missing" error
-        end += loc!.rawLength;
+        if (!loc) throw this.repo.notIndexed(fromHex(id));
+        end += loc.rawLength;
       }
       // A worker writes through fh.fd, so every chunk in flight settles before fh is closed.
       const inFlight = new Set<Promise<void>>();

@@ -377,7 +377,8 @@ export class Repository {
     return this.decodeBlob(loc.type, id, env, loc.rawLength, packName, loc.base);
   }
 
-  private notIndexed(id: Uint8Array): LifeboatError {
+  /** The error for a blob the index does not hold (the repository is damaged). */
+  notIndexed(id: Uint8Array): LifeboatError {
     return new LifeboatError('corrupt', `The data block ${toHex(id).slice(0, 16)} is missing from the repository index. Run "lifeboat check" to see what is affected.`);
   }
 

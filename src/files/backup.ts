@@ -561,7 +561,7 @@ class Backup {
       ? listingDigest(items, (uid, gid) => JSON.stringify([this.plat.userName(uid) ?? null, this.plat.groupName(gid) ?? null]))
       : undefined;
     const cached = prevSubtree !== undefined ? this.cache?.get(prevSubtree) : undefined;
-    const dirs = items.filter((x) => x.st.isDirectory());
+    const dirs = items.map((x, i) => ({ ...x, i })).filter((x) => x.st.isDirectory());
     const subtrees = new Map<string, Hex>();
 
     let prev: Map<string, TreeEntry> | undefined;
@@ -595,10 +595,9 @@ class Backup {
         const x = others[k]!;
         entries[x.i] = await this.entry(x.path, x.logical, x.name, x.st, prev?.get(latin1(x.name)), rootDev);
       });
-      const at = new Map(items.map((x, i) => [x, i]));
       await this.eachDir(dirs, async (d) => {
         const e = await this.entry(d.path, d.logical, d.name, d.st, prev?.get(latin1(d.name)), rootDev);
-        entries[at.get(d)!] = e;
+        entries[d.i] = e;
         if (e?.subtree !== undefined) subtrees.set(latin1(d.name), e.subtree);
       });
     }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Repository } from '../repo/repository.js';
 import { backup, type BackupOptions } from './backup.js';
 import { buildTree, newRepo, tmp } from './testing.js';
+import { lifeboat } from '../cli/testing.js';
 import { loadDir, sameEntry, type TreeEntry } from './tree.js';
 import type { Hex } from '../repo/ids.js';
 
@@ -145,4 +146,25 @@ test('listing cache: a folder with a warning is never cached (the warning comes 
   const r = await backup(repo, { paths: [src], cacheDir });
   assert.ok(loads.n > 40, `${loads.n} listings loaded`);
   assert.equal(r.summary.dirsChanged + r.summary.dirsNew, 0);
+});
+
+test('CLI: backup keeps the listing cache in XDG_CACHE_HOME/lifeboat; --no-cache leaves it alone', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  manyFolders(src);
+  const cacheHome = join(dir, 'cache-home');
+  const env = { LIFEBOAT_REPO: join(dir, 'repo'), LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: cacheHome };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  const files = () => (fs.existsSync(join(cacheHome, 'lifeboat')) ? fs.readdirSync(join(cacheHome, 'lifeboat'), { recursive: true }).map(String).filter((f) => f.endsWith('.json')) : []);
+
+  const noCache = await lifeboat(['backup', src, '--no-cache'], env);
+  assert.equal(noCache.code, 0, noCache.stderr);
+  assert.deepEqual(files(), []);
+  const first = await lifeboat(['backup', src], env);
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(files().length, 1);
+  const written = fs.statSync(join(cacheHome, 'lifeboat', files()[0]!)).mtimeMs;
+  const skipped = await lifeboat(['backup', src, '--no-cache'], env);
+  assert.equal(skipped.code, 0, skipped.stderr);
+  assert.equal(fs.statSync(join(cacheHome, 'lifeboat', files()[0]!)).mtimeMs, written, '--no-cache left the cache file alone');
 });

@@ -1,12 +1,12 @@
 /**
  * Worker thread of the restorer (jobs in restore-workers.ts), with synchronous calls: opens a
- * sealed chunk (read from its pack file, or handed over), decrypts, decompresses and checks it
+ * sealed chunk (read from its pack through a LocalStore of its own, or handed over), decrypts, decompresses and checks it
  * against its id, then either creates a single-chunk file (O_CREAT|O_EXCL|O_NOFOLLOW, at a path
  * the main thread chose inside the target) and gives it its owner, mode, extended attributes and
  * times, or writes one chunk of a larger file into the descriptor the main thread opened.
  * A restore is bound by exactly this work; two workers do it on two cores.
  */
-import { closeSync, constants as C, fchmodSync, fchownSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as C, fchmodSync, fchownSync, openSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { createZstdCodec } from '../repo/compress.js';
 import { chunkId, type MasterKeys } from '../repo/crypto.js';
@@ -14,6 +14,7 @@ import { decodePayload } from '../repo/envelope-file.js';
 import { openBlob } from '../repo/pack.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { serveBatches } from '../util/worker-pool.js';
+import { LocalStore } from '../store/local.js';
 import { platform } from './platform/platform.js';
 import { writeSkippingHoles, type ChunkSource, type RestoreChunkJob, type RestoreFileJob, type RestoreFileReply } from './restore-workers.js';
 
@@ -23,51 +24,21 @@ const codec = createZstdCodec();
 const plat = platform();
 const EMPTY: Uint8Array = new Uint8Array(0);
 
-/** Pack files kept open, least recently used first (packs never change once written). */
-const OPEN_PACKS = 16;
-const packFds = new Map<string, number>();
+/** The local repository folders read from (one in practice), each with its cache of open packs. */
+const stores = new Map<string, LocalStore>();
 
-function packFd(file: string, packName: string): number {
-  let fd = packFds.get(file);
-  if (fd !== undefined) {
-    packFds.delete(file);
-  } else {
-    try {
-      fd = openSync(file, C.O_RDONLY);
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT') throw new LifeboatError('not-found', `The repository file ${packName} does not exist; run "lifeboat check" to see what is affected.`);
-      throw e;
-    }
-    if (packFds.size >= OPEN_PACKS) {
-      const [oldest, ofd] = packFds.entries().next().value as [string, number];
-      packFds.delete(oldest);
-      closeSync(ofd);
-    }
-  }
-  packFds.set(file, fd);
-  return fd;
-}
-
-function envelope(src: ChunkSource): Uint8Array {
+function envelope(src: ChunkSource): Promise<Uint8Array> | Uint8Array {
   if ('env' in src) return src.env;
-  const fd = packFd(src.file, src.packName);
-  const buf = Buffer.allocUnsafeSlow(src.length);
-  let got = 0;
-  while (got < src.length) {
-    const n = readSync(fd, buf, got, src.length - got, src.offset + got);
-    if (n === 0) {
-      throw new LifeboatError('corrupt', `The repository file ${src.packName} ended after ${src.offset + got} bytes while Lifeboat was reading up to byte ${src.offset + src.length}; it has been truncated or damaged.`);
-    }
-    got += n;
-  }
-  return buf;
+  let store = stores.get(src.root);
+  if (!store) stores.set(src.root, (store = new LocalStore(src.root)));
+  return store.get(src.packName, src.offset, src.length);
 }
 
 /** The chunk's plaintext, checked against its id. */
 async function open(src: ChunkSource): Promise<Uint8Array> {
   const what = `A data block in pack ${src.packName}`;
   const id = Buffer.from(src.id, 'hex');
-  const data = await decodePayload(codec, openBlob(keys.encKey, src.type, id, envelope(src), what), what, src.rawLength);
+  const data = await decodePayload(codec, openBlob(keys.encKey, src.type, id, await envelope(src), what), what, src.rawLength);
   if (!chunkId(keys, data).equals(id)) throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
   return data;
 }

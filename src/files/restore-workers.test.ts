@@ -3,11 +3,20 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { LifeboatError } from '../util/errors.js';
-import { Names } from '../repo/ids.js';
+import { Names, type Hex } from '../repo/ids.js';
+import type { Repository } from '../repo/repository.js';
 import { backup } from './backup.js';
 import { loadDir } from './tree.js';
 import { restore } from './restore.js';
 import { newRepo, tmp } from './testing.js';
+
+/** Where chunk `k` of file `name` (in the one backed-up folder) is stored: its index entry and pack file. */
+async function chunkPlace(repo: Repository, root: Hex, dir: string, name: string, k: number) {
+  const [top] = await loadDir(repo, root);
+  const entry = (await loadDir(repo, top!.subtree!)).find((e) => e.name.toString() === name)!;
+  const loc = repo.index.get(Buffer.from(entry.content![k]!, 'hex'))!;
+  return { loc, pack: join(dir, 'repo', ...Names.pack(loc.packId).split('/')) };
+}
 
 test('restore on worker threads: many small files come back exact; a damaged block stops the restore with a corrupt error', async (t) => {
   const dir = tmp(t);
@@ -39,10 +48,7 @@ test('restore on worker threads: many small files come back exact; a damaged blo
   }
 
   // Damage the stored block of one file (inside its envelope): the worker's check must catch it.
-  const [top] = await loadDir(repo, r.snapshot.root);
-  const victim = (await loadDir(repo, top!.subtree!)).find((e) => e.name.toString() === 'f100')!;
-  const loc = repo.index.get(Buffer.from(victim.content![0]!, 'hex'))!;
-  const pack = join(dir, 'repo', ...Names.pack(loc.packId).split('/'));
+  const { loc, pack } = await chunkPlace(repo, r.snapshot.root, dir, 'f100', 0);
   const bytes = fs.readFileSync(pack);
   bytes[loc.offset + Math.floor(loc.length / 2)]! ^= 0x40;
   fs.chmodSync(pack, 0o600);
@@ -86,9 +92,7 @@ test('large files are written chunk by chunk on the workers, reading packs direc
   assert.equal(rr.summary.hardlinks, 4);
 
   // The pack holding a chunk of big1.bin: cut short, then removed.
-  const entry = (await loadDir(repo, (await loadDir(repo, r.snapshot.root))[0]!.subtree!)).find((e) => e.name.toString() === 'big1.bin')!;
-  const loc = repo.index.get(Buffer.from(entry.content![1]!, 'hex'))!;
-  const pack = join(dir, 'repo', ...Names.pack(loc.packId).split('/'));
+  const { loc, pack } = await chunkPlace(repo, r.snapshot.root, dir, 'big1.bin', 1);
   fs.chmodSync(pack, 0o600);
   fs.truncateSync(pack, loc.offset + 10);
   await assert.rejects(

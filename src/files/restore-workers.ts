@@ -3,7 +3,7 @@
  * folders, decides names and renames; the workers open the sealed chunks and write file contents.
  * A single-chunk file is a 'file' job (create, write, owner, mode, xattrs, times); each chunk of a
  * larger file is a 'chunk' job that writes into a descriptor the main thread opened. When the
- * repository is a local folder a worker reads the chunk from its pack file itself; otherwise the
+ * repository is a local folder a worker reads the chunk from its pack itself; otherwise the
  * main thread fetches the envelope and hands it over (transferred, not copied).
  */
 import { writeSync } from 'node:fs';

@@ -2,7 +2,7 @@
  * Cryptography of format 1: AES-256-GCM envelopes, keyed chunk ids, MACs over plaintext files,
  * and scrypt for passwords. Everything from node:crypto. See docs/FORMAT.md §Keys and §Envelopes.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, scrypt, timingSafeEqual, webcrypto } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, scrypt, timingSafeEqual } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
 
 export const NONCE_BYTES = 12;
@@ -48,11 +48,6 @@ export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
 
 export function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
-}
-
-/** SHA-256 computed on Node's thread pool, leaving this thread free (for large inputs such as packs). */
-export async function sha256Async(data: Uint8Array): Promise<Buffer> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data));
 }
 
 /**

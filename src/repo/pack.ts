@@ -7,7 +7,7 @@
  * SHA-256 of its bytes.
  */
 import { LifeboatError } from '../util/errors.js';
-import { ENVELOPE_OVERHEAD, open, seal, sha256Async } from './crypto.js';
+import { ENVELOPE_OVERHEAD, open, seal, sha256 } from './crypto.js';
 import { AAD } from './envelope-file.js';
 import { toHex, type Hex } from './ids.js';
 
@@ -82,8 +82,8 @@ export class PackWriter {
     return this.size >= PACK_TARGET_BYTES;
   }
 
-  /** The finished pack bytes and its id (hashed off this thread). */
-  async finish(): Promise<{ id: Hex; bytes: Buffer }> {
+  /** The finished pack bytes and its id. */
+  finish(): { id: Hex; bytes: Buffer } {
     const deltas = this.entries.filter((e) => e.base).length;
     const header = Buffer.alloc(HEADER_MAGIC.length + 1 + 4 + this.entries.length * ENTRY_BYTES + deltas * 32);
     HEADER_MAGIC.copy(header, 0);
@@ -107,7 +107,7 @@ export class PackWriter {
     PACK_MAGIC.copy(trailer, 4);
     const bytes = Buffer.concat([...this.parts, sealed, trailer]);
     this.parts.length = 0; // the pack is one buffer now: do not hold its blobs twice during the upload
-    return { id: toHex(await sha256Async(bytes)), bytes };
+    return { id: toHex(sha256(bytes)), bytes };
   }
 }
 

@@ -247,7 +247,7 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
     const newPacks: IndexPack[] = [];
     const writers = new Map<BlobType, PackWriter>();
     const finish = async (w: PackWriter) => {
-      const { id, bytes } = await w.finish();
+      const { id, bytes } = w.finish();
       await repo.store.put(Names.pack(id), bytes);
       newPacks.push({ packId: fromHex(id), entries: w.entries });
       written++;

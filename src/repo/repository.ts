@@ -54,10 +54,10 @@ const PACKS_PER_INDEX = 32;
 /** Ask V8 to free garbage buffers after this many bytes of packs (see util/memory.ts). */
 const RELEASE_EVERY = 32 * 1024 * 1024;
 
-/** A sealed blob for a worker thread to open: its envelope, or the pack file and range holding it. */
+/** A sealed blob for a worker thread to open: its envelope, or the local repository folder and the pack range holding it. */
 export type SealedBlobSource = { readonly type: BlobType; readonly rawLength: number; readonly packName: string } & (
   | { readonly env: Uint8Array }
-  | { readonly file: string; readonly offset: number; readonly length: number }
+  | { readonly root: string; readonly offset: number; readonly length: number }
 );
 
 export interface OpenOptions {
@@ -74,8 +74,6 @@ export class Repository {
   private unindexed: IndexPack[] = [];
   /** A full collection costs ~25 ms of this thread: one per RELEASE_EVERY of packs written, not per pack. */
   private readonly release = new ReleaseEvery(RELEASE_EVERY);
-  /** Local file paths of packs (store.localPath), by pack id. */
-  private readonly packFiles = new Map<Hex, string>();
   private writeError: unknown;
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
@@ -288,7 +286,7 @@ export class Repository {
     await this.uploadSlots.acquire();
     const p = (async () => {
       try {
-        const { id, bytes } = await packer.finish();
+        const { id, bytes } = packer.finish();
         await this.store.put(Names.pack(id), bytes);
         this.release.add(bytes.length); // the pack's blobs and its bytes are garbage now
         this.bytesWritten += bytes.length;
@@ -346,8 +344,8 @@ export class Repository {
   // ---------------------------------------------------------------- reading
 
   /**
-   * Where a stored blob's sealed envelope is, for a reader on another thread: the file and byte
-   * range when the store keeps packs as files on this computer, else the envelope itself, read
+   * Where a stored blob's sealed envelope is, for a reader on another thread: the local folder
+   * and byte range when the store is one (store.localRoot), else the envelope itself, read
    * now. Undefined for a delta blob or one missing from the index (loadBlob handles both).
    */
   async sealedBlobSource(id: Uint8Array): Promise<SealedBlobSource | undefined> {
@@ -355,11 +353,7 @@ export class Repository {
     if (!loc || loc.type === BlobType.delta) return undefined;
     const packName = Names.pack(loc.packId);
     const common = { type: loc.type, rawLength: loc.rawLength, packName };
-    if (this.store.localPath) {
-      let file = this.packFiles.get(loc.packId);
-      if (file === undefined) this.packFiles.set(loc.packId, (file = this.store.localPath(packName)));
-      return { ...common, file, offset: loc.offset, length: loc.length };
-    }
+    if (this.store.localRoot !== undefined) return { ...common, root: this.store.localRoot, offset: loc.offset, length: loc.length };
     const got = await this.store.get(packName, loc.offset, loc.length);
     const env = got.byteOffset === 0 && got.byteLength === got.buffer.byteLength ? got : new Uint8Array(got);
     return { ...common, env };

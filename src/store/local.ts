@@ -63,13 +63,12 @@ export class LocalStore implements Store {
   /** Packs with a descriptor kept open for small reads, least recently used first. */
   private readonly packFds = new Map<string, { fd: number; size: number }>();
 
+  readonly localRoot: string;
+
   /** `root` is the repository folder; it is created (with its parents) by the first put. */
   constructor(readonly root: string) {
     this.location = `folder ${root}`;
-  }
-
-  localPath(name: string): string {
-    return this.path(name);
+    this.localRoot = root;
   }
 
   private path(name: string): string {

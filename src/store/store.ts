@@ -64,10 +64,10 @@ export interface Store {
   close(): Promise<void>;
 
   /**
-   * Only for backends that keep each object as a file on this computer (the local folder): that
-   * file's path, so worker threads can read ranges of immutable objects (packs) themselves.
+   * Only for the local folder: its path, so a worker thread can open its own LocalStore on it and
+   * read ranges of immutable objects (packs) itself.
    */
-  localPath?(name: string): string;
+  readonly localRoot?: string;
 }
 
 const NAME_RE = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;

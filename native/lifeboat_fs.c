@@ -288,6 +288,23 @@ static int bytes_arg(napi_env env, napi_value v, void **data, size_t *len) {
 }
 
 // zstdCompress(handle, bytes) -> Buffer holding one frame (content size in its header).
+// zstdCompressInto(handle, bytes, dst) -> length of the frame written at the start of dst, which
+// must hold ZSTD_compressBound(bytes.length) bytes: no allocation, for callers that copy the frame
+// on at once (a blob's envelope).
+static napi_value js_zstd_compress_into(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3], r;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  zcodec *z; void *src, *dst; size_t len, cap;
+  if (argc < 3 || napi_get_value_external(env, argv[0], (void **)&z) != napi_ok || !bytes_arg(env, argv[1], &src, &len) || !bytes_arg(env, argv[2], &dst, &cap)) {
+    return throw_msg(env, "zstdCompressInto(handle, Uint8Array, Uint8Array)");
+  }
+  if (cap < Z.bound(len)) return throw_msg(env, "zstdCompressInto: the output buffer is smaller than the compress bound");
+  size_t n = Z.compress(z->c, dst, cap, src, len, z->level);
+  if (Z.isError(n)) return throw_msg(env, Z.errName(n));
+  napi_create_double(env, (double)n, &r);
+  return r;
+}
+
 static napi_value js_zstd_compress(napi_env env, napi_callback_info info) {
   size_t argc = 2; napi_value argv[2], r;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -333,6 +350,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "holes", NULL, js_holes, NULL, NULL, NULL, napi_default, NULL },
     { "zstdCodec", NULL, js_zstd_codec, NULL, NULL, NULL, napi_default, NULL },
     { "zstdCompress", NULL, js_zstd_compress, NULL, NULL, NULL, napi_default, NULL },
+    { "zstdCompressInto", NULL, js_zstd_compress_into, NULL, NULL, NULL, napi_default, NULL },
     { "zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

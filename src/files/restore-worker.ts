@@ -112,6 +112,6 @@ async function writeFile(m: RestoreFileJob): Promise<RestoreFileReply> {
 }
 
 serveBatches<RestoreFileJob | RestoreChunkJob, RestoreFileReply>(
-  async (m) => ({ reply: await (m.kind === 'chunk' ? writeChunk(m) : writeFile(m)), bytes: m.blob?.rawLength ?? 0 }),
+  async (m) => ({ reply: await (m.kind === 'chunk' ? writeChunk(m) : writeFile(m)) }),
   (m, e) => ({ seq: m.seq, status: 'failed', code: e instanceof Error ? e.message : String(e) }),
 );

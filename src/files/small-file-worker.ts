@@ -15,6 +15,8 @@ const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
 const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
 const codec = createZstdCodec();
 const NOATIME = C.O_NOATIME ?? 0;
+/** Every file is read into this one buffer (it is sealed, i.e. copied, before the next is read). */
+let readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
 
 function errno(e: unknown): string {
   return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : 'EIO';
@@ -39,7 +41,8 @@ function handle(m: SmallFileRequest): SmallFileReply {
     const size = Number(before.size);
     // Sparse or grown past the small-file limit: the main thread's general path handles it.
     if (size >= m.limit || (size > 0 && Number(before.blocks) * 512 < size)) return { seq: m.seq, status: 'fallback' };
-    const buf = Buffer.allocUnsafeSlow(size);
+    if (readBuffer.length < size) readBuffer = Buffer.allocUnsafeSlow(Math.max(size, Math.min(m.limit, 2 * readBuffer.length)));
+    const buf = readBuffer;
     let got = 0;
     try {
       while (got < size) {
@@ -53,7 +56,7 @@ function handle(m: SmallFileRequest): SmallFileReply {
     const after = fstatSync(fd, { bigint: true });
     const changed = after.size !== BigInt(m.size) || after.mtimeNs !== BigInt(m.mtimeNs) || got !== size;
     if (got === 0) return { seq: m.seq, status: 'ok', bytesRead: 0, changed };
-    const data = got === size ? buf : buf.subarray(0, got);
+    const data = buf.subarray(0, got);
     const id = chunkId(keys, data);
     const env = sealBlobSync(codec, keys.encKey, m.type, id, data);
     return { seq: m.seq, status: 'ok', bytesRead: got, changed, id, env, rawLength: got };
@@ -66,10 +69,10 @@ serveBatches<SmallFileRequest | SealRequest, SmallFileReply>(
   (m) => {
     if ('kind' in m) {
       const env = sealBlobSync(codec, keys.encKey, m.type, m.id, m.data);
-      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer], bytes: m.data.length };
+      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer] };
     }
     const r = handle(m);
-    return r.status === 'ok' ? { reply: r, transfer: r.env ? [r.env.buffer as ArrayBuffer] : [], bytes: r.bytesRead } : { reply: r };
+    return r.status === 'ok' ? { reply: r, transfer: r.env ? [r.env.buffer as ArrayBuffer] : [] } : { reply: r };
   },
   (_m, e) => {
     throw e; // a bug, not a file problem: the pool fails every request (the worker's 'error')

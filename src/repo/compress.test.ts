@@ -27,7 +27,16 @@ test('the native zstd codec is in use here, and its frames and the npm binding\'
     assert.deepEqual(Buffer.from(fast.decompressSync(a, input.length)), input);
     assert.deepEqual(Buffer.from(fast.decompressSync(b, input.length)), input, `native decodes npm frame of ${input.length} (no size in its header)`);
     assert.deepEqual(Buffer.from(fast.decompressSync(b)), input);
+    for (const codec of [fast, portable]) {
+      const t = Buffer.from(codec.compressTransient(input));
+      assert.deepEqual(Buffer.from(fast.decompressSync(t, input.length)), input, `transient frame of ${input.length}`);
+    }
   }
+  // A transient frame is overwritten by the next call: the codec reuses its buffer (no garbage per call).
+  const first = fast.compressTransient(Buffer.from('hello world '.repeat(300)));
+  const copy = Buffer.from(first);
+  fast.compressTransient(Buffer.from('other text, other frame '.repeat(300)));
+  assert.notDeepEqual(Buffer.from(first), copy);
 });
 
 test('native zstd frames are standard: the zstd tool decodes them', (t) => {

@@ -15,6 +15,12 @@ export interface Codec {
   /** Compresses on the libuv thread pool. */
   compress(data: Uint8Array): Promise<Uint8Array>;
   compressSync(data: Uint8Array): Uint8Array;
+  /**
+   * Like compressSync, but the frame may live in a buffer the codec reuses: it is valid only until
+   * the codec's next call. For callers that copy it on at once (sealing a blob), so that bulk
+   * compression leaves no garbage buffer behind per call.
+   */
+  compressTransient(data: Uint8Array): Uint8Array;
   /** Rejects on a truncated or damaged frame; the caller also checks the expected length. */
   decompress(data: Uint8Array): Promise<Uint8Array>;
   /** `expectedLength`, when known, must be the exact decoded length (a mismatch throws). */
@@ -31,6 +37,7 @@ export const ZSTD_LEVEL = 3;
 interface ZstdAddon {
   zstdCodec(level: number): object | undefined;
   zstdCompress(handle: object, data: Uint8Array): Buffer;
+  zstdCompressInto(handle: object, data: Uint8Array, out: Uint8Array): number;
   zstdDecompress(handle: object, data: Uint8Array, expectedLength: number): Buffer;
 }
 
@@ -45,19 +52,38 @@ export function createPortableZstdCodec(level = ZSTD_LEVEL): Codec {
   return {
     compress: (d) => enc.encode(toBuffer(d)),
     compressSync: (d) => enc.encodeSync(toBuffer(d)),
+    compressTransient: (d) => enc.encodeSync(toBuffer(d)),
     decompress: (d) => dec.decode(toBuffer(d)),
     decompressSync: (d) => dec.decodeSync(toBuffer(d)),
   };
 }
+
+/** ZSTD_compressBound: the largest frame zstd makes of `n` bytes (zstd.h, stable since v1.0). */
+export function zstdBound(n: number): number {
+  return n + (n >>> 8) + (n < 128 * 1024 ? (128 * 1024 - n) >>> 11 : 0);
+}
+
+/** compressTransient keeps its output buffer up to this size (a 1 MiB chunk's bound); larger calls get a one-off buffer. */
+const KEPT_OUTPUT = zstdBound(2 * 1024 * 1024);
 
 export function createZstdCodec(level = ZSTD_LEVEL): Codec {
   const portable = createPortableZstdCodec(level);
   const native = nativeAddon<ZstdAddon>();
   const handle = typeof native?.zstdCodec === 'function' ? native.zstdCodec(level) : undefined;
   if (!native || !handle) return portable;
+  let kept = Buffer.alloc(0);
   return {
     compress: (d) => portable.compress(d),
     compressSync: (d) => native.zstdCompress(handle, d),
+    compressTransient: (d) => {
+      const bound = zstdBound(d.length);
+      let out = kept;
+      if (bound > out.length) {
+        out = Buffer.allocUnsafeSlow(bound <= KEPT_OUTPUT ? Math.max(bound, Math.min(KEPT_OUTPUT, 2 * kept.length)) : bound);
+        if (out.length <= KEPT_OUTPUT) kept = out;
+      }
+      return out.subarray(0, native.zstdCompressInto(handle, d, out));
+    },
     decompress: (d) => portable.decompress(d),
     // Without a known length (old frames carry no size) the npm binding decodes it.
     decompressSync: (d, expectedLength) => (expectedLength !== undefined ? native.zstdDecompress(handle, d, expectedLength) : portable.decompressSync(d)),

@@ -11,7 +11,7 @@ const codec = createZstdCodec(wd.level);
 serveBatches<{ seq: number; type: number; id: Uint8Array; data: Uint8Array }, SealReply>(
   (m) => {
     const env = sealBlobSync(codec, encKey, m.type, m.id, m.data);
-    return { reply: { seq: m.seq, env }, transfer: [env.buffer as ArrayBuffer], bytes: m.data.length };
+    return { reply: { seq: m.seq, env }, transfer: [env.buffer as ArrayBuffer] };
   },
   (m, e) => ({ seq: m.seq, error: e instanceof Error ? e.message : String(e) }),
 );

@@ -13,10 +13,13 @@ import { blobAad } from './pack.js';
 /** Below this, encode on the calling thread. */
 const INLINE_BELOW = 64 * 1024;
 
-/** codec byte ‖ body, compressed only when that saves at least 16 bytes (docs/FORMAT.md §2). */
-export function encodeSync(codec: Codec, body: Uint8Array): Uint8Array[] {
+/**
+ * codec byte ‖ body, compressed only when that saves at least 16 bytes (docs/FORMAT.md §2). The
+ * parts may be the codec's transient buffer: seal them before the codec's next call.
+ */
+function encodeSync(codec: Codec, body: Uint8Array): Uint8Array[] {
   if (body.length >= 64) {
-    const z = codec.compressSync(body);
+    const z = codec.compressTransient(body);
     if (z.length < body.length - 16) return [Uint8Array.of(CODEC_ZSTD), z];
   }
   return [Uint8Array.of(CODEC_RAW), body];

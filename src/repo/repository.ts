@@ -10,7 +10,6 @@
 import { hostname } from 'node:os';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { Semaphore } from '../util/concurrency.js';
-import { ReleaseEvery } from '../util/memory.js';
 import type { Store } from '../store/store.js';
 import { createZstdCodec, type Codec } from './compress.js';
 import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
@@ -51,8 +50,6 @@ const COMPRESS_IN_FLIGHT = 16;
 const UPLOADS_IN_FLIGHT = 2;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
-/** Ask V8 to free garbage buffers after this many bytes of packs (see util/memory.ts). */
-const RELEASE_EVERY = 32 * 1024 * 1024;
 
 /** A sealed blob for a worker thread to open: its envelope, or the local repository folder and the pack range holding it. */
 export type SealedBlobSource = { readonly type: BlobType; readonly rawLength: number; readonly packName: string } & (
@@ -72,8 +69,6 @@ export class Repository {
   private readonly uploadSlots = new Semaphore(UPLOADS_IN_FLIGHT);
   private readonly uploads = new Set<Promise<void>>();
   private unindexed: IndexPack[] = [];
-  /** A full collection costs ~25 ms of this thread: one per RELEASE_EVERY of packs written, not per pack. */
-  private readonly release = new ReleaseEvery(RELEASE_EVERY);
   private writeError: unknown;
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
@@ -288,7 +283,6 @@ export class Repository {
       try {
         const { id, bytes } = packer.finish();
         await this.store.put(Names.pack(id), bytes);
-        this.release.add(bytes.length); // the pack's blobs and its bytes are garbage now
         this.bytesWritten += bytes.length;
         this.index.addPackEntries(id, packer.entries);
         for (const e of packer.entries) this.pending.delete(toHex(e.id));

@@ -10,16 +10,12 @@
  */
 import { availableParallelism } from 'node:os';
 import { parentPort, Worker, type TransferListItem } from 'node:worker_threads';
-import { ReleaseEvery } from './memory.js';
 
 const MAX_BATCH = 32;
-const RELEASE_EVERY = 32 * 1024 * 1024;
 
 export interface Served<Reply> {
   readonly reply: Reply;
   readonly transfer?: TransferListItem[];
-  /** Bytes of data this request went through. */
-  readonly bytes?: number;
 }
 const REPLY_BATCH = 8;
 
@@ -106,15 +102,12 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
 
 /**
  * The worker side: answers each batch of requests in order with one message. `handle` returns the
- * reply, the buffers to transfer with it, and how many bytes of data it went through (a worker
- * asks V8 to collect its garbage buffers every RELEASE_EVERY of those, see util/memory.ts); a
- * request that throws is answered by `onError`.
+ * reply and the buffers to transfer with it; a request that throws is answered by `onError`.
  */
 export function serveBatches<Req extends { readonly seq: number }, Reply extends { readonly seq: number }>(
   handle: (req: Req) => Promise<Served<Reply>> | Served<Reply>,
   onError: (req: Req, e: unknown) => Reply,
 ): void {
-  const release = new ReleaseEvery(RELEASE_EVERY);
   parentPort!.on('message', (m: { batch: Req[] }) => {
     void (async () => {
       let replies: Reply[] = [];
@@ -124,7 +117,6 @@ export function serveBatches<Req extends { readonly seq: number }, Reply extends
           const r = await handle(req);
           replies.push(r.reply);
           if (r.transfer) transfer.push(...r.transfer);
-          if (r.bytes) release.add(r.bytes);
         } catch (e) {
           replies.push(onError(req, e));
         }

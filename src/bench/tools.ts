@@ -2,6 +2,7 @@
  * The tools under test, as command builders. Each file-backup tool gets its own repository per
  * run; the benchmark runs the same operation for every tool in turn.
  */
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Cmd } from './exec.js';
 
@@ -29,15 +30,26 @@ export interface ToolEnv {
   readonly cacheDir: string;
 }
 
+/**
+ * How to run Lifeboat as its `lifeboat` command runs: this Node, with the flags bin/lifeboat.js
+ * asks for on its `#!/usr/bin/env -S node …` line.
+ */
+export function lifeboatCommand(root: string): { cmd: string; args: string[] } {
+  const bin = path.join(root, 'bin', 'lifeboat.js');
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env\s+(?:-S\s+)?node((?:\s+--\S+)*)\s*$/.exec(first);
+  return { cmd: process.execPath, args: [...(m?.[1] ?? '').split(/\s+/).filter(Boolean), bin] };
+}
+
 export function fileTools(t: ToolEnv): FileTool[] {
-  const lifeboatBin = path.join(t.lifeboatRoot, 'bin', 'lifeboat.js');
+  const lbCmd = lifeboatCommand(t.lifeboatRoot);
   const lbEnv = (repo: string): NodeJS.ProcessEnv => ({
     ...process.env,
     LIFEBOAT_REPO: repo,
     LIFEBOAT_PASSWORD: PASSWORD,
     XDG_CACHE_HOME: path.join(t.cacheDir, 'lifeboat'),
   });
-  const lb = (repo: string, ...args: string[]): Cmd => ({ cmd: process.execPath, args: [lifeboatBin, ...args], env: lbEnv(repo) });
+  const lb = (repo: string, ...args: string[]): Cmd => ({ cmd: lbCmd.cmd, args: [...lbCmd.args, ...args], env: lbEnv(repo) });
   const lifeboat: FileTool = {
     name: 'lifeboat',
     init: (repo) => lb(repo, 'init'),
@@ -90,9 +102,10 @@ export function fileTools(t: ToolEnv): FileTool[] {
 export type ImageToolName = 'lifeboat' | 'partclone|zstd' | 'restic --stdin';
 
 export function lifeboatImageCreate(t: ToolEnv, repo: string, disk: string): Cmd {
+  const lb = lifeboatCommand(t.lifeboatRoot);
   return {
-    cmd: process.execPath,
-    args: [path.join(t.lifeboatRoot, 'bin', 'lifeboat.js'), 'image', 'create', disk, '--json'],
+    cmd: lb.cmd,
+    args: [...lb.args, 'image', 'create', disk, '--json'],
     env: { ...process.env, LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: PASSWORD, XDG_CACHE_HOME: path.join(t.cacheDir, 'lifeboat') },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, LifeboatError } from '../util/errors.js';
+import { keepAllocatorLean } from '../util/memory.js';
 import { Context, type GlobalOptions } from './context.js';
 import { registerRepoCommands, type Run } from './commands/repo.js';
 import { registerImageCommands } from './commands/image.js';
@@ -22,6 +23,7 @@ function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.ok;
+  keepAllocatorLean();
   quietOnClosedPipe(process.stdout);
   quietOnClosedPipe(process.stderr);
   const program = new Command();

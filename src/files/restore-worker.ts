@@ -112,6 +112,6 @@ async function writeFile(m: RestoreFileJob): Promise<RestoreFileReply> {
 }
 
 serveBatches<RestoreFileJob | RestoreChunkJob, RestoreFileReply>(
-  async (m) => ({ reply: await (m.kind === 'chunk' ? writeChunk(m) : writeFile(m)) }),
+  async (m) => ({ reply: await (m.kind === 'chunk' ? writeChunk(m) : writeFile(m)), dropped: m.blob ? 2 * m.blob.rawLength : 0 }),
   (m, e) => ({ seq: m.seq, status: 'failed', code: e instanceof Error ? e.message : String(e) }),
 );

@@ -69,10 +69,11 @@ serveBatches<SmallFileRequest | SealRequest, SmallFileReply>(
   (m) => {
     if ('kind' in m) {
       const env = sealBlobSync(codec, keys.encKey, m.type, m.id, m.data);
-      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer] };
+      // The chunk (moved here) and the cipher's output are dropped.
+      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer], dropped: m.data.length + env.length };
     }
     const r = handle(m);
-    return r.status === 'ok' ? { reply: r, transfer: r.env ? [r.env.buffer as ArrayBuffer] : [] } : { reply: r };
+    return r.status === 'ok' && r.env ? { reply: r, transfer: [r.env.buffer as ArrayBuffer], dropped: r.env.length } : { reply: r };
   },
   (_m, e) => {
     throw e; // a bug, not a file problem: the pool fails every request (the worker's 'error')

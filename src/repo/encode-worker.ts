@@ -11,7 +11,8 @@ const codec = createZstdCodec(wd.level);
 serveBatches<{ seq: number; type: number; id: Uint8Array; data: Uint8Array }, SealReply>(
   (m) => {
     const env = sealBlobSync(codec, encKey, m.type, m.id, m.data);
-    return { reply: { seq: m.seq, env }, transfer: [env.buffer as ArrayBuffer] };
+    // The blob (moved here) and the cipher's output are dropped.
+    return { reply: { seq: m.seq, env }, transfer: [env.buffer as ArrayBuffer], dropped: m.data.length + env.length };
   },
   (m, e) => ({ seq: m.seq, error: e instanceof Error ? e.message : String(e) }),
 );

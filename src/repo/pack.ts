@@ -56,33 +56,68 @@ export function blobAad(type: number, id: Uint8Array): Buffer {
   return Buffer.concat([AAD.blobPrefix, Uint8Array.of(type), id]);
 }
 
+/**
+ * Pack buffers kept for reuse: a backup writes hundreds of packs, and a fresh 8 MiB buffer for each
+ * left the allocator holding several of them at once (freed memory is not given back promptly).
+ */
+export class PackBuffers {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly keep: number) {}
+
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(PACK_TARGET_BYTES + 1024 * 1024);
+  }
+
+  give(b: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(b);
+  }
+}
+
 export class PackWriter {
-  private readonly parts: Uint8Array[] = [];
+  /** The pack so far: envelopes are copied in as they come, so none is held twice. */
+  private buf: Buffer | undefined;
   readonly entries: PackEntry[] = [];
   size = 0;
 
-  constructor(readonly encKey: Buffer) {}
+  /** `buffers`: where to take the pack's buffer from and give it back to (see release()). */
+  constructor(
+    readonly encKey: Buffer,
+    private readonly buffers?: PackBuffers,
+  ) {}
 
   /** Adds a blob whose plaintext payload (codec byte ‖ body) is given in parts. */
   add(type: BlobType, id: Uint8Array, payload: Uint8Array[], rawLength: number, base?: Uint8Array): PackEntry {
     return this.addSealed(type, id, seal(this.encKey, payload, blobAad(type, id)), rawLength, base);
   }
 
-  /** Adds an already sealed blob envelope (see encoder.ts). `base`: for delta blobs only. */
+  /** Adds an already sealed blob envelope (see encoder.ts), copying it. `base`: for delta blobs only. */
   addSealed(type: BlobType, id: Uint8Array, env: Uint8Array, rawLength: number, base?: Uint8Array): PackEntry {
     checkEntryBase(type, base);
     const e: PackEntry = { type, id, offset: this.size, length: env.length, rawLength, ...(base ? { base } : {}) };
-    this.parts.push(env);
+    this.append(env);
     this.entries.push(e);
-    this.size += env.length;
     return e;
+  }
+
+  private append(bytes: Uint8Array): void {
+    const need = this.size + bytes.length;
+    let buf = (this.buf ??= this.buffers?.take() ?? Buffer.allocUnsafeSlow(Math.max(need, 64 * 1024)));
+    if (need > buf.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(need, Math.floor(buf.length * 1.5)));
+      buf.copy(grown, 0, 0, this.size);
+      buf = this.buf = grown;
+    }
+    buf.set(bytes, this.size);
+    this.size = need;
   }
 
   get full(): boolean {
     return this.size >= PACK_TARGET_BYTES;
   }
 
-  /** The finished pack bytes and its id. */
+  /**
+   * The finished pack bytes and its id. The bytes are the writer's buffer: valid until release().
+   */
   finish(): { id: Hex; bytes: Buffer } {
     const deltas = this.entries.filter((e) => e.base).length;
     const header = Buffer.alloc(HEADER_MAGIC.length + 1 + 4 + this.entries.length * ENTRY_BYTES + deltas * 32);
@@ -105,9 +140,16 @@ export class PackWriter {
     const trailer = Buffer.alloc(8);
     trailer.writeUInt32LE(sealed.length, 0);
     PACK_MAGIC.copy(trailer, 4);
-    const bytes = Buffer.concat([...this.parts, sealed, trailer]);
-    this.parts.length = 0; // the pack is one buffer now: do not hold its blobs twice during the upload
+    this.append(sealed);
+    this.append(trailer);
+    const bytes = this.buf!.subarray(0, this.size);
     return { id: toHex(sha256(bytes)), bytes };
+  }
+
+  /** Gives the buffer back for the next pack: call once the finished bytes are no longer used. */
+  release(): void {
+    if (this.buf && this.buffers) this.buffers.give(this.buf);
+    this.buf = undefined;
   }
 }
 

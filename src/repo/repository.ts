@@ -10,6 +10,7 @@
 import { hostname } from 'node:os';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { Semaphore } from '../util/concurrency.js';
+import { YoungCollector } from '../util/memory.js';
 import type { Store } from '../store/store.js';
 import { createZstdCodec, type Codec } from './compress.js';
 import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
@@ -21,7 +22,7 @@ import { applyDelta, parseDelta, type Delta } from './delta.js';
 import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
-import { BlobType, openBlob, PackWriter, type PackEntry } from './pack.js';
+import { BlobType, openBlob, PackBuffers, PackWriter, type PackEntry } from './pack.js';
 import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 
@@ -48,6 +49,8 @@ export interface SaveResult {
 const COMPRESS_IN_FLIGHT = 16;
 /** How many finished packs may be uploading at once. */
 const UPLOADS_IN_FLIGHT = 2;
+/** Collect the young generation once per this many bytes of envelopes copied into packs (util/memory.ts). */
+const COLLECT_EVERY = 4 * 1024 * 1024;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
 
@@ -68,6 +71,9 @@ export class Repository {
   private readonly compressSlots = new Semaphore(COMPRESS_IN_FLIGHT);
   private readonly uploadSlots = new Semaphore(UPLOADS_IN_FLIGHT);
   private readonly uploads = new Set<Promise<void>>();
+  /** One buffer per pack filling or uploading (a data pack and a tree pack fill at the same time). */
+  private readonly packBuffers = new PackBuffers(UPLOADS_IN_FLIGHT + 2);
+  private readonly young = new YoungCollector(COLLECT_EVERY);
   private unindexed: IndexPack[] = [];
   private writeError: unknown;
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
@@ -267,10 +273,11 @@ export class Repository {
   private async addToPack(type: BlobType, id: Buffer, env: Uint8Array, rawLength: number, base?: Buffer): Promise<void> {
     let packer = this.packers.get(type);
     if (!packer) {
-      packer = new PackWriter(this.keys.encKey);
+      packer = new PackWriter(this.keys.encKey, this.packBuffers);
       this.packers.set(type, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);
+    this.young.dropped(env.length);
     if (packer.full) {
       this.packers.delete(type);
       await this.uploadPack(packer);
@@ -291,6 +298,7 @@ export class Repository {
       } catch (e) {
         this.writeError ??= e;
       } finally {
+        packer.release(); // the store keeps no reference once put settles (store.ts)
         this.uploadSlots.release();
       }
     })();

@@ -33,7 +33,8 @@ export interface Store {
    * visible, never a partial one. Idempotent: putting the same bytes again is harmless. Lifeboat
    * never overwrites an object with different bytes except the few documented mutable names
    * (none in format 1), so backends need not order concurrent writes of one name.
-   * A full destination rejects with LifeboatError('no-space').
+   * A full destination rejects with LifeboatError('no-space'). A store keeps no reference to
+   * `data` once put settles: the caller reuses the buffer (pack buffers, repo/pack.ts).
    */
   put(name: string, data: Uint8Array, options?: PutOptions): Promise<void>;
 

@@ -10,13 +10,23 @@
  */
 import { availableParallelism } from 'node:os';
 import { parentPort, Worker, type TransferListItem } from 'node:worker_threads';
+import { YoungCollector } from './memory.js';
 
 const MAX_BATCH = 32;
 
 export interface Served<Reply> {
   readonly reply: Reply;
   readonly transfer?: TransferListItem[];
+  /** Bytes of buffers this request allocated and dropped (see util/memory.ts). */
+  readonly dropped?: number;
 }
+/**
+ * A worker's young generation, in MiB (V8's default grows to 48): workers keep few objects, and a
+ * small one is collected often, which frees dropped buffers sooner.
+ */
+const YOUNG_GENERATION_MB = 6;
+/** A worker collects its young generation once per this many bytes of dropped buffers. */
+const COLLECT_EVERY = 4 * 1024 * 1024;
 const REPLY_BATCH = 8;
 
 interface Outgoing {
@@ -41,7 +51,7 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
 
   private start(): void {
     for (let i = 0; i < this.threads; i++) {
-      const w = new Worker(this.script, { workerData: this.workerData });
+      const w = new Worker(this.script, { workerData: this.workerData, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
       w.on('message', (m: { batch: Reply[] }) => {
         for (const r of m.batch) {
           const p = this.waiting.get(r.seq);
@@ -102,12 +112,14 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
 
 /**
  * The worker side: answers each batch of requests in order with one message. `handle` returns the
- * reply and the buffers to transfer with it; a request that throws is answered by `onError`.
+ * reply, the buffers to transfer with it and how many bytes of buffers it dropped; a request that
+ * throws is answered by `onError`.
  */
 export function serveBatches<Req extends { readonly seq: number }, Reply extends { readonly seq: number }>(
   handle: (req: Req) => Promise<Served<Reply>> | Served<Reply>,
   onError: (req: Req, e: unknown) => Reply,
 ): void {
+  const young = new YoungCollector(COLLECT_EVERY);
   parentPort!.on('message', (m: { batch: Req[] }) => {
     void (async () => {
       let replies: Reply[] = [];
@@ -117,6 +129,7 @@ export function serveBatches<Req extends { readonly seq: number }, Reply extends
           const r = await handle(req);
           replies.push(r.reply);
           if (r.transfer) transfer.push(...r.transfer);
+          if (r.dropped) young.dropped(r.dropped);
         } catch (e) {
           replies.push(onError(req, e));
         }

@@ -1,0 +1,55 @@
+/**
+ * Prompt release of buffer memory. Node frees an ArrayBuffer's bytes only when V8 collects its
+ * object, and V8 counts outside-the-heap bytes loosely: a pipeline that passes hundreds of MiB
+ * through short-lived buffers (chunks, envelopes) held 50–100 MiB of dropped buffers per thread.
+ * `YoungCollector` runs a young-generation collection (a scavenge: about a millisecond, and it
+ * frees dropped buffers still in the young generation) once per so many bytes of buffers dropped.
+ *
+ * Full collections are not forced: each one made V8 throw away optimised code whose embedded
+ * objects had died ("weak objects"), and recompiling it cost ~3 s of CPU per 100k-file backup
+ * (bench/README.md, session 4).
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { nativeAddon } from './native.js';
+
+type Gc = (options: { type: 'minor' }) => void;
+let gc: Gc | undefined | null;
+
+function collector(): Gc | undefined {
+  if (gc === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gc = runInNewContext('gc') as Gc;
+    } catch {
+      gc = null;
+    }
+  }
+  return gc ?? undefined;
+}
+
+/** Runs a young-generation collection once every `bytes` bytes passed to `dropped`. */
+export class YoungCollector {
+  private since = 0;
+  constructor(private readonly bytes: number) {}
+
+  dropped(n: number): void {
+    this.since += n;
+    if (this.since < this.bytes) return;
+    this.since = 0;
+    try {
+      collector()?.({ type: 'minor' });
+    } catch {
+      gc = null;
+    }
+  }
+}
+
+/**
+ * Asks the C allocator to give large blocks back to the system as soon as they are freed (the
+ * native addon, glibc only; see native/lifeboat_fs.c). Once per process, before the bulk work.
+ */
+export function keepAllocatorLean(): boolean {
+  const addon = nativeAddon<{ keepAllocatorLean?: () => boolean }>();
+  return typeof addon?.keepAllocatorLean === 'function' && addon.keepAllocatorLean();
+}

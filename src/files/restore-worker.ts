@@ -38,7 +38,7 @@ function envelope(src: ChunkSource): Promise<Uint8Array> | Uint8Array {
 async function open(src: ChunkSource): Promise<Uint8Array> {
   const what = `A data block in pack ${src.packName}`;
   const id = Buffer.from(src.id, 'hex');
-  const data = await decodePayload(codec, openBlob(keys.encKey, src.type, id, await envelope(src), what), what, src.rawLength);
+  const data = await decodePayload(codec, openBlob(keys.encKey, src.type, id, await envelope(src), what), what, src.rawLength, true);
   if (!chunkId(keys, data).equals(id)) throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
   return data;
 }

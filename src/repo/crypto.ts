@@ -99,11 +99,13 @@ export function tryOpen(key: Buffer, envelope: Uint8Array, aad: Uint8Array): Buf
   d.setAAD(aad);
   d.setAuthTag(tag);
   const body = d.update(envelope.subarray(NONCE_BYTES, envelope.length - TAG_BYTES));
+  let rest: Buffer;
   try {
-    return Buffer.concat([body, d.final()]);
+    rest = d.final(); // empty for GCM: then `body` is the whole plaintext, no copy needed
   } catch {
     return undefined;
   }
+  return rest.length === 0 ? body : Buffer.concat([body, rest]);
 }
 
 export function open(key: Buffer, envelope: Uint8Array, aad: Uint8Array, what: string): Buffer {

@@ -26,15 +26,19 @@ export async function encodePayload(codec: Codec, body: Uint8Array): Promise<Uin
   return [Uint8Array.of(CODEC_RAW), body];
 }
 
-/** Decodes codec byte ‖ body, checking the decoded length when it is known. */
-export async function decodePayload(codec: Codec, plain: Uint8Array, what: string, expectedLength?: number): Promise<Uint8Array> {
+/**
+ * Decodes codec byte ‖ body, checking the decoded length when it is known. `onThisThread`: decode
+ * synchronously whatever the size, for worker threads (whose job is to block; the thread pool
+ * would only add a hop and a fresh zstd context per call).
+ */
+export async function decodePayload(codec: Codec, plain: Uint8Array, what: string, expectedLength?: number, onThisThread = false): Promise<Uint8Array> {
   const tag = plain[0];
   let out: Uint8Array;
   if (tag === CODEC_RAW) out = plain.subarray(1);
   else if (tag === CODEC_ZSTD) {
     try {
       // Small frames inline: a thread-pool round trip costs more than decoding them.
-      out = expectedLength !== undefined && expectedLength <= 256 * 1024 ? codec.decompressSync(plain.subarray(1), expectedLength) : await codec.decompress(plain.subarray(1));
+      out = expectedLength !== undefined && (onThisThread || expectedLength <= 256 * 1024) ? codec.decompressSync(plain.subarray(1), expectedLength) : await codec.decompress(plain.subarray(1));
     } catch {
       throw new LifeboatError('corrupt', `${what} could not be decompressed; it is damaged.`);
     }

@@ -71,8 +71,8 @@ export class Repository {
   private readonly compressSlots = new Semaphore(COMPRESS_IN_FLIGHT);
   private readonly uploadSlots = new Semaphore(UPLOADS_IN_FLIGHT);
   private readonly uploads = new Set<Promise<void>>();
-  /** One buffer per pack filling or uploading (a data pack and a tree pack fill at the same time). */
-  private readonly packBuffers = new PackBuffers(UPLOADS_IN_FLIGHT + 2);
+  /** One buffer per data pack filling or uploading. */
+  private readonly packBuffers = new PackBuffers(UPLOADS_IN_FLIGHT + 1);
   private readonly young = new YoungCollector(COLLECT_EVERY);
   private unindexed: IndexPack[] = [];
   private writeError: unknown;
@@ -273,7 +273,9 @@ export class Repository {
   private async addToPack(type: BlobType, id: Buffer, env: Uint8Array, rawLength: number, base?: Buffer): Promise<void> {
     let packer = this.packers.get(type);
     if (!packer) {
-      packer = new PackWriter(this.keys.encKey, this.packBuffers);
+      // Tree packs fill slowly and stay small: a buffer of their own, grown as needed, rather than
+      // holding a pooled data-pack buffer (8 MiB of resident pages) for the whole backup.
+      packer = new PackWriter(this.keys.encKey, type === BlobType.tree ? undefined : this.packBuffers);
       this.packers.set(type, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);

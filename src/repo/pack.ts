@@ -22,7 +22,11 @@ export function blobTypeName(t: number): string {
   return t === BlobType.data ? 'data' : t === BlobType.tree ? 'tree' : t === BlobType.delta ? 'delta' : `type-${t}`;
 }
 
-/** Target size of a pack; a pack closes at the first blob that reaches it. */
+/**
+ * Target size of a pack. The repository closes a pack before the blob that would take it past the
+ * target (a blob as large as the target gets a pack of its own); prune closes one at the first
+ * blob that reaches it.
+ */
 export const PACK_TARGET_BYTES = 8 * 1024 * 1024;
 export const PACK_MAGIC = Buffer.from('LBP1');
 const HEADER_MAGIC = Buffer.from('LBPH');
@@ -113,6 +117,11 @@ export class PackWriter {
 
   get full(): boolean {
     return this.size >= PACK_TARGET_BYTES;
+  }
+
+  /** Whether a blob of `length` bytes keeps this pack within its target (an empty pack takes any). */
+  fits(length: number): boolean {
+    return this.size === 0 || this.size + length <= PACK_TARGET_BYTES;
   }
 
   /**

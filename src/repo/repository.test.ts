@@ -177,7 +177,8 @@ test('a run closed without finishing (interrupted) still indexes the packs it up
   const again = await Repository.open(store, 'correct horse');
   await again.loadIndex();
   const kept = blobs.filter((b) => again.hasBlob(again.blobId(b))).length;
-  assert.ok(kept >= 15, `only ${kept} of 20 blobs were indexed`);
+  // A pack closes before the blob that would take it past 8 MiB: two packs of 7 were uploaded.
+  assert.ok(kept >= 14, `only ${kept} of 20 blobs were indexed`);
   assert.ok(kept < 20, 'the open pack was not written');
   assert.deepEqual((await checkRepository(again, { readData: true })).errors, []);
 });

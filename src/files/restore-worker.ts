@@ -9,9 +9,8 @@
 import { closeSync, constants as C, fchmodSync, fchownSync, openSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { createZstdCodec } from '../repo/compress.js';
-import { chunkId, type MasterKeys } from '../repo/crypto.js';
-import { decodePayload } from '../repo/envelope-file.js';
-import { openBlob } from '../repo/pack.js';
+import type { MasterKeys } from '../repo/crypto.js';
+import { decodeSealedBlob } from '../repo/pack-check.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { serveBatches } from '../util/worker-pool.js';
 import { LocalStore } from '../store/local.js';
@@ -36,11 +35,7 @@ function envelope(src: ChunkSource): Promise<Uint8Array> | Uint8Array {
 
 /** The chunk's plaintext, checked against its id. */
 async function open(src: ChunkSource): Promise<Uint8Array> {
-  const what = `A data block in pack ${src.packName}`;
-  const id = Buffer.from(src.id, 'hex');
-  const data = await decodePayload(codec, openBlob(keys.encKey, src.type, id, await envelope(src), what), what, src.rawLength, true);
-  if (!chunkId(keys, data).equals(id)) throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
-  return data;
+  return decodeSealedBlob(codec, keys, src.type, Buffer.from(src.id, 'hex'), await envelope(src), src.rawLength, src.packName, true);
 }
 
 function damaged(seq: number, e: unknown): RestoreFileReply {

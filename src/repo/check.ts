@@ -5,11 +5,15 @@
  * to find the blobs a snapshot uses; a snapshot that needs a delta blob needs its base too
  * (walkSnapshot), so a lost base is reported as damage of every snapshot that needs the delta.
  */
-import { LifeboatError } from '../util/errors.js';
+import { availableParallelism } from 'node:os';
+import { LifeboatError, type ErrorCode } from '../util/errors.js';
+import { WorkerPool } from '../util/worker-pool.js';
 import { sha256 } from './crypto.js';
+import { ownsItsBuffer } from './encoder.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { listKeys } from './keys.js';
-import { BlobType, parsePack, type PackEntry } from './pack.js';
+import { BlobType, type PackEntry } from './pack.js';
+import { verifyPack, type PackVerdict } from './pack-check.js';
 import type { Repository } from './repository.js';
 import { parseSignedJson, verifySignedJson } from './signed-json.js';
 import type { Snapshot } from './snapshot.js';
@@ -64,6 +68,49 @@ export interface CheckOptions {
 
 function msg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** A pack for check-worker.ts: read from the local folder `root`, or its `bytes`. */
+export interface PackCheckRequest {
+  readonly seq: number;
+  readonly packId: Hex;
+  readonly name: string;
+  readonly root?: string;
+  readonly bytes?: Uint8Array;
+}
+export type PackCheckReply = { readonly seq: number; readonly verdict: PackVerdict } | { readonly seq: number; readonly error: { readonly code?: ErrorCode; readonly message: string } };
+
+/** Packs verified ahead of the one being reported, over the worker threads. */
+const PACKS_AHEAD = 4;
+
+/**
+ * Verifies whole packs on worker threads (decrypt, decompress and hash every blob is check's
+ * work, and one thread did it blob by blob), or on this thread when there is one core.
+ */
+class PackVerifier {
+  private readonly pool: WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply> | undefined;
+
+  constructor(private readonly repo: Repository) {
+    const threads = Math.min(4, availableParallelism());
+    if (threads > 1) this.pool = new WorkerPool(new URL('./check-worker.js', import.meta.url), { encKey: repo.keys.encKey, idKey: repo.keys.idKey }, threads);
+  }
+
+  async verify(packId: Hex, name: string): Promise<PackVerdict> {
+    const { store, codec, keys } = this.repo;
+    if (!this.pool) return verifyPack(codec, keys, await store.get(name), packId, name);
+    let r: PackCheckReply;
+    if (store.localRoot !== undefined) r = await this.pool.call({ packId, name, root: store.localRoot });
+    else {
+      const bytes = await store.get(name);
+      r = await this.pool.call({ packId, name, bytes }, ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []);
+    }
+    if ('error' in r) throw r.error.code ? new LifeboatError(r.error.code, r.error.message) : new Error(r.error.message);
+    return r.verdict;
+  }
+
+  close(): Promise<void> {
+    return this.pool?.close() ?? Promise.resolve();
+  }
 }
 
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
@@ -182,58 +229,74 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
 
   if (opts.readData) {
     const packs = [...packSizes.keys()];
-    let done = 0;
-    for (const packId of packs) {
-      opts.signal?.throwIfAborted();
-      const name = Names.pack(packId);
-      opts.onProgress?.(done++, packs.length, name);
-      try {
-        const bytes = await store.get(name);
-        counts.bytesRead += bytes.length;
-        // A damaged pack is still read blob by blob, so that only what is really lost is reported.
-        if (toHex(sha256(bytes)) !== packId) errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
-        const entries = parsePack(repo.keys.encKey, bytes, name);
-        const fromIndex = indexed.get(packId);
-        const sameBase = (a: PackEntry, b: PackEntry) => (a.base === undefined ? b.base === undefined : b.base !== undefined && Buffer.from(a.base).equals(b.base));
-        if (fromIndex && (fromIndex.length !== entries.length || fromIndex.some((e, i) => !Buffer.from(e.id).equals(entries[i]!.id) || e.offset !== entries[i]!.offset || !sameBase(e, entries[i]!)))) {
-          errors.push({ file: name, message: 'the pack header and the index disagree about its contents' });
-        }
-        for (const e of entries) {
-          counts.blobs++;
-          const env = bytes.subarray(e.offset, e.offset + e.length);
-          const bad = (err: unknown) => {
-            errors.push({ file: name, message: msg(err) });
-            badBlobs.add(`${packId}:${toHex(e.id)}`);
-          };
-          if (e.type !== BlobType.delta) {
-            await repo.decodeBlob(e.type, e.id, env, e.rawLength, name).catch(bad);
-            continue;
-          }
-          // A delta: its own bytes, then its base, then the rebuilt chunk against its id. A base
-          // that cannot be loaded is reported here for the delta, and as its own pack's damage
-          // (which names the snapshots) where that pack is read or found missing.
-          const d = await repo.openDelta(e.id, env, e.rawLength, name, e.base).catch(bad);
-          if (!d) continue;
-          let base: Uint8Array;
-          try {
-            base = await repo.loadBase(d.base);
-          } catch (err) {
-            errors.push({ file: name, message: `the data block ${toHex(e.id).slice(0, 16)} is stored as changes to the data block ${toHex(d.base).slice(0, 16)}, which cannot be read: ${msg(err)}` });
-            continue;
-          }
-          try {
-            repo.rebuildDelta(e.id, d, base, name);
-          } catch (err) {
-            bad(err);
-          }
-        }
-      } catch (e) {
-        if (e instanceof LifeboatError && e.code === 'not-found') errors.push({ file: name, message: 'the pack disappeared during the check' });
-        else errors.push({ file: name, message: msg(e) });
-        badPacks.add(packId);
+    const verifier = new PackVerifier(repo);
+    // Verified PACKS_AHEAD ahead on the workers, reported in order here.
+    const verdicts = new Map<number, Promise<PackVerdict>>();
+    let started = 0;
+    const ahead = (upTo: number) => {
+      for (; started < Math.min(upTo, packs.length); started++) {
+        const p = verifier.verify(packs[started]!, Names.pack(packs[started]!));
+        p.catch(() => undefined); // awaited (and reported) in its turn
+        verdicts.set(started, p);
       }
+    };
+    try {
+      for (const [k, packId] of packs.entries()) {
+        opts.signal?.throwIfAborted();
+        const name = Names.pack(packId);
+        opts.onProgress?.(k, packs.length, name);
+        ahead(k + 1 + PACKS_AHEAD);
+        try {
+          const pending = verdicts.get(k)!;
+          verdicts.delete(k);
+          const v = await pending;
+          counts.bytesRead += v.size;
+          if (!v.hashOk) errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
+          const entries = v.entries;
+          const fromIndex = indexed.get(packId);
+          const sameBase = (a: PackEntry, b: PackEntry) => (a.base === undefined ? b.base === undefined : b.base !== undefined && Buffer.from(a.base).equals(b.base));
+          if (fromIndex && (fromIndex.length !== entries.length || fromIndex.some((e, i) => !Buffer.from(e.id).equals(entries[i]!.id) || e.offset !== entries[i]!.offset || !sameBase(e, entries[i]!)))) {
+            errors.push({ file: name, message: 'the pack header and the index disagree about its contents' });
+          }
+          const badAt = new Map(v.bad.map((b) => [b.i, b.message]));
+          for (const [i, e] of entries.entries()) {
+            counts.blobs++;
+            const bad = (message: string) => {
+              errors.push({ file: name, message });
+              badBlobs.add(`${packId}:${toHex(e.id)}`);
+            };
+            const problem = badAt.get(i);
+            if (problem !== undefined) bad(problem);
+            if (e.type !== BlobType.delta) continue;
+            // A delta: its own bytes, then its base, then the rebuilt chunk against its id. A base
+            // that cannot be loaded is reported here for the delta, and as its own pack's damage
+            // (which names the snapshots) where that pack is read or found missing.
+            const env = await store.get(name, e.offset, e.length);
+            const d = await repo.openDelta(e.id, env, e.rawLength, name, e.base).catch((err: unknown) => bad(msg(err)));
+            if (!d) continue;
+            let base: Uint8Array;
+            try {
+              base = await repo.loadBase(d.base);
+            } catch (err) {
+              errors.push({ file: name, message: `the data block ${toHex(e.id).slice(0, 16)} is stored as changes to the data block ${toHex(d.base).slice(0, 16)}, which cannot be read: ${msg(err)}` });
+              continue;
+            }
+            try {
+              repo.rebuildDelta(e.id, d, base, name);
+            } catch (err) {
+              bad(msg(err));
+            }
+          }
+        } catch (e) {
+          if (e instanceof LifeboatError && e.code === 'not-found') errors.push({ file: name, message: 'the pack disappeared during the check' });
+          else errors.push({ file: name, message: msg(e) });
+          badPacks.add(packId);
+        }
+      }
+    } finally {
+      await verifier.close();
     }
-    opts.onProgress?.(done, packs.length, '');
+    opts.onProgress?.(packs.length, packs.length, '');
   } else {
     for (const entries of indexed.values()) counts.blobs += entries.length;
   }

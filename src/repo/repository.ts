@@ -22,6 +22,7 @@ import { applyDelta, parseDelta, type Delta } from './delta.js';
 import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
+import { decodeSealedBlob } from './pack-check.js';
 import { BlobType, openBlob, PackBuffers, PackWriter, type PackEntry } from './pack.js';
 import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
@@ -400,12 +401,7 @@ export class Repository {
       const d = await this.openDelta(id, envelope, rawLength, packName, base);
       return this.rebuildDelta(id, d, await this.loadBase(d.base), packName);
     }
-    const what = `A data block in pack ${packName}`;
-    const plain = await decodePayload(this.codec, openBlob(this.keys.encKey, type, id, envelope, what), what, rawLength);
-    if (!chunkId(this.keys, plain).equals(id)) {
-      throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
-    }
-    return plain;
+    return decodeSealedBlob(this.codec, this.keys, type, id, envelope, rawLength, packName);
   }
 
   /**

@@ -1,0 +1,43 @@
+/**
+ * Worker thread of check --read-data (check.ts): verifies one whole pack per request, read from
+ * the local repository folder through a LocalStore of its own, or handed over by the main thread.
+ */
+import { workerData } from 'node:worker_threads';
+import { LifeboatError } from '../util/errors.js';
+import { YoungCollector } from '../util/memory.js';
+import { serveBatches } from '../util/worker-pool.js';
+import { LocalStore } from '../store/local.js';
+import { createZstdCodec } from './compress.js';
+import type { MasterKeys } from './crypto.js';
+import { verifyPack } from './pack-check.js';
+import type { PackCheckReply, PackCheckRequest } from './check.js';
+
+const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
+const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
+const codec = createZstdCodec();
+const stores = new Map<string, LocalStore>();
+/** A pack decodes to tens of MiB of short-lived buffers: collected as they pile up, not per pack. */
+const young = new YoungCollector(4 * 1024 * 1024);
+const dropped = (n: number) => young.dropped(n);
+
+async function handle(m: PackCheckRequest): Promise<PackCheckReply> {
+  try {
+    let bytes = m.bytes;
+    if (!bytes) {
+      let store = stores.get(m.root!);
+      if (!store) stores.set(m.root!, (store = new LocalStore(m.root!)));
+      bytes = await store.get(m.name);
+    }
+    const verdict = await verifyPack(codec, keys, bytes, m.packId, m.name, true, dropped);
+    dropped(bytes.length); // the pack itself
+    return { seq: m.seq, verdict };
+  } catch (e) {
+    // Reported for this pack, as on the main thread: a damaged or unreadable pack is a finding.
+    return { seq: m.seq, error: e instanceof LifeboatError ? { code: e.code, message: e.message } : { message: e instanceof Error ? e.message : String(e) } };
+  }
+}
+
+serveBatches<PackCheckRequest, PackCheckReply>(
+  async (m) => ({ reply: await handle(m) }),
+  (m, e) => ({ seq: m.seq, error: { message: e instanceof Error ? e.message : String(e) } }),
+);

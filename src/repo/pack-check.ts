@@ -1,0 +1,54 @@
+/**
+ * Verifying a pack's contents, shared by check (on the main thread or its worker threads,
+ * check-worker.ts) and by the readers that decode one blob: a blob decrypts, decompresses to its
+ * raw length and hashes to its id; a pack's bytes hash to its name and its header parses.
+ */
+import { LifeboatError } from '../util/errors.js';
+import type { Codec } from './compress.js';
+import { chunkId, sha256, type MasterKeys } from './crypto.js';
+import { decodePayload } from './envelope-file.js';
+import { toHex } from './ids.js';
+import { BlobType, openBlob, parsePack, type PackEntry } from './pack.js';
+
+/**
+ * A data or tree blob's plaintext, checked against its id. `onThisThread`: decode synchronously
+ * whatever the size (worker threads; see decodePayload).
+ */
+export async function decodeSealedBlob(codec: Codec, keys: MasterKeys, type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string, onThisThread = false): Promise<Uint8Array> {
+  const what = `A data block in pack ${packName}`;
+  const plain = await decodePayload(codec, openBlob(keys.encKey, type, id, envelope, what), what, rawLength, onThisThread);
+  if (!chunkId(keys, plain).equals(id)) throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
+  return plain;
+}
+
+export interface PackVerdict {
+  /** Bytes read. */
+  readonly size: number;
+  /** Whether the pack's bytes hash to its name. */
+  readonly hashOk: boolean;
+  /** The blobs its header lists. */
+  readonly entries: PackEntry[];
+  /** Data and tree blobs that failed (their index in entries). Delta blobs are left to the caller: they need their base. */
+  readonly bad: { readonly i: number; readonly message: string }[];
+}
+
+/**
+ * Checks a whole pack. Throws (LifeboatError 'corrupt') only when its header cannot be read; a
+ * pack whose bytes do not match its name is still checked blob by blob, so that only what is
+ * really lost is reported. `dropped` hears of each blob's decoded bytes once they are garbage.
+ */
+export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Array, packId: string, name: string, onThisThread = false, dropped?: (bytes: number) => void): Promise<PackVerdict> {
+  const hashOk = toHex(sha256(bytes)) === packId;
+  const entries = parsePack(keys.encKey, bytes, name);
+  const bad: { i: number; message: string }[] = [];
+  for (const [i, e] of entries.entries()) {
+    if (e.type === BlobType.delta) continue;
+    try {
+      await decodeSealedBlob(codec, keys, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, name, onThisThread);
+      dropped?.(e.length + e.rawLength);
+    } catch (err) {
+      bad.push({ i, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return { size: bytes.length, hashOk, entries, bad };
+}

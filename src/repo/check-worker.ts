@@ -16,9 +16,14 @@ const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
 const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
 const codec = createZstdCodec();
 const stores = new Map<string, LocalStore>();
-/** A pack decodes to tens of MiB of short-lived buffers: collected as they pile up, not per pack. */
-const young = new YoungCollector(4 * 1024 * 1024);
-const dropped = (n: number) => young.dropped(n);
+/**
+ * One young-generation collection per pack, once the pack and its decoded blobs are garbage: a
+ * collection while a pack is still being checked would move its buffer to the old generation,
+ * which only a full collection frees.
+ */
+const young = new YoungCollector(1);
+let decoded = 0;
+const dropped = (n: number) => (decoded += n);
 
 async function handle(m: PackCheckRequest): Promise<PackCheckReply> {
   try {
@@ -29,7 +34,8 @@ async function handle(m: PackCheckRequest): Promise<PackCheckReply> {
       bytes = await store.get(m.name);
     }
     const verdict = await verifyPack(codec, keys, bytes, m.packId, m.name, true, dropped);
-    dropped(bytes.length); // the pack itself
+    young.dropped(decoded + bytes.length);
+    decoded = 0;
     return { seq: m.seq, verdict };
   } catch (e) {
     // Reported for this pack, as on the main thread: a damaged or unreadable pack is a finding.

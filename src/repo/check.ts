@@ -80,8 +80,11 @@ export interface PackCheckRequest {
 }
 export type PackCheckReply = { readonly seq: number; readonly verdict: PackVerdict } | { readonly seq: number; readonly error: { readonly code?: ErrorCode; readonly message: string } };
 
-/** Packs verified ahead of the one being reported, over the worker threads. */
-const PACKS_AHEAD = 4;
+/**
+ * Packs verified ahead of the one being reported: one per worker at a time, so each pack's buffers
+ * are garbage before the worker's next collection (check-worker.ts).
+ */
+const PACKS_AHEAD = 1;
 
 /**
  * Verifies whole packs on worker threads (decrypt, decompress and hash every blob is check's

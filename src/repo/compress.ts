@@ -59,11 +59,11 @@ export function createPortableZstdCodec(level = ZSTD_LEVEL): Codec {
 }
 
 /** ZSTD_compressBound: the largest frame zstd makes of `n` bytes (zstd.h, stable since v1.0). */
-export function zstdBound(n: number): number {
+function zstdBound(n: number): number {
   return n + (n >>> 8) + (n < 128 * 1024 ? (128 * 1024 - n) >>> 11 : 0);
 }
 
-/** compressTransient keeps its output buffer up to this size (a 1 MiB chunk's bound); larger calls get a one-off buffer. */
+/** compressTransient keeps its output buffer for inputs up to 2 MiB (most chunks); larger calls get a one-off buffer. */
 const KEPT_OUTPUT = zstdBound(2 * 1024 * 1024);
 
 export function createZstdCodec(level = ZSTD_LEVEL): Codec {

@@ -23,14 +23,8 @@ const codec = createZstdCodec();
 const plat = platform();
 const EMPTY: Uint8Array = new Uint8Array(0);
 
-/** The local repository folders read from (one in practice), each with its cache of open packs. */
-const stores = new Map<string, LocalStore>();
-
 function envelope(src: ChunkSource): Promise<Uint8Array> | Uint8Array {
-  if ('env' in src) return src.env;
-  let store = stores.get(src.root);
-  if (!store) stores.set(src.root, (store = new LocalStore(src.root)));
-  return store.get(src.packName, src.offset, src.length);
+  return 'env' in src ? src.env : LocalStore.at(src.root).get(src.packName, src.offset, src.length);
 }
 
 /** The chunk's plaintext, checked against its id. */

@@ -15,7 +15,6 @@ import type { PackCheckReply, PackCheckRequest } from './check.js';
 const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
 const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
 const codec = createZstdCodec();
-const stores = new Map<string, LocalStore>();
 /**
  * One young-generation collection per pack, once the pack and its decoded blobs are garbage: a
  * collection while a pack is still being checked would move its buffer to the old generation,
@@ -27,12 +26,7 @@ const dropped = (n: number) => (decoded += n);
 
 async function handle(m: PackCheckRequest): Promise<PackCheckReply> {
   try {
-    let bytes = m.bytes;
-    if (!bytes) {
-      let store = stores.get(m.root!);
-      if (!store) stores.set(m.root!, (store = new LocalStore(m.root!)));
-      bytes = await store.get(m.name);
-    }
+    const bytes = m.bytes ?? (await LocalStore.at(m.root!).get(m.name));
     const verdict = await verifyPack(codec, keys, bytes, m.packId, m.name, true, dropped);
     young.dropped(decoded + bytes.length);
     decoded = 0;

@@ -5,7 +5,6 @@
  * to find the blobs a snapshot uses; a snapshot that needs a delta blob needs its base too
  * (walkSnapshot), so a lost base is reported as damage of every snapshot that needs the delta.
  */
-import { availableParallelism } from 'node:os';
 import { LifeboatError, type ErrorCode } from '../util/errors.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import { sha256 } from './crypto.js';
@@ -94,8 +93,9 @@ class PackVerifier {
   private readonly pool: WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply> | undefined;
 
   constructor(private readonly repo: Repository) {
-    const threads = Math.min(4, availableParallelism());
-    if (threads > 1) this.pool = new WorkerPool(new URL('./check-worker.js', import.meta.url), { encKey: repo.keys.encKey, idKey: repo.keys.idKey }, threads);
+    // A pool starts its workers on first use: one with a single thread is simply never used.
+    const pool = new WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply>(new URL('./check-worker.js', import.meta.url), { encKey: repo.keys.encKey, idKey: repo.keys.idKey });
+    if (pool.threads > 1) this.pool = pool;
   }
 
   async verify(packId: Hex, name: string): Promise<PackVerdict> {

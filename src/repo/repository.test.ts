@@ -182,3 +182,18 @@ test('a run closed without finishing (interrupted) still indexes the packs it up
   assert.ok(kept < 20, 'the open pack was not written');
   assert.deepEqual((await checkRepository(again, { readData: true })).errors, []);
 });
+
+test('a pack closes before the blob that would take it past 8 MiB; a blob that large alone gets a pack of its own', async () => {
+  const { store, repo } = await fresh();
+  await repo.lock(false, 'backup');
+  const MiB = 1024 * 1024;
+  // 1.5 MiB blobs: five fill 7.5 MiB, and a sixth would pass 8 MiB. Then one blob above 8 MiB.
+  for (let i = 0; i < 12; i++) await repo.saveBlob(BlobType.data, randomBytes(1.5 * MiB));
+  await repo.saveBlob(BlobType.data, randomBytes(8 * MiB + 100));
+  await repo.flush();
+  const sizes: number[] = [];
+  for await (const o of store.list('data/')) sizes.push(o.size);
+  assert.equal(sizes.filter((s) => s > 8 * MiB).length, 1, `only the single large blob's pack passes 8 MiB (sizes ${sizes.join(', ')})`);
+  assert.equal(sizes.filter((s) => s > 7 * MiB && s <= 8 * MiB).length, 2, 'two packs of five 1.5 MiB blobs');
+  assert.deepEqual((await checkRepository(repo, { readData: true })).errors, []);
+});

@@ -65,6 +65,18 @@ export class LocalStore implements Store {
 
   readonly localRoot: string;
 
+  private static readonly opened = new Map<string, LocalStore>();
+
+  /**
+   * This thread's store for `root`, opened once: for worker threads that read from the folder a
+   * Store.localRoot names, each keeping its own descriptors (one folder in practice).
+   */
+  static at(root: string): LocalStore {
+    let s = LocalStore.opened.get(root);
+    if (!s) LocalStore.opened.set(root, (s = new LocalStore(root)));
+    return s;
+  }
+
   /** `root` is the repository folder; it is created (with its parents) by the first put. */
   constructor(readonly root: string) {
     this.location = `folder ${root}`;

@@ -358,6 +358,23 @@ static napi_value js_keep_allocator_lean(napi_env env, napi_callback_info info) 
   return r;
 }
 
+// ---- buffers --------------------------------------------------------------------------------
+// release(arrayBuffer) -> whether it was released. Detaching an ArrayBuffer drops its bytes at once
+// instead of when the garbage collector next finds it dead (V8 counts those bytes loosely, and a
+// pipeline passing gigabytes through short-lived buffers otherwise holds tens of MiB of them).
+// The caller guarantees that nothing else uses the buffer: afterwards every view of it is empty.
+static napi_value js_release(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], r;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_ab = false, detachable = false;
+  if (argc < 1 || napi_is_arraybuffer(env, argv[0], &is_ab) != napi_ok || !is_ab) return throw_msg(env, "release: expected an ArrayBuffer");
+  bool ok = napi_detach_arraybuffer(env, argv[0]) == napi_ok;
+  (void)detachable;
+  napi_get_boolean(env, ok, &r);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL },
@@ -370,6 +387,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "zstdCompress", NULL, js_zstd_compress, NULL, NULL, NULL, napi_default, NULL },
     { "keepAllocatorLean", NULL, js_keep_allocator_lean, NULL, NULL, NULL, napi_default, NULL },
     { "zstdCompressInto", NULL, js_zstd_compress_into, NULL, NULL, NULL, napi_default, NULL },
+    { "release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL },
     { "zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -9,6 +9,7 @@ import { serveBatches } from '../util/worker-pool.js';
 import { createZstdCodec } from '../repo/compress.js';
 import { chunkId, type MasterKeys } from '../repo/crypto.js';
 import { sealBlobSync } from '../repo/encoder.js';
+import { release } from '../util/memory.js';
 import type { SealRequest, SmallFileReply, SmallFileRequest } from './small-files.js';
 
 const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
@@ -69,8 +70,8 @@ serveBatches<SmallFileRequest | SealRequest, SmallFileReply>(
   (m) => {
     if ('kind' in m) {
       const env = sealBlobSync(codec, keys.encKey, m.type, m.id, m.data);
-      // The chunk (moved here) and the cipher's output are dropped.
-      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer], dropped: m.data.length + env.length };
+      // The chunk (moved here) is dropped: freed at once where the addon can (util/memory.ts).
+      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer], dropped: release(m.data) ? 0 : m.data.length };
     }
     const r = handle(m);
     return r.status === 'ok' && r.env ? { reply: r, transfer: [r.env.buffer as ArrayBuffer], dropped: r.env.length } : { reply: r };

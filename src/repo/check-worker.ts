@@ -4,7 +4,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import { LifeboatError } from '../util/errors.js';
-import { YoungCollector } from '../util/memory.js';
+import { release, YoungCollector } from '../util/memory.js';
 import { serveBatches } from '../util/worker-pool.js';
 import { LocalStore } from '../store/local.js';
 import { createZstdCodec } from './compress.js';
@@ -28,7 +28,7 @@ async function handle(m: PackCheckRequest): Promise<PackCheckReply> {
   try {
     const bytes = m.bytes ?? (await LocalStore.at(m.root!).get(m.name));
     const verdict = await verifyPack(codec, keys, bytes, m.packId, m.name, true, dropped);
-    young.dropped(decoded + bytes.length);
+    young.dropped(decoded + (release(bytes) ? 0 : bytes.length));
     decoded = 0;
     return { seq: m.seq, verdict };
   } catch (e) {

@@ -4,6 +4,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, scrypt, timingSafeEqual } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
+import { release } from '../util/memory.js';
 
 export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
@@ -84,7 +85,11 @@ export function seal(key: Buffer, plaintext: Uint8Array | readonly Uint8Array[],
   const c = createCipheriv('aes-256-gcm', key, out.subarray(0, NONCE_BYTES));
   c.setAAD(aad);
   let o = NONCE_BYTES;
-  for (const p of parts) o += c.update(p).copy(out, o);
+  for (const p of parts) {
+    const part = c.update(p);
+    o += part.copy(out, o);
+    release(part); // a buffer as large as the plaintext, dropped at once
+  }
   o += c.final().copy(out, o);
   c.getAuthTag().copy(out, o);
   return out;

@@ -116,23 +116,24 @@ test('index files: version 2 carries delta bases; without deltas version 1 is wr
   assert.equal(corruptCode(() => decode(v3)), 'unsupported-version');
 });
 
-test('pack headers: version 2 only for packs holding a delta, with its base; version 1 unchanged', () => {
+test('pack headers: version 2 only for packs holding a delta, with its base; version 1 unchanged', async () => {
   const key = randomBytes(32);
   const base = randomBytes(32);
-  const w = new PackWriter(key);
+  const store = new MemoryStore();
+  const finished = async (w: PackWriter) => store.get(Names.pack((await w.finish()).id));
+  const w = new PackWriter(key, store.createWriter());
   w.add(BlobType.delta, randomBytes(32), [Buffer.from('x')], 65536, base);
   w.add(BlobType.delta, randomBytes(32), [Buffer.from('yy')], 4000, base);
-  const { bytes } = w.finish();
-  const entries = parsePack(key, bytes, 'p');
+  const entries = parsePack(key, await finished(w), 'p');
   assert.deepEqual(entries.map((e) => [e.type, e.rawLength, e.base && toHex(e.base)]), [[2, 65536, toHex(base)], [2, 4000, toHex(base)]]);
   assert.deepEqual(entries.map((e) => [e.offset, e.length]), w.entries.map((e) => [e.offset, e.length]));
 
-  const w1 = new PackWriter(key);
+  const w1 = new PackWriter(key, store.createWriter());
   w1.add(BlobType.data, randomBytes(32), [Buffer.from('z')], 1);
-  const p1 = parsePack(key, w1.finish().bytes, 'p1');
+  const p1 = parsePack(key, await finished(w1), 'p1');
   assert.equal(p1[0]!.base, undefined);
-  assert.throws(() => new PackWriter(key).add(BlobType.delta, randomBytes(32), [Buffer.from('x')], 1), RangeError);
-  assert.throws(() => new PackWriter(key).add(BlobType.data, randomBytes(32), [Buffer.from('x')], 1, base), RangeError);
+  assert.throws(() => new PackWriter(key, store.createWriter()).add(BlobType.delta, randomBytes(32), [Buffer.from('x')], 1), RangeError);
+  assert.throws(() => new PackWriter(key, store.createWriter()).add(BlobType.data, randomBytes(32), [Buffer.from('x')], 1, base), RangeError);
 });
 
 // ------------------------------------------------------------------ repository level

@@ -4,6 +4,7 @@
  * raw length and hashes to its id; a pack's bytes hash to its name and its header parses.
  */
 import { LifeboatError } from '../util/errors.js';
+import { release } from '../util/memory.js';
 import type { Codec } from './compress.js';
 import { chunkId, sha256, type MasterKeys } from './crypto.js';
 import { decodePayload } from './envelope-file.js';
@@ -44,7 +45,7 @@ export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Arr
   for (const [i, e] of entries.entries()) {
     if (e.type === BlobType.delta) continue;
     try {
-      await decodeSealedBlob(codec, keys, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, name, onThisThread);
+      release(await decodeSealedBlob(codec, keys, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, name, onThisThread));
       dropped?.(e.length + e.rawLength);
     } catch (err) {
       bad.push({ i, message: err instanceof Error ? err.message : String(err) });

@@ -1,28 +1,88 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { openBlob, PackBuffers, PackWriter, parsePack, PACK_TARGET_BYTES, BlobType } from './pack.js';
-import { toHex } from './ids.js';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalStore } from '../store/local.js';
+import { MemoryStore } from '../store/memory.js';
+import type { ObjectWriter, Store } from '../store/store.js';
+import { LifeboatError } from '../util/errors.js';
+import { openBlob, PackWriter, parsePack, PACK_TARGET_BYTES, BlobType, StageBuffers } from './pack.js';
+import { Names, toHex } from './ids.js';
 
-test('packs written one after another through reused buffers are each exactly their own blobs, including one that outgrows the buffer', () => {
-  const key = randomBytes(32);
-  const pool = new PackBuffers(1);
-  const blobs = (sizes: number[]) => sizes.map((n) => ({ id: randomBytes(32), body: randomBytes(n) }));
-  // The second pack is smaller than the first (stale bytes would show past its end); the third
-  // holds a blob larger than a pool buffer, so its buffer grows.
-  const sets = [blobs([700_000, 3_000, 1_200_000]), blobs([10, 2_000]), blobs([5_000, PACK_TARGET_BYTES + 2 * 1024 * 1024])];
-  for (const [i, set] of sets.entries()) {
-    const w = new PackWriter(key, pool);
-    for (const b of set) w.add(BlobType.data, b.id, [Uint8Array.of(0), b.body], b.body.length);
-    const { id, bytes } = w.finish();
-    const copy = Buffer.from(bytes);
-    assert.equal(id, createHash('sha256').update(copy).digest('hex'), `pack ${i}: named by the SHA-256 of its bytes`);
-    const entries = parsePack(key, copy, `p${i}`);
-    assert.deepEqual(entries.map((e) => toHex(e.id)), set.map((b) => toHex(b.id)));
-    for (const [k, e] of entries.entries()) {
-      const payload = openBlob(key, e.type, e.id, copy.subarray(e.offset, e.offset + e.length), `p${i}`);
-      assert.deepEqual(payload.subarray(1), set[k]!.body);
+const blobs = (sizes: number[]) => sizes.map((n) => ({ id: randomBytes(32), body: randomBytes(n) }));
+
+async function checkStored(store: Store, key: Buffer, id: string, set: { id: Buffer; body: Buffer }[], what: string): Promise<void> {
+  const bytes = Buffer.from(await store.get(Names.pack(id)));
+  assert.equal(id, createHash('sha256').update(bytes).digest('hex'), `${what}: named by the SHA-256 of its bytes`);
+  const entries = parsePack(key, bytes, what);
+  assert.deepEqual(entries.map((e) => toHex(e.id)), set.map((b) => toHex(b.id)), what);
+  for (const [k, e] of entries.entries()) {
+    const payload = openBlob(key, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), what);
+    assert.deepEqual(payload.subarray(1), set[k]!.body, `${what}: blob ${k}`);
+  }
+}
+
+for (const kind of ['folder', 'memory'] as const) {
+  test(`packs filled at the same time through one pool of stage buffers are each exactly their own blobs (${kind} store)`, async () => {
+    const dir = kind === 'folder' ? await fs.mkdtemp(join(tmpdir(), 'lifeboat-pack-')) : undefined;
+    const store: Store = dir ? new LocalStore(dir) : new MemoryStore();
+    try {
+      const key = randomBytes(32);
+      const pool = new StageBuffers(1);
+      // Two packs fill in turns, as a backup's data and tree packs do, sharing and reusing stages;
+      // blobs cross stage boundaries, and one is larger than the pack target (and than a stage).
+      const sets = [blobs([700_000, 3_000, 1_200_000, 10, PACK_TARGET_BYTES + 2 * 1024 * 1024]), blobs([5_000, 2_000_000, 0, 900_000])];
+      const writers = sets.map(() => new PackWriter(key, store.createWriter(), pool));
+      for (let i = 0; i < Math.max(...sets.map((s) => s.length)); i++) {
+        for (const [w, set] of sets.entries()) {
+          const b = set[i];
+          if (!b) continue;
+          writers[w]!.add(BlobType.data, b.id, [Uint8Array.of(0), b.body], b.body.length);
+          await writers[w]!.keepUp();
+        }
+      }
+      for (const [w, set] of sets.entries()) {
+        const { id, bytes } = await writers[w]!.finish();
+        assert.equal(bytes, (await store.stat(Names.pack(id)))?.size);
+        await checkStored(store, key, id, set, `pack ${w}`);
+      }
+      if (dir) assert.deepEqual(await fs.readdir(join(dir, '.tmp')), [], 'no temporary file is left');
+    } finally {
+      if (dir) await fs.rm(dir, { recursive: true, force: true });
     }
-    w.release();
+  });
+}
+
+test('a failed write makes the writer refuse to go on, and abort removes the partial pack from the folder', async () => {
+  const dir = await fs.mkdtemp(join(tmpdir(), 'lifeboat-pack-'));
+  try {
+    const store = new LocalStore(dir);
+    let writes = 0;
+    const inner = store.createWriter();
+    const failing: ObjectWriter = {
+      write: async (d) => {
+        if (++writes === 3) throw new LifeboatError('no-space', 'The destination is full (test).');
+        await inner.write(d);
+      },
+      commit: (n, o) => inner.commit(n, o),
+      abort: () => inner.abort(),
+    };
+    const w = new PackWriter(randomBytes(32), failing);
+    let error: unknown;
+    for (const b of blobs([1_500_000, 1_500_000, 1_500_000, 1_500_000])) {
+      w.add(BlobType.data, b.id, [Uint8Array.of(0), b.body], b.body.length);
+      error = await w.keepUp().then(() => undefined, (e: unknown) => e);
+      if (error) break;
+    }
+    error ??= await w.finish().then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof LifeboatError && error.code === 'no-space', `the write error reaches the caller: ${String(error)}`);
+    assert.equal((await fs.readdir(join(dir, '.tmp'))).length, 1, 'the partial pack exists until aborted');
+    await w.abort();
+    assert.deepEqual(await fs.readdir(join(dir, '.tmp')), []);
+    assert.deepEqual(await fs.readdir(dir), ['.tmp'], 'no pack was stored');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
   }
 });

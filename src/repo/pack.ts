@@ -7,9 +7,11 @@
  * SHA-256 of its bytes.
  */
 import { LifeboatError } from '../util/errors.js';
-import { ENVELOPE_OVERHEAD, open, seal, sha256 } from './crypto.js';
+import { createHash } from 'node:crypto';
+import type { ObjectWriter } from '../store/store.js';
+import { ENVELOPE_OVERHEAD, open, seal } from './crypto.js';
 import { AAD } from './envelope-file.js';
-import { toHex, type Hex } from './ids.js';
+import { Names, toHex, type Hex } from './ids.js';
 
 /**
  * data: file or disk chunks; tree: metadata; delta: a disk chunk stored as the blocks in which it
@@ -60,16 +62,21 @@ export function blobAad(type: number, id: Uint8Array): Buffer {
   return Buffer.concat([AAD.blobPrefix, Uint8Array.of(type), id]);
 }
 
+/** Bytes gathered before one write to the pack's ObjectWriter. */
+const STAGE_BYTES = 1024 * 1024;
+/** A writer with more than this waiting to be written makes its caller wait (PackWriter.keepUp). */
+const MAX_BACKLOG = 2 * STAGE_BYTES;
+
 /**
- * Pack buffers kept for reuse: a backup writes hundreds of packs, and a fresh 8 MiB buffer for each
- * left the allocator holding several of them at once (freed memory is not given back promptly).
+ * Staging buffers kept for reuse by a repository's pack writers: a backup stages hundreds of MiB,
+ * and a fresh buffer for each piece costs the allocator a mapping and its page faults every time.
  */
-export class PackBuffers {
+export class StageBuffers {
   private readonly free: Buffer[] = [];
   constructor(private readonly keep: number) {}
 
   take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(PACK_TARGET_BYTES + 1024 * 1024);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(STAGE_BYTES);
   }
 
   give(b: Buffer): void {
@@ -77,16 +84,29 @@ export class PackBuffers {
   }
 }
 
+/**
+ * Makes one pack, written to the store as it fills (Store.createWriter): envelopes are copied into
+ * a staging buffer, and each full stage is hashed and written in order while the next one fills.
+ * A pack is never whole in memory (restic does the same with a temporary file). Adding is
+ * synchronous, so blobs from concurrent callers never interleave; callers pace themselves with
+ * keepUp(). After a failure, abort() discards the partial object.
+ */
 export class PackWriter {
-  /** The pack so far: envelopes are copied in as they come, so none is held twice. */
-  private buf: Buffer | undefined;
   readonly entries: PackEntry[] = [];
+  /** Bytes added so far. */
   size = 0;
+  private readonly hash = createHash('sha256');
+  private stage: Buffer | undefined;
+  private staged = 0;
+  /** Bytes flushed and not yet written. */
+  private queued = 0;
+  private writing: Promise<void> = Promise.resolve();
+  private error: unknown;
 
-  /** `buffers`: where to take the pack's buffer from and give it back to (see release()). */
   constructor(
     readonly encKey: Buffer,
-    private readonly buffers?: PackBuffers,
+    private readonly out: ObjectWriter,
+    private readonly stages?: StageBuffers,
   ) {}
 
   /** Adds a blob whose plaintext payload (codec byte ‖ body) is given in parts. */
@@ -104,15 +124,46 @@ export class PackWriter {
   }
 
   private append(bytes: Uint8Array): void {
-    const need = this.size + bytes.length;
-    let buf = (this.buf ??= this.buffers?.take() ?? Buffer.allocUnsafeSlow(Math.max(need, 64 * 1024)));
-    if (need > buf.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(need, Math.floor(buf.length * 1.5)));
-      buf.copy(grown, 0, 0, this.size);
-      buf = this.buf = grown;
+    for (let off = 0; off < bytes.length; ) {
+      const stage = (this.stage ??= this.stages?.take() ?? Buffer.allocUnsafeSlow(STAGE_BYTES));
+      const n = Math.min(bytes.length - off, stage.length - this.staged);
+      stage.set(bytes.subarray(off, off + n), this.staged);
+      this.staged += n;
+      off += n;
+      if (this.staged === stage.length) this.flush();
     }
-    buf.set(bytes, this.size);
-    this.size = need;
+    this.size += bytes.length;
+  }
+
+  /** Hashes the staged bytes and queues their write; the stage goes back to the pool once written. */
+  private flush(): void {
+    if (this.staged === 0) return;
+    const stage = this.stage!;
+    const piece = stage.subarray(0, this.staged);
+    this.stage = undefined;
+    this.staged = 0;
+    this.hash.update(piece);
+    this.queued += piece.length;
+    this.writing = this.writing.then(async () => {
+      try {
+        if (this.error === undefined) await this.out.write(piece);
+      } catch (e) {
+        this.error = e;
+      } finally {
+        this.queued -= piece.length;
+        this.stages?.give(stage);
+      }
+    });
+  }
+
+  /** Waits while more than a few stages are waiting to be written; rejects once a write failed. */
+  async keepUp(): Promise<void> {
+    if (this.queued > MAX_BACKLOG || this.error !== undefined) await this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    await this.writing;
+    if (this.error !== undefined) throw this.error;
   }
 
   get full(): boolean {
@@ -125,9 +176,10 @@ export class PackWriter {
   }
 
   /**
-   * The finished pack bytes and its id. The bytes are the writer's buffer: valid until release().
+   * Writes the header and trailer, waits for every write, and stores the pack under its name (the
+   * SHA-256 of its bytes). Returns its id and size. On failure, call abort().
    */
-  finish(): { id: Hex; bytes: Buffer } {
+  async finish(): Promise<{ id: Hex; bytes: number }> {
     const deltas = this.entries.filter((e) => e.base).length;
     const header = Buffer.alloc(HEADER_MAGIC.length + 1 + 4 + this.entries.length * ENTRY_BYTES + deltas * 32);
     HEADER_MAGIC.copy(header, 0);
@@ -151,14 +203,19 @@ export class PackWriter {
     PACK_MAGIC.copy(trailer, 4);
     this.append(sealed);
     this.append(trailer);
-    const bytes = this.buf!.subarray(0, this.size);
-    return { id: toHex(sha256(bytes)), bytes };
+    this.flush();
+    await this.drain();
+    const id = toHex(this.hash.digest());
+    await this.out.commit(Names.pack(id));
+    return { id, bytes: this.size };
   }
 
-  /** Gives the buffer back for the next pack: call once the finished bytes are no longer used. */
-  release(): void {
-    if (this.buf && this.buffers) this.buffers.give(this.buf);
-    this.buf = undefined;
+  /** Discards a pack that will not be finished (a write or the commit failed). Never rejects. */
+  async abort(): Promise<void> {
+    await this.writing;
+    if (this.stage) this.stages?.give(this.stage);
+    this.stage = undefined;
+    await this.out.abort();
   }
 }
 

@@ -247,11 +247,15 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
     const newPacks: IndexPack[] = [];
     const writers = new Map<BlobType, PackWriter>();
     const finish = async (w: PackWriter) => {
-      const { id, bytes } = w.finish();
-      await repo.store.put(Names.pack(id), bytes);
-      newPacks.push({ packId: fromHex(id), entries: w.entries });
-      written++;
-      writtenBytes += bytes.length;
+      try {
+        const { id, bytes } = await w.finish();
+        newPacks.push({ packId: fromHex(id), entries: w.entries });
+        written++;
+        writtenBytes += bytes;
+      } catch (e) {
+        await w.abort();
+        throw e;
+      }
     };
     let done = 0;
     for (const p of toRepack) {
@@ -264,8 +268,9 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
         await repo.decodeBlob(e.type, e.id, env, e.rawLength, name, e.base); // never copy a damaged blob silently (a delta: rebuilt from its base)
         const payload = openBlob(repo.keys.encKey, e.type, e.id, env, `A data block in pack ${name}`);
         let w = writers.get(e.type);
-        if (!w) writers.set(e.type, (w = new PackWriter(repo.keys.encKey)));
+        if (!w) writers.set(e.type, (w = new PackWriter(repo.keys.encKey, repo.store.createWriter())));
         w.add(e.type, e.id, [payload], e.rawLength, e.base);
+        await w.keepUp();
         if (w.full) {
           writers.delete(e.type);
           await finish(w);

@@ -10,7 +10,7 @@
 import { hostname } from 'node:os';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { Semaphore } from '../util/concurrency.js';
-import { YoungCollector } from '../util/memory.js';
+import { release, YoungCollector } from '../util/memory.js';
 import type { Store } from '../store/store.js';
 import { createZstdCodec, type Codec } from './compress.js';
 import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
@@ -23,7 +23,7 @@ import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { decodeSealedBlob } from './pack-check.js';
-import { BlobType, openBlob, PackBuffers, PackWriter, type PackEntry } from './pack.js';
+import { BlobType, openBlob, PackWriter, StageBuffers, type PackEntry } from './pack.js';
 import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 
@@ -49,8 +49,8 @@ export interface SaveResult {
  */
 const COMPRESS_IN_FLIGHT = 16;
 /**
- * How many finished packs may be uploading at once (one more may wait, full, while the next fills).
- * Two took 20 MiB more at the peak and were no faster, on tmpfs or this VM's disk (2026-12-03).
+ * How many finished packs may be committing at once (its last writes, fsync and rename) while the
+ * next one fills. Packs are written as they fill (PackWriter), so this bounds fsyncs, not memory.
  */
 const UPLOADS_IN_FLIGHT = 1;
 /** Collect the young generation once per this many bytes of envelopes copied into packs (util/memory.ts). */
@@ -76,7 +76,7 @@ export class Repository {
   private readonly uploadSlots = new Semaphore(UPLOADS_IN_FLIGHT);
   private readonly uploads = new Set<Promise<void>>();
   /** One buffer per data pack filling, waiting or uploading. */
-  private readonly packBuffers = new PackBuffers(UPLOADS_IN_FLIGHT + 2);
+  private readonly stages = new StageBuffers(6);
   private readonly young = new YoungCollector(COLLECT_EVERY);
   private unindexed: IndexPack[] = [];
   private writeError: unknown;
@@ -276,42 +276,49 @@ export class Repository {
 
   private async addToPack(type: BlobType, id: Buffer, env: Uint8Array, rawLength: number, base?: Buffer): Promise<void> {
     let packer = this.packers.get(type);
-    // A pack closes before the blob that would take it past its target, so a pooled buffer holds
-    // every pack but one made of a single larger blob (docs/FORMAT.md §7).
+    // A pack closes before the blob that would take it past its target (docs/FORMAT.md §7).
     let closed: PackWriter | undefined;
     if (packer && !packer.fits(env.length)) {
       closed = packer;
       packer = undefined;
     }
     if (!packer) {
-      // Tree packs fill slowly and stay small: a buffer of their own, grown as needed, rather than
-      // holding a pooled data-pack buffer (8 MiB of resident pages) for the whole backup.
-      packer = new PackWriter(this.keys.encKey, type === BlobType.tree ? undefined : this.packBuffers);
+      packer = new PackWriter(this.keys.encKey, this.store.createWriter(), this.stages);
       this.packers.set(type, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);
-    this.young.dropped(env.length);
+    if (!release(env)) this.young.dropped(env.length); // copied into the pack: ours to drop
     const full = packer.full;
     if (full) this.packers.delete(type);
     if (closed) await this.uploadPack(closed);
     if (full) await this.uploadPack(packer);
+    else await this.paced(packer);
+  }
+
+  /** Waits while the packer's writes fall behind; a failed write fails the repository's writing. */
+  private async paced(packer: PackWriter): Promise<void> {
+    try {
+      await packer.keepUp();
+    } catch (e) {
+      this.writeError ??= e;
+      this.assertWritable();
+    }
   }
 
   private async uploadPack(packer: PackWriter): Promise<void> {
     await this.uploadSlots.acquire();
     const p = (async () => {
       try {
-        const { id, bytes } = packer.finish();
-        await this.store.put(Names.pack(id), bytes);
-        this.bytesWritten += bytes.length;
+        const { id, bytes } = await packer.finish();
+        this.bytesWritten += bytes;
         this.index.addPackEntries(id, packer.entries);
         for (const e of packer.entries) this.pending.delete(toHex(e.id));
         this.unindexed.push({ packId: fromHex(id), entries: packer.entries });
         if (this.unindexed.length >= PACKS_PER_INDEX) await this.writeIndex();
       } catch (e) {
         this.writeError ??= e;
+        await packer.abort();
       } finally {
-        packer.release(); // the store keeps no reference once put settles (store.ts)
         this.uploadSlots.release();
       }
     })();
@@ -596,6 +603,8 @@ export class Repository {
     // An interrupted run still indexes the packs it finished uploading (open packs are dropped),
     // so the next run reuses that data instead of starting from zero.
     await Promise.allSettled([...this.uploads]);
+    for (const packer of this.packers.values()) await packer.abort();
+    this.packers.clear();
     if (this.unindexed.length > 0 && this.writeError === undefined) await this.writeIndex().catch(() => undefined);
     await this.encoder.close();
     await this.unlockAll();

@@ -214,6 +214,36 @@ export function storeConformanceSuite(name: string, make: () => Promise<StoreFix
       assert.ok(Buffer.from(await s.get('data/big', d.length - 5000, 5000)).equals(d.subarray(d.length - 5000)));
     });
 
+    test('a writer stores its pieces under the name given at commit, shows nothing before, and the caller may reuse each piece once written', async () => {
+      const d = bytes(3 * 1024 * 1024 + 17);
+      const w = s.createWriter();
+      const piece = Buffer.alloc(1024 * 1024);
+      for (let off = 0; off < d.length; off += piece.length) {
+        const n = Math.min(piece.length, d.length - off);
+        piece.set(d.subarray(off, off + n));
+        await w.write(piece.subarray(0, n));
+        piece.fill(0xee); // reused at once, as a pack writer reuses its stages
+      }
+      assert.deepEqual(await listAll(s, ''), [], 'nothing is visible before commit');
+      await w.commit('data/ab/streamed');
+      assert.ok(Buffer.from(await s.get('data/ab/streamed')).equals(d));
+      assert.deepEqual((await listAll(s, '')).map((o) => o.name), ['data/ab/streamed']);
+
+      const empty = s.createWriter();
+      await empty.commit('empty');
+      assert.equal((await s.stat('empty'))?.size, 0, 'a writer with no writes stores an empty object');
+
+      const dropped = s.createWriter();
+      await dropped.write(bytes(1000));
+      await dropped.abort();
+      const taken = s.createWriter();
+      await taken.write(bytes(10));
+      await rejectsWithCode(taken.commit('empty', { ifAbsent: true }), 'conflict');
+      await taken.abort();
+      assert.deepEqual((await listAll(s, '')).map((o) => o.name), ['data/ab/streamed', 'empty'], 'aborted and refused writers leave nothing');
+      assert.equal((await s.stat('empty'))?.size, 0);
+    });
+
     test('500 objects are all listed', async () => {
       const names = Array.from({ length: 500 }, (_, i) => `data/${(i % 16).toString(16).padStart(2, '0')}/${i.toString(16).padStart(8, '0')}`);
       for (let i = 0; i < names.length; i += 50) await Promise.all(names.slice(i, i + 50).map((n, j) => s.put(n, bytes((i + j) % 97))));

@@ -8,7 +8,7 @@
  * tell it apart from a genuine error.
  */
 import { LifeboatError } from '../util/errors.js';
-import { assertValidName, type PutOptions, type Store, type StoreStat } from './store.js';
+import { assertValidName, collectingWriter, type ObjectWriter, type PutOptions, type Store, type StoreStat } from './store.js';
 
 /** Thrown by a put (or, with crashAtChange, a delete) that FaultStore pretends the process died in. */
 export class InjectedCrash extends Error {
@@ -124,6 +124,10 @@ export class FaultStore implements Store {
   private async store(name: string, data: Uint8Array, options: PutOptions | undefined): Promise<void> {
     await (options === undefined ? this.inner.put(name, data) : this.inner.put(name, data, options));
     this.bytesStored += data.length;
+  }
+
+  createWriter(): ObjectWriter {
+    return collectingWriter((name, data, options) => this.put(name, data, options));
   }
 
   async get(name: string, offset?: number, length?: number): Promise<Uint8Array> {

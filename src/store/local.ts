@@ -1,7 +1,7 @@
 /**
  * A repository in a local folder (an internal or external drive, a network share).
  *
- * Every put writes `.tmp/<random>` inside the root (same filesystem, so the rename is atomic), writes
+ * Every put (and every createWriter) writes `.tmp/<random>` inside the root (same filesystem, so the rename is atomic), writes
  * all bytes, fsyncs the file, renames it to its final name and fsyncs the folder, so a crash never
  * leaves a half-written object under its final name. Create-only puts use link(), which fails
  * atomically if the name exists, even between processes. `.tmp` is not an object: names under it are
@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
 import { assertValidPrefix, byteRange } from './names.js';
-import { assertValidName, type PutOptions, type Store, type StoreStat } from './store.js';
+import { assertValidName, type ObjectWriter, type PutOptions, type Store, type StoreStat } from './store.js';
 
 /** Objects that never change once written: their descriptors may be kept open (readPackRange). */
 const PACK_PREFIX = 'data/';
@@ -121,40 +121,87 @@ export class LocalStore implements Store {
   }
 
   async put(name: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
-    const final = this.path(name);
-    const tmpDir = join(this.root, TMP);
-    const tmp = join(tmpDir, randomBytes(16).toString('hex'));
-    let tmpExists = false;
-    try {
+    this.path(name); // an invalid name is refused before any I/O
+    const w = this.writer(name);
+    await w.write(data);
+    await w.commit(name, options);
+  }
+
+  createWriter(): ObjectWriter {
+    return this.writer('a new repository file');
+  }
+
+  /**
+   * Writes to `.tmp/<random>`, created on the first write; commit fsyncs it and gives it its name.
+   * Any failure removes the temporary. `label` names the object in errors before commit names it.
+   */
+  private writer(label: string): ObjectWriter {
+    let h: fs.FileHandle | undefined;
+    let tmp: string | undefined;
+    let size = 0;
+    const abort = async (): Promise<void> => {
+      await h?.close().catch(() => undefined);
+      h = undefined;
+      if (tmp !== undefined) await fs.unlink(tmp).catch(() => undefined);
+      tmp = undefined;
+    };
+    const open = async (): Promise<fs.FileHandle> => {
+      if (h) return h;
+      const tmpDir = join(this.root, TMP);
       await fs.mkdir(tmpDir, { recursive: true, mode: DIR_MODE });
-      const h = await fs.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, FILE_MODE);
-      tmpExists = true;
-      try {
-        let off = 0;
-        while (off < data.length) {
-          const { bytesWritten } = await h.write(data, off, data.length - off, off);
-          off += bytesWritten;
+      const path = join(tmpDir, randomBytes(16).toString('hex'));
+      h = await fs.open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, FILE_MODE);
+      tmp = path;
+      return h;
+    };
+    const fail = async (e: unknown, name: string, bytes: number): Promise<never> => {
+      await abort();
+      throw e instanceof LifeboatError ? e : this.ioError(e, 'save', name, bytes);
+    };
+    return {
+      write: async (data) => {
+        const before = size;
+        try {
+          const fh = await open();
+          for (let off = 0; off < data.length; ) {
+            const { bytesWritten } = await fh.write(data, off, data.length - off, size);
+            off += bytesWritten;
+            size += bytesWritten;
+          }
+        } catch (e) {
+          await fail(e, label, before + data.length);
         }
-        await h.sync();
-      } finally {
-        await h.close();
-      }
-      await mkdirDurable(dirname(final));
-      if (options.ifAbsent) {
-        if ((await this.linkExclusive(tmp, final, name)) === 'linked') {
-          // The object is stored; a temporary that cannot be removed now is cleaned up later.
-          await fs.unlink(tmp).catch(() => undefined);
+      },
+      commit: async (name, options = {}) => {
+        let final: string;
+        try {
+          final = this.path(name);
+        } catch (e) {
+          await abort();
+          throw e;
         }
-      } else {
-        await fs.rename(tmp, final);
-      }
-      tmpExists = false;
-      await fsyncDir(dirname(final));
-    } catch (e) {
-      if (tmpExists) await fs.unlink(tmp).catch(() => undefined);
-      if (e instanceof LifeboatError) throw e;
-      throw this.ioError(e, 'save', name, data.length);
-    }
+        try {
+          const fh = await open();
+          await fh.sync();
+          h = undefined;
+          await fh.close();
+          await mkdirDurable(dirname(final));
+          if (options.ifAbsent) {
+            if ((await this.linkExclusive(tmp!, final, name)) === 'linked') {
+              // The object is stored; a temporary that cannot be removed now is cleaned up later.
+              await fs.unlink(tmp!).catch(() => undefined);
+            }
+          } else {
+            await fs.rename(tmp!, final);
+          }
+          tmp = undefined;
+          await fsyncDir(dirname(final));
+        } catch (e) {
+          await fail(e, name, size);
+        }
+      },
+      abort,
+    };
   }
 
   /** Makes `final` a second name of the complete file `tmp`, failing with 'conflict' if `final` exists. */

@@ -6,7 +6,7 @@
  */
 import { LifeboatError } from '../util/errors.js';
 import { assertValidPrefix, byteRange } from './names.js';
-import { assertValidName, type PutOptions, type Store, type StoreStat } from './store.js';
+import { assertValidName, collectingWriter, type ObjectWriter, type PutOptions, type Store, type StoreStat } from './store.js';
 
 export class MemoryStore implements Store {
   readonly location = 'memory';
@@ -18,6 +18,10 @@ export class MemoryStore implements Store {
       throw new LifeboatError('conflict', `The repository file ${name} already exists, so Lifeboat left it as it was.`);
     }
     this.objects.set(name, new Uint8Array(data));
+  }
+
+  createWriter(): ObjectWriter {
+    return collectingWriter((name, data, options) => this.put(name, data, options));
   }
 
   async get(name: string, offset = 0, length?: number): Promise<Uint8Array> {

@@ -58,6 +58,13 @@ export interface Store {
    */
   list(prefix: string): AsyncIterable<StoreStat>;
 
+  /**
+   * An object written in pieces and named once complete: a pack is made as its blobs arrive and is
+   * named by the hash of its bytes, so the whole of it need never be in memory (a backend that can
+   * only store whole objects collects the pieces). Nothing is visible until commit resolves.
+   */
+  createWriter(): ObjectWriter;
+
   /** Removes an object. Deleting a missing object is not an error (idempotent). */
   delete(name: string): Promise<void>;
 
@@ -69,6 +76,34 @@ export interface Store {
    * read ranges of immutable objects (packs) itself.
    */
   readonly localRoot?: string;
+}
+
+/** See Store.createWriter. Calls are made one at a time: each waits for the previous to settle. */
+export interface ObjectWriter {
+  /** Appends `data`. The writer keeps no reference to it once the promise settles. */
+  write(data: Uint8Array): Promise<void>;
+  /** Stores everything written under `name`, with put's guarantees (atomic, durable, 'no-space', 'conflict'). */
+  commit(name: string, options?: PutOptions): Promise<void>;
+  /** Discards what was written; for a writer that will not be committed (after a failure). Never rejects. */
+  abort(): Promise<void>;
+}
+
+/** An ObjectWriter for a backend that stores whole objects: it collects copies of the pieces and puts them at commit. */
+export function collectingWriter(put: (name: string, data: Uint8Array, options?: PutOptions) => Promise<void>): ObjectWriter {
+  let pieces: Buffer[] = [];
+  return {
+    write: async (data) => {
+      pieces.push(Buffer.from(data));
+    },
+    commit: async (name, options) => {
+      const whole = Buffer.concat(pieces);
+      pieces = [];
+      await (options === undefined ? put(name, whole) : put(name, whole, options));
+    },
+    abort: async () => {
+      pieces = [];
+    },
+  };
 }
 
 const NAME_RE = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;

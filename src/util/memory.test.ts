@@ -1,7 +1,32 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { keepAllocatorLean } from './memory.js';
+import { keepAllocatorLean, release } from './memory.js';
+import { nativeAddon } from './native.js';
 
 test('the allocator tuning applies here (Linux, glibc, the native addon built by npm ci)', () => {
   assert.equal(keepAllocatorLean(), true);
+});
+
+test('release frees a whole buffer at once and refuses anything that shares its memory', (t) => {
+  if (!nativeAddon()) {
+    assert.equal(release(Buffer.allocUnsafeSlow(1024)), false, 'without the addon nothing is released');
+    t.skip('the native addon is not built here');
+    return;
+  }
+  const big = Buffer.allocUnsafeSlow(64 * 1024 * 1024).fill(1);
+  const before = process.memoryUsage().arrayBuffers;
+  assert.equal(release(big), true);
+  assert.equal(big.length, 0, 'every view of a released buffer is empty');
+  // No collection ran: the bytes went back when release returned.
+  assert.ok(before - process.memoryUsage().arrayBuffers >= 64 * 1024 * 1024, 'the 64 MiB were given back at once');
+
+  const pooled = Buffer.from('a slice of the shared pool');
+  assert.equal(release(pooled), false);
+  const whole = Buffer.allocUnsafeSlow(4096).fill(7);
+  assert.equal(release(whole.subarray(1)), false, 'a part of a buffer is never released');
+  assert.equal(release(new Uint8Array(0)), false);
+  assert.equal(pooled.toString(), 'a slice of the shared pool');
+  assert.equal(whole.length, 4096);
+  assert.equal(whole[4095], 7);
+  assert.equal(Buffer.from('the pool still works').toString(), 'the pool still works');
 });

@@ -75,7 +75,7 @@ export class Repository {
   private readonly compressSlots = new Semaphore(COMPRESS_IN_FLIGHT);
   private readonly uploadSlots = new Semaphore(UPLOADS_IN_FLIGHT);
   private readonly uploads = new Set<Promise<void>>();
-  /** One buffer per data pack filling, waiting or uploading. */
+  /** Stages for the data and tree packs filling: each has up to three (one filling, two being written). */
   private readonly stages = new StageBuffers(6);
   private readonly young = new YoungCollector(COLLECT_EVERY);
   private unindexed: IndexPack[] = [];
@@ -220,7 +220,7 @@ export class Repository {
   }
 
   /**
-   * Stores a blob unless it is already there. Resolves once the blob is in a pack buffer (so the
+   * Stores a blob unless it is already there. Resolves once the blob is in a pack being written (so the
    * caller may reuse nothing: `data` must not be modified afterwards); call flush() before writing
    * a snapshot that refers to it. Applies backpressure through bounded compression and uploads.
    *
@@ -261,7 +261,9 @@ export class Repository {
 
   /**
    * Stores a blob that a worker already sealed (id computed by the worker with this repository's
-   * idKey). Returns added: false, discarding the envelope, if the blob is already stored.
+   * idKey). Returns added: false, discarding the envelope, if the blob is already stored. Takes
+   * the envelope: once copied into a pack its buffer may be freed (util/memory.ts release), so the
+   * caller must not use it after the call.
    */
   async saveSealedBlob(type: BlobType, id: Uint8Array, envelope: Uint8Array, rawLength: number): Promise<SaveResult> {
     this.assertWritable();

@@ -1,8 +1,9 @@
 /**
  * A repository in a local folder (an internal or external drive, a network share).
  *
- * Every put (and every createWriter) writes `.tmp/<random>` inside the root (same filesystem, so the rename is atomic), writes
- * all bytes, fsyncs the file, renames it to its final name and fsyncs the folder, so a crash never
+ * Every put and every writer (createWriter) writes `.tmp/<random>` inside the root (same
+ * filesystem, so the rename is atomic), writes all bytes, fsyncs the file, renames it to its final
+ * name and fsyncs the folder, so a crash never
  * leaves a half-written object under its final name. Create-only puts use link(), which fails
  * atomically if the name exists, even between processes. `.tmp` is not an object: names under it are
  * refused and it is never listed. Temporaries left by a killed writer are harmless and removed by

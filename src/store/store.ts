@@ -34,7 +34,7 @@ export interface Store {
    * never overwrites an object with different bytes except the few documented mutable names
    * (none in format 1), so backends need not order concurrent writes of one name.
    * A full destination rejects with LifeboatError('no-space'). A store keeps no reference to
-   * `data` once put settles: the caller reuses the buffer (pack buffers, repo/pack.ts).
+   * `data` once put settles: the caller may reuse the buffer.
    */
   put(name: string, data: Uint8Array, options?: PutOptions): Promise<void>;
 

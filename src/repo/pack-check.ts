@@ -12,14 +12,25 @@ import { toHex } from './ids.js';
 import { BlobType, openBlob, parsePack, type PackEntry } from './pack.js';
 
 /**
- * A data or tree blob's plaintext, checked against its id. `onThisThread`: decode synchronously
- * whatever the size (worker threads; see decodePayload).
+ * A data or tree blob's plaintext, checked against its id, and `owner`: the buffer that holds it
+ * (the plaintext itself, or the decrypted frame it is part of when stored uncompressed), which the
+ * caller may free with release() once done with the plaintext. The decrypted frame of a
+ * compressed blob is freed here. `onThisThread`: decode synchronously whatever the size (worker
+ * threads; see decodePayload).
  */
-export async function decodeSealedBlob(codec: Codec, keys: MasterKeys, type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string, onThisThread = false): Promise<Uint8Array> {
+export async function openSealedBlob(codec: Codec, keys: MasterKeys, type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string, onThisThread = false): Promise<{ plain: Uint8Array; owner: Uint8Array }> {
   const what = `A data block in pack ${packName}`;
-  const plain = await decodePayload(codec, openBlob(keys.encKey, type, id, envelope, what), what, rawLength, onThisThread);
+  const frame = openBlob(keys.encKey, type, id, envelope, what);
+  const plain = await decodePayload(codec, frame, what, rawLength, onThisThread);
+  const owner = plain.buffer === frame.buffer ? frame : plain;
+  if (owner !== frame) release(frame); // decompressed: nothing else refers to the frame
   if (!chunkId(keys, plain).equals(id)) throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
-  return plain;
+  return { plain, owner };
+}
+
+/** openSealedBlob's plaintext alone, for callers that keep it. */
+export async function decodeSealedBlob(codec: Codec, keys: MasterKeys, type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string, onThisThread = false): Promise<Uint8Array> {
+  return (await openSealedBlob(codec, keys, type, id, envelope, rawLength, packName, onThisThread)).plain;
 }
 
 export interface PackVerdict {
@@ -45,7 +56,7 @@ export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Arr
   for (const [i, e] of entries.entries()) {
     if (e.type === BlobType.delta) continue;
     try {
-      release(await decodeSealedBlob(codec, keys, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, name, onThisThread));
+      release((await openSealedBlob(codec, keys, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, name, onThisThread)).owner);
       dropped?.(e.length + e.rawLength);
     } catch (err) {
       bad.push({ i, message: err instanceof Error ? err.message : String(err) });

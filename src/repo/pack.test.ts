@@ -10,6 +10,12 @@ import type { ObjectWriter, Store } from '../store/store.js';
 import { LifeboatError } from '../util/errors.js';
 import { openBlob, PackWriter, parsePack, PACK_TARGET_BYTES, BlobType, StageBuffers } from './pack.js';
 import { Names, toHex } from './ids.js';
+import { createZstdCodec } from './compress.js';
+import { chunkId, newMasterKeys } from './crypto.js';
+import { sealBlobSync } from './encoder.js';
+import { openSealedBlob } from './pack-check.js';
+import { release } from '../util/memory.js';
+import { nativeAddon } from '../util/native.js';
 
 const blobs = (sizes: number[]) => sizes.map((n) => ({ id: randomBytes(32), body: randomBytes(n) }));
 
@@ -85,4 +91,29 @@ test('a failed write makes the writer refuse to go on, and abort removes the par
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a sealed blob opens to its plaintext and the one buffer that holds it, which can be freed at once (compressed and stored raw)', async (t) => {
+  if (!nativeAddon()) {
+    t.skip('the native addon is not built here');
+    return;
+  }
+  const keys = newMasterKeys();
+  const codec = createZstdCodec();
+  for (const [what, body] of [['compressible', Buffer.alloc(300_000, 'lifeboat ')], ['random (stored raw)', randomBytes(300_000)]] as const) {
+    const id = chunkId(keys, body);
+    const env = sealBlobSync(codec, keys.encKey, BlobType.data, id, body);
+    const { plain, owner } = await openSealedBlob(codec, keys, BlobType.data, id, env, body.length, 'p', true);
+    assert.deepEqual(Buffer.from(plain), body, what);
+    assert.equal(owner.buffer, plain.buffer, `${what}: the owner holds the plaintext`);
+    assert.equal(release(owner), true, `${what}: the owner is a whole buffer`);
+    assert.equal(plain.length, 0, `${what}: freeing the owner frees the plaintext`);
+    assert.equal(env.length > 0, true, `${what}: the envelope is the caller's and untouched`);
+  }
+  // A damaged blob is still refused.
+  const body = randomBytes(5000);
+  const id = chunkId(keys, body);
+  const env = sealBlobSync(codec, keys.encKey, BlobType.data, id, body);
+  env[100]! ^= 1;
+  await assert.rejects(openSealedBlob(codec, keys, BlobType.data, id, env, body.length, 'p', true), (e: unknown) => e instanceof LifeboatError && e.code === 'corrupt');
 });

@@ -9,6 +9,7 @@
  * Worker scripts answer with serveBatches().
  */
 import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { parentPort, Worker, type TransferListItem } from 'node:worker_threads';
 import { YoungCollector } from './memory.js';
 
@@ -22,7 +23,9 @@ export interface Served<Reply> {
 }
 /**
  * A worker's young generation, in MiB (V8's default grows to 48): workers keep few objects, and a
- * small one is collected often, which frees dropped buffers sooner.
+ * small one is collected often, which frees dropped buffers sooner. V8 lets a process-wide
+ * --max-semi-space-size (bin/lifeboat.js sizes the main thread's with it) override this limit, so
+ * start() clears that flag first: it is read only when an isolate is created.
  */
 const YOUNG_GENERATION_MB = 6;
 /** A worker collects its young generation once per this many bytes of dropped buffers. */
@@ -50,6 +53,7 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
   ) {}
 
   private start(): void {
+    setFlagsFromString('--max-semi-space-size=0'); // 0: V8's default, which resourceLimits may set
     for (let i = 0; i < this.threads; i++) {
       const w = new Worker(this.script, { workerData: this.workerData, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
       w.on('message', (m: { batch: Reply[] }) => {

@@ -95,7 +95,8 @@ export function sourceOverReadAt(
     isDevice,
     async read(offset, length) {
       checkRange(size, offset, length);
-      const buf = new Uint8Array(length);
+      // Not zero-filled: every byte is read, or zeroed below when its sector cannot be read.
+      const buf = Buffer.allocUnsafeSlow(length);
       try {
         await readExact(buf, offset);
         return buf;

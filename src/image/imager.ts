@@ -27,6 +27,7 @@ export interface ByteRange {
 export interface ImageReader {
   readonly size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  readRun?(offset: number, lengths: readonly number[]): Promise<Uint8Array[]>;
 }
 
 export interface ImageProgress {
@@ -108,6 +109,8 @@ async function parentChunks(repo: Repository, parentRoot: string | undefined, ch
 const SAVES_IN_FLIGHT = 32;
 /** Chunks whose reads are started ahead of the one being stored. */
 const READ_AHEAD = 8;
+/** Consecutive wholly used chunks read with one request (BlockSource.readRun): 1 MiB of 64 KiB chunks. */
+const RUN = 16;
 /**
  * Image chunks are compressed at zstd level 1, file backups at 3: a drive is read at disk speed and
  * level 3 costs a quarter more CPU for images 1–3% smaller (benchmark, 2026-11-25).
@@ -189,14 +192,28 @@ async function storeImage(
   const reads = new Map<number, Promise<{ buf: Buffer; bytes: number }>>();
   let aheadNext = 0;
   let ra = 0; // first range that may overlap chunk aheadNext
+  const asChunk = (d: Uint8Array) => ({ buf: Buffer.from(d.buffer, d.byteOffset, d.byteLength), bytes: d.length });
   const readChunk = (ci: number): Promise<{ buf: Buffer; bytes: number }> | undefined => {
     const s = ci * chunkSize;
     const e = Math.min(size, s + chunkSize);
     while (ra < ranges.length && ranges[ra]!.end <= s) ra++;
     if (ra >= ranges.length || ranges[ra]!.start >= e) return undefined; // nothing used here
     if (ranges[ra]!.start <= s && ranges[ra]!.end >= e) {
-      // The whole chunk is used (the common case): the read is the chunk, no copy.
-      return source.read(s, e - s).then((d) => ({ buf: Buffer.from(d.buffer, d.byteOffset, d.byteLength), bytes: e - s }));
+      // The whole chunk is used (the common case): the read is the chunk, no copy. So are the
+      // ones after it up to the end of this range: up to RUN of them are read with one request.
+      if (source.readRun && ci + 1 < chunkCount && ranges[ra]!.end >= e + chunkSize) {
+        const n = Math.min(RUN, Math.floor((Math.min(size, ranges[ra]!.end) - s) / chunkSize));
+        const run = source.readRun(s, new Array<number>(n).fill(chunkSize));
+        run.catch(() => undefined); // each chunk's promise below carries the failure
+        for (let k = 1; k < n; k++) {
+          const p = run.then((bufs) => asChunk(bufs[k]!));
+          p.catch(() => undefined);
+          reads.set(ci + k, p);
+        }
+        aheadNext = ci + n; // readAhead goes on after the run
+        return run.then((bufs) => asChunk(bufs[0]!));
+      }
+      return source.read(s, e - s).then(asChunk);
     }
     const pieces: Promise<{ at: number; data: Uint8Array }>[] = [];
     for (let j = ra; j < ranges.length && ranges[j]!.start < e; j++) {
@@ -215,11 +232,12 @@ async function storeImage(
     });
   };
   const readAhead = (upTo: number) => {
-    for (; aheadNext < Math.min(upTo, chunkCount); aheadNext++) {
-      const p = readChunk(aheadNext);
+    while (aheadNext < Math.min(upTo, chunkCount)) {
+      const ci = aheadNext++;
+      const p = readChunk(ci); // a run moves aheadNext past itself
       if (!p) continue;
       p.catch(() => undefined); // awaited (and rethrown) when its chunk comes
-      reads.set(aheadNext, p);
+      reads.set(ci, p);
     }
   };
 

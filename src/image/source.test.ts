@@ -30,6 +30,56 @@ test('bad sectors are retried, reported once as one range and read as zeros; the
   await assert.rejects(src.read(60000, 8000), (e: unknown) => e instanceof LifeboatError && e.code === 'invalid-argument');
 });
 
+test('runs of pieces are read with one vectored request, each into its own buffer; a failed or short run is read again piece by piece with the bad-sector retry', async () => {
+  const disk = new Uint8Array(256 * 1024);
+  for (let i = 0; i < disk.length; i++) disk[i] = (i * 7) & 0xff;
+  const bad = { start: 70_144, end: 70_656 }; // one sector inside the second piece
+  let vectored = 0;
+  let single = 0;
+  let shortBy = 0;
+  const readAt = async (buf: Uint8Array, pos: number) => {
+    single++;
+    if (pos < bad.end && pos + buf.length > bad.start) throw Object.assign(new Error('EIO'), { code: 'EIO' });
+    buf.set(disk.subarray(pos, pos + buf.length));
+    return buf.length;
+  };
+  const readvAt = async (bufs: Uint8Array[], pos: number) => {
+    vectored++;
+    let n = 0;
+    for (const b of bufs) {
+      if (pos + n < bad.end && pos + n + b.length > bad.start) throw Object.assign(new Error('EIO'), { code: 'EIO' });
+      b.set(disk.subarray(pos + n, pos + n + b.length));
+      n += b.length;
+    }
+    return n - shortBy;
+  };
+  const reported: [number, number][] = [];
+  const src = sourceOverReadAt('fake', disk.length, true, readAt, async () => undefined, { onUnreadable: (s, l) => reported.push([s, l]) }, readvAt);
+  assert.equal(typeof src.readRun, 'function');
+
+  const clean = await src.readRun!(131_072, [65_536, 65_536]);
+  assert.equal(vectored, 1);
+  assert.equal(single, 0, 'a clean run is one request');
+  assert.deepEqual(clean.map((b) => [b.byteOffset, b.byteLength, b.buffer.byteLength]), [[0, 65_536, 65_536], [0, 65_536, 65_536]], 'each piece owns its buffer');
+  assert.deepEqual(Buffer.concat(clean), Buffer.from(disk.subarray(131_072)));
+
+  const damaged = await src.readRun!(0, [65_536, 65_536]);
+  assert.equal(vectored, 2);
+  assert.ok(single > 2, 'the failed run was read again piece by piece');
+  assert.deepEqual(reported, [[bad.start, bad.end - bad.start]], 'the bad sector is reported once');
+  const expected = Buffer.from(disk.subarray(0, 131_072));
+  expected.fill(0, bad.start, bad.end);
+  assert.deepEqual(Buffer.concat(damaged), expected, 'the bad sector reads as zeros, everything else intact');
+
+  shortBy = 100;
+  single = 0;
+  const short = await src.readRun!(131_072, [65_536, 65_536]);
+  assert.equal(single, 2, 'a short run is read again piece by piece');
+  assert.deepEqual(Buffer.concat(short), Buffer.from(disk.subarray(131_072)));
+
+  await assert.rejects(src.readRun!(200_000, [65_536]), (e: unknown) => e instanceof LifeboatError && e.code === 'invalid-argument');
+});
+
 test('openSource: image files, a clear error for a missing path, and /proc/self/mounts parsing', async () => {
   const d = tempDir();
   try {

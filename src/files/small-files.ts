@@ -37,7 +37,7 @@ export type SmallFileReply =
 
 /**
  * One pool of worker threads for a backup: whole small files, and sealing the chunks of large
- * files (as the repository's BlobSealer), so a backup runs two workers, not four.
+ * files (as the repository's BlobSealer), so a backup runs one pool of workers, not two.
  */
 export class SmallFileSaver implements BlobSealer {
   private readonly pool: WorkerPool<Omit<SmallFileRequest, 'seq'> | Omit<SealRequest, 'seq'>, SmallFileReply>;

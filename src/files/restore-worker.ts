@@ -28,6 +28,9 @@ function envelope(src: ChunkSource): Promise<Uint8Array> | Uint8Array {
   return 'env' in src ? src.env : LocalStore.at(src.root).get(src.packName, src.offset, src.length);
 }
 
+/** Bytes dropped since the last reply that release() could not free (small reads share Node's pool): left to the collector. */
+let unreleased = 0;
+
 /**
  * The chunk's plaintext, checked against its id, and a function that frees the buffers read and
  * decoded for it (util/memory.ts release) once it is written: a restore passes every byte of the
@@ -38,8 +41,6 @@ async function open(src: ChunkSource): Promise<{ plain: Uint8Array; free: () => 
   const { plain, owner } = await openSealedBlob(codec, keys, src.type, Buffer.from(src.id, 'hex'), env, src.rawLength, src.packName, true);
   return { plain, free: () => (unreleased += (release(env) ? 0 : env.length) + (release(owner) ? 0 : owner.length)) };
 }
-/** Bytes dropped since the last reply that release() could not free (small reads share Node's pool): left to the collector. */
-let unreleased = 0;
 
 function damaged(seq: number, e: unknown): RestoreFileReply {
   if (e instanceof LifeboatError) return { seq, status: 'corrupt', message: e.message, ...(e.code === 'not-found' ? { notFound: true } : {}) };

@@ -358,6 +358,22 @@ static napi_value js_keep_allocator_lean(napi_env env, napi_callback_info info) 
   return r;
 }
 
+// ---- page cache -----------------------------------------------------------------------------
+// dropCache(fd) -> whether the kernel took the advice. After fsync a repository file's pages are
+// clean and nobody reads them again soon; dropping them (posix_fadvise DONTNEED, as borg does for its
+// segment files) keeps a backup from pushing the user's working set out of the cache, and lets the
+// next file reuse the same memory instead of claiming fresh pages (costly in a VM whose host
+// reclaims the guest's free memory: 1.5 GB of packs took 11 s of system time there instead of 0.3).
+static napi_value js_drop_cache(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], r;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return throw_msg(env, "dropCache(fd)");
+  napi_get_boolean(env, posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0, &r);
+  return r;
+}
+
 // ---- buffers --------------------------------------------------------------------------------
 // release(arrayBuffer) -> whether it was released. Detaching an ArrayBuffer drops its bytes at once
 // instead of when the garbage collector next finds it dead (V8 counts those bytes loosely, and a
@@ -388,6 +404,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "keepAllocatorLean", NULL, js_keep_allocator_lean, NULL, NULL, NULL, napi_default, NULL },
     { "zstdCompressInto", NULL, js_zstd_compress_into, NULL, NULL, NULL, napi_default, NULL },
     { "release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL },
+    { "dropCache", NULL, js_drop_cache, NULL, NULL, NULL, napi_default, NULL },
     { "zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { listAll, rejectsWithCode, storeConformanceSuite } from './conformance.js';
 import { LocalStore } from './local.js';
+import { nativeAddon } from '../util/native.js';
+
+const TMPFS_MAGIC = 0x01021994;
 
 async function tempRoot(): Promise<string> {
   return fs.mkdtemp(join(tmpdir(), 'lifeboat-local-'));
@@ -76,6 +81,31 @@ test('LocalStore: a relative root works and is created on the first put', async 
     await s.put('data/00/x', new Uint8Array([9]));
     assert.deepEqual(await fs.readFile(join(dir, 'new', 'repo', 'data', '00', 'x')), Buffer.from([9]));
     assert.deepEqual(await listAll(s, 'data/'), [{ name: 'data/00/x', size: 1 }]);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('LocalStore: a committed file leaves the page cache once it is on disk (fincore checks)', async (t) => {
+  const dir = await tempRoot();
+  try {
+    if (!nativeAddon()) return t.skip('the native addon is not built');
+    if ((await fs.statfs(dir)).type === TMPFS_MAGIC) return t.skip('the temporary folder is in memory (tmpfs), where files are the cache');
+    const s = new LocalStore(dir);
+    const data = randomBytes(4 * 1024 * 1024);
+    const w = s.createWriter();
+    await w.write(data);
+    await w.commit('data/cd/cd01');
+    // The control: the same bytes written and fsynced without the advice stay cached.
+    const control = join(dir, 'control');
+    const h = await fs.open(control, 'w');
+    await h.write(data);
+    await h.sync();
+    await h.close();
+    const resident = (path: string): number => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
+    assert.equal(resident(control), data.length, 'a freshly written file is cached');
+    assert.equal(resident(join(dir, 'data', 'cd', 'cd01')), 0, 'the committed object is not');
+    assert.ok(data.equals(await s.get('data/cd/cd01')), 'and reads back whole');
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

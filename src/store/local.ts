@@ -13,6 +13,7 @@ import { closeSync, fstatSync, openSync, promises as fs, readSync, constants as 
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
+import { dropCachedPages } from '../util/memory.js';
 import { assertValidPrefix, byteRange } from './names.js';
 import { assertValidName, type ObjectWriter, type PutOptions, type Store, type StoreStat } from './store.js';
 
@@ -184,6 +185,7 @@ export class LocalStore implements Store {
         try {
           const fh = await open();
           await fh.sync();
+          dropCachedPages(fh.fd);
           h = undefined;
           await fh.close();
           await mkdirDurable(dirname(final));

@@ -12,6 +12,9 @@
  * Full collections are not forced: each one made V8 throw away optimised code whose embedded
  * objects had died ("weak objects"), and recompiling it cost ~3 s of CPU per 100k-file backup
  * (bench/README.md, session 4).
+ *
+ * `dropCachedPages` does the same for the kernel's page cache: files written once (packs) leave it
+ * as soon as they are safely on disk.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -74,4 +77,14 @@ export function release(view: Uint8Array): boolean {
 export function keepAllocatorLean(): boolean {
   const addon = nativeAddon<{ keepAllocatorLean?: () => boolean }>();
   return typeof addon?.keepAllocatorLean === 'function' && addon.keepAllocatorLean();
+}
+
+/**
+ * Tells the system that the cached pages of the file open as `fd` will not be read again soon
+ * (native addon, Linux; a no-op elsewhere). For repository files after fsync, when the pages are
+ * clean: see dropCache in native/lifeboat_fs.c for why.
+ */
+export function dropCachedPages(fd: number): boolean {
+  const addon = nativeAddon<{ dropCache?: (fd: number) => boolean }>();
+  return typeof addon?.dropCache === 'function' && addon.dropCache(fd);
 }

@@ -263,16 +263,18 @@ export class Repository {
    * Stores a blob that a worker already sealed (id computed by the worker with this repository's
    * idKey). Returns added: false, discarding the envelope, if the blob is already stored. Takes
    * the envelope: once copied into a pack its buffer may be freed (util/memory.ts release), so the
-   * caller must not use it after the call.
+   * caller must not use it after the call. A delta blob names its `base` (rawLength is then the
+   * length of the chunk it rebuilds), as in saveBlob.
    */
-  async saveSealedBlob(type: BlobType, id: Uint8Array, envelope: Uint8Array, rawLength: number): Promise<SaveResult> {
+  async saveSealedBlob(type: BlobType, id: Uint8Array, envelope: Uint8Array, rawLength: number, base?: Uint8Array): Promise<SaveResult> {
     this.assertWritable();
     if (!this.indexLoaded) throw new Error('loadIndex() must run before saveSealedBlob()');
+    if ((type === BlobType.delta) !== (base !== undefined)) throw new Error('a delta blob needs its base, and only a delta has a base');
     const idBuf = Buffer.from(id.buffer, id.byteOffset, id.byteLength);
     const hex = toHex(idBuf);
     if (this.index.has(idBuf) || this.pending.has(hex)) return { id: idBuf, added: false };
     this.pending.add(hex);
-    await this.addToPack(type, idBuf, envelope, rawLength);
+    await this.addToPack(type, idBuf, envelope, rawLength, base ? Buffer.from(base) : undefined);
     return { id: idBuf, added: true };
   }
 
@@ -368,16 +370,29 @@ export class Repository {
   // ---------------------------------------------------------------- reading
 
   /**
+   * The local folder and pack range of a stored full blob, for a reader on another thread, without
+   * reading anything. Undefined when the store is not a local folder, or the blob is a delta or
+   * missing from the index.
+   */
+  localBlobSource(id: Uint8Array): (SealedBlobSource & { readonly root: string }) | undefined {
+    const loc = this.index.get(id);
+    const root = this.store.localRoot;
+    if (!loc || loc.type === BlobType.delta || root === undefined) return undefined;
+    return { type: loc.type, rawLength: loc.rawLength, packName: Names.pack(loc.packId), root, offset: loc.offset, length: loc.length };
+  }
+
+  /**
    * Where a stored blob's sealed envelope is, for a reader on another thread: the local folder
    * and byte range when the store is one (store.localRoot), else the envelope itself, read
    * now. Undefined for a delta blob or one missing from the index (loadBlob handles both).
    */
   async sealedBlobSource(id: Uint8Array): Promise<SealedBlobSource | undefined> {
+    const local = this.localBlobSource(id);
+    if (local || this.store.localRoot !== undefined) return local;
     const loc = this.index.get(id);
     if (!loc || loc.type === BlobType.delta) return undefined;
     const packName = Names.pack(loc.packId);
     const common = { type: loc.type, rawLength: loc.rawLength, packName };
-    if (this.store.localRoot !== undefined) return { ...common, root: this.store.localRoot, offset: loc.offset, length: loc.length };
     const got = await this.store.get(packName, loc.offset, loc.length);
     const env = got.byteOffset === 0 && got.byteLength === got.buffer.byteLength ? got : new Uint8Array(got);
     return { ...common, env };

@@ -1,0 +1,70 @@
+/**
+ * The imager's worker threads (chunk-worker.ts). The main thread reads the drive and packs what
+ * comes back; each chunk it reads is moved to a worker, which finds out whether it is all zeros,
+ * computes its id, compares that with the parent image's chunk at the same offset, and seals what
+ * must be stored: the blocks that differ from the parent's full blob (a delta, read by the worker
+ * from the local repository folder) or the whole chunk. So hashing every chunk of a drive, which
+ * bounded an incremental image on the main thread, runs on every core.
+ *
+ * May import repo (types and pure encoding) and util.
+ */
+import type { TransferListItem } from 'node:worker_threads';
+import type { BlobType } from '../repo/pack.js';
+import type { SealedBlobSource } from '../repo/repository.js';
+import { WorkerPool } from '../util/worker-pool.js';
+
+export interface ChunkJob {
+  readonly seq: number;
+  /** The chunk's bytes; moved to the worker when the view owns its buffer. */
+  readonly data: Uint8Array;
+  /** The parent image's chunk id at this offset, when that chunk is stored: equal means unchanged. */
+  readonly parentId?: Uint8Array;
+  /** The full blob to store a changed chunk against, with where the worker reads it (local folder). */
+  readonly base?: { readonly id: Uint8Array; readonly source?: SealedBlobSource | undefined };
+}
+
+export type ChunkReply =
+  | { readonly seq: number; readonly kind: 'zero' }
+  | { readonly seq: number; readonly kind: 'same'; readonly id: Uint8Array }
+  /** Sealed: a delta against `base`, or the whole chunk. rawLength is the chunk's length. */
+  | { readonly seq: number; readonly kind: 'sealed'; readonly id: Uint8Array; readonly type: BlobType; readonly env: Uint8Array; readonly rawLength: number; readonly base?: Uint8Array }
+  /** Changed, and its base must be loaded by the main thread (the store is not a local folder): the chunk comes back. */
+  | { readonly seq: number; readonly kind: 'changed'; readonly id: Uint8Array; readonly data: Uint8Array }
+  | { readonly seq: number; readonly kind: 'error'; readonly message: string };
+
+/**
+ * A copy of `id` in an ArrayBuffer of its own. A view crosses to another thread with its whole
+ * ArrayBuffer: an id sliced from a manifest page, an index or Node's buffer pool would copy
+ * kilobytes with every message.
+ */
+export function own(id: Uint8Array): Uint8Array {
+  return id.byteOffset === 0 && id.byteLength === id.buffer.byteLength ? id : new Uint8Array(id);
+}
+
+export function isZero(b: Uint8Array, zero: Uint8Array): boolean {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return b.length <= zero.length ? buf.equals(zero.subarray(0, b.length)) : buf.every((x) => x === 0);
+}
+
+export class ChunkSealer {
+  private readonly pool: WorkerPool<Omit<ChunkJob, 'seq'>, ChunkReply>;
+
+  constructor(keys: { readonly encKey: Uint8Array; readonly idKey: Uint8Array }, level: number, threads?: number) {
+    this.pool = new WorkerPool(new URL('./chunk-worker.js', import.meta.url), { encKey: keys.encKey, idKey: keys.idKey, level }, threads);
+  }
+
+  /** Hands `data` over (the caller gives it up: its buffer moves to the worker when it owns it). */
+  async seal(job: Omit<ChunkJob, 'seq'>): Promise<Exclude<ChunkReply, { kind: 'error' }>> {
+    const d = job.data;
+    const owns = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer;
+    const transfer: TransferListItem[] = owns ? [d.buffer] : [];
+    const msg = { data: d, ...(job.parentId ? { parentId: own(job.parentId) } : {}), ...(job.base ? { base: { ...job.base, id: own(job.base.id) } } : {}) };
+    const r = await this.pool.call(msg, transfer);
+    if (r.kind === 'error') throw new Error(r.message);
+    return r;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}

@@ -359,18 +359,27 @@ static napi_value js_keep_allocator_lean(napi_env env, napi_callback_info info) 
 }
 
 // ---- page cache -----------------------------------------------------------------------------
-// dropCache(fd) -> whether the kernel took the advice. After fsync a repository file's pages are
-// clean and nobody reads them again soon; dropping them (posix_fadvise DONTNEED, as borg does for its
-// segment files) keeps a backup from pushing the user's working set out of the cache, and lets the
-// next file reuse the same memory instead of claiming fresh pages (costly in a VM whose host
-// reclaims the guest's free memory: 1.5 GB of packs took 11 s of system time there instead of 0.3).
-static napi_value js_drop_cache(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], r;
+// adviseCache(fd, offset, length, willNeed) -> whether the kernel took the advice
+// (posix_fadvise; length 0 means to the end of the file).
+// willNeed false (DONTNEED): after fsync a repository file's pages are clean and nobody reads them
+// again soon; dropping them (as borg does for its segment files) keeps a backup from pushing the
+// user's working set out of the cache, and lets the next file reuse the same memory instead of
+// claiming fresh pages (costly in a VM whose host reclaims the guest's free memory: 1.5 GB of
+// packs took 11 s of system time there instead of 0.3).
+// willNeed true (WILLNEED): starts reading a pack into the cache ahead of the blobs a restore is
+// about to read from it one by one, which the kernel would otherwise read as separate requests.
+static napi_value js_advise_cache(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], r;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return throw_msg(env, "dropCache(fd)");
-  napi_get_boolean(env, posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0, &r);
+  int64_t offset, length;
+  bool will;
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_get_value_int64(env, argv[1], &offset) != napi_ok || offset < 0 ||
+      napi_get_value_int64(env, argv[2], &length) != napi_ok || length < 0 || napi_get_value_bool(env, argv[3], &will) != napi_ok) {
+    return throw_msg(env, "adviseCache(fd, offset, length, willNeed)");
+  }
+  napi_get_boolean(env, posix_fadvise(fd, (off_t)offset, (off_t)length, will ? POSIX_FADV_WILLNEED : POSIX_FADV_DONTNEED) == 0, &r);
   return r;
 }
 
@@ -404,7 +413,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "keepAllocatorLean", NULL, js_keep_allocator_lean, NULL, NULL, NULL, napi_default, NULL },
     { "zstdCompressInto", NULL, js_zstd_compress_into, NULL, NULL, NULL, napi_default, NULL },
     { "release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL },
-    { "dropCache", NULL, js_drop_cache, NULL, NULL, NULL, napi_default, NULL },
+    { "adviseCache", NULL, js_advise_cache, NULL, NULL, NULL, napi_default, NULL },
     { "zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

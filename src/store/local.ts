@@ -13,7 +13,7 @@ import { closeSync, fstatSync, openSync, promises as fs, readSync, constants as 
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
-import { dropCachedPages } from '../util/memory.js';
+import { dropCachedPages, readAhead } from '../util/memory.js';
 import { assertValidPrefix, byteRange } from './names.js';
 import { assertValidName, type ObjectWriter, type PutOptions, type Store, type StoreStat } from './store.js';
 
@@ -299,6 +299,9 @@ export class LocalStore implements Store {
         const s = fstatSync(fd);
         if (!s.isFile()) throw this.notFound(name, true);
         f = { fd, size: s.size };
+        // The blobs after this one are likely to be read next (a restore, a check): have the
+        // system read the rest of the pack at once, not blob by blob.
+        readAhead(fd, offset);
       } catch (e) {
         closeSync(fd);
         if (e instanceof LifeboatError) throw e;

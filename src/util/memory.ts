@@ -79,12 +79,27 @@ export function keepAllocatorLean(): boolean {
   return typeof addon?.keepAllocatorLean === 'function' && addon.keepAllocatorLean();
 }
 
+type AdviseCache = (fd: number, offset: number, length: number, willNeed: boolean) => boolean;
+let adviser: AdviseCache | null | undefined;
+
+function advise(fd: number, offset: number, length: number, willNeed: boolean): boolean {
+  if (adviser === undefined) {
+    const addon = nativeAddon<{ adviseCache?: AdviseCache }>();
+    adviser = typeof addon?.adviseCache === 'function' ? addon.adviseCache : null;
+  }
+  return adviser !== null && adviser(fd, offset, length, willNeed);
+}
+
 /**
  * Tells the system that the cached pages of the file open as `fd` will not be read again soon
  * (native addon, Linux; a no-op elsewhere). For repository files after fsync, when the pages are
- * clean: see dropCache in native/lifeboat_fs.c for why.
+ * clean: see adviseCache in native/lifeboat_fs.c for why.
  */
 export function dropCachedPages(fd: number): boolean {
-  const addon = nativeAddon<{ dropCache?: (fd: number) => boolean }>();
-  return typeof addon?.dropCache === 'function' && addon.dropCache(fd);
+  return advise(fd, 0, 0, false);
+}
+
+/** Asks the system to start reading the file open as `fd` from `offset` on into the cache (as dropCachedPages). */
+export function readAhead(fd: number, offset: number): boolean {
+  return advise(fd, offset, 0, true);
 }

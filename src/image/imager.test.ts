@@ -55,6 +55,18 @@ head -c 300000 /dev/urandom | dd of=disk.img bs=512 seek=1 conv=notrunc status=n
   const c2 = await lifeboat(['image', 'create', join(d.path, 'disk.img'), '--json'], env);
   const s2 = JSON.parse(c2.stdout) as { id: string; bytesAdded: number };
   assert.ok(s2.bytesAdded < s1.bytesAdded / 50, `second image added ${s2.bytesAdded} bytes`);
+  // The same drive under another name is still the same drive (its partition table id and size):
+  // its image follows the last one. Another disk id makes another drive, with no parent.
+  sh(`cp --sparse=always disk.img renamed.img && cp --sparse=always disk.img other.img && printf '\x12\x34\x56\x78' | dd of=other.img bs=1 seek=440 conv=notrunc status=none`, d.path);
+  const parentOf = async (path: string): Promise<string | undefined> => {
+    const c = await lifeboat(['image', 'create', join(d.path, path), '--json'], env);
+    assert.equal(c.code, 0, c.stderr);
+    const { id } = JSON.parse(c.stdout) as { id: string };
+    const list = JSON.parse((await lifeboat(['snapshots', '--json'], env)).stdout) as { id: string; parent?: string }[];
+    return list.find((x) => x.id === id)!.parent;
+  };
+  assert.equal(await parentOf('renamed.img'), s2.id, 'a renamed drive follows its last image');
+  assert.equal(await parentOf('other.img'), undefined, 'a drive with another disk id has no parent');
 
   const out = join(d.path, 'out.img');
   const r = await lifeboat(['image', 'restore', s1.id.slice(0, 8), '--target', out], env);

@@ -14,6 +14,7 @@
  */
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
+import type { Snapshot } from '../repo/snapshot.js';
 import { toHex } from '../repo/ids.js';
 import { encodeDelta } from '../repo/delta.js';
 import { ChunkSealer } from './chunk-sealer.js';
@@ -294,6 +295,33 @@ async function storeImage(
   const m = await repo.saveBlob(BlobType.tree, Buffer.from(JSON.stringify(manifest)));
   await repo.flush();
   return { manifestId: toHex(m.id), manifest, bytesRead, chunksStored, chunksNew, chunksDelta, bytesAdded: repo.bytesWritten - written0 };
+}
+
+/** The partition table's disk id (MBR signature or GPT disk GUID) when it names a drive: not all zeros. */
+function diskIdOf(table: ImageManifest['table']): string | undefined {
+  return table.id !== undefined && /[1-9a-f]/i.test(table.id) ? table.id : undefined;
+}
+
+/**
+ * The previous image of a drive, whose chunks are the bases of the next image's deltas: the latest
+ * image from this computer of the same path, or else the latest of a drive of the same size with
+ * the same partition table id (an external drive that came back under another name). Only the
+ * newest few candidates' manifests are read for the second rule.
+ */
+export async function previousImage(repo: Repository, host: string, path: string, size: number, table: ImageManifest['table']): Promise<{ id: string; snapshot: Snapshot } | undefined> {
+  const images = (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'image' && s.snapshot.host === host);
+  const samePath = images.filter((s) => s.snapshot.paths[0] === path).pop();
+  const diskId = diskIdOf(table);
+  if (samePath || diskId === undefined) return samePath;
+  for (const s of images.filter((c) => c.snapshot.summary?.['size'] === size).reverse().slice(0, 5)) {
+    try {
+      const m = await loadManifest(repo, s.snapshot.root);
+      if (m.table.kind === table.kind && diskIdOf(m.table) === diskId) return s;
+    } catch {
+      // an unreadable candidate is no parent
+    }
+  }
+  return undefined;
 }
 
 export async function loadManifest(repo: Repository, rootHex: string): Promise<ImageManifest> {

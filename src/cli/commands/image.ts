@@ -4,7 +4,7 @@ import { hostname, userInfo } from 'node:os';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import { indexUnindexedPacks } from '../../repo/repair.js';
-import { createImage, imageReferences, loadManifest, totalBytes, writeImage, type ImageProgress } from '../../image/imager.js';
+import { createImage, imageReferences, loadManifest, previousImage, totalBytes, writeImage, type ImageProgress } from '../../image/imager.js';
 import { analyzeDisk } from '../../image/layout.js';
 import { openTarget } from '../../image/target.js';
 import { openSource } from '../../image/source.js';
@@ -69,7 +69,7 @@ export function registerImageCommands(program: Command, run: Run): void {
           await indexUnindexedPacks(repo); // loads the index; reuses what an interrupted run uploaded
           const started = Date.now();
           // The previous image of this drive: its chunks are the bases of this image's delta blobs.
-          const parent = (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'image' && s.snapshot.host === hostname() && s.snapshot.paths[0] === sourcePath).pop();
+          const parent = await previousImage(repo, hostname(), sourcePath, src.size, layout.table);
           const res = await createImage(repo, src, layout.used, { table: layout.table, partitions: layout.partitions, source: { path: sourcePath }, unreadable }, {
             parent: parent?.snapshot.root,
             signal: ctx.abort.signal,

@@ -104,9 +104,8 @@ export function tryRun(cmd: string, args: readonly string[], env?: NodeJS.Proces
   return r.status === 0 ? `${r.stdout}${r.stderr}` : undefined;
 }
 
-/** Apparent size of every regular file under `dir` (what `du -sb` counts, less the folders). */
-export function apparentBytes(dir: string): number {
-  let total = 0;
+/** Calls `visit` with the path of every regular file under `dir`. */
+function eachFile(dir: string, visit: (file: string) => void): void {
   const walk = (d: string): void => {
     let entries: fs.Dirent[];
     try {
@@ -117,10 +116,41 @@ export function apparentBytes(dir: string): number {
     for (const e of entries) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.isFile()) total += fs.statSync(p).size;
+      else if (e.isFile()) visit(p);
     }
   };
   walk(dir);
+}
+
+/** Apparent size of every regular file under `dir` (what `du -sb` counts, less the folders). */
+export function apparentBytes(dir: string): number {
+  let total = 0;
+  eachFile(dir, (f) => (total += fs.statSync(f).size));
+  return total;
+}
+
+/**
+ * Reads every file at or under each path once, so that the run after it finds them in the page
+ * cache whatever ran before: borg drops the files it backs up from the cache and Lifeboat the
+ * packs it writes (posix_fadvise DONTNEED), which left the tool after borg reading the whole
+ * source from disk, and Lifeboat's restores reading its repository from disk while restic's sat in
+ * the cache. Returns the bytes read.
+ */
+export function warmCache(...paths: string[]): number {
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  let total = 0;
+  const read = (f: string): void => {
+    const fd = fs.openSync(f, 'r');
+    try {
+      for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) total += n;
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
+  for (const p of paths) {
+    if (fs.statSync(p).isDirectory()) eachFile(p, read);
+    else read(p);
+  }
   return total;
 }
 

@@ -9,6 +9,7 @@
  * May import repo (types and pure encoding) and util.
  */
 import type { TransferListItem } from 'node:worker_threads';
+import { ownsItsBuffer } from '../repo/encoder.js';
 import type { BlobType } from '../repo/pack.js';
 import type { SealedBlobSource } from '../repo/repository.js';
 import { WorkerPool } from '../util/worker-pool.js';
@@ -38,7 +39,7 @@ export type ChunkReply =
  * kilobytes with every message.
  */
 export function own(id: Uint8Array): Uint8Array {
-  return id.byteOffset === 0 && id.byteLength === id.buffer.byteLength ? id : new Uint8Array(id);
+  return ownsItsBuffer(id) ? id : new Uint8Array(id);
 }
 
 export function isZero(b: Uint8Array, zero: Uint8Array): boolean {
@@ -56,8 +57,7 @@ export class ChunkSealer {
   /** Hands `data` over (the caller gives it up: its buffer moves to the worker when it owns it). */
   async seal(job: Omit<ChunkJob, 'seq'>): Promise<Exclude<ChunkReply, { kind: 'error' }>> {
     const d = job.data;
-    const owns = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer;
-    const transfer: TransferListItem[] = owns ? [d.buffer] : [];
+    const transfer: TransferListItem[] = ownsItsBuffer(d) ? [d.buffer as ArrayBuffer] : [];
     const msg = { data: d, ...(job.parentId ? { parentId: own(job.parentId) } : {}), ...(job.base ? { base: { ...job.base, id: own(job.base.id) } } : {}) };
     const r = await this.pool.call(msg, transfer);
     if (r.kind === 'error') throw new Error(r.message);

@@ -86,7 +86,7 @@ test('LocalStore: a relative root works and is created on the first put', async 
   }
 });
 
-test('LocalStore: a committed file leaves the page cache once it is on disk (fincore checks)', async (t) => {
+test('LocalStore: a committed file leaves the page cache once it is on disk, and a pack read blob by blob is read ahead (fincore checks)', async (t) => {
   const dir = await tempRoot();
   try {
     if (!nativeAddon()) return t.skip('the native addon is not built');
@@ -105,6 +105,14 @@ test('LocalStore: a committed file leaves the page cache once it is on disk (fin
     const resident = (path: string): number => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
     assert.equal(resident(control), data.length, 'a freshly written file is cached');
     assert.equal(resident(join(dir, 'data', 'cd', 'cd01')), 0, 'the committed object is not');
+    // Reading one small blob of a pack that is not cached asks for the rest of the pack to be
+    // read ahead (kernel readahead alone brings in about 128 KiB): a fresh store opens it anew.
+    const reader = new LocalStore(dir);
+    assert.ok(data.subarray(0, 4096).equals(await reader.get('data/cd/cd01', 0, 4096)));
+    let cached = 0;
+    for (let i = 0; i < 50 && cached < data.length; i++, await new Promise((r) => setTimeout(r, 20))) cached = resident(join(dir, 'data', 'cd', 'cd01'));
+    assert.equal(cached, data.length, 'the whole pack is read ahead after one small read');
+    await reader.close();
     assert.ok(data.equals(await s.get('data/cd/cd01')), 'and reads back whole');
   } finally {
     await fs.rm(dir, { recursive: true, force: true });

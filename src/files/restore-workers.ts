@@ -52,6 +52,8 @@ export type RestoreFileReply =
   | { readonly seq: number; readonly status: 'corrupt'; readonly message: string; readonly notFound?: true }
   | { readonly seq: number; readonly status: 'failed'; readonly code: string };
 
+const NO_XATTRS: readonly (readonly [string, string])[] = [];
+
 type Job = Omit<RestoreFileJob, 'seq'> | Omit<RestoreChunkJob, 'seq'>;
 
 export class FileWriters {
@@ -76,6 +78,22 @@ export class FileWriters {
     const id: Hex | undefined = e.content?.[0];
     const blob = id === undefined ? undefined : await this.source(id);
     if (id !== undefined && !blob) return undefined;
+    return this.writeFrom(path, e, owner, blob);
+  }
+
+  /**
+   * Where single-chunk file `e`'s blob lies in the local repository, for writeFrom; undefined when
+   * it needs the general path (not a local folder, not indexed, or a delta). Null: an empty file.
+   */
+  localSource(e: TreeEntry): ChunkSource | null | undefined {
+    const id: Hex | undefined = e.content?.[0];
+    if (id === undefined) return null;
+    const s = this.repo.localBlobSource(fromHex(id));
+    return s && { ...s, id };
+  }
+
+  /** Writes single-chunk file `e` at `path` from `blob` (null or undefined: an empty file). */
+  writeFrom(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, blob: ChunkSource | null | undefined): Promise<RestoreFileReply> {
     return this.send({
       kind: 'file',
       path: path.toString('latin1'),
@@ -84,7 +102,7 @@ export class FileWriters {
       ...(owner ? { owner } : {}),
       atime: e.atime,
       mtime: e.mtime,
-      xattrs: (e.xattrs ?? []).map(([k, v]) => [k, v.toString('latin1')] as const),
+      xattrs: e.xattrs?.length ? e.xattrs.map(([k, v]) => [k, v.toString('latin1')] as const) : NO_XATTRS,
     });
   }
 

@@ -14,6 +14,7 @@ import { PathMatcher, parseSize } from '../../files/pattern.js';
 import { fileTreeReferences, loadDir, type TreeEntry } from '../../files/tree.js';
 import { platform } from '../../files/platform/platform.js';
 import { ExitCode } from '../../util/errors.js';
+import { reuseLargeBlocks } from '../../util/memory.js';
 import { Progress, formatDuration } from '../progress.js';
 import { defaultCacheDir, type Context } from '../context.js';
 import { referenceWalkers, type Run } from './repo.js';
@@ -259,6 +260,7 @@ export function registerFileCommands(program: Command, run: Run): void {
         await repo.loadIndex();
         const { id, snapshot } = await findFilesSnapshot(repo, ref);
         warnPlatformOnce(ctx);
+        reuseLargeBlocks(); // before the restore starts its workers
         const progress = new Progress(ctx, 'restore');
         const onEvent = (e: RestoreEvent) => {
           if (e.type === 'warning') {

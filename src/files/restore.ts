@@ -221,14 +221,16 @@ class Restorer {
     }
     const seen = new Set<string>();
     const todo: TreeEntry[] = [];
+    const shownIn = (e: TreeEntry): string => `${logical}/${e.name.toString('utf8')}`;
     for (const e of entries) {
-      const shown = `${logical}/${e.name.toString('utf8')}`;
       if (!isSafeName(e.name)) {
+        const shown = shownIn(e);
         this.warn(shown, `The snapshot holds an entry named ${JSON.stringify(e.name.toString('utf8'))} in ${logical || '/'}; it is unsafe and was not restored (the repository may be damaged or hostile).`);
         continue;
       }
       const key = e.name.toString('latin1');
       if (seen.has(key)) {
+        const shown = shownIn(e);
         this.warn(shown, `The snapshot lists ${shown} twice; only the first was restored (the repository may be damaged or hostile).`);
         continue;
       }
@@ -242,8 +244,7 @@ class Restorer {
     }
     const picked: { e: TreeEntry; sel: Select }[] = [];
     for (const e of todo) {
-      const shown = `${logical}/${e.name.toString('utf8')}`;
-      if (!this.excludes.empty && this.excludes.matches(shown)) continue;
+      if (!this.excludes.empty && this.excludes.matches(shownIn(e))) continue;
       let sel: Select;
       if (select === 'all') sel = 'all';
       else {
@@ -328,7 +329,7 @@ class Restorer {
       const path = Buffer.concat([dir, SLASH, e.name]);
       const finish = (r: RestoreFileReply | undefined, err?: unknown): void => {
         this.fileSlots.release();
-        const shown = `${logical}/${e.name.toString('utf8')}`;
+        const shown = (): string => `${logical}/${e.name.toString('utf8')}`; // for messages only
         try {
           if (r === undefined) throw err;
           this.written(r, e, shown);
@@ -336,7 +337,7 @@ class Restorer {
         } catch (x) {
           // The worker may have made the file before failing (a full disk): not left half written.
           if (r?.status === 'failed' && r.code !== 'EEXIST') void fsp.rm(path, { force: true }).catch(() => undefined);
-          this.fail(shown, x, 'restore it');
+          this.fail(shown(), x, 'restore it');
         }
       };
       const p = writers.writeFrom(path, e, this.owner(e), src).then(finish, (err: unknown) => finish(undefined, err));
@@ -544,7 +545,7 @@ class Restorer {
    */
   private async writeSmallFile(tmp: Buffer, e: TreeEntry, shown: string): Promise<void> {
     const r = this.writers ? await this.writers.write(tmp, e, this.owner(e)) : undefined;
-    if (r) return this.written(r, e, shown);
+    if (r) return this.written(r, e, () => shown);
     const id = e.content?.[0];
     const data = id === undefined ? new Uint8Array(0) : await this.repo.loadBlob(fromHex(id));
     // Creating a file is the slow call on journaling filesystems (hundreds of µs): done on the
@@ -572,15 +573,15 @@ class Restorer {
     this.progress();
   }
 
-  /** Accounts for a file a worker wrote, as writeSmallFile would have. */
-  private written(r: RestoreFileReply, e: TreeEntry, shown: string): void {
+  /** Accounts for a file a worker wrote, as writeSmallFile would have; `shown` names it in messages. */
+  private written(r: RestoreFileReply, e: TreeEntry, shown: () => string): void {
     workerFailure(r);
     if (r.bytes !== e.size) {
-      this.warn(shown, `${shown}: the stored content is ${r.bytes} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
+      this.warn(shown(), `${shown()}: the stored content is ${r.bytes} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
     }
     this.s.bytesWritten += r.bytes;
-    if (r.chownError !== undefined) this.chownRefused(Object.assign(new Error(r.chownError), { code: r.chownError }), shown);
-    for (const [name, code] of r.xattrErrors) this.xattrRefused(shown, name, code);
+    if (r.chownError !== undefined) this.chownRefused(Object.assign(new Error(r.chownError), { code: r.chownError }), shown());
+    for (const [name, code] of r.xattrErrors) this.xattrRefused(shown(), name, code);
     this.progress();
   }
 

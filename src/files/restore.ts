@@ -31,7 +31,7 @@ import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
-import { FileWriters, writeSkippingHoles, type ChunkSource, type RestoreFileReply } from './restore-workers.js';
+import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, type RestoreFileReply } from './restore-workers.js';
 
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
 
@@ -132,6 +132,8 @@ class Restorer {
   /** Worker threads for single-chunk files (with the real platform only: tests inject their own). */
   readonly writers: FileWriters | undefined;
   private readonly fileSlots: Semaphore;
+  /** For restoreDirect, whose jobs hold no data (FileWriters reads it on the workers). */
+  private readonly directSlots = new Semaphore(DIRECT_IN_FLIGHT);
   private readonly dirTasks = new Semaphore(DIR_TASKS);
 
   constructor(readonly repo: Repository, readonly opts: RestoreOptions) {
@@ -321,14 +323,14 @@ class Restorer {
     const done: Promise<void>[] = [];
     let failed = false;
     for (const { e, src } of files) {
-      if (!this.fileSlots.tryAcquire()) await this.fileSlots.acquire();
+      if (!this.directSlots.tryAcquire()) await this.directSlots.acquire();
       if (failed || this.opts.signal?.aborted) {
-        this.fileSlots.release();
+        this.directSlots.release();
         break;
       }
       const path = Buffer.concat([dir, SLASH, e.name]);
       const finish = (r: RestoreFileReply | undefined, err?: unknown): void => {
-        this.fileSlots.release();
+        this.directSlots.release();
         const shown = (): string => `${logical}/${e.name.toString('utf8')}`; // for messages only
         try {
           if (r === undefined) throw err;

@@ -1,8 +1,8 @@
 /**
  * A small pool of worker threads answering one reply per request, matched by a sequence number.
  * Requests go round-robin and travel in batches: a message between threads costs tens of µs
- * whatever it holds, so the requests made in one turn of the event loop (at most MAX_BATCH per
- * worker) share one message; replies go back REPLY_BATCH at a time. Workers start on first use and are
+ * whatever it holds, so the requests made in one turn of the event loop (by default at most 32
+ * per worker) share one message; replies go back 8 at a time (see Batching). Workers start on first use and are
  * referenced only while they owe an answer, so an idle pool never keeps the process alive. A
  * worker that dies fails every request it still owes, and every later one.
  *
@@ -13,7 +13,19 @@ import { setFlagsFromString } from 'node:v8';
 import { parentPort, Worker, type TransferListItem } from 'node:worker_threads';
 import { YoungCollector } from './memory.js';
 
+/** Requests per message to one worker, and replies per message back (see Batching). */
 const MAX_BATCH = 32;
+const REPLY_BATCH = 8;
+
+/**
+ * How many requests share a message to a worker (at most), and how many replies share one back.
+ * Bigger batches cost fewer messages; smaller replies hand work back sooner, so the caller must
+ * keep more requests in flight than a worker's reply batch, or the pipeline stalls.
+ */
+export interface Batching {
+  readonly requests?: number;
+  readonly replies?: number;
+}
 
 export interface Served<Reply> {
   readonly reply: Reply;
@@ -30,7 +42,6 @@ export interface Served<Reply> {
 const YOUNG_GENERATION_MB = 6;
 /** A worker collects its young generation once per this many bytes of dropped buffers. */
 const COLLECT_EVERY = 4 * 1024 * 1024;
-const REPLY_BATCH = 8;
 
 interface Outgoing {
   items: object[];
@@ -50,6 +61,7 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
     private readonly script: URL,
     private readonly workerData: unknown,
     readonly threads = Math.max(1, Math.min(4, availableParallelism())),
+    private readonly batching: Batching = {},
   ) {}
 
   private start(): void {
@@ -87,7 +99,7 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
       const out = this.outgoing[i]!;
       out.items.push({ ...req, seq });
       out.transfer.push(...transfer);
-      if (out.items.length >= MAX_BATCH) this.send(i);
+      if (out.items.length >= (this.batching.requests ?? MAX_BATCH)) this.send(i);
       else this.flushing ??= setImmediate(() => this.flush());
     });
   }
@@ -96,7 +108,7 @@ export class WorkerPool<Req extends object, Reply extends { readonly seq: number
     const out = this.outgoing[i]!;
     if (out.items.length === 0) return;
     this.outgoing[i] = { items: [], transfer: [] };
-    this.workers[i]!.postMessage({ batch: out.items }, out.transfer);
+    this.workers[i]!.postMessage({ batch: out.items, replyEvery: this.batching.replies ?? REPLY_BATCH }, out.transfer);
   }
 
   private flush(): void {
@@ -124,7 +136,7 @@ export function serveBatches<Req extends { readonly seq: number }, Reply extends
   onError: (req: Req, e: unknown) => Reply,
 ): void {
   const young = new YoungCollector(COLLECT_EVERY);
-  parentPort!.on('message', (m: { batch: Req[] }) => {
+  parentPort!.on('message', (m: { batch: Req[]; replyEvery: number }) => {
     void (async () => {
       let replies: Reply[] = [];
       let transfer: TransferListItem[] = [];
@@ -138,7 +150,7 @@ export function serveBatches<Req extends { readonly seq: number }, Reply extends
           replies.push(onError(req, e));
         }
         // Answer in parts, so the main thread gets work back while this batch goes on.
-        if (replies.length >= REPLY_BATCH) {
+        if (replies.length >= m.replyEvery) {
           parentPort!.postMessage({ batch: replies }, transfer);
           replies = [];
           transfer = [];

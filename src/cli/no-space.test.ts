@@ -3,13 +3,14 @@
  * an 8 MiB tmpfs, a 20 MB tree. The CLI exits non-zero with a plain message about space (no stack
  * trace), no half-written file is kept, the repository checks clean with --read-data, the earlier
  * snapshot restores, and no snapshot of the failed backup exists. Also an image onto the full
- * drive, and (in process, with FaultStore) the drive filling at every put of a backup.
+ * drive, and (in process, with FaultStore) the drive filling at every put of a backup. A restore
+ * onto a drive that fills up stops at once with one plain message and completes when run again.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkRepository } from '../repo/check.js';
 import { Repository } from '../repo/repository.js';
@@ -18,8 +19,8 @@ import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { backup } from '../files/backup.js';
 import { fileTreeReferences } from '../files/tree.js';
-import { LifeboatError } from '../util/errors.js';
-import { lifeboat, tempDir } from './testing.js';
+import { ExitCode, LifeboatError } from '../util/errors.js';
+import { assertSameTree, lifeboat, tempDir } from './testing.js';
 
 const canMount = process.getuid?.() === 0;
 
@@ -71,6 +72,63 @@ test('a backup onto a drive that fills up fails with a plain message and leaves 
   const target = join(d.path, 'restored');
   assert.equal((await lifeboat(['restore', firstId, '--target', target], env)).code, 0);
   assert.ok(readFileSync(join(target, 'small', 'b.bin')).equals(readFileSync(join(small, 'b.bin'))));
+});
+
+test('a restore onto a drive that fills up stops with one plain message, keeps nothing half-written, and completes when run again', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
+  const d = tempDir();
+  const mnt = join(d.path, 'mnt');
+  mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
+  t.after(() => {
+    try {
+      execFileSync('umount', [mnt]);
+    } finally {
+      d.cleanup();
+    }
+  });
+  const env = { LIFEBOAT_REPO: join(d.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  // 4.4 MB that does not compress: 120 small files in three folders and a file of several chunks.
+  const src = join(d.path, 'src');
+  const files: string[] = [];
+  for (let i = 0; i < 120; i++) {
+    const rel = join(`d${i % 3}`, `f${i}.bin`);
+    mkdirSync(join(src, `d${i % 3}`), { recursive: true });
+    writeFileSync(join(src, rel), randomBytes(20_000));
+    files.push(rel);
+  }
+  writeFileSync(join(src, 'big.bin'), randomBytes(2_000_000));
+  files.push('big.bin');
+  assert.equal((await lifeboat(['backup', src], env)).code, 0);
+
+  const target = join(mnt, 'restored');
+  const r1 = await lifeboat(['restore', 'latest', '--target', target], env);
+  assert.equal(r1.code, ExitCode.failure, r1.stderr);
+  assert.match(r1.stderr, /The drive you are restoring to is full/);
+  assert.match(r1.stderr, /run the same restore again/);
+  assert.equal(r1.stderr.match(/is full/g)?.length, 1, 'one message, not one per file');
+  assert.doesNotMatch(r1.stderr, /^\s+at |unhandled/im, 'no stack trace or unhandled rejection');
+  // A file that got its saved time was finished: it is whole. (Times are set last; an unfinished
+  // file keeps the time it was written, so the next restore writes it again.)
+  let whole = 0;
+  for (const rel of files) {
+    const got = join(target, 'src', rel);
+    let st;
+    try {
+      st = statSync(got, { bigint: true });
+    } catch {
+      continue;
+    }
+    if (st.mtimeNs !== statSync(join(src, rel), { bigint: true }).mtimeNs) continue;
+    assert.ok(readFileSync(got).equals(readFileSync(join(src, rel))), `${rel} has its time but not all its bytes`);
+    whole++;
+  }
+  assert.ok(whole > 0 && whole < files.length, `some files were restored before the drive was full (${whole})`);
+
+  execFileSync('mount', ['-o', 'remount,size=16m', mnt]);
+  const r2 = await lifeboat(['restore', 'latest', '--target', target], env);
+  assert.equal(r2.code, 0, r2.stderr);
+  assertSameTree(src, join(target, 'src')); // no temporaries or leftovers either
 });
 
 test('the store filling up at any put of a backup: no-space error, clean repository, no snapshot of missing data', async (t) => {

@@ -160,6 +160,12 @@ class Restorer {
   private fail(path: string, e: unknown, what: string): void {
     if (e instanceof Error && e.name === 'AbortError') throw e;
     if (e instanceof LifeboatError && e.code !== 'unsafe-path') throw e; // repository damage: stop
+    // A full or read-only drive fails every file after this one: stop, and say so once.
+    const code = errnoCode(e);
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new LifeboatError('no-space', `The drive you are restoring to is full (${code === 'EDQUOT' ? 'your disk quota is used up' : 'no space left'} at ${path}); free some space or choose another target, then run the same restore again to finish it.`);
+    }
+    if (code === 'EROFS') throw new LifeboatError('io', `The drive you are restoring to is read-only (at ${path}); choose another target.`);
     this.warn(path, `${path}: could not ${what} (${errnoCode(e) ?? (e instanceof Error ? e.message : String(e))}).`);
   }
 

@@ -6,7 +6,7 @@
  * drive, and (in process, with FaultStore) the drive filling at every put of a backup. A restore
  * onto a drive that fills up stops at once with one plain message and completes when run again.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,11 +24,12 @@ import { assertSameTree, lifeboat, tempDir } from './testing.js';
 
 const canMount = process.getuid?.() === 0;
 
-test('a backup onto a drive that fills up fails with a plain message and leaves the repository intact', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
+/** A temporary folder with a tmpfs of `size` mounted at its mnt/, both gone after the test. */
+function smallDrive(t: TestContext, size: string): { d: ReturnType<typeof tempDir>; mnt: string } {
   const d = tempDir();
   const mnt = join(d.path, 'mnt');
   mkdirSync(mnt);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt]);
   t.after(() => {
     try {
       execFileSync('umount', [mnt]);
@@ -36,6 +37,11 @@ test('a backup onto a drive that fills up fails with a plain message and leaves 
       d.cleanup();
     }
   });
+  return { d, mnt };
+}
+
+test('a backup onto a drive that fills up fails with a plain message and leaves the repository intact', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
+  const { d, mnt } = smallDrive(t, '8m');
   const env = { LIFEBOAT_REPO: join(mnt, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
   assert.equal((await lifeboat(['init'], env)).code, 0);
 
@@ -75,17 +81,7 @@ test('a backup onto a drive that fills up fails with a plain message and leaves 
 });
 
 test('a restore onto a drive that fills up stops with one plain message, keeps nothing half-written, and completes when run again', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
-  const d = tempDir();
-  const mnt = join(d.path, 'mnt');
-  mkdirSync(mnt);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
-  t.after(() => {
-    try {
-      execFileSync('umount', [mnt]);
-    } finally {
-      d.cleanup();
-    }
-  });
+  const { d, mnt } = smallDrive(t, '2m');
   const env = { LIFEBOAT_REPO: join(d.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
   assert.equal((await lifeboat(['init'], env)).code, 0);
   // 4.4 MB that does not compress: 120 small files in three folders and a file of several chunks.

@@ -2,9 +2,9 @@
  * A small pool of worker threads answering one reply per request, matched by a sequence number.
  * Requests go round-robin and travel in batches: a message between threads costs tens of µs
  * whatever it holds, so the requests made in one turn of the event loop (by default at most 32
- * per worker) share one message; replies go back 8 at a time (see Batching). Workers start on first use and are
- * referenced only while they owe an answer, so an idle pool never keeps the process alive. A
- * worker that dies fails every request it still owes, and every later one.
+ * per worker) share one message; replies go back 8 at a time (see Batching). Workers start on
+ * first use and are referenced only while they owe an answer, so an idle pool never keeps the
+ * process alive. A worker that dies fails every request it still owes, and every later one.
  *
  * Worker scripts answer with serveBatches().
  */
@@ -13,7 +13,7 @@ import { setFlagsFromString } from 'node:v8';
 import { parentPort, Worker, type TransferListItem } from 'node:worker_threads';
 import { YoungCollector } from './memory.js';
 
-/** Requests per message to one worker, and replies per message back (see Batching). */
+/** Batching's defaults: requests per message to one worker, and replies per message back. */
 const MAX_BATCH = 32;
 const REPLY_BATCH = 8;
 

@@ -127,6 +127,25 @@ test('a restore onto a drive that fills up stops with one plain message, keeps n
   assertSameTree(src, join(target, 'src')); // no temporaries or leftovers either
 });
 
+test('a restore onto a read-only drive stops with one plain message, whether the target folder exists or not', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
+  const { d, mnt } = smallDrive(t, '2m');
+  mkdirSync(join(mnt, 'there'));
+  execFileSync('mount', ['-o', 'remount,ro', mnt]);
+  const env = { LIFEBOAT_REPO: join(d.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  const src = join(d.path, 'src');
+  mkdirSync(join(src, 'sub'), { recursive: true });
+  for (let i = 0; i < 20; i++) writeFileSync(join(src, i % 2 ? 'sub' : '', `f${i}.txt`), `file ${i}`);
+  assert.equal((await lifeboat(['backup', src], env)).code, 0);
+  for (const target of [join(mnt, 'there'), join(mnt, 'new')]) {
+    const r = await lifeboat(['restore', 'latest', '--target', target], env);
+    assert.equal(r.code, ExitCode.failure, r.stderr);
+    assert.match(r.stderr, /The drive you are restoring to is read-only/);
+    assert.equal(r.stderr.match(/read-only/g)?.length, 1, 'one message, not one per file');
+    assert.doesNotMatch(r.stderr, /^\s+at |unhandled/im, 'no stack trace or unhandled rejection');
+  }
+});
+
 test('the store filling up at any put of a backup: no-space error, clean repository, no snapshot of missing data', async (t) => {
   process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
   const d = tempDir();

@@ -160,12 +160,8 @@ class Restorer {
   private fail(path: string, e: unknown, what: string): void {
     if (e instanceof Error && e.name === 'AbortError') throw e;
     if (e instanceof LifeboatError && e.code !== 'unsafe-path') throw e; // repository damage: stop
-    // A full or read-only drive fails every file after this one: stop, and say so once.
-    const code = errnoCode(e);
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
-      throw new LifeboatError('no-space', `The drive you are restoring to is full (${code === 'EDQUOT' ? 'your disk quota is used up' : 'no space left'} at ${path}); free some space or choose another target, then run the same restore again to finish it.`);
-    }
-    if (code === 'EROFS') throw new LifeboatError('io', `The drive you are restoring to is read-only (at ${path}); choose another target.`);
+    const drive = driveProblem(e, path);
+    if (drive) throw drive;
     this.warn(path, `${path}: could not ${what} (${errnoCode(e) ?? (e instanceof Error ? e.message : String(e))}).`);
   }
 
@@ -665,6 +661,34 @@ class Restorer {
   }
 }
 
+/**
+ * A full or read-only target drive, which fails every file after this one: the restore stops and
+ * says so once. Undefined for any other error.
+ */
+function driveProblem(e: unknown, path: string): LifeboatError | undefined {
+  const code = errnoCode(e);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new LifeboatError('no-space', `The drive you are restoring to is full (${code === 'EDQUOT' ? 'your disk quota is used up' : 'no space left'} at ${path}); free some space or choose another target, then run the same restore again to finish it.`);
+  }
+  if (code === 'EROFS') return new LifeboatError('io', `The drive you are restoring to is read-only (at ${path}); choose another target.`);
+  return undefined;
+}
+
+/** Creates the target folder and the folders above it, with a plain error when that fails. */
+async function makeTarget(target: string): Promise<void> {
+  let why: unknown;
+  try {
+    await fsp.mkdir(target, { recursive: true });
+    return;
+  } catch (e) {
+    // Node's recursive mkdir reports ENOENT when the last step fails for another reason (on a
+    // read-only drive, EROFS): that step again, alone, says why.
+    why = await fsp.mkdir(target).then(() => undefined, (e2: unknown) => (errnoCode(e2) === 'ENOENT' ? e : e2));
+  }
+  if (why === undefined) return;
+  throw driveProblem(why, target) ?? new LifeboatError('io', `The target folder ${target} could not be created (${errnoCode(why) ?? (why instanceof Error ? why.message : 'unknown error')}); check the path and that you may write there.`);
+}
+
 /** Throws what a worker's reply reports: repository damage (which stops the restore) or a failed call. */
 function workerFailure(r: RestoreFileReply): asserts r is Extract<RestoreFileReply, { status: 'ok' }> {
   if (r.status === 'corrupt') throw new LifeboatError(r.notFound ? 'not-found' : 'corrupt', r.message);
@@ -687,7 +711,7 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
     if (t !== undefined) r.totalBytes = t;
   }
   const target = Buffer.from(opts.target);
-  await fsp.mkdir(target, { recursive: true });
+  await makeTarget(opts.target);
   const select: Select = includes.length === 0 || includes.some((p) => p.length === 0) ? 'all' : includes.map((rest, idx) => ({ rest, idx }));
   try {
     await r.restoreDir(snapshot.root, target, '', select, target);

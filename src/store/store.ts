@@ -21,6 +21,11 @@ export interface PutOptions {
    * object untouched (S3 If-None-Match: *; a hard link or O_EXCL on a folder).
    */
   readonly ifAbsent?: boolean;
+  /**
+   * A hint that the object holds metadata (a pack of trees): a store that adds parity
+   * (parity.ts) protects it more strongly. Backends ignore it.
+   */
+  readonly metadata?: boolean;
 }
 
 export interface Store {

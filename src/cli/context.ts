@@ -111,7 +111,7 @@ export class Context {
   async openRepository(): Promise<Repository> {
     const store = this.openStore();
     await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
-    const repo = await Repository.open(store, await this.password());
+    const repo = await Repository.open(store, await this.password(), { onWarning: (t) => this.warn(t) });
     this.opened.push(repo);
     return repo;
   }

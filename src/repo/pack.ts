@@ -206,7 +206,9 @@ export class PackWriter {
     this.flush();
     await this.drain();
     const id = toHex(this.hash.digest());
-    await this.out.commit(Names.pack(id));
+    // A pack of trees is metadata: a store with parity protects it more strongly.
+    const trees = this.entries.length > 0 && this.entries.every((e) => e.type === BlobType.tree);
+    await (trees ? this.out.commit(Names.pack(id), { metadata: true }) : this.out.commit(Names.pack(id)));
     return { id, bytes: this.size };
   }
 

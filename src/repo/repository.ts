@@ -12,6 +12,7 @@ import { LifeboatError, errnoCode } from '../util/errors.js';
 import { Semaphore } from '../util/concurrency.js';
 import { release, YoungCollector } from '../util/memory.js';
 import type { Store } from '../store/store.js';
+import { ParityStore, validParitySettings, type ParityReport, type ParitySettings } from '../store/parity.js';
 import { createZstdCodec, type Codec } from './compress.js';
 import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
 import { AAD, decodePayload, openFile, sealFile } from './envelope-file.js';
@@ -35,6 +36,8 @@ export interface RepoConfig {
   readonly id: Hex;
   readonly created: string;
   readonly chunker: { readonly algorithm: 'fastcdc-lb1'; readonly min: number; readonly avg: number; readonly max: number };
+  /** Reed–Solomon parity sidecars for bit rot (store/parity.ts, FORMAT.md §9); absent: none. */
+  readonly parity?: ParitySettings;
 }
 
 export interface SaveResult {
@@ -66,6 +69,15 @@ export type SealedBlobSource = { readonly type: BlobType; readonly rawLength: nu
 
 export interface OpenOptions {
   readonly codec?: Codec;
+  /** For init: protect every object with parity. */
+  readonly parity?: ParitySettings;
+  /** Hears of damage that parity corrected on read (the CLI warns). */
+  readonly onWarning?: (message: string) => void;
+}
+
+/** Turns a read that parity corrected into a warning for the user. */
+function parityWarning(warn: ((message: string) => void) | undefined): (r: ParityReport) => void {
+  return (r) => warn?.(`${r.name} was damaged (${r.damagedShards} × 4 KiB); it was corrected from its parity. The drive may be failing: consider copying the repository to another drive.`);
 }
 
 export class Repository {
@@ -113,22 +125,26 @@ export class Repository {
       id: randomId(),
       created: new Date().toISOString(),
       chunker: { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },
+      ...(options.parity ? { parity: options.parity } : {}),
     };
+    // With parity, the keys and the config get their sidecars too.
+    const target = options.parity ? new ParityStore(store, options.parity) : store;
     const recoveryKey = newRecoveryKey();
     // Keys first, config last: a folder without config is not yet a repository.
-    const keyId = await addKey(store, master, password, 'password', 'initial password');
-    await addKey(store, master, recoveryKey, 'recovery', 'recovery key');
-    await store.put(Names.config, encodeSignedJson(config, master.macKey), { ifAbsent: true });
+    const keyId = await addKey(target, master, password, 'password', 'initial password');
+    await addKey(target, master, recoveryKey, 'recovery', 'recovery key');
+    await target.put(Names.config, encodeSignedJson(config, master.macKey), { ifAbsent: true });
     const repo = await Repository.open(store, password, options);
     if (repo.keyId !== keyId) throw new Error('opened with an unexpected key slot');
     return { repo, recoveryKey };
   }
 
   /** Reads and checks the config without a password (for version errors before the prompt). */
-  static async readConfig(store: Store): Promise<{ config: RepoConfig; raw: ReturnType<typeof parseSignedJson> }> {
+  static async readConfig(store: Store, onWarning?: (message: string) => void): Promise<{ config: RepoConfig; raw: ReturnType<typeof parseSignedJson> }> {
     let bytes: Uint8Array;
     try {
-      bytes = await store.get(Names.config);
+      // A config with a parity sidecar is corrected from it (a plain store reads it as it is).
+      bytes = await new ParityStore(store, undefined, parityWarning(onWarning)).get(Names.config);
     } catch (e) {
       if (e instanceof LifeboatError && e.code === 'not-found') {
         throw new LifeboatError('no-repository', `There is no Lifeboat repository at ${store.location}. Create one with "lifeboat init", or check the path.`);
@@ -143,14 +159,15 @@ export class Repository {
     if (c.version !== FORMAT_VERSION) {
       throw new LifeboatError('unsupported-version', `This repository uses format version ${String(c.version)}, but this Lifeboat reads only version ${FORMAT_VERSION}. Install a Lifeboat that supports it.`);
     }
-    if (typeof c.id !== 'string' || !c.chunker || c.chunker.algorithm !== 'fastcdc-lb1') {
+    if (typeof c.id !== 'string' || !c.chunker || c.chunker.algorithm !== 'fastcdc-lb1' || (c.parity !== undefined && !validParitySettings(c.parity))) {
       throw new LifeboatError('corrupt', 'The repository config file is damaged (fields are missing).');
     }
     return { config: c as RepoConfig, raw };
   }
 
   static async open(store: Store, password: string, options: OpenOptions = {}): Promise<Repository> {
-    const { config, raw } = await Repository.readConfig(store);
+    const { config, raw } = await Repository.readConfig(store, options.onWarning);
+    if (config.parity) store = new ParityStore(store, config.parity, parityWarning(options.onWarning));
     const { master, keyId, slot } = await unlockKeys(store, password);
     if (!verifySignedJson(raw, master.macKey)) {
       throw new LifeboatError('corrupt', 'The repository config file was modified after it was written; the repository may have been tampered with.');

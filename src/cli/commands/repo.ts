@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { Repository } from '../../repo/repository.js';
+import { parseParity } from '../../store/parity.js';
 import { addKey, listKeys, readKey } from '../../repo/keys.js';
 import { Names } from '../../repo/ids.js';
 import { checkRepository, repositoryStats, type ReferenceWalker } from '../../repo/check.js';
@@ -20,8 +21,10 @@ export function registerRepoCommands(program: Command, run: Run): void {
   program
     .command('init')
     .description('create a new, empty repository (prints a recovery key to keep on paper)')
+    .option('--parity <percent>', 'add Reed–Solomon parity against bit rot (e.g. 10%): damaged sectors are corrected on read')
     .action(
-      run(async (ctx) => {
+      run(async (ctx, opts: { parity?: string }) => {
+        const parity = opts.parity === undefined ? undefined : parseParity(opts.parity);
         const store = ctx.openStore();
         const location = resolve(ctx.repoLocation());
         if (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined) {
@@ -33,7 +36,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         }
         const password = process.env['LIFEBOAT_PASSWORD'] ?? (ctx.global.passwordFile ? await ctx.password() : await ctx.newPassword('password for the new repository'));
         if (!password) throw new LifeboatError('usage', 'An empty password is not allowed.');
-        const { repo, recoveryKey } = await Repository.init(store, password);
+        const { repo, recoveryKey } = await Repository.init(store, password, parity ? { parity } : {});
         ctx.track(repo);
         if (ctx.json) {
           ctx.printJson({ id: repo.config.id, location: store.location, recoveryKey });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { assertSameTree, lifeboat, tempDir } from './testing.js';
 
@@ -77,4 +77,55 @@ test('with --parity 10%, a flipped byte or a zeroed 4 KiB sector in any one file
   const r = await lifeboat(['restore', snapshot, '--target', target], env);
   assert.equal(r.code, 0, r.stderr);
   assertSameTree(src, join(target, 'src'));
+});
+
+test('parity add gives an existing repository parity; check finds missing and damaged sidecars and parity add puts them back', async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const repo = join(dir.path, 'repo');
+  const src = join(dir.path, 'src');
+  mkdirSync(src);
+  writeFileSync(join(src, 'a.bin'), randomBytes(600_000));
+  const env = { LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  assert.equal((await lifeboat(['backup', src], env)).code, 0);
+  assert.equal((await lifeboat(['parity', 'add'], env)).code, 2, 'an amount is needed the first time');
+  const add = await lifeboat(['parity', 'add', '10%', '--json'], env);
+  assert.equal(add.code, 0, add.stderr);
+  const files = protectedFiles(repo);
+  assert.deepEqual(JSON.parse(add.stdout), { written: files.length, sound: 0, enabled: true });
+  for (const f of files) assert.ok(statSync(join(repo, 'parity', relative(repo, f))).isFile());
+  assert.equal((await lifeboat(['parity', 'add', '20%'], env)).code, 2, 'the amount cannot change');
+
+  // A rotten sector in the pack is now corrected on restore.
+  const pack = files.filter((f) => f.includes('/data/')).sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const good = readFileSync(pack);
+  const bad = Buffer.from(good);
+  bad.fill(0, 100_000, 104_096);
+  writeFileSync(pack, bad);
+  const r = await lifeboat(['restore', 'latest', '--target', join(dir.path, 'out')], env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /corrected from its parity/);
+  assertSameTree(src, join(dir.path, 'out', 'src'));
+  writeFileSync(pack, good);
+
+  // A missing sidecar (check) and a damaged one (check --read-data) are warnings; parity add rewrites both, byte for byte.
+  const side = (f: string) => join(repo, 'parity', relative(repo, f));
+  const index = files.find((f) => f.includes('/index/'))!;
+  const indexSide = readFileSync(side(index));
+  const packSide = readFileSync(side(pack));
+  rmSync(side(index));
+  const damaged = Buffer.from(packSide);
+  damaged[damaged.length >> 1] = damaged[damaged.length >> 1]! ^ 1;
+  writeFileSync(side(pack), damaged);
+  const c1 = await lifeboat(['check'], env);
+  assert.equal(c1.code, 0, c1.stdout);
+  assert.match(c1.stdout, /index\/\w+: has no parity/);
+  const c2 = await lifeboat(['check', '--read-data'], env);
+  assert.match(c2.stdout, /data\/\w+\/\w+: its parity is damaged/);
+  const fix = await lifeboat(['parity', 'add', '--json'], env);
+  assert.deepEqual(JSON.parse(fix.stdout), { written: 2, sound: files.length - 2, enabled: false });
+  assert.ok(readFileSync(side(index)).equals(indexSide) && readFileSync(side(pack)).equals(packSide));
+  const c3 = await lifeboat(['check', '--read-data'], env);
+  assert.doesNotMatch(c3.stdout, /parity/);
 });

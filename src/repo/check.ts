@@ -12,6 +12,7 @@ import { ownsItsBuffer } from './encoder.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { listKeys } from './keys.js';
 import { BlobType, type PackEntry } from './pack.js';
+import { checkParity } from './parity.js';
 import { verifyPack, type PackVerdict } from './pack-check.js';
 import type { Repository } from './repository.js';
 import { parseSignedJson, verifySignedJson } from './signed-json.js';
@@ -303,6 +304,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   } else {
     for (const entries of indexed.values()) counts.blobs += entries.length;
   }
+  warnings.push(...(await checkParity(repo, opts.readData === true)));
   const affected = badPacks.size > 0 || badBlobs.size > 0 ? await findAffected(repo, snapshots, indexed, badPacks, badBlobs, opts.walkers ?? {}) : [];
   for (const a of affected) {
     for (const s of a.snapshots) {

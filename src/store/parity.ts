@@ -249,6 +249,43 @@ export class ParityStore implements Store {
     return this.inner.close();
   }
 
+  /**
+   * Whether `name` has a sound sidecar: 'missing', 'damaged' (its head or a parity shard fails its
+   * CRC, or it no longer fits the object's size), or 'ok'. Reads the whole sidecar.
+   */
+  async verifyParity(name: string): Promise<'ok' | 'missing' | 'damaged'> {
+    const side = PARITY_PREFIX + name;
+    const st = await this.inner.stat(side);
+    if (!st) return 'missing';
+    const bytes = Buffer.from(await this.inner.get(side));
+    const info = parseHead(bytes);
+    const obj = await this.inner.stat(name);
+    if (!info || obj?.size !== info.size) return 'damaged';
+    const S = info.shard;
+    const stripes = Math.ceil(info.dataCrc.length / info.k);
+    let at = info.headLength;
+    for (let j = 0; j < stripes; j++) {
+      const len = Math.min(S, info.size - j * info.k * S);
+      for (let p = 0; p < info.m; p++, at += len) {
+        if (at + len > bytes.length || crc32(bytes.subarray(at, at + len)) !== info.parityCrc[j * info.m + p]) return 'damaged';
+      }
+    }
+    const tail = bytes.subarray(at);
+    return tail.length === info.headLength + 4 && tail.subarray(0, info.headLength).equals(bytes.subarray(0, info.headLength)) ? 'ok' : 'damaged';
+  }
+
+  /**
+   * Writes the sidecar of an existing object (one written without parity, or whose sidecar is
+   * missing or damaged), from its bytes as read through any parity it still has. The sidecar is a
+   * function of the object's bytes, so rewriting a damaged one puts back the bytes it was written with.
+   */
+  async protect(name: string, options?: PutOptions): Promise<void> {
+    const info = protectedName(name) ? await this.info(name) : null;
+    const shape = info ? { k: info.k, m: info.m } : this.shapeFor(name, options);
+    if (!shape) return;
+    await this.putSidecar(name, encodeSidecar(await this.get(name), shape));
+  }
+
   /** The sidecar head of `name`, or null when it has none or it is damaged (then reads are unchecked). */
   private async info(name: string): Promise<SidecarInfo | null> {
     const cached = this.cache.get(name);

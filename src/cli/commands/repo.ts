@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { Repository } from '../../repo/repository.js';
 import { parseParity } from '../../store/parity.js';
+import { addParity } from '../../repo/parity.js';
 import { addKey, listKeys, readKey } from '../../repo/keys.js';
 import { Names } from '../../repo/ids.js';
 import { checkRepository, repositoryStats, type ReferenceWalker } from '../../repo/check.js';
@@ -143,6 +144,25 @@ export function registerRepoCommands(program: Command, run: Run): void {
           ctx.out(report.errors.length === 0 ? 'No errors were found.' : `${report.errors.length} problem(s) found. Keep this repository as it is and see "lifeboat repair".`);
         }
         return report.errors.length === 0 ? 0 : 1;
+      }),
+    );
+
+  program
+    .command('parity')
+    .description('Reed–Solomon parity against bit rot')
+    .command('add [percent]')
+    .description('give the repository parity (e.g. 10%), or rewrite the parity that "check" says is missing or damaged')
+    .action(
+      run(async (ctx, percent: string | undefined) => {
+        const repo = await ctx.openRepository();
+        if (!repo.config.parity && percent === undefined) throw new LifeboatError('usage', 'This repository has no parity yet: say how much to add, for example "lifeboat parity add 10%".');
+        await repo.lock(true, 'parity add');
+        const r = await addParity(repo, percent === undefined ? undefined : parseParity(percent), (done, total) => {
+          if (!ctx.json && process.stderr.isTTY) process.stderr.write(`\rprotecting: ${done}/${total}`);
+        });
+        if (!ctx.json && process.stderr.isTTY) process.stderr.write('\n');
+        if (ctx.json) return ctx.printJson(r);
+        ctx.out(`${r.written} file(s) got new parity, ${r.sound} already had sound parity.${r.enabled ? ' The repository now has parity.' : ''}`);
       }),
     );
 

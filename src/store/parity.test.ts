@@ -95,3 +95,16 @@ test('locks get no parity; deleting an object deletes its sidecar; no settings m
   assert.equal(await inner.stat(PARITY_PREFIX + 'index/cc'), undefined);
   assert.equal(Buffer.from(await plain.get('index/cc')).toString(), 'z');
 });
+
+test('a pack committed as metadata (trees) gets the stronger 8 + 4 shape, a data pack 40 + 4', async () => {
+  const inner = new MemoryStore();
+  const store = new ParityStore(inner, settings);
+  for (const [name, metadata] of [['data/aa/aa01', true], ['data/bb/bb01', false]] as const) {
+    const w = store.createWriter();
+    await w.write(randomBytes(50_000));
+    await (metadata ? w.commit(name, { metadata }) : w.commit(name));
+    const head = Buffer.from(await inner.get(PARITY_PREFIX + name, 16, 4));
+    assert.deepEqual([head.readUInt16LE(0), head.readUInt16LE(2)], metadata ? [8, 4] : [40, 4]);
+    assert.equal(await store.verifyParity(name), 'ok');
+  }
+});

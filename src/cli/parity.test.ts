@@ -128,4 +128,17 @@ test('parity add gives an existing repository parity; check finds missing and da
   assert.ok(readFileSync(side(index)).equals(indexSide) && readFileSync(side(pack)).equals(packSide));
   const c3 = await lifeboat(['check', '--read-data'], env);
   assert.doesNotMatch(c3.stdout, /parity/);
+
+  // Prune repacks and deletes through parity: new packs get sidecars, deleted ones lose theirs.
+  writeFileSync(join(src, 'a.bin'), randomBytes(300_000));
+  assert.equal((await lifeboat(['backup', src], env)).code, 0);
+  assert.equal((await lifeboat(['forget', '--keep-last', '1'], env)).code, 0);
+  const p = await lifeboat(['prune'], env);
+  assert.equal(p.code, 0, p.stderr);
+  const after = protectedFiles(repo);
+  const sidecars = readdirSync(join(repo, 'parity'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => relative(join(repo, 'parity'), join(e.parentPath, e.name)));
+  assert.deepEqual(sidecars.sort(), after.map((f) => relative(repo, f)).sort());
+  const c4 = await lifeboat(['check', '--read-data'], env);
+  assert.equal(c4.code, 0, c4.stdout);
+  assert.doesNotMatch(c4.stdout, /parity/);
 });

@@ -38,10 +38,11 @@ test('with --parity 10%, a flipped byte or a zeroed 4 KiB sector in any one file
   const b = await lifeboat(['backup', src, '--json'], env);
   assert.equal(b.code, 0, b.stderr);
   const snapshot = (JSON.parse(b.stdout) as { snapshot: string }).snapshot;
+  assert.equal((await lifeboat(['pin', snapshot, '--note', 'keep'], env)).code, 0);
   assert.ok((await lifeboat(['check', '--read-data'], env)).code === 0);
 
   const files = protectedFiles(repo);
-  assert.ok(files.some((f) => f.includes('/data/')) && files.some((f) => f.includes('/index/')) && files.some((f) => f.includes('/snapshots/')) && files.some((f) => f.endsWith('/config')));
+  assert.ok(files.some((f) => f.includes('/data/')) && files.some((f) => f.includes('/index/')) && files.some((f) => f.includes('/snapshots/')) && files.some((f) => f.endsWith('/config')) && files.some((f) => f.includes('/pins/')));
   for (const f of files) assert.ok(statSync(join(repo, 'parity', relative(repo, f))).size > 0, `${f} has its parity`);
 
   // One damage per file at a time: every restore is byte-identical and the correction is reported.
@@ -55,10 +56,13 @@ test('with --parity 10%, a flipped byte or a zeroed 4 KiB sector in any one file
       else bad.fill(0, at, Math.min(bad.length, at + 4096));
       writeFileSync(f, bad);
       const target = join(dir.path, `restore-${seed}`);
-      const r = await lifeboat(['restore', snapshot, '--target', target], env);
+      // A pin is read by the listing, everything else by a restore.
+      const pin = relative(repo, f).startsWith('pins/');
+      const r = await lifeboat(pin ? ['snapshots'] : ['restore', snapshot, '--target', target], env);
       assert.equal(r.code, 0, `${relative(repo, f)} ${kind} at ${at}: ${r.stderr}`);
       assert.match(r.stderr, /corrected from its parity/, `${relative(repo, f)} ${kind}`);
-      assertSameTree(src, join(target, 'src'));
+      if (pin) assert.match(r.stdout, /keep/);
+      else assertSameTree(src, join(target, 'src'));
       writeFileSync(f, good);
     }
   }

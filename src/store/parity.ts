@@ -341,6 +341,12 @@ export class ParityStore implements Store {
 
   /** Reads [a, b) of an object that may have been cut short or deleted: the missing part reads as zeros. */
   private async readAvailable(name: string, a: number, b: number): Promise<{ data: Buffer; valid: number }> {
+    try {
+      const got = await this.inner.get(name, a, b - a);
+      return { data: Buffer.from(got.buffer, got.byteOffset, got.byteLength), valid: b - a };
+    } catch (e) {
+      if (!(e instanceof LifeboatError) || (e.code !== 'corrupt' && e.code !== 'not-found')) throw e;
+    }
     const data = Buffer.alloc(b - a);
     const st = await this.inner.stat(name);
     const have = Math.max(0, Math.min(b, st?.size ?? 0) - a);

@@ -73,7 +73,7 @@ export class Context {
   }
 
   /** The password from LIFEBOAT_PASSWORD, --password-file, or a prompt on a terminal. */
-  async password(prompt = 'Repository password: '): Promise<string> {
+  async password(prompt = 'Repository password (or recovery key): '): Promise<string> {
     const file = this.global.passwordFile ?? process.env['LIFEBOAT_PASSWORD_FILE'];
     if (file) {
       try {
@@ -108,6 +108,18 @@ export class Context {
     return a;
   }
 
+  /** Asks a yes/no question on the terminal (no is the default); without a terminal the answer is no. */
+  async confirm(question: string): Promise<boolean> {
+    if (!process.stdin.isTTY) return false;
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    try {
+      const answer = await new Promise<string>((res) => rl.question(`${question} [y/N] `, res));
+      return /^\s*y(es)?\s*$/i.test(answer);
+    } finally {
+      rl.close();
+    }
+  }
+
   async openRepository(): Promise<Repository> {
     const store = this.openStore();
     await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
@@ -126,6 +138,11 @@ export class Context {
 
   out(text: string): void {
     this.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  }
+
+  /** A summary or confirmation of what a command did: left out with --quiet (results, warnings and errors are not). */
+  report(text: string): void {
+    if (!this.global.quiet) this.out(text);
   }
 
   printJson(value: unknown): void {

@@ -8,6 +8,7 @@ import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError } from '../util/errors.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
+import { rootName } from './backup.js';
 
 export interface Found {
   /** '/'-separated path inside the snapshot, starting with '/'. */
@@ -23,12 +24,48 @@ function splitPath(p: string): string[] {
   return p.split('/').filter((x) => x.length > 0 && x !== '.');
 }
 
+/** '/'-separated, without a trailing separator; Windows' '\\' becomes '/'. */
+function slashed(p: string): string {
+  const s = p.replace(/\\/g, '/');
+  return s.length > 1 ? s.replace(/\/+$/, '') : s;
+}
+
+/**
+ * A path as a person types it, in the snapshot's own form. Both are accepted everywhere: the
+ * snapshot's form (`/Documents/notes.txt`, as `ls` shows it) and the original absolute path
+ * (`/home/ann/Documents/notes.txt`, as `snapshots` shows the backed-up folder). A path whose first
+ * name is one of the snapshot's top-level names is taken as the snapshot's form.
+ */
+export function snapshotPath(snapshot: Snapshot, p: string): string {
+  if (snapshot.kind !== 'files') return p;
+  const first = splitPath(slashed(p))[0];
+  if (first === undefined || snapshot.paths.some((o) => rootName(o) === first)) return p;
+  let best: { orig: string; name: string } | undefined;
+  for (const o of snapshot.paths) {
+    const orig = slashed(o);
+    const inside = slashed(p) === orig || slashed(p).startsWith(orig.endsWith('/') ? orig : orig + '/');
+    if (inside && (best === undefined || orig.length > best.orig.length)) best = { orig, name: rootName(o) };
+  }
+  if (best === undefined) return p;
+  const rest = slashed(p).slice(best.orig.length).replace(/^\/*/, '');
+  return `/${best.name}${rest ? `/${rest}` : ''}`;
+}
+
+/** The original absolute path ('/'-separated) of a path in the snapshot's form. */
+export function originalPath(snapshot: Snapshot, path: string): string {
+  const parts = splitPath(path);
+  const orig = snapshot.paths.find((o) => rootName(o) === parts[0]);
+  if (orig === undefined) return path;
+  const base = slashed(orig);
+  return [base === '/' ? '' : base, ...parts.slice(1)].join('/') || '/';
+}
+
 /** The entry at `path` ('/' or '' is the snapshot's root, which has no entry of its own). */
 export async function resolvePath(repo: Repository, snapshot: Snapshot, path: string): Promise<{ entry?: TreeEntry; tree?: Hex }> {
   if (snapshot.kind !== 'files') throw new LifeboatError('usage', 'That is an image snapshot; use "lifeboat image" commands for it.');
   let tree: Hex | undefined = snapshot.root;
   let entry: TreeEntry | undefined;
-  for (const part of splitPath(path)) {
+  for (const part of splitPath(snapshotPath(snapshot, path))) {
     if (tree === undefined) throw new LifeboatError('not-found', `${path} is not in this snapshot (${entry ? entryName(entry) : ''} is not a folder).`);
     const want = Buffer.from(part, 'utf8');
     entry = (await loadDir(repo, tree)).find((e) => e.name.equals(want));

@@ -24,6 +24,7 @@ import { Semaphore } from '../util/concurrency.js';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { basename, dirname } from 'node:path';
 import { fromHex, type Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
@@ -68,6 +69,10 @@ export interface RestoreSummary {
   bytesWritten: number;
   /** Existing paths left as they were (never, or unchanged with if-changed). */
   skipped: number;
+  /** Of `skipped`: files that differ from the snapshot (changed since the backup), left by --overwrite never. */
+  keptChanged: number;
+  /** Existing files or links that were replaced with the snapshot's version. */
+  replaced: number;
   /** Entries refused or failed (see the warnings). */
   errors: number;
   verified: number;
@@ -118,7 +123,7 @@ class Restorer {
   readonly plat: Platform;
   readonly excludes: PathMatcher;
   readonly overwrite: OverwriteMode;
-  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
+  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, keptChanged: 0, replaced: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
   /** First restored path of each hard-linked inode (device:inode), as a full path. */
   private readonly links = new Map<string, Promise<Buffer | undefined>>();
   /** Folders this run created (latin1 keys of their paths): nothing pre-existing can be inside. */
@@ -419,11 +424,13 @@ class Restorer {
       const fresh = this.freshDirs.has(dir.toString('latin1'));
       const existing = fresh ? undefined : await this.lstatOrUndefined(path);
       if (existing) {
+        const same = e.type === 'file' && existing.isFile() && Number(existing.size) === e.size && existing.mtimeNs === e.mtime;
         if (this.overwrite === 'never') {
           this.s.skipped++;
+          if (!same) this.s.keptChanged++;
           return;
         }
-        if (this.overwrite === 'if-changed' && e.type === 'file' && existing.isFile() && Number(existing.size) === e.size && existing.mtimeNs === e.mtime) {
+        if (this.overwrite === 'if-changed' && same) {
           this.s.skipped++;
           restoredAt = full;
           return;
@@ -437,6 +444,7 @@ class Restorer {
         try {
           await fsp.link(firstPath, t);
           if (t !== path) await replaceWith(t, path);
+          if (existing) this.s.replaced++;
           live = false;
           this.s.hardlinks++;
           return;
@@ -472,6 +480,7 @@ class Restorer {
       }
       if (e.type !== 'file') await this.applyMeta(t, e, shown, undefined);
       if (t !== path) await replaceWith(t, path);
+      if (existing) this.s.replaced++;
       live = false;
       restoredAt = full;
       if (e.type === 'file' && this.opts.verify) await this.verify(path, e, shown);
@@ -726,6 +735,22 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
   r.progress(true);
   r.s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
   return { summary: r.s };
+}
+
+/**
+ * Where each backed-up folder of `snapshot` goes back to for a restore "in the original location":
+ * the folder that held it, with the includes that fall inside it (every include is in the
+ * snapshot's form). A snapshot of a whole drive's root has no folder above it: that is refused.
+ */
+export function originalPlaces(snapshot: Snapshot, includes: readonly string[]): { target: string; includes: string[] }[] {
+  const out: { target: string; includes: string[] }[] = [];
+  for (const p of snapshot.paths) {
+    const name = basename(p);
+    if (name === '') throw new LifeboatError('usage', `${p} is the root of a drive; restore it into a folder with --target instead.`);
+    const mine = includes.length === 0 ? [`/${name}`] : includes.filter((i) => parseInclude(i)[0]?.toString('utf8') === name);
+    if (mine.length > 0) out.push({ target: dirname(p), includes: mine });
+  }
+  return out;
 }
 
 /** Moves a finished temporary into place, replacing a file, link or folder there (never following a link). */

@@ -521,8 +521,16 @@ export class Repository {
       const id = idOfName(o.name);
       if (id?.startsWith(ref)) matches.push(id);
     }
-    if (matches.length === 0) throw new LifeboatError('not-found', `No snapshot id starts with "${ref}". List them with "lifeboat snapshots".`);
-    if (matches.length > 1) throw new LifeboatError('invalid-argument', `"${ref}" matches ${matches.length} snapshots; type more of the id.`);
+    if (matches.length === 0) throw new LifeboatError('invalid-argument', `No snapshot id starts with "${ref}". List them with "lifeboat snapshots".`);
+    if (matches.length > 1) {
+      const shown: string[] = [];
+      for (const id of matches.sort().slice(0, 10)) {
+        const s = await this.loadSnapshot(id).catch(() => undefined);
+        shown.push(`  ${id.slice(0, 12)}  ${s ? `${s.time}  ${s.host}  ${s.paths.join(', ')}` : '(cannot be read)'}`);
+      }
+      if (matches.length > 10) shown.push(`  … and ${matches.length - 10} more`);
+      throw new LifeboatError('invalid-argument', `"${ref}" matches ${matches.length} snapshots; type more of the id:\n${shown.join('\n')}`);
+    }
     return { id: matches[0]!, snapshot: await this.loadSnapshot(matches[0]!) };
   }
 

@@ -8,8 +8,9 @@ import type { Repository } from '../../repo/repository.js';
 import type { Hex } from '../../repo/ids.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import { backup, type BackupEvent } from '../../files/backup.js';
-import { restore, type OverwriteMode, type RestoreEvent } from '../../files/restore.js';
-import { diffTrees, dumpFile, entryName, formatNs, resolvePath, walk, type Found } from '../../files/browse.js';
+import { originalPlaces, restore, type OverwriteMode, type RestoreEvent, type RestoreSummary } from '../../files/restore.js';
+import { diffTrees, dumpFile, entryName, formatNs, originalPath, resolvePath, snapshotPath, walk, type Found } from '../../files/browse.js';
+import { dumpTar } from '../../files/tar.js';
 import { PathMatcher, parseSize } from '../../files/pattern.js';
 import { fileTreeReferences, loadDir, type TreeEntry } from '../../files/tree.js';
 import { platform } from '../../files/platform/platform.js';
@@ -17,6 +18,7 @@ import { ExitCode } from '../../util/errors.js';
 import { reuseLargeBlocks } from '../../util/memory.js';
 import { Progress, formatDuration } from '../progress.js';
 import { defaultCacheDir, type Context } from '../context.js';
+import { localTime } from '../format.js';
 import { referenceWalkers, type Run } from './repo.js';
 
 referenceWalkers.files = (repo, snapshot, visit) => fileTreeReferences(repo, snapshot.root, visit);
@@ -61,7 +63,7 @@ function entryJson(path: string, e: TreeEntry): Record<string, unknown> {
 
 function longLine(path: string, e: TreeEntry): string {
   const owner = `${e.user ?? e.uid}/${e.group ?? e.gid}`;
-  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${formatNs(e.mtime).slice(0, 19).replace('T', ' ')} ${JSON.stringify(path).slice(1, -1)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}`;
+  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${localTime(e.mtime)} ${JSON.stringify(path).slice(1, -1)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}`;
 }
 
 /** Paths are printed with control characters escaped, so a newline in a name cannot fake a line. */
@@ -131,14 +133,14 @@ export function registerFileCommands(program: Command, run: Run): void {
           ctx.printJson({ snapshot: r.snapshotId, parent: r.parent ?? null, summary: s, incomplete: r.incomplete, changedWhileRead: r.changed });
           return code;
         }
-        ctx.out(`Files:       ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged`);
-        ctx.out(`Folders:     ${s.dirsNew} new, ${s.dirsChanged} changed, ${s.dirsUnchanged} unchanged`);
-        ctx.out(`Read:        ${formatBytes(s.bytesRead)} of ${formatBytes(s.totalBytes)} in ${s.totalFiles} files`);
-        ctx.out(`Added:       ${formatBytes(s.bytesAdded)} to the repository (${formatBytes(s.dataBytesAdded)} of new data before compression)`);
-        ctx.out(`Duration:    ${formatDuration(s.durationSeconds)}`);
+        ctx.report(`Files:       ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged`);
+        ctx.report(`Folders:     ${s.dirsNew} new, ${s.dirsChanged} changed, ${s.dirsUnchanged} unchanged`);
+        ctx.report(`Read:        ${formatBytes(s.bytesRead)} of ${formatBytes(s.totalBytes)} in ${s.totalFiles} files`);
+        ctx.report(`Added:       ${formatBytes(s.bytesAdded)} to the repository (${formatBytes(s.dataBytesAdded)} of new data before compression)`);
+        ctx.report(`Duration:    ${formatDuration(s.durationSeconds)}`);
         if (s.unreadable > 0) ctx.out(`${s.unreadable} path(s) could not be read and are missing from this snapshot (see the warnings above).`);
-        if (s.changedWhileRead > 0) ctx.out(`${s.changedWhileRead} file(s) changed while they were read; back them up again when they are not in use.`);
-        ctx.out(`Snapshot ${r.snapshotId.slice(0, 8)} saved${r.parent ? ` (parent ${r.parent.slice(0, 8)})` : ''}.`);
+        if (s.changedWhileRead > 0) ctx.report(`${s.changedWhileRead} file(s) changed while they were read; back them up again when they are not in use.`);
+        ctx.report(`Snapshot ${r.snapshotId.slice(0, 8)} saved${r.parent ? ` (parent ${r.parent.slice(0, 8)})` : ''}.`);
         return code;
       }),
     );
@@ -153,14 +155,14 @@ export function registerFileCommands(program: Command, run: Run): void {
         const pins = await loadPins(repo);
         if (ctx.json) return ctx.printJson(list.map(({ id, snapshot: s }) => ({ id, ...s, ...(pins.has(id) ? { pinned: { note: pins.get(id)!.note } } : {}) })));
         if (list.length === 0) return ctx.out('There are no snapshots yet. Make one with "lifeboat backup PATH".');
-        ctx.out(`${'ID'.padEnd(8)}  ${'TIME'.padEnd(19)}  ${'HOST'.padEnd(12)}  ${'KIND'.padEnd(5)}  ${'SIZE'.padStart(9)}  PATHS`);
+        ctx.out(`${'ID'.padEnd(8)}  ${'TIME'.padEnd(26)}  ${'HOST'.padEnd(12)}  ${'KIND'.padEnd(5)}  ${'SIZE'.padStart(9)}  PATHS`);
         for (const { id, snapshot: s } of list) {
           const size = s.summary?.['totalBytes'] ?? s.summary?.['bytesUsed'];
           const tags = s.tags.length > 0 ? ` [${s.tags.join(', ')}]` : '';
           const inc = s.incomplete ? ` (incomplete: ${s.incomplete.count} missing)` : '';
           const pin = pins.get(id);
           const pinText = pin ? ` [pinned${pin.note ? `: ${pin.note}` : ''}]` : '';
-          ctx.out(`${id.slice(0, 8)}  ${s.time.slice(0, 19).replace('T', ' ')}  ${s.host.slice(0, 12).padEnd(12)}  ${(s.kind === 'image' ? 'image' : 'files').padEnd(5)}  ${(size !== undefined ? formatBytes(size) : '').padStart(9)}  ${s.paths.join(', ')}${tags}${inc}${pinText}`);
+          ctx.out(`${id.slice(0, 8)}  ${localTime(s.time)}  ${s.host.slice(0, 12).padEnd(12)}  ${(s.kind === 'image' ? 'image' : 'files').padEnd(5)}  ${(size !== undefined ? formatBytes(size) : '').padStart(9)}  ${s.paths.join(', ')}${tags}${inc}${pinText}`);
         }
       }),
     );
@@ -170,13 +172,14 @@ export function registerFileCommands(program: Command, run: Run): void {
     .description('list the files in a snapshot (SNAPSHOT is an id, a prefix, or "latest")')
     .option('-l, --long', 'show type, permissions, owner, size and time')
     .option('-R, --recursive', 'list everything below the path')
+    .addHelpText('after', `\nExamples:\n  lifeboat ls latest\n  lifeboat ls -l latest /Documents\n`)
     .action(
       run(async (ctx, ref: string, path: string | undefined, o: { long?: boolean; recursive?: boolean }) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
         const { snapshot } = await findFilesSnapshot(repo, ref);
         const at = await resolvePath(repo, snapshot, path ?? '/');
-        const prefix = (path ?? '').replace(/\/+$/, '').replace(/^(?!\/)/, '/').replace(/^\/$/, '');
+        const prefix = snapshotPath(snapshot, path ?? '').replace(/\/+$/, '').replace(/^(?!\/)/, '/').replace(/^\/$/, '');
         const rows: Found[] = [];
         if (at.tree === undefined) rows.push({ path: prefix, entry: at.entry! });
         else if (o.recursive) for await (const f of walk(repo, at.tree, prefix, ctx.abort.signal)) rows.push(f);
@@ -188,26 +191,28 @@ export function registerFileCommands(program: Command, run: Run): void {
 
   program
     .command('find <pattern>')
-    .description('find files by name or path in every snapshot (e.g. "thesis*.tex", "/home/*/Documents/*.odt")')
+    .description('find files by name or path in every snapshot; a path matches as it was backed up (/home/ann/Documents/...) and as "lifeboat ls" shows it (/Documents/...)')
     .option('--snapshot <id>', 'search only this snapshot (repeatable)', collect, [] as string[])
+    .addHelpText('after', `\nExamples:\n  lifeboat find "thesis*.tex"\n  lifeboat find "Documents/**/*.odt"\n  lifeboat find --json notes.txt\n`)
     .action(
       run(async (ctx, pattern: string, o: { snapshot: string[] }) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
         const matcher = new PathMatcher([pattern]);
         const snaps = o.snapshot.length > 0 ? await Promise.all(o.snapshot.map((r) => findFilesSnapshot(repo, r))) : (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'files');
-        const results: { snapshot: string; time: string; path: string; entry: TreeEntry }[] = [];
+        const results: { snapshot: string; time: string; path: string; original: string; entry: TreeEntry }[] = [];
         for (const { id, snapshot } of snaps) {
           for await (const f of walk(repo, snapshot.root, '', ctx.abort.signal)) {
-            if (matcher.matches(f.path)) results.push({ snapshot: id, time: snapshot.time, path: f.path, entry: f.entry });
+            const original = originalPath(snapshot, f.path);
+            if (matcher.matches(f.path) || matcher.matches(original)) results.push({ snapshot: id, time: snapshot.time, path: f.path, original, entry: f.entry });
           }
         }
-        if (ctx.json) return ctx.printJson(results.map((r) => ({ snapshot: r.snapshot, snapshotTime: r.time, ...entryJson(r.path, r.entry) })));
+        if (ctx.json) return ctx.printJson(results.map((r) => ({ snapshot: r.snapshot, snapshotTime: r.time, ...entryJson(r.path, r.entry), originalPath: r.original })));
         if (results.length === 0) {
           ctx.out(`Nothing matching "${pattern}" in ${snaps.length} snapshot(s).`);
           return ExitCode.failure;
         }
-        for (const r of results) ctx.out(`${r.snapshot.slice(0, 8)}  ${r.time.slice(0, 19).replace('T', ' ')}  ${String(r.entry.size).padStart(12)}  ${formatNs(r.entry.mtime).slice(0, 19).replace('T', ' ')}  ${shownPath(r.path)}`);
+        for (const r of results) ctx.out(`${r.snapshot.slice(0, 8)}  ${localTime(r.time)}  ${String(r.entry.size).padStart(12)}  ${localTime(r.entry.mtime)}  ${shownPath(r.original)}`);
       }),
     );
 
@@ -231,64 +236,95 @@ export function registerFileCommands(program: Command, run: Run): void {
 
   program
     .command('dump <snapshot> <path>')
-    .description('write one file from a snapshot to standard output')
+    .description('write one file from a snapshot to standard output; a folder is written as a tar archive')
+    .addHelpText('after', `\nExamples:\n  lifeboat dump latest /Documents/notes.txt > notes.txt\n  lifeboat dump latest /Documents > Documents.tar\n`)
     .action(
       run(async (ctx, ref: string, path: string) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
         const { snapshot } = await findFilesSnapshot(repo, ref);
         const at = await resolvePath(repo, snapshot, path);
-        if (!at.entry) throw new LifeboatError('usage', 'Name a file inside the snapshot, such as /Documents/notes.txt.');
-        await dumpFile(repo, at.entry, ctx.stdout as NodeJS.WritableStream & import('node:stream').Writable, ctx.abort.signal);
+        const out = ctx.stdout as NodeJS.WritableStream & import('node:stream').Writable;
+        if (at.entry?.type !== 'dir' && at.tree === undefined) return void (await dumpFile(repo, at.entry!, out, ctx.abort.signal));
+        if ((ctx.stdout as NodeJS.WriteStream).isTTY) throw new LifeboatError('usage', `${path} is a folder; it is written as a tar archive, so send it to a file: lifeboat dump ${ref} ${path} > folder.tar`);
+        const top = at.entry ? { name: at.entry.name, entry: at.entry } : at.tree!;
+        await dumpTar(repo, top, out, { signal: ctx.abort.signal, onUnsafeName: (p) => ctx.warn(`${p} is not a plain name; it was left out of the archive.`) });
       }),
     );
 
   program
     .command('restore <snapshot>')
-    .description('restore a snapshot, or parts of it, into a folder')
-    .requiredOption('--target <dir>', 'the folder to restore into (created if missing)')
-    .option('--include <path>', 'restore only this path in the snapshot and everything under it (repeatable)', collect, [] as string[])
+    .description('restore a snapshot, or parts of it, into a folder, or back where it came from with --original')
+    .option('--target <dir>', 'the folder to restore into (created if missing)')
+    .option('--original', 'put files back where they were backed up from; files changed since the backup are kept unless you agree (or give --overwrite)')
+    .option('--include <path>', 'restore only this path and everything under it (repeatable): /home/ann/Documents/thesis or /Documents/thesis', collect, [] as string[])
     .option('--exclude <pattern>', 'do not restore paths matching a pattern (repeatable)', collect, [] as string[])
-    .option('--overwrite <when>', 'existing files: always, if-changed (size or time differ), never', 'if-changed')
+    .option('--overwrite <when>', 'existing files: always, if-changed (size or time differ), never (default: if-changed with --target, never with --original)')
     .option('--verify', 'read every restored file back and check it against the snapshot')
     .option('--numeric-owner', 'as root, give files the stored user and group numbers instead of looking up the stored names on this machine')
+    .addHelpText('after', `\nExamples:\n  lifeboat restore latest --target restored\n  lifeboat restore latest --include /Documents/notes.txt --target restored\n  lifeboat restore latest --original\n`)
     .action(
-      run(async (ctx, ref: string, o: { target: string; include: string[]; exclude: string[]; overwrite: string; verify?: boolean; numericOwner?: boolean }) => {
-        if (!['always', 'if-changed', 'never'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed or never.`);
+      run(async (ctx, ref: string, o: { target?: string; original?: boolean; include: string[]; exclude: string[]; overwrite?: string; verify?: boolean; numericOwner?: boolean }) => {
+        if (o.overwrite !== undefined && !['always', 'if-changed', 'never'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed or never.`);
+        if ((o.target === undefined) === (o.original !== true)) throw new LifeboatError('usage', 'Say where to restore to: --target FOLDER, or --original to put the files back where they came from.');
         const repo = await ctx.openRepository();
         await repo.lock(false, 'restore');
         await repo.loadIndex();
         const { id, snapshot } = await findFilesSnapshot(repo, ref);
+        const includes = o.include.map((p) => snapshotPath(snapshot, p));
+        const places = o.target !== undefined ? [{ target: o.target, includes }] : originalPlaces(snapshot, includes);
         warnPlatformOnce(ctx);
         reuseLargeBlocks(); // before the restore starts its workers
-        const progress = new Progress(ctx, 'restore');
-        const onEvent = (e: RestoreEvent) => {
-          if (e.type === 'warning') {
+        const restoreAll = async (overwrite: OverwriteMode): Promise<RestoreSummary[]> => {
+          const out: RestoreSummary[] = [];
+          for (const place of places) {
+            const progress = new Progress(ctx, 'restore');
+            const onEvent = (e: RestoreEvent) => {
+              if (e.type === 'warning') {
+                progress.done();
+                if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', path: e.path, message: e.message }) + '\n');
+                else ctx.warn(e.message);
+              } else progress.update({ done: e.bytesWritten, ...(e.totalBytes !== undefined ? { total: Math.max(e.totalBytes, e.bytesWritten) } : {}), files: e.files });
+            };
+            const r = await restore(repo, snapshot, {
+              target: place.target,
+              includes: place.includes,
+              excludes: o.exclude,
+              overwrite,
+              verify: o.verify === true,
+              numericOwner: o.numericOwner === true,
+              signal: ctx.abort.signal,
+              onEvent,
+            });
             progress.done();
-            if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', path: e.path, message: e.message }) + '\n');
-            else ctx.warn(e.message);
-          } else progress.update({ done: e.bytesWritten, ...(e.totalBytes !== undefined ? { total: Math.max(e.totalBytes, e.bytesWritten) } : {}), files: e.files });
+            out.push(r.summary);
+          }
+          return out;
         };
-        const r = await restore(repo, snapshot, {
-          target: o.target,
-          includes: o.include,
-          excludes: o.exclude,
-          overwrite: o.overwrite as OverwriteMode,
-          verify: o.verify === true,
-          numericOwner: o.numericOwner === true,
-          signal: ctx.abort.signal,
-          onEvent,
-        });
-        progress.done();
-        const s = r.summary;
-        if (ctx.json) ctx.printJson({ snapshot: id, target: o.target, summary: s });
-        else {
-          ctx.out(`Restored ${s.files} files (${formatBytes(s.bytesWritten)}), ${s.dirs} folders, ${s.symlinks} symlinks, ${s.hardlinks} hard links, ${s.special} special files into ${o.target} in ${formatDuration(s.durationSeconds)}.`);
-          if (s.skipped > 0) ctx.out(`${s.skipped} existing path(s) were left as they were (--overwrite ${o.overwrite}).`);
-          if (s.leftoversRemoved > 0) ctx.out(`Removed ${s.leftoversRemoved} temporary file(s) left by an interrupted restore.`);
-          if (o.verify) ctx.out(s.verifyFailures === 0 ? `Verified ${s.verified} files: all match the snapshot.` : `${s.verifyFailures} file(s) do NOT match the snapshot.`);
-          if (s.errors > 0) ctx.out(`${s.errors} problem(s); see the warnings above.`);
+        const overwrite = (o.overwrite ?? (o.original ? 'never' : 'if-changed')) as OverwriteMode;
+        let summaries = await restoreAll(overwrite);
+        let kept = summaries.reduce((n, s) => n + s.keptChanged, 0);
+        if (o.original && o.overwrite === undefined && kept > 0 && (await ctx.confirm(`${kept} file(s) were changed since this backup and were left as they are. Replace them with the backed-up versions?`))) {
+          const again = await restoreAll('if-changed');
+          summaries = summaries.map((s, i) => ({ ...s, replaced: s.replaced + again[i]!.replaced, keptChanged: 0, errors: s.errors + again[i]!.errors, bytesWritten: s.bytesWritten + again[i]!.bytesWritten, files: s.files + again[i]!.files }));
+          kept = 0;
         }
+        const where = places.map((p) => p.target).join(', ');
+        const s = summaries.reduce((a, b) => {
+          const sum = { ...a };
+          for (const k of Object.keys(b) as (keyof RestoreSummary)[]) sum[k] = a[k] + b[k];
+          return sum;
+        });
+        if (ctx.json) ctx.printJson({ snapshot: id, target: where, summary: s });
+        else {
+          ctx.report(`Restored ${s.files} files (${formatBytes(s.bytesWritten)}), ${s.dirs} folders, ${s.symlinks} symlinks, ${s.hardlinks} hard links, ${s.special} special files into ${where} in ${formatDuration(s.durationSeconds)}.`);
+          if (s.replaced > 0) ctx.report(`${s.replaced} existing file(s) were replaced with the backed-up version.`);
+          if (kept > 0) ctx.out(`${kept} file(s) changed since the backup were left as they are; add --overwrite if-changed to replace them.`);
+          if (s.skipped - kept > 0) ctx.report(`${s.skipped - kept} existing path(s) were already as in the backup, or left as they were (--overwrite ${overwrite}).`);
+          if (s.leftoversRemoved > 0) ctx.report(`Removed ${s.leftoversRemoved} temporary file(s) left by an interrupted restore.`);
+          if (o.verify) ctx.out(s.verifyFailures === 0 ? `Verified ${s.verified} files: all match the snapshot.` : `${s.verifyFailures} file(s) do NOT match the snapshot.`);
+        }
+        if (s.errors > 0) ctx.out(`${s.errors} problem(s); see the warnings above.`);
         return s.errors > 0 || s.verifyFailures > 0 ? ExitCode.failure : ExitCode.ok;
       }),
     );

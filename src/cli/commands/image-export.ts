@@ -1,4 +1,5 @@
 /** image export (raw, VHD, VHDX files other tools open) and image import (disk files, Windows system images). */
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
@@ -105,7 +106,7 @@ export function registerImageExportCommands(image: Command, run: Run): void {
         const seconds = (Date.now() - started) / 1000;
         const onDisk = statSync(out).blocks * 512;
         if (ctx.json) return ctx.printJson({ snapshot: id, ...res, bytesOnDisk: onDisk, seconds });
-        ctx.out(`Exported image ${id.slice(0, 8)} (${formatBytes(m.size)} drive) to ${out} as ${format.toUpperCase()} in ${formatDuration(seconds)}; the file uses ${formatBytes(onDisk)}.`);
+        ctx.report(`Exported image ${id.slice(0, 8)} (${formatBytes(m.size)} drive) to ${out} as ${format.toUpperCase()} in ${formatDuration(seconds)}; the file uses ${formatBytes(onDisk)}.`);
       }),
     );
 
@@ -123,13 +124,13 @@ export function registerImageExportCommands(image: Command, run: Run): void {
         }
         const jobs: { path: string; wib?: WindowsBackupDisk }[] = [];
         if (isDir) {
-          const disks = await findWindowsBackups(path);
+          const disks = await findWindowsBackups(resolve(path));
           if (disks.length === 0) {
             throw new LifeboatError('not-found', `${path} holds no Windows system image (expected WindowsImageBackup/<computer>/Backup <date>/*.vhd or *.vhdx).`);
           }
           for (const d of disks) jobs.push({ path: d.file, wib: d });
         } else {
-          jobs.push({ path });
+          jobs.push({ path: resolve(path) });
         }
         const repo = await ctx.openRepository();
         await repo.lock(false, 'image import');
@@ -141,8 +142,8 @@ export function registerImageExportCommands(image: Command, run: Run): void {
             const r = await importOne(ctx, repo, j.path, o.tag, j.wib);
             done.push(r);
             if (!ctx.json) {
-              ctx.out(`Image snapshot ${r.id.slice(0, 8)} imported from ${r.source} (${r.format}, ${formatBytes(r.size)} drive${j.wib ? `, ${j.wib.pc}, backup of ${r.time}` : ''}).`);
-              ctx.out(`Read ${formatBytes(r.bytesRead)}; added ${formatBytes(r.bytesAdded)} to the repository (${r.chunksNew} new chunks of ${r.chunksStored}) in ${formatDuration(r.seconds)}.`);
+              ctx.report(`Image snapshot ${r.id.slice(0, 8)} imported from ${r.source} (${r.format}, ${formatBytes(r.size)} drive${j.wib ? `, ${j.wib.pc}, backup of ${r.time}` : ''}).`);
+              ctx.report(`Read ${formatBytes(r.bytesRead)}; added ${formatBytes(r.bytesAdded)} to the repository (${r.chunksNew} new chunks of ${r.chunksStored}) in ${formatDuration(r.seconds)}.`);
             }
           } catch (e) {
             // One damaged disk of a multi-disk backup must not stop the others.

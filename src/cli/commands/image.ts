@@ -1,6 +1,7 @@
 /** System image commands: image create, restore, info. */
 import type { Command } from 'commander';
 import { hostname, userInfo } from 'node:os';
+import { resolve } from 'node:path';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import { indexUnindexedPacks } from '../../repo/repair.js';
@@ -10,6 +11,7 @@ import { openTarget } from '../../image/target.js';
 import { openSource } from '../../image/source.js';
 import { diskTools } from '../../image/tools.js';
 import type { Context } from '../context.js';
+import { localTime } from '../format.js';
 import { referenceWalkers, type Run } from './repo.js';
 import { Progress, formatDuration } from '../progress.js';
 import { registerImageExportCommands } from './image-export.js';
@@ -39,7 +41,8 @@ export function registerImageCommands(program: Command, run: Run): void {
     .option('--tag <tag>', 'add a tag (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--dry-run', 'show what would be read and how long it would take, without reading it all')
     .action(
-      run(async (ctx, sourcePath: string, o: { tag: string[]; dryRun?: boolean }) => {
+      run(async (ctx, sourceArg: string, o: { tag: string[]; dryRun?: boolean }) => {
+        const sourcePath = resolve(sourceArg); // snapshots record the absolute path of the drive or file
         const unreadable: { start: number; length: number }[] = [];
         const src = await openSource(sourcePath, {
           onUnreadable: (start, length) => {
@@ -92,8 +95,8 @@ export function registerImageCommands(program: Command, run: Run): void {
           const id = await repo.saveSnapshot(snap);
           if (ctx.json) ctx.printJson({ id, ...snap.summary, partitions: layout.partitions, warnings: layout.warnings, unreadable });
           else {
-            ctx.out(`Image snapshot ${id.slice(0, 8)} of ${sourcePath} saved.`);
-            ctx.out(`Read ${formatBytes(res.bytesRead)} of ${formatBytes(src.size)}; added ${formatBytes(res.bytesAdded)} to the repository (${res.chunksNew} new chunks of ${res.chunksStored}) in ${formatDuration(seconds)}.`);
+            ctx.report(`Image snapshot ${id.slice(0, 8)} of ${sourcePath} saved.`);
+            ctx.report(`Read ${formatBytes(res.bytesRead)} of ${formatBytes(src.size)}; added ${formatBytes(res.bytesAdded)} to the repository (${res.chunksNew} new chunks of ${res.chunksStored}) in ${formatDuration(seconds)}.`);
           }
           return unreadable.length > 0 ? 3 : 0;
         } finally {
@@ -139,8 +142,8 @@ export function registerImageCommands(program: Command, run: Run): void {
           await target.sync();
           const seconds = (Date.now() - started) / 1000;
           if (ctx.json) return ctx.printJson({ snapshot: id, target: o.target, size: m.size, targetSize: target.size, ...res, gptRelocated: relocated, seconds });
-          ctx.out(`Restored image ${id.slice(0, 8)} (${formatBytes(m.size)}) onto ${o.target} in ${formatDuration(seconds)}${res.verified ? '; verified' : ''}.`);
-          if (relocated) ctx.out('The target is larger: the GPT backup header was moved to its end.');
+          ctx.report(`Restored image ${id.slice(0, 8)} (${formatBytes(m.size)}) onto ${o.target} in ${formatDuration(seconds)}${res.verified ? '; verified' : ''}.`);
+          if (relocated) ctx.report('The target is larger: the GPT backup header was moved to its end.');
         } finally {
           await target.close();
         }
@@ -158,7 +161,7 @@ export function registerImageCommands(program: Command, run: Run): void {
         if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image.`);
         const m = await loadManifest(repo, snapshot.root);
         if (ctx.json) return ctx.printJson({ id, time: snapshot.time, source: snapshot.paths[0], size: m.size, table: m.table, partitions: m.partitions, unreadable: m.unreadable, bytesUsed: m.bytesUsed });
-        ctx.out(`Image ${id.slice(0, 8)} of ${snapshot.paths[0] ?? '?'} taken ${snapshot.time}: ${formatBytes(m.size)}, ${m.table.kind.toUpperCase()} partition table.`);
+        ctx.out(`Image ${id.slice(0, 8)} of ${snapshot.paths[0] ?? '?'} taken ${localTime(snapshot.time)}: ${formatBytes(m.size)}, ${m.table.kind.toUpperCase()} partition table.`);
         for (const p of m.partitions) {
           ctx.out(`  ${String(p.index).padStart(2)}  ${p.typeName.padEnd(22)} ${(p.filesystem ?? '-').padEnd(6)} ${(p.label ?? '').padEnd(12)} ${formatBytes(p.usedBytes).padStart(9)} used of ${formatBytes(p.size)}`);
         }

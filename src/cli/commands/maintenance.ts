@@ -8,6 +8,7 @@ import { prune, type PruneReport } from '../../repo/prune.js';
 import { repairIndex, repairSnapshots, type Repairers } from '../../repo/repair.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
+import { localTime } from '../format.js';
 import { referenceWalkers, type Run } from './repo.js';
 import { filesRepairer } from '../../files/repair.js';
 import { imageRepairer } from '../../image/repair.js';
@@ -71,12 +72,6 @@ function maxUnusedOf(v: string): number {
   return n;
 }
 
-function localTime(iso: string): string {
-  const d = new Date(iso);
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
-
 async function runPrune(ctx: Context, repo: Repository, maxUnused: number, dryRun: boolean): Promise<PruneReport> {
   const r = await prune(repo, {
     walkers: referenceWalkers,
@@ -89,10 +84,10 @@ async function runPrune(ctx: Context, repo: Repository, maxUnused: number, dryRu
   });
   if (ctx.json) return r;
   const would = dryRun ? 'would be ' : '';
-  ctx.out(`${r.snapshots} snapshots need ${r.blobsUsed} blocks (${formatBytes(r.bytes.used)}) in ${formatBytes(r.bytes.before)} of packs.`);
-  ctx.out(`Packs: ${r.packs.deleted} unused ${would}deleted, ${r.packs.repacked} ${would}repacked, ${r.packs.unindexed} left by interrupted backups ${would}deleted, ${r.packs.kept} kept.`);
-  if (r.pinsRemoved > 0) ctx.out(`Removed ${r.pinsRemoved} pin(s) of snapshots that no longer exist.`);
-  ctx.out(`${dryRun ? 'Would free' : 'Freed'} ${formatBytes(Math.max(0, r.bytes.freed))}${r.bytes.unusedRemaining > 0 ? `; ${formatBytes(r.bytes.unusedRemaining)} unused stays in partly used packs` : ''}.`);
+  ctx.report(`${r.snapshots} snapshots need ${r.blobsUsed} blocks (${formatBytes(r.bytes.used)}) in ${formatBytes(r.bytes.before)} of packs.`);
+  ctx.report(`Packs: ${r.packs.deleted} unused ${would}deleted, ${r.packs.repacked} ${would}repacked, ${r.packs.unindexed} left by interrupted backups ${would}deleted, ${r.packs.kept} kept.`);
+  if (r.pinsRemoved > 0) ctx.report(`Removed ${r.pinsRemoved} pin(s) of snapshots that no longer exist.`);
+  ctx.report(`${dryRun ? 'Would free' : 'Freed'} ${formatBytes(Math.max(0, r.bytes.freed))}${r.bytes.unusedRemaining > 0 ? `; ${formatBytes(r.bytes.unusedRemaining)} unused stays in partly used packs` : ''}.`);
   return r;
 }
 
@@ -143,7 +138,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
             for (const k of g.keep) ctx.out(`  keep    ${k.snapshot.id.slice(0, 8)}  ${localTime(k.snapshot.time)}  ${k.reasons.join(', ')}${k.snapshot.pinned && pins.get(k.snapshot.id)?.note ? ` (${pins.get(k.snapshot.id)!.note})` : ''}`);
             for (const r of g.remove) ctx.out(`  ${o.dryRun ? 'would remove' : 'remove'}  ${r.id.slice(0, 8)}  ${localTime(r.time)}`);
           }
-          ctx.out(o.dryRun ? `${removeIds.length} snapshot(s) would be removed.` : `Removed ${removeIds.length} snapshot(s).`);
+          ctx.report(o.dryRun ? `${removeIds.length} snapshot(s) would be removed.` : `Removed ${removeIds.length} snapshot(s).`);
         }
         if (o.prune && (removeIds.length > 0 || !o.dryRun)) pruneReport = await runPrune(ctx, repo, maxUnusedOf(o.maxUnused), o.dryRun === true);
         if (ctx.json) {
@@ -188,7 +183,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
         const { id } = await repo.findSnapshot(ref);
         const info = await pinSnapshot(repo, id, o.note);
         if (ctx.json) return ctx.printJson({ snapshot: id, ...info });
-        ctx.out(`Pinned snapshot ${id.slice(0, 8)}${o.note ? ` (${o.note})` : ''}.`);
+        ctx.report(`Pinned snapshot ${id.slice(0, 8)}${o.note ? ` (${o.note})` : ''}.`);
       }),
     );
 
@@ -202,7 +197,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
         const { id } = await repo.findSnapshot(ref);
         const was = await unpinSnapshot(repo, id);
         if (ctx.json) return ctx.printJson({ snapshot: id, unpinned: was });
-        ctx.out(was ? `Unpinned snapshot ${id.slice(0, 8)}.` : `Snapshot ${id.slice(0, 8)} was not pinned.`);
+        ctx.report(was ? `Unpinned snapshot ${id.slice(0, 8)}.` : `Snapshot ${id.slice(0, 8)} was not pinned.`);
       }),
     );
 
@@ -218,7 +213,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
         const r = await repairIndex(repo, { dryRun: o.dryRun === true, signal: ctx.abort.signal });
         if (ctx.json) return ctx.printJson(r);
         for (const d of r.damagedPacks) ctx.out(`damaged: ${d.file}: ${d.message}`);
-        ctx.out(`${r.indexedPacks} of ${r.packs} packs indexed (${r.blobs} blocks)${o.dryRun ? '' : `; wrote ${r.indexFilesWritten} index file(s), removed ${r.indexFilesDeleted} old one(s)`}.`);
+        ctx.report(`${r.indexedPacks} of ${r.packs} packs indexed (${r.blobs} blocks)${o.dryRun ? '' : `; wrote ${r.indexFilesWritten} index file(s), removed ${r.indexFilesDeleted} old one(s)`}.`);
         if (r.damagedPacks.length > 0) ctx.out('Snapshots that need data from damaged packs: see "lifeboat check", then "lifeboat repair snapshots".');
         return r.damagedPacks.length > 0 ? 1 : 0;
       }),

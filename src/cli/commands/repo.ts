@@ -9,6 +9,7 @@ import { Names } from '../../repo/ids.js';
 import { checkRepository, repositoryStats, type ReferenceWalker } from '../../repo/check.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import type { Context } from '../context.js';
+import { localTime } from '../format.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands actions untyped arguments
 export type Run = (fn: (ctx: Context, ...args: any[]) => Promise<number | void>) => (...args: any[]) => Promise<void>;
@@ -67,7 +68,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         }
         if (ctx.json) return ctx.printJson(rows);
         ctx.out(' ' + ['ID      ', 'KIND    ', 'CREATED            ', 'HOST/USER', 'LABEL'].join('  '));
-        for (const r of rows) ctx.out(`${r.current ? '*' : ' '}${r.id.slice(0, 8)}  ${r.kind.padEnd(8)}  ${r.created.slice(0, 19).replace('T', ' ').padEnd(19)}  ${`${r.host}/${r.user}`.padEnd(9)}  ${r.label}`);
+        for (const r of rows) ctx.out(`${r.current ? '*' : ' '}${r.id.slice(0, 8)}  ${r.kind.padEnd(8)}  ${localTime(r.created).padEnd(26)}  ${`${r.host}/${r.user}`.padEnd(9)}  ${r.label}`);
       }),
     );
   key
@@ -81,7 +82,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         const pw = await ctx.newPassword('new password', o.newPasswordFile);
         const id = await addKey(repo.store, repo.keys, pw, 'password', o.label);
         if (ctx.json) return ctx.printJson({ id });
-        ctx.out(`Added key ${id.slice(0, 8)}.`);
+        ctx.report(`Added key ${id.slice(0, 8)}.`);
       }),
     );
   key
@@ -96,7 +97,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         if (k.id === repo.keyId) throw new LifeboatError('invalid-argument', 'That is the key you opened the repository with; open it with another password to remove this one.');
         await repo.store.delete(Names.key(k.id));
         if (ctx.json) return ctx.printJson({ removed: k.id });
-        ctx.out(`Removed key ${k.id.slice(0, 8)}.`);
+        ctx.report(`Removed key ${k.id.slice(0, 8)}.`);
       }),
     );
   key
@@ -110,7 +111,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         const id = await addKey(repo.store, repo.keys, pw, repo.keySlot.kind, repo.keySlot.label);
         await repo.store.delete(Names.key(repo.keyId)); // new slot first: a crash here leaves both, never neither
         if (ctx.json) return ctx.printJson({ id, replaced: repo.keyId });
-        ctx.out(`Password changed (key ${repo.keyId.slice(0, 8)} replaced by ${id.slice(0, 8)}).`);
+        ctx.report(`Password changed (key ${repo.keyId.slice(0, 8)} replaced by ${id.slice(0, 8)}).`);
       }),
     );
 
@@ -136,8 +137,8 @@ export function registerRepoCommands(program: Command, run: Run): void {
           for (const w of report.warnings) ctx.out(`warning: ${w.file}: ${w.message}`);
           for (const e of report.errors) ctx.out(`error: ${e.file}: ${e.message}`);
           const c = report.counts;
-          ctx.out(`${c.snapshots} snapshots, ${c.indexFiles} index files, ${c.packs} packs, ${c.blobs} blocks${o.readData ? `, ${formatBytes(c.bytesRead)} read` : ''}.`);
-          ctx.out(report.errors.length === 0 ? 'No errors were found.' : `${report.errors.length} problem(s) found. Keep this repository as it is and see "lifeboat repair".`);
+          ctx.report(`${c.snapshots} snapshots, ${c.indexFiles} index files, ${c.packs} packs, ${c.blobs} blocks${o.readData ? `, ${formatBytes(c.bytesRead)} read` : ''}.`);
+          ctx.report(report.errors.length === 0 ? 'No errors were found.' : `${report.errors.length} problem(s) found. Keep this repository as it is and see "lifeboat repair".`);
         }
         return report.errors.length === 0 ? 0 : 1;
       }),
@@ -170,7 +171,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         const repo = await ctx.openRepository();
         const n = await repo.removeLocks(o.removeAll === true);
         if (ctx.json) return ctx.printJson({ removed: n });
-        ctx.out(n === 0 ? 'No stale locks.' : `Removed ${n} lock(s).`);
+        ctx.report(n === 0 ? 'No stale locks.' : `Removed ${n} lock(s).`);
       }),
     );
 }

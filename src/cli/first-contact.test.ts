@@ -1,0 +1,148 @@
+/**
+ * What a new user meets first (issue 17, P13 items 6 and 9): paths as they were backed up
+ * (/home/ann/Documents/…) work wherever the snapshot's own form (/Documents/…) does; every example
+ * in --help runs; restore --original puts files back and keeps what changed since unless told;
+ * dump of a folder is a tar; snapshot prefixes, --version, --quiet and times say what they mean.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { BIN, assertSameTree, lifeboat, tempDir } from './testing.js';
+
+function fixture(t: { after: (fn: () => void) => void }): { root: string; docs: string; env: Record<string, string> } {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const docs = join(d.path, 'home', 'ann', 'Documents');
+  mkdirSync(join(docs, 'letters'), { recursive: true });
+  writeFileSync(join(docs, 'notes.txt'), 'shopping: bread, milk\n');
+  writeFileSync(join(docs, 'thesis-v1.tex'), '\\documentclass{article}\n');
+  writeFileSync(join(docs, 'letters', 'invite.odt'), Buffer.alloc(3000, 7));
+  return { root: d.path, docs, env: { LIFEBOAT_REPO: join(d.path, 'repo'), LIFEBOAT_PASSWORD: 'pw' } };
+}
+
+async function ok(args: string[], env: Record<string, string>, cwd?: string): Promise<string> {
+  const r = await lifeboat(args, env, undefined, cwd);
+  assert.equal(r.code, 0, `lifeboat ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+test('ls, dump, find and restore --include take the original absolute path as well as the snapshot form', async (t) => {
+  const { root, docs, env } = fixture(t);
+  await ok(['init'], env);
+  await ok(['backup', docs], env);
+  assert.equal(await ok(['dump', 'latest', join(docs, 'notes.txt')], env), 'shopping: bread, milk\n');
+  assert.equal(await ok(['dump', 'latest', '/Documents/notes.txt'], env), 'shopping: bread, milk\n');
+  assert.equal(await ok(['ls', 'latest', join(docs, 'letters')], env), '/Documents/letters/invite.odt\n');
+  // find matches either form; it shows the original path.
+  for (const pattern of [`${docs}/*.tex`, '/Documents/*.tex', '/home/*/Documents/*.tex'.replace('/home', join(root, 'home'))]) {
+    const out = await ok(['find', pattern], env);
+    assert.match(out, new RegExp(`${join(docs, 'thesis-v1.tex').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`), pattern);
+  }
+  const target = join(root, 'out');
+  await ok(['restore', 'latest', '--include', join(docs, 'letters'), '--target', target], env);
+  assert.deepEqual(execFileSync('find', [target, '-type', 'f']).toString().trim(), join(target, 'Documents', 'letters', 'invite.odt'));
+});
+
+test('every example in the help of ls, find, dump and restore runs', async (t) => {
+  const { root, docs, env } = fixture(t);
+  await ok(['init'], env);
+  await ok(['backup', docs], env);
+  let ran = 0;
+  for (const cmd of ['ls', 'find', 'dump', 'restore']) {
+    const help = await ok([cmd, '--help'], env);
+    const examples = help.split('Examples:\n')[1]?.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('lifeboat ')) ?? [];
+    assert.ok(examples.length > 0, `${cmd} --help has examples`);
+    for (const ex of examples) {
+      const [command, redirect] = ex.split(' > ');
+      const args = command!.slice('lifeboat '.length).match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ''));
+      const r = spawnSync(process.execPath, [BIN, ...args], { cwd: root, env: { ...process.env, LIFEBOAT_INSECURE_FAST_KDF: '1', ...env } });
+      assert.equal(r.status, 0, `${ex}: ${r.stderr.toString()}`);
+      if (redirect) writeFileSync(join(root, redirect), r.stdout);
+      else if (cmd !== 'restore') assert.ok(r.stdout.length > 0, `${ex} printed something`);
+      ran++;
+    }
+  }
+  assert.ok(ran >= 8, `${ran} examples ran`);
+  assert.equal(readFileSync(join(root, 'notes.txt'), 'utf8'), 'shopping: bread, milk\n');
+  assert.ok(existsSync(join(root, 'restored', 'Documents', 'letters', 'invite.odt')));
+});
+
+test('restore --original puts files back where they came from and keeps files changed since, unless --overwrite says otherwise', async (t) => {
+  const { docs, env } = fixture(t);
+  await ok(['init'], env);
+  await ok(['backup', docs], env);
+  rmSync(join(docs, 'letters'), { recursive: true });
+  writeFileSync(join(docs, 'notes.txt'), 'shopping: bread, milk, eggs\n');
+  // Without a terminal nobody can be asked: the changed file is kept, the lost ones come back.
+  const r1 = await lifeboat(['restore', 'latest', '--original'], env);
+  assert.equal(r1.code, 0, r1.stderr);
+  assert.equal(readFileSync(join(docs, 'notes.txt'), 'utf8'), 'shopping: bread, milk, eggs\n');
+  assert.equal(readFileSync(join(docs, 'letters', 'invite.odt')).length, 3000);
+  assert.match(r1.stdout, /1 file\(s\) changed since the backup were left as they are; add --overwrite if-changed/);
+  assert.ok(!existsSync(join(docs, 'Documents')), 'not restored into a folder of the same name');
+  const r2 = await lifeboat(['restore', 'latest', '--original', '--overwrite', 'if-changed'], env);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(readFileSync(join(docs, 'notes.txt'), 'utf8'), 'shopping: bread, milk\n');
+  assert.match(r2.stdout, /^1 existing file\(s\) were replaced with the backed-up version\.$/m);
+  const both = await lifeboat(['restore', 'latest', '--original', '--target', '/tmp/x'], env);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--target FOLDER, or --original/);
+});
+
+test('dump of a folder writes a tar archive that tar itself reads back', async (t) => {
+  const { root, docs, env } = fixture(t);
+  const long = join(docs, 'a-folder-name-that-is-quite-long-'.repeat(3), 'and-a-file-name-that-makes-the-path-longer-than-one-hundred-bytes.txt');
+  mkdirSync(join(long, '..'), { recursive: true });
+  writeFileSync(long, 'deep\n');
+  execFileSync('ln', ['-s', 'notes.txt', join(docs, 'link')]);
+  utimesSync(join(docs, 'notes.txt'), 1_700_000_000, 1_700_000_000);
+  await ok(['init'], env);
+  await ok(['backup', docs], env);
+  const tar = spawnSync(process.execPath, [BIN, 'dump', 'latest', join(docs, '..', 'Documents')], { env: { ...process.env, LIFEBOAT_INSECURE_FAST_KDF: '1', ...env } });
+  assert.equal(tar.status, 0, tar.stderr.toString());
+  writeFileSync(join(root, 'docs.tar'), tar.stdout);
+  const out = join(root, 'untarred');
+  mkdirSync(out);
+  execFileSync('tar', ['-xf', join(root, 'docs.tar'), '-C', out]);
+  assertSameTree(docs, join(out, 'Documents'));
+  const listing = execFileSync('tar', ['-tvf', join(root, 'docs.tar')]).toString();
+  assert.match(listing, /Documents\/link -> notes\.txt/);
+  assert.equal(execFileSync('stat', ['-c', '%Y', join(out, 'Documents', 'notes.txt')]).toString().trim(), '1700000000');
+});
+
+test('snapshot ids: an ambiguous prefix lists the matches, an unknown one is a usage error (exit 2)', async (t) => {
+  const { docs, env } = fixture(t);
+  await ok(['init'], env);
+  const ids: string[] = [];
+  let shared: string | undefined;
+  while (shared === undefined) {
+    writeFileSync(join(docs, 'n.txt'), String(ids.length));
+    ids.push((JSON.parse(await ok(['backup', '--json', docs], env)) as { snapshot: string }).snapshot);
+    shared = ids.find((a, i) => ids.some((b, j) => j !== i && a[0] === b[0]))?.[0];
+  }
+  const amb = await lifeboat(['ls', shared], env);
+  assert.equal(amb.code, 2);
+  for (const id of ids.filter((x) => x[0] === shared)) assert.ok(amb.stderr.includes(id.slice(0, 12)), `${id} listed: ${amb.stderr}`);
+  const none = ids.some((x) => x.startsWith('ffff')) ? 'eeee' : 'ffff';
+  const r = await lifeboat(['ls', none], env);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /No snapshot id starts with/);
+});
+
+test('--version, --quiet, local times with their offset, and absolute image paths', async (t) => {
+  const { root, docs, env } = fixture(t);
+  const pkg = JSON.parse(readFileSync(join(BIN, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  assert.equal((await ok(['--version'], env)).trim(), pkg.version);
+  await ok(['init'], env);
+  const q = await lifeboat(['-q', 'backup', docs], env);
+  assert.equal(q.code, 0);
+  assert.equal(q.stdout + q.stderr, '', 'a quiet backup prints nothing');
+  const list = await ok(['snapshots'], { ...env, TZ: 'Asia/Kolkata' });
+  assert.match(list, /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+05:30/);
+  writeFileSync(join(root, 'disk.img'), Buffer.alloc(1 << 20));
+  await ok(['image', 'create', 'disk.img'], env, root);
+  const snaps = JSON.parse(await ok(['snapshots', '--json'], env)) as { kind: string; paths: string[] }[];
+  assert.deepEqual(snaps.find((s) => s.kind === 'image')?.paths, [join(root, 'disk.img')]);
+});

@@ -306,7 +306,7 @@ export function registerFileCommands(program: Command, run: Run): void {
         let kept = summaries.reduce((n, s) => n + s.keptChanged, 0);
         if (o.original && o.overwrite === undefined && kept > 0 && (await ctx.confirm(`${kept} file(s) were changed since this backup and were left as they are. Replace them with the backed-up versions?`))) {
           const again = await restoreAll('if-changed');
-          summaries = summaries.map((s, i) => ({ ...s, replaced: s.replaced + again[i]!.replaced, keptChanged: 0, errors: s.errors + again[i]!.errors, bytesWritten: s.bytesWritten + again[i]!.bytesWritten, files: s.files + again[i]!.files }));
+          summaries = summaries.map((s, i) => ({ ...s, replaced: s.replaced + again[i]!.replaced, skipped: s.skipped - s.keptChanged, keptChanged: 0, errors: s.errors + again[i]!.errors, bytesWritten: s.bytesWritten + again[i]!.bytesWritten, files: s.files + again[i]!.files }));
           kept = 0;
         }
         const where = places.map((p) => p.target).join(', ');
@@ -320,7 +320,7 @@ export function registerFileCommands(program: Command, run: Run): void {
           ctx.report(`Restored ${s.files} files (${formatBytes(s.bytesWritten)}), ${s.dirs} folders, ${s.symlinks} symlinks, ${s.hardlinks} hard links, ${s.special} special files into ${where} in ${formatDuration(s.durationSeconds)}.`);
           if (s.replaced > 0) ctx.report(`${s.replaced} existing file(s) were replaced with the backed-up version.`);
           if (kept > 0) ctx.out(`${kept} file(s) changed since the backup were left as they are; add --overwrite if-changed to replace them.`);
-          if (s.skipped - kept > 0) ctx.report(`${s.skipped - kept} existing path(s) were already as in the backup, or left as they were (--overwrite ${overwrite}).`);
+          if (s.skipped - kept > 0) ctx.report(`${s.skipped - kept} existing path(s) were already as in the backup.`);
           if (s.leftoversRemoved > 0) ctx.report(`Removed ${s.leftoversRemoved} temporary file(s) left by an interrupted restore.`);
           if (o.verify) ctx.out(s.verifyFailures === 0 ? `Verified ${s.verified} files: all match the snapshot.` : `${s.verifyFailures} file(s) do NOT match the snapshot.`);
         }

@@ -9,10 +9,12 @@ import type { Hex } from '../../repo/ids.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import { backup, type BackupEvent } from '../../files/backup.js';
 import { originalPlaces, restore, type OverwriteMode, type RestoreEvent, type RestoreSummary } from '../../files/restore.js';
-import { diffTrees, dumpFile, entryName, formatNs, originalPath, resolvePath, snapshotPath, walk, type Found } from '../../files/browse.js';
-import { dumpTar } from '../../files/tar.js';
+import { formatNs, snapshotPath } from '../../files/browse.js';
+import { diff, dumpFile, modeString, nodeName, walk, type Found, type TreeNode } from '../../tree/tree.js';
+import { dumpTar } from '../../tree/tar.js';
+import { openSnapshotTree, treeOf } from '../../jobs/browse.js';
 import { PathMatcher, parseSize } from '../../files/pattern.js';
-import { fileTreeReferences, loadDir, type TreeEntry } from '../../files/tree.js';
+import { fileTreeReferences } from '../../files/tree.js';
 import { platform } from '../../files/platform/platform.js';
 import { ExitCode } from '../../util/errors.js';
 import { reuseLargeBlocks } from '../../util/memory.js';
@@ -36,19 +38,12 @@ async function findFilesSnapshot(repo: Repository, ref: string): Promise<{ id: H
   return s;
 }
 
-function modeString(e: TreeEntry): string {
-  const t = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b' }[e.type];
-  const m = e.mode;
-  const rwx = (shift: number, special: number, ch: string) =>
-    `${m & (4 << shift) ? 'r' : '-'}${m & (2 << shift) ? 'w' : '-'}${m & special ? (m & (1 << shift) ? ch : ch.toUpperCase()) : m & (1 << shift) ? 'x' : '-'}`;
-  return t + rwx(6, 0o4000, 's') + rwx(3, 0o2000, 's') + rwx(0, 0o1000, 't');
-}
-
-function entryJson(path: string, e: TreeEntry): Record<string, unknown> {
+function entryJson(path: string, e: TreeNode): Record<string, unknown> {
+  const name = nodeName(e);
   return {
     path,
-    name: entryName(e),
-    ...(Buffer.from(entryName(e), 'utf8').equals(e.name) ? {} : { nameBase64: e.name.toString('base64') }),
+    name,
+    ...(Buffer.from(name, 'utf8').equals(e.name) ? {} : { nameBase64: e.name.toString('base64') }),
     type: e.type,
     mode: e.mode,
     uid: e.uid,
@@ -56,14 +51,16 @@ function entryJson(path: string, e: TreeEntry): Record<string, unknown> {
     user: e.user,
     group: e.group,
     size: e.size,
-    mtime: formatNs(e.mtime),
+    ...(e.mtimeNs !== undefined ? { mtime: formatNs(e.mtimeNs) } : {}),
     ...(e.target ? { target: e.target.toString('utf8') } : {}),
+    ...(e.damaged !== undefined ? { damaged: e.damaged } : {}),
   };
 }
 
-function longLine(path: string, e: TreeEntry): string {
-  const owner = `${e.user ?? e.uid}/${e.group ?? e.gid}`;
-  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${localTime(e.mtime)} ${JSON.stringify(path).slice(1, -1)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}`;
+function longLine(path: string, e: TreeNode): string {
+  const owner = `${e.user ?? e.uid ?? '-'}/${e.group ?? e.gid ?? '-'}`;
+  const when = e.mtimeNs !== undefined ? localTime(e.mtimeNs) : '-'.padEnd(26);
+  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${when} ${shownPath(path)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}`;
 }
 
 /** Paths are printed with control characters escaped, so a newline in a name cannot fake a line. */
@@ -169,7 +166,7 @@ export function registerFileCommands(program: Command, run: Run): void {
 
   program
     .command('ls <snapshot> [path]')
-    .description('list the files in a snapshot (SNAPSHOT is an id, a prefix, or "latest")')
+    .description('list the files in a snapshot (SNAPSHOT is an id, a prefix, or "latest"); in a drive image, PATH starts with the partition: /2/Users or 2:/Users')
     .option('-l, --long', 'show type, permissions, owner, size and time')
     .option('-R, --recursive', 'list everything below the path')
     .addHelpText('after', `\nExamples:\n  lifeboat ls latest\n  lifeboat ls -l latest /Documents\n`)
@@ -177,78 +174,84 @@ export function registerFileCommands(program: Command, run: Run): void {
       run(async (ctx, ref: string, path: string | undefined, o: { long?: boolean; recursive?: boolean }) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const { snapshot } = await findFilesSnapshot(repo, ref);
-        const at = await resolvePath(repo, snapshot, path ?? '/');
-        const prefix = snapshotPath(snapshot, path ?? '').replace(/\/+$/, '').replace(/^(?!\/)/, '/').replace(/^\/$/, '');
+        const t = await openSnapshotTree(repo, ref);
+        const at = await t.resolve(path ?? '/');
+        const prefix = t.treePath(path ?? '').replace(/\/+$/, '').replace(/^(?!\/)/, '/').replace(/^\/$/, '');
         const rows: Found[] = [];
-        if (at.tree === undefined) rows.push({ path: prefix, entry: at.entry! });
-        else if (o.recursive) for await (const f of walk(repo, at.tree, prefix, ctx.abort.signal)) rows.push(f);
-        else for (const e of await loadDir(repo, at.tree)) rows.push({ path: `${prefix}/${entryName(e)}`, entry: e });
-        if (ctx.json) return ctx.printJson(rows.map((r) => entryJson(r.path, r.entry)));
-        for (const r of rows) ctx.out(o.long ? longLine(r.path, r.entry) : shownPath(r.path) + (r.entry.type === 'dir' ? '/' : ''));
+        const onSkip = (p: string, why: string) => ctx.warn(`${p} was left out: ${why}.`);
+        if (at.type !== 'dir') rows.push({ path: prefix, node: at });
+        else if (o.recursive) for await (const f of walk(t.tree, at, prefix, { signal: ctx.abort.signal, onSkip })) rows.push(f);
+        else for (const n of await t.tree.list(at)) rows.push({ path: `${prefix}/${nodeName(n)}`, node: n });
+        if (ctx.json) return ctx.printJson(rows.map((r) => entryJson(r.path, r.node)));
+        for (const r of rows) ctx.out(o.long ? longLine(r.path, r.node) : shownPath(r.path) + (r.node.type === 'dir' ? '/' : ''));
       }),
     );
 
   program
     .command('find <pattern>')
-    .description('find files by name or path in every snapshot; a path matches as it was backed up (/home/ann/Documents/...) and as "lifeboat ls" shows it (/Documents/...)')
-    .option('--snapshot <id>', 'search only this snapshot (repeatable)', collect, [] as string[])
-    .addHelpText('after', `\nExamples:\n  lifeboat find "thesis*.tex"\n  lifeboat find "Documents/**/*.odt"\n  lifeboat find --json notes.txt\n`)
+    .description('find files by name or path in every file snapshot (and drive image, with --images); a path matches as it was backed up (/home/ann/Documents/...) and as "lifeboat ls" shows it (/Documents/...)')
+    .option('--snapshot <id>', 'search only this snapshot, a file backup or a drive image (repeatable)', collect, [] as string[])
+    .option('--images', 'search inside drive images too (reads their folders from the repository: slower)')
+    .addHelpText('after', `\nExamples:\n  lifeboat find "thesis*.tex"\n  lifeboat find "Documents/**/*.odt"\n  lifeboat find --json notes.txt\n  lifeboat find --images "*.txt"\n`)
     .action(
-      run(async (ctx, pattern: string, o: { snapshot: string[] }) => {
+      run(async (ctx, pattern: string, o: { snapshot: string[]; images?: boolean }) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
         const matcher = new PathMatcher([pattern]);
-        const snaps = o.snapshot.length > 0 ? await Promise.all(o.snapshot.map((r) => findFilesSnapshot(repo, r))) : (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'files');
-        const results: { snapshot: string; time: string; path: string; original: string; entry: TreeEntry }[] = [];
+        const snaps = o.snapshot.length > 0 ? await Promise.all(o.snapshot.map((r) => repo.findSnapshot(r))) : (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'files' || o.images);
+        const results: { snapshot: string; time: string; path: string; shown: string; node: TreeNode }[] = [];
         for (const { id, snapshot } of snaps) {
-          for await (const f of walk(repo, snapshot.root, '', ctx.abort.signal)) {
-            const original = originalPath(snapshot, f.path);
-            if (matcher.matches(f.path) || matcher.matches(original)) results.push({ snapshot: id, time: snapshot.time, path: f.path, original, entry: f.entry });
+          const t = await treeOf(repo, id, snapshot);
+          const onSkip = (p: string, why: string) => ctx.warn(`${id.slice(0, 8)}:${p} was left out: ${why}.`);
+          for await (const f of walk(t.tree, await t.tree.root(), '', { signal: ctx.abort.signal, onSkip })) {
+            const shown = t.shownPath(f.path);
+            if (matcher.matches(f.path) || matcher.matches(shown)) results.push({ snapshot: id, time: snapshot.time, path: f.path, shown, node: f.node });
           }
         }
-        if (ctx.json) return ctx.printJson(results.map((r) => ({ snapshot: r.snapshot, snapshotTime: r.time, ...entryJson(r.path, r.entry), originalPath: r.original })));
+        if (ctx.json) return ctx.printJson(results.map((r) => ({ snapshot: r.snapshot, snapshotTime: r.time, ...entryJson(r.path, r.node), originalPath: r.shown })));
         if (results.length === 0) {
           ctx.out(`Nothing matching "${pattern}" in ${snaps.length} snapshot(s).`);
           return ExitCode.failure;
         }
-        for (const r of results) ctx.out(`${r.snapshot.slice(0, 8)}  ${localTime(r.time)}  ${String(r.entry.size).padStart(12)}  ${localTime(r.entry.mtime)}  ${shownPath(r.original)}`);
+        for (const r of results) ctx.out(`${r.snapshot.slice(0, 8)}  ${localTime(r.time)}  ${String(r.node.size).padStart(12)}  ${r.node.mtimeNs !== undefined ? localTime(r.node.mtimeNs) : '-'.padEnd(26)}  ${shownPath(r.shown)}`);
       }),
     );
 
   program
     .command('diff <snapshot1> <snapshot2>')
-    .description('show what changed between two snapshots (+ added, - removed, M modified, U metadata, T type)')
+    .description('show what changed between two snapshots, file backups or drive images (+ added, - removed, M modified, U metadata, T type)')
     .action(
       run(async (ctx, a: string, b: string) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const sa = await findFilesSnapshot(repo, a);
-        const sb = await findFilesSnapshot(repo, b);
+        const ta = await openSnapshotTree(repo, a);
+        const tb = await openSnapshotTree(repo, b);
+        if (ta.snapshot.kind !== tb.snapshot.kind) throw new LifeboatError('usage', 'One of the two snapshots is a file backup and the other a drive image; compare two of the same kind.');
         const sign = { added: '+', removed: '-', modified: 'M', metadata: 'U', type: 'T' } as const;
         const rows: { kind: string; path: string }[] = [];
-        for await (const c of diffTrees(repo, sa.snapshot.root, sb.snapshot.root)) rows.push({ kind: c.kind, path: c.path });
+        const onSkip = (p: string, why: string) => ctx.warn(`${p} was left out: ${why}.`);
+        for await (const c of diff(ta.tree, await ta.tree.root(), tb.tree, await tb.tree.root(), '', { signal: ctx.abort.signal, onSkip })) rows.push({ kind: c.kind, path: c.path });
         if (ctx.json) return ctx.printJson(rows);
         for (const r of rows) ctx.out(`${sign[r.kind as keyof typeof sign]}  ${shownPath(r.path)}`);
-        ctx.info(`${rows.length} change(s) between ${sa.id.slice(0, 8)} and ${sb.id.slice(0, 8)}.`);
+        ctx.info(`${rows.length} change(s) between ${ta.id.slice(0, 8)} and ${tb.id.slice(0, 8)}.`);
       }),
     );
 
   program
     .command('dump <snapshot> <path>')
-    .description('write one file from a snapshot to standard output; a folder is written as a tar archive')
+    .description('write one file from a snapshot (a file backup or a drive image) to standard output; a folder is written as a tar archive')
     .addHelpText('after', `\nExamples:\n  lifeboat dump latest /Documents/notes.txt > notes.txt\n  lifeboat dump latest /Documents > Documents.tar\n`)
     .action(
       run(async (ctx, ref: string, path: string) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const { snapshot } = await findFilesSnapshot(repo, ref);
-        const at = await resolvePath(repo, snapshot, path);
-        const out = ctx.stdout as NodeJS.WritableStream & import('node:stream').Writable;
-        if (at.entry?.type !== 'dir' && at.tree === undefined) return void (await dumpFile(repo, at.entry!, out, ctx.abort.signal));
+        const t = await openSnapshotTree(repo, ref);
+        const at = await t.resolve(path);
+        const out = ctx.stdout;
+        if (at.type === 'file') return void (await dumpFile(t.tree, at, out, ctx.abort.signal));
+        if (at.type !== 'dir') throw new LifeboatError('usage', `${path} is a ${at.type}, not a file or a folder.`);
         if ((ctx.stdout as NodeJS.WriteStream).isTTY) throw new LifeboatError('usage', `${path} is a folder; it is written as a tar archive, so send it to a file: lifeboat dump ${ref} ${path} > folder.tar`);
-        const top = at.entry ? { name: at.entry.name, entry: at.entry } : at.tree!;
-        await dumpTar(repo, top, out, { signal: ctx.abort.signal, onUnsafeName: (p) => ctx.warn(`${p} is not a plain name; it was left out of the archive.`) });
+        await dumpTar(t.tree, at, out, { signal: ctx.abort.signal, onSkip: (p, why) => ctx.warn(`${p} was left out of the archive: ${why}.`) });
       }),
     );
 

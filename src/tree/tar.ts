@@ -1,21 +1,18 @@
 /**
- * A folder of a snapshot as a POSIX tar stream (`lifeboat dump SNAPSHOT /Documents > docs.tar`),
+ * A folder of any tree as a POSIX tar stream (`lifeboat dump SNAPSHOT /Documents > docs.tar`),
  * as `restic dump` does: ustar headers, with pax extended headers where ustar cannot say it
  * exactly (names or link targets over 100 bytes, sizes of 8 GiB and more, large ids, nanosecond
  * times). Folders, files, symlinks, FIFOs and device nodes; a hard-linked file is stored as a
  * file each time. Names inside the archive are relative (`Documents/notes.txt`), never absolute.
  */
-import type { Writable } from 'node:stream';
-import { fromHex, type Hex } from '../repo/ids.js';
-import type { Repository } from '../repo/repository.js';
-import { fileContent, loadDir, type TreeEntry } from './tree.js';
+import { nodeName, walk, type Tree, type TreeNode } from './tree.js';
 
 const BLOCK = 512;
-const TYPEFLAG = { file: '0', symlink: '2', chardev: '3', blockdev: '4', dir: '5', fifo: '6' } as const;
+const TYPEFLAG = { file: '0', symlink: '2', chardev: '3', blockdev: '4', dir: '5', fifo: '6', other: '0' } as const;
 const MAX_OCTAL_11 = 0o77777777777;
 const MAX_OCTAL_7 = 0o7777777;
 
-function write(out: Writable, data: Uint8Array): Promise<void> | undefined {
+function write(out: NodeJS.WritableStream, data: Uint8Array): Promise<void> | undefined {
   if (out.write(data)) return undefined;
   return new Promise<void>((r) => out.once('drain', () => r()));
 }
@@ -32,14 +29,14 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
-function header(name: Buffer, typeflag: string, size: number, e: TreeEntry, link?: Buffer): Buffer {
+function header(name: Buffer, typeflag: string, size: number, e: TreeNode, link?: Buffer): Buffer {
   const h = Buffer.alloc(BLOCK);
   name.copy(h, 0, 0, Math.min(100, name.length));
   octal(h, 100, 8, e.mode & 0o7777);
-  octal(h, 108, 8, Math.min(e.uid, MAX_OCTAL_7));
-  octal(h, 116, 8, Math.min(e.gid, MAX_OCTAL_7));
+  octal(h, 108, 8, Math.min(e.uid ?? 0, MAX_OCTAL_7));
+  octal(h, 116, 8, Math.min(e.gid ?? 0, MAX_OCTAL_7));
   octal(h, 124, 12, Math.min(size, MAX_OCTAL_11));
-  octal(h, 136, 12, Math.max(0, Math.min(Number(e.mtime / 1_000_000_000n), MAX_OCTAL_11)));
+  octal(h, 136, 12, Math.max(0, Math.min(Number((e.mtimeNs ?? 0n) / 1_000_000_000n), MAX_OCTAL_11)));
   h.write(typeflag, 156, 1, 'ascii');
   link?.copy(h, 157, 0, Math.min(100, link.length));
   h.write('ustar\x0000', 257, 8, 'binary');
@@ -63,18 +60,18 @@ function padding(n: number): Buffer {
 }
 
 /** The headers of one entry: a pax header first when ustar's fields cannot hold it exactly. */
-function headers(name: Buffer, e: TreeEntry, size: number): Buffer {
-  const link = e.type === 'symlink' ? (e.target ?? Buffer.alloc(0)) : undefined;
+function headers(name: Buffer, e: TreeNode, size: number, link: Buffer | undefined): Buffer {
   const records: Buffer[] = [];
   const ascii = (b: Buffer) => b.every((c) => c >= 0x20 && c < 0x7f);
   if (name.length > 100 || !ascii(name)) records.push(paxRecord('path', name));
   if (link && (link.length > 100 || !ascii(link))) records.push(paxRecord('linkpath', link));
   if (size > MAX_OCTAL_11) records.push(paxRecord('size', Buffer.from(String(size))));
-  if (e.uid > MAX_OCTAL_7) records.push(paxRecord('uid', Buffer.from(String(e.uid))));
-  if (e.gid > MAX_OCTAL_7) records.push(paxRecord('gid', Buffer.from(String(e.gid))));
-  const frac = e.mtime % 1_000_000_000n;
-  if (frac !== 0n || e.mtime < 0n) {
-    const s = e.mtime / 1_000_000_000n;
+  if ((e.uid ?? 0) > MAX_OCTAL_7) records.push(paxRecord('uid', Buffer.from(String(e.uid))));
+  if ((e.gid ?? 0) > MAX_OCTAL_7) records.push(paxRecord('gid', Buffer.from(String(e.gid))));
+  const mtime = e.mtimeNs ?? 0n;
+  const frac = mtime % 1_000_000_000n;
+  if (frac !== 0n || mtime < 0n) {
+    const s = mtime / 1_000_000_000n;
     records.push(paxRecord('mtime', Buffer.from(`${s}.${(frac < 0n ? -frac : frac).toString().padStart(9, '0')}`)));
   }
   const main = header(name, TYPEFLAG[e.type], size, e, link);
@@ -84,24 +81,20 @@ function headers(name: Buffer, e: TreeEntry, size: number): Buffer {
   return Buffer.concat([header(paxName, 'x', body.length, e), body, padding(body.length), main]);
 }
 
-/** A name that could step out of the folder it is extracted into is left out of the archive. */
-function safeName(n: Buffer): boolean {
-  return n.length > 0 && !n.includes(0x2f) && !n.includes(0) && !(n.length <= 2 && n.every((c) => c === 0x2e));
-}
-
-async function writeEntry(repo: Repository, name: Buffer, e: TreeEntry, out: Writable, o: DumpTarOptions): Promise<void> {
-  const signal = o.signal;
-  signal?.throwIfAborted();
+async function writeEntry(tree: Tree, name: Buffer, e: TreeNode, out: NodeJS.WritableStream, o: DumpTarOptions): Promise<void> {
+  o.signal?.throwIfAborted();
+  if (e.damaged !== undefined || e.type === 'other') {
+    o.onSkip?.(name.toString('utf8'), e.damaged ?? 'it is a kind of file tar cannot hold');
+    return;
+  }
   const size = e.type === 'file' ? e.size : 0;
-  const dirName = e.type === 'dir' ? Buffer.concat([name, Buffer.from('/')]) : name;
-  await write(out, headers(dirName, e, size));
+  const link = e.type === 'symlink' ? (e.target ?? (await tree.readlink(e))) : undefined;
+  await write(out, headers(e.type === 'dir' ? Buffer.concat([name, Buffer.from('/')]) : name, e, size, link));
   if (e.type === 'file') {
     // Exactly `size` bytes, whatever the stored content holds, so the archive stays well formed.
     let left = size;
-    for (const id of await fileContent(repo, e)) {
+    for await (const data of tree.read(e, o.signal)) {
       if (left === 0) break;
-      signal?.throwIfAborted();
-      const data = await repo.loadBlob(fromHex(id));
       const part = data.length > left ? data.subarray(0, left) : data;
       left -= part.length;
       await write(out, part);
@@ -113,27 +106,20 @@ async function writeEntry(repo: Repository, name: Buffer, e: TreeEntry, out: Wri
     }
     await write(out, padding(size));
   }
-  if (e.type === 'dir' && e.subtree !== undefined) {
-    for (const c of await loadDir(repo, e.subtree)) {
-      const child = Buffer.concat([name, Buffer.from('/'), c.name]);
-      if (safeName(c.name)) await writeEntry(repo, child, c, out, o);
-      else o.onUnsafeName?.(child.toString('utf8'));
-    }
-  }
 }
 
 export interface DumpTarOptions {
   readonly signal?: AbortSignal;
-  /** A name in the snapshot that is not a plain name ('..', or holding '/'): it is left out. */
-  readonly onUnsafeName?: (path: string) => void;
+  /** An entry left out of the archive: a name that is not plain ('..', or holding '/'), damaged metadata, a socket. */
+  readonly onSkip?: (path: string, why: string) => void;
 }
 
-/** Writes `top` (one entry under its name, or every entry of a listing) and everything below as a tar stream, then its end marker. */
-export async function dumpTar(repo: Repository, top: { name: Buffer; entry: TreeEntry } | Hex, out: Writable, o: DumpTarOptions = {}): Promise<void> {
-  const entries = typeof top === 'string' ? (await loadDir(repo, top)).map((entry) => ({ name: entry.name, entry })) : [top];
-  for (const { name, entry } of entries) {
-    if (safeName(name)) await writeEntry(repo, name, entry, out, o);
-    else o.onUnsafeName?.(name.toString('utf8'));
+/** Writes `node` (a folder's contents when `node` is the tree's root) and everything below as a tar stream, then its end marker. */
+export async function dumpTar(tree: Tree, node: TreeNode, out: NodeJS.WritableStream, o: DumpTarOptions = {}): Promise<void> {
+  const top = node.name.length === 0 ? '' : nodeName(node);
+  if (top !== '') await writeEntry(tree, node.name, node, out, o);
+  if (node.type === 'dir') {
+    for await (const f of walk(tree, node, top, o)) await writeEntry(tree, Buffer.from(f.path.replace(/^\//, ''), 'utf8'), f.node, out, o);
   }
   await write(out, Buffer.alloc(2 * BLOCK));
 }

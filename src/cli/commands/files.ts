@@ -14,16 +14,13 @@ import { diff, dumpFile, modeString, nodeName, walk, type Found, type TreeNode }
 import { dumpTar } from '../../tree/tar.js';
 import { openSnapshotTree, treeOf } from '../../jobs/browse.js';
 import { PathMatcher, parseSize } from '../../files/pattern.js';
-import { fileTreeReferences } from '../../files/tree.js';
 import { platform } from '../../files/platform/platform.js';
 import { ExitCode } from '../../util/errors.js';
 import { reuseLargeBlocks } from '../../util/memory.js';
 import { Progress, formatDuration } from '../progress.js';
 import { defaultCacheDir, type Context } from '../context.js';
 import { localTime } from '../format.js';
-import { referenceWalkers, type Run } from './repo.js';
-
-referenceWalkers.files = (repo, snapshot, visit) => fileTreeReferences(repo, snapshot.root, visit);
+import type { Run } from './repo.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

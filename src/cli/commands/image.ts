@@ -5,19 +5,17 @@ import { resolve } from 'node:path';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import { indexUnindexedPacks } from '../../repo/repair.js';
-import { createImage, imageReferences, loadManifest, previousImage, totalBytes, writeImage, type ImageProgress } from '../../image/imager.js';
+import { createImage, loadManifest, previousImage, totalBytes, writeImage, type ImageProgress } from '../../image/imager.js';
 import { analyzeDisk } from '../../image/layout.js';
 import { openTarget } from '../../image/target.js';
 import { openSource } from '../../image/source.js';
 import { diskTools } from '../../image/tools.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
-import { referenceWalkers, type Run } from './repo.js';
+import type { Run } from './repo.js';
 import { Progress, formatDuration } from '../progress.js';
 import { registerImageExportCommands } from './image-export.js';
 import { registerImageFileCommands } from './image-files.js';
-
-referenceWalkers.image = (repo, snapshot, visit) => imageReferences(repo, snapshot.root, visit);
 
 function username(): string {
   try {

@@ -5,16 +5,12 @@ import { applyPolicy, parseDuration, type ForgetPolicy } from '../../repo/forget
 import { Names, type Hex } from '../../repo/ids.js';
 import { loadPins, pinSnapshot, unpinSnapshot } from '../../repo/pins.js';
 import { prune, type PruneReport } from '../../repo/prune.js';
-import { repairIndex, repairSnapshots, type Repairers } from '../../repo/repair.js';
+import { repairIndex, repairSnapshots } from '../../repo/repair.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
-import { referenceWalkers, type Run } from './repo.js';
-import { filesRepairer } from '../../files/repair.js';
-import { imageRepairer } from '../../image/repair.js';
-
-/** Snapshot repairers, contributed by the layers that own each snapshot kind (like referenceWalkers). */
-export const snapshotRepairers: Repairers = { files: filesRepairer, image: imageRepairer };
+import type { Run } from './repo.js';
+import { referenceWalkers, snapshotRepairers } from '../../jobs/kinds.js';
 
 function count(name: string) {
   return (v: string): number => {

@@ -6,16 +6,14 @@ import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { Repository } from '../../repo/repository.js';
 import { addKey, listKeys, readKey } from '../../repo/keys.js';
 import { Names } from '../../repo/ids.js';
-import { checkRepository, repositoryStats, type ReferenceWalker } from '../../repo/check.js';
-import type { Snapshot } from '../../repo/snapshot.js';
+import { checkRepository, repositoryStats } from '../../repo/check.js';
+import { referenceWalkers } from '../../jobs/kinds.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands actions untyped arguments
 export type Run = (fn: (ctx: Context, ...args: any[]) => Promise<number | void>) => (...args: any[]) => Promise<void>;
 
-/** Reference walkers for check, contributed by the layers that own each snapshot kind. */
-export const referenceWalkers: Partial<Record<Snapshot['kind'], ReferenceWalker>> = {};
 
 export function registerRepoCommands(program: Command, run: Run): void {
   program

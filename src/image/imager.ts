@@ -306,10 +306,10 @@ function diskIdOf(table: ImageManifest['table']): string | undefined {
  * The previous image of a drive, whose chunks are the bases of the next image's deltas: the latest
  * image from this computer of the same path, or else the latest of a drive of the same size with
  * the same partition table id (an external drive that came back under another name). Only the
- * newest few candidates' manifests are read for the second rule.
+ * newest few candidates' manifests are read for the second rule. With `before` (an import of an older backup), only images taken before that time count.
  */
-export async function previousImage(repo: Repository, host: string, path: string, size: number, table: ImageManifest['table']): Promise<{ id: string; snapshot: Snapshot } | undefined> {
-  const images = (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'image' && s.snapshot.host === host);
+export async function previousImage(repo: Repository, host: string, path: string, size: number, table: ImageManifest['table'], before?: string): Promise<{ id: string; snapshot: Snapshot } | undefined> {
+  const images = (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'image' && s.snapshot.host === host && (before === undefined || s.snapshot.time < before));
   const samePath = images.filter((s) => s.snapshot.paths[0] === path).pop();
   const diskId = diskIdOf(table);
   if (samePath || diskId === undefined) return samePath;

@@ -1,29 +1,17 @@
 /** System image commands: image create, restore, info. */
 import type { Command } from 'commander';
-import { hostname, userInfo } from 'node:os';
-import { resolve } from 'node:path';
-import { LifeboatError, formatBytes } from '../../util/errors.js';
-import type { Snapshot } from '../../repo/snapshot.js';
-import { indexUnindexedPacks } from '../../repo/repair.js';
-import { createImage, loadManifest, previousImage, totalBytes, writeImage, type ImageProgress } from '../../image/imager.js';
-import { analyzeDisk } from '../../image/layout.js';
+import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
+import { loadManifest, writeImage, type ImageProgress } from '../../image/imager.js';
 import { openTarget } from '../../image/target.js';
-import { openSource } from '../../image/source.js';
 import { diskTools } from '../../image/tools.js';
+import { createImageSnapshot, planImageCreate } from '../../jobs/image.js';
+import { renderEvents } from '../events.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 import type { Run } from './repo.js';
 import { Progress, formatDuration } from '../progress.js';
 import { registerImageExportCommands } from './image-export.js';
 import { registerImageFileCommands } from './image-files.js';
-
-function username(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return '';
-  }
-}
 
 function progressPrinter(ctx: Context, label: string): (p: ImageProgress) => void {
   const bar = new Progress(ctx, label);
@@ -39,67 +27,26 @@ export function registerImageCommands(program: Command, run: Run): void {
     .option('--tag <tag>', 'add a tag (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--dry-run', 'show what would be read and how long it would take, without reading it all')
     .action(
-      run(async (ctx, sourceArg: string, o: { tag: string[]; dryRun?: boolean }) => {
-        const sourcePath = resolve(sourceArg); // snapshots record the absolute path of the drive or file
-        const unreadable: { start: number; length: number }[] = [];
-        const src = await openSource(sourcePath, {
-          onUnreadable: (start, length) => {
-            unreadable.push({ start, length });
-            ctx.warn(`cannot read ${length} bytes at byte ${start} of ${sourcePath}; they will restore as zeros`);
-          },
-        });
-        try {
-          if (src.size === 0) throw new LifeboatError('invalid-argument', `${sourcePath} is empty; there is nothing to image.`);
-          const tools = diskTools();
-          for (const w of await tools.mountWarnings(sourcePath)) ctx.warn(w);
-          const layout = await analyzeDisk(src, tools.tables, tools.probes);
-          for (const w of layout.warnings) ctx.warn(w);
-          const toRead = totalBytes(layout.used);
-          if (o.dryRun) {
-            const rate = await measureReadRate(src, layout.used);
-            const seconds = toRead / Math.min(rate, 250e6); // compression bound on a typical 2-core machine
-            const out = { source: sourcePath, size: src.size, bytesToRead: toRead, partitions: layout.partitions, table: layout.table, estimatedSeconds: Math.round(seconds) };
-            if (ctx.json) return ctx.printJson(out);
-            ctx.out(`${sourcePath}: ${formatBytes(src.size)}, ${layout.table.kind.toUpperCase()} partition table, ${layout.partitions.length} partition(s).`);
-            for (const p of layout.partitions) ctx.out(`  ${p.index}: ${p.filesystem ?? p.typeName}, ${formatBytes(p.size)}, ${p.method === 'allocation' ? `${formatBytes(p.usedBytes)} used` : 'every block will be read'}`);
-            ctx.out(`Would read ${formatBytes(toRead)} (${((toRead / Math.max(1, src.size)) * 100).toFixed(0)}% of the drive); about ${formatDuration(seconds)} on this machine.`);
-            return;
-          }
-          const repo = await ctx.openRepository();
-          await repo.lock(false, 'image create');
-          await indexUnindexedPacks(repo); // loads the index; reuses what an interrupted run uploaded
-          const started = Date.now();
-          // The previous image of this drive: its chunks are the bases of this image's delta blobs.
-          const parent = await previousImage(repo, hostname(), sourcePath, src.size, layout.table);
-          const res = await createImage(repo, src, layout.used, { table: layout.table, partitions: layout.partitions, source: { path: sourcePath }, unreadable }, {
-            parent: parent?.snapshot.root,
-            signal: ctx.abort.signal,
-            onProgress: progressPrinter(ctx, 'imaging'),
-          });
-          const seconds = (Date.now() - started) / 1000;
-          const snap: Snapshot = {
-            version: 1,
-            kind: 'image',
-            time: new Date().toISOString(),
-            host: hostname(),
-            user: username(),
-            paths: [sourcePath],
-            tags: o.tag,
-            root: res.manifestId,
-            ...(parent ? { parent: parent.id } : {}),
-            ...(unreadable.length ? { incomplete: { count: unreadable.length, paths: unreadable.slice(0, 100).map((u) => `bytes ${u.start}-${u.start + u.length - 1}`) } } : {}),
-            summary: { totalBytes: res.manifest.bytesUsed, size: src.size, bytesRead: res.bytesRead, bytesAdded: res.bytesAdded, chunksStored: res.chunksStored, chunksNew: res.chunksNew, chunksDelta: res.chunksDelta, seconds },
-          };
-          const id = await repo.saveSnapshot(snap);
-          if (ctx.json) ctx.printJson({ id, ...snap.summary, partitions: layout.partitions, warnings: layout.warnings, unreadable });
-          else {
-            ctx.report(`Image snapshot ${id.slice(0, 8)} of ${sourcePath} saved.`);
-            ctx.report(`Read ${formatBytes(res.bytesRead)} of ${formatBytes(src.size)}; added ${formatBytes(res.bytesAdded)} to the repository (${res.chunksNew} new chunks of ${res.chunksStored}) in ${formatDuration(seconds)}.`);
-          }
-          return unreadable.length > 0 ? 3 : 0;
-        } finally {
-          await src.close();
+      run(async (ctx, source: string, o: { tag: string[]; dryRun?: boolean }) => {
+        const render = renderEvents(ctx);
+        if (o.dryRun) {
+          const plan = await planImageCreate(source, { signal: ctx.abort.signal, onEvent: render });
+          if (ctx.json) return ctx.printJson(plan);
+          ctx.out(`${plan.source}: ${formatBytes(plan.size)}, ${plan.table.kind.toUpperCase()} partition table, ${plan.partitions.length} partition(s).`);
+          for (const p of plan.partitions) ctx.out(`  ${p.index}: ${p.filesystem ?? p.typeName}, ${formatBytes(p.size)}, ${p.method === 'allocation' ? `${formatBytes(p.usedBytes)} used` : 'every block will be read'}`);
+          ctx.out(`Would read ${formatBytes(plan.bytesToRead)} (${((plan.bytesToRead / Math.max(1, plan.size)) * 100).toFixed(0)}% of the drive); about ${formatDuration(plan.estimatedSeconds)} on this machine.`);
+          return;
         }
+        const repo = await ctx.openRepository();
+        const r = await createImageSnapshot(repo, source, { tags: o.tag, signal: ctx.abort.signal, onEvent: render });
+        render.done();
+        const s = r.snapshot.summary ?? {};
+        if (ctx.json) ctx.printJson({ id: r.id, ...s, partitions: r.layout.partitions, warnings: r.layout.warnings, unreadable: r.unreadable });
+        else {
+          ctx.report(`Image snapshot ${r.id.slice(0, 8)} of ${r.snapshot.paths[0]} saved.`);
+          ctx.report(`Read ${formatBytes(s['bytesRead'] ?? 0)} of ${formatBytes(s['size'] ?? 0)}; added ${formatBytes(s['bytesAdded'] ?? 0)} to the repository (${s['chunksNew']} new chunks of ${s['chunksStored']}) in ${formatDuration(s['seconds'] ?? 0)}.`);
+        }
+        return r.unreadable.length > 0 ? ExitCode.partial : ExitCode.ok;
       }),
     );
 
@@ -168,19 +115,4 @@ export function registerImageCommands(program: Command, run: Run): void {
 
   registerImageExportCommands(image, run);
   registerImageFileCommands(image, run);
-}
-
-async function measureReadRate(src: { read(o: number, l: number): Promise<Uint8Array> }, used: readonly { start: number; end: number }[]): Promise<number> {
-  const started = process.hrtime.bigint();
-  let bytes = 0;
-  for (const r of used) {
-    for (let o = r.start; o < r.end && bytes < 64 * 1024 * 1024; o += 4 * 1024 * 1024) {
-      const n = Math.min(4 * 1024 * 1024, r.end - o);
-      await src.read(o, n);
-      bytes += n;
-    }
-    if (bytes >= 64 * 1024 * 1024) break;
-  }
-  const s = Number(process.hrtime.bigint() - started) / 1e9;
-  return bytes > 0 && s > 0 ? bytes / s : 1e9;
 }

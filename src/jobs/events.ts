@@ -9,8 +9,9 @@ export type JobEvent =
       readonly type: 'progress';
       /** What is being done: 'imaging', 'importing', 'restoring', … */
       readonly phase: string;
-      /** Bytes done and, once known, in all. */
+      /** Bytes (or, with unit 'items', packs, files, …) done and, once known, in all. */
       readonly done: number;
+      readonly unit?: 'bytes' | 'items';
       readonly total?: number;
       readonly files?: number;
       /** Bytes added to the repository so far. */

@@ -1,10 +1,11 @@
 /** Maintenance commands: forget, prune, pin, unpin, repair index, repair snapshots. */
 import type { Command } from 'commander';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
-import { applyPolicy, parseDuration, type ForgetPolicy } from '../../repo/forget.js';
-import { Names, type Hex } from '../../repo/ids.js';
-import { loadPins, pinSnapshot, unpinSnapshot } from '../../repo/pins.js';
-import { prune, type PruneReport } from '../../repo/prune.js';
+import { parseDuration, type ForgetPolicy } from '../../repo/forget.js';
+import { pinSnapshot, unpinSnapshot } from '../../repo/pins.js';
+import type { PruneReport } from '../../repo/prune.js';
+import { forgetSnapshots, pruneRepository } from '../../jobs/maintenance.js';
+import { renderEvents } from '../events.js';
 import { repairIndex, repairSnapshots } from '../../repo/repair.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
@@ -69,15 +70,9 @@ function maxUnusedOf(v: string): number {
 }
 
 async function runPrune(ctx: Context, repo: Repository, maxUnused: number, dryRun: boolean): Promise<PruneReport> {
-  const r = await prune(repo, {
-    walkers: referenceWalkers,
-    maxUnusedPercent: maxUnused,
-    dryRun,
-    signal: ctx.abort.signal,
-    onProgress: (phase, done, total) => {
-      if (!ctx.json && process.stderr.isTTY && total > 0) process.stderr.write(`\r${phase}: ${done}/${total}`);
-    },
-  });
+  const render = renderEvents(ctx);
+  const r = await pruneRepository(repo, { maxUnusedPercent: maxUnused, dryRun, signal: ctx.abort.signal, onEvent: render });
+  render.done();
   if (ctx.json) return r;
   const would = dryRun ? 'would be ' : '';
   ctx.report(`${r.snapshots} snapshots need ${r.blobsUsed} blocks (${formatBytes(r.bytes.used)}) in ${formatBytes(r.bytes.before)} of packs.`);
@@ -111,27 +106,12 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, refs: string[], o: ForgetOptions) => {
         const repo = await ctx.openRepository();
-        await repo.lock(true, 'forget');
-        const pins = await loadPins(repo);
-        const all = (await repo.listSnapshots()).filter((s) => o.host.length === 0 || o.host.includes(s.snapshot.host));
-        let groups: ReturnType<typeof applyPolicy<{ id: Hex; kind: string; time: string; host: string; paths: readonly string[]; tags: readonly string[]; pinned: boolean }>>;
-        const candidates = all.map(({ id, snapshot: s }) => ({ id, kind: s.kind, time: s.time, host: s.host, paths: s.paths, tags: s.tags, pinned: pins.has(id) }));
-        if (refs.length > 0) {
-          const ids = new Set<Hex>();
-          for (const ref of refs) ids.add((await repo.findSnapshot(ref)).id);
-          const pinned = [...ids].filter((id) => pins.has(id));
-          if (pinned.length > 0) throw new LifeboatError('invalid-argument', `Snapshot ${pinned.map((id) => id.slice(0, 8)).join(', ')} is pinned. Unpin it first with "lifeboat unpin" if you really want to remove it.`);
-          groups = [{ kind: '', host: '', paths: [], keep: [], remove: candidates.filter((c) => ids.has(c.id)) }];
-        } else {
-          groups = applyPolicy(candidates, policyOf(o));
-        }
-        const removeIds = groups.flatMap((g) => g.remove.map((r) => r.id));
-        if (!o.dryRun) for (const id of removeIds) await repo.store.delete(Names.snapshot(id));
+        const { groups, wouldRemove: removeIds } = await forgetSnapshots(repo, { ids: refs, ...(refs.length === 0 ? { policy: policyOf(o) } : {}), hosts: o.host, dryRun: o.dryRun === true });
         let pruneReport: PruneReport | undefined;
         if (!ctx.json) {
           for (const g of groups) {
             if (refs.length === 0) ctx.out(`${g.kind} snapshots of ${g.host}: ${g.paths.join(', ')}`);
-            for (const k of g.keep) ctx.out(`  keep    ${k.snapshot.id.slice(0, 8)}  ${localTime(k.snapshot.time)}  ${k.reasons.join(', ')}${k.snapshot.pinned && pins.get(k.snapshot.id)?.note ? ` (${pins.get(k.snapshot.id)!.note})` : ''}`);
+            for (const k of g.keep) ctx.out(`  keep    ${k.snapshot.id.slice(0, 8)}  ${localTime(k.snapshot.time)}  ${k.reasons.join(', ')}${k.snapshot.note ? ` (${k.snapshot.note})` : ''}`);
             for (const r of g.remove) ctx.out(`  ${o.dryRun ? 'would remove' : 'remove'}  ${r.id.slice(0, 8)}  ${localTime(r.time)}`);
           }
           ctx.report(o.dryRun ? `${removeIds.length} snapshot(s) would be removed.` : `Removed ${removeIds.length} snapshot(s).`);
@@ -162,7 +142,6 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { maxUnused: string; dryRun?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.lock(true, 'prune');
         const r = await runPrune(ctx, repo, maxUnusedOf(o.maxUnused), o.dryRun === true);
         if (ctx.json) ctx.printJson(r);
       }),

@@ -146,3 +146,18 @@ test('--version, --quiet, local times with their offset, and absolute image path
   const snaps = JSON.parse(await ok(['snapshots', '--json'], env)) as { kind: string; paths: string[] }[];
   assert.deepEqual(snaps.find((s) => s.kind === 'image')?.paths, [join(root, 'disk.img')]);
 });
+
+test('a backup whose sources are all missing saves nothing and exits 1; with only some missing it saves the rest and exits 3', async (t) => {
+  const { root, docs, env } = fixture(t);
+  await ok(['init'], env);
+  const typo = join(root, 'home', 'ann', 'Documnets');
+  const unplugged = join(root, 'media', 'usb');
+  const none = await lifeboat(['backup', typo, unplugged], env);
+  assert.equal(none.code, 1, none.stderr);
+  assert.match(none.stderr, new RegExp(`Nothing was backed up: .*Documnets.*usb do not exist`));
+  assert.deepEqual(JSON.parse(await ok(['snapshots', '--json'], env)), [], 'no snapshot was written');
+  const some = await lifeboat(['backup', docs, typo], env);
+  assert.equal(some.code, 3, some.stderr);
+  assert.match(some.stderr, /Documnets does not exist and was not saved/);
+  assert.equal((JSON.parse(await ok(['snapshots', '--json'], env)) as unknown[]).length, 1);
+});

@@ -653,6 +653,11 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
     if (other !== undefined) throw new LifeboatError('usage', `${other} and ${p} would both be called "${n}" in the snapshot; back them up in separate snapshots.`);
     names.set(n, p);
   }
+  // Every source missing is a typo or an unplugged drive, not an empty backup: save nothing.
+  const missing = await Promise.all(abs.map((p) => fsp.lstat(p).then(() => false, (e: unknown) => errnoCode(e) === 'ENOENT')));
+  if (missing.every((m) => m)) {
+    throw new LifeboatError('not-found', `Nothing was backed up: ${abs.join(', ')} ${abs.length === 1 ? 'does' : 'do'} not exist. Check the ${abs.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${abs.length === 1 ? 'it' : 'them'}.`);
+  }
   let time = new Date().toISOString();
   if (opts.time !== undefined) {
     const d = new Date(opts.time);

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir, platform } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { LifeboatError, errnoCode } from '../util/errors.js';
@@ -58,6 +58,17 @@ export class Context {
 
   get json(): boolean {
     return this.global.json === true;
+  }
+
+  /** Lifeboat's own folders on this computer, which no backup includes: the repository (when it is a folder), the cache, the data folder. */
+  ownFolders(): { path: string; reason: string }[] {
+    const out = [
+      { path: defaultCacheDir(), reason: "it is Lifeboat's cache" },
+      { path: dirname(defaultRepositoryPath()), reason: "it holds Lifeboat's own data" },
+    ];
+    const loc = this.repoLocation();
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(loc)) out.unshift({ path: resolve(loc), reason: "it is this backup's own repository" });
+    return out;
   }
 
   repoLocation(): string {

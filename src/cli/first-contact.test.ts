@@ -161,3 +161,35 @@ test('a backup whose sources are all missing saves nothing and exits 1; with onl
   assert.match(some.stderr, /Documnets does not exist and was not saved/);
   assert.equal((JSON.parse(await ok(['snapshots', '--json'], env)) as unknown[]).length, 1);
 });
+
+test('lifeboat backup ~ with the default repository leaves out the repository, the cache and CACHEDIR.TAG folders, saying so', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const home = join(d.path, 'ann');
+  mkdirSync(join(home, 'Documents'), { recursive: true });
+  writeFileSync(join(home, 'Documents', 'notes.txt'), 'hello\n');
+  mkdirSync(join(home, 'build', 'obj'), { recursive: true });
+  writeFileSync(join(home, 'build', 'CACHEDIR.TAG'), 'Signature: 8a477f597d28d172789f06886806bc55\n# made by a build tool\n');
+  writeFileSync(join(home, 'build', 'obj', 'a.o'), Buffer.alloc(5000, 1));
+  mkdirSync(join(home, 'not-a-cache'));
+  writeFileSync(join(home, 'not-a-cache', 'CACHEDIR.TAG'), 'Signature: 0000000000000000000000000000000\n');
+  writeFileSync(join(home, 'not-a-cache', 'data.txt'), 'keep me\n');
+  // No --repo: the repository goes to the default place inside the home folder being backed up.
+  const env = { HOME: home, XDG_DATA_HOME: join(home, '.local', 'share'), XDG_CACHE_HOME: join(home, '.cache'), LIFEBOAT_REPO: undefined, LIFEBOAT_PASSWORD: 'pw' } as unknown as Record<string, string>;
+  await ok(['init'], env);
+  const first = await lifeboat(['backup', home], env);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, new RegExp(`Leaving out ${join(home, '.local', 'share', 'lifeboat').replace(/[.]/g, '\\.')}: it holds Lifeboat's own data\\.`));
+  assert.match(first.stderr, /Leaving out .*\/build: it is a cache \(it holds a CACHEDIR\.TAG file\)/);
+  const second = await lifeboat(['backup', home], env);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, new RegExp(`Leaving out ${join(home, '.cache', 'lifeboat').replace(/[.]/g, '\\.')}: it is Lifeboat's cache\\.`));
+  const paths = (JSON.parse(await ok(['ls', '-R', '--json', 'latest'], env)) as { path: string }[]).map((e) => e.path);
+  assert.ok(paths.includes('/ann/Documents/notes.txt'));
+  assert.ok(paths.includes('/ann/build/CACHEDIR.TAG') && !paths.some((p) => p.startsWith('/ann/build/obj')), 'a tagged cache keeps only its tag');
+  assert.ok(paths.includes('/ann/not-a-cache/data.txt'), 'a wrong signature is no cache tag');
+  assert.ok(!paths.some((p) => p.startsWith('/ann/.local/share/lifeboat') || p.startsWith('/ann/.cache/lifeboat')), paths.filter((p) => p.includes('lifeboat')).join(', '));
+  const all = await lifeboat(['backup', '--no-exclude-caches', home], env);
+  assert.equal(all.code, 0, all.stderr);
+  assert.ok((JSON.parse(await ok(['ls', '-R', '--json', 'latest'], env)) as { path: string }[]).some((e) => e.path === '/ann/build/obj/a.o'));
+});

@@ -65,13 +65,29 @@ export type BackupEvent =
       /** The parent snapshot's total, as an estimate for the time left. */
       readonly totalBytesEstimate?: number;
     }
-  | { readonly type: 'warning'; readonly kind: WarningKind; readonly path: string; readonly message: string };
+  | { readonly type: 'warning'; readonly kind: WarningKind; readonly path: string; readonly message: string }
+  /** A folder left out on purpose: Lifeboat's own data, or a cache marked with CACHEDIR.TAG. */
+  | { readonly type: 'excluded'; readonly path: string; readonly reason: string };
+
+/** Folders a backup leaves out whatever the patterns say, with the reason shown to the user. */
+export interface OwnFolder {
+  readonly path: string;
+  readonly reason: string;
+}
+
+/** The first bytes of a CACHEDIR.TAG file (https://bford.info/cachedir/). */
+const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
+const CACHEDIR_TAG = Buffer.from('CACHEDIR.TAG');
 
 export interface BackupOptions {
   readonly paths: readonly string[];
   readonly excludes?: readonly string[];
   readonly excludeLargerThan?: number;
   readonly oneFileSystem?: boolean;
+  /** Folders never backed up (the repository, Lifeboat's cache and state): found by identity, so a symlinked or bind-mounted path is caught too. */
+  readonly ownFolders?: readonly OwnFolder[];
+  /** Leave out the contents of folders tagged with CACHEDIR.TAG (the folder and its tag are kept), as restic's and borg's --exclude-caches. */
+  readonly excludeCaches?: boolean;
   readonly tags?: readonly string[];
   /** The snapshot's time (ISO-8601); now by default. */
   readonly time?: string;
@@ -192,6 +208,8 @@ class Backup {
   private readonly dirty = new Set<string>();
   /** Set by backup() when the options name a cache folder. */
   cache: ListingCache | undefined;
+  /** "dev:ino" of each own folder that exists, with why it is left out. */
+  readonly own = new Map<string, string>();
   private lastProgress = 0;
   readonly bytesBefore: number;
   totalEstimate: number | undefined;
@@ -476,6 +494,22 @@ class Backup {
     }
   }
 
+  /** A CACHEDIR.TAG counts only when it is a regular file that starts with the signature. */
+  private async isCacheTag(tag: Buffer): Promise<boolean> {
+    try {
+      const fh = await this.fs.open(tag, C.O_RDONLY | C.O_NOFOLLOW);
+      try {
+        const head = Buffer.alloc(CACHEDIR_SIGNATURE.length);
+        const { bytesRead } = await fh.read(head, 0, head.length, 0);
+        return bytesRead === head.length && head.equals(CACHEDIR_SIGNATURE);
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return false;
+    }
+  }
+
   async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
     e.subtree = await this.subtreeOf(path, logical, st, prev?.type === 'dir' ? prev.subtree : undefined, rootDev);
     return e;
@@ -525,6 +559,10 @@ class Backup {
         path = handle.base;
       }
       names = await this.fs.readdir(path);
+      if (this.opts.excludeCaches && names.some((n) => n.equals(CACHEDIR_TAG)) && (await this.isCacheTag(Buffer.concat([path, SLASH, CACHEDIR_TAG])))) {
+        this.opts.onEvent?.({ type: 'excluded', path: shown, reason: 'it is a cache (it holds a CACHEDIR.TAG file); only the tag is kept' });
+        names = [CACHEDIR_TAG];
+      }
     } catch (err) {
       this.fsProblem(err, shown, 'listed');
       names = [];
@@ -551,6 +589,11 @@ class Backup {
       try {
         const st = await this.fs.lstat(child);
         if (st.isFile() && this.opts.excludeLargerThan !== undefined && Number(st.size) > this.opts.excludeLargerThan) return;
+        const own = st.isDirectory() && this.own.size > 0 ? this.own.get(`${st.dev}:${st.ino}`) : undefined;
+        if (own !== undefined) {
+          this.opts.onEvent?.({ type: 'excluded', path: display(childLogical), reason: own });
+          return;
+        }
         found[i] = { name, path: child, logical: childLogical, st };
       } catch (err) {
         this.fsProblem(err, display(childLogical), 'examined');
@@ -668,6 +711,10 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   await repo.loadIndex();
   const parent = opts.parent === null ? undefined : opts.parent !== undefined ? await repo.findSnapshot(opts.parent) : await findParent(repo, host, abs);
   const b = new Backup(repo, opts);
+  for (const f of opts.ownFolders ?? []) {
+    const st = await fsp.stat(f.path, { bigint: true }).catch(() => undefined);
+    if (st?.isDirectory()) b.own.set(`${st.dev}:${st.ino}`, f.reason);
+  }
   const pt = parent?.snapshot.summary?.['totalBytes'];
   if (pt !== undefined) b.totalEstimate = pt;
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;

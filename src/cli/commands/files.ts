@@ -77,8 +77,9 @@ export function registerFileCommands(program: Command, run: Run): void {
     .option('--time <iso>', 'the time recorded for the snapshot (ISO-8601), instead of now')
     .option('--host <name>', 'the host name recorded for the snapshot')
     .option('--no-cache', "compare every folder with the previous snapshot's listing instead of the local listing cache")
+    .option('--no-exclude-caches', 'also back up the contents of folders marked as caches with a CACHEDIR.TAG file')
     .action(
-      run(async (ctx, paths: string[], o: { exclude: string[]; excludeFile: string[]; excludeLargerThan?: string; oneFileSystem?: boolean; tag: string[]; time?: string; host?: string; cache: boolean }) => {
+      run(async (ctx, paths: string[], o: { exclude: string[]; excludeFile: string[]; excludeLargerThan?: string; oneFileSystem?: boolean; tag: string[]; time?: string; host?: string; cache: boolean; excludeCaches: boolean }) => {
         const excludes = [...o.exclude];
         for (const f of o.excludeFile) {
           let text: string;
@@ -104,6 +105,9 @@ export function registerFileCommands(program: Command, run: Run): void {
             progress.done();
             if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', kind: e.kind, path: e.path, message: e.message }) + '\n');
             else ctx.warn(e.message);
+          } else if (e.type === 'excluded') {
+            progress.done();
+            ctx.info(`Leaving out ${e.path}: ${e.reason}.`);
           } else {
             progress.update({ done: e.bytesDone, ...(e.totalBytesEstimate !== undefined ? { total: Math.max(e.totalBytesEstimate, e.bytesDone) } : {}), files: e.files, extra: `${formatBytes(e.bytesAdded)} added` });
           }
@@ -113,6 +117,8 @@ export function registerFileCommands(program: Command, run: Run): void {
           excludes,
           ...(larger !== undefined ? { excludeLargerThan: larger } : {}),
           oneFileSystem: o.oneFileSystem === true,
+          ownFolders: ctx.ownFolders(),
+          excludeCaches: o.excludeCaches,
           tags: o.tag,
           ...(o.time !== undefined ? { time: o.time } : {}),
           ...(o.host !== undefined ? { host: o.host } : {}),

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { listAll, rejectsWithCode, storeConformanceSuite } from './conformance.js';
-import { LocalStore } from './local.js';
+import { LocalStore, isTransientErrno } from './local.js';
 import { nativeAddon } from '../util/native.js';
 
 const TMPFS_MAGIC = 0x01021994;
@@ -117,4 +117,9 @@ test('LocalStore: a committed file leaves the page cache once it is on disk, and
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+});
+
+test('LocalStore: a busy call or a dropped network share is a transient failure; a full, read-only or refused drive is not', () => {
+  for (const code of ['EAGAIN', 'EBUSY', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTDOWN']) assert.equal(isTransientErrno(code), true, code);
+  for (const code of ['ENOSPC', 'EROFS', 'EACCES', 'EIO', 'ENOENT', undefined]) assert.equal(isTransientErrno(code), false, String(code));
 });

@@ -5,15 +5,15 @@
 // - test code (eslint.config.js's TEST_CODE: tests, *testing.ts, fixtures that weaken the KDF) imported
 //   by product code, or reachable from a product entry point (bin/lifeboat.js's dist/cli/main.js,
 //   the benchmark, and the worker threads they start through `new URL('./x.js', import.meta.url)`);
-// - the lint's layering rule no longer flagging known violations (it is built from a table, and a
-//   table with a typo would silently allow everything).
+// - the lint's layering and clock rules no longer flagging known violations (they are built from
+//   tables, and a table with a typo would silently allow everything).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { ESLint } from 'eslint';
 import tseslint from 'typescript-eslint';
-import { TEST_CODE, layering } from '../eslint.config.js';
+import { TEST_CODE, architecture } from '../eslint.config.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
@@ -132,7 +132,7 @@ for (const [m, { imports, workers }] of graph) {
   const eslint = new ESLint({
     cwd: ROOT,
     overrideConfigFile: true,
-    overrideConfig: [{ files: ['**/*.ts'], languageOptions: { parser: tseslint.parser }, plugins: { '@typescript-eslint': tseslint.plugin } }, ...layering],
+    overrideConfig: [{ files: ['**/*.ts'], languageOptions: { parser: tseslint.parser }, plugins: { '@typescript-eslint': tseslint.plugin } }, ...architecture],
   });
   const probes = [
     ['store/probe.ts', "import { Repository } from '../repo/repository.js';", true],
@@ -155,11 +155,15 @@ for (const [m, { imports, workers }] of graph) {
     ['cli/probe.ts', "import { MemoryStore } from '../store/fault.js';", true],
     ['cli/commands/probe.ts', "import { pack } from '../../repo/pack.js';", true],
     ['files/probe.test.ts', "import { lifeboat } from '../cli/testing.js';", false],
+    ['store/probe.ts', 'export const t = Date.now();', true],
+    ['repo/lock.ts', 'export const t = new Date();', true],
+    ['store/probe.ts', 'export const t = new Date(0);', false],
   ];
   for (const [file, code, flagged] of probes) {
     const [result] = await eslint.lintText(code, { filePath: join(SRC, file) });
-    const hits = result.messages.filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports').length;
-    const other = result.messages.filter((m) => m.ruleId !== '@typescript-eslint/no-restricted-imports');
+    const ours = (m) => ['@typescript-eslint/no-restricted-imports', 'no-restricted-properties', 'no-restricted-syntax'].includes(m.ruleId);
+    const hits = result.messages.filter(ours).length;
+    const other = result.messages.filter((m) => !ours(m));
     if (other.length > 0) problems.push(`lint probe ${file}: ${other.map((m) => m.message).join('; ')}`);
     if ((hits > 0) !== flagged) problems.push(`lint probe ${file} "${code}" was ${hits > 0 ? '' : 'not '}flagged: the layering table in eslint.config.js is wrong`);
   }

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { listAll, rejectsWithCode, storeConformanceSuite } from './conformance.js';
 import { LocalStore, isTransientErrno } from './local.js';
 import { nativeAddon } from '../util/native.js';
+import { FakeClock } from '../util/clock.js';
 
 const TMPFS_MAGIC = 0x01021994;
 
@@ -122,4 +123,19 @@ test('LocalStore: a committed file leaves the page cache once it is on disk, and
 test('LocalStore: a busy call or a dropped network share is a transient failure; a full, read-only or refused drive is not', () => {
   for (const code of ['EAGAIN', 'EBUSY', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTDOWN']) assert.equal(isTransientErrno(code), true, code);
   for (const code of ['ENOSPC', 'EROFS', 'EACCES', 'EIO', 'ENOENT', undefined]) assert.equal(isTransientErrno(code), false, String(code));
+});
+
+test('LocalStore.cleanTemporaries: a temporary is removed once a day old on the clock given', async () => {
+  const dir = await tempRoot();
+  try {
+    await fs.mkdir(join(dir, '.tmp'));
+    await fs.writeFile(join(dir, '.tmp', 'left'), 'partial');
+    const clock = new FakeClock(Date.now() + 23 * 3600 * 1000);
+    assert.equal(await LocalStore.cleanTemporaries(dir, undefined, clock), 0);
+    clock.advance(2 * 3600 * 1000);
+    assert.equal(await LocalStore.cleanTemporaries(dir, undefined, clock), 1);
+    assert.deepEqual(await fs.readdir(join(dir, '.tmp')), []);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });

@@ -12,6 +12,7 @@
 import { closeSync, fstatSync, openSync, promises as fs, readSync, constants as C } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
+import { systemClock, type Clock } from '../util/clock.js';
 import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
 import { dropCachedPages, readAhead } from '../util/memory.js';
 import { assertValidPrefix, byteRange } from './names.js';
@@ -446,9 +447,10 @@ export class LocalStore implements Store {
   /**
    * Removes temporaries older than `maxAgeMs` (default a day) that killed writers left in the
    * repository folder `root`; returns how many. A day is far longer than any single put, so a
-   * write in progress in another process is never touched. `now` is for tests.
+   * write in progress in another process is never touched.
    */
-  static async cleanTemporaries(root: string, maxAgeMs = DAY_MS, now = Date.now()): Promise<number> {
+  static async cleanTemporaries(root: string, maxAgeMs = DAY_MS, clock: Clock = systemClock): Promise<number> {
+    const now = clock.now();
     const dir = join(root, TMP);
     let names: string[];
     try {

@@ -263,9 +263,9 @@ export class LocalStore implements Store {
     return 'renamed';
   }
 
-  async get(name: string, offset = 0, length?: number, options: OperationOptions = {}): Promise<Uint8Array> {
+  async get(name: string, offset = 0, length?: number, options?: OperationOptions): Promise<Uint8Array> {
     const p = this.path(name);
-    const signal = options.signal;
+    const signal = options?.signal; // no default object: a restore makes this call per blob
     signal?.throwIfAborted();
     // Small reads (a blob, an index file) use synchronous calls: a restore makes thousands of
     // them, and a thread-pool round trip per call costs several times the read itself.

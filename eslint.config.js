@@ -6,7 +6,8 @@ import tseslint from 'typescript-eslint';
 
 /**
  * What each folder of src/ may import besides itself. A layer imports only below; `cli` and
- * `server` are the top and nothing imports them. `files` and `image` may import store/ for types
+ * `server` are the top and nothing imports them. `tree` is the one tree interface (issue 18 item 2),
+ * implemented in files/ and image/. `files` and `image` may import store/ for types
  * only (they receive a Store, they never open one), and every layer above repo/ may import only
  * REPO_PUBLIC from it. `bench` is a measuring tool beside the CLI.
  */
@@ -15,12 +16,13 @@ const LAYERS = {
   store: ['util'],
   repo: ['store', 'util'],
   chunking: ['util'],
-  files: ['repo', 'chunking', 'store', 'util'],
-  image: ['repo', 'chunking', 'store', 'util'],
-  jobs: ['files', 'image', 'repo', 'chunking', 'store', 'util'],
-  cli: ['jobs', 'files', 'image', 'repo', 'chunking', 'store', 'util'],
-  server: ['jobs', 'files', 'image', 'repo', 'chunking', 'store', 'util'],
-  bench: ['jobs', 'files', 'image', 'repo', 'chunking', 'store', 'util'],
+  tree: ['util'],
+  files: ['repo', 'chunking', 'tree', 'store', 'util'],
+  image: ['repo', 'chunking', 'tree', 'store', 'util'],
+  jobs: ['files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
+  cli: ['jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
+  server: ['jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
+  bench: ['jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
 };
 const STORE_TYPES_ONLY = ['files', 'image'];
 

@@ -50,8 +50,10 @@ function importsOf(file) {
     ts.forEachChild(n, visit);
   };
   visit(sf);
+  // Modules of src/ only: a relative import of something else (../../package.json) is no layer's.
   const toModule = (spec) => relative(SRC, resolve(join(SRC, dirname(file)), spec.replace(/\.js$/, '.ts')));
-  return { imports: imports.map(toModule), workers: workers.map(toModule) };
+  const inSrc = (m) => m.endsWith('.ts') && !m.startsWith('..');
+  return { imports: imports.map(toModule).filter(inSrc), workers: workers.map(toModule).filter(inSrc) };
 }
 
 const globToRegex = (g) => new RegExp(`^${g.replace(/[.]/g, '\\.').replace(/\*\*\//g, '\0').replace(/\*/g, '[^/]*').replace(/\0/g, '(.*/)?')}$`);

@@ -48,11 +48,6 @@ export interface SaveResult {
  * a deep queue to keep two workers busy; callers with large chunks (file backup) bound themselves.
  */
 const COMPRESS_IN_FLIGHT = 16;
-/**
- * How many finished packs may be committing at once (its last writes, fsync and rename) while the
- * next one fills. Packs are written as they fill (PackWriter), so this bounds fsyncs, not memory.
- */
-const UPLOADS_IN_FLIGHT = 1;
 /** Collect the young generation once per this many bytes of envelopes copied into packs (util/memory.ts). */
 const COLLECT_EVERY = 4 * 1024 * 1024;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
@@ -73,7 +68,11 @@ export class Repository {
   private readonly pending = new Set<string>();
   private readonly packers = new Map<BlobType, PackWriter>();
   private readonly compressSlots = new Semaphore(COMPRESS_IN_FLIGHT);
-  private readonly uploadSlots = new Semaphore(UPLOADS_IN_FLIGHT);
+  /**
+   * How many finished packs may be committing at once (their last writes, and for a folder the
+   * fsync and rename) while the next one fills: the store's uploadsInFlight (1 for a local folder).
+   */
+  private readonly uploadSlots: Semaphore;
   private readonly uploads = new Set<Promise<void>>();
   /** Stages for the data and tree packs filling: each has up to three (one filling, two being written). */
   private readonly stages = new StageBuffers(6);
@@ -96,6 +95,7 @@ export class Repository {
     readonly codec: Codec,
   ) {
     this.encoder = new BlobEncoder(codec, keys.encKey);
+    this.uploadSlots = new Semaphore(Math.max(1, store.properties.uploadsInFlight));
   }
 
   /** Creates a repository; returns it opened, with the recovery key to show the user once. */

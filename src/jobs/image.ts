@@ -1,6 +1,6 @@
 /**
  * System image use cases: estimate an image, create one, import disk files and Windows system
- * images. Each takes the repository, locks it, reuses what an interrupted run uploaded, picks the
+ * images, restore one onto a drive or file (never over data without a yes or --force). Each takes the repository, locks it, reuses what an interrupted run uploaded, picks the
  * previous image of the same drive as parent (one rule for create and import: previousImage) and
  * writes the snapshot last.
  */
@@ -11,8 +11,10 @@ import type { Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
 import { indexUnindexedPacks } from '../repo/repair.js';
 import type { Snapshot } from '../repo/snapshot.js';
-import { LifeboatError } from '../util/errors.js';
-import { createImage, previousImage, totalBytes, type ImageProgress } from '../image/imager.js';
+import { LifeboatError, formatBytes } from '../util/errors.js';
+import { createImage, loadManifest, previousImage, totalBytes, writeImage, type ImageProgress } from '../image/imager.js';
+import { openTarget } from '../image/target.js';
+import { describeTarget, describeTargetText, type TargetDescription } from '../image/target-info.js';
 import { analyzeDisk, type DiskLayout } from '../image/layout.js';
 import { openSource, type FileSource } from '../image/source.js';
 import { diskTools } from '../image/tools.js';
@@ -225,4 +227,62 @@ export async function importImages(repo: Repository, source: string, o: JobOptio
   }
   if (imported.length === 0) throw new LifeboatError('corrupt', `None of the ${disks.length} disks could be imported: ${failed.map((f) => f.error).join(' ')}`);
   return { imported, failed };
+}
+
+export interface ImageRestoreOptions extends JobOptions {
+  /** Write over a target that holds data, or is smaller than the imaged drive (when every partition fits), without asking. */
+  readonly force?: boolean;
+  readonly verify?: boolean;
+  /**
+   * Asked before anything is written over a target that holds data; without it (no one to ask)
+   * such a target is refused unless `force`.
+   */
+  readonly confirmErase?: (target: TargetDescription) => Promise<boolean>;
+}
+
+export interface ImageRestoreResult {
+  readonly id: Hex;
+  readonly size: number;
+  readonly targetSize: number;
+  readonly bytesWritten: number;
+  readonly verified: boolean;
+  readonly gptRelocated: boolean;
+  /** What was on the target before (undefined: it did not exist). */
+  readonly erased?: TargetDescription;
+  readonly seconds: number;
+}
+
+/** Writes an image snapshot onto a drive or into a file, all or nothing, after the safety checks. */
+export async function restoreImageSnapshot(repo: Repository, ref: string, target: string, o: ImageRestoreOptions = {}): Promise<ImageRestoreResult> {
+  await repo.lock(false, 'image restore');
+  await repo.loadIndex();
+  const { id, snapshot } = await repo.findSnapshot(ref, (s) => s.kind === 'image');
+  if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image; restore its files instead.`);
+  const m = await loadManifest(repo, snapshot.root);
+  const tools = diskTools();
+  const mounted = await tools.mountedOn(target);
+  if (mounted.length > 0) throw new LifeboatError('invalid-argument', `${target} holds mounted filesystems (${mounted.join(', ')}). Unmount them first; Lifeboat will not overwrite a drive in use.`);
+  const before = await describeTarget(target, tools);
+  if (before?.kind === 'device' && before.size < m.size) {
+    const lastEnd = Math.max(0, ...m.partitions.map((p) => p.start + p.size));
+    if (lastEnd > before.size) throw new LifeboatError('invalid-argument', `The target ${target} holds ${formatBytes(before.size)}, but the imaged drive held ${formatBytes(m.size)} and its partitions reach ${formatBytes(lastEnd)}. Use a drive of at least ${formatBytes(m.size)}.`);
+    if (!o.force) throw new LifeboatError('invalid-argument', `The target ${target} (${formatBytes(before.size)}) is smaller than the imaged drive (${formatBytes(m.size)}), but every partition fits. Run again with --force to restore anyway.`);
+  }
+  if (before && before.size > 0 && !o.force) {
+    const agreed = o.confirmErase ? await o.confirmErase(before) : undefined;
+    if (agreed === undefined) throw new LifeboatError('usage', `Restoring would erase everything on ${describeTargetText(before)}. Lifeboat erases a drive or file only when you confirm on a terminal, or with --force.`);
+    if (!agreed) throw new LifeboatError('conflict', `Nothing was written to ${target}.`);
+  }
+  const started = performance.now();
+  // A larger file keeps its size, as a larger drive does (the GPT backup header moves to its end).
+  const out = await openTarget(target, Math.max(m.size, before?.kind === 'file' ? before.size : 0));
+  try {
+    const res = await writeImage(repo, m.size > out.size ? { ...m, size: out.size } : m, out, { verify: o.verify !== false, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('restoring', o.onEvent) });
+    let gptRelocated = false;
+    if (m.table.kind === 'gpt' && out.size > m.size) gptRelocated = await tools.relocateGpt(out, m.size);
+    await out.sync();
+    return { id, size: m.size, targetSize: out.size, ...res, gptRelocated, ...(before ? { erased: before } : {}), seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await out.close();
+  }
 }

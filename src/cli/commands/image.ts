@@ -1,22 +1,16 @@
 /** System image commands: image create, restore, info. */
 import type { Command } from 'commander';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
-import { loadManifest, writeImage, type ImageProgress } from '../../image/imager.js';
-import { openTarget } from '../../image/target.js';
-import { diskTools } from '../../image/tools.js';
-import { createImageSnapshot, planImageCreate } from '../../jobs/image.js';
+import { loadManifest } from '../../image/imager.js';
+import { createImageSnapshot, planImageCreate, restoreImageSnapshot } from '../../jobs/image.js';
+import { describeTargetText, type TargetDescription } from '../../image/target-info.js';
 import { renderEvents } from '../events.js';
-import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 import type { Run } from './repo.js';
-import { Progress, formatDuration } from '../progress.js';
+import { formatDuration } from '../progress.js';
 import { registerImageExportCommands } from './image-export.js';
 import { registerImageFileCommands } from './image-files.js';
 
-function progressPrinter(ctx: Context, label: string): (p: ImageProgress) => void {
-  const bar = new Progress(ctx, label);
-  return (p) => bar.update({ done: p.bytesDone, total: p.bytesTotal, extra: `stored ${formatBytes(p.bytesStored)}` });
-}
 
 export function registerImageCommands(program: Command, run: Run): void {
   const image = program.command('image').description('system images: an exact copy of a whole drive');
@@ -52,46 +46,25 @@ export function registerImageCommands(program: Command, run: Run): void {
 
   image
     .command('restore <snapshot>')
-    .description('write an image onto a drive or into a file (all-or-nothing)')
+    .description('write an image onto a drive or into a file (all-or-nothing); a target that holds data is erased only after you confirm')
     .requiredOption('--target <device-or-file>', 'the drive (/dev/sdX) or file to write')
-    .option('--force', 'write even though the target is smaller than the original drive (when every partition still fits)')
+    .option('--force', 'do not ask: erase a target that holds data, or one smaller than the original drive (when every partition still fits)')
     .option('--no-verify', 'skip reading back what was written')
     .action(
       run(async (ctx, ref: string, o: { target: string; force?: boolean; verify: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'image restore');
-        await repo.loadIndex();
-        const { id, snapshot } = await repo.findSnapshot(ref, (s) => s.kind === 'image');
-        if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image; use "lifeboat restore".`);
-        const m = await loadManifest(repo, snapshot.root);
-        const tools = diskTools();
-        const mounted = await tools.mountedOn(o.target);
-        if (mounted.length > 0) throw new LifeboatError('invalid-argument', `${o.target} holds mounted filesystems (${mounted.join(', ')}). Unmount them first; Lifeboat will not overwrite a drive in use.`);
-        const existing = await tools.deviceSize(o.target);
-        const targetIsDevice = await tools.isBlockDevice(o.target);
-        if (targetIsDevice && existing !== undefined && existing < m.size) {
-          const lastEnd = Math.max(0, ...m.partitions.map((p) => p.start + p.size));
-          if (lastEnd > existing) {
-            throw new LifeboatError('invalid-argument', `The target ${o.target} holds ${formatBytes(existing)}, but the imaged drive held ${formatBytes(m.size)} and its partitions reach ${formatBytes(lastEnd)}. Use a drive of at least ${formatBytes(m.size)}.`);
-          }
-          if (!o.force) {
-            throw new LifeboatError('invalid-argument', `The target ${o.target} (${formatBytes(existing)}) is smaller than the imaged drive (${formatBytes(m.size)}), but every partition fits. Run again with --force to restore anyway.`);
-          }
-        }
-        const target = await openTarget(o.target, m.size);
-        try {
-          const started = Date.now();
-          const res = await writeImage(repo, m.size > target.size ? { ...m, size: target.size } : m, target, { verify: o.verify, signal: ctx.abort.signal, onProgress: progressPrinter(ctx, 'restoring') });
-          let relocated = false;
-          if (m.table.kind === 'gpt' && target.size > m.size) relocated = await tools.relocateGpt(target, m.size);
-          await target.sync();
-          const seconds = (Date.now() - started) / 1000;
-          if (ctx.json) return ctx.printJson({ snapshot: id, target: o.target, size: m.size, targetSize: target.size, ...res, gptRelocated: relocated, seconds });
-          ctx.report(`Restored image ${id.slice(0, 8)} (${formatBytes(m.size)}) onto ${o.target} in ${formatDuration(seconds)}${res.verified ? '; verified' : ''}.`);
-          if (relocated) ctx.report('The target is larger: the GPT backup header was moved to its end.');
-        } finally {
-          await target.close();
-        }
+        const render = renderEvents(ctx);
+        const confirmErase = process.stdin.isTTY
+          ? (d: TargetDescription) => {
+              ctx.stderr.write(`This erases everything on ${describeTargetText(d)}.\n`);
+              return ctx.confirm(`Erase ${d.path} and write the image onto it?`);
+            }
+          : undefined;
+        const r = await restoreImageSnapshot(repo, ref, o.target, { verify: o.verify, force: o.force === true, signal: ctx.abort.signal, onEvent: render, ...(confirmErase ? { confirmErase } : {}) });
+        render.done();
+        if (ctx.json) return ctx.printJson({ snapshot: r.id, target: o.target, ...r });
+        ctx.report(`Restored image ${r.id.slice(0, 8)} (${formatBytes(r.size)}) onto ${o.target} in ${formatDuration(r.seconds)}${r.verified ? '; verified' : ''}.`);
+        if (r.targetSize > r.size) ctx.report(`The target is larger (${formatBytes(r.targetSize)}) and keeps its size${r.gptRelocated ? '; the GPT backup header was moved to its end' : ''}.`);
       }),
     );
 

@@ -18,6 +18,8 @@ export interface GlobalOptions {
   passwordFile?: string;
   json?: boolean;
   quiet?: boolean;
+  /** commander's negation of --no-lock: false when given. */
+  lock?: boolean;
 }
 
 /** The documented default repository: a folder in the user's data directory. */
@@ -135,6 +137,9 @@ export class Context {
     const store = this.openStore();
     await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
     const repo = await Repository.open(store, await this.password());
+    repo.noLock = this.global.lock === false;
+    repo.onUnlocked = (why) =>
+      this.info(why === 'asked' ? 'Reading the repository without a lock (--no-lock); do not prune it meanwhile.' : "The repository's drive is read-only: reading it without a lock.");
     this.opened.push(repo);
     return repo;
   }

@@ -43,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-r, --repo <location>', 'repository folder (default: $LIFEBOAT_REPO, else a folder in your data directory)')
     .option('--password-file <file>', 'read the repository password from a file (or set LIFEBOAT_PASSWORD)')
     .option('--json', 'print machine-readable JSON')
+    .option('--no-lock', 'read the repository without locking it (restore, check, browsing; for read-only drives)')
     .option('-q, --quiet', 'print only what was asked for (listings, file contents) and errors; no progress or summaries')
     .version(lifeboatVersion(), '-V, --version', 'print the version of Lifeboat')
     .exitOverride()

@@ -189,3 +189,48 @@ test('the store filling up at any put of a backup: no-space error, clean reposit
     assert.equal((await after.listSnapshots()).length, 0, `full at put ${k + 1}: no snapshot`);
   }
 });
+
+test('a repository on a read-only drive can be restored from, checked and browsed without a lock; writing commands and init say why they cannot', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
+  const { d, mnt } = smallDrive(t, '64m');
+  const env = { LIFEBOAT_REPO: join(mnt, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
+  const tree = join(d.path, 'tree');
+  mkdirSync(join(tree, 'sub'), { recursive: true });
+  writeFileSync(join(tree, 'sub', 'a.bin'), randomBytes(300_000));
+  writeFileSync(join(tree, 'notes.txt'), 'hello\n');
+  const disk = join(d.path, 'disk.img');
+  writeFileSync(disk, randomBytes(1 << 20));
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  assert.equal((await lifeboat(['backup', tree], env)).code, 0);
+  assert.equal((await lifeboat(['image', 'create', disk], env)).code, 0);
+  // --no-lock on a writable repository: the restore writes no lock at all.
+  const watch = await lifeboat(['--no-lock', 'restore', 'latest', '--target', join(d.path, 'nolock')], env);
+  assert.equal(watch.code, 0, watch.stderr);
+  assert.match(watch.stderr, /without a lock \(--no-lock\)/);
+  execFileSync('mount', ['-o', 'remount,ro', mnt]);
+
+  const image = JSON.parse((await lifeboat(['snapshots', '--json'], env)).stdout) as { id: string; kind: string }[];
+  const img = image.find((s) => s.kind === 'image')!.id;
+  const files = image.find((s) => s.kind === 'files')!.id;
+  for (const args of [['snapshots'], ['ls', files], ['find', 'notes.txt'], ['dump', files, '/tree/notes.txt'], ['diff', files, files], ['stats'], ['check', '--read-data'], ['image', 'info', img], ['image', 'export', img, join(d.path, 'out.vhdx')], ['image', 'restore', img, '--target', join(d.path, 'restored.img')]]) {
+    const r = await lifeboat(args, env);
+    assert.equal(r.code, 0, `${args.join(' ')} on a read-only drive: ${r.stderr}`);
+    assert.ok((r.stderr.match(/read-only: reading it without a lock/g) ?? []).length <= 1, 'said at most once');
+  }
+  const target = join(d.path, 'restored');
+  const r = await lifeboat(['restore', 'latest', '--target', target], env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((r.stderr.match(/The repository's drive is read-only: reading it without a lock\./g) ?? []).length, 1);
+  assertSameTree(tree, join(target, 'tree'));
+  assert.ok(readFileSync(join(d.path, 'restored.img')).equals(readFileSync(disk)));
+
+  for (const args of [['backup', tree], ['prune'], ['forget', '--keep-last', '1']]) {
+    const w = await lifeboat(args, env);
+    assert.equal(w.code, 1, `${args[0]}: ${w.stderr}`);
+    assert.match(w.stderr, /on a drive that cannot be written \(read-only or write-protected\)/);
+    assert.doesNotMatch(w.stderr, /locks\/|\n\s+at /);
+  }
+  const init = await lifeboat(['init'], { ...env, LIFEBOAT_REPO: join(mnt, 'new-repo'), LIFEBOAT_NEW_PASSWORD: 'pw' });
+  assert.equal(init.code, 1);
+  assert.match(init.stderr, /No repository can be created at .*new-repo: the drive cannot be written/);
+  execFileSync('mount', ['-o', 'remount,rw', mnt]);
+});

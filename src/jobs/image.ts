@@ -254,7 +254,7 @@ export interface ImageRestoreResult {
 
 /** Writes an image snapshot onto a drive or into a file, all or nothing, after the safety checks. */
 export async function restoreImageSnapshot(repo: Repository, ref: string, target: string, o: ImageRestoreOptions = {}): Promise<ImageRestoreResult> {
-  await repo.lock(false, 'image restore');
+  await repo.lock(false, 'image restore', { reading: true });
   await repo.loadIndex();
   const { id, snapshot } = await repo.findSnapshot(ref, (s) => s.kind === 'image');
   if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image; restore its files instead.`);

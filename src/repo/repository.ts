@@ -116,7 +116,9 @@ export class Repository {
     };
     const recoveryKey = newRecoveryKey();
     // Keys first, config last: a folder without config is not yet a repository.
-    const keyId = await addKey(store, master, password, 'password', 'initial password');
+    const keyId = await addKey(store, master, password, 'password', 'initial password').catch((e: unknown) =>
+      Promise.reject(e instanceof LifeboatError && e.code === 'read-only' ? new LifeboatError('read-only', `No repository can be created at ${store.location}: the drive cannot be written (read-only or write-protected). Choose a writable drive or folder.`, { cause: e }) : e),
+    );
     await addKey(store, master, recoveryKey, 'recovery', 'recovery key');
     await store.put(Names.config, encodeSignedJson(config, master.macKey), { ifAbsent: true });
     const repo = await Repository.open(store, password, options);
@@ -559,11 +561,40 @@ export class Repository {
     return id;
   }
 
+  /** Reading commands take no lock (restic's --no-lock); set by the caller before locking. */
+  noLock = false;
+  /** Told once when a reading command goes on without a lock: asked to (--no-lock), or the store cannot be written. */
+  onUnlocked: ((why: 'asked' | 'read-only') => void) | undefined;
+  private unlockedTold = false;
+
   /**
    * Takes a shared (backup, restore) or exclusive (prune) lock. Stale locks are removed; a live
    * conflicting lock → LifeboatError('locked'). The lock refreshes itself until released.
+   * A `reading` lock (restore, check, browsing: nothing is written to the repository) is skipped
+   * with `noLock`, and when the store is read-only (an old backup on a write-protected drive or a
+   * DVD): then nobody can be writing to it either. Returns the lock's id, or undefined without one.
    */
-  async lock(exclusive: boolean, purpose: string): Promise<Hex> {
+  async lock(exclusive: boolean, purpose: string, o: { reading?: boolean } = {}): Promise<Hex | undefined> {
+    const reading = o.reading === true && !exclusive;
+    if (reading && this.noLock) return this.unlocked('asked');
+    try {
+      return await this.takeLock(exclusive, purpose);
+    } catch (e) {
+      if (e instanceof LifeboatError && e.code === 'read-only') {
+        if (reading) return this.unlocked('read-only');
+        throw new LifeboatError('read-only', `The repository at ${this.store.location} is on a drive that cannot be written (read-only or write-protected), so the ${purpose} cannot run. Make the drive writable, or restore and browse from it as it is.`, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  private unlocked(why: 'asked' | 'read-only'): undefined {
+    if (!this.unlockedTold) this.onUnlocked?.(why);
+    this.unlockedTold = true;
+    return undefined;
+  }
+
+  private async takeLock(exclusive: boolean, purpose: string): Promise<Hex> {
     const info = newLockInfo(exclusive, purpose);
     const check = async (mine?: Hex) => {
       for (const l of await this.listLocks()) {

@@ -60,9 +60,26 @@ async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+/**
+ * fs.mkdir with missing parents, failing with the real reason: Node's recursive mkdir says ENOENT
+ * when a step fails for another one (EROFS on a read-only drive), so the outermost missing folder
+ * is made again alone to learn it.
+ */
+async function mkdirs(dir: string): Promise<string | undefined> {
+  try {
+    return await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOENT') throw e;
+    let outer = resolve(dir);
+    while (dirname(outer) !== outer && !(await fs.stat(dirname(outer)).then(() => true, () => false))) outer = dirname(outer);
+    await fs.mkdir(outer, { mode: DIR_MODE }).catch((e2: unknown) => Promise.reject(errnoCode(e2) === 'ENOENT' || errnoCode(e2) === 'EEXIST' ? e : e2));
+    throw e;
+  }
+}
+
 /** Creates `dir` and missing parents, and makes the new folder entries durable (fsync of each parent). */
 async function mkdirDurable(dir: string): Promise<void> {
-  const created = await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
+  const created = await mkdirs(dir);
   if (created === undefined) return;
   // `created` is the outermost folder made; every folder from its parent down to dir's parent gained an entry.
   const first = resolve(created);
@@ -120,7 +137,10 @@ export class LocalStore implements Store {
       return new StoreError('io', `The drive holding ${this.location} cannot store a file as large as ${name}${bytes === undefined ? '' : ` (${formatBytes(bytes)})`}. Choose a destination formatted with a modern filesystem.`, false, { cause: e });
     }
     if (code === 'EROFS') {
-      return new StoreError('io', `The drive holding ${this.location} is read-only, so Lifeboat could not ${doing} ${name}. Make the drive writable or choose another destination.`, false, { cause: e });
+      return new StoreError('read-only', `The drive holding ${this.location} is read-only, so Lifeboat could not ${doing} ${name}. Make the drive writable or choose another destination.`, false, { cause: e });
+    }
+    if ((code === 'EACCES' || code === 'EPERM') && (doing === 'save' || doing === 'delete')) {
+      return new StoreError('read-only', `Lifeboat is not allowed to ${doing} ${name} in ${this.location} (${code}): the folder is write-protected. Check its permissions, or choose another destination.`, false, { cause: e });
     }
     if (code === 'EACCES' || code === 'EPERM') {
       return new StoreError('io', `Lifeboat is not allowed to ${doing} ${name} in ${this.location} (${code}). Check the folder's permissions.`, false, { cause: e });
@@ -165,7 +185,7 @@ export class LocalStore implements Store {
     const open = async (): Promise<fs.FileHandle> => {
       if (h) return h;
       const tmpDir = join(this.root, TMP);
-      await fs.mkdir(tmpDir, { recursive: true, mode: DIR_MODE });
+      await mkdirs(tmpDir);
       const path = join(tmpDir, randomBytes(16).toString('hex'));
       h = await fs.open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, FILE_MODE);
       tmp = path;

@@ -274,7 +274,7 @@ export function registerFileCommands(program: Command, run: Run): void {
         if (o.overwrite !== undefined && !['always', 'if-changed', 'never'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed or never.`);
         if ((o.target === undefined) === (o.original !== true)) throw new LifeboatError('usage', 'Say where to restore to: --target FOLDER, or --original to put the files back where they came from.');
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'restore');
+        await repo.lock(false, 'restore', { reading: true });
         await repo.loadIndex();
         const { id, snapshot } = await findFilesSnapshot(repo, ref);
         const includes = o.include.map((p) => snapshotPath(snapshot, p));

@@ -30,7 +30,7 @@ export function registerImageExportCommands(image: Command, run: Run): void {
         if (!format) throw new LifeboatError('usage', `Say which format to write with --format raw, vhd or vhdx (the name ${out} does not tell).`);
         if (!FORMATS.includes(format)) throw new LifeboatError('usage', `Unknown format "${o.format ?? ''}"; use raw, vhd or vhdx.`);
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'image export');
+        await repo.lock(false, 'image export', { reading: true });
         await repo.loadIndex();
         const { id, snapshot } = await repo.findSnapshot(ref, (s) => s.kind === 'image');
         if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image.`);

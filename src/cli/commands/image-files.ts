@@ -88,7 +88,7 @@ export function registerImageFileCommands(image: Command, run: Run): void {
       run(async (ctx, ref: string, locations: string[], o: { target: string }) => {
         const wanted = locations.map(parseLocation);
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'image restore-files');
+        await repo.lock(false, 'image restore-files', { reading: true });
         await repo.loadIndex();
         const img: OpenedImage = await openImageSnapshot(repo, ref);
         const opened = new Map<number, FilesystemReader>();

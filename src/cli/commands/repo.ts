@@ -120,7 +120,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { readData?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'check');
+        await repo.lock(false, 'check', { reading: true });
         const report = await checkRepository(repo, {
           readData: o.readData === true,
           walkers: referenceWalkers,

@@ -10,7 +10,7 @@
  */
 import { constants as C, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { chunkStream, DEFAULT_PARAMS } from '../chunking/fastcdc.js';
@@ -120,6 +120,8 @@ export interface BackupSummary {
   /** Uncompressed bytes of new data blocks. */
   dataBytesAdded: number;
   unreadable: number;
+  /** Of `unreadable`: files and folders deleted or moved while the backup ran (a folder counts once, not its contents). */
+  vanished: number;
   changedWhileRead: number;
   durationSeconds: number;
 }
@@ -195,7 +197,7 @@ class Backup {
   readonly s: BackupSummary = {
     filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0, otherEntries: 0,
     totalFiles: 0, totalBytes: 0, bytesRead: 0, bytesAdded: 0, dataBlobsAdded: 0, treeBlobsAdded: 0, dataBytesAdded: 0,
-    unreadable: 0, changedWhileRead: 0, durationSeconds: 0,
+    unreadable: 0, vanished: 0, changedWhileRead: 0, durationSeconds: 0,
   };
   readonly incomplete: string[] = [];
   readonly changed: string[] = [];
@@ -227,6 +229,7 @@ class Backup {
   }
 
   warn(kind: WarningKind, path: string, message: string): void {
+    if (kind === 'vanished' && this.insideVanished(path) !== undefined) return; // its folder was reported
     // The path and every folder above it (paths as shown, '/'-separated) had a warning.
     for (let p = path; !this.dirty.has(p); ) {
       this.dirty.add(p);
@@ -236,6 +239,7 @@ class Backup {
     }
     if (kind === 'unreadable' || kind === 'vanished') {
       this.s.unreadable++;
+      if (kind === 'vanished') this.s.vanished++;
       if (this.incomplete.length < LIST_CAP) this.incomplete.push(path);
     } else if (kind === 'changed') {
       this.s.changedWhileRead++;
@@ -260,9 +264,45 @@ class Backup {
     });
   }
 
+  /** Folders found deleted or moved during the backup: one warning each, none for what was inside. */
+  private readonly vanishedDirs = new Set<string>();
+
+  private insideVanished(path: string): string | undefined {
+    for (let p = dirname(path); this.vanishedDirs.size > 0; p = dirname(p)) {
+      if (this.vanishedDirs.has(p)) return p;
+      if (dirname(p) === p) break;
+    }
+    return undefined;
+  }
+
+  /** The outermost folder above `path` that no longer exists (deleted or moved meanwhile), if any. */
+  private goneFolder(path: string): string | undefined {
+    const exists = (p: string) => {
+      try {
+        lstatSync(p);
+        return true;
+      } catch (e) {
+        return errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR';
+      }
+    };
+    let dir = dirname(path);
+    if (dir === path || exists(dir)) return undefined;
+    while (dirname(dir) !== dir && !exists(dirname(dir))) dir = dirname(dir);
+    return dir;
+  }
+
   private fsProblem(e: unknown, path: string, what: string): void {
     const code = errnoCode(e);
-    if (code === 'ENOENT' || code === 'ENOTDIR') this.warn('vanished', path, `${path} vanished during the backup and was not saved.`);
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      if (this.insideVanished(path) !== undefined) return;
+      const gone = this.goneFolder(path);
+      if (gone !== undefined) {
+        this.warn('vanished', gone, `${gone} was deleted or moved during the backup; what was read of it before that is saved.`);
+        this.vanishedDirs.add(gone);
+        return;
+      }
+      this.warn('vanished', path, `${path} vanished during the backup and was not saved.`);
+    }
     else this.warn('unreadable', path, `${path} could not be ${what} (${code ?? (e instanceof Error ? e.message : String(e))}) and was not saved.`);
   }
 
@@ -298,7 +338,9 @@ class Backup {
         const x = this.plat.listXattrs(path);
         if (x.length > 0) e.xattrs = x;
       } catch (err) {
-        this.warn('metadata', display(logical), `The extended attributes of ${display(logical)} could not be read (${errnoCode(err) ?? String(err)}).`);
+        // Gone since its lstat: what reads it next reports that, once.
+        const code = errnoCode(err);
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') this.warn('metadata', display(logical), `The extended attributes of ${display(logical)} could not be read (${code ?? String(err)}).`);
       }
     }
     return e;

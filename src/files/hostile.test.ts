@@ -150,3 +150,40 @@ test('without the native addon the portable fallback still backs up and restores
   assert.equal(rr.summary.errors, 1);
   assert.match(warnings[0]!, /FIFO/);
 });
+
+test('a folder deleted during a backup gets one warning, not one per file inside, and the summary counts it once', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  for (const sub of ['listed', 'examined']) {
+    fs.mkdirSync(join(src, sub, 'deeper'), { recursive: true });
+    for (let i = 0; i < 300; i++) fs.writeFileSync(join(src, sub, i % 3 ? '' : 'deeper', `f${i}.txt`), `file ${i}`);
+  }
+  fs.writeFileSync(join(src, 'keep.txt'), 'kept');
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  let examined = 0;
+  const deleting: FileAccess = {
+    ...nodeFileAccess,
+    // "listed" goes as soon as its names are read: every lstat inside fails.
+    readdir: async (p) => {
+      const names = await nodeFileAccess.readdir(p);
+      if (p.toString() === join(src, 'listed')) fs.rmSync(p.toString(), { recursive: true });
+      return names;
+    },
+    // "examined" goes after its entries were looked at, before any file in it is read.
+    lstat: async (p) => {
+      const st = await nodeFileAccess.lstat(p);
+      if (p.toString().startsWith(join(src, 'examined') + '/') && ++examined === 200) fs.rmSync(join(src, 'examined'), { recursive: true });
+      return st;
+    },
+  };
+  const warnings: Extract<BackupEvent, { type: 'warning' }>[] = [];
+  const r = await backup(repo, { paths: [src], fs: deleting, onEvent: (e) => e.type === 'warning' && warnings.push(e) });
+  assert.deepEqual(warnings.map((w) => [w.kind, w.path]).sort(), [['vanished', join(src, 'examined')], ['vanished', join(src, 'listed')]], JSON.stringify(warnings.slice(0, 5)));
+  assert.match(warnings[0]!.message, /was deleted or moved during the backup/);
+  assert.equal(r.summary.vanished, 2);
+  assert.equal(r.summary.unreadable, 2);
+  const target = join(dir, 't');
+  await restore(repo, r.snapshot, { target });
+  assert.equal(fs.readFileSync(join(target, 'src', 'keep.txt'), 'utf8'), 'kept');
+});

@@ -138,7 +138,8 @@ export function registerFileCommands(program: Command, run: Run): void {
         ctx.report(`Read:        ${formatBytes(s.bytesRead)} of ${formatBytes(s.totalBytes)} in ${s.totalFiles} files`);
         ctx.report(`Added:       ${formatBytes(s.bytesAdded)} to the repository (${formatBytes(s.dataBytesAdded)} of new data before compression)`);
         ctx.report(`Duration:    ${formatDuration(s.durationSeconds)}`);
-        if (s.unreadable > 0) ctx.out(`${s.unreadable} path(s) could not be read and are missing from this snapshot (see the warnings above).`);
+        if (s.unreadable > s.vanished) ctx.out(`${s.unreadable - s.vanished} path(s) could not be read and are missing from this snapshot (see the warnings above).`);
+        if (s.vanished > 0) ctx.out(`${s.vanished} file(s) or folder(s) were deleted or moved while the backup ran (see the warnings above).`);
         if (s.changedWhileRead > 0) ctx.report(`${s.changedWhileRead} file(s) changed while they were read; back them up again when they are not in use.`);
         ctx.report(`Snapshot ${r.snapshotId.slice(0, 8)} saved${r.parent ? ` (parent ${r.parent.slice(0, 8)})` : ''}.`);
         return code;

@@ -3,12 +3,12 @@
  * opening the repository, reading passwords, printing, and turning errors into exit codes.
  * Commands stay thin: parse, call the layer below, print.
  */
-import { readFileSync } from 'node:fs';
+import { PASSWORD_FILE_LIMIT, readSmallFile } from '../util/small-file.js';
 import { homedir, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { LifeboatError, errnoCode } from '../util/errors.js';
+import { LifeboatError } from '../util/errors.js';
 import { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
 import { LocalStore } from '../store/local.js';
@@ -88,13 +88,7 @@ export class Context {
   /** The password from LIFEBOAT_PASSWORD, --password-file, or a prompt on a terminal. */
   async password(prompt = 'Repository password (or recovery key): '): Promise<string> {
     const file = this.global.passwordFile ?? process.env['LIFEBOAT_PASSWORD_FILE'];
-    if (file) {
-      try {
-        return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-      } catch (e) {
-        throw new LifeboatError('usage', `Cannot read the password file ${file} (${errnoCode(e) ?? 'error'}). Check the path.`);
-      }
-    }
+    if (file) return readSmallFile(file, PASSWORD_FILE_LIMIT, 'password').replace(/\r?\n$/, '');
     const env = process.env['LIFEBOAT_PASSWORD'];
     if (env !== undefined) return env;
     if (!process.stdin.isTTY) {
@@ -105,7 +99,7 @@ export class Context {
 
   async newPassword(what = 'new password', file?: string): Promise<string> {
     if (file) {
-      const p = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      const p = readSmallFile(file, PASSWORD_FILE_LIMIT, 'password').replace(/\r?\n$/, '');
       if (!p) throw new LifeboatError('usage', `The ${what} file is empty.`);
       return p;
     }

@@ -193,3 +193,19 @@ test('lifeboat backup ~ with the default repository leaves out the repository, t
   assert.equal(all.code, 0, all.stderr);
   assert.ok((JSON.parse(await ok(['ls', '-R', '--json', 'latest'], env)) as { path: string }[]).some((e) => e.path === '/ann/build/obj/a.o'));
 });
+
+test('a password or exclude file that is endless or huge (/dev/zero) is refused at once with a plain message', async (t) => {
+  const { docs, env } = fixture(t);
+  await ok(['init'], env);
+  const started = Date.now();
+  const pw = await lifeboat(['--password-file', '/dev/zero', 'snapshots'], { LIFEBOAT_REPO: env['LIFEBOAT_REPO']! });
+  assert.equal(pw.code, 2);
+  assert.match(pw.stderr, /^lifeboat: \/dev\/zero is not a password file: it holds more than 4\.10 kB\. Check the path\.\n$/);
+  const ex = await lifeboat(['backup', '--exclude-file', '/dev/zero', docs], env);
+  assert.equal(ex.code, 2);
+  assert.match(ex.stderr, /\/dev\/zero is not an exclude file/);
+  assert.ok(Date.now() - started < 20_000, 'promptly');
+  const missing = await lifeboat(['--password-file', '/no/such/file', 'snapshots'], { LIFEBOAT_REPO: env['LIFEBOAT_REPO']! });
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /Cannot read the password file \/no\/such\/file \(ENOENT\)/);
+});

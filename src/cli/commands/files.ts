@@ -1,5 +1,5 @@
 /** File backup commands: backup, snapshots, ls, find, diff, dump, restore. */
-import { readFileSync } from 'node:fs';
+import { PATTERN_FILE_LIMIT, readSmallFile } from '../../util/small-file.js';
 import type { Command } from 'commander';
 import { loadPins } from '../../repo/pins.js';
 import { indexUnindexedPacks } from '../../repo/repair.js';
@@ -82,13 +82,7 @@ export function registerFileCommands(program: Command, run: Run): void {
       run(async (ctx, paths: string[], o: { exclude: string[]; excludeFile: string[]; excludeLargerThan?: string; oneFileSystem?: boolean; tag: string[]; time?: string; host?: string; cache: boolean; excludeCaches: boolean }) => {
         const excludes = [...o.exclude];
         for (const f of o.excludeFile) {
-          let text: string;
-          try {
-            text = readFileSync(f, 'utf8');
-          } catch {
-            throw new LifeboatError('usage', `Cannot read the exclude file ${f}. Check the path.`);
-          }
-          excludes.push(...text.split(/\r?\n/));
+          excludes.push(...readSmallFile(f, PATTERN_FILE_LIMIT, 'exclude').split(/\r?\n/));
         }
         let larger: number | undefined;
         if (o.excludeLargerThan !== undefined) {

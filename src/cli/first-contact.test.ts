@@ -209,3 +209,23 @@ test('a password or exclude file that is endless or huge (/dev/zero) is refused 
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /Cannot read the password file \/no\/such\/file \(ENOENT\)/);
 });
+
+test('device nodes of a snapshot from another computer are created only with --devices', { skip: process.getuid?.() !== 0 && 'needs root to make device nodes' }, async (t) => {
+  const { root, docs, env } = fixture(t);
+  execFileSync('mknod', [join(docs, 'null-dev'), 'c', '1', '3']);
+  execFileSync('mknod', [join(docs, 'disk-dev'), 'b', '7', '0']);
+  await ok(['init'], env);
+  const foreign = (JSON.parse(await ok(['backup', '--json', '--host', 'someone-else', docs], env)) as { snapshot: string }).snapshot;
+  const plain = await lifeboat(['restore', foreign, '--target', join(root, 'a')], env);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.ok(!existsSync(join(root, 'a', 'Documents', 'null-dev')) && !existsSync(join(root, 'a', 'Documents', 'disk-dev')));
+  assert.match(plain.stdout, /2 device node\(s\) were not created: the snapshot comes from another computer \(someone-else\)\. Add --devices/);
+  assert.equal(readFileSync(join(root, 'a', 'Documents', 'notes.txt'), 'utf8'), 'shopping: bread, milk\n');
+  const trusted = await lifeboat(['restore', foreign, '--devices', '--target', join(root, 'b')], env);
+  assert.equal(trusted.code, 0, trusted.stderr);
+  assert.equal(execFileSync('stat', ['-c', '%F %t:%T', join(root, 'b', 'Documents', 'disk-dev')]).toString().trim(), 'block special file 7:0');
+  const own = (JSON.parse(await ok(['backup', '--json', docs], env)) as { snapshot: string }).snapshot;
+  const mine = await lifeboat(['restore', own, '--target', join(root, 'c')], env);
+  assert.equal(mine.code, 0, mine.stderr);
+  assert.ok(existsSync(join(root, 'c', 'Documents', 'null-dev')), "this computer's own snapshot restores its devices");
+});

@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { basename, dirname } from 'node:path';
 import { fromHex, type Hex } from '../repo/ids.js';
-import type { Repository } from '../repo/repository.js';
+import { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
@@ -55,6 +55,12 @@ export interface RestoreOptions {
    * numbers are tried, which the system allows only for your own user and groups (one warning).
    */
   readonly numericOwner?: boolean;
+  /**
+   * Create device nodes of a snapshot made on another computer. A crafted snapshot could otherwise
+   * make, as root, a world-writable node of this computer's disk inside the target (tar and restic
+   * would). Snapshots of this host restore their devices either way.
+   */
+  readonly devices?: boolean;
   readonly signal?: AbortSignal;
   readonly onEvent?: (e: RestoreEvent) => void;
   readonly platform?: Platform;
@@ -69,6 +75,8 @@ export interface RestoreSummary {
   bytesWritten: number;
   /** Existing paths left as they were (never, or unchanged with if-changed). */
   skipped: number;
+  /** Device nodes not created: the snapshot comes from another computer and `devices` was not given. */
+  devicesRefused: number;
   /** Of `skipped`: files that differ from the snapshot (changed since the backup), left by --overwrite never. */
   keptChanged: number;
   /** Existing files or links that were replaced with the snapshot's version. */
@@ -120,10 +128,12 @@ export function parseInclude(p: string): Buffer[] {
 type Select = 'all' | { readonly rest: Buffer[]; readonly idx: number }[];
 
 class Restorer {
+  /** Whether device nodes may be created (see RestoreOptions.devices). */
+  devicesAllowed = false;
   readonly plat: Platform;
   readonly excludes: PathMatcher;
   readonly overwrite: OverwriteMode;
-  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, keptChanged: 0, replaced: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
+  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, devicesRefused: 0, keptChanged: 0, replaced: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
   /** First restored path of each hard-linked inode (device:inode), as a full path. */
   private readonly links = new Map<string, Promise<Buffer | undefined>>();
   /** Folders this run created (latin1 keys of their paths): nothing pre-existing can be inside. */
@@ -466,6 +476,12 @@ class Restorer {
         case 'fifo':
         case 'chardev':
         case 'blockdev': {
+          if (e.type !== 'fifo' && !this.devicesAllowed) {
+            this.warn(shown, `${shown} is a device node from a snapshot of another computer; it was not created (add --devices if you trust this snapshot).`, false);
+            this.s.devicesRefused++;
+            live = false;
+            return;
+          }
           const kind = e.type === 'fifo' ? C.S_IFIFO : e.type === 'chardev' ? C.S_IFCHR : C.S_IFBLK;
           if (!this.plat.mknod(t, kind | (e.mode & 0o777), e.rdev ?? 0n)) {
             this.warn(shown, `${shown} is a ${e.type === 'fifo' ? 'FIFO' : 'device node'}, which this installation cannot create (${this.plat.missing ?? 'not supported'}).`);
@@ -715,6 +731,7 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
   await repo.loadIndex();
   const includes = (opts.includes ?? []).map(parseInclude);
   const r = new Restorer(repo, opts);
+  r.devicesAllowed = opts.devices === true || snapshot.host === Repository.hostname();
   if (includes.length === 0) {
     const t = snapshot.summary?.['totalBytes'];
     if (t !== undefined) r.totalBytes = t;

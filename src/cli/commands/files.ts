@@ -263,9 +263,10 @@ export function registerFileCommands(program: Command, run: Run): void {
     .option('--overwrite <when>', 'existing files: always, if-changed (size or time differ), never (default: if-changed with --target, never with --original)')
     .option('--verify', 'read every restored file back and check it against the snapshot')
     .option('--numeric-owner', 'as root, give files the stored user and group numbers instead of looking up the stored names on this machine')
+    .option('--devices', 'create device nodes even when the snapshot comes from another computer')
     .addHelpText('after', `\nExamples:\n  lifeboat restore latest --target restored\n  lifeboat restore latest --include /Documents/notes.txt --target restored\n  lifeboat restore latest --original\n`)
     .action(
-      run(async (ctx, ref: string, o: { target?: string; original?: boolean; include: string[]; exclude: string[]; overwrite?: string; verify?: boolean; numericOwner?: boolean }) => {
+      run(async (ctx, ref: string, o: { target?: string; original?: boolean; include: string[]; exclude: string[]; overwrite?: string; verify?: boolean; numericOwner?: boolean; devices?: boolean }) => {
         if (o.overwrite !== undefined && !['always', 'if-changed', 'never'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed or never.`);
         if ((o.target === undefined) === (o.original !== true)) throw new LifeboatError('usage', 'Say where to restore to: --target FOLDER, or --original to put the files back where they came from.');
         const repo = await ctx.openRepository();
@@ -294,6 +295,7 @@ export function registerFileCommands(program: Command, run: Run): void {
               overwrite,
               verify: o.verify === true,
               numericOwner: o.numericOwner === true,
+              devices: o.devices === true,
               signal: ctx.abort.signal,
               onEvent,
             });
@@ -322,6 +324,7 @@ export function registerFileCommands(program: Command, run: Run): void {
           if (s.replaced > 0) ctx.report(`${s.replaced} existing file(s) were replaced with the backed-up version.`);
           if (kept > 0) ctx.out(`${kept} file(s) changed since the backup were left as they are; add --overwrite if-changed to replace them.`);
           if (s.skipped - kept > 0) ctx.report(`${s.skipped - kept} existing path(s) were already as in the backup.`);
+          if (s.devicesRefused > 0) ctx.out(`${s.devicesRefused} device node(s) were not created: the snapshot comes from another computer (${snapshot.host}). Add --devices if you trust it.`);
           if (s.leftoversRemoved > 0) ctx.report(`Removed ${s.leftoversRemoved} temporary file(s) left by an interrupted restore.`);
           if (o.verify) ctx.out(s.verifyFailures === 0 ? `Verified ${s.verified} files: all match the snapshot.` : `${s.verifyFailures} file(s) do NOT match the snapshot.`);
         }

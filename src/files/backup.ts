@@ -385,7 +385,7 @@ class Backup {
   async fileEntry(path: Buffer, shown: string, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined): Promise<TreeEntry | undefined> {
     this.s.totalFiles++;
     this.s.totalBytes += e.size;
-    if (prev && prev.type === 'file' && prev.size === e.size && prev.mtime === st.mtimeNs && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
+    if (prev && prev.type === 'file' && !prev.changed && prev.size === e.size && prev.mtime === st.mtimeNs && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
       if (prev.content) e.content = prev.content;
       if (prev.contentParts) e.contentParts = prev.contentParts;
       if (prev.holes) e.holes = prev.holes;
@@ -394,7 +394,7 @@ class Backup {
       this.progress();
       return e;
     }
-    let data: Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined;
+    let data: FileData | undefined;
     const linkKey = e.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
     const first = linkKey !== undefined ? this.hardlinks.get(linkKey) : undefined;
     if (first) data = await first;
@@ -412,7 +412,7 @@ class Backup {
   }
 
   /** A small file, read, hashed and sealed by a worker thread; the general path if it is not plain. */
-  async readSmall(path: Buffer, shown: string, st: FileMeta): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
+  async readSmall(path: Buffer, shown: string, st: FileMeta): Promise<FileData | undefined> {
     await this.smallReads.acquire();
     let r: SmallFileReply;
     try {
@@ -435,19 +435,20 @@ class Backup {
       case 'ok': {
         this.s.bytesRead += r.bytesRead;
         this.bytesDone += r.bytesRead;
+        const read = { size: r.bytesRead, ...(r.changed ? { changed: true as const } : {}) };
         if (r.changed) this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
-        if (!r.id || !r.env || r.rawLength === undefined) return { content: [] };
+        if (!r.id || !r.env || r.rawLength === undefined) return { ...read, content: [] };
         const saved = await this.repo.saveSealedBlob(BlobType.data, r.id, r.env, r.rawLength);
         if (saved.added) {
           this.s.dataBlobsAdded++;
           this.s.dataBytesAdded += r.rawLength;
         }
-        return { content: [toHex(saved.id)] };
+        return { ...read, content: [toHex(saved.id)] };
       }
     }
   }
 
-  async readFile(path: Buffer, shown: string, st: FileMeta): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
+  async readFile(path: Buffer, shown: string, st: FileMeta): Promise<FileData | undefined> {
     const sem = Number(st.size) < SMALL_FILE ? this.smallReads : this.reads;
     await sem.acquire();
     let fh: fsp.FileHandle | undefined;
@@ -469,7 +470,8 @@ class Backup {
         return undefined;
       }
       const size = Number(before.size);
-      const out: Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> = {};
+      const out: FileData = {};
+      let readBytes = 0;
       if (Number(before.blocks) * 512 < size) {
         const holes = this.plat.holes(fh.fd, size);
         if (holes && holes.length > 0) out.holes = holes;
@@ -478,6 +480,7 @@ class Backup {
       const handle = fh;
       const signal = this.opts.signal;
       const onRead = (n: number) => {
+        readBytes += n;
         this.s.bytesRead += n;
         this.bytesDone += n;
       };
@@ -523,8 +526,10 @@ class Backup {
         this.fsProblem(readError, shown, 'read');
         return undefined;
       }
+      out.size = readBytes;
       const after = await fh.stat({ bigint: true });
-      if (after.size !== st.size || after.mtimeNs !== st.mtimeNs) {
+      if (after.size !== st.size || after.mtimeNs !== st.mtimeNs || BigInt(readBytes) !== st.size) {
+        out.changed = true;
         this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
       }
       if (content.length > MAX_INLINE_CONTENT) out.contentParts = await saveContentParts(this.repo, content);
@@ -822,6 +827,9 @@ function safeUser(): string {
     return String(process.getuid?.() ?? '');
   }
 }
+
+/** What reading a file gives its entry: content, holes, and the length read when the file changed meanwhile. */
+type FileData = Pick<TreeEntry, 'content' | 'contentParts' | 'holes' | 'changed'> & { size?: number };
 
 /** Reads a small file whole, yielding it as its single chunk (nothing if reading failed). */
 async function* readWhole(fh: fsp.FileHandle, size: number, onRead: (n: number) => void, onError: (e: unknown) => void): AsyncGenerator<Uint8Array> {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { BlobType } from '../repo/repository.js';
@@ -186,4 +187,42 @@ test('a folder deleted during a backup gets one warning, not one per file inside
   const target = join(dir, 't');
   await restore(repo, r.snapshot, { target });
   assert.equal(fs.readFileSync(join(target, 'src', 'keep.txt'), 'utf8'), 'kept');
+});
+
+test('a file that grew or shrank while it was read restores cleanly as it was read, and keeps the "changed while read" mark', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  fs.mkdirSync(src);
+  const start = randomBytes(3 << 20);
+  fs.writeFileSync(join(src, 'growing.log'), start);
+  fs.writeFileSync(join(src, 'shrinking.db'), randomBytes(3 << 20));
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const more = randomBytes(2 << 20);
+  const changing: FileAccess = {
+    ...nodeFileAccess,
+    open: async (p, f) => {
+      const fh = await nodeFileAccess.open(p, f);
+      if (p.toString().endsWith('/growing.log')) fs.appendFileSync(p, more); // grows after its lstat, before it is read
+      if (p.toString().endsWith('/shrinking.db')) fs.truncateSync(p, 1 << 20);
+      return fh;
+    },
+  };
+  const r = await backup(repo, { paths: [src], fs: changing });
+  assert.equal(r.summary.changedWhileRead, 2);
+  const entries = await loadDir(repo, (await loadDir(repo, r.snapshot.root))[0]!.subtree!);
+  const grown = entries.find((e) => e.name.toString() === 'growing.log')!;
+  assert.equal(grown.size, (3 << 20) + (2 << 20), 'the size stored is what was read');
+  assert.equal(grown.changed, true);
+  assert.equal(entries.find((e) => e.name.toString() === 'shrinking.db')!.size, 1 << 20);
+  const warnings: string[] = [];
+  const rr = await restore(repo, r.snapshot, { target: join(dir, 't'), onEvent: (e) => e.type === 'warning' && warnings.push(e.message) });
+  assert.equal(rr.summary.errors, 0, warnings.join('\n'));
+  assert.ok(fs.readFileSync(join(dir, 't', 'src', 'growing.log')).equals(Buffer.concat([start, more])));
+  assert.equal(fs.statSync(join(dir, 't', 'src', 'shrinking.db')).size, 1 << 20);
+  assert.equal(warnings.filter((w) => /changed while it was backed up; it is restored as it was read then/.test(w)).length, 2);
+  // The next backup reads them again rather than trusting a copy that may be inconsistent.
+  const again = await backup(repo, { paths: [src] });
+  assert.equal(again.summary.filesChanged, 2);
+  assert.ok(!(await loadDir(repo, (await loadDir(repo, again.snapshot.root))[0]!.subtree!)).some((e) => e.changed));
 });

@@ -320,11 +320,11 @@ class Restorer {
 
   /**
    * Where a file that restoreDirect may write lies: a regular file of at most one chunk, stored in
-   * the local repository (null: empty), not hard-linked, not damaged, not to be verified.
+   * the local repository (null: empty), not hard-linked, not damaged or changed while backed up (both warn), not to be verified.
    * Undefined sends it the general way (restoreNonDir).
    */
   private directSource(e: TreeEntry): ChunkSource | null | undefined {
-    if (!this.writers || this.opts.verify || e.type !== 'file' || e.nlink > 1 || e.damaged || e.holes?.length || e.contentParts) return undefined;
+    if (!this.writers || this.opts.verify || e.type !== 'file' || e.nlink > 1 || e.damaged || e.changed || e.holes?.length || e.contentParts) return undefined;
     if (e.content && e.content.length > 1) return undefined;
     return this.writers.localSource(e);
   }
@@ -463,6 +463,7 @@ class Restorer {
           // too deep to link by path: restored as a copy below
         }
       }
+      if (e.changed) this.warn(shown, `${shown} changed while it was backed up; it is restored as it was read then, which may be inconsistent.`, false);
       if (e.damaged) this.warn(shown, `${shown}: its data was lost from the repository ("lifeboat repair snapshots" marked it damaged); restored ${e.type === 'dir' ? 'as an empty folder' : 'empty'}.`);
       switch (e.type) {
         case 'file':

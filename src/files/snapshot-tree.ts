@@ -34,6 +34,7 @@ function toNode(e: TreeEntry): SnapshotNode {
     ...(e.type === 'dir' && e.subtree !== undefined ? { subtree: e.subtree, folderKey: e.subtree, contentKey: `d${e.subtree}` } : {}),
     ...(e.type === 'file' && content ? { contentKey: `f${e.contentParts ? 'p' : ''}${content.join(',')}` } : {}),
     ...(xattrs ? { attributesKey: xattrs } : {}),
+    ...(e.changed ? { changedWhileRead: true } : {}),
     ...(e.damaged ? { damaged: 'its data was lost from the repository ("lifeboat repair snapshots" marked it)' } : {}),
     entry: e,
   };

@@ -37,6 +37,8 @@ export interface TreeNode {
   readonly attributesKey?: string;
   /** Identifies a folder within its tree, so a folder that holds itself is noticed. */
   readonly folderKey?: string;
+  /** The file changed while it was backed up: its content is what was read then. */
+  readonly changedWhileRead?: boolean;
   /** Why this entry cannot be trusted or read (the rest of the tree is fine). */
   readonly damaged?: string;
 }

@@ -132,6 +132,7 @@ export class Context {
     await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
     const repo = await Repository.open(store, await this.password());
     repo.noLock = this.global.lock === false;
+    repo.onWarning = (message) => this.warn(message);
     repo.onUnlocked = (why) =>
       this.info(why === 'asked' ? 'Reading the repository without a lock (--no-lock); do not prune it meanwhile.' : "The repository's drive is read-only: reading it without a lock.");
     this.opened.push(repo);

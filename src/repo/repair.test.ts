@@ -76,18 +76,13 @@ test('a healthy fixture checks clean; repair index rebuilds the same index', asy
   assert.equal(await loadEverything(await reopen(f.store)), 7);
 });
 
-test('missing index file: check names the blobs each snapshot lacks; repair index restores everything', async () => {
+test('missing index file: the packs it named are found by their own headers, so no snapshot lacks anything; check warns, repair index rewrites it', async () => {
   const f = await build();
   await f.store.delete(f.index.a);
   const report = await check(f.store);
-  const repo = await Repository.open(f.store, PASSWORD);
-  const snapA = await repo.loadSnapshot(f.a);
-  assert.deepEqual(sum(report), [
-    `error ${short(Names.snapshot(f.a))}: needs data block ${snapA.root.slice(0, 16)}, which is missing`,
-    `error ${short(Names.snapshot(f.b))}: needs data block ${(await commonHex(f)).slice(0, 16)}, which is missing`,
-    `warning ${short(f.packs.aData)}: ${UNREF}`,
-    `warning ${short(f.packs.aTree)}: ${UNREF}`,
-  ].sort((x, y) => (x.startsWith('error') === y.startsWith('error') ? 0 : x.startsWith('error') ? -1 : 1)));
+  // Before P14, both snapshots were reported as missing blocks that the packs still held.
+  assert.deepEqual(sum(report), [`warning ${short(f.packs.aData)}: ${UNREF}`, `warning ${short(f.packs.aTree)}: ${UNREF}`]);
+  assert.equal(await loadEverything(await reopen(f.store)), 7, 'everything loads before any repair');
   assert.deepEqual(report.affected, [], 'no pack is damaged or missing: the index is');
   const r = await repair(f.store);
   assert.equal(r.indexedPacks, 4);

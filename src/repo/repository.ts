@@ -23,7 +23,7 @@ import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { decodeSealedBlob } from './pack-check.js';
-import { BlobType, openBlob, PackWriter, StageBuffers, type PackEntry } from './pack.js';
+import { BlobType, headerLengthFromTrailer, openBlob, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
 import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 
@@ -167,22 +167,80 @@ export class Repository {
     const names: string[] = [];
     for await (const o of this.store.list('index/')) if (idOfName(o.name)) names.push(o.name);
     const seen = this.index.loadedFiles;
+    const damaged: string[] = [];
     let next = 0;
     const worker = async () => {
       while (next < names.length) {
         const name = names[next++]!;
-        if (seen.has(name)) continue;
+        if (seen.has(name) || this.damagedIndexFiles.has(name)) continue;
         try {
           await this.readIndexFile(name, (packId, entries) => this.index.addPackEntries(packId, entries));
           seen.add(name);
         } catch (e) {
-          if (!onError) throw e;
-          onError(name, e);
+          if (onError) onError(name, e);
+          // A damaged or unreadable index file costs time, not data: its packs describe themselves.
+          if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io' || e.code === 'not-found')) {
+            damaged.push(name);
+            this.damagedIndexFiles.add(name);
+          }
+          else if (!onError) throw e;
         }
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
+    if (!this.indexLoaded || damaged.length > 0) await this.recoverIndex(damaged);
     this.indexLoaded = true;
+  }
+
+  /** Index files found damaged (their packs were read instead); not read again. */
+  private readonly damagedIndexFiles = new Set<string>();
+
+  /** Called with each problem a reading command should tell the user about, and goes past. */
+  onWarning: ((message: string) => void) | undefined;
+
+  /**
+   * Packs that no readable index file names, read from their own headers into the in-memory index
+   * (left by an interrupted backup, or named only by a damaged or lost index file). A backup writes
+   * index files for them (repair.ts indexUnindexedPacks); reading commands just use them.
+   */
+  readonly unindexedPacks: (IndexPack & { readonly size: number })[] = [];
+
+  /**
+   * Rebuilds, in memory, what damaged or lost index files held: the entries of every pack no good
+   * index file names, from the pack's own header. Nothing is written (the repository may be
+   * read-only); "lifeboat repair index" writes a new index.
+   */
+  private async recoverIndex(damaged: readonly string[]): Promise<void> {
+    let packs = 0;
+    let lost = 0;
+    for await (const o of this.store.list('data/')) {
+      const id = idOfName(o.name);
+      if (!id || o.name !== Names.pack(id) || this.index.hasPack(id)) continue;
+      try {
+        const p = await this.readPackHeader(id, o.size);
+        this.index.addPackEntries(id, p.entries);
+        this.unindexedPacks.push({ ...p, size: o.size });
+        packs++;
+      } catch (e) {
+        if (!(e instanceof LifeboatError) || (e.code !== 'corrupt' && e.code !== 'io' && e.code !== 'not-found')) throw e;
+        lost++;
+      }
+    }
+    if (damaged.length === 0) return;
+    const files = damaged.length === 1 ? `The index file ${damaged[0]} is` : `${damaged.length} index files are`;
+    this.onWarning?.(
+      `${files} damaged; Lifeboat read the headers of ${packs} pack(s) instead${lost > 0 ? ` (${lost} pack(s) without a readable header were left out; "lifeboat check" tells what they hold)` : ', so nothing is lost'}. Run "lifeboat repair index" to write a new index.`,
+    );
+  }
+
+  /** Reads one pack's header with ranged reads (trailer, then header): the pack's own list of its blobs. */
+  async readPackHeader(packId: Hex, size: number): Promise<IndexPack> {
+    const name = Names.pack(packId);
+    if (size < PACK_TRAILER_BYTES) throw new LifeboatError('corrupt', `The pack ${name} is damaged: it is only ${size} bytes long.`);
+    const trailer = await this.store.get(name, size - PACK_TRAILER_BYTES, PACK_TRAILER_BYTES);
+    const hl = headerLengthFromTrailer(trailer, size, name);
+    const sealed = await this.store.get(name, size - PACK_TRAILER_BYTES - hl, hl);
+    return { packId: fromHex(packId), entries: parsePackHeader(this.keys.encKey, sealed, size, name) };
   }
 
   /** Decrypts one index file and hands its packs to `onPack`. */

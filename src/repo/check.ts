@@ -293,7 +293,19 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
         } catch (e) {
           if (e instanceof LifeboatError && e.code === 'not-found') errors.push({ file: name, message: 'the pack disappeared during the check' });
           else errors.push({ file: name, message: msg(e) });
-          badPacks.add(packId);
+          // A pack whose header or trailer is damaged may still hold every blob the index names:
+          // only those that fail to read are lost, so only their snapshots are affected.
+          const fromIndex = e instanceof LifeboatError && e.code === 'corrupt' ? indexed.get(packId) : undefined;
+          if (!fromIndex) badPacks.add(packId);
+          else {
+            for (const b of fromIndex) {
+              const ok = await store.get(name, b.offset, b.length).then(
+                (env) => repo.decodeBlob(b.type, b.id, env, b.rawLength, name, b.base).then(() => true),
+                () => false,
+              ).catch(() => false);
+              if (!ok) badBlobs.add(`${packId}:${toHex(b.id)}`);
+            }
+          }
         }
       }
     } finally {

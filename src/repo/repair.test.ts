@@ -71,7 +71,7 @@ test('a healthy fixture checks clean; repair index rebuilds the same index', asy
   const f = await build();
   assert.deepEqual(sum(await check(f.store, true)), []);
   const r = await repair(f.store);
-  assert.deepEqual({ ...r, damagedPacks: r.damagedPacks.length }, { packs: 4, indexedPacks: 4, blobs: 6, damagedPacks: 0, indexFilesWritten: 1, indexFilesDeleted: 2 });
+  assert.deepEqual({ ...r, damagedPacks: r.damagedPacks.length }, { packs: 4, indexedPacks: 4, blobs: 6, damagedPacks: 0, salvagedBlobs: 0, indexFilesWritten: 1, indexFilesDeleted: 2 });
   assert.deepEqual(sum(await check(f.store, true)), []);
   assert.equal(await loadEverything(await reopen(f.store)), 7);
 });
@@ -146,6 +146,20 @@ test('truncated pack: check names pack, snapshot and file; repair index leaves i
   const p = await prune(await reopen(f.store), { walkers: fixtureWalkers });
   assert.equal(p.packs.unindexed, 1, 'prune removes the truncated pack');
   assert.deepEqual(sum(await check(f.store, true)), []);
+});
+
+test('a pack whose trailer and part of its header are cut: repair index keeps every blob that still reads, so nothing is lost', async () => {
+  const f = await build();
+  const bytes = await f.store.get(f.packs.bData);
+  await f.store.put(f.packs.bData, bytes.subarray(0, bytes.length - 20)); // the blobs before the header are intact
+  assert.equal(await loadEverything(await reopen(f.store)), 7, 'its blobs still read through the index');
+  // Before P14, repair index dropped the whole pack and snapshot B lost /data/b.
+  const r = await repair(f.store);
+  assert.deepEqual([r.packs, r.indexedPacks, r.salvagedBlobs], [4, 4, 1]);
+  assert.deepEqual(r.damagedPacks.map((d) => [d.file, d.message]), [[f.packs.bData, `The pack ${f.packs.bData} is damaged: its trailer is not a Lifeboat pack trailer (truncated or overwritten). 1 block(s) it holds still read correctly and stay indexed.`]]);
+  assert.equal(await loadEverything(await reopen(f.store)), 7, 'repair index lost nothing');
+  const report = sum(await check(f.store, true));
+  assert.ok(report.every((l) => !l.includes('snapshots/')), `no snapshot is affected: ${report.join('; ')}`);
 });
 
 test('flipped bit in a blob: structure checks clean; --read-data names pack, blob, snapshots and file; repair snapshots --read-data', async () => {

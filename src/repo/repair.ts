@@ -11,7 +11,8 @@
  * A delta blob whose base is missing or damaged counts as lost itself.
  */
 import { LifeboatError } from '../util/errors.js';
-import { Names, idOfName, toHex, type Hex } from './ids.js';
+import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
+import type { PackEntry } from './pack.js';
 import type { IndexPack } from './index-file.js';
 import { walkSnapshot } from './check.js';
 import { writeIndexFiles, type Walkers } from './prune.js';
@@ -22,14 +23,36 @@ export interface RepairIndexReport {
   readonly packs: number;
   readonly indexedPacks: number;
   readonly blobs: number;
-  /** Packs whose header could not be read: left in place, not indexed. */
+  /** Packs whose header could not be read: left in place; their blobs that an old index file listed and that still verify stay indexed. */
   readonly damagedPacks: { readonly file: string; readonly message: string }[];
+  /** Blobs of damaged packs kept in the new index because they still read correctly. */
+  readonly salvagedBlobs: number;
   readonly indexFilesWritten: number;
   readonly indexFilesDeleted: number;
 }
 
 function msg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** The entries of a pack (from an index) whose blob still decrypts and verifies, read one by one. */
+async function verifiedEntries(repo: Repository, packId: Hex, size: number, entries: readonly PackEntry[]): Promise<PackEntry[]> {
+  const name = Names.pack(packId);
+  const out: PackEntry[] = [];
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const key = `${e.offset}:${toHex(e.id)}`;
+    if (seen.has(key) || e.offset + e.length > size) continue;
+    seen.add(key);
+    try {
+      const env = await repo.store.get(name, e.offset, e.length);
+      await repo.decodeBlob(e.type, e.id, env, e.rawLength, name, e.base);
+      out.push(e);
+    } catch (err) {
+      if (!(err instanceof LifeboatError && (err.code === 'corrupt' || err.code === 'io' || err.code === 'not-found'))) throw err;
+    }
+  }
+  return out.sort((a, b) => a.offset - b.offset);
 }
 
 /** Reads one pack's header with ranged reads (trailer, then header). */
@@ -46,8 +69,15 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     if (id && o.name === Names.pack(id)) packs.push({ id, size: o.size });
   }
   packs.sort((a, b) => (a.id < b.id ? -1 : 1));
+  // What today's readable index files say of each pack: for a pack whose own header is damaged,
+  // these are the only map of its blobs, so none may be thrown away while a blob still reads.
+  const known = new Map<Hex, PackEntry[]>();
+  for (const n of oldNames) {
+    await repo.readIndexFile(n, (packId, entries) => known.set(packId, [...(known.get(packId) ?? []), ...entries])).catch(() => undefined);
+  }
   const good: IndexPack[] = [];
   const damagedPacks: { file: string; message: string }[] = [];
+  let salvagedBlobs = 0;
   let done = 0;
   for (const p of packs) {
     opts.signal?.throwIfAborted();
@@ -55,8 +85,14 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     try {
       good.push(await readPackHeader(repo, p.id, p.size));
     } catch (e) {
-      if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io')) damagedPacks.push({ file: Names.pack(p.id), message: msg(e) });
-      else throw e;
+      if (!(e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io'))) throw e;
+      const kept = await verifiedEntries(repo, p.id, p.size, known.get(p.id) ?? []);
+      if (kept.length > 0) {
+        good.push({ packId: fromHex(p.id), entries: kept });
+        salvagedBlobs += kept.length;
+      }
+      const lost = (known.get(p.id)?.length ?? 0) - kept.length;
+      damagedPacks.push({ file: Names.pack(p.id), message: `${msg(e)}${kept.length > 0 ? ` ${kept.length} block(s) it holds still read correctly and stay indexed${lost > 0 ? `; ${lost} do not` : ''}.` : ''}` });
     }
   }
   opts.onProgress?.(done, packs.length);
@@ -76,6 +112,7 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     indexedPacks: good.length,
     blobs: good.reduce((s, p) => s + p.entries.length, 0),
     damagedPacks,
+    salvagedBlobs,
     indexFilesWritten: written.length,
     indexFilesDeleted: deleted,
   };

@@ -68,3 +68,32 @@ test('a damaged or missing index file loses nothing: every snapshot restores wit
   await verifyAll('missing');
   assert.equal((await lifeboat(['check', '--read-data'], env)).code, 0);
 });
+
+test('a damaged pin is named by check and still protects its snapshot until it is pinned again', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const repo = join(d.path, 'repo');
+  const env = { LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  const tree = join(d.path, 'tree');
+  mkdirSync(tree);
+  const ids: string[] = [];
+  for (const v of ['one', 'two']) {
+    writeFileSync(join(tree, 'f.txt'), v);
+    ids.push((JSON.parse((await lifeboat(['backup', '--json', tree], env)).stdout) as { snapshot: string }).snapshot);
+  }
+  assert.equal((await lifeboat(['pin', ids[0]!, '--note', 'before the upgrade'], env)).code, 0);
+  const pinDir = join(repo, 'pins', ids[0]!);
+  const pinFile = join(pinDir, readdirSync(pinDir)[0]!);
+  const bytes = readFileSync(pinFile);
+  bytes[bytes.length >> 1]! ^= 1;
+  writeFileSync(pinFile, bytes);
+  const check = await lifeboat(['check'], env);
+  assert.equal(check.code, 1, check.stdout);
+  assert.match(check.stdout, new RegExp(`pins/${ids[0]}/[0-9a-f]{64}: the pin is damaged .*stays pinned\\. Run "lifeboat pin ${ids[0]!.slice(0, 8)}"`));
+  const forget = await lifeboat(['forget', '--keep-last', '1', '--json'], env);
+  assert.equal(forget.code, 0, forget.stderr);
+  assert.deepEqual((JSON.parse(forget.stdout) as { removed: string[] }).removed, [], 'the damaged pin still protects its snapshot');
+  assert.equal((await lifeboat(['pin', ids[0]!], env)).code, 0);
+  assert.equal((await lifeboat(['check'], env)).code, 0, 'pinning again replaces the damaged pin');
+});

@@ -13,6 +13,7 @@ import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { listKeys } from './keys.js';
 import { BlobType, type PackEntry } from './pack.js';
 import { verifyPack, type PackVerdict } from './pack-check.js';
+import { damagedPins } from './pins.js';
 import type { Repository } from './repository.js';
 import { parseSignedJson, verifySignedJson } from './signed-json.js';
 import type { Snapshot } from './snapshot.js';
@@ -322,6 +323,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       errors.push({ file: Names.snapshot(s.id), message: `is affected by the damaged or missing pack ${a.file}${places}` });
     }
   }
+  // Pins: a damaged one still protects its snapshot, but it must not go unnoticed.
+  for (const p of await damagedPins(repo)) errors.push({ file: p.name, message: p.message });
   return { errors, warnings, affected, counts };
 }
 

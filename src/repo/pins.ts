@@ -98,6 +98,30 @@ export async function loadPins(repo: Repository): Promise<Map<Hex, PinInfo>> {
   return out;
 }
 
+/** Pin objects that cannot be read (for check): each still pins its snapshot until it is pinned again or unpinned. */
+export async function damagedPins(repo: Repository): Promise<{ name: string; snapshot: Hex; message: string }[]> {
+  const out: { name: string; snapshot: Hex; message: string }[] = [];
+  for await (const o of repo.store.list(PINS_PREFIX)) {
+    const snapshotId = o.name.split('/')[1] ?? '';
+    const why = (m: string) => out.push({ name: o.name, snapshot: snapshotId, message: `${m}; snapshot ${snapshotId.slice(0, 8)} stays pinned. Run "lifeboat pin ${snapshotId.slice(0, 8)}" to write a good pin (or "lifeboat unpin" to release it).` });
+    if (!isId(snapshotId) || !idOfName(o.name)) {
+      why('the pin has a name Lifeboat does not write');
+      continue;
+    }
+    try {
+      const bytes = await repo.store.get(o.name);
+      if (toHex(sha256(bytes)) !== idOfName(o.name)) throw new LifeboatError('corrupt', 'its content does not match its name');
+      const plain = await openFile(repo.codec, repo.keys.encKey, pinAad(snapshotId), bytes, `The pin ${o.name}`);
+      const b = JSON.parse(Buffer.from(plain).toString('utf8')) as Partial<PinBody>;
+      if (b.version !== 1 || b.snapshot !== snapshotId) throw new LifeboatError('corrupt', 'it names another snapshot');
+    } catch (e) {
+      if (e instanceof LifeboatError && e.code === 'not-found') continue; // unpinned meanwhile
+      why(`the pin is damaged (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  return out;
+}
+
 /** Deletes pins whose snapshot is gone (prune, under its exclusive lock). Returns how many. */
 export async function removeDanglingPins(repo: Repository, existing: ReadonlySet<Hex>): Promise<number> {
   let n = 0;

@@ -97,3 +97,26 @@ test('a damaged pin is named by check and still protects its snapshot until it i
   assert.equal((await lifeboat(['pin', ids[0]!], env)).code, 0);
   assert.equal((await lifeboat(['check'], env)).code, 0, 'pinning again replaces the damaged pin');
 });
+
+test('a damaged key slot is reported as damaged, not as a wrong password, with the way out', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const repo = join(d.path, 'repo');
+  const env = { LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  assert.equal((await lifeboat(['key', 'add', '--label', 'spare'], { ...env, LIFEBOAT_NEW_PASSWORD: 'spare-pw' })).code, 0);
+  const mine = (JSON.parse((await lifeboat(['key', 'list', '--json'], env)).stdout) as { id: string; current: boolean }[]).find((k) => k.current)!.id;
+  const file = join(repo, 'keys', mine);
+  const bytes = readFileSync(file);
+  bytes[Math.floor(bytes.length * 0.8)]! ^= 0x04; // inside the wrapped master key
+  writeFileSync(file, bytes);
+  const r = await lifeboat(['snapshots'], env);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`the key file ${mine.slice(0, 8)} is damaged: if this password belonged to it, open the repository with another password or the recovery key, add a new password with "lifeboat key add" and remove the damaged slot with "lifeboat key remove ${mine.slice(0, 8)}"`));
+  assert.doesNotMatch(r.stderr, /password is not correct/);
+  const spare = { ...env, LIFEBOAT_PASSWORD: 'spare-pw' };
+  assert.equal((await lifeboat(['snapshots'], spare)).code, 0, 'another password still opens it');
+  assert.equal((await lifeboat(['key', 'add'], { ...spare, LIFEBOAT_NEW_PASSWORD: 'pw' })).code, 0);
+  assert.equal((await lifeboat(['key', 'remove', mine.slice(0, 8)], spare)).code, 0);
+  assert.equal((await lifeboat(['check'], env)).code, 0, 'the password works again through its new slot');
+});

@@ -9,7 +9,9 @@ import { toHex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { backup, nodeFileAccess, type BackupEvent, type FileAccess } from './backup.js';
 import { restore, type RestoreEvent } from './restore.js';
-import { encodeEntry, loadDir, saveDir, type TreeEntry } from './tree.js';
+import { encodeEntry, fileTreeReferences, loadDir, saveDir, type TreeEntry } from './tree.js';
+import { SnapshotTree } from './snapshot-tree.js';
+import { walk } from '../tree/tree.js';
 import { newRepo, tmp } from './testing.js';
 import { portablePlatform } from './platform/platform.js';
 
@@ -225,4 +227,40 @@ test('a file that grew or shrank while it was read restores cleanly as it was re
   const again = await backup(repo, { paths: [src] });
   assert.equal(again.summary.filesChanged, 2);
   assert.ok(!(await loadDir(repo, (await loadDir(repo, again.snapshot.root))[0]!.subtree!)).some((e) => e.changed));
+});
+
+test('a snapshot that names one folder twice at each of 40 levels (2^40 paths) is refused by restore, walk and check, in bounded work', async (t) => {
+  const dir = tmp(t);
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  await repo.loadIndex();
+  const payload = toHex((await repo.saveBlob(BlobType.data, Buffer.from('x'))).id);
+  let level = await saveDir(repo, [entry('f', 'file', { size: 1, content: [payload] })]);
+  for (let i = 0; i < 40; i++) level = await saveDir(repo, [entry('a', 'dir', { subtree: level }), entry('b', 'dir', { subtree: level })]);
+  // And a file whose content names a folder listing as its data (type confusion).
+  const confused = await saveDir(repo, [entry('confused', 'file', { size: 60, content: [level] }), entry('fine', 'file', { size: 1, content: [payload] })]);
+  await repo.flush();
+  const snap = (root: string): Snapshot => ({ version: 1, kind: 'files', time: '2026-12-05T00:00:00Z', host: 'h', user: 'u', paths: ['/x'], tags: [], root });
+  const started = Date.now();
+  const target = join(dir, 't');
+  await assert.rejects(restore(repo, snap(level), { target }), /repeats the same folders so often that going through it would never end/);
+  assert.ok(Number(execFileSync('sh', ['-c', `find '${target}' | wc -l`]).toString()) < 25_000, 'the restore stopped early');
+  const tree = new SnapshotTree(repo, snap(level));
+  await assert.rejects(async () => {
+    for await (const _ of walk(tree, await tree.root())) void _;
+  }, /would never end/);
+  const once = () => {
+    const seen = new Set<string>();
+    return (id: Uint8Array) => !seen.has(toHex(id)) && !!seen.add(toHex(id)); // as check and prune visit
+  };
+  await assert.rejects(fileTreeReferences(repo, level, once()), /would never end/);
+  assert.ok(Date.now() - started < 60_000, 'bounded time');
+
+  await assert.rejects(fileTreeReferences(repo, confused, once()), /confused names a folder listing as its data/);
+  const warnings: string[] = [];
+  const r = await restore(repo, snap(confused), { target: join(dir, 'c'), onEvent: (e) => e.type === 'warning' && warnings.push(e.message) });
+  assert.equal(r.summary.errors, 1);
+  assert.match(warnings.join('\n'), /confused: could not restore it \(the snapshot names a folder listing as its data/);
+  assert.equal(fs.readFileSync(join(dir, 'c', 'fine'), 'utf8'), 'x');
+  assert.ok(!fs.existsSync(join(dir, 'c', 'confused')));
 });

@@ -26,10 +26,11 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { basename, dirname } from 'node:path';
 import { fromHex, type Hex } from '../repo/ids.js';
-import { Repository } from '../repo/repository.js';
+import { BlobType, Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
+import { runaway, runawayError } from '../tree/tree.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, type RestoreFileReply } from './restore-workers.js';
@@ -91,6 +92,8 @@ export interface RestoreSummary {
 }
 
 const DEEP_PATH = 1024;
+/** A file whose content names a folder listing (type confusion): refused, never written. */
+const LISTING_AS_DATA = 'the snapshot names a folder listing as its data (the repository is damaged or hostile); it was not restored';
 const SLASH = Buffer.from('/');
 const FILES_IN_FLIGHT = 4;
 /** With worker threads writing the small files: enough queued to keep every worker busy. */
@@ -128,6 +131,10 @@ export function parseInclude(p: string): Buffer[] {
 type Select = 'all' | { readonly rest: Buffer[]; readonly idx: number }[];
 
 class Restorer {
+  /** Entries restored so far, and those of the distinct listings they came from (see tree/tree.ts runaway). */
+  private visited = 0;
+  private distinct = 0;
+  private readonly listings = new Set<Hex>();
   /** Whether device nodes may be created (see RestoreOptions.devices). */
   devicesAllowed = false;
   readonly plat: Platform;
@@ -238,6 +245,13 @@ class Restorer {
       this.fail(logical || '/', e, 'read the folder listing');
       return;
     }
+    // A crafted snapshot can name one listing at every level: bounded, not 2^40 folders.
+    this.visited += entries.length;
+    if (!this.listings.has(treeId)) {
+      this.listings.add(treeId);
+      this.distinct += entries.length;
+    }
+    if (runaway(this.visited, this.distinct)) throw runawayError(logical || '/');
     const seen = new Set<string>();
     const todo: TreeEntry[] = [];
     const shownIn = (e: TreeEntry): string => `${logical}/${e.name.toString('utf8')}`;
@@ -523,6 +537,7 @@ class Restorer {
         starts.push(end);
         const loc = this.repo.index.get(fromHex(id));
         if (!loc) throw this.repo.notIndexed(fromHex(id));
+        if (loc.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
         end += loc.rawLength;
       }
       // A worker writes through fh.fd, so every chunk in flight settles before fh is closed.
@@ -574,6 +589,8 @@ class Restorer {
    * than the calls themselves (see bench/README.md).
    */
   private async writeSmallFile(tmp: Buffer, e: TreeEntry, shown: string): Promise<void> {
+    const first = e.content?.[0];
+    if (first !== undefined && this.repo.index.get(fromHex(first))?.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
     const r = this.writers ? await this.writers.write(tmp, e, this.owner(e)) : undefined;
     if (r) return this.written(r, e, () => shown);
     const id = e.content?.[0];

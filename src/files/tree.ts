@@ -7,6 +7,7 @@
  */
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
+import { runaway, runawayError } from '../tree/tree.js';
 import { fromHex, toHex, type Hex } from '../repo/ids.js';
 
 export const TREE_VERSION = 1;
@@ -213,6 +214,8 @@ export interface TreeSink {
 }
 export interface TreeSource {
   loadBlob(id: Uint8Array): Promise<Uint8Array>;
+  /** Where known, the stored type of a blob (data, tree, delta), to refuse a listing named as file data. */
+  readonly index?: { get(id: Uint8Array): { readonly type: number } | undefined };
 }
 
 /**
@@ -291,6 +294,7 @@ export async function fileContent(repo: TreeSource, e: TreeEntry): Promise<Hex[]
  * "/name/sub/"), so check and repair can report damaged files by path.
  */
 export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id: Uint8Array, where?: string) => boolean): Promise<void> {
+  const shape = shapeOf(repo);
   const stack: { id: Hex; path: string }[] = [{ id: root, path: '' }];
   while (stack.length > 0) {
     const { id, path } = stack.pop()!;
@@ -298,13 +302,66 @@ export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id
     if (!visit(fromHex(id), here)) continue;
     const o = parseJson(await repo.loadBlob(fromHex(id)));
     if (o['parts'] !== undefined) for (const p of ids(o['parts'], 'parts')) visit(fromHex(p), here);
-    for (const e of await loadDir(repo, id)) {
+    const entries = await loadDir(repo, id);
+    shape.set(id, { entries: entries.length, subtrees: entries.flatMap((e) => (e.subtree !== undefined ? [e.subtree] : [])) });
+    for (const e of entries) {
       const where = `${path}/${e.name.toString('utf8')}`;
       if (e.contentParts) for (const p of e.contentParts) visit(fromHex(p), where);
-      for (const d of await fileContent(repo, e)) visit(fromHex(d), where);
+      for (const d of await fileContent(repo, e)) {
+        if (repo.index?.get(fromHex(d))?.type === BlobType.tree) throw new LifeboatError('corrupt', `${where} names a folder listing as its data; the snapshot was made on purpose or is damaged, and restore refuses that file`);
+        visit(fromHex(d), where);
+      }
       if (e.subtree) stack.push({ id: e.subtree, path: where });
     }
   }
+  // Listings are shared, so a tree of a few KiB can stand for 2^40 paths: say so before anyone lists it.
+  let distinct = 0;
+  const reached = new Set<Hex>();
+  for (const todo = [root]; todo.length > 0; ) {
+    const id = todo.pop()!;
+    if (reached.has(id)) continue;
+    reached.add(id);
+    const s = shape.get(id);
+    if (s) {
+      distinct += s.entries;
+      todo.push(...s.subtrees);
+    }
+  }
+  if (runaway(expandedEntries(shape, root), distinct)) throw runawayError('/');
+}
+
+/** What check has learnt of each listing (entry count, sub-listings), per repository: listings never change, so none is loaded twice. */
+const shapes = new WeakMap<object, Map<Hex, { readonly entries: number; readonly subtrees: readonly Hex[] }>>();
+
+function shapeOf(repo: TreeSource): Map<Hex, { readonly entries: number; readonly subtrees: readonly Hex[] }> {
+  let m = shapes.get(repo);
+  if (!m) shapes.set(repo, (m = new Map()));
+  return m;
+}
+
+/** How many entries a full walk from `root` yields (capped far above any real tree), from the recorded shape. */
+function expandedEntries(shape: ReadonlyMap<Hex, { readonly entries: number; readonly subtrees: readonly Hex[] }>, root: Hex): number {
+  const CAP = 1e15;
+  const memo = new Map<Hex, number>();
+  const stack: { id: Hex; open: boolean }[] = [{ id: root, open: false }];
+  while (stack.length > 0) {
+    const top = stack.pop()!;
+    if (memo.has(top.id)) continue;
+    const s = shape.get(top.id);
+    if (!s) {
+      memo.set(top.id, 0);
+      continue;
+    }
+    if (top.open) {
+      let n = s.entries;
+      for (const c of s.subtrees) n = Math.min(CAP, n + (memo.get(c) ?? 0));
+      memo.set(top.id, n);
+      continue;
+    }
+    stack.push({ id: top.id, open: true });
+    for (const c of s.subtrees) if (!memo.has(c)) stack.push({ id: c, open: false });
+  }
+  return memo.get(root) ?? 0;
 }
 
 export { BlobType };

@@ -55,6 +55,20 @@ export interface Tree {
 /** More entries than any real tree a person backs up (restic's largest reported trees hold a few hundred million). */
 export const MAX_WALK_ENTRIES = 1_000_000_000;
 
+/**
+ * A tree that repeats itself: a traversal has yielded `visited` entries though its distinct folders
+ * hold only `distinct`. Real trees repeat some folders (empty ones, copies of a project), never a
+ * hundredfold over 10,000 entries; a crafted snapshot whose folder holds the same sub-folder twice
+ * at 40 levels would yield 2^40 paths from a few KiB.
+ */
+export function runaway(visited: number, distinct: number): boolean {
+  return visited > 10_000 && visited > 100 * Math.max(1, distinct);
+}
+
+export function runawayError(where: string): LifeboatError {
+  return new LifeboatError('corrupt', `The snapshot repeats the same folders so often that going through it would never end (stopped at ${where}); it was made on purpose or is damaged. "lifeboat check" reports it.`);
+}
+
 /** A name that can be a path component: not empty, ".", ".." and without "/" or NUL. */
 export function isPlainName(name: Buffer): boolean {
   if (name.length === 0 || name.includes(0x2f) || name.includes(0)) return false;
@@ -99,16 +113,28 @@ export interface WalkOptions {
 
 class Budget {
   left: number;
+  private visited = 0;
+  private distinct = 0;
+  private readonly folders = new Set<string>();
   constructor(max: number) {
     this.left = max;
   }
+  /** A folder's listing was read: its entries count once towards what the tree holds. */
+  listed(dir: TreeNode, entries: number): void {
+    if (dir.folderKey === undefined || this.folders.has(dir.folderKey)) return;
+    this.folders.add(dir.folderKey);
+    this.distinct += entries;
+  }
   take(path: string): void {
-    if (--this.left < 0) throw new LifeboatError('corrupt', `The tree has more entries than any real one (stopped at ${path}); it repeats itself, so it was made on purpose or is damaged. "lifeboat check" reports it.`);
+    this.visited++;
+    if (--this.left < 0 || (this.folders.size > 0 && runaway(this.visited, this.distinct))) throw runawayError(path);
   }
 }
 
 async function* walkIn(tree: Tree, dir: TreeNode, prefix: string, o: WalkOptions, budget: Budget, ancestors: Set<string>): AsyncGenerator<Found> {
-  for (const node of await tree.list(dir)) {
+  const nodes = await tree.list(dir);
+  budget.listed(dir, nodes.length);
+  for (const node of nodes) {
     o.signal?.throwIfAborted();
     const path = `${prefix}/${nodeName(node)}`;
     if (!isPlainName(node.name)) {
@@ -168,6 +194,8 @@ async function* diffIn(ta: Tree, a: TreeNode | undefined, tb: Tree, b: TreeNode 
   }
   const la = (a && a.damaged === undefined ? await ta.list(a) : []).filter((n) => isPlainName(n.name));
   const lb = (b && b.damaged === undefined ? await tb.list(b) : []).filter((n) => isPlainName(n.name));
+  if (a) budget.listed(a, la.length);
+  if (b) budget.listed(b, lb.length);
   ancestors.add(key);
   let i = 0;
   let j = 0;

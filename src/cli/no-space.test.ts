@@ -16,6 +16,7 @@ import { checkRepository } from '../repo/check.js';
 import { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { MemoryStore } from '../store/memory.js';
+import { LocalStore } from '../store/local.js';
 import type { Store } from '../store/store.js';
 import { backup } from '../files/backup.js';
 import { fileTreeReferences } from '../files/tree.js';
@@ -233,4 +234,38 @@ test('a repository on a read-only drive can be restored from, checked and browse
   assert.equal(init.code, 1);
   assert.match(init.stderr, /No repository can be created at .*new-repo: the drive cannot be written/);
   execFileSync('mount', ['-o', 'remount,rw', mnt]);
+});
+
+test('on a read-only view of a repository in use, a live exclusive lock still stops a reader (exit 11) unless --no-lock', { skip: !canMount && 'needs root to bind-mount' }, async (t) => {
+  process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
+  const d = tempDir();
+  const repoDir = join(d.path, 'repo');
+  const view = join(d.path, 'view');
+  mkdirSync(view);
+  const src = join(d.path, 'src');
+  mkdirSync(src);
+  writeFileSync(join(src, 'a.txt'), 'alpha\n');
+  const env = { LIFEBOAT_REPO: repoDir, LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  assert.equal((await lifeboat(['backup', src], env)).code, 0);
+  execFileSync('mount', ['--bind', repoDir, view]);
+  execFileSync('mount', ['-o', 'remount,bind,ro', view]);
+  // A prune running elsewhere, through the writable path: this process holds its exclusive lock.
+  const writer = await Repository.open(new LocalStore(repoDir), 'pw');
+  await writer.lock(true, 'prune');
+  t.after(async () => {
+    await writer.close();
+    execFileSync('umount', [view]);
+    d.cleanup();
+  });
+  const viewEnv = { LIFEBOAT_REPO: view, LIFEBOAT_PASSWORD: 'pw' };
+  const locked = await lifeboat(['restore', 'latest', '--target', join(d.path, 'out1')], viewEnv);
+  assert.equal(locked.code, ExitCode.locked, locked.stderr);
+  const forced = await lifeboat(['--no-lock', 'restore', 'latest', '--target', join(d.path, 'out2')], viewEnv);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(readFileSync(join(d.path, 'out2', 'src', 'a.txt'), 'utf8'), 'alpha\n');
+  await writer.close();
+  const free = await lifeboat(['restore', 'latest', '--target', join(d.path, 'out3')], viewEnv);
+  assert.equal(free.code, 0, free.stderr);
+  assert.match(free.stderr, /The repository's drive is read-only: reading it without a lock\./);
 });

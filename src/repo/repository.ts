@@ -639,7 +639,12 @@ export class Repository {
       return await this.takeLock(exclusive, purpose);
     } catch (e) {
       if (e instanceof LifeboatError && e.code === 'read-only') {
-        if (reading) return this.unlocked('read-only');
+        if (reading) {
+          // The drive is read-only here, but may be writable elsewhere (a read-only bind mount, a
+          // share): a live exclusive lock (prune) still means the repository is being changed.
+          for (const l of await this.listLocks()) if (l.info?.exclusive && !isStale(l.info)) throw lockedError(l.info);
+          return this.unlocked('read-only');
+        }
         throw new LifeboatError('read-only', `The repository at ${this.store.location} is on a drive that cannot be written (read-only or write-protected), so the ${purpose} cannot run. Make the drive writable, or restore and browse from it as it is.`, { cause: e });
       }
       throw e;

@@ -446,6 +446,7 @@ class Restorer {
         }
       }
       if (e.damaged) this.warn(shown, `${shown}: its data was lost from the repository ("lifeboat repair snapshots" marked it damaged); restored ${e.type === 'dir' ? 'as an empty folder' : 'empty'}.`);
+      if (e.changed && e.type === 'file') this.warn(shown, `${shown} changed while it was backed up; it was restored as it was read, which may be inconsistent.`, false);
       switch (e.type) {
         case 'file':
           await this.writeFile(t, e, shown);

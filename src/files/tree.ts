@@ -52,6 +52,8 @@ export interface TreeEntry {
   subtree?: Hex;
   /** Written by `repair snapshots`: this file's data (or this folder's listing) was lost. */
   damaged?: true;
+  /** The file changed while the backup read it: the content is what was read, and may be inconsistent. */
+  changed?: true;
 }
 
 function isUtf8(b: Buffer, s: string): boolean {
@@ -78,6 +80,7 @@ export function encodeEntry(e: TreeEntry): string {
   if (e.contentParts !== undefined) f.push(`"contentParts":[${e.contentParts.map((id) => `"${id}"`).join(',')}]`);
   if (e.subtree !== undefined) f.push(`"subtree":"${e.subtree}"`);
   if (e.damaged) f.push('"damaged":true');
+  if (e.changed) f.push('"changed":true');
   return `{${f.join(',')}}`;
 }
 
@@ -97,7 +100,7 @@ export function sameEntry(a: TreeEntry, b: TreeEntry): boolean {
   return (
     a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.user === b.user && a.group === b.group &&
     a.mtime === b.mtime && a.atime === b.atime && a.ctime === b.ctime && a.size === b.size && a.inode === b.inode &&
-    a.device === b.device && a.nlink === b.nlink && a.rdev === b.rdev && a.subtree === b.subtree && a.damaged === b.damaged &&
+    a.device === b.device && a.nlink === b.nlink && a.rdev === b.rdev && a.subtree === b.subtree && a.damaged === b.damaged && a.changed === b.changed &&
     a.name.equals(b.name) && sameBytes(a.target, b.target) &&
     sameList(a.xattrs?.length ? a.xattrs : undefined, b.xattrs?.length ? b.xattrs : undefined, (x, y) => x[0] === y[0] && x[1].equals(y[1])) &&
     sameList(a.holes?.length ? a.holes : undefined, b.holes?.length ? b.holes : undefined, (x, y) => x === y) &&
@@ -182,6 +185,7 @@ export function decodeEntry(v: unknown): TreeEntry {
   }
   if (e.type === 'dir' && e.subtree === undefined) corrupt('a folder without a listing');
   if (o['damaged'] === true) e.damaged = true;
+  if (o['changed'] === true) e.changed = true;
   return e;
 }
 

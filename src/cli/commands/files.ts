@@ -56,12 +56,13 @@ function entryJson(path: string, e: TreeEntry): Record<string, unknown> {
     size: e.size,
     mtime: formatNs(e.mtime),
     ...(e.target ? { target: e.target.toString('utf8') } : {}),
+    ...(e.changed ? { changedWhileRead: true } : {}),
   };
 }
 
 function longLine(path: string, e: TreeEntry): string {
   const owner = `${e.user ?? e.uid}/${e.group ?? e.gid}`;
-  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${formatNs(e.mtime).slice(0, 19).replace('T', ' ')} ${JSON.stringify(path).slice(1, -1)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}`;
+  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${formatNs(e.mtime).slice(0, 19).replace('T', ' ')} ${JSON.stringify(path).slice(1, -1)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}${e.changed ? '  (changed while backed up)' : ''}`;
 }
 
 /** Paths are printed with control characters escaped, so a newline in a name cannot fake a line. */

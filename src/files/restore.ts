@@ -503,10 +503,19 @@ class Restorer {
       // A worker writes through fh.fd, so every chunk in flight settles before fh is closed.
       const inFlight = new Set<Promise<void>>();
       let failure: unknown;
+      let h = 0; // the first hole that does not end before the current chunk
       for (let k = 0; k < ids.length && failure === undefined; k++) {
         if (this.opts.signal?.aborted) {
           failure = this.opts.signal.reason;
           break;
+        }
+        // A chunk wholly inside a hole is zeros that would not be written: not even fetched (a
+        // sparse disk image restores in time proportional to its data).
+        const chunkEnd = k + 1 < ids.length ? starts[k + 1]! : end;
+        while (h < holes.length && holes[h]! + holes[h + 1]! <= starts[k]!) h += 2;
+        if (h < holes.length && holes[h]! <= starts[k]! && chunkEnd <= holes[h]! + holes[h + 1]!) {
+          this.s.bytesWritten += chunkEnd - starts[k]!;
+          continue;
         }
         const p = this.writeChunk(fh.fd, starts[k]!, holes, ids[k]!).then(
           (n) => {

@@ -13,7 +13,7 @@ import * as fsp from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { chunkStream, DEFAULT_PARAMS } from '../chunking/fastcdc.js';
+import { chunkStream, DEFAULT_PARAMS, type ZeroRun } from '../chunking/fastcdc.js';
 import { pool, Semaphore } from '../util/concurrency.js';
 import { SmallFileSaver, type SmallFileReply } from './small-files.js';
 import { BlobType, Repository } from '../repo/repository.js';
@@ -137,6 +137,9 @@ export interface BackupResult {
   readonly changed: readonly string[];
 }
 
+/** What reading a file gives its entry: the content, and the size and holes of what was read. */
+type FileData = Pick<TreeEntry, 'content' | 'contentParts' | 'holes' | 'size' | 'changed'>;
+
 const SLASH = Buffer.from('/');
 const LIST_CAP = 1000;
 /** lstat/readlink calls in flight within one folder. */
@@ -204,7 +207,8 @@ class Backup {
   private readonly dirTasks = new Semaphore(DIR_TASKS);
   private readonly reads = new Semaphore(READ_CONCURRENCY);
   private readonly smallReads = new Semaphore(SMALL_READ_CONCURRENCY);
-  private readonly hardlinks = new Map<string, Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined>>();
+  private readonly zeroChunks = new Map<number, Promise<Hex>>();
+  private readonly hardlinks = new Map<string, Promise<FileData | undefined>>();
   private bytesDone = 0;
   /** Paths with a warning, and the folders above them: these are never entered in the listing cache. */
   private readonly dirty = new Set<string>();
@@ -389,6 +393,7 @@ class Backup {
       if (prev.content) e.content = prev.content;
       if (prev.contentParts) e.contentParts = prev.contentParts;
       if (prev.holes) e.holes = prev.holes;
+      if (prev.changed) e.changed = prev.changed;
       this.s.filesUnchanged++;
       this.bytesDone += e.size;
       this.progress();
@@ -435,15 +440,14 @@ class Backup {
       case 'ok': {
         this.s.bytesRead += r.bytesRead;
         this.bytesDone += r.bytesRead;
-        const read = { size: r.bytesRead, ...(r.changed ? { changed: true as const } : {}) };
-        if (r.changed) this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
-        if (!r.id || !r.env || r.rawLength === undefined) return { ...read, content: [] };
+        const marks = r.changed ? this.changedWhileRead(shown) : {};
+        if (!r.id || !r.env || r.rawLength === undefined) return { content: [], size: 0, ...marks };
         const saved = await this.repo.saveSealedBlob(BlobType.data, r.id, r.env, r.rawLength);
         if (saved.added) {
           this.s.dataBlobsAdded++;
           this.s.dataBytesAdded += r.rawLength;
         }
-        return { ...read, content: [toHex(saved.id)] };
+        return { content: [toHex(saved.id)], size: r.bytesRead, ...marks };
       }
     }
   }
@@ -470,34 +474,50 @@ class Backup {
         return undefined;
       }
       const size = Number(before.size);
-      const out: FileData = {};
-      let readBytes = 0;
-      if (Number(before.blocks) * 512 < size) {
-        const holes = this.plat.holes(fh.fd, size);
-        if (holes && holes.length > 0) out.holes = holes;
-      }
+      const out: FileData = { size: 0 };
+      let holes: readonly number[] = [];
+      if (Number(before.blocks) * 512 < size) holes = this.plat.holes(fh.fd, size) ?? [];
       let readError: unknown;
       const handle = fh;
       const signal = this.opts.signal;
+      /** Bytes of the file covered so far: read, or known to be a hole. */
+      let covered = 0;
       const onRead = (n: number) => {
-        readBytes += n;
+        covered += n;
         this.s.bytesRead += n;
         this.bytesDone += n;
       };
-      async function* source(): AsyncGenerator<Uint8Array> {
+      const onHole = (n: number) => {
+        covered += n;
+        this.bytesDone += n;
+      };
+      async function* source(): AsyncGenerator<Uint8Array | ZeroRun> {
         // One buffer for the whole file: chunkStream copies what it keeps before asking for more.
+        // Holes are not read (SEEK_HOLE found them): they are given to the chunker as zeros.
         const buf = Buffer.allocUnsafeSlow(READ_SIZE);
-        for (;;) {
+        let k = 0; // the next hole
+        for (let pos = 0; ; ) {
           signal?.throwIfAborted();
+          if (k < holes.length && pos >= holes[k]!) {
+            const end = holes[k]! + holes[k + 1]!;
+            k += 2;
+            if (end > pos) {
+              onHole(end - pos);
+              yield { zeros: end - pos };
+              pos = end;
+            }
+            continue;
+          }
           let n: number;
           try {
-            n = (await handle.read(buf, 0, READ_SIZE, null)).bytesRead;
+            n = (await handle.read(buf, 0, k < holes.length ? Math.min(READ_SIZE, holes[k]! - pos) : READ_SIZE, pos)).bytesRead;
           } catch (err) {
             readError = err;
             return;
           }
-          if (n === 0) return;
+          if (n === 0) return; // the end of the file (it may have grown or shrunk since the stat)
           onRead(n);
+          pos += n;
           yield n === READ_SIZE ? buf : buf.subarray(0, n);
         }
       }
@@ -507,14 +527,8 @@ class Backup {
       // a buffer of its size (no 1 MiB read buffer, no chunker copies per small file).
       const chunks = size > 0 && size < DEFAULT_PARAMS.min ? readWhole(handle, size, onRead, (err) => (readError = err)) : chunkStream(source());
       for await (const chunk of chunks) {
-        const length = chunk.length; // saveBlob may hand the chunk's buffer to a worker
-        const p = this.repo.saveBlob(BlobType.data, chunk).then((r) => {
-          if (r.added) {
-            this.s.dataBlobsAdded++;
-            this.s.dataBytesAdded += length;
-          }
-          return toHex(r.id);
-        });
+        // A whole chunk of a hole: the same zero chunk every time, sealed once per backup.
+        const p = chunk instanceof Uint8Array ? this.saveData(chunk) : this.zeroChunk(chunk.zeros);
         p.catch(() => undefined);
         ids.push(p);
         inFlight.push(p);
@@ -526,12 +540,13 @@ class Backup {
         this.fsProblem(readError, shown, 'read');
         return undefined;
       }
-      out.size = readBytes;
+      // The entry describes what was read: a file that grew or shrank meanwhile keeps the size
+      // read (so it restores cleanly) and is marked as changed.
+      out.size = covered;
+      const kept = clipHoles(holes, covered);
+      if (kept.length > 0) out.holes = kept;
       const after = await fh.stat({ bigint: true });
-      if (after.size !== st.size || after.mtimeNs !== st.mtimeNs || BigInt(readBytes) !== st.size) {
-        out.changed = true;
-        this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
-      }
+      if (after.size !== st.size || after.mtimeNs !== st.mtimeNs || covered !== Number(st.size)) Object.assign(out, this.changedWhileRead(shown));
       if (content.length > MAX_INLINE_CONTENT) out.contentParts = await saveContentParts(this.repo, content);
       else out.content = content;
       return out;
@@ -555,6 +570,34 @@ class Backup {
     } catch {
       return false;
     }
+  }
+
+  /** Saves one chunk of file data, counting it when it is new. */
+  private saveData(chunk: Uint8Array): Promise<Hex> {
+    const length = chunk.length; // saveBlob may hand the chunk's buffer to a worker
+    return this.repo.saveBlob(BlobType.data, chunk).then((r) => {
+      if (r.added) {
+        this.s.dataBlobsAdded++;
+        this.s.dataBytesAdded += length;
+      }
+      return toHex(r.id);
+    });
+  }
+
+  /** The id of a chunk of `length` zeros, saved once per backup. */
+  private zeroChunk(length: number): Promise<Hex> {
+    let p = this.zeroChunks.get(length);
+    if (!p) {
+      p = this.saveData(new Uint8Array(length));
+      this.zeroChunks.set(length, p);
+    }
+    return p;
+  }
+
+  /** Warns that a file changed while it was read; returns the mark its entry keeps. */
+  private changedWhileRead(shown: string): { changed: true } {
+    this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
+    return { changed: true };
   }
 
   async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
@@ -828,8 +871,12 @@ function safeUser(): string {
   }
 }
 
-/** What reading a file gives its entry: content, holes, and the length read when the file changed meanwhile. */
-type FileData = Pick<TreeEntry, 'content' | 'contentParts' | 'holes' | 'changed'> & { size?: number };
+/** The holes (flat offset, length pairs) that lie within the first `size` bytes. */
+function clipHoles(holes: readonly number[], size: number): number[] {
+  const out: number[] = [];
+  for (let k = 0; k < holes.length && holes[k]! < size; k += 2) out.push(holes[k]!, Math.min(holes[k + 1]!, size - holes[k]!));
+  return out;
+}
 
 /** Reads a small file whole, yielding it as its single chunk (nothing if reading failed). */
 async function* readWhole(fh: fsp.FileHandle, size: number, onRead: (n: number) => void, onError: (e: unknown) => void): AsyncGenerator<Uint8Array> {

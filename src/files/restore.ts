@@ -477,8 +477,8 @@ class Restorer {
           // too deep to link by path: restored as a copy below
         }
       }
-      if (e.changed) this.warn(shown, `${shown} changed while it was backed up; it is restored as it was read then, which may be inconsistent.`, false);
       if (e.damaged) this.warn(shown, `${shown}: its data was lost from the repository ("lifeboat repair snapshots" marked it damaged); restored ${e.type === 'dir' ? 'as an empty folder' : 'empty'}.`);
+      if (e.changed && e.type === 'file') this.warn(shown, `${shown} changed while it was backed up; it was restored as it was read, which may be inconsistent.`, false);
       switch (e.type) {
         case 'file':
           await this.writeFile(t, e, shown);
@@ -543,10 +543,19 @@ class Restorer {
       // A worker writes through fh.fd, so every chunk in flight settles before fh is closed.
       const inFlight = new Set<Promise<void>>();
       let failure: unknown;
+      let h = 0; // the first hole that does not end before the current chunk
       for (let k = 0; k < ids.length && failure === undefined; k++) {
         if (this.opts.signal?.aborted) {
           failure = this.opts.signal.reason;
           break;
+        }
+        // A chunk wholly inside a hole is zeros that would not be written: not even fetched (a
+        // sparse disk image restores in time proportional to its data).
+        const chunkEnd = k + 1 < ids.length ? starts[k + 1]! : end;
+        while (h < holes.length && holes[h]! + holes[h + 1]! <= starts[k]!) h += 2;
+        if (h < holes.length && holes[h]! <= starts[k]! && chunkEnd <= holes[h]! + holes[h + 1]!) {
+          this.s.bytesWritten += chunkEnd - starts[k]!;
+          continue;
         }
         const p = this.writeChunk(fh.fd, starts[k]!, holes, ids[k]!).then(
           (n) => {

@@ -58,7 +58,7 @@ function entryJson(path: string, e: TreeNode): Record<string, unknown> {
 function longLine(path: string, e: TreeNode): string {
   const owner = `${e.user ?? e.uid ?? '-'}/${e.group ?? e.gid ?? '-'}`;
   const when = e.mtimeNs !== undefined ? localTime(e.mtimeNs) : '-'.padEnd(26);
-  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${when} ${shownPath(path)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}${e.changedWhileRead ? '  (changed while it was backed up)' : ''}`;
+  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${when} ${shownPath(path)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}${e.changedWhileRead ? '  (changed while backed up)' : ''}`;
 }
 
 /** Paths are printed with control characters escaped, so a newline in a name cannot fake a line. */

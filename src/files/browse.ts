@@ -7,7 +7,7 @@ import { fromHex, type Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError } from '../util/errors.js';
-import { fileContent, loadDir, type TreeEntry } from './tree.js';
+import { fileContent, loadDir, sameMetadata, type TreeEntry } from './tree.js';
 
 export interface Found {
   /** '/'-separated path inside the snapshot, starting with '/'. */
@@ -63,11 +63,6 @@ function sameContent(a: TreeEntry, b: TreeEntry): boolean {
   return ca === cb && (a.target?.equals(b.target ?? Buffer.alloc(0)) ?? b.target === undefined) && a.rdev === b.rdev;
 }
 
-function sameMeta(a: TreeEntry, b: TreeEntry): boolean {
-  const x = (e: TreeEntry) => JSON.stringify([e.mode, e.uid, e.gid, String(e.mtime), (e.xattrs ?? []).map(([k, v]) => k + '=' + v.toString('base64'))]);
-  return x(a) === x(b);
-}
-
 /** Differences between two trees; identical subtrees (same id) are not opened. */
 export async function* diffTrees(repo: Repository, a: Hex | undefined, b: Hex | undefined, prefix = ''): AsyncGenerator<Change> {
   if (a === b) return;
@@ -93,10 +88,10 @@ export async function* diffTrees(repo: Repository, a: Hex | undefined, b: Hex | 
         yield { path, kind: 'type', before: ea!, after: eb! };
         yield* diffTrees(repo, ea!.type === 'dir' ? ea!.subtree : undefined, eb!.type === 'dir' ? eb!.subtree : undefined, path);
       } else if (ea!.type === 'dir') {
-        if (!sameMeta(ea!, eb!)) yield { path, kind: 'metadata', before: ea!, after: eb! };
+        if (!sameMetadata(ea!, eb!)) yield { path, kind: 'metadata', before: ea!, after: eb! };
         yield* diffTrees(repo, ea!.subtree, eb!.subtree, path);
       } else if (!sameContent(ea!, eb!)) yield { path, kind: 'modified', before: ea!, after: eb! };
-      else if (!sameMeta(ea!, eb!)) yield { path, kind: 'metadata', before: ea!, after: eb! };
+      else if (!sameMetadata(ea!, eb!)) yield { path, kind: 'metadata', before: ea!, after: eb! };
       i++;
       j++;
     }

@@ -36,7 +36,15 @@ import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, ty
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
 
 export type RestoreEvent =
-  | { readonly type: 'progress'; readonly files: number; readonly bytesWritten: number; readonly totalBytes?: number }
+  | {
+      readonly type: 'progress';
+      readonly files: number;
+      readonly bytesWritten: number;
+      /** Bytes written, and of files skipped as already there or linked (totalBytes's counterpart). */
+      readonly bytesDone: number;
+      /** The snapshot's file bytes, when the whole snapshot is restored. */
+      readonly totalBytes?: number;
+    }
   | { readonly type: 'warning'; readonly path: string; readonly message: string };
 
 export interface RestoreOptions {
@@ -127,6 +135,7 @@ class Restorer {
   private chownWarned = false;
   private lastProgress = 0;
   totalBytes: number | undefined;
+  private bytesSkipped = 0;
   matched = new Set<number>();
 
   /** Worker threads for single-chunk files (with the real platform only: tests inject their own). */
@@ -154,7 +163,8 @@ class Restorer {
     const now = performance.now();
     if (!force && now - this.lastProgress < 100) return;
     this.lastProgress = now;
-    this.opts.onEvent({ type: 'progress', files: this.s.files, bytesWritten: this.s.bytesWritten, ...(this.totalBytes !== undefined ? { totalBytes: this.totalBytes } : {}) });
+    const bytesDone = this.s.bytesWritten + this.bytesSkipped;
+    this.opts.onEvent({ type: 'progress', files: this.s.files, bytesWritten: this.s.bytesWritten, bytesDone, ...(this.totalBytes !== undefined ? { totalBytes: this.totalBytes } : {}) });
   }
 
   private fail(path: string, e: unknown, what: string): void {
@@ -421,10 +431,12 @@ class Restorer {
       if (existing) {
         if (this.overwrite === 'never') {
           this.s.skipped++;
+          if (e.type === 'file') this.bytesSkipped += e.size;
           return;
         }
         if (this.overwrite === 'if-changed' && e.type === 'file' && existing.isFile() && Number(existing.size) === e.size && existing.mtimeNs === e.mtime) {
           this.s.skipped++;
+          this.bytesSkipped += e.size;
           restoredAt = full;
           return;
         }
@@ -439,6 +451,7 @@ class Restorer {
           if (t !== path) await replaceWith(t, path);
           live = false;
           this.s.hardlinks++;
+          if (e.type === 'file') this.bytesSkipped += e.size;
           return;
         } catch (err) {
           if (errnoCode(err) !== 'ENAMETOOLONG') throw err;

@@ -109,7 +109,7 @@ export function registerFileCommands(program: Command, run: Run): void {
             if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', kind: e.kind, path: e.path, message: e.message }) + '\n');
             else ctx.warn(e.message);
           } else {
-            progress.update({ done: e.bytesDone, ...(e.totalBytesEstimate !== undefined ? { total: Math.max(e.totalBytesEstimate, e.bytesDone) } : {}), files: e.files, extra: `${formatBytes(e.bytesAdded)} added` });
+            progress.update({ done: e.bytesDone, total: e.bytesTotal, files: e.files, extra: `${formatBytes(e.bytesAdded)} added` });
           }
         };
         const r = await backup(repo, {
@@ -122,6 +122,7 @@ export function registerFileCommands(program: Command, run: Run): void {
           ...(o.host !== undefined ? { host: o.host } : {}),
           signal: ctx.abort.signal,
           onEvent,
+          scanTotal: progress.shown,
           ...(o.cache ? { cacheDir: defaultCacheDir() } : {}),
         });
         progress.done();
@@ -267,7 +268,7 @@ export function registerFileCommands(program: Command, run: Run): void {
             progress.done();
             if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', path: e.path, message: e.message }) + '\n');
             else ctx.warn(e.message);
-          } else progress.update({ done: e.bytesWritten, ...(e.totalBytes !== undefined ? { total: Math.max(e.totalBytes, e.bytesWritten) } : {}), files: e.files });
+          } else progress.update({ done: e.bytesDone, total: e.totalBytes, files: e.files });
         };
         const r = await restore(repo, snapshot, {
           target: o.target,

@@ -41,7 +41,8 @@ export class Progress {
   update(u: ProgressUpdate, force = false): void {
     if (this.mode === 'none') return;
     const now = Date.now();
-    if (!force && now - this.last < 250) return;
+    // The event that completes the total is always shown (the last word of a finished operation).
+    if (!force && now - this.last < 250 && (u.total === undefined || u.done < u.total)) return;
     this.last = now;
     const p = this.estimator.sample(u.done, u.total);
     if (this.mode === 'json') {

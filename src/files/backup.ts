@@ -7,6 +7,8 @@
  * its entries are known. Memory is bounded by the folders in progress, not by the tree's size.
  * The parent snapshot's listings are loaded lazily, one folder at a time as the walk reaches it; a
  * file whose size, mtime, ctime and inode match its parent entry is not opened at all.
+ * With `scanTotal`, a size walk runs beside the backup (scan.ts); progress events carry its total
+ * once it has finished, never an estimate from an earlier snapshot.
  */
 import { constants as C, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';

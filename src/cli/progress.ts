@@ -62,6 +62,6 @@ export function progressLine(label: string, p: ProgressState, u: Pick<ProgressUp
   // 100% only when everything is done: a rounded 99.96% stays 99.9%.
   const pct = p.total !== undefined ? ` ${(Math.floor((p.done / Math.max(1, p.total)) * 1000) / 10).toFixed(1)}%` : '';
   const files = u.files !== undefined ? `, ${u.files} files` : '';
-  const left = p.eta !== undefined ? `, about ${formatDuration(p.eta)} left` : '';
+  const left = p.eta !== undefined && p.total !== undefined && p.done < p.total ? `, about ${formatDuration(p.eta)} left` : '';
   return `${label}:${pct} ${formatBytes(p.done)}${p.total !== undefined ? ` of ${formatBytes(p.total)}` : ''}${files}, ${formatBytes(p.rate)}/s${left}${u.extra ? `, ${u.extra}` : ''}`;
 }

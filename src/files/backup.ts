@@ -7,6 +7,8 @@
  * its entries are known. Memory is bounded by the folders in progress, not by the tree's size.
  * The parent snapshot's listings are loaded lazily, one folder at a time as the walk reaches it; a
  * file whose size, mtime, ctime and inode match its parent entry is not opened at all.
+ * With `scanTotal`, a size walk runs beside the backup (scan.ts); progress events carry its total
+ * once it has finished, never an estimate from an earlier snapshot.
  */
 import { constants as C, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -21,9 +23,10 @@ import { toHex, type Hex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
+import { scanTotal, type ScanTotal } from './scan.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { ListingCache, listingDigest } from './listing-cache.js';
-import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
+import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 
 /** The lstat fields the walker uses (a BigIntStats, or a test double with just these). */
 export type FileMeta = Pick<
@@ -62,8 +65,9 @@ export type BackupEvent =
       readonly bytesDone: number;
       readonly bytesRead: number;
       readonly bytesAdded: number;
-      /** The parent snapshot's total, as an estimate for the time left. */
-      readonly totalBytesEstimate?: number;
+      /** The files and bytes of the whole backup (bytesDone's total), once the size walk has finished. */
+      readonly filesTotal?: number;
+      readonly bytesTotal?: number;
     }
   | { readonly type: 'warning'; readonly kind: WarningKind; readonly path: string; readonly message: string }
   /** A folder left out on purpose: Lifeboat's own data, or a cache marked with CACHEDIR.TAG. */
@@ -100,6 +104,8 @@ export interface BackupOptions {
   readonly platform?: Platform;
   /** A folder for the listing cache (listing-cache.ts); without one every folder is compared with the parent's listing. */
   readonly cacheDir?: string;
+  /** Walk the sources' sizes beside the backup, so progress events carry a real total (scan.ts). */
+  readonly scanTotal?: boolean;
 }
 
 export interface BackupSummary {
@@ -218,7 +224,8 @@ class Backup {
   readonly own = new Map<string, string>();
   private lastProgress = 0;
   readonly bytesBefore: number;
-  totalEstimate: number | undefined;
+  /** The size walk's result, once it has finished. */
+  scanned: ScanTotal | undefined;
 
   /** Worker threads for small files; only with the real filesystem (tests inject their own). */
   readonly saver: SmallFileSaver | undefined;
@@ -252,11 +259,14 @@ class Backup {
     this.opts.onEvent?.({ type: 'warning', kind, path, message });
   }
 
-  progress(force = false): void {
+  /** Emits a progress event (at most every 100 ms unless forced); `end` is the last one, complete by definition. */
+  progress(force = false, end = false): void {
     if (!this.opts.onEvent) return;
     const now = performance.now();
     if (!force && now - this.lastProgress < 100) return;
     this.lastProgress = now;
+    // A total only while it is one: a file that grew beyond its walked size leaves none, until the end.
+    const total = end ? { filesTotal: this.s.totalFiles, bytesTotal: this.bytesDone } : this.scanned && this.bytesDone <= this.scanned.bytes ? { filesTotal: this.scanned.files, bytesTotal: this.scanned.bytes } : {};
     this.opts.onEvent({
       type: 'progress',
       files: this.s.totalFiles,
@@ -264,7 +274,7 @@ class Backup {
       bytesDone: this.bytesDone,
       bytesRead: this.s.bytesRead,
       bytesAdded: this.repo.bytesWritten - this.bytesBefore,
-      ...(this.totalEstimate !== undefined ? { totalBytesEstimate: this.totalEstimate } : {}),
+      ...total,
     });
   }
 
@@ -601,20 +611,21 @@ class Backup {
   }
 
   async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
-    e.subtree = await this.subtreeOf(path, logical, st, prev?.type === 'dir' ? prev.subtree : undefined, rootDev);
+    const before = prev?.type === 'dir' ? prev : undefined;
+    e.subtree = await this.subtreeOf(path, logical, st, before?.subtree, rootDev);
+    // Counted as `lifeboat diff` shows it: changed when its own metadata changed, not when
+    // only something inside it did (that is counted where it is).
+    if (before === undefined) this.s.dirsNew++;
+    else if (sameMetadata(before, e)) this.s.dirsUnchanged++;
+    else this.s.dirsChanged++;
     return e;
   }
 
-  /** A folder's listing id (walked, or kept when unchanged), counted as new, changed or unchanged. */
+  /** A folder's listing id: walked, or kept when unchanged. */
   private async subtreeOf(path: Buffer, logical: Buffer, st: FileMeta, prevSub: Hex | undefined, rootDev: bigint): Promise<Hex> {
-    const subtree =
-      this.opts.oneFileSystem && st.dev !== rootDev
-        ? await this.saveListing([]) // a mount point: kept, empty, as restic does
-        : await this.dir(path, logical, prevSub, rootDev);
-    if (prevSub === undefined) this.s.dirsNew++;
-    else if (prevSub === subtree) this.s.dirsUnchanged++;
-    else this.s.dirsChanged++;
-    return subtree;
+    return this.opts.oneFileSystem && st.dev !== rootDev
+      ? await this.saveListing([]) // a mount point: kept, empty, as restic does
+      : await this.dir(path, logical, prevSub, rootDev);
   }
 
   async saveListing(entries: readonly TreeEntry[]): Promise<Hex> {
@@ -702,7 +713,11 @@ class Backup {
     if (cached && cached.digest === digest && !this.dirty.has(shown)) {
       // Nothing here changed since the parent's backup: only sub-folders can still differ.
       await this.eachDir(dirs, async (d) => {
-        subtrees.set(latin1(d.name), await this.subtreeOf(d.path, d.logical, d.st, cached.children.get(latin1(d.name)), rootDev));
+        const prevSub = cached.children.get(latin1(d.name));
+        subtrees.set(latin1(d.name), await this.subtreeOf(d.path, d.logical, d.st, prevSub, rootDev));
+        // Its own metadata is as cached (the digest covers it): unchanged unless it is new.
+        if (prevSub === undefined) this.s.dirsNew++;
+        else this.s.dirsUnchanged++;
       });
       if (dirs.every((d) => subtrees.get(latin1(d.name)) === cached.children.get(latin1(d.name)))) {
         for (const { st } of items) this.countUnchanged(st);
@@ -759,7 +774,7 @@ class Backup {
 
   /** What a kept entry adds to the summary (as entry() counts an unchanged one). */
   private countUnchanged(st: FileMeta): void {
-    if (st.isDirectory()) return; // counted by subtreeOf
+    if (st.isDirectory()) return; // counted where its listing is made
     if (st.isFile()) {
       const size = Number(st.size);
       this.s.totalFiles++;
@@ -805,14 +820,23 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
     const st = await fsp.stat(f.path, { bigint: true }).catch(() => undefined);
     if (st?.isDirectory()) b.own.set(`${st.dev}:${st.ino}`, f.reason);
   }
-  const pt = parent?.snapshot.summary?.['totalBytes'];
-  if (pt !== undefined) b.totalEstimate = pt;
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
   if (opts.cacheDir !== undefined) {
     const shaping = { tree: TREE_VERSION, excludeLargerThan: opts.excludeLargerThan ?? null, oneFileSystem: opts.oneFileSystem === true };
     b.cache = await ListingCache.open(opts.cacheDir, repo.config.id, repo.keys.macKey, abs, shaping, parent?.id);
   }
 
+  const scanning = new AbortController();
+  if (opts.scanTotal && opts.onEvent) {
+    scanTotal(abs, { excludes: b.excludes, excludeLargerThan: opts.excludeLargerThan, oneFileSystem: opts.oneFileSystem, signal: scanning.signal }).then(
+      (t) => {
+        if (scanning.signal.aborted) return;
+        b.scanned = t;
+        b.progress(true);
+      },
+      () => undefined, // stopped: the backup finished first
+    );
+  }
   const rootEntries: TreeEntry[] = [];
   try {
   for (const p of abs) {
@@ -830,12 +854,13 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
     if (e) rootEntries.push(e);
   }
   } finally {
+    scanning.abort();
     repo.useEncoder(undefined);
     await b.saver?.close();
   }
   rootEntries.sort((x, y) => Buffer.compare(x.name, y.name));
   const root = await b.saveListing(rootEntries);
-  b.progress(true);
+  b.progress(true, true);
 
   const s = b.s;
   s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;

@@ -38,7 +38,15 @@ import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, ty
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
 
 export type RestoreEvent =
-  | { readonly type: 'progress'; readonly files: number; readonly bytesWritten: number; readonly totalBytes?: number }
+  | {
+      readonly type: 'progress';
+      readonly files: number;
+      readonly bytesWritten: number;
+      /** Bytes written, and of files skipped as already there or linked (totalBytes's counterpart). */
+      readonly bytesDone: number;
+      /** The snapshot's file bytes, when the whole snapshot is restored. */
+      readonly totalBytes?: number;
+    }
   | { readonly type: 'warning'; readonly path: string; readonly message: string };
 
 export interface RestoreOptions {
@@ -149,6 +157,7 @@ class Restorer {
   private chownWarned = false;
   private lastProgress = 0;
   totalBytes: number | undefined;
+  private bytesSkipped = 0;
   matched = new Set<number>();
 
   /** Worker threads for single-chunk files (with the real platform only: tests inject their own). */
@@ -176,7 +185,8 @@ class Restorer {
     const now = performance.now();
     if (!force && now - this.lastProgress < 100) return;
     this.lastProgress = now;
-    this.opts.onEvent({ type: 'progress', files: this.s.files, bytesWritten: this.s.bytesWritten, ...(this.totalBytes !== undefined ? { totalBytes: this.totalBytes } : {}) });
+    const bytesDone = this.s.bytesWritten + this.bytesSkipped;
+    this.opts.onEvent({ type: 'progress', files: this.s.files, bytesWritten: this.s.bytesWritten, bytesDone, ...(this.totalBytes !== undefined ? { totalBytes: this.totalBytes } : {}) });
   }
 
   private fail(path: string, e: unknown, what: string): void {
@@ -452,10 +462,12 @@ class Restorer {
         if (this.overwrite === 'never') {
           this.s.skipped++;
           if (!same) this.s.keptChanged++;
+          if (e.type === 'file') this.bytesSkipped += e.size;
           return;
         }
         if (this.overwrite === 'if-changed' && same) {
           this.s.skipped++;
+          this.bytesSkipped += e.size;
           restoredAt = full;
           return;
         }
@@ -471,6 +483,7 @@ class Restorer {
           if (existing) this.s.replaced++;
           live = false;
           this.s.hardlinks++;
+          if (e.type === 'file') this.bytesSkipped += e.size;
           return;
         } catch (err) {
           if (errnoCode(err) !== 'ENAMETOOLONG') throw err;

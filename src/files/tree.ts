@@ -93,6 +93,12 @@ function sameList<T>(a: readonly T[] | undefined, b: readonly T[] | undefined, e
 }
 const sameBytes = (a: Buffer | undefined, b: Buffer | undefined): boolean => a === b || (a !== undefined && b !== undefined && a.equals(b));
 
+/** Whether two entries have the same metadata as `lifeboat diff` compares it (a folder whose metadata differs is a changed folder). */
+export function sameMetadata(a: TreeEntry, b: TreeEntry): boolean {
+  const x = (e: TreeEntry) => JSON.stringify([e.mode, e.uid, e.gid, String(e.mtime), (e.xattrs ?? []).map(([k, v]) => k + '=' + v.toString('base64'))]);
+  return x(a) === x(b);
+}
+
 /**
  * Whether two entries encode to the same bytes (every field equal). Lets the backup keep a folder's
  * previous listing id without encoding and hashing it again when nothing in it changed.

@@ -62,7 +62,8 @@ export function walkSnapshot(repo: Repository, walker: ReferenceWalker, snapshot
 export interface CheckOptions {
   readonly readData?: boolean;
   readonly walkers?: Partial<Record<Snapshot['kind'], ReferenceWalker>>;
-  readonly onProgress?: (done: number, total: number, what: string) => void;
+  /** With readData: bytes of packs read so far, of all the packs' bytes, and the pack being read. */
+  readonly onProgress?: (bytesDone: number, bytesTotal: number, what: string) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -233,6 +234,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
 
   if (opts.readData) {
     const packs = [...packSizes.keys()];
+    const bytesTotal = [...packSizes.values()].reduce((a, b) => a + b, 0);
+    let bytesDone = 0;
     const verifier = new PackVerifier(repo);
     // Verified PACKS_AHEAD ahead on the workers, reported in order here.
     const verdicts = new Map<number, Promise<PackVerdict>>();
@@ -248,13 +251,14 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       for (const [k, packId] of packs.entries()) {
         opts.signal?.throwIfAborted();
         const name = Names.pack(packId);
-        opts.onProgress?.(k, packs.length, name);
+        opts.onProgress?.(bytesDone, bytesTotal, name);
         ahead(k + 1 + PACKS_AHEAD);
         try {
           const pending = verdicts.get(k)!;
           verdicts.delete(k);
           const v = await pending;
           counts.bytesRead += v.size;
+          bytesDone += packSizes.get(packId)!;
           if (!v.hashOk) errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
           const entries = v.entries;
           const fromIndex = indexed.get(packId);
@@ -312,7 +316,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     } finally {
       await verifier.close();
     }
-    opts.onProgress?.(packs.length, packs.length, '');
+    opts.onProgress?.(bytesTotal, bytesTotal, '');
   } else {
     for (const entries of indexed.values()) counts.blobs += entries.length;
   }

@@ -104,7 +104,7 @@ export function registerFileCommands(program: Command, run: Run): void {
             progress.done();
             ctx.info(`Leaving out ${e.path}: ${e.reason}.`);
           } else {
-            progress.update({ done: e.bytesDone, ...(e.totalBytesEstimate !== undefined ? { total: Math.max(e.totalBytesEstimate, e.bytesDone) } : {}), files: e.files, extra: `${formatBytes(e.bytesAdded)} added` });
+            progress.update({ done: e.bytesDone, total: e.bytesTotal, files: e.files, extra: `${formatBytes(e.bytesAdded)} added` });
           }
         };
         const r = await backup(repo, {
@@ -119,6 +119,7 @@ export function registerFileCommands(program: Command, run: Run): void {
           ...(o.host !== undefined ? { host: o.host } : {}),
           signal: ctx.abort.signal,
           onEvent,
+          scanTotal: progress.shown,
           ...(o.cache ? { cacheDir: defaultCacheDir() } : {}),
         });
         progress.done();
@@ -287,7 +288,7 @@ export function registerFileCommands(program: Command, run: Run): void {
                 progress.done();
                 if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', path: e.path, message: e.message }) + '\n');
                 else ctx.warn(e.message);
-              } else progress.update({ done: e.bytesWritten, ...(e.totalBytes !== undefined ? { total: Math.max(e.totalBytes, e.bytesWritten) } : {}), files: e.files });
+              } else progress.update({ done: e.bytesDone, total: e.totalBytes, files: e.files });
             };
             const r = await restore(repo, snapshot, {
               target: place.target,

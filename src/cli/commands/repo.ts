@@ -10,6 +10,7 @@ import { checkRepository, repositoryStats } from '../../repo/check.js';
 import { referenceWalkers } from '../../jobs/kinds.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
+import { Progress } from '../progress.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands actions untyped arguments
 export type Run = (fn: (ctx: Context, ...args: any[]) => Promise<number | void>) => (...args: any[]) => Promise<void>;
@@ -121,15 +122,14 @@ export function registerRepoCommands(program: Command, run: Run): void {
       run(async (ctx, o: { readData?: boolean }) => {
         const repo = await ctx.openRepository();
         await repo.lock(false, 'check', { reading: true });
+        const progress = new Progress(ctx, 'reading packs');
         const report = await checkRepository(repo, {
           readData: o.readData === true,
           walkers: referenceWalkers,
           signal: ctx.abort.signal,
-          onProgress: (done, total) => {
-            if (!ctx.json && process.stderr.isTTY && total > 0) process.stderr.write(`\rreading packs: ${done}/${total}`);
-          },
+          onProgress: (done, total) => progress.update({ done, total }, done === total),
         });
-        if (!ctx.json && process.stderr.isTTY && o.readData) process.stderr.write('\n');
+        progress.done();
         if (ctx.json) ctx.printJson(report);
         else {
           for (const w of report.warnings) ctx.out(`warning: ${w.file}: ${w.message}`);

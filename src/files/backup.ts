@@ -289,27 +289,38 @@ class Backup {
     return undefined;
   }
 
-  /** The outermost folder above `path` that no longer exists (deleted or moved meanwhile), if any. */
-  private goneFolder(path: string): string | undefined {
-    const exists = (p: string) => {
+  /**
+   * The outermost folder above `path` (shown as `shown`) that no longer exists (deleted or moved
+   * meanwhile), if any, as shown. The folders are looked up by their bytes: a shown path is UTF-8
+   * decoded, so a name that is not UTF-8 would look gone. Both lose one name per step (names hold
+   * no '/'); the bytes of a deep folder's path start at a descriptor, which always exists.
+   */
+  private goneFolder(path: Buffer, shown: string): string | undefined {
+    const exists = (p: Buffer) => {
       try {
-        lstatSync(p);
-        return true;
+        return lstatSync(p).isDirectory();
       } catch (e) {
         return errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR';
       }
     };
-    let dir = dirname(path);
-    if (dir === path || exists(dir)) return undefined;
-    while (dirname(dir) !== dir && !exists(dirname(dir))) dir = dirname(dir);
-    return dir;
+    let gone: string | undefined;
+    for (let p = path, s = shown; ; ) {
+      const k = p.lastIndexOf(0x2f);
+      const j = s.lastIndexOf('/');
+      if (k <= 0 || j <= 0) break;
+      p = p.subarray(0, k);
+      s = s.slice(0, j);
+      if (exists(p)) break;
+      gone = s;
+    }
+    return gone;
   }
 
-  private fsProblem(e: unknown, path: string, what: string): void {
+  private fsProblem(e: unknown, physical: Buffer, path: string, what: string): void {
     const code = errnoCode(e);
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       if (this.insideVanished(path) !== undefined) return;
-      const gone = this.goneFolder(path);
+      const gone = this.goneFolder(physical, path);
       if (gone !== undefined) {
         this.warn('vanished', gone, `${gone} was deleted or moved during the backup; what was read of it before that is saved.`);
         this.vanishedDirs.add(gone);
@@ -378,7 +389,7 @@ class Backup {
         try {
           e.target = await this.fs.readlink(path);
         } catch (err) {
-          this.fsProblem(err, shown, 'read');
+          this.fsProblem(err, path, shown, 'read');
           return undefined;
         }
         this.s.otherEntries++;
@@ -442,10 +453,10 @@ class Backup {
         this.warn('vanished', shown, `${shown} was replaced during the backup and was not saved.`);
         return undefined;
       case 'open-failed':
-        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), shown, 'opened');
+        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), path, shown, 'opened');
         return undefined;
       case 'read-failed':
-        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), shown, 'read');
+        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), path, shown, 'read');
         return undefined;
       case 'ok': {
         this.s.bytesRead += r.bytesRead;
@@ -475,7 +486,7 @@ class Backup {
           fh = await this.fs.open(path, C.O_RDONLY | C.O_NOFOLLOW); // O_NOATIME needs ownership
         }
       } catch (err) {
-        this.fsProblem(err, shown, 'opened');
+        this.fsProblem(err, path, shown, 'opened');
         return undefined;
       }
       const before = await fh.stat({ bigint: true });
@@ -547,7 +558,7 @@ class Backup {
       }
       const content = await Promise.all(ids);
       if (readError !== undefined) {
-        this.fsProblem(readError, shown, 'read');
+        this.fsProblem(readError, path, shown, 'read');
         return undefined;
       }
       // The entry describes what was read: a file that grew or shrank meanwhile keeps the size
@@ -569,8 +580,10 @@ class Backup {
   /** A CACHEDIR.TAG counts only when it is a regular file that starts with the signature. */
   private async isCacheTag(tag: Buffer): Promise<boolean> {
     try {
-      const fh = await this.fs.open(tag, C.O_RDONLY | C.O_NOFOLLOW);
+      // O_NONBLOCK: a FIFO named CACHEDIR.TAG must not block the backup until something writes to it.
+      const fh = await this.fs.open(tag, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
       try {
+        if (!(await fh.stat()).isFile()) return false;
         const head = Buffer.alloc(CACHEDIR_SIGNATURE.length);
         const { bytesRead } = await fh.read(head, 0, head.length, 0);
         return bytesRead === head.length && head.equals(CACHEDIR_SIGNATURE);
@@ -665,7 +678,7 @@ class Backup {
         names = [CACHEDIR_TAG];
       }
     } catch (err) {
-      this.fsProblem(err, shown, 'listed');
+      this.fsProblem(err, path, shown, 'listed');
       names = [];
     }
     try {
@@ -697,7 +710,7 @@ class Backup {
         }
         found[i] = { name, path: child, logical: childLogical, st };
       } catch (err) {
-        this.fsProblem(err, display(childLogical), 'examined');
+        this.fsProblem(err, child, display(childLogical), 'examined');
       }
     });
     for (const f of found) if (f) items.push(f);
@@ -802,7 +815,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
     names.set(n, p);
   }
   // Every source missing is a typo or an unplugged drive, not an empty backup: save nothing.
-  const missing = await Promise.all(abs.map((p) => fsp.lstat(p).then(() => false, (e: unknown) => errnoCode(e) === 'ENOENT')));
+  const missing = await Promise.all(abs.map((p) => fsp.lstat(p).then(() => false, (e: unknown) => errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR')));
   if (missing.every((m) => m)) {
     throw new LifeboatError('not-found', `Nothing was backed up: ${abs.join(', ')} ${abs.length === 1 ? 'does' : 'do'} not exist. Check the ${abs.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${abs.length === 1 ? 'it' : 'them'}.`);
   }
@@ -838,6 +851,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
     );
   }
   const rootEntries: TreeEntry[] = [];
+  const ownSources: string[] = [];
   try {
   for (const p of abs) {
     const path = Buffer.from(p);
@@ -850,8 +864,18 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
       b.warn('unreadable', p, code === 'ENOENT' ? `${p} does not exist and was not saved.` : `${p} could not be examined (${code ?? String(err)}) and was not saved.`);
       continue;
     }
+    const own = st.isDirectory() ? b.own.get(`${st.dev}:${st.ino}`) : undefined;
+    if (own !== undefined) {
+      // Named as a source, Lifeboat's own folder is left out all the same (a repository backed up into itself grows forever).
+      opts.onEvent?.({ type: 'excluded', path: p, reason: own });
+      ownSources.push(p);
+      continue;
+    }
     const e = await b.entry(path, path, name, st, prevRoot?.get(latin1(name)), st.dev);
     if (e) rootEntries.push(e);
+  }
+  if (ownSources.length > 0 && ownSources.length + missing.filter((m) => m).length === abs.length) {
+    throw new LifeboatError('not-found', `Nothing was backed up: ${ownSources.join(', ')} ${ownSources.length === 1 ? 'is' : 'are'} Lifeboat's own data, which no backup includes.`);
   }
   } finally {
     scanning.abort();

@@ -112,6 +112,7 @@ export class Context {
     const store = this.openStore();
     await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
     const repo = await Repository.open(store, await this.password());
+    repo.onWarning = (text) => this.warn(text);
     this.opened.push(repo);
     return repo;
   }

@@ -11,8 +11,7 @@
  * A delta blob whose base is missing or damaged counts as lost itself.
  */
 import { LifeboatError } from '../util/errors.js';
-import { headerLengthFromTrailer, PACK_TRAILER_BYTES, parsePackHeader } from './pack.js';
-import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
+import { Names, idOfName, toHex, type Hex } from './ids.js';
 import type { IndexPack } from './index-file.js';
 import { walkSnapshot } from './check.js';
 import { writeIndexFiles, type Walkers } from './prune.js';
@@ -34,13 +33,8 @@ function msg(e: unknown): string {
 }
 
 /** Reads one pack's header with ranged reads (trailer, then header). */
-export async function readPackHeader(repo: Repository, packId: Hex, size: number): Promise<IndexPack> {
-  const name = Names.pack(packId);
-  if (size < PACK_TRAILER_BYTES) throw new LifeboatError('corrupt', `The pack ${name} is damaged: it is only ${size} bytes long.`);
-  const trailer = await repo.store.get(name, size - PACK_TRAILER_BYTES, PACK_TRAILER_BYTES);
-  const hl = headerLengthFromTrailer(trailer, size, name);
-  const sealed = await repo.store.get(name, size - PACK_TRAILER_BYTES - hl, hl);
-  return { packId: fromHex(packId), entries: parsePackHeader(repo.keys.encKey, sealed, size, name) };
+export function readPackHeader(repo: Repository, packId: Hex, size: number): Promise<IndexPack> {
+  return repo.readPackHeader(packId, size);
 }
 
 export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairIndexReport> {
@@ -96,24 +90,13 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
  * twice, by it and by us: index files may list the same pack identically (FORMAT.md §7).
  */
 export async function indexUnindexedPacks(repo: Repository): Promise<{ packs: number; bytes: number }> {
-  await repo.loadIndex();
-  const found: IndexPack[] = [];
-  let bytes = 0;
-  for await (const o of repo.store.list('data/')) {
-    const id = idOfName(o.name);
-    if (!id || o.name !== Names.pack(id) || repo.index.hasPack(id)) continue;
-    try {
-      found.push(await readPackHeader(repo, id, o.size));
-      bytes += o.size;
-    } catch (e) {
-      if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io' || e.code === 'not-found')) continue;
-      throw e;
-    }
-  }
+  await repo.loadIndex(); // indexes such packs in memory from their headers (repo.recoveredPacks)
+  const found = repo.recoveredPacks;
   if (found.length === 0) return { packs: 0, bytes: 0 };
-  await writeIndexFiles(repo, found);
+  repo.recoveredPacks = [];
+  await writeIndexFiles(repo, found.map((f) => f.pack));
   await repo.loadIndex();
-  return { packs: found.length, bytes };
+  return { packs: found.length, bytes: found.reduce((s, f) => s + f.size, 0) };
 }
 
 /** A place in a snapshot (a file path, a byte range of a drive) whose data is lost. */

@@ -23,7 +23,7 @@ import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { decodeSealedBlob } from './pack-check.js';
-import { BlobType, openBlob, PackWriter, StageBuffers, type PackEntry } from './pack.js';
+import { BlobType, headerLengthFromTrailer, openBlob, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
 import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 
@@ -82,6 +82,17 @@ export class Repository {
   private writeError: unknown;
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
+  private headersScanned = false;
+  /** Index files found unreadable this session (told once, not read again). */
+  private readonly unreadableIndexFiles = new Set<string>();
+  /**
+   * Packs that no readable index file names, indexed in memory from their own headers (a damaged
+   * or deleted index file, or a writer that died before its index). Writers put them into a new
+   * index file (repair.ts indexUnindexedPacks) before relying on them.
+   */
+  recoveredPacks: { pack: IndexPack; size: number }[] = [];
+  /** Told of damage that reading worked around (an unreadable index file); the CLI prints it. */
+  onWarning: ((message: string) => void) | undefined;
   /** Bytes of packs this session has written. */
   bytesWritten = 0;
   private readonly encoder: BlobEncoder;
@@ -160,27 +171,65 @@ export class Repository {
 
   // ---------------------------------------------------------------- index
 
-  /** Loads every index file into memory. Safe to call again (reloads what is new). */
+  /**
+   * Loads every index file into memory. Safe to call again (reloads what is new). An index file
+   * that cannot be read costs only time: it is skipped (told to `onError`, else to onWarning), and
+   * the packs that no readable index file names are indexed from their own headers instead.
+   */
   async loadIndex(onError?: (name: string, e: unknown) => void): Promise<void> {
     const names: string[] = [];
     for await (const o of this.store.list('index/')) if (idOfName(o.name)) names.push(o.name);
     const seen = this.index.loadedFiles;
+    let damaged = 0;
     let next = 0;
     const worker = async () => {
       while (next < names.length) {
         const name = names[next++]!;
-        if (seen.has(name)) continue;
+        if (seen.has(name) || this.unreadableIndexFiles.has(name)) continue;
         try {
           await this.readIndexFile(name, (packId, entries) => this.index.addPackEntries(packId, entries));
           seen.add(name);
         } catch (e) {
-          if (!onError) throw e;
-          onError(name, e);
+          if (!(e instanceof LifeboatError)) throw e;
+          this.unreadableIndexFiles.add(name);
+          damaged++;
+          if (onError) onError(name, e);
+          else this.onWarning?.(`The index file ${name} cannot be read (${e.message}) Lifeboat reads the packs' own headers instead, which takes longer; "lifeboat repair index" rewrites the index.`);
         }
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
     this.indexLoaded = true;
+    if (damaged > 0 || !this.headersScanned) await this.indexPacksFromHeaders();
+  }
+
+  /**
+   * Indexes in memory, from their own headers, the packs that no loaded index file names (see
+   * recoveredPacks). A pack whose header cannot be read is left out (check reports it).
+   */
+  private async indexPacksFromHeaders(): Promise<void> {
+    this.headersScanned = true;
+    for await (const o of this.store.list('data/')) {
+      const id = idOfName(o.name);
+      if (!id || o.name !== Names.pack(id) || this.index.hasPack(id)) continue;
+      try {
+        const pack = await this.readPackHeader(id, o.size);
+        this.index.addPackEntries(id, pack.entries);
+        this.recoveredPacks.push({ pack, size: o.size });
+      } catch (e) {
+        if (!(e instanceof LifeboatError)) throw e;
+      }
+    }
+  }
+
+  /** Reads one pack's header with ranged reads (trailer, then header). */
+  async readPackHeader(packId: Hex, size: number): Promise<IndexPack> {
+    const name = Names.pack(packId);
+    if (size < PACK_TRAILER_BYTES) throw new LifeboatError('corrupt', `The pack ${name} is damaged: it is only ${size} bytes long.`);
+    const trailer = await this.store.get(name, size - PACK_TRAILER_BYTES, PACK_TRAILER_BYTES);
+    const hl = headerLengthFromTrailer(trailer, size, name);
+    const sealed = await this.store.get(name, size - PACK_TRAILER_BYTES - hl, hl);
+    return { packId: fromHex(packId), entries: parsePackHeader(this.keys.encKey, sealed, size, name) };
   }
 
   /** Decrypts one index file and hands its packs to `onPack`. */

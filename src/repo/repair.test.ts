@@ -166,6 +166,23 @@ test('truncated pack: check names pack, snapshot and file; repair index leaves i
   assert.deepEqual(sum(await check(f.store, true)), []);
 });
 
+test('pack with its trailer cut: still restorable; repair index keeps every blob that verifies, so nothing becomes lost', async () => {
+  const f = await build();
+  const bytes = await f.store.get(f.packs.aData);
+  const repo0 = await reopen(f.store);
+  const aEnd = Math.max(...[...repo0.index.entries()].filter(([, l]) => Names.pack(l.packId) === f.packs.aData).map(([, l]) => l.offset + l.length));
+  await f.store.put(f.packs.aData, bytes.subarray(0, aEnd)); // header and trailer gone, every blob intact
+  assert.equal(await loadEverything(await reopen(f.store)), 7, 'restorable through the index');
+  const r = await repair(f.store);
+  assert.deepEqual(
+    r.damagedPacks.map((d) => [d.file, d.keptBlobs]),
+    [[f.packs.aData, 3]],
+  );
+  assert.deepEqual([r.indexedPacks, r.blobs], [4, 6]);
+  assert.equal(await loadEverything(await reopen(f.store)), 7, 'repair lost nothing');
+  assert.deepEqual((await check(f.store)).errors, []);
+});
+
 test('flipped bit in a blob: structure checks clean; --read-data names pack, blob, snapshots and file; repair snapshots --read-data', async () => {
   const f = await build();
   const common = await commonHex(f);

@@ -1,8 +1,10 @@
 /**
  * Repair, under an exclusive lock held by the caller.
  *
- * `repairIndex` rebuilds the index from the packs alone (each pack's header, read with two ranged
- * reads), writes the new index files, then deletes the old ones.
+ * `repairIndex` rebuilds the index from the packs (each pack's header, read with two ranged reads),
+ * writes the new index files, then deletes the old ones. It never turns a readable blob into a
+ * lost one: for a pack whose header or trailer cannot be read, it keeps each entry of the old index
+ * whose blob still decrypts and verifies.
  *
  * `repairSnapshots` finds snapshots that need blobs which are missing (or, with readData, damaged),
  * and writes for each a new snapshot that keeps everything intact and marks what is not. How to
@@ -11,7 +13,8 @@
  * A delta blob whose base is missing or damaged counts as lost itself.
  */
 import { LifeboatError } from '../util/errors.js';
-import { Names, idOfName, toHex, type Hex } from './ids.js';
+import type { PackEntry } from './pack.js';
+import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import type { IndexPack } from './index-file.js';
 import { walkSnapshot } from './check.js';
 import { writeIndexFiles, type Walkers } from './prune.js';
@@ -22,8 +25,11 @@ export interface RepairIndexReport {
   readonly packs: number;
   readonly indexedPacks: number;
   readonly blobs: number;
-  /** Packs whose header could not be read: left in place, not indexed. */
-  readonly damagedPacks: { readonly file: string; readonly message: string }[];
+  /**
+   * Packs whose header could not be read: left in place; indexed with `keptBlobs` blobs, those of
+   * the old index that still verify (none: not indexed).
+   */
+  readonly damagedPacks: { readonly file: string; readonly message: string; readonly keptBlobs: number }[];
   readonly indexFilesWritten: number;
   readonly indexFilesDeleted: number;
 }
@@ -46,8 +52,16 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     if (id && o.name === Names.pack(id)) packs.push({ id, size: o.size });
   }
   packs.sort((a, b) => (a.id < b.id ? -1 : 1));
+  // What the old index says, as far as it can be read: the fallback for packs with a damaged header.
+  await repo.loadIndex(() => undefined);
+  const old = new Map<Hex, PackEntry[]>();
+  for (const n of oldNames) {
+    await repo.readIndexFile(n, (packId, entries) => old.has(packId) || old.set(packId, entries)).catch((e: unknown) => {
+      if (!(e instanceof LifeboatError)) throw e;
+    });
+  }
   const good: IndexPack[] = [];
-  const damagedPacks: { file: string; message: string }[] = [];
+  const damagedPacks: { file: string; message: string; keptBlobs: number }[] = [];
   let done = 0;
   for (const p of packs) {
     opts.signal?.throwIfAborted();
@@ -55,8 +69,10 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     try {
       good.push(await readPackHeader(repo, p.id, p.size));
     } catch (e) {
-      if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io')) damagedPacks.push({ file: Names.pack(p.id), message: msg(e) });
-      else throw e;
+      if (!(e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io'))) throw e;
+      const kept = await verifiedEntries(repo, p.id, old.get(p.id) ?? []);
+      if (kept.length > 0) good.push({ packId: fromHex(p.id), entries: kept });
+      damagedPacks.push({ file: Names.pack(p.id), message: msg(e), keptBlobs: kept.length });
     }
   }
   opts.onProgress?.(done, packs.length);
@@ -79,6 +95,23 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     indexFilesWritten: written.length,
     indexFilesDeleted: deleted,
   };
+}
+
+/** The entries whose blob can still be read from the pack, decrypted and verified against its id. */
+async function verifiedEntries(repo: Repository, packId: Hex, entries: readonly PackEntry[]): Promise<PackEntry[]> {
+  const name = Names.pack(packId);
+  const kept: PackEntry[] = [];
+  for (const e of entries) {
+    try {
+      const env = await repo.store.get(name, e.offset, e.length);
+      if (env.length !== e.length) continue;
+      await repo.decodeBlob(e.type, e.id, env, e.rawLength, name, e.base);
+      kept.push(e);
+    } catch (err) {
+      if (!(err instanceof LifeboatError)) throw err;
+    }
+  }
+  return kept;
 }
 
 /**

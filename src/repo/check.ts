@@ -12,6 +12,7 @@ import { ownsItsBuffer } from './encoder.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { listKeys } from './keys.js';
 import { BlobType, type PackEntry } from './pack.js';
+import { damagedPins } from './pins.js';
 import { verifyPack, type PackVerdict } from './pack-check.js';
 import type { Repository } from './repository.js';
 import { parseSignedJson, verifySignedJson } from './signed-json.js';
@@ -133,6 +134,9 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       errors.push({ file: k.name, message: msg(e) });
     }
   }
+
+  // Pins: one that cannot be read still protects its snapshot (pins.ts), but the user must know.
+  for (const p of await damagedPins(repo)) errors.push({ file: p.file, message: p.message });
 
   // Index files.
   const indexed = new Map<Hex, PackEntry[]>();

@@ -234,7 +234,9 @@ export async function repairSnapshots(repo: Repository, opts: RepairSnapshotsOpt
     }
   };
   const results: SnapshotRepairResult[] = [];
-  for (const { id, snapshot } of await repo.listSnapshots()) {
+  // A snapshot file that cannot be read has nothing to repair from (check names it); it must not
+  // stop the repair of the others.
+  for (const { id, snapshot } of await repo.listSnapshots(() => undefined)) {
     opts.signal?.throwIfAborted();
     const walker = opts.walkers[snapshot.kind];
     if (!walker) {

@@ -196,6 +196,11 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
     throw new LifeboatError('corrupt', `Prune stopped without changing anything: the snapshot ${id.slice(0, 8)} cannot be read (${e instanceof Error ? e.message : String(e)}).`);
   });
   const used = await collectUsedBlobs(repo, snapshots, opts.walkers, signal);
+  // The copy of each snapshot file that stays (FORMAT.md §8); copies of forgotten snapshots go.
+  for (const { id } of snapshots) {
+    const copy = repo.blobId(await repo.store.get(Names.snapshot(id)));
+    if (repo.index.has(copy)) used.add(toHex(copy));
+  }
 
   // 2. Plan: each used blob keeps exactly one copy, preferring packs that are present.
   const present = new Map<Hex, { size: number; entries: readonly PackEntry[] }>();

@@ -13,7 +13,8 @@
  * A delta blob whose base is missing or damaged counts as lost itself.
  */
 import { LifeboatError } from '../util/errors.js';
-import type { PackEntry } from './pack.js';
+import { BlobType, type PackEntry } from './pack.js';
+import { sha256 } from './crypto.js';
 import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import type { IndexPack } from './index-file.js';
 import { walkSnapshot } from './check.js';
@@ -175,6 +176,36 @@ export interface SnapshotRepairResult {
   readonly removed: boolean;
 }
 
+/**
+ * Rewrites each damaged snapshot file from the copy of its bytes kept in the packs (FORMAT.md §8):
+ * the same bytes under the same name. A snapshot file that is missing is not brought back (forget
+ * deletes them, and prune then drops their copies).
+ */
+async function rebuildSnapshotFiles(repo: Repository, dryRun: boolean): Promise<SnapshotRepairResult[]> {
+  const out: SnapshotRepairResult[] = [];
+  for (const [hex, loc] of repo.index.entries()) {
+    if (loc.type !== BlobType.snapshot) continue;
+    let bytes: Uint8Array;
+    try {
+      bytes = await repo.loadBlob(fromHex(hex));
+    } catch (e) {
+      if (e instanceof LifeboatError) continue; // the copy is damaged too: check reports its pack
+      throw e;
+    }
+    const id = toHex(sha256(bytes));
+    const name = Names.snapshot(id);
+    const now = await repo.store.get(name).catch((e: unknown) => {
+      if (e instanceof LifeboatError) return undefined;
+      throw e;
+    });
+    if (!now || Buffer.from(now).equals(bytes)) continue;
+    if (!dryRun) await repo.store.put(name, bytes);
+    const snapshot = await repo.loadSnapshot(id).catch(() => undefined);
+    out.push({ id, kind: snapshot?.kind ?? 'files', status: 'repaired', newId: id, badBlobs: 0, damaged: [], message: 'its file was damaged and is rebuilt from its copy in the packs', removed: false });
+  }
+  return out;
+}
+
 /** The blobs a snapshot needs that are not usable, with where (if the walker says), without deduplicating across snapshots. */
 export async function findBadBlobs(repo: Repository, snapshot: Snapshot, walker: NonNullable<Walkers[SnapshotKind]>, usable: (id: Uint8Array) => boolean): Promise<{ bad: Map<string, string[]>; walkError?: string }> {
   const bad = new Map<string, string[]>();
@@ -233,7 +264,7 @@ export async function repairSnapshots(repo: Repository, opts: RepairSnapshotsOpt
       await repo.loadBlob(id).catch(() => damagedBlobs.add(toHex(id)));
     }
   };
-  const results: SnapshotRepairResult[] = [];
+  const results = await rebuildSnapshotFiles(repo, opts.dryRun === true);
   // A snapshot file that cannot be read has nothing to repair from (check names it); it must not
   // stop the repair of the others.
   for (const { id, snapshot } of await repo.listSnapshots(() => undefined)) {

@@ -328,7 +328,8 @@ export class Repository {
   }
 
   private async addToPack(type: BlobType, id: Buffer, env: Uint8Array, rawLength: number, base?: Buffer): Promise<void> {
-    let packer = this.packers.get(type);
+    const packType = type === BlobType.snapshot ? BlobType.tree : type; // copies are small metadata
+    let packer = this.packers.get(packType);
     // A pack closes before the blob that would take it past its target (docs/FORMAT.md §7).
     let closed: PackWriter | undefined;
     if (packer && !packer.fits(env.length)) {
@@ -337,12 +338,12 @@ export class Repository {
     }
     if (!packer) {
       packer = new PackWriter(this.keys.encKey, this.store.createWriter(), this.stages);
-      this.packers.set(type, packer);
+      this.packers.set(packType, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);
     if (!release(env)) this.young.dropped(env.length); // copied into the pack: ours to drop
     const full = packer.full;
-    if (full) this.packers.delete(type);
+    if (full) this.packers.delete(packType);
     if (closed) await this.uploadPack(closed);
     if (full) await this.uploadPack(packer);
     else await this.paced(packer);
@@ -513,10 +514,16 @@ export class Repository {
 
   // ---------------------------------------------------------------- snapshots
 
+  /**
+   * Writes a snapshot file. Its exact bytes are stored first as a blob of type snapshot (in the tree
+   * pack, so before the index and the file, FORMAT.md §8): "repair snapshots" rebuilds the file
+   * from that copy if the file is ever damaged.
+   */
   async saveSnapshot(s: Snapshot): Promise<Hex> {
+    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.snapshot, Buffer.from(JSON.stringify(s)));
+    await this.saveBlob(BlobType.snapshot, bytes);
     await this.flush();
     await this.assertLocksHeld();
-    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.snapshot, Buffer.from(JSON.stringify(s)));
     const id = toHex(sha256(bytes));
     await this.store.put(Names.snapshot(id), bytes);
     return id;

@@ -21,6 +21,11 @@ import { Names, toHex, type Hex } from './ids.js';
 export const BlobType = { data: 0, tree: 1, delta: 2, snapshot: 3 } as const;
 export type BlobType = (typeof BlobType)[keyof typeof BlobType];
 
+/** Which packs a blob type goes to: snapshot copies are small metadata and share the tree packs. */
+export function packKindOf(type: BlobType): BlobType {
+  return type === BlobType.snapshot ? BlobType.tree : type;
+}
+
 export function blobTypeName(t: number): string {
   return t === BlobType.data ? 'data' : t === BlobType.tree ? 'tree' : t === BlobType.delta ? 'delta' : t === BlobType.snapshot ? 'snapshot copy' : `type-${t}`;
 }

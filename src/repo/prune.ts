@@ -23,7 +23,7 @@ import { sha256 } from './crypto.js';
 import { AAD, sealFile } from './envelope-file.js';
 import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import { encodeIndex, type IndexPack } from './index-file.js';
-import { BlobType, openBlob, PackWriter, type PackEntry } from './pack.js';
+import { BlobType, openBlob, packKindOf, PackWriter, type PackEntry } from './pack.js';
 import { removeDanglingPins } from './pins.js';
 import type { Repository } from './repository.js';
 import type { Snapshot } from './snapshot.js';
@@ -272,8 +272,8 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
         const env = bytes.subarray(e.offset, e.offset + e.length);
         await repo.decodeBlob(e.type, e.id, env, e.rawLength, name, e.base); // never copy a damaged blob silently (a delta: rebuilt from its base)
         const payload = openBlob(repo.keys.encKey, e.type, e.id, env, `A data block in pack ${name}`);
-        let w = writers.get(e.type);
-        if (!w) writers.set(e.type, (w = new PackWriter(repo.keys.encKey, repo.store.createWriter())));
+        let w = writers.get(packKindOf(e.type));
+        if (!w) writers.set(packKindOf(e.type), (w = new PackWriter(repo.keys.encKey, repo.store.createWriter())));
         w.add(e.type, e.id, [payload], e.rawLength, e.base);
         await w.keepUp();
         if (w.full) {

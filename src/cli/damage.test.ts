@@ -34,7 +34,7 @@ test('a damaged or missing index file loses nothing: every snapshot restores wit
   writeFileSync(disk, randomBytes(2 << 20));
   assert.equal((await lifeboat(['image', 'create', disk], env)).code, 0);
   const snaps = JSON.parse((await lifeboat(['snapshots', '--json'], env)).stdout) as { id: string; kind: string }[];
-  assert.equal(indexFiles(repo).length, 3, 'one index file per backup');
+  assert.ok(indexFiles(repo).length >= 3, 'index files to damage');
 
   let round = 0;
   const verifyAll = async (what: string) => {
@@ -43,7 +43,7 @@ test('a damaged or missing index file loses nothing: every snapshot restores wit
       const target = join(d.path, `${what}-${round}-${i}`);
       const r = s.kind === 'image' ? await lifeboat(['image', 'restore', s.id, '--target', target], env) : await lifeboat(['restore', s.id, '--target', target], env);
       assert.equal(r.code, 0, `${what}: restore ${s.kind} ${s.id}: ${r.stderr}`);
-      assert.equal((r.stderr.match(/damaged; Lifeboat read the headers of/g) ?? []).length, what === 'missing' ? 0 : 1, r.stderr);
+      assert.equal((r.stderr.match(/cannot be read .*Lifeboat reads the packs' own headers instead/g) ?? []).length, what === 'missing' ? 0 : 1, r.stderr);
       if (s.kind === 'image') assert.ok(readFileSync(target).equals(readFileSync(disk)));
       else assertSameTree(trees[i]!, join(target, trees[i]!.split('/').pop()!));
     }
@@ -90,7 +90,7 @@ test('a damaged pin is named by check and still protects its snapshot until it i
   writeFileSync(pinFile, bytes);
   const check = await lifeboat(['check'], env);
   assert.equal(check.code, 1, check.stdout);
-  assert.match(check.stdout, new RegExp(`pins/${ids[0]}/[0-9a-f]{64}: the pin is damaged .*stays pinned\\. Run "lifeboat pin ${ids[0]!.slice(0, 8)}"`));
+  assert.match(check.stdout, new RegExp(`pins/${ids[0]}/[0-9a-f]{64}: the pin of snapshot ${ids[0]!.slice(0, 8)} is damaged .*the snapshot stays pinned until you decide: "lifeboat pin ${ids[0]!.slice(0, 8)}" renews the pin`));
   const forget = await lifeboat(['forget', '--keep-last', '1', '--json'], env);
   assert.equal(forget.code, 0, forget.stderr);
   assert.deepEqual((JSON.parse(forget.stdout) as { removed: string[] }).removed, [], 'the damaged pin still protects its snapshot');

@@ -12,8 +12,8 @@ import { ownsItsBuffer } from './encoder.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { listKeys } from './keys.js';
 import { BlobType, type PackEntry } from './pack.js';
-import { verifyPack, type PackVerdict } from './pack-check.js';
 import { damagedPins } from './pins.js';
+import { verifyPack, type PackVerdict } from './pack-check.js';
 import type { Repository } from './repository.js';
 import { parseSignedJson, verifySignedJson } from './signed-json.js';
 import type { Snapshot } from './snapshot.js';
@@ -135,6 +135,9 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       errors.push({ file: k.name, message: msg(e) });
     }
   }
+
+  // Pins: one that cannot be read still protects its snapshot (pins.ts), but the user must know.
+  for (const p of await damagedPins(repo)) errors.push({ file: p.file, message: p.message });
 
   // Index files.
   const indexed = new Map<Hex, PackEntry[]>();
@@ -327,8 +330,6 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       errors.push({ file: Names.snapshot(s.id), message: `is affected by the damaged or missing pack ${a.file}${places}` });
     }
   }
-  // Pins: a damaged one still protects its snapshot, but it must not go unnoticed.
-  for (const p of await damagedPins(repo)) errors.push({ file: p.name, message: p.message });
   return { errors, warnings, affected, counts };
 }
 

@@ -23,7 +23,7 @@ import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { decodeSealedBlob } from './pack-check.js';
-import { BlobType, headerLengthFromTrailer, openBlob, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
+import { BlobType, headerLengthFromTrailer, openBlob, packKindOf, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
 import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 
@@ -81,6 +81,17 @@ export class Repository {
   private writeError: unknown;
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
+  private headersScanned = false;
+  /** Index files found unreadable this session (told once, not read again). */
+  private readonly unreadableIndexFiles = new Set<string>();
+  /**
+   * Packs that no readable index file names, indexed in memory from their own headers (a damaged
+   * or deleted index file, or a writer that died before its index). Writers put them into a new
+   * index file (repair.ts indexUnindexedPacks) before relying on them.
+   */
+  recoveredPacks: { pack: IndexPack; size: number }[] = [];
+  /** Told of damage that reading worked around (an unreadable index file); the CLI prints it. */
+  onWarning: ((message: string) => void) | undefined;
   /** Bytes of packs this session has written. */
   bytesWritten = 0;
   private readonly encoder: BlobEncoder;
@@ -162,78 +173,58 @@ export class Repository {
 
   // ---------------------------------------------------------------- index
 
-  /** Loads every index file into memory. Safe to call again (reloads what is new). */
+  /**
+   * Loads every index file into memory. Safe to call again (reloads what is new). An index file
+   * that cannot be read costs only time: it is skipped (told to `onError`, else to onWarning), and
+   * the packs that no readable index file names are indexed from their own headers instead.
+   */
   async loadIndex(onError?: (name: string, e: unknown) => void): Promise<void> {
     const names: string[] = [];
     for await (const o of this.store.list('index/')) if (idOfName(o.name)) names.push(o.name);
     const seen = this.index.loadedFiles;
-    const damaged: string[] = [];
+    let damaged = 0;
     let next = 0;
     const worker = async () => {
       while (next < names.length) {
         const name = names[next++]!;
-        if (seen.has(name) || this.damagedIndexFiles.has(name)) continue;
+        if (seen.has(name) || this.unreadableIndexFiles.has(name)) continue;
         try {
           await this.readIndexFile(name, (packId, entries) => this.index.addPackEntries(packId, entries));
           seen.add(name);
         } catch (e) {
+          if (!(e instanceof LifeboatError)) throw e;
+          this.unreadableIndexFiles.add(name);
+          damaged++;
           if (onError) onError(name, e);
-          // A damaged or unreadable index file costs time, not data: its packs describe themselves.
-          if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io' || e.code === 'not-found')) {
-            damaged.push(name);
-            this.damagedIndexFiles.add(name);
-          }
-          else if (!onError) throw e;
+          else this.onWarning?.(`The index file ${name} cannot be read (${e.message}) Lifeboat reads the packs' own headers instead, which takes longer; "lifeboat repair index" rewrites the index.`);
         }
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
-    if (!this.indexLoaded || damaged.length > 0) await this.recoverIndex(damaged);
     this.indexLoaded = true;
+    if (damaged > 0 || !this.headersScanned) await this.indexPacksFromHeaders();
   }
 
-  /** Index files found damaged (their packs were read instead); not read again. */
-  private readonly damagedIndexFiles = new Set<string>();
-
-  /** Called with each problem a reading command should tell the user about, and goes past. */
-  onWarning: ((message: string) => void) | undefined;
-
   /**
-   * Packs that no readable index file names, read from their own headers into the in-memory index
-   * (left by an interrupted backup, or named only by a damaged or lost index file). A backup writes
-   * index files for them (repair.ts indexUnindexedPacks); reading commands just use them.
+   * Indexes in memory, from their own headers, the packs that no loaded index file names (see
+   * recoveredPacks). A pack whose header cannot be read is left out (check reports it).
    */
-  readonly unindexedPacks: (IndexPack & { readonly size: number })[] = [];
-
-  /**
-   * Rebuilds, in memory, what damaged or lost index files held: the entries of every pack no good
-   * index file names, from the pack's own header. Nothing is written (the repository may be
-   * read-only); "lifeboat repair index" writes a new index.
-   */
-  private async recoverIndex(damaged: readonly string[]): Promise<void> {
-    let packs = 0;
-    let lost = 0;
+  private async indexPacksFromHeaders(): Promise<void> {
+    this.headersScanned = true;
     for await (const o of this.store.list('data/')) {
       const id = idOfName(o.name);
       if (!id || o.name !== Names.pack(id) || this.index.hasPack(id)) continue;
       try {
-        const p = await this.readPackHeader(id, o.size);
-        this.index.addPackEntries(id, p.entries);
-        this.unindexedPacks.push({ ...p, size: o.size });
-        packs++;
+        const pack = await this.readPackHeader(id, o.size);
+        this.index.addPackEntries(id, pack.entries);
+        this.recoveredPacks.push({ pack, size: o.size });
       } catch (e) {
-        if (!(e instanceof LifeboatError) || (e.code !== 'corrupt' && e.code !== 'io' && e.code !== 'not-found')) throw e;
-        lost++;
+        if (!(e instanceof LifeboatError)) throw e;
       }
     }
-    if (damaged.length === 0) return;
-    const files = damaged.length === 1 ? `The index file ${damaged[0]} is` : `${damaged.length} index files are`;
-    this.onWarning?.(
-      `${files} damaged; Lifeboat read the headers of ${packs} pack(s) instead${lost > 0 ? ` (${lost} pack(s) without a readable header were left out; "lifeboat check" tells what they hold)` : ', so nothing is lost'}. Run "lifeboat repair index" to write a new index.`,
-    );
   }
 
-  /** Reads one pack's header with ranged reads (trailer, then header): the pack's own list of its blobs. */
+  /** Reads one pack's header with ranged reads (trailer, then header). */
   async readPackHeader(packId: Hex, size: number): Promise<IndexPack> {
     const name = Names.pack(packId);
     if (size < PACK_TRAILER_BYTES) throw new LifeboatError('corrupt', `The pack ${name} is damaged: it is only ${size} bytes long.`);
@@ -339,7 +330,8 @@ export class Repository {
   }
 
   private async addToPack(type: BlobType, id: Buffer, env: Uint8Array, rawLength: number, base?: Buffer): Promise<void> {
-    let packer = this.packers.get(type);
+    const packType = packKindOf(type);
+    let packer = this.packers.get(packType);
     // A pack closes before the blob that would take it past its target (docs/FORMAT.md §7).
     let closed: PackWriter | undefined;
     if (packer && !packer.fits(env.length)) {
@@ -348,12 +340,12 @@ export class Repository {
     }
     if (!packer) {
       packer = new PackWriter(this.keys.encKey, this.store.createWriter(), this.stages);
-      this.packers.set(type, packer);
+      this.packers.set(packType, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);
     if (!release(env)) this.young.dropped(env.length); // copied into the pack: ours to drop
     const full = packer.full;
-    if (full) this.packers.delete(type);
+    if (full) this.packers.delete(packType);
     if (closed) await this.uploadPack(closed);
     if (full) await this.uploadPack(packer);
     else await this.paced(packer);
@@ -524,10 +516,16 @@ export class Repository {
 
   // ---------------------------------------------------------------- snapshots
 
+  /**
+   * Writes a snapshot file. Its exact bytes are stored first as a blob of type snapshot (in the tree
+   * pack, so before the index and the file, FORMAT.md §8): "repair snapshots" rebuilds the file
+   * from that copy if the file is ever damaged.
+   */
   async saveSnapshot(s: Snapshot): Promise<Hex> {
+    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.snapshot, Buffer.from(JSON.stringify(s)));
+    await this.saveBlob(BlobType.snapshot, bytes);
     await this.flush();
     await this.assertLocksHeld();
-    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.snapshot, Buffer.from(JSON.stringify(s)));
     const id = toHex(sha256(bytes));
     await this.store.put(Names.snapshot(id), bytes);
     return id;

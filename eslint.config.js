@@ -1,5 +1,124 @@
 // Type-aware lint: catches floating promises and misused async, the bugs that lose data quietly.
+// It also enforces the layering (docs/ARCHITECTURE.md): which folder of src/ may import which.
+// scripts/check-layers.mjs, run by `npm test`, adds what a lint rule cannot see: import cycles, and
+// test helpers reachable from the product's entry points.
 import tseslint from 'typescript-eslint';
+
+/**
+ * What each folder of src/ may import besides itself. A layer imports only below; `cli` and
+ * `server` are the top and nothing imports them. `tree` is the one tree interface (issue 18 item 2),
+ * implemented in files/ and image/. `files` and `image` may import store/ for types
+ * only (they receive a Store, they never open one), and every layer above repo/ may import only
+ * REPO_PUBLIC from it. `bench` is a measuring tool beside the CLI.
+ */
+const LAYERS = {
+  util: [],
+  store: ['util'],
+  repo: ['store', 'util'],
+  chunking: ['util'],
+  tree: ['util'],
+  files: ['repo', 'chunking', 'tree', 'store', 'util'],
+  image: ['repo', 'chunking', 'tree', 'store', 'util'],
+  jobs: ['files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
+  cli: ['jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
+  server: ['jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
+  bench: ['jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
+};
+const STORE_TYPES_ONLY = ['files', 'image'];
+
+/** repo/'s public face, until repo/index.ts exists (P7 item 3); everything else in repo/ is internal. */
+const REPO_PUBLIC = ['repository', 'snapshot', 'ids', 'check', 'repair', 'forget', 'prune', 'pins', 'keys', 'parity'];
+
+/**
+ * Test code, relative to src/: test files and the helpers they share. Product code must never
+ * import these (maintenance-fixtures.ts and the *testing.ts helpers set LIFEBOAT_INSECURE_FAST_KDF
+ * when loaded); scripts/check-layers.mjs proves none is reachable from a product entry point.
+ * Test code itself is not layered: a test may drive the real CLI (cli/testing.ts) from any folder.
+ */
+export const TEST_CODE = [
+  '**/*.test.ts',
+  '**/testing.ts',
+  '**/*-testing.ts',
+  'repo/maintenance-fixtures.ts',
+  'store/conformance.ts',
+  'store/fault.ts',
+];
+const TEST_IMPORT_REGEX = '(^|/)([^/]*testing|maintenance-fixtures|conformance|fault|[^/]*\\.test)\\.js$';
+
+/**
+ * Imports that break the rules above today, one entry per importing file: the modules it may still
+ * import (folder/name, without .js). Every entry is to be removed by P7's sealed repository (issue
+ * 18, item 3) or its tree interface (item 2): delete an entry when its import goes away. A NEW
+ * violation fails the lint; do not add entries for new code.
+ */
+const ALLOWED_TODAY = {
+  // Workers seal and open blobs and read packs themselves: keys and codecs outside repo/.
+  'files/restore-worker.ts': ['repo/compress', 'repo/crypto', 'repo/pack-check', 'store/local'],
+  'files/small-file-worker.ts': ['repo/compress', 'repo/crypto', 'repo/encoder'],
+  'files/small-files.ts': ['repo/compress', 'repo/encoder'],
+  'image/chunk-worker.ts': ['repo/compress', 'repo/crypto', 'repo/delta', 'repo/encoder', 'repo/pack-check', 'repo/pack', 'store/local'],
+  'image/chunk-sealer.ts': ['repo/encoder', 'repo/pack'],
+  'image/imager.ts': ['repo/delta'],
+  // The listing cache authenticates its file with the repository's MAC key.
+  'files/listing-cache.ts': ['repo/crypto'],
+  // The image browser reuses the file restorer (two tree models; item 2's one restorer ends this).
+  'image/browse.ts': ['files/restore'],
+  // Not a to-do: the benchmark measures the chunk index by itself.
+  'bench/index-scale.ts': ['repo/chunk-index'],
+};
+
+const FOLDERS = Object.keys(LAYERS);
+const up = '^(\\.\\./)+'; // a relative import that leaves the importing file's folder
+const except = (names) => (names.length ? `(?!(${names.join('|')})\\.js$)` : '');
+
+/** The no-restricted-imports patterns for a file of `layer` that may also import `allowed`. */
+function layerPatterns(layer, allowed = []) {
+  const allowedIn = (folder) => allowed.filter((a) => a.startsWith(`${folder}/`)).map((a) => a.slice(folder.length + 1));
+  const patterns = [{ regex: TEST_IMPORT_REGEX, caseSensitive: true, message: 'Product code must not import test code (tests and test helpers).' }];
+  for (const folder of FOLDERS) {
+    if (folder === layer) continue;
+    const message = `${layer}/ may import only ${LAYERS[layer].join(', ') || 'node: modules'} (docs/ARCHITECTURE.md).`;
+    if (!LAYERS[layer].includes(folder)) {
+      patterns.push({ regex: `${up}${folder}/${except(allowedIn(folder))}`, caseSensitive: true, message });
+    } else if (folder === 'repo') {
+      patterns.push({ regex: `${up}repo/${except([...REPO_PUBLIC, ...allowedIn('repo')])}`, caseSensitive: true, message: `Above repo/, import only its public face: ${REPO_PUBLIC.join(', ')}.` });
+    } else if (folder === 'store' && STORE_TYPES_ONLY.includes(layer)) {
+      patterns.push({ regex: `${up}store/${except(allowedIn('store'))}`, caseSensitive: true, allowTypeImports: true, message: `${layer}/ may import store/ for types only: it is given a Store, it never opens one.` });
+    }
+  }
+  return ['error', { patterns }];
+}
+
+const RULE = '@typescript-eslint/no-restricted-imports';
+/**
+ * Folders that read the time of day only through util/clock.ts, so tests can set it. The rest of
+ * src/ still calls Date.now() / new Date() directly (docs/ARCHITECTURE.md's to-do); add a folder
+ * here once it is converted.
+ */
+const CLOCK_ONLY = ['store/**/*.ts', 'chunking/**/*.ts', 'util/**/*.ts', 'repo/lock.ts'];
+const clockMessage = 'Read the time through util/clock.ts (a Clock parameter defaulting to systemClock), so tests can set it.';
+const clock = {
+  files: CLOCK_ONLY.map((p) => `src/${p}`),
+  ignores: [...TEST_CODE.map((p) => `src/${p}`), 'src/util/clock.ts'],
+  rules: {
+    'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: clockMessage }],
+    'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: clockMessage }],
+  },
+};
+
+/** The rules of docs/ARCHITECTURE.md: layering, then the clock. */
+export const architecture = [
+  clock,
+  ...FOLDERS.map((layer) => ({
+    files: [`src/${layer}/**/*.ts`],
+    ignores: TEST_CODE.map((p) => `src/${p}`),
+    rules: { [RULE]: layerPatterns(layer) },
+  })),
+  ...Object.entries(ALLOWED_TODAY).map(([file, allowed]) => ({
+    files: [`src/${file}`],
+    rules: { [RULE]: layerPatterns(file.split('/')[0], allowed) },
+  })),
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'bench/work/**'] },
@@ -25,4 +144,5 @@ export default tseslint.config(
       '@typescript-eslint/prefer-promise-reject-errors': 'off',
     },
   },
+  ...architecture,
 );

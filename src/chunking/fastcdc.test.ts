@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
   AVG_SIZE, Chunker, DEFAULT_PARAMS, GEAR_SEED, MASK_L, MASK_S, MAX_SIZE, MIN_SIZE,
-  chunkBoundaries, chunkStream, gearTable, masksFor, type ChunkParams,
+  chunkBoundaries, chunkStream, gearTable, masksFor, zeroChunkLength, type ChunkParams, type ZeroRun,
 } from './fastcdc.js';
 
 const MiB = 1024 * 1024;
@@ -116,6 +116,31 @@ test('chunk sizes lie within [min, max] except the last, and chunks rebuild the 
   // Zeros settle the hash at a value that never matches: every chunk is cut at exactly max.
   const zeros = await collect(chunkStream(pieces(new Uint8Array(200_000), 10_000), p));
   assert.deepEqual(zeros.map((c) => c.length), [...Array<number>(6).fill(p.max), 200_000 - 6 * p.max]);
+});
+
+test('zero runs given by length cut exactly where the same zeros written out would, whole zero chunks unread', async () => {
+  const p: ChunkParams = { min: 2048, avg: 8192, max: 32768 };
+  assert.equal(zeroChunkLength(p), p.max);
+  assert.equal(zeroChunkLength(), MAX_SIZE); // the format's chunker never cuts inside zeros
+  // Data, then holes of several sizes (shorter and longer than a chunk), ending in a hole and in data.
+  const layout: (number | Uint8Array)[] = [xorshiftBytes(50_000, 1), 100_000, xorshiftBytes(3000, 2), 1000, xorshiftBytes(40_000, 3), 5 * p.max + 77, xorshiftBytes(10, 4), 200_000];
+  const plain = Buffer.concat(layout.map((x) => (typeof x === 'number' ? new Uint8Array(x) : x)));
+  async function* sparse(): AsyncGenerator<Uint8Array | ZeroRun> {
+    for (const x of layout) {
+      if (typeof x === 'number') yield { zeros: x };
+      else yield* pieces(x, 4096);
+    }
+  }
+  const got: (Uint8Array | ZeroRun)[] = [];
+  for await (const c of chunkStream(sparse(), p)) got.push(c);
+  const want = await collect(chunkStream(pieces(plain, 65536), p));
+  assert.deepEqual(endsOf(got.map((c) => (c instanceof Uint8Array ? c : new Uint8Array(c.zeros)))), endsOf(want));
+  got.forEach((c, i) => {
+    if (c instanceof Uint8Array) assert.deepEqual(c, want[i]);
+    else assert.ok(want[i]!.every((b) => b === 0) && c.zeros === p.max);
+  });
+  // The long holes were skipped in whole chunks rather than fed to the chunker.
+  assert.ok(got.filter((c) => !(c instanceof Uint8Array)).length >= 8);
 });
 
 test('the default parameters: sizes in [512 KiB, 8 MiB], mean near 1 MiB', () => {

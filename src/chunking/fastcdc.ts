@@ -253,6 +253,37 @@ function ownedUninitialized(n: number): Uint8Array {
   return new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
 }
 
+/** A run of zero bytes in a stream, given by length instead of bytes (a hole of a sparse file). */
+export interface ZeroRun {
+  readonly zeros: number;
+}
+
+/** A shared block of zeros, only ever read: zero runs are fed to the chunker from it. */
+const ZEROS = new Uint8Array(1024 * 1024);
+const zeroChunkLengths = new Map<string, number>();
+
+/**
+ * The length of the chunk cut from a long run of zeros that starts at a chunk boundary: the same
+ * for every such run, since a chunk's cut depends only on its own bytes.
+ */
+export function zeroChunkLength(params: Partial<ChunkParams> = {}): number {
+  const chunker = new Chunker(params);
+  const key = JSON.stringify(chunker.params);
+  let n = zeroChunkLengths.get(key);
+  if (n === undefined) {
+    const max = chunker.params.max;
+    let seen = 0;
+    for (;;) {
+      const step = Math.min(ZEROS.length, max - seen);
+      const c = chunker.nextCut(ZEROS, 0, step);
+      if (c >= 0) { n = seen + c; break; }
+      seen += step;
+    }
+    zeroChunkLengths.set(key, n);
+  }
+  return n;
+}
+
 /**
  * Cuts a byte stream into chunks. Each chunk is a fresh Uint8Array that owns its ArrayBuffer
  * exactly (byteOffset 0), so it can be kept, or transferred to a worker, without copying and
@@ -260,33 +291,66 @@ function ownedUninitialized(n: number): Uint8Array {
  * requested: the unfinished tail of a chunk is copied into an internal buffer (grown as needed up
  * to the max chunk size) before that. Memory therefore stays near max chunk size plus one source
  * buffer, and a byte is copied once if its chunk ends in the same source buffer, twice otherwise.
+ *
+ * The source may also give runs of zeros by length (ZeroRun, for the holes of a sparse file). The
+ * cut points are those of the same stream with the zeros written out, but a chunk that lies wholly
+ * inside a run is yielded as a ZeroRun of its length, without touching its bytes: a hole costs
+ * time in proportion to its number of chunks, not its size.
  */
-export async function* chunkStream(source: AsyncIterable<Uint8Array>, params: Partial<ChunkParams> = {}): AsyncGenerator<Uint8Array, void, undefined> {
+export function chunkStream(source: AsyncIterable<Uint8Array>, params?: Partial<ChunkParams>): AsyncGenerator<Uint8Array, void, undefined>;
+export function chunkStream(source: AsyncIterable<Uint8Array | ZeroRun>, params?: Partial<ChunkParams>): AsyncGenerator<Uint8Array | ZeroRun, void, undefined>;
+export async function* chunkStream(source: AsyncIterable<Uint8Array | ZeroRun>, params: Partial<ChunkParams> = {}): AsyncGenerator<Uint8Array | ZeroRun, void, undefined> {
   const chunker = new Chunker(params);
   const max = chunker.params.max;
   let acc = new Uint8Array(0); // the unfinished chunk's bytes from earlier source buffers
   let accLen = 0;
+  /** Keeps piece[off..end) as the continuation of the unfinished chunk. */
+  function keep(piece: Uint8Array, off: number, end: number): void {
+    const n = end - off;
+    if (accLen + n > acc.length) {
+      const grown = new Uint8Array(Math.min(max, Math.max(accLen + n, 2 * acc.length, 65536)));
+      grown.set(acc.subarray(0, accLen));
+      acc = grown;
+    }
+    acc.set(piece.subarray(off, end), accLen);
+    accLen += n;
+  }
+  /** The unfinished chunk completed by piece[off..c). */
+  function take(piece: Uint8Array, off: number, c: number): Uint8Array {
+    const chunk = ownedUninitialized(accLen + (c - off));
+    chunk.set(acc.subarray(0, accLen));
+    chunk.set(piece.subarray(off, c), accLen);
+    accLen = 0;
+    return chunk;
+  }
   for await (const piece of source) {
-    let off = 0;
-    while (off < piece.length) {
-      const c = chunker.nextCut(piece, off);
-      if (c < 0) {
-        const n = piece.length - off;
-        if (accLen + n > acc.length) {
-          const grown = new Uint8Array(Math.min(max, Math.max(accLen + n, 2 * acc.length, 65536)));
-          grown.set(acc.subarray(0, accLen));
-          acc = grown;
+    if (piece instanceof Uint8Array) {
+      let off = 0;
+      while (off < piece.length) {
+        const c = chunker.nextCut(piece, off);
+        if (c < 0) {
+          keep(piece, off, piece.length);
+          break;
         }
-        acc.set(piece.subarray(off), accLen);
-        accLen += n;
-        break;
+        yield take(piece, off, c);
+        off = c;
       }
-      const chunk = ownedUninitialized(accLen + (c - off));
-      chunk.set(acc.subarray(0, accLen));
-      chunk.set(piece.subarray(off, c), accLen);
-      accLen = 0;
-      off = c;
-      yield chunk;
+      continue;
+    }
+    const whole = zeroChunkLength(chunker.params);
+    for (let left = piece.zeros; left > 0; ) {
+      if (accLen === 0 && left >= whole) {
+        // At a boundary with a whole zero chunk ahead: its cut is known without scanning it.
+        yield { zeros: whole };
+        left -= whole;
+        continue;
+      }
+      // Zeros up to the next cut only, so that whole zero chunks after it are skipped.
+      const n = Math.min(left, ZEROS.length);
+      const c = chunker.nextCut(ZEROS, 0, n);
+      if (c < 0) keep(ZEROS, 0, n);
+      else yield take(ZEROS, 0, c);
+      left -= c < 0 ? n : c;
     }
   }
   if (accLen > 0) yield acc.slice(0, accLen);

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,13 +21,13 @@ function makeTree(dir: string, files: number, size: number, shared?: Buffer): vo
 }
 
 /** Starts a CLI process; `done` resolves when it exits. */
-function start(args: string[], env: Record<string, string>): { done: Promise<CliResult> } {
+function start(args: string[], env: Record<string, string>): { child: ChildProcess; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LIFEBOAT_INSECURE_FAST_KDF: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return { done: new Promise((res, rej) => (child.on('error', rej), child.on('close', (code) => res({ code, stdout, stderr })))) };
+  return { child, done: new Promise((res, rej) => (child.on('error', rej), child.on('close', (code) => res({ code, stdout, stderr })))) };
 }
 
 test('two backups of different trees into one repository at the same time both succeed and restore intact', async (t) => {
@@ -87,10 +87,19 @@ test('a prune started while a backup holds its lock exits 11 (locked); the backu
   const bk = start(['backup', '--json', tree], env);
   let finished = false;
   void bk.done.then(() => (finished = true));
-  // Wait until the backup's lock is on disk.
+  // Wait until the backup's lock is on disk, then freeze the backup (SIGSTOP) so that it still holds
+  // the lock however slowly prune starts on a busy machine: the order no longer depends on timing.
   const locks = join(d.path, 'repo', 'locks');
-  while (!finished && !(existsSync(locks) && readdirSync(locks).some((n) => /^[0-9a-f]{64}$/.test(n)))) await sleep(10);
-  const pr = await lifeboat(['prune'], env);
+  const hasLock = () => existsSync(locks) && readdirSync(locks).some((n) => /^[0-9a-f]{64}$/.test(n));
+  while (!finished && !hasLock()) await sleep(10);
+  bk.child.kill('SIGSTOP');
+  let pr: CliResult;
+  try {
+    assert.ok(!finished && hasLock(), 'the backup was stopped while it held its lock');
+    pr = await lifeboat(['prune'], env);
+  } finally {
+    bk.child.kill('SIGCONT');
+  }
   const r = await bk.done;
   assert.equal(r.code, 0, r.stderr);
   assert.equal(pr.code, 11, `prune beside a running backup: ${pr.stdout}${pr.stderr}`);

@@ -3,12 +3,12 @@
  * opening the repository, reading passwords, printing, and turning errors into exit codes.
  * Commands stay thin: parse, call the layer below, print.
  */
-import { readFileSync } from 'node:fs';
+import { PASSWORD_FILE_LIMIT, readSmallFile } from '../util/small-file.js';
 import { homedir, platform } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { LifeboatError, errnoCode } from '../util/errors.js';
+import { LifeboatError } from '../util/errors.js';
 import { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
 import { LocalStore } from '../store/local.js';
@@ -18,6 +18,8 @@ export interface GlobalOptions {
   passwordFile?: string;
   json?: boolean;
   quiet?: boolean;
+  /** commander's negation of --no-lock: false when given. */
+  lock?: boolean;
 }
 
 /** The documented default repository: a folder in the user's data directory. */
@@ -60,6 +62,17 @@ export class Context {
     return this.global.json === true;
   }
 
+  /** Lifeboat's own folders on this computer, which no backup includes: the repository (when it is a folder), the cache, the data folder. */
+  ownFolders(): { path: string; reason: string }[] {
+    const out = [
+      { path: defaultCacheDir(), reason: "it is Lifeboat's cache" },
+      { path: dirname(defaultRepositoryPath()), reason: "it holds Lifeboat's own data" },
+    ];
+    const loc = this.repoLocation();
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(loc)) out.unshift({ path: resolve(loc), reason: "it is this backup's own repository" });
+    return out;
+  }
+
   repoLocation(): string {
     return this.global.repo ?? process.env['LIFEBOAT_REPO'] ?? defaultRepositoryPath();
   }
@@ -73,15 +86,9 @@ export class Context {
   }
 
   /** The password from LIFEBOAT_PASSWORD, --password-file, or a prompt on a terminal. */
-  async password(prompt = 'Repository password: '): Promise<string> {
+  async password(prompt = 'Repository password (or recovery key): '): Promise<string> {
     const file = this.global.passwordFile ?? process.env['LIFEBOAT_PASSWORD_FILE'];
-    if (file) {
-      try {
-        return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-      } catch (e) {
-        throw new LifeboatError('usage', `Cannot read the password file ${file} (${errnoCode(e) ?? 'error'}). Check the path.`);
-      }
-    }
+    if (file) return readSmallFile(file, PASSWORD_FILE_LIMIT, 'password').replace(/\r?\n$/, '');
     const env = process.env['LIFEBOAT_PASSWORD'];
     if (env !== undefined) return env;
     if (!process.stdin.isTTY) {
@@ -92,7 +99,7 @@ export class Context {
 
   async newPassword(what = 'new password', file?: string): Promise<string> {
     if (file) {
-      const p = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      const p = readSmallFile(file, PASSWORD_FILE_LIMIT, 'password').replace(/\r?\n$/, '');
       if (!p) throw new LifeboatError('usage', `The ${what} file is empty.`);
       return p;
     }
@@ -108,10 +115,26 @@ export class Context {
     return a;
   }
 
+  /** Asks a yes/no question on the terminal (no is the default); without a terminal the answer is no. */
+  async confirm(question: string): Promise<boolean> {
+    if (!process.stdin.isTTY) return false;
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    try {
+      const answer = await new Promise<string>((res) => rl.question(`${question} [y/N] `, res));
+      return /^\s*y(es)?\s*$/i.test(answer);
+    } finally {
+      rl.close();
+    }
+  }
+
   async openRepository(): Promise<Repository> {
     const store = this.openStore();
     await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
     const repo = await Repository.open(store, await this.password(), { onWarning: (t) => this.warn(t) });
+    repo.noLock = this.global.lock === false;
+    repo.onWarning = (message) => this.warn(message);
+    repo.onUnlocked = (why) =>
+      this.info(why === 'asked' ? 'Reading the repository without a lock (--no-lock); do not prune it meanwhile.' : "The repository's drive is read-only: reading it without a lock.");
     this.opened.push(repo);
     return repo;
   }
@@ -126,6 +149,11 @@ export class Context {
 
   out(text: string): void {
     this.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  }
+
+  /** A summary or confirmation of what a command did: left out with --quiet (results, warnings and errors are not). */
+  report(text: string): void {
+    if (!this.global.quiet) this.out(text);
   }
 
   printJson(value: unknown): void {

@@ -3,6 +3,7 @@
  * layer; no layer imports it. Expected failures print one plain sentence and exit with the stable
  * code of util/errors; anything else is a bug and prints its stack.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, LifeboatError } from '../util/errors.js';
 import { keepAllocatorLean } from '../util/memory.js';
@@ -21,6 +22,15 @@ function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
   });
 }
 
+/** The version in package.json, which sits two folders above this file (src/cli or dist/cli). */
+function lifeboatVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.ok;
   keepAllocatorLean();
@@ -33,7 +43,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('-r, --repo <location>', 'repository folder (default: $LIFEBOAT_REPO, else a folder in your data directory)')
     .option('--password-file <file>', 'read the repository password from a file (or set LIFEBOAT_PASSWORD)')
     .option('--json', 'print machine-readable JSON')
-    .option('-q, --quiet', 'print only results and errors')
+    .option('--no-lock', 'read the repository without locking it (restore, check, browsing; for read-only drives)')
+    .option('-q, --quiet', 'print only what was asked for (listings, file contents) and errors; no progress or summaries')
+    .version(lifeboatVersion(), '-V, --version', 'print the version of Lifeboat')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LocalStore } from '../store/local.js';
@@ -138,4 +138,35 @@ test('a prune process killed with SIGKILL at random moments leaves a repository 
   assert.deepEqual([clean.errors, clean.warnings], [[], []]);
   const target = join(src, '..', 'restored');
   await ok(['restore', 'latest', '--target', target], env);
+});
+
+test('a damaged index file costs only time: restore, ls and check warn once and go on; repair snapshots rebuilds a damaged snapshot file', async (t) => {
+  const { dir, env, src, backup } = await setup(t);
+  const id = await backup('2024-01-01T10:00:00Z');
+  const repoDir = env.LIFEBOAT_REPO;
+  const store = new LocalStore(repoDir);
+  const index: string[] = [];
+  for await (const o of store.list('index/')) index.push(o.name);
+  const flip = (name: string) => {
+    const p = join(repoDir, name);
+    const b = readFileSync(p);
+    b[b.length >> 1]! ^= 0x08;
+    chmodSync(p, 0o644);
+    writeFileSync(p, b);
+  };
+  for (const n of index) flip(n);
+  const target = join(dir.path, 'out');
+  const r = await lifeboat(['restore', id, '--target', target], env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr.match(/warning: The index file/g)?.length, index.length, r.stderr);
+  for (const n of ['a', 'b', 'c']) assert.deepEqual(readFileSync(join(target, 'src', n)), readFileSync(join(src, n)));
+  assert.match((await lifeboat(['ls', id], env)).stdout, /\/src\//);
+  const check = await lifeboat(['check'], env);
+  assert.equal(check.code, 1, 'check names the damaged index file');
+  assert.match(check.stdout + check.stderr, new RegExp(index[0]!.slice(6, 20)));
+
+  flip(Names.snapshot(id));
+  assert.notEqual((await lifeboat(['ls', id], env)).code, 0);
+  await ok(['repair', 'snapshots'], env);
+  assert.match((await lifeboat(['ls', id], env)).stdout, /\/src\//, 'the snapshot file is rebuilt from its copy under the same id');
 });

@@ -16,6 +16,7 @@ import { checkRepository } from '../repo/check.js';
 import { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { MemoryStore } from '../store/memory.js';
+import { LocalStore } from '../store/local.js';
 import type { Store } from '../store/store.js';
 import { backup } from '../files/backup.js';
 import { fileTreeReferences } from '../files/tree.js';
@@ -188,4 +189,83 @@ test('the store filling up at any put of a backup: no-space error, clean reposit
     assert.deepEqual((await checkRepository(after, { readData: true, walkers })).errors, [], `full at put ${k + 1}: check`);
     assert.equal((await after.listSnapshots()).length, 0, `full at put ${k + 1}: no snapshot`);
   }
+});
+
+test('a repository on a read-only drive can be restored from, checked and browsed without a lock; writing commands and init say why they cannot', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
+  const { d, mnt } = smallDrive(t, '64m');
+  const env = { LIFEBOAT_REPO: join(mnt, 'repo'), LIFEBOAT_PASSWORD: 'pw' };
+  const tree = join(d.path, 'tree');
+  mkdirSync(join(tree, 'sub'), { recursive: true });
+  writeFileSync(join(tree, 'sub', 'a.bin'), randomBytes(300_000));
+  writeFileSync(join(tree, 'notes.txt'), 'hello\n');
+  const disk = join(d.path, 'disk.img');
+  writeFileSync(disk, randomBytes(1 << 20));
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  assert.equal((await lifeboat(['backup', tree], env)).code, 0);
+  assert.equal((await lifeboat(['image', 'create', disk], env)).code, 0);
+  // --no-lock on a writable repository: the restore writes no lock at all.
+  const watch = await lifeboat(['--no-lock', 'restore', 'latest', '--target', join(d.path, 'nolock')], env);
+  assert.equal(watch.code, 0, watch.stderr);
+  assert.match(watch.stderr, /without a lock \(--no-lock\)/);
+  execFileSync('mount', ['-o', 'remount,ro', mnt]);
+
+  const image = JSON.parse((await lifeboat(['snapshots', '--json'], env)).stdout) as { id: string; kind: string }[];
+  const img = image.find((s) => s.kind === 'image')!.id;
+  const files = image.find((s) => s.kind === 'files')!.id;
+  for (const args of [['snapshots'], ['ls', files], ['find', 'notes.txt'], ['dump', files, '/tree/notes.txt'], ['diff', files, files], ['stats'], ['check', '--read-data'], ['image', 'info', img], ['image', 'export', img, join(d.path, 'out.vhdx')], ['image', 'restore', img, '--target', join(d.path, 'restored.img')]]) {
+    const r = await lifeboat(args, env);
+    assert.equal(r.code, 0, `${args.join(' ')} on a read-only drive: ${r.stderr}`);
+    assert.ok((r.stderr.match(/read-only: reading it without a lock/g) ?? []).length <= 1, 'said at most once');
+  }
+  const target = join(d.path, 'restored');
+  const r = await lifeboat(['restore', 'latest', '--target', target], env);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((r.stderr.match(/The repository's drive is read-only: reading it without a lock\./g) ?? []).length, 1);
+  assertSameTree(tree, join(target, 'tree'));
+  assert.ok(readFileSync(join(d.path, 'restored.img')).equals(readFileSync(disk)));
+
+  for (const args of [['backup', tree], ['prune'], ['forget', '--keep-last', '1']]) {
+    const w = await lifeboat(args, env);
+    assert.equal(w.code, 1, `${args[0]}: ${w.stderr}`);
+    assert.match(w.stderr, /on a drive that cannot be written \(read-only or write-protected\)/);
+    assert.doesNotMatch(w.stderr, /locks\/|\n\s+at /);
+  }
+  const init = await lifeboat(['init'], { ...env, LIFEBOAT_REPO: join(mnt, 'new-repo'), LIFEBOAT_NEW_PASSWORD: 'pw' });
+  assert.equal(init.code, 1);
+  assert.match(init.stderr, /No repository can be created at .*new-repo: the drive cannot be written/);
+  execFileSync('mount', ['-o', 'remount,rw', mnt]);
+});
+
+test('on a read-only view of a repository in use, a live exclusive lock still stops a reader (exit 11) unless --no-lock', { skip: !canMount && 'needs root to bind-mount' }, async (t) => {
+  process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
+  const d = tempDir();
+  const repoDir = join(d.path, 'repo');
+  const view = join(d.path, 'view');
+  mkdirSync(view);
+  const src = join(d.path, 'src');
+  mkdirSync(src);
+  writeFileSync(join(src, 'a.txt'), 'alpha\n');
+  const env = { LIFEBOAT_REPO: repoDir, LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  assert.equal((await lifeboat(['backup', src], env)).code, 0);
+  execFileSync('mount', ['--bind', repoDir, view]);
+  execFileSync('mount', ['-o', 'remount,bind,ro', view]);
+  // A prune running elsewhere, through the writable path: this process holds its exclusive lock.
+  const writer = await Repository.open(new LocalStore(repoDir), 'pw');
+  await writer.lock(true, 'prune');
+  t.after(async () => {
+    await writer.close();
+    execFileSync('umount', [view]);
+    d.cleanup();
+  });
+  const viewEnv = { LIFEBOAT_REPO: view, LIFEBOAT_PASSWORD: 'pw' };
+  const locked = await lifeboat(['restore', 'latest', '--target', join(d.path, 'out1')], viewEnv);
+  assert.equal(locked.code, ExitCode.locked, locked.stderr);
+  const forced = await lifeboat(['--no-lock', 'restore', 'latest', '--target', join(d.path, 'out2')], viewEnv);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(readFileSync(join(d.path, 'out2', 'src', 'a.txt'), 'utf8'), 'alpha\n');
+  await writer.close();
+  const free = await lifeboat(['restore', 'latest', '--target', join(d.path, 'out3')], viewEnv);
+  assert.equal(free.code, 0, free.stderr);
+  assert.match(free.stderr, /The repository's drive is read-only: reading it without a lock\./);
 });

@@ -1,9 +1,11 @@
 /**
  * Renders progress events: a live line with amount, rate and time left on a terminal; JSON lines
  * with --json when LIFEBOAT_PROGRESS_JSON=1 or --json on a terminal; nothing when output is piped.
+ * A percentage and a time left appear only with a real total (util/progress.ts).
  */
 import { formatBytes } from '../util/errors.js';
 import type { Context } from './context.js';
+import { Estimator, type ProgressState } from '../util/progress.js';
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return 'unknown time';
@@ -15,14 +17,15 @@ export function formatDuration(seconds: number): string {
 
 export interface ProgressUpdate {
   readonly done: number;
-  readonly total?: number;
+  /** The real total, or undefined while it is not known: then no percentage and no time left. */
+  readonly total?: number | undefined;
   readonly files?: number;
   readonly extra?: string;
 }
 
 export class Progress {
-  private readonly started = Date.now();
   private last = 0;
+  private readonly estimator = new Estimator();
   private readonly mode: 'tty' | 'json' | 'none';
 
   constructor(private readonly ctx: Context, private readonly label: string) {
@@ -30,26 +33,35 @@ export class Progress {
     this.mode = ctx.global.quiet ? 'none' : ctx.json && (stderrTty || process.env['LIFEBOAT_PROGRESS_JSON'] === '1') ? 'json' : stderrTty && !ctx.json ? 'tty' : 'none';
   }
 
+  /** Whether anything is shown (an operation may skip work, such as a size walk, that only progress needs). */
+  get shown(): boolean {
+    return this.mode !== 'none';
+  }
+
   update(u: ProgressUpdate, force = false): void {
     if (this.mode === 'none') return;
     const now = Date.now();
-    if (!force && now - this.last < 250) return;
+    // The event that completes the total is always shown (the last word of a finished operation).
+    if (!force && now - this.last < 250 && (u.total === undefined || u.done < u.total)) return;
     this.last = now;
-    const elapsed = (now - this.started) / 1000;
-    const rate = elapsed > 0 ? u.done / elapsed : 0;
-    const eta = u.total !== undefined && rate > 0 ? (u.total - u.done) / rate : undefined;
+    const p = this.estimator.sample(u.done, u.total);
     if (this.mode === 'json') {
-      this.ctx.stderr.write(JSON.stringify({ type: 'progress', what: this.label, done: u.done, total: u.total, files: u.files, rate: Math.round(rate), etaSeconds: eta === undefined ? null : Math.round(eta) }) + '\n');
+      this.ctx.stderr.write(JSON.stringify({ type: 'progress', what: this.label, done: p.done, total: p.total ?? null, files: u.files, rate: Math.round(p.rate), etaSeconds: p.eta === undefined ? null : Math.round(p.eta) }) + '\n');
       return;
     }
-    const pct = u.total ? ` ${((u.done / Math.max(1, u.total)) * 100).toFixed(1)}%` : '';
-    const files = u.files !== undefined ? `, ${u.files} files` : '';
-    const left = eta !== undefined ? `, about ${formatDuration(eta)} left` : '';
-    const line = `${this.label}:${pct} ${formatBytes(u.done)}${u.total ? ` of ${formatBytes(u.total)}` : ''}${files}, ${formatBytes(rate)}/s${left}${u.extra ? `, ${u.extra}` : ''}`;
-    this.ctx.stderr.write(`\r\x1b[K${line}`);
+    this.ctx.stderr.write(`\r\x1b[K${progressLine(this.label, p, u)}`);
   }
 
   done(): void {
     if (this.mode === 'tty') this.ctx.stderr.write('\r\x1b[K');
   }
+}
+
+/** One line: "backup: 42.0% 1.2 GB of 2.9 GB, 1200 files, 80 MB/s, about 21 s left". */
+export function progressLine(label: string, p: ProgressState, u: Pick<ProgressUpdate, 'files' | 'extra'> = {}): string {
+  // 100% only when everything is done: a rounded 99.96% stays 99.9%.
+  const pct = p.total !== undefined ? ` ${(Math.floor((p.done / Math.max(1, p.total)) * 1000) / 10).toFixed(1)}%` : '';
+  const files = u.files !== undefined ? `, ${u.files} files` : '';
+  const left = p.eta !== undefined && p.total !== undefined && p.done < p.total ? `, about ${formatDuration(p.eta)} left` : '';
+  return `${label}:${pct} ${formatBytes(p.done)}${p.total !== undefined ? ` of ${formatBytes(p.total)}` : ''}${files}, ${formatBytes(p.rate)}/s${left}${u.extra ? `, ${u.extra}` : ''}`;
 }

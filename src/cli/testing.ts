@@ -14,10 +14,11 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-export function lifeboat(args: readonly string[], env: Record<string, string | undefined> = {}, input?: string): Promise<CliResult> {
+export function lifeboat(args: readonly string[], env: Record<string, string | undefined> = {}, input?: string, cwd?: string): Promise<CliResult> {
   return new Promise((res, rej) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       env: { ...process.env, LIFEBOAT_INSECURE_FAST_KDF: '1', ...env },
+      ...(cwd !== undefined ? { cwd } : {}),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -7,13 +7,15 @@
  * its entries are known. Memory is bounded by the folders in progress, not by the tree's size.
  * The parent snapshot's listings are loaded lazily, one folder at a time as the walk reaches it; a
  * file whose size, mtime, ctime and inode match its parent entry is not opened at all.
+ * With `scanTotal`, a size walk runs beside the backup (scan.ts); progress events carry its total
+ * once it has finished, never an estimate from an earlier snapshot.
  */
 import { constants as C, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { chunkStream, DEFAULT_PARAMS } from '../chunking/fastcdc.js';
+import { chunkStream, DEFAULT_PARAMS, type ZeroRun } from '../chunking/fastcdc.js';
 import { pool, Semaphore } from '../util/concurrency.js';
 import { SmallFileSaver, type SmallFileReply } from './small-files.js';
 import { BlobType, Repository } from '../repo/repository.js';
@@ -21,9 +23,10 @@ import { toHex, type Hex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
+import { scanTotal, type ScanTotal } from './scan.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { ListingCache, listingDigest } from './listing-cache.js';
-import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
+import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 
 /** The lstat fields the walker uses (a BigIntStats, or a test double with just these). */
 export type FileMeta = Pick<
@@ -62,16 +65,33 @@ export type BackupEvent =
       readonly bytesDone: number;
       readonly bytesRead: number;
       readonly bytesAdded: number;
-      /** The parent snapshot's total, as an estimate for the time left. */
-      readonly totalBytesEstimate?: number;
+      /** The files and bytes of the whole backup (bytesDone's total), once the size walk has finished. */
+      readonly filesTotal?: number;
+      readonly bytesTotal?: number;
     }
-  | { readonly type: 'warning'; readonly kind: WarningKind; readonly path: string; readonly message: string };
+  | { readonly type: 'warning'; readonly kind: WarningKind; readonly path: string; readonly message: string }
+  /** A folder left out on purpose: Lifeboat's own data, or a cache marked with CACHEDIR.TAG. */
+  | { readonly type: 'excluded'; readonly path: string; readonly reason: string };
+
+/** Folders a backup leaves out whatever the patterns say, with the reason shown to the user. */
+export interface OwnFolder {
+  readonly path: string;
+  readonly reason: string;
+}
+
+/** The first bytes of a CACHEDIR.TAG file (https://bford.info/cachedir/). */
+const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
+const CACHEDIR_TAG = Buffer.from('CACHEDIR.TAG');
 
 export interface BackupOptions {
   readonly paths: readonly string[];
   readonly excludes?: readonly string[];
   readonly excludeLargerThan?: number;
   readonly oneFileSystem?: boolean;
+  /** Folders never backed up (the repository, Lifeboat's cache and state): found by identity, so a symlinked or bind-mounted path is caught too. */
+  readonly ownFolders?: readonly OwnFolder[];
+  /** Leave out the contents of folders tagged with CACHEDIR.TAG (the folder and its tag are kept), as restic's and borg's --exclude-caches. */
+  readonly excludeCaches?: boolean;
   readonly tags?: readonly string[];
   /** The snapshot's time (ISO-8601); now by default. */
   readonly time?: string;
@@ -84,6 +104,8 @@ export interface BackupOptions {
   readonly platform?: Platform;
   /** A folder for the listing cache (listing-cache.ts); without one every folder is compared with the parent's listing. */
   readonly cacheDir?: string;
+  /** Walk the sources' sizes beside the backup, so progress events carry a real total (scan.ts). */
+  readonly scanTotal?: boolean;
 }
 
 export interface BackupSummary {
@@ -104,6 +126,8 @@ export interface BackupSummary {
   /** Uncompressed bytes of new data blocks. */
   dataBytesAdded: number;
   unreadable: number;
+  /** Of `unreadable`: files and folders deleted or moved while the backup ran (a folder counts once, not its contents). */
+  vanished: number;
   changedWhileRead: number;
   durationSeconds: number;
 }
@@ -118,6 +142,9 @@ export interface BackupResult {
   /** Paths saved but changed while they were read. */
   readonly changed: readonly string[];
 }
+
+/** What reading a file gives its entry: the content, and the size and holes of what was read. */
+type FileData = Pick<TreeEntry, 'content' | 'contentParts' | 'holes' | 'size' | 'changed'>;
 
 const SLASH = Buffer.from('/');
 const LIST_CAP = 1000;
@@ -179,22 +206,26 @@ class Backup {
   readonly s: BackupSummary = {
     filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0, otherEntries: 0,
     totalFiles: 0, totalBytes: 0, bytesRead: 0, bytesAdded: 0, dataBlobsAdded: 0, treeBlobsAdded: 0, dataBytesAdded: 0,
-    unreadable: 0, changedWhileRead: 0, durationSeconds: 0,
+    unreadable: 0, vanished: 0, changedWhileRead: 0, durationSeconds: 0,
   };
   readonly incomplete: string[] = [];
   readonly changed: string[] = [];
   private readonly dirTasks = new Semaphore(DIR_TASKS);
   private readonly reads = new Semaphore(READ_CONCURRENCY);
   private readonly smallReads = new Semaphore(SMALL_READ_CONCURRENCY);
-  private readonly hardlinks = new Map<string, Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined>>();
+  private readonly zeroChunks = new Map<number, Promise<Hex>>();
+  private readonly hardlinks = new Map<string, Promise<FileData | undefined>>();
   private bytesDone = 0;
   /** Paths with a warning, and the folders above them: these are never entered in the listing cache. */
   private readonly dirty = new Set<string>();
   /** Set by backup() when the options name a cache folder. */
   cache: ListingCache | undefined;
+  /** "dev:ino" of each own folder that exists, with why it is left out. */
+  readonly own = new Map<string, string>();
   private lastProgress = 0;
   readonly bytesBefore: number;
-  totalEstimate: number | undefined;
+  /** The size walk's result, once it has finished. */
+  scanned: ScanTotal | undefined;
 
   /** Worker threads for small files; only with the real filesystem (tests inject their own). */
   readonly saver: SmallFileSaver | undefined;
@@ -209,6 +240,7 @@ class Backup {
   }
 
   warn(kind: WarningKind, path: string, message: string): void {
+    if (kind === 'vanished' && this.insideVanished(path) !== undefined) return; // its folder was reported
     // The path and every folder above it (paths as shown, '/'-separated) had a warning.
     for (let p = path; !this.dirty.has(p); ) {
       this.dirty.add(p);
@@ -218,6 +250,7 @@ class Backup {
     }
     if (kind === 'unreadable' || kind === 'vanished') {
       this.s.unreadable++;
+      if (kind === 'vanished') this.s.vanished++;
       if (this.incomplete.length < LIST_CAP) this.incomplete.push(path);
     } else if (kind === 'changed') {
       this.s.changedWhileRead++;
@@ -226,11 +259,14 @@ class Backup {
     this.opts.onEvent?.({ type: 'warning', kind, path, message });
   }
 
-  progress(force = false): void {
+  /** Emits a progress event (at most every 100 ms unless forced); `end` is the last one, complete by definition. */
+  progress(force = false, end = false): void {
     if (!this.opts.onEvent) return;
     const now = performance.now();
     if (!force && now - this.lastProgress < 100) return;
     this.lastProgress = now;
+    // A total only while it is one: a file that grew beyond its walked size leaves none, until the end.
+    const total = end ? { filesTotal: this.s.totalFiles, bytesTotal: this.bytesDone } : this.scanned && this.bytesDone <= this.scanned.bytes ? { filesTotal: this.scanned.files, bytesTotal: this.scanned.bytes } : {};
     this.opts.onEvent({
       type: 'progress',
       files: this.s.totalFiles,
@@ -238,13 +274,60 @@ class Backup {
       bytesDone: this.bytesDone,
       bytesRead: this.s.bytesRead,
       bytesAdded: this.repo.bytesWritten - this.bytesBefore,
-      ...(this.totalEstimate !== undefined ? { totalBytesEstimate: this.totalEstimate } : {}),
+      ...total,
     });
   }
 
-  private fsProblem(e: unknown, path: string, what: string): void {
+  /** Folders found deleted or moved during the backup: one warning each, none for what was inside. */
+  private readonly vanishedDirs = new Set<string>();
+
+  private insideVanished(path: string): string | undefined {
+    for (let p = dirname(path); this.vanishedDirs.size > 0; p = dirname(p)) {
+      if (this.vanishedDirs.has(p)) return p;
+      if (dirname(p) === p) break;
+    }
+    return undefined;
+  }
+
+  /**
+   * The outermost folder above `path` (shown as `shown`) that no longer exists (deleted or moved
+   * meanwhile), if any, as shown. The folders are looked up by their bytes: a shown path is UTF-8
+   * decoded, so a name that is not UTF-8 would look gone. Both lose one name per step (names hold
+   * no '/'); the bytes of a deep folder's path start at a descriptor, which always exists.
+   */
+  private goneFolder(path: Buffer, shown: string): string | undefined {
+    const exists = (p: Buffer) => {
+      try {
+        return lstatSync(p).isDirectory();
+      } catch (e) {
+        return errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR';
+      }
+    };
+    let gone: string | undefined;
+    for (let p = path, s = shown; ; ) {
+      const k = p.lastIndexOf(0x2f);
+      const j = s.lastIndexOf('/');
+      if (k <= 0 || j <= 0) break;
+      p = p.subarray(0, k);
+      s = s.slice(0, j);
+      if (exists(p)) break;
+      gone = s;
+    }
+    return gone;
+  }
+
+  private fsProblem(e: unknown, physical: Buffer, path: string, what: string): void {
     const code = errnoCode(e);
-    if (code === 'ENOENT' || code === 'ENOTDIR') this.warn('vanished', path, `${path} vanished during the backup and was not saved.`);
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      if (this.insideVanished(path) !== undefined) return;
+      const gone = this.goneFolder(physical, path);
+      if (gone !== undefined) {
+        this.warn('vanished', gone, `${gone} was deleted or moved during the backup; what was read of it before that is saved.`);
+        this.vanishedDirs.add(gone);
+        return;
+      }
+      this.warn('vanished', path, `${path} vanished during the backup and was not saved.`);
+    }
     else this.warn('unreadable', path, `${path} could not be ${what} (${code ?? (e instanceof Error ? e.message : String(e))}) and was not saved.`);
   }
 
@@ -280,7 +363,9 @@ class Backup {
         const x = this.plat.listXattrs(path);
         if (x.length > 0) e.xattrs = x;
       } catch (err) {
-        this.warn('metadata', display(logical), `The extended attributes of ${display(logical)} could not be read (${errnoCode(err) ?? String(err)}).`);
+        // Gone since its lstat: what reads it next reports that, once.
+        const code = errnoCode(err);
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') this.warn('metadata', display(logical), `The extended attributes of ${display(logical)} could not be read (${code ?? String(err)}).`);
       }
     }
     return e;
@@ -304,7 +389,7 @@ class Backup {
         try {
           e.target = await this.fs.readlink(path);
         } catch (err) {
-          this.fsProblem(err, shown, 'read');
+          this.fsProblem(err, path, shown, 'read');
           return undefined;
         }
         this.s.otherEntries++;
@@ -325,16 +410,17 @@ class Backup {
   async fileEntry(path: Buffer, shown: string, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined): Promise<TreeEntry | undefined> {
     this.s.totalFiles++;
     this.s.totalBytes += e.size;
-    if (prev && prev.type === 'file' && prev.size === e.size && prev.mtime === st.mtimeNs && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
+    if (prev && prev.type === 'file' && !prev.changed && prev.size === e.size && prev.mtime === st.mtimeNs && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
       if (prev.content) e.content = prev.content;
       if (prev.contentParts) e.contentParts = prev.contentParts;
       if (prev.holes) e.holes = prev.holes;
+      if (prev.changed) e.changed = prev.changed;
       this.s.filesUnchanged++;
       this.bytesDone += e.size;
       this.progress();
       return e;
     }
-    let data: Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined;
+    let data: FileData | undefined;
     const linkKey = e.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
     const first = linkKey !== undefined ? this.hardlinks.get(linkKey) : undefined;
     if (first) data = await first;
@@ -352,7 +438,7 @@ class Backup {
   }
 
   /** A small file, read, hashed and sealed by a worker thread; the general path if it is not plain. */
-  async readSmall(path: Buffer, shown: string, st: FileMeta): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
+  async readSmall(path: Buffer, shown: string, st: FileMeta): Promise<FileData | undefined> {
     await this.smallReads.acquire();
     let r: SmallFileReply;
     try {
@@ -367,27 +453,27 @@ class Backup {
         this.warn('vanished', shown, `${shown} was replaced during the backup and was not saved.`);
         return undefined;
       case 'open-failed':
-        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), shown, 'opened');
+        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), path, shown, 'opened');
         return undefined;
       case 'read-failed':
-        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), shown, 'read');
+        this.fsProblem(Object.assign(new Error(r.code), { code: r.code }), path, shown, 'read');
         return undefined;
       case 'ok': {
         this.s.bytesRead += r.bytesRead;
         this.bytesDone += r.bytesRead;
-        if (r.changed) this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
-        if (!r.id || !r.env || r.rawLength === undefined) return { content: [] };
+        const marks = r.changed ? this.changedWhileRead(shown) : {};
+        if (!r.id || !r.env || r.rawLength === undefined) return { content: [], size: 0, ...marks };
         const saved = await this.repo.saveSealedBlob(BlobType.data, r.id, r.env, r.rawLength);
         if (saved.added) {
           this.s.dataBlobsAdded++;
           this.s.dataBytesAdded += r.rawLength;
         }
-        return { content: [toHex(saved.id)] };
+        return { content: [toHex(saved.id)], size: r.bytesRead, ...marks };
       }
     }
   }
 
-  async readFile(path: Buffer, shown: string, st: FileMeta): Promise<Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> | undefined> {
+  async readFile(path: Buffer, shown: string, st: FileMeta): Promise<FileData | undefined> {
     const sem = Number(st.size) < SMALL_FILE ? this.smallReads : this.reads;
     await sem.acquire();
     let fh: fsp.FileHandle | undefined;
@@ -400,7 +486,7 @@ class Backup {
           fh = await this.fs.open(path, C.O_RDONLY | C.O_NOFOLLOW); // O_NOATIME needs ownership
         }
       } catch (err) {
-        this.fsProblem(err, shown, 'opened');
+        this.fsProblem(err, path, shown, 'opened');
         return undefined;
       }
       const before = await fh.stat({ bigint: true });
@@ -409,32 +495,50 @@ class Backup {
         return undefined;
       }
       const size = Number(before.size);
-      const out: Pick<TreeEntry, 'content' | 'contentParts' | 'holes'> = {};
-      if (Number(before.blocks) * 512 < size) {
-        const holes = this.plat.holes(fh.fd, size);
-        if (holes && holes.length > 0) out.holes = holes;
-      }
+      const out: FileData = { size: 0 };
+      let holes: readonly number[] = [];
+      if (Number(before.blocks) * 512 < size) holes = this.plat.holes(fh.fd, size) ?? [];
       let readError: unknown;
       const handle = fh;
       const signal = this.opts.signal;
+      /** Bytes of the file covered so far: read, or known to be a hole. */
+      let covered = 0;
       const onRead = (n: number) => {
+        covered += n;
         this.s.bytesRead += n;
         this.bytesDone += n;
       };
-      async function* source(): AsyncGenerator<Uint8Array> {
+      const onHole = (n: number) => {
+        covered += n;
+        this.bytesDone += n;
+      };
+      async function* source(): AsyncGenerator<Uint8Array | ZeroRun> {
         // One buffer for the whole file: chunkStream copies what it keeps before asking for more.
+        // Holes are not read (SEEK_HOLE found them): they are given to the chunker as zeros.
         const buf = Buffer.allocUnsafeSlow(READ_SIZE);
-        for (;;) {
+        let k = 0; // the next hole
+        for (let pos = 0; ; ) {
           signal?.throwIfAborted();
+          if (k < holes.length && pos >= holes[k]!) {
+            const end = holes[k]! + holes[k + 1]!;
+            k += 2;
+            if (end > pos) {
+              onHole(end - pos);
+              yield { zeros: end - pos };
+              pos = end;
+            }
+            continue;
+          }
           let n: number;
           try {
-            n = (await handle.read(buf, 0, READ_SIZE, null)).bytesRead;
+            n = (await handle.read(buf, 0, k < holes.length ? Math.min(READ_SIZE, holes[k]! - pos) : READ_SIZE, pos)).bytesRead;
           } catch (err) {
             readError = err;
             return;
           }
-          if (n === 0) return;
+          if (n === 0) return; // the end of the file (it may have grown or shrunk since the stat)
           onRead(n);
+          pos += n;
           yield n === READ_SIZE ? buf : buf.subarray(0, n);
         }
       }
@@ -444,14 +548,8 @@ class Backup {
       // a buffer of its size (no 1 MiB read buffer, no chunker copies per small file).
       const chunks = size > 0 && size < DEFAULT_PARAMS.min ? readWhole(handle, size, onRead, (err) => (readError = err)) : chunkStream(source());
       for await (const chunk of chunks) {
-        const length = chunk.length; // saveBlob may hand the chunk's buffer to a worker
-        const p = this.repo.saveBlob(BlobType.data, chunk).then((r) => {
-          if (r.added) {
-            this.s.dataBlobsAdded++;
-            this.s.dataBytesAdded += length;
-          }
-          return toHex(r.id);
-        });
+        // A whole chunk of a hole: the same zero chunk every time, sealed once per backup.
+        const p = chunk instanceof Uint8Array ? this.saveData(chunk) : this.zeroChunk(chunk.zeros);
         p.catch(() => undefined);
         ids.push(p);
         inFlight.push(p);
@@ -460,13 +558,16 @@ class Backup {
       }
       const content = await Promise.all(ids);
       if (readError !== undefined) {
-        this.fsProblem(readError, shown, 'read');
+        this.fsProblem(readError, path, shown, 'read');
         return undefined;
       }
+      // The entry describes what was read: a file that grew or shrank meanwhile keeps the size
+      // read (so it restores cleanly) and is marked as changed.
+      out.size = covered;
+      const kept = clipHoles(holes, covered);
+      if (kept.length > 0) out.holes = kept;
       const after = await fh.stat({ bigint: true });
-      if (after.size !== st.size || after.mtimeNs !== st.mtimeNs) {
-        this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
-      }
+      if (after.size !== st.size || after.mtimeNs !== st.mtimeNs || covered !== Number(st.size)) Object.assign(out, this.changedWhileRead(shown));
       if (content.length > MAX_INLINE_CONTENT) out.contentParts = await saveContentParts(this.repo, content);
       else out.content = content;
       return out;
@@ -476,21 +577,68 @@ class Backup {
     }
   }
 
+  /** A CACHEDIR.TAG counts only when it is a regular file that starts with the signature. */
+  private async isCacheTag(tag: Buffer): Promise<boolean> {
+    try {
+      // O_NONBLOCK: a FIFO named CACHEDIR.TAG must not block the backup until something writes to it.
+      const fh = await this.fs.open(tag, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+      try {
+        if (!(await fh.stat()).isFile()) return false;
+        const head = Buffer.alloc(CACHEDIR_SIGNATURE.length);
+        const { bytesRead } = await fh.read(head, 0, head.length, 0);
+        return bytesRead === head.length && head.equals(CACHEDIR_SIGNATURE);
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return false;
+    }
+  }
+
+  /** Saves one chunk of file data, counting it when it is new. */
+  private saveData(chunk: Uint8Array): Promise<Hex> {
+    const length = chunk.length; // saveBlob may hand the chunk's buffer to a worker
+    return this.repo.saveBlob(BlobType.data, chunk).then((r) => {
+      if (r.added) {
+        this.s.dataBlobsAdded++;
+        this.s.dataBytesAdded += length;
+      }
+      return toHex(r.id);
+    });
+  }
+
+  /** The id of a chunk of `length` zeros, saved once per backup. */
+  private zeroChunk(length: number): Promise<Hex> {
+    let p = this.zeroChunks.get(length);
+    if (!p) {
+      p = this.saveData(new Uint8Array(length));
+      this.zeroChunks.set(length, p);
+    }
+    return p;
+  }
+
+  /** Warns that a file changed while it was read; returns the mark its entry keeps. */
+  private changedWhileRead(shown: string): { changed: true } {
+    this.warn('changed', shown, `${shown} changed while it was read; the saved copy may be inconsistent. Back it up again when it is not in use.`);
+    return { changed: true };
+  }
+
   async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
-    e.subtree = await this.subtreeOf(path, logical, st, prev?.type === 'dir' ? prev.subtree : undefined, rootDev);
+    const before = prev?.type === 'dir' ? prev : undefined;
+    e.subtree = await this.subtreeOf(path, logical, st, before?.subtree, rootDev);
+    // Counted as `lifeboat diff` shows it: changed when its own metadata changed, not when
+    // only something inside it did (that is counted where it is).
+    if (before === undefined) this.s.dirsNew++;
+    else if (sameMetadata(before, e)) this.s.dirsUnchanged++;
+    else this.s.dirsChanged++;
     return e;
   }
 
-  /** A folder's listing id (walked, or kept when unchanged), counted as new, changed or unchanged. */
+  /** A folder's listing id: walked, or kept when unchanged. */
   private async subtreeOf(path: Buffer, logical: Buffer, st: FileMeta, prevSub: Hex | undefined, rootDev: bigint): Promise<Hex> {
-    const subtree =
-      this.opts.oneFileSystem && st.dev !== rootDev
-        ? await this.saveListing([]) // a mount point: kept, empty, as restic does
-        : await this.dir(path, logical, prevSub, rootDev);
-    if (prevSub === undefined) this.s.dirsNew++;
-    else if (prevSub === subtree) this.s.dirsUnchanged++;
-    else this.s.dirsChanged++;
-    return subtree;
+    return this.opts.oneFileSystem && st.dev !== rootDev
+      ? await this.saveListing([]) // a mount point: kept, empty, as restic does
+      : await this.dir(path, logical, prevSub, rootDev);
   }
 
   async saveListing(entries: readonly TreeEntry[]): Promise<Hex> {
@@ -525,8 +673,12 @@ class Backup {
         path = handle.base;
       }
       names = await this.fs.readdir(path);
+      if (this.opts.excludeCaches && names.some((n) => n.equals(CACHEDIR_TAG)) && (await this.isCacheTag(Buffer.concat([path, SLASH, CACHEDIR_TAG])))) {
+        this.opts.onEvent?.({ type: 'excluded', path: shown, reason: 'it is a cache (it holds a CACHEDIR.TAG file); only the tag is kept' });
+        names = [CACHEDIR_TAG];
+      }
     } catch (err) {
-      this.fsProblem(err, shown, 'listed');
+      this.fsProblem(err, path, shown, 'listed');
       names = [];
     }
     try {
@@ -551,9 +703,14 @@ class Backup {
       try {
         const st = await this.fs.lstat(child);
         if (st.isFile() && this.opts.excludeLargerThan !== undefined && Number(st.size) > this.opts.excludeLargerThan) return;
+        const own = st.isDirectory() && this.own.size > 0 ? this.own.get(`${st.dev}:${st.ino}`) : undefined;
+        if (own !== undefined) {
+          this.opts.onEvent?.({ type: 'excluded', path: display(childLogical), reason: own });
+          return;
+        }
         found[i] = { name, path: child, logical: childLogical, st };
       } catch (err) {
-        this.fsProblem(err, display(childLogical), 'examined');
+        this.fsProblem(err, child, display(childLogical), 'examined');
       }
     });
     for (const f of found) if (f) items.push(f);
@@ -569,7 +726,11 @@ class Backup {
     if (cached && cached.digest === digest && !this.dirty.has(shown)) {
       // Nothing here changed since the parent's backup: only sub-folders can still differ.
       await this.eachDir(dirs, async (d) => {
-        subtrees.set(latin1(d.name), await this.subtreeOf(d.path, d.logical, d.st, cached.children.get(latin1(d.name)), rootDev));
+        const prevSub = cached.children.get(latin1(d.name));
+        subtrees.set(latin1(d.name), await this.subtreeOf(d.path, d.logical, d.st, prevSub, rootDev));
+        // Its own metadata is as cached (the digest covers it): unchanged unless it is new.
+        if (prevSub === undefined) this.s.dirsNew++;
+        else this.s.dirsUnchanged++;
       });
       if (dirs.every((d) => subtrees.get(latin1(d.name)) === cached.children.get(latin1(d.name)))) {
         for (const { st } of items) this.countUnchanged(st);
@@ -626,7 +787,7 @@ class Backup {
 
   /** What a kept entry adds to the summary (as entry() counts an unchanged one). */
   private countUnchanged(st: FileMeta): void {
-    if (st.isDirectory()) return; // counted by subtreeOf
+    if (st.isDirectory()) return; // counted where its listing is made
     if (st.isFile()) {
       const size = Number(st.size);
       this.s.totalFiles++;
@@ -653,6 +814,11 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
     if (other !== undefined) throw new LifeboatError('usage', `${other} and ${p} would both be called "${n}" in the snapshot; back them up in separate snapshots.`);
     names.set(n, p);
   }
+  // Every source missing is a typo or an unplugged drive, not an empty backup: save nothing.
+  const missing = await Promise.all(abs.map((p) => fsp.lstat(p).then(() => false, (e: unknown) => errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR')));
+  if (missing.every((m) => m)) {
+    throw new LifeboatError('not-found', `Nothing was backed up: ${abs.join(', ')} ${abs.length === 1 ? 'does' : 'do'} not exist. Check the ${abs.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${abs.length === 1 ? 'it' : 'them'}.`);
+  }
   let time = new Date().toISOString();
   if (opts.time !== undefined) {
     const d = new Date(opts.time);
@@ -663,15 +829,29 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   await repo.loadIndex();
   const parent = opts.parent === null ? undefined : opts.parent !== undefined ? await repo.findSnapshot(opts.parent) : await findParent(repo, host, abs);
   const b = new Backup(repo, opts);
-  const pt = parent?.snapshot.summary?.['totalBytes'];
-  if (pt !== undefined) b.totalEstimate = pt;
+  for (const f of opts.ownFolders ?? []) {
+    const st = await fsp.stat(f.path, { bigint: true }).catch(() => undefined);
+    if (st?.isDirectory()) b.own.set(`${st.dev}:${st.ino}`, f.reason);
+  }
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
   if (opts.cacheDir !== undefined) {
     const shaping = { tree: TREE_VERSION, excludeLargerThan: opts.excludeLargerThan ?? null, oneFileSystem: opts.oneFileSystem === true };
     b.cache = await ListingCache.open(opts.cacheDir, repo.config.id, repo.keys.macKey, abs, shaping, parent?.id);
   }
 
+  const scanning = new AbortController();
+  if (opts.scanTotal && opts.onEvent) {
+    scanTotal(abs, { excludes: b.excludes, excludeLargerThan: opts.excludeLargerThan, oneFileSystem: opts.oneFileSystem, signal: scanning.signal }).then(
+      (t) => {
+        if (scanning.signal.aborted) return;
+        b.scanned = t;
+        b.progress(true);
+      },
+      () => undefined, // stopped: the backup finished first
+    );
+  }
   const rootEntries: TreeEntry[] = [];
+  const ownSources: string[] = [];
   try {
   for (const p of abs) {
     const path = Buffer.from(p);
@@ -684,16 +864,27 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
       b.warn('unreadable', p, code === 'ENOENT' ? `${p} does not exist and was not saved.` : `${p} could not be examined (${code ?? String(err)}) and was not saved.`);
       continue;
     }
+    const own = st.isDirectory() ? b.own.get(`${st.dev}:${st.ino}`) : undefined;
+    if (own !== undefined) {
+      // Named as a source, Lifeboat's own folder is left out all the same (a repository backed up into itself grows forever).
+      opts.onEvent?.({ type: 'excluded', path: p, reason: own });
+      ownSources.push(p);
+      continue;
+    }
     const e = await b.entry(path, path, name, st, prevRoot?.get(latin1(name)), st.dev);
     if (e) rootEntries.push(e);
   }
+  if (ownSources.length > 0 && ownSources.length + missing.filter((m) => m).length === abs.length) {
+    throw new LifeboatError('not-found', `Nothing was backed up: ${ownSources.join(', ')} ${ownSources.length === 1 ? 'is' : 'are'} Lifeboat's own data, which no backup includes.`);
+  }
   } finally {
+    scanning.abort();
     repo.useEncoder(undefined);
     await b.saver?.close();
   }
   rootEntries.sort((x, y) => Buffer.compare(x.name, y.name));
   const root = await b.saveListing(rootEntries);
-  b.progress(true);
+  b.progress(true, true);
 
   const s = b.s;
   s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
@@ -727,6 +918,13 @@ function safeUser(): string {
   } catch {
     return String(process.getuid?.() ?? '');
   }
+}
+
+/** The holes (flat offset, length pairs) that lie within the first `size` bytes. */
+function clipHoles(holes: readonly number[], size: number): number[] {
+  const out: number[] = [];
+  for (let k = 0; k < holes.length && holes[k]! < size; k += 2) out.push(holes[k]!, Math.min(holes[k + 1]!, size - holes[k]!));
+  return out;
 }
 
 /** Reads a small file whole, yielding it as its single chunk (nothing if reading failed). */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { BlobType } from '../repo/repository.js';
@@ -8,7 +9,9 @@ import { toHex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { backup, nodeFileAccess, type BackupEvent, type FileAccess } from './backup.js';
 import { restore, type RestoreEvent } from './restore.js';
-import { encodeEntry, loadDir, saveDir, type TreeEntry } from './tree.js';
+import { encodeEntry, fileTreeReferences, loadDir, saveDir, type TreeEntry } from './tree.js';
+import { SnapshotTree } from './snapshot-tree.js';
+import { walk } from '../tree/tree.js';
 import { newRepo, tmp } from './testing.js';
 import { portablePlatform } from './platform/platform.js';
 
@@ -149,4 +152,115 @@ test('without the native addon the portable fallback still backs up and restores
   assert.equal(fs.readFileSync(join(dir, 't', 'src', 'a.txt'), 'utf8'), 'portable');
   assert.equal(rr.summary.errors, 1);
   assert.match(warnings[0]!, /FIFO/);
+});
+
+test('a folder deleted during a backup gets one warning, not one per file inside, and the summary counts it once', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  for (const sub of ['listed', 'examined']) {
+    fs.mkdirSync(join(src, sub, 'deeper'), { recursive: true });
+    for (let i = 0; i < 300; i++) fs.writeFileSync(join(src, sub, i % 3 ? '' : 'deeper', `f${i}.txt`), `file ${i}`);
+  }
+  fs.writeFileSync(join(src, 'keep.txt'), 'kept');
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  let examined = 0;
+  const deleting: FileAccess = {
+    ...nodeFileAccess,
+    // "listed" goes as soon as its names are read: every lstat inside fails.
+    readdir: async (p) => {
+      const names = await nodeFileAccess.readdir(p);
+      if (p.toString() === join(src, 'listed')) fs.rmSync(p.toString(), { recursive: true });
+      return names;
+    },
+    // "examined" goes after its entries were looked at, before any file in it is read.
+    lstat: async (p) => {
+      const st = await nodeFileAccess.lstat(p);
+      if (p.toString().startsWith(join(src, 'examined') + '/') && ++examined === 200) fs.rmSync(join(src, 'examined'), { recursive: true });
+      return st;
+    },
+  };
+  const warnings: Extract<BackupEvent, { type: 'warning' }>[] = [];
+  const r = await backup(repo, { paths: [src], fs: deleting, onEvent: (e) => e.type === 'warning' && warnings.push(e) });
+  assert.deepEqual(warnings.map((w) => [w.kind, w.path]).sort(), [['vanished', join(src, 'examined')], ['vanished', join(src, 'listed')]], JSON.stringify(warnings.slice(0, 5)));
+  assert.match(warnings[0]!.message, /was deleted or moved during the backup/);
+  assert.equal(r.summary.vanished, 2);
+  assert.equal(r.summary.unreadable, 2);
+  const target = join(dir, 't');
+  await restore(repo, r.snapshot, { target });
+  assert.equal(fs.readFileSync(join(target, 'src', 'keep.txt'), 'utf8'), 'kept');
+});
+
+test('a file that grew or shrank while it was read restores cleanly as it was read, and keeps the "changed while read" mark', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  fs.mkdirSync(src);
+  const start = randomBytes(3 << 20);
+  fs.writeFileSync(join(src, 'growing.log'), start);
+  fs.writeFileSync(join(src, 'shrinking.db'), randomBytes(3 << 20));
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const more = randomBytes(2 << 20);
+  const changing: FileAccess = {
+    ...nodeFileAccess,
+    open: async (p, f) => {
+      const fh = await nodeFileAccess.open(p, f);
+      if (p.toString().endsWith('/growing.log')) fs.appendFileSync(p, more); // grows after its lstat, before it is read
+      if (p.toString().endsWith('/shrinking.db')) fs.truncateSync(p, 1 << 20);
+      return fh;
+    },
+  };
+  const r = await backup(repo, { paths: [src], fs: changing });
+  assert.equal(r.summary.changedWhileRead, 2);
+  const entries = await loadDir(repo, (await loadDir(repo, r.snapshot.root))[0]!.subtree!);
+  const grown = entries.find((e) => e.name.toString() === 'growing.log')!;
+  assert.equal(grown.size, (3 << 20) + (2 << 20), 'the size stored is what was read');
+  assert.equal(grown.changed, true);
+  assert.equal(entries.find((e) => e.name.toString() === 'shrinking.db')!.size, 1 << 20);
+  const warnings: string[] = [];
+  const rr = await restore(repo, r.snapshot, { target: join(dir, 't'), onEvent: (e) => e.type === 'warning' && warnings.push(e.message) });
+  assert.equal(rr.summary.errors, 0, warnings.join('\n'));
+  assert.ok(fs.readFileSync(join(dir, 't', 'src', 'growing.log')).equals(Buffer.concat([start, more])));
+  assert.equal(fs.statSync(join(dir, 't', 'src', 'shrinking.db')).size, 1 << 20);
+  assert.equal(warnings.filter((w) => /changed while it was backed up; it was restored as it was read/.test(w)).length, 2);
+  // The next backup reads them again rather than trusting a copy that may be inconsistent.
+  const again = await backup(repo, { paths: [src] });
+  assert.equal(again.summary.filesChanged, 2);
+  assert.ok(!(await loadDir(repo, (await loadDir(repo, again.snapshot.root))[0]!.subtree!)).some((e) => e.changed));
+});
+
+test('a snapshot that names one folder twice at each of 40 levels (2^40 paths) is refused by restore, walk and check, in bounded work', async (t) => {
+  const dir = tmp(t);
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  await repo.loadIndex();
+  const payload = toHex((await repo.saveBlob(BlobType.data, Buffer.from('x'))).id);
+  let level = await saveDir(repo, [entry('f', 'file', { size: 1, content: [payload] })]);
+  for (let i = 0; i < 40; i++) level = await saveDir(repo, [entry('a', 'dir', { subtree: level }), entry('b', 'dir', { subtree: level })]);
+  // And a file whose content names a folder listing as its data (type confusion).
+  const confused = await saveDir(repo, [entry('confused', 'file', { size: 60, content: [level] }), entry('fine', 'file', { size: 1, content: [payload] })]);
+  await repo.flush();
+  const snap = (root: string): Snapshot => ({ version: 1, kind: 'files', time: '2026-12-05T00:00:00Z', host: 'h', user: 'u', paths: ['/x'], tags: [], root });
+  const started = Date.now();
+  const target = join(dir, 't');
+  await assert.rejects(restore(repo, snap(level), { target }), /repeats the same folders so often that going through it would never end/);
+  assert.ok(Number(execFileSync('sh', ['-c', `find '${target}' | wc -l`]).toString()) < 25_000, 'the restore stopped early');
+  const tree = new SnapshotTree(repo, snap(level));
+  await assert.rejects(async () => {
+    for await (const _ of walk(tree, await tree.root())) void _;
+  }, /would never end/);
+  const once = () => {
+    const seen = new Set<string>();
+    return (id: Uint8Array) => !seen.has(toHex(id)) && !!seen.add(toHex(id)); // as check and prune visit
+  };
+  await assert.rejects(fileTreeReferences(repo, level, once()), /would never end/);
+  assert.ok(Date.now() - started < 60_000, 'bounded time');
+
+  await assert.rejects(fileTreeReferences(repo, confused, once()), /confused names a folder listing as its data/);
+  const warnings: string[] = [];
+  const r = await restore(repo, snap(confused), { target: join(dir, 'c'), onEvent: (e) => e.type === 'warning' && warnings.push(e.message) });
+  assert.equal(r.summary.errors, 1);
+  assert.match(warnings.join('\n'), /confused: could not restore it \(the snapshot names a folder listing as its data/);
+  assert.equal(fs.readFileSync(join(dir, 'c', 'fine'), 'utf8'), 'x');
+  assert.ok(!fs.existsSync(join(dir, 'c', 'confused')));
 });

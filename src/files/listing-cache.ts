@@ -15,11 +15,18 @@
  * May import repo/ (ids, crypto) and util/.
  */
 import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { mac, macEquals } from '../repo/crypto.js';
 import { isId, type Hex } from '../repo/ids.js';
-import type { FileMeta } from './backup.js';
+
+/** The lstat fields a digest covers; backup.ts's FileMeta has them all (declared here so neither module imports the other). */
+type DigestMeta = Pick<
+  BigIntStats,
+  'mode' | 'dev' | 'ino' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'atimeNs' | 'mtimeNs' | 'ctimeNs' |
+  'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isCharacterDevice' | 'isBlockDevice'
+>;
 
 const VERSION = 1;
 
@@ -33,7 +40,7 @@ export interface CachedListing {
 /** One entry as lstat() saw it. */
 export interface DigestEntry {
   readonly name: Buffer;
-  readonly st: FileMeta;
+  readonly st: DigestMeta;
 }
 
 const fields = new BigUint64Array(12);

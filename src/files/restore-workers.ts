@@ -8,6 +8,7 @@
  */
 import { writeSync } from 'node:fs';
 import type { Repository, SealedBlobSource } from '../repo/repository.js';
+import { BlobType } from '../repo/repository.js';
 import { fromHex, type Hex } from '../repo/ids.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import type { TreeEntry } from './tree.js';
@@ -102,6 +103,7 @@ export class FileWriters {
     const id: Hex | undefined = e.content?.[0];
     if (id === undefined) return null;
     const s = this.repo.localBlobSource(fromHex(id));
+    if (s?.type === BlobType.tree) return undefined; // a listing named as data: the general path refuses it
     return s && { ...s, id };
   }
 

@@ -24,11 +24,13 @@ import { Semaphore } from '../util/concurrency.js';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { basename, dirname } from 'node:path';
 import { fromHex, type Hex } from '../repo/ids.js';
-import type { Repository } from '../repo/repository.js';
+import { BlobType, Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
+import { runaway, runawayError } from '../tree/tree.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, type RestoreFileReply } from './restore-workers.js';
@@ -36,7 +38,15 @@ import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, ty
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
 
 export type RestoreEvent =
-  | { readonly type: 'progress'; readonly files: number; readonly bytesWritten: number; readonly totalBytes?: number }
+  | {
+      readonly type: 'progress';
+      readonly files: number;
+      readonly bytesWritten: number;
+      /** Bytes written, and of files skipped as already there or linked (totalBytes's counterpart). */
+      readonly bytesDone: number;
+      /** The snapshot's file bytes, when the whole snapshot is restored. */
+      readonly totalBytes?: number;
+    }
   | { readonly type: 'warning'; readonly path: string; readonly message: string };
 
 export interface RestoreOptions {
@@ -54,6 +64,12 @@ export interface RestoreOptions {
    * numbers are tried, which the system allows only for your own user and groups (one warning).
    */
   readonly numericOwner?: boolean;
+  /**
+   * Create device nodes of a snapshot made on another computer. A crafted snapshot could otherwise
+   * make, as root, a world-writable node of this computer's disk inside the target (tar and restic
+   * would). Snapshots of this host restore their devices either way.
+   */
+  readonly devices?: boolean;
   readonly signal?: AbortSignal;
   readonly onEvent?: (e: RestoreEvent) => void;
   readonly platform?: Platform;
@@ -68,6 +84,12 @@ export interface RestoreSummary {
   bytesWritten: number;
   /** Existing paths left as they were (never, or unchanged with if-changed). */
   skipped: number;
+  /** Device nodes not created: the snapshot comes from another computer and `devices` was not given. */
+  devicesRefused: number;
+  /** Of `skipped`: files that differ from the snapshot (changed since the backup), left by --overwrite never. */
+  keptChanged: number;
+  /** Existing files or links that were replaced with the snapshot's version. */
+  replaced: number;
   /** Entries refused or failed (see the warnings). */
   errors: number;
   verified: number;
@@ -78,6 +100,8 @@ export interface RestoreSummary {
 }
 
 const DEEP_PATH = 1024;
+/** A file whose content names a folder listing (type confusion): refused, never written. */
+const LISTING_AS_DATA = 'the snapshot names a folder listing as its data (the repository is damaged or hostile); it was not restored';
 const SLASH = Buffer.from('/');
 const FILES_IN_FLIGHT = 4;
 /** With worker threads writing the small files: enough queued to keep every worker busy. */
@@ -115,10 +139,16 @@ export function parseInclude(p: string): Buffer[] {
 type Select = 'all' | { readonly rest: Buffer[]; readonly idx: number }[];
 
 class Restorer {
+  /** Entries restored so far, and those of the distinct listings they came from (see tree/tree.ts runaway). */
+  private visited = 0;
+  private distinct = 0;
+  private readonly listings = new Set<Hex>();
+  /** Whether device nodes may be created (see RestoreOptions.devices). */
+  devicesAllowed = false;
   readonly plat: Platform;
   readonly excludes: PathMatcher;
   readonly overwrite: OverwriteMode;
-  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
+  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, devicesRefused: 0, keptChanged: 0, replaced: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
   /** First restored path of each hard-linked inode (device:inode), as a full path. */
   private readonly links = new Map<string, Promise<Buffer | undefined>>();
   /** Folders this run created (latin1 keys of their paths): nothing pre-existing can be inside. */
@@ -127,6 +157,7 @@ class Restorer {
   private chownWarned = false;
   private lastProgress = 0;
   totalBytes: number | undefined;
+  private bytesSkipped = 0;
   matched = new Set<number>();
 
   /** Worker threads for single-chunk files (with the real platform only: tests inject their own). */
@@ -154,7 +185,8 @@ class Restorer {
     const now = performance.now();
     if (!force && now - this.lastProgress < 100) return;
     this.lastProgress = now;
-    this.opts.onEvent({ type: 'progress', files: this.s.files, bytesWritten: this.s.bytesWritten, ...(this.totalBytes !== undefined ? { totalBytes: this.totalBytes } : {}) });
+    const bytesDone = this.s.bytesWritten + this.bytesSkipped;
+    this.opts.onEvent({ type: 'progress', files: this.s.files, bytesWritten: this.s.bytesWritten, bytesDone, ...(this.totalBytes !== undefined ? { totalBytes: this.totalBytes } : {}) });
   }
 
   private fail(path: string, e: unknown, what: string): void {
@@ -223,6 +255,13 @@ class Restorer {
       this.fail(logical || '/', e, 'read the folder listing');
       return;
     }
+    // A crafted snapshot can name one listing at every level: bounded, not 2^40 folders.
+    this.visited += entries.length;
+    if (!this.listings.has(treeId)) {
+      this.listings.add(treeId);
+      this.distinct += entries.length;
+    }
+    if (runaway(this.visited, this.distinct)) throw runawayError(logical || '/');
     const seen = new Set<string>();
     const todo: TreeEntry[] = [];
     const shownIn = (e: TreeEntry): string => `${logical}/${e.name.toString('utf8')}`;
@@ -305,11 +344,11 @@ class Restorer {
 
   /**
    * Where a file that restoreDirect may write lies: a regular file of at most one chunk, stored in
-   * the local repository (null: empty), not hard-linked, not damaged, not to be verified.
+   * the local repository (null: empty), not hard-linked, not damaged or changed while backed up (both warn), not to be verified.
    * Undefined sends it the general way (restoreNonDir).
    */
   private directSource(e: TreeEntry): ChunkSource | null | undefined {
-    if (!this.writers || this.opts.verify || e.type !== 'file' || e.nlink > 1 || e.damaged || e.holes?.length || e.contentParts) return undefined;
+    if (!this.writers || this.opts.verify || e.type !== 'file' || e.nlink > 1 || e.damaged || e.changed || e.holes?.length || e.contentParts) return undefined;
     if (e.content && e.content.length > 1) return undefined;
     return this.writers.localSource(e);
   }
@@ -419,12 +458,16 @@ class Restorer {
       const fresh = this.freshDirs.has(dir.toString('latin1'));
       const existing = fresh ? undefined : await this.lstatOrUndefined(path);
       if (existing) {
+        const same = e.type === 'file' && existing.isFile() && Number(existing.size) === e.size && existing.mtimeNs === e.mtime;
         if (this.overwrite === 'never') {
           this.s.skipped++;
+          if (!same) this.s.keptChanged++;
+          if (e.type === 'file') this.bytesSkipped += e.size;
           return;
         }
-        if (this.overwrite === 'if-changed' && e.type === 'file' && existing.isFile() && Number(existing.size) === e.size && existing.mtimeNs === e.mtime) {
+        if (this.overwrite === 'if-changed' && same) {
           this.s.skipped++;
+          this.bytesSkipped += e.size;
           restoredAt = full;
           return;
         }
@@ -437,8 +480,10 @@ class Restorer {
         try {
           await fsp.link(firstPath, t);
           if (t !== path) await replaceWith(t, path);
+          if (existing) this.s.replaced++;
           live = false;
           this.s.hardlinks++;
+          if (e.type === 'file') this.bytesSkipped += e.size;
           return;
         } catch (err) {
           if (errnoCode(err) !== 'ENAMETOOLONG') throw err;
@@ -446,6 +491,7 @@ class Restorer {
         }
       }
       if (e.damaged) this.warn(shown, `${shown}: its data was lost from the repository ("lifeboat repair snapshots" marked it damaged); restored ${e.type === 'dir' ? 'as an empty folder' : 'empty'}.`);
+      if (e.changed && e.type === 'file') this.warn(shown, `${shown} changed while it was backed up; it was restored as it was read, which may be inconsistent.`, false);
       switch (e.type) {
         case 'file':
           await this.writeFile(t, e, shown);
@@ -458,6 +504,12 @@ class Restorer {
         case 'fifo':
         case 'chardev':
         case 'blockdev': {
+          if (e.type !== 'fifo' && !this.devicesAllowed) {
+            this.warn(shown, `${shown} is a device node from a snapshot of another computer; it was not created (add --devices if you trust this snapshot).`, false);
+            this.s.devicesRefused++;
+            live = false;
+            return;
+          }
           const kind = e.type === 'fifo' ? C.S_IFIFO : e.type === 'chardev' ? C.S_IFCHR : C.S_IFBLK;
           if (!this.plat.mknod(t, kind | (e.mode & 0o777), e.rdev ?? 0n)) {
             this.warn(shown, `${shown} is a ${e.type === 'fifo' ? 'FIFO' : 'device node'}, which this installation cannot create (${this.plat.missing ?? 'not supported'}).`);
@@ -472,6 +524,7 @@ class Restorer {
       }
       if (e.type !== 'file') await this.applyMeta(t, e, shown, undefined);
       if (t !== path) await replaceWith(t, path);
+      if (existing) this.s.replaced++;
       live = false;
       restoredAt = full;
       if (e.type === 'file' && this.opts.verify) await this.verify(path, e, shown);
@@ -497,15 +550,25 @@ class Restorer {
         starts.push(end);
         const loc = this.repo.index.get(fromHex(id));
         if (!loc) throw this.repo.notIndexed(fromHex(id));
+        if (loc.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
         end += loc.rawLength;
       }
       // A worker writes through fh.fd, so every chunk in flight settles before fh is closed.
       const inFlight = new Set<Promise<void>>();
       let failure: unknown;
+      let h = 0; // the first hole that does not end before the current chunk
       for (let k = 0; k < ids.length && failure === undefined; k++) {
         if (this.opts.signal?.aborted) {
           failure = this.opts.signal.reason;
           break;
+        }
+        // A chunk wholly inside a hole is zeros that would not be written: not even fetched (a
+        // sparse disk image restores in time proportional to its data).
+        const chunkEnd = k + 1 < ids.length ? starts[k + 1]! : end;
+        while (h < holes.length && holes[h]! + holes[h + 1]! <= starts[k]!) h += 2;
+        if (h < holes.length && holes[h]! <= starts[k]! && chunkEnd <= holes[h]! + holes[h + 1]!) {
+          this.s.bytesWritten += chunkEnd - starts[k]!;
+          continue;
         }
         const p = this.writeChunk(fh.fd, starts[k]!, holes, ids[k]!).then(
           (n) => {
@@ -548,6 +611,8 @@ class Restorer {
    * than the calls themselves (see bench/README.md).
    */
   private async writeSmallFile(tmp: Buffer, e: TreeEntry, shown: string): Promise<void> {
+    const first = e.content?.[0];
+    if (first !== undefined && this.repo.index.get(fromHex(first))?.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
     const r = this.writers ? await this.writers.write(tmp, e, this.owner(e)) : undefined;
     if (r) return this.written(r, e, () => shown);
     const id = e.content?.[0];
@@ -706,6 +771,7 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
   await repo.loadIndex();
   const includes = (opts.includes ?? []).map(parseInclude);
   const r = new Restorer(repo, opts);
+  r.devicesAllowed = opts.devices === true || snapshot.host === Repository.hostname();
   if (includes.length === 0) {
     const t = snapshot.summary?.['totalBytes'];
     if (t !== undefined) r.totalBytes = t;
@@ -726,6 +792,22 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
   r.progress(true);
   r.s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
   return { summary: r.s };
+}
+
+/**
+ * Where each backed-up folder of `snapshot` goes back to for a restore "in the original location":
+ * the folder that held it, with the includes that fall inside it (every include is in the
+ * snapshot's form). A snapshot of a whole drive's root has no folder above it: that is refused.
+ */
+export function originalPlaces(snapshot: Snapshot, includes: readonly string[]): { target: string; includes: string[] }[] {
+  const out: { target: string; includes: string[] }[] = [];
+  for (const p of snapshot.paths) {
+    const name = basename(p);
+    if (name === '') throw new LifeboatError('usage', `${p} is the root of a drive; restore it into a folder with --target instead.`);
+    const mine = includes.length === 0 ? [`/${name}`] : includes.filter((i) => parseInclude(i)[0]?.toString('utf8') === name);
+    if (mine.length > 0) out.push({ target: dirname(p), includes: mine });
+  }
+  return out;
 }
 
 /** Moves a finished temporary into place, replacing a file, link or folder there (never following a link). */

@@ -7,6 +7,7 @@
  */
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
+import { runaway, runawayError } from '../tree/tree.js';
 import { fromHex, toHex, type Hex } from '../repo/ids.js';
 
 export const TREE_VERSION = 1;
@@ -52,6 +53,8 @@ export interface TreeEntry {
   subtree?: Hex;
   /** Written by `repair snapshots`: this file's data (or this folder's listing) was lost. */
   damaged?: true;
+  /** The file changed while it was read: its content is what was read (and `size` its length), possibly inconsistent. */
+  changed?: true;
 }
 
 function isUtf8(b: Buffer, s: string): boolean {
@@ -78,6 +81,7 @@ export function encodeEntry(e: TreeEntry): string {
   if (e.contentParts !== undefined) f.push(`"contentParts":[${e.contentParts.map((id) => `"${id}"`).join(',')}]`);
   if (e.subtree !== undefined) f.push(`"subtree":"${e.subtree}"`);
   if (e.damaged) f.push('"damaged":true');
+  if (e.changed) f.push('"changed":true');
   return `{${f.join(',')}}`;
 }
 
@@ -89,6 +93,12 @@ function sameList<T>(a: readonly T[] | undefined, b: readonly T[] | undefined, e
 }
 const sameBytes = (a: Buffer | undefined, b: Buffer | undefined): boolean => a === b || (a !== undefined && b !== undefined && a.equals(b));
 
+/** Whether two entries have the same metadata as `lifeboat diff` compares it (a folder whose metadata differs is a changed folder). */
+export function sameMetadata(a: TreeEntry, b: TreeEntry): boolean {
+  const x = (e: TreeEntry) => JSON.stringify([e.mode, e.uid, e.gid, String(e.mtime), (e.xattrs ?? []).map(([k, v]) => k + '=' + v.toString('base64'))]);
+  return x(a) === x(b);
+}
+
 /**
  * Whether two entries encode to the same bytes (every field equal). Lets the backup keep a folder's
  * previous listing id without encoding and hashing it again when nothing in it changed.
@@ -97,7 +107,7 @@ export function sameEntry(a: TreeEntry, b: TreeEntry): boolean {
   return (
     a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.user === b.user && a.group === b.group &&
     a.mtime === b.mtime && a.atime === b.atime && a.ctime === b.ctime && a.size === b.size && a.inode === b.inode &&
-    a.device === b.device && a.nlink === b.nlink && a.rdev === b.rdev && a.subtree === b.subtree && a.damaged === b.damaged &&
+    a.device === b.device && a.nlink === b.nlink && a.rdev === b.rdev && a.subtree === b.subtree && a.damaged === b.damaged && a.changed === b.changed &&
     a.name.equals(b.name) && sameBytes(a.target, b.target) &&
     sameList(a.xattrs?.length ? a.xattrs : undefined, b.xattrs?.length ? b.xattrs : undefined, (x, y) => x[0] === y[0] && x[1].equals(y[1])) &&
     sameList(a.holes?.length ? a.holes : undefined, b.holes?.length ? b.holes : undefined, (x, y) => x === y) &&
@@ -182,6 +192,7 @@ export function decodeEntry(v: unknown): TreeEntry {
   }
   if (e.type === 'dir' && e.subtree === undefined) corrupt('a folder without a listing');
   if (o['damaged'] === true) e.damaged = true;
+  if (o['changed'] === true) e.changed = true;
   return e;
 }
 
@@ -209,6 +220,8 @@ export interface TreeSink {
 }
 export interface TreeSource {
   loadBlob(id: Uint8Array): Promise<Uint8Array>;
+  /** Where known, the stored type of a blob (data, tree, delta), to refuse a listing named as file data. */
+  readonly index?: { get(id: Uint8Array): { readonly type: number } | undefined };
 }
 
 /**
@@ -287,6 +300,7 @@ export async function fileContent(repo: TreeSource, e: TreeEntry): Promise<Hex[]
  * "/name/sub/"), so check and repair can report damaged files by path.
  */
 export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id: Uint8Array, where?: string) => boolean): Promise<void> {
+  const shape = shapeOf(repo);
   const stack: { id: Hex; path: string }[] = [{ id: root, path: '' }];
   while (stack.length > 0) {
     const { id, path } = stack.pop()!;
@@ -294,13 +308,66 @@ export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id
     if (!visit(fromHex(id), here)) continue;
     const o = parseJson(await repo.loadBlob(fromHex(id)));
     if (o['parts'] !== undefined) for (const p of ids(o['parts'], 'parts')) visit(fromHex(p), here);
-    for (const e of await loadDir(repo, id)) {
+    const entries = await loadDir(repo, id);
+    shape.set(id, { entries: entries.length, subtrees: entries.flatMap((e) => (e.subtree !== undefined ? [e.subtree] : [])) });
+    for (const e of entries) {
       const where = `${path}/${e.name.toString('utf8')}`;
       if (e.contentParts) for (const p of e.contentParts) visit(fromHex(p), where);
-      for (const d of await fileContent(repo, e)) visit(fromHex(d), where);
+      for (const d of await fileContent(repo, e)) {
+        if (repo.index?.get(fromHex(d))?.type === BlobType.tree) throw new LifeboatError('corrupt', `${where} names a folder listing as its data; the snapshot was made on purpose or is damaged, and restore refuses that file`);
+        visit(fromHex(d), where);
+      }
       if (e.subtree) stack.push({ id: e.subtree, path: where });
     }
   }
+  // Listings are shared, so a tree of a few KiB can stand for 2^40 paths: say so before anyone lists it.
+  let distinct = 0;
+  const reached = new Set<Hex>();
+  for (const todo = [root]; todo.length > 0; ) {
+    const id = todo.pop()!;
+    if (reached.has(id)) continue;
+    reached.add(id);
+    const s = shape.get(id);
+    if (s) {
+      distinct += s.entries;
+      todo.push(...s.subtrees);
+    }
+  }
+  if (runaway(expandedEntries(shape, root), distinct)) throw runawayError('/');
+}
+
+/** What check has learnt of each listing (entry count, sub-listings), per repository: listings never change, so none is loaded twice. */
+const shapes = new WeakMap<object, Map<Hex, { readonly entries: number; readonly subtrees: readonly Hex[] }>>();
+
+function shapeOf(repo: TreeSource): Map<Hex, { readonly entries: number; readonly subtrees: readonly Hex[] }> {
+  let m = shapes.get(repo);
+  if (!m) shapes.set(repo, (m = new Map()));
+  return m;
+}
+
+/** How many entries a full walk from `root` yields (capped far above any real tree), from the recorded shape. */
+function expandedEntries(shape: ReadonlyMap<Hex, { readonly entries: number; readonly subtrees: readonly Hex[] }>, root: Hex): number {
+  const CAP = 1e15;
+  const memo = new Map<Hex, number>();
+  const stack: { id: Hex; open: boolean }[] = [{ id: root, open: false }];
+  while (stack.length > 0) {
+    const top = stack.pop()!;
+    if (memo.has(top.id)) continue;
+    const s = shape.get(top.id);
+    if (!s) {
+      memo.set(top.id, 0);
+      continue;
+    }
+    if (top.open) {
+      let n = s.entries;
+      for (const c of s.subtrees) n = Math.min(CAP, n + (memo.get(c) ?? 0));
+      memo.set(top.id, n);
+      continue;
+    }
+    stack.push({ id: top.id, open: true });
+    for (const c of s.subtrees) if (!memo.has(c)) stack.push({ id: c, open: false });
+  }
+  return memo.get(root) ?? 0;
 }
 
 export { BlobType };

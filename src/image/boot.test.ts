@@ -51,7 +51,7 @@ async function restoreOntoLargerLoop(env: Record<string, string>, snapshot: stri
   sh(`truncate -s 160M ${name}`, dir);
   const loop = sh(`losetup -f --show ${name}`, dir).trim();
   try {
-    const r = await lifeboat(['image', 'restore', snapshot, '--target', loop, '--json'], env);
+    const r = await lifeboat(['image', 'restore', snapshot, '--target', loop, '--force', '--json'], env);
     assert.equal(r.code, 0, r.stderr);
     return { file, json: JSON.parse(r.stdout) as Record<string, unknown> };
   } finally {

@@ -306,10 +306,10 @@ function diskIdOf(table: ImageManifest['table']): string | undefined {
  * The previous image of a drive, whose chunks are the bases of the next image's deltas: the latest
  * image from this computer of the same path, or else the latest of a drive of the same size with
  * the same partition table id (an external drive that came back under another name). Only the
- * newest few candidates' manifests are read for the second rule.
+ * newest few candidates' manifests are read for the second rule. With `before` (an import of an older backup), only images taken before that time count.
  */
-export async function previousImage(repo: Repository, host: string, path: string, size: number, table: ImageManifest['table']): Promise<{ id: string; snapshot: Snapshot } | undefined> {
-  const images = (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'image' && s.snapshot.host === host);
+export async function previousImage(repo: Repository, host: string, path: string, size: number, table: ImageManifest['table'], before?: string): Promise<{ id: string; snapshot: Snapshot } | undefined> {
+  const images = (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'image' && s.snapshot.host === host && (before === undefined || s.snapshot.time < before));
   const samePath = images.filter((s) => s.snapshot.paths[0] === path).pop();
   const diskId = diskIdOf(table);
   if (samePath || diskId === undefined) return samePath;
@@ -392,6 +392,16 @@ export async function writeImage(
   let bytesWritten = 0;
   let chunksWritten = 0;
   const zero = Buffer.alloc(m.chunkSize);
+  // Progress counts the work: every chunk, or on a sparse target only the stored ones (counted
+  // first from the chunk map, so that skipped zeros neither jump the percentage nor the rate).
+  let bytesTotal = m.size;
+  let bytesDone = 0;
+  if (opts.onProgress && target.sparse) {
+    bytesTotal = 0;
+    await forEachChunk(repo, m, (i, id) => {
+      if (id) bytesTotal += Math.min(m.chunkSize, m.size - i * m.chunkSize);
+    });
+  }
   // Fetch a few chunks ahead while the target is written in order.
   const loads: { offset: number; len: number; data: Promise<Uint8Array> | undefined }[] = [];
   const drain = async (keep: number) => {
@@ -403,12 +413,14 @@ export async function writeImage(
         if (d.length !== l.len) throw new LifeboatError('corrupt', `A chunk of this image has ${d.length} bytes where ${l.len} were expected; the repository is damaged.`);
         await target.write(l.offset, d);
         bytesWritten += d.length;
+        bytesDone += l.len;
         chunksWritten++;
       } else if (!target.sparse) {
         await target.write(l.offset, zero.subarray(0, l.len));
         bytesWritten += l.len;
-      }
-      opts.onProgress?.({ bytesDone: l.offset + l.len, bytesTotal: m.size, bytesStored: bytesWritten });
+        bytesDone += l.len;
+      } else continue;
+      opts.onProgress?.({ bytesDone, bytesTotal, bytesStored: bytesWritten });
     }
   };
   await forEachChunk(repo, m, async (i, id) => {

@@ -17,6 +17,8 @@ export interface DiskTools {
   isBlockDevice(path: string): Promise<boolean>;
   /** Size of a drive or file, undefined if it cannot be opened. */
   deviceSize(path: string): Promise<number | undefined>;
+  /** Maker and model of a drive, where the platform can tell. */
+  deviceModel(path: string): Promise<string | undefined>;
   /** Moves a GPT's backup header to the end of a larger target; true if it did. */
   relocateGpt(target: ImageWriter, originalSize: number): Promise<boolean>;
 }
@@ -30,6 +32,7 @@ export function diskTools(): DiskTools {
     mountedOn: async (p) => (await mountedOn(p, platform)).map((m) => m.mountpoint),
     isBlockDevice: (p) => platform.isBlockDevice(p),
     deviceSize: (p) => platform.deviceSize(p),
+    deviceModel: (p) => platform.deviceModel(p),
     relocateGpt: relocateGptOnWriter,
   };
 }

@@ -13,6 +13,7 @@ import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { listKeys } from './keys.js';
 import { BlobType, type PackEntry } from './pack.js';
 import { checkParity } from './parity.js';
+import { damagedPins } from './pins.js';
 import { verifyPack, type PackVerdict } from './pack-check.js';
 import type { Repository } from './repository.js';
 import { parseSignedJson, verifySignedJson } from './signed-json.js';
@@ -62,7 +63,8 @@ export function walkSnapshot(repo: Repository, walker: ReferenceWalker, snapshot
 export interface CheckOptions {
   readonly readData?: boolean;
   readonly walkers?: Partial<Record<Snapshot['kind'], ReferenceWalker>>;
-  readonly onProgress?: (done: number, total: number, what: string) => void;
+  /** With readData: bytes of packs read so far, of all the packs' bytes, and the pack being read. */
+  readonly onProgress?: (bytesDone: number, bytesTotal: number, what: string) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -134,6 +136,9 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       errors.push({ file: k.name, message: msg(e) });
     }
   }
+
+  // Pins: one that cannot be read still protects its snapshot (pins.ts), but the user must know.
+  for (const p of await damagedPins(repo)) errors.push({ file: p.file, message: p.message });
 
   // Index files.
   const indexed = new Map<Hex, PackEntry[]>();
@@ -233,6 +238,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
 
   if (opts.readData) {
     const packs = [...packSizes.keys()];
+    const bytesTotal = [...packSizes.values()].reduce((a, b) => a + b, 0);
+    let bytesDone = 0;
     const verifier = new PackVerifier(repo);
     // Verified PACKS_AHEAD ahead on the workers, reported in order here.
     const verdicts = new Map<number, Promise<PackVerdict>>();
@@ -248,13 +255,14 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       for (const [k, packId] of packs.entries()) {
         opts.signal?.throwIfAborted();
         const name = Names.pack(packId);
-        opts.onProgress?.(k, packs.length, name);
+        opts.onProgress?.(bytesDone, bytesTotal, name);
         ahead(k + 1 + PACKS_AHEAD);
         try {
           const pending = verdicts.get(k)!;
           verdicts.delete(k);
           const v = await pending;
           counts.bytesRead += v.size;
+          bytesDone += packSizes.get(packId)!;
           if (!v.hashOk) errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
           const entries = v.entries;
           const fromIndex = indexed.get(packId);
@@ -294,13 +302,25 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
         } catch (e) {
           if (e instanceof LifeboatError && e.code === 'not-found') errors.push({ file: name, message: 'the pack disappeared during the check' });
           else errors.push({ file: name, message: msg(e) });
-          badPacks.add(packId);
+          // A pack whose header or trailer is damaged may still hold every blob the index names:
+          // only those that fail to read are lost, so only their snapshots are affected.
+          const fromIndex = e instanceof LifeboatError && e.code === 'corrupt' ? indexed.get(packId) : undefined;
+          if (!fromIndex) badPacks.add(packId);
+          else {
+            for (const b of fromIndex) {
+              const ok = await store.get(name, b.offset, b.length).then(
+                (env) => repo.decodeBlob(b.type, b.id, env, b.rawLength, name, b.base).then(() => true),
+                () => false,
+              ).catch(() => false);
+              if (!ok) badBlobs.add(`${packId}:${toHex(b.id)}`);
+            }
+          }
         }
       }
     } finally {
       await verifier.close();
     }
-    opts.onProgress?.(packs.length, packs.length, '');
+    opts.onProgress?.(bytesTotal, bytesTotal, '');
   } else {
     for (const entries of indexed.values()) counts.blobs += entries.length;
   }

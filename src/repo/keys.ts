@@ -85,6 +85,8 @@ export async function listKeys(store: Store): Promise<{ id: Hex; name: string }[
 export async function readKey(store: Store, id: Hex): Promise<{ slot: KeySlot; bytes: Uint8Array }> {
   const name = Names.key(id);
   const bytes = await store.get(name);
+  // A slot is named by the SHA-256 of its bytes: a changed byte shows without any password.
+  if (toHex(sha256(bytes)) !== id) throw new LifeboatError('corrupt', `The key file ${name} is damaged (its content no longer matches its name).`);
   return { slot: asSlot(parseSignedJson(bytes, `The key file ${name}`).value, name), bytes };
 }
 
@@ -128,10 +130,12 @@ export async function unlockKeys(store: Store, secret: string): Promise<{ master
   // A recovery key has a recognisable shape: try recovery slots only for such input and password
   // slots otherwise, one at a time (each scrypt costs ~0.35 s and 32 MiB).
   const slots: { id: Hex; name: string; slot: KeySlot }[] = [];
+  const damaged: string[] = [];
   for (const k of keys) {
     try {
       slots.push({ ...k, slot: (await readKey(store, k.id)).slot });
     } catch {
+      damaged.push(k.id);
       // a damaged slot must not stop another slot from opening; check reports it
     }
   }
@@ -147,6 +151,13 @@ export async function unlockKeys(store: Store, secret: string): Promise<{ master
       throw new LifeboatError('corrupt', `The key file ${Names.key(hit.keyId)} was modified after it was written; the repository may have been tampered with.`);
     }
     return hit;
+  }
+  if (damaged.length > 0) {
+    const ids = damaged.map((id) => id.slice(0, 8)).join(', ');
+    throw new LifeboatError(
+      'corrupt',
+      `The password opened none of the intact key slots, and the key file${damaged.length > 1 ? 's' : ''} ${ids} ${damaged.length > 1 ? 'are' : 'is'} damaged: if this password belonged to ${damaged.length > 1 ? 'one of them' : 'it'}, open the repository with another password or the recovery key, add a new password with "lifeboat key add" and remove the damaged slot with "lifeboat key remove ${damaged[0]!.slice(0, 8)}". If not, check the password.`,
+    );
   }
   throw new LifeboatError('wrong-password', 'The password is not correct for this repository. Check it and try again, or use your recovery key.');
 }

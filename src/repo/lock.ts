@@ -5,6 +5,7 @@
  * not been refreshed for LOCK_STALE_MS (any host).
  */
 import { hostname, userInfo } from 'node:os';
+import { systemClock, type Clock } from '../util/clock.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 
 export const LOCK_REFRESH_MS = 5 * 60 * 1000;
@@ -20,14 +21,14 @@ export interface LockInfo {
   readonly purpose: string;
 }
 
-export function newLockInfo(exclusive: boolean, purpose: string): LockInfo {
+export function newLockInfo(exclusive: boolean, purpose: string, clock: Clock = systemClock): LockInfo {
   let user = '';
   try {
     user = userInfo().username;
   } catch {
     /* no user database */
   }
-  return { version: 1, time: new Date().toISOString(), host: hostname(), pid: process.pid, user, exclusive, purpose };
+  return { version: 1, time: new Date(clock.now()).toISOString(), host: hostname(), pid: process.pid, user, exclusive, purpose };
 }
 
 function processAlive(pid: number): boolean {
@@ -39,9 +40,9 @@ function processAlive(pid: number): boolean {
   }
 }
 
-export function isStale(l: LockInfo, now = Date.now()): boolean {
+export function isStale(l: LockInfo, clock: Clock = systemClock): boolean {
   const t = Date.parse(l.time);
-  if (!Number.isFinite(t) || now - t > LOCK_STALE_MS) return true;
+  if (!Number.isFinite(t) || clock.now() - t > LOCK_STALE_MS) return true;
   return l.host === hostname() && l.pid !== process.pid && !processAlive(l.pid);
 }
 

@@ -15,13 +15,19 @@ import { Names, toHex, type Hex } from './ids.js';
 
 /**
  * data: file or disk chunks; tree: metadata; delta: a disk chunk stored as the blocks in which it
- * differs from a base chunk stored in full (its id is the id of the whole chunk).
+ * differs from a base chunk stored in full (its id is the id of the whole chunk); snapshot: a copy
+ * of a snapshot file's bytes, from which "repair snapshots" rebuilds a damaged snapshot file.
  */
-export const BlobType = { data: 0, tree: 1, delta: 2 } as const;
+export const BlobType = { data: 0, tree: 1, delta: 2, snapshot: 3 } as const;
 export type BlobType = (typeof BlobType)[keyof typeof BlobType];
 
+/** Which packs a blob type goes to: snapshot copies are small metadata and share the tree packs. */
+export function packKindOf(type: BlobType): BlobType {
+  return type === BlobType.snapshot ? BlobType.tree : type;
+}
+
 export function blobTypeName(t: number): string {
-  return t === BlobType.data ? 'data' : t === BlobType.tree ? 'tree' : t === BlobType.delta ? 'delta' : `type-${t}`;
+  return t === BlobType.data ? 'data' : t === BlobType.tree ? 'tree' : t === BlobType.delta ? 'delta' : t === BlobType.snapshot ? 'snapshot copy' : `type-${t}`;
 }
 
 /**

@@ -72,29 +72,49 @@ async function pinNames(repo: Repository, snapshotId: Hex): Promise<string[]> {
   return out;
 }
 
+/** Calls `onPin` for each pin object; one that cannot be read is reported damaged (with why). */
+async function forEachPin(repo: Repository, onPin: (name: string, snapshotId: Hex, info: PinInfo, problem?: string) => void): Promise<void> {
+  for await (const o of repo.store.list(PINS_PREFIX)) {
+    const parts = o.name.split('/');
+    const snapshotId = parts[1];
+    if (parts.length !== 3 || !snapshotId || !isId(snapshotId) || !idOfName(o.name)) continue;
+    try {
+      const plain = await openFile(repo.codec, repo.keys.encKey, pinAad(snapshotId), await repo.store.get(o.name), `The pin ${o.name}`);
+      const b = JSON.parse(Buffer.from(plain).toString('utf8')) as Partial<PinBody>;
+      if (b.version !== 1 || b.snapshot !== snapshotId || typeof b.time !== 'string') throw new Error('its content is not a pin of this snapshot');
+      onPin(o.name, snapshotId, { time: b.time, note: typeof b.note === 'string' ? b.note : '', host: String(b.host ?? ''), user: String(b.user ?? '') });
+    } catch (e) {
+      if (e instanceof LifeboatError && e.code === 'not-found') continue; // unpinned meanwhile
+      const info: PinInfo = { time: '', note: '(the pin object is damaged; the snapshot stays pinned)', host: '', user: '', damaged: true };
+      onPin(o.name, snapshotId, info, e instanceof Error ? e.message : String(e));
+    }
+  }
+}
+
 /**
  * Every pin, by snapshot id. A pin that cannot be read still pins its snapshot (marked damaged):
  * when in doubt, keep. Pins of snapshots that no longer exist are included (prune removes them).
  */
 export async function loadPins(repo: Repository): Promise<Map<Hex, PinInfo>> {
   const out = new Map<Hex, PinInfo>();
-  for await (const o of repo.store.list(PINS_PREFIX)) {
-    const parts = o.name.split('/');
-    const snapshotId = parts[1];
-    if (parts.length !== 3 || !snapshotId || !isId(snapshotId) || !idOfName(o.name)) continue;
-    let info: PinInfo;
-    try {
-      const plain = await openFile(repo.codec, repo.keys.encKey, pinAad(snapshotId), await repo.store.get(o.name), `The pin ${o.name}`);
-      const b = JSON.parse(Buffer.from(plain).toString('utf8')) as Partial<PinBody>;
-      if (b.version !== 1 || b.snapshot !== snapshotId || typeof b.time !== 'string') throw new Error('bad pin');
-      info = { time: b.time, note: typeof b.note === 'string' ? b.note : '', host: String(b.host ?? ''), user: String(b.user ?? '') };
-    } catch (e) {
-      if (e instanceof LifeboatError && e.code === 'not-found') continue; // unpinned meanwhile
-      info = { time: '', note: '(the pin object is damaged; the snapshot stays pinned)', host: '', user: '', damaged: true };
-    }
+  await forEachPin(repo, (_name, snapshotId, info) => {
     const prev = out.get(snapshotId);
     if (!prev || (!info.damaged && (prev.damaged || info.time > prev.time))) out.set(snapshotId, info);
-  }
+  });
+  return out;
+}
+
+/**
+ * The pin objects that cannot be read (for check), each with what the user can do. Such a pin
+ * keeps protecting its snapshot until the user pins it again (which replaces it) or unpins it.
+ */
+export async function damagedPins(repo: Repository): Promise<{ file: string; snapshot: Hex; message: string }[]> {
+  const out: { file: string; snapshot: Hex; message: string }[] = [];
+  await forEachPin(repo, (name, snapshot, _info, problem) => {
+    if (problem === undefined) return;
+    const s = snapshot.slice(0, 8);
+    out.push({ file: name, snapshot, message: `the pin of snapshot ${s} is damaged (${problem}); the snapshot stays pinned until you decide: "lifeboat pin ${s}" renews the pin, "lifeboat unpin ${s}" removes it` });
+  });
   return out;
 }
 

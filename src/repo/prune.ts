@@ -23,7 +23,7 @@ import { sha256 } from './crypto.js';
 import { AAD, sealFile } from './envelope-file.js';
 import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import { encodeIndex, type IndexPack } from './index-file.js';
-import { BlobType, openBlob, PackWriter, type PackEntry } from './pack.js';
+import { BlobType, openBlob, packKindOf, PackWriter, type PackEntry } from './pack.js';
 import { removeDanglingPins } from './pins.js';
 import type { Repository } from './repository.js';
 import type { Snapshot } from './snapshot.js';
@@ -196,6 +196,11 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
     throw new LifeboatError('corrupt', `Prune stopped without changing anything: the snapshot ${id.slice(0, 8)} cannot be read (${e instanceof Error ? e.message : String(e)}).`);
   });
   const used = await collectUsedBlobs(repo, snapshots, opts.walkers, signal);
+  // The copy of each snapshot file that stays (FORMAT.md §8); copies of forgotten snapshots go.
+  for (const { id } of snapshots) {
+    const copy = repo.blobId(await repo.store.get(Names.snapshot(id)));
+    if (repo.index.has(copy)) used.add(toHex(copy));
+  }
 
   // 2. Plan: each used blob keeps exactly one copy, preferring packs that are present.
   const present = new Map<Hex, { size: number; entries: readonly PackEntry[] }>();
@@ -267,8 +272,8 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
         const env = bytes.subarray(e.offset, e.offset + e.length);
         await repo.decodeBlob(e.type, e.id, env, e.rawLength, name, e.base); // never copy a damaged blob silently (a delta: rebuilt from its base)
         const payload = openBlob(repo.keys.encKey, e.type, e.id, env, `A data block in pack ${name}`);
-        let w = writers.get(e.type);
-        if (!w) writers.set(e.type, (w = new PackWriter(repo.keys.encKey, repo.store.createWriter())));
+        let w = writers.get(packKindOf(e.type));
+        if (!w) writers.set(packKindOf(e.type), (w = new PackWriter(repo.keys.encKey, repo.store.createWriter())));
         w.add(e.type, e.id, [payload], e.rawLength, e.base);
         await w.keepUp();
         if (w.full) {

@@ -1,8 +1,10 @@
 /**
  * Repair, under an exclusive lock held by the caller.
  *
- * `repairIndex` rebuilds the index from the packs alone (each pack's header, read with two ranged
- * reads), writes the new index files, then deletes the old ones.
+ * `repairIndex` rebuilds the index from the packs (each pack's header, read with two ranged reads),
+ * writes the new index files, then deletes the old ones. It never turns a readable blob into a
+ * lost one: for a pack whose header or trailer cannot be read, it keeps each entry of the old index
+ * whose blob still decrypts and verifies.
  *
  * `repairSnapshots` finds snapshots that need blobs which are missing (or, with readData, damaged),
  * and writes for each a new snapshot that keeps everything intact and marks what is not. How to
@@ -11,7 +13,8 @@
  * A delta blob whose base is missing or damaged counts as lost itself.
  */
 import { LifeboatError } from '../util/errors.js';
-import { headerLengthFromTrailer, PACK_TRAILER_BYTES, parsePackHeader } from './pack.js';
+import { BlobType, type PackEntry } from './pack.js';
+import { sha256 } from './crypto.js';
 import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import type { IndexPack } from './index-file.js';
 import { walkSnapshot } from './check.js';
@@ -23,8 +26,11 @@ export interface RepairIndexReport {
   readonly packs: number;
   readonly indexedPacks: number;
   readonly blobs: number;
-  /** Packs whose header could not be read: left in place, not indexed. */
-  readonly damagedPacks: { readonly file: string; readonly message: string }[];
+  /**
+   * Packs whose header could not be read: left in place; indexed with `keptBlobs` blobs, those of
+   * the old index that still verify (none: not indexed).
+   */
+  readonly damagedPacks: { readonly file: string; readonly message: string; readonly keptBlobs: number }[];
   readonly indexFilesWritten: number;
   readonly indexFilesDeleted: number;
 }
@@ -34,13 +40,8 @@ function msg(e: unknown): string {
 }
 
 /** Reads one pack's header with ranged reads (trailer, then header). */
-export async function readPackHeader(repo: Repository, packId: Hex, size: number): Promise<IndexPack> {
-  const name = Names.pack(packId);
-  if (size < PACK_TRAILER_BYTES) throw new LifeboatError('corrupt', `The pack ${name} is damaged: it is only ${size} bytes long.`);
-  const trailer = await repo.store.get(name, size - PACK_TRAILER_BYTES, PACK_TRAILER_BYTES);
-  const hl = headerLengthFromTrailer(trailer, size, name);
-  const sealed = await repo.store.get(name, size - PACK_TRAILER_BYTES - hl, hl);
-  return { packId: fromHex(packId), entries: parsePackHeader(repo.keys.encKey, sealed, size, name) };
+export function readPackHeader(repo: Repository, packId: Hex, size: number): Promise<IndexPack> {
+  return repo.readPackHeader(packId, size);
 }
 
 export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<RepairIndexReport> {
@@ -52,8 +53,16 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     if (id && o.name === Names.pack(id)) packs.push({ id, size: o.size });
   }
   packs.sort((a, b) => (a.id < b.id ? -1 : 1));
+  // What the old index says, as far as it can be read: the fallback for packs with a damaged header.
+  await repo.loadIndex(() => undefined);
+  const old = new Map<Hex, PackEntry[]>();
+  for (const n of oldNames) {
+    await repo.readIndexFile(n, (packId, entries) => old.has(packId) || old.set(packId, entries)).catch((e: unknown) => {
+      if (!(e instanceof LifeboatError)) throw e;
+    });
+  }
   const good: IndexPack[] = [];
-  const damagedPacks: { file: string; message: string }[] = [];
+  const damagedPacks: { file: string; message: string; keptBlobs: number }[] = [];
   let done = 0;
   for (const p of packs) {
     opts.signal?.throwIfAborted();
@@ -61,8 +70,10 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     try {
       good.push(await readPackHeader(repo, p.id, p.size));
     } catch (e) {
-      if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io')) damagedPacks.push({ file: Names.pack(p.id), message: msg(e) });
-      else throw e;
+      if (!(e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io'))) throw e;
+      const kept = await verifiedEntries(repo, p.id, old.get(p.id) ?? []);
+      if (kept.length > 0) good.push({ packId: fromHex(p.id), entries: kept });
+      damagedPacks.push({ file: Names.pack(p.id), message: msg(e), keptBlobs: kept.length });
     }
   }
   opts.onProgress?.(done, packs.length);
@@ -87,6 +98,23 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
   };
 }
 
+/** The entries whose blob can still be read from the pack, decrypted and verified against its id. */
+async function verifiedEntries(repo: Repository, packId: Hex, entries: readonly PackEntry[]): Promise<PackEntry[]> {
+  const name = Names.pack(packId);
+  const kept: PackEntry[] = [];
+  for (const e of entries) {
+    try {
+      const env = await repo.store.get(name, e.offset, e.length);
+      if (env.length !== e.length) continue;
+      await repo.decodeBlob(e.type, e.id, env, e.rawLength, name, e.base);
+      kept.push(e);
+    } catch (err) {
+      if (!(err instanceof LifeboatError)) throw err;
+    }
+  }
+  return kept;
+}
+
 /**
  * Indexes the packs no index file lists: those left by a backup, image or prune that died before
  * writing its index (an index is written every 32 packs and at the end). Called by writers under
@@ -96,24 +124,13 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
  * twice, by it and by us: index files may list the same pack identically (FORMAT.md §7).
  */
 export async function indexUnindexedPacks(repo: Repository): Promise<{ packs: number; bytes: number }> {
-  await repo.loadIndex();
-  const found: IndexPack[] = [];
-  let bytes = 0;
-  for await (const o of repo.store.list('data/')) {
-    const id = idOfName(o.name);
-    if (!id || o.name !== Names.pack(id) || repo.index.hasPack(id)) continue;
-    try {
-      found.push(await readPackHeader(repo, id, o.size));
-      bytes += o.size;
-    } catch (e) {
-      if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io' || e.code === 'not-found')) continue;
-      throw e;
-    }
-  }
+  await repo.loadIndex(); // indexes such packs in memory from their headers (repo.recoveredPacks)
+  const found = repo.recoveredPacks;
   if (found.length === 0) return { packs: 0, bytes: 0 };
-  await writeIndexFiles(repo, found);
+  repo.recoveredPacks = [];
+  await writeIndexFiles(repo, found.map((f) => f.pack));
   await repo.loadIndex();
-  return { packs: found.length, bytes };
+  return { packs: found.length, bytes: found.reduce((s, f) => s + f.size, 0) };
 }
 
 /** A place in a snapshot (a file path, a byte range of a drive) whose data is lost. */
@@ -157,6 +174,36 @@ export interface SnapshotRepairResult {
   readonly damaged: DamagedPlace[];
   readonly message?: string;
   readonly removed: boolean;
+}
+
+/**
+ * Rewrites each damaged snapshot file from the copy of its bytes kept in the packs (FORMAT.md §8):
+ * the same bytes under the same name. A snapshot file that is missing is not brought back (forget
+ * deletes them, and prune then drops their copies).
+ */
+async function rebuildSnapshotFiles(repo: Repository, dryRun: boolean): Promise<SnapshotRepairResult[]> {
+  const out: SnapshotRepairResult[] = [];
+  for (const [hex, loc] of repo.index.entries()) {
+    if (loc.type !== BlobType.snapshot) continue;
+    let bytes: Uint8Array;
+    try {
+      bytes = await repo.loadBlob(fromHex(hex));
+    } catch (e) {
+      if (e instanceof LifeboatError) continue; // the copy is damaged too: check reports its pack
+      throw e;
+    }
+    const id = toHex(sha256(bytes));
+    const name = Names.snapshot(id);
+    const now = await repo.store.get(name).catch((e: unknown) => {
+      if (e instanceof LifeboatError) return undefined;
+      throw e;
+    });
+    if (!now || Buffer.from(now).equals(bytes)) continue;
+    if (!dryRun) await repo.store.put(name, bytes);
+    const snapshot = await repo.loadSnapshot(id).catch(() => undefined);
+    out.push({ id, kind: snapshot?.kind ?? 'files', status: 'repaired', newId: id, badBlobs: 0, damaged: [], message: 'its file was damaged and is rebuilt from its copy in the packs', removed: false });
+  }
+  return out;
 }
 
 /** The blobs a snapshot needs that are not usable, with where (if the walker says), without deduplicating across snapshots. */
@@ -217,8 +264,10 @@ export async function repairSnapshots(repo: Repository, opts: RepairSnapshotsOpt
       await repo.loadBlob(id).catch(() => damagedBlobs.add(toHex(id)));
     }
   };
-  const results: SnapshotRepairResult[] = [];
-  for (const { id, snapshot } of await repo.listSnapshots()) {
+  const results = await rebuildSnapshotFiles(repo, opts.dryRun === true);
+  // A snapshot file that cannot be read has nothing to repair from (check names it); it must not
+  // stop the repair of the others.
+  for (const { id, snapshot } of await repo.listSnapshots(() => undefined)) {
     opts.signal?.throwIfAborted();
     const walker = opts.walkers[snapshot.kind];
     if (!walker) {

@@ -98,7 +98,7 @@ test('check --read-data passes on a healthy repository and names any file with o
   await repo.saveSnapshot(snap(t.id.toString('hex'), '2026-01-01T00:00:00Z'));
   const ok = await checkRepository(repo, { readData: true });
   assert.deepEqual(ok.errors, []);
-  assert.equal(ok.counts.blobs, 6);
+  assert.equal(ok.counts.blobs, 7, 'five data blobs, the tree, and the copy of the snapshot file');
 
   const names: string[] = [];
   for (const prefix of ['keys/', 'data/', 'index/', 'snapshots/']) for await (const o of store.list(prefix)) names.push(o.name);

@@ -24,7 +24,7 @@ import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { decodeSealedBlob } from './pack-check.js';
-import { BlobType, openBlob, PackWriter, StageBuffers, type PackEntry } from './pack.js';
+import { BlobType, headerLengthFromTrailer, openBlob, packKindOf, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
 import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 
@@ -51,11 +51,6 @@ export interface SaveResult {
  * a deep queue to keep two workers busy; callers with large chunks (file backup) bound themselves.
  */
 const COMPRESS_IN_FLIGHT = 16;
-/**
- * How many finished packs may be committing at once (its last writes, fsync and rename) while the
- * next one fills. Packs are written as they fill (PackWriter), so this bounds fsyncs, not memory.
- */
-const UPLOADS_IN_FLIGHT = 1;
 /** Collect the young generation once per this many bytes of envelopes copied into packs (util/memory.ts). */
 const COLLECT_EVERY = 4 * 1024 * 1024;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
@@ -85,7 +80,11 @@ export class Repository {
   private readonly pending = new Set<string>();
   private readonly packers = new Map<BlobType, PackWriter>();
   private readonly compressSlots = new Semaphore(COMPRESS_IN_FLIGHT);
-  private readonly uploadSlots = new Semaphore(UPLOADS_IN_FLIGHT);
+  /**
+   * How many finished packs may be committing at once (their last writes, and for a folder the
+   * fsync and rename) while the next one fills: the store's uploadsInFlight (1 for a local folder).
+   */
+  private readonly uploadSlots: Semaphore;
   private readonly uploads = new Set<Promise<void>>();
   /** Stages for the data and tree packs filling: each has up to three (one filling, two being written). */
   private readonly stages = new StageBuffers(6);
@@ -94,6 +93,17 @@ export class Repository {
   private writeError: unknown;
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
+  private headersScanned = false;
+  /** Index files found unreadable this session (told once, not read again). */
+  private readonly unreadableIndexFiles = new Set<string>();
+  /**
+   * Packs that no readable index file names, indexed in memory from their own headers (a damaged
+   * or deleted index file, or a writer that died before its index). Writers put them into a new
+   * index file (repair.ts indexUnindexedPacks) before relying on them.
+   */
+  recoveredPacks: { pack: IndexPack; size: number }[] = [];
+  /** Told of damage that reading worked around (an unreadable index file); the CLI prints it. */
+  onWarning: ((message: string) => void) | undefined;
   /** Bytes of packs this session has written. */
   bytesWritten = 0;
   private readonly encoder: BlobEncoder;
@@ -108,6 +118,7 @@ export class Repository {
     readonly codec: Codec,
   ) {
     this.encoder = new BlobEncoder(codec, keys.encKey);
+    this.uploadSlots = new Semaphore(Math.max(1, store.properties.uploadsInFlight));
   }
 
   /** Creates a repository; returns it opened, with the recovery key to show the user once. */
@@ -131,7 +142,9 @@ export class Repository {
     const target = options.parity ? new ParityStore(store, options.parity) : store;
     const recoveryKey = newRecoveryKey();
     // Keys first, config last: a folder without config is not yet a repository.
-    const keyId = await addKey(target, master, password, 'password', 'initial password');
+    const keyId = await addKey(target, master, password, 'password', 'initial password').catch((e: unknown) =>
+      Promise.reject(e instanceof LifeboatError && e.code === 'read-only' ? new LifeboatError('read-only', `No repository can be created at ${store.location}: the drive cannot be written (read-only or write-protected). Choose a writable drive or folder.`, { cause: e }) : e),
+    );
     await addKey(target, master, recoveryKey, 'recovery', 'recovery key');
     await target.put(Names.config, encodeSignedJson(config, master.macKey), { ifAbsent: true });
     const repo = await Repository.open(store, password, options);
@@ -177,27 +190,65 @@ export class Repository {
 
   // ---------------------------------------------------------------- index
 
-  /** Loads every index file into memory. Safe to call again (reloads what is new). */
+  /**
+   * Loads every index file into memory. Safe to call again (reloads what is new). An index file
+   * that cannot be read costs only time: it is skipped (told to `onError`, else to onWarning), and
+   * the packs that no readable index file names are indexed from their own headers instead.
+   */
   async loadIndex(onError?: (name: string, e: unknown) => void): Promise<void> {
     const names: string[] = [];
     for await (const o of this.store.list('index/')) if (idOfName(o.name)) names.push(o.name);
     const seen = this.index.loadedFiles;
+    let damaged = 0;
     let next = 0;
     const worker = async () => {
       while (next < names.length) {
         const name = names[next++]!;
-        if (seen.has(name)) continue;
+        if (seen.has(name) || this.unreadableIndexFiles.has(name)) continue;
         try {
           await this.readIndexFile(name, (packId, entries) => this.index.addPackEntries(packId, entries));
           seen.add(name);
         } catch (e) {
-          if (!onError) throw e;
-          onError(name, e);
+          if (!(e instanceof LifeboatError)) throw e;
+          this.unreadableIndexFiles.add(name);
+          damaged++;
+          if (onError) onError(name, e);
+          else this.onWarning?.(`The index file ${name} cannot be read (${e.message}) Lifeboat reads the packs' own headers instead, which takes longer; "lifeboat repair index" rewrites the index.`);
         }
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
     this.indexLoaded = true;
+    if (damaged > 0 || !this.headersScanned) await this.indexPacksFromHeaders();
+  }
+
+  /**
+   * Indexes in memory, from their own headers, the packs that no loaded index file names (see
+   * recoveredPacks). A pack whose header cannot be read is left out (check reports it).
+   */
+  private async indexPacksFromHeaders(): Promise<void> {
+    this.headersScanned = true;
+    for await (const o of this.store.list('data/')) {
+      const id = idOfName(o.name);
+      if (!id || o.name !== Names.pack(id) || this.index.hasPack(id)) continue;
+      try {
+        const pack = await this.readPackHeader(id, o.size);
+        this.index.addPackEntries(id, pack.entries);
+        this.recoveredPacks.push({ pack, size: o.size });
+      } catch (e) {
+        if (!(e instanceof LifeboatError)) throw e;
+      }
+    }
+  }
+
+  /** Reads one pack's header with ranged reads (trailer, then header). */
+  async readPackHeader(packId: Hex, size: number): Promise<IndexPack> {
+    const name = Names.pack(packId);
+    if (size < PACK_TRAILER_BYTES) throw new LifeboatError('corrupt', `The pack ${name} is damaged: it is only ${size} bytes long.`);
+    const trailer = await this.store.get(name, size - PACK_TRAILER_BYTES, PACK_TRAILER_BYTES);
+    const hl = headerLengthFromTrailer(trailer, size, name);
+    const sealed = await this.store.get(name, size - PACK_TRAILER_BYTES - hl, hl);
+    return { packId: fromHex(packId), entries: parsePackHeader(this.keys.encKey, sealed, size, name) };
   }
 
   /** Decrypts one index file and hands its packs to `onPack`. */
@@ -296,7 +347,8 @@ export class Repository {
   }
 
   private async addToPack(type: BlobType, id: Buffer, env: Uint8Array, rawLength: number, base?: Buffer): Promise<void> {
-    let packer = this.packers.get(type);
+    const packType = packKindOf(type);
+    let packer = this.packers.get(packType);
     // A pack closes before the blob that would take it past its target (docs/FORMAT.md §7).
     let closed: PackWriter | undefined;
     if (packer && !packer.fits(env.length)) {
@@ -305,12 +357,12 @@ export class Repository {
     }
     if (!packer) {
       packer = new PackWriter(this.keys.encKey, this.store.createWriter(), this.stages);
-      this.packers.set(type, packer);
+      this.packers.set(packType, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);
     if (!release(env)) this.young.dropped(env.length); // copied into the pack: ours to drop
     const full = packer.full;
-    if (full) this.packers.delete(type);
+    if (full) this.packers.delete(packType);
     if (closed) await this.uploadPack(closed);
     if (full) await this.uploadPack(packer);
     else await this.paced(packer);
@@ -481,10 +533,16 @@ export class Repository {
 
   // ---------------------------------------------------------------- snapshots
 
+  /**
+   * Writes a snapshot file. Its exact bytes are stored first as a blob of type snapshot (in the tree
+   * pack, so before the index and the file, FORMAT.md §8): "repair snapshots" rebuilds the file
+   * from that copy if the file is ever damaged.
+   */
   async saveSnapshot(s: Snapshot): Promise<Hex> {
+    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.snapshot, Buffer.from(JSON.stringify(s)));
+    await this.saveBlob(BlobType.snapshot, bytes);
     await this.flush();
     await this.assertLocksHeld();
-    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.snapshot, Buffer.from(JSON.stringify(s)));
     const id = toHex(sha256(bytes));
     await this.store.put(Names.snapshot(id), bytes);
     return id;
@@ -538,8 +596,16 @@ export class Repository {
       const id = idOfName(o.name);
       if (id?.startsWith(ref)) matches.push(id);
     }
-    if (matches.length === 0) throw new LifeboatError('not-found', `No snapshot id starts with "${ref}". List them with "lifeboat snapshots".`);
-    if (matches.length > 1) throw new LifeboatError('invalid-argument', `"${ref}" matches ${matches.length} snapshots; type more of the id.`);
+    if (matches.length === 0) throw new LifeboatError('invalid-argument', `No snapshot id starts with "${ref}". List them with "lifeboat snapshots".`);
+    if (matches.length > 1) {
+      const shown: string[] = [];
+      for (const id of matches.sort().slice(0, 10)) {
+        const s = await this.loadSnapshot(id).catch(() => undefined);
+        shown.push(`  ${id.slice(0, 12)}  ${s ? `${s.time}  ${s.host}  ${s.paths.join(', ')}` : '(cannot be read)'}`);
+      }
+      if (matches.length > 10) shown.push(`  … and ${matches.length - 10} more`);
+      throw new LifeboatError('invalid-argument', `"${ref}" matches ${matches.length} snapshots; type more of the id:\n${shown.join('\n')}`);
+    }
     return { id: matches[0]!, snapshot: await this.loadSnapshot(matches[0]!) };
   }
 
@@ -568,11 +634,45 @@ export class Repository {
     return id;
   }
 
+  /** Reading commands take no lock (restic's --no-lock); set by the caller before locking. */
+  noLock = false;
+  /** Told once when a reading command goes on without a lock: asked to (--no-lock), or the store cannot be written. */
+  onUnlocked: ((why: 'asked' | 'read-only') => void) | undefined;
+  private unlockedTold = false;
+
   /**
    * Takes a shared (backup, restore) or exclusive (prune) lock. Stale locks are removed; a live
    * conflicting lock → LifeboatError('locked'). The lock refreshes itself until released.
+   * A `reading` lock (restore, check, browsing: nothing is written to the repository) is skipped
+   * with `noLock`, and when the store is read-only (an old backup on a write-protected drive or a
+   * DVD): then nobody can be writing to it either. Returns the lock's id, or undefined without one.
    */
-  async lock(exclusive: boolean, purpose: string): Promise<Hex> {
+  async lock(exclusive: boolean, purpose: string, o: { reading?: boolean } = {}): Promise<Hex | undefined> {
+    const reading = o.reading === true && !exclusive;
+    if (reading && this.noLock) return this.unlocked('asked');
+    try {
+      return await this.takeLock(exclusive, purpose);
+    } catch (e) {
+      if (e instanceof LifeboatError && e.code === 'read-only') {
+        if (reading) {
+          // The drive is read-only here, but may be writable elsewhere (a read-only bind mount, a
+          // share): a live exclusive lock (prune) still means the repository is being changed.
+          for (const l of await this.listLocks()) if (l.info?.exclusive && !isStale(l.info)) throw lockedError(l.info);
+          return this.unlocked('read-only');
+        }
+        throw new LifeboatError('read-only', `The repository at ${this.store.location} is on a drive that cannot be written (read-only or write-protected), so the ${purpose} cannot run. Make the drive writable, or restore and browse from it as it is.`, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  private unlocked(why: 'asked' | 'read-only'): undefined {
+    if (!this.unlockedTold) this.onUnlocked?.(why);
+    this.unlockedTold = true;
+    return undefined;
+  }
+
+  private async takeLock(exclusive: boolean, purpose: string): Promise<Hex> {
     const info = newLockInfo(exclusive, purpose);
     const check = async (mine?: Hex) => {
       for (const l of await this.listLocks()) {

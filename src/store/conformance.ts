@@ -244,6 +244,60 @@ export function storeConformanceSuite(name: string, make: () => Promise<StoreFix
       assert.equal((await s.stat('empty'))?.size, 0);
     });
 
+    test('properties: a positive whole number of uploads in flight', () => {
+      assert.ok(Number.isInteger(s.properties.uploadsInFlight) && s.properties.uploadsInFlight >= 1, String(s.properties.uploadsInFlight));
+    });
+
+    test('with an aborted signal every operation rejects with its reason and changes nothing', async () => {
+      const stop = new AbortController();
+      const reason = new Error('stopped by the test');
+      stop.abort(reason);
+      const signal = stop.signal;
+      const isReason = (e: unknown): boolean => e === reason;
+      const kept = bytes(100);
+      await s.put('data/kept', kept);
+      await assert.rejects(s.put('data/new', bytes(10), { signal }), isReason, 'put');
+      await assert.rejects(s.put('data/new', bytes(10), { ifAbsent: true, signal }), isReason, 'put ifAbsent');
+      await assert.rejects(s.get('data/kept', undefined, undefined, { signal }), isReason, 'get');
+      await assert.rejects(s.get('data/kept', 10, 20, { signal }), isReason, 'ranged get');
+      await assert.rejects(s.stat('data/kept', { signal }), isReason, 'stat');
+      await assert.rejects(
+        (async () => {
+          for await (const _ of s.list('', { signal })) assert.fail('listed despite the abort');
+        })(),
+        isReason,
+        'list',
+      );
+      await assert.rejects(s.delete('data/kept', { signal }), isReason, 'delete');
+      const stopped = s.createWriter({ signal });
+      await assert.rejects(stopped.write(bytes(10)), isReason, 'writer write');
+      await stopped.abort();
+      const late = s.createWriter();
+      await late.write(bytes(10));
+      await assert.rejects(late.commit('data/new', { signal }), isReason, 'writer commit');
+      assert.deepEqual(await listAll(s, ''), [{ name: 'data/kept', size: 100 }]);
+      assert.deepEqual(new Uint8Array(await s.get('data/kept')), kept);
+    });
+
+    test('a put aborted while it runs stores the whole object or nothing', async () => {
+      const reason = new Error('stopped by the test');
+      for (const turns of [0, 1, 3, 10]) {
+        const stop = new AbortController();
+        const d = bytes(2 * 1024 * 1024);
+        const name = `data/aborted${turns}`;
+        const put = s.put(name, d, { signal: stop.signal });
+        for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
+        stop.abort(reason);
+        const [outcome] = await Promise.allSettled([put]);
+        if (outcome.status === 'fulfilled') assert.ok(Buffer.from(await s.get(name)).equals(d), `${name} is whole`);
+        else {
+          assert.equal(outcome.reason, reason);
+          assert.equal(await s.stat(name), undefined, `${name} is absent`);
+        }
+      }
+      for (const o of await listAll(s, '')) assert.equal(o.size, 2 * 1024 * 1024, `${o.name} is whole`);
+    });
+
     test('500 objects are all listed', async () => {
       const names = Array.from({ length: 500 }, (_, i) => `data/${(i % 16).toString(16).padStart(2, '0')}/${i.toString(16).padStart(8, '0')}`);
       for (let i = 0; i < names.length; i += 50) await Promise.all(names.slice(i, i + 50).map((n, j) => s.put(n, bytes((i + j) % 97))));

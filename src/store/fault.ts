@@ -5,10 +5,11 @@
  *
  * The injected faults look like the real ones where a real one exists (LifeboatError 'no-space',
  * 'io'); the "process died" failure is an InjectedCrash, which no real backend throws, so a test can
- * tell it apart from a genuine error.
+ * tell it apart from a genuine error. Transient faults (a dropped connection: a StoreError with
+ * `transient` set) are for the tests of the retry wrapper.
  */
 import { LifeboatError } from '../util/errors.js';
-import { assertValidName, collectingWriter, type ObjectWriter, type PutOptions, type Store, type StoreStat } from './store.js';
+import { assertValidName, collectingWriter, StoreError, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
 
 /** Thrown by a put (or, with crashAtChange, a delete) that FaultStore pretends the process died in. */
 export class InjectedCrash extends Error {
@@ -49,6 +50,12 @@ export interface FaultOptions {
    * ranged reads agree with whole reads. The stored object itself is untouched.
    */
   readonly corruptGets?: Iterable<string>;
+  /**
+   * The next this many calls (put, get, stat, list, delete; a writer's commit is a put) fail with a
+   * transient StoreError('io') before reaching the inner store, as calls over a dropped connection
+   * would. Unset: none.
+   */
+  readonly transientFailures?: number;
 }
 
 export interface OperationCounts {
@@ -62,6 +69,7 @@ export interface OperationCounts {
 
 export class FaultStore implements Store {
   readonly location: string;
+  readonly properties: StoreProperties;
   /** Calls so far, failed ones included. */
   readonly counts: OperationCounts = { put: 0, get: 0, stat: 0, list: 0, delete: 0, close: 0 };
   /** How many failures were injected so far. */
@@ -77,9 +85,13 @@ export class FaultStore implements Store {
   noSpaceAfterBytes: number | undefined;
   readonly failGets: Set<string>;
   readonly corruptGets: Set<string>;
+  /** Calls still to fail transiently (see FaultOptions.transientFailures). */
+  transientFailures: number;
 
   constructor(readonly inner: Store, options: FaultOptions = {}) {
     this.location = inner.location;
+    this.properties = inner.properties;
+    this.transientFailures = options.transientFailures ?? 0;
     this.crashAtPut = options.crashAtPut;
     this.crashedPutLands = options.crashedPutLands ?? false;
     this.crashAtChange = options.crashAtChange;
@@ -93,6 +105,14 @@ export class FaultStore implements Store {
     return (this.crashAtPut !== undefined && this.counts.put >= this.crashAtPut) || (this.crashAtChange !== undefined && this.changes >= this.crashAtChange);
   }
 
+  /** Throws the planned transient failure, if one is left. */
+  private flaky(doing: string, name: string): void {
+    if (this.transientFailures <= 0) return;
+    this.transientFailures--;
+    this.injected++;
+    throw new StoreError('io', `Lifeboat could not ${doing} ${name}: the connection to ${this.location} was lost (injected). Check the network and try again.`, true);
+  }
+
   /** Counts a change; throws InjectedCrash (after `land` if the crashing change lands) once dead. */
   private async change(name: string, land: () => Promise<void>): Promise<boolean> {
     const c = ++this.changes;
@@ -104,6 +124,10 @@ export class FaultStore implements Store {
 
   async put(name: string, data: Uint8Array, options?: PutOptions): Promise<void> {
     assertValidName(name);
+    if (this.transientFailures > 0) {
+      this.counts.put++;
+      this.flaky('save', name);
+    }
     await this.change(name, () => this.store(name, data, options));
     const n = ++this.counts.put;
     if (this.crashAtPut !== undefined && n >= this.crashAtPut) {
@@ -126,18 +150,19 @@ export class FaultStore implements Store {
     this.bytesStored += data.length;
   }
 
-  createWriter(): ObjectWriter {
-    return collectingWriter((name, data, options) => this.put(name, data, options));
+  createWriter(options: OperationOptions = {}): ObjectWriter {
+    return collectingWriter((name, data, o) => this.put(name, data, o), options.signal);
   }
 
-  async get(name: string, offset?: number, length?: number): Promise<Uint8Array> {
+  async get(name: string, offset?: number, length?: number, options?: OperationOptions): Promise<Uint8Array> {
     assertValidName(name);
     this.counts.get++;
+    this.flaky('read', name);
     if (this.failGets.has(name)) {
       this.injected++;
       throw new LifeboatError('io', `Lifeboat could not read ${name} (injected read error). Check that the drive is connected and healthy.`);
     }
-    const bytes = await this.inner.get(name, offset, length);
+    const bytes = await this.inner.get(name, offset, length, options);
     if (!this.corruptGets.has(name) || bytes.length === 0) return bytes;
     this.injected++;
     const out = new Uint8Array(bytes);
@@ -147,20 +172,30 @@ export class FaultStore implements Store {
     return out;
   }
 
-  async stat(name: string): Promise<StoreStat | undefined> {
+  async stat(name: string, options?: OperationOptions): Promise<StoreStat | undefined> {
     this.counts.stat++;
-    return this.inner.stat(name);
+    this.flaky('look at', name);
+    return this.inner.stat(name, options);
   }
 
-  list(prefix: string): AsyncIterable<StoreStat> {
+  list(prefix: string, options?: OperationOptions): AsyncIterable<StoreStat> {
     this.counts.list++;
-    return this.inner.list(prefix);
+    try {
+      this.flaky('list', prefix === '' ? 'the repository' : prefix);
+    } catch (e) {
+      return (async function* () {
+        yield* [];
+        throw e;
+      })();
+    }
+    return this.inner.list(prefix, options);
   }
 
-  async delete(name: string): Promise<void> {
+  async delete(name: string, options?: OperationOptions): Promise<void> {
     this.counts.delete++;
-    await this.change(name, () => this.inner.delete(name));
-    return this.inner.delete(name);
+    this.flaky('delete', name);
+    await this.change(name, () => this.inner.delete(name, options));
+    return this.inner.delete(name, options);
   }
 
   async close(): Promise<void> {

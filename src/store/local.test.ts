@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { listAll, rejectsWithCode, storeConformanceSuite } from './conformance.js';
-import { LocalStore } from './local.js';
+import { LocalStore, isTransientErrno } from './local.js';
 import { nativeAddon } from '../util/native.js';
+import { FakeClock } from '../util/clock.js';
 
 const TMPFS_MAGIC = 0x01021994;
 
@@ -114,6 +115,26 @@ test('LocalStore: a committed file leaves the page cache once it is on disk, and
     assert.equal(cached, data.length, 'the whole pack is read ahead after one small read');
     await reader.close();
     assert.ok(data.equals(await s.get('data/cd/cd01')), 'and reads back whole');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('LocalStore: a busy call or a dropped network share is a transient failure; a full, read-only or refused drive is not', () => {
+  for (const code of ['EAGAIN', 'EBUSY', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTDOWN']) assert.equal(isTransientErrno(code), true, code);
+  for (const code of ['ENOSPC', 'EROFS', 'EACCES', 'EIO', 'ENOENT', undefined]) assert.equal(isTransientErrno(code), false, String(code));
+});
+
+test('LocalStore.cleanTemporaries: a temporary is removed once a day old on the clock given', async () => {
+  const dir = await tempRoot();
+  try {
+    await fs.mkdir(join(dir, '.tmp'));
+    await fs.writeFile(join(dir, '.tmp', 'left'), 'partial');
+    const clock = new FakeClock(Date.now() + 23 * 3600 * 1000);
+    assert.equal(await LocalStore.cleanTemporaries(dir, undefined, clock), 0);
+    clock.advance(2 * 3600 * 1000);
+    assert.equal(await LocalStore.cleanTemporaries(dir, undefined, clock), 1);
+    assert.deepEqual(await fs.readdir(join(dir, '.tmp')), []);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

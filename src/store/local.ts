@@ -12,10 +12,11 @@
 import { closeSync, fstatSync, openSync, promises as fs, readSync, constants as C } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
+import { systemClock, type Clock } from '../util/clock.js';
 import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
 import { dropCachedPages, readAhead } from '../util/memory.js';
 import { assertValidPrefix, byteRange } from './names.js';
-import { assertValidName, type ObjectWriter, type PutOptions, type Store, type StoreStat } from './store.js';
+import { assertValidName, StoreError, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
 
 /** Objects that never change once written: their descriptors may be kept open (readPackRange). */
 const PACK_PREFIX = 'data/';
@@ -30,6 +31,17 @@ const DAY_MS = 24 * 3600 * 1000;
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
 const VALID_PART = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * Errors of a folder that may go away if the call is made again: a busy or interrupted call, and a
+ * network share's dropped or timed-out connection. Everything else (a full, read-only or failing
+ * drive, a refused permission) stays.
+ */
+const TRANSIENT_ERRNO = new Set(['EAGAIN', 'EBUSY', 'EINTR', 'ETIMEDOUT', 'ECONNRESET', 'ECONNABORTED', 'EHOSTDOWN', 'EHOSTUNREACH', 'ENETDOWN', 'ENETUNREACH', 'ENETRESET']);
+
+export function isTransientErrno(code: string | undefined): boolean {
+  return code !== undefined && TRANSIENT_ERRNO.has(code);
+}
 
 function isNoSpace(e: unknown): boolean {
   const code = errnoCode(e);
@@ -48,9 +60,26 @@ async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+/**
+ * fs.mkdir with missing parents, failing with the real reason: Node's recursive mkdir says ENOENT
+ * when a step fails for another one (EROFS on a read-only drive), so the outermost missing folder
+ * is made again alone to learn it.
+ */
+async function mkdirs(dir: string): Promise<string | undefined> {
+  try {
+    return await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOENT') throw e;
+    let outer = resolve(dir);
+    while (dirname(outer) !== outer && !(await fs.stat(dirname(outer)).then(() => true, () => false))) outer = dirname(outer);
+    await fs.mkdir(outer, { mode: DIR_MODE }).catch((e2: unknown) => Promise.reject(errnoCode(e2) === 'ENOENT' || errnoCode(e2) === 'EEXIST' ? e : e2));
+    throw e;
+  }
+}
+
 /** Creates `dir` and missing parents, and makes the new folder entries durable (fsync of each parent). */
 async function mkdirDurable(dir: string): Promise<void> {
-  const created = await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
+  const created = await mkdirs(dir);
   if (created === undefined) return;
   // `created` is the outermost folder made; every folder from its parent down to dir's parent gained an entry.
   const first = resolve(created);
@@ -62,6 +91,7 @@ async function mkdirDurable(dir: string): Promise<void> {
 
 export class LocalStore implements Store {
   readonly location: string;
+  readonly properties: StoreProperties = { uploadsInFlight: 1 };
   /** Packs with a descriptor kept open for small reads, least recently used first. */
   private readonly packFds = new Map<string, { fd: number; size: number }>();
 
@@ -92,26 +122,30 @@ export class LocalStore implements Store {
     return join(this.root, ...parts);
   }
 
-  private ioError(e: unknown, doing: string, name: string, bytes?: number): LifeboatError {
+  private ioError(e: unknown, doing: string, name: string, bytes?: number): StoreError {
     const code = errnoCode(e);
     if (isNoSpace(e)) {
       const size = bytes === undefined ? '' : ` (${formatBytes(bytes)})`;
-      return new LifeboatError(
+      return new StoreError(
         'no-space',
         `The drive holding ${this.location} is full: Lifeboat could not save ${name}${size}. Free some space on that drive or choose another destination. Nothing half-written was kept.`,
+        false,
         { cause: e },
       );
     }
     if (code === 'EFBIG') {
-      return new LifeboatError('io', `The drive holding ${this.location} cannot store a file as large as ${name}${bytes === undefined ? '' : ` (${formatBytes(bytes)})`}. Choose a destination formatted with a modern filesystem.`, { cause: e });
+      return new StoreError('io', `The drive holding ${this.location} cannot store a file as large as ${name}${bytes === undefined ? '' : ` (${formatBytes(bytes)})`}. Choose a destination formatted with a modern filesystem.`, false, { cause: e });
     }
     if (code === 'EROFS') {
-      return new LifeboatError('io', `The drive holding ${this.location} is read-only, so Lifeboat could not ${doing} ${name}. Make the drive writable or choose another destination.`, { cause: e });
+      return new StoreError('read-only', `The drive holding ${this.location} is read-only, so Lifeboat could not ${doing} ${name}. Make the drive writable or choose another destination.`, false, { cause: e });
+    }
+    if ((code === 'EACCES' || code === 'EPERM') && (doing === 'save' || doing === 'delete')) {
+      return new StoreError('read-only', `Lifeboat is not allowed to ${doing} ${name} in ${this.location} (${code}): the folder is write-protected. Check its permissions, or choose another destination.`, false, { cause: e });
     }
     if (code === 'EACCES' || code === 'EPERM') {
-      return new LifeboatError('io', `Lifeboat is not allowed to ${doing} ${name} in ${this.location} (${code}). Check the folder's permissions.`, { cause: e });
+      return new StoreError('io', `Lifeboat is not allowed to ${doing} ${name} in ${this.location} (${code}). Check the folder's permissions.`, false, { cause: e });
     }
-    return new LifeboatError('io', `Lifeboat could not ${doing} ${name} in ${this.location} (${code ?? String(e)}). Check that the drive is connected and healthy.`, { cause: e });
+    return new StoreError('io', `Lifeboat could not ${doing} ${name} in ${this.location} (${code ?? String(e)}). Check that the drive is connected and healthy.`, isTransientErrno(code), { cause: e });
   }
 
   private notFound(name: string, folder = false): LifeboatError {
@@ -124,20 +158,21 @@ export class LocalStore implements Store {
 
   async put(name: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     this.path(name); // an invalid name is refused before any I/O
-    const w = this.writer(name);
+    const w = this.writer(name, options.signal);
     await w.write(data);
     await w.commit(name, options);
   }
 
-  createWriter(): ObjectWriter {
-    return this.writer('a new repository file');
+  createWriter(options: OperationOptions = {}): ObjectWriter {
+    return this.writer('a new repository file', options.signal);
   }
 
   /**
    * Writes to `.tmp/<random>`, created on the first write; commit fsyncs it and gives it its name.
    * Any failure removes the temporary. `label` names the object in errors before commit names it.
+   * An abort is seen before each write and before the rename that makes the object visible.
    */
-  private writer(label: string): ObjectWriter {
+  private writer(label: string, signal: AbortSignal | undefined): ObjectWriter {
     let h: fs.FileHandle | undefined;
     let tmp: string | undefined;
     let size = 0;
@@ -150,7 +185,7 @@ export class LocalStore implements Store {
     const open = async (): Promise<fs.FileHandle> => {
       if (h) return h;
       const tmpDir = join(this.root, TMP);
-      await fs.mkdir(tmpDir, { recursive: true, mode: DIR_MODE });
+      await mkdirs(tmpDir);
       const path = join(tmpDir, randomBytes(16).toString('hex'));
       h = await fs.open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, FILE_MODE);
       tmp = path;
@@ -158,14 +193,17 @@ export class LocalStore implements Store {
     };
     const fail = async (e: unknown, name: string, bytes: number): Promise<never> => {
       await abort();
+      if (signal?.aborted) throw signal.reason;
       throw e instanceof LifeboatError ? e : this.ioError(e, 'save', name, bytes);
     };
     return {
       write: async (data) => {
         const before = size;
         try {
+          signal?.throwIfAborted();
           const fh = await open();
           for (let off = 0; off < data.length; ) {
+            signal?.throwIfAborted();
             const { bytesWritten } = await fh.write(data, off, data.length - off, size);
             off += bytesWritten;
             size += bytesWritten;
@@ -182,13 +220,16 @@ export class LocalStore implements Store {
           await abort();
           throw e;
         }
+        const stop = options.signal ?? signal;
         try {
+          stop?.throwIfAborted();
           const fh = await open();
           await fh.sync();
           dropCachedPages(fh.fd);
           h = undefined;
           await fh.close();
           await mkdirDurable(dirname(final));
+          stop?.throwIfAborted(); // the last moment: after the rename the object is stored
           if (options.ifAbsent) {
             if ((await this.linkExclusive(tmp!, final, name)) === 'linked') {
               // The object is stored; a temporary that cannot be removed now is cleaned up later.
@@ -200,6 +241,10 @@ export class LocalStore implements Store {
           tmp = undefined;
           await fsyncDir(dirname(final));
         } catch (e) {
+          if (stop?.aborted) {
+            await abort();
+            throw stop.reason;
+          }
           await fail(e, name, size);
         }
       },
@@ -238,8 +283,10 @@ export class LocalStore implements Store {
     return 'renamed';
   }
 
-  async get(name: string, offset = 0, length?: number): Promise<Uint8Array> {
+  async get(name: string, offset = 0, length?: number, options?: OperationOptions): Promise<Uint8Array> {
     const p = this.path(name);
+    const signal = options?.signal; // no default object: a restore makes this call per blob
+    signal?.throwIfAborted();
     // Small reads (a blob, an index file) use synchronous calls: a restore makes thousands of
     // them, and a thread-pool round trip per call costs several times the read itself.
     const sync = length !== undefined && length <= SYNC_READ_MAX;
@@ -261,6 +308,7 @@ export class LocalStore implements Store {
       const buf = Buffer.allocUnsafe(end - start);
       let got = 0;
       while (got < buf.length) {
+        if (h) signal?.throwIfAborted(); // a long read stops between its pieces
         const bytesRead = fd !== undefined ? readSync(fd, buf, got, buf.length - got, start + got) : (await h!.read(buf, got, buf.length - got, start + got)).bytesRead;
         if (bytesRead === 0) {
           throw this.endedEarly(name, start + got, end);
@@ -269,7 +317,7 @@ export class LocalStore implements Store {
       }
       return buf;
     } catch (e) {
-      if (e instanceof LifeboatError || e instanceof RangeError) throw e;
+      if (e instanceof LifeboatError || e instanceof RangeError || (signal?.aborted && e === signal.reason)) throw e;
       throw this.ioError(e, 'read', name);
     } finally {
       if (fd !== undefined) closeSync(fd);
@@ -342,8 +390,9 @@ export class LocalStore implements Store {
     }
   }
 
-  async stat(name: string): Promise<StoreStat | undefined> {
+  async stat(name: string, options: OperationOptions = {}): Promise<StoreStat | undefined> {
     const p = this.path(name);
+    options.signal?.throwIfAborted();
     try {
       const s = await fs.stat(p);
       return s.isFile() ? { name, size: s.size } : undefined;
@@ -358,12 +407,13 @@ export class LocalStore implements Store {
    * object names are reported (so `.tmp`, stray files such as "desktop.ini " or symbolic links never
    * are); each file is reported once because every folder is read once.
    */
-  async *list(prefix: string): AsyncIterable<StoreStat> {
+  async *list(prefix: string, options: OperationOptions = {}): AsyncIterable<StoreStat> {
     assertValidPrefix(prefix);
     const cut = prefix.lastIndexOf('/');
     const base = prefix.slice(0, cut + 1); // "" or "a/b/"
     const stack: string[] = [base];
     while (stack.length > 0) {
+      options.signal?.throwIfAborted();
       const rel = stack.pop()!;
       const dir = rel === '' ? this.root : join(this.root, ...rel.slice(0, -1).split('/'));
       let entries;
@@ -394,8 +444,9 @@ export class LocalStore implements Store {
     }
   }
 
-  async delete(name: string): Promise<void> {
+  async delete(name: string, options: OperationOptions = {}): Promise<void> {
     const p = this.path(name);
+    options.signal?.throwIfAborted();
     this.forgetPack(name); // Windows cannot delete a file that is open
     try {
       await fs.unlink(p);
@@ -416,9 +467,10 @@ export class LocalStore implements Store {
   /**
    * Removes temporaries older than `maxAgeMs` (default a day) that killed writers left in the
    * repository folder `root`; returns how many. A day is far longer than any single put, so a
-   * write in progress in another process is never touched. `now` is for tests.
+   * write in progress in another process is never touched.
    */
-  static async cleanTemporaries(root: string, maxAgeMs = DAY_MS, now = Date.now()): Promise<number> {
+  static async cleanTemporaries(root: string, maxAgeMs = DAY_MS, clock: Clock = systemClock): Promise<number> {
+    const now = clock.now();
     const dir = join(root, TMP);
     let names: string[];
     try {

@@ -6,49 +6,55 @@
  */
 import { LifeboatError } from '../util/errors.js';
 import { assertValidPrefix, byteRange } from './names.js';
-import { assertValidName, collectingWriter, type ObjectWriter, type PutOptions, type Store, type StoreStat } from './store.js';
+import { assertValidName, collectingWriter, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
 
 export class MemoryStore implements Store {
   readonly location = 'memory';
+  readonly properties: StoreProperties = { uploadsInFlight: 1 };
   private readonly objects = new Map<string, Uint8Array>();
 
   async put(name: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     assertValidName(name);
+    options.signal?.throwIfAborted();
     if (options.ifAbsent && this.objects.has(name)) {
       throw new LifeboatError('conflict', `The repository file ${name} already exists, so Lifeboat left it as it was.`);
     }
     this.objects.set(name, new Uint8Array(data));
   }
 
-  createWriter(): ObjectWriter {
-    return collectingWriter((name, data, options) => this.put(name, data, options));
+  createWriter(options: OperationOptions = {}): ObjectWriter {
+    return collectingWriter((name, data, o) => this.put(name, data, o), options.signal);
   }
 
-  async get(name: string, offset = 0, length?: number): Promise<Uint8Array> {
+  async get(name: string, offset = 0, length?: number, options: OperationOptions = {}): Promise<Uint8Array> {
     assertValidName(name);
+    options.signal?.throwIfAborted();
     const o = this.objects.get(name);
     if (!o) throw new LifeboatError('not-found', `The repository file ${name} does not exist in memory.`);
     const [start, end] = byteRange(name, o.length, offset, length);
     return Buffer.from(o.subarray(start, end));
   }
 
-  async stat(name: string): Promise<StoreStat | undefined> {
+  async stat(name: string, options: OperationOptions = {}): Promise<StoreStat | undefined> {
     assertValidName(name);
+    options.signal?.throwIfAborted();
     const o = this.objects.get(name);
     return o ? { name, size: o.length } : undefined;
   }
 
-  async *list(prefix: string): AsyncIterable<StoreStat> {
+  async *list(prefix: string, options: OperationOptions = {}): AsyncIterable<StoreStat> {
     assertValidPrefix(prefix);
     // A copy of the keys, so puts and deletes during the walk do not disturb it.
     for (const name of [...this.objects.keys()]) {
+      options.signal?.throwIfAborted();
       const o = this.objects.get(name);
       if (o && name.startsWith(prefix)) yield { name, size: o.length };
     }
   }
 
-  async delete(name: string): Promise<void> {
+  async delete(name: string, options: OperationOptions = {}): Promise<void> {
     assertValidName(name);
+    options.signal?.throwIfAborted();
     this.objects.delete(name);
   }
 

@@ -9,7 +9,7 @@
 import { crc32 } from 'node:zlib';
 import { LifeboatError } from '../util/errors.js';
 import { ReedSolomon } from '../util/reed-solomon.js';
-import type { ObjectWriter, PutOptions, Store, StoreStat } from './store.js';
+import type { ObjectWriter, OperationOptions, PutOptions, Store, StoreStat } from './store.js';
 
 /** k data shards and m parity shards per stripe. */
 export interface ParityShape {
@@ -194,6 +194,10 @@ export class ParityStore implements Store {
     this.location = inner.location;
   }
 
+  get properties(): Store['properties'] {
+    return this.inner.properties;
+  }
+
   private shapeFor(name: string, options?: PutOptions): ParityShape | undefined {
     if (!this.settings || !protectedName(name)) return undefined;
     return name.startsWith('data/') && !options?.metadata ? this.settings.data : this.settings.meta;
@@ -210,8 +214,8 @@ export class ParityStore implements Store {
     this.cache.delete(name);
   }
 
-  createWriter(): ObjectWriter {
-    const out = this.inner.createWriter();
+  createWriter(options?: OperationOptions): ObjectWriter {
+    const out = this.inner.createWriter(options);
     if (!this.settings) return out;
     const enc = new ParityEncoder(this.settings.data);
     return {
@@ -231,17 +235,17 @@ export class ParityStore implements Store {
     };
   }
 
-  stat(name: string): Promise<StoreStat | undefined> {
-    return this.inner.stat(name);
+  stat(name: string, options?: OperationOptions): Promise<StoreStat | undefined> {
+    return this.inner.stat(name, options);
   }
 
-  list(prefix: string): AsyncIterable<StoreStat> {
-    return this.inner.list(prefix);
+  list(prefix: string, options?: OperationOptions): AsyncIterable<StoreStat> {
+    return this.inner.list(prefix, options);
   }
 
-  async delete(name: string): Promise<void> {
-    await this.inner.delete(name);
-    if (protectedName(name)) await this.inner.delete(PARITY_PREFIX + name);
+  async delete(name: string, options?: OperationOptions): Promise<void> {
+    await this.inner.delete(name, options);
+    if (protectedName(name)) await this.inner.delete(PARITY_PREFIX + name, options);
     this.cache.delete(name);
   }
 
@@ -308,9 +312,10 @@ export class ParityStore implements Store {
     return info;
   }
 
-  async get(name: string, offset?: number, length?: number): Promise<Uint8Array> {
+  async get(name: string, offset?: number, length?: number, options?: OperationOptions): Promise<Uint8Array> {
+    options?.signal?.throwIfAborted();
     const info = protectedName(name) ? await this.info(name) : null;
-    if (!info) return this.inner.get(name, offset, length);
+    if (!info) return this.inner.get(name, offset, length, options);
     const start = offset ?? 0;
     const end = length !== undefined ? start + length : offset !== undefined ? Math.max(start, info.size) : info.size;
     if (end > info.size) return this.inner.get(name, offset, length); // beyond what the sidecar covers: the store says why

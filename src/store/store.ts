@@ -9,14 +9,58 @@
  * maps them onto its own namespace (a path, an S3 key) and rejects anything else before any I/O
  * (assertValidName; names.ts for list prefixes and byte ranges). An invalid name or range is a bug in
  * the caller, so it is a plain Error, not a LifeboatError. Every backend passes conformance.ts.
+ *
+ * Ready for a network: every operation takes an abort signal; a failure that may go away if the same
+ * call is made again (a timeout, a dropped connection) is a StoreError with `transient` set, so the
+ * wrappers beside this file can retry it (retry.ts), bound the calls in flight (limit.ts) and keep
+ * immutable objects near (cache.ts). Stack them in that order from the outside: cache, retry, limit.
  */
+import { LifeboatError, type ErrorCode } from '../util/errors.js';
+
+/**
+ * A store's failure that says whether trying again may help. `transient`: the same call may succeed
+ * later (a timeout, a reset connection, a server asking to slow down); otherwise retrying is useless
+ * (a missing object, a full drive, a refused permission). Any other error is permanent.
+ */
+export class StoreError extends LifeboatError {
+  constructor(code: ErrorCode, message: string, readonly transient: boolean, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'StoreError';
+  }
+}
+
+/** Whether `e` is a failure that the same store call may not repeat (see StoreError). */
+export function isTransient(e: unknown): boolean {
+  return e instanceof StoreError && e.transient;
+}
+
+/** What a backend tells its users about how to drive it. */
+export interface StoreProperties {
+  /**
+   * How many objects (packs) the repository should be finishing at once. 1 for a local folder: its
+   * commits are fsyncs on one drive, and more in parallel only compete. A network store wants
+   * several, to keep the link busy while each upload waits for its answer.
+   */
+  readonly uploadsInFlight: number;
+}
+
+/** Options of every operation. */
+export interface OperationOptions {
+  /**
+   * Stops the operation: it rejects with `signal.reason` (as signal.throwIfAborted() throws) as
+   * soon as the backend can stop, and leaves the store as the operation's failure would: an aborted
+   * put or commit stores nothing or the whole object, never part of it. A call that completed
+   * before the abort is not undone.
+   */
+  readonly signal?: AbortSignal;
+}
 
 export interface StoreStat {
   readonly name: string;
   readonly size: number;
 }
 
-export interface PutOptions {
+export interface PutOptions extends OperationOptions {
   /**
    * Create-only: fail with a LifeboatError('conflict') if the name exists, leaving the existing
    * object untouched (S3 If-None-Match: *; a hard link or O_EXCL on a folder).
@@ -32,6 +76,8 @@ export interface PutOptions {
 export interface Store {
   /** Short description for messages ("folder /mnt/usb/lifeboat"). */
   readonly location: string;
+
+  readonly properties: StoreProperties;
 
   /**
    * Stores `data` under `name`, atomically: after put resolves the whole object is durable and
@@ -50,10 +96,10 @@ export interface Store {
    * the object is shorter than the range asked for (never returns fewer bytes silently). The
    * returned bytes belong to the caller. Safe to retry.
    */
-  get(name: string, offset?: number, length?: number): Promise<Uint8Array>;
+  get(name: string, offset?: number, length?: number, options?: OperationOptions): Promise<Uint8Array>;
 
   /** Size of an object, or undefined if it does not exist. */
-  stat(name: string): Promise<StoreStat | undefined>;
+  stat(name: string, options?: OperationOptions): Promise<StoreStat | undefined>;
 
   /**
    * Every object whose name starts with `prefix` (a folder such as "snapshots/", a partial name
@@ -62,17 +108,18 @@ export interface Store {
    * meanwhile (S3 listing may lag; callers that need read-after-write use stat or get).
    * Temporary files of in-flight puts are never listed.
    */
-  list(prefix: string): AsyncIterable<StoreStat>;
+  list(prefix: string, options?: OperationOptions): AsyncIterable<StoreStat>;
 
   /**
    * An object written in pieces and named once complete: a pack is made as its blobs arrive and is
    * named by the hash of its bytes, so the whole of it need never be in memory (a backend that can
    * only store whole objects collects the pieces). Nothing is visible until commit resolves.
+   * `options.signal` stops the writer's writes and its commit.
    */
-  createWriter(): ObjectWriter;
+  createWriter(options?: OperationOptions): ObjectWriter;
 
   /** Removes an object. Deleting a missing object is not an error (idempotent). */
-  delete(name: string): Promise<void>;
+  delete(name: string, options?: OperationOptions): Promise<void>;
 
   /** Releases connections and handles. */
   close(): Promise<void>;
@@ -94,17 +141,22 @@ export interface ObjectWriter {
   abort(): Promise<void>;
 }
 
-/** An ObjectWriter for a backend that stores whole objects: it collects copies of the pieces and puts them at commit. */
-export function collectingWriter(put: (name: string, data: Uint8Array, options?: PutOptions) => Promise<void>): ObjectWriter {
+/**
+ * An ObjectWriter for a backend (or wrapper) that stores whole objects: it collects copies of the
+ * pieces and puts them at commit, with `signal` (createWriter's) unless commit is given its own.
+ */
+export function collectingWriter(put: (name: string, data: Uint8Array, options?: PutOptions) => Promise<void>, signal?: AbortSignal): ObjectWriter {
   let pieces: Buffer[] = [];
   return {
     write: async (data) => {
+      signal?.throwIfAborted();
       pieces.push(Buffer.from(data));
     },
     commit: async (name, options) => {
       const whole = Buffer.concat(pieces);
       pieces = [];
-      await (options === undefined ? put(name, whole) : put(name, whole, options));
+      const withSignal = signal === undefined || options?.signal !== undefined ? options : { ...options, signal };
+      await (withSignal === undefined ? put(name, whole) : put(name, whole, withSignal));
     },
     abort: async () => {
       pieces = [];

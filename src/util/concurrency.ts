@@ -11,9 +11,26 @@ export class Semaphore {
     }
     return false;
   }
-  async acquire(): Promise<void> {
+  /** Waits for a place; with a signal, an abort while waiting rejects with its reason and takes no place. */
+  async acquire(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     if (this.tryAcquire()) return;
-    await new Promise<void>((r) => this.waiters.push(r));
+    if (!signal) {
+      await new Promise<void>((r) => this.waiters.push(r));
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const served = (): void => {
+        signal.removeEventListener('abort', aborted);
+        resolve();
+      };
+      const aborted = (): void => {
+        this.waiters.splice(this.waiters.indexOf(served), 1);
+        reject(signal.reason);
+      };
+      this.waiters.push(served);
+      signal.addEventListener('abort', aborted, { once: true });
+    });
   }
   release(): void {
     const w = this.waiters.shift();
@@ -29,4 +46,23 @@ export async function pool(n: number, width: number, fn: (i: number) => Promise<
     while (next < n) await fn(next++);
   };
   await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+}
+
+/** Resolves after `ms` milliseconds; an abort rejects at once with the signal's reason. */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const aborted = (): void => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', aborted);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', aborted, { once: true });
+  });
 }

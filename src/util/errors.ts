@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'not-found'
   | 'no-space'
   | 'io'
+  /** The store cannot be written (a write-protected drive, a read-only mount, a DVD). */
+  | 'read-only'
   | 'interrupted'
   | 'unsafe-path'
   | 'invalid-argument'
@@ -46,6 +48,7 @@ const exitFor: Record<ErrorCode, ExitCode> = {
   'not-found': ExitCode.failure,
   'no-space': ExitCode.failure,
   io: ExitCode.failure,
+  'read-only': ExitCode.failure,
   interrupted: ExitCode.interrupted,
   'unsafe-path': ExitCode.failure,
   conflict: ExitCode.failure,

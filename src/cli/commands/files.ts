@@ -1,5 +1,5 @@
 /** File backup commands: backup, snapshots, ls, find, diff, dump, restore. */
-import { readFileSync } from 'node:fs';
+import { PATTERN_FILE_LIMIT, readSmallFile } from '../../util/small-file.js';
 import type { Command } from 'commander';
 import { loadPins } from '../../repo/pins.js';
 import { indexUnindexedPacks } from '../../repo/repair.js';
@@ -8,18 +8,19 @@ import type { Repository } from '../../repo/repository.js';
 import type { Hex } from '../../repo/ids.js';
 import type { Snapshot } from '../../repo/snapshot.js';
 import { backup, type BackupEvent } from '../../files/backup.js';
-import { restore, type OverwriteMode, type RestoreEvent } from '../../files/restore.js';
-import { diffTrees, dumpFile, entryName, formatNs, resolvePath, walk, type Found } from '../../files/browse.js';
+import { originalPlaces, restore, type OverwriteMode, type RestoreEvent, type RestoreSummary } from '../../files/restore.js';
+import { formatNs, snapshotPath } from '../../files/browse.js';
+import { diff, dumpFile, modeString, nodeName, walk, type Found, type TreeNode } from '../../tree/tree.js';
+import { dumpTar } from '../../tree/tar.js';
+import { openSnapshotTree, treeOf } from '../../jobs/browse.js';
 import { PathMatcher, parseSize } from '../../files/pattern.js';
-import { fileTreeReferences, loadDir, type TreeEntry } from '../../files/tree.js';
 import { platform } from '../../files/platform/platform.js';
 import { ExitCode } from '../../util/errors.js';
 import { reuseLargeBlocks } from '../../util/memory.js';
 import { Progress, formatDuration } from '../progress.js';
 import { defaultCacheDir, type Context } from '../context.js';
-import { referenceWalkers, type Run } from './repo.js';
-
-referenceWalkers.files = (repo, snapshot, visit) => fileTreeReferences(repo, snapshot.root, visit);
+import { localTime } from '../format.js';
+import type { Run } from './repo.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -34,19 +35,12 @@ async function findFilesSnapshot(repo: Repository, ref: string): Promise<{ id: H
   return s;
 }
 
-function modeString(e: TreeEntry): string {
-  const t = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b' }[e.type];
-  const m = e.mode;
-  const rwx = (shift: number, special: number, ch: string) =>
-    `${m & (4 << shift) ? 'r' : '-'}${m & (2 << shift) ? 'w' : '-'}${m & special ? (m & (1 << shift) ? ch : ch.toUpperCase()) : m & (1 << shift) ? 'x' : '-'}`;
-  return t + rwx(6, 0o4000, 's') + rwx(3, 0o2000, 's') + rwx(0, 0o1000, 't');
-}
-
-function entryJson(path: string, e: TreeEntry): Record<string, unknown> {
+function entryJson(path: string, e: TreeNode): Record<string, unknown> {
+  const name = nodeName(e);
   return {
     path,
-    name: entryName(e),
-    ...(Buffer.from(entryName(e), 'utf8').equals(e.name) ? {} : { nameBase64: e.name.toString('base64') }),
+    name,
+    ...(Buffer.from(name, 'utf8').equals(e.name) ? {} : { nameBase64: e.name.toString('base64') }),
     type: e.type,
     mode: e.mode,
     uid: e.uid,
@@ -54,14 +48,17 @@ function entryJson(path: string, e: TreeEntry): Record<string, unknown> {
     user: e.user,
     group: e.group,
     size: e.size,
-    mtime: formatNs(e.mtime),
+    ...(e.mtimeNs !== undefined ? { mtime: formatNs(e.mtimeNs) } : {}),
     ...(e.target ? { target: e.target.toString('utf8') } : {}),
+    ...(e.changedWhileRead ? { changedWhileRead: true } : {}),
+    ...(e.damaged !== undefined ? { damaged: e.damaged } : {}),
   };
 }
 
-function longLine(path: string, e: TreeEntry): string {
-  const owner = `${e.user ?? e.uid}/${e.group ?? e.gid}`;
-  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${formatNs(e.mtime).slice(0, 19).replace('T', ' ')} ${JSON.stringify(path).slice(1, -1)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}`;
+function longLine(path: string, e: TreeNode): string {
+  const owner = `${e.user ?? e.uid ?? '-'}/${e.group ?? e.gid ?? '-'}`;
+  const when = e.mtimeNs !== undefined ? localTime(e.mtimeNs) : '-'.padEnd(26);
+  return `${modeString(e)} ${owner.padEnd(12)} ${String(e.size).padStart(12)} ${when} ${shownPath(path)}${e.target ? ` -> ${e.target.toString('utf8')}` : ''}${e.changedWhileRead ? '  (changed while backed up)' : ''}`;
 }
 
 /** Paths are printed with control characters escaped, so a newline in a name cannot fake a line. */
@@ -81,17 +78,12 @@ export function registerFileCommands(program: Command, run: Run): void {
     .option('--time <iso>', 'the time recorded for the snapshot (ISO-8601), instead of now')
     .option('--host <name>', 'the host name recorded for the snapshot')
     .option('--no-cache', "compare every folder with the previous snapshot's listing instead of the local listing cache")
+    .option('--no-exclude-caches', 'also back up the contents of folders marked as caches with a CACHEDIR.TAG file')
     .action(
-      run(async (ctx, paths: string[], o: { exclude: string[]; excludeFile: string[]; excludeLargerThan?: string; oneFileSystem?: boolean; tag: string[]; time?: string; host?: string; cache: boolean }) => {
+      run(async (ctx, paths: string[], o: { exclude: string[]; excludeFile: string[]; excludeLargerThan?: string; oneFileSystem?: boolean; tag: string[]; time?: string; host?: string; cache: boolean; excludeCaches: boolean }) => {
         const excludes = [...o.exclude];
         for (const f of o.excludeFile) {
-          let text: string;
-          try {
-            text = readFileSync(f, 'utf8');
-          } catch {
-            throw new LifeboatError('usage', `Cannot read the exclude file ${f}. Check the path.`);
-          }
-          excludes.push(...text.split(/\r?\n/));
+          excludes.push(...readSmallFile(f, PATTERN_FILE_LIMIT, 'exclude').split(/\r?\n/));
         }
         let larger: number | undefined;
         if (o.excludeLargerThan !== undefined) {
@@ -108,8 +100,11 @@ export function registerFileCommands(program: Command, run: Run): void {
             progress.done();
             if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', kind: e.kind, path: e.path, message: e.message }) + '\n');
             else ctx.warn(e.message);
+          } else if (e.type === 'excluded') {
+            progress.done();
+            ctx.info(`Leaving out ${e.path}: ${e.reason}.`);
           } else {
-            progress.update({ done: e.bytesDone, ...(e.totalBytesEstimate !== undefined ? { total: Math.max(e.totalBytesEstimate, e.bytesDone) } : {}), files: e.files, extra: `${formatBytes(e.bytesAdded)} added` });
+            progress.update({ done: e.bytesDone, total: e.bytesTotal, files: e.files, extra: `${formatBytes(e.bytesAdded)} added` });
           }
         };
         const r = await backup(repo, {
@@ -117,11 +112,14 @@ export function registerFileCommands(program: Command, run: Run): void {
           excludes,
           ...(larger !== undefined ? { excludeLargerThan: larger } : {}),
           oneFileSystem: o.oneFileSystem === true,
+          ownFolders: ctx.ownFolders(),
+          excludeCaches: o.excludeCaches,
           tags: o.tag,
           ...(o.time !== undefined ? { time: o.time } : {}),
           ...(o.host !== undefined ? { host: o.host } : {}),
           signal: ctx.abort.signal,
           onEvent,
+          scanTotal: progress.shown,
           ...(o.cache ? { cacheDir: defaultCacheDir() } : {}),
         });
         progress.done();
@@ -131,14 +129,15 @@ export function registerFileCommands(program: Command, run: Run): void {
           ctx.printJson({ snapshot: r.snapshotId, parent: r.parent ?? null, summary: s, incomplete: r.incomplete, changedWhileRead: r.changed });
           return code;
         }
-        ctx.out(`Files:       ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged`);
-        ctx.out(`Folders:     ${s.dirsNew} new, ${s.dirsChanged} changed, ${s.dirsUnchanged} unchanged`);
-        ctx.out(`Read:        ${formatBytes(s.bytesRead)} of ${formatBytes(s.totalBytes)} in ${s.totalFiles} files`);
-        ctx.out(`Added:       ${formatBytes(s.bytesAdded)} to the repository (${formatBytes(s.dataBytesAdded)} of new data before compression)`);
-        ctx.out(`Duration:    ${formatDuration(s.durationSeconds)}`);
-        if (s.unreadable > 0) ctx.out(`${s.unreadable} path(s) could not be read and are missing from this snapshot (see the warnings above).`);
-        if (s.changedWhileRead > 0) ctx.out(`${s.changedWhileRead} file(s) changed while they were read; back them up again when they are not in use.`);
-        ctx.out(`Snapshot ${r.snapshotId.slice(0, 8)} saved${r.parent ? ` (parent ${r.parent.slice(0, 8)})` : ''}.`);
+        ctx.report(`Files:       ${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged`);
+        ctx.report(`Folders:     ${s.dirsNew} new, ${s.dirsChanged} changed, ${s.dirsUnchanged} unchanged`);
+        ctx.report(`Read:        ${formatBytes(s.bytesRead)} of ${formatBytes(s.totalBytes)} in ${s.totalFiles} files`);
+        ctx.report(`Added:       ${formatBytes(s.bytesAdded)} to the repository (${formatBytes(s.dataBytesAdded)} of new data before compression)`);
+        ctx.report(`Duration:    ${formatDuration(s.durationSeconds)}`);
+        if (s.unreadable > s.vanished) ctx.out(`${s.unreadable - s.vanished} path(s) could not be read and are missing from this snapshot (see the warnings above).`);
+        if (s.vanished > 0) ctx.out(`${s.vanished} file(s) or folder(s) were deleted or moved while the backup ran (see the warnings above).`);
+        if (s.changedWhileRead > 0) ctx.report(`${s.changedWhileRead} file(s) changed while they were read; back them up again when they are not in use.`);
+        ctx.report(`Snapshot ${r.snapshotId.slice(0, 8)} saved${r.parent ? ` (parent ${r.parent.slice(0, 8)})` : ''}.`);
         return code;
       }),
     );
@@ -153,142 +152,185 @@ export function registerFileCommands(program: Command, run: Run): void {
         const pins = await loadPins(repo);
         if (ctx.json) return ctx.printJson(list.map(({ id, snapshot: s }) => ({ id, ...s, ...(pins.has(id) ? { pinned: { note: pins.get(id)!.note } } : {}) })));
         if (list.length === 0) return ctx.out('There are no snapshots yet. Make one with "lifeboat backup PATH".');
-        ctx.out(`${'ID'.padEnd(8)}  ${'TIME'.padEnd(19)}  ${'HOST'.padEnd(12)}  ${'KIND'.padEnd(5)}  ${'SIZE'.padStart(9)}  PATHS`);
+        ctx.out(`${'ID'.padEnd(8)}  ${'TIME'.padEnd(26)}  ${'HOST'.padEnd(12)}  ${'KIND'.padEnd(5)}  ${'SIZE'.padStart(9)}  PATHS`);
         for (const { id, snapshot: s } of list) {
           const size = s.summary?.['totalBytes'] ?? s.summary?.['bytesUsed'];
           const tags = s.tags.length > 0 ? ` [${s.tags.join(', ')}]` : '';
           const inc = s.incomplete ? ` (incomplete: ${s.incomplete.count} missing)` : '';
           const pin = pins.get(id);
           const pinText = pin ? ` [pinned${pin.note ? `: ${pin.note}` : ''}]` : '';
-          ctx.out(`${id.slice(0, 8)}  ${s.time.slice(0, 19).replace('T', ' ')}  ${s.host.slice(0, 12).padEnd(12)}  ${(s.kind === 'image' ? 'image' : 'files').padEnd(5)}  ${(size !== undefined ? formatBytes(size) : '').padStart(9)}  ${s.paths.join(', ')}${tags}${inc}${pinText}`);
+          ctx.out(`${id.slice(0, 8)}  ${localTime(s.time)}  ${s.host.slice(0, 12).padEnd(12)}  ${(s.kind === 'image' ? 'image' : 'files').padEnd(5)}  ${(size !== undefined ? formatBytes(size) : '').padStart(9)}  ${s.paths.join(', ')}${tags}${inc}${pinText}`);
         }
       }),
     );
 
   program
     .command('ls <snapshot> [path]')
-    .description('list the files in a snapshot (SNAPSHOT is an id, a prefix, or "latest")')
+    .description('list the files in a snapshot (SNAPSHOT is an id, a prefix, or "latest"); in a drive image, PATH starts with the partition: /2/Users or 2:/Users')
     .option('-l, --long', 'show type, permissions, owner, size and time')
     .option('-R, --recursive', 'list everything below the path')
+    .addHelpText('after', `\nExamples:\n  lifeboat ls latest\n  lifeboat ls -l latest /Documents\n`)
     .action(
       run(async (ctx, ref: string, path: string | undefined, o: { long?: boolean; recursive?: boolean }) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const { snapshot } = await findFilesSnapshot(repo, ref);
-        const at = await resolvePath(repo, snapshot, path ?? '/');
-        const prefix = (path ?? '').replace(/\/+$/, '').replace(/^(?!\/)/, '/').replace(/^\/$/, '');
+        const t = await openSnapshotTree(repo, ref);
+        const at = await t.resolve(path ?? '/');
+        const prefix = t.treePath(path ?? '').replace(/\/+$/, '').replace(/^(?!\/)/, '/').replace(/^\/$/, '');
         const rows: Found[] = [];
-        if (at.tree === undefined) rows.push({ path: prefix, entry: at.entry! });
-        else if (o.recursive) for await (const f of walk(repo, at.tree, prefix, ctx.abort.signal)) rows.push(f);
-        else for (const e of await loadDir(repo, at.tree)) rows.push({ path: `${prefix}/${entryName(e)}`, entry: e });
-        if (ctx.json) return ctx.printJson(rows.map((r) => entryJson(r.path, r.entry)));
-        for (const r of rows) ctx.out(o.long ? longLine(r.path, r.entry) : shownPath(r.path) + (r.entry.type === 'dir' ? '/' : ''));
+        const onSkip = (p: string, why: string) => ctx.warn(`${p} was left out: ${why}.`);
+        if (at.type !== 'dir') rows.push({ path: prefix, node: at });
+        else if (o.recursive) for await (const f of walk(t.tree, at, prefix, { signal: ctx.abort.signal, onSkip })) rows.push(f);
+        else for (const n of await t.tree.list(at)) rows.push({ path: `${prefix}/${nodeName(n)}`, node: n });
+        if (ctx.json) return ctx.printJson(rows.map((r) => entryJson(r.path, r.node)));
+        for (const r of rows) ctx.out(o.long ? longLine(r.path, r.node) : shownPath(r.path) + (r.node.type === 'dir' ? '/' : ''));
       }),
     );
 
   program
     .command('find <pattern>')
-    .description('find files by name or path in every snapshot (e.g. "thesis*.tex", "/home/*/Documents/*.odt")')
-    .option('--snapshot <id>', 'search only this snapshot (repeatable)', collect, [] as string[])
+    .description('find files by name or path in every file snapshot (and drive image, with --images); a path matches as it was backed up (/home/ann/Documents/...) and as "lifeboat ls" shows it (/Documents/...)')
+    .option('--snapshot <id>', 'search only this snapshot, a file backup or a drive image (repeatable)', collect, [] as string[])
+    .option('--images', 'search inside drive images too (reads their folders from the repository: slower)')
+    .addHelpText('after', `\nExamples:\n  lifeboat find "thesis*.tex"\n  lifeboat find "Documents/**/*.odt"\n  lifeboat find --json notes.txt\n  lifeboat find --images "*.txt"\n`)
     .action(
-      run(async (ctx, pattern: string, o: { snapshot: string[] }) => {
+      run(async (ctx, pattern: string, o: { snapshot: string[]; images?: boolean }) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
         const matcher = new PathMatcher([pattern]);
-        const snaps = o.snapshot.length > 0 ? await Promise.all(o.snapshot.map((r) => findFilesSnapshot(repo, r))) : (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'files');
-        const results: { snapshot: string; time: string; path: string; entry: TreeEntry }[] = [];
+        const snaps = o.snapshot.length > 0 ? await Promise.all(o.snapshot.map((r) => repo.findSnapshot(r))) : (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'files' || o.images);
+        const results: { snapshot: string; time: string; path: string; shown: string; node: TreeNode }[] = [];
         for (const { id, snapshot } of snaps) {
-          for await (const f of walk(repo, snapshot.root, '', ctx.abort.signal)) {
-            if (matcher.matches(f.path)) results.push({ snapshot: id, time: snapshot.time, path: f.path, entry: f.entry });
+          const t = await treeOf(repo, id, snapshot);
+          const onSkip = (p: string, why: string) => ctx.warn(`${id.slice(0, 8)}:${p} was left out: ${why}.`);
+          for await (const f of walk(t.tree, await t.tree.root(), '', { signal: ctx.abort.signal, onSkip })) {
+            const shown = t.shownPath(f.path);
+            if (matcher.matches(f.path) || matcher.matches(shown)) results.push({ snapshot: id, time: snapshot.time, path: f.path, shown, node: f.node });
           }
         }
-        if (ctx.json) return ctx.printJson(results.map((r) => ({ snapshot: r.snapshot, snapshotTime: r.time, ...entryJson(r.path, r.entry) })));
+        if (ctx.json) return ctx.printJson(results.map((r) => ({ snapshot: r.snapshot, snapshotTime: r.time, ...entryJson(r.path, r.node), originalPath: r.shown })));
         if (results.length === 0) {
           ctx.out(`Nothing matching "${pattern}" in ${snaps.length} snapshot(s).`);
           return ExitCode.failure;
         }
-        for (const r of results) ctx.out(`${r.snapshot.slice(0, 8)}  ${r.time.slice(0, 19).replace('T', ' ')}  ${String(r.entry.size).padStart(12)}  ${formatNs(r.entry.mtime).slice(0, 19).replace('T', ' ')}  ${shownPath(r.path)}`);
+        for (const r of results) ctx.out(`${r.snapshot.slice(0, 8)}  ${localTime(r.time)}  ${String(r.node.size).padStart(12)}  ${r.node.mtimeNs !== undefined ? localTime(r.node.mtimeNs) : '-'.padEnd(26)}  ${shownPath(r.shown)}`);
       }),
     );
 
   program
     .command('diff <snapshot1> <snapshot2>')
-    .description('show what changed between two snapshots (+ added, - removed, M modified, U metadata, T type)')
+    .description('show what changed between two snapshots, file backups or drive images (+ added, - removed, M modified, U metadata, T type)')
     .action(
       run(async (ctx, a: string, b: string) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const sa = await findFilesSnapshot(repo, a);
-        const sb = await findFilesSnapshot(repo, b);
+        const ta = await openSnapshotTree(repo, a);
+        const tb = await openSnapshotTree(repo, b);
+        if (ta.snapshot.kind !== tb.snapshot.kind) throw new LifeboatError('usage', 'One of the two snapshots is a file backup and the other a drive image; compare two of the same kind.');
         const sign = { added: '+', removed: '-', modified: 'M', metadata: 'U', type: 'T' } as const;
         const rows: { kind: string; path: string }[] = [];
-        for await (const c of diffTrees(repo, sa.snapshot.root, sb.snapshot.root)) rows.push({ kind: c.kind, path: c.path });
+        const onSkip = (p: string, why: string) => ctx.warn(`${p} was left out: ${why}.`);
+        for await (const c of diff(ta.tree, await ta.tree.root(), tb.tree, await tb.tree.root(), '', { signal: ctx.abort.signal, onSkip })) rows.push({ kind: c.kind, path: c.path });
         if (ctx.json) return ctx.printJson(rows);
         for (const r of rows) ctx.out(`${sign[r.kind as keyof typeof sign]}  ${shownPath(r.path)}`);
-        ctx.info(`${rows.length} change(s) between ${sa.id.slice(0, 8)} and ${sb.id.slice(0, 8)}.`);
+        ctx.info(`${rows.length} change(s) between ${ta.id.slice(0, 8)} and ${tb.id.slice(0, 8)}.`);
       }),
     );
 
   program
     .command('dump <snapshot> <path>')
-    .description('write one file from a snapshot to standard output')
+    .description('write one file from a snapshot (a file backup or a drive image) to standard output; a folder is written as a tar archive')
+    .addHelpText('after', `\nExamples:\n  lifeboat dump latest /Documents/notes.txt > notes.txt\n  lifeboat dump latest /Documents > Documents.tar\n`)
     .action(
       run(async (ctx, ref: string, path: string) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const { snapshot } = await findFilesSnapshot(repo, ref);
-        const at = await resolvePath(repo, snapshot, path);
-        if (!at.entry) throw new LifeboatError('usage', 'Name a file inside the snapshot, such as /Documents/notes.txt.');
-        await dumpFile(repo, at.entry, ctx.stdout as NodeJS.WritableStream & import('node:stream').Writable, ctx.abort.signal);
+        const t = await openSnapshotTree(repo, ref);
+        const at = await t.resolve(path);
+        const out = ctx.stdout;
+        if (at.type === 'file') return void (await dumpFile(t.tree, at, out, ctx.abort.signal));
+        if (at.type !== 'dir') throw new LifeboatError('usage', `${path} is a ${at.type}, not a file or a folder.`);
+        if ((ctx.stdout as NodeJS.WriteStream).isTTY) throw new LifeboatError('usage', `${path} is a folder; it is written as a tar archive, so send it to a file: lifeboat dump ${ref} ${path} > folder.tar`);
+        await dumpTar(t.tree, at, out, { signal: ctx.abort.signal, onSkip: (p, why) => ctx.warn(`${p} was left out of the archive: ${why}.`) });
       }),
     );
 
   program
     .command('restore <snapshot>')
-    .description('restore a snapshot, or parts of it, into a folder')
-    .requiredOption('--target <dir>', 'the folder to restore into (created if missing)')
-    .option('--include <path>', 'restore only this path in the snapshot and everything under it (repeatable)', collect, [] as string[])
+    .description('restore a snapshot, or parts of it, into a folder, or back where it came from with --original')
+    .option('--target <dir>', 'the folder to restore into (created if missing)')
+    .option('--original', 'put files back where they were backed up from; files changed since the backup are kept unless you agree (or give --overwrite)')
+    .option('--include <path>', 'restore only this path and everything under it (repeatable): /home/ann/Documents/thesis or /Documents/thesis', collect, [] as string[])
     .option('--exclude <pattern>', 'do not restore paths matching a pattern (repeatable)', collect, [] as string[])
-    .option('--overwrite <when>', 'existing files: always, if-changed (size or time differ), never', 'if-changed')
+    .option('--overwrite <when>', 'existing files: always, if-changed (size or time differ), never (default: if-changed with --target, never with --original)')
     .option('--verify', 'read every restored file back and check it against the snapshot')
     .option('--numeric-owner', 'as root, give files the stored user and group numbers instead of looking up the stored names on this machine')
+    .option('--devices', 'create device nodes even when the snapshot comes from another computer')
+    .addHelpText('after', `\nExamples:\n  lifeboat restore latest --target restored\n  lifeboat restore latest --include /Documents/notes.txt --target restored\n  lifeboat restore latest --original\n`)
     .action(
-      run(async (ctx, ref: string, o: { target: string; include: string[]; exclude: string[]; overwrite: string; verify?: boolean; numericOwner?: boolean }) => {
-        if (!['always', 'if-changed', 'never'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed or never.`);
+      run(async (ctx, ref: string, o: { target?: string; original?: boolean; include: string[]; exclude: string[]; overwrite?: string; verify?: boolean; numericOwner?: boolean; devices?: boolean }) => {
+        if (o.overwrite !== undefined && !['always', 'if-changed', 'never'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed or never.`);
+        if ((o.target === undefined) === (o.original !== true)) throw new LifeboatError('usage', 'Say where to restore to: --target FOLDER, or --original to put the files back where they came from.');
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'restore');
+        await repo.lock(false, 'restore', { reading: true });
         await repo.loadIndex();
         const { id, snapshot } = await findFilesSnapshot(repo, ref);
+        const includes = o.include.map((p) => snapshotPath(snapshot, p));
+        const places = o.target !== undefined ? [{ target: o.target, includes }] : originalPlaces(snapshot, includes);
         warnPlatformOnce(ctx);
         reuseLargeBlocks(); // before the restore starts its workers
-        const progress = new Progress(ctx, 'restore');
-        const onEvent = (e: RestoreEvent) => {
-          if (e.type === 'warning') {
+        const restoreAll = async (overwrite: OverwriteMode): Promise<RestoreSummary[]> => {
+          const out: RestoreSummary[] = [];
+          for (const place of places) {
+            const progress = new Progress(ctx, 'restore');
+            const onEvent = (e: RestoreEvent) => {
+              if (e.type === 'warning') {
+                progress.done();
+                if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', path: e.path, message: e.message }) + '\n');
+                else ctx.warn(e.message);
+              } else progress.update({ done: e.bytesDone, total: e.totalBytes, files: e.files });
+            };
+            const r = await restore(repo, snapshot, {
+              target: place.target,
+              includes: place.includes,
+              excludes: o.exclude,
+              overwrite,
+              verify: o.verify === true,
+              numericOwner: o.numericOwner === true,
+              devices: o.devices === true,
+              signal: ctx.abort.signal,
+              onEvent,
+            });
             progress.done();
-            if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', path: e.path, message: e.message }) + '\n');
-            else ctx.warn(e.message);
-          } else progress.update({ done: e.bytesWritten, ...(e.totalBytes !== undefined ? { total: Math.max(e.totalBytes, e.bytesWritten) } : {}), files: e.files });
+            out.push(r.summary);
+          }
+          return out;
         };
-        const r = await restore(repo, snapshot, {
-          target: o.target,
-          includes: o.include,
-          excludes: o.exclude,
-          overwrite: o.overwrite as OverwriteMode,
-          verify: o.verify === true,
-          numericOwner: o.numericOwner === true,
-          signal: ctx.abort.signal,
-          onEvent,
-        });
-        progress.done();
-        const s = r.summary;
-        if (ctx.json) ctx.printJson({ snapshot: id, target: o.target, summary: s });
-        else {
-          ctx.out(`Restored ${s.files} files (${formatBytes(s.bytesWritten)}), ${s.dirs} folders, ${s.symlinks} symlinks, ${s.hardlinks} hard links, ${s.special} special files into ${o.target} in ${formatDuration(s.durationSeconds)}.`);
-          if (s.skipped > 0) ctx.out(`${s.skipped} existing path(s) were left as they were (--overwrite ${o.overwrite}).`);
-          if (s.leftoversRemoved > 0) ctx.out(`Removed ${s.leftoversRemoved} temporary file(s) left by an interrupted restore.`);
-          if (o.verify) ctx.out(s.verifyFailures === 0 ? `Verified ${s.verified} files: all match the snapshot.` : `${s.verifyFailures} file(s) do NOT match the snapshot.`);
-          if (s.errors > 0) ctx.out(`${s.errors} problem(s); see the warnings above.`);
+        const overwrite = (o.overwrite ?? (o.original ? 'never' : 'if-changed')) as OverwriteMode;
+        let summaries = await restoreAll(overwrite);
+        let kept = summaries.reduce((n, s) => n + s.keptChanged, 0);
+        if (o.original && o.overwrite === undefined && kept > 0 && (await ctx.confirm(`${kept} file(s) were changed since this backup and were left as they are. Replace them with the backed-up versions?`))) {
+          const again = await restoreAll('if-changed');
+          summaries = summaries.map((s, i) => ({ ...s, replaced: s.replaced + again[i]!.replaced, skipped: s.skipped - s.keptChanged, keptChanged: 0, errors: s.errors + again[i]!.errors, bytesWritten: s.bytesWritten + again[i]!.bytesWritten, files: s.files + again[i]!.files }));
+          kept = 0;
         }
+        const where = places.map((p) => p.target).join(', ');
+        const s = summaries.reduce((a, b) => {
+          const sum = { ...a };
+          for (const k of Object.keys(b) as (keyof RestoreSummary)[]) sum[k] = a[k] + b[k];
+          return sum;
+        });
+        if (ctx.json) ctx.printJson({ snapshot: id, target: where, summary: s });
+        else {
+          ctx.report(`Restored ${s.files} files (${formatBytes(s.bytesWritten)}), ${s.dirs} folders, ${s.symlinks} symlinks, ${s.hardlinks} hard links, ${s.special} special files into ${where} in ${formatDuration(s.durationSeconds)}.`);
+          if (s.replaced > 0) ctx.report(`${s.replaced} existing file(s) were replaced with the backed-up version.`);
+          if (kept > 0) ctx.out(`${kept} file(s) changed since the backup were left as they are; add --overwrite if-changed to replace them.`);
+          if (s.skipped - kept > 0) ctx.report(`${s.skipped - kept} existing path(s) were already as in the backup.`);
+          if (s.devicesRefused > 0) ctx.out(`${s.devicesRefused} device node(s) were not created: the snapshot comes from another computer (${snapshot.host}). Add --devices if you trust it.`);
+          if (s.leftoversRemoved > 0) ctx.report(`Removed ${s.leftoversRemoved} temporary file(s) left by an interrupted restore.`);
+          if (o.verify) ctx.out(s.verifyFailures === 0 ? `Verified ${s.verified} files: all match the snapshot.` : `${s.verifyFailures} file(s) do NOT match the snapshot.`);
+        }
+        if (s.errors > 0) ctx.out(`${s.errors} problem(s); see the warnings above.`);
         return s.errors > 0 || s.verifyFailures > 0 ? ExitCode.failure : ExitCode.ok;
       }),
     );

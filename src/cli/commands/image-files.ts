@@ -4,6 +4,7 @@ import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { extractEntries, imagePartitions, openImageSnapshot, openPartition, parseLocation, resolvePath, type OpenedImage } from '../../image/browse.js';
 import type { FilesystemReader, FsEntry } from '../../image/fs/types.js';
 import type { Run } from './repo.js';
+import { localTime } from '../format.js';
 
 const TYPE_CHAR: Record<FsEntry['type'], string> = { file: '-', dir: 'd', symlink: 'l', other: '?' };
 
@@ -73,7 +74,7 @@ export function registerImageFileCommands(image: Command, run: Run): void {
           }
           const target = x.type === 'symlink' ? await fs.readlink(x).then((t) => ` -> ${t.toString('utf8')}`, () => '') : '';
           const streams = x.streams?.length ? `  [streams: ${x.streams.map((s) => `${s.name} (${s.size})`).join(', ')}]` : '';
-          const when = iso(x.mtime)?.replace('T', ' ').slice(0, 19) ?? '-'.padEnd(19);
+          const when = x.mtime !== undefined && Number.isFinite(x.mtime) ? localTime(new Date(Math.floor(x.mtime))) : '-'.padEnd(26);
           ctx.out(`${modeString(x)} ${String(x.size).padStart(12)}  ${when}  ${name}${target}${streams}`);
         }
       }),
@@ -87,7 +88,7 @@ export function registerImageFileCommands(image: Command, run: Run): void {
       run(async (ctx, ref: string, locations: string[], o: { target: string }) => {
         const wanted = locations.map(parseLocation);
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'image restore-files');
+        await repo.lock(false, 'image restore-files', { reading: true });
         await repo.loadIndex();
         const img: OpenedImage = await openImageSnapshot(repo, ref);
         const opened = new Map<number, FilesystemReader>();
@@ -113,7 +114,7 @@ export function registerImageFileCommands(image: Command, run: Run): void {
         }
         if (ctx.json) ctx.printJson({ snapshot: img.id, target: o.target, ...total, warnings, chunksFetched: img.source.stats.chunkLoads, chunksInImage: img.source.stats.chunkCount });
         else {
-          ctx.out(`Restored ${total.files} file(s), ${total.dirs} folder(s), ${total.symlinks} symlink(s)${total.hardlinks ? `, ${total.hardlinks} hard link(s)` : ''} (${formatBytes(total.bytesWritten)}) from image ${img.id.slice(0, 8)} into ${o.target}.`);
+          ctx.report(`Restored ${total.files} file(s), ${total.dirs} folder(s), ${total.symlinks} symlink(s)${total.hardlinks ? `, ${total.hardlinks} hard link(s)` : ''} (${formatBytes(total.bytesWritten)}) from image ${img.id.slice(0, 8)} into ${o.target}.`);
           if (total.errors > 0) ctx.out(`${total.errors} item(s) could not be restored; see the warnings above.`);
         }
         if (total.errors > 0 && total.files + total.dirs + total.symlinks === 0) throw new LifeboatError('corrupt', 'Nothing could be restored; see the warnings above.');

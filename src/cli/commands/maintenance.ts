@@ -1,19 +1,17 @@
 /** Maintenance commands: forget, prune, pin, unpin, repair index, repair snapshots. */
 import type { Command } from 'commander';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
-import { applyPolicy, parseDuration, type ForgetPolicy } from '../../repo/forget.js';
-import { Names, type Hex } from '../../repo/ids.js';
-import { loadPins, pinSnapshot, unpinSnapshot } from '../../repo/pins.js';
-import { prune, type PruneReport } from '../../repo/prune.js';
-import { repairIndex, repairSnapshots, type Repairers } from '../../repo/repair.js';
+import { parseDuration, type ForgetPolicy } from '../../repo/forget.js';
+import { pinSnapshot, unpinSnapshot } from '../../repo/pins.js';
+import type { PruneReport } from '../../repo/prune.js';
+import { forgetSnapshots, pruneRepository } from '../../jobs/maintenance.js';
+import { renderEvents } from '../events.js';
+import { repairIndex, repairSnapshots } from '../../repo/repair.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
-import { referenceWalkers, type Run } from './repo.js';
-import { filesRepairer } from '../../files/repair.js';
-import { imageRepairer } from '../../image/repair.js';
-
-/** Snapshot repairers, contributed by the layers that own each snapshot kind (like referenceWalkers). */
-export const snapshotRepairers: Repairers = { files: filesRepairer, image: imageRepairer };
+import { localTime } from '../format.js';
+import type { Run } from './repo.js';
+import { referenceWalkers, snapshotRepairers } from '../../jobs/kinds.js';
 
 function count(name: string) {
   return (v: string): number => {
@@ -71,28 +69,16 @@ function maxUnusedOf(v: string): number {
   return n;
 }
 
-function localTime(iso: string): string {
-  const d = new Date(iso);
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
-
 async function runPrune(ctx: Context, repo: Repository, maxUnused: number, dryRun: boolean): Promise<PruneReport> {
-  const r = await prune(repo, {
-    walkers: referenceWalkers,
-    maxUnusedPercent: maxUnused,
-    dryRun,
-    signal: ctx.abort.signal,
-    onProgress: (phase, done, total) => {
-      if (!ctx.json && process.stderr.isTTY && total > 0) process.stderr.write(`\r${phase}: ${done}/${total}`);
-    },
-  });
+  const render = renderEvents(ctx);
+  const r = await pruneRepository(repo, { maxUnusedPercent: maxUnused, dryRun, signal: ctx.abort.signal, onEvent: render });
+  render.done();
   if (ctx.json) return r;
   const would = dryRun ? 'would be ' : '';
-  ctx.out(`${r.snapshots} snapshots need ${r.blobsUsed} blocks (${formatBytes(r.bytes.used)}) in ${formatBytes(r.bytes.before)} of packs.`);
-  ctx.out(`Packs: ${r.packs.deleted} unused ${would}deleted, ${r.packs.repacked} ${would}repacked, ${r.packs.unindexed} left by interrupted backups ${would}deleted, ${r.packs.kept} kept.`);
-  if (r.pinsRemoved > 0) ctx.out(`Removed ${r.pinsRemoved} pin(s) of snapshots that no longer exist.`);
-  ctx.out(`${dryRun ? 'Would free' : 'Freed'} ${formatBytes(Math.max(0, r.bytes.freed))}${r.bytes.unusedRemaining > 0 ? `; ${formatBytes(r.bytes.unusedRemaining)} unused stays in partly used packs` : ''}.`);
+  ctx.report(`${r.snapshots} snapshots need ${r.blobsUsed} blocks (${formatBytes(r.bytes.used)}) in ${formatBytes(r.bytes.before)} of packs.`);
+  ctx.report(`Packs: ${r.packs.deleted} unused ${would}deleted, ${r.packs.repacked} ${would}repacked, ${r.packs.unindexed} left by interrupted backups ${would}deleted, ${r.packs.kept} kept.`);
+  if (r.pinsRemoved > 0) ctx.report(`Removed ${r.pinsRemoved} pin(s) of snapshots that no longer exist.`);
+  ctx.report(`${dryRun ? 'Would free' : 'Freed'} ${formatBytes(Math.max(0, r.bytes.freed))}${r.bytes.unusedRemaining > 0 ? `; ${formatBytes(r.bytes.unusedRemaining)} unused stays in partly used packs` : ''}.`);
   return r;
 }
 
@@ -120,30 +106,15 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, refs: string[], o: ForgetOptions) => {
         const repo = await ctx.openRepository();
-        await repo.lock(true, 'forget');
-        const pins = await loadPins(repo);
-        const all = (await repo.listSnapshots()).filter((s) => o.host.length === 0 || o.host.includes(s.snapshot.host));
-        let groups: ReturnType<typeof applyPolicy<{ id: Hex; kind: string; time: string; host: string; paths: readonly string[]; tags: readonly string[]; pinned: boolean }>>;
-        const candidates = all.map(({ id, snapshot: s }) => ({ id, kind: s.kind, time: s.time, host: s.host, paths: s.paths, tags: s.tags, pinned: pins.has(id) }));
-        if (refs.length > 0) {
-          const ids = new Set<Hex>();
-          for (const ref of refs) ids.add((await repo.findSnapshot(ref)).id);
-          const pinned = [...ids].filter((id) => pins.has(id));
-          if (pinned.length > 0) throw new LifeboatError('invalid-argument', `Snapshot ${pinned.map((id) => id.slice(0, 8)).join(', ')} is pinned. Unpin it first with "lifeboat unpin" if you really want to remove it.`);
-          groups = [{ kind: '', host: '', paths: [], keep: [], remove: candidates.filter((c) => ids.has(c.id)) }];
-        } else {
-          groups = applyPolicy(candidates, policyOf(o));
-        }
-        const removeIds = groups.flatMap((g) => g.remove.map((r) => r.id));
-        if (!o.dryRun) for (const id of removeIds) await repo.store.delete(Names.snapshot(id));
+        const { groups, wouldRemove: removeIds } = await forgetSnapshots(repo, { ids: refs, ...(refs.length === 0 ? { policy: policyOf(o) } : {}), hosts: o.host, dryRun: o.dryRun === true });
         let pruneReport: PruneReport | undefined;
         if (!ctx.json) {
           for (const g of groups) {
             if (refs.length === 0) ctx.out(`${g.kind} snapshots of ${g.host}: ${g.paths.join(', ')}`);
-            for (const k of g.keep) ctx.out(`  keep    ${k.snapshot.id.slice(0, 8)}  ${localTime(k.snapshot.time)}  ${k.reasons.join(', ')}${k.snapshot.pinned && pins.get(k.snapshot.id)?.note ? ` (${pins.get(k.snapshot.id)!.note})` : ''}`);
+            for (const k of g.keep) ctx.out(`  keep    ${k.snapshot.id.slice(0, 8)}  ${localTime(k.snapshot.time)}  ${k.reasons.join(', ')}${k.snapshot.note ? ` (${k.snapshot.note})` : ''}`);
             for (const r of g.remove) ctx.out(`  ${o.dryRun ? 'would remove' : 'remove'}  ${r.id.slice(0, 8)}  ${localTime(r.time)}`);
           }
-          ctx.out(o.dryRun ? `${removeIds.length} snapshot(s) would be removed.` : `Removed ${removeIds.length} snapshot(s).`);
+          ctx.report(o.dryRun ? `${removeIds.length} snapshot(s) would be removed.` : `Removed ${removeIds.length} snapshot(s).`);
         }
         if (o.prune && (removeIds.length > 0 || !o.dryRun)) pruneReport = await runPrune(ctx, repo, maxUnusedOf(o.maxUnused), o.dryRun === true);
         if (ctx.json) {
@@ -171,7 +142,6 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { maxUnused: string; dryRun?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.lock(true, 'prune');
         const r = await runPrune(ctx, repo, maxUnusedOf(o.maxUnused), o.dryRun === true);
         if (ctx.json) ctx.printJson(r);
       }),
@@ -188,7 +158,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
         const { id } = await repo.findSnapshot(ref);
         const info = await pinSnapshot(repo, id, o.note);
         if (ctx.json) return ctx.printJson({ snapshot: id, ...info });
-        ctx.out(`Pinned snapshot ${id.slice(0, 8)}${o.note ? ` (${o.note})` : ''}.`);
+        ctx.report(`Pinned snapshot ${id.slice(0, 8)}${o.note ? ` (${o.note})` : ''}.`);
       }),
     );
 
@@ -202,14 +172,14 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
         const { id } = await repo.findSnapshot(ref);
         const was = await unpinSnapshot(repo, id);
         if (ctx.json) return ctx.printJson({ snapshot: id, unpinned: was });
-        ctx.out(was ? `Unpinned snapshot ${id.slice(0, 8)}.` : `Snapshot ${id.slice(0, 8)} was not pinned.`);
+        ctx.report(was ? `Unpinned snapshot ${id.slice(0, 8)}.` : `Snapshot ${id.slice(0, 8)} was not pinned.`);
       }),
     );
 
   const repair = program.command('repair').description('rebuild a damaged repository as far as possible');
   repair
     .command('index')
-    .description('rebuild the index from the packs alone')
+    .description('rebuild the index from the packs (keeping every block of a damaged pack that still verifies)')
     .option('-n, --dry-run', 'only read the packs and report')
     .action(
       run(async (ctx, o: { dryRun?: boolean }) => {
@@ -217,7 +187,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
         await repo.lock(true, 'repair index');
         const r = await repairIndex(repo, { dryRun: o.dryRun === true, signal: ctx.abort.signal });
         if (ctx.json) return ctx.printJson(r);
-        for (const d of r.damagedPacks) ctx.out(`damaged: ${d.file}: ${d.message}`);
+        for (const d of r.damagedPacks) ctx.out(`damaged: ${d.file}: ${d.message}${d.keptBlobs > 0 ? ` (kept the ${d.keptBlobs} block(s) of it that still verify)` : ''}`);
         ctx.out(`${r.indexedPacks} of ${r.packs} packs indexed (${r.blobs} blocks)${o.dryRun ? '' : `; wrote ${r.indexFilesWritten} index file(s), removed ${r.indexFilesDeleted} old one(s)`}.`);
         if (r.damagedPacks.length > 0) ctx.out('Snapshots that need data from damaged packs: see "lifeboat check", then "lifeboat repair snapshots".');
         return r.damagedPacks.length > 0 ? 1 : 0;

@@ -8,15 +8,15 @@ import { parseParity } from '../../store/parity.js';
 import { addParity } from '../../repo/parity.js';
 import { addKey, listKeys, readKey } from '../../repo/keys.js';
 import { Names } from '../../repo/ids.js';
-import { checkRepository, repositoryStats, type ReferenceWalker } from '../../repo/check.js';
-import type { Snapshot } from '../../repo/snapshot.js';
+import { checkRepository, repositoryStats } from '../../repo/check.js';
+import { referenceWalkers } from '../../jobs/kinds.js';
 import type { Context } from '../context.js';
+import { localTime } from '../format.js';
+import { Progress } from '../progress.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands actions untyped arguments
 export type Run = (fn: (ctx: Context, ...args: any[]) => Promise<number | void>) => (...args: any[]) => Promise<void>;
 
-/** Reference walkers for check, contributed by the layers that own each snapshot kind. */
-export const referenceWalkers: Partial<Record<Snapshot['kind'], ReferenceWalker>> = {};
 
 export function registerRepoCommands(program: Command, run: Run): void {
   program
@@ -71,7 +71,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         }
         if (ctx.json) return ctx.printJson(rows);
         ctx.out(' ' + ['ID      ', 'KIND    ', 'CREATED            ', 'HOST/USER', 'LABEL'].join('  '));
-        for (const r of rows) ctx.out(`${r.current ? '*' : ' '}${r.id.slice(0, 8)}  ${r.kind.padEnd(8)}  ${r.created.slice(0, 19).replace('T', ' ').padEnd(19)}  ${`${r.host}/${r.user}`.padEnd(9)}  ${r.label}`);
+        for (const r of rows) ctx.out(`${r.current ? '*' : ' '}${r.id.slice(0, 8)}  ${r.kind.padEnd(8)}  ${localTime(r.created).padEnd(26)}  ${`${r.host}/${r.user}`.padEnd(9)}  ${r.label}`);
       }),
     );
   key
@@ -85,7 +85,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         const pw = await ctx.newPassword('new password', o.newPasswordFile);
         const id = await addKey(repo.store, repo.keys, pw, 'password', o.label);
         if (ctx.json) return ctx.printJson({ id });
-        ctx.out(`Added key ${id.slice(0, 8)}.`);
+        ctx.report(`Added key ${id.slice(0, 8)}.`);
       }),
     );
   key
@@ -100,7 +100,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         if (k.id === repo.keyId) throw new LifeboatError('invalid-argument', 'That is the key you opened the repository with; open it with another password to remove this one.');
         await repo.store.delete(Names.key(k.id));
         if (ctx.json) return ctx.printJson({ removed: k.id });
-        ctx.out(`Removed key ${k.id.slice(0, 8)}.`);
+        ctx.report(`Removed key ${k.id.slice(0, 8)}.`);
       }),
     );
   key
@@ -114,7 +114,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         const id = await addKey(repo.store, repo.keys, pw, repo.keySlot.kind, repo.keySlot.label);
         await repo.store.delete(Names.key(repo.keyId)); // new slot first: a crash here leaves both, never neither
         if (ctx.json) return ctx.printJson({ id, replaced: repo.keyId });
-        ctx.out(`Password changed (key ${repo.keyId.slice(0, 8)} replaced by ${id.slice(0, 8)}).`);
+        ctx.report(`Password changed (key ${repo.keyId.slice(0, 8)} replaced by ${id.slice(0, 8)}).`);
       }),
     );
 
@@ -125,23 +125,22 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { readData?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'check');
+        await repo.lock(false, 'check', { reading: true });
+        const progress = new Progress(ctx, 'reading packs');
         const report = await checkRepository(repo, {
           readData: o.readData === true,
           walkers: referenceWalkers,
           signal: ctx.abort.signal,
-          onProgress: (done, total) => {
-            if (!ctx.json && process.stderr.isTTY && total > 0) process.stderr.write(`\rreading packs: ${done}/${total}`);
-          },
+          onProgress: (done, total) => progress.update({ done, total }, done === total),
         });
-        if (!ctx.json && process.stderr.isTTY && o.readData) process.stderr.write('\n');
+        progress.done();
         if (ctx.json) ctx.printJson(report);
         else {
           for (const w of report.warnings) ctx.out(`warning: ${w.file}: ${w.message}`);
           for (const e of report.errors) ctx.out(`error: ${e.file}: ${e.message}`);
           const c = report.counts;
-          ctx.out(`${c.snapshots} snapshots, ${c.indexFiles} index files, ${c.packs} packs, ${c.blobs} blocks${o.readData ? `, ${formatBytes(c.bytesRead)} read` : ''}.`);
-          ctx.out(report.errors.length === 0 ? 'No errors were found.' : `${report.errors.length} problem(s) found. Keep this repository as it is and see "lifeboat repair".`);
+          ctx.report(`${c.snapshots} snapshots, ${c.indexFiles} index files, ${c.packs} packs, ${c.blobs} blocks${o.readData ? `, ${formatBytes(c.bytesRead)} read` : ''}.`);
+          ctx.report(report.errors.length === 0 ? 'No errors were found.' : `${report.errors.length} problem(s) found. Keep this repository as it is and see "lifeboat repair".`);
         }
         return report.errors.length === 0 ? 0 : 1;
       }),
@@ -193,7 +192,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         const repo = await ctx.openRepository();
         const n = await repo.removeLocks(o.removeAll === true);
         if (ctx.json) return ctx.printJson({ removed: n });
-        ctx.out(n === 0 ? 'No stale locks.' : `Removed ${n} lock(s).`);
+        ctx.report(n === 0 ? 'No stale locks.' : `Removed ${n} lock(s).`);
       }),
     );
 }

@@ -52,6 +52,15 @@ export const linuxPlatform: Platform = {
     return parseMounts(text);
   },
   isBlockDevice: (p) => portablePlatform.isBlockDevice(p),
+  async deviceModel(path) {
+    const dir = await sysDir(path);
+    if (!dir) return undefined;
+    const read = (f: string) => fs.readFile(join(dir, f), 'utf8').then((t) => t.trim(), () => '');
+    const backing = await read('loop/backing_file');
+    if (backing) return `loop device of ${backing}`;
+    const model = [await read('device/vendor'), await read('device/model')].filter((x) => x !== '').join(' ');
+    return model || undefined;
+  },
   async relatedDevices(path) {
     const real = await fs.realpath(path).catch(() => path);
     const out = [real];

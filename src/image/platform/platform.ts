@@ -22,6 +22,8 @@ export interface Platform {
   isBlockDevice(path: string): Promise<boolean>;
   /** Canonical device paths of a drive and of its partitions (for matching against mounts). */
   relatedDevices(path: string): Promise<string[]>;
+  /** The drive's maker and model ("ATA Samsung SSD 860"), or what backs a loop device; undefined where unknown. */
+  deviceModel(path: string): Promise<string | undefined>;
 }
 
 /**
@@ -65,4 +67,5 @@ export const portablePlatform: Platform = {
   mountedFilesystems: async () => [],
   isBlockDevice: async (p) => (await fs.stat(p).catch(() => undefined))?.isBlockDevice() === true,
   relatedDevices: async (p) => [await fs.realpath(p).catch(() => p)],
+  deviceModel: async () => undefined,
 };

@@ -1,0 +1,73 @@
+/**
+ * A file snapshot seen through the one tree interface (tree/tree.ts), for ls, find, diff and dump.
+ * A folder's content key is its listing id and a file's is its list of data blob ids, so diff
+ * never opens what two snapshots share.
+ */
+import { fromHex, type Hex } from '../repo/ids.js';
+import type { Repository } from '../repo/repository.js';
+import type { Snapshot } from '../repo/snapshot.js';
+import { LifeboatError } from '../util/errors.js';
+import type { Tree, TreeNode } from '../tree/tree.js';
+import { fileContent, loadDir, type TreeEntry } from './tree.js';
+
+export interface SnapshotNode extends TreeNode {
+  /** The stored entry (undefined for the root). */
+  readonly entry?: TreeEntry;
+  readonly subtree?: Hex;
+}
+
+function toNode(e: TreeEntry): SnapshotNode {
+  const content = e.content ?? e.contentParts;
+  const xattrs = e.xattrs?.length ? `|${e.xattrs.map(([k, v]) => `${k}=${v.toString('base64')}`).join(',')}` : '';
+  return {
+    name: e.name,
+    type: e.type,
+    size: e.size,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    ...(e.user !== undefined ? { user: e.user } : {}),
+    ...(e.group !== undefined ? { group: e.group } : {}),
+    mtimeNs: e.mtime,
+    ...(e.rdev !== undefined ? { rdev: e.rdev } : {}),
+    ...(e.target !== undefined ? { target: e.target } : {}),
+    ...(e.type === 'dir' && e.subtree !== undefined ? { subtree: e.subtree, folderKey: e.subtree, contentKey: `d${e.subtree}` } : {}),
+    ...(e.type === 'file' && content ? { contentKey: `f${e.contentParts ? 'p' : ''}${content.join(',')}` } : {}),
+    ...(xattrs ? { attributesKey: xattrs } : {}),
+    ...(e.changed ? { changedWhileRead: true } : {}),
+    ...(e.damaged ? { damaged: 'its data was lost from the repository ("lifeboat repair snapshots" marked it)' } : {}),
+    entry: e,
+  };
+}
+
+export class SnapshotTree implements Tree {
+  constructor(
+    readonly repo: Repository,
+    readonly snapshot: Snapshot,
+  ) {
+    if (snapshot.kind !== 'files') throw new LifeboatError('usage', 'That is an image snapshot; it is browsed as a drive image.');
+  }
+
+  root(): Promise<SnapshotNode> {
+    const root = this.snapshot.root;
+    return Promise.resolve({ name: Buffer.alloc(0), type: 'dir', size: 0, mode: 0o755, subtree: root, folderKey: root, contentKey: `d${root}` });
+  }
+
+  async list(dir: TreeNode): Promise<SnapshotNode[]> {
+    const id = (dir as SnapshotNode).subtree;
+    return id === undefined ? [] : (await loadDir(this.repo, id)).map(toNode);
+  }
+
+  async *read(file: TreeNode, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const e = (file as SnapshotNode).entry;
+    if (e === undefined || e.type !== 'file') return;
+    for (const id of await fileContent(this.repo, e)) {
+      signal?.throwIfAborted();
+      yield await this.repo.loadBlob(fromHex(id));
+    }
+  }
+
+  readlink(link: TreeNode): Promise<Buffer> {
+    return Promise.resolve(link.target ?? Buffer.alloc(0));
+  }
+}

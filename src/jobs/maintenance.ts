@@ -1,0 +1,85 @@
+/**
+ * Keeping a repository tidy: forget snapshots by retention rules (or by id; pinned ones are always
+ * kept) and prune what no snapshot needs. The scheduler applies a job's retention through the same
+ * functions after each successful run.
+ */
+import { LifeboatError } from '../util/errors.js';
+import { applyPolicy, type ForgetGroup, type ForgetPolicy } from '../repo/forget.js';
+import { Names, type Hex } from '../repo/ids.js';
+import { loadPins } from '../repo/pins.js';
+import { prune, type PruneReport } from '../repo/prune.js';
+import type { Repository } from '../repo/repository.js';
+import { referenceWalkers } from './kinds.js';
+import type { JobOptions } from './events.js';
+
+export interface ForgetCandidate {
+  readonly id: Hex;
+  readonly kind: string;
+  readonly time: string;
+  readonly host: string;
+  readonly paths: readonly string[];
+  readonly tags: readonly string[];
+  readonly pinned: boolean;
+  /** The pin's note, when pinned with one. */
+  readonly note?: string;
+}
+
+export interface ForgetOptions {
+  /** Snapshots to remove by id or prefix; when given, `policy` is not used. */
+  readonly ids?: readonly string[];
+  readonly policy?: ForgetPolicy;
+  /** Only snapshots of these hosts are considered (all when empty). */
+  readonly hosts?: readonly string[];
+  readonly dryRun?: boolean;
+}
+
+export interface ForgetResult {
+  readonly groups: readonly ForgetGroup<ForgetCandidate>[];
+  /** Ids removed (none on a dry run). */
+  readonly removed: readonly Hex[];
+  readonly wouldRemove: readonly Hex[];
+}
+
+/** Removes snapshots (only their snapshot files; prune frees the data) under the exclusive lock. */
+export async function forgetSnapshots(repo: Repository, o: ForgetOptions): Promise<ForgetResult> {
+  await repo.lock(true, 'forget');
+  const pins = await loadPins(repo);
+  const hosts = o.hosts ?? [];
+  const all = (await repo.listSnapshots()).filter((s) => hosts.length === 0 || hosts.includes(s.snapshot.host));
+  const candidates: ForgetCandidate[] = all.map(({ id, snapshot: s }) => {
+    const note = pins.get(id)?.note;
+    return { id, kind: s.kind, time: s.time, host: s.host, paths: s.paths, tags: s.tags, pinned: pins.has(id), ...(note ? { note } : {}) };
+  });
+  let groups: ForgetGroup<ForgetCandidate>[];
+  if (o.ids !== undefined && o.ids.length > 0) {
+    const ids = new Set<Hex>();
+    for (const ref of o.ids) ids.add((await repo.findSnapshot(ref)).id);
+    const pinned = [...ids].filter((id) => pins.has(id));
+    if (pinned.length > 0) throw new LifeboatError('invalid-argument', `Snapshot ${pinned.map((id) => id.slice(0, 8)).join(', ')} is pinned. Unpin it first if you really want to remove it.`);
+    groups = [{ kind: '', host: '', paths: [], keep: [], remove: candidates.filter((c) => ids.has(c.id)) }];
+  } else {
+    if (o.policy === undefined) throw new LifeboatError('usage', 'Say which snapshots to keep (a retention rule) or which to remove (their ids).');
+    groups = applyPolicy(candidates, o.policy);
+  }
+  const wouldRemove = groups.flatMap((g) => g.remove.map((r) => r.id));
+  if (!o.dryRun) for (const id of wouldRemove) await repo.store.delete(Names.snapshot(id));
+  return { groups, removed: o.dryRun ? [] : wouldRemove, wouldRemove };
+}
+
+export interface PruneOptions extends JobOptions {
+  /** Unused space tolerated in packs, in percent of the used space. */
+  readonly maxUnusedPercent: number;
+  readonly dryRun?: boolean;
+}
+
+/** Deletes data no snapshot needs and repacks mostly unused packs, under the exclusive lock. */
+export async function pruneRepository(repo: Repository, o: PruneOptions): Promise<PruneReport> {
+  await repo.lock(true, 'prune');
+  return prune(repo, {
+    walkers: referenceWalkers,
+    maxUnusedPercent: o.maxUnusedPercent,
+    dryRun: o.dryRun === true,
+    ...(o.signal ? { signal: o.signal } : {}),
+    onProgress: (phase, done, total) => o.onEvent?.({ type: 'progress', phase, done, total, unit: 'items' }),
+  });
+}

@@ -204,7 +204,7 @@ test('a password or exclude file that is endless or huge (/dev/zero) is refused 
   const ex = await lifeboat(['backup', '--exclude-file', '/dev/zero', docs], env);
   assert.equal(ex.code, 2);
   assert.match(ex.stderr, /\/dev\/zero is not an exclude file/);
-  assert.ok(Date.now() - started < 20_000, 'promptly');
+  assert.ok(Date.now() - started < 60_000, 'promptly (reading /dev/zero whole would take minutes and gigabytes)');
   const missing = await lifeboat(['--password-file', '/no/such/file', 'snapshots'], { LIFEBOAT_REPO: env['LIFEBOAT_REPO']! });
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /Cannot read the password file \/no\/such\/file \(ENOENT\)/);

@@ -139,7 +139,7 @@ test('damaged or unsupported disk files give a clear error, exit 1 and write no 
     assert.equal(r.code, code, `${file}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
-    assert.ok(Date.now() - started < 20_000, `${file} took too long`);
+    assert.ok(Date.now() - started < 60_000, `${file} took too long`);
     assert.equal(snapshotCount(join(d.path, 'repo')), 0, `${file} left a snapshot`);
   }
   // The undamaged file imports into the same repository (so the count above could have grown).

@@ -12,6 +12,11 @@ import { registerImageExportCommands } from './image-export.js';
 import { registerImageFileCommands } from './image-files.js';
 
 
+/** "GPT partition table", or "no partition table" for a drive that has none. */
+function tableName(kind: string): string {
+  return kind === 'none' ? 'no partition table' : `${kind.toUpperCase()} partition table`;
+}
+
 export function registerImageCommands(program: Command, run: Run): void {
   const image = program.command('image').description('system images: an exact copy of a whole drive');
 
@@ -26,7 +31,7 @@ export function registerImageCommands(program: Command, run: Run): void {
         if (o.dryRun) {
           const plan = await planImageCreate(source, { signal: ctx.abort.signal, onEvent: render });
           if (ctx.json) return ctx.printJson(plan);
-          ctx.out(`${plan.source}: ${formatBytes(plan.size)}, ${plan.table.kind.toUpperCase()} partition table, ${plan.partitions.length} partition(s).`);
+          ctx.out(`${plan.source}: ${formatBytes(plan.size)}, ${tableName(plan.table.kind)}, ${plan.partitions.length} partition(s).`);
           for (const p of plan.partitions) ctx.out(`  ${p.index}: ${p.filesystem ?? p.typeName}, ${formatBytes(p.size)}, ${p.method === 'allocation' ? `${formatBytes(p.usedBytes)} used` : 'every block will be read'}`);
           ctx.out(`Would read ${formatBytes(plan.bytesToRead)} (${((plan.bytesToRead / Math.max(1, plan.size)) * 100).toFixed(0)}% of the drive); about ${formatDuration(plan.estimatedSeconds)} on this machine.`);
           return;
@@ -79,7 +84,7 @@ export function registerImageCommands(program: Command, run: Run): void {
         if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image.`);
         const m = await loadManifest(repo, snapshot.root);
         if (ctx.json) return ctx.printJson({ id, time: snapshot.time, source: snapshot.paths[0], size: m.size, table: m.table, partitions: m.partitions, unreadable: m.unreadable, bytesUsed: m.bytesUsed });
-        ctx.out(`Image ${id.slice(0, 8)} of ${snapshot.paths[0] ?? '?'} taken ${localTime(snapshot.time)}: ${formatBytes(m.size)}, ${m.table.kind.toUpperCase()} partition table.`);
+        ctx.out(`Image ${id.slice(0, 8)} of ${snapshot.paths[0] ?? '?'} taken ${localTime(snapshot.time)}: ${formatBytes(m.size)}, ${tableName(m.table.kind)}.`);
         for (const p of m.partitions) {
           ctx.out(`  ${String(p.index).padStart(2)}  ${p.typeName.padEnd(22)} ${(p.filesystem ?? '-').padEnd(6)} ${(p.label ?? '').padEnd(12)} ${formatBytes(p.usedBytes).padStart(9)} used of ${formatBytes(p.size)}`);
         }

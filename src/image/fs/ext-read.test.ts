@@ -82,7 +82,7 @@ test('ext: a 4 GiB sparse file on an 8 MiB filesystem is copied out by skipping 
     const out = join(d.path, 'out');
     const s = await extractEntries(r, [{ entry: huge, shown: '/huge' }], out);
     assert.equal(s.files, 1);
-    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`); // a loop would never end; a wide bound tolerates a busy machine
     const st = statSync(join(out, 'huge'));
     assert.equal(st.size, 4 * 1024 ** 3 + 4);
     assert.ok(st.blocks * 512 < 1024 * 1024);

@@ -102,6 +102,7 @@ test('fuzz: readers on mutated inode tables, folders, FATs and MFT records fail 
       }
     }
     assert.ok(refused > 0, `${t.name}: some mutations were noticed`);
-    assert.ok(Date.now() - started < 20_000, `${t.name}: 100 walks took ${Date.now() - started} ms`);
+    // A hang never ends; a busy 2-core CI machine made 100 walks take 23 s once, so the bound is wide.
+    assert.ok(Date.now() - started < 120_000, `${t.name}: 100 walks took ${Date.now() - started} ms`);
   }
 });

@@ -4,7 +4,7 @@
  * functions after each successful run.
  */
 import { LifeboatError } from '../util/errors.js';
-import { applyPolicy, type ForgetGroup, type ForgetPolicy } from '../repo/forget.js';
+import { applyPolicy, type ForgetCandidate as PolicyCandidate, type ForgetGroup, type ForgetPolicy } from '../repo/forget.js';
 import { Names, type Hex } from '../repo/ids.js';
 import { loadPins } from '../repo/pins.js';
 import { prune, type PruneReport } from '../repo/prune.js';
@@ -12,15 +12,10 @@ import type { Repository } from '../repo/repository.js';
 import { referenceWalkers } from './kinds.js';
 import type { JobOptions } from './events.js';
 
-export interface ForgetCandidate {
+/** A snapshot as the retention rules see it, with its pin's note when it has one. */
+export interface ForgetCandidate extends PolicyCandidate {
   readonly id: Hex;
-  readonly kind: string;
-  readonly time: string;
-  readonly host: string;
-  readonly paths: readonly string[];
-  readonly tags: readonly string[];
   readonly pinned: boolean;
-  /** The pin's note, when pinned with one. */
   readonly note?: string;
 }
 

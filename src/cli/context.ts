@@ -12,6 +12,7 @@ import { LifeboatError } from '../util/errors.js';
 import { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
 import { LocalStore } from '../store/local.js';
+import { lifeboatOwnFolders, type OwnFolder } from '../files/backup.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -63,14 +64,10 @@ export class Context {
   }
 
   /** Lifeboat's own folders on this computer, which no backup includes: the repository (when it is a folder), the cache, the data folder. */
-  ownFolders(): { path: string; reason: string }[] {
-    const out = [
-      { path: defaultCacheDir(), reason: "it is Lifeboat's cache" },
-      { path: dirname(defaultRepositoryPath()), reason: "it holds Lifeboat's own data" },
-    ];
+  ownFolders(): OwnFolder[] {
     const loc = this.repoLocation();
-    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(loc)) out.unshift({ path: resolve(loc), reason: "it is this backup's own repository" });
-    return out;
+    const local = !/^[a-z][a-z0-9+.-]*:\/\//i.test(loc);
+    return lifeboatOwnFolders({ ...(local ? { repository: resolve(loc) } : {}), cache: defaultCacheDir(), data: dirname(defaultRepositoryPath()) });
   }
 
   repoLocation(): string {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN, lifeboat } from '../cli/testing.js';
 import { LifeboatError } from '../util/errors.js';
-import { backup, nodeFileAccess, type BackupEvent, type FileAccess } from './backup.js';
+import { backup, lifeboatOwnFolders, nodeFileAccess, type BackupEvent, type FileAccess } from './backup.js';
 import { loadDir } from './tree.js';
 import type { Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
@@ -58,7 +58,7 @@ test('sources that are all missing, below a file, or Lifeboat\'s own folder save
   t.after(() => repo.close());
   const notFound = (re: RegExp) => (e: unknown) => e instanceof LifeboatError && e.code === 'not-found' && re.test(e.message);
   await assert.rejects(backup(repo, { paths: [join(src, 'a', 'below')] }), notFound(/does not exist/));
-  const own = [{ path: join(dir, 'repo'), reason: "it is this backup's own repository" }];
+  const own = lifeboatOwnFolders({ repository: join(dir, 'repo'), cache: join(dir, 'no-cache-yet') });
   await assert.rejects(backup(repo, { paths: [join(dir, 'repo')], ownFolders: own }), notFound(new RegExp(`^Nothing was backed up: ${join(dir, 'repo')} is Lifeboat's own data`)));
   await assert.rejects(backup(repo, { paths: [join(dir, 'repo'), join(dir, 'missing')], ownFolders: own }), notFound(/own data/));
   assert.equal((await repo.listSnapshots(() => undefined)).length, 0, 'no snapshot was written');

@@ -23,17 +23,9 @@ export function tempDir(prefix = 'lifeboat-image-'): { path: string; cleanup: ()
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** Deterministic pseudo-random generator (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../util/testing.js';
+
+export { prng };
 
 export function seededBytes(seed: number, n: number): Buffer {
   const r = prng(seed);

@@ -10,6 +10,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { prng } from '../util/testing.js';
 import { LifeboatError } from '../util/errors.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
@@ -24,19 +25,8 @@ import { Repository } from './repository.js';
 const SEED = Number(process.env['LIFEBOAT_DAMAGE_SEED'] ?? 1414);
 const SECTOR = 4096;
 
-/** mulberry32: a small seeded generator, so every run damages the same bytes. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const random = generator(SEED);
+const random = prng(SEED); // seeded: every run damages the same bytes
 function bytes(n: number): Buffer {
   const b = Buffer.alloc(n);
   for (let i = 0; i < n; i++) b[i] = (random() * 256) | 0;

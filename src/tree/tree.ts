@@ -242,7 +242,7 @@ export async function dumpFile(tree: Tree, file: TreeNode, out: NodeJS.WritableS
 }
 
 /** `-rw-r--r--` style, for listings. */
-export function modeString(n: TreeNode): string {
+export function modeString(n: Pick<TreeNode, 'type' | 'mode'>): string {
   const t = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b', other: '?' }[n.type];
   const m = n.mode;
   const rwx = (shift: number, special: number, ch: string) =>

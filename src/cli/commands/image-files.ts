@@ -5,15 +5,7 @@ import { extractEntries, imagePartitions, openImageSnapshot, openPartition, pars
 import type { FilesystemReader, FsEntry } from '../../image/fs/types.js';
 import type { Run } from './repo.js';
 import { localTime } from '../format.js';
-
-const TYPE_CHAR: Record<FsEntry['type'], string> = { file: '-', dir: 'd', symlink: 'l', other: '?' };
-
-function modeString(e: FsEntry): string {
-  const m = e.mode;
-  const rwx = (shift: number, special: number, ch: string) =>
-    `${m & (4 << shift) ? 'r' : '-'}${m & (2 << shift) ? 'w' : '-'}${m & special ? (m & (1 << shift) ? ch : ch.toUpperCase()) : m & (1 << shift) ? 'x' : '-'}`;
-  return TYPE_CHAR[e.type] + rwx(6, 0o4000, 's') + rwx(3, 0o2000, 's') + rwx(0, 0o1000, 't');
-}
+import { modeString } from '../../tree/tree.js';
 
 function iso(ms: number | undefined): string | undefined {
   return ms === undefined || !Number.isFinite(ms) ? undefined : new Date(Math.floor(ms)).toISOString();

@@ -120,3 +120,35 @@ test('a damaged key slot is reported as damaged, not as a wrong password, with t
   assert.equal((await lifeboat(['key', 'remove', mine.slice(0, 8)], spare)).code, 0);
   assert.equal((await lifeboat(['check'], env)).code, 0, 'the password works again through its new slot');
 });
+
+test('a deleted or damaged config costs one warning: the copy opens the repository, check names it, repair config writes it again', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const repo = join(d.path, 'repo');
+  const env = { LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  const tree = join(d.path, 'tree');
+  mkdirSync(tree);
+  writeFileSync(join(tree, 'f.bin'), randomBytes(200_000));
+  assert.equal((await lifeboat(['backup', tree], env)).code, 0);
+  const config = join(repo, 'config');
+  const good = readFileSync(config);
+  for (const damage of ['delete', 'flip'] as const) {
+    if (damage === 'delete') rmSync(config);
+    else writeFileSync(config, Buffer.from(good.toString('latin1').replace('"version":1', '"version":5'), 'latin1'));
+    const r = await lifeboat(['restore', 'latest', '--target', join(d.path, `out-${damage}`)], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((r.stderr.match(/warning: The repository's config file is (missing|damaged); Lifeboat uses its copy \(config\.copy\)/g) ?? []).length, 1, r.stderr);
+    assertSameTree(tree, join(d.path, `out-${damage}`, 'tree'));
+    const check = await lifeboat(['check'], env);
+    assert.equal(check.code, 1, check.stdout);
+    assert.match(check.stdout, /config: .*"lifeboat repair config"/);
+    const fix = await lifeboat(['repair', 'config'], env);
+    assert.equal(fix.code, 0, fix.stderr);
+    assert.match(fix.stdout, /wrote config again/);
+    assert.ok(readFileSync(config).equals(good));
+    const clean = await lifeboat(['check'], env);
+    assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+    assert.doesNotMatch(clean.stderr, /warning/);
+  }
+});

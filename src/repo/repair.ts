@@ -11,6 +11,9 @@
  * cut a snapshot's contents down is the business of the layer that owns its kind (files trees,
  * image manifests): each supplies a SnapshotRepairer. The old snapshot stays unless `forget`.
  * A delta blob whose base is missing or damaged counts as lost itself.
+ *
+ * `repairConfig` writes the config or its copy again from the sound one the repository opened
+ * with (config.ts).
  */
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type PackEntry } from './pack.js';
@@ -18,6 +21,7 @@ import { sha256 } from './crypto.js';
 import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import type { IndexPack } from './index-file.js';
 import { walkSnapshot } from './check.js';
+import { repairConfigs, type RepairConfigResult } from './config.js';
 import { writeIndexFiles, type Walkers } from './prune.js';
 import type { Repository } from './repository.js';
 import type { Snapshot, SnapshotKind } from './snapshot.js';
@@ -96,6 +100,11 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     indexFilesWritten: written.length,
     indexFilesDeleted: deleted,
   };
+}
+
+/** Writes every config object that is damaged, missing or different, from the sound config in use. */
+export function repairConfig(repo: Repository, opts: { dryRun?: boolean } = {}): Promise<RepairConfigResult> {
+  return repairConfigs(repo.store, repo.configBytes, repo.keys.macKey, opts.dryRun === true);
 }
 
 /** The entries whose blob can still be read from the pack, decrypted and verified against its id. */

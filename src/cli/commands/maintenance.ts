@@ -1,4 +1,4 @@
-/** Maintenance commands: forget, prune, pin, unpin, repair index, repair snapshots. */
+/** Maintenance commands: forget, prune, pin, unpin, repair config, repair index, repair snapshots. */
 import type { Command } from 'commander';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { parseDuration, type ForgetPolicy } from '../../repo/forget.js';
@@ -6,7 +6,7 @@ import { pinSnapshot, unpinSnapshot } from '../../repo/pins.js';
 import type { PruneReport } from '../../repo/prune.js';
 import { forgetSnapshots, pruneRepository } from '../../jobs/maintenance.js';
 import { renderEvents } from '../events.js';
-import { repairIndex, repairSnapshots } from '../../repo/repair.js';
+import { repairConfig, repairIndex, repairSnapshots } from '../../repo/repair.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
@@ -177,6 +177,21 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     );
 
   const repair = program.command('repair').description('rebuild a damaged repository as far as possible');
+  repair
+    .command('config')
+    .description('write the config file or its copy again from the one that is sound')
+    .option('-n, --dry-run', 'only report what would be written')
+    .action(
+      run(async (ctx, o: { dryRun?: boolean }) => {
+        const repo = await ctx.openRepository();
+        await repo.lock(true, 'repair config');
+        const r = await repairConfig(repo, { dryRun: o.dryRun === true });
+        if (ctx.json) return ctx.printJson(r);
+        for (const f of r.written) ctx.out(`${o.dryRun ? 'would write' : 'wrote'} ${f} again`);
+        ctx.out(r.written.length === 0 ? 'The config file and its copy are sound.' : `${r.written.length} config file(s) ${o.dryRun ? 'would be' : 'were'} written again.`);
+        return 0;
+      }),
+    );
   repair
     .command('index')
     .description('rebuild the index from the packs (keeping every block of a damaged pack that still verifies)')

@@ -4,7 +4,8 @@
  * `repairIndex` rebuilds the index from the packs (each pack's header, read with two ranged reads),
  * writes the new index files, then deletes the old ones. It never turns a readable blob into a
  * lost one: for a pack whose header or trailer cannot be read, it keeps each entry of the old index
- * whose blob still decrypts and verifies.
+ * whose blob still decrypts and verifies, and finds the blobs no sound entry names by scanning the
+ * pack (pack-scan.ts).
  *
  * `repairSnapshots` finds snapshots that need blobs which are missing (or, with readData, damaged),
  * and writes for each a new snapshot that keeps everything intact and marks what is not. How to
@@ -17,6 +18,7 @@
  */
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type PackEntry } from './pack.js';
+import { salvagePack } from './pack-scan.js';
 import { sha256 } from './crypto.js';
 import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import type { IndexPack } from './index-file.js';
@@ -32,9 +34,10 @@ export interface RepairIndexReport {
   readonly blobs: number;
   /**
    * Packs whose header could not be read: left in place; indexed with `keptBlobs` blobs, those of
-   * the old index that still verify (none: not indexed).
+   * the old index that still verify and (`salvagedBlobs` of them) those found by scanning the
+   * pack's bytes (pack-scan.ts); none: not indexed.
    */
-  readonly damagedPacks: { readonly file: string; readonly message: string; readonly keptBlobs: number }[];
+  readonly damagedPacks: { readonly file: string; readonly message: string; readonly keptBlobs: number; readonly salvagedBlobs: number }[];
   readonly indexFilesWritten: number;
   readonly indexFilesDeleted: number;
 }
@@ -66,7 +69,7 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     });
   }
   const good: IndexPack[] = [];
-  const damagedPacks: { file: string; message: string; keptBlobs: number }[] = [];
+  const damagedPacks: { file: string; message: string; keptBlobs: number; salvagedBlobs: number }[] = [];
   let done = 0;
   for (const p of packs) {
     opts.signal?.throwIfAborted();
@@ -75,9 +78,21 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
       good.push(await readPackHeader(repo, p.id, p.size));
     } catch (e) {
       if (!(e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io'))) throw e;
-      const kept = await verifiedEntries(repo, p.id, old.get(p.id) ?? []);
+      const listed = old.get(p.id) ?? [];
+      let kept = await verifiedEntries(repo, p.id, listed);
+      let salvaged = 0;
+      if (kept.length < listed.length || listed.length === 0) {
+        // Blobs no sound index entry names: find them in the pack's bytes (pack-scan.ts).
+        const found = await salvagePack(repo.codec, repo.keys, await repo.store.get(Names.pack(p.id)), Names.pack(p.id), {
+          known: kept,
+          loadBase: (id) => repo.loadBase(id).catch((err: unknown) => (err instanceof LifeboatError ? undefined : Promise.reject(err))),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+        salvaged = found.entries.length - kept.length;
+        kept = found.entries;
+      }
       if (kept.length > 0) good.push({ packId: fromHex(p.id), entries: kept });
-      damagedPacks.push({ file: Names.pack(p.id), message: msg(e), keptBlobs: kept.length });
+      damagedPacks.push({ file: Names.pack(p.id), message: msg(e), keptBlobs: kept.length, salvagedBlobs: salvaged });
     }
   }
   opts.onProgress?.(done, packs.length);

@@ -194,7 +194,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     );
   repair
     .command('index')
-    .description('rebuild the index from the packs (keeping every block of a damaged pack that still verifies)')
+    .description('rebuild the index from the packs (keeping every block of a damaged pack that still verifies, found by scanning it if need be)')
     .option('-n, --dry-run', 'only read the packs and report')
     .action(
       run(async (ctx, o: { dryRun?: boolean }) => {
@@ -202,7 +202,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
         await repo.lock(true, 'repair index');
         const r = await repairIndex(repo, { dryRun: o.dryRun === true, signal: ctx.abort.signal });
         if (ctx.json) return ctx.printJson(r);
-        for (const d of r.damagedPacks) ctx.out(`damaged: ${d.file}: ${d.message}${d.keptBlobs > 0 ? ` (kept the ${d.keptBlobs} block(s) of it that still verify)` : ''}`);
+        for (const d of r.damagedPacks) ctx.out(`damaged: ${d.file}: ${d.message}${d.keptBlobs > 0 ? ` (kept the ${d.keptBlobs} block(s) of it that still verify${d.salvagedBlobs > 0 ? `, ${d.salvagedBlobs} of them found by scanning the pack` : ''})` : ''}`);
         ctx.out(`${r.indexedPacks} of ${r.packs} packs indexed (${r.blobs} blocks)${o.dryRun ? '' : `; wrote ${r.indexFilesWritten} index file(s), removed ${r.indexFilesDeleted} old one(s)`}.`);
         if (r.damagedPacks.length > 0) ctx.out('Snapshots that need data from damaged packs: see "lifeboat check", then "lifeboat repair snapshots".');
         return r.damagedPacks.length > 0 ? 1 : 0;

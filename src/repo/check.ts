@@ -129,6 +129,11 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   // The config and its copy: the one this repository opened with must be under both names.
   for (const p of await checkConfigs(store, repo.configBytes, repo.keys.macKey)) (p.severity === 'error' ? errors : warnings).push({ file: p.file, message: p.message });
 
+  // Locks: one that cannot be read blocks nobody (lock.ts ignores it) but stays until removed.
+  for (const l of await repo.listLocks()) {
+    if (!l.info) warnings.push({ file: Names.lock(l.id), message: 'the lock file cannot be read (damaged); it blocks nothing, and "lifeboat unlock" removes it' });
+  }
+
   // Key slots: every slot's signature, with the master MAC key we already hold.
   for (const k of await listKeys(store)) {
     counts.keys++;

@@ -4,17 +4,24 @@
  * 4 KiB sector, truncate, delete. For each case it asserts exactly which files of which snapshots
  * are lost (computed from the bytes the damage touched: the smallest set the format allows today),
  * that check names the damaged object and every snapshot that lost something, that everything
- * else reads back byte-identical without running repair first, and that repair (index, then
- * snapshots) never makes less restorable, and that a damaged snapshot file is rebuilt by it. Positions come from a fixed seed (LIFEBOAT_DAMAGE_SEED
+ * else reads back byte-identical without running repair first (under the shared lock a restore
+ * takes), and that repair (config, index, then snapshots, under the exclusive lock the CLI takes)
+ * never makes less restorable nor opens with fewer secrets, that no lock file (damaged, or left by
+ * a killed backup) stops a restore or a repair, and that a damaged snapshot file or config is
+ * rebuilt by it. Positions come from a fixed seed (LIFEBOAT_DAMAGE_SEED
  * overrides it); the whole suite runs in memory in a few seconds.
  */
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { prng } from '../util/testing.js';
 import { LifeboatError } from '../util/errors.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { checkRepository } from './check.js';
+import { sha256 } from './crypto.js';
+import { AAD, sealFile } from './envelope-file.js';
+import { newLockInfo } from './lock.js';
 import { Names, type Hex } from './ids.js';
 import { backupFiles, fixtureRepairer, fixtureWalkers, PASSWORD } from './maintenance-fixtures.js';
 import { PACK_TRAILER_BYTES } from './pack.js';
@@ -83,7 +90,10 @@ async function build(): Promise<Base> {
   }
   for (const s of ['A', 'B', 'C'] as const) blobs.set(`${s}:`, [where(Buffer.from((await repo.loadSnapshot(snaps[s])).root, 'hex'))]);
   await pinSnapshot(repo, snaps.A, 'keep');
-  await repo.lock(false, 'a backup that is still running');
+  // The lock of a backup that was killed (its process is gone): it must block nothing, damaged or not.
+  const dead = spawnSync(process.execPath, ['-e', '']).pid;
+  const lock = await sealFile(repo.codec, repo.keys.encKey, AAD.lock, Buffer.from(JSON.stringify({ ...newLockInfo(false, 'a backup that was killed'), pid: dead })));
+  await store.put(Names.lock(sha256(lock).toString('hex')), lock);
   const key = (await names(store, 'keys/'))[0]!;
   return {
     store,
@@ -120,12 +130,22 @@ async function open(base: Base, store: Store): Promise<Repository | undefined> {
   return undefined;
 }
 
+/** Which secrets open the repository (a damaged key slot loses its own secret, nothing else). */
+async function openers(base: Base, store: Store): Promise<string[]> {
+  const out: string[] = [];
+  for (const [name, secret] of [['password', PASSWORD], ['recovery key', base.recoveryKey]] as const) {
+    if (await Repository.open(store, secret).then(() => true, () => false)) out.push(name);
+  }
+  return out;
+}
+
 /** Every `S:path` that reads back byte-identical from snapshot S (by its original id), before any repair. */
 async function restorable(base: Base, store: Store): Promise<Set<string>> {
   const ok = new Set<string>();
   const repo = await open(base, store);
   if (!repo) return ok;
   repo.onWarning = () => undefined;
+  await repo.lock(false, 'restore', { reading: true }); // as restore does: no lock, damaged or stale, may stop it
   await repo.loadIndex();
   for (const s of ['A', 'B', 'C'] as const) {
     try {
@@ -144,6 +164,7 @@ async function restorable(base: Base, store: Store): Promise<Set<string>> {
       if (!(e instanceof LifeboatError)) throw e;
     }
   }
+  await repo.unlockAll();
   return ok;
 }
 
@@ -238,7 +259,7 @@ const DAMAGES: Damage[] = ['flip', 'zero sector', 'truncate', 'delete'];
 test(`seeded damage suite (seed ${SEED}): exactly the damaged data is lost, check names it, the rest restores, repair never loses more`, async () => {
   const base = await build();
   const everything = new Set(base.files.keys());
-  assert.deepEqual(await restorable(base, base.store), everything);
+  assert.deepEqual(await restorable(base, await copy(base.store)), everything); // on a copy: a restore removes the stale lock
   const sizes = new Map<string, number>();
   for (const n of [Names.config, Names.configCopy, ...Object.values(base.objects)]) sizes.set(n, (await base.store.stat(n))!.size);
   for (const kind of KINDS) {
@@ -258,7 +279,7 @@ test(`seeded damage suite (seed ${SEED}): exactly the damaged data is lost, chec
       if (kind === 'config copy') assert.deepEqual(warnings, [], `${label}: a damaged copy costs no warning on open`);
       const report = await checkRepository(repo, { readData: true, walkers: fixtureWalkers });
       const named = new Set([...report.errors, ...report.warnings].map((p) => p.file));
-      if ((how !== 'delete' || kind === 'config' || kind === 'config copy') && kind !== 'lock') assert.ok(named.has(t.name), `${label}: check names ${t.name}: ${JSON.stringify(report)}`);
+      if (how !== 'delete' || kind === 'config' || kind === 'config copy') assert.ok(named.has(t.name), `${label}: check names ${t.name}: ${JSON.stringify(report)}`);
       for (const s of new Set([...lost].map((f) => f[0] as Snap))) {
         if (kind === 'snapshot' && how === 'delete') continue; // nothing is left to name
         assert.ok(report.errors.some((e) => e.file === Names.snapshot(base.snaps[s])), `${label}: check names snapshot ${s}: ${JSON.stringify(report.errors)}`);
@@ -268,13 +289,27 @@ test(`seeded damage suite (seed ${SEED}): exactly the damaged data is lost, chec
       }
       if (kind === 'pin') assert.ok((await loadPins(repo)).has(base.snaps.A) === (how !== 'delete'), `${label}: a damaged pin still protects its snapshot`);
 
-      // Repair never makes less restorable (the original snapshots stay; repaired ones are added).
-      const fixing = await open(base, store);
-      await repairConfig(fixing!);
-      await repairIndex(fixing!);
-      await repairSnapshots((await open(base, store))!, { walkers: fixtureWalkers, repairers: { files: fixtureRepairer } });
+      // Repair never makes less restorable (the original snapshots stay; repaired ones are added),
+      // nor opens with fewer secrets; it runs under an exclusive lock, as the CLI's does, which no
+      // lock file, damaged or left by a killed backup, may stop.
+      const secrets = await openers(base, store);
+      assert.ok(secrets.length >= (kind === 'key' ? 1 : 2), `${label}: the repository opens with ${JSON.stringify(secrets)}`);
+      const fixing = (await open(base, store))!;
+      await fixing.lock(true, 'repair');
+      await repairConfig(fixing);
+      await repairIndex(fixing);
+      await fixing.unlockAll();
+      const fixingSnapshots = (await open(base, store))!;
+      await fixingSnapshots.lock(true, 'repair snapshots');
+      await repairSnapshots(fixingSnapshots, { walkers: fixtureWalkers, repairers: { files: fixtureRepairer } });
+      await fixingSnapshots.unlockAll();
       const after = await restorable(base, store);
       assert.deepEqual([...ok].filter((f) => !after.has(f)), [], `${label}: repair lost nothing readable`);
+      assert.deepEqual(await openers(base, store), secrets, `${label}: repair keeps every secret that opened the repository`);
+      if (kind === 'lock' && how !== 'delete') {
+        assert.equal((await names(store, 'locks/')).length, 1, `${label}: the damaged lock is left for "unlock" (it blocks nothing)`);
+        assert.equal(await (await open(base, store))!.removeLocks(false), 1, `${label}: "unlock" removes the damaged lock`);
+      }
       if (kind === 'config' || kind === 'config copy') {
         for (const n of [Names.config, Names.configCopy]) assert.ok(Buffer.from(await store.get(n)).equals(await base.store.get(n)), `${label}: repair config writes ${n} again`);
       }

@@ -17,9 +17,10 @@
  * it with the id it hashes to (a delta once rebuilt from its base). If the pack's sealed header is
  * still intact somewhere (only the trailer was cut), it is found by its "LBPH" and used directly.
  *
- * Cost: linear in the pack's size for an intact run of blobs (about a second for 16 MiB). After
- * damaged bytes the scan picks up again at the next zstd blob (or a blob the old index names): a
- * raw blob that follows damage, in a pack whose header is lost too, stays lost.
+ * Cost: linear in the pack's size for an intact run of blobs (a few seconds for 16 MiB on a slow
+ * machine), and at most a few passes whatever the damage. After damaged bytes the scan picks up
+ * again at the next zstd blob (or a blob the old index names): a raw blob that follows damage, in
+ * a pack whose header is lost too, stays lost.
  */
 import { createCipheriv, createDecipheriv, createHash, type Cipher } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
@@ -42,6 +43,8 @@ const ZERO_RUN = Buffer.alloc(32);
 const SECTOR = 4096;
 /** Offsets whose first block is computed per AES call. */
 const BATCH = 1 << 16;
+/** How many passes over a pack the search for raw blobs' ends may take in all (see rawEnd). */
+const RAW_PASSES = 4;
 /** Ciphertext decrypted at a time while looking for a raw blob's end. */
 const WINDOW = 1 << 16;
 
@@ -58,6 +61,8 @@ export interface SalvageResult {
   readonly entries: PackEntry[];
   /** True when the pack's own sealed header was found intact (only the trailer was damaged). */
   readonly fromHeader: boolean;
+  /** Delta blobs seen whose base could not be loaded (so not confirmed: try again once it can). */
+  readonly missingBases: number;
 }
 
 function counterBlock(bytes: Uint8Array, at: number, counter: number, out: Buffer, o: number): void {
@@ -198,6 +203,7 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
     };
   };
 
+  let missingBases = 0;
   /** Confirms an envelope [s, e) with node:crypto: the blob it holds, or undefined. */
   const confirm = async (s: number, e: number): Promise<PackEntry | undefined> => {
     const env = buf.subarray(s, e);
@@ -220,7 +226,10 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
     try {
       const d = parseDelta(body, what);
       const base = await opts.loadBase(d.base);
-      if (!base) return undefined;
+      if (!base) {
+        missingBases++;
+        return undefined;
+      }
       const rebuilt = chunkId(keys, applyDelta(d, base, what));
       if (tryOpen(keys.encKey, env, blobAad(BlobType.delta, rebuilt))) return { type: BlobType.delta, id: rebuilt, offset: s, length: e - s, rawLength: d.length, base: d.base };
     } catch (err) {
@@ -229,6 +238,9 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
     return undefined;
   };
 
+  // Each raw blob tried costs a pass over the rest of the pack; damage in many places could make
+  // that quadratic, so the blocks hashed while looking for raw ends are capped at a few passes.
+  let budget = RAW_PASSES * Math.ceil(n / 16);
   /** A raw blob at s: tests the tag at every possible end in one pass (module comment). */
   const rawEnd = async (s: number): Promise<PackEntry | undefined> => {
     const j0 = Buffer.alloc(16);
@@ -248,6 +260,8 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
       const pt = st.get(c);
       if (!pt) break;
       const full = c >> 4;
+      budget -= full - blocks;
+      if (budget < 0) break;
       for (; blocks < full; blocks++) {
         xorInto(g, element(buf, ctStart + 16 * blocks));
         timesH.apply(g);
@@ -354,7 +368,7 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
           const ok = await confirm(entry.offset, entry.offset + entry.length);
           if (ok && Buffer.from(ok.id).equals(entry.id)) entries.push(entry);
         }
-        return { entries, fromHeader: true };
+        return { entries, fromHeader: true, missingBases };
       } catch (err) {
         if (!(err instanceof LifeboatError)) throw err;
       }
@@ -378,5 +392,5 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
     while (next + MIN_ENVELOPE <= n && !(flags[next]! & FLAG_ZSTD) && !known.has(next)) next++;
     s = next;
   }
-  return { entries, fromHeader: false };
+  return { entries, fromHeader: false, missingBases };
 }

@@ -69,7 +69,7 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     });
   }
   const good: IndexPack[] = [];
-  const damagedPacks: { file: string; message: string; keptBlobs: number; salvagedBlobs: number }[] = [];
+  const damaged: { id: Hex; message: string; entries: PackEntry[]; salvaged: number; retry: boolean }[] = [];
   let done = 0;
   for (const p of packs) {
     opts.signal?.throwIfAborted();
@@ -78,23 +78,35 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
       good.push(await readPackHeader(repo, p.id, p.size));
     } catch (e) {
       if (!(e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io'))) throw e;
-      const listed = old.get(p.id) ?? [];
-      let kept = await verifiedEntries(repo, p.id, listed);
-      let salvaged = 0;
-      if (kept.length < listed.length || listed.length === 0) {
-        // Blobs no sound index entry names: find them in the pack's bytes (pack-scan.ts).
-        const found = await salvagePack(repo.codec, repo.keys, await repo.store.get(Names.pack(p.id)), Names.pack(p.id), {
-          known: kept,
-          loadBase: (id) => repo.loadBase(id).catch((err: unknown) => (err instanceof LifeboatError ? undefined : Promise.reject(err))),
-          ...(opts.signal ? { signal: opts.signal } : {}),
-        });
-        salvaged = found.entries.length - kept.length;
-        kept = found.entries;
-      }
-      if (kept.length > 0) good.push({ packId: fromHex(p.id), entries: kept });
-      damagedPacks.push({ file: Names.pack(p.id), message: msg(e), keptBlobs: kept.length, salvagedBlobs: salvaged });
+      damaged.push({ id: p.id, message: msg(e), entries: [], salvaged: 0, retry: false });
     }
   }
+  // Damaged packs: the old entries that still verify, then what a scan of the pack finds beyond
+  // them (pack-scan.ts). What is found joins the in-memory index at once, so that a delta in
+  // another damaged pack finds its base; a pack where a delta's base was missing is scanned again
+  // once every other pack has been.
+  const salvage = async (d: (typeof damaged)[number]) => {
+    const name = Names.pack(d.id);
+    const found = await salvagePack(repo.codec, repo.keys, await repo.store.get(name), name, {
+      known: d.entries,
+      loadBase: (id) => repo.loadBase(id).catch((err: unknown) => (err instanceof LifeboatError ? undefined : Promise.reject(err))),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const before = new Set(d.entries.map((e) => e.offset));
+    const added = found.entries.filter((e) => !before.has(e.offset));
+    repo.index.addPackEntries(d.id, added);
+    d.salvaged += added.length;
+    d.entries = found.entries;
+    d.retry = found.missingBases > 0;
+  };
+  for (const d of damaged) {
+    const listed = old.get(d.id) ?? [];
+    d.entries = await verifiedEntries(repo, d.id, listed);
+    if (d.entries.length < listed.length || listed.length === 0) await salvage(d);
+  }
+  for (const d of damaged) if (d.retry) await salvage(d);
+  for (const d of damaged) if (d.entries.length > 0) good.push({ packId: fromHex(d.id), entries: d.entries });
+  const damagedPacks = damaged.map((d) => ({ file: Names.pack(d.id), message: d.message, keptBlobs: d.entries.length, salvagedBlobs: d.salvaged }));
   opts.onProgress?.(done, packs.length);
   let written: string[] = [];
   let deleted = 0;

@@ -1,6 +1,7 @@
 /**
  * The seeded damage suite (issue P14): for each kind of object of a small repository (pack data,
- * pack header, pack trailer, index, snapshot, tree, key, config, config copy, pin, lock), flip a byte, zero a
+ * pack header, pack trailer, pack trailer with the index naming the pack lost too, index, snapshot,
+ * tree, key, config, config copy, pin, lock), flip a byte, zero a
  * 4 KiB sector, truncate, delete. For each case it asserts exactly which files of which snapshots
  * are lost (computed from the bytes the damage touched: the smallest set the format allows today),
  * that check names the damaged object and every snapshot that lost something, that everything
@@ -168,7 +169,7 @@ async function restorable(base: Base, store: Store): Promise<Set<string>> {
   return ok;
 }
 
-type Kind = 'pack data' | 'pack header' | 'pack trailer' | 'index' | 'snapshot' | 'tree' | 'key' | 'config' | 'config copy' | 'pin' | 'lock';
+type Kind = 'pack data' | 'pack header' | 'pack trailer' | 'pack end, index lost' | 'index' | 'snapshot' | 'tree' | 'key' | 'config' | 'config copy' | 'pin' | 'lock';
 type Damage = 'flip' | 'zero sector' | 'truncate' | 'delete';
 
 /** The object a kind damages, and the byte range [from, to) the damage falls in. */
@@ -185,6 +186,7 @@ function target(base: Base, kind: Kind, size: (name: string) => number): { name:
       return { name: o.dataB, from: bs.reduce((m, b) => Math.max(m, b.offset + b.length), 0), to: size(o.dataB) - PACK_TRAILER_BYTES };
     }
     case 'pack trailer':
+    case 'pack end, index lost':
       return { name: o.dataB, from: size(o.dataB) - PACK_TRAILER_BYTES, to: size(o.dataB) };
     case 'index':
       return whole(o.indexB);
@@ -244,6 +246,9 @@ function expectedLost(base: Base, kind: Kind, name: string, hit: { from: number;
       }
       return lost;
     }
+    case 'pack end, index lost':
+      // Nothing names the pack's blobs any more until "repair index" finds them by scanning it.
+      return expectedLost(base, 'pack trailer', name, { from: 0, to: Infinity });
     case 'snapshot':
       // Lost until "repair snapshots" rebuilds the file from its copy in the packs (asserted below);
       // a deleted snapshot file stays deleted (forget deletes them too).
@@ -253,7 +258,7 @@ function expectedLost(base: Base, kind: Kind, name: string, hit: { from: number;
   }
 }
 
-const KINDS: Kind[] = ['pack data', 'pack header', 'pack trailer', 'index', 'snapshot', 'tree', 'key', 'config', 'config copy', 'pin', 'lock'];
+const KINDS: Kind[] = ['pack data', 'pack header', 'pack trailer', 'pack end, index lost', 'index', 'snapshot', 'tree', 'key', 'config', 'config copy', 'pin', 'lock'];
 const DAMAGES: Damage[] = ['flip', 'zero sector', 'truncate', 'delete'];
 
 test(`seeded damage suite (seed ${SEED}): exactly the damaged data is lost, check names it, the rest restores, repair never loses more`, async () => {
@@ -268,6 +273,7 @@ test(`seeded damage suite (seed ${SEED}): exactly the damaged data is lost, chec
       const store = await copy(base.store);
       const t = target(base, kind, (n) => sizes.get(n)!);
       const hit = await damage(store, t, how);
+      if (kind === 'pack end, index lost') await store.delete(base.objects.indexB);
       const lost = expectedLost(base, kind, t.name, hit);
       const ok = await restorable(base, store);
       assert.deepEqual([...everything].filter((f) => !ok.has(f)).sort(), [...lost].sort(), `${label}: lost files`);
@@ -312,6 +318,10 @@ test(`seeded damage suite (seed ${SEED}): exactly the damaged data is lost, chec
       }
       if (kind === 'config' || kind === 'config copy') {
         for (const n of [Names.config, Names.configCopy]) assert.ok(Buffer.from(await store.get(n)).equals(await base.store.get(n)), `${label}: repair config writes ${n} again`);
+      }
+      if (kind === 'pack end, index lost') {
+        const gone = expectedLost(base, 'pack trailer', t.name, hit);
+        assert.deepEqual(after, new Set([...everything].filter((f) => !gone.has(f))), `${label}: repair index finds every intact blob of the pack by scanning it`);
       }
       if (kind === 'snapshot' && how !== 'delete') assert.deepEqual(after, everything, `${label}: repair snapshots rebuilds the snapshot file from its copy`);
     }

@@ -1,7 +1,8 @@
 /**
- * repo — the repository format on top of a Store, knowing nothing of files or disks: keys,
- * chunk encoding (compress, then encrypt; id = keyed hash of plaintext), packs, the index, snapshot
- * manifests and locks. May import store/ and util/. Invariant: write order is data (packs), then
+ * repo — the repository format on top of a Store, knowing nothing of files or disks: the config
+ * (kept twice, config.ts), keys, chunk encoding (compress, then encrypt; id = keyed hash of
+ * plaintext), packs, the index, snapshot manifests and locks; check and repair, which can find the
+ * blobs of a pack that lost its header by scanning it (pack-scan.ts). May import store/ and util/. Invariant: write order is data (packs), then
  * index, then snapshot, and no object is ever rewritten in place, so a crash at any point leaves a
  * repository whose every snapshot is complete. A chunk may be stored as a delta (its changed blocks
  * against a full base blob, delta.ts); loadBlob rebuilds it and checks its id, so readers above

@@ -7,6 +7,7 @@ import { encodePayload } from './envelope-file.js';
 import { element, multiply, TimesH, toBytes, xorInto } from './ghash.js';
 import { blobAad, BlobType, PACK_TRAILER_BYTES, PackWriter, parsePack, type PackEntry } from './pack.js';
 import { salvagePack } from './pack-scan.js';
+import { encodeDelta } from './delta.js';
 import { collectingWriter } from '../store/store.js';
 import { toHex } from './ids.js';
 import { prng } from '../util/testing.js';
@@ -105,4 +106,28 @@ test('scanning a 16 MiB pack of raw blobs with no header takes seconds, not minu
   console.log(`scanned ${(bytes.length / 2 ** 20).toFixed(1)} MiB in ${ms.toFixed(0)} ms (${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU)`);
   assert.equal(r.entries.length, 16);
   assert.ok(ms < 60_000, `${ms} ms`);
+});
+
+test('a pack holding a delta (header version 2) that lost its trailer, or its header too: the delta is found with its base', async () => {
+  const base = randomBytes(32 * 1024);
+  const changed = Buffer.from(base);
+  randomBytes(4096).copy(changed, 4096); // a random block: the change list is stored raw, its length read from its own header
+  const baseId = chunkId(keys, base);
+  const deltaId = chunkId(keys, changed);
+  let out: Buffer | undefined;
+  const writer = new PackWriter(keys.encKey, collectingWriter(async (_name, data) => void (out = Buffer.from(data))));
+  writer.add(BlobType.data, baseId, await encodePayload(codec, base), base.length);
+  writer.add(BlobType.delta, deltaId, await encodePayload(codec, encodeDelta(baseId, base, changed)!), changed.length, baseId);
+  writer.add(BlobType.data, chunkId(keys, changed.subarray(0, 100)), await encodePayload(codec, changed.subarray(0, 100)), 100);
+  await writer.finish();
+  const entries = parsePack(keys.encKey, out!, 'test');
+  const loadBase = async (id: Uint8Array) => (Buffer.from(id).equals(baseId) ? base : undefined);
+  const noTrailer = await salvagePack(codec, keys, out!.subarray(0, out!.length - PACK_TRAILER_BYTES), 'p', { loadBase });
+  assert.equal(noTrailer.fromHeader, true);
+  assert.deepEqual(ids(noTrailer.entries), ids(entries));
+  const cut = await salvagePack(codec, keys, out!.subarray(0, entries.at(-1)!.offset + entries.at(-1)!.length), 'p', { loadBase });
+  assert.deepEqual(ids(cut.entries), ids(entries));
+  assert.deepEqual(cut.entries[1]!.base, baseId);
+  const withoutBase = await salvagePack(codec, keys, out!.subarray(0, entries.at(-1)!.offset + entries.at(-1)!.length), 'p', { loadBase: async () => undefined });
+  assert.equal(withoutBase.missingBases, 1, 'a delta whose base cannot be loaded is counted, for a second pass');
 });

@@ -353,14 +353,17 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
   // The pack's own header, if it is intact where the scan finds its magic (only the trailer lost).
   for (let h = n - MIN_ENVELOPE; h >= 0; h--) {
     if (!(flags[h]! & FLAG_HEADER)) continue;
+    // Its length, from its own (not yet authenticated) entries: a delta entry has 32 bytes more.
     const st = stream(h);
-    const first = st.get(9)!;
-    const version = first[4]!;
-    const count = first.readUInt32LE(5);
-    for (let deltas = 0; deltas <= (version === 2 ? count : 0); deltas++) {
-      const e = h + NONCE_BYTES + 9 + count * HEADER_ENTRY + deltas * 32 + TAG_BYTES;
-      if (e > n) break;
-      if (!tryOpen(keys.encKey, buf.subarray(h, e), AAD.packHeader)) continue;
+    const count = st.get(9)!.readUInt32LE(5);
+    let o: number | undefined = 9;
+    for (let i = 0; i < count && o !== undefined; i++) {
+      const pt = st.get(o + HEADER_ENTRY);
+      o = pt ? o + HEADER_ENTRY + (pt[o] === BlobType.delta ? 32 : 0) : undefined;
+    }
+    if (o !== undefined) {
+      const e = h + NONCE_BYTES + o + TAG_BYTES;
+      if (e > n || !tryOpen(keys.encKey, buf.subarray(h, e), AAD.packHeader)) continue;
       try {
         const listed = parsePackHeader(keys.encKey, buf.subarray(h, e), h + (e - h) + PACK_TRAILER_BYTES, name);
         const entries: PackEntry[] = [];

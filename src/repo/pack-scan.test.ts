@@ -131,3 +131,14 @@ test('a pack holding a delta (header version 2) that lost its trailer, or its he
   const withoutBase = await salvagePack(codec, keys, out!.subarray(0, entries.at(-1)!.offset + entries.at(-1)!.length), 'p', { loadBase: async () => undefined });
   assert.equal(withoutBase.missingBases, 1, 'a delta whose base cannot be loaded is counted, for a second pass');
 });
+
+test('a damaged header still says where its blobs lie: raw blobs after a damaged one are found at those places', async () => {
+  const { bytes, entries } = await makePack([70_000, 30_000, 20_000, 5000].map((n) => ({ type: BlobType.data, body: randomBytes(n) })));
+  const bad = Buffer.from(bytes.subarray(0, bytes.length - PACK_TRAILER_BYTES));
+  bad[entries[1]!.offset + 1000]! ^= 4; // blob 1 is lost
+  const header = entries[3]!.offset + entries[3]!.length;
+  bad[header + 12 + 9 + 3 * 41 + 5]! ^= 1; // the header no longer authenticates (its last entry's id is changed)
+  const r = await salvagePack(codec, keys, bad, 'p');
+  assert.equal(r.fromHeader, false);
+  assert.deepEqual(ids(r.entries), ids([entries[0]!, entries[2]!, entries[3]!]));
+});

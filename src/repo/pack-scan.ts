@@ -15,12 +15,13 @@
  *   HMAC of the plaintext, kept as a running hash). A delta blob's change list gives its own length.
  * Nothing is trusted on these grounds alone: a blob counts only once node:crypto's AES-GCM opens
  * it with the id it hashes to (a delta once rebuilt from its base). If the pack's sealed header is
- * still intact somewhere (only the trailer was cut), it is found by its "LBPH" and used directly.
+ * still intact somewhere (only the trailer was cut), it is found by its "LBPH" and used directly;
+ * a damaged one still says (unauthenticated) where its blobs lie, and each such place is tried.
  *
  * Cost: linear in the pack's size for an intact run of blobs (a few seconds for 16 MiB on a slow
  * machine), and at most a few passes whatever the damage. After damaged bytes the scan picks up
- * again at the next zstd blob (or a blob the old index names): a raw blob that follows damage, in
- * a pack whose header is lost too, stays lost.
+ * again at the next zstd blob, a blob the old index names, or a place the damaged header names: a
+ * raw blob that follows damage, in a pack whose header is lost too, stays lost.
  */
 import { createCipheriv, createDecipheriv, createHash, type Cipher } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
@@ -351,15 +352,25 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
   }
 
   // The pack's own header, if it is intact where the scan finds its magic (only the trailer lost).
+  // A header that no longer authenticates still gives hints: where its entries say blobs lie, each
+  // tried (and confirmed like any other) where the scan would otherwise lose its way after damage.
+  const hints = new Map<number, PackEntry>();
   for (let h = n - MIN_ENVELOPE; h >= 0; h--) {
     if (!(flags[h]! & FLAG_HEADER)) continue;
     // Its length, from its own (not yet authenticated) entries: a delta entry has 32 bytes more.
     const st = stream(h);
     const count = st.get(9)!.readUInt32LE(5);
     let o: number | undefined = 9;
+    let offset = 0;
     for (let i = 0; i < count && o !== undefined; i++) {
       const pt = st.get(o + HEADER_ENTRY);
-      o = pt ? o + HEADER_ENTRY + (pt[o] === BlobType.delta ? 32 : 0) : undefined;
+      if (!pt) o = undefined;
+      else {
+        const length = pt.readUInt32LE(o + 33);
+        if (!hints.has(offset)) hints.set(offset, { type: pt[o] as BlobType, id: Buffer.from(pt.subarray(o + 1, o + 33)), offset, length, rawLength: pt.readUInt32LE(o + 37) });
+        offset += length;
+        o += HEADER_ENTRY + (pt[o] === BlobType.delta ? 32 : 0);
+      }
     }
     if (o !== undefined) {
       const e = h + NONCE_BYTES + o + TAG_BYTES;
@@ -383,8 +394,9 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
   let s = 0;
   while (s + MIN_ENVELOPE <= n) {
     opts.signal?.throwIfAborted();
-    const k = known.get(s);
-    const found = k ?? (await blobAt(s));
+    const hint = hints.get(s);
+    const hinted = hint && s + hint.length <= n ? await confirm(s, s + hint.length) : undefined;
+    const found = known.get(s) ?? hinted ?? (await blobAt(s));
     if (found) {
       entries.push(found);
       s = found.offset + found.length;
@@ -392,7 +404,7 @@ export async function salvagePack(codec: Codec, keys: MasterKeys, bytes: Uint8Ar
     }
     // Damage: pick up at the next blob that announces itself strongly.
     let next = s + 1;
-    while (next + MIN_ENVELOPE <= n && !(flags[next]! & FLAG_ZSTD) && !known.has(next)) next++;
+    while (next + MIN_ENVELOPE <= n && !(flags[next]! & FLAG_ZSTD) && !known.has(next) && !hints.has(next)) next++;
     s = next;
   }
   return { entries, fromHeader: false, missingBases };

@@ -1,0 +1,50 @@
+/**
+ * Test helpers for the S3 store: the radosgw that scripts/run-tests.mjs starts for files named
+ * s3*.test.ts (LIFEBOAT_TEST_S3_* variables), and fresh, empty repository locations in it.
+ */
+import { randomBytes } from 'node:crypto';
+import { S3Store, parseS3Url, type S3StoreOptions } from './s3.js';
+
+export interface TestS3 {
+  readonly endpoint: string;
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /** The variables a child process (the CLI) reads its credentials from. */
+  readonly env: Record<string, string>;
+}
+
+/** The test radosgw; throws a clear message when the tests were not started through run-tests.mjs. */
+export function testS3(): TestS3 {
+  const endpoint = process.env['LIFEBOAT_TEST_S3_ENDPOINT'];
+  const accessKeyId = process.env['LIFEBOAT_TEST_S3_ACCESS_KEY_ID'];
+  const secretAccessKey = process.env['LIFEBOAT_TEST_S3_SECRET_ACCESS_KEY'];
+  if (!endpoint || !accessKeyId || !secretAccessKey) {
+    throw new Error('The S3 tests need the radosgw that "node scripts/run-tests.mjs s3" starts (LIFEBOAT_TEST_S3_* variables are not set).');
+  }
+  return {
+    endpoint,
+    credentials: { accessKeyId, secretAccessKey },
+    env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true' },
+  };
+}
+
+/** A repository URL of a new, empty prefix in the tests' bucket (made on first use). */
+export function freshS3Url(bucket = 'lifeboat-tests'): string {
+  return `s3:${testS3().endpoint}/${bucket}/t-${randomBytes(6).toString('hex')}`;
+}
+
+/** An S3Store on `url` with the test credentials. */
+export function testS3Store(url: string, options: S3StoreOptions = {}): S3Store {
+  return new S3Store(parseS3Url(url), { credentials: testS3().credentials, ...options });
+}
+
+/** Deletes every object under `url`'s prefix. */
+export async function emptyS3(url: string): Promise<void> {
+  const s = testS3Store(url);
+  try {
+    const names: string[] = [];
+    for await (const o of s.list('')) names.push(o.name);
+    for (let i = 0; i < names.length; i += 32) await Promise.all(names.slice(i, i + 32).map((n) => s.delete(n)));
+  } finally {
+    await s.close();
+  }
+}

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { rejectsWithCode, storeConformanceSuite } from './conformance.js';
+import { isTransient, StoreError } from './store.js';
+import { parseS3Url, S3Store, openS3Store } from './s3.js';
+import { emptyS3, freshS3Url, testS3, testS3Store } from './s3-testing.js';
+
+storeConformanceSuite('S3 on radosgw', async () => {
+  const url = freshS3Url();
+  // Small parts, so the 9 MiB object of the suite goes up in two parts, in parallel.
+  return { store: testS3Store(url, { partSize: 5 * 1024 * 1024 }), cleanup: () => emptyS3(url) };
+});
+
+test('S3 URLs: the parts are read; malformed ones are refused with the form to use', () => {
+  assert.deepEqual(parseS3Url('s3:http://127.0.0.1:7480/bucket'), { endpoint: 'http://127.0.0.1:7480', bucket: 'bucket', prefix: '' });
+  assert.deepEqual(parseS3Url('s3:https://s3.example.com/my-bucket/a/b/'), { endpoint: 'https://s3.example.com', bucket: 'my-bucket', prefix: 'a/b/' });
+  for (const bad of ['s3:', 's3:ftp://h/b', 's3:http://h', 's3:http://h/', 's3:http://h/B', 's3:http://u:p@h/b', 's3:http://h/b/../x', 's3:http://h/b/with space', 's3:http://h/b?x=1']) {
+    assert.throws(() => parseS3Url(bad), (e: Error) => /s3:http\(s\):\/\/HOST\[:PORT\]\/BUCKET\[\/PREFIX\]/.test(e.message), bad);
+  }
+});
+
+test('S3: a large object goes up in parts; the requests are counted', async () => {
+  const url = freshS3Url();
+  const counts = new Map<string, number>();
+  const s = testS3Store(url, { partSize: 5 * 1024 * 1024, onRequest: (c) => counts.set(c, (counts.get(c) ?? 0) + 1) });
+  try {
+    const d = randomBytes(12 * 1024 * 1024 + 5);
+    await s.put('data/big', d);
+    assert.equal(counts.get('UploadPartCommand'), 3);
+    assert.equal(counts.get('CompleteMultipartUploadCommand'), 1);
+    assert.ok(Buffer.from(await s.get('data/big')).equals(d));
+    await rejectsWithCode(s.put('data/big', d, { ifAbsent: true }), 'conflict');
+  } finally {
+    await s.close();
+    await emptyS3(url);
+  }
+});
+
+test('S3 failures are one plain sentence: wrong credentials, missing bucket, nothing listening, a stalled server', async () => {
+  const { endpoint } = testS3();
+  const wrong = new S3Store(parseS3Url(`s3:${endpoint}/lifeboat-tests/x`), { credentials: { accessKeyId: testS3().credentials.accessKeyId, secretAccessKey: 'wrong-secret-0000000000000000000000000000' } });
+  await assert.rejects(wrong.get('config'), (e: unknown) => e instanceof StoreError && !e.transient && e.code === 'usage' && /refused the credentials/.test(e.message) && !e.message.includes('\n'));
+  await wrong.close();
+
+  const missing = testS3Store(`s3:${endpoint}/no-such-bucket-${randomBytes(4).toString('hex')}`);
+  await assert.rejects(missing.get('config'), (e: unknown) => e instanceof StoreError && !e.transient && e.code === 'no-repository' && /There is no bucket/.test(e.message));
+  await missing.close();
+
+  // A port nobody listens on: transient (a server may be restarting), and through the retry wrapper
+  // it ends, after a few quick tries, as a permanent failure naming the address.
+  const closed = await new Promise<number>((res) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
+  const refused = openS3Store(`s3:http://127.0.0.1:${closed}/bucket`, { credentials: testS3().credentials, retry: { maxAttempts: 2, baseDelayMs: 10 } });
+  await assert.rejects(refused.get('config'), (e: unknown) => e instanceof StoreError && !isTransient(e) && /Nothing answers at http:\/\/127\.0\.0\.1:\d+ \(connection refused\).*tried 2 times/.test(e.message));
+  await refused.close();
+
+  // A server that accepts and never answers: the idle timeout ends the request as transient.
+  const held: Socket[] = [];
+  const stalled: Server = createServer((c) => held.push(c));
+  await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', r));
+  const port = (stalled.address() as { port: number }).port;
+  const stuck = new S3Store(parseS3Url(`s3:http://127.0.0.1:${port}/bucket`), { credentials: testS3().credentials, idleTimeoutMs: 300 });
+  const started = Date.now();
+  await assert.rejects(stuck.stat('config'), (e: unknown) => isTransient(e) && /failed or stalled/.test((e as Error).message));
+  assert.ok(Date.now() - started < 5000);
+  await stuck.close();
+  for (const c of held) c.destroy();
+  stalled.close();
+});

@@ -12,6 +12,7 @@ import { LifeboatError } from '../util/errors.js';
 import { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
 import { LocalStore } from '../store/local.js';
+import { isS3Url, openS3Store } from '../store/s3.js';
 import { lifeboatOwnFolders, type OwnFolder } from '../files/backup.js';
 
 export interface GlobalOptions {
@@ -66,8 +67,13 @@ export class Context {
   /** Lifeboat's own folders on this computer, which no backup includes: the repository (when it is a folder), the cache, the data folder. */
   ownFolders(): OwnFolder[] {
     const loc = this.repoLocation();
-    const local = !/^[a-z][a-z0-9+.-]*:\/\//i.test(loc);
-    return lifeboatOwnFolders({ ...(local ? { repository: resolve(loc) } : {}), cache: defaultCacheDir(), data: dirname(defaultRepositoryPath()) });
+    return lifeboatOwnFolders({ ...(this.repoIsFolder() ? { repository: resolve(loc) } : {}), cache: defaultCacheDir(), data: dirname(defaultRepositoryPath()) });
+  }
+
+  /** Whether the repository is a folder on this computer (not s3:… or another URL). */
+  repoIsFolder(): boolean {
+    const loc = this.repoLocation();
+    return !isS3Url(loc) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(loc);
   }
 
   repoLocation(): string {
@@ -76,8 +82,9 @@ export class Context {
 
   openStore(): Store {
     const loc = this.repoLocation();
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc)) {
-      throw new LifeboatError('usage', `Repository location "${loc}" uses a kind of storage this version does not support yet; use a folder path.`);
+    if (isS3Url(loc)) return openS3Store(loc);
+    if (!this.repoIsFolder()) {
+      throw new LifeboatError('usage', `Repository location "${loc}" uses a kind of storage this version does not support; use a folder path or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX].`);
     }
     return new LocalStore(resolve(loc));
   }

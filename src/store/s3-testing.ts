@@ -3,6 +3,8 @@
  * s3*.test.ts (LIFEBOAT_TEST_S3_* variables), and fresh, empty repository locations in it.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { S3Store, parseS3Url, type S3StoreOptions } from './s3.js';
 
 export interface TestS3 {
@@ -28,8 +30,8 @@ export function testS3(): TestS3 {
 }
 
 /** A repository URL of a new, empty prefix in the tests' bucket (made on first use). */
-export function freshS3Url(bucket = 'lifeboat-tests'): string {
-  return `s3:${testS3().endpoint}/${bucket}/t-${randomBytes(6).toString('hex')}`;
+export function freshS3Url(endpoint = testS3().endpoint, bucket = 'lifeboat-tests'): string {
+  return `s3:${endpoint}/${bucket}/t-${randomBytes(6).toString('hex')}`;
 }
 
 /** An S3Store on `url` with the test credentials. */
@@ -47,4 +49,45 @@ export async function emptyS3(url: string): Promise<void> {
   } finally {
     await s.close();
   }
+}
+
+/** A proxy in front of the test radosgw that counts the requests passing through, by kind. */
+export interface CountingProxy {
+  /** Its address, to use instead of the radosgw's in a repository URL. */
+  readonly endpoint: string;
+  /** Requests since the last reset, by kind: GET, GET range, HEAD, PUT, POST, DELETE, LIST. */
+  readonly counts: Map<string, number>;
+  total(): number;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+export async function countingProxy(): Promise<CountingProxy> {
+  const target = new URL(testS3().endpoint);
+  const counts = new Map<string, number>();
+  const server = createServer((req, res) => {
+    const kind = req.method === 'GET' && /[?&]list-type=/.test(req.url ?? '') ? 'LIST' : req.method === 'GET' && req.headers.range ? 'GET range' : (req.method ?? '?');
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    // The Host header goes through unchanged: it is part of what the client signed.
+    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    counts,
+    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
+    reset: () => counts.clear(),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { rejectsWithCode, storeConformanceSuite } from './conformance.js';
+import { listAll, rejectsWithCode, storeConformanceSuite } from './conformance.js';
+import { isLifeboatError } from '../util/errors.js';
 import { isTransient, StoreError } from './store.js';
 import { parseS3Url, S3Store, openS3Store } from './s3.js';
 import { emptyS3, freshS3Url, testS3, testS3Store } from './s3-testing.js';
@@ -45,7 +46,9 @@ test('S3 failures are one plain sentence: wrong credentials, missing bucket, not
   await wrong.close();
 
   const missing = testS3Store(`s3:${endpoint}/no-such-bucket-${randomBytes(4).toString('hex')}`);
-  await assert.rejects(missing.get('config'), (e: unknown) => e instanceof StoreError && !e.transient && e.code === 'no-repository' && /There is no bucket/.test(e.message));
+  await assert.rejects(missing.get('config'), (e: unknown) => isLifeboatError(e) && !isTransient(e) && e.code === 'not-found' && /There is no bucket "no-such-bucket-\w+" at http/.test(e.message));
+  assert.equal(await missing.stat('config'), undefined);
+  assert.deepEqual(await listAll(missing, ''), []);
   await missing.close();
 
   // A port nobody listens on: transient (a server may be restarting), and through the retry wrapper

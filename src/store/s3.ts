@@ -11,7 +11,8 @@
  * flight) and becomes visible only when the upload completes, and a failed or aborted upload is
  * aborted on the server. A plain PUT, once sent, is not cut short by an abort signal: S3 could not
  * tell us whether it landed, and the Store contract wants "whole or nothing" from an aborted put;
- * the stuck-request timeout bounds it instead. Listings may lag behind writes on some servers; the
+ * the stuck-request timeout bounds it instead. A missing bucket reads as an empty one (get says
+ * 'not-found' naming the bucket, list yields nothing) and is created by the first put: init. Listings may lag behind writes on some servers; the
  * repository reads by name (stat/get) where it needs read-after-write.
  *
  * Failures become StoreErrors with a plain sentence and a `transient` flag: throttling (429, 503
@@ -187,7 +188,7 @@ export class S3Store implements Store {
       return make('usage', `The S3 server at ${server} refused the credentials (${code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE).`, false);
     }
     if (code === 'NoSuchBucket') {
-      return make('no-repository', `There is no bucket "${this.where.bucket}" at ${server}: check the repository URL, or create a repository there with "lifeboat init".`, false);
+      return make('no-repository', `There is no bucket "${this.where.bucket}" at ${server}: check the repository URL, or create a repository there with "lifeboat init" (it makes the bucket).`, false);
     }
     if (code === 'QuotaExceeded' || code === 'EntityTooLarge') {
       return make('no-space', `${what}: the bucket's quota is used up (${code}). Free space in the bucket or raise its quota.`, false);
@@ -264,16 +265,14 @@ export class S3Store implements Store {
       });
       signal?.throwIfAborted();
       // Completing is not given the signal: once sent, it may take effect whatever we do.
-      await this.send((c, o) => c.send(new CompleteMultipartUploadCommand({
-          Bucket: bucket,
-          Key: key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
-          ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}),
-        }), o),
-        'save',
-        name,
-      );
+      const complete = new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+        ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}),
+      });
+      await this.send((c, o) => c.send(complete, o), 'save', name);
     } catch (e) {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
       throw this.conflictOr(e, name);
@@ -343,6 +342,7 @@ export class S3Store implements Store {
     } catch (e) {
       const cause = (e as { cause?: { name?: string } }).cause;
       if (cause?.name === 'NoSuchKey') throw this.notFound(name);
+      if (cause?.name === 'NoSuchBucket') throw new LifeboatError('not-found', (e as Error).message, { cause: e });
       throw e;
     }
   }
@@ -364,11 +364,18 @@ export class S3Store implements Store {
     const signal = options.signal;
     let token: string | undefined;
     do {
-      const page = await this.send((c, o) => c.send(new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: this.key(prefix), ...(token ? { ContinuationToken: token } : {}) }), o),
-        'list',
-        prefix || 'the objects',
-        signal,
-      );
+      let page;
+      try {
+        page = await this.send(
+          (c, o) => c.send(new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: this.key(prefix), ...(token ? { ContinuationToken: token } : {}) }), o),
+          'list',
+          prefix || 'the objects',
+          signal,
+        );
+      } catch (e) {
+        if ((e as { cause?: { name?: string } }).cause?.name === 'NoSuchBucket') return; // no bucket yet: nothing in it (init makes it)
+        throw e;
+      }
       for (const o of page.Contents ?? []) {
         const n = o.Key?.slice(this.where.prefix.length);
         if (n === undefined || !o.Key!.startsWith(this.where.prefix)) continue;

@@ -28,7 +28,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         const parity = opts.parity === undefined ? undefined : parseParity(opts.parity);
         const store = ctx.openStore();
         const location = resolve(ctx.repoLocation());
-        if (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined) {
+        if (ctx.repoIsFolder() && (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined)) {
           // A chosen destination whose parent is missing is usually a drive that is not plugged in:
           // do not quietly create the repository on the system disk instead.
           if (!existsSync(dirname(location))) {

@@ -21,26 +21,19 @@
  * retries are off, so there is one retry loop); wrong credentials, a missing bucket or a refused
  * permission are not.
  */
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateBucketCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
+import type * as Sdk from '@aws-sdk/client-s3';
 import { LifeboatError, errnoCode, isLifeboatError, type ErrorCode } from '../util/errors.js';
 import { pool } from '../util/concurrency.js';
 import { LimitStore } from './limit.js';
 import { assertValidPrefix, byteRange } from './names.js';
 import { RetryStore, type RetryOptions } from './retry.js';
 import { assertValidName, collectingWriter, StoreError, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
+
+let sdkModule: Promise<typeof Sdk> | undefined;
+/** The AWS SDK, loaded on first use: it takes a noticeable part of a second, which no other repository should pay. */
+function loadSdk(): Promise<typeof Sdk> {
+  return (sdkModule ??= import('@aws-sdk/client-s3'));
+}
 
 /** Where a repository lives in S3. */
 export interface S3Location {
@@ -104,7 +97,7 @@ const MiB = 1024 * 1024;
 export class S3Store implements Store {
   readonly location: string;
   readonly properties: StoreProperties;
-  private readonly client: S3Client;
+  private client: Sdk.S3Client | undefined;
   private readonly partSize: number;
   private readonly partsInFlight: number;
   /** Whether this store created the bucket once already (a missing bucket is created on the first put). */
@@ -112,14 +105,19 @@ export class S3Store implements Store {
 
   constructor(
     readonly where: S3Location,
-    options: S3StoreOptions = {},
+    private readonly options: S3StoreOptions = {},
   ) {
     this.location = `S3 bucket ${where.bucket}${where.prefix ? `/${where.prefix.slice(0, -1)}` : ''} at ${where.endpoint}`;
     this.properties = { uploadsInFlight: options.uploadsInFlight ?? 4 };
     this.partSize = Math.max(5 * MiB, options.partSize ?? 16 * MiB);
     this.partsInFlight = Math.max(1, options.partsInFlight ?? 4);
-    const config: S3ClientConfig = {
-      endpoint: where.endpoint,
+  }
+
+  /** The S3 client, made on the first request (the SDK is loaded only for an S3 repository). */
+  private makeClient(sdk: typeof Sdk): Sdk.S3Client {
+    const options = this.options;
+    const config: Sdk.S3ClientConfig = {
+      endpoint: this.where.endpoint,
       region: process.env['AWS_REGION'] || process.env['AWS_DEFAULT_REGION'] || 'us-east-1',
       forcePathStyle: true,
       // One retry loop: RetryStore's (openS3Store). radosgw and other S3-compatible servers do not
@@ -137,11 +135,11 @@ export class S3Store implements Store {
     };
     // The SDK warns on Node 20 about its releases of 2027; that is no news for a Lifeboat user.
     process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
-    this.client = new S3Client(config);
+    const client = new sdk.S3Client(config);
     const onRequest = options.onRequest;
     if (onRequest) {
       // Runs once per HTTP request sent (after serialization), so it counts what reaches the server.
-      this.client.middlewareStack.add(
+      client.middlewareStack.add(
         (next, context) => async (args) => {
           onRequest(context.commandName ?? 'request');
           return next(args);
@@ -149,6 +147,7 @@ export class S3Store implements Store {
         { step: 'finalizeRequest', name: 'lifeboatCountRequests' },
       );
     }
+    return client;
   }
 
   private key(name: string): string {
@@ -156,10 +155,13 @@ export class S3Store implements Store {
   }
 
   /** Sends `command`; turns any failure into a StoreError (or the abort's reason). */
-  private async send<T>(call: (client: S3Client, options: { abortSignal?: AbortSignal }) => Promise<T>, doing: string, name: string, signal?: AbortSignal): Promise<T> {
+  private async send<T>(call: (sdk: typeof Sdk, client: Sdk.S3Client, options: { abortSignal?: AbortSignal }) => Promise<T>, doing: string, name: string, signal?: AbortSignal): Promise<T> {
     signal?.throwIfAborted();
     try {
-      return await call(this.client, signal ? { abortSignal: signal } : {});
+      const sdk = await loadSdk();
+      signal?.throwIfAborted();
+      this.client ??= this.makeClient(sdk);
+      return await call(sdk, this.client, signal ? { abortSignal: signal } : {});
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
       throw this.storeError(e, doing, name);
@@ -219,7 +221,7 @@ export class S3Store implements Store {
 
   private async createBucket(signal?: AbortSignal): Promise<void> {
     try {
-      await this.send((c, o) => c.send(new CreateBucketCommand({ Bucket: this.where.bucket }), o), 'create the bucket for', this.where.bucket, signal);
+      await this.send((s, c, o) => c.send(new s.CreateBucketCommand({ Bucket: this.where.bucket }), o), 'create the bucket for', this.where.bucket, signal);
     } catch (e) {
       const cause = (e as { cause?: { name?: string } }).cause;
       if (cause?.name === 'BucketAlreadyOwnedByYou' || cause?.name === 'BucketAlreadyExists') return;
@@ -231,7 +233,7 @@ export class S3Store implements Store {
     if (data.length > this.partSize) return this.putInParts(name, data, options);
     try {
       // Not given the signal: see the module comment (an aborted PUT may still land).
-      await this.send((c, o) => c.send(new PutObjectCommand({ Bucket: this.where.bucket, Key: this.key(name), Body: Buffer.from(data), ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}) }), o), 'save', name);
+      await this.send((s, c, o) => c.send(new s.PutObjectCommand({ Bucket: this.where.bucket, Key: this.key(name), Body: Buffer.from(data), ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}) }), o), 'save', name);
     } catch (e) {
       throw this.conflictOr(e, name);
     }
@@ -253,28 +255,29 @@ export class S3Store implements Store {
     const key = this.key(name);
     const signal = options.signal;
     if (options.ifAbsent && (await this.stat(name, signal ? { signal } : {})) !== undefined) throw this.conflictOr({ cause: { $metadata: { httpStatusCode: 412 } } }, name);
-    const created = await this.send((c, o) => c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }), o), 'start uploading', name, signal);
+    const created = await this.send((s, c, o) => c.send(new s.CreateMultipartUploadCommand({ Bucket: bucket, Key: key }), o), 'start uploading', name, signal);
     const uploadId = created.UploadId!;
     try {
       const count = Math.ceil(data.length / this.partSize);
       const etags: string[] = new Array<string>(count);
       await pool(count, this.partsInFlight, async (i) => {
         const body = Buffer.from(data.subarray(i * this.partSize, Math.min(data.length, (i + 1) * this.partSize)));
-        const r = await this.send((c, o) => c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, Body: body }), o), 'upload a part of', name, signal);
+        const r = await this.send((s, c, o) => c.send(new s.UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, Body: body }), o), 'upload a part of', name, signal);
         etags[i] = r.ETag!;
       });
       signal?.throwIfAborted();
       // Completing is not given the signal: once sent, it may take effect whatever we do.
-      const complete = new CompleteMultipartUploadCommand({
+      const complete = (s: typeof Sdk): Sdk.CompleteMultipartUploadCommand =>
+        new s.CompleteMultipartUploadCommand({
         Bucket: bucket,
         Key: key,
         UploadId: uploadId,
         MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
         ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}),
       });
-      await this.send((c, o) => c.send(complete, o), 'save', name);
+      await this.send((s, c, o) => c.send(complete(s), o), 'save', name);
     } catch (e) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+      await this.send((s, c) => c.send(new s.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })), 'abort uploading', name).catch(() => undefined);
       throw this.conflictOr(e, name);
     }
   }
@@ -326,8 +329,8 @@ export class S3Store implements Store {
   private async getRange(name: string, range: string | undefined, signal?: AbortSignal): Promise<{ bytes: Uint8Array; total: number | undefined }> {
     try {
       const { r, bytes } = await this.send(
-        async (c, o) => {
-          const r = await c.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(name), ...(range ? { Range: range } : {}) }), o);
+        async (s, c, o) => {
+          const r = await c.send(new s.GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(name), ...(range ? { Range: range } : {}) }), o);
           return { r, bytes: r.Body ? await r.Body.transformToByteArray() : new Uint8Array(0) };
         },
         'read',
@@ -350,7 +353,7 @@ export class S3Store implements Store {
   async stat(name: string, options: OperationOptions = {}): Promise<StoreStat | undefined> {
     assertValidName(name);
     try {
-      const r = await this.send((c, o) => c.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key: this.key(name) }), o), 'look at', name, options.signal);
+      const r = await this.send((s, c, o) => c.send(new s.HeadObjectCommand({ Bucket: this.where.bucket, Key: this.key(name) }), o), 'look at', name, options.signal);
       return { name, size: r.ContentLength ?? 0 };
     } catch (e) {
       const cause = (e as { cause?: { name?: string; $metadata?: { httpStatusCode?: number } } }).cause;
@@ -367,7 +370,7 @@ export class S3Store implements Store {
       let page;
       try {
         page = await this.send(
-          (c, o) => c.send(new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: this.key(prefix), ...(token ? { ContinuationToken: token } : {}) }), o),
+          (s, c, o) => c.send(new s.ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: this.key(prefix), ...(token ? { ContinuationToken: token } : {}) }), o),
           'list',
           prefix || 'the objects',
           signal,
@@ -392,11 +395,11 @@ export class S3Store implements Store {
 
   async delete(name: string, options: OperationOptions = {}): Promise<void> {
     assertValidName(name);
-    await this.send((c, o) => c.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key: this.key(name) }), o), 'delete', name, options.signal);
+    await this.send((s, c, o) => c.send(new s.DeleteObjectCommand({ Bucket: this.where.bucket, Key: this.key(name) }), o), 'delete', name, options.signal);
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    this.client?.destroy();
   }
 }
 

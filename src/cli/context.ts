@@ -9,7 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { LifeboatError } from '../util/errors.js';
-import { Repository } from '../repo/repository.js';
+import { BlobType, Repository } from '../repo/repository.js';
+import { DiskCacheStore } from '../store/disk-cache.js';
 import type { Store } from '../store/store.js';
 import { LocalStore } from '../store/local.js';
 import { isS3Url, openS3Store } from '../store/s3.js';
@@ -131,10 +132,18 @@ export class Context {
     }
   }
 
-  async openRepository(): Promise<Repository> {
-    const store = this.openStore();
-    await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
+  /**
+   * Opens the repository. A remote one (not a folder) reads what never changes through the
+   * repository cache on this computer (repositoryCache), unless `cache` is false: check and
+   * repair must see the store itself.
+   */
+  async openRepository(options: { readonly cache?: boolean } = {}): Promise<Repository> {
+    const remote = this.openStore();
+    const { config } = await Repository.readConfig(remote); // "no repository" / "unsupported version" before asking for a password
+    const opened: { repo?: Repository } = {};
+    const store = this.repoIsFolder() || options.cache === false ? remote : repositoryCache(remote, config.id, () => opened.repo);
     const repo = await Repository.open(store, await this.password(), { onWarning: (t) => this.warn(t) });
+    opened.repo = repo;
     repo.noLock = this.global.lock === false;
     repo.onWarning = (message) => this.warn(message);
     repo.onUnlocked = (why) =>
@@ -171,6 +180,29 @@ export class Context {
   warn(text: string): void {
     this.stderr.write(`warning: ${text}\n`);
   }
+}
+
+/**
+ * The repository cache of a remote repository: a folder per repository id under the cache folder,
+ * holding index files, snapshots, key files and the ranges read from packs of trees (the ones the
+ * index says hold tree blobs), all of which never change. Data packs are not kept: a restore would
+ * only push the trees out.
+ */
+function repositoryCache(store: Store, id: string, repo: () => Repository | undefined): DiskCacheStore {
+  let treePacks: Set<string> | undefined;
+  const isTreePack = (name: string): boolean => {
+    const r = repo();
+    if (!r) return false; // before the index is loaded
+    if (!treePacks) {
+      treePacks = new Set();
+      for (const [, loc] of r.index.entries()) if (loc.type === BlobType.tree || loc.type === BlobType.snapshot) treePacks.add(loc.packId);
+    }
+    return treePacks.has(name.slice(name.lastIndexOf('/') + 1));
+  };
+  return new DiskCacheStore(store, {
+    dir: join(defaultCacheDir(), 'repositories', id.replace(/[^0-9a-f]/gi, '')),
+    cacheable: (name) => /^(index|snapshots|keys)\//.test(name) || (name.startsWith('data/') && isTreePack(name)),
+  });
 }
 
 async function readHidden(prompt: string): Promise<string> {

@@ -124,7 +124,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .option('--read-data', 'read, decrypt and verify every stored block')
     .action(
       run(async (ctx, o: { readData?: boolean }) => {
-        const repo = await ctx.openRepository();
+        const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
         await repo.lock(false, 'check', { reading: true });
         const progress = new Progress(ctx, 'reading packs');
         const report = await checkRepository(repo, {

@@ -62,12 +62,24 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
-export async function countingProxy(): Promise<CountingProxy> {
+/**
+ * `fail(n)`, given the number of the request (from 1), may answer it itself with an HTTP status
+ * instead of passing it on: 503 as S3's SlowDown, 500 as InternalError.
+ */
+export async function countingProxy(options: { fail?: (n: number) => number | undefined } = {}): Promise<CountingProxy> {
   const target = new URL(testS3().endpoint);
   const counts = new Map<string, number>();
+  let n = 0;
   const server = createServer((req, res) => {
     const kind = req.method === 'GET' && /[?&]list-type=/.test(req.url ?? '') ? 'LIST' : req.method === 'GET' && req.headers.range ? 'GET range' : (req.method ?? '?');
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    const status = options.fail?.(++n);
+    if (status !== undefined) {
+      const code = status === 503 ? 'SlowDown' : 'InternalError';
+      req.resume();
+      req.on('end', () => res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected by the test</Message></Error>`));
+      return;
+    }
     // The Host header goes through unchanged: it is part of what the client signed.
     const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);

@@ -6,7 +6,7 @@ import { listAll, rejectsWithCode, storeConformanceSuite } from './conformance.j
 import { isLifeboatError } from '../util/errors.js';
 import { isTransient, StoreError } from './store.js';
 import { parseS3Url, S3Store, openS3Store } from './s3.js';
-import { emptyS3, freshS3Url, testS3, testS3Store } from './s3-testing.js';
+import { countingProxy, emptyS3, freshS3Url, testS3, testS3Store } from './s3-testing.js';
 
 storeConformanceSuite('S3 on radosgw', async () => {
   const url = freshS3Url();
@@ -36,6 +36,27 @@ test('S3: a large object goes up in parts; the requests are counted', async () =
   } finally {
     await s.close();
     await emptyS3(url);
+  }
+});
+
+test('S3: throttling (503 SlowDown) and server errors (500) are retried with backoff until the call succeeds', async () => {
+  // Requests 1, 2 and 4 are refused: the put needs three tries, the get two.
+  const proxy = await countingProxy({ fail: (n) => (n === 1 ? 503 : n === 2 || n === 4 ? 500 : undefined) });
+  const url = freshS3Url(proxy.endpoint);
+  const retries: string[] = [];
+  const s = openS3Store(url, { credentials: testS3().credentials, retry: { baseDelayMs: 5, onRetry: (r) => retries.push(`${r.doing} ${r.attempt}: ${(r.error as Error).message}`) } });
+  try {
+    const d = randomBytes(1000);
+    await s.put('data/x', d);
+    assert.ok(Buffer.from(await s.get('data/x')).equals(d));
+    assert.equal(retries.length, 3, retries.join('\n'));
+    assert.match(retries[0]!, /^save 1: .*503 SlowDown/);
+    assert.match(retries[2]!, /^read 1: .*500 InternalError/);
+    assert.equal(proxy.total(), 5);
+  } finally {
+    await s.close();
+    await proxy.close();
+    await emptyS3(url.replace(proxy.endpoint, testS3().endpoint));
   }
 });
 

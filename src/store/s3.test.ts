@@ -63,7 +63,9 @@ test('S3: throttling (503 SlowDown) and server errors (500) are retried with bac
 test('S3 failures are one plain sentence: wrong credentials, missing bucket, nothing listening, a stalled server', async () => {
   const { endpoint } = testS3();
   const wrong = new S3Store(parseS3Url(`s3:${endpoint}/lifeboat-tests/x`), { credentials: { accessKeyId: testS3().credentials.accessKeyId, secretAccessKey: 'wrong-secret-0000000000000000000000000000' } });
-  await assert.rejects(wrong.get('config'), (e: unknown) => e instanceof StoreError && !e.transient && e.code === 'usage' && /refused the credentials/.test(e.message) && !e.message.includes('\n'));
+  const refusedCredentials = (e: unknown): boolean => e instanceof StoreError && !e.transient && e.code === 'usage' && /refused the credentials \(SignatureDoesNotMatch\)/.test(e.message) && !e.message.includes('\n');
+  await assert.rejects(wrong.get('config'), refusedCredentials);
+  await assert.rejects(wrong.stat('config'), refusedCredentials, 'a HEAD, whose answer has no body, says the same');
   await wrong.close();
 
   const missing = testS3Store(`s3:${endpoint}/no-such-bucket-${randomBytes(4).toString('hex')}`);

@@ -357,7 +357,19 @@ export class S3Store implements Store {
       return { name, size: r.ContentLength ?? 0 };
     } catch (e) {
       const cause = (e as { cause?: { name?: string; $metadata?: { httpStatusCode?: number } } }).cause;
-      if (cause?.$metadata?.httpStatusCode === 404) return undefined;
+      const status = cause?.$metadata?.httpStatusCode;
+      if (status === 404) return undefined;
+      // A HEAD answer has no body, so a refusal does not say why (wrong key? no permission?): a
+      // one-byte GET of the same object gets the reason, or the size if it is allowed after all.
+      if (status === 403) {
+        try {
+          const r = await this.getRange(name, 'bytes=0-0', options.signal);
+          return { name, size: r.total ?? r.bytes.length };
+        } catch (g) {
+          if (isLifeboatError(g) && g.code === 'not-found') return undefined;
+          throw g;
+        }
+      }
       throw e;
     }
   }

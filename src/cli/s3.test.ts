@@ -10,7 +10,7 @@ import { sh } from '../image/testing.js';
 import { countingProxy, emptyS3, freshS3Url, testS3 } from '../store/s3-testing.js';
 import { assertSameTree, lifeboat, tempDir } from './testing.js';
 
-test('every command on an S3 repository: backup, restore byte-identical, check --read-data, prune, images; requests counted', async (t) => {
+test('every command on an S3 repository: backup, restore byte-identical, check --read-data, prune, images; requests counted; a backup through failures', async (t) => {
   const d = tempDir();
   t.after(d.cleanup);
   const proxy = await countingProxy();
@@ -76,9 +76,20 @@ test('every command on an S3 repository: backup, restore byte-identical, check -
   await run(['image', 'restore', image.id, '--target', join(d.path, 'disk2.img')]);
   assert.ok(readFileSync(disk).equals(readFileSync(join(d.path, 'disk2.img'))), 'the restored image is identical');
 
-  // Forget the first backup and the image; prune keeps what the remaining snapshot needs.
+  // A backup while the server throttles, fails and drops connections (about one request in four):
+  // the retries carry it through; then forget the older snapshots and prune.
   writeFileSync(join(src, 'docs', 'note-0.txt'), 'changed\n');
+  writeFileSync(join(src, 'more.bin'), randomBytes(2 * 1024 * 1024));
+  const injected: Record<string, number> = {};
+  proxy.failWith((n) => {
+    const what = n % 7 === 3 ? 503 : n % 11 === 5 ? 500 : n % 13 === 8 ? 'reset' : undefined;
+    if (what !== undefined) injected[what] = (injected[what] ?? 0) + 1;
+    return what;
+  });
   await run(['backup', src]);
+  proxy.failWith(undefined);
+  t.diagnostic(`failures injected during the faulty backup: ${JSON.stringify(injected)}`);
+  assert.ok(Object.keys(injected).length === 3, 'every kind of failure happened');
   await run(['forget', '--keep-last', '1']);
   await run(['prune']);
   assert.match(await run(['check', '--read-data']), /No errors were found/);

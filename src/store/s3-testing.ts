@@ -59,22 +59,28 @@ export interface CountingProxy {
   readonly counts: Map<string, number>;
   total(): number;
   reset(): void;
+  /** Replaces the failure rule (see countingProxy); undefined passes everything on. */
+  failWith(fail: Failure | undefined): void;
   close(): Promise<void>;
 }
 
 /**
- * `fail(n)`, given the number of the request (from 1), may answer it itself with an HTTP status
- * instead of passing it on: 503 as S3's SlowDown, 500 as InternalError.
+ * A failure rule: given the number of a request (from 1), answer it with an HTTP status instead of
+ * passing it on (503 as S3's SlowDown, 500 as InternalError), or 'reset' to drop the connection
+ * after the request went through (so the server did the work, but the answer is lost).
  */
-export async function countingProxy(options: { fail?: (n: number) => number | undefined } = {}): Promise<CountingProxy> {
+export type Failure = (n: number) => number | 'reset' | undefined;
+
+export async function countingProxy(options: { fail?: Failure } = {}): Promise<CountingProxy> {
   const target = new URL(testS3().endpoint);
   const counts = new Map<string, number>();
   let n = 0;
+  let fail = options.fail;
   const server = createServer((req, res) => {
     const kind = req.method === 'GET' && /[?&]list-type=/.test(req.url ?? '') ? 'LIST' : req.method === 'GET' && req.headers.range ? 'GET range' : (req.method ?? '?');
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
-    const status = options.fail?.(++n);
-    if (status !== undefined) {
+    const status = fail?.(++n);
+    if (typeof status === 'number') {
       const code = status === 503 ? 'SlowDown' : 'InternalError';
       req.resume();
       req.on('end', () => res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected by the test</Message></Error>`));
@@ -82,6 +88,11 @@ export async function countingProxy(options: { fail?: (n: number) => number | un
     }
     // The Host header goes through unchanged: it is part of what the client signed.
     const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      if (status === 'reset') {
+        r.resume();
+        r.on('end', () => res.socket?.destroy());
+        return;
+      }
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
     });
@@ -96,6 +107,9 @@ export async function countingProxy(options: { fail?: (n: number) => number | un
     counts,
     total: () => [...counts.values()].reduce((a, b) => a + b, 0),
     reset: () => counts.clear(),
+    failWith: (f) => {
+      fail = f;
+    },
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

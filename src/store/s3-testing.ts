@@ -20,7 +20,8 @@ export function testS3(): TestS3 {
   const accessKeyId = process.env['LIFEBOAT_TEST_S3_ACCESS_KEY_ID'];
   const secretAccessKey = process.env['LIFEBOAT_TEST_S3_SECRET_ACCESS_KEY'];
   if (!endpoint || !accessKeyId || !secretAccessKey) {
-    throw new Error('The S3 tests need the radosgw that "node scripts/run-tests.mjs s3" starts (LIFEBOAT_TEST_S3_* variables are not set).');
+    const why = process.env['LIFEBOAT_TEST_S3_UNAVAILABLE'];
+    throw new Error(why ? `The S3 tests need radosgw, which could not be started: ${why} (bash scripts/install-test-deps.sh installs Ceph).` : 'The S3 tests need the radosgw that "node scripts/run-tests.mjs s3" starts (LIFEBOAT_TEST_S3_* variables are not set).');
   }
   return {
     endpoint,

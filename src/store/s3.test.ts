@@ -74,17 +74,25 @@ test('S3 failures are one plain sentence: wrong credentials, missing bucket, not
   assert.deepEqual(await listAll(missing, ''), []);
   await missing.close();
 
-  // A port nobody listens on: transient (a server may be restarting), and through the retry wrapper
-  // it ends, after a few quick tries, as a permanent failure naming the address.
+  // A port nobody listens on: at once a permanent failure naming the address (most likely a wrong
+  // URL); a server that answered before and then refuses is restarting: that is worth retries.
   const closed = await new Promise<number>((res) => {
     const srv = createServer().listen(0, '127.0.0.1', () => {
       const port = (srv.address() as { port: number }).port;
       srv.close(() => res(port));
     });
   });
-  const refused = openS3Store(`s3:http://127.0.0.1:${closed}/bucket`, { credentials: testS3().credentials, retry: { maxAttempts: 2, baseDelayMs: 10 } });
-  await assert.rejects(refused.get('config'), (e: unknown) => e instanceof StoreError && !isTransient(e) && /Nothing answers at http:\/\/127\.0\.0\.1:\d+ \(connection refused\).*tried 2 times/.test(e.message));
+  const refused = openS3Store(`s3:http://127.0.0.1:${closed}/bucket`, { credentials: testS3().credentials });
+  const started = Date.now();
+  await assert.rejects(refused.get('config'), (e: unknown) => e instanceof StoreError && !isTransient(e) && /^Nothing answers at http:\/\/127\.0\.0\.1:\d+ \(connection refused\): check the address/.test(e.message) && !/tried/.test(e.message));
+  assert.ok(Date.now() - started < 3000, 'no retries for an address that never answered');
   await refused.close();
+  const proxy = await countingProxy();
+  const restarting = testS3Store(`s3:${proxy.endpoint}/lifeboat-tests/x`);
+  assert.equal(await restarting.stat('config'), undefined);
+  await proxy.close();
+  await assert.rejects(restarting.stat('config'), (e: unknown) => isTransient(e) && /connection refused|failed or stalled/.test((e as Error).message));
+  await restarting.close();
 
   // A server that accepts and never answers: the idle timeout ends the request as transient.
   const held: Socket[] = [];
@@ -92,9 +100,9 @@ test('S3 failures are one plain sentence: wrong credentials, missing bucket, not
   await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', r));
   const port = (stalled.address() as { port: number }).port;
   const stuck = new S3Store(parseS3Url(`s3:http://127.0.0.1:${port}/bucket`), { credentials: testS3().credentials, idleTimeoutMs: 300 });
-  const started = Date.now();
+  const stalledAt = Date.now();
   await assert.rejects(stuck.stat('config'), (e: unknown) => isTransient(e) && /failed or stalled/.test((e as Error).message));
-  assert.ok(Date.now() - started < 5000);
+  assert.ok(Date.now() - stalledAt < 5000);
   await stuck.close();
   for (const c of held) c.destroy();
   stalled.close();

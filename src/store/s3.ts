@@ -102,6 +102,12 @@ export class S3Store implements Store {
   private readonly partsInFlight: number;
   /** Whether this store created the bucket once already (a missing bucket is created on the first put). */
   private bucketChecked = false;
+  /**
+   * Whether the server has answered once. A refused connection before that is most likely a wrong
+   * address and is reported at once; after it, the server is restarting or overloaded, and a
+   * retry is worth its wait.
+   */
+  private reached = false;
 
   constructor(
     readonly where: S3Location,
@@ -161,9 +167,12 @@ export class S3Store implements Store {
       const sdk = await loadSdk();
       signal?.throwIfAborted();
       this.client ??= this.makeClient(sdk);
-      return await call(sdk, this.client, signal ? { abortSignal: signal } : {});
+      const r = await call(sdk, this.client, signal ? { abortSignal: signal } : {});
+      this.reached = true;
+      return r;
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
+      if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== undefined) this.reached = true;
       throw this.storeError(e, doing, name);
     }
   }
@@ -178,7 +187,7 @@ export class S3Store implements Store {
     const what = `Lifeboat could not ${doing} ${name} in ${this.location}`;
     const make = (c: ErrorCode, message: string, transient: boolean): StoreError => new StoreError(c, message, transient, { cause: e });
     const net = errnoCode(e) ?? errnoCode((e as { cause?: unknown }).cause);
-    if (net === 'ECONNREFUSED') return make('io', `Nothing answers at ${server} (connection refused): check the address in the repository URL and that the S3 server is running.`, true);
+    if (net === 'ECONNREFUSED') return make('io', `Nothing answers at ${server} (connection refused): check the address in the repository URL and that the S3 server is running.`, this.reached);
     if (net === 'ENOTFOUND' || net === 'EAI_AGAIN') return make('io', `The S3 server name in ${server} cannot be found: check the address in the repository URL and the network connection.`, net === 'EAI_AGAIN');
     if (net === 'ECONNRESET' || net === 'EPIPE' || net === 'ETIMEDOUT' || net === 'EHOSTUNREACH' || net === 'ENETUNREACH' || net === 'ECONNABORTED' || code === 'TimeoutError' || /socket hang up|timed? ?out/i.test(err.message ?? '')) {
       return make('io', `${what}: the connection to ${server} failed or stalled (${net ?? code ?? 'timeout'}).`, true);
@@ -419,9 +428,15 @@ export class S3Store implements Store {
 const MAX_IN_FLIGHT = 16;
 
 /**
+ * Tries of one call: the waits between them (0.5, 1, 2, 4, 8, 16, 30 s, each between half and all
+ * of that) let a server restart or a throttled burst pass, about a minute at most.
+ */
+const MAX_ATTEMPTS = 8;
+
+/**
  * The store for an S3 URL as the CLI uses it: S3Store inside a concurrency limit and a retry of
  * transient failures with backoff and jitter (store.ts's order: retry outside, limit inside).
  */
 export function openS3Store(location: string, options: S3StoreOptions & { readonly retry?: RetryOptions } = {}): Store {
-  return new RetryStore(new LimitStore(new S3Store(parseS3Url(location), options), MAX_IN_FLIGHT), options.retry);
+  return new RetryStore(new LimitStore(new S3Store(parseS3Url(location), options), MAX_IN_FLIGHT), { maxAttempts: MAX_ATTEMPTS, ...options.retry });
 }

@@ -183,7 +183,7 @@ export class Context {
 }
 
 /**
- * The repository cache of a remote repository: a folder per repository id under the cache folder,
+ * The repository cache of a remote repository: in the cache folder's folder of the repository id,
  * holding index files, snapshots, key files and the ranges read from packs of trees (the ones the
  * index says hold tree blobs), all of which never change. Data packs are not kept: a restore would
  * only push the trees out.
@@ -200,7 +200,7 @@ function repositoryCache(store: Store, id: string, repo: () => Repository | unde
     return treePacks.has(name.slice(name.lastIndexOf('/') + 1));
   };
   return new DiskCacheStore(store, {
-    dir: join(defaultCacheDir(), 'repositories', id.replace(/[^0-9a-f]/gi, '')),
+    dir: join(defaultCacheDir(), id.replace(/[^0-9a-f]/gi, '')), // beside the backup's listing cache of this repository
     cacheable: (name) => /^(index|snapshots|keys)\//.test(name) || (name.startsWith('data/') && isTreePack(name)),
   });
 }

@@ -104,6 +104,8 @@ test('DiskCacheStore: close trims the folder to maxBytes, least recently used fi
   await s.get('index/b');
   clock.advance(60_000);
   await s.get('index/a');
+  writeFileSync(join(dir, 'listings-x.json'), Buffer.alloc(5000)); // another cache's file beside it
   await s.close();
   assert.deepEqual((await fs.readdir(join(dir, 'objects', 'index'))).sort(), ['a', 'b']);
+  assert.equal((await fs.stat(join(dir, 'listings-x.json'))).size, 5000, 'only entries are trimmed');
 });

@@ -22,7 +22,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { assertValidName, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
 
 export interface DiskCacheOptions {
-  /** The folder of this repository's cache (made when first needed). */
+  /** The folder of this repository's cache (made when first needed); entries go to its objects/ and ranges/. */
   readonly dir: string;
   /** Whether reads of `name` may be kept: the object never changes once written. */
   readonly cacheable: (name: string) => boolean;
@@ -181,7 +181,9 @@ export class DiskCacheStore implements Store {
         }
       }
     };
-    await walk(this.options.dir);
+    // Only the cache's own folders: `dir` may hold other files of the repository's (listing caches).
+    await walk(join(this.options.dir, 'objects'));
+    await walk(join(this.options.dir, 'ranges'));
     let total = entries.reduce((a, e) => a + e.size, 0);
     if (total <= this.maxBytes) return;
     entries.sort((a, b) => a.used - b.used);

@@ -30,7 +30,7 @@ export async function startRgw() {
   const [rgw, mon2, mon1] = [await freePort(), await freePort(), await freePort()];
   const env = { ...process.env, CEPH_DIR: cephDir, RGW_PORT: String(rgw), MON_PORT_V2: String(mon2), MON_PORT_V1: String(mon1), OSD_STORE: 'memstore', WITH_MGR: '0', OSD_SIZE: '4G' };
   const stop = () => {
-    spawnSync('bash', [join(here, 'ceph-rgw-down.sh')], { env, stdio: 'ignore' });
+    spawnSync('bash', [join(here, 'ceph-rgw-down.sh')], { env: { ...env, STOP_SIGNAL: 'KILL' }, stdio: 'ignore' }); // its objects are thrown away anyway
     rmSync(dir, { recursive: true, force: true });
   };
   const started = Date.now();

@@ -60,6 +60,22 @@ test('S3: throttling (503 SlowDown) and server errors (500) are retried with bac
   }
 });
 
+test('S3 answers that radosgw never gives map to plain, correctly flagged failures', () => {
+  const s = new S3Store(parseS3Url('s3:https://s3.example.com/photos'));
+  const sdkError = (name: string, status: number): unknown => Object.assign(new Error(`${name} from the server`), { name, $metadata: { httpStatusCode: status } });
+  const region = s.storeError(sdkError('AuthorizationHeaderMalformed', 400), 'read', 'config');
+  assert.ok(!isTransient(region) && region.code === 'usage' && /in another region than [\w-]+: set AWS_REGION/.test(region.message), region.message);
+  for (const [name, status] of [['SlowDown', 503], ['ServiceUnavailable', 503], ['TooManyRequests', 429], ['InternalError', 500], ['RequestTimeout', 400]] as const) {
+    const e = s.storeError(sdkError(name, status), 'save', 'data/ab/x');
+    assert.ok(isTransient(e), `${name} is transient`);
+    assert.match(e.message, /^Lifeboat could not save data\/ab\/x in S3 bucket photos at https:\/\/s3\.example\.com: the server answered/);
+  }
+  const quota = s.storeError(sdkError('QuotaExceeded', 403), 'save', 'data/ab/x');
+  assert.ok(!isTransient(quota) && quota.code === 'no-space', quota.message);
+  const denied = s.storeError(sdkError('AccessDenied', 403), 'delete', 'locks/l');
+  assert.ok(!isTransient(denied) && /does not allow these credentials to delete locks\/l/.test(denied.message), denied.message);
+});
+
 test('S3 failures are one plain sentence: wrong credentials, missing bucket, nothing listening, a stalled server', async () => {
   const { endpoint } = testS3();
   const wrong = new S3Store(parseS3Url(`s3:${endpoint}/lifeboat-tests/x`), { credentials: { accessKeyId: testS3().credentials.accessKeyId, secretAccessKey: 'wrong-secret-0000000000000000000000000000' } });

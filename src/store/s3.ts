@@ -94,6 +94,11 @@ export interface S3StoreOptions {
 
 const MiB = 1024 * 1024;
 
+/** The region requests are signed for: AWS_REGION, else us-east-1 (which S3-compatible servers accept). */
+function region(): string {
+  return process.env['AWS_REGION'] || process.env['AWS_DEFAULT_REGION'] || 'us-east-1';
+}
+
 export class S3Store implements Store {
   readonly location: string;
   readonly properties: StoreProperties;
@@ -124,7 +129,7 @@ export class S3Store implements Store {
     const options = this.options;
     const config: Sdk.S3ClientConfig = {
       endpoint: this.where.endpoint,
-      region: process.env['AWS_REGION'] || process.env['AWS_DEFAULT_REGION'] || 'us-east-1',
+      region: region(),
       forcePathStyle: true,
       // One retry loop: RetryStore's (openS3Store). radosgw and other S3-compatible servers do not
       // all understand the SDK's newer checksum trailers (a streamed PUT gets 411 on radosgw 16).
@@ -189,7 +194,7 @@ export class S3Store implements Store {
     const net = errnoCode(e) ?? errnoCode((e as { cause?: unknown }).cause);
     if (net === 'ECONNREFUSED') return make('io', `Nothing answers at ${server} (connection refused): check the address in the repository URL and that the S3 server is running.`, this.reached);
     if (net === 'ENOTFOUND' || net === 'EAI_AGAIN') return make('io', `The S3 server name in ${server} cannot be found: check the address in the repository URL and the network connection.`, net === 'EAI_AGAIN');
-    if (net === 'ECONNRESET' || net === 'EPIPE' || net === 'ETIMEDOUT' || net === 'EHOSTUNREACH' || net === 'ENETUNREACH' || net === 'ECONNABORTED' || code === 'TimeoutError' || /socket hang up|timed? ?out/i.test(err.message ?? '')) {
+    if (net === 'ECONNRESET' || net === 'EPIPE' || net === 'ETIMEDOUT' || net === 'EHOSTUNREACH' || net === 'ENETUNREACH' || net === 'ECONNABORTED' || code === 'TimeoutError' || (status === undefined && /socket hang up|timed? ?out/i.test(err.message ?? ''))) {
       return make('io', `${what}: the connection to ${server} failed or stalled (${net ?? code ?? 'timeout'}).`, true);
     }
     if (code === 'CredentialsProviderError' || /Could not load credentials/i.test(err.message ?? '')) {
@@ -197,6 +202,9 @@ export class S3Store implements Store {
     }
     if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'InvalidToken' || code === 'ExpiredToken') {
       return make('usage', `The S3 server at ${server} refused the credentials (${code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE).`, false);
+    }
+    if (code === 'AuthorizationHeaderMalformed' || code === 'PermanentRedirect' || code === 'IllegalLocationConstraintException') {
+      return make('usage', `The bucket "${this.where.bucket}" at ${server} is in another region than ${region()}: set AWS_REGION to the bucket's region, or use that region's address in the repository URL (${code}).`, false);
     }
     if (code === 'NoSuchBucket') {
       return make('no-repository', `There is no bucket "${this.where.bucket}" at ${server}: check the repository URL, or create a repository there with "lifeboat init" (it makes the bucket).`, false);

@@ -65,7 +65,7 @@ test('S3 answers that radosgw never gives map to plain, correctly flagged failur
   const sdkError = (name: string, status: number): unknown => Object.assign(new Error(`${name} from the server`), { name, $metadata: { httpStatusCode: status } });
   const region = s.storeError(sdkError('AuthorizationHeaderMalformed', 400), 'read', 'config');
   assert.ok(!isTransient(region) && region.code === 'usage' && /in another region than [\w-]+: set AWS_REGION/.test(region.message), region.message);
-  for (const [name, status] of [['SlowDown', 503], ['ServiceUnavailable', 503], ['TooManyRequests', 429], ['InternalError', 500], ['RequestTimeout', 400]] as const) {
+  for (const [name, status] of [['SlowDown', 503], ['ServiceUnavailable', 503], ['TooManyRequests', 429], ['InternalError', 500], ['RequestTimeout', 400], ['ConditionalRequestConflict', 409]] as const) {
     const e = s.storeError(sdkError(name, status), 'save', 'data/ab/x');
     assert.ok(isTransient(e), `${name} is transient`);
     assert.match(e.message, /^Lifeboat could not save data\/ab\/x in S3 bucket photos at https:\/\/s3\.example\.com: the server answered/);

@@ -7,13 +7,15 @@
  *
  * How the Store promises map onto S3: a PUT is atomic (an object is absent or whole); create-only
  * puts send `If-None-Match: *`, so the server refuses a second writer (412 → 'conflict'); stat is a
- * HEAD; an object larger than the part size goes up in parts (multipart upload, several parts in
- * flight) and becomes visible only when the upload completes, and a failed or aborted upload is
- * aborted on the server. A plain PUT, once sent, is not cut short by an abort signal: S3 could not
- * tell us whether it landed, and the Store contract wants "whole or nothing" from an aborted put;
- * the stuck-request timeout bounds it instead. A missing bucket reads as an empty one (get says
- * 'not-found' naming the bucket, list yields nothing) and is created by the first put: init. Listings may lag behind writes on some servers; the
- * repository reads by name (stat/get) where it needs read-after-write.
+ * HEAD. An object larger than the part size goes up in parts (multipart upload, several parts in
+ * flight; create-only: a HEAD first, and `If-None-Match` on completion where the server honours
+ * it) and becomes visible only when the upload completes; a failed or aborted upload is aborted on
+ * the server. A plain PUT, once sent, is not cut short by an abort signal: S3 could not tell us
+ * whether it landed, and the Store contract wants "whole or nothing" from an aborted put; the
+ * stuck-request timeout bounds it instead. A missing bucket reads as an empty one (get says
+ * 'not-found' naming the bucket, list yields nothing) and is created by the first put: init.
+ * Listings may lag behind writes on some servers; the repository reads by name (stat/get) where it
+ * needs read-after-write.
  *
  * Failures become StoreErrors with a plain sentence and a `transient` flag: throttling (429, 503
  * SlowDown), server errors (5xx), timeouts and dropped connections are transient, and the RetryStore
@@ -215,7 +217,7 @@ export class S3Store implements Store {
     if (code === 'AccessDenied' || status === 403) {
       return make('io', `The S3 server at ${server} does not allow these credentials to ${doing} ${name} (${code || 'access denied'}): check the account's permissions on bucket "${this.where.bucket}".`, false);
     }
-    if (status === 429 || status === 503 || code === 'SlowDown' || code === 'RequestTimeout' || code === 'RequestTimeTooSkewed' || (status !== undefined && status >= 500)) {
+    if (status === 429 || status === 503 || code === 'SlowDown' || code === 'RequestTimeout' || code === 'ConditionalRequestConflict' || code === 'RequestTimeTooSkewed' || (status !== undefined && status >= 500)) {
       return make('io', `${what}: the server answered ${status ?? ''} ${code || 'error'}; it may be busy.`.replace(/ {2,}/g, ' '), true);
     }
     return make('io', `${what}: ${code || 'error'}${status ? ` (HTTP ${status})` : ''}${err.message && err.message !== code ? `: ${err.message}` : ''}.`, false);
@@ -256,11 +258,13 @@ export class S3Store implements Store {
     }
   }
 
-  /** A refused create-only write (412, or 409 when another upload of the name races) is a 'conflict'. */
+  /**
+   * A refused create-only write (412) is a 'conflict'. (A 409 ConditionalRequestConflict, another
+   * conditional write of the name still in progress, is transient: the retry then gets 412 or 200.)
+   */
   private conflictOr(e: unknown, name: string): unknown {
     const cause = (e as { cause?: { name?: string; $metadata?: { httpStatusCode?: number } } }).cause;
-    const status = cause?.$metadata?.httpStatusCode;
-    if (status === 412 || cause?.name === 'PreconditionFailed' || (status === 409 && cause?.name === 'ConditionalRequestConflict')) {
+    if (cause?.$metadata?.httpStatusCode === 412 || cause?.name === 'PreconditionFailed') {
       return new LifeboatError('conflict', `${name} already exists in ${this.location}, and Lifeboat does not overwrite it.`);
     }
     return e;
@@ -284,15 +288,9 @@ export class S3Store implements Store {
       });
       signal?.throwIfAborted();
       // Completing is not given the signal: once sent, it may take effect whatever we do.
-      const complete = (s: typeof Sdk): Sdk.CompleteMultipartUploadCommand =>
-        new s.CompleteMultipartUploadCommand({
-        Bucket: bucket,
-        Key: key,
-        UploadId: uploadId,
-        MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
-        ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}),
-      });
-      await this.send((s, c, o) => c.send(complete(s), o), 'save', name);
+      const parts = etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 }));
+      const complete = { Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}) };
+      await this.send((s, c, o) => c.send(new s.CompleteMultipartUploadCommand(complete), o), 'save', name);
     } catch (e) {
       await this.send((s, c) => c.send(new s.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })), 'abort uploading', name).catch(() => undefined);
       throw this.conflictOr(e, name);

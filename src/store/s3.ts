@@ -14,8 +14,8 @@
  * whether it landed, and the Store contract wants "whole or nothing" from an aborted put; the
  * stuck-request timeout bounds it instead. A missing bucket reads as an empty one (get says
  * 'not-found' naming the bucket, list yields nothing) and is created by the first put: init.
- * Listings may lag behind writes on some servers; the repository reads by name (stat/get) where it
- * needs read-after-write.
+ * Listings may lag behind writes on some servers, as store.ts allows (a caller that needs
+ * read-after-write uses stat or get, which S3 answers consistently).
  *
  * Failures become StoreErrors with a plain sentence and a `transient` flag: throttling (429, 503
  * SlowDown), server errors (5xx), timeouts and dropped connections are transient, and the RetryStore

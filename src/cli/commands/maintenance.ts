@@ -193,7 +193,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .option('-n, --dry-run', 'only read the packs and report')
     .action(
       run(async (ctx, o: { dryRun?: boolean }) => {
-        const repo = await ctx.openRepository();
+        const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
         await repo.lock(true, 'repair index');
         const r = await repairIndex(repo, { dryRun: o.dryRun === true, signal: ctx.abort.signal });
         if (ctx.json) return ctx.printJson(r);
@@ -211,7 +211,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .option('-n, --dry-run', 'only report what would be repaired')
     .action(
       run(async (ctx, o: { forget?: boolean; readData?: boolean; dryRun?: boolean }) => {
-        const repo = await ctx.openRepository();
+        const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
         await repo.lock(true, 'repair snapshots');
         const results = await repairSnapshots(repo, { walkers: referenceWalkers, repairers: snapshotRepairers, forget: o.forget === true, readData: o.readData === true, dryRun: o.dryRun === true, signal: ctx.abort.signal });
         if (ctx.json) return ctx.printJson(results);

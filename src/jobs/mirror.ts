@@ -3,10 +3,13 @@
  * deleted and overwritten files kept under DST/.lifeboat-versions for a number of days
  * (files/mirror.ts does the work and says what it promises).
  */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { mirror, type MirrorEvent, type MirrorOptions, type MirrorResult } from '../files/mirror.js';
 import type { Clock } from '../util/clock.js';
 import { LifeboatError } from '../util/errors.js';
 import type { JobEvent, JobOptions } from './events.js';
+import { watchLoop, type ChangeBatch, type WatchLoopOptions } from './watch.js';
 
 export { DEFAULT_KEEP_DAYS, MIRROR_STATE, MIRROR_VERSIONS, type MirrorResult, type MirrorSummary } from '../files/mirror.js';
 
@@ -35,4 +38,34 @@ function mirrorOptions(o: MirrorJobOptions): MirrorOptions {
 /** Brings DST up to date with SRC once and returns what was done. */
 export async function mirrorOnce(src: string, dst: string, o: MirrorJobOptions = {}): Promise<MirrorResult> {
   return mirror(src, dst, mirrorOptions(o));
+}
+
+export interface MirrorWatchOptions extends MirrorJobOptions, Omit<WatchLoopOptions, 'signal' | 'onEvent' | 'ignore'> {
+  /** After each run, with the changes it handled. */
+  readonly onRun?: (r: MirrorResult, batch: ChangeBatch) => void;
+}
+
+/**
+ * Mirrors SRC into DST, then follows SRC's changes (jobs/watch.ts) and brings DST up to date a
+ * settle time after each burst, looking only at the folders that changed (everything on start,
+ * after a watcher problem, and every few hours). Runs until the signal is aborted.
+ */
+export async function mirrorWatch(src: string, dst: string, o: MirrorWatchOptions = {}): Promise<never> {
+  const mo = mirrorOptions(o);
+  let root: string;
+  try {
+    root = realpathSync(src); // the mirror reads the resolved path; the watcher reports under the same
+  } catch {
+    root = resolve(src);
+  }
+  const rel = (folder: string): Buffer | undefined => (folder === root ? Buffer.alloc(0) : folder.startsWith(root + '/') ? Buffer.from(folder.slice(root.length + 1), 'utf8') : undefined);
+  return watchLoop(
+    [root],
+    async (batch) => {
+      const changed = batch.full ? undefined : batch.folders.map(rel).filter((f): f is Buffer => f !== undefined);
+      const r = await mirror(root, dst, { ...mo, ...(changed ? { changed } : {}) });
+      o.onRun?.(r, batch);
+    },
+    o,
+  );
 }

@@ -2,10 +2,21 @@
 import type { Command } from 'commander';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import { platform } from '../../files/platform/platform.js';
-import { DEFAULT_KEEP_DAYS, MIRROR_VERSIONS, mirrorOnce, type MirrorResult } from '../../jobs/mirror.js';
+import { DEFAULT_KEEP_DAYS, MIRROR_VERSIONS, mirrorOnce, mirrorWatch, type MirrorResult } from '../../jobs/mirror.js';
+import { DEFAULT_MAX_DELAY_MS, DEFAULT_SETTLE_MS } from '../../jobs/watch.js';
+import { localTime } from '../format.js';
 import { renderEvents } from '../events.js';
 import type { Context } from '../context.js';
 import type { Run } from './repo.js';
+
+/** "10s", "5m", "1h", "500ms" or plain seconds, in milliseconds. */
+export function interval(option: string) {
+  return (v: string): number => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+    if (!m) throw new LifeboatError('usage', `--${option} needs a time such as 10s, 5m or 1h, not "${v}".`);
+    return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']);
+  };
+}
 
 function days(v: string): number {
   if (!/^\d+$/.test(v)) throw new LifeboatError('usage', `--keep-days needs a whole number of days, such as 30, not "${v}".`);
@@ -13,9 +24,13 @@ function days(v: string): number {
 }
 
 /** Prints a run's summary; returns its exit code (partial when something could not be mirrored). */
-function report(ctx: Context, r: MirrorResult): number {
+function report(ctx: Context, r: MirrorResult, watching = false): number {
   const s = r.summary;
   if (ctx.json) ctx.printJson({ src: r.src, dst: r.dst, summary: s });
+  else if (watching) {
+    const what = [`${s.copied} copied`, `${s.renamed} renamed`, `${s.versioned} old versions kept`].filter((x) => !x.startsWith('0 '));
+    ctx.report(`${localTime(new Date())}: mirror up to date${what.length ? ` (${what.join(', ')})` : ''}${s.conflicts + s.errors > 0 ? `; ${s.conflicts + s.errors} entries could not be mirrored` : ''}.`);
+  }
   else {
     const parts = [`${s.copied} copied (${formatBytes(s.bytesCopied)})`, `${s.renamed} renamed`, `${s.unchanged} unchanged`];
     if (s.metadataUpdated) parts.push(`${s.metadataUpdated} with new permissions or times`);
@@ -33,11 +48,28 @@ export function registerMirrorCommands(program: Command, run: Run): void {
     .command('mirror <src> <dst>')
     .description('make DST a plain copy of the folder SRC that any computer can open; files deleted or overwritten in SRC are kept in DST/.lifeboat-versions')
     .option('--keep-days <n>', `days to keep deleted and overwritten files in ${MIRROR_VERSIONS} (0 keeps none)`, days, DEFAULT_KEEP_DAYS)
+    .option('--watch', 'stay and follow changes: DST is brought up to date a few seconds after they settle (stop with Ctrl-C)')
+    .option('--settle <time>', 'with --watch: wait this long after the last change', interval('settle'), DEFAULT_SETTLE_MS)
+    .option('--max-delay <time>', 'with --watch: but never longer than this after the first change', interval('max-delay'), DEFAULT_MAX_DELAY_MS)
     .action(
-      run(async (ctx, src: string, dst: string, o: { keepDays: number }) => {
+      run(async (ctx, src: string, dst: string, o: { keepDays: number; watch?: boolean; settle: number; maxDelay: number }) => {
         const p = platform();
         if (!p.exact && p.missing) ctx.warn(p.missing);
         const render = renderEvents(ctx);
+        if (o.watch) {
+          ctx.info(`Mirroring ${src} into ${dst} and following its changes; stop with Ctrl-C.`);
+          return mirrorWatch(src, dst, {
+            keepDays: o.keepDays,
+            settleMs: o.settle,
+            maxDelayMs: o.maxDelay,
+            signal: ctx.abort.signal,
+            onEvent: render,
+            onRun: (r) => {
+              render.done();
+              report(ctx, r, true);
+            },
+          });
+        }
         const r = await mirrorOnce(src, dst, { keepDays: o.keepDays, signal: ctx.abort.signal, onEvent: render });
         render.done();
         return report(ctx, r);

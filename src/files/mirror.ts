@@ -178,7 +178,11 @@ function decodeMade(line: string): { key: string; m: Made | undefined } | undefi
 /** The record of what the mirror made, with its journal. */
 class MirrorRecord {
   readonly made = new Map<string, Made>();
+  /** The recorded names in each recorded folder, so a run looks only at the folders it listed. */
+  readonly children = new Map<string, Set<string>>();
   private journal: number | undefined;
+  /** Lines in the journal: the manifest is rewritten when there are many. */
+  journalLines = 0;
 
   constructor(private readonly dir: Buffer) {}
 
@@ -207,24 +211,42 @@ class MirrorRecord {
         }
         if (r.m) this.made.set(r.key, r.m);
         else this.made.delete(r.key);
+        if (name === 'journal') this.journalLines++;
       }
     }
+    for (const key of this.made.keys()) this.index(key, true);
     this.journal = openSync(this.path('journal'), 'a');
   }
 
+  private index(key: string, add: boolean): void {
+    if (key === '') return;
+    const p = parentKey(key);
+    let c = this.children.get(p);
+    if (add) {
+      if (!c) this.children.set(p, (c = new Set()));
+      c.add(key);
+    } else {
+      c?.delete(key);
+      if (c?.size === 0) this.children.delete(p);
+    }
+  }
+
   set(key: string, m: Made): void {
+    if (!this.made.has(key)) this.index(key, true);
     this.made.set(key, m);
     this.append(encodeMade(key, m));
   }
 
   delete(key: string): void {
     if (!this.made.delete(key)) return;
+    this.index(key, false);
     this.append(encodeMade(key, undefined));
   }
 
   private append(line: string): void {
     if (this.journal === undefined) throw new Error('mirror record not loaded');
     writeSync(this.journal, line);
+    this.journalLines++;
   }
 
   /** Writes the whole record as the new manifest (temporary, fsync, rename), then empties the journal. */
@@ -249,6 +271,7 @@ class MirrorRecord {
     this.close();
     unlinkSync(this.path('journal'));
     this.journal = openSync(this.path('journal'), 'a');
+    this.journalLines = 0;
   }
 
   close(): void {
@@ -301,9 +324,9 @@ class Mirror {
   readonly plat: Platform;
   readonly meta: MetadataWriter;
   readonly clock: Clock;
-  readonly record: MirrorRecord;
-  readonly stateDir: Buffer;
-  readonly tmpDir: Buffer;
+  /** Recorded entries gone from SRC (found by goneEntries), and recorded non-folders that are folders in SRC now. */
+  private gone = new Set<string>();
+  private nowFolders: string[] = [];
   /** SRC's entries found by this run, parents before children. */
   readonly seen = new Map<string, Seen>();
   readonly order: string[] = [];
@@ -321,14 +344,11 @@ class Mirror {
   /** Files are copied one at a time, through this buffer. */
   private readonly buffer = Buffer.allocUnsafe(READ_SIZE);
 
-  constructor(readonly src: Buffer, readonly dst: Buffer, readonly o: MirrorOptions) {
+  constructor(readonly src: Buffer, readonly dst: Buffer, readonly record: MirrorRecord, readonly tmpDir: Buffer, readonly o: MirrorOptions) {
     this.plat = o.platform ?? defaultPlatform();
     this.clock = o.clock ?? systemClock;
     this.runStart = this.clock.now();
     this.meta = new MetadataWriter(this.plat, { numericOwner: true, warn: (path, message) => this.warn(path, message, false) });
-    this.stateDir = Buffer.concat([dst, SLASH, STATE_NAME]);
-    this.tmpDir = Buffer.concat([this.stateDir, Buffer.from('/tmp')]);
-    this.record = new MirrorRecord(this.stateDir);
   }
 
   warn(path: string, message: string, error = true): void {
@@ -440,16 +460,26 @@ class Mirror {
     }
   }
 
-  /** Whether a recorded entry is gone from SRC: not seen, below a folder listed in this run (or below what is no longer a folder). */
-  gone(key: string): boolean {
-    if (this.seen.has(key)) return false;
-    for (let k = key; k !== ''; ) {
-      const p = parentKey(k);
-      const above = this.seen.get(p);
-      if (above) return above.type !== 'dir' || this.listed.has(p);
-      k = p;
+  /**
+   * The recorded entries gone from SRC: those not seen in a folder listed by this run, with
+   * everything recorded below them, and what is recorded below a folder that is now a file.
+   * Only the listed folders' recorded names are looked at, so a run over a few changed folders
+   * costs what they hold, not what the whole mirror holds.
+   */
+  private goneEntries(): void {
+    const add = (key: string): void => {
+      if (this.gone.has(key)) return;
+      this.gone.add(key);
+      for (const c of this.record.children.get(key) ?? []) add(c);
+    };
+    for (const dir of this.listed) {
+      for (const key of this.record.children.get(dir) ?? []) {
+        const e = this.seen.get(key);
+        if (!e) add(key);
+        else if (e.type !== 'dir') for (const c of this.record.children.get(key) ?? []) add(c);
+        else if (this.record.made.get(key)?.t !== 'dir') this.nowFolders.push(key);
+      }
     }
-    return false;
   }
 
   // ---- DST ----
@@ -546,8 +576,9 @@ class Mirror {
   /** Renamed files: SRC entries without an up-to-date copy whose inode is a recorded copy's whose path is gone. */
   findRenames(): Map<string, string> {
     const byInode = new Map<string, string[]>();
-    for (const [key, m] of this.record.made) {
-      if (m.t !== 'file' || !this.gone(key)) continue;
+    for (const key of this.gone) {
+      const m = this.record.made.get(key)!;
+      if (m.t !== 'file') continue;
       const id = `${m.sd}:${m.si}`;
       const list = byInode.get(id);
       if (list) list.push(key);
@@ -574,10 +605,13 @@ class Mirror {
 
   /** Recorded files (not folders) gone from SRC, or now folders there: into the versions. */
   async retireGone(renamedFrom: ReadonlySet<string>): Promise<void> {
-    for (const [key, m] of [...this.record.made]) {
-      if (m.t === 'dir' || renamedFrom.has(key)) continue;
-      if (!this.gone(key) && this.seen.get(key)?.type !== 'dir') continue;
-      await this.retire(key, m, this.gone(key) ? 'deleted' : 'replaced by a folder');
+    for (const key of this.gone) {
+      const m = this.record.made.get(key);
+      if (m && m.t !== 'dir' && !renamedFrom.has(key)) await this.retire(key, m, 'deleted');
+    }
+    for (const key of this.nowFolders) {
+      const m = this.record.made.get(key);
+      if (m) await this.retire(key, m, 'replaced by a folder');
     }
   }
 
@@ -781,7 +815,7 @@ class Mirror {
 
   /** Recorded folders gone from SRC: removed when empty (what else is in them stays), deepest first. */
   async removeGoneDirs(): Promise<void> {
-    const gone = [...this.record.made].filter(([key, m]) => m.t === 'dir' && key !== '' && this.gone(key)).map(([key]) => key);
+    const gone = [...this.gone].filter((key) => this.record.made.get(key)?.t === 'dir');
     gone.sort((a, b) => depth(b) - depth(a));
     for (const key of gone) {
       try {
@@ -843,6 +877,7 @@ class Mirror {
 
   async run(): Promise<void> {
     this.walk();
+    this.goneEntries();
     const renames = this.findRenames();
     await this.retireGone(new Set(renames.values()));
     await this.place(renames);
@@ -882,26 +917,70 @@ export interface MirrorResult {
   readonly summary: MirrorSummary;
 }
 
-/** Brings DST up to date with SRC once (see the module comment). */
-export async function mirror(src: string, dst: string, o: MirrorOptions = {}): Promise<MirrorResult> {
-  const started = performance.now();
-  const paths = await openPaths(src, dst);
-  const m = new Mirror(Buffer.from(paths.src), Buffer.from(paths.dst), o);
-  await fsp.mkdir(m.stateDir, { recursive: true });
-  const unlock = takeLock(m.stateDir, paths.dst);
-  try {
-    await fsp.rm(m.tmpDir, { recursive: true, force: true }); // a killed run's temporaries
-    await fsp.mkdir(m.tmpDir);
-    m.record.load();
+/**
+ * A mirror from SRC into DST held open between runs (the watcher's): DST locked, the record in
+ * memory, and the manifest rewritten only when the journal has grown, so a run over a few changed
+ * folders costs what they hold.
+ */
+export class MirrorSession {
+  private constructor(
+    readonly src: string,
+    readonly dst: string,
+    private readonly record: MirrorRecord,
+    private readonly tmpDir: Buffer,
+    private readonly unlock: () => void,
+    private readonly o: MirrorOptions,
+  ) {}
+
+  static async open(src: string, dst: string, o: MirrorOptions = {}): Promise<MirrorSession> {
+    const paths = await openPaths(src, dst);
+    const stateDir = Buffer.from(`${paths.dst}/${MIRROR_STATE}`);
+    await fsp.mkdir(stateDir, { recursive: true });
+    const unlock = takeLock(stateDir, paths.dst);
+    try {
+      const tmpDir = Buffer.concat([stateDir, Buffer.from('/tmp')]);
+      await fsp.rm(tmpDir, { recursive: true, force: true }); // a killed run's temporaries
+      await fsp.mkdir(tmpDir);
+      const record = new MirrorRecord(stateDir);
+      record.load();
+      return new MirrorSession(paths.src, paths.dst, record, tmpDir, unlock, o);
+    } catch (e) {
+      unlock();
+      throw e;
+    }
+  }
+
+  /** One run: everything, or the folders of SRC in `changed` (see MirrorOptions.changed). */
+  async run(changed: readonly Buffer[] | undefined = this.o.changed): Promise<MirrorResult> {
+    const started = performance.now();
+    const { changed: _, ...rest } = this.o;
+    const m = new Mirror(Buffer.from(this.src), Buffer.from(this.dst), this.record, this.tmpDir, { ...rest, ...(changed ? { changed } : {}) });
     try {
       await m.run();
-      m.record.save();
     } finally {
-      m.record.close();
+      if (this.record.journalLines > Math.max(10_000, this.record.made.size / 2)) this.record.save();
     }
-  } finally {
-    unlock();
+    m.s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
+    return { src: this.src, dst: this.dst, summary: m.s };
   }
-  m.s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
-  return { ...paths, summary: m.s };
+
+  /** Writes the manifest and releases DST. */
+  close(): void {
+    try {
+      this.record.save();
+    } finally {
+      this.record.close();
+      this.unlock();
+    }
+  }
+}
+
+/** Brings DST up to date with SRC once (see the module comment). */
+export async function mirror(src: string, dst: string, o: MirrorOptions = {}): Promise<MirrorResult> {
+  const session = await MirrorSession.open(src, dst, o);
+  try {
+    return await session.run();
+  } finally {
+    session.close();
+  }
 }

@@ -5,7 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { mirror, type MirrorEvent, type MirrorOptions, type MirrorResult } from '../files/mirror.js';
+import { mirror, MirrorSession, type MirrorEvent, type MirrorOptions, type MirrorResult } from '../files/mirror.js';
 import type { Clock } from '../util/clock.js';
 import { LifeboatError } from '../util/errors.js';
 import type { JobEvent, JobOptions } from './events.js';
@@ -59,13 +59,32 @@ export async function mirrorWatch(src: string, dst: string, o: MirrorWatchOption
     root = resolve(src);
   }
   const rel = (folder: string): Buffer | undefined => (folder === root ? Buffer.alloc(0) : folder.startsWith(root + '/') ? Buffer.from(folder.slice(root.length + 1), 'utf8') : undefined);
-  return watchLoop(
-    [root],
-    async (batch) => {
-      const changed = batch.full ? undefined : batch.folders.map(rel).filter((f): f is Buffer => f !== undefined);
-      const r = await mirror(root, dst, { ...mo, ...(changed ? { changed } : {}) });
-      o.onRun?.(r, batch);
-    },
-    o,
-  );
+  // Held open between runs (DST locked, its record in memory); opened again after a failure.
+  let session: MirrorSession | undefined;
+  const closeSession = () => {
+    try {
+      session?.close();
+    } catch {
+      // DST's drive gone: the journal already holds what the record needs
+    }
+    session = undefined;
+  };
+  try {
+    return await watchLoop(
+      [root],
+      async (batch) => {
+        const changed = batch.full ? undefined : batch.folders.map(rel).filter((f): f is Buffer => f !== undefined);
+        try {
+          session ??= await MirrorSession.open(root, dst, mo);
+          o.onRun?.(await session.run(changed), batch);
+        } catch (e) {
+          closeSession();
+          throw e;
+        }
+      },
+      o,
+    );
+  } finally {
+    closeSession();
+  }
 }

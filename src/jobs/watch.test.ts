@@ -87,7 +87,8 @@ test('mirror --watch follows an editor saving by rename, 2,000 files at once, mk
   fs.writeFileSync(join(src, 'n1', 'n2', 'n3', 'r'), 'r');
   await until('n1/n2/n3/r, written later', () => read(join(dst, 'n1', 'n2', 'n3', 'r')) === 'r');
 
-  // Idle: no run without a change.
+  // Idle: no run without a change (once the run that copied r has reported).
+  await new Promise((r) => setTimeout(r, 500));
   const idle = runs.length;
   await new Promise((r) => setTimeout(r, 800));
   assert.equal(runs.length, idle, 'nothing runs while nothing changes');

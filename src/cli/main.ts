@@ -13,6 +13,7 @@ import { registerImageCommands } from './commands/image.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerFileCommands } from './commands/files.js';
 import { registerMirrorCommands } from './commands/mirror.js';
+import { registerWatchCommands } from './commands/watch.js';
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -75,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
   registerImageCommands(program, run);
   registerMaintenanceCommands(program, run);
   registerMirrorCommands(program, run);
+  registerWatchCommands(program, run);
 
   try {
     await program.parseAsync(argv);

@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyPolicyToGroup, type ForgetCandidate } from '../repo/forget.js';
-import { CONTINUOUS_RETENTION } from './continuous.js';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { lifeboatOwnFolders, type BackupResult } from '../files/backup.js';
+import { newRepo, tmp } from '../files/testing.js';
+import { backupFiles, restoreFiles } from './files.js';
+import { CONTINUOUS_RETENTION, protectContinuously } from './continuous.js';
 
 test('continuous retention thins like Time Machine: all for a day, hourly for a week, daily for a month, weekly before', () => {
   const now = Date.UTC(2026, 11, 5, 12, 0, 0);
@@ -27,4 +32,77 @@ test('continuous retention thins like Time Machine: all for a day, hourly for a 
   assert.ok(weekly.length >= 8 && weekly.length <= 10, `one a week before (${weekly.length}, the pinned one among them)`);
   assert.ok(keep.some((k) => k.snapshot.id === 'pinned00'), 'pins are kept');
   assert.ok(keep.length < 340, `${keep.length} of ${snaps.length} kept`);
+});
+
+/** Waits (test-side) until `cond` holds. */
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('watch: a change is in a snapshot within settle + 5 s; an editor save by rename; 2,000 files give a few snapshots; the repository inside the watched folder is not followed; thinning touches only these paths', async (t) => {
+  const d = tmp(t);
+  const home = join(d, 'home');
+  fs.mkdirSync(join(home, 'docs'), { recursive: true });
+  fs.writeFileSync(join(home, 'docs', 'letter.txt'), 'draft 1');
+  const repo = await newRepo(home); // the repository lies inside the watched folder, as with "watch ~"
+  t.after(() => repo.close());
+  const other = join(d, 'other');
+  fs.mkdirSync(other);
+  fs.writeFileSync(join(other, 'x'), 'x');
+  const otherSnap = await backupFiles(repo, { paths: [other] });
+  await repo.unlockAll();
+
+  const snaps: { r: BackupResult; thinned: number; at: number }[] = [];
+  const ac = new AbortController();
+  const loop = protectContinuously(repo, {
+    paths: [home],
+    ownFolders: lifeboatOwnFolders({ repository: join(home, 'repo') }),
+    cacheDir: join(d, 'cache'),
+    settleMs: 200,
+    maxDelayMs: 3_000,
+    retention: { last: 2 },
+    signal: ac.signal,
+    onSnapshot: (r, _b, thinned) => snaps.push({ r, thinned, at: Date.now() }),
+  });
+  const stopped = loop.catch((e: unknown) => e);
+  t.after(async () => {
+    ac.abort();
+    await stopped;
+  });
+  await until('the first snapshot', () => snaps.length === 1);
+  assert.equal(snaps[0]!.r.summary.filesNew, 1);
+
+  // An editor's save; then nothing more for a while: exactly one more snapshot, well within settle + 5 s.
+  const saved = Date.now();
+  fs.writeFileSync(join(home, 'docs', '.letter.txt.swp'), 'draft 2');
+  fs.renameSync(join(home, 'docs', '.letter.txt.swp'), join(home, 'docs', 'letter.txt'));
+  await until('the saved letter in a snapshot', () => snaps.length === 2);
+  assert.ok(snaps[1]!.at - saved < 200 + 5_000, `in a snapshot after ${snaps[1]!.at - saved} ms`);
+  assert.equal(snaps[1]!.r.summary.filesChanged, 1);
+  await new Promise((r) => setTimeout(r, 1_000));
+  assert.equal(snaps.length, 2, 'writing the repository (inside the watched folder) does not start another snapshot');
+
+  const burst = snaps.length;
+  fs.mkdirSync(join(home, 'src'));
+  for (let i = 0; i < 2000; i++) fs.writeFileSync(join(home, 'src', `f${i}.c`), `int x${i};`);
+  await until('2,000 files in a snapshot', () => snaps.some((s) => s.r.summary.totalFiles === 2001));
+  assert.ok(snaps.length - burst <= 4, `${snaps.length - burst} snapshots for one burst of 2,000 files`);
+
+  // Thinning keeps the last 2 of this job's snapshots and never touches another folder's.
+  const ids = (await repo.listSnapshots()).map((s) => s.id);
+  assert.ok(ids.includes(otherSnap.snapshotId));
+  assert.equal(ids.length, 3);
+  assert.ok(snaps.reduce((n, s) => n + s.thinned, 0) >= 1);
+
+  const restored = join(d, 'restored');
+  await restoreFiles(repo, snaps.at(-1)!.r.snapshotId, { target: restored });
+  await repo.unlockAll();
+  assert.equal(fs.readFileSync(join(restored, 'home', 'docs', 'letter.txt'), 'utf8'), 'draft 2');
+  assert.ok(!fs.existsSync(join(restored, 'home', 'repo')), 'the repository is not in its own snapshots');
+  ac.abort();
+  assert.equal(((await stopped) as Error).name, 'AbortError');
 });

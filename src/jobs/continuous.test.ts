@@ -106,3 +106,42 @@ test('watch: a change is in a snapshot within settle + 5 s; an editor save by re
   ac.abort();
   assert.equal(((await stopped) as Error).name, 'AbortError');
 });
+
+test('watch: with the repository\'s drive unplugged, a snapshot fails with a warning and is taken when it is back, with nothing lost', async (t) => {
+  const d = tmp(t);
+  const home = join(d, 'home');
+  fs.mkdirSync(home);
+  fs.writeFileSync(join(home, 'a.txt'), 'a');
+  const drive = join(d, 'usb');
+  fs.mkdirSync(drive);
+  const repo = await newRepo(drive);
+  t.after(() => repo.close());
+  const snaps: BackupResult[] = [];
+  const warnings: string[] = [];
+  const ac = new AbortController();
+  const loop = protectContinuously(repo, {
+    paths: [home],
+    settleMs: 100,
+    retryMs: 300,
+    retention: null,
+    signal: ac.signal,
+    onEvent: (e) => (e.type === 'warning' ? warnings.push(e.message) : undefined),
+    onSnapshot: (r) => snaps.push(r),
+  }).catch((e: unknown) => e);
+  t.after(async () => {
+    ac.abort();
+    await loop;
+  });
+  await until('the first snapshot', () => snaps.length === 1);
+  fs.renameSync(drive, join(d, 'usb-away')); // unplugged
+  fs.writeFileSync(join(home, 'b.txt'), 'written while the drive was away');
+  await until('a warning that the snapshot failed', () => warnings.some((w) => /Trying again/.test(w)));
+  assert.equal(snaps.length, 1);
+  fs.renameSync(join(d, 'usb-away'), drive); // plugged in again
+  await until('the snapshot, once the drive is back', () => snaps.length === 2, 10_000);
+  assert.equal(snaps[1]!.summary.filesNew, 1);
+  const restored = join(d, 'restored');
+  await restoreFiles(repo, snaps[1]!.snapshotId, { target: restored });
+  await repo.unlockAll();
+  assert.equal(fs.readFileSync(join(restored, 'home', 'b.txt'), 'utf8'), 'written while the drive was away');
+});

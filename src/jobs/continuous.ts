@@ -10,7 +10,7 @@
  * a prune from elsewhere can run while nothing changes.
  */
 import type { ForgetPolicy, RetentionDuration } from '../repo/forget.js';
-import type { Repository } from '../repo/repository.js';
+import { Repository } from '../repo/repository.js';
 import type { BackupResult } from '../files/backup.js';
 import { LifeboatError } from '../util/errors.js';
 import { backupFiles, type BackupFilesOptions } from './files.js';
@@ -45,6 +45,12 @@ export async function protectContinuously(repo: Repository, o: ContinuousOptions
   return watchLoop(
     o.paths,
     async (batch) => {
+      // An unplugged drive leaves an empty folder (its mount point) where the repository was: found
+      // here, instead of a snapshot started into nowhere.
+      await Repository.readConfig(repo.store).catch((e: unknown) => {
+        const why = e instanceof LifeboatError && e.code === 'no-repository' ? '' : ` (${e instanceof Error ? e.message : String(e)})`;
+        throw new LifeboatError('io', `The repository at ${repo.store.location} cannot be reached${why}; is its drive connected?`);
+      });
       let r: BackupResult;
       try {
         r = await backupFiles(repo, backup);

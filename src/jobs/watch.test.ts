@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { FakeClock } from '../util/clock.js';
 import { tmp } from '../files/testing.js';
-import { Settle } from './watch.js';
+import parcel from '@parcel/watcher';
+import { Settle, watchLoop, type ChangeBatch } from './watch.js';
 import { mirrorWatch, type MirrorResult } from './mirror.js';
 
 test('settle: due a settle time after the last change, but never later than max-delay after the first', () => {
@@ -107,4 +108,37 @@ test('mirror --watch follows an editor saving by rename, 2,000 files at once, mk
 
   ac.abort();
   assert.equal(((await stopped) as Error).name, 'AbortError');
+});
+
+test('a watcher error (an overflow: events were dropped) leads to a full rescan and a fresh subscription', async (t) => {
+  const d = tmp(t);
+  fs.mkdirSync(join(d, 'w'));
+  const batches: ChangeBatch[] = [];
+  let report: parcel.SubscribeCallback | undefined;
+  let subscriptions = 0;
+  const ac = new AbortController();
+  const loop = watchLoop([join(d, 'w')], async (b) => void batches.push(b), {
+    settleMs: 50,
+    signal: ac.signal,
+    subscribe: async (dir, fn, opts) => {
+      subscriptions++;
+      report = fn;
+      return parcel.subscribe(dir, fn, opts);
+    },
+  }).catch((e: unknown) => e);
+  t.after(async () => {
+    ac.abort();
+    await loop;
+  });
+  await until('the first batch', () => batches.length === 1);
+  fs.writeFileSync(join(d, 'w', 'a'), 'a');
+  await until('a partial batch', () => batches.length === 2);
+  assert.deepEqual(batches[1], { full: false, folders: [join(d, 'w')] });
+  report!(new Error('Events were dropped'), []);
+  await until('a full batch', () => batches.length === 3);
+  assert.equal(batches[2]!.full, true);
+  assert.equal(subscriptions, 2, 'subscribed again');
+  fs.writeFileSync(join(d, 'w', 'b'), 'b');
+  await until('followed after it', () => batches.length === 4);
+  assert.equal(batches[3]!.full, false);
 });

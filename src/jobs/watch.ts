@@ -66,6 +66,8 @@ export interface WatchLoopOptions extends JobOptions {
   /** Paths inside the watched folders whose changes are not followed (the repository, the cache). */
   readonly ignore?: readonly string[];
   readonly clock?: Clock;
+  /** The watcher (@parcel/watcher's subscribe); tests wrap it to report an overflow. */
+  readonly subscribe?: typeof parcel.subscribe;
 }
 
 type Subscription = Awaited<ReturnType<typeof parcel.subscribe>>;
@@ -101,6 +103,7 @@ export async function watchLoop(roots: readonly string[], work: (batch: ChangeBa
   const clock = o.clock ?? systemClock;
   const settle = new Settle(o.settleMs ?? DEFAULT_SETTLE_MS, o.maxDelayMs ?? DEFAULT_MAX_DELAY_MS);
   const retryMs = o.retryMs ?? DEFAULT_RETRY_MS;
+  const subscribe = o.subscribe ?? parcel.subscribe;
   const abs = roots.map((r) => resolve(r));
   const ignore = (o.ignore ?? []).map((p) => resolve(p));
   const warn = (message: string, path?: string) => o.onEvent?.({ type: 'warning', message, ...(path !== undefined ? { path } : {}) });
@@ -167,7 +170,7 @@ export async function watchLoop(roots: readonly string[], work: (batch: ChangeBa
         o.onEvent?.({ type: 'phase', phase: `${root} is back` });
         full = true;
       }
-      subs.set(root, await parcel.subscribe(root, listener(root), { ignore: ignore.filter((p) => p.startsWith(root + '/')) }));
+      subs.set(root, await subscribe(root, listener(root), { ignore: ignore.filter((p) => p.startsWith(root + '/')) }));
     }
     if (gone.size > 0) {
       retryTimer = setTimeout(() => {

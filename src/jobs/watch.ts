@@ -16,6 +16,7 @@ import { lstatSync, readdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import parcel from '@parcel/watcher';
 import { systemClock, type Clock } from '../util/clock.js';
+import { LifeboatError } from '../util/errors.js';
 import type { JobOptions } from './events.js';
 
 export const DEFAULT_SETTLE_MS = 10_000;
@@ -95,8 +96,8 @@ function folderInode(path: string): number | undefined {
 }
 
 /**
- * Watches `roots` and calls `work` with each batch of changes (one at a time), until the signal is
- * aborted; then rejects with the abort reason. A failed `work` is reported as a warning and tried
+ * Watches `roots` (folders that must exist at the start) and calls `work` with each batch of
+ * changes (one at a time), until the signal is aborted; then rejects with the abort reason. A failed `work` is reported as a warning and tried
  * again `retryMs` later with the same changes.
  */
 export async function watchLoop(roots: readonly string[], work: (batch: ChangeBatch) => Promise<void>, o: WatchLoopOptions = {}): Promise<never> {
@@ -226,6 +227,8 @@ export async function watchLoop(roots: readonly string[], work: (batch: ChangeBa
   };
 
   o.signal?.throwIfAborted();
+  const missing = abs.filter((r) => !isFolder(r));
+  if (missing.length > 0) throw new LifeboatError('not-found', `${missing.join(', ')} ${missing.length === 1 ? 'is not a folder that exists' : 'are not folders that exist'}; check the ${missing.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${missing.length === 1 ? 'it' : 'them'}.`);
   const fullTimer = setInterval(() => {
     full = true;
     settle.changed(clock.now() - settle.settleMs); // due now

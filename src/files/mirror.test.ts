@@ -160,7 +160,7 @@ test('the mirror never deletes or replaces what it did not make; a file equal to
   assert.equal(fs.readFileSync(join(dst, 'edited-in-mirror.txt'), 'utf8'), 'edited in the mirror');
   fs.rmSync(join(src, 'edited-in-mirror.txt'));
   fs.rmSync(join(src, 'docs'), { recursive: true });
-  const gone = await run(src, dst);
+  const gone = await run(src, dst, { allowEmptySource: true });
   assert.equal(fs.readFileSync(join(dst, 'edited-in-mirror.txt'), 'utf8'), 'edited in the mirror');
   assert.equal(fs.readFileSync(join(dst, 'docs', 'a.txt'), 'utf8'), 'a different file of mine', 'its folder stays for it');
   assert.ok(!fs.existsSync(join(dst, 'docs', 'same.txt')), 'the file taken over is the mirror\'s');
@@ -203,6 +203,14 @@ test('a type change, a permission change, the reserved names at the top of the s
   assert.equal((await run(src, dst)).errors, 1);
   assert.ok(!fs.existsSync(lock));
   await assert.rejects(mirror(src, join(src, 'inside')), /must not be inside one another/);
+  // An empty source (a drive not connected at its mount point) is not mirrored as "everything deleted".
+  const empty = join(d, 'empty');
+  fs.mkdirSync(empty);
+  await assert.rejects(run(empty, dst), (e: Error & { code?: string }) => e.code === 'conflict' && /is empty, but the mirror holds \d+ entries from it; nothing was changed/.test(e.message));
+  assert.equal(fs.readFileSync(join(dst, 'x'), 'utf8'), 'now a file');
+  const emptied = await run(empty, dst, { allowEmptySource: true });
+  assert.ok(emptied.versioned >= 2);
+  assert.ok(!fs.existsSync(join(dst, 'x')));
   await assert.rejects(mirror(join(d, 'nope'), dst), /does not exist/);
 });
 

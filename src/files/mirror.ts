@@ -48,6 +48,11 @@ export interface MirrorOptions {
    * sub-folders. Without it every folder is listed (a full rescan).
    */
   readonly changed?: readonly Buffer[];
+  /**
+   * Mirror an empty SRC even though the mirror holds files from it (everything then goes into the
+   * versions). Without it that is refused: an empty SRC is most often a drive not connected.
+   */
+  readonly allowEmptySource?: boolean;
   readonly clock?: Clock;
   readonly signal?: AbortSignal;
   readonly onEvent?: (e: MirrorEvent) => void;
@@ -877,6 +882,10 @@ class Mirror {
 
   async run(): Promise<void> {
     this.walk();
+    const held = this.record.children.get('')?.size ?? 0;
+    if (this.listed.has('') && this.seen.size === 1 && held > 0 && !this.o.allowEmptySource) {
+      throw new LifeboatError('conflict', `${this.src.toString('utf8')} is empty, but the mirror holds ${held} entries from it; nothing was changed. If its drive is not connected, connect it; if you emptied it on purpose, mirror it with --allow-empty-source (what the mirror holds then goes into ${MIRROR_VERSIONS}).`);
+    }
     this.goneEntries();
     const renames = this.findRenames();
     await this.retireGone(new Set(renames.values()));

@@ -15,6 +15,7 @@ export { DEFAULT_KEEP_DAYS, MIRROR_STATE, MIRROR_VERSIONS, type MirrorResult, ty
 
 export interface MirrorJobOptions extends JobOptions {
   readonly keepDays?: number;
+  readonly allowEmptySource?: boolean;
   readonly clock?: Clock;
 }
 
@@ -29,6 +30,7 @@ function mirrorOptions(o: MirrorJobOptions): MirrorOptions {
   const onEvent = mirrorEvents(o.onEvent);
   return {
     ...(o.keepDays !== undefined ? { keepDays: o.keepDays } : {}),
+    ...(o.allowEmptySource ? { allowEmptySource: true } : {}),
     ...(o.clock ? { clock: o.clock } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
     ...(onEvent ? { onEvent } : {}),

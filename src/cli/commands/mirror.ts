@@ -48,11 +48,12 @@ export function registerMirrorCommands(program: Command, run: Run): void {
     .command('mirror <src> <dst>')
     .description('make DST a plain copy of the folder SRC that any computer can open; files deleted or overwritten in SRC are kept in DST/.lifeboat-versions')
     .option('--keep-days <n>', `days to keep deleted and overwritten files in ${MIRROR_VERSIONS} (0 keeps none)`, days, DEFAULT_KEEP_DAYS)
+    .option('--allow-empty-source', 'mirror SRC even when it is empty although the mirror holds files from it (refused otherwise: its drive may not be connected)')
     .option('--watch', 'stay and follow changes: DST is brought up to date a few seconds after they settle (stop with Ctrl-C)')
     .option('--settle <time>', 'with --watch: wait this long after the last change', interval('settle'), DEFAULT_SETTLE_MS)
     .option('--max-delay <time>', 'with --watch: but never longer than this after the first change', interval('max-delay'), DEFAULT_MAX_DELAY_MS)
     .action(
-      run(async (ctx, src: string, dst: string, o: { keepDays: number; watch?: boolean; settle: number; maxDelay: number }) => {
+      run(async (ctx, src: string, dst: string, o: { keepDays: number; allowEmptySource?: boolean; watch?: boolean; settle: number; maxDelay: number }) => {
         const p = platform();
         if (!p.exact && p.missing) ctx.warn(p.missing);
         const render = renderEvents(ctx);
@@ -60,6 +61,7 @@ export function registerMirrorCommands(program: Command, run: Run): void {
           ctx.info(`Mirroring ${src} into ${dst} and following its changes; stop with Ctrl-C.`);
           return mirrorWatch(src, dst, {
             keepDays: o.keepDays,
+            allowEmptySource: o.allowEmptySource === true,
             settleMs: o.settle,
             maxDelayMs: o.maxDelay,
             signal: ctx.abort.signal,
@@ -70,7 +72,7 @@ export function registerMirrorCommands(program: Command, run: Run): void {
             },
           });
         }
-        const r = await mirrorOnce(src, dst, { keepDays: o.keepDays, signal: ctx.abort.signal, onEvent: render });
+        const r = await mirrorOnce(src, dst, { keepDays: o.keepDays, allowEmptySource: o.allowEmptySource === true, signal: ctx.abort.signal, onEvent: render });
         render.done();
         return report(ctx, r);
       }),

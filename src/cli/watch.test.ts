@@ -70,6 +70,8 @@ test('lifeboat mirror --watch: mirrors, follows a change, stops with Ctrl-C and 
   w.child.kill('SIGINT');
   assert.equal(await w.exited, 130, w.stderr());
   assert.ok(!fs.existsSync(join(dst, '.lifeboat-mirror', 'lock')));
+  const inside = await lifeboat(['mirror', '--watch', src, join(src, 'm')]);
+  assert.equal(inside.code, 2, 'a wrong DST is said at once, not retried');
   const again = await lifeboat(['mirror', src, dst]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /0 copied .* 1 unchanged/);

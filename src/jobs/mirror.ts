@@ -62,7 +62,8 @@ export async function mirrorWatch(src: string, dst: string, o: MirrorWatchOption
   }
   const rel = (folder: string): Buffer | undefined => (folder === root ? Buffer.alloc(0) : folder.startsWith(root + '/') ? Buffer.from(folder.slice(root.length + 1), 'utf8') : undefined);
   // Held open between runs (DST locked, its record in memory); opened again after a failure.
-  let session: MirrorSession | undefined;
+  // Opened here first, so that a wrong SRC or DST is said at once rather than retried.
+  let session: MirrorSession | undefined = await MirrorSession.open(root, dst, mo);
   const closeSession = () => {
     try {
       session?.close();

@@ -10,6 +10,7 @@ import type { Clock } from '../util/clock.js';
 import { LifeboatError } from '../util/errors.js';
 import type { JobEvent, JobOptions } from './events.js';
 import { watchLoop, type ChangeBatch, type WatchLoopOptions } from './watch.js';
+import { platformWarning } from './files.js';
 
 export { DEFAULT_KEEP_DAYS, MIRROR_STATE, MIRROR_VERSIONS, type MirrorResult, type MirrorSummary } from '../files/mirror.js';
 
@@ -26,6 +27,7 @@ export function mirrorEvents(onEvent: ((e: JobEvent) => void) | undefined): ((e:
 }
 
 function mirrorOptions(o: MirrorJobOptions): MirrorOptions {
+  platformWarning(o);
   if (o.keepDays !== undefined && (!Number.isInteger(o.keepDays) || o.keepDays < 0)) throw new LifeboatError('usage', `Versions are kept for a whole number of days (0 or more), not ${o.keepDays}.`);
   const onEvent = mirrorEvents(o.onEvent);
   return {

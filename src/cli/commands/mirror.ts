@@ -1,7 +1,6 @@
 /** The mirror command: lifeboat mirror SRC DST [--keep-days N]. */
 import type { Command } from 'commander';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
-import { platform } from '../../files/platform/platform.js';
 import { DEFAULT_KEEP_DAYS, MIRROR_VERSIONS, mirrorOnce, mirrorWatch, type MirrorResult } from '../../jobs/mirror.js';
 import { DEFAULT_MAX_DELAY_MS, DEFAULT_SETTLE_MS } from '../../jobs/watch.js';
 import { localTime } from '../format.js';
@@ -54,8 +53,6 @@ export function registerMirrorCommands(program: Command, run: Run): void {
     .option('--max-delay <time>', 'with --watch: but never longer than this after the first change', interval('max-delay'), DEFAULT_MAX_DELAY_MS)
     .action(
       run(async (ctx, src: string, dst: string, o: { keepDays: number; allowEmptySource?: boolean; watch?: boolean; settle: number; maxDelay: number }) => {
-        const p = platform();
-        if (!p.exact && p.missing) ctx.warn(p.missing);
         const render = renderEvents(ctx);
         if (o.watch) {
           ctx.info(`Mirroring ${src} into ${dst} and following its changes; stop with Ctrl-C.`);

@@ -1,7 +1,7 @@
 /**
  * System image use cases: estimate an image, create one, import disk files and Windows system
  * images, restore one onto a drive or file (never over data without a yes or --force), copy
- * files out of one. Each takes the repository, locks it, reuses what an interrupted run uploaded, picks the
+ * files out of one, export one as a raw, VHD or VHDX file. Each takes the repository, locks it, reuses what an interrupted run uploaded, picks the
  * previous image of the same drive as parent (one rule for create and import: previousImage) and
  * writes the snapshot last.
  */
@@ -21,6 +21,7 @@ import { openSource, type FileSource } from '../image/source.js';
 import { diskTools } from '../image/tools.js';
 import { findWindowsBackups, importDisk, openDiskFile, type WindowsBackupDisk } from '../image/import.js';
 import { parseLocation } from '../image/browse.js';
+import { exportImage, type ExportFormat, type ExportResult } from '../image/export.js';
 import { ImageTree } from '../image/image-tree.js';
 import { resolve as resolveIn, splitPath } from '../tree/tree.js';
 import { copyOut, type CopyOutSummary } from '../tree/restore.js';
@@ -321,4 +322,21 @@ export async function restoreImageFiles(repo: Repository, ref: string, locations
     for (const k of Object.keys(total) as (keyof CopyOutSummary)[]) total[k] += s[k];
   }
   return { id: image.id, ...total, chunksFetched: image.img.source.stats.chunkLoads, chunksInImage: image.img.source.stats.chunkCount };
+}
+
+export interface ImageExportResult extends ExportResult {
+  readonly id: Hex;
+  readonly seconds: number;
+}
+
+/** Writes image snapshot `ref` as a file other tools open (raw, VHD, VHDX); an existing `out` is replaced only with `overwrite`. */
+export async function exportImageSnapshot(repo: Repository, ref: string, format: ExportFormat, out: string, o: JobOptions & { readonly overwrite?: boolean } = {}): Promise<ImageExportResult> {
+  await repo.lock(false, 'image export', { reading: true });
+  await repo.loadIndex();
+  const { id, snapshot } = await repo.findSnapshot(ref, (s) => s.kind === 'image');
+  if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image.`);
+  const m = await loadManifest(repo, snapshot.root);
+  const started = performance.now();
+  const res = await exportImage(repo, m, format, out, { overwrite: o.overwrite === true, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('exporting', o.onEvent) });
+  return { id, ...res, seconds: (performance.now() - started) / 1000 };
 }

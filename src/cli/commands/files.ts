@@ -7,7 +7,7 @@ import type { OverwriteMode } from '../../files/restore.js';
 import { formatNs } from '../../files/browse.js';
 import { diff, dumpFile, modeString, nodeName, walk, type Found, type TreeNode } from '../../tree/tree.js';
 import { dumpTar } from '../../tree/tar.js';
-import { openSnapshotTree, treeOf } from '../../jobs/browse.js';
+import { openDiffSides, openSnapshotTree, treeOf } from '../../jobs/browse.js';
 import { backupFiles, restoreFiles } from '../../jobs/files.js';
 import { PathMatcher, parseSize } from '../../files/pattern.js';
 import { formatDuration } from '../progress.js';
@@ -187,21 +187,20 @@ export function registerFileCommands(program: Command, run: Run): void {
 
   program
     .command('diff <snapshot1> <snapshot2>')
-    .description('show what changed between two snapshots, file backups or drive images (+ added, - removed, M modified, U metadata, T type)')
+    .description('show what changed between two snapshots, file backups or drive images, or between a snapshot and a folder on this computer (+ added, - removed, M modified, U metadata, T type)')
+    .addHelpText('after', `\nExamples:\n  lifeboat diff 1a2b3c4d latest\n  lifeboat diff latest /home/ann/Documents     (what changed since that backup)\n`)
     .action(
       run(async (ctx, a: string, b: string) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const ta = await openSnapshotTree(repo, a);
-        const tb = await openSnapshotTree(repo, b);
-        if (ta.snapshot.kind !== tb.snapshot.kind) throw new LifeboatError('usage', 'One of the two snapshots is a file backup and the other a drive image; compare two of the same kind.');
+        const sides = await openDiffSides(repo, a, b);
         const sign = { added: '+', removed: '-', modified: 'M', metadata: 'U', type: 'T' } as const;
         const rows: { kind: string; path: string }[] = [];
         const onSkip = (p: string, why: string) => ctx.warn(`${p} was left out: ${why}.`);
-        for await (const c of diff(ta.tree, await ta.tree.root(), tb.tree, await tb.tree.root(), '', { signal: ctx.abort.signal, onSkip })) rows.push({ kind: c.kind, path: c.path });
+        for await (const c of diff(sides.a.tree, sides.a.node, sides.b.tree, sides.b.node, '', { signal: ctx.abort.signal, onSkip })) rows.push({ kind: c.kind, path: c.path });
         if (ctx.json) return ctx.printJson(rows);
         for (const r of rows) ctx.out(`${sign[r.kind as keyof typeof sign]}  ${shownPath(r.path)}`);
-        ctx.info(`${rows.length} change(s) between ${ta.id.slice(0, 8)} and ${tb.id.slice(0, 8)}.`);
+        ctx.info(`${rows.length} change(s) between ${sides.a.label} and ${sides.b.label}.`);
       }),
     );
 

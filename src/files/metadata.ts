@@ -3,7 +3,7 @@
  * reads it), the restorer and the mirror (which both write it). Writing order is the restorer's:
  * owner, mode, extended attributes, then the times, which must be the last change to an entry.
  */
-import type { BigIntStats } from 'node:fs';
+import { fchmodSync, fchownSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { errnoCode } from '../util/errors.js';
 import type { Platform } from './platform/platform.js';
@@ -72,6 +72,21 @@ export class MetadataWriter {
       else await fsp.chmod(path, e.mode);
     }
     await this.xattrsAndTimes(path, e, shown);
+  }
+
+  /**
+   * Owner and mode of a file just written, through its descriptor, with synchronous calls: for
+   * thousands of small files a thread-pool round trip per call costs more than the calls
+   * (bench/README.md). Then xattrsAndTimes, once the file is closed.
+   */
+  ownerAndModeSync(fd: number, e: TreeEntry, shown: string): void {
+    try {
+      const { uid, gid } = this.owner(e);
+      fchownSync(fd, uid, gid);
+    } catch (err) {
+      this.chownRefused(err, shown);
+    }
+    fchmodSync(fd, e.mode);
   }
 
   /** Extended attributes (a failure is a warning), then the times: the last change to an entry. */

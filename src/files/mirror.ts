@@ -20,9 +20,10 @@
  * names .lifeboat-mirror and .lifeboat-versions at its top are skipped, and nothing is written
  * through a symlink: every folder of DST written into was lstat'ed as a real folder in this run.
  */
-import { constants as C, closeSync, fsyncSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
+import { constants as C, closeSync, fstatSync, fsyncSync, lstatSync, read, write, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, symlinkSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { LifeboatError, errnoCode } from '../util/errors.js';
@@ -118,6 +119,8 @@ const TYPES: ReadonlySet<string> = new Set(['file', 'dir', 'symlink', 'fifo', 'c
 /** Errors after which a hard link is not possible here; the old copy is moved instead. */
 const NO_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EMLINK', 'ENOSYS']);
 
+const readAt = promisify(read);
+const writeAt = promisify(write);
 const keyOf = (rel: Buffer): string => rel.toString('latin1');
 const relOf = (key: string): Buffer => Buffer.from(key, 'latin1');
 const childKey = (parent: string, name: Buffer): string => (parent === '' ? name.toString('latin1') : `${parent}/${name.toString('latin1')}`);
@@ -150,11 +153,12 @@ function lstatOrUndefined(p: Buffer): BigIntStats | undefined {
 function encodeMade(key: string, m: Made | undefined): string {
   const rel = relOf(key);
   const s = rel.toString('utf8');
-  const p = Buffer.from(s, 'utf8').equals(rel) ? { p: s } : { pB64: rel.toString('base64') };
-  if (!m) return JSON.stringify({ del: true, ...p }) + '\n';
-  const o: Record<string, unknown> = { ...p, t: m.t, sd: String(m.sd), si: String(m.si), ss: m.ss, sm: String(m.sm), sc: String(m.sc), ds: m.ds, dm: String(m.dm) };
-  if (m.as !== undefined && m.am !== undefined) Object.assign(o, { as: m.as, am: String(m.am) });
-  return JSON.stringify(o) + '\n';
+  // Node decodes every invalid sequence to U+FFFD: without one, the name is valid UTF-8.
+  const p = s.includes('\ufffd') ? `"pB64":"${rel.toString('base64')}"` : `"p":${JSON.stringify(s)}`;
+  if (!m) return `{"del":true,${p}}\n`;
+  let line = `{${p},"t":"${m.t}","sd":"${m.sd}","si":"${m.si}","ss":${m.ss},"sm":"${m.sm}","sc":"${m.sc}","ds":${m.ds},"dm":"${m.dm}"`;
+  if (m.as !== undefined && m.am !== undefined) line += `,"as":${m.as},"am":"${m.am}"`;
+  return line + '}\n';
 }
 
 /** Parses one line; undefined when it is not a line this version wrote. */
@@ -748,6 +752,7 @@ class Mirror {
   /** Copies SRC's entry to a temporary, then puts it in place (the mirror's old copy, if any, into the versions). */
   private async copy(key: string, e: Seen, old: OldCopy | undefined): Promise<void> {
     const tmp = Buffer.concat([this.tmpDir, SLASH, Buffer.from(randomBytes(8).toString('hex'))]);
+    let placed = false;
     try {
       const src = this.srcPath(key);
       const entry = this.entry(key, e);
@@ -771,50 +776,59 @@ class Mirror {
       this.record.set(key, { ...this.madeFrom(st, e.type, d), ...(old ? { as: old.ds, am: old.dm } : {}) });
       if (old) await this.keepVersion(key, true);
       await fsp.rename(tmp, this.dstPath(key));
+      placed = true;
       this.dirty.add(parentKey(key));
       this.s.copied++;
     } finally {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      if (!placed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 
-  /** The file's bytes into `tmp`, with its metadata; returns the source's stat as read (undefined: it vanished). */
+  /**
+   * The file's bytes into `tmp`, with its metadata; returns the source's stat as read (undefined:
+   * it vanished). Files are copied one at a time, so the calls are made directly (a thread-pool
+   * round trip per call costs more than the call); a large file is read and written through the
+   * pool, so that the process stays responsive (a signal, the watcher) meanwhile.
+   */
   private async copyContent(key: string, src: Buffer, tmp: Buffer, entry: TreeEntry): Promise<BigIntStats | undefined> {
-    let input: fsp.FileHandle;
+    let input: number;
     try {
       try {
-        input = await fsp.open(src, C.O_RDONLY | C.O_NOFOLLOW | (C.O_NOATIME ?? 0));
+        input = openSync(src, C.O_RDONLY | C.O_NOFOLLOW | (C.O_NOATIME ?? 0));
       } catch (err) {
         if (errnoCode(err) !== 'EPERM') throw err;
-        input = await fsp.open(src, C.O_RDONLY | C.O_NOFOLLOW); // O_NOATIME needs ownership
+        input = openSync(src, C.O_RDONLY | C.O_NOFOLLOW); // O_NOATIME needs ownership
       }
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ELOOP') return undefined; // gone or replaced: seen next run
       throw err;
     }
     try {
-      const st = await input.stat({ bigint: true });
+      const st = fstatSync(input, { bigint: true });
       if (!st.isFile()) return undefined;
-      const out = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+      // The times as they were when the copy was made: a file changed meanwhile is copied again next run.
+      const e = { ...entry, mtime: st.mtimeNs, atime: st.atimeNs };
+      const small = st.size <= BigInt(READ_SIZE);
+      const out = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+      const buf = this.buffer;
       try {
-        const buf = this.buffer;
         for (let pos = 0; ; ) {
-          this.o.signal?.throwIfAborted();
-          const { bytesRead } = await input.read(buf, 0, READ_SIZE, pos);
-          if (bytesRead === 0) break;
-          await out.write(buf, 0, bytesRead, pos);
-          pos += bytesRead;
-          this.s.bytesCopied += bytesRead;
-          this.progress();
+          if (!small) this.o.signal?.throwIfAborted();
+          const n = small ? readSync(input, buf, 0, READ_SIZE, pos) : (await readAt(input, buf, 0, READ_SIZE, pos)).bytesRead;
+          if (n === 0) break;
+          for (let w = 0; w < n; ) w += small ? writeSync(out, buf, w, n - w, pos + w) : (await writeAt(out, buf, w, n - w, pos + w)).bytesWritten;
+          pos += n;
+          this.s.bytesCopied += n;
+          if (!small) this.progress();
         }
-        // The times as they were when the copy was made: a file changed meanwhile is copied again next run.
-        await this.meta.apply(tmp, { ...entry, mtime: st.mtimeNs, atime: st.atimeNs }, this.shown(key), out);
+        this.meta.ownerAndModeSync(out, e, this.shown(key));
       } finally {
-        await out.close();
+        closeSync(out);
       }
+      await this.meta.xattrsAndTimes(tmp, e, this.shown(key));
       return st;
     } finally {
-      await input.close();
+      closeSync(input);
     }
   }
 

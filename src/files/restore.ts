@@ -19,7 +19,7 @@
  * restic do. Without root the stored numbers are tried; the system refuses all but your own user
  * and groups, and the files then belong to you (one warning).
  */
-import { constants as C, fchmodSync, fchownSync, writeSync, type BigIntStats } from 'node:fs';
+import { constants as C, writeSync, type BigIntStats } from 'node:fs';
 import { Semaphore } from '../util/concurrency.js';
 import * as fsp from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
@@ -596,13 +596,7 @@ class Restorer {
         this.warn(shown, `${shown}: the stored content is ${data.length} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
       }
       this.s.bytesWritten += data.length;
-      try {
-        const { uid, gid } = this.meta.owner(e);
-        fchownSync(fd, uid, gid);
-      } catch (err) {
-        this.meta.chownRefused(err, shown);
-      }
-      fchmodSync(fd, e.mode);
+      this.meta.ownerAndModeSync(fd, e, shown);
     } finally {
       await fh.close();
     }

@@ -8,7 +8,7 @@ import { prng } from '../util/testing.js';
 import { buildTree, describe, tmp, xattrs } from './testing.js';
 import { mirror, MIRROR_STATE, MIRROR_VERSIONS, type MirrorEvent, type MirrorOptions } from './mirror.js';
 
-/** describe() of a tree without the mirror's own folders, the link counts (hard links are copied as files) and the deep test path. */
+/** describe() of a tree without the mirror's own folders, the link counts (a version in .lifeboat-versions may share a copy's inode) and the deep test path. */
 function listing(root: string): string[] {
   return describe(root)
     .filter((l) => !l.startsWith(MIRROR_STATE) && !l.startsWith(MIRROR_VERSIONS) && !l.startsWith('deep'))
@@ -50,6 +50,8 @@ test('a mirror is an exact copy: contents, modes, owners, times, xattrs, symlink
   assert.ok(fs.readFileSync(Buffer.from(`${dst}/n\xff\xfe.t`, 'latin1')).equals(Buffer.from('not utf-8 name')));
   assert.equal(fs.readFileSync(join(dst, 'new\nline'), 'utf8'), 'newline in name');
   assert.equal(fs.statSync(join(dst, 'owned')).uid, 1234);
+  assert.equal(fs.statSync(join(dst, 'hard1')).ino, fs.statSync(join(dst, 'docs', 'hard2')).ino, 'hard links stay hard links');
+  assert.equal(r.hardLinked, 1);
 });
 
 test('deleted and overwritten files are moved into .lifeboat-versions/DATE/… with their metadata, where a person can copy them back', async (t) => {

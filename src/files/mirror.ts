@@ -64,6 +64,8 @@ export interface MirrorSummary {
   /** Entries copied (files, symlinks, special files) and the file bytes written. */
   copied: number;
   bytesCopied: number;
+  /** Of `copied`: hard links of a file copied or up to date in this run, made as hard links in DST too. */
+  hardLinked: number;
   /** Files renamed or moved in SRC whose copy was renamed in DST instead of copied again. */
   renamed: number;
   /** Entries whose metadata alone changed and was applied again. */
@@ -329,7 +331,7 @@ function versionName(ms: number): string {
 }
 
 class Mirror {
-  readonly s: MirrorSummary = { copied: 0, bytesCopied: 0, renamed: 0, metadataUpdated: 0, unchanged: 0, adopted: 0, versioned: 0, dirsCreated: 0, dirsRemoved: 0, conflicts: 0, errors: 0, versionsExpired: 0, durationSeconds: 0 };
+  readonly s: MirrorSummary = { copied: 0, bytesCopied: 0, hardLinked: 0, renamed: 0, metadataUpdated: 0, unchanged: 0, adopted: 0, versioned: 0, dirsCreated: 0, dirsRemoved: 0, conflicts: 0, errors: 0, versionsExpired: 0, durationSeconds: 0 };
   readonly plat: Platform;
   readonly meta: MetadataWriter;
   readonly clock: Clock;
@@ -350,6 +352,8 @@ class Mirror {
   private readonly runStart: number;
   private lastProgress = 0;
   private processed = 0;
+  /** For each hard-linked source inode ("dev:ino"), an entry whose copy in DST is up to date in this run. */
+  private readonly linked = new Map<string, string>();
   /** Files are copied one at a time, through this buffer. */
   private readonly buffer = Buffer.allocUnsafe(READ_SIZE);
 
@@ -714,6 +718,7 @@ class Mirror {
       return this.conflict(key, 'exists');
     }
     if (made === 'current' && m && m.t === e.type && this.sameSource(m, e.st)) {
+      this.linkable(key, e);
       if (m.sc === e.st.ctimeNs) {
         this.s.unchanged++;
         return;
@@ -757,7 +762,9 @@ class Mirror {
       const src = this.srcPath(key);
       const entry = this.entry(key, e);
       let st = e.st;
-      if (e.type === 'file') {
+      if (e.type === 'file' && (await this.linkCopy(e, tmp))) {
+        this.s.hardLinked++;
+      } else if (e.type === 'file') {
         const r = await this.copyContent(key, src, tmp, entry);
         if (!r) return;
         st = r;
@@ -777,10 +784,38 @@ class Mirror {
       if (old) await this.keepVersion(key, true);
       await fsp.rename(tmp, this.dstPath(key));
       placed = true;
+      this.linkable(key, e);
       this.dirty.add(parentKey(key));
       this.s.copied++;
     } finally {
       if (!placed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Notes a hard-linked file whose copy is up to date, for its other names (linkCopy). */
+  private linkable(key: string, e: Seen): void {
+    if (e.type !== 'file' || e.st.nlink < 2n) return;
+    const id = `${e.st.dev}:${e.st.ino}`;
+    if (!this.linked.has(id)) this.linked.set(id, key);
+  }
+
+  /**
+   * Another name of a hard-linked file whose copy this run has made or found up to date: `tmp`
+   * becomes a hard link of that copy (as restore does). False when there is none, or DST cannot
+   * link; then the file is copied.
+   */
+  private async linkCopy(e: Seen, tmp: Buffer): Promise<boolean> {
+    if (e.st.nlink < 2n) return false;
+    const other = this.linked.get(`${e.st.dev}:${e.st.ino}`);
+    if (other === undefined) return false;
+    const m = this.record.made.get(other);
+    if (!m || !this.sameSource(m, e.st) || this.made(m, lstatOrUndefined(this.dstPath(other))) !== 'current') return false;
+    try {
+      await fsp.link(this.dstPath(other), tmp);
+      return true;
+    } catch (err) {
+      if (NO_LINK.has(errnoCode(err) ?? '')) return false;
+      throw err;
     }
   }
 

@@ -31,7 +31,7 @@ function report(ctx: Context, r: MirrorResult, watching = false): number {
     ctx.report(`${localTime(new Date())}: mirror up to date${what.length ? ` (${what.join(', ')})` : ''}${s.conflicts + s.errors > 0 ? `; ${s.conflicts + s.errors} entries could not be mirrored` : ''}.`);
   }
   else {
-    const parts = [`${s.copied} copied (${formatBytes(s.bytesCopied)})`, `${s.renamed} renamed`, `${s.unchanged} unchanged`];
+    const parts = [`${s.copied} copied (${formatBytes(s.bytesCopied)}${s.hardLinked ? `; ${s.hardLinked} as hard links` : ''})`, `${s.renamed} renamed`, `${s.unchanged} unchanged`];
     if (s.metadataUpdated) parts.push(`${s.metadataUpdated} with new permissions or times`);
     if (s.adopted) parts.push(`${s.adopted} already there`);
     if (s.versioned) parts.push(`${s.versioned} old versions kept in ${MIRROR_VERSIONS}`);

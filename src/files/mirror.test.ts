@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { FakeClock } from '../util/clock.js';
 import { prng } from '../util/testing.js';
-import { buildTree, describe, tmp, xattrs } from './testing.js';
+import { blocks, buildTree, describe, tmp, xattrs } from './testing.js';
 import { mirror, MIRROR_STATE, MIRROR_VERSIONS, type MirrorEvent, type MirrorOptions } from './mirror.js';
 
 /** describe() of a tree without the mirror's own folders, the link counts (a version in .lifeboat-versions may share a copy's inode) and the deep test path. */
@@ -52,6 +52,8 @@ test('a mirror is an exact copy: contents, modes, owners, times, xattrs, symlink
   assert.equal(fs.statSync(join(dst, 'owned')).uid, 1234);
   assert.equal(fs.statSync(join(dst, 'hard1')).ino, fs.statSync(join(dst, 'docs', 'hard2')).ino, 'hard links stay hard links');
   assert.equal(r.hardLinked, 1);
+  assert.ok(blocks(join(dst, 'sparse.img')) <= blocks(join(src, 'sparse.img')) + 16, 'a sparse file stays sparse');
+  assert.ok(r.bytesCopied < 4 * 1024 * 1024, `${r.bytesCopied} bytes copied: the holes of sparse.img are not`);
 });
 
 test('deleted and overwritten files are moved into .lifeboat-versions/DATE/… with their metadata, where a person can copy them back', async (t) => {

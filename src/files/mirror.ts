@@ -20,7 +20,7 @@
  * names .lifeboat-mirror and .lifeboat-versions at its top are skipped, and nothing is written
  * through a symlink: every folder of DST written into was lstat'ed as a real folder in this run.
  */
-import { constants as C, closeSync, fstatSync, fsyncSync, lstatSync, read, write, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, symlinkSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
+import { constants as C, closeSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, read, write, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, symlinkSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -843,19 +843,28 @@ class Mirror {
       if (!st.isFile()) return undefined;
       // The times as they were when the copy was made: a file changed meanwhile is copied again next run.
       const e = { ...entry, mtime: st.mtimeNs, atime: st.atimeNs };
-      const small = st.size <= BigInt(READ_SIZE);
+      const size = Number(st.size);
+      const small = size <= READ_SIZE;
+      // A sparse file (fewer blocks than bytes) is copied where it holds data; its holes stay holes.
+      const holes = st.blocks * 512n < st.size ? (this.plat.holes(input, size) ?? []) : [];
       const out = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
       const buf = this.buffer;
       try {
-        for (let pos = 0; ; ) {
-          if (!small) this.o.signal?.throwIfAborted();
-          const n = small ? readSync(input, buf, 0, READ_SIZE, pos) : (await readAt(input, buf, 0, READ_SIZE, pos)).bytesRead;
-          if (n === 0) break;
-          for (let w = 0; w < n; ) w += small ? writeSync(out, buf, w, n - w, pos + w) : (await writeAt(out, buf, w, n - w, pos + w)).bytesWritten;
-          pos += n;
-          this.s.bytesCopied += n;
-          if (!small) this.progress();
+        for (let h = 0, start = 0; start < size; h += 2) {
+          const end = h < holes.length ? holes[h]! : size;
+          for (let pos = start; pos < end; ) {
+            if (!small) this.o.signal?.throwIfAborted();
+            const want = Math.min(READ_SIZE, end - pos);
+            const n = small ? readSync(input, buf, 0, want, pos) : (await readAt(input, buf, 0, want, pos)).bytesRead;
+            if (n === 0) break; // shorter than it was: copied as read, and again next run (its mtime moved)
+            for (let w = 0; w < n; ) w += small ? writeSync(out, buf, w, n - w, pos + w) : (await writeAt(out, buf, w, n - w, pos + w)).bytesWritten;
+            pos += n;
+            this.s.bytesCopied += n;
+            if (!small) this.progress();
+          }
+          start = h < holes.length ? holes[h]! + holes[h + 1]! : size;
         }
+        if (holes.length > 0) ftruncateSync(out, size);
         this.meta.ownerAndModeSync(out, e, this.shown(key));
       } finally {
         closeSync(out);

@@ -12,6 +12,8 @@ import { registerRepoCommands, type Run } from './commands/repo.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerFileCommands } from './commands/files.js';
+import { registerMirrorCommands } from './commands/mirror.js';
+import { registerWatchCommands } from './commands/watch.js';
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -73,6 +75,8 @@ export async function main(argv: string[]): Promise<number> {
   registerFileCommands(program, run);
   registerImageCommands(program, run);
   registerMaintenanceCommands(program, run);
+  registerMirrorCommands(program, run);
+  registerWatchCommands(program, run);
 
   try {
     await program.parseAsync(argv);

@@ -71,9 +71,8 @@ export class Context {
     return lifeboatOwnFolders({ ...(this.repoIsFolder() ? { repository: resolve(loc) } : {}), cache: defaultCacheDir(), data: dirname(defaultRepositoryPath()) });
   }
 
-  /** Whether the repository is a folder on this computer (not s3:… or another URL). */
-  repoIsFolder(): boolean {
-    const loc = this.repoLocation();
+  /** Whether the repository (or the one at `loc`) is a folder on this computer (not s3:… or another URL). */
+  repoIsFolder(loc = this.repoLocation()): boolean {
     return !isS3Url(loc) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(loc);
   }
 
@@ -81,10 +80,9 @@ export class Context {
     return this.global.repo ?? process.env['LIFEBOAT_REPO'] ?? defaultRepositoryPath();
   }
 
-  openStore(): Store {
-    const loc = this.repoLocation();
+  openStore(loc = this.repoLocation()): Store {
     if (isS3Url(loc)) return openS3Store(loc);
-    if (!this.repoIsFolder()) {
+    if (!this.repoIsFolder(loc)) {
       throw new LifeboatError('usage', `Repository location "${loc}" uses a kind of storage this version does not support; use a folder path or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX].`);
     }
     return new LocalStore(resolve(loc));
@@ -92,14 +90,12 @@ export class Context {
 
   /** The password from LIFEBOAT_PASSWORD, --password-file, or a prompt on a terminal. */
   async password(prompt = 'Repository password (or recovery key): '): Promise<string> {
-    const file = this.global.passwordFile ?? process.env['LIFEBOAT_PASSWORD_FILE'];
-    if (file) return readSmallFile(file, PASSWORD_FILE_LIMIT, 'password').replace(/\r?\n$/, '');
-    const env = process.env['LIFEBOAT_PASSWORD'];
-    if (env !== undefined) return env;
-    if (!process.stdin.isTTY) {
-      throw new LifeboatError('usage', 'A password is needed: set LIFEBOAT_PASSWORD, use --password-file, or run on a terminal to be asked.');
-    }
-    return readHidden(prompt);
+    return readPassword(this.global.passwordFile ?? process.env['LIFEBOAT_PASSWORD_FILE'], 'LIFEBOAT_PASSWORD', '--password-file', prompt);
+  }
+
+  /** The password of the repository that copy reads from: LIFEBOAT_FROM_PASSWORD, --from-password-file (or LIFEBOAT_FROM_PASSWORD_FILE), or a prompt. */
+  async sourcePassword(file?: string): Promise<string> {
+    return readPassword(file ?? process.env['LIFEBOAT_FROM_PASSWORD_FILE'], 'LIFEBOAT_FROM_PASSWORD', '--from-password-file', 'Password of the repository to copy from (or its recovery key): ');
   }
 
   async newPassword(what = 'new password', file?: string): Promise<string> {
@@ -137,12 +133,13 @@ export class Context {
    * repository cache on this computer (repositoryCache), unless `cache` is false: check and
    * repair must see the store itself.
    */
-  async openRepository(options: { readonly cache?: boolean } = {}): Promise<Repository> {
-    const remote = this.openStore();
+  async openRepository(options: { readonly cache?: boolean; readonly location?: string; readonly password?: () => Promise<string> } = {}): Promise<Repository> {
+    const loc = options.location ?? this.repoLocation();
+    const remote = this.openStore(loc);
     const { config } = await Repository.readConfig(remote); // "no repository" / "unsupported version" before asking for a password
     const opened: { repo?: Repository } = {};
-    const store = this.repoIsFolder() || options.cache === false ? remote : repositoryCache(remote, config.id, () => opened.repo);
-    const repo = await Repository.open(store, await this.password(), { onWarning: (t) => this.warn(t) });
+    const store = this.repoIsFolder(loc) || options.cache === false ? remote : repositoryCache(remote, config.id, () => opened.repo);
+    const repo = await Repository.open(store, await (options.password ?? (() => this.password()))(), { onWarning: (t) => this.warn(t) });
     opened.repo = repo;
     repo.noLock = this.global.lock === false;
     repo.onWarning = (message) => this.warn(message);
@@ -203,6 +200,17 @@ function repositoryCache(store: Store, id: string, repo: () => Repository | unde
     dir: join(defaultCacheDir(), id.replace(/[^0-9a-f]/gi, '')), // beside the backup's listing cache of this repository
     cacheable: (name) => /^(index|snapshots|keys)\//.test(name) || (name.startsWith('data/') && isTreePack(name)),
   });
+}
+
+/** A password from a file, else an environment variable, else asked on a terminal. */
+async function readPassword(file: string | undefined, envName: string, option: string, prompt: string): Promise<string> {
+  if (file) return readSmallFile(file, PASSWORD_FILE_LIMIT, 'password').replace(/\r?\n$/, '');
+  const env = process.env[envName];
+  if (env !== undefined) return env;
+  if (!process.stdin.isTTY) {
+    throw new LifeboatError('usage', `A password is needed: set ${envName}, use ${option}, or run on a terminal to be asked.`);
+  }
+  return readHidden(prompt);
 }
 
 async function readHidden(prompt: string): Promise<string> {

@@ -58,6 +58,12 @@ export interface OpenOptions {
   readonly codec?: Codec;
   /** For init: protect every object with parity. */
   readonly parity?: ParitySettings;
+  /**
+   * For init: take another repository's chunker parameters and id key (init --copy-parameters-from),
+   * so the same data gets the same chunk ids in both and a copy between them deduplicates
+   * (FORMAT.md §2). The encryption and signing keys stay the new repository's own.
+   */
+  readonly copyParametersFrom?: Repository;
   /** Hears of damage that parity corrected on read (the CLI warns). */
   readonly onWarning?: (message: string) => void;
 }
@@ -123,13 +129,14 @@ export class Repository {
     for await (const _ of store.list('keys/')) {
       throw new LifeboatError('repository-exists', `${store.location} already holds key files; it looks like a damaged repository. Choose an empty folder.`);
     }
-    const master = newMasterKeys();
+    const from = options.copyParametersFrom;
+    const master = from ? { ...newMasterKeys(), idKey: Buffer.from(from.keys.idKey) } : newMasterKeys();
     const config: RepoConfig = {
       format: 'lifeboat-repository',
       version: FORMAT_VERSION,
       id: randomId(),
       created: new Date().toISOString(),
-      chunker: { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },
+      chunker: from ? { ...from.config.chunker } : { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },
       ...(options.parity ? { parity: options.parity } : {}),
     };
     // With parity, the keys and the config get their sidecars too.
@@ -256,6 +263,17 @@ export class Repository {
   /** True if the blob is stored or being stored by this session. */
   hasBlob(id: Uint8Array): boolean {
     return this.index.has(id) || this.pending.has(toHex(id));
+  }
+
+  /**
+   * Whether the same data gets the same chunks and chunk ids here and in `other` (same id key and
+   * chunker parameters: one made with init --copy-parameters-from the other), so blobs can be
+   * copied between them as they are.
+   */
+  sharesChunkParameters(other: Repository): boolean {
+    const a = this.config.chunker;
+    const b = other.config.chunker;
+    return this.keys.idKey.equals(other.keys.idKey) && a.algorithm === b.algorithm && a.min === b.min && a.avg === b.avg && a.max === b.max;
   }
 
   blobId(data: Uint8Array): Buffer {

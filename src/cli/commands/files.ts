@@ -113,12 +113,15 @@ export function registerFileCommands(program: Command, run: Run): void {
   program
     .command('snapshots')
     .description('list snapshots (file backups and drive images)')
+    .option('--host <name>', 'only the snapshots of this computer (repeatable)', collect, [] as string[])
     .action(
-      run(async (ctx) => {
+      run(async (ctx, o: { host: string[] }) => {
         const repo = await ctx.openRepository();
-        const list = await repo.listSnapshots((id, e) => ctx.warn(`snapshot ${id.slice(0, 8)} cannot be read: ${e instanceof Error ? e.message : String(e)}`));
+        const all = await repo.listSnapshots((id, e) => ctx.warn(`snapshot ${id.slice(0, 8)} cannot be read: ${e instanceof Error ? e.message : String(e)}`));
+        const list = o.host.length === 0 ? all : all.filter(({ snapshot: s }) => o.host.includes(s.host));
         const pins = await loadPins(repo);
         if (ctx.json) return ctx.printJson(list.map(({ id, snapshot: s }) => ({ id, ...s, ...(pins.has(id) ? { pinned: { note: pins.get(id)!.note } } : {}) })));
+        if (all.length > 0 && list.length === 0) return ctx.out(`No snapshot was made on ${o.host.join(' or ')}; the computers with snapshots here are: ${[...new Set(all.map((s) => s.snapshot.host))].sort().join(', ')}.`);
         if (list.length === 0) return ctx.out('There are no snapshots yet. Make one with "lifeboat backup PATH".');
         ctx.out(`${'ID'.padEnd(8)}  ${'TIME'.padEnd(26)}  ${'HOST'.padEnd(12)}  ${'KIND'.padEnd(5)}  ${'SIZE'.padStart(9)}  PATHS`);
         for (const { id, snapshot: s } of list) {

@@ -21,9 +21,13 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .command('init')
     .description('create a new, empty repository (prints a recovery key to keep on paper)')
     .option('--parity <percent>', 'add Reed–Solomon parity against bit rot (e.g. 10%): damaged sectors are corrected on read')
+    .option('--copy-parameters-from <repo>', 'cut and name chunks as the repository REPO does, so "lifeboat copy" from it sends only what is new (its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
+    .option('--from-password-file <file>', 'read the password of the --copy-parameters-from repository from a file')
     .action(
-      run(async (ctx, opts: { parity?: string }) => {
+      run(async (ctx, opts: { parity?: string; copyParametersFrom?: string; fromPasswordFile?: string }) => {
         const parity = opts.parity === undefined ? undefined : parseParity(opts.parity);
+        const from = opts.copyParametersFrom;
+        const source = from === undefined ? undefined : await ctx.openRepository({ location: from, password: () => ctx.sourcePassword(opts.fromPasswordFile) });
         const store = ctx.openStore();
         const location = resolve(ctx.repoLocation());
         if (ctx.repoIsFolder() && (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined)) {
@@ -35,13 +39,14 @@ export function registerRepoCommands(program: Command, run: Run): void {
         }
         const password = process.env['LIFEBOAT_PASSWORD'] ?? (ctx.global.passwordFile ? await ctx.password() : await ctx.newPassword('password for the new repository'));
         if (!password) throw new LifeboatError('usage', 'An empty password is not allowed.');
-        const { repo, recoveryKey } = await Repository.init(store, password, parity ? { parity } : {});
+        const { repo, recoveryKey } = await Repository.init(store, password, { ...(parity ? { parity } : {}), ...(source ? { copyParametersFrom: source } : {}) });
         ctx.track(repo);
         if (ctx.json) {
           ctx.printJson({ id: repo.config.id, location: store.location, recoveryKey });
           return;
         }
         ctx.out(`Created a Lifeboat repository at ${store.location} (id ${repo.config.id.slice(0, 8)}).`);
+        if (source) ctx.out(`It cuts and names chunks as ${source.store.location} does: "lifeboat copy --from ${from}" sends only what this one lacks.`);
         ctx.out('');
         ctx.out('Your recovery key (write it down and keep it somewhere safe, away from this computer):');
         ctx.out('');

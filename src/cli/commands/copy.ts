@@ -1,0 +1,35 @@
+/** The copy command: lifeboat copy [SNAPSHOT…] --from REPO, into the usual --repo. */
+import type { Command } from 'commander';
+import { ExitCode, formatBytes } from '../../util/errors.js';
+import { copySnapshots } from '../../jobs/copy.js';
+import { renderEvents } from '../events.js';
+import type { Run } from './repo.js';
+
+export function registerCopyCommands(program: Command, run: Run): void {
+  program
+    .command('copy [snapshot...]')
+    .description('copy snapshots (file backups and drive images; all, or the ones named) from the repository REPO into this one, sending only what this one lacks; snapshots copied before are skipped')
+    .requiredOption('--from <repo>', 'the repository to copy from: a folder or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] (its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
+    .option('--from-password-file <file>', 'read the password of the --from repository from a file')
+    .addHelpText('after', `\nThe destination (--repo) must have been made with "lifeboat init --copy-parameters-from REPO".\n\nExamples:\n  lifeboat init --repo s3:https://s3.example.com/backups --copy-parameters-from /media/usb/lifeboat\n  lifeboat copy --repo s3:https://s3.example.com/backups --from /media/usb/lifeboat\n`)
+    .action(
+      run(async (ctx, refs: string[], o: { from: string; fromPasswordFile?: string }) => {
+        const dest = await ctx.openRepository();
+        const source = await ctx.openRepository({ location: o.from, password: () => ctx.sourcePassword(o.fromPasswordFile) });
+        const render = renderEvents(ctx);
+        const r = await copySnapshots(source, dest, { snapshots: refs, signal: ctx.abort.signal, onEvent: render });
+        render.done();
+        if (ctx.json) {
+          ctx.printJson(r);
+        } else {
+          for (const s of r.snapshots) {
+            ctx.report(`${s.source.slice(0, 8)} → ${s.copy.slice(0, 8)}  ${s.kind.padEnd(5)}  ${s.host}  ${s.paths.join(', ')}${s.alreadyThere ? '  (copied before)' : ''}`);
+          }
+          const copied = r.snapshots.filter((s) => !s.alreadyThere).length;
+          ctx.report(`Copied ${copied} snapshot(s) (${r.snapshots.length - copied} were there already): sent ${r.blobsSent} blocks (${formatBytes(r.bytesSent)}, ${formatBytes(r.bytesWritten)} stored); ${r.blobsPresent} blocks needed were there already.`);
+          if (r.failed.length > 0) ctx.report(`${r.failed.length} snapshot(s) could not be copied (see the warnings above); "lifeboat check --repo ${o.from}" tells what is damaged.`);
+        }
+        return r.failed.length > 0 ? ExitCode.partial : ExitCode.ok;
+      }),
+    );
+}

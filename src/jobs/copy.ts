@@ -1,0 +1,156 @@
+/**
+ * Copying snapshots (file backups and drive images) from one repository to another — a drive to
+ * S3, say — sending only the blobs the destination lacks. Works between repositories that cut and
+ * name chunks alike (init --copy-parameters-from): each blob every copied snapshot references (its
+ * reference walker, kinds.ts) is read and verified with the source's keys and, unless the
+ * destination's index already has it, sealed with the destination's keys under the same id. A
+ * snapshot already in the destination (same kind, time, host, paths and root) is skipped, so a
+ * nightly copy is incremental. Write order as always: blobs, index, then each snapshot; a copy
+ * that dies leaves packs the next one indexes and reuses (repair.ts indexUnindexedPacks).
+ */
+import { LifeboatError } from '../util/errors.js';
+import { pool } from '../util/concurrency.js';
+import type { Hex } from '../repo/ids.js';
+import { indexUnindexedPacks } from '../repo/repair.js';
+import { BlobType, type Repository } from '../repo/repository.js';
+import type { Snapshot } from '../repo/snapshot.js';
+import { referenceWalkers } from './kinds.js';
+import type { JobOptions } from './events.js';
+
+export interface CopyOptions extends JobOptions {
+  /** Snapshots of the source to copy (ids, prefixes or "latest"); every snapshot when empty. */
+  readonly snapshots?: readonly string[];
+}
+
+export interface CopiedSnapshot {
+  /** The snapshot's id in the source. */
+  readonly source: Hex;
+  /** Its id in the destination (the one found there when it was copied before). */
+  readonly copy: Hex;
+  readonly kind: Snapshot['kind'];
+  readonly time: string;
+  readonly host: string;
+  readonly paths: readonly string[];
+  /** True when the destination already had it (an earlier copy), so nothing was sent for it. */
+  readonly alreadyThere: boolean;
+}
+
+export interface CopyResult {
+  readonly snapshots: readonly CopiedSnapshot[];
+  /** Snapshots of the source that could not be read or whose data is damaged there: not copied. */
+  readonly failed: readonly { readonly source: Hex; readonly message: string }[];
+  /** Blobs sent to the destination, and their plaintext bytes. */
+  readonly blobsSent: number;
+  readonly bytesSent: number;
+  /** Blobs the copied snapshots need that the destination already had. */
+  readonly blobsPresent: number;
+  /** Bytes of packs written to the destination (compressed and encrypted). */
+  readonly bytesWritten: number;
+}
+
+/** Blobs read from the source and sealed for the destination at once. */
+const IN_FLIGHT = 4;
+
+const sameSnapshot = (s: Snapshot): string => JSON.stringify([s.kind, s.time, s.host, [...s.paths], s.root]);
+
+/**
+ * Copies snapshots from `source` to `dest`: both opened by the caller, the source locked shared
+ * (reading), the destination shared like a backup.
+ */
+export async function copySnapshots(source: Repository, dest: Repository, o: CopyOptions = {}): Promise<CopyResult> {
+  if (source.config.id === dest.config.id) {
+    throw new LifeboatError('invalid-argument', 'The repository to copy from and the one to copy to are the same repository; choose another destination with --repo.');
+  }
+  if (!dest.sharesChunkParameters(source)) {
+    throw new LifeboatError(
+      'invalid-argument',
+      `The repository at ${dest.store.location} cuts and names its chunks differently from the one at ${source.store.location}, so snapshots cannot be copied into it. Make the destination with "lifeboat init --copy-parameters-from ${source.store.location}" and copy into that one.`,
+    );
+  }
+  await source.lock(false, 'copy (reading)', { reading: true });
+  await dest.lock(false, 'copy');
+  await source.loadIndex();
+  await indexUnindexedPacks(dest); // loads the index; reuses what an interrupted copy uploaded
+  o.signal?.throwIfAborted();
+
+  const failed: { source: Hex; message: string }[] = [];
+  const all = await source.listSnapshots((id, e) => failed.push({ source: id, message: e instanceof Error ? e.message : String(e) }));
+  for (const f of failed) o.onEvent?.({ type: 'warning', kind: 'snapshot', message: `The snapshot ${f.source.slice(0, 8)} of the source cannot be read, so it was not copied: ${f.message}` });
+  let chosen = all;
+  if (o.snapshots && o.snapshots.length > 0) {
+    const ids = new Set<Hex>();
+    for (const ref of o.snapshots) ids.add((await source.findSnapshot(ref)).id);
+    chosen = all.filter((s) => ids.has(s.id));
+  }
+
+  // What the destination holds already, and where each source snapshot's copy is (for parents).
+  const inDest = new Map<string, Hex>();
+  for (const d of await dest.listSnapshots(() => undefined)) inDest.set(sameSnapshot(d.snapshot), d.id);
+  const copyOf = new Map<Hex, Hex>();
+  for (const s of all) {
+    const there = inDest.get(sameSnapshot(s.snapshot));
+    if (there) copyOf.set(s.id, there);
+  }
+
+  const walked = new Set<string>();
+  let blobsSent = 0;
+  let bytesSent = 0;
+  let blobsPresent = 0;
+  const out: CopiedSnapshot[] = [];
+  const written0 = dest.bytesWritten;
+  const progress = () => o.onEvent?.({ type: 'progress', phase: 'copying', done: bytesSent, stored: dest.bytesWritten - written0 });
+
+  for (const { id, snapshot: s } of chosen) {
+    o.signal?.throwIfAborted();
+    const row = { source: id, kind: s.kind, time: s.time, host: s.host, paths: s.paths };
+    const there = copyOf.get(id);
+    if (there) {
+      out.push({ ...row, copy: there, alreadyThere: true });
+      continue;
+    }
+    // Every blob the snapshot needs that this run has not met yet; a tree met before had its
+    // whole subtree handled then. The walk always descends into trees the destination has: a
+    // copy that died may have left a tree there without everything below it.
+    const todo: Buffer[] = [];
+    const met: string[] = [];
+    try {
+      await referenceWalkers[s.kind](source, s, (blob) => {
+        const hex = Buffer.from(blob).toString('hex');
+        if (walked.has(hex)) return false;
+        walked.add(hex);
+        met.push(hex);
+        if (dest.hasBlob(blob)) blobsPresent++;
+        else todo.push(Buffer.from(blob));
+        return true;
+      });
+      await pool(todo.length, IN_FLIGHT, async (i) => {
+        const blob = todo[i]!;
+        o.signal?.throwIfAborted();
+        const loc = source.index.get(blob);
+        if (!loc) throw source.notIndexed(blob);
+        // Deltas arrive rebuilt (loadBlob checks the id) and are stored whole: a delta's base may not be in the destination.
+        const plain = await source.loadBlob(blob);
+        const r = await dest.saveBlob(loc.type === BlobType.tree ? BlobType.tree : BlobType.data, plain, blob);
+        if (r.added) {
+          blobsSent++;
+          bytesSent += plain.length;
+          progress();
+        } else blobsPresent++;
+      });
+    } catch (e) {
+      // Damage in the source costs that snapshot only; anything else (the destination) stops the copy.
+      if (!(e instanceof LifeboatError) || e.code !== 'corrupt') throw e;
+      for (const hex of met) walked.delete(hex); // another snapshot that needs them walks them again
+      failed.push({ source: id, message: e.message });
+      o.onEvent?.({ type: 'warning', kind: 'snapshot', message: `The snapshot ${id.slice(0, 8)} was not copied: its data in the source is damaged (${e.message})` });
+      continue;
+    }
+    const { parent, ...rest } = s;
+    const copiedParent = parent === undefined ? undefined : copyOf.get(parent);
+    const copy = await dest.saveSnapshot(copiedParent ? { ...rest, parent: copiedParent } : rest); // flushes the blobs and their index first
+    copyOf.set(id, copy);
+    out.push({ ...row, copy, alreadyThere: false });
+  }
+  await dest.flush();
+  return { snapshots: out, failed, blobsSent, bytesSent, blobsPresent, bytesWritten: dest.bytesWritten - written0 };
+}

@@ -6,13 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertSameTree, killedAfter, lifeboat, tempDir } from './testing.js';
 
 interface CopyJson {
   snapshots: { source: string; copy: string; kind: string; alreadyThere: boolean }[];
-  failed: unknown[];
+  failed: { source: string; message: string }[];
   blobsSent: number;
   bytesSent: number;
   blobsPresent: number;
@@ -141,4 +141,32 @@ test('snapshots --host lists only the snapshots of the named computers', async (
   assert.equal((await hosts()).length, 4);
   const none = await ok(['snapshots', '--host', 'nas'], env);
   assert.match(none, /No snapshot was made on nas.*desktop, laptop, server/);
+});
+
+test('a snapshot whose data is missing in the source is reported and left out; the others are copied (exit 3)', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const src = { LIFEBOAT_REPO: join(d.path, 'src'), LIFEBOAT_PASSWORD: 'a' };
+  const dst = { LIFEBOAT_REPO: join(d.path, 'dst'), LIFEBOAT_PASSWORD: 'b', LIFEBOAT_FROM_PASSWORD: 'a' };
+  await ok(['init'], src);
+  const packs = () => readdirSync(join(src.LIFEBOAT_REPO, 'data'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  const a = join(d.path, 'a');
+  const b = join(d.path, 'b');
+  mkdirSync(a);
+  mkdirSync(b);
+  writeFileSync(join(a, 'one.bin'), randomBytes(600 * 1024));
+  writeFileSync(join(b, 'two.bin'), randomBytes(600 * 1024));
+  const good = (JSON.parse(await ok(['backup', '--json', a], src)) as { snapshot: string }).snapshot;
+  const before = new Set(packs());
+  const bad = (JSON.parse(await ok(['backup', '--json', b], src)) as { snapshot: string }).snapshot;
+  for (const p of packs()) if (!before.has(p)) rmSync(p); // only the second snapshot's blobs were in them
+  await ok(['init', '--copy-parameters-from', src.LIFEBOAT_REPO], dst);
+  const r = await lifeboat(['copy', '--json', '--from', src.LIFEBOAT_REPO], dst);
+  assert.equal(r.code, 3, r.stderr);
+  const c = JSON.parse(r.stdout) as CopyJson;
+  assert.deepEqual(c.snapshots.map((s) => s.source), [good]);
+  assert.deepEqual(c.failed.map((f) => f.source), [bad]);
+  assert.match(r.stderr, new RegExp(`snapshot ${bad.slice(0, 8)} was not copied`));
+  assert.doesNotMatch(r.stderr, /at .*\.js/);
+  await checkClean(dst, 'after a copy that left a damaged snapshot out');
 });

@@ -51,6 +51,17 @@ export interface CopyResult {
 /** Blobs read from the source and sealed for the destination at once. */
 const IN_FLIGHT = 4;
 
+/** A read from the source that found its data damaged or missing: costs the snapshot being copied, not the whole copy. */
+class SourceDamage extends Error {
+  constructor(readonly reason: LifeboatError) {
+    super(reason.message);
+  }
+}
+
+const sourceDamage = (e: unknown): never => {
+  throw e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'not-found') ? new SourceDamage(e) : e;
+};
+
 const sameSnapshot = (s: Snapshot): string => JSON.stringify([s.kind, s.time, s.host, [...s.paths], s.root]);
 
 /**
@@ -122,15 +133,23 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
         if (dest.hasBlob(blob)) blobsPresent++;
         else todo.push(Buffer.from(blob));
         return true;
-      });
+      }).catch(sourceDamage);
+      let stop = false; // after a failure, the other workers take no more blobs
       await pool(todo.length, IN_FLIGHT, async (i) => {
+        if (stop) return;
         const blob = todo[i]!;
         o.signal?.throwIfAborted();
         const loc = source.index.get(blob);
-        if (!loc) throw source.notIndexed(blob);
+        if (!loc) throw new SourceDamage(source.notIndexed(blob));
         // Deltas arrive rebuilt (loadBlob checks the id) and are stored whole: a delta's base may not be in the destination.
-        const plain = await source.loadBlob(blob);
-        const r = await dest.saveBlob(loc.type === BlobType.tree ? BlobType.tree : BlobType.data, plain, blob);
+        const plain = await source.loadBlob(blob).catch((e: unknown) => {
+          stop = true;
+          return sourceDamage(e);
+        });
+        const r = await dest.saveBlob(loc.type === BlobType.tree ? BlobType.tree : BlobType.data, plain, blob).catch((e: unknown) => {
+          stop = true;
+          throw e;
+        });
         if (r.added) {
           blobsSent++;
           bytesSent += plain.length;
@@ -139,7 +158,7 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
       });
     } catch (e) {
       // Damage in the source costs that snapshot only; anything else (the destination) stops the copy.
-      if (!(e instanceof LifeboatError) || e.code !== 'corrupt') throw e;
+      if (!(e instanceof SourceDamage)) throw e;
       for (const hex of met) walked.delete(hex); // another snapshot that needs them walks them again
       failed.push({ source: id, message: e.message });
       o.onEvent?.({ type: 'warning', kind: 'snapshot', message: `The snapshot ${id.slice(0, 8)} was not copied: its data in the source is damaged (${e.message})` });

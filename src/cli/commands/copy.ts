@@ -1,6 +1,6 @@
 /** The copy command: lifeboat copy [SNAPSHOT…] --from REPO, into the usual --repo. */
 import type { Command } from 'commander';
-import { ExitCode, formatBytes } from '../../util/errors.js';
+import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import { copySnapshots } from '../../jobs/copy.js';
 import { renderEvents } from '../events.js';
 import type { Run } from './repo.js';
@@ -14,7 +14,10 @@ export function registerCopyCommands(program: Command, run: Run): void {
     .addHelpText('after', `\nThe destination (--repo) must have been made with "lifeboat init --copy-parameters-from REPO".\n\nExamples:\n  lifeboat init --repo s3:https://s3.example.com/backups --copy-parameters-from /media/usb/lifeboat\n  lifeboat copy --repo s3:https://s3.example.com/backups --from /media/usb/lifeboat\n`)
     .action(
       run(async (ctx, refs: string[], o: { from: string; fromPasswordFile?: string }) => {
-        const dest = await ctx.openRepository();
+        const dest = await ctx.openRepository().catch((e: unknown) => {
+          if (!(e instanceof LifeboatError) || e.code !== 'no-repository') throw e;
+          throw new LifeboatError('no-repository', `There is no Lifeboat repository at ${ctx.repoLocation()} to copy into. Create it with "lifeboat init --repo ${ctx.repoLocation()} --copy-parameters-from ${o.from}" (so the copy sends only what is new), or check the path.`, { cause: e });
+        });
         const source = await ctx.openRepository({ location: o.from, password: () => ctx.sourcePassword(o.fromPasswordFile) });
         const render = renderEvents(ctx);
         const r = await copySnapshots(source, dest, { snapshots: refs, signal: ctx.abort.signal, onEvent: render });

@@ -255,3 +255,21 @@ test('a pack closes before the blob that would take it past 8 MiB; a blob that l
   assert.equal(sizes.filter((s) => s > 7 * MiB && s <= 8 * MiB).length, 2, 'two packs of five 1.5 MiB blobs');
   assert.deepEqual((await checkRepository(repo, { readData: true })).errors, []);
 });
+
+test('init with copyParametersFrom takes the id key and chunker, keeps its own encryption and signing keys and id', async () => {
+  const { repo: source } = await Repository.init(new MemoryStore(), 'a');
+  const { repo: copy } = await Repository.init(new MemoryStore(), 'b', { copyParametersFrom: source });
+  const { repo: other } = await Repository.init(new MemoryStore(), 'a');
+  assert.ok(copy.keys.idKey.equals(source.keys.idKey));
+  assert.deepEqual(copy.config.chunker, source.config.chunker);
+  assert.ok(!copy.keys.encKey.equals(source.keys.encKey) && !copy.keys.macKey.equals(source.keys.macKey));
+  assert.notEqual(copy.config.id, source.config.id);
+  assert.ok(copy.sharesChunkParameters(source) && source.sharesChunkParameters(copy));
+  assert.ok(!other.sharesChunkParameters(source));
+  const data = randomBytes(1000);
+  assert.ok(copy.blobId(data).equals(source.blobId(data)), 'equal data, equal chunk id');
+  // The shared id key survives reopening with the new repository's own password.
+  const reopened = await Repository.open(copy.store, 'b');
+  assert.ok(reopened.keys.idKey.equals(source.keys.idKey));
+  for (const r of [source, copy, other, reopened]) await r.close();
+});

@@ -4,15 +4,14 @@
  * Commands stay thin: parse, call the layer below, print.
  */
 import { PASSWORD_FILE_LIMIT, readSmallFile } from '../util/small-file.js';
-import { homedir, platform } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { LifeboatError } from '../util/errors.js';
-import { Repository } from '../repo/repository.js';
+import type { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
-import { LocalStore } from '../store/local.js';
-import { lifeboatOwnFolders, type OwnFolder } from '../files/backup.js';
+import type { OwnFolder } from '../files/backup.js';
+import { defaultCacheDir, defaultRepositoryPath, ownFolders } from '../jobs/paths.js';
+import { openRepositoryAt, openStore } from '../jobs/open.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -23,31 +22,7 @@ export interface GlobalOptions {
   lock?: boolean;
 }
 
-/** The documented default repository: a folder in the user's data directory. */
-export function defaultRepositoryPath(): string {
-  const home = homedir();
-  switch (platform()) {
-    case 'win32':
-      return join(process.env['LOCALAPPDATA'] ?? join(home, 'AppData', 'Local'), 'Lifeboat', 'repository');
-    case 'darwin':
-      return join(home, 'Library', 'Application Support', 'Lifeboat', 'repository');
-    default:
-      return join(process.env['XDG_DATA_HOME'] || join(home, '.local', 'share'), 'lifeboat', 'repository');
-  }
-}
-
-/** The per-user cache folder (the listing cache of backups lives here): XDG on Linux, Library/Caches on macOS, LOCALAPPDATA on Windows. */
-export function defaultCacheDir(): string {
-  const home = homedir();
-  switch (platform()) {
-    case 'win32':
-      return join(process.env['LOCALAPPDATA'] ?? join(home, 'AppData', 'Local'), 'Lifeboat', 'cache');
-    case 'darwin':
-      return join(home, 'Library', 'Caches', 'Lifeboat');
-    default:
-      return join(process.env['XDG_CACHE_HOME'] || join(home, '.cache'), 'lifeboat');
-  }
-}
+export { defaultRepositoryPath, defaultCacheDir };
 
 export class Context {
   private readonly opened: Repository[] = [];
@@ -65,9 +40,7 @@ export class Context {
 
   /** Lifeboat's own folders on this computer, which no backup includes: the repository (when it is a folder), the cache, the data folder. */
   ownFolders(): OwnFolder[] {
-    const loc = this.repoLocation();
-    const local = !/^[a-z][a-z0-9+.-]*:\/\//i.test(loc);
-    return lifeboatOwnFolders({ ...(local ? { repository: resolve(loc) } : {}), cache: defaultCacheDir(), data: dirname(defaultRepositoryPath()) });
+    return ownFolders(this.repoLocation());
   }
 
   repoLocation(): string {
@@ -75,11 +48,7 @@ export class Context {
   }
 
   openStore(): Store {
-    const loc = this.repoLocation();
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(loc)) {
-      throw new LifeboatError('usage', `Repository location "${loc}" uses a kind of storage this version does not support yet; use a folder path.`);
-    }
-    return new LocalStore(resolve(loc));
+    return openStore(this.repoLocation());
   }
 
   /** The password from LIFEBOAT_PASSWORD, --password-file, or a prompt on a terminal. */
@@ -125,9 +94,7 @@ export class Context {
   }
 
   async openRepository(): Promise<Repository> {
-    const store = this.openStore();
-    await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
-    const repo = await Repository.open(store, await this.password(), { onWarning: (t) => this.warn(t) });
+    const repo = await openRepositoryAt(this.repoLocation(), () => this.password(), { onWarning: (t) => this.warn(t) });
     repo.noLock = this.global.lock === false;
     repo.onWarning = (message) => this.warn(message);
     repo.onUnlocked = (why) =>

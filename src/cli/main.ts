@@ -12,6 +12,7 @@ import { registerRepoCommands, type Run } from './commands/repo.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerFileCommands } from './commands/files.js';
+import { registerJobCommands } from './commands/jobs.js';
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -73,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
   registerFileCommands(program, run);
   registerImageCommands(program, run);
   registerMaintenanceCommands(program, run);
+  registerJobCommands(program, run);
 
   try {
     await program.parseAsync(argv);

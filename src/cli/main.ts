@@ -12,7 +12,7 @@ import { registerRepoCommands, type Run } from './commands/repo.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerFileCommands } from './commands/files.js';
-import { registerJobCommands } from './commands/jobs.js';
+import { registerJobCommands, registerServeCommand } from './commands/jobs.js';
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -75,6 +75,7 @@ export async function main(argv: string[]): Promise<number> {
   registerImageCommands(program, run);
   registerMaintenanceCommands(program, run);
   registerJobCommands(program, run);
+  registerServeCommand(program, run);
 
   try {
     await program.parseAsync(argv);

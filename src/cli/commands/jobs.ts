@@ -1,10 +1,13 @@
 /** Scheduled jobs: job add/list/run/remove, status, and service install/uninstall. The scheduler lives in jobs/; this parses and prints. */
 import type { Command } from 'commander';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import { dataDir, stateDbPath } from '../../jobs/paths.js';
-import { openRepositoryAt, passwordFileFor, writePasswordFile } from '../../jobs/open.js';
+import { openRepositoryAt, passwordFileFor, readPasswordFile, writePasswordFile } from '../../jobs/open.js';
+import { startDashboard } from '../../server/serve.js';
 import { describeSchedule, parseSchedule, scheduleSpec } from '../../jobs/schedule.js';
 import { Scheduler, type JobHealth } from '../../jobs/scheduler.js';
 import { JobState, type Job, type RunRecord } from '../../jobs/state.js';
@@ -206,6 +209,55 @@ export function registerJobCommands(program: Command, run: Run): void {
           rmSync(plan.file);
           ctx.out(`Removed ${plan.file}.`);
         }
+      }),
+    );
+}
+
+/** The dashboard's secret, kept between starts (mode 0600) so a bookmarked address keeps working. */
+function dashboardToken(): string {
+  const file = join(dataDir(), 'dashboard-token');
+  try {
+    return readPasswordFile(file);
+  } catch {
+    const token = randomBytes(24).toString('base64url');
+    writePasswordFile(file, token);
+    return token;
+  }
+}
+
+/** Opens `url` in the user's browser when there is a desktop to show it on; a failure only means the user opens it by hand. */
+function openBrowser(url: string): void {
+  const [cmd, args] = process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '""', url]] : ['xdg-open', [url]];
+  if (process.platform === 'linux' && !process.env['DISPLAY'] && !process.env['WAYLAND_DISPLAY']) return;
+  try {
+    spawn(cmd, args, { stdio: 'ignore', detached: true }).on('error', () => undefined).unref();
+  } catch {
+    /* no browser: the URL is printed */
+  }
+}
+
+export function registerServeCommand(program: Command, run: Run): void {
+  program
+    .command('serve')
+    .description('run the scheduler and the dashboard (a web page on this computer); prints the dashboard address first')
+    .option('--port <n>', 'the port to listen on', '8123')
+    .option('--listen <address>', 'the address to listen on (default 127.0.0.1: only this computer can connect)', '127.0.0.1')
+    .option('--no-open', 'do not open the dashboard in a browser')
+    .action(
+      run(async (ctx, o: { port: string; listen: string; open: boolean }) => {
+        const port = Number(o.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new LifeboatError('usage', `--port ${o.port}: give a port number from 1 to 65535.`);
+        const d = await startDashboard({ statePath: stateDbPath(), port, listen: o.listen, token: dashboardToken() });
+        ctx.out(d.url);
+        if (o.listen !== '127.0.0.1' && o.listen !== 'localhost' && o.listen !== '::1') ctx.warn(`The dashboard listens on ${o.listen}: other computers that can reach it see its login page; keep the address with its key private.`);
+        ctx.info('Lifeboat is running: backups run at their times while this runs. Stop it with Ctrl+C; "lifeboat service install" starts it at login.');
+        if (o.open) openBrowser(d.url);
+        await new Promise<void>((res) => {
+          if (ctx.abort.signal.aborted) return res();
+          ctx.abort.signal.addEventListener('abort', () => res());
+          process.once('SIGTERM', () => res());
+        });
+        await d.close();
       }),
     );
 }

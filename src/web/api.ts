@@ -1,0 +1,127 @@
+/**
+ * web — the dashboard page. api.ts holds the types of the dashboard's HTTP API, shared by the
+ * server (server/app.ts) and the page (web/client/), typed once. It imports nothing.
+ */
+
+export type RunStatus = 'running' | 'ok' | 'warnings' | 'failed' | 'cancelled';
+
+export interface RunView {
+  readonly id: number;
+  readonly job: string;
+  readonly trigger: string;
+  readonly started: number;
+  readonly finished?: number;
+  readonly status: RunStatus;
+  readonly message?: string;
+  readonly snapshot?: string;
+  readonly figures: { readonly files?: number; readonly totalBytes?: number; readonly bytesRead?: number; readonly bytesAdded?: number; readonly seconds?: number; readonly snapshotsRemoved?: number; readonly bytesFreed?: number };
+  readonly warnings: number;
+}
+
+export interface ProgressView {
+  readonly phase: string;
+  readonly done: number;
+  readonly total?: number;
+  readonly files?: number;
+  readonly stored?: number;
+}
+
+export interface JobView {
+  readonly name: string;
+  /** "Your folders /home/ann" or "The drive /dev/sda (system image)". */
+  readonly what: string;
+  readonly repository: string;
+  /** The schedule in words. */
+  readonly when: string;
+  readonly lastRun?: RunView;
+  readonly nextRun?: number;
+  readonly running?: RunView;
+  readonly progress?: ProgressView;
+  readonly ok: boolean;
+  readonly warning?: string;
+}
+
+export interface Overview {
+  readonly jobs: readonly JobView[];
+  readonly warnings: readonly string[];
+}
+
+export interface DestinationView {
+  readonly path: string;
+  readonly label: string;
+  readonly free: number;
+  readonly size: number;
+  readonly sameDiskAsHome: boolean;
+}
+
+export interface SetupInfo {
+  readonly home: string;
+  readonly destinations: readonly DestinationView[];
+}
+
+export interface SetupBody {
+  readonly name: string;
+  readonly destination: string;
+  readonly password: string;
+  /** 'home': the home folder; 'folders': `paths`. */
+  readonly what: 'home' | 'folders';
+  readonly paths?: readonly string[];
+  readonly schedule: string;
+}
+
+export interface SetupResponse {
+  readonly job: string;
+  readonly recoveryKey?: string;
+}
+
+export interface SnapshotView {
+  readonly id: string;
+  readonly time: string;
+  readonly kind: string;
+  readonly paths: readonly string[];
+  readonly size?: number;
+}
+
+export interface EntryView {
+  readonly name: string;
+  readonly type: string;
+  readonly size: number;
+  readonly mtime?: string;
+}
+
+export interface ListingView {
+  /** The folder as people know it (the original path for file backups). */
+  readonly path: string;
+  readonly entries: readonly EntryView[];
+  readonly total: number;
+  readonly offset: number;
+}
+
+export interface RestoreBody {
+  readonly path: string;
+  /** The folder to restore into (the snapshot's path is kept below it). */
+  readonly target: string;
+}
+
+export interface RestoreResponse {
+  readonly files: number;
+  readonly bytes: number;
+  readonly target: string;
+}
+
+export interface SpaceView {
+  readonly snapshots: readonly { readonly time: string; readonly job: string; readonly added: number; readonly total: number }[];
+  readonly repository: string;
+}
+
+/** Server-sent events on /api/events. */
+export type ServerEvent =
+  | { readonly type: 'run-started'; readonly run: RunView }
+  | { readonly type: 'progress'; readonly job: string; readonly progress: ProgressView }
+  | { readonly type: 'warning'; readonly job: string; readonly message: string }
+  | { readonly type: 'phase'; readonly job: string; readonly phase: string }
+  | { readonly type: 'run-finished'; readonly run: RunView };
+
+export interface ErrorBody {
+  readonly error: string;
+}

@@ -1,0 +1,359 @@
+/**
+ * The dashboard page: plain DOM, no framework, no bundler; compiled by tsc (web/client/tsconfig.json)
+ * and served by Lifeboat itself. Talks only to the API typed in web/api.ts. Live progress comes as
+ * server-sent events (at most ten a second), so the page polls nothing.
+ */
+import type { DestinationView, EntryView, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
+
+const main = document.getElementById('main')!;
+const banner = document.getElementById('banner')!;
+
+type Child = Node | string | null | undefined | false;
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | boolean | ((e: Event) => void)> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
+    else if (typeof v === 'boolean') {
+      if (v) el.setAttribute(k, '');
+    } else el.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+
+async function api<T>(path: string, body?: unknown): Promise<T> {
+  const res = await fetch(path, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const data = (await res.json().catch(() => ({ error: `The server answered ${res.status}.` }))) as T & { error?: string };
+  if (!res.ok) throw new Error(data.error ?? `The server answered ${res.status}.`);
+  return data;
+}
+
+function bytes(n: number | undefined): string {
+  if (n === undefined) return '';
+  if (n < 1000) return `${n} B`;
+  const u = ['kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = -1;
+  while (v >= 1000 && i < u.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${u[i]}`;
+}
+const when = (ms: number | string | undefined) => (ms === undefined ? '' : new Date(ms).toLocaleString());
+function duration(s: number): string {
+  if (s < 60) return `${Math.max(1, Math.round(s))} seconds`;
+  if (s < 3600) return `${Math.round(s / 60)} minutes`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+const STATUS: Record<string, string> = { ok: 'Succeeded', warnings: 'Succeeded with warnings', failed: 'Failed', cancelled: 'Cancelled', running: 'Running' };
+
+function runLine(r: RunView): HTMLElement {
+  const took = r.finished !== undefined ? `, took ${duration((r.finished - r.started) / 1000)}` : '';
+  const added = r.figures.bytesAdded !== undefined ? `, ${bytes(r.figures.bytesAdded)} of new data` : '';
+  return h('span', {}, h('strong', { class: r.status }, STATUS[r.status] ?? r.status), ` ${when(r.started)}${took}${added}`, r.message ? h('div', { class: r.status === 'failed' ? 'failed' : 'muted' }, r.message) : null);
+}
+
+function showError(where: HTMLElement, e: unknown): void {
+  where.replaceChildren(h('p', { class: 'error', role: 'alert' }, e instanceof Error ? e.message : String(e)));
+}
+
+// ------------------------------------------------------------------ live progress
+
+const rates = new Map<string, { t: number; done: number; rate: number }>();
+
+function progressBlock(job: string, p: ProgressView): HTMLElement {
+  const prev = rates.get(job);
+  const now = performance.now();
+  let rate = prev?.rate ?? 0;
+  if (prev && now - prev.t > 500) {
+    rate = (0.7 * (p.done - prev.done) * 1000) / (now - prev.t) + 0.3 * rate;
+    rates.set(job, { t: now, done: p.done, rate });
+  } else if (!prev) rates.set(job, { t: now, done: p.done, rate: 0 });
+  const pct = p.total ? Math.min(100, Math.floor((p.done / Math.max(1, p.total)) * 100)) : undefined;
+  const eta = p.total && rate > 0 ? duration((p.total - p.done) / rate) : undefined;
+  const bar = h('progress', { max: '100', 'aria-label': `Progress of ${job}` });
+  if (pct !== undefined) bar.value = pct;
+  return h(
+    'div',
+    { class: 'progress', 'data-job': job },
+    bar,
+    h('p', { class: 'percent' }, pct !== undefined ? `${pct}% ` : '', `${bytes(p.done)}${p.total ? ` of ${bytes(p.total)}` : ''}`, p.files !== undefined ? `, ${p.files} files` : '', rate > 0 ? `, ${bytes(rate)}/s` : '', eta ? `, about ${eta} left` : ''),
+  );
+}
+
+function onServerEvent(e: ServerEvent): void {
+  if (e.type === 'run-started' || e.type === 'run-finished') {
+    if (route() === '' || route() === 'history') void render();
+    return;
+  }
+  const card = document.querySelector<HTMLElement>(`.card[data-job="${CSS.escape(e.job)}"]`);
+  if (!card) return;
+  if (e.type === 'progress') {
+    const slot = card.querySelector('.live')!;
+    slot.replaceChildren(progressBlock(e.job, e.progress));
+  } else if (e.type === 'warning') {
+    card.querySelector('.live-warnings')?.append(h('li', {}, e.message));
+  } else card.querySelector('.phase')?.replaceChildren(e.phase);
+}
+
+// ------------------------------------------------------------------ screens
+
+async function overview(): Promise<void> {
+  const o = await api<Overview>('/api/overview');
+  if (o.jobs.length === 0) {
+    location.hash = '#/setup';
+    return;
+  }
+  main.replaceChildren(h('h2', {}, 'Your backups'), ...o.jobs.map(jobCard));
+}
+
+function jobCard(j: JobView): HTMLElement {
+  const run = h('button', { onclick: () => void api(`/api/jobs/${encodeURIComponent(j.name)}/run`, {}).catch((e: unknown) => alert(String(e))) }, 'Back up now');
+  const cancel = h('button', { class: 'secondary', onclick: () => void api(`/api/jobs/${encodeURIComponent(j.name)}/cancel`, {}) }, 'Cancel');
+  return h(
+    'section',
+    { class: 'card', 'data-job': j.name },
+    h('h2', {}, j.name),
+    h('p', { class: 'muted' }, `${j.what} → ${j.repository}, ${j.when}.`),
+    h('p', {}, 'Last backup: ', j.lastRun ? runLine(j.lastRun) : 'none yet'),
+    j.running ? h('p', {}, h('strong', {}, 'Backing up now… '), h('span', { class: 'phase' })) : h('p', {}, 'Next backup: ', j.nextRun !== undefined ? when(j.nextRun) : 'not scheduled'),
+    h('div', { class: 'live' }, j.running && j.progress ? progressBlock(j.name, j.progress) : null),
+    h('ul', { class: 'live-warnings' }),
+    h('div', { class: 'row' }, j.running ? cancel : run, h('a', { class: 'button secondary', href: `#/restore/${encodeURIComponent(j.name)}` }, 'Restore files')),
+  );
+}
+
+async function history(): Promise<void> {
+  const { runs } = await api<{ runs: RunView[] }>('/api/runs');
+  const rows = runs.map((r) =>
+    h(
+      'tr',
+      {},
+      h('td', {}, r.job),
+      h('td', { class: r.status }, STATUS[r.status] ?? r.status),
+      h('td', {}, when(r.started)),
+      h('td', {}, r.finished !== undefined ? duration((r.finished - r.started) / 1000) : ''),
+      h('td', {}, r.figures.files !== undefined ? String(r.figures.files) : ''),
+      h('td', {}, bytes(r.figures.bytesAdded)),
+      h('td', {}, r.message ?? '', r.warnings > 0 ? h('button', { class: 'secondary', onclick: () => void showRun(r.id) }, `Show ${r.warnings} warnings`) : null),
+    ),
+  );
+  main.replaceChildren(
+    h('h2', {}, 'History'),
+    runs.length === 0 ? h('p', {}, 'No backups have run yet.') : h('table', {}, h('thead', {}, h('tr', {}, ...['Backup', 'Result', 'Started', 'Took', 'Files', 'New data', 'Notes'].map((t) => h('th', {}, t)))), h('tbody', {}, ...rows)),
+    h('div', { id: 'run-detail' }),
+  );
+}
+
+async function showRun(id: number): Promise<void> {
+  const { events } = await api<{ events: { message: string; path?: string }[] }>(`/api/runs/${id}`);
+  document.getElementById('run-detail')!.replaceChildren(h('h3', {}, 'Warnings'), h('ul', {}, ...events.map((e) => h('li', {}, e.message))));
+}
+
+async function space(): Promise<void> {
+  const s = await api<SpaceView>('/api/space');
+  const max = Math.max(1, ...s.snapshots.map((x) => x.added));
+  const totalAdded = s.snapshots.reduce((a, x) => a + x.added, 0);
+  const last = s.snapshots[s.snapshots.length - 1];
+  main.replaceChildren(
+    h('h2', {}, 'Space'),
+    h('p', {}, s.snapshots.length ? `The backups hold ${s.snapshots.length} versions. Stored in all: about ${bytes(totalAdded)}, for ${bytes(last?.total)} of files in the newest version.` : 'There are no backups yet.'),
+    h('p', { class: 'muted' }, 'New data each backup stored (unchanged files are not stored again):'),
+    h(
+      'table',
+      {},
+      h('tbody', {}, ...s.snapshots.map((x) => {
+        const bar = h('span', { class: 'bar' });
+        bar.style.width = `${Math.max(0.2, (x.added / max) * 20)}rem`;
+        return h('tr', {}, h('td', {}, when(x.time)), h('td', {}, x.job), h('td', {}, bar, ` ${bytes(x.added)}`));
+      })),
+    ),
+  );
+}
+
+// ------------------------------------------------------------------ restore
+
+async function restorePage(job?: string): Promise<void> {
+  const o = await api<Overview>('/api/overview');
+  if (!job) {
+    main.replaceChildren(h('h2', {}, 'Restore files'), h('p', {}, 'Choose the backup to restore from:'), ...o.jobs.map((j) => h('p', {}, h('a', { class: 'button', href: `#/restore/${encodeURIComponent(j.name)}` }, j.name))));
+    return;
+  }
+  const { snapshots } = await api<{ snapshots: SnapshotView[] }>(`/api/jobs/${encodeURIComponent(job)}/snapshots`);
+  const pane = h('div', { id: 'browser' });
+  const pick = h('select', { 'aria-label': 'Version', onchange: () => void browse(job, pick.value, '/', pane) }, ...snapshots.map((s) => h('option', { value: s.id }, `${when(s.time)}${s.size !== undefined ? ` (${bytes(s.size)})` : ''}`)));
+  main.replaceChildren(h('h2', {}, `Restore files from "${job}"`), snapshots.length === 0 ? h('p', {}, 'This backup has not run yet.') : h('label', {}, 'Version: ', pick), pane);
+  if (snapshots[0]) await browse(job, snapshots[0].id, '/', pane);
+}
+
+const join = (dir: string, name: string) => (dir === '/' ? `/${name}` : `${dir}/${name}`);
+
+async function browse(job: string, id: string, dir: string, pane: HTMLElement, offset = 0, into?: HTMLElement): Promise<void> {
+  const base = `/api/jobs/${encodeURIComponent(job)}/snapshots/${id}`;
+  const l = await api<ListingView>(`${base}/list?path=${encodeURIComponent(dir)}&offset=${offset}`);
+  const target = h('input', { type: 'text', id: 'target', size: '40', 'aria-label': 'Folder to restore into', value: (document.getElementById('target') as HTMLInputElement | null)?.value ?? '' });
+  const status = h('p', { id: 'restore-status', role: 'status' });
+  const restoreTo = async (path: string) => {
+    status.replaceChildren('Restoring…');
+    try {
+      const r = await api<RestoreResponse>(`${base}/restore`, { path, target: target.value.trim() });
+      status.replaceChildren(`Restored ${r.files} file${r.files === 1 ? '' : 's'} (${bytes(r.bytes)}) into ${r.target}.`);
+    } catch (e) {
+      showError(status, e);
+    }
+  };
+  const row = (e: EntryView) => {
+    const p = join(dir, e.name);
+    return h(
+      'tr',
+      {},
+      h('td', {}, e.type === 'dir' ? h('a', { href: '#', onclick: (ev: Event) => (ev.preventDefault(), void browse(job, id, p, pane)) }, `${e.name}/`) : e.name),
+      h('td', {}, e.type === 'file' ? bytes(e.size) : ''),
+      h('td', {}, when(e.mtime)),
+      h('td', {}, e.type === 'file' ? h('a', { class: 'button secondary', href: `${base}/file?path=${encodeURIComponent(p)}`, download: e.name }, 'Download') : null, ' ', h('button', { class: 'secondary', onclick: () => void restoreTo(p) }, 'Restore')),
+    );
+  };
+  const more = (body: HTMLElement): HTMLElement | null =>
+    l.offset + l.entries.length < l.total ? h('button', { class: 'secondary', onclick: (ev: Event) => ((ev.target as HTMLElement).remove(), void browse(job, id, dir, pane, l.offset + l.entries.length, body)) }, `Show more (${l.total - l.offset - l.entries.length} left)`) : null;
+  if (into) {
+    into.append(...l.entries.map(row));
+    const m = more(into);
+    if (m) pane.append(m);
+    return;
+  }
+  const body = h('tbody', {}, ...l.entries.map(row));
+  const up = dir === '/' ? null : h('a', { href: '#', onclick: (ev: Event) => (ev.preventDefault(), void browse(job, id, dir.replace(/\/[^/]*$/, '') || '/', pane)) }, '↑ Up one folder');
+  pane.replaceChildren(
+    h('label', {}, 'Restore into this folder: ', target),
+    status,
+    h('h3', {}, l.path),
+    up ?? '',
+    h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Size'), h('th', {}, 'Changed'), h('th', {}, ''))), body),
+    more(body) ?? '',
+  );
+}
+
+// ------------------------------------------------------------------ first-run wizard
+
+async function setup(): Promise<void> {
+  const info = await api<SetupInfo>('/api/setup');
+  const err = h('div', { role: 'alert' });
+  const step = (n: number, title: string, ...content: Child[]) => h('section', { class: 'card', id: `step-${n}` }, h('h2', {}, `${n}. ${title}`), ...content);
+
+  const other = h('input', { type: 'text', id: 'dest-other', size: '40', 'aria-label': 'Another folder' });
+  const destRadios = info.destinations.map((d: DestinationView, i: number) =>
+    h('label', {}, h('input', { type: 'radio', name: 'dest', value: d.path, checked: i === 0 }), ` ${d.label} (${d.path}) — ${bytes(d.free)} free of ${bytes(d.size)}`, d.sameDiskAsHome ? h('span', { class: 'warnings' }, ' — on the same disk as your files: if that disk fails, the backup is lost with it. Choose an external drive if you can.') : null),
+  );
+  const otherRadio = h('input', { type: 'radio', name: 'dest', value: '', id: 'dest-other-radio', checked: info.destinations.length === 0 });
+  other.addEventListener('focus', () => (otherRadio.checked = true));
+
+  const pw1 = h('input', { type: 'password', id: 'pw1', autocomplete: 'new-password', 'aria-label': 'Password' });
+  const pw2 = h('input', { type: 'password', id: 'pw2', autocomplete: 'new-password', 'aria-label': 'Password again' });
+
+  const whatHome = h('input', { type: 'radio', name: 'what', value: 'home', checked: true });
+  const whatFolders = h('input', { type: 'radio', name: 'what', value: 'folders', id: 'what-folders' });
+  const folders = h('textarea', { id: 'folders', rows: '3', 'aria-label': 'Folders, one per line', placeholder: `${info.home}/Documents` });
+  folders.addEventListener('focus', () => (whatFolders.checked = true));
+
+  const freq = h('select', { id: 'freq', 'aria-label': 'How often' }, h('option', { value: 'daily' }, 'Every day'), h('option', { value: 'weekly' }, 'Every week'), h('option', { value: 'every' }, 'Every few hours'));
+  const day = h('select', { id: 'day', 'aria-label': 'Day of the week' }, ...['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'].map((d) => h('option', { value: d.slice(0, 3).toLowerCase() }, d)));
+  const time = h('input', { type: 'time', id: 'time', value: '19:00', 'aria-label': 'Time' });
+  const hours = h('input', { type: 'number', id: 'hours', min: '1', max: '24', value: '6', 'aria-label': 'Hours between backups' });
+  const name = h('input', { type: 'text', id: 'name', value: 'My files', 'aria-label': 'Name of this backup' });
+
+  const create = h('button', { id: 'create' }, 'Create the backup');
+  create.addEventListener('click', () => {
+    void (async () => {
+      err.replaceChildren();
+      const checked = document.querySelector<HTMLInputElement>('input[name=dest]:checked');
+      const destination = checked && checked.value ? checked.value : other.value.trim();
+      if (!destination) return showError(err, new Error('Step 1: choose where to keep the backup.'));
+      if (pw1.value.length < 8) return showError(err, new Error('Step 2: choose a password of at least 8 characters.'));
+      if (pw1.value !== pw2.value) return showError(err, new Error('Step 2: the two passwords differ. Type them again.'));
+      const schedule = freq.value === 'daily' ? `daily ${time.value}` : freq.value === 'weekly' ? `weekly ${day.value} ${time.value}` : `every ${hours.value}h`;
+      create.disabled = true;
+      create.textContent = 'Creating…';
+      try {
+        const r = await api<SetupResponse>('/api/setup', {
+          name: name.value.trim(),
+          destination,
+          password: pw1.value,
+          what: whatHome.checked ? 'home' : 'folders',
+          paths: folders.value.split('\n').map((s) => s.trim()).filter(Boolean),
+          schedule,
+        });
+        recoveryKey(r);
+      } catch (e) {
+        showError(err, e);
+        create.disabled = false;
+        create.textContent = 'Create the backup';
+      }
+    })();
+  });
+
+  main.replaceChildren(
+    h('h2', {}, 'Set up a backup'),
+    h('p', {}, 'Five short steps. Lifeboat then backs up by itself; you can close this page.'),
+    step(1, 'Where should the backup go?', h('p', { class: 'muted' }, 'Best: an external drive, kept plugged in or connected regularly.'), ...destRadios, h('label', {}, otherRadio, ' Another folder: ', other)),
+    step(2, 'Choose a password', h('p', { class: 'muted' }, 'The backup is encrypted with it. Lifeboat keeps it in a file only you can read, so backups run without asking.'), h('label', {}, 'Password: ', pw1), h('label', {}, 'The same password again: ', pw2)),
+    step(3, 'What should be protected?', h('label', {}, whatHome, ` My home folder (${info.home})`), h('label', {}, whatFolders, ' These folders (one per line):'), folders),
+    step(4, 'When?', h('div', { class: 'row' }, freq, h('span', { id: 'day-wrap' }, 'on ', day), h('span', { id: 'time-wrap' }, 'at ', time), h('span', { id: 'hours-wrap' }, 'every ', hours, ' hours')), h('label', {}, 'Name of this backup: ', name)),
+    h('div', { class: 'row' }, create),
+    err,
+  );
+  const sync = () => {
+    document.getElementById('day-wrap')!.hidden = freq.value !== 'weekly';
+    document.getElementById('time-wrap')!.hidden = freq.value === 'every';
+    document.getElementById('hours-wrap')!.hidden = freq.value !== 'every';
+  };
+  freq.addEventListener('change', sync);
+  sync();
+}
+
+function recoveryKey(r: SetupResponse): void {
+  const start = h('button', { id: 'start', disabled: r.recoveryKey !== undefined }, 'Start the first backup now');
+  const confirm = h('input', { type: 'checkbox', id: 'written' });
+  confirm.addEventListener('change', () => (start.disabled = !confirm.checked));
+  start.addEventListener('click', () => {
+    void api(`/api/jobs/${encodeURIComponent(r.job)}/run`, {}).then(() => (location.hash = '#/'));
+  });
+  main.replaceChildren(
+    h('h2', {}, 'Your recovery key'),
+    r.recoveryKey
+      ? h(
+          'section',
+          { class: 'card' },
+          h('p', {}, 'If you forget the password, this key is the only other way to open your backup. Write it down or print it, and keep it away from this computer. It is shown only now.'),
+          h('p', { class: 'key', id: 'recovery-key' }, r.recoveryKey),
+          h('div', { class: 'row' }, h('button', { class: 'secondary', onclick: () => print() }, 'Print'), h('label', {}, confirm, ' I have written it down')),
+        )
+      : h('p', {}, 'The drive already held a Lifeboat backup; your password opened it, so it keeps its own recovery key.'),
+    h('p', {}, start),
+  );
+}
+
+// ------------------------------------------------------------------ routing
+
+const route = () => location.hash.replace(/^#\/?/, '').split('/')[0] ?? '';
+
+async function render(): Promise<void> {
+  const [page, arg] = location.hash.replace(/^#\/?/, '').split('/');
+  try {
+    const o = await api<Overview>('/api/overview');
+    banner.hidden = o.warnings.length === 0;
+    banner.replaceChildren(...o.warnings.map((w) => h('p', {}, w)));
+    if (page === 'setup') await setup();
+    else if (page === 'history') await history();
+    else if (page === 'restore') await restorePage(arg ? decodeURIComponent(arg) : undefined);
+    else if (page === 'space') await space();
+    else await overview();
+  } catch (e) {
+    showError(main, e);
+  }
+}
+
+window.addEventListener('hashchange', () => void render());
+const events = new EventSource('/api/events');
+events.onmessage = (m: MessageEvent<string>) => onServerEvent(JSON.parse(m.data) as ServerEvent);
+void render();

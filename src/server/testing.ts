@@ -1,5 +1,6 @@
 /** Test helpers for the dashboard: a started server in a temporary home, and raw HTTP requests (with any Host header). */
 import { request } from 'node:http';
+import type { TestContext } from 'node:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmp } from '../files/testing.js';
@@ -41,7 +42,7 @@ export interface Home {
 }
 
 /** A dashboard on a random port, its data in a temporary folder (XDG_DATA_HOME / XDG_CACHE_HOME point there). */
-export async function startHome(t: Parameters<typeof tmp>[0]): Promise<Home> {
+export async function startHome(t: TestContext): Promise<Home> {
   const dir = tmp(t);
   process.env['XDG_DATA_HOME'] = join(dir, 'data');
   process.env['XDG_CACHE_HOME'] = join(dir, 'cache');
@@ -54,6 +55,8 @@ export async function startHome(t: Parameters<typeof tmp>[0]): Promise<Home> {
   const drive = join(dir, 'Passport');
   mkdirSync(drive);
   const dashboard = await startDashboard({ statePath: join(dir, 'data', 'lifeboat', 'jobs.db'), port: 0, schedule: false });
-  t.after(() => dashboard.close());
+  t.after(async () => {
+    await dashboard.close();
+  });
   return { dir, dashboard, source, drive, auth: { cookie: `lifeboat_token=${dashboard.token}`, origin: dashboard.origin } };
 }

@@ -129,12 +129,13 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     const h = scheduler.health(job);
     const active = scheduler.activeRun(job.id);
     const p = active?.progress;
+    const finished = state.runs({ jobId: job.id, limit: 5 }).find((r) => r.status !== 'running');
     return {
       name: job.name,
       what: job.what.kind === 'image' ? `The drive ${job.what.device} (system image)` : job.what.paths.join(', '),
       repository: job.repository,
       when: describeSchedule(parseSchedule(job.schedule)),
-      ...(h.lastRun && h.lastRun.status !== 'running' ? { lastRun: runView(h.lastRun) } : h.lastRun ? { lastRun: runView(state.runs({ jobId: job.id, limit: 2 })[1] ?? h.lastRun) } : {}),
+      ...(finished ? { lastRun: runView(finished) } : {}),
       ...(Number.isFinite(h.nextRun) ? { nextRun: h.nextRun } : {}),
       ...(active ? { running: runView(active.run) } : {}),
       ...(p && p.type === 'progress' ? { progress: { phase: p.phase, done: p.done, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.files !== undefined ? { files: p.files } : {}), ...(p.stored !== undefined ? { stored: p.stored } : {}) } } : {}),

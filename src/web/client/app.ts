@@ -158,7 +158,7 @@ async function space(): Promise<void> {
   const last = s.snapshots[s.snapshots.length - 1];
   main.replaceChildren(
     h('h2', {}, 'Space'),
-    h('p', {}, s.snapshots.length ? `The backups hold ${s.snapshots.length} versions. Stored in all: about ${bytes(totalAdded)}, for ${bytes(last?.total)} of files in the newest version.` : 'There are no backups yet.'),
+    h('p', {}, s.snapshots.length ? `The backups hold ${s.snapshots.length} version${s.snapshots.length === 1 ? '' : 's'}. Stored in all: about ${bytes(totalAdded)}, for ${bytes(last?.total)} of files in the newest version.` : 'There are no backups yet.'),
     h('p', { class: 'muted' }, 'New data each backup stored (unchanged files are not stored again):'),
     h(
       'table',

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lifeboat, tempDir } from './testing.js';
+import { spawn } from 'node:child_process';
+import { BIN, lifeboat, tempDir } from './testing.js';
 import { servicePlan } from './service.js';
 
 test('job add, list, run, status and remove from the command line', async (t) => {
@@ -84,4 +85,36 @@ test('service install writes a systemd user unit that starts lifeboat serve', as
   assert.match(r.stdout, /systemctl --user daemon-reload && systemctl --user enable --now lifeboat.service/);
   assert.equal((await lifeboat(['service', 'uninstall'], { HOME: d.path })).code, 0);
   assert.equal(existsSync(unit), false);
+});
+
+test('lifeboat serve prints the dashboard address with its key first, keeps the key between starts, and stops on SIGINT', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const env = { ...process.env, XDG_DATA_HOME: join(d.path, 'data'), XDG_CACHE_HOME: join(d.path, 'cache'), LIFEBOAT_INSECURE_FAST_KDF: '1' };
+  const start = async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--no-open'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const first = await new Promise<string>((res, rej) => {
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (s: string) => {
+        out += s;
+        if (out.includes('\n')) res(out.split('\n')[0]!);
+      });
+      child.on('exit', (code) => rej(new Error(`serve exited with ${code}`)));
+    });
+    return { child, first };
+  };
+  const a = await start();
+  assert.match(a.first, /^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{20,}$/);
+  const res = await fetch(a.first, { redirect: 'manual' });
+  assert.equal(res.status, 303);
+  assert.equal((await fetch(new URL('/api/overview', a.first))).status, 401);
+  const exited = new Promise<number | null>((res) => a.child.on('exit', (code) => res(code)));
+  a.child.kill('SIGINT');
+  assert.equal(await exited, 0);
+  assert.equal(statSync(join(d.path, 'data', 'lifeboat', 'dashboard-token')).mode & 0o777, 0o600);
+  const b = await start();
+  assert.equal(new URL(b.first).searchParams.get('token'), new URL(a.first).searchParams.get('token'), 'a bookmarked address keeps working');
+  const bExit = new Promise<number | null>((res) => b.child.on('exit', (code) => res(code)));
+  b.child.kill('SIGTERM');
+  assert.equal(await bExit, 0);
 });

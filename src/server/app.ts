@@ -13,14 +13,14 @@ import { openSnapshotTree } from '../jobs/browse.js';
 import { readPasswordFile, openRepositoryAt } from '../jobs/open.js';
 import { describeSchedule, parseSchedule } from '../jobs/schedule.js';
 import type { Scheduler, SchedulerEvent } from '../jobs/scheduler.js';
-import { listDestinations, setUpJob } from '../jobs/setup.js';
+import { estimateJob, listDestinations, setUpJob } from '../jobs/setup.js';
 import { jobTag } from '../jobs/run.js';
-import type { Job, RunRecord } from '../jobs/state.js';
+import type { Job, JobWhat, RunRecord } from '../jobs/state.js';
 import type { Repository } from '../repo/repository.js';
 import { restore } from '../files/restore.js';
 import { nodeName } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
-import type { EntryView, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
+import type { EntryView, EstimateView, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
 import { PAGE_CSS, PAGE_HTML } from '../web/page.js';
 import { security } from './security.js';
 
@@ -187,14 +187,23 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     }),
   );
 
+  app.get('/api/jobs/:name/estimate', async (c) => c.json<EstimateView>(await estimateJob(state.findJob(c.req.param('name')))));
+
   app.get('/api/setup', (c) => c.json<SetupInfo>({ home: homedir(), destinations: listDestinations() }));
 
   app.post('/api/setup', async (c) => {
     const b = await c.req.json<SetupBody>();
     if (typeof b.name !== 'string' || typeof b.destination !== 'string' || typeof b.password !== 'string' || typeof b.schedule !== 'string') throw new LifeboatError('usage', 'Fill in every step of the form.');
-    const paths = b.what === 'home' ? [homedir()] : (b.paths ?? []).map((p) => p.trim()).filter(Boolean);
-    for (const p of paths) if (!isAbsolute(p)) throw new LifeboatError('usage', `${p}: give the full path of the folder (starting with /).`);
-    const r = await setUpJob(state, { name: b.name, destination: b.destination, password: b.password, what: { kind: 'files', paths, excludes: [] }, schedule: b.schedule }, scheduler.clock.now());
+    let what: JobWhat;
+    if (b.what === 'image') {
+      if (typeof b.device !== 'string' || !isAbsolute(b.device)) throw new LifeboatError('usage', 'Give the drive to image by its full device path, such as /dev/sda.');
+      what = { kind: 'image', device: b.device };
+    } else {
+      const paths = b.what === 'home' ? [homedir()] : (b.paths ?? []).map((p) => p.trim()).filter(Boolean);
+      for (const p of paths) if (!isAbsolute(p)) throw new LifeboatError('usage', `${p}: give the full path of the folder (starting with /).`);
+      what = { kind: 'files', paths, excludes: [] };
+    }
+    const r = await setUpJob(state, { name: b.name, destination: b.destination, password: b.password, what, schedule: b.schedule }, scheduler.clock.now());
     return c.json<SetupResponse>({ job: r.job.name, ...(r.recoveryKey ? { recoveryKey: r.recoveryKey } : {}) });
   });
 

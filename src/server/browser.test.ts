@@ -55,6 +55,8 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   const key = await page.textContent('#recovery-key');
   assert.match(key ?? '', /\S{20,}/);
   assert.equal(await page.isDisabled('#start'), true, 'no first backup before the key is written down');
+  await page.waitForSelector('#estimate-text');
+  assert.match((await page.textContent('#estimate-text')) ?? '', /^About 27 MB in 3 files\. The first backup takes about \d+ seconds?;/);
   await shot('2-recovery-key');
   await page.check('#written');
   await page.click('#start');

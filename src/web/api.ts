@@ -63,15 +63,25 @@ export interface SetupBody {
   readonly name: string;
   readonly destination: string;
   readonly password: string;
-  /** 'home': the home folder; 'folders': `paths`. */
-  readonly what: 'home' | 'folders';
+  /** 'home': the home folder; 'folders': `paths`; 'image': the whole drive `device` as a system image. */
+  readonly what: 'home' | 'folders' | 'image';
   readonly paths?: readonly string[];
+  readonly device?: string;
   readonly schedule: string;
 }
 
 export interface SetupResponse {
   readonly job: string;
   readonly recoveryKey?: string;
+}
+
+export interface EstimateView {
+  readonly files: number;
+  readonly bytes: number;
+  readonly seconds: number;
+  readonly complete: boolean;
+  readonly free?: number;
+  readonly mayNotFit?: boolean;
 }
 
 export interface SnapshotView {

@@ -3,7 +3,7 @@
  * and served by Lifeboat itself. Talks only to the API typed in web/api.ts. Live progress comes as
  * server-sent events (at most ten a second), so the page polls nothing.
  */
-import type { DestinationView, EntryView, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
+import type { DestinationView, EntryView, EstimateView, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
 
 const main = document.getElementById('main')!;
 const banner = document.getElementById('banner')!;
@@ -42,8 +42,9 @@ function bytes(n: number | undefined): string {
 }
 const when = (ms: number | string | undefined) => (ms === undefined ? '' : new Date(ms).toLocaleString());
 function duration(s: number): string {
-  if (s < 60) return `${Math.max(1, Math.round(s))} seconds`;
-  if (s < 3600) return `${Math.round(s / 60)} minutes`;
+  const n = (k: number, unit: string) => `${k} ${unit}${k === 1 ? '' : 's'}`;
+  if (s < 60) return n(Math.max(1, Math.round(s)), 'second');
+  if (s < 3600) return n(Math.round(s / 60), 'minute');
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 const STATUS: Record<string, string> = { ok: 'Succeeded', warnings: 'Succeeded with warnings', failed: 'Failed', cancelled: 'Cancelled', running: 'Running' };
@@ -255,6 +256,9 @@ async function setup(): Promise<void> {
   const whatFolders = h('input', { type: 'radio', name: 'what', value: 'folders', id: 'what-folders' });
   const folders = h('textarea', { id: 'folders', rows: '3', 'aria-label': 'Folders, one per line', placeholder: `${info.home}/Documents` });
   folders.addEventListener('focus', () => (whatFolders.checked = true));
+  const whatImage = h('input', { type: 'radio', name: 'what', value: 'image', id: 'what-image' });
+  const device = h('input', { type: 'text', id: 'device', size: '20', 'aria-label': 'Drive', placeholder: '/dev/sda' });
+  device.addEventListener('focus', () => (whatImage.checked = true));
 
   const freq = h('select', { id: 'freq', 'aria-label': 'How often' }, h('option', { value: 'daily' }, 'Every day'), h('option', { value: 'weekly' }, 'Every week'), h('option', { value: 'every' }, 'Every few hours'));
   const day = h('select', { id: 'day', 'aria-label': 'Day of the week' }, ...['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'].map((d) => h('option', { value: d.slice(0, 3).toLowerCase() }, d)));
@@ -279,8 +283,9 @@ async function setup(): Promise<void> {
           name: name.value.trim(),
           destination,
           password: pw1.value,
-          what: whatHome.checked ? 'home' : 'folders',
+          what: whatHome.checked ? 'home' : whatImage.checked ? 'image' : 'folders',
           paths: folders.value.split('\n').map((s) => s.trim()).filter(Boolean),
+          device: device.value.trim(),
           schedule,
         });
         recoveryKey(r);
@@ -297,7 +302,7 @@ async function setup(): Promise<void> {
     h('p', {}, 'Five short steps. Lifeboat then backs up by itself; you can close this page.'),
     step(1, 'Where should the backup go?', h('p', { class: 'muted' }, 'Best: an external drive, kept plugged in or connected regularly.'), ...destRadios, h('label', {}, otherRadio, ' Another folder: ', other)),
     step(2, 'Choose a password', h('p', { class: 'muted' }, 'The backup is encrypted with it. Lifeboat keeps it in a file only you can read, so backups run without asking.'), h('label', {}, 'Password: ', pw1), h('label', {}, 'The same password again: ', pw2)),
-    step(3, 'What should be protected?', h('label', {}, whatHome, ` My home folder (${info.home})`), h('label', {}, whatFolders, ' These folders (one per line):'), folders),
+    step(3, 'What should be protected?', h('label', {}, whatHome, ` My home folder (${info.home})`), h('label', {}, whatFolders, ' These folders (one per line):'), folders, h('label', {}, whatImage, ' This whole drive as a system image (everything on it, to put back on a new disk; Lifeboat must run as administrator): ', device)),
     step(4, 'When?', h('div', { class: 'row' }, freq, h('span', { id: 'day-wrap' }, 'on ', day), h('span', { id: 'time-wrap' }, 'at ', time), h('span', { id: 'hours-wrap' }, 'every ', hours, ' hours')), h('label', {}, 'Name of this backup: ', name)),
     h('div', { class: 'row' }, create),
     err,
@@ -329,8 +334,21 @@ function recoveryKey(r: SetupResponse): void {
           h('div', { class: 'row' }, h('button', { class: 'secondary', onclick: () => print() }, 'Print'), h('label', {}, confirm, ' I have written it down')),
         )
       : h('p', {}, 'The drive already held a Lifeboat backup; your password opened it, so it keeps its own recovery key.'),
+    h('section', { class: 'card', id: 'estimate' }, h('h2', {}, 'Before the first backup'), h('p', {}, 'Counting what will be backed up…')),
     h('p', {}, start),
   );
+  void api<EstimateView>(`/api/jobs/${encodeURIComponent(r.job)}/estimate`)
+    .then((e) => {
+      const box = document.getElementById('estimate');
+      if (!box) return;
+      const size = `${e.complete ? 'About' : 'More than'} ${bytes(e.bytes)}${e.files ? ` in ${e.files.toLocaleString()} files` : ''}`;
+      box.replaceChildren(
+        h('h2', {}, 'Before the first backup'),
+        h('p', { id: 'estimate-text' }, `${size}. The first backup takes about ${duration(e.seconds)}; later ones read only what changed and are much quicker.`),
+        e.mayNotFit ? h('p', { class: 'warnings' }, `The destination has only ${bytes(e.free)} free. Compression may make it fit, but a larger drive is safer.`) : '',
+      );
+    })
+    .catch((e: unknown) => showError(document.getElementById('estimate') ?? main, e));
 }
 
 // ------------------------------------------------------------------ routing

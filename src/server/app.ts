@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { Hono, type Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import { openSnapshotTree } from '../jobs/browse.js';
+import { findInSnapshots, openSnapshotTree } from '../jobs/browse.js';
 import { readPasswordFile, openRepositoryAt } from '../jobs/open.js';
 import { describeSchedule, parseSchedule } from '../jobs/schedule.js';
 import type { Scheduler, SchedulerEvent } from '../jobs/scheduler.js';
@@ -20,7 +20,7 @@ import type { Repository } from '../repo/repository.js';
 import { restore } from '../files/restore.js';
 import { nodeName } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
-import type { EntryView, EstimateView, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
+import type { EntryView, EstimateView, FindResponse, FoundView, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
 import { PAGE_CSS, PAGE_HTML } from '../web/page.js';
 import { security } from './security.js';
 
@@ -33,6 +33,8 @@ export interface AppOptions {
 }
 
 const PAGE_SIZE = 500;
+/** Search results shown at most. */
+const FIND_LIMIT = 500;
 
 function runView(r: RunRecord): RunView {
   const { jobId: _jobId, ...rest } = r;
@@ -218,6 +220,25 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     const mine = list.filter((s) => s.snapshot.tags.includes(jobTag(job))).reverse();
     return c.json({
       snapshots: mine.map(({ id, snapshot: s }): SnapshotView => ({ id, time: s.time, kind: s.kind, paths: s.paths, ...(s.summary?.['totalBytes'] !== undefined ? { size: s.summary['totalBytes'] } : {}) })),
+    });
+  });
+
+  app.get('/api/jobs/:name/find', async (c) => {
+    const job = state.findJob(c.req.param('name'));
+    const q = (c.req.query('q') ?? '').trim();
+    if (!q) throw new LifeboatError('usage', 'Type a name to search for.');
+    const pattern = /[*?[]/.test(q) ? q : `*${q}*`;
+    return repos.use(job, async (repo) => {
+      const found: FoundView[] = [];
+      let more = false;
+      for await (const f of findInSnapshots(repo, pattern, { filter: (s) => s.tags.includes(jobTag(job)), signal: c.req.raw.signal })) {
+        if (found.length >= FIND_LIMIT) {
+          more = true;
+          break;
+        }
+        found.push({ snapshot: f.id, time: f.snapshot.time, path: f.path, shown: f.shown, type: f.node.type, size: f.node.size, ...(f.node.mtimeNs !== undefined ? { mtime: new Date(Number(f.node.mtimeNs / 1_000_000n)).toISOString() } : {}) });
+      }
+      return c.json<FindResponse>({ found, more });
     });
   });
 

@@ -86,6 +86,13 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   await page.click('tr:has-text("mum.txt") >> button:has-text("Restore")');
   await page.waitForSelector('#restore-status >> text=Restored 1 file');
   await shot('5-restore');
+  await page.fill('#search', 'mum');
+  await page.click('form button[type=submit]');
+  await page.waitForSelector(`#results >> text=${JSON.stringify(join(source, 'letters', 'mum.txt'))}`);
+  assert.match((await page.textContent('#results')) ?? '', /letters\/mum\.txt\s*version of /);
+  await page.fill('#search', 'nothing-like-this');
+  await page.click('form button[type=submit]');
+  await page.waitForSelector('#results >> text=Nothing called "nothing-like-this" in any version.');
   assert.ok(readFileSync(join(target, 'Documents', 'letters', 'mum.txt')).equals(readFileSync(join(source, 'letters', 'mum.txt'))), 'the restored file is byte-identical');
 
   await page.click('nav >> text=History');

@@ -107,6 +107,23 @@ export interface ListingView {
   readonly offset: number;
 }
 
+export interface FoundView {
+  readonly snapshot: string;
+  readonly time: string;
+  /** The path inside the snapshot (for list, file and restore), and as it was backed up. */
+  readonly path: string;
+  readonly shown: string;
+  readonly type: string;
+  readonly size: number;
+  readonly mtime?: string;
+}
+
+export interface FindResponse {
+  readonly found: readonly FoundView[];
+  /** More matched than are shown. */
+  readonly more: boolean;
+}
+
 export interface RestoreBody {
   readonly path: string;
   /** The folder to restore into (the snapshot's path is kept below it). */

@@ -3,7 +3,7 @@
  * and served by Lifeboat itself. Talks only to the API typed in web/api.ts. Live progress comes as
  * server-sent events (at most ten a second), so the page polls nothing.
  */
-import type { DestinationView, EntryView, EstimateView, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
+import type { DestinationView, EntryView, EstimateView, FindResponse, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
 
 const main = document.getElementById('main')!;
 const banner = document.getElementById('banner')!;
@@ -183,27 +183,61 @@ async function restorePage(job?: string): Promise<void> {
   }
   const { snapshots } = await api<{ snapshots: SnapshotView[] }>(`/api/jobs/${encodeURIComponent(job)}/snapshots`);
   const pane = h('div', { id: 'browser' });
+  const results = h('div', { id: 'results' });
   const pick = h('select', { 'aria-label': 'Version', onchange: () => void browse(job, pick.value, '/', pane) }, ...snapshots.map((s) => h('option', { value: s.id }, `${when(s.time)}${s.size !== undefined ? ` (${bytes(s.size)})` : ''}`)));
-  main.replaceChildren(h('h2', {}, `Restore files from "${job}"`), snapshots.length === 0 ? h('p', {}, 'This backup has not run yet.') : h('label', {}, 'Version: ', pick), pane);
+  const target = h('input', { type: 'text', id: 'target', size: '40', 'aria-label': 'Folder to restore into' });
+  const q = h('input', { type: 'search', id: 'search', size: '30', 'aria-label': 'Name to search for', placeholder: 'a file name, or part of it' });
+  const search = async () => {
+    results.replaceChildren(h('p', {}, 'Searching every version…'));
+    try {
+      const r = await api<FindResponse>(`/api/jobs/${encodeURIComponent(job)}/find?q=${encodeURIComponent(q.value)}`);
+      const rows = [...r.found].sort((a, b) => a.shown.localeCompare(b.shown) || b.time.localeCompare(a.time)).map((f) =>
+        h('tr', {}, h('td', {}, f.shown + (f.type === 'dir' ? '/' : '')), h('td', {}, `version of ${when(f.time)}`), h('td', {}, f.type === 'file' ? bytes(f.size) : ''), h('td', {}, actions(job, f.snapshot, f.path, f.type, f.shown.replace(/^.*\//, '')))),
+      );
+      results.replaceChildren(
+        rows.length === 0 ? h('p', {}, `Nothing called "${q.value}" in any version.`) : h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Found'), h('th', {}, 'In'), h('th', {}, 'Size'), h('th', {}, ''))), h('tbody', {}, ...rows)),
+        r.more ? h('p', { class: 'muted' }, 'Only the first 500 are shown; type more of the name.') : '',
+      );
+    } catch (e) {
+      showError(results, e);
+    }
+  };
+  const form = h('form', { class: 'row', onsubmit: (ev: Event) => (ev.preventDefault(), void search()) }, h('label', {}, 'Search every version: ', q), h('button', { type: 'submit' }, 'Search'));
+  main.replaceChildren(
+    h('h2', {}, `Restore files from "${job}"`),
+    h('p', {}, h('label', {}, 'Restore into this folder: ', target), h('span', { class: 'muted' }, ' (the backed-up folders are recreated inside it)')),
+    h('p', { id: 'restore-status', role: 'status' }),
+    form,
+    results,
+    snapshots.length === 0 ? h('p', {}, 'This backup has not run yet.') : h('label', {}, 'Browse the version of: ', pick),
+    pane,
+  );
   if (snapshots[0]) await browse(job, snapshots[0].id, '/', pane);
 }
 
 const join = (dir: string, name: string) => (dir === '/' ? `/${name}` : `${dir}/${name}`);
 
-async function browse(job: string, id: string, dir: string, pane: HTMLElement, offset = 0, into?: HTMLElement): Promise<void> {
+/** Download and Restore for one entry of a snapshot. */
+function actions(job: string, id: string, path: string, type: string, name: string): HTMLElement {
   const base = `/api/jobs/${encodeURIComponent(job)}/snapshots/${id}`;
-  const l = await api<ListingView>(`${base}/list?path=${encodeURIComponent(dir)}&offset=${offset}`);
-  const target = h('input', { type: 'text', id: 'target', size: '40', 'aria-label': 'Folder to restore into', value: (document.getElementById('target') as HTMLInputElement | null)?.value ?? '' });
-  const status = h('p', { id: 'restore-status', role: 'status' });
-  const restoreTo = async (path: string) => {
+  const restoreTo = async () => {
+    const status = document.getElementById('restore-status')!;
+    const target = (document.getElementById('target') as HTMLInputElement).value.trim();
+    if (!target) return showError(status, new Error('First say which folder to restore into (above).'));
     status.replaceChildren('Restoring…');
     try {
-      const r = await api<RestoreResponse>(`${base}/restore`, { path, target: target.value.trim() });
+      const r = await api<RestoreResponse>(`${base}/restore`, { path, target });
       status.replaceChildren(`Restored ${r.files} file${r.files === 1 ? '' : 's'} (${bytes(r.bytes)}) into ${r.target}.`);
     } catch (e) {
       showError(status, e);
     }
   };
+  return h('span', {}, type === 'file' ? h('a', { class: 'button secondary', href: `${base}/file?path=${encodeURIComponent(path)}`, download: name }, 'Download') : '', ' ', h('button', { class: 'secondary', onclick: () => void restoreTo() }, 'Restore'));
+}
+
+async function browse(job: string, id: string, dir: string, pane: HTMLElement, offset = 0, into?: HTMLElement): Promise<void> {
+  const base = `/api/jobs/${encodeURIComponent(job)}/snapshots/${id}`;
+  const l = await api<ListingView>(`${base}/list?path=${encodeURIComponent(dir)}&offset=${offset}`);
   const row = (e: EntryView) => {
     const p = join(dir, e.name);
     return h(
@@ -212,7 +246,7 @@ async function browse(job: string, id: string, dir: string, pane: HTMLElement, o
       h('td', {}, e.type === 'dir' ? h('a', { href: '#', onclick: (ev: Event) => (ev.preventDefault(), void browse(job, id, p, pane)) }, `${e.name}/`) : e.name),
       h('td', {}, e.type === 'file' ? bytes(e.size) : ''),
       h('td', {}, when(e.mtime)),
-      h('td', {}, e.type === 'file' ? h('a', { class: 'button secondary', href: `${base}/file?path=${encodeURIComponent(p)}`, download: e.name }, 'Download') : null, ' ', h('button', { class: 'secondary', onclick: () => void restoreTo(p) }, 'Restore')),
+      h('td', {}, actions(job, id, p, e.type, e.name)),
     );
   };
   const more = (body: HTMLElement): HTMLElement | null =>
@@ -226,8 +260,6 @@ async function browse(job: string, id: string, dir: string, pane: HTMLElement, o
   const body = h('tbody', {}, ...l.entries.map(row));
   const up = dir === '/' ? null : h('a', { href: '#', onclick: (ev: Event) => (ev.preventDefault(), void browse(job, id, dir.replace(/\/[^/]*$/, '') || '/', pane)) }, '↑ Up one folder');
   pane.replaceChildren(
-    h('label', {}, 'Restore into this folder: ', target),
-    status,
     h('h3', {}, l.path),
     up ?? '',
     h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Size'), h('th', {}, 'Changed'), h('th', {}, ''))), body),

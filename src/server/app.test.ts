@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { http, startHome } from './testing.js';
 import type { ListingView, Overview, RestoreResponse, SetupResponse } from '../web/api.js';
@@ -40,6 +40,8 @@ test('the dashboard refuses a request without the token, for another Host, or fr
 
 test('set up, back up, browse, download and restore through the API; paths cannot leave the snapshot or the target', async (t) => {
   const { dashboard: d, auth, source, drive, dir } = await startHome(t);
+  mkdirSync(join(source, 'many'));
+  for (let i = 0; i < 1200; i++) writeFileSync(join(source, 'many', `n${String(i).padStart(4, '0')}`), '');
   const events: string[] = [];
   const ac = new AbortController();
   t.after(() => ac.abort());
@@ -74,7 +76,13 @@ test('set up, back up, browse, download and restore through the API; paths canno
   assert.deepEqual(root.entries.map((e) => e.name), ['Documents']);
   const docs = (await http(d.origin, 'GET', `${base}/list?path=/Documents`, auth)).json<ListingView>();
   assert.equal(docs.path, source, 'shown as the original path');
-  assert.deepEqual(docs.entries.map((e) => `${e.name} ${e.type}`), ['letters dir', 'photo.raw file']);
+  assert.deepEqual(docs.entries.map((e) => `${e.name} ${e.type}`), ['letters dir', 'many dir', 'photo.raw file']);
+  // A large folder comes a page at a time.
+  const p1 = (await http(d.origin, 'GET', `${base}/list?path=/Documents/many`, auth)).json<ListingView>();
+  assert.equal(p1.total, 1200);
+  assert.equal(p1.entries.length, 500);
+  const p3 = (await http(d.origin, 'GET', `${base}/list?path=/Documents/many&offset=1000`, auth)).json<ListingView>();
+  assert.deepEqual([p3.entries.length, p3.entries[0]!.name, p3.entries[199]!.name], [200, 'n1000', 'n1199']);
 
   const file = await http(d.origin, 'GET', `${base}/file?path=${encodeURIComponent('/Documents/photo.raw')}`, auth);
   assert.equal(file.status, 200);
@@ -82,7 +90,6 @@ test('set up, back up, browse, download and restore through the API; paths canno
   assert.ok(file.body.equals(readFileSync(join(source, 'photo.raw'))), 'the download is byte-identical');
 
   const target = join(dir, 'restored');
-  const { mkdirSync } = await import('node:fs');
   mkdirSync(target);
   const r = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', target });
   assert.equal(r.status, 200, r.body.toString());

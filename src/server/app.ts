@@ -18,7 +18,7 @@ import { jobTag } from '../jobs/run.js';
 import type { Job, JobWhat, RunRecord } from '../jobs/state.js';
 import type { Repository } from '../repo/repository.js';
 import { restore } from '../files/restore.js';
-import { nodeName } from '../tree/tree.js';
+import { nodeName, type TreeNode } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
 import type { EntryView, EstimateView, FindResponse, FoundView, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
 import { PAGE_CSS, PAGE_HTML } from '../web/page.js';
@@ -35,6 +35,8 @@ export interface AppOptions {
 const PAGE_SIZE = 500;
 /** Search results shown at most. */
 const FIND_LIMIT = 500;
+/** Decoded folder listings kept for paging. */
+const LISTINGS_KEPT = 4;
 
 function runView(r: RunRecord): RunView {
   const { jobId: _jobId, ...rest } = r;
@@ -109,6 +111,8 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
   const { scheduler } = o;
   const state = scheduler.state;
   const repos = new OpenRepositories();
+  // The folders last listed, decoded, so "Show more" on a folder of 100,000 entries does not decode it again per page.
+  const listings = new Map<string, TreeNode[]>();
   const unsubscribe = o.subscribe((e) => {
     if (e.type === 'run-finished') {
       const job = state.jobs().find((j) => j.id === e.run.jobId);
@@ -247,9 +251,15 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       const path = checkedSnapshotPath(c.req.query('path') ?? '/');
       const offset = Math.max(0, Number(c.req.query('offset') ?? 0) || 0);
       const t = await openSnapshotTree(repo, id);
-      const dir = await t.resolve(path);
-      if (dir.type !== 'dir') throw new LifeboatError('usage', `${path} is not a folder.`);
-      const all = await t.tree.list(dir);
+      const key = `${t.id}:${path}`;
+      let all = listings.get(key);
+      if (!all) {
+        const dir = await t.resolve(path);
+        if (dir.type !== 'dir') throw new LifeboatError('usage', `${path} is not a folder.`);
+        all = await t.tree.list(dir);
+        listings.set(key, all);
+        for (const k of listings.keys()) if (listings.size > LISTINGS_KEPT) listings.delete(k);
+      }
       const entries = all.slice(offset, offset + PAGE_SIZE).map((n): EntryView => ({ name: nodeName(n), type: n.type, size: n.size, ...(n.mtimeNs !== undefined ? { mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString() } : {}) }));
       return c.json<ListingView>({ path: t.shownPath(path), entries, total: all.length, offset });
     }),

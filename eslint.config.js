@@ -64,8 +64,6 @@ const ALLOWED_TODAY = {
   'image/imager.ts': ['repo/delta'],
   // The listing cache authenticates its file with the repository's MAC key.
   'files/listing-cache.ts': ['repo/crypto'],
-  // The image browser reuses the file restorer (two tree models; item 2's one restorer ends this).
-  'image/browse.ts': ['files/restore'],
   // Not a to-do: the benchmark measures the chunk index by itself.
   'bench/index-scale.ts': ['repo/chunk-index'],
 };

@@ -8,10 +8,9 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Repository } from '../repo/repository.js';
-import { indexUnindexedPacks } from '../repo/repair.js';
-import { backup } from '../files/backup.js';
 import { LifeboatError } from '../util/errors.js';
 import type { JobEvent } from './events.js';
+import { backupFiles } from './files.js';
 import { createImageSnapshot } from './image.js';
 import { forgetSnapshots, pruneRepository } from './maintenance.js';
 import { checkDestination, openRepositoryAt, readPasswordFile } from './open.js';
@@ -85,10 +84,8 @@ async function backupStep(repo: Repository, job: Job, o: RunJobOptions): Promise
     const s = r.snapshot.summary ?? {};
     return { snapshot: r.id, figures: { totalBytes: s['totalBytes'] ?? 0, bytesRead: s['bytesRead'] ?? 0, bytesAdded: s['bytesAdded'] ?? 0, seconds: s['seconds'] ?? 0 }, warnings };
   }
-  await repo.lock(false, 'backup');
-  await indexUnindexedPacks(repo); // reuse what an interrupted run uploaded
   let warnings = 0;
-  const r = await backup(repo, {
+  const r = await backupFiles(repo, {
     paths: job.what.paths,
     excludes: job.what.excludes,
     ownFolders: ownFolders(job.repository),
@@ -99,11 +96,8 @@ async function backupStep(repo: Repository, job: Job, o: RunJobOptions): Promise
     scanTotal: true,
     ...signal,
     onEvent: (e) => {
-      if (e.type === 'progress') o.onEvent?.({ type: 'progress', phase: 'backing up', done: e.bytesDone, ...(e.bytesTotal !== undefined ? { total: e.bytesTotal } : {}), files: e.files, stored: e.bytesAdded });
-      else if (e.type === 'warning') {
-        warnings++;
-        o.onEvent?.({ type: 'warning', message: e.message, path: e.path });
-      }
+      if (e.type === 'warning') warnings++;
+      o.onEvent?.(e);
     },
   });
   const s = r.summary;

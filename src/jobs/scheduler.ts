@@ -208,7 +208,7 @@ export class Scheduler {
         lastProgress = t;
       } else {
         if (event.type === 'phase') a.phase = event.phase;
-        this.state.addEvent(a.run.id, { time: this.clock.now(), type: event.type, message: event.type === 'phase' ? event.phase : event.message, ...(event.type === 'warning' && event.path ? { path: event.path } : {}) });
+        this.state.addEvent(a.run.id, { time: this.clock.now(), type: event.type, message: event.type === 'phase' ? event.phase : event.message, ...(event.type !== 'phase' && event.path ? { path: event.path } : {}) });
       }
       this.emit({ type: 'run-event', run: a.run, event });
     };

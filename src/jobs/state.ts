@@ -62,7 +62,8 @@ export interface RunRecord {
 
 export interface RunEventRecord {
   readonly time: number;
-  readonly type: 'warning' | 'phase';
+  /** A warning to read, a notice (a folder left out by rule), or a phase the run went through. */
+  readonly type: 'warning' | 'notice' | 'phase';
   readonly message: string;
   readonly path?: string;
 }
@@ -210,7 +211,7 @@ export class JobState {
   }
 
   events(runId: number): RunEventRecord[] {
-    const rows = this.db.prepare('SELECT time, type, message, path FROM events WHERE run_id = ? ORDER BY rowid').all(runId) as { time: number; type: 'warning' | 'phase'; message: string; path: string | null }[];
+    const rows = this.db.prepare('SELECT time, type, message, path FROM events WHERE run_id = ? ORDER BY rowid').all(runId) as { time: number; type: RunEventRecord['type']; message: string; path: string | null }[];
     return rows.map((r) => ({ time: r.time, type: r.type, message: r.message, ...(r.path !== null ? { path: r.path } : {}) }));
   }
 

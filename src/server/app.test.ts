@@ -95,6 +95,14 @@ test('set up, back up, browse, download and restore through the API; paths canno
   assert.equal(r.status, 200, r.body.toString());
   assert.equal(r.json<RestoreResponse>().files, 1);
   assert.equal(readFileSync(join(target, 'Documents', 'letters', 'mum.txt'), 'utf8'), 'Dear Mum,\n');
+  // Back in its original place: a file changed since is kept unless "replace" is asked for.
+  writeFileSync(join(source, 'letters', 'mum.txt'), 'Dear Mum, edited\n');
+  const keep = (await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt' })).json<RestoreResponse>();
+  assert.deepEqual([keep.keptChanged, keep.targets.length], [1, 1]);
+  assert.equal(readFileSync(join(source, 'letters', 'mum.txt'), 'utf8'), 'Dear Mum, edited\n');
+  const replaced = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', replace: true });
+  assert.equal(replaced.status, 200, replaced.body.toString());
+  assert.equal(readFileSync(join(source, 'letters', 'mum.txt'), 'utf8'), 'Dear Mum,\n');
 
   // Refusals: paths that climb out of the snapshot or the target.
   for (const bad of ['/Documents/../../etc/passwd', '../x', '/Documents/./letters', 'Documents']) {
@@ -104,9 +112,9 @@ test('set up, back up, browse, download and restore through the API; paths canno
     assert.equal((await http(d.origin, 'GET', `${base}/file?path=${encodeURIComponent(bad)}`, auth)).status, 400);
     assert.equal((await http(d.origin, 'POST', `${base}/restore`, auth, { path: bad, target })).status, 400);
   }
-  for (const badTarget of [`${target}/../..`, 'relative/folder', '']) {
+  for (const badTarget of [`${target}/../..`, 'relative/folder', '', 42]) {
     const x = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', target: badTarget });
-    assert.equal(x.status, 400, badTarget);
+    assert.equal(x.status, 400, String(badTarget));
     assert.match(x.json<{ error: string }>().error, /Refused: choose the folder to restore into by its full path/);
   }
   const missing = await http(d.origin, 'GET', `${base}/file?path=${encodeURIComponent('/Documents/nope.txt')}`, auth);

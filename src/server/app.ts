@@ -17,7 +17,7 @@ import { estimateJob, listDestinations, setUpJob } from '../jobs/setup.js';
 import { jobTag } from '../jobs/run.js';
 import type { Job, JobWhat, RunRecord } from '../jobs/state.js';
 import type { Repository } from '../repo/repository.js';
-import { restore } from '../files/restore.js';
+import { restoreFiles } from '../jobs/files.js';
 import { nodeName, type TreeNode } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
 import type { EntryView, EstimateView, FindResponse, FoundView, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
@@ -185,7 +185,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
         if (e.type === 'run-started' || e.type === 'run-finished') return send({ type: e.type, run: runView(e.type === 'run-finished' ? e.run : e.run) });
         const ev = e.event;
         if (ev.type === 'progress') send({ type: 'progress', job, progress: { phase: ev.phase, done: ev.done, ...(ev.total !== undefined ? { total: ev.total } : {}), ...(ev.files !== undefined ? { files: ev.files } : {}), ...(ev.stored !== undefined ? { stored: ev.stored } : {}) } });
-        else if (ev.type === 'warning') send({ type: 'warning', job, message: ev.message });
+        else if (ev.type === 'warning' || ev.type === 'notice') send({ type: ev.type, job, message: ev.message });
         else send({ type: 'phase', job, phase: ev.phase });
       });
       await new Promise<void>((res) => stream.onAbort(res));
@@ -293,14 +293,15 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     snapshotRoute(c, async (repo, _job, id) => {
       const b = await c.req.json<RestoreBody>();
       const path = checkedSnapshotPath(b.path);
-      if (typeof b.target !== 'string' || !isAbsolute(b.target) || b.target.split(/[\\/]/).includes('..')) throw new LifeboatError('unsafe-path', 'Refused: choose the folder to restore into by its full path (starting with /), without "..".');
-      const { snapshot } = await repo.findSnapshot(id);
-      if (snapshot.kind !== 'files') throw new LifeboatError('usage', 'Restoring from a system image is not offered here yet; download the file instead.');
+      const original = b.target === undefined || b.target === null;
+      if (!original && (typeof b.target !== 'string' || !isAbsolute(b.target) || b.target.split(/[\\/]/).includes('..'))) {
+        throw new LifeboatError('unsafe-path', 'Refused: choose the folder to restore into by its full path (starting with /), without "..".');
+      }
       const t = await openSnapshotTree(repo, id);
+      if (t.snapshot.kind !== 'files') throw new LifeboatError('usage', 'Restoring from a system image is not offered here yet; download the file instead.');
       await t.resolve(path); // a path that is not in the backup is told as such
-      await repo.lock(false, 'restore', { reading: true });
-      const r = await restore(repo, snapshot, { target: b.target, includes: [t.treePath(path)] }).finally(() => repo.unlockAll());
-      return c.json<RestoreResponse>({ files: r.summary.files, bytes: r.summary.bytesWritten, target: b.target });
+      const r = await restoreFiles(repo, t.id, { ...(original ? { overwrite: b.replace === true ? 'if-changed' : 'never' } : { target: b.target }), includes: [path] }).finally(() => repo.unlockAll());
+      return c.json<RestoreResponse>({ files: r.summary.files, bytes: r.summary.bytesWritten, targets: r.targets, keptChanged: r.summary.keptChanged });
     }),
   );
 

@@ -83,6 +83,7 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   await page.click('#browser >> text=letters/');
   await page.waitForSelector('tr:has-text("mum.txt")');
   await page.fill('#target', target);
+  assert.equal(await page.isChecked('#to-folder'), true, 'typing a folder chooses it');
   await page.click('tr:has-text("mum.txt") >> button:has-text("Restore")');
   await page.waitForSelector('#restore-status >> text=Restored 1 file');
   await shot('5-restore');

@@ -126,14 +126,18 @@ export interface FindResponse {
 
 export interface RestoreBody {
   readonly path: string;
-  /** The folder to restore into (the snapshot's path is kept below it). */
-  readonly target: string;
+  /** The folder to restore into (the snapshot's path is kept below it); absent: back where it was backed up from. */
+  readonly target?: string;
+  /** Back in its original place: replace files changed since the backup (true) or keep them as they are (false). */
+  readonly replace?: boolean;
 }
 
 export interface RestoreResponse {
   readonly files: number;
   readonly bytes: number;
-  readonly target: string;
+  readonly targets: readonly string[];
+  /** Files left as they were because they changed since the backup (original place, without replace). */
+  readonly keptChanged: number;
 }
 
 export interface SpaceView {
@@ -146,6 +150,7 @@ export type ServerEvent =
   | { readonly type: 'run-started'; readonly run: RunView }
   | { readonly type: 'progress'; readonly job: string; readonly progress: ProgressView }
   | { readonly type: 'warning'; readonly job: string; readonly message: string }
+  | { readonly type: 'notice'; readonly job: string; readonly message: string }
   | { readonly type: 'phase'; readonly job: string; readonly phase: string }
   | { readonly type: 'run-finished'; readonly run: RunView };
 

@@ -13,7 +13,8 @@ import { Scheduler, type JobHealth } from '../../jobs/scheduler.js';
 import { JobState, type Job, type RunRecord } from '../../jobs/state.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
-import { Progress, formatDuration } from '../progress.js';
+import { formatDuration } from '../progress.js';
+import { renderEvents } from '../events.js';
 import { servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
 import type { Run } from './repo.js';
@@ -132,21 +133,18 @@ export function registerJobCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, name: string) =>
         withState(async (state) => {
-          const progress = new Progress(ctx, name);
+          const render = renderEvents(ctx);
           const s = new Scheduler(state, {
             onEvent: (e) => {
               if (e.type !== 'run-event') return;
-              if (e.event.type === 'progress') progress.update({ done: e.event.done, total: e.event.total, ...(e.event.files !== undefined ? { files: e.event.files } : {}) });
-              else if (e.event.type === 'warning') {
-                progress.done();
-                ctx.warn(e.event.message);
-              } else ctx.info(e.event.phase);
+              if (e.event.type === 'phase') ctx.info(e.event.phase);
+              else render(e.event);
             },
           });
           const onAbort = () => s.cancel(name);
           ctx.abort.signal.addEventListener('abort', onAbort);
           const r = await s.runNow(name).finally(() => ctx.abort.signal.removeEventListener('abort', onAbort));
-          progress.done();
+          render.done();
           if (ctx.json) ctx.printJson(r);
           else ctx.out(`${name}: ${runText(r)}${r.status !== 'failed' && r.message ? ` (${r.message})` : ''}`);
           return r.status === 'ok' ? ExitCode.ok : r.status === 'warnings' ? ExitCode.partial : r.status === 'cancelled' ? ExitCode.interrupted : ExitCode.failure;

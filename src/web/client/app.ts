@@ -95,7 +95,7 @@ function onServerEvent(e: ServerEvent): void {
     slot.replaceChildren(progressBlock(e.job, e.progress));
   } else if (e.type === 'warning') {
     card.querySelector('.live-warnings')?.append(h('li', {}, e.message));
-  } else card.querySelector('.phase')?.replaceChildren(e.phase);
+  } else if (e.type === 'phase') card.querySelector('.phase')?.replaceChildren(e.phase);
 }
 
 // ------------------------------------------------------------------ screens
@@ -186,6 +186,10 @@ async function restorePage(job?: string): Promise<void> {
   const results = h('div', { id: 'results' });
   const pick = h('select', { 'aria-label': 'Version', onchange: () => void browse(job, pick.value, '/', pane) }, ...snapshots.map((s) => h('option', { value: s.id }, `${when(s.time)}${s.size !== undefined ? ` (${bytes(s.size)})` : ''}`)));
   const target = h('input', { type: 'text', id: 'target', size: '40', 'aria-label': 'Folder to restore into' });
+  const toOriginal = h('input', { type: 'radio', name: 'where', id: 'to-original', checked: true });
+  const toFolder = h('input', { type: 'radio', name: 'where', id: 'to-folder' });
+  target.addEventListener('focus', () => (toFolder.checked = true));
+  const replace = h('input', { type: 'checkbox', id: 'replace' });
   const q = h('input', { type: 'search', id: 'search', size: '30', 'aria-label': 'Name to search for', placeholder: 'a file name, or part of it' });
   const search = async () => {
     results.replaceChildren(h('p', {}, 'Searching every version…'));
@@ -205,7 +209,13 @@ async function restorePage(job?: string): Promise<void> {
   const form = h('form', { class: 'row', onsubmit: (ev: Event) => (ev.preventDefault(), void search()) }, h('label', {}, 'Search every version: ', q), h('button', { type: 'submit' }, 'Search'));
   main.replaceChildren(
     h('h2', {}, `Restore files from "${job}"`),
-    h('p', {}, h('label', {}, 'Restore into this folder: ', target), h('span', { class: 'muted' }, ' (the backed-up folders are recreated inside it)')),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'Restore to'),
+      h('label', {}, toOriginal, ' where it was backed up from — ', h('label', {}, replace, ' replace files that changed since the backup (otherwise they are kept as they are)')),
+      h('label', {}, toFolder, ' this folder: ', target, h('span', { class: 'muted' }, ' (the backed-up folders are recreated inside it)')),
+    ),
     h('p', { id: 'restore-status', role: 'status' }),
     form,
     results,
@@ -223,11 +233,13 @@ function actions(job: string, id: string, path: string, type: string, name: stri
   const restoreTo = async () => {
     const status = document.getElementById('restore-status')!;
     const target = (document.getElementById('target') as HTMLInputElement).value.trim();
-    if (!target) return showError(status, new Error('First say which folder to restore into (above).'));
+    const toFolder = (document.getElementById('to-folder') as HTMLInputElement).checked;
+    if (toFolder && !target) return showError(status, new Error('First say which folder to restore into (above).'));
     status.replaceChildren('Restoring…');
     try {
-      const r = await api<RestoreResponse>(`${base}/restore`, { path, target });
-      status.replaceChildren(`Restored ${r.files} file${r.files === 1 ? '' : 's'} (${bytes(r.bytes)}) into ${r.target}.`);
+      const r = await api<RestoreResponse>(`${base}/restore`, toFolder ? { path, target } : { path, replace: (document.getElementById('replace') as HTMLInputElement).checked });
+      const kept = r.keptChanged > 0 ? ` ${r.keptChanged} file${r.keptChanged === 1 ? '' : 's'} changed since the backup ${r.keptChanged === 1 ? 'was' : 'were'} kept as ${r.keptChanged === 1 ? 'it is' : 'they are'}; tick "replace" to restore the backed-up version.` : '';
+      status.replaceChildren(`Restored ${r.files} file${r.files === 1 ? '' : 's'} (${bytes(r.bytes)}) into ${r.targets.join(', ')}.${kept}`);
     } catch (e) {
       showError(status, e);
     }

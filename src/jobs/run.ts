@@ -33,7 +33,7 @@ export interface RunJobOptions {
 }
 
 /** Unused space prune leaves in packs after a job's retention, in percent (the CLI's default too). */
-const RETENTION_MAX_UNUSED = 10;
+export const RETENTION_MAX_UNUSED = 10;
 
 /** The tag every snapshot of a job carries, so its retention touches only its own snapshots. */
 export function jobTag(job: Pick<Job, 'name'>): string {

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { http, startHome } from './testing.js';
-import type { ListingView, Overview, RestoreResponse, SetupResponse } from '../web/api.js';
+import { openRepositoryAt } from '../jobs/open.js';
+import { backupFiles } from '../jobs/files.js';
+import type { FreeSpacePreview, FreeSpaceResult, ListingView, Overview, RestoreResponse, SetupResponse } from '../web/api.js';
 
 test('the dashboard refuses a request without the token, for another Host, or from another site', async (t) => {
   const { dashboard: d, auth } = await startHome(t);
@@ -122,6 +124,25 @@ test('set up, back up, browse, download and restore through the API; paths canno
 
   const hist = (await http(d.origin, 'GET', '/api/runs', auth)).json<{ runs: { status: string }[] }>();
   assert.deepEqual(hist.runs.map((x) => x.status), ['ok']);
+
+  // The wizard's rules keep one version a day, applied after each run: two backups today leave one.
+  assert.equal((await http(d.origin, 'POST', '/api/jobs/Docs/run', auth, {})).status, 200);
+  await d.scheduler.idle();
+  const after = (await http(d.origin, 'GET', '/api/jobs/Docs/snapshots', auth)).json<{ snapshots: { id: string }[] }>().snapshots;
+  assert.equal(after.length, 1);
+  assert.notEqual(after[0]!.id, snapshots[0]!.id, 'the newer one stays');
+  assert.equal((await http(d.origin, 'GET', '/api/jobs/Docs/free-space', auth)).json<FreeSpacePreview>().remove.length, 0);
+  // "Free up space" with a version the rules do not keep (made outside the scheduler).
+  const job = d.scheduler.state.findJob('Docs');
+  const repo = await openRepositoryAt(job.repository, 'correct horse');
+  await backupFiles(repo, { paths: [source], tags: ['job:Docs'], time: new Date(Date.now() - 3600_000).toISOString() });
+  await repo.close();
+  const preview = (await http(d.origin, 'GET', '/api/jobs/Docs/free-space', auth)).json<FreeSpacePreview>();
+  assert.match(preview.rules, /^keep daily 7, weekly 4, monthly 12$/);
+  assert.deepEqual([preview.remove.length, preview.keep], [1, 1]);
+  const freed = (await http(d.origin, 'POST', '/api/jobs/Docs/free-space', auth, {})).json<FreeSpaceResult>();
+  assert.equal(freed.removed, 1);
+  assert.equal((await http(d.origin, 'GET', '/api/jobs/Docs/snapshots', auth)).json<{ snapshots: unknown[] }>().snapshots.length, 1);
   const space = (await http(d.origin, 'GET', '/api/space', auth)).json<{ snapshots: { job: string; added: number }[] }>();
   assert.equal(space.snapshots[0]!.job, 'Docs');
   assert.ok(space.snapshots[0]!.added > 0);

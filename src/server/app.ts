@@ -14,13 +14,14 @@ import { readPasswordFile, openRepositoryAt } from '../jobs/open.js';
 import { describeSchedule, parseSchedule } from '../jobs/schedule.js';
 import type { Scheduler, SchedulerEvent } from '../jobs/scheduler.js';
 import { estimateJob, listDestinations, setUpJob } from '../jobs/setup.js';
-import { jobTag } from '../jobs/run.js';
+import { jobTag, RETENTION_MAX_UNUSED } from '../jobs/run.js';
+import { forgetSnapshots, pruneRepository } from '../jobs/maintenance.js';
 import type { Job, JobWhat, RunRecord } from '../jobs/state.js';
 import type { Repository } from '../repo/repository.js';
 import { restoreFiles } from '../jobs/files.js';
 import { nodeName, type TreeNode } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
-import type { EntryView, EstimateView, FindResponse, FoundView, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
+import type { EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
 import { PAGE_CSS, PAGE_HTML } from '../web/page.js';
 import { security } from './security.js';
 
@@ -304,6 +305,38 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       return c.json<RestoreResponse>({ files: r.summary.files, bytes: r.summary.bytesWritten, targets: r.targets, keptChanged: r.summary.keptChanged });
     }),
   );
+
+  const rulesOf = (job: Job) => {
+    const r = job.retention ?? {};
+    const parts = Object.entries(r).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : JSON.stringify(v)}`);
+    return parts.length ? `keep ${parts.join(', ')}` : 'no rules (every version is kept)';
+  };
+
+  app.get('/api/jobs/:name/free-space', async (c) => {
+    const job = state.findJob(c.req.param('name'));
+    if (!job.retention) return c.json<FreeSpacePreview>({ rules: rulesOf(job), remove: [], keep: 0 });
+    const f = await repos.use(job, (repo) => forgetSnapshots(repo, { policy: job.retention!, tags: [jobTag(job)], dryRun: true }).finally(() => repo.unlockAll()));
+    const remove = f.groups.flatMap((g) => g.remove.map((x) => ({ id: x.id, time: x.time })));
+    return c.json<FreeSpacePreview>({ rules: rulesOf(job), remove, keep: f.groups.reduce((n, g) => n + g.keep.length, 0) });
+  });
+
+  app.post('/api/jobs/:name/free-space', async (c) => {
+    const job = state.findJob(c.req.param('name'));
+    if (!job.retention) throw new LifeboatError('usage', `"${job.name}" has no rules for which versions to keep, so nothing is removed.`);
+    if (scheduler.activeRun(job.id)) throw new LifeboatError('locked', `"${job.name}" is backing up now; free up space when it has finished.`);
+    const r = await repos.use(job, async (repo) => {
+      try {
+        const f = await forgetSnapshots(repo, { policy: job.retention!, tags: [jobTag(job)] });
+        if (f.removed.length === 0) return { removed: 0, freed: 0 };
+        const p = await pruneRepository(repo, { maxUnusedPercent: RETENTION_MAX_UNUSED });
+        return { removed: f.removed.length, freed: Math.max(0, p.bytes.freed) };
+      } finally {
+        await repo.unlockAll();
+      }
+    });
+    repos.drop(job.repository); // prune rewrote the index
+    return c.json<FreeSpaceResult>(r);
+  });
 
   app.get('/api/space', async (c) => {
     const rows: { time: string; job: string; added: number; total: number }[] = [];

@@ -102,6 +102,8 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   await shot('6-history');
   await page.click('nav >> text=Space');
   await page.waitForSelector('text=The backups hold 1 version.');
+  await page.click('.free-preview');
+  await page.waitForSelector('.free-result >> text=Nothing to remove');
   await shot('7-space');
   assert.deepEqual(errors, [], 'no script errors on the page');
   assert.equal(d.scheduler.state.runs().length, 1);

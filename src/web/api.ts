@@ -145,6 +145,18 @@ export interface SpaceView {
   readonly repository: string;
 }
 
+export interface FreeSpacePreview {
+  /** The job's rules in words, and the versions they would remove (none pinned). */
+  readonly rules: string;
+  readonly remove: readonly { readonly id: string; readonly time: string }[];
+  readonly keep: number;
+}
+
+export interface FreeSpaceResult {
+  readonly removed: number;
+  readonly freed: number;
+}
+
 /** Server-sent events on /api/events. */
 export type ServerEvent =
   | { readonly type: 'run-started'; readonly run: RunView }

@@ -3,7 +3,7 @@
  * and served by Lifeboat itself. Talks only to the API typed in web/api.ts. Live progress comes as
  * server-sent events (at most ten a second), so the page polls nothing.
  */
-import type { DestinationView, EntryView, EstimateView, FindResponse, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
+import type { DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
 
 const main = document.getElementById('main')!;
 const banner = document.getElementById('banner')!;
@@ -152,8 +152,33 @@ async function showRun(id: number): Promise<void> {
   document.getElementById('run-detail')!.replaceChildren(h('h3', {}, 'Warnings'), h('ul', {}, ...events.map((e) => h('li', {}, e.message))));
 }
 
+function freeSpaceCard(job: string): HTMLElement {
+  const out = h('div', { class: 'free-result', role: 'status' });
+  const base = `/api/jobs/${encodeURIComponent(job)}/free-space`;
+  const preview = async () => {
+    out.replaceChildren('Looking…');
+    try {
+      const p = await api<FreeSpacePreview>(base);
+      if (p.remove.length === 0) return void out.replaceChildren(h('p', {}, `Nothing to remove: the rules (${p.rules}) keep every version there is.`));
+      const go = h('button', { class: 'free-go' }, `Remove ${p.remove.length} old version${p.remove.length === 1 ? '' : 's'} and free the space`);
+      go.addEventListener('click', () => {
+        go.disabled = true;
+        out.append(h('p', {}, 'Removing…'));
+        void api<FreeSpaceResult>(base, {})
+          .then((r) => out.replaceChildren(h('p', {}, `Removed ${r.removed} old version${r.removed === 1 ? '' : 's'}; freed ${bytes(r.freed)}.`)))
+          .catch((e: unknown) => showError(out, e));
+      });
+      out.replaceChildren(h('p', {}, `By the rules (${p.rules}), these versions would be removed; ${p.keep} stay:`), h('ul', {}, ...p.remove.map((x) => h('li', {}, when(x.time)))), go);
+    } catch (e) {
+      showError(out, e);
+    }
+  };
+  return h('section', { class: 'card' }, h('h3', {}, `Free up space: ${job}`), h('button', { class: 'secondary free-preview', onclick: () => void preview() }, 'See what would be removed'), out);
+}
+
 async function space(): Promise<void> {
   const s = await api<SpaceView>('/api/space');
+  const o = await api<Overview>('/api/overview');
   const max = Math.max(1, ...s.snapshots.map((x) => x.added));
   const totalAdded = s.snapshots.reduce((a, x) => a + x.added, 0);
   const last = s.snapshots[s.snapshots.length - 1];
@@ -170,6 +195,7 @@ async function space(): Promise<void> {
         return h('tr', {}, h('td', {}, when(x.time)), h('td', {}, x.job), h('td', {}, bar, ` ${bytes(x.added)}`));
       })),
     ),
+    ...o.jobs.map((j) => freeSpaceCard(j.name)),
   );
 }
 

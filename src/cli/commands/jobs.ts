@@ -7,10 +7,9 @@ import { dirname, join, resolve } from 'node:path';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import { dataDir, stateDbPath } from '../../jobs/paths.js';
 import { openRepositoryAt, passwordFileFor, readPasswordFile, writePasswordFile } from '../../jobs/open.js';
-import { startDashboard } from '../../server/serve.js';
 import { describeSchedule, parseSchedule, scheduleSpec } from '../../jobs/schedule.js';
 import { Scheduler, type JobHealth } from '../../jobs/scheduler.js';
-import { JobState, type Job, type RunRecord } from '../../jobs/state.js';
+import type { Job, JobState, RunRecord } from '../../jobs/state.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 import { formatDuration } from '../progress.js';
@@ -23,6 +22,8 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 /** Opens the job database for the length of `fn`. */
 async function withState<T>(fn: (state: JobState) => Promise<T>): Promise<T> {
+  // Loaded here, not at start-up: every other command starts without SQLite.
+  const { JobState } = await import('../../jobs/state.js');
   const state = JobState.open(stateDbPath());
   try {
     return await fn(state);
@@ -245,6 +246,7 @@ export function registerServeCommand(program: Command, run: Run): void {
       run(async (ctx, o: { port: string; listen: string; open: boolean }) => {
         const port = Number(o.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535) throw new LifeboatError('usage', `--port ${o.port}: give a port number from 1 to 65535.`);
+        const { startDashboard } = await import('../../server/serve.js'); // the HTTP stack only for serve
         const d = await startDashboard({ statePath: stateDbPath(), port, listen: o.listen, token: dashboardToken() });
         ctx.out(d.url);
         if (o.listen !== '127.0.0.1' && o.listen !== 'localhost' && o.listen !== '::1') ctx.warn(`The dashboard listens on ${o.listen}: other computers that can reach it see its login page; keep the address with its key private.`);

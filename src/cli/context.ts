@@ -10,7 +10,7 @@ import { LifeboatError } from '../util/errors.js';
 import type { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
 import type { OwnFolder } from '../files/backup.js';
-import { defaultCacheDir, defaultRepositoryPath, ownFolders } from '../jobs/paths.js';
+import { defaultCacheDir, defaultRepositoryPath, isUrl, ownFolders } from '../jobs/paths.js';
 import { openRepositoryAt, openStore } from '../jobs/open.js';
 
 export interface GlobalOptions {
@@ -41,6 +41,11 @@ export class Context {
   /** Lifeboat's own folders on this computer, which no backup includes: the repository (when it is a folder), the cache, the data folder. */
   ownFolders(): OwnFolder[] {
     return ownFolders(this.repoLocation());
+  }
+
+  /** Whether the repository is a folder on this computer (not s3:… or another URL). */
+  repoIsFolder(): boolean {
+    return !isUrl(this.repoLocation());
   }
 
   repoLocation(): string {
@@ -93,8 +98,13 @@ export class Context {
     }
   }
 
-  async openRepository(): Promise<Repository> {
-    const repo = await openRepositoryAt(this.repoLocation(), () => this.password(), { onWarning: (t) => this.warn(t) });
+  /**
+   * Opens the repository. A remote one (not a folder) reads what never changes through the
+   * repository cache on this computer (jobs/open.ts), unless `cache` is false: check and
+   * repair must see the store itself.
+   */
+  async openRepository(options: { readonly cache?: boolean } = {}): Promise<Repository> {
+    const repo = await openRepositoryAt(this.repoLocation(), () => this.password(), { onWarning: (t) => this.warn(t), ...(options.cache === false ? { cache: false } : {}) });
     repo.noLock = this.global.lock === false;
     repo.onWarning = (message) => this.warn(message);
     repo.onUnlocked = (why) =>

@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
   program
     .name('lifeboat')
     .description('Backups you can trust: folders and whole drives, deduplicated, compressed and encrypted.')
-    .option('-r, --repo <location>', 'repository folder (default: $LIFEBOAT_REPO, else a folder in your data directory)')
+    .option('-r, --repo <location>', 'repository folder, or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] (default: $LIFEBOAT_REPO, else a folder in your data directory)')
     .option('--password-file <file>', 'read the repository password from a file (or set LIFEBOAT_PASSWORD)')
     .option('--json', 'print machine-readable JSON')
     .option('--no-lock', 'read the repository without locking it (restore, check, browsing; for read-only drives)')

@@ -8,26 +8,56 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { platform } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Repository, type OpenOptions } from '../repo/repository.js';
+import { BlobType, Repository, type OpenOptions } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
+import { DiskCacheStore } from '../store/disk-cache.js';
 import { LocalStore } from '../store/local.js';
+import { isS3Url, openS3Store } from '../store/s3.js';
 import { LifeboatError } from '../util/errors.js';
 import { PASSWORD_FILE_LIMIT, readSmallFile } from '../util/small-file.js';
-import { isUrl } from './paths.js';
+import { defaultCacheDir, isUrl } from './paths.js';
 
-/** The store at a repository location: a folder path today (network stores join here). */
+/** The store at a repository location: a folder path, or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]. */
 export function openStore(location: string): Store {
+  if (isS3Url(location)) return openS3Store(location);
   if (isUrl(location)) {
-    throw new LifeboatError('usage', `Repository location "${location}" uses a kind of storage this version does not support yet; use a folder path.`);
+    throw new LifeboatError('usage', `Repository location "${location}" uses a kind of storage this version does not support; use a folder path or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX].`);
   }
   return new LocalStore(resolve(location));
 }
 
-/** Opens the repository at `location`: "no repository" and "unsupported version" are told before the password is needed. */
-export async function openRepositoryAt(location: string, password: string | (() => Promise<string>), o: OpenOptions = {}): Promise<Repository> {
-  const store = openStore(location);
-  await Repository.readConfig(store); // "no repository" / "unsupported version" before asking for a password
-  return Repository.open(store, typeof password === 'string' ? password : await password(), o);
+/**
+ * Opens the repository at `location`: "no repository" and "unsupported version" are told before
+ * the password is needed. A remote one (not a folder) reads what never changes through the
+ * repository cache on this computer, unless `cache` is false (check and repair must see the store itself).
+ */
+export async function openRepositoryAt(location: string, password: string | (() => Promise<string>), o: OpenOptions & { readonly cache?: boolean } = {}): Promise<Repository> {
+  const remote = openStore(location);
+  const { config } = await Repository.readConfig(remote);
+  const { cache, ...options } = o;
+  const opened: { repo?: Repository } = {};
+  const store = !isUrl(location) || cache === false ? remote : repositoryCache(remote, config.id, () => opened.repo);
+  const repo = await Repository.open(store, typeof password === 'string' ? password : await password(), options);
+  opened.repo = repo;
+  return repo;
+}
+
+/** The on-disk cache of a remote repository: index, snapshots, keys and the packs of folder listings, which never change once written. */
+function repositoryCache(store: Store, id: string, repo: () => Repository | undefined): DiskCacheStore {
+  let treePacks: Set<string> | undefined;
+  const isTreePack = (name: string): boolean => {
+    const r = repo();
+    if (!r) return false; // before the index is loaded
+    if (!treePacks) {
+      treePacks = new Set();
+      for (const [, loc] of r.index.entries()) if (loc.type === BlobType.tree || loc.type === BlobType.snapshot) treePacks.add(loc.packId);
+    }
+    return treePacks.has(name.slice(name.lastIndexOf('/') + 1));
+  };
+  return new DiskCacheStore(store, {
+    dir: join(defaultCacheDir(), id.replace(/[^0-9a-f]/gi, '')), // beside the backup's listing cache of this repository
+    cacheable: (name) => /^(index|snapshots|keys)\//.test(name) || (name.startsWith('data/') && isTreePack(name)),
+  });
 }
 
 /** Creates a new repository at `location` (its parent folder must exist: a missing one is usually a drive not plugged in). */

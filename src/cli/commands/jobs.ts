@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
-import { dataDir, stateDbPath } from '../../jobs/paths.js';
+import { dataDir, isUrl, stateDbPath } from '../../jobs/paths.js';
 import { openRepositoryAt, passwordFileFor, readPasswordFile, writePasswordFile } from '../../jobs/open.js';
 import { describeSchedule, parseSchedule, scheduleSpec } from '../../jobs/schedule.js';
 import { Scheduler, type JobHealth } from '../../jobs/scheduler.js';
@@ -86,7 +86,7 @@ export function registerJobCommands(program: Command, run: Run): void {
       if (o.image === undefined && paths.length === 0) throw new LifeboatError('usage', 'Say which folders the job backs up (or --image DEVICE for a whole drive).');
       for (const p of paths) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the path.`);
       const retention = policyOf(o);
-      const location = resolve(ctx.repoLocation());
+      const location = isUrl(ctx.repoLocation()) ? ctx.repoLocation() : resolve(ctx.repoLocation());
       // The password is checked now, so a typo shows here and not as a failed run tonight.
       const password = await ctx.password();
       const repo = await openRepositoryAt(location, password);

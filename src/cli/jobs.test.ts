@@ -114,6 +114,11 @@ test('lifeboat serve prints the dashboard address with its key first, keeps the 
   assert.equal(statSync(join(d.path, 'data', 'lifeboat', 'dashboard-token')).mode & 0o777, 0o600);
   const b = await start();
   assert.equal(new URL(b.first).searchParams.get('token'), new URL(a.first).searchParams.get('token'), 'a bookmarked address keeps working');
+  // Started again while it runs (on its port): it prints the running dashboard's address and ends.
+  const again = await lifeboat(['serve', '--port', new URL(b.first).port, '--no-open'], env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.stdout, `${b.first}\n`);
+  assert.match(again.stderr, /already running/);
   const bExit = new Promise<number | null>((res) => b.child.on('exit', (code) => res(code)));
   b.child.kill('SIGTERM');
   assert.equal(await bExit, 0);

@@ -235,6 +235,16 @@ function openBrowser(url: string): void {
   }
 }
 
+/** Whether a Lifeboat dashboard with this token answers at `url`. */
+async function answers(url: string, token: string): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('/api/overview', url), { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(3000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
 export function registerServeCommand(program: Command, run: Run): void {
   program
     .command('serve')
@@ -247,7 +257,19 @@ export function registerServeCommand(program: Command, run: Run): void {
         const port = Number(o.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535) throw new LifeboatError('usage', `--port ${o.port}: give a port number from 1 to 65535.`);
         const { startDashboard } = await import('../../server/serve.js'); // the HTTP stack only for serve
-        const d = await startDashboard({ statePath: stateDbPath(), port, listen: o.listen, token: dashboardToken() });
+        const token = dashboardToken();
+        let d: Awaited<ReturnType<typeof startDashboard>>;
+        try {
+          d = await startDashboard({ statePath: stateDbPath(), port, listen: o.listen, token });
+        } catch (e) {
+          // Lifeboat already runs there (as a service, say): then this opens its dashboard.
+          const url = `http://${o.listen.includes(':') ? `[${o.listen}]` : o.listen}:${port}/?token=${token}`;
+          if (!(e instanceof LifeboatError && e.code === 'conflict') || !(await answers(url, token))) throw e;
+          ctx.out(url);
+          ctx.info('Lifeboat is already running; this is the address of its dashboard.');
+          if (o.open) openBrowser(url);
+          return;
+        }
         ctx.out(d.url);
         if (o.listen !== '127.0.0.1' && o.listen !== 'localhost' && o.listen !== '::1') ctx.warn(`The dashboard listens on ${o.listen}: other computers that can reach it see its login page; keep the address with its key private.`);
         ctx.info('Lifeboat is running: backups run at their times while this runs. Stop it with Ctrl+C; "lifeboat service install" starts it at login.');

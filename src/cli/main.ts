@@ -13,6 +13,8 @@ import { registerImageCommands } from './commands/image.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerFileCommands } from './commands/files.js';
 import { registerJobCommands, registerServeCommand } from './commands/jobs.js';
+import { registerMirrorCommands } from './commands/mirror.js';
+import { registerWatchCommands } from './commands/watch.js';
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -76,6 +78,8 @@ export async function main(argv: string[]): Promise<number> {
   registerMaintenanceCommands(program, run);
   registerJobCommands(program, run);
   registerServeCommand(program, run);
+  registerMirrorCommands(program, run);
+  registerWatchCommands(program, run);
 
   try {
     await program.parseAsync(argv);

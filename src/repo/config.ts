@@ -67,43 +67,53 @@ export interface ConfigReading {
   /** The config objects that parse, `config` first. */
   readonly candidates: ConfigCandidate[];
   /** Why each other config object is unusable ('not-found' when it is absent). */
-  readonly problems: ReadonlyMap<string, LifeboatError>;
+  readonly problems: Map<string, LifeboatError>;
+  /** The names not read yet: the copy is read only when `config` cannot be used (one request less per command). */
+  readonly unread: string[];
+}
+
+async function readInto(store: Store, r: ConfigReading, name: string, onCorrected?: (r: ParityReport) => void): Promise<void> {
+  try {
+    r.candidates.push(await readOne(store, name, onCorrected));
+  } catch (e) {
+    if (!(e instanceof LifeboatError)) throw e;
+    r.problems.set(name, e);
+  }
 }
 
 /**
- * Reads `config` and its copy without a password. Throws when neither is usable: "no repository"
- * when both are absent, else the reason the first present one cannot be used (an unsupported
- * version, damage). A config object of a version this Lifeboat does not know, beside a copy it
- * knows, is only refused once the keys show that it is authentic (chooseConfig): else one flipped
- * byte in the version would stop the repository from opening.
+ * Reads `config` (and its copy only when `config` does not parse) without a password. Throws when
+ * neither is usable: "no repository" when both are absent, else the reason the first present one
+ * cannot be used (an unsupported version, damage). A config object of a version this Lifeboat does
+ * not know, beside a copy it knows, is only refused once the keys show that it is authentic
+ * (chooseConfig): else one flipped byte in the version would stop the repository from opening.
  */
 export async function readConfigs(store: Store, onCorrected?: (r: ParityReport) => void): Promise<ConfigReading> {
-  const candidates: ConfigCandidate[] = [];
-  const problems = new Map<string, LifeboatError>();
-  for (const name of CONFIG_NAMES) {
-    try {
-      candidates.push(await readOne(store, name, onCorrected));
-    } catch (e) {
-      if (!(e instanceof LifeboatError)) throw e;
-      problems.set(name, e);
-    }
-  }
-  if (candidates.length === 0) {
-    const present = CONFIG_NAMES.map((n) => problems.get(n)!).find((e) => e.code !== 'not-found');
+  const r: ConfigReading = { candidates: [], problems: new Map(), unread: [...CONFIG_NAMES] };
+  while (r.candidates.length === 0 && r.unread.length > 0) await readInto(store, r, r.unread.shift()!, onCorrected);
+  if (r.candidates.length === 0) {
+    const present = CONFIG_NAMES.map((n) => r.problems.get(n)!).find((e) => e.code !== 'not-found');
     if (present) throw present;
     throw new LifeboatError('no-repository', `There is no Lifeboat repository at ${store.location}. Create one with "lifeboat init", or check the path.`);
   }
-  return { candidates, problems };
+  return r;
 }
 
 /**
- * The config to use once the master keys are known: the first candidate whose MAC verifies, and
- * the warning to give when that is not `config` itself. Throws when none verifies.
+ * The config to use once the master keys are known: the first candidate whose MAC verifies (the
+ * copy is read now if `config` does not verify), and the warning to give when that is not `config`
+ * itself. Throws when none verifies.
  */
-export function chooseConfig(reading: ConfigReading, macKey: Buffer): { chosen: ConfigCandidate; warning?: string } {
+export async function chooseConfig(store: Store, reading: ConfigReading, macKey: Buffer, onCorrected?: (r: ParityReport) => void): Promise<{ chosen: ConfigCandidate; warning?: string }> {
   // A sound config object of another version wins over an older copy: it is no damage.
   for (const e of reading.problems.values()) if (e instanceof NewerVersion && verifySignedJson(e.raw, macKey)) throw e;
-  const chosen = reading.candidates.find((c) => verifySignedJson(c.raw, macKey));
+  let chosen = reading.candidates.find((c) => verifySignedJson(c.raw, macKey));
+  while (!chosen && reading.unread.length > 0) {
+    const name = reading.unread.shift()!;
+    await readInto(store, reading, name, onCorrected);
+    const c = reading.candidates.find((x) => x.name === name);
+    if (c && verifySignedJson(c.raw, macKey)) chosen = c;
+  }
   if (!chosen) {
     throw new LifeboatError('corrupt', 'The repository config file was modified after it was written; the repository may have been tampered with.');
   }

@@ -162,7 +162,7 @@ export class Repository {
     const first = reading.candidates[0]!.config;
     const withParity = (s: Store, c: RepoConfig): Store => (c.parity ? new ParityStore(s, c.parity, parityWarning(options.onWarning)) : s);
     const { master, keyId, slot } = await unlockKeys(withParity(store, first), password);
-    const { chosen, warning } = chooseConfig(reading, master.macKey);
+    const { chosen, warning } = await chooseConfig(store, reading, master.macKey, parityWarning(options.onWarning));
     if (warning) options.onWarning?.(warning);
     const repo = new Repository(withParity(store, chosen.config), chosen.config, master, keyId, slot, options.codec ?? createZstdCodec());
     repo.configBytes = chosen.bytes;

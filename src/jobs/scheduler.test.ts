@@ -112,6 +112,28 @@ test('slots missed while the computer was off run once, soon after start, not on
   assert.equal(s.nextRun(job), at(4, 19), 'then back on its schedule');
 });
 
+test('progress reaches listeners at most ten times a second, and the last figures always', async (t) => {
+  const { state, clock, def, dir } = await setup(t);
+  for (let i = 0; i < 3000; i++) writeFileSync(join(dir, 'src', `s${i}.txt`), `small file ${i}`);
+  state.addJob(def('Documents', 'daily 19:00'), clock.now());
+  const times: number[] = [];
+  let last: { done: number; total?: number } | undefined;
+  const s = new Scheduler(state, {
+    clock,
+    onEvent: (e) => {
+      if (e.type === 'run-event' && e.event.type === 'progress') {
+        times.push(performance.now());
+        last = e.event;
+      }
+    },
+  });
+  assert.equal((await s.runNow('Documents')).status, 'ok');
+  assert.ok(times.length >= 1);
+  const gaps = times.slice(1, -1).map((x, i) => x - times[i]!);
+  assert.ok(gaps.every((g) => g >= 99), `gaps between progress events: ${gaps.map((g) => g.toFixed(0)).join(', ')}`);
+  assert.equal(last?.done, last?.total, 'the final figures are passed on');
+});
+
 test('a job never runs twice at once, in this process or another', async (t) => {
   const { state, clock, def, dir } = await setup(t);
   state.addJob(def('Documents', 'daily 19:00'), clock.now());

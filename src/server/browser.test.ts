@@ -102,6 +102,7 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   await shot('6-history');
   await page.click('nav >> text=Space');
   await page.waitForSelector('text=The backups hold 1 version.');
+  assert.match((await page.textContent('#saved')) ?? '', /^Kept as full copies, these versions would take 27 MB; deduplication and compression make that \d/);
   await page.click('.free-preview');
   await page.waitForSelector('.free-result >> text=Nothing to remove');
   await shot('7-space');

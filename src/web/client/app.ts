@@ -185,6 +185,9 @@ async function space(): Promise<void> {
   main.replaceChildren(
     h('h2', {}, 'Space'),
     h('p', {}, s.snapshots.length ? `The backups hold ${s.snapshots.length} version${s.snapshots.length === 1 ? '' : 's'}. Stored in all: about ${bytes(totalAdded)}, for ${bytes(last?.total)} of files in the newest version.` : 'There are no backups yet.'),
+    s.snapshots.length
+      ? h('p', { id: 'saved' }, `Kept as full copies, these versions would take ${bytes(s.snapshots.reduce((a, x) => a + x.total, 0))}; deduplication and compression make that ${bytes(totalAdded)}.`)
+      : '',
     h('p', { class: 'muted' }, 'New data each backup stored (unchanged files are not stored again):'),
     h(
       'table',

@@ -95,24 +95,9 @@ export class LocalStore implements Store {
   /** Packs with a descriptor kept open for small reads, least recently used first. */
   private readonly packFds = new Map<string, { fd: number; size: number }>();
 
-  readonly localRoot: string;
-
-  private static readonly opened = new Map<string, LocalStore>();
-
-  /**
-   * This thread's store for `root`, opened once: for worker threads that read from the folder a
-   * Store.localRoot names, each keeping its own descriptors (one folder in practice).
-   */
-  static at(root: string): LocalStore {
-    let s = LocalStore.opened.get(root);
-    if (!s) LocalStore.opened.set(root, (s = new LocalStore(root)));
-    return s;
-  }
-
   /** `root` is the repository folder; it is created (with its parents) by the first put. */
   constructor(readonly root: string) {
     this.location = `folder ${root}`;
-    this.localRoot = root;
   }
 
   private path(name: string): string {

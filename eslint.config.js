@@ -31,19 +31,18 @@ const REPO_PUBLIC = ['repository', 'worker-codec', 'snapshot', 'ids', 'check', '
 
 /**
  * Test code, relative to src/: test files and the helpers they share. Product code must never
- * import these (maintenance-fixtures.ts and the *testing.ts helpers set LIFEBOAT_INSECURE_FAST_KDF
- * when loaded); scripts/check-layers.mjs proves none is reachable from a product entry point.
+ * import these (some *testing.ts helpers set LIFEBOAT_INSECURE_FAST_KDF when loaded);
+ * scripts/check-layers.mjs proves none is reachable from a product entry point.
  * Test code itself is not layered: a test may drive the real CLI (cli/testing.ts) from any folder.
  */
 export const TEST_CODE = [
   '**/*.test.ts',
   '**/testing.ts',
   '**/*-testing.ts',
-  'repo/maintenance-fixtures.ts',
   'store/conformance.ts',
   'store/fault.ts',
 ];
-const TEST_IMPORT_REGEX = '(^|/)([^/]*testing|maintenance-fixtures|conformance|fault|[^/]*\\.test)\\.js$';
+const TEST_IMPORT_REGEX = '(^|/)([^/]*testing|conformance|fault|[^/]*\\.test)\\.js$';
 
 /**
  * Imports that break the rules above today, one entry per importing file: the modules it may still

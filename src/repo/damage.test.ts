@@ -16,7 +16,7 @@ import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { checkRepository } from './check.js';
 import { Names, type Hex } from './ids.js';
-import { backupFiles, fixtureRepairer, fixtureWalkers, PASSWORD } from './maintenance-fixtures.js';
+import { backupFiles, fixtureRepairer, fixtureWalkers, PASSWORD } from './maintenance-testing.js';
 import { PACK_TRAILER_BYTES } from './pack.js';
 import { loadPins, pinSnapshot } from './pins.js';
 import { repairIndex, repairSnapshots } from './repair.js';

@@ -6,6 +6,12 @@
  * repository whose every snapshot is complete. A chunk may be stored as a delta (its changed blocks
  * against a full base blob, delta.ts); loadBlob rebuilds it and checks its id, so readers above
  * never see the difference.
+ *
+ * Sealed: keys, codecs and the envelope format never leave repo/. Worker threads of the layers
+ * above seal and open blobs with worker-codec.ts (a WorkerCodec opened from workerCodec()'s opaque
+ * handle); they get the bytes they open from the main thread, which reads them through the Store
+ * (sealedBlob, sealedBlobs), so every store wrapper sees every read. Blobs sealed elsewhere come
+ * back through saveSealedBlob: repo never calls up into a layer above.
  */
 import { hostname } from 'node:os';
 import { LifeboatError, errnoCode } from '../util/errors.js';

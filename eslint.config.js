@@ -51,8 +51,6 @@ const TEST_IMPORT_REGEX = '(^|/)([^/]*testing|conformance|fault|[^/]*\\.test)\\.
  * violation fails the lint; do not add entries for new code.
  */
 const ALLOWED_TODAY = {
-  // The image browser reuses the file restorer (two tree models; item 2's one restorer ends this).
-  'image/browse.ts': ['files/restore'],
   // Not a to-do: the benchmark measures the chunk index by itself.
   'bench/index-scale.ts': ['repo/chunk-index'],
 };

@@ -8,6 +8,8 @@ export interface EventRenderer {
   (e: JobEvent): void;
   /** Clears the progress line before the summary is printed. */
   done(): void;
+  /** Whether progress is shown at all (a job may skip work, such as a size walk, that only progress needs). */
+  readonly shown: boolean;
 }
 
 export function renderEvents(ctx: Context): EventRenderer {
@@ -21,8 +23,11 @@ export function renderEvents(ctx: Context): EventRenderer {
   const render = (e: JobEvent) => {
     if (e.type === 'warning') {
       clear();
-      if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', ...(e.path !== undefined ? { path: e.path } : {}), message: e.message }) + '\n');
+      if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', ...(e.kind !== undefined ? { kind: e.kind } : {}), ...(e.path !== undefined ? { path: e.path } : {}), message: e.message }) + '\n');
       else ctx.warn(e.message);
+    } else if (e.type === 'notice') {
+      clear();
+      ctx.info(e.message);
     } else if (e.type === 'progress' && e.unit === 'items') {
       // Counts (packs, snapshots): a plain "phase: done/total" line on a terminal.
       if (!ctx.json && !ctx.global.quiet && (ctx.stderr as NodeJS.WriteStream).isTTY) ctx.stderr.write(`\r\x1b[K${e.phase}: ${e.done}${e.total !== undefined ? `/${e.total}` : ''}`);
@@ -33,5 +38,5 @@ export function renderEvents(ctx: Context): EventRenderer {
       bar.update({ done: e.done, ...(e.total !== undefined ? { total: e.total } : {}), ...(e.files !== undefined ? { files: e.files } : {}), ...(e.stored !== undefined ? { extra: `stored ${formatBytes(e.stored)}` } : {}) });
     }
   };
-  return Object.assign(render, { done: clear });
+  return Object.assign(render, { done: clear, shown: new Progress(ctx, '').shown });
 }

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { BlobType } from '../repo/repository.js';
 import { toHex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
-import { isRestoreTemporary, restore } from './restore.js';
+import { restore } from './restore.js';
+import { isRestoreTemporary } from '../tree/restore.js';
 import { saveDir, type TreeEntry } from './tree.js';
 import { newRepo, tmp } from './testing.js';
 

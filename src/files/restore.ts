@@ -22,7 +22,6 @@
 import { constants as C, fchmodSync, fchownSync, writeSync, type BigIntStats } from 'node:fs';
 import { Semaphore } from '../util/concurrency.js';
 import * as fsp from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { basename, dirname } from 'node:path';
 import { fromHex, type Hex } from '../repo/ids.js';
@@ -30,7 +29,8 @@ import { BlobType, Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
-import { runaway, runawayError } from '../tree/tree.js';
+import { isPlainName, runaway, runawayError } from '../tree/tree.js';
+import { isRestoreTemporary, replaceWith, tmpName } from '../tree/restore.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, type RestoreFileReply } from './restore-workers.js';
@@ -112,24 +112,6 @@ const DIR_TASKS = 8;
 const CHUNKS_PER_FILE = 4;
 /** Pack ranges each folder's restoreDirect reads ahead (Repository.sealedBlobs); DIR_TASKS folders run at once. */
 const DIRECT_READS_AHEAD = 2;
-const TMP_PREFIX = '.lifeboat-restore-';
-const TMP_RANDOM_BYTES = 8;
-/** Exactly the names tmpName() makes: TMP_PREFIX and 2 × TMP_RANDOM_BYTES lowercase hex digits. */
-const TMP_NAME = /^\.lifeboat-restore-[0-9a-f]{16}$/;
-
-/** Whether `name` has the form of the restorer's temporary names (a leftover when the snapshot does not list it). */
-export function isRestoreTemporary(name: Buffer): boolean {
-  return name.length === TMP_PREFIX.length + TMP_RANDOM_BYTES * 2 && TMP_NAME.test(name.toString('latin1'));
-}
-
-/** A name that may be created inside a folder. */
-export function isSafeName(name: Buffer): boolean {
-  if (name.length === 0) return false;
-  if (name.length === 1 && name[0] === 0x2e) return false;
-  if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return false;
-  return !name.includes(0x2f) && !name.includes(0);
-}
-
 /** Include paths as name components; refuses '.' and '..' so an include cannot point outside. */
 export function parseInclude(p: string): Buffer[] {
   const parts = p.split('/').filter((x) => x.length > 0);
@@ -199,10 +181,6 @@ class Restorer {
     this.warn(path, `${path}: could not ${what} (${errnoCode(e) ?? (e instanceof Error ? e.message : String(e))}).`);
   }
 
-  tmpName(base: Buffer): Buffer {
-    return Buffer.concat([base, Buffer.from('/' + TMP_PREFIX + randomBytes(TMP_RANDOM_BYTES).toString('hex'))]);
-  }
-
   /**
    * Removes the temporaries an interrupted restore left in `dir` (a folder about to be restored
    * into): names exactly of tmpName()'s form that the snapshot's listing of this folder does not
@@ -268,7 +246,7 @@ class Restorer {
     const todo: TreeEntry[] = [];
     const shownIn = (e: TreeEntry): string => `${logical}/${e.name.toString('utf8')}`;
     for (const e of entries) {
-      if (!isSafeName(e.name)) {
+      if (!isPlainName(e.name)) {
         const shown = shownIn(e);
         this.warn(shown, `The snapshot holds an entry named ${JSON.stringify(e.name.toString('utf8'))} in ${logical || '/'}; it is unsafe and was not restored (the repository may be damaged or hostile).`);
         continue;
@@ -491,7 +469,7 @@ class Restorer {
           return;
         }
       }
-      const t = fresh ? path : this.tmpName(dir);
+      const t = fresh ? path : tmpName(dir);
       tmp = t;
       live = true;
       const firstPath = await first;
@@ -829,14 +807,3 @@ export function originalPlaces(snapshot: Snapshot, includes: readonly string[]):
   return out;
 }
 
-/** Moves a finished temporary into place, replacing a file, link or folder there (never following a link). */
-export async function replaceWith(tmp: Buffer, path: Buffer): Promise<void> {
-  try {
-    await fsp.rename(tmp, path);
-  } catch (e) {
-    const code = errnoCode(e);
-    if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
-    await fsp.rm(path, { recursive: true, force: true }); // a folder where a file goes (rm never follows symlinks)
-    await fsp.rename(tmp, path);
-  }
-}

@@ -32,6 +32,8 @@ function toNode(e: TreeEntry): SnapshotNode {
     ...(e.rdev !== undefined ? { rdev: e.rdev } : {}),
     ...(e.target !== undefined ? { target: e.target } : {}),
     ...(e.type === 'dir' && e.subtree !== undefined ? { subtree: e.subtree, folderKey: e.subtree, contentKey: `d${e.subtree}` } : {}),
+    ...(e.type === 'file' && e.nlink > 1 ? { linkKey: `${e.device}:${e.inode}` } : {}),
+    ...(e.atime !== undefined ? { atimeNs: e.atime } : {}),
     ...(e.type === 'file' && content ? { contentKey: `f${e.contentParts ? 'p' : ''}${content.join(',')}` } : {}),
     ...(xattrs ? { attributesKey: xattrs } : {}),
     ...(e.changed ? { changedWhileRead: true } : {}),

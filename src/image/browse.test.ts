@@ -194,7 +194,7 @@ test('image ls and restore-files agree with debugfs, mtools and ntfs-3g on a thr
   assert.ok(lstatSync(join(d.path, 'trap', 'a')).isDirectory());
   const dots = await lifeboat(['image', 'restore-files', id, '1:/a/../..', '--target', join(d.path, 'dots')], env);
   assert.equal(dots.code, 2);
-  assert.match(dots.stderr, /"\." and "\.\." are not allowed/);
+  assert.match(dots.stderr, /"\.\." is not allowed/);
   const missing = await lifeboat(['image', 'ls', id, '9:/'], env);
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /no partition 9/);

@@ -6,9 +6,9 @@
  */
 import type { Repository } from '../repo/repository.js';
 import { LifeboatError } from '../util/errors.js';
-import type { NodeType, Tree, TreeNode } from '../tree/tree.js';
+import { Hole, type NodeType, type Tree, type TreeNode } from '../tree/tree.js';
 import { imagePartitions, openImageSnapshot, openPartition, type OpenedImage } from './browse.js';
-import type { FilesystemReader, FsEntry } from './fs/types.js';
+import { FilesystemError, type FilesystemReader, type FsEntry } from './fs/types.js';
 
 const PIECE = 1024 * 1024;
 
@@ -27,8 +27,76 @@ function msToNs(ms: number | undefined): bigint | undefined {
   return ms === undefined || !Number.isFinite(ms) ? undefined : BigInt(Math.round(ms * 1e6));
 }
 
+/** One filesystem (ext, FAT, NTFS) as a tree; `partition` tags its nodes' keys so partitions never share one. */
+export class FilesystemTree implements Tree {
+  constructor(readonly fs: FilesystemReader, readonly partition = 0) {}
+
+  async root(): Promise<ImageNode> {
+    return this.node(await this.fs.root());
+  }
+
+  async list(dir: TreeNode): Promise<ImageNode[]> {
+    const entries = await this.fs.list((dir as ImageNode).fsEntry!);
+    return entries.map((e) => this.node(e)).sort((a, b) => Buffer.compare(a.name, b.name));
+  }
+
+  node(e: FsEntry): ImageNode {
+    const type: NodeType = e.type;
+    const mtimeNs = msToNs(e.mtime);
+    const atimeNs = msToNs(e.atime);
+    const p = this.partition;
+    return {
+      name: e.nameBytes,
+      type,
+      size: e.size,
+      mode: e.mode,
+      ...(e.uid !== undefined ? { uid: e.uid } : {}),
+      ...(e.gid !== undefined ? { gid: e.gid } : {}),
+      ...(mtimeNs !== undefined ? { mtimeNs } : {}),
+      ...(atimeNs !== undefined ? { atimeNs } : {}),
+      ...(e.type === 'dir' ? { folderKey: `${p}:${e.ref}` } : {}),
+      ...(e.type === 'file' && (e.nlink ?? 1) > 1 ? { linkKey: `${p}:${e.ref}` } : {}),
+      ...(e.streams?.length ? { lossy: `it has alternate data streams (${e.streams.map((x) => x.name).join(', ')}); only its main content was restored` } : {}),
+      ...(e.damaged !== undefined ? { damaged: e.damaged } : {}),
+      partition: p,
+      fsEntry: e,
+    };
+  }
+
+  async *read(file: TreeNode, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const f = file as ImageNode;
+    if (f.fsEntry === undefined || f.type !== 'file') return;
+    const src = await this.fs.open(f.fsEntry);
+    for (let o = 0; o < src.size; ) {
+      signal?.throwIfAborted();
+      const next = Math.min(src.size, src.nextData?.(o) ?? o);
+      if (next > o) {
+        // A hole: zeros, without reading anything.
+        const n = Math.min(next - o, PIECE);
+        yield new Hole(n);
+        o += n;
+        continue;
+      }
+      const data = await src.read(o, Math.min(PIECE, src.size - o));
+      if (data.length === 0) break;
+      yield data;
+      o += data.length;
+    }
+  }
+
+  async readlink(link: TreeNode): Promise<Buffer> {
+    const l = link as ImageNode;
+    return l.fsEntry === undefined ? Buffer.alloc(0) : this.fs.readlink(l.fsEntry);
+  }
+
+  confined(e: unknown): boolean {
+    return e instanceof FilesystemError;
+  }
+}
+
+/** A drive image: its partitions as the top folders, each a FilesystemTree. */
 export class ImageTree implements Tree {
-  private readonly opened = new Map<number, Promise<FilesystemReader>>();
+  private readonly opened = new Map<number, Promise<FilesystemTree>>();
 
   private constructor(readonly img: OpenedImage) {}
 
@@ -40,11 +108,12 @@ export class ImageTree implements Tree {
     return this.img.id;
   }
 
-  private fs(partition: number): Promise<FilesystemReader> {
-    let p = this.opened.get(partition);
+  /** The tree of one partition's filesystem (opened once). */
+  partition(index: number): Promise<FilesystemTree> {
+    let p = this.opened.get(index);
     if (!p) {
-      p = openPartition(this.img, partition).then((x) => x.fs);
-      this.opened.set(partition, p);
+      p = openPartition(this.img, index).then((x) => new FilesystemTree(x.fs, index));
+      this.opened.set(index, p);
     }
     return p;
   }
@@ -60,8 +129,8 @@ export class ImageTree implements Tree {
       for (const p of imagePartitions(this.img.manifest)) {
         const node: ImageNode = { name: Buffer.from(String(p.index)), type: 'dir', size: p.size, mode: 0o755, partition: p.index, folderKey: `${p.index}:` };
         try {
-          const fs = await this.fs(p.index);
-          out.push({ ...node, fsEntry: await fs.root() });
+          const t = await this.partition(p.index);
+          out.push({ ...node, fsEntry: await t.fs.root() });
         } catch (e) {
           if (!(e instanceof LifeboatError) || e.code === 'interrupted') throw e;
           out.push({ ...node, damaged: e.message });
@@ -69,53 +138,21 @@ export class ImageTree implements Tree {
       }
       return out;
     }
-    const fs = await this.fs(d.partition);
-    const entries = await fs.list(d.fsEntry!);
-    return entries.map((e) => this.node(d.partition!, e)).sort((a, b) => Buffer.compare(a.name, b.name));
-  }
-
-  private node(partition: number, e: FsEntry): ImageNode {
-    const type: NodeType = e.type;
-    const mtimeNs = msToNs(e.mtime);
-    return {
-      name: e.nameBytes,
-      type,
-      size: e.size,
-      mode: e.mode,
-      ...(e.uid !== undefined ? { uid: e.uid } : {}),
-      ...(e.gid !== undefined ? { gid: e.gid } : {}),
-      ...(mtimeNs !== undefined ? { mtimeNs } : {}),
-      ...(e.type === 'dir' ? { folderKey: `${partition}:${e.ref}` } : {}),
-      ...(e.damaged !== undefined ? { damaged: e.damaged } : {}),
-      partition,
-      fsEntry: e,
-    };
+    return (await this.partition(d.partition)).list(d);
   }
 
   async *read(file: TreeNode, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     const f = file as ImageNode;
-    if (f.partition === undefined || f.fsEntry === undefined || f.type !== 'file') return;
-    const src = await (await this.fs(f.partition)).open(f.fsEntry);
-    for (let o = 0; o < src.size; ) {
-      signal?.throwIfAborted();
-      const next = Math.min(src.size, src.nextData?.(o) ?? o);
-      if (next > o) {
-        // A hole: zeros, without reading anything.
-        const n = Math.min(next - o, PIECE);
-        yield new Uint8Array(n);
-        o += n;
-        continue;
-      }
-      const data = await src.read(o, Math.min(PIECE, src.size - o));
-      if (data.length === 0) break;
-      yield data;
-      o += data.length;
-    }
+    if (f.partition === undefined) return;
+    yield* (await this.partition(f.partition)).read(f, signal);
   }
 
   async readlink(link: TreeNode): Promise<Buffer> {
     const l = link as ImageNode;
-    if (l.partition === undefined || l.fsEntry === undefined) return Buffer.alloc(0);
-    return (await this.fs(l.partition)).readlink(l.fsEntry);
+    return l.partition === undefined ? Buffer.alloc(0) : (await this.partition(l.partition)).readlink(l);
+  }
+
+  confined(e: unknown): boolean {
+    return e instanceof FilesystemError;
   }
 }

@@ -17,7 +17,10 @@ export type JobEvent =
       /** Bytes added to the repository so far. */
       readonly stored?: number;
     }
-  | { readonly type: 'warning'; readonly message: string; readonly path?: string }
+  /** Something a person should read: a path that could not be read, a damaged object, … (`kind` sorts them for scripts). */
+  | { readonly type: 'warning'; readonly message: string; readonly path?: string; readonly kind?: string }
+  /** Worth a line but nothing wrong: a folder left out by rule, … */
+  | { readonly type: 'notice'; readonly message: string; readonly path?: string }
   | { readonly type: 'phase'; readonly phase: string };
 
 export interface JobOptions {

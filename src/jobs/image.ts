@@ -1,6 +1,7 @@
 /**
  * System image use cases: estimate an image, create one, import disk files and Windows system
- * images, restore one onto a drive or file (never over data without a yes or --force). Each takes the repository, locks it, reuses what an interrupted run uploaded, picks the
+ * images, restore one onto a drive or file (never over data without a yes or --force), copy
+ * files out of one, export one as a raw, VHD or VHDX file. Each takes the repository, locks it, reuses what an interrupted run uploaded, picks the
  * previous image of the same drive as parent (one rule for create and import: previousImage) and
  * writes the snapshot last.
  */
@@ -19,6 +20,11 @@ import { analyzeDisk, type DiskLayout } from '../image/layout.js';
 import { openSource, type FileSource } from '../image/source.js';
 import { diskTools } from '../image/tools.js';
 import { findWindowsBackups, importDisk, openDiskFile, type WindowsBackupDisk } from '../image/import.js';
+import { parseLocation } from '../image/browse.js';
+import { exportImage, type ExportFormat, type ExportResult } from '../image/export.js';
+import { ImageTree } from '../image/image-tree.js';
+import { resolve as resolveIn, splitPath } from '../tree/tree.js';
+import { copyOut, type CopyOutSummary } from '../tree/restore.js';
 import { currentUser, type JobEvent, type JobOptions } from './events.js';
 
 function progress(phase: string, onEvent: ((e: JobEvent) => void) | undefined): (p: ImageProgress) => void {
@@ -285,4 +291,52 @@ export async function restoreImageSnapshot(repo: Repository, ref: string, target
   } finally {
     await out.close();
   }
+}
+
+export interface ImageFilesResult extends CopyOutSummary {
+  readonly id: Hex;
+  /** Chunks of the image read from the repository, of all it has: what copying files out cost. */
+  readonly chunksFetched: number;
+  readonly chunksInImage: number;
+}
+
+/**
+ * Copies files and folders out of an image into folder `target` without restoring the drive:
+ * each location is PARTITION[:PATH] ("2:/Users/ann/notes.txt"); a partition's root puts its
+ * contents into `target` itself. Problems with single items are warnings ("2:/path" as path).
+ */
+export async function restoreImageFiles(repo: Repository, ref: string, locations: readonly string[], target: string, o: JobOptions = {}): Promise<ImageFilesResult> {
+  const wanted = locations.map(parseLocation);
+  await repo.lock(false, 'image restore-files', { reading: true });
+  await repo.loadIndex();
+  const image = await ImageTree.open(repo, ref);
+  const total: CopyOutSummary = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytesWritten: 0, errors: 0 };
+  for (const w of wanted) {
+    const fs = await image.partition(w.partition);
+    const node = await resolveIn(fs, w.path, '"lifeboat image ls"');
+    const s = await copyOut(fs, [{ node, shown: '/' + splitPath(w.path).join('/') }], target, {
+      ...(o.signal ? { signal: o.signal } : {}),
+      owners: true,
+      onWarning: (path, message) => o.onEvent?.({ type: 'warning', path: `${w.partition}:${path}`, message }),
+    });
+    for (const k of Object.keys(total) as (keyof CopyOutSummary)[]) total[k] += s[k];
+  }
+  return { id: image.id, ...total, chunksFetched: image.img.source.stats.chunkLoads, chunksInImage: image.img.source.stats.chunkCount };
+}
+
+export interface ImageExportResult extends ExportResult {
+  readonly id: Hex;
+  readonly seconds: number;
+}
+
+/** Writes image snapshot `ref` as a file other tools open (raw, VHD, VHDX); an existing `out` is replaced only with `overwrite`. */
+export async function exportImageSnapshot(repo: Repository, ref: string, format: ExportFormat, out: string, o: JobOptions & { readonly overwrite?: boolean } = {}): Promise<ImageExportResult> {
+  await repo.lock(false, 'image export', { reading: true });
+  await repo.loadIndex();
+  const { id, snapshot } = await repo.findSnapshot(ref, (s) => s.kind === 'image');
+  if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image.`);
+  const m = await loadManifest(repo, snapshot.root);
+  const started = performance.now();
+  const res = await exportImage(repo, m, format, out, { overwrite: o.overwrite === true, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('exporting', o.onEvent) });
+  return { id, ...res, seconds: (performance.now() - started) / 1000 };
 }

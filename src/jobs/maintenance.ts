@@ -1,12 +1,15 @@
 /**
- * Keeping a repository tidy: forget snapshots by retention rules (or by id; pinned ones are always
- * kept) and prune what no snapshot needs. The scheduler applies a job's retention through the same
+ * Keeping a repository tidy and sound: forget snapshots by retention rules (or by id; pinned ones
+ * are always kept), prune what no snapshot needs, pin and unpin, check, add parity, stats. The scheduler applies a job's retention through the same
  * functions after each successful run.
  */
 import { LifeboatError } from '../util/errors.js';
 import { applyPolicy, type ForgetCandidate as PolicyCandidate, type ForgetGroup, type ForgetPolicy } from '../repo/forget.js';
 import { Names, type Hex } from '../repo/ids.js';
-import { loadPins } from '../repo/pins.js';
+import { loadPins, pinSnapshot, unpinSnapshot, type PinInfo } from '../repo/pins.js';
+import { checkRepository, repositoryStats, type CheckReport, type RepoStats } from '../repo/check.js';
+import { addParity, type ParityAddResult } from '../repo/parity.js';
+import type { ParitySettings } from '../store/parity.js';
 import { prune, type PruneReport } from '../repo/prune.js';
 import type { Repository } from '../repo/repository.js';
 import { referenceWalkers } from './kinds.js';
@@ -77,4 +80,42 @@ export async function pruneRepository(repo: Repository, o: PruneOptions): Promis
     ...(o.signal ? { signal: o.signal } : {}),
     onProgress: (phase, done, total) => o.onEvent?.({ type: 'progress', phase, done, total, unit: 'items' }),
   });
+}
+
+/** Verifies the repository's structure (every object, pins included) and, with `readData`, every stored byte; progress has phase 'reading packs'. */
+export async function checkRepositoryJob(repo: Repository, o: JobOptions & { readonly readData?: boolean } = {}): Promise<CheckReport> {
+  await repo.lock(false, 'check', { reading: true });
+  return checkRepository(repo, {
+    readData: o.readData === true,
+    walkers: referenceWalkers,
+    ...(o.signal ? { signal: o.signal } : {}),
+    onProgress: (done, total) => o.onEvent?.({ type: 'progress', phase: 'reading packs', done, total }),
+  });
+}
+
+/** Gives the repository parity (or rewrites missing and damaged parity with the settings it has) under the exclusive lock. */
+export async function addParityJob(repo: Repository, settings: ParitySettings | undefined, o: JobOptions = {}): Promise<ParityAddResult> {
+  if (!repo.config.parity && settings === undefined) throw new LifeboatError('usage', 'This repository has no parity yet: say how much to add, for example "lifeboat parity add 10%".');
+  await repo.lock(true, 'parity add');
+  return addParity(repo, settings, (done, total) => o.onEvent?.({ type: 'progress', phase: 'protecting', done, total, unit: 'items' }));
+}
+
+/** Pins snapshot `ref` (forget and prune never remove it). */
+export async function pin(repo: Repository, ref: string, note = ''): Promise<{ id: Hex; info: PinInfo }> {
+  await repo.lock(false, 'pin');
+  const { id } = await repo.findSnapshot(ref);
+  return { id, info: await pinSnapshot(repo, id, note) };
+}
+
+/** Removes the pin of snapshot `ref`; false when it had none. */
+export async function unpin(repo: Repository, ref: string): Promise<{ id: Hex; was: boolean }> {
+  await repo.lock(false, 'unpin');
+  const { id } = await repo.findSnapshot(ref);
+  return { id, was: await unpinSnapshot(repo, id) };
+}
+
+/** Space used, deduplication and compression. */
+export async function repositoryStatsJob(repo: Repository): Promise<RepoStats> {
+  await repo.loadIndex();
+  return repositoryStats(repo);
 }

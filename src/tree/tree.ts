@@ -27,6 +27,8 @@ export interface TreeNode {
   readonly group?: string;
   /** Modification time, nanoseconds since 1970. */
   readonly mtimeNs?: bigint;
+  /** Access time, where the tree keeps it. */
+  readonly atimeNs?: bigint;
   /** Device number of chardev/blockdev entries (Linux encoding). */
   readonly rdev?: bigint;
   /** Symlink target, when the tree has it at hand (otherwise ask readlink). */
@@ -37,6 +39,10 @@ export interface TreeNode {
   readonly attributesKey?: string;
   /** Identifies a folder within its tree, so a folder that holds itself is noticed. */
   readonly folderKey?: string;
+  /** Set on files with more than one name: equal keys within a tree are one file (a hard link). */
+  readonly linkKey?: string;
+  /** What a copy of this entry leaves behind, in words (for example NTFS alternate data streams). */
+  readonly lossy?: string;
   /** The file changed while it was backed up: its content is what was read then. */
   readonly changedWhileRead?: boolean;
   /** Why this entry cannot be trusted or read (the rest of the tree is fine). */
@@ -50,7 +56,12 @@ export interface Tree {
   /** A file's bytes in order; exactly `size` of them unless the tree's data is damaged. */
   read(file: TreeNode, signal?: AbortSignal): AsyncIterable<Uint8Array>;
   readlink(link: TreeNode): Promise<Buffer>;
+  /** Whether an error thrown for one entry is damage confined to it (the rest of the tree reads on). */
+  confined?(e: unknown): boolean;
 }
+
+/** Bytes of a file the tree knows are a hole (all zeros, never stored): a copy may skip writing them. */
+export class Hole extends Uint8Array {}
 
 /** More entries than any real tree a person backs up (restic's largest reported trees hold a few hundred million). */
 export const MAX_WALK_ENTRIES = 1_000_000_000;

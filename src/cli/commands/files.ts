@@ -2,38 +2,21 @@
 import { PATTERN_FILE_LIMIT, readSmallFile } from '../../util/small-file.js';
 import type { Command } from 'commander';
 import { loadPins } from '../../repo/pins.js';
-import { indexUnindexedPacks } from '../../repo/repair.js';
-import { LifeboatError, formatBytes } from '../../util/errors.js';
-import type { Repository } from '../../repo/repository.js';
-import type { Hex } from '../../repo/ids.js';
-import type { Snapshot } from '../../repo/snapshot.js';
-import { backup, type BackupEvent } from '../../files/backup.js';
-import { originalPlaces, restore, type OverwriteMode, type RestoreEvent, type RestoreSummary } from '../../files/restore.js';
-import { formatNs, snapshotPath } from '../../files/browse.js';
+import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
+import type { OverwriteMode } from '../../files/restore.js';
+import { formatNs } from '../../files/browse.js';
 import { diff, dumpFile, modeString, nodeName, walk, type Found, type TreeNode } from '../../tree/tree.js';
 import { dumpTar } from '../../tree/tar.js';
-import { openSnapshotTree, treeOf } from '../../jobs/browse.js';
+import { openDiffSides, openSnapshotTree, treeOf } from '../../jobs/browse.js';
+import { backupFiles, restoreFiles } from '../../jobs/files.js';
 import { PathMatcher, parseSize } from '../../files/pattern.js';
-import { platform } from '../../files/platform/platform.js';
-import { ExitCode } from '../../util/errors.js';
-import { reuseLargeBlocks } from '../../util/memory.js';
-import { Progress, formatDuration } from '../progress.js';
-import { defaultCacheDir, type Context } from '../context.js';
+import { formatDuration } from '../progress.js';
+import { renderEvents } from '../events.js';
+import { defaultCacheDir } from '../context.js';
 import { localTime } from '../format.js';
 import type { Run } from './repo.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
-
-function warnPlatformOnce(ctx: Context): void {
-  const p = platform();
-  if (!p.exact && p.missing) ctx.warn(p.missing);
-}
-
-async function findFilesSnapshot(repo: Repository, ref: string): Promise<{ id: Hex; snapshot: Snapshot }> {
-  const s = await repo.findSnapshot(ref, (x) => x.kind === 'files');
-  if (s.snapshot.kind !== 'files') throw new LifeboatError('usage', `Snapshot ${s.id.slice(0, 8)} is a drive image; use "lifeboat image" commands for it.`);
-  return s;
-}
 
 function entryJson(path: string, e: TreeNode): Record<string, unknown> {
   const name = nodeName(e);
@@ -91,23 +74,8 @@ export function registerFileCommands(program: Command, run: Run): void {
           if (larger === undefined) throw new LifeboatError('usage', `--exclude-larger-than ${o.excludeLargerThan}: use a size such as 500M or 2G.`);
         }
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'backup');
-        await indexUnindexedPacks(repo); // reuse what an interrupted run uploaded
-        warnPlatformOnce(ctx);
-        const progress = new Progress(ctx, 'backup');
-        const onEvent = (e: BackupEvent) => {
-          if (e.type === 'warning') {
-            progress.done();
-            if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', kind: e.kind, path: e.path, message: e.message }) + '\n');
-            else ctx.warn(e.message);
-          } else if (e.type === 'excluded') {
-            progress.done();
-            ctx.info(`Leaving out ${e.path}: ${e.reason}.`);
-          } else {
-            progress.update({ done: e.bytesDone, total: e.bytesTotal, files: e.files, extra: `${formatBytes(e.bytesAdded)} added` });
-          }
-        };
-        const r = await backup(repo, {
+        const events = renderEvents(ctx);
+        const r = await backupFiles(repo, {
           paths,
           excludes,
           ...(larger !== undefined ? { excludeLargerThan: larger } : {}),
@@ -118,11 +86,11 @@ export function registerFileCommands(program: Command, run: Run): void {
           ...(o.time !== undefined ? { time: o.time } : {}),
           ...(o.host !== undefined ? { host: o.host } : {}),
           signal: ctx.abort.signal,
-          onEvent,
-          scanTotal: progress.shown,
+          onEvent: events,
+          scanTotal: events.shown,
           ...(o.cache ? { cacheDir: defaultCacheDir() } : {}),
         });
-        progress.done();
+        events.done();
         const s = r.summary;
         const code = s.unreadable > 0 || s.changedWhileRead > 0 ? ExitCode.partial : ExitCode.ok;
         if (ctx.json) {
@@ -219,21 +187,20 @@ export function registerFileCommands(program: Command, run: Run): void {
 
   program
     .command('diff <snapshot1> <snapshot2>')
-    .description('show what changed between two snapshots, file backups or drive images (+ added, - removed, M modified, U metadata, T type)')
+    .description('show what changed between two snapshots, file backups or drive images, or between a snapshot and a folder on this computer (+ added, - removed, M modified, U metadata, T type)')
+    .addHelpText('after', `\nExamples:\n  lifeboat diff 1a2b3c4d latest\n  lifeboat diff latest /home/ann/Documents     (what changed since that backup)\n`)
     .action(
       run(async (ctx, a: string, b: string) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const ta = await openSnapshotTree(repo, a);
-        const tb = await openSnapshotTree(repo, b);
-        if (ta.snapshot.kind !== tb.snapshot.kind) throw new LifeboatError('usage', 'One of the two snapshots is a file backup and the other a drive image; compare two of the same kind.');
+        const sides = await openDiffSides(repo, a, b);
         const sign = { added: '+', removed: '-', modified: 'M', metadata: 'U', type: 'T' } as const;
         const rows: { kind: string; path: string }[] = [];
         const onSkip = (p: string, why: string) => ctx.warn(`${p} was left out: ${why}.`);
-        for await (const c of diff(ta.tree, await ta.tree.root(), tb.tree, await tb.tree.root(), '', { signal: ctx.abort.signal, onSkip })) rows.push({ kind: c.kind, path: c.path });
+        for await (const c of diff(sides.a.tree, sides.a.node, sides.b.tree, sides.b.node, '', { signal: ctx.abort.signal, onSkip })) rows.push({ kind: c.kind, path: c.path });
         if (ctx.json) return ctx.printJson(rows);
         for (const r of rows) ctx.out(`${sign[r.kind as keyof typeof sign]}  ${shownPath(r.path)}`);
-        ctx.info(`${rows.length} change(s) between ${ta.id.slice(0, 8)} and ${tb.id.slice(0, 8)}.`);
+        ctx.info(`${rows.length} change(s) between ${sides.a.label} and ${sides.b.label}.`);
       }),
     );
 
@@ -272,54 +239,25 @@ export function registerFileCommands(program: Command, run: Run): void {
         if (o.overwrite !== undefined && !['always', 'if-changed', 'never'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed or never.`);
         if ((o.target === undefined) === (o.original !== true)) throw new LifeboatError('usage', 'Say where to restore to: --target FOLDER, or --original to put the files back where they came from.');
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'restore', { reading: true });
-        await repo.loadIndex();
-        const { id, snapshot } = await findFilesSnapshot(repo, ref);
-        const includes = o.include.map((p) => snapshotPath(snapshot, p));
-        const places = o.target !== undefined ? [{ target: o.target, includes }] : originalPlaces(snapshot, includes);
-        warnPlatformOnce(ctx);
-        reuseLargeBlocks(); // before the restore starts its workers
-        const restoreAll = async (overwrite: OverwriteMode): Promise<RestoreSummary[]> => {
-          const out: RestoreSummary[] = [];
-          for (const place of places) {
-            const progress = new Progress(ctx, 'restore');
-            const onEvent = (e: RestoreEvent) => {
-              if (e.type === 'warning') {
-                progress.done();
-                if (ctx.json) ctx.stderr.write(JSON.stringify({ type: 'warning', path: e.path, message: e.message }) + '\n');
-                else ctx.warn(e.message);
-              } else progress.update({ done: e.bytesDone, total: e.totalBytes, files: e.files });
-            };
-            const r = await restore(repo, snapshot, {
-              target: place.target,
-              includes: place.includes,
-              excludes: o.exclude,
-              overwrite,
-              verify: o.verify === true,
-              numericOwner: o.numericOwner === true,
-              devices: o.devices === true,
-              signal: ctx.abort.signal,
-              onEvent,
-            });
-            progress.done();
-            out.push(r.summary);
-          }
-          return out;
-        };
-        const overwrite = (o.overwrite ?? (o.original ? 'never' : 'if-changed')) as OverwriteMode;
-        let summaries = await restoreAll(overwrite);
-        let kept = summaries.reduce((n, s) => n + s.keptChanged, 0);
-        if (o.original && o.overwrite === undefined && kept > 0 && (await ctx.confirm(`${kept} file(s) were changed since this backup and were left as they are. Replace them with the backed-up versions?`))) {
-          const again = await restoreAll('if-changed');
-          summaries = summaries.map((s, i) => ({ ...s, replaced: s.replaced + again[i]!.replaced, skipped: s.skipped - s.keptChanged, keptChanged: 0, errors: s.errors + again[i]!.errors, bytesWritten: s.bytesWritten + again[i]!.bytesWritten, files: s.files + again[i]!.files }));
-          kept = 0;
-        }
-        const where = places.map((p) => p.target).join(', ');
-        const s = summaries.reduce((a, b) => {
-          const sum = { ...a };
-          for (const k of Object.keys(b) as (keyof RestoreSummary)[]) sum[k] = a[k] + b[k];
-          return sum;
+        const events = renderEvents(ctx);
+        const { id, snapshot, targets, summary: s } = await restoreFiles(repo, ref, {
+          ...(o.target !== undefined ? { target: o.target } : {}),
+          includes: o.include,
+          excludes: o.exclude,
+          ...(o.overwrite !== undefined ? { overwrite: o.overwrite as OverwriteMode } : {}),
+          verify: o.verify === true,
+          numericOwner: o.numericOwner === true,
+          devices: o.devices === true,
+          signal: ctx.abort.signal,
+          onEvent: events,
+          replaceChanged: async (n) => {
+            events.done();
+            return ctx.confirm(`${n} file(s) were changed since this backup and were left as they are. Replace them with the backed-up versions?`);
+          },
         });
+        events.done();
+        const kept = s.keptChanged;
+        const where = targets.join(', ');
         if (ctx.json) ctx.printJson({ snapshot: id, target: where, summary: s });
         else {
           ctx.report(`Restored ${s.files} files (${formatBytes(s.bytesWritten)}), ${s.dirs} folders, ${s.symlinks} symlinks, ${s.hardlinks} hard links, ${s.special} special files into ${where} in ${formatDuration(s.durationSeconds)}.`);

@@ -2,19 +2,12 @@
 import type { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
-import { loadManifest, type ImageProgress } from '../../image/imager.js';
-import { exportImage, formatFromName, type ExportFormat } from '../../image/export.js';
-import { importImages } from '../../jobs/image.js';
+import { formatFromName, type ExportFormat } from '../../image/export.js';
+import { exportImageSnapshot, importImages } from '../../jobs/image.js';
 import { renderEvents } from '../events.js';
 import { localTime } from '../format.js';
-import type { Context } from '../context.js';
 import type { Run } from './repo.js';
-import { Progress, formatDuration } from '../progress.js';
-
-function progressPrinter(ctx: Context, label: string, what: string): (p: ImageProgress) => void {
-  const bar = new Progress(ctx, label);
-  return (p) => bar.update({ done: p.bytesDone, total: p.bytesTotal, extra: `${what} ${formatBytes(p.bytesStored)}` });
-}
+import { formatDuration } from '../progress.js';
 
 const FORMATS: readonly ExportFormat[] = ['raw', 'vhd', 'vhdx'];
 
@@ -30,17 +23,13 @@ export function registerImageExportCommands(image: Command, run: Run): void {
         if (!format) throw new LifeboatError('usage', `Say which format to write with --format raw, vhd or vhdx (the name ${out} does not tell).`);
         if (!FORMATS.includes(format)) throw new LifeboatError('usage', `Unknown format "${o.format ?? ''}"; use raw, vhd or vhdx.`);
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'image export', { reading: true });
-        await repo.loadIndex();
-        const { id, snapshot } = await repo.findSnapshot(ref, (s) => s.kind === 'image');
-        if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image.`);
-        const m = await loadManifest(repo, snapshot.root);
-        const started = Date.now();
-        const res = await exportImage(repo, m, format, out, { overwrite: o.force === true, signal: ctx.abort.signal, onProgress: progressPrinter(ctx, 'exporting', 'written') });
-        const seconds = (Date.now() - started) / 1000;
+        const events = renderEvents(ctx);
+        const res = await exportImageSnapshot(repo, ref, format, out, { overwrite: o.force === true, signal: ctx.abort.signal, onEvent: events });
+        events.done();
+        const { id, seconds, ...written } = res;
         const onDisk = statSync(out).blocks * 512;
-        if (ctx.json) return ctx.printJson({ snapshot: id, ...res, bytesOnDisk: onDisk, seconds });
-        ctx.report(`Exported image ${id.slice(0, 8)} (${formatBytes(m.size)} drive) to ${out} as ${format.toUpperCase()} in ${formatDuration(seconds)}; the file uses ${formatBytes(onDisk)}.`);
+        if (ctx.json) return ctx.printJson({ snapshot: id, ...written, bytesOnDisk: onDisk, seconds });
+        ctx.report(`Exported image ${id.slice(0, 8)} (${formatBytes(res.size)} drive) to ${out} as ${format.toUpperCase()} in ${formatDuration(seconds)}; the file uses ${formatBytes(onDisk)}.`);
       }),
     );
 

@@ -1,8 +1,12 @@
 /** image ls (partitions, folders and files inside an image) and image restore-files (copy files out of it). */
 import type { Command } from 'commander';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
-import { extractEntries, imagePartitions, openImageSnapshot, openPartition, parseLocation, resolvePath, type OpenedImage } from '../../image/browse.js';
+import { imagePartitions, parseLocation } from '../../image/browse.js';
+import { ImageTree, type ImageNode } from '../../image/image-tree.js';
 import type { FilesystemReader, FsEntry } from '../../image/fs/types.js';
+import { resolve } from '../../tree/tree.js';
+import { restoreImageFiles } from '../../jobs/image.js';
+import { renderEvents } from '../events.js';
 import type { Run } from './repo.js';
 import { localTime } from '../format.js';
 import { modeString } from '../../tree/tree.js';
@@ -40,7 +44,8 @@ export function registerImageFileCommands(image: Command, run: Run): void {
       run(async (ctx, ref: string, location: string | undefined, o: { long?: boolean }) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const img = await openImageSnapshot(repo, ref);
+        const image = await ImageTree.open(repo, ref);
+        const img = image.img;
         if (location === undefined) {
           const parts = imagePartitions(img.manifest).map((p) => ({ index: p.index, filesystem: p.filesystem ?? null, label: p.label ?? null, size: p.size, start: p.start, type: p.typeName }));
           if (ctx.json) return ctx.printJson({ snapshot: img.id, partitions: parts });
@@ -48,8 +53,9 @@ export function registerImageFileCommands(image: Command, run: Run): void {
           return;
         }
         const { partition, path } = parseLocation(location);
-        const { fs } = await openPartition(img, partition);
-        const e = await resolvePath(fs, path);
+        const tree = await image.partition(partition);
+        const fs = tree.fs;
+        const e = ((await resolve(tree, path, '"lifeboat image ls"')) as ImageNode).fsEntry!;
         const entries = e.type === 'dir' ? await fs.list(e) : [e];
         entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
         for (const x of entries) if (x.damaged !== undefined) ctx.warn(`${x.name}: its metadata is damaged (${x.damaged}).`);
@@ -78,35 +84,21 @@ export function registerImageFileCommands(image: Command, run: Run): void {
     .requiredOption('--target <dir>', 'folder to copy into (created if missing)')
     .action(
       run(async (ctx, ref: string, locations: string[], o: { target: string }) => {
-        const wanted = locations.map(parseLocation);
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'image restore-files', { reading: true });
-        await repo.loadIndex();
-        const img: OpenedImage = await openImageSnapshot(repo, ref);
-        const opened = new Map<number, FilesystemReader>();
-        const total = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytesWritten: 0, errors: 0 };
         const warnings: { path: string; message: string }[] = [];
-        for (const w of wanted) {
-          let fs = opened.get(w.partition);
-          if (!fs) {
-            fs = (await openPartition(img, w.partition)).fs;
-            opened.set(w.partition, fs);
-          }
-          const entry = await resolvePath(fs, w.path);
-          const shown = '/' + w.path.split('/').filter(Boolean).join('/');
-          const s = await extractEntries(fs, [{ entry, shown }], o.target, {
-            signal: ctx.abort.signal,
-            owners: true,
-            onWarning: (path, message) => {
-              warnings.push({ path: `${w.partition}:${path}`, message });
-              ctx.warn(message);
-            },
-          });
-          for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += s[k];
-        }
-        if (ctx.json) ctx.printJson({ snapshot: img.id, target: o.target, ...total, warnings, chunksFetched: img.source.stats.chunkLoads, chunksInImage: img.source.stats.chunkCount });
+        const events = renderEvents(ctx);
+        const total = await restoreImageFiles(repo, ref, locations, o.target, {
+          signal: ctx.abort.signal,
+          onEvent: (e) => {
+            if (e.type === 'warning') warnings.push({ path: e.path ?? '', message: e.message });
+            events(e);
+          },
+        });
+        events.done();
+        const { id, chunksFetched, chunksInImage } = total;
+        if (ctx.json) ctx.printJson({ snapshot: id, target: o.target, files: total.files, dirs: total.dirs, symlinks: total.symlinks, hardlinks: total.hardlinks, bytesWritten: total.bytesWritten, errors: total.errors, warnings, chunksFetched, chunksInImage });
         else {
-          ctx.report(`Restored ${total.files} file(s), ${total.dirs} folder(s), ${total.symlinks} symlink(s)${total.hardlinks ? `, ${total.hardlinks} hard link(s)` : ''} (${formatBytes(total.bytesWritten)}) from image ${img.id.slice(0, 8)} into ${o.target}.`);
+          ctx.report(`Restored ${total.files} file(s), ${total.dirs} folder(s), ${total.symlinks} symlink(s)${total.hardlinks ? `, ${total.hardlinks} hard link(s)` : ''} (${formatBytes(total.bytesWritten)}) from image ${id.slice(0, 8)} into ${o.target}.`);
           if (total.errors > 0) ctx.out(`${total.errors} item(s) could not be restored; see the warnings above.`);
         }
         if (total.errors > 0 && total.files + total.dirs + total.symlinks === 0) throw new LifeboatError('corrupt', 'Nothing could be restored; see the warnings above.');

@@ -2,9 +2,8 @@
 import type { Command } from 'commander';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { parseDuration, type ForgetPolicy } from '../../repo/forget.js';
-import { pinSnapshot, unpinSnapshot } from '../../repo/pins.js';
 import type { PruneReport } from '../../repo/prune.js';
-import { forgetSnapshots, pruneRepository } from '../../jobs/maintenance.js';
+import { forgetSnapshots, pin, pruneRepository, unpin } from '../../jobs/maintenance.js';
 import { renderEvents } from '../events.js';
 import { repairIndex, repairSnapshots } from '../../repo/repair.js';
 import type { Repository } from '../../repo/repository.js';
@@ -154,9 +153,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, ref: string, o: { note: string }) => {
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'pin');
-        const { id } = await repo.findSnapshot(ref);
-        const info = await pinSnapshot(repo, id, o.note);
+        const { id, info } = await pin(repo, ref, o.note);
         if (ctx.json) return ctx.printJson({ snapshot: id, ...info });
         ctx.report(`Pinned snapshot ${id.slice(0, 8)}${o.note ? ` (${o.note})` : ''}.`);
       }),
@@ -168,9 +165,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, ref: string) => {
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'unpin');
-        const { id } = await repo.findSnapshot(ref);
-        const was = await unpinSnapshot(repo, id);
+        const { id, was } = await unpin(repo, ref);
         if (ctx.json) return ctx.printJson({ snapshot: id, unpinned: was });
         ctx.report(was ? `Unpinned snapshot ${id.slice(0, 8)}.` : `Snapshot ${id.slice(0, 8)} was not pinned.`);
       }),

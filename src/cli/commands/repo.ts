@@ -5,14 +5,12 @@ import { dirname, resolve } from 'node:path';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { Repository } from '../../repo/repository.js';
 import { parseParity } from '../../store/parity.js';
-import { addParity } from '../../repo/parity.js';
 import { addKey, listKeys, readKey } from '../../repo/keys.js';
 import { Names } from '../../repo/ids.js';
-import { checkRepository, repositoryStats } from '../../repo/check.js';
-import { referenceWalkers } from '../../jobs/kinds.js';
+import { addParityJob, checkRepositoryJob, repositoryStatsJob } from '../../jobs/maintenance.js';
+import { renderEvents } from '../events.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
-import { Progress } from '../progress.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands actions untyped arguments
 export type Run = (fn: (ctx: Context, ...args: any[]) => Promise<number | void>) => (...args: any[]) => Promise<void>;
@@ -125,15 +123,9 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { readData?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.lock(false, 'check', { reading: true });
-        const progress = new Progress(ctx, 'reading packs');
-        const report = await checkRepository(repo, {
-          readData: o.readData === true,
-          walkers: referenceWalkers,
-          signal: ctx.abort.signal,
-          onProgress: (done, total) => progress.update({ done, total }, done === total),
-        });
-        progress.done();
+        const events = renderEvents(ctx);
+        const report = await checkRepositoryJob(repo, { readData: o.readData === true, signal: ctx.abort.signal, onEvent: events });
+        events.done();
         if (ctx.json) ctx.printJson(report);
         else {
           for (const w of report.warnings) ctx.out(`warning: ${w.file}: ${w.message}`);
@@ -154,12 +146,9 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, percent: string | undefined) => {
         const repo = await ctx.openRepository();
-        if (!repo.config.parity && percent === undefined) throw new LifeboatError('usage', 'This repository has no parity yet: say how much to add, for example "lifeboat parity add 10%".');
-        await repo.lock(true, 'parity add');
-        const r = await addParity(repo, percent === undefined ? undefined : parseParity(percent), (done, total) => {
-          if (!ctx.json && process.stderr.isTTY) process.stderr.write(`\rprotecting: ${done}/${total}`);
-        });
-        if (!ctx.json && process.stderr.isTTY) process.stderr.write('\n');
+        const events = renderEvents(ctx);
+        const r = await addParityJob(repo, percent === undefined ? undefined : parseParity(percent), { onEvent: events });
+        events.done();
         if (ctx.json) return ctx.printJson(r);
         ctx.out(`${r.written} file(s) got new parity, ${r.sound} already had sound parity.${r.enabled ? ' The repository now has parity.' : ''}`);
       }),
@@ -171,8 +160,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx) => {
         const repo = await ctx.openRepository();
-        await repo.loadIndex();
-        const s = await repositoryStats(repo);
+        const s = await repositoryStatsJob(repo);
         if (ctx.json) return ctx.printJson(s);
         ctx.out(`Snapshots:           ${s.snapshots}`);
         ctx.out(`Stored on disk:      ${formatBytes(s.storedBytes)} in ${s.packs} packs`);

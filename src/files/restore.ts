@@ -109,9 +109,10 @@ const FILES_IN_FLIGHT_WORKERS = 64;
 /** Folders restored at the same time (beyond the one each task is in). */
 const DIR_TASKS = 8;
 /** Chunks of one large file being written at once. */
-const CHUNKS_PER_FILE = 4;
+const CHUNKS_PER_FILE = 8;
 /** Pack ranges each folder's restoreDirect reads ahead (Repository.sealedBlobs); DIR_TASKS folders run at once. */
-const DIRECT_READS_AHEAD = 2;
+const DIRECT_READS_AHEAD = 4;
+
 /** Include paths as name components; refuses '.' and '..' so an include cannot point outside. */
 export function parseInclude(p: string): Buffer[] {
   const parts = p.split('/').filter((x) => x.length > 0);

@@ -71,6 +71,13 @@ const READ_GAP = 256 * 1024;
 /** At most this many bytes in one coalesced read. */
 const READ_RUN = 4 * 1024 * 1024;
 
+/** A copy of `view` in an ArrayBuffer of its own (not from Node's pool, not zeroed first). */
+function ownCopy(view: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafeSlow(view.length);
+  out.set(view);
+  return out;
+}
+
 /**
  * Signs and checks data that Lifeboat keeps outside the repository (the listing cache) with the
  * repository's MAC key, which never leaves repo/.
@@ -474,7 +481,7 @@ export class Repository {
     if (!loc || loc.type === BlobType.delta) return undefined;
     const packName = Names.pack(loc.packId);
     const got = await this.store.get(packName, loc.offset, loc.length);
-    return { type: loc.type, id: new Uint8Array(id), rawLength: loc.rawLength, packName, env: ownsItsBuffer(got) ? got : new Uint8Array(got) };
+    return { type: loc.type, id: new Uint8Array(id), rawLength: loc.rawLength, packName, env: ownsItsBuffer(got) ? got : ownCopy(got) };
   }
 
   /**
@@ -518,7 +525,7 @@ export class Repository {
       for (const f of run) {
         const view = bytes.subarray(f.offset - base, f.offset - base + f.length);
         // Each envelope in a buffer of its own, so it moves to a worker without the others.
-        yield { i: f.i, blob: { type: f.type, id: new Uint8Array(ids[f.i]!), rawLength: f.rawLength, packName: Names.pack(f.packId), env: whole ? bytes : new Uint8Array(view) } };
+        yield { i: f.i, blob: { type: f.type, id: new Uint8Array(ids[f.i]!), rawLength: f.rawLength, packName: Names.pack(f.packId), env: whole ? bytes : ownCopy(view) } };
       }
     }
   }

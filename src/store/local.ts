@@ -21,8 +21,12 @@ import { assertValidName, StoreError, type ObjectWriter, type OperationOptions, 
 /** Objects that never change once written: their descriptors may be kept open (readPackRange). */
 const PACK_PREFIX = 'data/';
 const OPEN_PACKS = 16;
-/** Reads up to this size use synchronous calls (see get). */
-const SYNC_READ_MAX = 1024 * 1024;
+/**
+ * Reads up to this size use synchronous calls (see get). Bigger ones (a large file's chunks, a
+ * pack range of many small blobs) go to the thread pool: the main thread, which reads every blob a
+ * restore's workers open, would otherwise spend its time copying them out of the page cache.
+ */
+const SYNC_READ_MAX = 128 * 1024;
 
 /** The folder of in-flight writes, documented in FORMAT.md §1. */
 const TMP = '.tmp';

@@ -124,9 +124,18 @@ function eachFile(dir: string, visit: (file: string) => void): void {
 
 /** Apparent size of every regular file under `dir` (what `du -sb` counts, less the folders). */
 export function apparentBytes(dir: string): number {
-  let total = 0;
-  eachFile(dir, (f) => (total += fs.statSync(f).size));
-  return total;
+  return usage(dir).bytes;
+}
+
+/** The apparent size of the files at or under `dir`, and how many there are (a repository's objects). */
+export function usage(dir: string): { bytes: number; files: number } {
+  let bytes = 0;
+  let files = 0;
+  eachFile(dir, (f) => {
+    bytes += fs.statSync(f).size;
+    files++;
+  });
+  return { bytes, files };
 }
 
 /**

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDisk, mutateDisk, type DiskMutation } from './disk.js';
-import { apparentBytes, timed, warmCache, type Cmd, type Measured } from './exec.js';
+import { apparentBytes, timed, usage, warmCache, type Cmd, type Measured } from './exec.js';
 import { describeMachine, ensureTools, type MachineDescription } from './machine.js';
 import { compareTarget, figure, fmtBytes, kib, renderDataset, seconds, type DatasetResult, type OpResult, type Sample, type Target } from './report.js';
 import { fileTools, lifeboatImageCreate, lifeboatInit, partcloneZstd, resticInit, resticStdin, type FileTool, type ToolEnv } from './tools.js';
@@ -270,13 +270,13 @@ class Bench {
         await this.interleave(name, { op, title, samples: {} }, names, async (t, r) => {
           const ie = initError.get(`${t}-${r}`);
           if (ie) return failed(r, ie);
-          const before = apparentBytes(repo(t, r));
+          const before = usage(repo(t, r));
           warmCache(src, repo(t, r)); // every run starts with what it reads cached (see warmCache)
           const m = await timed(byName.get(t)!.backup(repo(t, r), src, label));
-          const added = apparentBytes(repo(t, r)) - before;
+          const after = usage(repo(t, r));
           const details = lastJson(m.stdout);
           const bytesRead = t === 'lifeboat' ? findNumber(details, ['bytesRead', 'bytes_read']) : undefined;
-          return sample(r, m, { added, ...(bytesRead !== undefined ? { bytesRead } : {}), ...(details ? { details } : {}) });
+          return sample(r, m, { added: after.bytes - before.bytes, files: after.files - before.files, ...(bytesRead !== undefined ? { bytesRead } : {}), ...(details ? { details } : {}) });
         }),
       );
     };
@@ -291,7 +291,7 @@ class Bench {
     const repoSize: OpResult = { op: 'repoSize', title: 'repository size', samples: {} };
     for (const t of names) {
       repoSize.samples[t] = Array.from({ length: this.o.runs }, (_, r) =>
-        initError.has(`${t}-${r}`) ? failed(r, initError.get(`${t}-${r}`)!) : { run: r, ok: true, wall: NaN, user: NaN, sys: NaN, rssKiB: NaN, added: apparentBytes(repo(t, r)) },
+        initError.has(`${t}-${r}`) ? failed(r, initError.get(`${t}-${r}`)!) : { run: r, ok: true, wall: NaN, user: NaN, sys: NaN, rssKiB: NaN, added: usage(repo(t, r)).bytes, files: usage(repo(t, r)).files },
       );
     }
 
@@ -414,13 +414,13 @@ class Bench {
         return sample(r, m, { added, bytesRead: used });
       }
       const cmd: Cmd = t === 'lifeboat' ? lifeboatImageCreate(this.env, repo(t, r), disk.disk) : resticStdin(this.env, repo(t, r), disk.disk);
-      const before = apparentBytes(repo(t, r));
+      const before = usage(repo(t, r));
       warmCache(disk.disk, repo(t, r));
       const m = await timed(cmd);
-      const added = apparentBytes(repo(t, r)) - before;
+      const after = usage(repo(t, r));
       const details = lastJson(m.stdout);
       const bytesRead = t === 'lifeboat' ? findNumber(details, ['bytesRead', 'bytes_read']) : disk.size;
-      return sample(r, m, { added, ...(bytesRead !== undefined ? { bytesRead } : {}), ...(details ? { details } : {}) });
+      return sample(r, m, { added: after.bytes - before.bytes, files: after.files - before.files, ...(bytesRead !== undefined ? { bytesRead } : {}), ...(details ? { details } : {}) });
     };
     const ops: OpResult[] = [];
     ops.push(await this.interleave('image', { op: 'image1', title: 'first image', samples: {} }, tools, (t, r) => measure(t, r, 'image1')));
@@ -570,7 +570,8 @@ async function main(): Promise<number> {
     `load average (1 min) at the start ${loadBefore.toFixed(2)}, at the end ${os.loadavg()[0]!.toFixed(2)}: anything well above 0 means other work shared the ${machine.cores} cores.`,
     'restic: default compression (auto); borg: --compression zstd,3, repokey encryption; lifeboat: its defaults.',
     'wall/cpu in seconds (cpu = user + sys); peak RSS of the largest process (GNU time %M); added = bytes the repository grew by',
-    '(apparent size); read = bytes read from the source where known. Ratios are lifeboat ÷ other: below 1× Lifeboat is better.',
+    '(apparent size) and files = how many files it grew by (for repository size: its totals); read = bytes read from the',
+    'source where known. Ratios are lifeboat ÷ other: below 1× Lifeboat is better.',
   ].join('\n');
   const text = [header, ...results.map(renderDataset)].join('\n\n') + '\n';
   const json = { date: new Date().toISOString(), mode: o.quick ? 'quick' : 'full', runs: o.runs, seconds, loadAverage: { start: loadBefore, end: os.loadavg()[0] }, machine, datasets: results.map(datasetJson) };

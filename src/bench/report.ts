@@ -14,6 +14,8 @@ export interface Sample {
   readonly rssKiB: number;
   /** Bytes the repository (or output) grew by. */
   readonly added?: number;
+  /** Files the repository grew by (for "repository size": the files it holds). */
+  readonly files?: number;
   /** Bytes read from the source, when the tool says so. */
   readonly bytesRead?: number;
   /** 'ok', or what did not match. */
@@ -30,6 +32,7 @@ export interface Figure {
   readonly cpu: number;
   readonly rssKiB: number;
   readonly added: number;
+  readonly files: number;
   readonly bytesRead: number;
   readonly verify?: string;
 }
@@ -70,6 +73,7 @@ export function figure(samples: readonly Sample[] | undefined): Figure {
     cpu: m((x) => x.user + x.sys),
     rssKiB: m((x) => x.rssKiB),
     added: m((x) => x.added),
+    files: m((x) => x.files),
     bytesRead: m((x) => x.bytesRead),
     ...(verify !== undefined ? { verify } : {}),
   };
@@ -104,6 +108,7 @@ const COLS = [
   ['cpu s', 8],
   ['peak RSS', 10],
   ['added', 10],
+  ['files', 7],
   ['read', 10],
 ] as const;
 
@@ -130,7 +135,7 @@ export function renderDataset(d: DatasetResult): string {
       const note = f.verify === undefined ? '' : f.verify === 'ok' ? 'verified' : `!!! RESTORE MISMATCH: ${f.verify} !!!`;
       lines.push(
         head +
-          [fmtNum(f.wall), fmtNum(f.cpu), fmtBytes(f.rssKiB * 1024), fmtBytes(f.added), fmtBytes(f.bytesRead)]
+          [fmtNum(f.wall), fmtNum(f.cpu), fmtBytes(f.rssKiB * 1024), fmtBytes(f.added), fmtNum(f.files, 0), fmtBytes(f.bytesRead)]
             .map((v, i) => pad(v, COLS[i]![1], true))
             .join(' ') +
           (note ? `  ${note}` : ''),
@@ -141,7 +146,7 @@ export function renderDataset(d: DatasetResult): string {
       const o = figs.get(t)!;
       if (!op.samples[t] || !op.samples[ref]) continue;
       const label = `${ref}/${t.split(/[ |]/)[0]}`;
-      const cells = r.ok && o.ok ? [ratio(r.wall, o.wall), ratio(r.cpu, o.cpu), ratio(r.rssKiB, o.rssKiB), ratio(r.added, o.added), ratio(r.bytesRead, o.bytesRead)] : ['-', '-', '-', '-', '-'];
+      const cells = r.ok && o.ok ? [ratio(r.wall, o.wall), ratio(r.cpu, o.cpu), ratio(r.rssKiB, o.rssKiB), ratio(r.added, o.added), ratio(r.files, o.files), ratio(r.bytesRead, o.bytesRead)] : ['-', '-', '-', '-', '-', '-'];
       lines.push(pad('', opW) + pad(label, toolW) + cells.map((v, i) => pad(v, COLS[i]![1], true)).join(' '));
     }
   }

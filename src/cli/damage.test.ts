@@ -120,3 +120,73 @@ test('a damaged key slot is reported as damaged, not as a wrong password, with t
   assert.equal((await lifeboat(['key', 'remove', mine.slice(0, 8)], spare)).code, 0);
   assert.equal((await lifeboat(['check'], env)).code, 0, 'the password works again through its new slot');
 });
+
+test('a deleted or damaged config costs one warning: the copy opens the repository, check names it, repair config writes it again', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const repo = join(d.path, 'repo');
+  const env = { LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  const tree = join(d.path, 'tree');
+  mkdirSync(tree);
+  writeFileSync(join(tree, 'f.bin'), randomBytes(200_000));
+  assert.equal((await lifeboat(['backup', tree], env)).code, 0);
+  const config = join(repo, 'config');
+  const good = readFileSync(config);
+  for (const damage of ['delete', 'flip'] as const) {
+    if (damage === 'delete') rmSync(config);
+    else writeFileSync(config, Buffer.from(good.toString('latin1').replace('"version":1', '"version":5'), 'latin1'));
+    const r = await lifeboat(['restore', 'latest', '--target', join(d.path, `out-${damage}`)], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((r.stderr.match(/warning: The repository's config file is (missing|damaged); Lifeboat uses its copy \(config\.copy\)/g) ?? []).length, 1, r.stderr);
+    assertSameTree(tree, join(d.path, `out-${damage}`, 'tree'));
+    const check = await lifeboat(['check'], env);
+    assert.equal(check.code, 1, check.stdout);
+    assert.match(check.stdout, /config: .*"lifeboat repair config"/);
+    const fix = await lifeboat(['repair', 'config'], env);
+    assert.equal(fix.code, 0, fix.stderr);
+    assert.match(fix.stdout, /wrote config again/);
+    assert.ok(readFileSync(config).equals(good));
+    const clean = await lifeboat(['check'], env);
+    assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+    assert.doesNotMatch(clean.stderr, /warning/);
+  }
+});
+
+test('a pack whose header and trailer are cut, with every index file deleted: repair index finds its blobs by scanning, and every snapshot restores byte for byte', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const repo = join(d.path, 'repo');
+  const env = { LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: 'pw' };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  const tree = join(d.path, 'tree');
+  mkdirSync(join(tree, 'sub'), { recursive: true });
+  writeFileSync(join(tree, 'random.bin'), randomBytes(5 << 20)); // raw (incompressible) chunks
+  writeFileSync(join(tree, 'sub', 'text.txt'), Array.from({ length: 40_000 }, (_, i) => `line ${i} of a text that compresses\n`).join('')); // zstd chunks
+  for (let i = 0; i < 20; i++) writeFileSync(join(tree, 'sub', `small-${i}.txt`), `small file ${i}\n`);
+  assert.equal((await lifeboat(['backup', tree], env)).code, 0);
+  const disk = join(d.path, 'disk.img');
+  writeFileSync(disk, Buffer.concat([randomBytes(1 << 20), Buffer.alloc(1 << 20, 7), randomBytes(1 << 20)]));
+  assert.equal((await lifeboat(['image', 'create', disk], env)).code, 0);
+  const snaps = JSON.parse((await lifeboat(['snapshots', '--json'], env)).stdout) as { id: string; kind: string }[];
+
+  // Every pack loses its trailer and the second half of its sealed header; every index file goes.
+  const packs: string[] = [];
+  for (const sub of readdirSync(join(repo, 'data'))) for (const f of readdirSync(join(repo, 'data', sub))) packs.push(join(repo, 'data', sub, f));
+  for (const p of packs) {
+    const bytes = readFileSync(p);
+    const header = bytes.readUInt32LE(bytes.length - 8);
+    writeFileSync(p, bytes.subarray(0, bytes.length - 8 - (header >> 1)));
+  }
+  for (const f of indexFiles(repo)) rmSync(f);
+  const fix = await lifeboat(['repair', 'index'], env);
+  assert.equal(fix.code, 1, 'the damaged packs are reported');
+  assert.equal((fix.stdout.match(/found by scanning the pack/g) ?? []).length, packs.length, fix.stdout);
+  for (const [i, s] of snaps.entries()) {
+    const target = join(d.path, `out-${i}`);
+    const r = s.kind === 'image' ? await lifeboat(['image', 'restore', s.id, '--target', target], env) : await lifeboat(['restore', s.id, '--target', target], env);
+    assert.equal(r.code, 0, `restore ${s.kind}: ${r.stderr}`);
+    if (s.kind === 'image') assert.ok(readFileSync(target).equals(readFileSync(disk)));
+    else assertSameTree(tree, join(target, 'tree'));
+  }
+});

@@ -27,7 +27,9 @@ export function renderEvents(ctx: Context): EventRenderer {
       else ctx.warn(e.message);
     } else if (e.type === 'notice') {
       clear();
-      ctx.info(e.message);
+      // With --json, scripts get notices as JSON lines on stderr too (e.g. folders a backup left out).
+      if (ctx.json && !ctx.global.quiet) ctx.stderr.write(JSON.stringify({ type: 'notice', ...(e.path !== undefined ? { path: e.path } : {}), message: e.message }) + '\n');
+      else ctx.info(e.message);
     } else if (e.type === 'progress' && e.unit === 'items') {
       // Counts (packs, snapshots): a plain "phase: done/total" line on a terminal.
       if (!ctx.json && !ctx.global.quiet && (ctx.stderr as NodeJS.WriteStream).isTTY) ctx.stderr.write(`\r\x1b[K${e.phase}: ${e.done}${e.total !== undefined ? `/${e.total}` : ''}`);

@@ -181,8 +181,11 @@ test('lifeboat backup ~ with the default repository leaves out the repository, t
   assert.equal(first.code, 0, first.stderr);
   assert.match(first.stderr, new RegExp(`Leaving out ${join(home, '.local', 'share', 'lifeboat').replace(/[.]/g, '\\.')}: it holds Lifeboat's own data\\.`));
   assert.match(first.stderr, /Leaving out .*\/build: it is a cache \(it holds a CACHEDIR\.TAG file\)/);
-  const second = await lifeboat(['backup', home], env);
+  const second = await lifeboat(['--json', 'backup', home], env);
   assert.equal(second.code, 0, second.stderr);
+  // With --json the notices are JSON lines a script can read.
+  const notices = second.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; path?: string; message: string }).filter((x) => x.type === 'notice');
+  assert.ok(notices.some((n) => n.path === join(home, 'build') && /it is a cache/.test(n.message)), second.stderr);
   assert.match(second.stderr, new RegExp(`Leaving out ${join(home, '.cache', 'lifeboat').replace(/[.]/g, '\\.')}: it is Lifeboat's cache\\.`));
   const paths = (JSON.parse(await ok(['ls', '-R', '--json', 'latest'], env)) as { path: string }[]).map((e) => e.path);
   assert.ok(paths.includes('/ann/Documents/notes.txt'));

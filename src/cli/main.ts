@@ -12,6 +12,8 @@ import { registerRepoCommands, type Run } from './commands/repo.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerFileCommands } from './commands/files.js';
+import { registerMirrorCommands } from './commands/mirror.js';
+import { registerWatchCommands } from './commands/watch.js';
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -40,7 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   program
     .name('lifeboat')
     .description('Backups you can trust: folders and whole drives, deduplicated, compressed and encrypted.')
-    .option('-r, --repo <location>', 'repository folder (default: $LIFEBOAT_REPO, else a folder in your data directory)')
+    .option('-r, --repo <location>', 'repository folder, or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] (default: $LIFEBOAT_REPO, else a folder in your data directory)')
     .option('--password-file <file>', 'read the repository password from a file (or set LIFEBOAT_PASSWORD)')
     .option('--json', 'print machine-readable JSON')
     .option('--no-lock', 'read the repository without locking it (restore, check, browsing; for read-only drives)')
@@ -73,6 +75,8 @@ export async function main(argv: string[]): Promise<number> {
   registerFileCommands(program, run);
   registerImageCommands(program, run);
   registerMaintenanceCommands(program, run);
+  registerMirrorCommands(program, run);
+  registerWatchCommands(program, run);
 
   try {
     await program.parseAsync(argv);

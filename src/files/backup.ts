@@ -27,6 +27,7 @@ import { PathMatcher } from './pattern.js';
 import { scanTotal, type ScanTotal } from './scan.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { ListingCache, listingDigest } from './listing-cache.js';
+import { entryFromStat } from './metadata.js';
 import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 
 /** The lstat fields the walker uses (a BigIntStats, or a test double with just these). */
@@ -346,20 +347,7 @@ class Backup {
 
   /** The metadata every entry has. `prev` supplies xattrs when the inode's ctime is unchanged. */
   meta(path: Buffer, logical: Buffer, name: Buffer, type: EntryType, st: FileMeta, prev: TreeEntry | undefined): TreeEntry {
-    const e: TreeEntry = {
-      name,
-      type,
-      mode: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      mtime: st.mtimeNs,
-      atime: st.atimeNs,
-      ctime: st.ctimeNs,
-      size: type === 'file' || type === 'symlink' ? Number(st.size) : 0,
-      inode: st.ino,
-      device: st.dev,
-      nlink: Number(st.nlink),
-    };
+    const e = entryFromStat(name, type, st);
     const user = this.plat.userName(e.uid);
     if (user !== undefined) e.user = user;
     const group = this.plat.groupName(e.gid);

@@ -19,7 +19,7 @@
  * restic do. Without root the stored numbers are tried; the system refuses all but your own user
  * and groups, and the files then belong to you (one warning).
  */
-import { constants as C, fchmodSync, fchownSync, writeSync, type BigIntStats } from 'node:fs';
+import { constants as C, writeSync, type BigIntStats } from 'node:fs';
 import { Semaphore } from '../util/concurrency.js';
 import * as fsp from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
@@ -33,6 +33,7 @@ import { isPlainName, runaway, runawayError } from '../tree/tree.js';
 import { isRestoreTemporary, replaceWith, tmpName } from '../tree/restore.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
+import { MetadataWriter } from './metadata.js';
 import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, type RestoreFileReply } from './restore-workers.js';
 
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
@@ -138,8 +139,7 @@ class Restorer {
   private readonly links = new Map<string, Promise<Buffer | undefined>>();
   /** Folders this run created (latin1 keys of their paths): nothing pre-existing can be inside. */
   private readonly freshDirs = new Set<string>();
-  private readonly isRoot = process.getuid?.() === 0;
-  private chownWarned = false;
+  readonly meta: MetadataWriter;
   private lastProgress = 0;
   totalBytes: number | undefined;
   private bytesSkipped = 0;
@@ -158,6 +158,7 @@ class Restorer {
     this.fileSlots = new Semaphore(this.writers ? FILES_IN_FLIGHT_WORKERS : FILES_IN_FLIGHT);
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.overwrite = opts.overwrite ?? 'if-changed';
+    this.meta = new MetadataWriter(this.plat, { ...(opts.numericOwner ? { numericOwner: true } : {}), warn: (path, message) => this.warn(path, message, false) });
   }
 
   warn(path: string, message: string, error = true): void {
@@ -210,17 +211,6 @@ class Restorer {
         this.warn(shown, `${shown} looks like a temporary file left by an interrupted restore, but it could not be removed (${errnoCode(e) ?? String(e)}).`, false);
       }
     }
-  }
-
-  /**
-   * The owner to give an entry: as root (unless numericOwner), the ids its stored user and group
-   * names have on this machine, else the stored numbers.
-   */
-  private owner(e: TreeEntry): { uid: number; gid: number } {
-    if (!this.isRoot || this.opts.numericOwner) return { uid: e.uid, gid: e.gid };
-    const uid = e.user !== undefined ? this.plat.userId(e.user) : undefined;
-    const gid = e.group !== undefined ? this.plat.groupId(e.group) : undefined;
-    return { uid: uid ?? e.uid, gid: gid ?? e.gid };
   }
 
   /**
@@ -365,7 +355,7 @@ class Restorer {
           this.fail(shown(), x, 'restore it');
         }
       };
-      const p = writers.writeFrom(path, e, this.owner(e), blob).then(finish, (err: unknown) => finish(undefined, err));
+      const p = writers.writeFrom(path, e, this.meta.owner(e), blob).then(finish, (err: unknown) => finish(undefined, err));
       p.catch(() => (failed = true)); // the restore stops (Promise.all below); nothing more is sent
       done.push(p);
       return true;
@@ -429,7 +419,7 @@ class Restorer {
       await this.restoreDir(e.subtree!, access, shown, sel, full);
       await handle?.close();
       handle = undefined;
-      await this.applyMeta(path, e, shown, undefined);
+      await this.meta.apply(path, e, shown);
     } catch (err) {
       this.fail(shown, err, 'restore the folder');
     } finally {
@@ -520,7 +510,7 @@ class Restorer {
         case 'dir':
           break;
       }
-      if (e.type !== 'file') await this.applyMeta(t, e, shown, undefined);
+      if (e.type !== 'file') await this.meta.apply(t, e, shown);
       if (t !== path) await replaceWith(t, path);
       if (existing) this.s.replaced++;
       live = false;
@@ -585,7 +575,7 @@ class Restorer {
       if (failure !== undefined) throw failure;
       if (end !== e.size) this.warn(shown, `${shown}: the stored content is ${end} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
       await fh.truncate(end); // extends over a trailing hole
-      await this.applyMeta(tmp, e, shown, fh);
+      await this.meta.apply(tmp, e, shown, fh);
     } finally {
       await fh.close();
     }
@@ -611,7 +601,7 @@ class Restorer {
   private async writeSmallFile(tmp: Buffer, e: TreeEntry, shown: string): Promise<void> {
     const first = e.content?.[0];
     if (first !== undefined && this.repo.index.get(fromHex(first))?.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
-    const r = this.writers ? await this.writers.write(tmp, e, this.owner(e)) : undefined;
+    const r = this.writers ? await this.writers.write(tmp, e, this.meta.owner(e)) : undefined;
     if (r) return this.written(r, e, () => shown);
     const id = e.content?.[0];
     const data = id === undefined ? new Uint8Array(0) : await this.repo.loadBlob(fromHex(id));
@@ -626,17 +616,11 @@ class Restorer {
         this.warn(shown, `${shown}: the stored content is ${data.length} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
       }
       this.s.bytesWritten += data.length;
-      try {
-        const { uid, gid } = this.owner(e);
-        fchownSync(fd, uid, gid);
-      } catch (err) {
-        this.chownRefused(err, shown);
-      }
-      fchmodSync(fd, e.mode);
+      this.meta.ownerAndModeSync(fd, e, shown);
     } finally {
       await fh.close();
     }
-    await this.xattrsAndTimes(tmp, e, shown);
+    await this.meta.xattrsAndTimes(tmp, e, shown);
     this.progress();
   }
 
@@ -647,50 +631,9 @@ class Restorer {
       this.warn(shown(), `${shown()}: the stored content is ${r.bytes} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
     }
     this.s.bytesWritten += r.bytes;
-    if (r.chownError !== undefined) this.chownRefused(Object.assign(new Error(r.chownError), { code: r.chownError }), shown());
-    for (const [name, code] of r.xattrErrors) this.xattrRefused(shown(), name, code);
+    if (r.chownError !== undefined) this.meta.chownRefused(Object.assign(new Error(r.chownError), { code: r.chownError }), shown());
+    for (const [name, code] of r.xattrErrors) this.meta.xattrRefused(shown(), name, code);
     this.progress();
-  }
-
-  /** Not being root is fine (one warning); any other failure to set the owner is an error. */
-  private chownRefused(err: unknown, shown: string): void {
-    if (this.isRoot || !['EPERM', 'EINVAL'].includes(errnoCode(err) ?? '')) throw err;
-    if (!this.chownWarned) {
-      this.chownWarned = true;
-      this.warn(shown, 'Owners and groups are restored only when running as root; files belong to you instead.', false);
-    }
-  }
-
-  /** Ownership, mode, xattrs, then times; through `fh` when given (a file we just wrote). */
-  private async applyMeta(path: Buffer, e: TreeEntry, shown: string, fh: fsp.FileHandle | undefined): Promise<void> {
-    try {
-      const { uid, gid } = this.owner(e);
-      if (fh) await fh.chown(uid, gid);
-      else await fsp.lchown(path, uid, gid);
-    } catch (err) {
-      this.chownRefused(err, shown);
-    }
-    if (e.type !== 'symlink') {
-      if (fh) await fh.chmod(e.mode);
-      else await fsp.chmod(path, e.mode);
-    }
-    await this.xattrsAndTimes(path, e, shown);
-  }
-
-  /** Extended attributes (a failure is a warning), then the times: the last change to an entry. */
-  private async xattrsAndTimes(path: Buffer, e: TreeEntry, shown: string): Promise<void> {
-    for (const [name, value] of e.xattrs ?? []) {
-      try {
-        this.plat.setXattr(path, name, value);
-      } catch (err) {
-        this.xattrRefused(shown, name, errnoCode(err) ?? String(err));
-      }
-    }
-    await this.plat.setTimes(path, e.atime, e.mtime);
-  }
-
-  private xattrRefused(shown: string, name: string, why: string): void {
-    this.warn(shown, `${shown}: the extended attribute ${name} could not be restored (${why}).`, false);
   }
 
   private async verify(path: Buffer, e: TreeEntry, shown: string): Promise<void> {

@@ -221,7 +221,7 @@ function gptPartitions(h: GptHeader, entries: Uint8Array, sectorSize: number, di
     const size = (last - first + 1) * sectorSize;
     if (start + size > diskSize) throw pastEnd(`Partition ${index}${name ? ` ("${name}")` : ''}`, start, size, diskSize);
     out.push({
-      index, role: 'gpt', start, size, type, typeName: GPT_TYPES[type] ?? 'unknown', guid: formatGuid(e.subarray(16, 32)),
+      index, role: 'gpt', start, size, type, typeName: GPT_TYPES[type] ?? `type ${type}`, guid: formatGuid(e.subarray(16, 32)),
       bootable: (attrLo & 4) !== 0, attributes: attrHi.toString(16).padStart(8, '0') + attrLo.toString(16).padStart(8, '0'),
       ...(name ? { name } : {}),
     });
@@ -298,7 +298,7 @@ async function readMbr(src: BlockSource, sector0: Uint8Array, warnings: string[]
     const ext = isExtended(e.type);
     if (ext && !extended) extended = { start, size };
     else if (ext) warnings.push(`Partition ${index} is a second extended partition; its logical partitions are not listed.`);
-    partitions.push({ index, role: ext ? 'extended' : 'primary', start, size, type: `0x${e.type.toString(16).padStart(2, '0')}`, typeName: MBR_TYPES[e.type] ?? 'unknown', bootable: e.status === 0x80 });
+    partitions.push({ index, role: ext ? 'extended' : 'primary', start, size, type: `0x${e.type.toString(16).padStart(2, '0')}`, typeName: MBR_TYPES[e.type] ?? `type 0x${e.type.toString(16).padStart(2, '0')}`, bootable: e.status === 0x80 });
   });
   if (extended) {
     const ext = extended;
@@ -327,7 +327,7 @@ async function readMbr(src: BlockSource, sector0: Uint8Array, warnings: string[]
         if (start < ext.start || start + size > ext.start + ext.size) {
           throw new LifeboatError('corrupt', `Logical partition ${index} (bytes ${start}–${start + size}) lies outside its extended partition (bytes ${ext.start}–${ext.start + ext.size}). The partition table is damaged.`);
         }
-        partitions.push({ index, role: 'logical', start, size, type: `0x${logical.type.toString(16).padStart(2, '0')}`, typeName: MBR_TYPES[logical.type] ?? 'unknown', bootable: logical.status === 0x80 });
+        partitions.push({ index, role: 'logical', start, size, type: `0x${logical.type.toString(16).padStart(2, '0')}`, typeName: MBR_TYPES[logical.type] ?? `type 0x${logical.type.toString(16).padStart(2, '0')}`, bootable: logical.status === 0x80 });
         index++;
       }
       if (!next || next.type === 0 || next.sectors === 0) break;

@@ -10,6 +10,8 @@ import { copyFileSync, openSync, readFileSync, statSync, truncateSync, writeSync
 import { join } from 'node:path';
 import { BIN, lifeboat } from '../cli/testing.js';
 import { makeExt4Disk, seededBytes, tempDir } from './testing.js';
+import { describeTarget, describeTargetText } from './target-info.js';
+import { diskTools } from './tools.js';
 
 /** Runs lifeboat on a pseudo-terminal (util-linux `script`), typing `answer` at the prompt. */
 function onTerminal(args: string[], env: Record<string, string>, answer: string): { code: number | null; out: string } {
@@ -68,4 +70,16 @@ test('image restore shows what a target holds and erases it only when told to', 
   // A new file needs no question.
   const fresh = await lifeboat(['image', 'restore', id, '--target', join(d.path, 'new.img')], env);
   assert.equal(fresh.code, 0, fresh.stderr);
+});
+
+test('a partition without a filesystem Lifeboat reads is described by its type, not as "unknown"', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const disk = join(d.path, 'swap.img');
+  closeSync(openSync(disk, 'w'));
+  truncateSync(disk, 16 << 20);
+  spawnSync('sfdisk', ['-q', disk], { input: 'label: dos\nstart=2048, size=8192, type=82\nstart=10240, type=da\n' });
+  const text = describeTargetText((await describeTarget(disk, diskTools()))!);
+  assert.match(text, /2 partition\(s\): 1 \(Linux swap\) 4\.19 MB; 2 \(type 0xda\) 11\.5 MB/, text);
+  assert.doesNotMatch(text, /unknown/);
 });

@@ -16,7 +16,7 @@ import { platform } from '../files/platform/platform.js';
 import type { JobOptions } from './events.js';
 
 /** One warning when this platform cannot keep every kind of metadata (owners, attributes). */
-function platformWarning(o: JobOptions): void {
+export function platformWarning(o: JobOptions): void {
   const p = platform();
   if (!p.exact && p.missing) o.onEvent?.({ type: 'warning', message: p.missing });
 }

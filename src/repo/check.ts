@@ -10,6 +10,7 @@ import { WorkerPool } from '../util/worker-pool.js';
 import { sha256 } from './crypto.js';
 import { ownsItsBuffer } from '../util/memory.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
+import { checkConfigs, CONFIG_NAMES } from './config.js';
 import { listKeys } from './keys.js';
 import { BlobType, type PackEntry } from './pack.js';
 import { checkParity } from './parity.js';
@@ -119,6 +120,14 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   const warnings: CheckProblem[] = [];
   const counts = { snapshots: 0, indexFiles: 0, packs: 0, blobs: 0, keys: 0, bytesRead: 0 };
   const store = repo.store;
+
+  // The config and its copy: the one this repository opened with must be under both names.
+  for (const p of await checkConfigs(store, repo.configBytes, repo.keys.macKey)) (p.severity === 'error' ? errors : warnings).push({ file: p.file, message: p.message });
+
+  // Locks: one that cannot be read blocks nobody (lock.ts ignores it) but stays until removed.
+  for (const l of await repo.listLocks()) {
+    if (!l.info) warnings.push({ file: Names.lock(l.id), message: 'the lock file cannot be read (damaged); it blocks nothing, and "lifeboat unlock" removes it' });
+  }
 
   // Key slots: every slot's signature, with the master MAC key we already hold.
   for (const k of await listKeys(store)) {
@@ -403,7 +412,7 @@ export interface RepoStats {
 export async function repositoryStats(repo: Repository): Promise<RepoStats> {
   let storedBytes = 0;
   for (const prefix of ['keys/', 'data/', 'index/', 'snapshots/', 'locks/']) for await (const o of repo.store.list(prefix)) storedBytes += o.size;
-  storedBytes += (await repo.store.stat('config'))?.size ?? 0;
+  for (const name of CONFIG_NAMES) storedBytes += (await repo.store.stat(name))?.size ?? 0;
   let uniqueBytes = 0;
   let blobStoredBytes = 0;
   for (const [, loc] of repo.index.entries()) {

@@ -25,6 +25,8 @@ export function randomId(): Hex {
 
 export const Names = {
   config: 'config',
+  /** The same bytes as config, kept so that one damaged config object costs nothing (FORMAT.md §3). */
+  configCopy: 'config.copy',
   key: (id: Hex) => `keys/${id}`,
   pack: (id: Hex) => `data/${id.slice(0, 2)}/${id}`,
   index: (id: Hex) => `index/${id}`,

@@ -21,6 +21,7 @@ function plainStore(repo: Repository): Store {
 
 async function protectedNames(store: Store): Promise<string[]> {
   const names: string[] = [Names.config];
+  if (await store.stat(Names.configCopy)) names.push(Names.configCopy);
   for (const prefix of PROTECTED_FOLDERS) for await (const o of store.list(prefix)) names.push(o.name);
   return names;
 }
@@ -52,7 +53,7 @@ export async function addParity(repo: Repository, settings: ParitySettings | und
   let sound = 0;
   for (const [i, name] of names.entries()) {
     onProgress?.(i, names.length);
-    if (name === Names.config && !current) continue; // written below, with its new content
+    if ((name === Names.config || name === Names.configCopy) && !current) continue; // written below, with their new content
     if ((await store.verifyParity(name)) === 'ok') sound++;
     else {
       await store.protect(name);
@@ -60,8 +61,12 @@ export async function addParity(repo: Repository, settings: ParitySettings | und
     }
   }
   if (!current) {
-    await store.put(Names.config, encodeSignedJson({ ...repo.config, parity: chosen }, repo.keys.macKey));
-    written++;
+    // The config first: it is what readers trust; a copy left behind by a crash only lacks parity
+    // (check reports it, "repair config" makes it the same).
+    const bytes = encodeSignedJson({ ...repo.config, parity: chosen }, repo.keys.macKey);
+    await store.put(Names.config, bytes);
+    await store.put(Names.configCopy, bytes);
+    written += 2;
   }
   return { written, sound, enabled: !current };
 }

@@ -12,7 +12,8 @@ import { Names, type Hex } from './ids.js';
 import { backupFiles, chunk, fixtureRepairer, fixtureWalkers, loadEverything, names, newRepository, PASSWORD, reopen } from './maintenance-testing.js';
 import { prune } from './prune.js';
 import { repairIndex, repairSnapshots } from './repair.js';
-import { Repository } from './repository.js';
+import { BlobType, Repository } from './repository.js';
+import { encodeDelta } from './delta.js';
 
 interface Fixture {
   store: Store;
@@ -181,6 +182,36 @@ test('pack with its trailer cut: still restorable; repair index keeps every blob
   assert.deepEqual([r.indexedPacks, r.blobs], [4, 8]);
   assert.equal(await loadEverything(await reopen(f.store)), 7, 'repair lost nothing');
   assert.deepEqual((await check(f.store)).errors, []);
+});
+
+test('every pack cut before its header and every index file deleted: repair index finds the blobs by scanning the packs, deltas with their bases', async () => {
+  const f = await build();
+  // An image-like pair: a data chunk and a delta against it, in a pack of deltas of its own.
+  const repo = await reopen(f.store);
+  await repo.lock(false, 'test');
+  const base = chunk(64 * 1024);
+  const changed = Buffer.from(base);
+  changed.fill(9, 8192, 12288);
+  const baseId = (await repo.saveBlob(BlobType.data, base)).id;
+  await repo.flush();
+  const delta = encodeDelta(baseId, base, changed)!;
+  const deltaId = repo.blobId(changed);
+  await repo.saveBlob(BlobType.delta, delta, deltaId, { base: baseId, length: changed.length });
+  await repo.flush();
+  await repo.unlockAll();
+  const before = await reopen(f.store);
+  const ends = new Map<string, number>();
+  for (const [, l] of before.index.entries()) ends.set(Names.pack(l.packId), Math.max(ends.get(Names.pack(l.packId)) ?? 0, l.offset + l.length));
+  for (const [pack, end] of ends) await f.store.put(pack, (await f.store.get(pack)).subarray(0, end));
+  for (const n of await names(f.store, 'index/')) await f.store.delete(n);
+  const r = await repair(f.store);
+  assert.equal(r.damagedPacks.length, ends.size);
+  assert.ok(r.damagedPacks.every((d) => d.keptBlobs > 0 && d.salvagedBlobs === d.keptBlobs), JSON.stringify(r.damagedPacks));
+  assert.equal(r.blobs, before.index.size);
+  const after = await reopen(f.store);
+  assert.equal(await loadEverything(after), 7, 'every snapshot restores');
+  assert.deepEqual(Buffer.from(await after.loadBlob(deltaId)), changed, 'the delta is indexed with its base');
+  assert.deepEqual(after.index.baseOf(deltaId), baseId);
 });
 
 test('flipped bit in a blob: structure checks clean; --read-data names pack, blob, snapshots and file; repair snapshots --read-data', async () => {

@@ -4,20 +4,26 @@
  * `repairIndex` rebuilds the index from the packs (each pack's header, read with two ranged reads),
  * writes the new index files, then deletes the old ones. It never turns a readable blob into a
  * lost one: for a pack whose header or trailer cannot be read, it keeps each entry of the old index
- * whose blob still decrypts and verifies.
+ * whose blob still decrypts and verifies, and finds the blobs no sound entry names by scanning the
+ * pack (pack-scan.ts).
  *
  * `repairSnapshots` finds snapshots that need blobs which are missing (or, with readData, damaged),
  * and writes for each a new snapshot that keeps everything intact and marks what is not. How to
  * cut a snapshot's contents down is the business of the layer that owns its kind (files trees,
  * image manifests): each supplies a SnapshotRepairer. The old snapshot stays unless `forget`.
  * A delta blob whose base is missing or damaged counts as lost itself.
+ *
+ * `repairConfig` writes the config or its copy again from the sound one the repository opened
+ * with (config.ts).
  */
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type PackEntry } from './pack.js';
+import { salvagePack } from './pack-scan.js';
 import { sha256 } from './crypto.js';
 import { Names, fromHex, idOfName, toHex, type Hex } from './ids.js';
 import type { IndexPack } from './index-file.js';
 import { walkSnapshot } from './check.js';
+import { repairConfigs, type RepairConfigResult } from './config.js';
 import { writeIndexFiles, type Walkers } from './prune.js';
 import type { Repository } from './repository.js';
 import type { Snapshot, SnapshotKind } from './snapshot.js';
@@ -28,9 +34,10 @@ export interface RepairIndexReport {
   readonly blobs: number;
   /**
    * Packs whose header could not be read: left in place; indexed with `keptBlobs` blobs, those of
-   * the old index that still verify (none: not indexed).
+   * the old index that still verify and (`salvagedBlobs` of them) those found by scanning the
+   * pack's bytes (pack-scan.ts); none: not indexed.
    */
-  readonly damagedPacks: { readonly file: string; readonly message: string; readonly keptBlobs: number }[];
+  readonly damagedPacks: { readonly file: string; readonly message: string; readonly keptBlobs: number; readonly salvagedBlobs: number }[];
   readonly indexFilesWritten: number;
   readonly indexFilesDeleted: number;
 }
@@ -62,7 +69,7 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     });
   }
   const good: IndexPack[] = [];
-  const damagedPacks: { file: string; message: string; keptBlobs: number }[] = [];
+  const damaged: { id: Hex; message: string; entries: PackEntry[]; salvaged: number; retry: boolean }[] = [];
   let done = 0;
   for (const p of packs) {
     opts.signal?.throwIfAborted();
@@ -71,11 +78,35 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
       good.push(await readPackHeader(repo, p.id, p.size));
     } catch (e) {
       if (!(e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'io'))) throw e;
-      const kept = await verifiedEntries(repo, p.id, old.get(p.id) ?? []);
-      if (kept.length > 0) good.push({ packId: fromHex(p.id), entries: kept });
-      damagedPacks.push({ file: Names.pack(p.id), message: msg(e), keptBlobs: kept.length });
+      damaged.push({ id: p.id, message: msg(e), entries: [], salvaged: 0, retry: false });
     }
   }
+  // Damaged packs: the old entries that still verify, then what a scan of the pack finds beyond
+  // them (pack-scan.ts). What is found joins the in-memory index at once, so that a delta in
+  // another damaged pack finds its base; a pack where a delta's base was missing is scanned again
+  // once every other pack has been.
+  const salvage = async (d: (typeof damaged)[number]) => {
+    const name = Names.pack(d.id);
+    const found = await salvagePack(repo.codec, repo.keys, await repo.store.get(name), name, {
+      known: d.entries,
+      loadBase: (id) => repo.loadBase(id).catch((err: unknown) => (err instanceof LifeboatError ? undefined : Promise.reject(err))),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const before = new Set(d.entries.map((e) => e.offset));
+    const added = found.entries.filter((e) => !before.has(e.offset));
+    repo.index.addPackEntries(d.id, added);
+    d.salvaged += added.length;
+    d.entries = found.entries;
+    d.retry = found.missingBases > 0;
+  };
+  for (const d of damaged) {
+    const listed = old.get(d.id) ?? [];
+    d.entries = await verifiedEntries(repo, d.id, listed);
+    if (d.entries.length < listed.length || listed.length === 0) await salvage(d);
+  }
+  for (const d of damaged) if (d.retry) await salvage(d);
+  for (const d of damaged) if (d.entries.length > 0) good.push({ packId: fromHex(d.id), entries: d.entries });
+  const damagedPacks = damaged.map((d) => ({ file: Names.pack(d.id), message: d.message, keptBlobs: d.entries.length, salvagedBlobs: d.salvaged }));
   opts.onProgress?.(done, packs.length);
   let written: string[] = [];
   let deleted = 0;
@@ -96,6 +127,11 @@ export async function repairIndex(repo: Repository, opts: { dryRun?: boolean; si
     indexFilesWritten: written.length,
     indexFilesDeleted: deleted,
   };
+}
+
+/** Writes every config object that is damaged, missing or different, from the sound config in use. */
+export function repairConfig(repo: Repository, opts: { dryRun?: boolean } = {}): Promise<RepairConfigResult> {
+  return repairConfigs(repo.store, repo.configBytes, repo.keys.macKey, opts.dryRun === true);
 }
 
 /** The entries whose blob can still be read from the pack, decrypted and verified against its id. */

@@ -7,6 +7,8 @@ import { BlobType, Repository } from './repository.js';
 import { checkRepository } from './check.js';
 import { normalizeRecoveryKey } from './keys.js';
 import { Names } from './ids.js';
+import { repairConfig } from './repair.js';
+import { encodeSignedJson } from './signed-json.js';
 import type { Snapshot } from './snapshot.js';
 
 process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
@@ -50,8 +52,60 @@ test('a store without config is not a repository; a newer version is refused bef
   assert.equal(await code(Repository.open(store, 'x')), 'no-repository');
   const { store: s2 } = await fresh();
   const cfg = Buffer.from(await s2.get(Names.config)).toString('utf8').replace('"version":1', '"version":2');
-  await s2.put(Names.config, Buffer.from(cfg));
+  for (const n of [Names.config, Names.configCopy]) await s2.put(n, Buffer.from(cfg));
   assert.equal(await code(Repository.open(s2, 'anything')), 'unsupported-version');
+});
+
+test('the config is kept twice: one missing or damaged config object costs one warning, and repair config writes it again', async () => {
+  const { store, repo } = await fresh();
+  const good = Buffer.from(await store.get(Names.config));
+  assert.ok(good.equals(await store.get(Names.configCopy)), 'init writes the same bytes twice');
+  const openWarned = async () => {
+    const warnings: string[] = [];
+    const r = await Repository.open(store, 'correct horse', { onWarning: (m) => warnings.push(m) });
+    return { r, warnings };
+  };
+  // A flipped byte that still parses (the MAC tells), then a deleted config: the copy opens it.
+  await store.put(Names.config, Buffer.from(good.toString('utf8').replace('"version":1', '"version":3')));
+  assert.equal((await Repository.readConfig(store)).config.version, 1, 'no version error before the password');
+  let { r, warnings } = await openWarned();
+  assert.equal(r.config.id, repo.config.id);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /config file is damaged; Lifeboat uses its copy \(config\.copy\)/);
+  await store.delete(Names.config);
+  ({ r, warnings } = await openWarned());
+  assert.match(warnings[0]!, /config file is missing/);
+  await r.loadIndex();
+  const report = await checkRepository(r);
+  assert.ok(report.errors.some((e) => e.file === Names.config && /is missing/.test(e.message)), JSON.stringify(report));
+  assert.deepEqual((await repairConfig(r, { dryRun: true })).written, [Names.config]);
+  assert.equal(await store.stat(Names.config), undefined, 'a dry run writes nothing');
+  assert.deepEqual((await repairConfig(r)).written, [Names.config]);
+  assert.ok(good.equals(await store.get(Names.config)));
+  ({ warnings } = await openWarned());
+  assert.deepEqual(warnings, []);
+  // A damaged copy: the config opens silently; check names the copy and repair writes it again.
+  await store.put(Names.configCopy, good.subarray(0, 40));
+  ({ r, warnings } = await openWarned());
+  assert.deepEqual(warnings, []);
+  await r.loadIndex();
+  assert.ok((await checkRepository(r)).errors.some((e) => e.file === Names.configCopy));
+  assert.deepEqual((await repairConfig(r)).written, [Names.configCopy]);
+  assert.ok(good.equals(await store.get(Names.configCopy)));
+  assert.deepEqual((await checkRepository(r)).errors, []);
+  // An older repository without a copy opens as before; check warns, repair config writes the copy.
+  await store.delete(Names.configCopy);
+  ({ r, warnings } = await openWarned());
+  assert.deepEqual(warnings, []);
+  await r.loadIndex();
+  const old = await checkRepository(r);
+  assert.deepEqual(old.errors, []);
+  assert.ok(old.warnings.some((w) => w.file === Names.configCopy));
+  assert.deepEqual((await repairConfig(r)).written, [Names.configCopy]);
+  // An authentic config of a newer version is refused even beside an older copy (no damage there).
+  const newer = encodeSignedJson({ ...repo.config, version: 2 }, repo.keys.macKey);
+  await store.put(Names.config, newer);
+  assert.equal(await code(Repository.open(store, 'correct horse')), 'unsupported-version');
 });
 
 test('blobs round-trip, deduplicate, and compress only when it helps', async () => {
@@ -114,11 +168,15 @@ test('check --read-data passes on a healthy repository and names any file with o
       await store.put(name, original);
     }
   }
-  // config: every byte is covered by its signature, checked at open.
-  const cfg = await store.get(Names.config);
-  const bad = Buffer.from(cfg);
-  bad[10]! ^= 0x01;
-  await store.put(Names.config, bad);
+  // config and its copy: every byte is covered by their signature, checked at open and by check;
+  // with both damaged the repository does not open.
+  for (const name of [Names.config, Names.configCopy]) {
+    const bad = Buffer.from(await store.get(name));
+    bad[10]! ^= 0x01;
+    await store.put(name, bad);
+    const r = await checkRepository(repo, { readData: true });
+    assert.ok(r.errors.some((e) => e.file === name), `flip in ${name} not reported: ${JSON.stringify(r.errors)}`);
+  }
   assert.notEqual(await code(Repository.open(store, 'correct horse')), 'ok');
 });
 

@@ -1,7 +1,8 @@
 /**
- * repo — the repository format on top of a Store, knowing nothing of files or disks: keys,
- * chunk encoding (compress, then encrypt; id = keyed hash of plaintext), packs, the index, snapshot
- * manifests and locks. May import store/ and util/. Invariant: write order is data (packs), then
+ * repo — the repository format on top of a Store, knowing nothing of files or disks: the config
+ * (kept twice, config.ts), keys, chunk encoding (compress, then encrypt; id = keyed hash of
+ * plaintext), packs, the index, snapshot manifests and locks; check and repair, which can find the
+ * blobs of a pack that lost its header by scanning it (pack-scan.ts). May import store/ and util/. Invariant: write order is data (packs), then
  * index, then snapshot, and no object is ever rewritten in place, so a crash at any point leaves a
  * repository whose every snapshot is complete. A chunk may be stored as a delta (its changed blocks
  * against a full base blob, delta.ts); loadBlob rebuilds it and checks its id, so readers above
@@ -18,7 +19,7 @@ import { LifeboatError, errnoCode } from '../util/errors.js';
 import { Semaphore } from '../util/concurrency.js';
 import { ownsItsBuffer, release, YoungCollector } from '../util/memory.js';
 import type { Store } from '../store/store.js';
-import { ParityStore, validParitySettings, type ParityReport, type ParitySettings } from '../store/parity.js';
+import { ParityStore, type ParityReport, type ParitySettings } from '../store/parity.js';
 import { createZstdCodec, type Codec } from './compress.js';
 import { chunkId, mac, macEquals, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
 import { AAD, decodePayload, openFile, sealFile } from './envelope-file.js';
@@ -32,20 +33,11 @@ import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLoc
 import { MasterIndex } from './master-index.js';
 import { decodeSealedBlob } from './pack-check.js';
 import { BlobType, headerLengthFromTrailer, openBlob, packKindOf, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
-import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
+import { encodeSignedJson } from './signed-json.js';
+import { chooseConfig, FORMAT_VERSION, readConfigs, type RepoConfig } from './config.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 
-export const FORMAT_VERSION = 1;
-
-export interface RepoConfig {
-  readonly format: 'lifeboat-repository';
-  readonly version: number;
-  readonly id: Hex;
-  readonly created: string;
-  readonly chunker: { readonly algorithm: 'fastcdc-lb1'; readonly min: number; readonly avg: number; readonly max: number };
-  /** Reed–Solomon parity sidecars for bit rot (store/parity.ts, FORMAT.md §9); absent: none. */
-  readonly parity?: ParitySettings;
-}
+export { FORMAT_VERSION, type RepoConfig } from './config.js';
 
 export interface SaveResult {
   readonly id: Buffer;
@@ -131,6 +123,8 @@ export class Repository {
   recoveredPacks: { pack: IndexPack; size: number }[] = [];
   /** Told of damage that reading worked around (an unreadable index file); the CLI prints it. */
   onWarning: ((message: string) => void) | undefined;
+  /** The exact bytes of the config this repository opened with (their MAC verified). */
+  configBytes: Uint8Array = new Uint8Array(0);
   /** Bytes of packs this session has written. */
   bytesWritten = 0;
   private readonly encoder: BlobEncoder;
@@ -172,46 +166,33 @@ export class Repository {
       Promise.reject(e instanceof LifeboatError && e.code === 'read-only' ? new LifeboatError('read-only', `No repository can be created at ${store.location}: the drive cannot be written (read-only or write-protected). Choose a writable drive or folder.`, { cause: e }) : e),
     );
     await addKey(target, master, recoveryKey, 'recovery', 'recovery key');
-    await target.put(Names.config, encodeSignedJson(config, master.macKey), { ifAbsent: true });
+    // The copy first, the config last: one damaged config object then costs nothing (config.ts).
+    const configBytes = encodeSignedJson(config, master.macKey);
+    await target.put(Names.configCopy, configBytes);
+    await target.put(Names.config, configBytes, { ifAbsent: true });
     const repo = await Repository.open(store, password, options);
     if (repo.keyId !== keyId) throw new Error('opened with an unexpected key slot');
     return { repo, recoveryKey };
   }
 
-  /** Reads and checks the config without a password (for version errors before the prompt). */
-  static async readConfig(store: Store, onWarning?: (message: string) => void): Promise<{ config: RepoConfig; raw: ReturnType<typeof parseSignedJson> }> {
-    let bytes: Uint8Array;
-    try {
-      // A config with a parity sidecar is corrected from it (a plain store reads it as it is).
-      bytes = await new ParityStore(store, undefined, parityWarning(onWarning)).get(Names.config);
-    } catch (e) {
-      if (e instanceof LifeboatError && e.code === 'not-found') {
-        throw new LifeboatError('no-repository', `There is no Lifeboat repository at ${store.location}. Create one with "lifeboat init", or check the path.`);
-      }
-      throw e;
-    }
-    const raw = parseSignedJson(bytes, 'The repository config file');
-    const c = raw.value as Partial<RepoConfig> | null;
-    if (!c || typeof c !== 'object' || c.format !== 'lifeboat-repository') {
-      throw new LifeboatError('no-repository', `${store.location} does not hold a Lifeboat repository (its config file is not Lifeboat's).`);
-    }
-    if (c.version !== FORMAT_VERSION) {
-      throw new LifeboatError('unsupported-version', `This repository uses format version ${String(c.version)}, but this Lifeboat reads only version ${FORMAT_VERSION}. Install a Lifeboat that supports it.`);
-    }
-    if (typeof c.id !== 'string' || !c.chunker || c.chunker.algorithm !== 'fastcdc-lb1' || (c.parity !== undefined && !validParitySettings(c.parity))) {
-      throw new LifeboatError('corrupt', 'The repository config file is damaged (fields are missing).');
-    }
-    return { config: c as RepoConfig, raw };
+  /**
+   * Reads and checks the config without a password (for "no repository" and version errors
+   * before the prompt): `config`, or its copy when `config` is missing or damaged (config.ts).
+   */
+  static async readConfig(store: Store, onWarning?: (message: string) => void): Promise<{ config: RepoConfig }> {
+    return { config: (await readConfigs(store, parityWarning(onWarning))).candidates[0]!.config };
   }
 
   static async open(store: Store, password: string, options: OpenOptions = {}): Promise<Repository> {
-    const { config, raw } = await Repository.readConfig(store, options.onWarning);
-    if (config.parity) store = new ParityStore(store, config.parity, parityWarning(options.onWarning));
-    const { master, keyId, slot } = await unlockKeys(store, password);
-    if (!verifySignedJson(raw, master.macKey)) {
-      throw new LifeboatError('corrupt', 'The repository config file was modified after it was written; the repository may have been tampered with.');
-    }
-    return new Repository(store, config, master, keyId, slot, options.codec ?? createZstdCodec());
+    const reading = await readConfigs(store, parityWarning(options.onWarning));
+    const first = reading.candidates[0]!.config;
+    const withParity = (s: Store, c: RepoConfig): Store => (c.parity ? new ParityStore(s, c.parity, parityWarning(options.onWarning)) : s);
+    const { master, keyId, slot } = await unlockKeys(withParity(store, first), password);
+    const { chosen, warning } = await chooseConfig(store, reading, master.macKey, parityWarning(options.onWarning));
+    if (warning) options.onWarning?.(warning);
+    const repo = new Repository(withParity(store, chosen.config), chosen.config, master, keyId, slot, options.codec ?? createZstdCodec());
+    repo.configBytes = chosen.bytes;
+    return repo;
   }
 
   // ---------------------------------------------------------------- index

@@ -1,6 +1,6 @@
 /**
  * store — where bytes live. Owns the Store interface and its backends (local folder, memory,
- * fault injection; S3 and the Lifeboat server later) and the parity wrapper (parity.ts, Reed–Solomon
+ * fault injection, S3 in s3.ts; the Lifeboat server later) and the parity wrapper (parity.ts, Reed–Solomon
  * sidecars against bit rot). Knows nothing of encryption, packs or files.
  * May import only util/. Invariant: an object is either absent or complete under its final name;
  * no reader can ever observe a half-written object.
@@ -84,7 +84,9 @@ export interface Store {
    * visible; if it rejects or the process dies, either the old state or the whole new object is
    * visible, never a partial one. Idempotent: putting the same bytes again is harmless. Lifeboat
    * never overwrites an object with different bytes except the few documented mutable names
-   * (none in format 1), so backends need not order concurrent writes of one name.
+   * (`config` and `config.copy`, by `parity add` and `repair config`, and a damaged object put back
+   * with its exact original bytes by repair, always under an exclusive lock), so backends need not
+   * order concurrent writes of one name.
    * A full destination rejects with LifeboatError('no-space'). A store keeps no reference to
    * `data` once put settles: the caller may reuse the buffer.
    */

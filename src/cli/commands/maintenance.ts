@@ -1,11 +1,11 @@
-/** Maintenance commands: forget, prune, pin, unpin, repair index, repair snapshots. */
+/** Maintenance commands: forget, prune, pin, unpin, repair config, repair index, repair snapshots. */
 import type { Command } from 'commander';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { parseDuration, type ForgetPolicy } from '../../repo/forget.js';
 import type { PruneReport } from '../../repo/prune.js';
 import { forgetSnapshots, pin, pruneRepository, unpin } from '../../jobs/maintenance.js';
 import { renderEvents } from '../events.js';
-import { repairIndex, repairSnapshots } from '../../repo/repair.js';
+import { repairConfig, repairIndex, repairSnapshots } from '../../repo/repair.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
@@ -173,16 +173,31 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
 
   const repair = program.command('repair').description('rebuild a damaged repository as far as possible');
   repair
-    .command('index')
-    .description('rebuild the index from the packs (keeping every block of a damaged pack that still verifies)')
-    .option('-n, --dry-run', 'only read the packs and report')
+    .command('config')
+    .description('write the config file or its copy again from the one that is sound')
+    .option('-n, --dry-run', 'only report what would be written')
     .action(
       run(async (ctx, o: { dryRun?: boolean }) => {
         const repo = await ctx.openRepository();
+        await repo.lock(true, 'repair config');
+        const r = await repairConfig(repo, { dryRun: o.dryRun === true });
+        if (ctx.json) return ctx.printJson(r);
+        for (const f of r.written) ctx.out(`${o.dryRun ? 'would write' : 'wrote'} ${f} again`);
+        ctx.out(r.written.length === 0 ? 'The config file and its copy are sound.' : `${r.written.length} config file(s) ${o.dryRun ? 'would be' : 'were'} written again.`);
+        return 0;
+      }),
+    );
+  repair
+    .command('index')
+    .description('rebuild the index from the packs (keeping every block of a damaged pack that still verifies, found by scanning it if need be)')
+    .option('-n, --dry-run', 'only read the packs and report')
+    .action(
+      run(async (ctx, o: { dryRun?: boolean }) => {
+        const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
         await repo.lock(true, 'repair index');
         const r = await repairIndex(repo, { dryRun: o.dryRun === true, signal: ctx.abort.signal });
         if (ctx.json) return ctx.printJson(r);
-        for (const d of r.damagedPacks) ctx.out(`damaged: ${d.file}: ${d.message}${d.keptBlobs > 0 ? ` (kept the ${d.keptBlobs} block(s) of it that still verify)` : ''}`);
+        for (const d of r.damagedPacks) ctx.out(`damaged: ${d.file}: ${d.message}${d.keptBlobs > 0 ? ` (kept the ${d.keptBlobs} block(s) of it that still verify${d.salvagedBlobs > 0 ? `, ${d.salvagedBlobs} of them found by scanning the pack` : ''})` : ''}`);
         ctx.out(`${r.indexedPacks} of ${r.packs} packs indexed (${r.blobs} blocks)${o.dryRun ? '' : `; wrote ${r.indexFilesWritten} index file(s), removed ${r.indexFilesDeleted} old one(s)`}.`);
         if (r.damagedPacks.length > 0) ctx.out('Snapshots that need data from damaged packs: see "lifeboat check", then "lifeboat repair snapshots".');
         return r.damagedPacks.length > 0 ? 1 : 0;
@@ -196,7 +211,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .option('-n, --dry-run', 'only report what would be repaired')
     .action(
       run(async (ctx, o: { forget?: boolean; readData?: boolean; dryRun?: boolean }) => {
-        const repo = await ctx.openRepository();
+        const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
         await repo.lock(true, 'repair snapshots');
         const results = await repairSnapshots(repo, { walkers: referenceWalkers, repairers: snapshotRepairers, forget: o.forget === true, readData: o.readData === true, dryRun: o.dryRun === true, signal: ctx.abort.signal });
         if (ctx.json) return ctx.printJson(results);

@@ -26,7 +26,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
         const parity = opts.parity === undefined ? undefined : parseParity(opts.parity);
         const store = ctx.openStore();
         const location = resolve(ctx.repoLocation());
-        if (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined) {
+        if (ctx.repoIsFolder() && (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined)) {
           // A chosen destination whose parent is missing is usually a drive that is not plugged in:
           // do not quietly create the repository on the system disk instead.
           if (!existsSync(dirname(location))) {
@@ -122,7 +122,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .option('--read-data', 'read, decrypt and verify every stored block')
     .action(
       run(async (ctx, o: { readData?: boolean }) => {
-        const repo = await ctx.openRepository();
+        const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
         const events = renderEvents(ctx);
         const report = await checkRepositoryJob(repo, { readData: o.readData === true, signal: ctx.abort.signal, onEvent: events });
         events.done();

@@ -1,0 +1,120 @@
+/**
+ * Test helpers for the S3 store: the radosgw that scripts/run-tests.mjs starts for files named
+ * s3*.test.ts (LIFEBOAT_TEST_S3_* variables), and fresh, empty repository locations in it.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { S3Store, parseS3Url, type S3StoreOptions } from './s3.js';
+
+export interface TestS3 {
+  readonly endpoint: string;
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /** The variables a child process (the CLI) reads its credentials from. */
+  readonly env: Record<string, string>;
+}
+
+/** The test radosgw; throws a clear message when the tests were not started through run-tests.mjs. */
+export function testS3(): TestS3 {
+  const endpoint = process.env['LIFEBOAT_TEST_S3_ENDPOINT'];
+  const accessKeyId = process.env['LIFEBOAT_TEST_S3_ACCESS_KEY_ID'];
+  const secretAccessKey = process.env['LIFEBOAT_TEST_S3_SECRET_ACCESS_KEY'];
+  if (!endpoint || !accessKeyId || !secretAccessKey) {
+    const why = process.env['LIFEBOAT_TEST_S3_UNAVAILABLE'];
+    throw new Error(why ? `The S3 tests need radosgw, which could not be started: ${why} (bash scripts/install-test-deps.sh installs Ceph).` : 'The S3 tests need the radosgw that "node scripts/run-tests.mjs s3" starts (LIFEBOAT_TEST_S3_* variables are not set).');
+  }
+  return {
+    endpoint,
+    credentials: { accessKeyId, secretAccessKey },
+    env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true' },
+  };
+}
+
+/** A repository URL of a new, empty prefix in the tests' bucket (made on first use). */
+export function freshS3Url(endpoint = testS3().endpoint, bucket = 'lifeboat-tests'): string {
+  return `s3:${endpoint}/${bucket}/t-${randomBytes(6).toString('hex')}`;
+}
+
+/** An S3Store on `url` with the test credentials. */
+export function testS3Store(url: string, options: S3StoreOptions = {}): S3Store {
+  return new S3Store(parseS3Url(url), { credentials: testS3().credentials, ...options });
+}
+
+/** Deletes every object under `url`'s prefix. */
+export async function emptyS3(url: string): Promise<void> {
+  const s = testS3Store(url);
+  try {
+    const names: string[] = [];
+    for await (const o of s.list('')) names.push(o.name);
+    for (let i = 0; i < names.length; i += 32) await Promise.all(names.slice(i, i + 32).map((n) => s.delete(n)));
+  } finally {
+    await s.close();
+  }
+}
+
+/** A proxy in front of the test radosgw that counts the requests passing through, by kind. */
+export interface CountingProxy {
+  /** Its address, to use instead of the radosgw's in a repository URL. */
+  readonly endpoint: string;
+  /** Requests since the last reset, by kind: GET, GET range, HEAD, PUT, POST, DELETE, LIST. */
+  readonly counts: Map<string, number>;
+  total(): number;
+  reset(): void;
+  /** Replaces the failure rule (see countingProxy); undefined passes everything on. */
+  failWith(fail: Failure | undefined): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A failure rule: given the number of a request (from 1), answer it with an HTTP status instead of
+ * passing it on (503 as S3's SlowDown, 500 as InternalError), or 'reset' to drop the connection
+ * after the request went through (so the server did the work, but the answer is lost).
+ */
+export type Failure = (n: number) => number | 'reset' | undefined;
+
+export async function countingProxy(options: { fail?: Failure } = {}): Promise<CountingProxy> {
+  const target = new URL(testS3().endpoint);
+  const counts = new Map<string, number>();
+  let n = 0;
+  let fail = options.fail;
+  const server = createServer((req, res) => {
+    const kind = req.method === 'GET' && /[?&]list-type=/.test(req.url ?? '') ? 'LIST' : req.method === 'GET' && req.headers.range ? 'GET range' : (req.method ?? '?');
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    const status = fail?.(++n);
+    if (typeof status === 'number') {
+      const code = status === 503 ? 'SlowDown' : 'InternalError';
+      req.resume();
+      req.on('end', () => res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected by the test</Message></Error>`));
+      return;
+    }
+    // The Host header goes through unchanged: it is part of what the client signed.
+    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      if (status === 'reset') {
+        r.resume();
+        r.on('end', () => res.socket?.destroy());
+        return;
+      }
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    counts,
+    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
+    reset: () => counts.clear(),
+    failWith: (f) => {
+      fail = f;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}

@@ -3,14 +3,12 @@ import type { Command } from 'commander';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { parseDuration, type ForgetPolicy } from '../../repo/forget.js';
 import type { PruneReport } from '../../repo/prune.js';
-import { forgetSnapshots, pin, pruneRepository, unpin } from '../../jobs/maintenance.js';
+import { forgetSnapshots, pin, pruneRepository, repairConfigJob, repairIndexJob, repairSnapshotsJob, unpin } from '../../jobs/maintenance.js';
 import { renderEvents } from '../events.js';
-import { repairConfig, repairIndex, repairSnapshots } from '../../repo/repair.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 import type { Run } from './repo.js';
-import { referenceWalkers, snapshotRepairers } from '../../jobs/kinds.js';
 
 function count(name: string) {
   return (v: string): number => {
@@ -24,7 +22,7 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
-interface ForgetOptions {
+export interface KeepOptions {
   keepLast?: number;
   keepHourly?: number;
   keepDaily?: number;
@@ -38,13 +36,16 @@ interface ForgetOptions {
   keepWithinMonthly?: string;
   keepWithinYearly?: string;
   keepTag: string[];
+}
+
+interface ForgetOptions extends KeepOptions {
   host: string[];
   dryRun?: boolean;
   prune?: boolean;
   maxUnused: string;
 }
 
-function policyOf(o: ForgetOptions): ForgetPolicy {
+export function policyOf(o: KeepOptions): ForgetPolicy {
   const p: { -readonly [K in keyof ForgetPolicy]: ForgetPolicy[K] } = {};
   if (o.keepLast !== undefined) p.last = o.keepLast;
   if (o.keepHourly !== undefined) p.hourly = o.keepHourly;
@@ -81,10 +82,9 @@ async function runPrune(ctx: Context, repo: Repository, maxUnused: number, dryRu
   return r;
 }
 
-export function registerMaintenanceCommands(program: Command, run: Run): void {
-  program
-    .command('forget [snapshot...]')
-    .description('remove snapshots by retention rules (or by id); pinned snapshots are always kept')
+/** The --keep-* options of forget, also used by `job add` for a job's retention. */
+export function keepOptions(cmd: Command): Command {
+  return cmd
     .option('-l, --keep-last <n>', 'keep the newest n snapshots', count('keep-last'))
     .option('-H, --keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one', count('keep-hourly'))
     .option('-d, --keep-daily <n>', 'keep the newest snapshot of each of the last n days that have one', count('keep-daily'))
@@ -97,7 +97,15 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .option('--keep-within-weekly <duration>', 'keep weekly snapshots within this duration')
     .option('--keep-within-monthly <duration>', 'keep monthly snapshots within this duration')
     .option('--keep-within-yearly <duration>', 'keep yearly snapshots within this duration')
-    .option('--keep-tag <taglist>', 'keep snapshots that have all these tags (comma-separated; may be repeated)', collect, [])
+    .option('--keep-tag <taglist>', 'keep snapshots that have all these tags (comma-separated; may be repeated)', collect, []);
+}
+
+export function registerMaintenanceCommands(program: Command, run: Run): void {
+  keepOptions(
+    program
+      .command('forget [snapshot...]')
+      .description('remove snapshots by retention rules (or by id); pinned snapshots are always kept'),
+  )
     .option('--host <host>', 'only consider snapshots of this host (may be repeated)', collect, [])
     .option('-n, --dry-run', 'only show what would be removed, and why each snapshot is kept')
     .option('--prune', 'run prune afterwards to free the space')
@@ -179,8 +187,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { dryRun?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.lock(true, 'repair config');
-        const r = await repairConfig(repo, { dryRun: o.dryRun === true });
+        const r = await repairConfigJob(repo, { dryRun: o.dryRun === true });
         if (ctx.json) return ctx.printJson(r);
         for (const f of r.written) ctx.out(`${o.dryRun ? 'would write' : 'wrote'} ${f} again`);
         ctx.out(r.written.length === 0 ? 'The config file and its copy are sound.' : `${r.written.length} config file(s) ${o.dryRun ? 'would be' : 'were'} written again.`);
@@ -194,8 +201,9 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { dryRun?: boolean }) => {
         const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
-        await repo.lock(true, 'repair index');
-        const r = await repairIndex(repo, { dryRun: o.dryRun === true, signal: ctx.abort.signal });
+        const events = renderEvents(ctx);
+        const r = await repairIndexJob(repo, { dryRun: o.dryRun === true, signal: ctx.abort.signal, onEvent: events });
+        events.done();
         if (ctx.json) return ctx.printJson(r);
         for (const d of r.damagedPacks) ctx.out(`damaged: ${d.file}: ${d.message}${d.keptBlobs > 0 ? ` (kept the ${d.keptBlobs} block(s) of it that still verify${d.salvagedBlobs > 0 ? `, ${d.salvagedBlobs} of them found by scanning the pack` : ''})` : ''}`);
         ctx.out(`${r.indexedPacks} of ${r.packs} packs indexed (${r.blobs} blocks)${o.dryRun ? '' : `; wrote ${r.indexFilesWritten} index file(s), removed ${r.indexFilesDeleted} old one(s)`}.`);
@@ -212,8 +220,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { forget?: boolean; readData?: boolean; dryRun?: boolean }) => {
         const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
-        await repo.lock(true, 'repair snapshots');
-        const results = await repairSnapshots(repo, { walkers: referenceWalkers, repairers: snapshotRepairers, forget: o.forget === true, readData: o.readData === true, dryRun: o.dryRun === true, signal: ctx.abort.signal });
+        const results = await repairSnapshotsJob(repo, { forget: o.forget === true, readData: o.readData === true, dryRun: o.dryRun === true, signal: ctx.abort.signal });
         if (ctx.json) return ctx.printJson(results);
         for (const r of results) {
           const head = `snapshot ${r.id.slice(0, 8)} (${r.kind}): `;

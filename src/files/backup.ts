@@ -18,7 +18,8 @@ import { performance } from 'node:perf_hooks';
 import { chunkStream, DEFAULT_PARAMS, type ZeroRun } from '../chunking/fastcdc.js';
 import { pool, Semaphore } from '../util/concurrency.js';
 import { SmallFileSaver, type SmallFileReply } from './small-files.js';
-import { BlobType, Repository } from '../repo/repository.js';
+import { BlobType, Repository, type SaveResult } from '../repo/repository.js';
+import { worthAWorker } from '../repo/worker-codec.js';
 import { toHex, type Hex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
@@ -236,7 +237,6 @@ class Backup {
   constructor(readonly repo: Repository, readonly opts: BackupOptions) {
     this.fs = opts.fs ?? nodeFileAccess;
     this.saver = opts.fs === undefined ? new SmallFileSaver(repo) : undefined;
-    if (this.saver) repo.useEncoder(this.saver);
     this.plat = opts.platform ?? defaultPlatform();
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.bytesBefore = repo.bytesWritten;
@@ -558,7 +558,7 @@ class Backup {
       if (kept.length > 0) out.holes = kept;
       const after = await fh.stat({ bigint: true });
       if (after.size !== st.size || after.mtimeNs !== st.mtimeNs || covered !== Number(st.size)) Object.assign(out, this.changedWhileRead(shown));
-      if (content.length > MAX_INLINE_CONTENT) out.contentParts = await saveContentParts(this.repo, content);
+      if (content.length > MAX_INLINE_CONTENT) out.contentParts = await saveContentParts(this, content);
       else out.content = content;
       return out;
     } finally {
@@ -585,10 +585,24 @@ class Backup {
     }
   }
 
+  /**
+   * Stores a blob unless the repository has it (Backup is the TreeSink of saveDir). One worth a
+   * worker thread is sealed on the small-file workers (SmallFileSaver.seal, which takes `data`)
+   * and handed to the repository sealed; smaller ones, and all of them without workers, are
+   * sealed inline by Repository.saveBlob.
+   */
+  async saveBlob(type: BlobType, data: Uint8Array): Promise<SaveResult> {
+    if (!this.saver || !worthAWorker(data.length)) return this.repo.saveBlob(type, data);
+    const id = this.repo.blobId(data);
+    if (this.repo.hasBlob(id)) return { id, added: false };
+    const rawLength = data.length; // read now: seal() takes data
+    return this.repo.saveSealedBlob(type, id, await this.saver.seal(type, id, data), rawLength);
+  }
+
   /** Saves one chunk of file data, counting it when it is new. */
   private saveData(chunk: Uint8Array): Promise<Hex> {
     const length = chunk.length; // saveBlob may hand the chunk's buffer to a worker
-    return this.repo.saveBlob(BlobType.data, chunk).then((r) => {
+    return this.saveBlob(BlobType.data, chunk).then((r) => {
       if (r.added) {
         this.s.dataBlobsAdded++;
         this.s.dataBytesAdded += length;
@@ -632,7 +646,7 @@ class Backup {
   }
 
   async saveListing(entries: readonly TreeEntry[]): Promise<Hex> {
-    return saveDir(this.repo, entries, (_bytes, added) => {
+    return saveDir(this, entries, (_bytes, added) => {
       if (added) this.s.treeBlobsAdded++;
     });
   }
@@ -826,7 +840,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
   if (opts.cacheDir !== undefined) {
     const shaping = { tree: TREE_VERSION, excludeLargerThan: opts.excludeLargerThan ?? null, oneFileSystem: opts.oneFileSystem === true };
-    b.cache = await ListingCache.open(opts.cacheDir, repo.config.id, repo.keys.macKey, abs, shaping, parent?.id);
+    b.cache = await ListingCache.open(opts.cacheDir, repo.config.id, repo.authenticator, abs, shaping, parent?.id);
   }
 
   const scanning = new AbortController();
@@ -869,7 +883,6 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   }
   } finally {
     scanning.abort();
-    repo.useEncoder(undefined);
     await b.saver?.close();
   }
   rootEntries.sort((x, y) => Buffer.compare(x.name, y.name));

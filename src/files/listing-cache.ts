@@ -12,14 +12,14 @@
  * saves time, never correctness. Only folders whose backup raised no warning are recorded, so a
  * file that could not be read is tried (and reported) again every time.
  *
- * May import repo/ (ids, crypto) and util/.
+ * May import repo/'s public face (ids, the repository's Authenticator) and util/.
  */
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import { mac, macEquals } from '../repo/crypto.js';
 import { isId, type Hex } from '../repo/ids.js';
+import type { Authenticator } from '../repo/repository.js';
 
 /** The lstat fields a digest covers; backup.ts's FileMeta has them all (declared here so neither module imports the other). */
 type DigestMeta = Pick<
@@ -92,15 +92,15 @@ export class ListingCache {
   private readonly found = new Map<Hex, CachedListing>();
   private readonly recorded = new Map<Hex, CachedListing>();
 
-  private constructor(private readonly file: string, private readonly key: Buffer, private readonly repository: Hex, private readonly options: string) {}
+  private constructor(private readonly file: string, private readonly auth: Authenticator, private readonly repository: Hex, private readonly options: string) {}
 
   /**
    * Opens the cache for backups of `paths` (with the options that shape listings). Folders are
    * looked up only when `parent` is the snapshot the file describes.
    */
-  static async open(dir: string, repository: Hex, macKey: Buffer, paths: readonly string[], options: object, parent: Hex | undefined): Promise<ListingCache> {
+  static async open(dir: string, repository: Hex, auth: Authenticator, paths: readonly string[], options: object, parent: Hex | undefined): Promise<ListingCache> {
     const name = createHash('sha256').update(JSON.stringify([...paths].sort())).digest('hex').slice(0, 16);
-    const c = new ListingCache(join(dir, repository, `listings-${name}.json`), macKey, repository, JSON.stringify(options));
+    const c = new ListingCache(join(dir, repository, `listings-${name}.json`), auth, repository, JSON.stringify(options));
     if (parent !== undefined) await c.load(parent);
     return c;
   }
@@ -114,7 +114,7 @@ export class ListingCache {
     }
     const nl = text.indexOf('\n');
     const body = text.slice(nl + 1);
-    if (nl < 0 || !macEquals(Buffer.from(text.slice(0, nl), 'hex'), mac(this.key, Buffer.from(body, 'latin1')))) return;
+    if (nl < 0 || !this.auth.verify(Buffer.from(text.slice(0, nl), 'hex'), Buffer.from(body, 'latin1'))) return;
     try {
       const s = JSON.parse(body) as Stored;
       if (s.version !== VERSION || s.repository !== this.repository || s.snapshot !== parent || s.options !== this.options) return;
@@ -145,7 +145,7 @@ export class ListingCache {
       folders: [...this.recorded].map(([id, c]) => [id, c.digest, [...c.children]]),
     };
     const body = JSON.stringify(stored);
-    const text = `${mac(this.key, Buffer.from(body, 'latin1')).toString('hex')}\n${body}`;
+    const text = `${this.auth.sign(Buffer.from(body, 'latin1')).toString('hex')}\n${body}`;
     const tmp = `${this.file}.${process.pid}.tmp`;
     try {
       await fsp.mkdir(join(this.file, '..'), { recursive: true, mode: 0o700 });

@@ -1,32 +1,23 @@
 /**
  * Worker thread of the restorer (jobs in restore-workers.ts), with synchronous calls: opens a
- * sealed chunk (read from its pack through a LocalStore of its own, or handed over), decrypts, decompresses and checks it
- * against its id, then either creates a single-chunk file (O_CREAT|O_EXCL|O_NOFOLLOW, at a path
+ * sealed chunk the main thread read and handed over (repo's WorkerCodec decrypts, decompresses and
+ * checks it against its id), then either creates a single-chunk file (O_CREAT|O_EXCL|O_NOFOLLOW, at a path
  * the main thread chose inside the target) and gives it its owner, mode, extended attributes and
  * times, or writes one chunk of a larger file into the descriptor the main thread opened.
  * A restore is bound by exactly this work; two workers do it on two cores.
  */
 import { closeSync, constants as C, fchmodSync, fchownSync, openSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
-import { createZstdCodec } from '../repo/compress.js';
-import type { MasterKeys } from '../repo/crypto.js';
-import { openSealedBlob } from '../repo/pack-check.js';
+import { WorkerCodec, type CodecHandle } from '../repo/worker-codec.js';
 import { release } from '../util/memory.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { serveBatches } from '../util/worker-pool.js';
-import { LocalStore } from '../store/local.js';
 import { platform } from './platform/platform.js';
 import { writeSkippingHoles, type ChunkSource, type RestoreChunkJob, type RestoreFileJob, type RestoreFileReply } from './restore-workers.js';
 
-const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
-const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
-const codec = createZstdCodec();
+const codec = new WorkerCodec((workerData as { codec: CodecHandle }).codec);
 const plat = platform();
 const EMPTY: Uint8Array = new Uint8Array(0);
-
-function envelope(src: ChunkSource): Promise<Uint8Array> | Uint8Array {
-  return 'env' in src ? src.env : LocalStore.at(src.root).get(src.packName, src.offset, src.length);
-}
 
 /** Bytes dropped since the last reply that release() could not free (small reads share Node's pool): left to the collector. */
 let unreleased = 0;
@@ -37,8 +28,8 @@ let unreleased = 0;
  * repository through these, and left to the collector they piled up to ~50 MiB per worker.
  */
 async function open(src: ChunkSource): Promise<{ plain: Uint8Array; free: () => void }> {
-  const env = await envelope(src);
-  const { plain, owner } = await openSealedBlob(codec, keys, src.type, Buffer.from(src.id, 'hex'), env, src.rawLength, src.packName, true);
+  const env = src.env;
+  const { plain, owner } = await codec.open(src);
   return { plain, free: () => (unreleased += (release(env) ? 0 : env.length) + (release(owner) ? 0 : owner.length)) };
 }
 

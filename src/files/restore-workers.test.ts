@@ -1,10 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { LifeboatError } from '../util/errors.js';
 import { Names, type Hex } from '../repo/ids.js';
-import type { Repository } from '../repo/repository.js';
+import { Repository } from '../repo/repository.js';
+import { FaultStore } from '../store/fault.js';
+import { LocalStore } from '../store/local.js';
 import { backup } from './backup.js';
 import { loadDir } from './tree.js';
 import { restore } from './restore.js';
@@ -103,5 +106,43 @@ test('large files are written chunk by chunk on the workers, reading packs direc
   await assert.rejects(
     restore(repo, r.snapshot, { target: join(dir, 'target3') }),
     (e: unknown) => e instanceof LifeboatError && e.code === 'not-found' && /does not exist/.test(e.message),
+  );
+});
+
+test('restore reads every pack through the store it is given (wrappers included): many small files in few reads, and damage injected on read is caught', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  for (const sub of ['a', 'b']) {
+    fs.mkdirSync(join(src, sub), { recursive: true });
+    for (let i = 0; i < 150; i++) fs.writeFileSync(join(src, sub, `f${i}`), `${sub} file ${i} `.repeat(i * 11));
+  }
+  fs.writeFileSync(join(src, 'big.bin'), randomBytes(3 * 1024 * 1024 + 12345));
+  const repo = await newRepo(dir);
+  const r = await backup(repo, { paths: [src] });
+  await repo.close();
+  const packs: string[] = [];
+  for await (const o of new LocalStore(join(dir, 'repo')).list('data/')) packs.push(o.name);
+
+  const counted = new FaultStore(new LocalStore(join(dir, 'repo')));
+  const viaWrapper = await Repository.open(counted, 'pw');
+  t.after(() => viaWrapper.close());
+  await viaWrapper.loadIndex();
+  const before = counted.counts.get;
+  const target = join(dir, 'target');
+  const rr = await restore(viaWrapper, r.snapshot, { target });
+  assert.equal(rr.summary.errors, 0);
+  assert.equal(rr.summary.files, 301);
+  for (const sub of ['a', 'b']) for (let i = 0; i < 150; i++) assert.deepEqual(fs.readFileSync(join(target, 'src', sub, `f${i}`)), fs.readFileSync(join(src, sub, `f${i}`)));
+  assert.deepEqual(fs.readFileSync(join(target, 'src', 'big.bin')), fs.readFileSync(join(src, 'big.bin')));
+  // 300 small files, a few listings and a 3 MiB file's chunks: the small files' envelopes are read a pack range at a time.
+  const reads = counted.counts.get - before;
+  assert.ok(reads > 0 && reads <= 30, `${reads} reads through the wrapper`);
+
+  const damaging = new FaultStore(new LocalStore(join(dir, 'repo')), { corruptGets: packs });
+  const damaged = await Repository.open(damaging, 'pw');
+  t.after(() => damaged.close());
+  await assert.rejects(
+    restore(damaged, r.snapshot, { target: join(dir, 'target2') }),
+    (e: unknown) => e instanceof LifeboatError && e.code === 'corrupt',
   );
 });

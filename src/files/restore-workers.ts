@@ -1,20 +1,28 @@
 /**
  * The restorer's worker threads (restore-worker.ts): the main thread walks the snapshot, makes
- * folders, decides names and renames; the workers open the sealed chunks and write file contents.
- * A single-chunk file is a 'file' job (create, write, owner, mode, xattrs, times); each chunk of a
- * larger file is a 'chunk' job that writes into a descriptor the main thread opened. When the
- * repository is a local folder a worker reads the chunk from its pack itself; otherwise the
- * main thread fetches the envelope and hands it over (transferred, not copied).
+ * folders, decides names and renames; the workers open the sealed chunks (with repo's
+ * WorkerCodec) and write file contents. A single-chunk file is a 'file' job (create, write, owner,
+ * mode, xattrs, times); each chunk of a larger file is a 'chunk' job that writes into a descriptor
+ * the main thread opened. The main thread reads every envelope through the repository's Store
+ * (Repository.sealedBlob, or sealedBlobs for many small files at once) and hands it over
+ * (moved, not copied), so a restore runs the same way on any store and under its wrappers.
  */
 import { writeSync } from 'node:fs';
-import type { Repository, SealedBlobSource } from '../repo/repository.js';
+import type { Repository } from '../repo/repository.js';
 import { BlobType } from '../repo/repository.js';
 import { fromHex, type Hex } from '../repo/ids.js';
+import type { SealedBlob } from '../repo/worker-codec.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import type { TreeEntry } from './tree.js';
 
-/** A sealed chunk as a worker gets it, with its id in hex. */
-export type ChunkSource = SealedBlobSource & { readonly id: Hex };
+/** A sealed chunk as a worker gets it. */
+export type ChunkSource = SealedBlob;
+
+/**
+ * The largest envelope of a file that restoreDirect may queue with its data (bigger ones take the
+ * general path, one at a time per file slot): DIRECT_IN_FLIGHT such files hold at most 64 MiB.
+ */
+export const DIRECT_MAX_BLOB = 256 * 1024;
 
 export interface RestoreFileJob {
   readonly seq: number;
@@ -60,9 +68,9 @@ export type RestoreFileReply =
  */
 const WRITER_BATCHING = { requests: 64, replies: 32 } as const;
 /**
- * Files the restorer may have queued through writeFrom with a local source: the jobs hold no file
- * data (the workers read it), so many can wait. 256 was measured on 2 cores: each of the two
- * workers has a full batch in hand and another queued.
+ * Files the restorer may have queued through writeFrom (restoreDirect): small ones (DIRECT_MAX_BLOB),
+ * so many can wait. 256 was measured on 2 cores: each of the two workers has a full batch in hand
+ * and another queued.
  */
 export const DIRECT_IN_FLIGHT = 4 * WRITER_BATCHING.requests;
 
@@ -74,17 +82,16 @@ export class FileWriters {
   private readonly pool: WorkerPool<Job, RestoreFileReply>;
 
   constructor(private readonly repo: Repository) {
-    this.pool = new WorkerPool(new URL('./restore-worker.js', import.meta.url), { encKey: repo.keys.encKey, idKey: repo.keys.idKey }, undefined, WRITER_BATCHING);
+    this.pool = new WorkerPool(new URL('./restore-worker.js', import.meta.url), { codec: repo.workerCodec() }, undefined, WRITER_BATCHING);
   }
 
-  private async source(id: Hex): Promise<ChunkSource | undefined> {
-    const s = await this.repo.sealedBlobSource(fromHex(id));
-    return s && { ...s, id };
+  private source(id: Hex): Promise<ChunkSource | undefined> {
+    return this.repo.sealedBlob(fromHex(id));
   }
 
   private send(job: Job): Promise<RestoreFileReply> {
-    const env = job.kind === 'chunk' || job.blob ? (job.blob as ChunkSource) : undefined;
-    return this.pool.call(job, env && 'env' in env ? [env.env.buffer as ArrayBuffer] : []);
+    const blob = job.blob;
+    return this.pool.call(job, blob ? [blob.env.buffer as ArrayBuffer, blob.id.buffer as ArrayBuffer] : []);
   }
 
   /** Writes single-chunk file `e` at `path`; undefined when its blob needs the general path (not indexed, or a delta). */
@@ -96,15 +103,15 @@ export class FileWriters {
   }
 
   /**
-   * Where single-chunk file `e`'s blob lies in the local repository, for writeFrom; undefined when
-   * it needs the general path (not a local folder, not indexed, or a delta). Null: an empty file.
+   * Whether single-chunk file `e` may be queued through writeFrom with its data (restoreDirect):
+   * empty, or its blob a small full blob in the index. Not indexed, a delta, a listing named as
+   * data (refused) or a large blob: the general path.
    */
-  localSource(e: TreeEntry): ChunkSource | null | undefined {
+  direct(e: TreeEntry): boolean {
     const id: Hex | undefined = e.content?.[0];
-    if (id === undefined) return null;
-    const s = this.repo.localBlobSource(fromHex(id));
-    if (s?.type === BlobType.tree) return undefined; // a listing named as data: the general path refuses it
-    return s && { ...s, id };
+    if (id === undefined) return true;
+    const loc = this.repo.index.get(fromHex(id));
+    return loc !== undefined && loc.type !== BlobType.delta && loc.type !== BlobType.tree && loc.length <= DIRECT_MAX_BLOB;
   }
 
   /** Writes single-chunk file `e` at `path` from `blob` (null or undefined: an empty file). */

@@ -110,7 +110,10 @@ const FILES_IN_FLIGHT_WORKERS = 64;
 /** Folders restored at the same time (beyond the one each task is in). */
 const DIR_TASKS = 8;
 /** Chunks of one large file being written at once. */
-const CHUNKS_PER_FILE = 4;
+const CHUNKS_PER_FILE = 8;
+/** Pack ranges each folder's restoreDirect reads ahead (Repository.sealedBlobs); DIR_TASKS folders run at once. */
+const DIRECT_READS_AHEAD = 4;
+
 /** Include paths as name components; refuses '.' and '..' so an include cannot point outside. */
 export function parseInclude(p: string): Buffer[] {
   const parts = p.split('/').filter((x) => x.length > 0);
@@ -271,18 +274,17 @@ class Restorer {
     const base = dir;
     const fullBase = full;
     const fresh = this.freshDirs.has(base.toString('latin1'));
-    const direct: { e: TreeEntry; src: ChunkSource | null }[] = [];
+    const direct: TreeEntry[] = [];
     const others: TreeEntry[] = [];
     for (const { e } of picked) {
       if (e.type === 'dir' || e.type === 'symlink') continue;
-      const src = fresh ? this.directSource(e) : undefined;
-      if (src !== undefined) direct.push({ e, src });
+      if (fresh && this.isDirect(e)) direct.push(e);
       else others.push(e);
     }
     // Files and sub-folders go on together (a few folders at once, files bounded over the whole
     // restore), so the writers never wait for one folder to finish before the next one starts.
     const filesDone = Promise.all([
-      this.restoreDirect(base, logical, direct),
+      this.restoreDirect(base, fullBase, logical, direct),
       ...others.map(async (e) => {
         await this.fileSlots.acquire();
         try {
@@ -311,31 +313,33 @@ class Restorer {
   }
 
   /**
-   * Where a file that restoreDirect may write lies: a regular file of at most one chunk, stored in
-   * the local repository (null: empty), not hard-linked, not damaged or changed while backed up (both warn), not to be verified.
-   * Undefined sends it the general way (restoreNonDir).
+   * Whether restoreDirect may write a file: a regular file of at most one small chunk, stored in
+   * full (or empty), not hard-linked, not damaged or changed while backed up (both warn), not to be
+   * verified. The others go the general way (restoreNonDir).
    */
-  private directSource(e: TreeEntry): ChunkSource | null | undefined {
-    if (!this.writers || this.opts.verify || e.type !== 'file' || e.nlink > 1 || e.damaged || e.changed || e.holes?.length || e.contentParts) return undefined;
-    if (e.content && e.content.length > 1) return undefined;
-    return this.writers.localSource(e);
+  private isDirect(e: TreeEntry): boolean {
+    if (!this.writers || this.opts.verify || e.type !== 'file' || e.nlink > 1 || e.damaged || e.changed || e.holes?.length || e.contentParts) return false;
+    if (e.content && e.content.length > 1) return false;
+    return this.writers.direct(e);
   }
 
   /**
-   * Files of a folder this run created, as directSource picked them, straight to the workers:
-   * nothing can be in the way there, so no temporary name, no lookup and no hard link to wait
-   * for. The main thread spends a few µs per file, not a chain of async calls: a restore of 100k
-   * small files was bound by the main thread's share of the two cores (bench/README.md).
+   * Files of a folder this run created, as isDirect picked them, straight to the workers: nothing
+   * can be in the way there, so no temporary name, no lookup and no hard link to wait for. Their
+   * envelopes are read through the store a pack range at a time (Repository.sealedBlobs: a
+   * folder's small files usually lie side by side in one pack). The main thread spends a few µs
+   * per file, not a chain of async calls: a restore of 100k small files was bound by the main
+   * thread's share of the two cores (bench/README.md).
    */
-  private async restoreDirect(dir: Buffer, logical: string, files: readonly { e: TreeEntry; src: ChunkSource | null }[]): Promise<void> {
+  private async restoreDirect(dir: Buffer, full: Buffer, logical: string, files: readonly TreeEntry[]): Promise<void> {
     const writers = this.writers!;
     const done: Promise<void>[] = [];
     let failed = false;
-    for (const { e, src } of files) {
+    const send = async (e: TreeEntry, blob: ChunkSource | undefined): Promise<boolean> => {
       if (!this.directSlots.tryAcquire()) await this.directSlots.acquire();
       if (failed || this.opts.signal?.aborted) {
         this.directSlots.release();
-        break;
+        return false;
       }
       const path = Buffer.concat([dir, SLASH, e.name]);
       const finish = (r: RestoreFileReply | undefined, err?: unknown): void => {
@@ -351,9 +355,25 @@ class Restorer {
           this.fail(shown(), x, 'restore it');
         }
       };
-      const p = writers.writeFrom(path, e, this.meta.owner(e), src).then(finish, (err: unknown) => finish(undefined, err));
+      const p = writers.writeFrom(path, e, this.meta.owner(e), blob).then(finish, (err: unknown) => finish(undefined, err));
       p.catch(() => (failed = true)); // the restore stops (Promise.all below); nothing more is sent
       done.push(p);
+      return true;
+    };
+    const stored: TreeEntry[] = [];
+    for (const e of files) {
+      if (e.content?.length) stored.push(e);
+      else if (!(await send(e, undefined))) break;
+    }
+    try {
+      for await (const { i, blob } of this.repo.sealedBlobs(stored.map((e) => fromHex(e.content![0]!)), DIRECT_READS_AHEAD)) {
+        const e = stored[i]!;
+        // Gone from the index meanwhile (isDirect saw it): the general path says what is wrong.
+        if (!blob) done.push(this.restoreNonDir(dir, full, e, `${logical}/${e.name.toString('utf8')}`));
+        else if (!(await send(e, blob))) break;
+      }
+    } finally {
+      await Promise.allSettled(done); // every job sent settles before the folder is done, even on a failed read
     }
     await Promise.all(done);
     this.opts.signal?.throwIfAborted();

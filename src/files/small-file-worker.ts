@@ -6,15 +6,11 @@
 import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { serveBatches } from '../util/worker-pool.js';
-import { createZstdCodec } from '../repo/compress.js';
-import { chunkId, type MasterKeys } from '../repo/crypto.js';
-import { sealBlobSync } from '../repo/encoder.js';
+import { WorkerCodec, type CodecHandle } from '../repo/worker-codec.js';
 import { release } from '../util/memory.js';
 import type { SealRequest, SmallFileReply, SmallFileRequest } from './small-files.js';
 
-const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
-const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
-const codec = createZstdCodec();
+const codec = new WorkerCodec((workerData as { codec: CodecHandle }).codec);
 const NOATIME = C.O_NOATIME ?? 0;
 /** Every file is read into this one buffer (it is sealed, i.e. copied, before the next is read). */
 let readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
@@ -58,8 +54,8 @@ function handle(m: SmallFileRequest): SmallFileReply {
     const changed = after.size !== BigInt(m.size) || after.mtimeNs !== BigInt(m.mtimeNs) || got !== size;
     if (got === 0) return { seq: m.seq, status: 'ok', bytesRead: 0, changed };
     const data = buf.subarray(0, got);
-    const id = chunkId(keys, data);
-    const env = sealBlobSync(codec, keys.encKey, m.type, id, data);
+    const id = codec.chunkId(data);
+    const env = codec.seal(m.type, id, data);
     return { seq: m.seq, status: 'ok', bytesRead: got, changed, id, env, rawLength: got };
   } finally {
     closeSync(fd);
@@ -69,7 +65,7 @@ function handle(m: SmallFileRequest): SmallFileReply {
 serveBatches<SmallFileRequest | SealRequest, SmallFileReply>(
   (m) => {
     if ('kind' in m) {
-      const env = sealBlobSync(codec, keys.encKey, m.type, m.id, m.data);
+      const env = codec.seal(m.type, m.id, m.data);
       // The chunk (moved here) is dropped: freed at once where the addon can (util/memory.ts).
       return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer], dropped: release(m.data) ? 0 : m.data.length };
     }

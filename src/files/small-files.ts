@@ -1,13 +1,14 @@
 /**
  * Backs up small files (one chunk each) on worker threads: each worker opens, reads, hashes,
- * compresses and seals whole files, so the main thread only deduplicates and packs. This is where
- * a first backup of many small files spends its time; see bench/README.md.
+ * compresses and seals whole files (with repo's WorkerCodec), so the main thread only
+ * deduplicates and packs. This is where a first backup of many small files spends its time; see
+ * bench/README.md. The same workers seal the chunks of large files: the backup hands the
+ * repository sealed blobs (Repository.saveSealedBlob), so a backup runs one pool of workers, not two.
  */
 import { availableParallelism } from 'node:os';
+import { ownsItsBuffer } from '../util/memory.js';
 import { WorkerPool } from '../util/worker-pool.js';
-import type { Repository } from '../repo/repository.js';
-import { createZstdCodec } from '../repo/compress.js';
-import { ownsItsBuffer, sealBlobSync, worthAWorker, type BlobSealer } from '../repo/encoder.js';
+import type { BlobType, Repository } from '../repo/repository.js';
 
 export interface SmallFileRequest {
   readonly seq: number;
@@ -16,7 +17,7 @@ export interface SmallFileRequest {
   readonly ino: string;
   readonly size: string;
   readonly mtimeNs: string;
-  readonly type: number;
+  readonly type: BlobType;
   /** Files at or above this size are sent back ('fallback'). */
   readonly limit: number;
 }
@@ -24,7 +25,7 @@ export interface SmallFileRequest {
 export interface SealRequest {
   readonly seq: number;
   readonly kind: 'seal';
-  readonly type: number;
+  readonly type: BlobType;
   readonly id: Uint8Array;
   readonly data: Uint8Array;
 }
@@ -35,14 +36,9 @@ export type SmallFileReply =
   | { readonly seq: number; readonly status: 'replaced' | 'fallback' }
   | { readonly seq: number; readonly status: 'sealed'; readonly env: Uint8Array };
 
-/**
- * One pool of worker threads for a backup: whole small files, and sealing the chunks of large
- * files (as the repository's BlobSealer), so a backup runs one pool of workers, not two.
- */
-export class SmallFileSaver implements BlobSealer {
+/** One pool of worker threads for a backup: whole small files, and sealing the chunks of large files. */
+export class SmallFileSaver {
   private readonly pool: WorkerPool<Omit<SmallFileRequest, 'seq'> | Omit<SealRequest, 'seq'>, SmallFileReply>;
-  private readonly encKey: Buffer;
-  private readonly codec = createZstdCodec();
 
   /**
    * Workers start on first use: a backup where nothing changed never pays for them. One core is
@@ -51,17 +47,19 @@ export class SmallFileSaver implements BlobSealer {
    * CPU) and in 165 MiB instead of 180-190 (bench/README.md, session 6).
    */
   constructor(repo: Repository, threads = Math.max(1, Math.min(4, availableParallelism() - 1))) {
-    this.encKey = repo.keys.encKey;
-    this.pool = new WorkerPool(new URL('./small-file-worker.js', import.meta.url), { encKey: repo.keys.encKey, idKey: repo.keys.idKey }, threads);
+    this.pool = new WorkerPool(new URL('./small-file-worker.js', import.meta.url), { codec: repo.workerCodec() }, threads);
   }
 
   save(req: Omit<SmallFileRequest, 'seq'>): Promise<SmallFileReply> {
     return this.pool.call(req);
   }
 
-  async encode(type: number, id: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
-    if (!worthAWorker(data.length)) return sealBlobSync(this.codec, this.encKey, type, id, data);
-    // A chunk from the chunker owns its buffer: moved to the worker, not copied (see BlobSealer).
+  /**
+   * The sealed envelope of blob `id` (the caller computed it with Repository.blobId). Takes `data`:
+   * a chunk from the chunker owns its buffer, which moves to the worker rather than being copied,
+   * so the caller must not use it afterwards.
+   */
+  async seal(type: BlobType, id: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
     const r = await this.pool.call({ kind: 'seal', type, id, data }, ownsItsBuffer(data) ? [data.buffer as ArrayBuffer] : []);
     if (r.status !== 'sealed') throw new Error('worker answered a seal request with ' + r.status);
     return r.env;

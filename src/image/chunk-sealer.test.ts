@@ -1,6 +1,6 @@
 /**
- * The imager's chunk workers on both kinds of store: where the worker reads a changed chunk's base
- * itself (a local folder) and where the main thread must (any other store, here in memory). Every
+ * The imager's chunk workers on two kinds of store (in memory and a local folder): the main thread
+ * reads a changed chunk's base through the store and the worker seals the delta either way. Every
  * kind of chunk is in the second image: unchanged, changed in one block (a delta), changed in most
  * blocks (whole), now zero, new where the parent had nothing, and equal to another stored chunk.
  */
@@ -26,8 +26,8 @@ async function readAll(repo: Repository, manifest: Parameters<typeof snapshotSou
 }
 
 for (const [kind, makeStore] of [
-  ['in memory (the main thread loads bases)', () => ({ store: new MemoryStore() as Store, cleanup: () => undefined })],
-  ['in a local folder (workers read bases)', () => {
+  ['in memory', () => ({ store: new MemoryStore() as Store, cleanup: () => undefined })],
+  ['in a local folder', () => {
     const d = tempDir('lifeboat-sealer-');
     return { store: new LocalStore(d.path) as Store, cleanup: d.cleanup };
   }],

@@ -1,20 +1,12 @@
 /** Worker thread of ChunkSealer (chunk-sealer.ts): zero test, chunk id, comparison with the parent, delta or whole-chunk seal. */
 import { workerData } from 'node:worker_threads';
-import { createZstdCodec } from '../repo/compress.js';
-import { chunkId, type MasterKeys } from '../repo/crypto.js';
-import { encodeDelta } from '../repo/delta.js';
-import { sealBlobSync } from '../repo/encoder.js';
-import { openSealedBlob } from '../repo/pack-check.js';
-import { BlobType } from '../repo/pack.js';
-import { LocalStore } from '../store/local.js';
+import { BlobType, WorkerCodec, type CodecHandle } from '../repo/worker-codec.js';
 import { release } from '../util/memory.js';
 import { serveBatches, type Served } from '../util/worker-pool.js';
 import { isZero, own, type ChunkJob, type ChunkReply } from './chunk-sealer.js';
 import { IMAGE_CHUNK_SIZE } from './manifest.js';
 
-const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array; level: number };
-const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
-const codec = createZstdCodec(wd.level);
+const codec = new WorkerCodec((workerData as { codec: CodecHandle }).codec);
 const ZERO = new Uint8Array(IMAGE_CHUNK_SIZE);
 
 /** Bytes of `bufs` that release() could not free at once: left to the collector (util/memory.ts). */
@@ -24,38 +16,39 @@ function drop(...bufs: Uint8Array[]): number {
   return n;
 }
 
-/** The delta of `data` against its base, or undefined to store it whole (too different, or the base is unreadable or damaged). */
-async function deltaOf(m: ChunkJob, data: Uint8Array): Promise<{ delta: Buffer | undefined; dropped: number }> {
-  const src = m.base!.source!;
+/** The sealed delta of `data` against its base, or undefined to store it whole (too different, or the base is damaged). */
+async function deltaOf(id: Uint8Array, base: NonNullable<ChunkJob['base']>, data: Uint8Array): Promise<{ env: Buffer | undefined; dropped: number }> {
+  const blob = base.blob!;
   try {
-    const env = 'env' in src ? src.env : await LocalStore.at(src.root).get(src.packName, src.offset, src.length);
-    const { plain, owner } = await openSealedBlob(codec, keys, src.type, m.base!.id, env, src.rawLength, src.packName, true);
-    const delta = encodeDelta(m.base!.id, plain, data);
-    return { delta, dropped: drop(env, owner) };
+    const { plain, owner } = await codec.open(blob);
+    const env = codec.sealDelta(id, { id: base.id, plain }, data);
+    return { env, dropped: drop(blob.env, owner) };
   } catch {
-    return { delta: undefined, dropped: 0 }; // stored whole, which heals the next image too
+    return { env: undefined, dropped: 0 }; // stored whole, which heals the next image too
   }
 }
 
 async function handle(m: ChunkJob): Promise<Served<ChunkReply>> {
   const data = m.data;
   const rawLength = data.length; // read now: data is released below
-  if (isZero(data, ZERO)) return { reply: { seq: m.seq, kind: 'zero' }, dropped: drop(data) };
-  const digest = chunkId(keys, data);
-  const id = own(digest);
-  if (m.parentId && digest.equals(m.parentId)) return { reply: { seq: m.seq, kind: 'same', id }, dropped: drop(data) };
-  if (m.base && !m.base.source) return { reply: { seq: m.seq, kind: 'changed', id, data }, transfer: [data.buffer as ArrayBuffer] };
+  let id = m.id;
+  if (!id) {
+    if (isZero(data, ZERO)) return { reply: { seq: m.seq, kind: 'zero' }, dropped: drop(data) };
+    const digest = codec.chunkId(data);
+    id = own(digest);
+    if (m.parentId && digest.equals(m.parentId)) return { reply: { seq: m.seq, kind: 'same', id }, dropped: drop(data) };
+  }
+  if (m.base && !m.base.blob) return { reply: { seq: m.seq, kind: 'changed', id, data }, transfer: [data.buffer as ArrayBuffer] };
   let dropped = 0;
   if (m.base) {
-    const d = await deltaOf(m, data);
+    const d = await deltaOf(id, m.base, data);
     dropped += d.dropped;
-    if (d.delta) {
-      const env = sealBlobSync(codec, keys.encKey, BlobType.delta, id, d.delta);
-      dropped += drop(data, d.delta);
-      return { reply: { seq: m.seq, kind: 'sealed', id, type: BlobType.delta, env, rawLength, base: m.base.id }, transfer: [env.buffer as ArrayBuffer], dropped };
+    if (d.env) {
+      dropped += drop(data);
+      return { reply: { seq: m.seq, kind: 'sealed', id, type: BlobType.delta, env: d.env, rawLength, base: m.base.id }, transfer: [d.env.buffer as ArrayBuffer], dropped };
     }
   }
-  const env = sealBlobSync(codec, keys.encKey, BlobType.data, id, data);
+  const env = codec.seal(BlobType.data, id, data);
   dropped += drop(data);
   return { reply: { seq: m.seq, kind: 'sealed', id, type: BlobType.data, env, rawLength }, transfer: [env.buffer as ArrayBuffer], dropped };
 }

@@ -16,7 +16,6 @@ import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { toHex } from '../repo/ids.js';
-import { encodeDelta } from '../repo/delta.js';
 import { ChunkSealer } from './chunk-sealer.js';
 import { CHUNKS_PER_PAGE, IMAGE_CHUNK_SIZE, decodePage, encodePage, validateManifest, type ImageManifest } from './manifest.js';
 
@@ -122,26 +121,17 @@ function deltaBase(repo: Repository, parentId: Uint8Array): Uint8Array | undefin
 }
 
 /**
- * Stores a changed chunk whose base the worker could not read itself (the store is not a local
- * folder): as a delta when the base loads and at most half of the chunk's blocks differ from it,
- * else whole, sealed by a worker.
+ * Stores a changed chunk that has a base: the base's envelope is read through the repository's
+ * store and the chunk goes back to a worker with it, to be sealed as a delta when at most half of
+ * its blocks differ from the base, else whole (also when the base cannot be read: storing the
+ * chunk whole heals the next image too).
  */
-async function saveChanged(repo: Repository, sealer: ChunkSealer, buf: Uint8Array, id: Uint8Array, baseId: Uint8Array): Promise<{ added: boolean; delta: boolean }> {
+async function saveChanged(repo: Repository, sealer: ChunkSealer, data: Uint8Array, id: Uint8Array, baseId: Uint8Array): Promise<{ added: boolean; delta: boolean }> {
   if (repo.hasBlob(id)) return { added: false, delta: false };
-  let base: Uint8Array | undefined;
-  try {
-    base = await repo.loadBase(baseId);
-  } catch {
-    base = undefined; // a damaged base: this chunk is stored whole, which heals the next image too
-  }
-  const delta = base && encodeDelta(baseId, base, buf);
-  if (delta) {
-    const r = await repo.saveBlob(BlobType.delta, delta, id, { base: baseId, length: buf.length });
-    return { added: r.added, delta: r.added };
-  }
-  const r = await sealer.seal({ data: buf });
+  const blob = await repo.sealedBlob(baseId).catch(() => undefined);
+  const r = await sealer.seal({ data, id, ...(blob ? { base: { id: baseId, blob } } : {}) });
   if (r.kind !== 'sealed') throw new Error('a changed chunk came back unsealed');
-  return { added: (await repo.saveSealedBlob(r.type, r.id, r.env, r.rawLength)).added, delta: false };
+  return { added: (await repo.saveSealedBlob(r.type, r.id, r.env, r.rawLength, r.base)).added, delta: r.type === BlobType.delta };
 }
 
 /**
@@ -156,7 +146,7 @@ export async function createImage(
   describe: Pick<ImageManifest, 'table' | 'partitions' | 'source' | 'unreadable'>,
   opts: { chunkSize?: number; parent?: string | undefined; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
 ): Promise<CreateImageResult> {
-  const sealer = new ChunkSealer(repo.keys, IMAGE_ZSTD_LEVEL);
+  const sealer = new ChunkSealer(repo.workerCodec(IMAGE_ZSTD_LEVEL));
   try {
     return await storeImage(repo, sealer, source, used, describe, opts);
   } finally {
@@ -257,8 +247,7 @@ async function storeImage(
       const parentId = parentIds?.[i];
       const known = parentId !== undefined && repo.hasBlob(parentId);
       const baseId = known ? deltaBase(repo, parentId) : undefined;
-      const base = baseId && { id: baseId, source: repo.localBlobSource(baseId) };
-      const save = sealer.seal({ data: buf, ...(known ? { parentId } : {}), ...(base ? { base } : {}) }).then(async (r) => {
+      const save = sealer.seal({ data: buf, ...(known ? { parentId } : {}), ...(baseId ? { base: { id: baseId } } : {}) }).then(async (r) => {
         if (r.kind === 'zero') return;
         ids[i] = r.id;
         chunksStored++;

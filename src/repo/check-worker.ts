@@ -1,20 +1,15 @@
 /**
- * Worker thread of check --read-data (check.ts): verifies one whole pack per request, read from
- * the local repository folder through a LocalStore of its own, or handed over by the main thread.
+ * Worker thread of check --read-data (check.ts): verifies one whole pack per request, read by the
+ * main thread through the store and handed over.
  */
 import { workerData } from 'node:worker_threads';
 import { LifeboatError } from '../util/errors.js';
 import { release, YoungCollector } from '../util/memory.js';
 import { serveBatches } from '../util/worker-pool.js';
-import { LocalStore } from '../store/local.js';
-import { createZstdCodec } from './compress.js';
-import type { MasterKeys } from './crypto.js';
-import { verifyPack } from './pack-check.js';
+import { WorkerCodec, type CodecHandle } from './worker-codec.js';
 import type { PackCheckReply, PackCheckRequest } from './check.js';
 
-const wd = workerData as { encKey: Uint8Array; idKey: Uint8Array };
-const keys: MasterKeys = { encKey: Buffer.from(wd.encKey), idKey: Buffer.from(wd.idKey), macKey: Buffer.alloc(32) };
-const codec = createZstdCodec();
+const codec = new WorkerCodec((workerData as { codec: CodecHandle }).codec);
 /**
  * One young-generation collection per pack, once the pack and its decoded blobs are garbage: a
  * collection while a pack is still being checked would move its buffer to the old generation,
@@ -26,8 +21,8 @@ const dropped = (n: number) => (decoded += n);
 
 async function handle(m: PackCheckRequest): Promise<PackCheckReply> {
   try {
-    const bytes = m.bytes ?? (await LocalStore.at(m.root!).get(m.name));
-    const verdict = await verifyPack(codec, keys, bytes, m.packId, m.name, true, dropped);
+    const bytes = m.bytes;
+    const verdict = await codec.verifyPack(bytes, m.packId, m.name, dropped);
     young.dropped(decoded + (release(bytes) ? 0 : bytes.length));
     decoded = 0;
     return { seq: m.seq, verdict };

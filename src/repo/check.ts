@@ -8,7 +8,7 @@
 import { LifeboatError, type ErrorCode } from '../util/errors.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import { sha256 } from './crypto.js';
-import { ownsItsBuffer } from './encoder.js';
+import { ownsItsBuffer } from '../util/memory.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { checkConfigs, CONFIG_NAMES } from './config.js';
 import { listKeys } from './keys.js';
@@ -73,13 +73,12 @@ function msg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** A pack for check-worker.ts: read from the local folder `root`, or its `bytes`. */
+/** A pack for check-worker.ts: its bytes, read by the main thread through the store. */
 export interface PackCheckRequest {
   readonly seq: number;
   readonly packId: Hex;
   readonly name: string;
-  readonly root?: string;
-  readonly bytes?: Uint8Array;
+  readonly bytes: Uint8Array;
 }
 export type PackCheckReply = { readonly seq: number; readonly verdict: PackVerdict } | { readonly seq: number; readonly error: { readonly code?: ErrorCode; readonly message: string } };
 
@@ -98,19 +97,15 @@ class PackVerifier {
 
   constructor(private readonly repo: Repository) {
     // A pool starts its workers on first use: one with a single thread is simply never used.
-    const pool = new WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply>(new URL('./check-worker.js', import.meta.url), { encKey: repo.keys.encKey, idKey: repo.keys.idKey });
+    const pool = new WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply>(new URL('./check-worker.js', import.meta.url), { codec: repo.workerCodec() });
     if (pool.threads > 1) this.pool = pool;
   }
 
   async verify(packId: Hex, name: string): Promise<PackVerdict> {
     const { store, codec, keys } = this.repo;
     if (!this.pool) return verifyPack(codec, keys, await store.get(name), packId, name);
-    let r: PackCheckReply;
-    if (store.localRoot !== undefined) r = await this.pool.call({ packId, name, root: store.localRoot });
-    else {
-      const bytes = await store.get(name);
-      r = await this.pool.call({ packId, name, bytes }, ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []);
-    }
+    const bytes = await store.get(name);
+    const r = await this.pool.call({ packId, name, bytes }, ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []);
     if ('error' in r) throw r.error.code ? new LifeboatError(r.error.code, r.error.message) : new Error(r.error.message);
     return r.verdict;
   }

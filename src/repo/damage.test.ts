@@ -24,7 +24,7 @@ import { sha256 } from './crypto.js';
 import { AAD, sealFile } from './envelope-file.js';
 import { newLockInfo } from './lock.js';
 import { Names, type Hex } from './ids.js';
-import { backupFiles, fixtureRepairer, fixtureWalkers, PASSWORD } from './maintenance-fixtures.js';
+import { backupFiles, fixtureRepairer, fixtureWalkers, PASSWORD } from './maintenance-testing.js';
 import { PACK_TRAILER_BYTES } from './pack.js';
 import { loadPins, pinSnapshot } from './pins.js';
 import { repairConfig, repairIndex, repairSnapshots } from './repair.js';

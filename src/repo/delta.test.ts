@@ -8,7 +8,7 @@ import { checkRepository } from './check.js';
 import { applyDelta, changedBlocks, encodeDelta, parseDelta } from './delta.js';
 import { Names, toHex, type Hex } from './ids.js';
 import { decodeIndex, encodeIndex } from './index-file.js';
-import { fixtureRepairer, fixtureWalkers, loadEverything, names, newRepository, packOf, reopen } from './maintenance-fixtures.js';
+import { fixtureRepairer, fixtureWalkers, loadEverything, names, newRepository, packOf, reopen } from './maintenance-testing.js';
 import { BlobType, PackWriter, parsePack, type PackEntry } from './pack.js';
 import { prune } from './prune.js';
 import { repairIndex, repairSnapshots } from './repair.js';

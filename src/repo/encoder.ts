@@ -4,6 +4,7 @@
  * Small blobs are encoded inline (a message round trip costs more than compressing them).
  */
 import { availableParallelism } from 'node:os';
+import { ownsItsBuffer } from '../util/memory.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import { ZSTD_LEVEL, type Codec } from './compress.js';
 import { seal } from './crypto.js';
@@ -29,20 +30,6 @@ export function sealBlobSync(codec: Codec, encKey: Buffer, type: number, id: Uin
   return seal(encKey, encodeSync(codec, data), blobAad(type, id));
 }
 
-/**
- * Anything that turns a blob into its sealed envelope (BlobEncoder, or a caller's worker pool).
- * An implementation may take `data` (transfer its buffer to a worker, leaving it empty) when the
- * view covers its whole ArrayBuffer, so callers must not use `data` once encode is called.
- */
-export interface BlobSealer {
-  encode(type: number, id: Uint8Array, data: Uint8Array): Promise<Uint8Array>;
-}
-
-/** Whether `data` can be transferred to another thread whole: its view is its entire, unshared buffer. */
-export function ownsItsBuffer(data: Uint8Array): boolean {
-  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
-}
-
 /** Whether a blob is worth a round trip to a worker thread. */
 export function worthAWorker(length: number): boolean {
   return length >= INLINE_BELOW;
@@ -56,12 +43,12 @@ interface SealJob {
 }
 export type SealReply = { readonly seq: number; readonly env: Uint8Array } | { readonly seq: number; readonly error: string };
 
-export class BlobEncoder implements BlobSealer {
+export class BlobEncoder {
   private readonly pool: WorkerPool<Omit<SealJob, 'seq'>, SealReply>;
 
   /**
    * `take`: move a blob that owns its buffer to the worker instead of copying it (the caller
-   * gives up `data`, see BlobSealer); false copies, and `data` stays usable.
+   * gives up `data`: its buffer is left empty); false copies, and `data` stays usable.
    */
   constructor(
     private readonly codec: Codec,

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkRepository } from './check.js';
 import { Names } from './ids.js';
-import { backupFiles, chunk, fixtureWalkers, loadEverything, newRepository, reopen } from './maintenance-fixtures.js';
+import { backupFiles, chunk, fixtureWalkers, loadEverything, newRepository, reopen } from './maintenance-testing.js';
 import { prune } from './prune.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';

@@ -5,7 +5,7 @@ import type { Store } from '../store/store.js';
 import { LifeboatError } from '../util/errors.js';
 import { checkRepository } from './check.js';
 import { Names } from './ids.js';
-import { PASSWORD, backupFiles, chunk, fixtureWalkers, listing, loadEverything, names, newRepository, reopen } from './maintenance-fixtures.js';
+import { PASSWORD, backupFiles, chunk, fixtureWalkers, listing, loadEverything, names, newRepository, reopen } from './maintenance-testing.js';
 import { loadPins, pinSnapshot, unpinSnapshot } from './pins.js';
 import { prune } from './prune.js';
 import { BlobType, Repository } from './repository.js';

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkRepository } from './check.js';
-import { backupFiles, chunk, fixtureRepairer, fixtureWalkers, loadEverything, newRepository, packOf, reopen } from './maintenance-fixtures.js';
+import { backupFiles, chunk, fixtureRepairer, fixtureWalkers, loadEverything, newRepository, packOf, reopen } from './maintenance-testing.js';
 import { repairSnapshots } from './repair.js';
 import { Names, toHex } from './ids.js';
 

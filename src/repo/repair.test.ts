@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type { Store } from '../store/store.js';
 import { checkRepository, type CheckReport } from './check.js';
 import { Names, type Hex } from './ids.js';
-import { backupFiles, chunk, fixtureRepairer, fixtureWalkers, loadEverything, names, newRepository, PASSWORD, reopen } from './maintenance-fixtures.js';
+import { backupFiles, chunk, fixtureRepairer, fixtureWalkers, loadEverything, names, newRepository, PASSWORD, reopen } from './maintenance-testing.js';
 import { prune } from './prune.js';
 import { repairIndex, repairSnapshots } from './repair.js';
 import { BlobType, Repository } from './repository.js';

@@ -7,17 +7,24 @@
  * repository whose every snapshot is complete. A chunk may be stored as a delta (its changed blocks
  * against a full base blob, delta.ts); loadBlob rebuilds it and checks its id, so readers above
  * never see the difference.
+ *
+ * Sealed: keys, codecs and the envelope format never leave repo/. Worker threads of the layers
+ * above seal and open blobs with worker-codec.ts (a WorkerCodec opened from workerCodec()'s opaque
+ * handle); they get the bytes they open from the main thread, which reads them through the Store
+ * (sealedBlob, sealedBlobs), so every store wrapper sees every read. Blobs sealed elsewhere come
+ * back through saveSealedBlob: repo never calls up into a layer above.
  */
 import { hostname } from 'node:os';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { Semaphore } from '../util/concurrency.js';
-import { release, YoungCollector } from '../util/memory.js';
+import { ownsItsBuffer, release, YoungCollector } from '../util/memory.js';
 import type { Store } from '../store/store.js';
 import { ParityStore, type ParityReport, type ParitySettings } from '../store/parity.js';
 import { createZstdCodec, type Codec } from './compress.js';
-import { chunkId, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
+import { chunkId, mac, macEquals, newMasterKeys, sha256, type MasterKeys } from './crypto.js';
 import { AAD, decodePayload, openFile, sealFile } from './envelope-file.js';
-import { BlobEncoder, type BlobSealer } from './encoder.js';
+import { BlobEncoder } from './encoder.js';
+import { codecHandle, type CodecHandle, type SealedBlob } from './worker-codec.js';
 import { Names, idOfName, isId, toHex, fromHex, randomId, type Hex } from './ids.js';
 import { decodeIndex, encodeIndex, type IndexPack } from './index-file.js';
 import { applyDelta, parseDelta, type Delta } from './delta.js';
@@ -48,11 +55,31 @@ const COLLECT_EVERY = 4 * 1024 * 1024;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
 
-/** A sealed blob for a worker thread to open: its envelope, or the local repository folder and the pack range holding it. */
-export type SealedBlobSource = { readonly type: BlobType; readonly rawLength: number; readonly packName: string } & (
-  | { readonly env: Uint8Array }
-  | { readonly root: string; readonly offset: number; readonly length: number }
-);
+/**
+ * Blobs of one pack read with one request when the gap between them is at most this many bytes
+ * (read and thrown away): one request costs more than reading a few small blobs' worth more.
+ */
+const READ_GAP = 256 * 1024;
+/** At most this many bytes in one coalesced read. */
+const READ_RUN = 4 * 1024 * 1024;
+
+/** A copy of `view` in an ArrayBuffer of its own (not from Node's pool, not zeroed first). */
+function ownCopy(view: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafeSlow(view.length);
+  out.set(view);
+  return out;
+}
+
+/**
+ * Signs and checks data that Lifeboat keeps outside the repository (the listing cache) with the
+ * repository's MAC key, which never leaves repo/.
+ */
+export interface Authenticator {
+  /** The tag of `data`. */
+  sign(data: Uint8Array): Buffer;
+  /** Whether `tag` is the tag of `data`. */
+  verify(tag: Uint8Array, data: Uint8Array): boolean;
+}
 
 export interface OpenOptions {
   readonly codec?: Codec;
@@ -107,7 +134,6 @@ export class Repository {
   /** Bytes of packs this session has written. */
   bytesWritten = 0;
   private readonly encoder: BlobEncoder;
-  private externalEncoder: BlobSealer | undefined;
 
   private constructor(
     readonly store: Store,
@@ -300,14 +326,14 @@ export class Repository {
     if (!this.indexLoaded) throw new Error('loadIndex() must run before saveBlob()');
     if ((type === BlobType.delta) !== (delta !== undefined) || (delta && !knownId)) throw new Error('a delta blob needs its chunk id and base, and only a delta has a base');
     const id = knownId ? Buffer.from(knownId) : chunkId(this.keys, data);
-    const rawLength = delta ? delta.length : data.length; // read now: an encoder may take `data` (see BlobSealer)
+    const rawLength = delta ? delta.length : data.length; // read now: an encoder may take `data`
     const hex = toHex(id);
     if (this.index.has(id) || this.pending.has(hex)) return { id, added: false };
     this.pending.add(hex);
     await this.compressSlots.acquire();
     let env: Uint8Array;
     try {
-      env = await (this.externalEncoder ?? this.encoder).encode(type, id, data);
+      env = await this.encoder.encode(type, id, data);
     } catch (e) {
       this.pending.delete(hex);
       throw e;
@@ -319,16 +345,23 @@ export class Repository {
   }
 
   /**
-   * Lets a caller that already runs worker threads (the file backup) seal blobs on them, instead
-   * of this repository starting its own; undefined restores the built-in encoder.
+   * What a worker thread of a layer above needs to seal and open this repository's blobs: pass it
+   * through workerData and open it there with worker-codec.ts's WorkerCodec. Opaque: the keys stay
+   * out of reach of the code that carries it. `level`: the zstd level to seal with.
    */
-  useEncoder(sealer: BlobSealer | undefined): void {
-    this.externalEncoder = sealer;
+  workerCodec(level?: number): CodecHandle {
+    return codecHandle(this.keys, level);
   }
+
+  /** Signs and checks files kept outside the repository (see Authenticator). */
+  readonly authenticator: Authenticator = {
+    sign: (data) => mac(this.keys.macKey, data),
+    verify: (tag, data) => macEquals(tag, mac(this.keys.macKey, data)),
+  };
 
   /**
    * Stores a blob that a worker already sealed (id computed by the worker with this repository's
-   * idKey). Returns added: false, discarding the envelope, if the blob is already stored. Takes
+   * WorkerCodec). Returns added: false, discarding the envelope, if the blob is already stored. Takes
    * the envelope: once copied into a pack its buffer may be freed (util/memory.ts release), so the
    * caller must not use it after the call. A delta blob names its `base` (rawLength is then the
    * length of the chunk it rebuilds), as in saveBlob.
@@ -438,32 +471,62 @@ export class Repository {
   // ---------------------------------------------------------------- reading
 
   /**
-   * The local folder and pack range of a stored full blob, for a reader on another thread, without
-   * reading anything. Undefined when the store is not a local folder, or the blob is a delta or
-   * missing from the index.
+   * A stored full blob's sealed envelope, read now through the store, for a worker thread to open
+   * (worker-codec.ts). Its id and envelope are buffers of their own: they cross threads without
+   * dragging a shared slab along. Undefined for a delta blob or one missing from the index (loadBlob handles both).
    */
-  localBlobSource(id: Uint8Array): (SealedBlobSource & { readonly root: string }) | undefined {
-    const loc = this.index.get(id);
-    const root = this.store.localRoot;
-    if (!loc || loc.type === BlobType.delta || root === undefined) return undefined;
-    return { type: loc.type, rawLength: loc.rawLength, packName: Names.pack(loc.packId), root, offset: loc.offset, length: loc.length };
-  }
-
-  /**
-   * Where a stored blob's sealed envelope is, for a reader on another thread: the local folder
-   * and byte range when the store is one (store.localRoot), else the envelope itself, read
-   * now. Undefined for a delta blob or one missing from the index (loadBlob handles both).
-   */
-  async sealedBlobSource(id: Uint8Array): Promise<SealedBlobSource | undefined> {
-    const local = this.localBlobSource(id);
-    if (local || this.store.localRoot !== undefined) return local;
+  async sealedBlob(id: Uint8Array): Promise<SealedBlob | undefined> {
     const loc = this.index.get(id);
     if (!loc || loc.type === BlobType.delta) return undefined;
     const packName = Names.pack(loc.packId);
-    const common = { type: loc.type, rawLength: loc.rawLength, packName };
     const got = await this.store.get(packName, loc.offset, loc.length);
-    const env = got.byteOffset === 0 && got.byteLength === got.buffer.byteLength ? got : new Uint8Array(got);
-    return { ...common, env };
+    return { type: loc.type, id: new Uint8Array(id), rawLength: loc.rawLength, packName, env: ownsItsBuffer(got) ? got : ownCopy(got) };
+  }
+
+  /**
+   * The sealed envelopes of many stored full blobs, for worker threads to open, read through the
+   * store with few requests: the blobs are sorted by pack and offset, and blobs of one pack that lie
+   * close together are read with one request (READ_GAP, READ_RUN), each into a buffer of its own.
+   * Up to `ahead` requests run at once. Yields each blob's position in `ids` with the blob, or
+   * with undefined for a delta or a blob missing from the index (loadBlob handles both), in the
+   * order read, which is not the order of `ids`.
+   */
+  async *sealedBlobs(ids: readonly Uint8Array[], ahead = 4): AsyncGenerator<{ readonly i: number; readonly blob: SealedBlob | undefined }> {
+    const found: { i: number; packId: Hex; offset: number; length: number; type: BlobType; rawLength: number }[] = [];
+    for (const [i, id] of ids.entries()) {
+      const loc = this.index.get(id);
+      if (!loc || loc.type === BlobType.delta) yield { i, blob: undefined };
+      else found.push({ i, packId: loc.packId, offset: loc.offset, length: loc.length, type: loc.type, rawLength: loc.rawLength });
+    }
+    found.sort((a, b) => (a.packId < b.packId ? -1 : a.packId > b.packId ? 1 : a.offset - b.offset));
+    const runs: (typeof found)[] = [];
+    for (const f of found) {
+      const run = runs[runs.length - 1];
+      const first = run?.[0];
+      const last = run?.[run.length - 1];
+      if (first && last && last.packId === f.packId && f.offset - (last.offset + last.length) <= READ_GAP && f.offset + f.length - first.offset <= READ_RUN) run.push(f);
+      else runs.push([f]);
+    }
+    const read = (run: typeof found) => {
+      const first = run[0]!;
+      const last = run[run.length - 1]!;
+      const p = this.store.get(Names.pack(first.packId), first.offset, last.offset + last.length - first.offset);
+      p.catch(() => undefined); // awaited (and rethrown) in turn below
+      return p;
+    };
+    const reading: Promise<Uint8Array>[] = [];
+    for (let r = 0; r < runs.length; r++) {
+      while (reading.length < ahead && r + reading.length < runs.length) reading.push(read(runs[r + reading.length]!));
+      const bytes = await reading.shift()!;
+      const run = runs[r]!;
+      const base = run[0]!.offset;
+      const whole = run.length === 1 && ownsItsBuffer(bytes);
+      for (const f of run) {
+        const view = bytes.subarray(f.offset - base, f.offset - base + f.length);
+        // Each envelope in a buffer of its own, so it moves to a worker without the others.
+        yield { i: f.i, blob: { type: f.type, id: new Uint8Array(ids[f.i]!), rawLength: f.rawLength, packName: Names.pack(f.packId), env: whole ? bytes : ownCopy(view) } };
+      }
+    }
   }
 
   /**

@@ -23,7 +23,6 @@ export interface CacheOptions {
 export class CacheStore implements Store {
   readonly location: string;
   readonly properties: StoreProperties;
-  readonly localRoot?: string;
   private readonly maxBytes: number;
   /** Kept reads by `${name} ${offset} ${length}`, least recently used first. */
   private readonly entries = new Map<string, Uint8Array>();
@@ -39,7 +38,6 @@ export class CacheStore implements Store {
   ) {
     this.location = inner.location;
     this.properties = inner.properties;
-    if (inner.localRoot !== undefined) this.localRoot = inner.localRoot;
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
   }
 

@@ -37,7 +37,6 @@ const HASH_BYTES = 32;
 export class DiskCacheStore implements Store {
   readonly location: string;
   readonly properties: StoreProperties;
-  readonly localRoot?: string;
   private readonly maxBytes: number;
   private readonly clock: Clock;
   /** Bumped by each put or delete of a name: a read that saw another value is not kept. */
@@ -52,7 +51,6 @@ export class DiskCacheStore implements Store {
   ) {
     this.location = inner.location;
     this.properties = inner.properties;
-    if (inner.localRoot !== undefined) this.localRoot = inner.localRoot;
     this.maxBytes = options.maxBytes ?? 2 * 1024 * 1024 * 1024;
     this.clock = options.clock ?? systemClock;
   }

@@ -14,7 +14,6 @@ import type { ObjectWriter, OperationOptions, PutOptions, Store, StoreProperties
 export class LimitStore implements Store {
   readonly location: string;
   readonly properties: StoreProperties;
-  readonly localRoot?: string;
   private readonly places: Semaphore;
 
   constructor(
@@ -24,7 +23,6 @@ export class LimitStore implements Store {
     if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be a positive integer, not ${maxInFlight}`);
     this.location = inner.location;
     this.properties = { ...inner.properties, uploadsInFlight: Math.min(inner.properties.uploadsInFlight, maxInFlight) };
-    if (inner.localRoot !== undefined) this.localRoot = inner.localRoot;
     this.places = new Semaphore(maxInFlight);
   }
 

@@ -21,8 +21,12 @@ import { assertValidName, StoreError, type ObjectWriter, type OperationOptions, 
 /** Objects that never change once written: their descriptors may be kept open (readPackRange). */
 const PACK_PREFIX = 'data/';
 const OPEN_PACKS = 16;
-/** Reads up to this size use synchronous calls (see get). */
-const SYNC_READ_MAX = 1024 * 1024;
+/**
+ * Reads up to this size use synchronous calls (see get). Bigger ones (a large file's chunks, a
+ * pack range of many small blobs) go to the thread pool: the main thread, which reads every blob a
+ * restore's workers open, would otherwise spend its time copying them out of the page cache.
+ */
+const SYNC_READ_MAX = 128 * 1024;
 
 /** The folder of in-flight writes, documented in FORMAT.md §1. */
 const TMP = '.tmp';
@@ -95,24 +99,9 @@ export class LocalStore implements Store {
   /** Packs with a descriptor kept open for small reads, least recently used first. */
   private readonly packFds = new Map<string, { fd: number; size: number }>();
 
-  readonly localRoot: string;
-
-  private static readonly opened = new Map<string, LocalStore>();
-
-  /**
-   * This thread's store for `root`, opened once: for worker threads that read from the folder a
-   * Store.localRoot names, each keeping its own descriptors (one folder in practice).
-   */
-  static at(root: string): LocalStore {
-    let s = LocalStore.opened.get(root);
-    if (!s) LocalStore.opened.set(root, (s = new LocalStore(root)));
-    return s;
-  }
-
   /** `root` is the repository folder; it is created (with its parents) by the first put. */
   constructor(readonly root: string) {
     this.location = `folder ${root}`;
-    this.localRoot = root;
   }
 
   private path(name: string): string {

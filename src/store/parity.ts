@@ -180,7 +180,6 @@ const CACHE_LIMIT = 8192;
 /**
  * A Store that protects what it writes with parity (when `settings` is given) and corrects what it
  * reads from any sidecar it finds. `onCorrected` hears of every repaired read (the CLI warns).
- * Exposes no localRoot, so readers on other threads go through it too.
  */
 export class ParityStore implements Store {
   readonly location: string;

@@ -31,7 +31,6 @@ export interface RetryOptions {
 
 export class RetryStore implements Store {
   readonly location: string;
-  readonly localRoot?: string;
   private readonly maxAttempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -42,7 +41,6 @@ export class RetryStore implements Store {
     private readonly options: RetryOptions = {},
   ) {
     this.location = inner.location;
-    if (inner.localRoot !== undefined) this.localRoot = inner.localRoot;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     this.baseDelayMs = options.baseDelayMs ?? 500;
     this.maxDelayMs = options.maxDelayMs ?? 30_000;

@@ -125,12 +125,6 @@ export interface Store {
 
   /** Releases connections and handles. */
   close(): Promise<void>;
-
-  /**
-   * Only for the local folder: its path, so a worker thread can open its own LocalStore on it and
-   * read ranges of immutable objects (packs) itself.
-   */
-  readonly localRoot?: string;
 }
 
 /** See Store.createWriter. Calls are made one at a time: each waits for the previous to settle. */

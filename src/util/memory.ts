@@ -52,6 +52,11 @@ export class YoungCollector {
   }
 }
 
+/** Whether `data` can be moved to another thread whole: its view is its entire, unshared buffer. */
+export function ownsItsBuffer(data: Uint8Array): boolean {
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+}
+
 let releaser: ((b: ArrayBuffer) => boolean) | null | undefined;
 
 /**

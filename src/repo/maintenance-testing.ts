@@ -3,6 +3,10 @@
  * root is a minimal tree blob (JSON: path → data blob ids), with the reference walker for it, and
  * helpers to break such a repository in the ways the tests need. The real file tree format is the
  * files layer's; this stand-in keeps repo/ tests independent of it.
+ *
+ * Test code (a *-testing.ts helper: the lint keeps product code from importing it, and
+ * scripts/check-layers.mjs proves no entry point reaches it): loading it sets the insecure fast
+ * key derivation for the tests.
  */
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.js';

@@ -12,13 +12,13 @@ import { LifeboatError } from '../util/errors.js';
 import { BlobType, Repository } from '../repo/repository.js';
 import { DiskCacheStore } from '../store/disk-cache.js';
 import type { Store } from '../store/store.js';
-import { LocalStore } from '../store/local.js';
-import { isS3Url, openS3Store } from '../store/s3.js';
+import { isFolderLocation, openStoreAt } from '../store/open.js';
 import { lifeboatOwnFolders, type OwnFolder } from '../files/backup.js';
 
 export interface GlobalOptions {
   repo?: string;
   passwordFile?: string;
+  tokenFile?: string;
   json?: boolean;
   quiet?: boolean;
   /** commander's negation of --no-lock: false when given. */
@@ -73,8 +73,7 @@ export class Context {
 
   /** Whether the repository is a folder on this computer (not s3:… or another URL). */
   repoIsFolder(): boolean {
-    const loc = this.repoLocation();
-    return !isS3Url(loc) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(loc);
+    return isFolderLocation(this.repoLocation());
   }
 
   repoLocation(): string {
@@ -82,12 +81,15 @@ export class Context {
   }
 
   openStore(): Store {
-    const loc = this.repoLocation();
-    if (isS3Url(loc)) return openS3Store(loc);
-    if (!this.repoIsFolder()) {
-      throw new LifeboatError('usage', `Repository location "${loc}" uses a kind of storage this version does not support; use a folder path or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX].`);
-    }
-    return new LocalStore(resolve(loc));
+    return openStoreAt(this.repoLocation(), () => ({ token: this.serverToken() }));
+  }
+
+  /** The token for a Lifeboat server: --token-file, LIFEBOAT_TOKEN_FILE or LIFEBOAT_TOKEN. */
+  serverToken(): string {
+    const file = this.global.tokenFile ?? process.env['LIFEBOAT_TOKEN_FILE'];
+    const token = file ? readSmallFile(file, PASSWORD_FILE_LIMIT, 'token').trim() : process.env['LIFEBOAT_TOKEN']?.trim();
+    if (!token) throw new LifeboatError('usage', "A Lifeboat server needs this computer's token: set LIFEBOAT_TOKEN or use --token-file (the server's administrator makes one with `lifeboat server token add`).");
+    return token;
   }
 
   /** The password from LIFEBOAT_PASSWORD, --password-file, or a prompt on a terminal. */

@@ -42,8 +42,9 @@ export async function main(argv: string[]): Promise<number> {
   program
     .name('lifeboat')
     .description('Backups you can trust: folders and whole drives, deduplicated, compressed and encrypted.')
-    .option('-r, --repo <location>', 'repository folder, or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] (default: $LIFEBOAT_REPO, else a folder in your data directory)')
+    .option('-r, --repo <location>', 'repository folder, s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] or lifeboat:http(s)://HOST:PORT/NAME (default: $LIFEBOAT_REPO, else a folder in your data directory)')
     .option('--password-file <file>', 'read the repository password from a file (or set LIFEBOAT_PASSWORD)')
+    .option('--token-file <file>', 'read the token for a Lifeboat server from a file (or set LIFEBOAT_TOKEN)')
     .option('--json', 'print machine-readable JSON')
     .option('--no-lock', 'read the repository without locking it (restore, check, browsing; for read-only drives)')
     .option('-q, --quiet', 'print only what was asked for (listings, file contents) and errors; no progress or summaries')

@@ -20,7 +20,7 @@ const LAYERS = {
   files: ['repo', 'chunking', 'tree', 'store', 'util'],
   image: ['repo', 'chunking', 'tree', 'store', 'util'],
   jobs: ['files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
-  cli: ['jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
+  cli: ['server', 'jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
   server: ['jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
   bench: ['jobs', 'files', 'image', 'repo', 'chunking', 'tree', 'store', 'util'],
 };

@@ -14,6 +14,7 @@ import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerFileCommands } from './commands/files.js';
 import { registerMirrorCommands } from './commands/mirror.js';
 import { registerWatchCommands } from './commands/watch.js';
+import { registerServerCommands } from './commands/server.js';
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -78,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
   registerMaintenanceCommands(program, run);
   registerMirrorCommands(program, run);
   registerWatchCommands(program, run);
+  registerServerCommands(program, run);
 
   try {
     await program.parseAsync(argv);

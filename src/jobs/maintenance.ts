@@ -1,6 +1,6 @@
 /**
  * Keeping a repository tidy and sound: forget snapshots by retention rules (or by id; pinned ones
- * are always kept), prune what no snapshot needs, pin and unpin, check, add parity, stats. The scheduler applies a job's retention through the same
+ * are always kept), prune what no snapshot needs, pin and unpin, check, repair, add parity, stats. The scheduler applies a job's retention through the same
  * functions after each successful run.
  */
 import { LifeboatError } from '../util/errors.js';
@@ -12,7 +12,8 @@ import { addParity, type ParityAddResult } from '../repo/parity.js';
 import type { ParitySettings } from '../store/parity.js';
 import { prune, type PruneReport } from '../repo/prune.js';
 import type { Repository } from '../repo/repository.js';
-import { referenceWalkers } from './kinds.js';
+import { repairConfig, repairIndex, repairSnapshots, type RepairIndexReport, type SnapshotRepairResult } from '../repo/repair.js';
+import { referenceWalkers, snapshotRepairers } from './kinds.js';
 import type { JobOptions } from './events.js';
 
 /** A snapshot as the retention rules see it, with its pin's note when it has one. */
@@ -121,4 +122,26 @@ export async function unpin(repo: Repository, ref: string): Promise<{ id: Hex; w
 export async function repositoryStatsJob(repo: Repository): Promise<RepoStats> {
   await repo.loadIndex();
   return repositoryStats(repo);
+}
+
+/** Writes the config file or its copy again from the sound one, under the exclusive lock. */
+export async function repairConfigJob(repo: Repository, o: { readonly dryRun?: boolean } = {}): Promise<Awaited<ReturnType<typeof repairConfig>>> {
+  await repo.lock(true, 'repair config');
+  return repairConfig(repo, { dryRun: o.dryRun === true });
+}
+
+/** Rebuilds the index from the packs (keeping every blob that still verifies), under the exclusive lock. */
+export async function repairIndexJob(repo: Repository, o: JobOptions & { readonly dryRun?: boolean } = {}): Promise<RepairIndexReport> {
+  await repo.lock(true, 'repair index');
+  return repairIndex(repo, {
+    dryRun: o.dryRun === true,
+    ...(o.signal ? { signal: o.signal } : {}),
+    onProgress: (done, total) => o.onEvent?.({ type: 'progress', phase: 'reading packs', done, total, unit: 'items' }),
+  });
+}
+
+/** For each snapshot with missing (or, with readData, damaged) data, writes a copy that keeps what is intact; under the exclusive lock. */
+export async function repairSnapshotsJob(repo: Repository, o: JobOptions & { readonly forget?: boolean; readonly readData?: boolean; readonly dryRun?: boolean } = {}): Promise<SnapshotRepairResult[]> {
+  await repo.lock(true, 'repair snapshots');
+  return repairSnapshots(repo, { walkers: referenceWalkers, repairers: snapshotRepairers, forget: o.forget === true, readData: o.readData === true, dryRun: o.dryRun === true, ...(o.signal ? { signal: o.signal } : {}) });
 }

@@ -3,14 +3,12 @@ import type { Command } from 'commander';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { parseDuration, type ForgetPolicy } from '../../repo/forget.js';
 import type { PruneReport } from '../../repo/prune.js';
-import { forgetSnapshots, pin, pruneRepository, unpin } from '../../jobs/maintenance.js';
+import { forgetSnapshots, pin, pruneRepository, repairConfigJob, repairIndexJob, repairSnapshotsJob, unpin } from '../../jobs/maintenance.js';
 import { renderEvents } from '../events.js';
-import { repairConfig, repairIndex, repairSnapshots } from '../../repo/repair.js';
 import type { Repository } from '../../repo/repository.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 import type { Run } from './repo.js';
-import { referenceWalkers, snapshotRepairers } from '../../jobs/kinds.js';
 
 function count(name: string) {
   return (v: string): number => {
@@ -179,8 +177,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { dryRun?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.lock(true, 'repair config');
-        const r = await repairConfig(repo, { dryRun: o.dryRun === true });
+        const r = await repairConfigJob(repo, { dryRun: o.dryRun === true });
         if (ctx.json) return ctx.printJson(r);
         for (const f of r.written) ctx.out(`${o.dryRun ? 'would write' : 'wrote'} ${f} again`);
         ctx.out(r.written.length === 0 ? 'The config file and its copy are sound.' : `${r.written.length} config file(s) ${o.dryRun ? 'would be' : 'were'} written again.`);
@@ -194,8 +191,9 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { dryRun?: boolean }) => {
         const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
-        await repo.lock(true, 'repair index');
-        const r = await repairIndex(repo, { dryRun: o.dryRun === true, signal: ctx.abort.signal });
+        const events = renderEvents(ctx);
+        const r = await repairIndexJob(repo, { dryRun: o.dryRun === true, signal: ctx.abort.signal, onEvent: events });
+        events.done();
         if (ctx.json) return ctx.printJson(r);
         for (const d of r.damagedPacks) ctx.out(`damaged: ${d.file}: ${d.message}${d.keptBlobs > 0 ? ` (kept the ${d.keptBlobs} block(s) of it that still verify${d.salvagedBlobs > 0 ? `, ${d.salvagedBlobs} of them found by scanning the pack` : ''})` : ''}`);
         ctx.out(`${r.indexedPacks} of ${r.packs} packs indexed (${r.blobs} blocks)${o.dryRun ? '' : `; wrote ${r.indexFilesWritten} index file(s), removed ${r.indexFilesDeleted} old one(s)`}.`);
@@ -212,8 +210,7 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, o: { forget?: boolean; readData?: boolean; dryRun?: boolean }) => {
         const repo = await ctx.openRepository({ cache: false }); // the store itself, not the cache
-        await repo.lock(true, 'repair snapshots');
-        const results = await repairSnapshots(repo, { walkers: referenceWalkers, repairers: snapshotRepairers, forget: o.forget === true, readData: o.readData === true, dryRun: o.dryRun === true, signal: ctx.abort.signal });
+        const results = await repairSnapshotsJob(repo, { forget: o.forget === true, readData: o.readData === true, dryRun: o.dryRun === true, signal: ctx.abort.signal });
         if (ctx.json) return ctx.printJson(results);
         for (const r of results) {
           const head = `snapshot ${r.id.slice(0, 8)} (${r.kind}): `;

@@ -13,6 +13,8 @@ import { BlobType, Repository } from '../repo/repository.js';
 import { DiskCacheStore } from '../store/disk-cache.js';
 import type { Store } from '../store/store.js';
 import { isFolderLocation, openStoreAt } from '../store/open.js';
+import type { ServerPin } from '../store/remote.js';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { lifeboatOwnFolders, type OwnFolder } from '../files/backup.js';
 
 export interface GlobalOptions {
@@ -81,7 +83,36 @@ export class Context {
   }
 
   openStore(): Store {
-    return openStoreAt(this.repoLocation(), () => ({ token: this.serverToken() }));
+    return openStoreAt(this.repoLocation(), () => ({ token: this.serverToken(), pin: this.serverPin() }));
+  }
+
+  /**
+   * Which certificate of a Lifeboat server to trust: LIFEBOAT_SERVER_FINGERPRINT, else the one
+   * remembered in known-servers.json in Lifeboat's data folder, else asked on a terminal (and remembered).
+   */
+  serverPin(): ServerPin {
+    const env = process.env['LIFEBOAT_SERVER_FINGERPRINT'];
+    if (env) return { expected: env, source: 'LIFEBOAT_SERVER_FINGERPRINT' };
+    const file = join(dirname(defaultRepositoryPath()), 'known-servers.json');
+    let known: Record<string, string> = {};
+    try {
+      known = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+    } catch {
+      // none yet
+    }
+    const location = this.repoLocation().toLowerCase();
+    const remembered = Object.entries(known).find(([origin]) => location.startsWith(`lifeboat:${origin.toLowerCase()}/`))?.[1];
+    return {
+      firstUse: async (origin, fingerprint) => {
+        if (!process.stdin.isTTY) return false;
+        this.stderr.write(`This computer has not connected to the Lifeboat server at ${origin} before. Its certificate fingerprint is\n  ${fingerprint}\n`);
+        if (!(await this.confirm('Is this the fingerprint the server printed when it started?'))) return false;
+        mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+        writeFileSync(file, JSON.stringify({ ...known, [origin]: fingerprint }, null, 1) + '\n', { mode: 0o600 });
+        return true;
+      },
+      ...(remembered === undefined ? {} : { expected: remembered, source: `remembered in ${file}` }),
+    };
   }
 
   /** The token for a Lifeboat server: --token-file, LIFEBOAT_TOKEN_FILE or LIFEBOAT_TOKEN. */

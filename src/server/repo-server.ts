@@ -1,7 +1,8 @@
 /**
  * The Lifeboat server's repository protocol (`lifeboat server`): serves the repositories under one
  * data location (a folder holding one folder per repository, or an `s3:` URL with one prefix per
- * repository) to other computers, speaking the protocol documented in store/remote.ts.
+ * repository) to other computers, speaking the protocol documented in store/remote.ts, over HTTPS
+ * with the certificate of certificate.ts (plain HTTP only when asked, for loopback and tests).
  *
  * Every request carries a per-computer token; tokens are kept in `tokens.json` in the server's own
  * state folder (mode 0600) as SHA-256 hashes, compared in constant time, and re-read when the file
@@ -18,11 +19,13 @@
  * announced SHA-256 is refused and stores nothing.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { LifeboatError, isLifeboatError } from '../util/errors.js';
+import { writePrivateFile } from './private-file.js';
 import { assertValidPrefix } from '../store/names.js';
 import { isFolderLocation, openStoreAt } from '../store/open.js';
 import { REMOTE_API, REMOTE_MAX_OBJECT, REPOSITORY_NAME_RE } from '../store/remote.js';
@@ -42,19 +45,6 @@ export interface TokenEntry {
 const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** FORMAT.md §9: a lock older than this is stale and may be removed by anyone. */
 const LOCK_STALE_MS = 30 * 60 * 1000;
-
-/** Writes `text` to `path` atomically (temporary file, fsync, rename), readable by its owner only. */
-function writePrivateFile(path: string, text: string): void {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
 
 /** The server's tokens, hashed, in `<state>/tokens.json`. */
 export class TokenFile {
@@ -159,6 +149,8 @@ export interface RepoServerOptions {
   readonly data: string;
   /** Where tokens.json and lock-owners.json live. */
   readonly stateDir: string;
+  /** Serve HTTPS with this certificate (certificate.ts); plain HTTP without. */
+  readonly tls?: { readonly cert: string; readonly key: string };
   /** Told about refused requests (the CLI prints them). */
   readonly onRefused?: (line: string) => void;
 }
@@ -186,9 +178,10 @@ export class RepoServer {
     mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
     this.tokens = new TokenFile(options.stateDir);
     this.lockOwners = new LockOwners(options.stateDir);
-    this.http = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((e: unknown) => this.fail(res, e));
-    });
+    };
+    this.http = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createServer(handler);
   }
 
   /** Starts listening; resolves with the address actually bound (port 0 picks a free one). */

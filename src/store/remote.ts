@@ -12,12 +12,19 @@
  * Errors answer a JSON body {"code","message"}: 401 unknown token, 403 not allowed for the token's
  * role, 404 missing, 409 exists (ifAbsent), 416 range past the end, 507 server full, 5xx transient.
  *
+ * Over https the server's certificate is self-signed (server/certificate.ts): the client trusts
+ * exactly the certificate whose SHA-256 fingerprint it pinned (ServerPin), as SSH does with host
+ * keys. Before the first request it fetches the certificate without sending anything, compares its
+ * fingerprint, and from then on the connection accepts only that certificate (its trust anchor and
+ * the fingerprint checked again in every handshake), so a token never reaches another server.
+ *
  * Connection failures, timeouts and 5xx are transient (the RetryStore that openRemoteStore stacks
  * around this one tries again); 4xx are permanent and carry the server's one-sentence reason.
  */
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { LifeboatError, type ErrorCode } from '../util/errors.js';
 import { LimitStore } from './limit.js';
 import { assertValidPrefix } from './names.js';
@@ -42,9 +49,27 @@ export interface RemoteLocation {
   readonly name: string;
 }
 
+/** Which server certificate an https client trusts. */
+export interface ServerPin {
+  /** The fingerprint this computer expects ("AB:CD:…" or plain hex), when it knows one. */
+  readonly expected?: string;
+  /** Where `expected` came from, for the message when the server shows another. */
+  readonly source?: string;
+  /** First connection, nothing expected: resolves true to trust `fingerprint` (and remember it). */
+  readonly firstUse?: (origin: string, fingerprint: string) => Promise<boolean>;
+}
+
+/** A SHA-256 fingerprint as Node prints it ("AB:CD:…"), from that form or plain hex; undefined if it is not one. */
+export function normalizeFingerprint(text: string): string | undefined {
+  const hex = text.replace(/^sha256:/i, '').replace(/[\s:]/g, '').toUpperCase();
+  return /^[0-9A-F]{64}$/.test(hex) ? hex.match(/../g)!.join(':') : undefined;
+}
+
 export interface RemoteStoreOptions {
   /** The client's token (LIFEBOAT_TOKEN or --token-file). */
   readonly token: string;
+  /** https only: the certificate to trust. */
+  readonly pin?: ServerPin;
   readonly uploadsInFlight?: number;
 }
 
@@ -85,7 +110,8 @@ export class RemoteStore implements Store {
   readonly location: string;
   readonly properties: StoreProperties;
   private readonly base: URL;
-  private readonly agent: HttpAgent;
+  private readonly agent: HttpAgent | undefined;
+  private pinnedAgent: Promise<HttpsAgent> | undefined;
   private readonly secure: boolean;
 
   constructor(
@@ -96,7 +122,62 @@ export class RemoteStore implements Store {
     this.properties = { uploadsInFlight: options.uploadsInFlight ?? 4 };
     this.base = new URL(`${REMOTE_API}/${at.name}/`, at.origin);
     this.secure = this.base.protocol === 'https:';
-    this.agent = this.secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+    this.agent = this.secure ? undefined : new HttpAgent({ keepAlive: true });
+  }
+
+  /** The agent for requests: for https, made once the server's certificate is the pinned one. */
+  private connection(): Promise<HttpAgent> {
+    if (this.agent) return Promise.resolve(this.agent);
+    this.pinnedAgent ??= this.pin().catch((e: unknown) => {
+      this.pinnedAgent = undefined;
+      throw e;
+    });
+    return this.pinnedAgent;
+  }
+
+  /** The server's certificate, fetched without sending a byte of the protocol. */
+  private peerCertificate(): Promise<{ pem: string; fingerprint: string }> {
+    const url = new URL(this.at.origin);
+    return new Promise((res, rej) => {
+      const socket = tlsConnect({ host: url.hostname, port: Number(url.port || 443), rejectUnauthorized: false, ...(/^[\d.]+$|:/.test(url.hostname) ? {} : { servername: url.hostname }) });
+      socket.setTimeout(TIMEOUT_MS, () => socket.destroy(new Error('no answer')));
+      socket.once('secureConnect', () => {
+        const c = socket.getPeerCertificate();
+        socket.destroy();
+        if (!c.raw) rej(new StoreError('io', `The Lifeboat server at ${this.at.origin} showed no certificate.`, false));
+        else res({ pem: `-----BEGIN CERTIFICATE-----\n${c.raw.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END CERTIFICATE-----\n`, fingerprint: c.fingerprint256 });
+      });
+      socket.once('error', (e: NodeJS.ErrnoException) =>
+        rej(new StoreError('io', `Could not reach the Lifeboat server at ${this.at.origin} (${e.code ?? e.message}); check that it is running and reachable from this computer.`, true, { cause: e })),
+      );
+    });
+  }
+
+  private async pin(): Promise<HttpsAgent> {
+    const { pem, fingerprint } = await this.peerCertificate();
+    const pin = this.options.pin ?? {};
+    const expected = pin.expected === undefined ? undefined : normalizeFingerprint(pin.expected);
+    if (pin.expected !== undefined && expected === undefined) {
+      throw new LifeboatError('usage', `"${pin.expected}" (${pin.source ?? 'the expected fingerprint'}) is not a SHA-256 fingerprint; copy the one the server printed when it started (64 hexadecimal digits, with or without colons).`);
+    }
+    if (expected !== undefined && expected !== fingerprint) {
+      throw new StoreError(
+        'io',
+        `The Lifeboat server at ${this.at.origin} shows the certificate fingerprint ${fingerprint}, but this computer expects ${expected} (${pin.source ?? 'pinned'}): someone may be intercepting the connection, so nothing was sent. If the server's administrator made a new certificate, trust the new fingerprint they give you.`,
+        false,
+      );
+    }
+    if (expected === undefined && !(await pin.firstUse?.(this.at.origin, fingerprint))) {
+      throw new LifeboatError(
+        'usage',
+        `This computer has not connected to the Lifeboat server at ${this.at.origin} before; it shows the certificate fingerprint ${fingerprint}. If that is the fingerprint the server printed when it started, set LIFEBOAT_SERVER_FINGERPRINT to it (or run on a terminal to be asked).`,
+      );
+    }
+    return new HttpsAgent({
+      keepAlive: true,
+      ca: pem,
+      checkServerIdentity: (_host, cert) => (cert.fingerprint256 === fingerprint ? undefined : Object.assign(new Error(`the server's certificate changed to ${cert.fingerprint256}`), { code: 'LIFEBOAT_FINGERPRINT' })),
+    });
   }
 
   private objectUrl(name: string, query = ''): URL {
@@ -107,8 +188,10 @@ export class RemoteStore implements Store {
    * One request. With a body, an abort that comes once the body is all sent waits for the answer
    * (the server may already have stored it), so a put that rejects with the abort stored nothing.
    */
-  private request(method: string, url: URL, o: { body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal | undefined } = {}): Promise<Answer> {
+  private async request(method: string, url: URL, o: { body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal | undefined } = {}): Promise<Answer> {
     const { signal } = o;
+    signal?.throwIfAborted();
+    const agent = await this.connection();
     signal?.throwIfAborted();
     return new Promise<Answer>((resolveAnswer, reject) => {
       let settled = false;
@@ -122,7 +205,7 @@ export class RemoteStore implements Store {
       };
       const headers: Record<string, string> = { authorization: `Bearer ${this.options.token}`, ...o.headers };
       if (o.body) headers['content-length'] = String(o.body.byteLength);
-      const req = (this.secure ? httpsRequest : httpRequest)(url, { method, headers, agent: this.agent });
+      const req = (this.secure ? httpsRequest : httpRequest)(url, { method, headers, agent });
       const onAbort = (): void => {
         if (o.body !== undefined && bodySent) return;
         req.destroy();
@@ -132,6 +215,7 @@ export class RemoteStore implements Store {
       req.setTimeout(TIMEOUT_MS, () => req.destroy(new StoreError('io', `The Lifeboat server at ${this.at.origin} did not answer for ${TIMEOUT_MS / 1000} seconds.`, true)));
       req.on('error', (e: NodeJS.ErrnoException) => {
         if (e instanceof StoreError) finish(e);
+        else if (e.code === 'LIFEBOAT_FINGERPRINT') finish(new StoreError('io', `The Lifeboat server at ${this.at.origin} changed its certificate during the session (${e.message}); nothing was sent.`, false, { cause: e }));
         else finish(new StoreError('io', `Could not reach the Lifeboat server at ${this.at.origin} (${e.code ?? e.message}); check that it is running and reachable from this computer.`, true, { cause: e }));
       });
       req.on('response', (res) => {
@@ -234,7 +318,10 @@ export class RemoteStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.agent.destroy();
+    this.agent?.destroy();
+    const pinned = this.pinnedAgent;
+    this.pinnedAgent = undefined;
+    if (pinned) (await pinned.catch(() => undefined))?.destroy();
   }
 }
 

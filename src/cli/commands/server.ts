@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { ExitCode, LifeboatError } from '../../util/errors.js';
 import { isFolderLocation } from '../../store/open.js';
 import { RepoServer, ROLES, TokenFile, type Role } from '../../server/repo-server.js';
+import { serverCertificate } from '../../server/certificate.js';
 import { defaultRepositoryPath, type Context } from '../context.js';
 import type { Run } from './repo.js';
 
@@ -35,11 +36,9 @@ function needData(o: { data?: string }): string {
 async function serve(ctx: Context, o: { data?: string; listen: string; http?: boolean }): Promise<number> {
   const data = needData(o);
   const { host, port } = parseListen(o.listen);
-  if (!o.http) {
-    throw new LifeboatError('usage', 'This version of the Lifeboat server speaks plain HTTP only: start it with --http, and use it only on loopback or a network you trust (tokens and encrypted backups cross it unprotected by TLS).');
-  }
   const stateDir = serverStateDir(data);
-  const server = new RepoServer({ data, stateDir, onRefused: (line) => ctx.info(line) });
+  const certificate = o.http ? undefined : serverCertificate(stateDir);
+  const server = new RepoServer({ data, stateDir, ...(certificate ? { tls: certificate } : {}), onRefused: (line) => ctx.info(line) });
   let address;
   try {
     address = await server.listen(host, port);
@@ -49,7 +48,9 @@ async function serve(ctx: Context, o: { data?: string; listen: string; http?: bo
     throw new LifeboatError('usage', `The server cannot listen on ${o.listen} (${code === 'EADDRINUSE' ? 'another program uses that port' : code === 'EACCES' ? 'that port needs more privileges' : String(code)}); choose another with --listen ADDRESS:PORT.`);
   }
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  ctx.out(`Lifeboat server listening on http://${shown}:${address.port} (repositories in ${isFolderLocation(data) ? resolve(data) : data}); stop with Ctrl-C.`);
+  const where = isFolderLocation(data) ? resolve(data) : data;
+  if (certificate) ctx.out(`Lifeboat server listening on https://${shown}:${address.port} with certificate fingerprint ${certificate.fingerprint} (repositories in ${where}); stop with Ctrl-C.`);
+  else ctx.out(`Lifeboat server listening on http://${shown}:${address.port} without encryption (repositories in ${where}); stop with Ctrl-C.`);
   if (server.tokens.list().length === 0) ctx.info(`No tokens yet: add one with \`lifeboat server token add NAME --role append --data ${data}\`.`);
   const stopped = await new Promise<'int' | 'term'>((res) => {
     const onTerm = (): void => res('term');
@@ -70,7 +71,7 @@ export function registerServerCommands(program: Command, run: Run): void {
     .description('serve repositories to other computers, with a token per computer (append-only tokens cannot delete backups)')
     .option('--data <location>', 'where the repositories are kept: a folder (one folder per repository) or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]')
     .option('--listen <address:port>', 'address and port to listen on', DEFAULT_LISTEN)
-    .option('--http', 'plain HTTP, for loopback and trusted networks (required in this version)')
+    .option('--http', 'plain HTTP instead of HTTPS, only for loopback and tests')
     .action(run(async (ctx, o: { data?: string; listen: string; http?: boolean }) => serve(ctx, o)));
 
   const token = server.command('token').description("manage the server's tokens (one per computer)");

@@ -4,18 +4,17 @@
  * Commands stay thin: parse, call the layer below, print.
  */
 import { PASSWORD_FILE_LIMIT, readSmallFile } from '../util/small-file.js';
-import { homedir, platform } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { LifeboatError } from '../util/errors.js';
-import { BlobType, Repository } from '../repo/repository.js';
-import { DiskCacheStore } from '../store/disk-cache.js';
+import type { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
-import { isFolderLocation, openStoreAt } from '../store/open.js';
-import type { ServerPin } from '../store/remote.js';
+import type { RemoteStoreOptions, ServerPin } from '../store/remote.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { lifeboatOwnFolders, type OwnFolder } from '../files/backup.js';
+import { dirname, join } from 'node:path';
+import type { OwnFolder } from '../files/backup.js';
+import { dataDir, defaultCacheDir, defaultRepositoryPath, isUrl, ownFolders } from '../jobs/paths.js';
+import { openRepositoryAt, openStore } from '../jobs/open.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -27,31 +26,7 @@ export interface GlobalOptions {
   lock?: boolean;
 }
 
-/** The documented default repository: a folder in the user's data directory. */
-export function defaultRepositoryPath(): string {
-  const home = homedir();
-  switch (platform()) {
-    case 'win32':
-      return join(process.env['LOCALAPPDATA'] ?? join(home, 'AppData', 'Local'), 'Lifeboat', 'repository');
-    case 'darwin':
-      return join(home, 'Library', 'Application Support', 'Lifeboat', 'repository');
-    default:
-      return join(process.env['XDG_DATA_HOME'] || join(home, '.local', 'share'), 'lifeboat', 'repository');
-  }
-}
-
-/** The per-user cache folder (the listing cache of backups lives here): XDG on Linux, Library/Caches on macOS, LOCALAPPDATA on Windows. */
-export function defaultCacheDir(): string {
-  const home = homedir();
-  switch (platform()) {
-    case 'win32':
-      return join(process.env['LOCALAPPDATA'] ?? join(home, 'AppData', 'Local'), 'Lifeboat', 'cache');
-    case 'darwin':
-      return join(home, 'Library', 'Caches', 'Lifeboat');
-    default:
-      return join(process.env['XDG_CACHE_HOME'] || join(home, '.cache'), 'lifeboat');
-  }
-}
+export { defaultRepositoryPath, defaultCacheDir };
 
 export class Context {
   private readonly opened: Repository[] = [];
@@ -69,13 +44,12 @@ export class Context {
 
   /** Lifeboat's own folders on this computer, which no backup includes: the repository (when it is a folder), the cache, the data folder. */
   ownFolders(): OwnFolder[] {
-    const loc = this.repoLocation();
-    return lifeboatOwnFolders({ ...(this.repoIsFolder() ? { repository: resolve(loc) } : {}), cache: defaultCacheDir(), data: dirname(defaultRepositoryPath()) });
+    return ownFolders(this.repoLocation());
   }
 
   /** Whether the repository is a folder on this computer (not s3:… or another URL). */
   repoIsFolder(): boolean {
-    return isFolderLocation(this.repoLocation());
+    return !isUrl(this.repoLocation());
   }
 
   repoLocation(): string {
@@ -83,8 +57,11 @@ export class Context {
   }
 
   openStore(): Store {
-    return openStoreAt(this.repoLocation(), () => ({ token: this.serverToken(), pin: this.serverPin() }));
+    return openStore(this.repoLocation(), this.remote);
   }
+
+  /** What a Lifeboat server needs from this computer: its token and the certificate it trusts. */
+  readonly remote = (): RemoteStoreOptions => ({ token: this.serverToken(), pin: this.serverPin() });
 
   /**
    * Which certificate of a Lifeboat server to trust: LIFEBOAT_SERVER_FINGERPRINT, else the one
@@ -93,7 +70,7 @@ export class Context {
   serverPin(): ServerPin {
     const env = process.env['LIFEBOAT_SERVER_FINGERPRINT'];
     if (env) return { expected: env, source: 'LIFEBOAT_SERVER_FINGERPRINT' };
-    const file = join(dirname(defaultRepositoryPath()), 'known-servers.json');
+    const file = join(dataDir(), 'known-servers.json');
     let known: Record<string, string> = {};
     try {
       known = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
@@ -167,16 +144,11 @@ export class Context {
 
   /**
    * Opens the repository. A remote one (not a folder) reads what never changes through the
-   * repository cache on this computer (repositoryCache), unless `cache` is false: check and
+   * repository cache on this computer (jobs/open.ts), unless `cache` is false: check and
    * repair must see the store itself.
    */
   async openRepository(options: { readonly cache?: boolean } = {}): Promise<Repository> {
-    const remote = this.openStore();
-    const { config } = await Repository.readConfig(remote); // "no repository" / "unsupported version" before asking for a password
-    const opened: { repo?: Repository } = {};
-    const store = this.repoIsFolder() || options.cache === false ? remote : repositoryCache(remote, config.id, () => opened.repo);
-    const repo = await Repository.open(store, await this.password(), { onWarning: (t) => this.warn(t) });
-    opened.repo = repo;
+    const repo = await openRepositoryAt(this.repoLocation(), () => this.password(), { onWarning: (t) => this.warn(t), remote: this.remote, ...(options.cache === false ? { cache: false } : {}) });
     repo.noLock = this.global.lock === false;
     repo.onWarning = (message) => this.warn(message);
     repo.onUnlocked = (why) =>
@@ -213,29 +185,6 @@ export class Context {
   warn(text: string): void {
     this.stderr.write(`warning: ${text}\n`);
   }
-}
-
-/**
- * The repository cache of a remote repository: in the cache folder's folder of the repository id,
- * holding index files, snapshots, key files and the ranges read from packs of trees (the ones the
- * index says hold tree blobs), all of which never change. Data packs are not kept: a restore would
- * only push the trees out.
- */
-function repositoryCache(store: Store, id: string, repo: () => Repository | undefined): DiskCacheStore {
-  let treePacks: Set<string> | undefined;
-  const isTreePack = (name: string): boolean => {
-    const r = repo();
-    if (!r) return false; // before the index is loaded
-    if (!treePacks) {
-      treePacks = new Set();
-      for (const [, loc] of r.index.entries()) if (loc.type === BlobType.tree || loc.type === BlobType.snapshot) treePacks.add(loc.packId);
-    }
-    return treePacks.has(name.slice(name.lastIndexOf('/') + 1));
-  };
-  return new DiskCacheStore(store, {
-    dir: join(defaultCacheDir(), id.replace(/[^0-9a-f]/gi, '')), // beside the backup's listing cache of this repository
-    cacheable: (name) => /^(index|snapshots|keys)\//.test(name) || (name.startsWith('data/') && isTreePack(name)),
-  });
 }
 
 async function readHidden(prompt: string): Promise<string> {

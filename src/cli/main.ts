@@ -12,6 +12,7 @@ import { registerRepoCommands, type Run } from './commands/repo.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerMaintenanceCommands } from './commands/maintenance.js';
 import { registerFileCommands } from './commands/files.js';
+import { registerJobCommands, registerServeCommand } from './commands/jobs.js';
 import { registerMirrorCommands } from './commands/mirror.js';
 import { registerWatchCommands } from './commands/watch.js';
 import { registerServerCommands } from './commands/server.js';
@@ -77,6 +78,8 @@ export async function main(argv: string[]): Promise<number> {
   registerFileCommands(program, run);
   registerImageCommands(program, run);
   registerMaintenanceCommands(program, run);
+  registerJobCommands(program, run);
+  registerServeCommand(program, run);
   registerMirrorCommands(program, run);
   registerWatchCommands(program, run);
   registerServerCommands(program, run);

@@ -26,7 +26,7 @@ import { PathMatcher } from './pattern.js';
 import { scanTotal, type ScanTotal } from './scan.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { ListingCache, listingDigest } from './listing-cache.js';
-import { entryFromStat } from './metadata.js';
+import { entryFromStat, entryType } from './metadata.js';
 import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 
 /** The lstat fields the walker uses (a BigIntStats, or a test double with just these). */
@@ -176,17 +176,6 @@ const CHUNKS_IN_FLIGHT = 4;
 const READ_SIZE = 1024 * 1024;
 /** Folders whose path is longer than this are opened and reached through a short handle path. */
 const DEEP_PATH = 1024;
-
-function entryType(st: FileMeta): EntryType | 'socket' | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  if (st.isSocket()) return 'socket';
-  return undefined;
-}
 
 const latin1 = (b: Buffer) => b.toString('latin1');
 const display = (b: Buffer) => b.toString('utf8');

@@ -8,6 +8,7 @@ import { constants as C } from 'node:fs';
 import { errnoCode } from '../util/errors.js';
 import type { NodeType, Tree, TreeNode } from '../tree/tree.js';
 import { nodeFileAccess, type FileAccess, type FileMeta } from './backup.js';
+import { entryType } from './metadata.js';
 
 const PIECE = 1024 * 1024;
 
@@ -16,13 +17,8 @@ export interface LocalNode extends TreeNode {
 }
 
 function typeOf(st: FileMeta): NodeType {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  return 'other';
+  const t = entryType(st);
+  return t === undefined || t === 'socket' ? 'other' : t;
 }
 
 export class LocalTree implements Tree {

@@ -13,6 +13,18 @@ import type { EntryType, TreeEntry } from './tree.js';
 export type StatMeta = Pick<BigIntStats, 'mode' | 'dev' | 'ino' | 'nlink' | 'uid' | 'gid' | 'size' | 'atimeNs' | 'mtimeNs' | 'ctimeNs'>;
 
 /** The metadata every entry has (no user or group names, extended attributes or content). */
+/** What kind of entry a stat describes ('socket' is never backed up; undefined: a kind Lifeboat does not know). */
+export function entryType(st: Pick<BigIntStats, 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice' | 'isSocket'>): EntryType | 'socket' | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isBlockDevice()) return 'blockdev';
+  if (st.isSocket()) return 'socket';
+  return undefined;
+}
+
 export function entryFromStat(name: Buffer, type: EntryType, st: StatMeta): TreeEntry {
   return {
     name,

@@ -29,7 +29,7 @@ import { performance } from 'node:perf_hooks';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { platform as defaultPlatform, type Platform } from './platform/platform.js';
-import { entryFromStat, MetadataWriter } from './metadata.js';
+import { entryFromStat, entryType, MetadataWriter } from './metadata.js';
 import type { EntryType, TreeEntry } from './tree.js';
 
 export const MIRROR_STATE = '.lifeboat-mirror';
@@ -133,13 +133,8 @@ const parentKey = (key: string): string => {
 const depth = (key: string): number => (key === '' ? 0 : key.split('/').length);
 
 function typeOf(st: BigIntStats): EntryType | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  return undefined;
+  const t = entryType(st);
+  return t === 'socket' ? undefined : t;
 }
 
 function lstatOrUndefined(p: Buffer): BigIntStats | undefined {

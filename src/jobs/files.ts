@@ -10,7 +10,7 @@ import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError } from '../util/errors.js';
 import { reuseLargeBlocks } from '../util/memory.js';
 import { backup, type BackupOptions, type BackupResult } from '../files/backup.js';
-import { originalPlaces, restore, type OverwriteMode, type RestoreEvent, type RestoreSummary } from '../files/restore.js';
+import { originalPlaces, restore, type OverwriteMode, type RestoreEvent, type RestoreOptions, type RestoreSummary } from '../files/restore.js';
 import { snapshotPath } from '../files/browse.js';
 import { platform } from '../files/platform/platform.js';
 import type { JobOptions } from './events.js';
@@ -50,17 +50,13 @@ export async function findFilesSnapshot(repo: Repository, ref: string): Promise<
   return s;
 }
 
-export interface RestoreFilesOptions extends JobOptions {
+export interface RestoreFilesOptions extends JobOptions, Pick<RestoreOptions, 'excludes' | 'verify' | 'numericOwner' | 'devices'> {
   /** A folder to restore into; without it, each backed-up folder goes back where it came from. */
   readonly target?: string;
   /** Paths to restore, as backed up (/home/ann/Documents/x) or as the snapshot shows them (/Documents/x). */
   readonly includes?: readonly string[];
-  readonly excludes?: readonly string[];
   /** Default: 'if-changed' into a target, 'never' back to the original place. */
   readonly overwrite?: OverwriteMode;
-  readonly verify?: boolean;
-  readonly numericOwner?: boolean;
-  readonly devices?: boolean;
   /**
    * Asked after a restore to the original place without an explicit `overwrite`, when files
    * changed since the backup were kept: true restores the backed-up versions over them.

@@ -29,6 +29,8 @@ export interface ForgetOptions {
   readonly policy?: ForgetPolicy;
   /** Only snapshots of these hosts are considered (all when empty). */
   readonly hosts?: readonly string[];
+  /** Only snapshots carrying every one of these tags are considered (a scheduled job's own: job:NAME). */
+  readonly tags?: readonly string[];
   /** Only snapshots of exactly this set of paths are considered (a continuous job thins its own). */
   readonly paths?: readonly string[];
   readonly dryRun?: boolean;
@@ -46,8 +48,14 @@ export async function forgetSnapshots(repo: Repository, o: ForgetOptions): Promi
   await repo.lock(true, 'forget');
   const pins = await loadPins(repo);
   const hosts = o.hosts ?? [];
+  const tags = o.tags ?? [];
   const pathsKey = o.paths && JSON.stringify([...o.paths].sort());
-  const all = (await repo.listSnapshots()).filter((s) => (hosts.length === 0 || hosts.includes(s.snapshot.host)) && (pathsKey === undefined || JSON.stringify([...s.snapshot.paths].sort()) === pathsKey));
+  const all = (await repo.listSnapshots()).filter(
+    (s) =>
+      (hosts.length === 0 || hosts.includes(s.snapshot.host)) &&
+      tags.every((t) => s.snapshot.tags.includes(t)) &&
+      (pathsKey === undefined || JSON.stringify([...s.snapshot.paths].sort()) === pathsKey),
+  );
   const candidates: ForgetCandidate[] = all.map(({ id, snapshot: s }) => {
     const note = pins.get(id)?.note;
     return { id, kind: s.kind, time: s.time, host: s.host, paths: s.paths, tags: s.tags, pinned: pins.has(id), ...(note ? { note } : {}) };

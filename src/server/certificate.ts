@@ -7,6 +7,7 @@
 import { generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { systemClock } from '../util/clock.js';
 import { writePrivateFile } from './private-file.js';
 
 function derLength(n: number): Buffer {
@@ -55,7 +56,7 @@ const BASIC_CONSTRAINTS = '2.5.29.19';
 const DER_TRUE = Buffer.from([0x01, 0x01, 0xff]);
 
 /** A new self-signed certificate and its key, both PEM. */
-export function makeSelfSignedCertificate(commonName: string, now = new Date()): { cert: string; key: string } {
+export function makeSelfSignedCertificate(commonName: string, now = new Date(systemClock.now())): { cert: string; key: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const name = sequence(set(sequence(oid(COMMON_NAME), tlv(0x0c, Buffer.from(commonName, 'utf8')))));
   const algorithm = sequence(oid(ECDSA_WITH_SHA256));

@@ -24,6 +24,7 @@ import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { systemClock, type Clock } from '../util/clock.js';
 import { LifeboatError, isLifeboatError } from '../util/errors.js';
 import { writePrivateFile } from './private-file.js';
 import { assertValidPrefix } from '../store/names.js';
@@ -52,7 +53,10 @@ export class TokenFile {
   private entries: TokenEntry[] = [];
   private seen = '';
 
-  constructor(readonly stateDir: string) {
+  constructor(
+    readonly stateDir: string,
+    private readonly clock: Clock = systemClock,
+  ) {
     this.path = join(stateDir, 'tokens.json');
   }
 
@@ -91,7 +95,7 @@ export class TokenFile {
     this.load();
     if (this.entries.some((t) => t.name === name)) throw new LifeboatError('usage', `A token named "${name}" exists already; revoke it first or choose another name.`);
     const token = `lbt_${randomBytes(32).toString('base64url')}`;
-    this.entries.push({ name, role, sha256: createHash('sha256').update(token).digest('hex'), created: new Date().toISOString() });
+    this.entries.push({ name, role, sha256: createHash('sha256').update(token).digest('hex'), created: new Date(this.clock.now()).toISOString() });
     this.save();
     return token;
   }
@@ -121,7 +125,10 @@ class LockOwners {
   private readonly path: string;
   private readonly owners = new Map<string, { token: string; time: number }>();
 
-  constructor(stateDir: string) {
+  constructor(
+    stateDir: string,
+    private readonly clock: Clock,
+  ) {
     this.path = join(stateDir, 'lock-owners.json');
     try {
       const parsed = JSON.parse(readFileSync(this.path, 'utf8')) as Record<string, { token: string; time: number }>;
@@ -137,9 +144,9 @@ class LockOwners {
 
   set(repo: string, name: string, token: string | undefined): void {
     if (token === undefined) this.owners.delete(`${repo}/${name}`);
-    else this.owners.set(`${repo}/${name}`, { token, time: Date.now() });
+    else this.owners.set(`${repo}/${name}`, { token, time: this.clock.now() });
     // Forget records far older than any live lock, so the file stays small.
-    for (const [k, v] of this.owners) if (Date.now() - v.time > 24 * LOCK_STALE_MS) this.owners.delete(k);
+    for (const [k, v] of this.owners) if (this.clock.now() - v.time > 24 * LOCK_STALE_MS) this.owners.delete(k);
     writePrivateFile(this.path, JSON.stringify(Object.fromEntries(this.owners)));
   }
 }
@@ -151,6 +158,8 @@ export interface RepoServerOptions {
   readonly stateDir: string;
   /** Serve HTTPS with this certificate (certificate.ts); plain HTTP without. */
   readonly tls?: { readonly cert: string; readonly key: string };
+  /** The time of day (lock ages, token dates); tests set it. */
+  readonly clock?: Clock;
   /** Told about refused requests (the CLI prints them). */
   readonly onRefused?: (line: string) => void;
 }
@@ -173,11 +182,13 @@ export class RepoServer {
   private readonly lockOwners: LockOwners;
   private readonly stores = new Map<string, Store>();
   private readonly http: Server;
+  private readonly clock: Clock;
 
   constructor(readonly options: RepoServerOptions) {
     mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
-    this.tokens = new TokenFile(options.stateDir);
-    this.lockOwners = new LockOwners(options.stateDir);
+    this.clock = options.clock ?? systemClock;
+    this.tokens = new TokenFile(options.stateDir, this.clock);
+    this.lockOwners = new LockOwners(options.stateDir, this.clock);
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((e: unknown) => this.fail(res, e));
     };
@@ -306,7 +317,7 @@ export class RepoServer {
         if (who.role === 'append') {
           if (!name.startsWith('locks/')) throw refused(refuse('it may only add backups, not remove them.'));
           const owner = this.lockOwners.get(repo, name);
-          const stale = owner !== undefined && Date.now() - owner.time > LOCK_STALE_MS;
+          const stale = owner !== undefined && this.clock.now() - owner.time > LOCK_STALE_MS;
           if (owner?.token !== who.name && !stale) throw refused(refuse("it may remove only its own locks, not another computer's."));
         }
         await store.delete(name);

@@ -7,6 +7,7 @@ import { RepoServer } from '../server/repo-server.js';
 import { rejectsWithCode, storeConformanceSuite } from './conformance.js';
 import { openRemoteStore, parseRemoteUrl, RemoteStore } from './remote.js';
 import { isTransient } from './store.js';
+import { FakeClock } from '../util/clock.js';
 
 /** A server on 127.0.0.1 over a fresh folder, with one token of each role. */
 async function startServer(): Promise<{ url: string; server: RepoServer; tokens: Record<'admin' | 'append' | 'read', string>; cleanup(): Promise<void> }> {
@@ -60,5 +61,31 @@ test('server errors: a refused connection is transient; an unknown token and a r
     for (const st of [admin, reader, appender]) await st.close();
   } finally {
     await s.cleanup();
+  }
+});
+
+test("locks: an append token releases its own, not another computer's live one; a stale one (30 minutes) anyone may remove", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lifeboat-remote-'));
+  const clock = new FakeClock();
+  const server = new RepoServer({ data: join(dir, 'data'), stateDir: join(dir, 'state'), clock });
+  const a = server.tokens.add('a', 'append');
+  const b = server.tokens.add('b', 'append');
+  const { port } = await server.listen('127.0.0.1', 0);
+  const at = parseRemoteUrl(`lifeboat:http://127.0.0.1:${port}/repo`);
+  const sa = new RemoteStore(at, { token: a });
+  const sb = new RemoteStore(at, { token: b });
+  try {
+    await sa.put('locks/01', new Uint8Array([1]));
+    await sb.put('locks/02', new Uint8Array([2]));
+    await assert.rejects(sb.delete('locks/01'), { message: "The Lifeboat server refused this computer's token: it may remove only its own locks, not another computer's." });
+    await sb.delete('locks/02');
+    clock.advance(31 * 60 * 1000);
+    await sb.delete('locks/01');
+    assert.equal(await sa.stat('locks/01'), undefined);
+  } finally {
+    await sa.close();
+    await sb.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

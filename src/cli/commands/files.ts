@@ -7,9 +7,9 @@ import type { OverwriteMode } from '../../files/restore.js';
 import { formatNs } from '../../files/browse.js';
 import { diff, dumpFile, modeString, nodeName, walk, type Found, type TreeNode } from '../../tree/tree.js';
 import { dumpTar } from '../../tree/tar.js';
-import { openDiffSides, openSnapshotTree, treeOf } from '../../jobs/browse.js';
+import { findInSnapshots, openDiffSides, openSnapshotTree } from '../../jobs/browse.js';
 import { backupFiles, restoreFiles } from '../../jobs/files.js';
-import { PathMatcher, parseSize } from '../../files/pattern.js';
+import { parseSize } from '../../files/pattern.js';
 import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
 import { defaultCacheDir } from '../context.js';
@@ -165,20 +165,21 @@ export function registerFileCommands(program: Command, run: Run): void {
       run(async (ctx, pattern: string, o: { snapshot: string[]; images?: boolean }) => {
         const repo = await ctx.openRepository();
         await repo.loadIndex();
-        const matcher = new PathMatcher([pattern]);
-        const snaps = o.snapshot.length > 0 ? await Promise.all(o.snapshot.map((r) => repo.findSnapshot(r))) : (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'files' || o.images);
         const results: { snapshot: string; time: string; path: string; shown: string; node: TreeNode }[] = [];
-        for (const { id, snapshot } of snaps) {
-          const t = await treeOf(repo, id, snapshot);
-          const onSkip = (p: string, why: string) => ctx.warn(`${id.slice(0, 8)}:${p} was left out: ${why}.`);
-          for await (const f of walk(t.tree, await t.tree.root(), '', { signal: ctx.abort.signal, onSkip })) {
-            const shown = t.shownPath(f.path);
-            if (matcher.matches(f.path) || matcher.matches(shown)) results.push({ snapshot: id, time: snapshot.time, path: f.path, shown, node: f.node });
-          }
+        let searched = 0;
+        const found = findInSnapshots(repo, pattern, {
+          snapshots: o.snapshot,
+          images: o.images === true,
+          onSearching: (n) => (searched = n),
+          signal: ctx.abort.signal,
+          onSkip: (id, p, why) => ctx.warn(`${id.slice(0, 8)}:${p} was left out: ${why}.`),
+        });
+        for await (const f of found) {
+          results.push({ snapshot: f.id, time: f.snapshot.time, path: f.path, shown: f.shown, node: f.node });
         }
         if (ctx.json) return ctx.printJson(results.map((r) => ({ snapshot: r.snapshot, snapshotTime: r.time, ...entryJson(r.path, r.node), originalPath: r.shown })));
         if (results.length === 0) {
-          ctx.out(`Nothing matching "${pattern}" in ${snaps.length} snapshot(s).`);
+          ctx.out(`Nothing matching "${pattern}" in ${searched} snapshot(s).`);
           return ExitCode.failure;
         }
         for (const r of results) ctx.out(`${r.snapshot.slice(0, 8)}  ${localTime(r.time)}  ${String(r.node.size).padStart(12)}  ${r.node.mtimeNs !== undefined ? localTime(r.node.mtimeNs) : '-'.padEnd(26)}  ${shownPath(r.shown)}`);

@@ -22,7 +22,7 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
-interface ForgetOptions {
+export interface KeepOptions {
   keepLast?: number;
   keepHourly?: number;
   keepDaily?: number;
@@ -36,13 +36,16 @@ interface ForgetOptions {
   keepWithinMonthly?: string;
   keepWithinYearly?: string;
   keepTag: string[];
+}
+
+interface ForgetOptions extends KeepOptions {
   host: string[];
   dryRun?: boolean;
   prune?: boolean;
   maxUnused: string;
 }
 
-function policyOf(o: ForgetOptions): ForgetPolicy {
+export function policyOf(o: KeepOptions): ForgetPolicy {
   const p: { -readonly [K in keyof ForgetPolicy]: ForgetPolicy[K] } = {};
   if (o.keepLast !== undefined) p.last = o.keepLast;
   if (o.keepHourly !== undefined) p.hourly = o.keepHourly;
@@ -79,10 +82,9 @@ async function runPrune(ctx: Context, repo: Repository, maxUnused: number, dryRu
   return r;
 }
 
-export function registerMaintenanceCommands(program: Command, run: Run): void {
-  program
-    .command('forget [snapshot...]')
-    .description('remove snapshots by retention rules (or by id); pinned snapshots are always kept')
+/** The --keep-* options of forget, also used by `job add` for a job's retention. */
+export function keepOptions(cmd: Command): Command {
+  return cmd
     .option('-l, --keep-last <n>', 'keep the newest n snapshots', count('keep-last'))
     .option('-H, --keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one', count('keep-hourly'))
     .option('-d, --keep-daily <n>', 'keep the newest snapshot of each of the last n days that have one', count('keep-daily'))
@@ -95,7 +97,15 @@ export function registerMaintenanceCommands(program: Command, run: Run): void {
     .option('--keep-within-weekly <duration>', 'keep weekly snapshots within this duration')
     .option('--keep-within-monthly <duration>', 'keep monthly snapshots within this duration')
     .option('--keep-within-yearly <duration>', 'keep yearly snapshots within this duration')
-    .option('--keep-tag <taglist>', 'keep snapshots that have all these tags (comma-separated; may be repeated)', collect, [])
+    .option('--keep-tag <taglist>', 'keep snapshots that have all these tags (comma-separated; may be repeated)', collect, []);
+}
+
+export function registerMaintenanceCommands(program: Command, run: Run): void {
+  keepOptions(
+    program
+      .command('forget [snapshot...]')
+      .description('remove snapshots by retention rules (or by id); pinned snapshots are always kept'),
+  )
     .option('--host <host>', 'only consider snapshots of this host (may be repeated)', collect, [])
     .option('-n, --dry-run', 'only show what would be removed, and why each snapshot is kept')
     .option('--prune', 'run prune afterwards to free the space')

@@ -3,12 +3,13 @@
  * management (`server token add|list|revoke`).
  */
 import type { Command } from 'commander';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ExitCode, LifeboatError } from '../../util/errors.js';
 import { isFolderLocation } from '../../store/open.js';
 import { RepoServer, ROLES, TokenFile, type Role } from '../../server/repo-server.js';
 import { serverCertificate } from '../../server/certificate.js';
-import { defaultRepositoryPath, type Context } from '../context.js';
+import type { Context } from '../context.js';
+import { dataDir } from '../../jobs/paths.js';
 import type { Run } from './repo.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:8765';
@@ -18,7 +19,7 @@ const DEFAULT_LISTEN = '127.0.0.1:8765';
  * repository can be named so), or `server` in Lifeboat's data folder when the data is in S3.
  */
 export function serverStateDir(data: string): string {
-  return isFolderLocation(data) ? join(resolve(data), '.lifeboat-server') : join(dirname(defaultRepositoryPath()), 'server');
+  return isFolderLocation(data) ? join(resolve(data), '.lifeboat-server') : join(dataDir(), 'server');
 }
 
 function parseListen(text: string): { host: string; port: number } {

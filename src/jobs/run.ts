@@ -1,0 +1,149 @@
+/**
+ * One run of a scheduled job, start to end: check that the destination is connected, read the
+ * password file, open the repository, back up (folders or a drive image), then apply the job's
+ * retention. Turned into an outcome the scheduler records: never throws for an expected failure.
+ * When another process holds the repository (a prune elsewhere), the run waits and tries again, so
+ * two jobs on one repository take turns and both succeed.
+ */
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Repository } from '../repo/repository.js';
+import { LifeboatError } from '../util/errors.js';
+import type { JobEvent } from './events.js';
+import { backupFiles } from './files.js';
+import { createImageSnapshot } from './image.js';
+import { forgetSnapshots, pruneRepository } from './maintenance.js';
+import { checkDestination, openRepositoryAt, readPasswordFile } from './open.js';
+import { defaultCacheDir, ownFolders } from './paths.js';
+import type { Job, RunFigures, RunStatus } from './state.js';
+
+export interface RunOutcome {
+  readonly status: Exclude<RunStatus, 'running'>;
+  readonly message?: string;
+  readonly snapshot?: string;
+  readonly figures: RunFigures;
+}
+
+export interface RunJobOptions {
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (e: JobEvent) => void;
+  /** How long to wait between tries when another process holds the repository, and for how long in all. */
+  readonly lockRetryMs?: number;
+  readonly lockWaitMs?: number;
+}
+
+/** Unused space prune leaves in packs after a job's retention, in percent (the CLI's default too). */
+export const RETENTION_MAX_UNUSED = 10;
+
+/** The tag every snapshot of a job carries, so its retention touches only its own snapshots. */
+export function jobTag(job: Pick<Job, 'name'>): string {
+  return `job:${job.name}`;
+}
+
+/** Calls `fn` again while it fails because another process holds the repository, up to the wait limit. */
+async function takingTurns<T>(fn: () => Promise<T>, o: RunJobOptions): Promise<T> {
+  const retry = o.lockRetryMs ?? 30_000;
+  let tries = Math.max(1, Math.ceil((o.lockWaitMs ?? 2 * 3600_000) / retry));
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof LifeboatError && e.code === 'locked') || --tries <= 0) throw e;
+      o.onEvent?.({ type: 'phase', phase: 'Waiting: the backup drive is in use by another Lifeboat task' });
+      await sleep(retry, undefined, o.signal ? { signal: o.signal } : {});
+    }
+  }
+}
+
+async function withRepository<T>(job: Job, o: RunJobOptions, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  return takingTurns(async () => {
+    checkDestination(job.repository);
+    const repo = await openRepositoryAt(job.repository, async () => readPasswordFile(job.passwordFile), { onWarning: (message) => o.onEvent?.({ type: 'warning', message }) });
+    repo.onWarning = (message) => o.onEvent?.({ type: 'warning', message });
+    try {
+      return await fn(repo);
+    } finally {
+      await repo.close();
+    }
+  }, o);
+}
+
+async function backupStep(repo: Repository, job: Job, o: RunJobOptions): Promise<{ snapshot: string; figures: RunFigures; warnings: number }> {
+  const tags = [jobTag(job)];
+  const signal = o.signal ? { signal: o.signal } : {};
+  if (job.what.kind === 'image') {
+    let warnings = 0;
+    const r = await createImageSnapshot(repo, job.what.device, {
+      tags,
+      ...signal,
+      onEvent: (e) => {
+        if (e.type === 'warning') warnings++;
+        o.onEvent?.(e);
+      },
+    });
+    const s = r.snapshot.summary ?? {};
+    return { snapshot: r.id, figures: { totalBytes: s['totalBytes'] ?? 0, bytesRead: s['bytesRead'] ?? 0, bytesAdded: s['bytesAdded'] ?? 0, seconds: s['seconds'] ?? 0 }, warnings };
+  }
+  let warnings = 0;
+  const r = await backupFiles(repo, {
+    paths: job.what.paths,
+    excludes: job.what.excludes,
+    ownFolders: ownFolders(job.repository),
+    excludeCaches: true,
+    tags,
+    host: hostname(),
+    cacheDir: defaultCacheDir(),
+    scanTotal: true,
+    ...signal,
+    onEvent: (e) => {
+      if (e.type === 'warning') warnings++;
+      o.onEvent?.(e);
+    },
+  });
+  const s = r.summary;
+  return { snapshot: r.snapshotId, figures: { files: s.totalFiles, totalBytes: s.totalBytes, bytesRead: s.bytesRead, bytesAdded: s.bytesAdded, seconds: s.durationSeconds }, warnings };
+}
+
+/** Forgets the job's old snapshots by its retention rules, then prunes what they alone used. */
+async function retentionStep(repo: Repository, job: Job, o: RunJobOptions): Promise<RunFigures> {
+  if (!job.retention || Object.keys(job.retention).length === 0) return {};
+  o.onEvent?.({ type: 'phase', phase: 'Removing old backups by the job\'s rules' });
+  const f = await takingTurns(() => forgetSnapshots(repo, { policy: job.retention!, tags: [jobTag(job)] }), o);
+  if (f.removed.length === 0) return { snapshotsRemoved: 0 };
+  const p = await takingTurns(() => pruneRepository(repo, { maxUnusedPercent: RETENTION_MAX_UNUSED, ...(o.signal ? { signal: o.signal } : {}), ...(o.onEvent ? { onEvent: o.onEvent } : {}) }), o);
+  return { snapshotsRemoved: f.removed.length, bytesFreed: p.bytes.freed };
+}
+
+/** Runs `job` once. Expected failures (drive not connected, wrong password, no space, cancelled) become the outcome's plain message. */
+export async function runJob(job: Job, o: RunJobOptions = {}): Promise<RunOutcome> {
+  try {
+    return await withRepository(job, o, async (repo) => {
+      const b = await backupStep(repo, job, o);
+      let figures = b.figures;
+      let message: string | undefined;
+      try {
+        figures = { ...figures, ...(await retentionStep(repo, job, o)) };
+      } catch (e) {
+        if (isAbort(e)) throw e;
+        // The backup itself is saved: report the tidying failure without failing the run.
+        message = `The backup was saved, but removing old backups failed: ${messageOf(e)}`;
+        o.onEvent?.({ type: 'warning', message });
+        return { status: 'warnings', message, snapshot: b.snapshot, figures };
+      }
+      if (b.warnings > 0) message = `${b.warnings} warning${b.warnings === 1 ? '' : 's'}: some files could not be read (see the list).`;
+      return { status: b.warnings > 0 ? 'warnings' : 'ok', ...(message ? { message } : {}), snapshot: b.snapshot, figures };
+    });
+  } catch (e) {
+    if (isAbort(e)) return { status: 'cancelled', message: 'Cancelled. Nothing is lost; the next run continues where this one stopped.', figures: {} };
+    return { status: 'failed', message: messageOf(e), figures: {} };
+  }
+}
+
+function isAbort(e: unknown): boolean {
+  return (e instanceof Error && e.name === 'AbortError') || (e instanceof LifeboatError && e.code === 'interrupted');
+}
+
+function messageOf(e: unknown): string {
+  if (e instanceof LifeboatError) return e.message;
+  return `Unexpected error (this is a bug; please report it): ${e instanceof Error ? e.message : String(e)}`;
+}

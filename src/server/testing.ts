@@ -1,0 +1,62 @@
+/** Test helpers for the dashboard: a started server in a temporary home, and raw HTTP requests (with any Host header). */
+import { request } from 'node:http';
+import type { TestContext } from 'node:test';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmp } from '../files/testing.js';
+import { startDashboard, type Dashboard } from './serve.js';
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+  json<T = Record<string, unknown>>(): T;
+}
+
+export function http(origin: string, method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<Reply> {
+  const u = new URL(path, origin);
+  const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((res, rej) => {
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: { ...(data ? { 'content-type': 'application/json', 'content-length': String(data.length) } : {}), ...headers } }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => {
+        const b = Buffer.concat(chunks);
+        res({ status: r.statusCode ?? 0, headers: r.headers, body: b, json: <T>() => JSON.parse(b.toString('utf8')) as T });
+      });
+      r.on('error', rej);
+    });
+    req.on('error', rej);
+    req.end(data);
+  });
+}
+
+export interface Home {
+  readonly dir: string;
+  readonly dashboard: Dashboard;
+  /** The folder to back up (a few files) and an empty "drive" to back up to. */
+  readonly source: string;
+  readonly drive: string;
+  /** Headers of a logged-in same-origin request. */
+  readonly auth: { readonly cookie: string; readonly origin: string };
+}
+
+/** A dashboard on a random port, its data in a temporary folder (XDG_DATA_HOME / XDG_CACHE_HOME point there). */
+export async function startHome(t: TestContext): Promise<Home> {
+  const dir = tmp(t);
+  process.env['XDG_DATA_HOME'] = join(dir, 'data');
+  process.env['XDG_CACHE_HOME'] = join(dir, 'cache');
+  const source = join(dir, 'home', 'Documents');
+  mkdirSync(join(source, 'letters'), { recursive: true });
+  writeFileSync(join(source, 'letters', 'mum.txt'), 'Dear Mum,\n');
+  const big = Buffer.alloc(3_000_000);
+  for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
+  writeFileSync(join(source, 'photo.raw'), big);
+  const drive = join(dir, 'Passport');
+  mkdirSync(drive);
+  const dashboard = await startDashboard({ statePath: join(dir, 'data', 'lifeboat', 'jobs.db'), port: 0, schedule: false });
+  t.after(async () => {
+    await dashboard.close();
+  });
+  return { dir, dashboard, source, drive, auth: { cookie: `lifeboat_token=${dashboard.token}`, origin: dashboard.origin } };
+}

@@ -9,13 +9,17 @@ import { Writable } from 'node:stream';
 import { LifeboatError } from '../util/errors.js';
 import type { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
+import type { RemoteStoreOptions, ServerPin } from '../store/remote.js';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { OwnFolder } from '../files/backup.js';
-import { defaultCacheDir, defaultRepositoryPath, isUrl, ownFolders } from '../jobs/paths.js';
+import { dataDir, defaultCacheDir, defaultRepositoryPath, isUrl, ownFolders } from '../jobs/paths.js';
 import { openRepositoryAt, openStore } from '../jobs/open.js';
 
 export interface GlobalOptions {
   repo?: string;
   passwordFile?: string;
+  tokenFile?: string;
   json?: boolean;
   quiet?: boolean;
   /** commander's negation of --no-lock: false when given. */
@@ -53,7 +57,47 @@ export class Context {
   }
 
   openStore(loc = this.repoLocation()): Store {
-    return openStore(loc);
+    return openStore(loc, this.remote);
+  }
+
+  /** What a Lifeboat server needs from this computer: its token and the certificate it trusts. */
+  readonly remote = (): RemoteStoreOptions => ({ token: this.serverToken(), pin: this.serverPin() });
+
+  /**
+   * Which certificate of a Lifeboat server to trust: LIFEBOAT_SERVER_FINGERPRINT, else the one
+   * remembered in known-servers.json in Lifeboat's data folder, else asked on a terminal (and remembered).
+   */
+  serverPin(): ServerPin {
+    const env = process.env['LIFEBOAT_SERVER_FINGERPRINT'];
+    if (env) return { expected: env, source: 'LIFEBOAT_SERVER_FINGERPRINT' };
+    const file = join(dataDir(), 'known-servers.json');
+    let known: Record<string, string> = {};
+    try {
+      known = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+    } catch {
+      // none yet
+    }
+    const location = this.repoLocation().toLowerCase();
+    const remembered = Object.entries(known).find(([origin]) => location.startsWith(`lifeboat:${origin.toLowerCase()}/`))?.[1];
+    return {
+      firstUse: async (origin, fingerprint) => {
+        if (!process.stdin.isTTY) return false;
+        this.stderr.write(`This computer has not connected to the Lifeboat server at ${origin} before. Its certificate fingerprint is\n  ${fingerprint}\n`);
+        if (!(await this.confirm('Is this the fingerprint the server printed when it started?'))) return false;
+        mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+        writeFileSync(file, JSON.stringify({ ...known, [origin]: fingerprint }, null, 1) + '\n', { mode: 0o600 });
+        return true;
+      },
+      ...(remembered === undefined ? {} : { expected: remembered, source: `remembered in ${file}` }),
+    };
+  }
+
+  /** The token for a Lifeboat server: --token-file, LIFEBOAT_TOKEN_FILE or LIFEBOAT_TOKEN. */
+  serverToken(): string {
+    const file = this.global.tokenFile ?? process.env['LIFEBOAT_TOKEN_FILE'];
+    const token = file ? readSmallFile(file, PASSWORD_FILE_LIMIT, 'token').trim() : process.env['LIFEBOAT_TOKEN']?.trim();
+    if (!token) throw new LifeboatError('usage', "A Lifeboat server needs this computer's token: set LIFEBOAT_TOKEN or use --token-file (the server's administrator makes one with `lifeboat server token add`).");
+    return token;
   }
 
   /** The password from LIFEBOAT_PASSWORD, --password-file, or a prompt on a terminal. */
@@ -102,7 +146,7 @@ export class Context {
    * repair must see the store itself.
    */
   async openRepository(options: { readonly cache?: boolean; readonly location?: string; readonly password?: () => Promise<string> } = {}): Promise<Repository> {
-    const repo = await openRepositoryAt(options.location ?? this.repoLocation(), options.password ?? (() => this.password()), { onWarning: (t) => this.warn(t), ...(options.cache === false ? { cache: false } : {}) });
+    const repo = await openRepositoryAt(options.location ?? this.repoLocation(), options.password ?? (() => this.password()), { onWarning: (t) => this.warn(t), remote: this.remote, ...(options.cache === false ? { cache: false } : {}) });
     repo.noLock = this.global.lock === false;
     repo.onWarning = (message) => this.warn(message);
     repo.onUnlocked = (why) =>

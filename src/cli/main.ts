@@ -16,6 +16,7 @@ import { registerJobCommands, registerServeCommand } from './commands/jobs.js';
 import { registerMirrorCommands } from './commands/mirror.js';
 import { registerWatchCommands } from './commands/watch.js';
 import { registerCopyCommands } from './commands/copy.js';
+import { registerServerCommands } from './commands/server.js';
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -44,8 +45,9 @@ export async function main(argv: string[]): Promise<number> {
   program
     .name('lifeboat')
     .description('Backups you can trust: folders and whole drives, deduplicated, compressed and encrypted.')
-    .option('-r, --repo <location>', 'repository folder, or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] (default: $LIFEBOAT_REPO, else a folder in your data directory)')
+    .option('-r, --repo <location>', 'repository folder, s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] or lifeboat:http(s)://HOST:PORT/NAME (default: $LIFEBOAT_REPO, else a folder in your data directory)')
     .option('--password-file <file>', 'read the repository password from a file (or set LIFEBOAT_PASSWORD)')
+    .option('--token-file <file>', 'read the token for a Lifeboat server from a file (or set LIFEBOAT_TOKEN)')
     .option('--json', 'print machine-readable JSON')
     .option('--no-lock', 'read the repository without locking it (restore, check, browsing; for read-only drives)')
     .option('-q, --quiet', 'print only what was asked for (listings, file contents) and errors; no progress or summaries')
@@ -82,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
   registerMirrorCommands(program, run);
   registerWatchCommands(program, run);
   registerCopyCommands(program, run);
+  registerServerCommands(program, run);
 
   try {
     await program.parseAsync(argv);

@@ -11,19 +11,18 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { BlobType, Repository, type OpenOptions } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
 import { DiskCacheStore } from '../store/disk-cache.js';
-import { LocalStore } from '../store/local.js';
-import { isS3Url, openS3Store } from '../store/s3.js';
+import { openStoreAt } from '../store/open.js';
+import type { RemoteStoreOptions } from '../store/remote.js';
 import { LifeboatError } from '../util/errors.js';
 import { PASSWORD_FILE_LIMIT, readSmallFile } from '../util/small-file.js';
 import { defaultCacheDir, isUrl } from './paths.js';
 
-/** The store at a repository location: a folder path, or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]. */
-export function openStore(location: string): Store {
-  if (isS3Url(location)) return openS3Store(location);
-  if (isUrl(location)) {
-    throw new LifeboatError('usage', `Repository location "${location}" uses a kind of storage this version does not support; use a folder path or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX].`);
-  }
-  return new LocalStore(resolve(location));
+/**
+ * The store at a repository location: a folder path, s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] or
+ * lifeboat:http(s)://HOST:PORT/NAME (store/open.ts), `remote` giving a Lifeboat server's token and pin.
+ */
+export function openStore(location: string, remote?: () => RemoteStoreOptions): Store {
+  return openStoreAt(location, remote);
 }
 
 /**
@@ -31,10 +30,14 @@ export function openStore(location: string): Store {
  * the password is needed. A remote one (not a folder) reads what never changes through the
  * repository cache on this computer, unless `cache` is false (check and repair must see the store itself).
  */
-export async function openRepositoryAt(location: string, password: string | (() => Promise<string>), o: OpenOptions & { readonly cache?: boolean } = {}): Promise<Repository> {
-  const remote = openStore(location);
+export async function openRepositoryAt(
+  location: string,
+  password: string | (() => Promise<string>),
+  o: OpenOptions & { readonly cache?: boolean; readonly remote?: () => RemoteStoreOptions } = {},
+): Promise<Repository> {
+  const { cache, remote: server, ...options } = o;
+  const remote = openStore(location, server);
   const { config } = await Repository.readConfig(remote);
-  const { cache, ...options } = o;
   const opened: { repo?: Repository } = {};
   const store = !isUrl(location) || cache === false ? remote : repositoryCache(remote, config.id, () => opened.repo);
   const repo = await Repository.open(store, typeof password === 'string' ? password : await password(), options);

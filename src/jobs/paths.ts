@@ -6,7 +6,7 @@
 import { homedir, platform } from 'node:os';
 import { join, resolve } from 'node:path';
 import { lifeboatOwnFolders, type OwnFolder } from '../files/backup.js';
-import { isS3Url } from '../store/s3.js';
+import { isFolderLocation } from '../store/open.js';
 
 /** The per-user data folder: XDG on Linux, Application Support on macOS, LOCALAPPDATA on Windows. */
 export function dataDir(): string {
@@ -44,9 +44,9 @@ export function stateDbPath(): string {
   return join(dataDir(), 'jobs.db');
 }
 
-/** A repository location names a network store (s3:http://…, or any URL), else it is a folder. */
+/** A repository location names a network store (s3:…, lifeboat:…, or any URL), else it is a folder. */
 export function isUrl(location: string): boolean {
-  return isS3Url(location) || /^[a-z][a-z0-9+.-]*:\/\//i.test(location);
+  return !isFolderLocation(location);
 }
 
 /** Lifeboat's own folders, which no backup into `location` includes: that repository (a folder), the cache, the data folder. */

@@ -1,6 +1,6 @@
 /**
  * store — where bytes live. Owns the Store interface and its backends (local folder, memory,
- * fault injection, S3 in s3.ts; the Lifeboat server later) and the parity wrapper (parity.ts, Reed–Solomon
+ * fault injection, S3 in s3.ts, a Lifeboat server in remote.ts; open.ts opens one from a location) and the parity wrapper (parity.ts, Reed–Solomon
  * sidecars against bit rot). Knows nothing of encryption, packs or files.
  * May import only util/. Invariant: an object is either absent or complete under its final name;
  * no reader can ever observe a half-written object.

@@ -1,0 +1,188 @@
+/**
+ * `lifeboat server` through the real CLI: tokens, a backup/restore/check through the server, and
+ * the ransomware drill (issue 20): an append-only computer cannot destroy or change history.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+import { assertSameTree, BIN, lifeboat, tempDir } from '../cli/testing.js';
+
+/** Every file under `root` (the server's data folder), with the SHA-256 of its bytes. */
+function snapshotOfFiles(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.set(relative(root, p), createHash('sha256').update(readFileSync(p)).digest('hex'));
+    }
+  };
+  walk(root);
+  return out;
+}
+
+async function startServer(data: string): Promise<{ child: ChildProcess; origin: string; firstLine: string }> {
+  const child = spawn(process.execPath, [BIN, 'server', '--data', data, '--listen', '127.0.0.1:0', '--http'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const firstLine = await new Promise<string>((res, rej) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.includes('\n')) res(out.split('\n')[0]!);
+    });
+    child.on('exit', (code) => rej(new Error(`the server exited with ${code}`)));
+  });
+  const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(firstLine);
+  assert.ok(m, firstLine);
+  return { child, origin: m[1]!, firstLine };
+}
+
+test('ransomware drill: an append-only token backs up and restores, but cannot delete, overwrite or truncate anything; an admin prunes', async () => {
+  const t = tempDir();
+  try {
+    const data = join(t.path, 'server');
+    mkdirSync(data);
+    const token = async (name: string, role: string): Promise<string> => {
+      const r = await lifeboat(['server', 'token', 'add', name, '--role', role, '--data', data]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    const admin = await token('admin', 'admin');
+    const laptop = await token('laptop', 'append');
+    const desktop = await token('desktop', 'append');
+    const viewer = await token('viewer', 'read');
+    assert.match(readFileSync(join(data, '.lifeboat-server', 'tokens.json'), 'utf8'), /"sha256"/);
+    assert.ok(!readFileSync(join(data, '.lifeboat-server', 'tokens.json'), 'utf8').includes(laptop), 'tokens are stored hashed');
+    assert.equal(statSync(join(data, '.lifeboat-server', 'tokens.json')).mode & 0o777, 0o600);
+
+    const { child, origin, firstLine } = await startServer(data);
+    assert.match(firstLine, /^Lifeboat server listening on http:\/\/127\.0\.0\.1:\d+/);
+    const repoUrl = `lifeboat:${origin}/home`;
+    const env = (tok: string): Record<string, string> => ({
+      LIFEBOAT_REPO: repoUrl,
+      LIFEBOAT_PASSWORD: 'pw',
+      LIFEBOAT_TOKEN: tok,
+      XDG_CACHE_HOME: join(t.path, 'cache'),
+      XDG_DATA_HOME: join(t.path, 'xdg-data'),
+    });
+    try {
+      assert.equal((await lifeboat(['init'], env(laptop))).code, 1, 'an append token cannot create a repository (config)');
+      const init = await lifeboat(['init'], env(admin));
+      assert.equal(init.code, 0, init.stderr);
+
+      const src = join(t.path, 'src');
+      mkdirSync(join(src, 'docs'), { recursive: true });
+      writeFileSync(join(src, 'docs', 'a.txt'), 'first version\n');
+      writeFileSync(join(src, 'big.bin'), randomBytes(300_000));
+      assert.equal((await lifeboat(['backup', src], env(laptop))).code, 0);
+      writeFileSync(join(src, 'docs', 'a.txt'), 'second version\n');
+      const second = await lifeboat(['backup', src], env(laptop));
+      assert.equal(second.code, 0, second.stderr);
+      // A third backup with data only it holds, forgotten by the admin below: prune then has work.
+      const extra = join(src, 'extra.bin');
+      writeFileSync(extra, randomBytes(200_000));
+      assert.equal((await lifeboat(['backup', src], env(laptop))).code, 0);
+      const snaps = JSON.parse((await lifeboat(['snapshots', '--json'], env(viewer))).stdout) as { id: string; time: string }[];
+      assert.equal(snaps.length, 3, 'a read token lists snapshots');
+      snaps.sort((a, b) => (a.time < b.time ? -1 : 1));
+      const forgetThird = await lifeboat(['forget', snaps[2]!.id], env(admin));
+      assert.equal(forgetThird.code, 0, forgetThird.stderr);
+
+      // Another computer holds a live lock (its own bytes: the server only records who made it).
+      const api = (name: string): string => `${origin}/v1/home/o/${name}`;
+      const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+      const put = (tok: string, name: string, body: Uint8Array, query = '', headers: Record<string, string> = {}): Promise<Response> =>
+        fetch(api(name) + query, { method: 'PUT', body, headers: { authorization: `Bearer ${tok}`, 'x-lifeboat-sha256': sha(body), ...headers } });
+      const otherLock = 'locks/' + 'ab'.repeat(32);
+      assert.equal((await put(desktop, otherLock, randomBytes(100))).status, 201);
+
+      const repoDir = join(data, 'home');
+      const before = snapshotOfFiles(repoDir);
+      const names = [...before.keys()];
+      const pick = (prefix: string): string => names.find((n) => n.startsWith(prefix))!;
+      const targets = [pick('data/'), pick('index/'), pick('snapshots/'), pick('keys/'), 'config', otherLock];
+      for (const n of targets) assert.ok(n && before.has(n), `the repository has ${n}`);
+
+      const refusals: Response[] = [];
+      for (const n of targets) {
+        const existing = readFileSync(join(repoDir, n));
+        refusals.push(await fetch(api(n), { method: 'DELETE', headers: { authorization: `Bearer ${laptop}` } }));
+        refusals.push(await put(laptop, n, randomBytes(existing.length))); // overwrite
+        refusals.push(await put(laptop, n, existing.subarray(0, existing.length >> 1))); // truncate
+        refusals.push(await put(laptop, n, Buffer.alloc(0))); // empty it
+        refusals.push(await fetch(api(n), { method: 'DELETE', headers: { authorization: `Bearer ${laptop}`, 'x-http-method-override': 'GET', 'x-lifeboat-role': 'admin' } }));
+      }
+      refusals.push(await put(laptop, 'keys/' + 'cd'.repeat(32), randomBytes(50)), await put(laptop, 'config.copy', randomBytes(50)));
+      for (const r of refusals) {
+        assert.equal(r.status, 403, `${r.url}: ${r.status}`);
+        const body = (await r.json()) as { message: string };
+        assert.match(body.message, /^The Lifeboat server refused this computer's token: it may/);
+      }
+      // Forged requests: names outside the store, a wrong size or hash, no or a wrong token.
+      const forged: [string, RequestInit, number][] = [
+        [`${origin}/v1/home/o/../.lifeboat-server/tokens.json`, { method: 'GET' }, 400],
+        [`${origin}/v1/home/o/data/%2e%2e/%2e%2e/config`, { method: 'DELETE' }, 400],
+        [`${origin}/v1/..%2fhome/o/config`, { method: 'DELETE' }, 400],
+        [`${origin}/v1/.lifeboat-server/o/tokens.json`, { method: 'GET' }, 400],
+        [`${origin}/v1/home/list?prefix=..%2f`, { method: 'GET' }, 400],
+      ];
+      for (const [url, init, status] of forged) {
+        const r = await fetch(url, { ...init, headers: { authorization: `Bearer ${laptop}` } });
+        assert.equal(r.status, status, `${init.method} ${url}`);
+      }
+      const body = randomBytes(64);
+      assert.equal((await put(admin, 'data/ff/' + 'ff'.repeat(32), body, '', { 'x-lifeboat-sha256': sha(randomBytes(64)) })).status, 400, 'a body that is not what was announced');
+      assert.equal((await fetch(api(pick('data/')), { method: 'DELETE' })).status, 401, 'no token');
+      assert.equal((await fetch(api(pick('data/')), { method: 'DELETE', headers: { authorization: `Bearer ${admin.slice(0, -1)}x` } })).status, 401, 'a token one character off');
+      // What an append token may do: send an existing object again unchanged, take and release its own lock.
+      const pack = pick('data/');
+      assert.equal((await put(laptop, pack, readFileSync(join(repoDir, pack)))).status, 200, 'a retried upload of the same bytes is harmless');
+      const myLock = 'locks/' + '12'.repeat(32);
+      assert.equal((await put(laptop, myLock, randomBytes(80))).status, 201);
+      assert.equal((await fetch(api(myLock), { method: 'DELETE', headers: { authorization: `Bearer ${laptop}` } })).status, 204);
+      assert.deepEqual(snapshotOfFiles(repoDir), before, 'nothing in the repository changed');
+
+      // The CLI, with the append token: forget and prune fail in one plain sentence, and change nothing.
+      const forget = await lifeboat(['forget', '--keep-last', '1'], env(laptop));
+      assert.equal(forget.code, 1, forget.stderr);
+      assert.match(forget.stderr, /^lifeboat: The Lifeboat server refused this computer's token: it may only add backups, not remove them\.\n$/);
+      const prune = await lifeboat(['prune'], env(laptop));
+      assert.equal(prune.code, 1, prune.stderr);
+      assert.match(prune.stderr, /The Lifeboat server refused this computer's token: it may only add backups, not remove them\./);
+      for (const [n, h] of before) if (!n.startsWith('locks/')) assert.equal(snapshotOfFiles(repoDir).get(n), h, `${n} is unchanged`);
+
+      const restoreAll = async (tok: string): Promise<void> => {
+        // every snapshot the admin kept, byte-identical
+        for (const [i, s] of snaps.slice(0, 2).entries()) {
+          const target = join(t.path, `restore-${tok.slice(4, 10)}-${i}`);
+          const r = await lifeboat(['restore', s.id, '--target', target], env(tok));
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(readFileSync(join(target, 'src', 'docs', 'a.txt'), 'utf8'), i === 0 ? 'first version\n' : 'second version\n');
+          assert.ok(readFileSync(join(target, 'src', 'big.bin')).equals(readFileSync(join(src, 'big.bin'))));
+        }
+      };
+      await restoreAll(laptop);
+      const check = await lifeboat(['check', '--read-data'], env(laptop));
+      assert.equal(check.code, 0, check.stdout + check.stderr);
+
+      // The admin prunes beside the other computer's lock (unreadable to it, so not in its way).
+      const adminPrune = await lifeboat(['prune'], env(admin));
+      assert.equal(adminPrune.code, 0, adminPrune.stderr);
+      const checkAfter = await lifeboat(['check', '--read-data'], env(admin));
+      assert.equal(checkAfter.code, 0, checkAfter.stdout + checkAfter.stderr);
+      const last = join(t.path, 'restore-after-prune'); // a read token restores (without a lock)
+      assert.equal((await lifeboat(['restore', snaps[1]!.id, '--target', last], env(viewer))).code, 0);
+      rmSync(extra);
+      assertSameTree(src, join(last, 'src'));
+    } finally {
+      const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, 'Ctrl-C stops the server cleanly');
+    }
+  } finally {
+    t.cleanup();
+  }
+});
+

@@ -147,6 +147,11 @@ export class Repository {
     this.uploadSlots = new Semaphore(Math.max(1, store.properties.uploadsInFlight));
   }
 
+  /** Adds a key slot that opens the repository with `secret` (the master keys never leave repo/); returns its id. */
+  addKeySlot(secret: string, kind: KeySlot['kind'], label: string): Promise<Hex> {
+    return addKey(this.store, this.keys, secret, kind, label);
+  }
+
   /** Creates a repository; returns it opened, with the recovery key to show the user once. */
   static async init(store: Store, password: string, options: OpenOptions = {}): Promise<{ repo: Repository; recoveryKey: string }> {
     if (await store.stat(Names.config)) {

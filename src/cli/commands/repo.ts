@@ -5,8 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { LifeboatError, formatBytes } from '../../util/errors.js';
 import { Repository } from '../../repo/repository.js';
 import { parseParity } from '../../store/parity.js';
-import { addKey, listKeys, readKey } from '../../repo/keys.js';
-import { Names } from '../../repo/ids.js';
+import { addPassword, changePassword, listKeySlots, removeKeySlot } from '../../jobs/keys.js';
 import { addParityJob, checkRepositoryJob, repositoryStatsJob } from '../../jobs/maintenance.js';
 import { renderEvents } from '../events.js';
 import type { Context } from '../context.js';
@@ -63,15 +62,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx) => {
         const repo = await ctx.openRepository();
-        const rows = [];
-        for (const k of await listKeys(repo.store)) {
-          try {
-            const { slot } = await readKey(repo.store, k.id);
-            rows.push({ id: k.id, current: k.id === repo.keyId, kind: slot.kind, label: slot.label, created: slot.created, host: slot.host, user: slot.user });
-          } catch (e) {
-            rows.push({ id: k.id, current: false, kind: 'damaged', label: e instanceof Error ? e.message : '', created: '', host: '', user: '' });
-          }
-        }
+        const rows = await listKeySlots(repo);
         if (ctx.json) return ctx.printJson(rows);
         ctx.out(' ' + ['ID      ', 'KIND    ', 'CREATED            ', 'HOST/USER', 'LABEL'].join('  '));
         for (const r of rows) ctx.out(`${r.current ? '*' : ' '}${r.id.slice(0, 8)}  ${r.kind.padEnd(8)}  ${localTime(r.created).padEnd(26)}  ${`${r.host}/${r.user}`.padEnd(9)}  ${r.label}`);
@@ -86,7 +77,7 @@ export function registerRepoCommands(program: Command, run: Run): void {
       run(async (ctx, o: { label: string; newPasswordFile?: string }) => {
         const repo = await ctx.openRepository();
         const pw = await ctx.newPassword('new password', o.newPasswordFile);
-        const id = await addKey(repo.store, repo.keys, pw, 'password', o.label);
+        const id = await addPassword(repo, pw, o.label);
         if (ctx.json) return ctx.printJson({ id });
         ctx.report(`Added key ${id.slice(0, 8)}.`);
       }),
@@ -97,13 +88,9 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, ref: string) => {
         const repo = await ctx.openRepository();
-        const matches = (await listKeys(repo.store)).filter((k) => k.id.startsWith(ref.toLowerCase()));
-        if (matches.length !== 1) throw new LifeboatError('invalid-argument', matches.length === 0 ? `No key id starts with "${ref}". See "lifeboat key list".` : `"${ref}" matches several keys; type more of the id.`);
-        const k = matches[0]!;
-        if (k.id === repo.keyId) throw new LifeboatError('invalid-argument', 'That is the key you opened the repository with; open it with another password to remove this one.');
-        await repo.store.delete(Names.key(k.id));
-        if (ctx.json) return ctx.printJson({ removed: k.id });
-        ctx.report(`Removed key ${k.id.slice(0, 8)}.`);
+        const removed = await removeKeySlot(repo, ref);
+        if (ctx.json) return ctx.printJson({ removed });
+        ctx.report(`Removed key ${removed.slice(0, 8)}.`);
       }),
     );
   key
@@ -114,10 +101,9 @@ export function registerRepoCommands(program: Command, run: Run): void {
       run(async (ctx, o: { newPasswordFile?: string }) => {
         const repo = await ctx.openRepository();
         const pw = await ctx.newPassword('new password', o.newPasswordFile);
-        const id = await addKey(repo.store, repo.keys, pw, repo.keySlot.kind, repo.keySlot.label);
-        await repo.store.delete(Names.key(repo.keyId)); // new slot first: a crash here leaves both, never neither
-        if (ctx.json) return ctx.printJson({ id, replaced: repo.keyId });
-        ctx.report(`Password changed (key ${repo.keyId.slice(0, 8)} replaced by ${id.slice(0, 8)}).`);
+        const { id, replaced } = await changePassword(repo, pw);
+        if (ctx.json) return ctx.printJson({ id, replaced });
+        ctx.report(`Password changed (key ${replaced.slice(0, 8)} replaced by ${id.slice(0, 8)}).`);
       }),
     );
 

@@ -127,6 +127,25 @@ test('progress: a restore reaches its total, counting files already there', asyn
   }
 });
 
+test('progress: a restore of some paths (--include) has the real total of what they hold', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  fs.mkdirSync(join(src, 'docs', 'deep'), { recursive: true });
+  fs.writeFileSync(join(src, 'docs', 'a'), Buffer.alloc(30_000, 1));
+  fs.writeFileSync(join(src, 'docs', 'deep', 'b'), Buffer.alloc(20_000, 2));
+  fs.writeFileSync(join(src, 'other'), Buffer.alloc(70_000, 3));
+  fs.writeFileSync(join(src, 'one'), Buffer.alloc(5_000, 4));
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const r = await backup(repo, { paths: [src] });
+  const events: { bytesDone: number; totalBytes?: number }[] = [];
+  await restore(repo, r.snapshot, { target: join(dir, 'target'), includes: ['/src/docs', '/src/one'], onEvent: (e) => e.type === 'progress' && events.push(e) });
+  const last = events[events.length - 1]!;
+  assert.equal(last.totalBytes, 55_000, 'docs (50,000) and one (5,000), not other');
+  assert.equal(last.bytesDone, 55_000);
+  assert.ok(events.every((e) => e.totalBytes === 55_000 && e.bytesDone <= 55_000));
+});
+
 test('progress: the summary counts folders as lifeboat diff shows them (a change deep inside changes one folder, not all above it)', async (t) => {
   const dir = tmp(t);
   const src = join(dir, 'src');

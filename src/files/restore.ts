@@ -29,7 +29,8 @@ import { BlobType, Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
-import { isPlainName, runaway, runawayError } from '../tree/tree.js';
+import { isPlainName, resolve as resolveNode, runaway, runawayError, walk } from '../tree/tree.js';
+import { SnapshotTree } from './snapshot-tree.js';
 import { isRestoreTemporary, replaceWith, tmpName } from '../tree/restore.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
@@ -716,6 +717,8 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
   if (includes.length === 0) {
     const t = snapshot.summary?.['totalBytes'];
     if (t !== undefined) r.totalBytes = t;
+  } else if (opts.onEvent && (opts.excludes ?? []).length === 0) {
+    r.totalBytes = await includedBytes(repo, snapshot, opts.includes ?? [], opts.signal);
   }
   const target = Buffer.from(opts.target);
   await makeTarget(opts.target);
@@ -733,6 +736,27 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
   r.progress(true);
   r.s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
   return { summary: r.s };
+}
+
+/**
+ * The file bytes under `includes` (paths in the snapshot's form), for a real total in a partial
+ * restore's progress; undefined when an include is not there (the restore says so) or the walk
+ * fails. Reads only the listings of the included folders, which the restore reads next anyway.
+ */
+async function includedBytes(repo: Repository, snapshot: Snapshot, includes: readonly string[], signal?: AbortSignal): Promise<number | undefined> {
+  const tree = new SnapshotTree(repo, snapshot);
+  let total = 0;
+  try {
+    for (const inc of includes) {
+      const node = await resolveNode(tree, inc);
+      if (node.type === 'file') total += node.size;
+      else if (node.type === 'dir') for await (const f of walk(tree, node, '', signal ? { signal } : {})) if (f.node.type === 'file') total += f.node.size;
+    }
+  } catch (e) {
+    if (e instanceof Error && e.name === 'AbortError') throw e;
+    return undefined;
+  }
+  return total;
 }
 
 /**

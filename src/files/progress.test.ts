@@ -139,7 +139,7 @@ test('progress: a restore of some paths (--include) has the real total of what t
   t.after(() => repo.close());
   const r = await backup(repo, { paths: [src] });
   const events: { bytesDone: number; totalBytes?: number }[] = [];
-  await restore(repo, r.snapshot, { target: join(dir, 'target'), includes: ['/src/docs', '/src/one'], onEvent: (e) => e.type === 'progress' && events.push(e) });
+  await restore(repo, r.snapshot, { target: join(dir, 'target'), includes: ['/src/docs', '/src/one'], scanTotal: true, onEvent: (e) => e.type === 'progress' && events.push(e) });
   const last = events[events.length - 1]!;
   assert.equal(last.totalBytes, 55_000, 'docs (50,000) and one (5,000), not other');
   assert.equal(last.bytesDone, 55_000);

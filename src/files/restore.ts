@@ -75,6 +75,8 @@ export interface RestoreOptions {
   readonly signal?: AbortSignal;
   readonly onEvent?: (e: RestoreEvent) => void;
   readonly platform?: Platform;
+  /** With includes, read their listings first so progress events carry a total (only worth it when progress is shown). */
+  readonly scanTotal?: boolean;
 }
 
 export interface RestoreSummary {
@@ -717,7 +719,7 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
   if (includes.length === 0) {
     const t = snapshot.summary?.['totalBytes'];
     if (t !== undefined) r.totalBytes = t;
-  } else if (opts.onEvent && (opts.excludes ?? []).length === 0) {
+  } else if (opts.scanTotal && opts.onEvent && (opts.excludes ?? []).length === 0) {
     r.totalBytes = await includedBytes(repo, snapshot, opts.includes ?? [], opts.signal);
   }
   const target = Buffer.from(opts.target);

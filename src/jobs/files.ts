@@ -50,7 +50,7 @@ export async function findFilesSnapshot(repo: Repository, ref: string): Promise<
   return s;
 }
 
-export interface RestoreFilesOptions extends JobOptions, Pick<RestoreOptions, 'excludes' | 'verify' | 'numericOwner' | 'devices'> {
+export interface RestoreFilesOptions extends JobOptions, Pick<RestoreOptions, 'excludes' | 'verify' | 'numericOwner' | 'devices' | 'scanTotal'> {
   /** A folder to restore into; without it, each backed-up folder goes back where it came from. */
   readonly target?: string;
   /** Paths to restore, as backed up (/home/ann/Documents/x) or as the snapshot shows them (/Documents/x). */
@@ -98,6 +98,7 @@ export async function restoreFiles(repo: Repository, ref: string, o: RestoreFile
         verify: o.verify === true,
         numericOwner: o.numericOwner === true,
         devices: o.devices === true,
+        scanTotal: o.scanTotal === true,
         ...(o.signal ? { signal: o.signal } : {}),
         ...(onEvent ? { onEvent } : {}),
       });

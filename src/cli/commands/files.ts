@@ -254,6 +254,7 @@ export function registerFileCommands(program: Command, run: Run): void {
           devices: o.devices === true,
           signal: ctx.abort.signal,
           onEvent: events,
+          scanTotal: events.shown,
           replaceChanged: async (n) => {
             events.done();
             return ctx.confirm(`${n} file(s) were changed since this backup and were left as they are. Replace them with the backed-up versions?`);

@@ -3,12 +3,13 @@
  * folders, decides names and renames; the workers open the sealed chunks (with repo's
  * WorkerCodec) and write file contents. A single-chunk file is a 'file' job (create, write, owner,
  * mode, xattrs, times); each chunk of a larger file is a 'chunk' job that writes into a descriptor
- * the main thread opened. The main thread reads every envelope through the repository's Store
- * (Repository.sealedBlob, or sealedBlobs for many small files at once) and hands it over
- * (moved, not copied), so a restore runs the same way on any store and under its wrappers.
+ * the main thread opened. The main thread reads every envelope through the repository's restore
+ * planner (Repository.packReader: the blobs asked for meanwhile, pack by pack, within a budget)
+ * and hands it over (moved, not copied), so a restore runs the same way on any store and under its
+ * wrappers, and from a network store with about one request per pack.
  */
 import { writeSync } from 'node:fs';
-import type { Repository } from '../repo/repository.js';
+import type { Lease, PackReader, Repository } from '../repo/repository.js';
 import { BlobType } from '../repo/repository.js';
 import { fromHex, type Hex } from '../repo/ids.js';
 import type { SealedBlob } from '../repo/worker-codec.js';
@@ -76,30 +77,44 @@ export const DIRECT_IN_FLIGHT = 4 * WRITER_BATCHING.requests;
 
 const NO_XATTRS: readonly (readonly [string, string])[] = [];
 
-type Job = Omit<RestoreFileJob, 'seq'> | Omit<RestoreChunkJob, 'seq'>;
+/** A job as the caller makes it: the blob comes from its lease. */
+type Job = Omit<RestoreFileJob, 'seq' | 'blob'> | Omit<RestoreChunkJob, 'seq' | 'blob'>;
+type Wire = Omit<RestoreFileJob, 'seq'> | Omit<RestoreChunkJob, 'seq'>;
+
+/**
+ * Envelopes read and not yet written, at most (the restore planner's budget, pack-reader.ts): 64
+ * MiB keeps both workers fed from a network store while a few whole packs (8 MiB) are on the way.
+ */
+const READ_BUDGET = 64 * 1024 * 1024;
+/** Pack reads in flight at once. */
+const READS_AHEAD = 4;
 
 export class FileWriters {
-  private readonly pool: WorkerPool<Job, RestoreFileReply>;
+  private readonly pool: WorkerPool<Wire, RestoreFileReply>;
+  /** Reads the blobs, pack by pack, within a budget (repo's restore planner). */
+  readonly reader: PackReader;
 
   constructor(private readonly repo: Repository) {
     this.pool = new WorkerPool(new URL('./restore-worker.js', import.meta.url), { codec: repo.workerCodec() }, undefined, WRITER_BATCHING);
+    this.reader = repo.packReader({ budget: READ_BUDGET, ahead: READS_AHEAD });
   }
 
-  private source(id: Hex): Promise<ChunkSource | undefined> {
-    return this.repo.sealedBlob(fromHex(id));
-  }
-
-  private send(job: Job): Promise<RestoreFileReply> {
-    const blob = job.blob;
-    return this.pool.call(job, blob ? [blob.env.buffer as ArrayBuffer, blob.id.buffer as ArrayBuffer] : []);
+  /** Sends `job` with its blob (moved, not copied); the blob's lease is released once the worker answered. */
+  private async send(job: Job, lease?: Lease): Promise<RestoreFileReply> {
+    const blob = lease?.blob;
+    try {
+      return await this.pool.call((blob ? { ...job, blob } : job) as Wire, blob ? [blob.env.buffer as ArrayBuffer, blob.id.buffer as ArrayBuffer] : []);
+    } finally {
+      lease?.release();
+    }
   }
 
   /** Writes single-chunk file `e` at `path`; undefined when its blob needs the general path (not indexed, or a delta). */
   async write(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined): Promise<RestoreFileReply | undefined> {
     const id: Hex | undefined = e.content?.[0];
-    const blob = id === undefined ? undefined : await this.source(id);
-    if (id !== undefined && !blob) return undefined;
-    return this.writeFrom(path, e, owner, blob);
+    const lease = id === undefined ? undefined : await this.reader.get(fromHex(id));
+    if (id !== undefined && !lease) return undefined;
+    return this.writeFrom(path, e, owner, lease);
   }
 
   /**
@@ -114,27 +129,35 @@ export class FileWriters {
     return loc !== undefined && loc.type !== BlobType.delta && loc.type !== BlobType.tree && loc.length <= DIRECT_MAX_BLOB;
   }
 
-  /** Writes single-chunk file `e` at `path` from `blob` (null or undefined: an empty file). */
-  writeFrom(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, blob: ChunkSource | null | undefined): Promise<RestoreFileReply> {
-    return this.send({
-      kind: 'file',
-      path: path.toString('latin1'),
-      ...(blob ? { blob } : {}),
-      mode: e.mode,
-      ...(owner ? { owner } : {}),
-      atime: e.atime,
-      mtime: e.mtime,
-      xattrs: e.xattrs?.length ? e.xattrs.map(([k, v]) => [k, v.toString('latin1')] as const) : NO_XATTRS,
-    });
+  /** Writes single-chunk file `e` at `path` from the blob `lease` holds (none: an empty file), and releases it. */
+  writeFrom(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, lease: Lease | undefined): Promise<RestoreFileReply> {
+    return this.send(
+      {
+        kind: 'file',
+        path: path.toString('latin1'),
+        mode: e.mode,
+        ...(owner ? { owner } : {}),
+        atime: e.atime,
+        mtime: e.mtime,
+        xattrs: e.xattrs?.length ? e.xattrs.map(([k, v]) => [k, v.toString('latin1')] as const) : NO_XATTRS,
+      },
+      lease,
+    );
   }
 
   /**
    * Writes chunk `id` at `pos` of the open file `fd`, skipping `holes`; undefined when the chunk
-   * needs the general path. The caller keeps `fd` open until this settles.
+   * needs the general path, or (without writing) when `wanted` says no once it was read (the file
+   * failed meanwhile). The caller keeps `fd` open until this settles.
    */
-  async writeChunk(fd: number, pos: number, holes: readonly number[], id: Hex): Promise<RestoreFileReply | undefined> {
-    const blob = await this.source(id);
-    return blob && this.send({ kind: 'chunk', fd, pos, holes, blob });
+  async writeChunk(fd: number, pos: number, holes: readonly number[], id: Hex, wanted: () => boolean = () => true): Promise<RestoreFileReply | undefined> {
+    const lease = await this.reader.get(fromHex(id));
+    if (!lease) return undefined;
+    if (!wanted()) {
+      lease.release();
+      return { seq: 0, status: 'ok', bytes: 0, xattrErrors: [] };
+    }
+    return this.send({ kind: 'chunk', fd, pos, holes }, lease);
   }
 
   close(): Promise<void> {

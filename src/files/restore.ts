@@ -25,7 +25,7 @@ import * as fsp from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { basename, dirname } from 'node:path';
 import { fromHex, type Hex } from '../repo/ids.js';
-import { BlobType, Repository } from '../repo/repository.js';
+import { BlobType, Repository, type Lease } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
@@ -35,7 +35,7 @@ import { isRestoreTemporary, replaceWith, tmpName } from '../tree/restore.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { MetadataWriter } from './metadata.js';
-import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, type RestoreFileReply } from './restore-workers.js';
+import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type RestoreFileReply } from './restore-workers.js';
 
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
 
@@ -111,11 +111,12 @@ const FILES_IN_FLIGHT = 4;
 /** With worker threads writing the small files: enough queued to keep every worker busy. */
 const FILES_IN_FLIGHT_WORKERS = 64;
 /** Folders restored at the same time (beyond the one each task is in). */
-const DIR_TASKS = 8;
-/** Chunks of one large file being written at once. */
+const DIR_TASKS = 64;
+/**
+ * Chunks of one large file asked for at once: with the workers, all of them (the restore planner
+ * reads them pack by pack, within its budget); without, a few (each read alone).
+ */
 const CHUNKS_PER_FILE = 8;
-/** Pack ranges each folder's restoreDirect reads ahead (Repository.sealedBlobs); DIR_TASKS folders run at once. */
-const DIRECT_READS_AHEAD = 4;
 
 /** Include paths as name components; refuses '.' and '..' so an include cannot point outside. */
 export function parseInclude(p: string): Buffer[] {
@@ -132,6 +133,8 @@ class Restorer {
   private visited = 0;
   private distinct = 0;
   private readonly listings = new Set<Hex>();
+  /** The error that stopped a walk through a snapshot that repeats its folders endlessly (never a warning). */
+  private runaway: LifeboatError | undefined;
   /** Whether device nodes may be created (see RestoreOptions.devices). */
   devicesAllowed = false;
   readonly plat: Platform;
@@ -154,11 +157,13 @@ class Restorer {
   /** For restoreDirect, whose jobs hold no data (FileWriters reads it on the workers). */
   private readonly directSlots = new Semaphore(DIRECT_IN_FLIGHT);
   private readonly dirTasks = new Semaphore(DIR_TASKS);
+  private readonly chunksPerFile: number;
 
   constructor(readonly repo: Repository, readonly opts: RestoreOptions) {
     this.plat = opts.platform ?? defaultPlatform();
     this.writers = opts.platform === undefined ? new FileWriters(repo) : undefined;
     this.fileSlots = new Semaphore(this.writers ? FILES_IN_FLIGHT_WORKERS : FILES_IN_FLIGHT);
+    this.chunksPerFile = this.writers ? Infinity : CHUNKS_PER_FILE;
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.overwrite = opts.overwrite ?? 'if-changed';
     this.meta = new MetadataWriter(this.plat, { ...(opts.numericOwner ? { numericOwner: true } : {}), warn: (path, message) => this.warn(path, message, false) });
@@ -180,7 +185,13 @@ class Restorer {
 
   private fail(path: string, e: unknown, what: string): void {
     if (e instanceof Error && e.name === 'AbortError') throw e;
-    if (e instanceof LifeboatError && e.code !== 'unsafe-path') throw e; // repository damage: stop
+    if (e === this.runaway) throw e;
+    if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'not-found')) {
+      // Damage to the repository: this entry is lost; the others are restored (exit 3).
+      this.warn(path, `${path} could not be restored: ${e.message}`);
+      return;
+    }
+    if (e instanceof LifeboatError && e.code !== 'unsafe-path') throw e; // the store failed (unreachable, no space, ...): stop
     const drive = driveProblem(e, path);
     if (drive) throw drive;
     this.warn(path, `${path}: could not ${what} (${errnoCode(e) ?? (e instanceof Error ? e.message : String(e))}).`);
@@ -235,7 +246,7 @@ class Restorer {
       this.listings.add(treeId);
       this.distinct += entries.length;
     }
-    if (runaway(this.visited, this.distinct)) throw runawayError(logical || '/');
+    if (runaway(this.visited, this.distinct)) throw (this.runaway = runawayError(logical || '/'));
     const seen = new Set<string>();
     const todo: TreeEntry[] = [];
     const shownIn = (e: TreeEntry): string => `${logical}/${e.name.toString('utf8')}`;
@@ -336,48 +347,48 @@ class Restorer {
    */
   private async restoreDirect(dir: Buffer, full: Buffer, logical: string, files: readonly TreeEntry[]): Promise<void> {
     const writers = this.writers!;
-    const done: Promise<void>[] = [];
     let failed = false;
-    const send = async (e: TreeEntry, blob: ChunkSource | undefined): Promise<boolean> => {
+    const shownOf = (e: TreeEntry): string => `${logical}/${e.name.toString('utf8')}`; // for messages only
+    const send = async (e: TreeEntry, lease: Lease | undefined): Promise<void> => {
       if (!this.directSlots.tryAcquire()) await this.directSlots.acquire();
       if (failed || this.opts.signal?.aborted) {
         this.directSlots.release();
-        return false;
+        lease?.release();
+        return;
       }
       const path = Buffer.concat([dir, SLASH, e.name]);
-      const finish = (r: RestoreFileReply | undefined, err?: unknown): void => {
+      let r: RestoreFileReply | undefined;
+      try {
+        r = await writers.writeFrom(path, e, this.meta.owner(e), lease);
+        this.written(r, e, () => shownOf(e));
+        this.s.files++;
+      } catch (x) {
+        // The worker may have made the file before failing (a full disk): not left half written.
+        if (r?.status === 'failed' && r.code !== 'EEXIST') void fsp.rm(path, { force: true }).catch(() => undefined);
+        this.fail(shownOf(e), x, 'restore it');
+      } finally {
         this.directSlots.release();
-        const shown = (): string => `${logical}/${e.name.toString('utf8')}`; // for messages only
-        try {
-          if (r === undefined) throw err;
-          this.written(r, e, shown);
-          this.s.files++;
-        } catch (x) {
-          // The worker may have made the file before failing (a full disk): not left half written.
-          if (r?.status === 'failed' && r.code !== 'EEXIST') void fsp.rm(path, { force: true }).catch(() => undefined);
-          this.fail(shown(), x, 'restore it');
-        }
-      };
-      const p = writers.writeFrom(path, e, this.meta.owner(e), blob).then(finish, (err: unknown) => finish(undefined, err));
-      p.catch(() => (failed = true)); // the restore stops (Promise.all below); nothing more is sent
-      done.push(p);
-      return true;
-    };
-    const stored: TreeEntry[] = [];
-    for (const e of files) {
-      if (e.content?.length) stored.push(e);
-      else if (!(await send(e, undefined))) break;
-    }
-    try {
-      for await (const { i, blob } of this.repo.sealedBlobs(stored.map((e) => fromHex(e.content![0]!)), DIRECT_READS_AHEAD)) {
-        const e = stored[i]!;
-        // Gone from the index meanwhile (isDirect saw it): the general path says what is wrong.
-        if (!blob) done.push(this.restoreNonDir(dir, full, e, `${logical}/${e.name.toString('utf8')}`));
-        else if (!(await send(e, blob))) break;
       }
-    } finally {
-      await Promise.allSettled(done); // every job sent settles before the folder is done, even on a failed read
-    }
+    };
+    // Every file of the folder is asked for at once: the planner reads them a pack range at a time.
+    const done = files.map(async (e) => {
+      try {
+        const id = e.content?.[0];
+        if (id === undefined) return await send(e, undefined);
+        const lease = await writers.reader.get(fromHex(id)).catch((x: unknown) => {
+          this.fail(shownOf(e), x, 'read its data');
+          return null;
+        });
+        if (lease === null) return;
+        // Gone from the index meanwhile (isDirect saw it): the general path says what is wrong.
+        if (!lease) return await this.restoreNonDir(dir, full, e, shownOf(e));
+        await send(e, lease);
+      } catch (x) {
+        failed = true; // the restore stops (Promise.all below); nothing more is sent
+        throw x;
+      }
+    });
+    await Promise.allSettled(done); // every job sent settles before the folder is done
     await Promise.all(done);
     this.opts.signal?.throwIfAborted();
   }
@@ -561,7 +572,7 @@ class Restorer {
           this.s.bytesWritten += chunkEnd - starts[k]!;
           continue;
         }
-        const p = this.writeChunk(fh.fd, starts[k]!, holes, ids[k]!).then(
+        const p = this.writeChunk(fh.fd, starts[k]!, holes, ids[k]!, () => failure === undefined && !this.opts.signal?.aborted).then(
           (n) => {
             this.s.bytesWritten += n;
             this.progress();
@@ -572,7 +583,7 @@ class Restorer {
         );
         inFlight.add(p);
         void p.finally(() => inFlight.delete(p));
-        if (inFlight.size >= CHUNKS_PER_FILE) await Promise.race(inFlight);
+        if (inFlight.size >= this.chunksPerFile) await Promise.race(inFlight);
       }
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
@@ -585,8 +596,8 @@ class Restorer {
   }
 
   /** Writes one chunk at `pos` (on a worker when it can); returns its length. */
-  private async writeChunk(fd: number, pos: number, holes: readonly number[], id: Hex): Promise<number> {
-    const r = this.writers ? await this.writers.writeChunk(fd, pos, holes, id) : undefined;
+  private async writeChunk(fd: number, pos: number, holes: readonly number[], id: Hex, wanted: () => boolean): Promise<number> {
+    const r = this.writers ? await this.writers.writeChunk(fd, pos, holes, id, wanted) : undefined;
     if (r) {
       workerFailure(r);
       return r.bytes;

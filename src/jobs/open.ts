@@ -60,6 +60,7 @@ function repositoryCache(store: Store, id: string, repo: () => Repository | unde
   return new DiskCacheStore(store, {
     dir: join(defaultCacheDir(), id.replace(/[^0-9a-f]/gi, '')), // beside the backup's listing cache of this repository
     cacheable: (name) => /^(index|snapshots|keys)\//.test(name) || (name.startsWith('data/') && isTreePack(name)),
+    whole: (name) => name.startsWith('data/'), // a pack of listings: restore, ls and find read it listing by listing
   });
 }
 

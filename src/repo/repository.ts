@@ -11,7 +11,7 @@
  * Sealed: keys, codecs and the envelope format never leave repo/. Worker threads of the layers
  * above seal and open blobs with worker-codec.ts (a WorkerCodec opened from workerCodec()'s opaque
  * handle); they get the bytes they open from the main thread, which reads them through the Store
- * (sealedBlob, sealedBlobs), so every store wrapper sees every read. Blobs sealed elsewhere come
+ * (sealedBlob, packReader), so every store wrapper sees every read. Blobs sealed elsewhere come
  * back through saveSealedBlob: repo never calls up into a layer above.
  */
 import { hostname } from 'node:os';
@@ -31,6 +31,7 @@ import { applyDelta, parseDelta, type Delta } from './delta.js';
 import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
+import { ownCopy, PackReader, type PackReaderOptions } from './pack-reader.js';
 import { decodeSealedBlob } from './pack-check.js';
 import { BlobType, headerLengthFromTrailer, openBlob, packKindOf, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
 import { encodeSignedJson } from './signed-json.js';
@@ -38,6 +39,7 @@ import { chooseConfig, FORMAT_VERSION, readConfigs, type RepoConfig } from './co
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 
 export { FORMAT_VERSION, type RepoConfig } from './config.js';
+export type { Lease, PackReader, PackReaderOptions } from './pack-reader.js';
 
 export interface SaveResult {
   readonly id: Buffer;
@@ -54,21 +56,6 @@ const COMPRESS_IN_FLIGHT = 16;
 const COLLECT_EVERY = 4 * 1024 * 1024;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
-
-/**
- * Blobs of one pack read with one request when the gap between them is at most this many bytes
- * (read and thrown away): one request costs more than reading a few small blobs' worth more.
- */
-const READ_GAP = 256 * 1024;
-/** At most this many bytes in one coalesced read. */
-const READ_RUN = 4 * 1024 * 1024;
-
-/** A copy of `view` in an ArrayBuffer of its own (not from Node's pool, not zeroed first). */
-function ownCopy(view: Uint8Array): Uint8Array {
-  const out = Buffer.allocUnsafeSlow(view.length);
-  out.set(view);
-  return out;
-}
 
 /**
  * Signs and checks data that Lifeboat keeps outside the repository (the listing cache) with the
@@ -489,49 +476,11 @@ export class Repository {
   }
 
   /**
-   * The sealed envelopes of many stored full blobs, for worker threads to open, read through the
-   * store with few requests: the blobs are sorted by pack and offset, and blobs of one pack that lie
-   * close together are read with one request (READ_GAP, READ_RUN), each into a buffer of its own.
-   * Up to `ahead` requests run at once. Yields each blob's position in `ids` with the blob, or
-   * with undefined for a delta or a blob missing from the index (loadBlob handles both), in the
-   * order read, which is not the order of `ids`.
+   * A restore planner over this repository's store and index (pack-reader.ts): blobs asked for
+   * meanwhile are read together, pack by pack, within a memory budget.
    */
-  async *sealedBlobs(ids: readonly Uint8Array[], ahead = 4): AsyncGenerator<{ readonly i: number; readonly blob: SealedBlob | undefined }> {
-    const found: { i: number; packId: Hex; offset: number; length: number; type: BlobType; rawLength: number }[] = [];
-    for (const [i, id] of ids.entries()) {
-      const loc = this.index.get(id);
-      if (!loc || loc.type === BlobType.delta) yield { i, blob: undefined };
-      else found.push({ i, packId: loc.packId, offset: loc.offset, length: loc.length, type: loc.type, rawLength: loc.rawLength });
-    }
-    found.sort((a, b) => (a.packId < b.packId ? -1 : a.packId > b.packId ? 1 : a.offset - b.offset));
-    const runs: (typeof found)[] = [];
-    for (const f of found) {
-      const run = runs[runs.length - 1];
-      const first = run?.[0];
-      const last = run?.[run.length - 1];
-      if (first && last && last.packId === f.packId && f.offset - (last.offset + last.length) <= READ_GAP && f.offset + f.length - first.offset <= READ_RUN) run.push(f);
-      else runs.push([f]);
-    }
-    const read = (run: typeof found) => {
-      const first = run[0]!;
-      const last = run[run.length - 1]!;
-      const p = this.store.get(Names.pack(first.packId), first.offset, last.offset + last.length - first.offset);
-      p.catch(() => undefined); // awaited (and rethrown) in turn below
-      return p;
-    };
-    const reading: Promise<Uint8Array>[] = [];
-    for (let r = 0; r < runs.length; r++) {
-      while (reading.length < ahead && r + reading.length < runs.length) reading.push(read(runs[r + reading.length]!));
-      const bytes = await reading.shift()!;
-      const run = runs[r]!;
-      const base = run[0]!.offset;
-      const whole = run.length === 1 && ownsItsBuffer(bytes);
-      for (const f of run) {
-        const view = bytes.subarray(f.offset - base, f.offset - base + f.length);
-        // Each envelope in a buffer of its own, so it moves to a worker without the others.
-        yield { i: f.i, blob: { type: f.type, id: new Uint8Array(ids[f.i]!), rawLength: f.rawLength, packName: Names.pack(f.packId), env: whole ? bytes : ownCopy(view) } };
-      }
-    }
+  packReader(options?: PackReaderOptions): PackReader {
+    return new PackReader(this.store, this.index, options);
   }
 
   /**

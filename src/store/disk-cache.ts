@@ -19,6 +19,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../util/clock.js';
+import { byteRange } from './names.js';
 import { assertValidName, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
 
 export interface DiskCacheOptions {
@@ -26,6 +27,12 @@ export interface DiskCacheOptions {
   readonly dir: string;
   /** Whether reads of `name` may be kept: the object never changes once written. */
   readonly cacheable: (name: string) => boolean;
+  /**
+   * Cacheable objects read in many small pieces (a pack of folder listings, which a restore reads
+   * one listing at a time): the first ranged read fetches and keeps the whole object, and the
+   * ranges are cut from it, so a thousand listings cost one request, not a thousand.
+   */
+  readonly whole?: (name: string) => boolean;
   /** The most bytes kept in `dir` after close (default 2 GiB). */
   readonly maxBytes?: number;
   /** For the time an entry was last used. */
@@ -33,6 +40,8 @@ export interface DiskCacheOptions {
 }
 
 const HASH_BYTES = 32;
+/** Whole objects (see DiskCacheOptions.whole) kept in memory too, at most this many bytes. */
+const WHOLE_IN_MEMORY = 32 * 1024 * 1024;
 
 export class DiskCacheStore implements Store {
   readonly location: string;
@@ -44,6 +53,9 @@ export class DiskCacheStore implements Store {
   /** Cacheable reads answered from the folder, and those that had to ask the store. */
   hits = 0;
   misses = 0;
+  /** Whole objects read for their ranges, most recently used last (see DiskCacheOptions.whole). */
+  private readonly wholes = new Map<string, { readonly bytes: Promise<Uint8Array>; size: number }>();
+  private wholeBytes = 0;
 
   constructor(
     readonly inner: Store,
@@ -64,6 +76,11 @@ export class DiskCacheStore implements Store {
     assertValidName(name);
     if ((offset !== undefined && length === undefined) || !this.options.cacheable(name)) return this.inner.get(name, offset, length, options);
     options.signal?.throwIfAborted();
+    if (offset !== undefined && length !== undefined && this.options.whole?.(name)) {
+      const all = await this.wholeObject(name, options);
+      byteRange(name, all.length, offset, length);
+      return Buffer.from(all.subarray(offset, offset + length)); // the caller owns it
+    }
     const file = this.fileOf(name, offset, length);
     const hit = await this.readEntry(file);
     if (hit) {
@@ -75,6 +92,38 @@ export class DiskCacheStore implements Store {
     const bytes = await this.inner.get(name, offset, length, options);
     if ((this.versions.get(name) ?? 0) === version) await this.writeEntry(file, bytes);
     return bytes;
+  }
+
+  /** The whole of `name`, from memory, the folder or the store (one read at a time per name). */
+  private wholeObject(name: string, options: OperationOptions): Promise<Uint8Array> {
+    const held = this.wholes.get(name);
+    if (held) {
+      this.wholes.delete(name); // most recently used: last
+      this.wholes.set(name, held);
+      return held.bytes;
+    }
+    const entry = { bytes: this.get(name, undefined, undefined, options), size: 0 };
+    this.wholes.set(name, entry);
+    entry.bytes.then(
+      (bytes) => {
+        if (this.wholes.get(name) !== entry) return;
+        entry.size = bytes.length;
+        this.wholeBytes += bytes.length;
+        for (const [n, e] of this.wholes) {
+          if (this.wholeBytes <= WHOLE_IN_MEMORY || n === name) break;
+          this.dropWhole(n, e);
+        }
+      },
+      () => {
+        if (this.wholes.get(name) === entry) this.wholes.delete(name);
+      },
+    );
+    return entry.bytes;
+  }
+
+  private dropWhole(name: string, e: { size: number }): void {
+    this.wholes.delete(name);
+    this.wholeBytes -= e.size;
   }
 
   /** The bytes of an entry, or undefined if it is missing, unreadable or damaged (then it is removed). */
@@ -116,6 +165,8 @@ export class DiskCacheStore implements Store {
   /** Forgets every entry of `name` (the whole object and its ranges). */
   private async forget(name: string): Promise<void> {
     assertValidName(name);
+    const held = this.wholes.get(name);
+    if (held) this.dropWhole(name, held);
     this.versions.set(name, (this.versions.get(name) ?? 0) + 1);
     await fs.rm(this.fileOf(name, undefined, undefined), { force: true }).catch(() => undefined);
     await fs.rm(join(this.options.dir, 'ranges', name), { recursive: true, force: true }).catch(() => undefined);

@@ -274,7 +274,8 @@ export function registerFileCommands(program: Command, run: Run): void {
           if (o.verify) ctx.out(s.verifyFailures === 0 ? `Verified ${s.verified} files: all match the snapshot.` : `${s.verifyFailures} file(s) do NOT match the snapshot.`);
         }
         if (s.errors > 0) ctx.out(`${s.errors} problem(s); see the warnings above.`);
-        return s.errors > 0 || s.verifyFailures > 0 ? ExitCode.failure : ExitCode.ok;
+        // Entries that could not be restored (damaged data, refused names): the rest is there (3).
+        return s.verifyFailures > 0 ? ExitCode.failure : s.errors > 0 ? ExitCode.partial : ExitCode.ok;
       }),
     );
 }

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Names, type Hex } from '../repo/ids.js';
-import { Repository } from '../repo/repository.js';
+import { BlobType, Repository } from '../repo/repository.js';
 import { FaultStore } from '../store/fault.js';
 import { LocalStore } from '../store/local.js';
 import { backup } from './backup.js';
@@ -172,4 +172,38 @@ test('restore reads every pack through the store it is given (wrappers included)
   assert.ok(summary.errors > 30 && summary.errors === warnings.size, `${summary.errors} files reported`);
   for (const m of warnings.values()) assert.match(m, /could not be restored: .*damaged/);
   sameOrLost(src, join(dir, 'target2', 'src'), new Set([...warnings.keys()].map((p) => p.slice('/src/'.length))));
+});
+
+test('the restore planner: a file spread over several packs, and blobs many files share, come back exact with about one read per pack', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  fs.mkdirSync(join(src, 'copies'), { recursive: true });
+  // 20 MiB of random data: chunks in three packs or more. Its copies share every chunk with it.
+  const big = randomBytes(20 * 1024 * 1024);
+  fs.writeFileSync(join(src, 'big.bin'), big);
+  for (let i = 0; i < 3; i++) fs.writeFileSync(join(src, 'copies', `big${i}.bin`), big);
+  // Small files with the same content (one blob, used by all of them), and some of their own.
+  for (let i = 0; i < 40; i++) fs.writeFileSync(join(src, 'copies', `same${i}.txt`), 'the same words\n'.repeat(100));
+  for (let i = 0; i < 40; i++) fs.writeFileSync(join(src, `own${i}.txt`), randomBytes(5000 + i));
+  const repo = await newRepo(dir);
+  const r = await backup(repo, { paths: [src] });
+  await repo.close();
+
+  const counted = new FaultStore(new LocalStore(join(dir, 'repo')));
+  const again = await Repository.open(counted, 'pw');
+  t.after(() => again.close());
+  await again.loadIndex();
+  const packs = new Set<string>();
+  for (const [, loc] of again.index.entries()) if (loc.type === BlobType.data) packs.add(loc.packId);
+  assert.ok(packs.size >= 3, `${packs.size} data packs`);
+  const before = counted.counts.get;
+  const { summary, warnings } = await restoreWarned(again, r.snapshot, join(dir, 'target'));
+  assert.equal(summary.errors, 0, [...warnings.values()].join('\n'));
+  assert.equal(summary.files, 84);
+  assert.equal(sameOrLost(src, join(dir, 'target', 'src'), new Set()), 84);
+  // The listings (one tree pack) and each data pack: 20 MiB of chunks read four times over in one
+  // request per pack span of at most 8 MiB (half the local budget), small files a range at a time.
+  const reads = counted.counts.get - before;
+  t.diagnostic(`${reads} reads for ${packs.size} data packs`);
+  assert.ok(reads <= 2 * packs.size + 6, `${reads} reads for ${packs.size} data packs`);
 });

@@ -35,7 +35,7 @@ import { isRestoreTemporary, replaceWith, tmpName } from '../tree/restore.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { MetadataWriter } from './metadata.js';
-import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type RestoreFileReply } from './restore-workers.js';
+import { DIRECT_IN_FLIGHT, FileWriters, isRemote, writeSkippingHoles, type RestoreFileReply } from './restore-workers.js';
 
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
 
@@ -111,7 +111,13 @@ const FILES_IN_FLIGHT = 4;
 /** With worker threads writing the small files: enough queued to keep every worker busy. */
 const FILES_IN_FLIGHT_WORKERS = 64;
 /** Folders restored at the same time (beyond the one each task is in). */
-const DIR_TASKS = 64;
+const DIR_TASKS = 8;
+/**
+ * From a network store: more folders at once, so the restore planner sees more of the restore
+ * at a time and reads more of each pack with one request (radosgw, 7289 files in 1479 folders:
+ * 809 requests with 8, 286 with 64). On a local drive they cost memory (+25 MiB) and save nothing.
+ */
+const DIR_TASKS_REMOTE = 64;
 /**
  * Chunks of one large file asked for at once: with the workers, all of them (the restore planner
  * reads them pack by pack, within its budget); without, a few (each read alone).
@@ -156,7 +162,7 @@ class Restorer {
   private readonly fileSlots: Semaphore;
   /** For restoreDirect, whose jobs hold no data (FileWriters reads it on the workers). */
   private readonly directSlots = new Semaphore(DIRECT_IN_FLIGHT);
-  private readonly dirTasks = new Semaphore(DIR_TASKS);
+  private readonly dirTasks: Semaphore;
   private readonly chunksPerFile: number;
 
   constructor(readonly repo: Repository, readonly opts: RestoreOptions) {
@@ -164,6 +170,7 @@ class Restorer {
     this.writers = opts.platform === undefined ? new FileWriters(repo) : undefined;
     this.fileSlots = new Semaphore(this.writers ? FILES_IN_FLIGHT_WORKERS : FILES_IN_FLIGHT);
     this.chunksPerFile = this.writers ? Infinity : CHUNKS_PER_FILE;
+    this.dirTasks = new Semaphore(isRemote(repo) ? DIR_TASKS_REMOTE : DIR_TASKS);
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.overwrite = opts.overwrite ?? 'if-changed';
     this.meta = new MetadataWriter(this.plat, { ...(opts.numericOwner ? { numericOwner: true } : {}), warn: (path, message) => this.warn(path, message, false) });

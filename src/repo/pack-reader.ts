@@ -23,7 +23,7 @@
  * that fails rejects every `get` that waited on it, and only those.
  */
 import type { Store } from '../store/store.js';
-import { ownsItsBuffer } from '../util/memory.js';
+import { ownsItsBuffer, release } from '../util/memory.js';
 import { Names, toHex, type Hex } from './ids.js';
 import type { MasterIndex } from './master-index.js';
 import { BlobType } from './pack.js';
@@ -34,7 +34,7 @@ import type { SealedBlob } from './worker-codec.js';
  * bytes (read and thrown away): a request costs more than reading a few small blobs' worth more.
  */
 export const READ_GAP = 256 * 1024;
-/** At most this many bytes in one request (a whole pack is at most MAX_PACK_BYTES, 64 MiB; most are 8 MiB). */
+/** At most this many bytes in one request, and at most half the budget (a whole pack is at most MAX_PACK_BYTES, 64 MiB; most are 8 MiB). */
 const READ_RUN = 16 * 1024 * 1024;
 /** Asked-for bytes that start a new plan even while reads are running: a whole pack's worth. */
 const BATCH_BYTES = 8 * 1024 * 1024;
@@ -131,7 +131,7 @@ export class PackReader {
         const batch = [...this.pending.values()];
         this.pending = new Map();
         this.pendingBytes = 0;
-        const runs = plan(batch, this.gap);
+        const runs = plan(batch, this.gap, Math.min(READ_RUN, Math.max(1, this.budget >> 1)));
         for (const r of runs) {
           await this.room(r.end - r.start);
           this.inFlight++;
@@ -192,6 +192,7 @@ export class PackReader {
         x.resolve({ blob, release });
       }
     }
+    if (!whole) release(bytes); // every blob has its copy: the read's buffer is freed now, not at the next collection
     // Copies for a blob's second and later users went over the budget by their size: no wait,
     // they are handed out now; their releases bring the count back.
     const over = kept - span;
@@ -211,7 +212,7 @@ interface Run {
 }
 
 /** The reads for `wants`: packs in the order first asked for, blobs by offset (see the module comment). */
-export function plan(wants: readonly Want[], gap: number): Run[] {
+export function plan(wants: readonly Want[], gap: number, maxRun: number): Run[] {
   const byPack = new Map<Hex, Want[]>();
   for (const w of wants) {
     const list = byPack.get(w.packId);
@@ -229,7 +230,7 @@ export function plan(wants: readonly Want[], gap: number): Run[] {
     const dense = needed * 2 >= span;
     let cur: Run | undefined;
     for (const w of list) {
-      if (cur && (dense || w.offset - cur.end <= gap) && w.offset + w.length - cur.start <= READ_RUN) {
+      if (cur && (dense || w.offset - cur.end <= gap) && w.offset + w.length - cur.start <= maxRun) {
         cur.wants.push(w);
         cur.end = w.offset + w.length;
       } else {

@@ -90,13 +90,6 @@ type Wire = Omit<RestoreFileJob, 'seq'> | Omit<RestoreChunkJob, 'seq'>;
 const READ_BUDGET = 16 * 1024 * 1024;
 const READ_BUDGET_REMOTE = 64 * 1024 * 1024;
 
-/**
- * Whether `repo` lies behind a network (a store that wants several uploads in flight, see
- * StoreProperties): a request there costs milliseconds, so the restore plans further ahead.
- */
-export function isRemote(repo: Repository): boolean {
-  return repo.store.properties.uploadsInFlight > 1;
-}
 /** Pack reads in flight at once. */
 const READS_AHEAD = 4;
 
@@ -107,7 +100,7 @@ export class FileWriters {
 
   constructor(private readonly repo: Repository) {
     this.pool = new WorkerPool(new URL('./restore-worker.js', import.meta.url), { codec: repo.workerCodec() }, undefined, WRITER_BATCHING);
-    this.reader = repo.packReader({ budget: isRemote(repo) ? READ_BUDGET_REMOTE : READ_BUDGET, ahead: READS_AHEAD });
+    this.reader = repo.packReader({ budget: repo.remote ? READ_BUDGET_REMOTE : READ_BUDGET, ahead: READS_AHEAD });
   }
 
   /** Sends `job` with its blob (moved, not copied); the blob's lease is released once the worker answered. */

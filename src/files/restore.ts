@@ -35,7 +35,7 @@ import { isRestoreTemporary, replaceWith, tmpName } from '../tree/restore.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { MetadataWriter } from './metadata.js';
-import { DIRECT_IN_FLIGHT, FileWriters, isRemote, writeSkippingHoles, type RestoreFileReply } from './restore-workers.js';
+import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type RestoreFileReply } from './restore-workers.js';
 
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
 
@@ -170,7 +170,7 @@ class Restorer {
     this.writers = opts.platform === undefined ? new FileWriters(repo) : undefined;
     this.fileSlots = new Semaphore(this.writers ? FILES_IN_FLIGHT_WORKERS : FILES_IN_FLIGHT);
     this.chunksPerFile = this.writers ? Infinity : CHUNKS_PER_FILE;
-    this.dirTasks = new Semaphore(isRemote(repo) ? DIR_TASKS_REMOTE : DIR_TASKS);
+    this.dirTasks = new Semaphore(repo.remote ? DIR_TASKS_REMOTE : DIR_TASKS);
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.overwrite = opts.overwrite ?? 'if-changed';
     this.meta = new MetadataWriter(this.plat, { ...(opts.numericOwner ? { numericOwner: true } : {}), warn: (path, message) => this.warn(path, message, false) });

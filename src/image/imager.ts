@@ -412,11 +412,17 @@ export async function writeImage(
       opts.onProgress?.({ bytesDone, bytesTotal, bytesStored: bytesWritten });
     }
   };
+  // Read through the restore planner: the chunks asked for meanwhile come pack by pack. From a
+  // network store many are asked ahead (16 MiB), so each pack costs a request or two, not one per chunk.
+  const reader = repo.packReader({ budget: 32 * 1024 * 1024 });
+  const ahead = repo.remote ? 256 : 6;
   await forEachChunk(repo, m, async (i, id) => {
     const offset = i * m.chunkSize;
     const len = Math.min(m.chunkSize, m.size - offset);
-    loads.push({ offset, len, data: id ? repo.loadBlob(id) : undefined });
-    await drain(6);
+    const data = id ? repo.loadPlanned(reader, id) : undefined;
+    data?.catch(() => undefined); // awaited (and rethrown) in turn by drain
+    loads.push({ offset, len, data });
+    await drain(ahead);
   });
   await drain(0);
   await target.sync();

@@ -476,11 +476,34 @@ export class Repository {
   }
 
   /**
+   * Whether the store lies behind a network (it wants several uploads in flight, see
+   * StoreProperties): a request there costs milliseconds, so readers ask further ahead.
+   */
+  get remote(): boolean {
+    return this.store.properties.uploadsInFlight > 1;
+  }
+
+  /**
    * A restore planner over this repository's store and index (pack-reader.ts): blobs asked for
    * meanwhile are read together, pack by pack, within a memory budget.
    */
   packReader(options?: PackReaderOptions): PackReader {
     return new PackReader(this.store, this.index, options);
+  }
+
+  /**
+   * Loads, decrypts, decompresses and verifies one blob as loadBlob does, reading it through the
+   * restore planner `reader` (with the other blobs asked for meanwhile, pack by pack).
+   */
+  async loadPlanned(reader: PackReader, id: Uint8Array): Promise<Uint8Array> {
+    const lease = await reader.get(id);
+    if (!lease) return this.loadBlob(id); // a delta, or not indexed: loadBlob rebuilds it or says what is wrong
+    try {
+      const b = lease.blob;
+      return await this.decodeBlob(b.type, b.id, b.env, b.rawLength, b.packName);
+    } finally {
+      lease.release();
+    }
   }
 
   /**

@@ -347,7 +347,7 @@ class Restorer {
   /**
    * Files of a folder this run created, as isDirect picked them, straight to the workers: nothing
    * can be in the way there, so no temporary name, no lookup and no hard link to wait for. Their
-   * envelopes are read through the store a pack range at a time (Repository.sealedBlobs: a
+   * envelopes are read through the store a pack range at a time (the restore planner: a
    * folder's small files usually lie side by side in one pack). The main thread spends a few µs
    * per file, not a chain of async calls: a restore of 100k small files was bound by the main
    * thread's share of the two cores (bench/README.md).

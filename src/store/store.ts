@@ -160,6 +160,25 @@ export function collectingWriter(put: (name: string, data: Uint8Array, options?:
   };
 }
 
+/**
+ * A store that can remove what killed writers left outside its objects: a folder's temporary files,
+ * S3's unfinished multipart uploads (whose parts are stored, and billed, until aborted). Prune calls
+ * it under the exclusive lock, when no pack writer runs (store.ts wrappers need not forward it:
+ * `removeLeftovers` finds it under them).
+ */
+export interface LeftoverRemover {
+  /** Removes the leftovers; resolves with how many there were. */
+  removeLeftovers(options?: OperationOptions): Promise<number>;
+}
+
+/** Runs the removeLeftovers of `store` or of the store it wraps (its `inner`, at any depth); 0 when none has one. */
+export async function removeLeftovers(store: Store, options: OperationOptions = {}): Promise<number> {
+  for (let s: unknown = store; s !== undefined && s !== null; s = (s as { inner?: unknown }).inner) {
+    if (typeof (s as Partial<LeftoverRemover>).removeLeftovers === 'function') return (s as LeftoverRemover).removeLeftovers(options);
+  }
+  return 0;
+}
+
 const NAME_RE = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
 /** Every backend validates names with this, so a hostile name can never escape the store. */

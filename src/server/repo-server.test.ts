@@ -3,12 +3,12 @@
  * the ransomware drill (issue 20): an append-only computer cannot destroy or change history.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
-import { assertSameTree, BIN, lifeboat, tempDir } from '../cli/testing.js';
+import { assertSameTree, lifeboat, tempDir } from '../cli/testing.js';
+import { startServer } from './testing.js';
 
 /** Every file under `root` (the server's data folder), with the SHA-256 of its bytes. */
 function snapshotOfFiles(root: string): Map<string, string> {
@@ -22,21 +22,6 @@ function snapshotOfFiles(root: string): Map<string, string> {
   };
   walk(root);
   return out;
-}
-
-async function startServer(data: string): Promise<{ child: ChildProcess; origin: string; firstLine: string }> {
-  const child = spawn(process.execPath, [BIN, 'server', '--data', data, '--listen', '127.0.0.1:0', '--http'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const firstLine = await new Promise<string>((res, rej) => {
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.includes('\n')) res(out.split('\n')[0]!);
-    });
-    child.on('exit', (code) => rej(new Error(`the server exited with ${code}`)));
-  });
-  const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(firstLine);
-  assert.ok(m, firstLine);
-  return { child, origin: m[1]!, firstLine };
 }
 
 test('ransomware drill: an append-only token backs up and restores, but cannot delete, overwrite or truncate anything; an admin prunes', async () => {
@@ -57,7 +42,7 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
     assert.ok(!readFileSync(join(data, '.lifeboat-server', 'tokens.json'), 'utf8').includes(laptop), 'tokens are stored hashed');
     assert.equal(statSync(join(data, '.lifeboat-server', 'tokens.json')).mode & 0o777, 0o600);
 
-    const { child, origin, firstLine } = await startServer(data);
+    const { origin, firstLine, stop } = await startServer(data);
     assert.match(firstLine, /^Lifeboat server listening on http:\/\/127\.0\.0\.1:\d+/);
     const repoUrl = `lifeboat:${origin}/home`;
     const env = (tok: string): Record<string, string> => ({
@@ -177,9 +162,7 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
       rmSync(extra);
       assertSameTree(src, join(last, 'src'));
     } finally {
-      const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-      child.kill('SIGINT');
-      assert.equal(await exited, 130, 'Ctrl-C stops the server cleanly');
+      assert.equal(await stop(), 130, 'Ctrl-C stops the server cleanly');
     }
   } finally {
     t.cleanup();

@@ -18,7 +18,7 @@ function count(name: string) {
   };
 }
 
-function collect(v: string, prev: string[]): string[] {
+export function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 

@@ -71,14 +71,16 @@ export interface RepoServer {
   readonly child: ChildProcess;
   /** http://127.0.0.1:PORT */
   readonly origin: string;
+  /** https only: the certificate fingerprint it printed. */
+  readonly fingerprint?: string;
   readonly firstLine: string;
   /** Ctrl-C; resolves with its exit code (130 when it stopped cleanly). */
   readonly stop: () => Promise<number | null>;
 }
 
-/** `lifeboat server --data DATA --http` on a free loopback port, through the real CLI. */
-export async function startServer(data: string, extra: readonly string[] = []): Promise<RepoServer> {
-  const child = spawn(process.execPath, [BIN, 'server', '--data', data, '--listen', '127.0.0.1:0', '--http', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `lifeboat server --data DATA` on a free loopback port, through the real CLI: plain HTTP (--http) unless `https`. */
+export async function startServer(data: string, o: { readonly https?: boolean } = {}): Promise<RepoServer> {
+  const child = spawn(process.execPath, [BIN, 'server', '--data', data, '--listen', '127.0.0.1:0', ...(o.https ? [] : ['--http'])], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr.resume();
   let out = '';
   const firstLine = await new Promise<string>((res, rej) => {
@@ -88,12 +90,13 @@ export async function startServer(data: string, extra: readonly string[] = []): 
     });
     child.on('exit', (code) => rej(new Error(`the server exited with ${code}`)));
   });
-  const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(firstLine);
+  const m = /listening on (https?:\/\/127\.0\.0\.1:\d+)(?: with certificate fingerprint ([0-9A-F:]+))?/.exec(firstLine);
   assert.ok(m, firstLine);
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
   return {
     child,
     origin: m[1]!,
+    ...(m[2] ? { fingerprint: m[2] } : {}),
     firstLine,
     stop: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');

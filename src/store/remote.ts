@@ -273,7 +273,9 @@ export class RemoteStore implements Store {
   async put(name: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     assertValidName(name);
     if (data.byteLength > REMOTE_MAX_OBJECT) throw new LifeboatError('invalid-argument', `The object ${name} is larger than a Lifeboat server accepts.`);
-    const body = Buffer.from(data); // a copy: the caller may reuse its buffer once put settles
+    // No copy: the request has sent all of it or is destroyed when put settles; and should a
+    // reused buffer change under a late write, the server refuses bytes that do not match the hash.
+    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const sha = createHash('sha256').update(body).digest('hex');
     const a = await this.request('PUT', this.objectUrl(name, options.ifAbsent ? '?ifAbsent=1' : ''), { body, headers: { 'x-lifeboat-sha256': sha }, signal: options.signal });
     if (a.status !== 200 && a.status !== 201 && a.status !== 204) throw this.failure(a, name);

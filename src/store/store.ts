@@ -138,24 +138,62 @@ export interface ObjectWriter {
 }
 
 /**
- * An ObjectWriter for a backend (or wrapper) that stores whole objects: it collects copies of the
- * pieces and puts them at commit, with `signal` (createWriter's) unless commit is given its own.
+ * Buffers of finished collecting writers, kept for the next ones: a backup commits a pack every
+ * few MiB, and fresh memory is faulted in page by page, which costs more than the copy into it
+ * (measured through a Lifeboat server: 2.4 s of 5 s client CPU for 200 MB went to new buffers).
+ */
+const spareBuffers: Buffer[] = [];
+const SPARE_BUFFERS = 4;
+const SPARE_LARGEST = 32 * 1024 * 1024;
+const FIRST_BUFFER = 1024 * 1024;
+
+function takeBuffer(min: number): Buffer {
+  const i = spareBuffers.findIndex((b) => b.length >= min);
+  return i >= 0 ? spareBuffers.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(Math.max(min, FIRST_BUFFER));
+}
+
+function giveBuffer(b: Buffer): void {
+  if (b.length <= SPARE_LARGEST && spareBuffers.length < SPARE_BUFFERS) spareBuffers.push(b);
+}
+
+/**
+ * An ObjectWriter for a backend (or wrapper) that stores whole objects: it copies the pieces into
+ * one buffer and puts it at commit, with `signal` (createWriter's) unless commit is given its own.
+ * The buffer is reused by a later writer once put settles (a store keeps no reference to it then).
  */
 export function collectingWriter(put: (name: string, data: Uint8Array, options?: PutOptions) => Promise<void>, signal?: AbortSignal): ObjectWriter {
-  let pieces: Buffer[] = [];
+  let buffer: Buffer | undefined;
+  let size = 0;
+  const release = (): void => {
+    if (buffer) giveBuffer(buffer);
+    buffer = undefined;
+    size = 0;
+  };
   return {
     write: async (data) => {
       signal?.throwIfAborted();
-      pieces.push(Buffer.from(data));
+      if (!buffer || size + data.length > buffer.length) {
+        const bigger = takeBuffer(Math.max(size + data.length, (buffer?.length ?? 0) * 2));
+        if (buffer) {
+          buffer.copy(bigger, 0, 0, size);
+          giveBuffer(buffer);
+        }
+        buffer = bigger;
+      }
+      buffer.set(data, size);
+      size += data.length;
     },
     commit: async (name, options) => {
-      const whole = Buffer.concat(pieces);
-      pieces = [];
+      const whole = buffer ? buffer.subarray(0, size) : Buffer.alloc(0);
       const withSignal = signal === undefined || options?.signal !== undefined ? options : { ...options, signal };
-      await (withSignal === undefined ? put(name, whole) : put(name, whole, withSignal));
+      try {
+        await (withSignal === undefined ? put(name, whole) : put(name, whole, withSignal));
+      } finally {
+        release();
+      }
     },
     abort: async () => {
-      pieces = [];
+      release();
     },
   };
 }

@@ -8,12 +8,14 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Repository } from '../repo/repository.js';
+import { systemClock } from '../util/clock.js';
 import { LifeboatError } from '../util/errors.js';
 import type { JobEvent } from './events.js';
 import { backupFiles } from './files.js';
 import { createImageSnapshot } from './image.js';
 import { forgetSnapshots, pruneRepository } from './maintenance.js';
-import { checkDestination, openRepositoryAt, readPasswordFile } from './open.js';
+import { copySnapshots } from './copy.js';
+import { checkDestination, openJobRepository } from './open.js';
 import { defaultCacheDir, ownFolders } from './paths.js';
 import type { Job, RunFigures, RunStatus } from './state.js';
 
@@ -58,7 +60,7 @@ async function takingTurns<T>(fn: () => Promise<T>, o: RunJobOptions): Promise<T
 async function withRepository<T>(job: Job, o: RunJobOptions, fn: (repo: Repository) => Promise<T>): Promise<T> {
   return takingTurns(async () => {
     checkDestination(job.repository);
-    const repo = await openRepositoryAt(job.repository, async () => readPasswordFile(job.passwordFile), { onWarning: (message) => o.onEvent?.({ type: 'warning', message }) });
+    const repo = await openJobRepository(job.name, job.repository, job.passwordFile, job.server, { onWarning: (message) => o.onEvent?.({ type: 'warning', message }) });
     repo.onWarning = (message) => o.onEvent?.({ type: 'warning', message });
     try {
       return await fn(repo);
@@ -68,9 +70,31 @@ async function withRepository<T>(job: Job, o: RunJobOptions, fn: (repo: Reposito
   }, o);
 }
 
-async function backupStep(repo: Repository, job: Job, o: RunJobOptions): Promise<{ snapshot: string; figures: RunFigures; warnings: number }> {
+interface StepResult {
+  readonly snapshot?: string;
+  readonly figures: RunFigures;
+  readonly warnings: number;
+}
+
+/** A copy job: the snapshots of the job's source repository copied into its repository (copy.ts); a source snapshot that cannot be copied is a warning. */
+async function copyStep(dest: Repository, job: Job, from: Extract<Job['what'], { kind: 'copy' }>, o: RunJobOptions): Promise<StepResult> {
+  checkDestination(from.from);
+  const onWarning = (message: string): void => o.onEvent?.({ type: 'warning', message });
+  const source = await openJobRepository(job.name, from.from, from.fromPasswordFile, from.fromServer, { onWarning });
+  try {
+    const started = systemClock.now();
+    const r = await copySnapshots(source, dest, { ...(o.signal ? { signal: o.signal } : {}), ...(o.onEvent ? { onEvent: o.onEvent } : {}) });
+    const last = r.snapshots.filter((s) => !s.alreadyThere).at(-1);
+    return { ...(last ? { snapshot: last.copy } : {}), figures: { bytesRead: r.bytesSent, bytesAdded: r.bytesWritten, seconds: (systemClock.now() - started) / 1000 }, warnings: r.failed.length };
+  } finally {
+    await source.close();
+  }
+}
+
+async function backupStep(repo: Repository, job: Job, o: RunJobOptions): Promise<StepResult> {
   const tags = [jobTag(job)];
   const signal = o.signal ? { signal: o.signal } : {};
+  if (job.what.kind === 'copy') return copyStep(repo, job, job.what, o);
   if (job.what.kind === 'image') {
     let warnings = 0;
     const r = await createImageSnapshot(repo, job.what.device, {
@@ -128,10 +152,10 @@ export async function runJob(job: Job, o: RunJobOptions = {}): Promise<RunOutcom
         // The backup itself is saved: report the tidying failure without failing the run.
         message = `The backup was saved, but removing old backups failed: ${messageOf(e)}`;
         o.onEvent?.({ type: 'warning', message });
-        return { status: 'warnings', message, snapshot: b.snapshot, figures };
+        return { status: 'warnings', message, ...(b.snapshot ? { snapshot: b.snapshot } : {}), figures };
       }
-      if (b.warnings > 0) message = `${b.warnings} warning${b.warnings === 1 ? '' : 's'}: some files could not be read (see the list).`;
-      return { status: b.warnings > 0 ? 'warnings' : 'ok', ...(message ? { message } : {}), snapshot: b.snapshot, figures };
+      if (b.warnings > 0) message = `${b.warnings} warning${b.warnings === 1 ? '' : 's'}: ${job.what.kind === 'copy' ? 'some snapshots could not be copied' : 'some files could not be read'} (see the list).`;
+      return { status: b.warnings > 0 ? 'warnings' : 'ok', ...(message ? { message } : {}), ...(b.snapshot ? { snapshot: b.snapshot } : {}), figures };
     });
   } catch (e) {
     if (isAbort(e)) return { status: 'cancelled', message: 'Cancelled. Nothing is lost; the next run continues where this one stopped.', figures: {} };

@@ -134,6 +134,7 @@ export async function estimateJob(job: Job, limitMs = 15_000): Promise<Estimate>
   let files = 0;
   let bytes = 0;
   let complete = true;
+  if (job.what.kind === 'copy') return { files: 0, bytes: 0, seconds: 0, complete: false }; // what is new in the source is known only when copying
   if (job.what.kind === 'files') {
     const signal = AbortSignal.timeout(limitMs);
     try {

@@ -10,16 +10,41 @@ import { dirname } from 'node:path';
 import type { ForgetPolicy } from '../repo/forget.js';
 import { LifeboatError } from '../util/errors.js';
 
-/** What a job protects: folders (with exclude patterns) or a whole drive as a system image. */
-export type JobWhat = { readonly kind: 'files'; readonly paths: readonly string[]; readonly excludes: readonly string[] } | { readonly kind: 'image'; readonly device: string };
+/**
+ * How an unattended run reaches a repository on a Lifeboat server (a `lifeboat:` location): the
+ * token, in a file only its owner can read (mode 0600) kept beside the job's password file, and
+ * the server's certificate fingerprint trusted when the job was added (https only).
+ */
+export interface ServerAccess {
+  readonly tokenFile: string;
+  readonly fingerprint?: string;
+}
+
+/**
+ * What a job protects: folders (with exclude patterns), a whole drive as a system image, or the
+ * snapshots of another repository, copied into the job's (`lifeboat copy`).
+ */
+export type JobWhat =
+  | { readonly kind: 'files'; readonly paths: readonly string[]; readonly excludes: readonly string[] }
+  | { readonly kind: 'image'; readonly device: string }
+  | { readonly kind: 'copy'; readonly from: string; readonly fromPasswordFile: string; readonly fromServer?: ServerAccess };
+
+/** What a job protects, in words: "/home/ann/Documents, /home/ann/Pictures", "the drive /dev/sda (system image)", "the snapshots of REPO (copies)". */
+export function describeWhat(what: JobWhat): string {
+  if (what.kind === 'image') return `the drive ${what.device} (system image)`;
+  if (what.kind === 'copy') return `the snapshots of ${what.from} (copies)`;
+  return what.paths.join(', ');
+}
 
 export interface JobDefinition {
   readonly name: string;
   readonly what: JobWhat;
-  /** The repository location (a folder path). */
+  /** The repository location (a folder path, an s3: or a lifeboat: URL). */
   readonly repository: string;
   /** A file only its owner can read (mode 0600) that holds the repository password. */
   readonly passwordFile: string;
+  /** For a repository on a Lifeboat server. */
+  readonly server?: ServerAccess;
   /** As `parseSchedule` reads it: "daily 19:00", "weekly sun 19:00", "every 6h", a cron expression. */
   readonly schedule: string;
   /** Applied to this job's snapshots after each successful run (then unused data is pruned). */

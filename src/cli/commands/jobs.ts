@@ -6,10 +6,12 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import { dataDir, isUrl, stateDbPath } from '../../jobs/paths.js';
-import { openRepositoryAt, passwordFileFor, readPasswordFile, writePasswordFile } from '../../jobs/open.js';
+import { openRepositoryAt, passwordFileFor, readPasswordFile, tokenFileFor, writePasswordFile } from '../../jobs/open.js';
 import { describeSchedule, parseSchedule, scheduleSpec } from '../../jobs/schedule.js';
 import { Scheduler, type JobHealth } from '../../jobs/scheduler.js';
-import type { Job, JobState, RunRecord } from '../../jobs/state.js';
+import { describeWhat, type Job, type JobState, type JobWhat, type RunRecord, type ServerAccess } from '../../jobs/state.js';
+import type { Repository } from '../../repo/repository.js';
+import { isRemoteUrl, normalizeFingerprint, parseRemoteUrl } from '../../store/remote.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 import { formatDuration } from '../progress.js';
@@ -34,7 +36,7 @@ async function withState<T>(fn: (state: JobState) => Promise<T>): Promise<T> {
 }
 
 export function whatText(job: Job): string {
-  return job.what.kind === 'image' ? `the drive ${job.what.device} (system image)` : job.what.paths.join(', ');
+  return describeWhat(job.what);
 }
 
 /** A run in one short phrase: "ok, 2026-12-05 19:00:03 +01:00, 1 min, 12 MB added". */
@@ -69,46 +71,87 @@ function printHealth(ctx: Context, h: JobHealth): void {
   if (h.warning) ctx.out(`  warning: ${h.warning}`);
 }
 
+/**
+ * Opens the repository at `location` with `password` (so a mistake shows now), then keeps the
+ * password for unattended runs in a private file, and for a Lifeboat server also this computer's
+ * token (a private file beside it) and the certificate fingerprint it trusted. The caller closes the repository.
+ */
+async function keepAccess(ctx: Context, location: string, password: string): Promise<{ repo: Repository; passwordFile: string; server?: ServerAccess }> {
+  const remote = ctx.remoteFor(location);
+  const repo = await openRepositoryAt(location, password, { remote });
+  const passwordFile = passwordFileFor(dataDir(), location);
+  writePasswordFile(passwordFile, password);
+  if (!isRemoteUrl(location)) return { repo, passwordFile };
+  const tokenFile = tokenFileFor(passwordFile);
+  writePasswordFile(tokenFile, ctx.serverToken());
+  // After the first connection the fingerprint is known (LIFEBOAT_SERVER_FINGERPRINT, remembered, or just confirmed); plain http has none.
+  const pinned = parseRemoteUrl(location).origin.startsWith('https:') ? ctx.serverPin(location).expected : undefined;
+  const fingerprint = pinned === undefined ? undefined : normalizeFingerprint(pinned);
+  return { repo, passwordFile, server: { tokenFile, ...(fingerprint ? { fingerprint } : {}) } };
+}
+
 export function registerJobCommands(program: Command, run: Run): void {
   const job = program.command('job').description('scheduled backups that run by themselves while "lifeboat serve" runs (see "lifeboat service install")');
 
   keepOptions(
     job
       .command('add <name> [path...]')
-      .description('add a scheduled backup of folders (or of a whole drive with --image) into the repository given by --repo')
+      .description('add a scheduled backup of folders (or of a whole drive with --image, or a copy of another repository with --copy-from) into the repository given by --repo')
       .requiredOption('--schedule <spec>', 'when: "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0"')
       .option('--image <device>', 'back up this whole drive as a system image instead of folders')
+      .option('--copy-from <repo>', 'copy the snapshots of this repository into --repo (as "lifeboat copy --from"; its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
+      .option('--from-password-file <file>', 'read the password of the --copy-from repository from a file')
       .option('--exclude <pattern>', 'skip paths matching a pattern (repeatable)', collect, [] as string[])
-      .addHelpText('after', `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n`),
+      .addHelpText(
+        'after',
+        `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder; for a repository on a Lifeboat server (lifeboat:…) so is\nthis computer's token (LIFEBOAT_TOKEN or --token-file), with the server's certificate fingerprint.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n  lifeboat --repo s3:https://s3.example.com/backups job add Offsite --copy-from /media/ann/Passport/lifeboat --schedule "daily 02:00"\n`,
+      ),
   ).action(
-    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule: string; image?: string; exclude: string[] }) => {
+    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule: string; image?: string; copyFrom?: string; fromPasswordFile?: string; exclude: string[] }) => {
       const schedule = parseSchedule(o.schedule);
-      if (o.image !== undefined && paths.length > 0) throw new LifeboatError('usage', 'A job backs up either folders or a drive (--image), not both; add two jobs.');
-      if (o.image === undefined && paths.length === 0) throw new LifeboatError('usage', 'Say which folders the job backs up (or --image DEVICE for a whole drive).');
-      for (const p of paths) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the path.`);
       const retention = policyOf(o);
+      if (o.copyFrom !== undefined) {
+        if (paths.length > 0 || o.image !== undefined) throw new LifeboatError('usage', 'A copy job (--copy-from) copies snapshots only; back up folders or a drive with another job.');
+        if (Object.keys(retention).length > 0) throw new LifeboatError('usage', 'A copy job keeps every snapshot it copies; thin the copy with "lifeboat forget" if you like.');
+      } else if (o.image !== undefined && paths.length > 0) throw new LifeboatError('usage', 'A job backs up either folders or a drive (--image), not both; add two jobs.');
+      else if (o.image === undefined && paths.length === 0) throw new LifeboatError('usage', 'Say which folders the job backs up (or --image DEVICE for a whole drive, or --copy-from REPO to copy a repository).');
+      for (const p of paths) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the path.`);
       const location = isUrl(ctx.repoLocation()) ? ctx.repoLocation() : resolve(ctx.repoLocation());
-      // The password is checked now, so a typo shows here and not as a failed run tonight.
-      const password = await ctx.password();
-      const repo = await openRepositoryAt(location, password);
-      await repo.close();
-      const passwordFile = passwordFileFor(dataDir(), location);
-      writePasswordFile(passwordFile, password);
+      // The passwords (and a server's token) are checked now, so a typo shows here and not as a failed run tonight.
+      const dest = await keepAccess(ctx, location, await ctx.password());
+      let what: JobWhat;
+      try {
+        if (o.copyFrom !== undefined) {
+          const from = isUrl(o.copyFrom) ? o.copyFrom : resolve(o.copyFrom);
+          const source = await keepAccess(ctx, from, await ctx.sourcePassword(o.fromPasswordFile));
+          const shared = dest.repo.sharesChunkParameters(source.repo);
+          await source.repo.close();
+          if (!shared) {
+            throw new LifeboatError('invalid-argument', `The repository at ${location} cuts and names its chunks differently from the one at ${from}, so snapshots cannot be copied into it. Make the destination with "lifeboat init --copy-parameters-from ${from}" and add the job for that one.`);
+          }
+          what = { kind: 'copy', from, fromPasswordFile: source.passwordFile, ...(source.server ? { fromServer: source.server } : {}) };
+        } else what = o.image !== undefined ? { kind: 'image', device: resolve(o.image) } : { kind: 'files', paths: paths.map((p) => resolve(p)), excludes: o.exclude };
+      } finally {
+        await dest.repo.close();
+      }
+      const passwordFile = dest.passwordFile;
       await withState(async (state) => {
         const j = state.addJob(
           {
             name,
-            what: o.image !== undefined ? { kind: 'image', device: resolve(o.image) } : { kind: 'files', paths: paths.map((p) => resolve(p)), excludes: o.exclude },
+            what,
             repository: location,
             passwordFile,
+            ...(dest.server ? { server: dest.server } : {}),
             schedule: scheduleSpec(schedule),
             ...(Object.keys(retention).length > 0 ? { retention } : {}),
           },
           systemClock.now(),
         );
         const next = new Scheduler(state).nextRun(j);
-        if (ctx.json) return ctx.printJson({ name: j.name, nextRun: new Date(next).toISOString(), passwordFile });
-        ctx.report(`Added the job "${j.name}": backs up ${whatText(j)} to ${location} ${describeSchedule(schedule)}.`);
+        if (ctx.json) return ctx.printJson({ name: j.name, nextRun: new Date(next).toISOString(), passwordFile, ...(dest.server ? { tokenFile: dest.server.tokenFile } : {}) });
+        if (j.what.kind === 'copy') ctx.report(`Added the job "${j.name}": copies the snapshots of ${j.what.from} to ${location} ${describeSchedule(schedule)}.`);
+        else ctx.report(`Added the job "${j.name}": backs up ${whatText(j)} to ${location} ${describeSchedule(schedule)}.`);
         ctx.report(`Next run: ${localTime(new Date(next))}. Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.`);
       });
     }),

@@ -139,7 +139,9 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     const finished = state.runs({ jobId: job.id, limit: 5 }).find((r) => r.status !== 'running');
     return {
       name: job.name,
-      what: job.what.kind === 'image' ? `The drive ${job.what.device} (system image)` : job.what.paths.join(', '),
+      what: job.what.kind === 'image' ? `The drive ${job.what.device} (system image)` : job.what.kind === 'mirror' ? `A mirror of ${job.what.source}` : job.what.paths.join(', '),
+      kind: job.what.kind,
+      continuous: job.schedule === 'continuous',
       repository: job.repository,
       when: describeSchedule(parseSchedule(job.schedule)),
       ...(finished ? { lastRun: runView(finished) } : {}),

@@ -16,6 +16,7 @@ import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
 import { servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
+import { days } from './mirror.js';
 import type { Run } from './repo.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -33,7 +34,7 @@ async function withState<T>(fn: (state: JobState) => Promise<T>): Promise<T> {
 }
 
 export function whatText(job: Job): string {
-  return job.what.kind === 'image' ? `the drive ${job.what.device} (system image)` : job.what.paths.join(', ');
+  return job.what.kind === 'image' ? `the drive ${job.what.device} (system image)` : job.what.kind === 'mirror' ? `${job.what.source} (mirror)` : job.what.paths.join(', ');
 }
 
 /** A run in one short phrase: "ok, 2026-12-05 19:00:03 +01:00, 1 min, 12 MB added". */
@@ -64,7 +65,10 @@ function healthJson(h: JobHealth): Record<string, unknown> {
 function printHealth(ctx: Context, h: JobHealth): void {
   ctx.out(`${h.job.name}: ${whatText(h.job)} -> ${h.job.repository}, ${describeSchedule(parseSchedule(h.job.schedule))}`);
   ctx.out(`  last run: ${h.running ? 'running now' : h.lastRun ? runText(h.lastRun) : 'none yet'}`);
-  ctx.out(`  next run: ${Number.isFinite(h.nextRun) ? localTime(new Date(h.nextRun)) : 'none'}`);
+  if (h.job.schedule === 'continuous') {
+    const snap = h.lastRun?.snapshot;
+    if (snap !== undefined) ctx.out(`  last snapshot: ${snap.slice(0, 8)}`);
+  } else ctx.out(`  next run: ${Number.isFinite(h.nextRun) ? localTime(new Date(h.nextRun)) : 'none'}`);
   if (h.warning) ctx.out(`  warning: ${h.warning}`);
 }
 
@@ -74,14 +78,31 @@ export function registerJobCommands(program: Command, run: Run): void {
   keepOptions(
     job
       .command('add <name> [path...]')
-      .description('add a scheduled backup of folders (or of a whole drive with --image) into the repository given by --repo')
-      .requiredOption('--schedule <spec>', 'when: "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0"')
+      .description('add a scheduled backup of folders (or of a whole drive with --image) into the repository given by --repo, or a mirror of a folder (--mirror-to)')
+      .option('--schedule <spec>', 'when: "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0"')
+      .option('--continuous', 'instead of a schedule: follow changes as they happen while "lifeboat serve" runs (a snapshot a few seconds after changes, thinned like Time Machine unless --keep-* says otherwise)')
       .option('--image <device>', 'back up this whole drive as a system image instead of folders')
+      .option('--mirror-to <folder>', 'keep this folder a plain copy of the one folder given, instead of backing up into a repository (see "lifeboat mirror")')
+      .option('--keep-days <n>', 'with --mirror-to: days to keep deleted and overwritten files in .lifeboat-versions', days)
       .option('--exclude <pattern>', 'skip paths matching a pattern (repeatable)', collect, [] as string[])
-      .addHelpText('after', `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n`),
+      .addHelpText('after', `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder. A mirror needs no repository or password.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n  lifeboat --repo /media/ann/Passport/lifeboat job add Home ~ --continuous\n  lifeboat job add Photos ~/Pictures --mirror-to /media/ann/Passport/Pictures --continuous\n`),
   ).action(
-    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule: string; image?: string; exclude: string[] }) => {
-      const schedule = parseSchedule(o.schedule);
+    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule?: string; continuous?: boolean; image?: string; mirrorTo?: string; keepDays?: number; exclude: string[] }) => {
+      if ((o.schedule === undefined) === (o.continuous !== true)) throw new LifeboatError('usage', 'Say when the job runs: --schedule "daily 19:00" (or another schedule), or --continuous to follow changes as they happen.');
+      const schedule = parseSchedule(o.continuous ? 'continuous' : o.schedule!);
+      if (o.mirrorTo !== undefined) {
+        if (paths.length !== 1 || o.image !== undefined) throw new LifeboatError('usage', 'A mirror copies one folder: give exactly one path with --mirror-to (and no --image).');
+        if (o.exclude.length > 0 || Object.keys(policyOf(o)).length > 0) throw new LifeboatError('usage', 'A mirror has no --exclude or --keep-* rules; --keep-days says how long it keeps deleted and overwritten files.');
+        const { setUpMirrorJob } = await import('../../jobs/setup.js');
+        return withState(async (state) => {
+          const j = setUpMirrorJob(state, { name, source: paths[0]!, destination: o.mirrorTo!, schedule: scheduleSpec(schedule), ...(o.keepDays !== undefined ? { keepDays: o.keepDays } : {}) }, Date.now());
+          if (ctx.json) return ctx.printJson({ name: j.name, source: paths[0], destination: j.repository });
+          ctx.report(`Added the job "${j.name}": mirrors ${resolve(paths[0]!)} into ${j.repository} ${describeSchedule(schedule)}.`);
+          ctx.report('Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.');
+        });
+      }
+      if (o.keepDays !== undefined) throw new LifeboatError('usage', '--keep-days is for mirrors (--mirror-to); a backup keeps snapshots by its --keep-* rules.');
+      if (o.image !== undefined && schedule.kind === 'continuous') throw new LifeboatError('usage', 'A system image cannot be taken continuously; give it a --schedule such as "weekly sun 19:00".');
       if (o.image !== undefined && paths.length > 0) throw new LifeboatError('usage', 'A job backs up either folders or a drive (--image), not both; add two jobs.');
       if (o.image === undefined && paths.length === 0) throw new LifeboatError('usage', 'Say which folders the job backs up (or --image DEVICE for a whole drive).');
       for (const p of paths) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the path.`);
@@ -106,9 +127,10 @@ export function registerJobCommands(program: Command, run: Run): void {
           Date.now(),
         );
         const next = new Scheduler(state).nextRun(j);
-        if (ctx.json) return ctx.printJson({ name: j.name, nextRun: new Date(next).toISOString(), passwordFile });
+        if (ctx.json) return ctx.printJson({ name: j.name, nextRun: Number.isFinite(next) ? new Date(next).toISOString() : null, passwordFile });
         ctx.report(`Added the job "${j.name}": backs up ${whatText(j)} to ${location} ${describeSchedule(schedule)}.`);
-        ctx.report(`Next run: ${localTime(new Date(next))}. Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.`);
+        if (schedule.kind === 'continuous') ctx.report('It runs while "lifeboat serve" runs; "lifeboat service install" starts it at login.');
+        else ctx.report(`Next run: ${localTime(new Date(next))}. Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.`);
       });
     }),
   );

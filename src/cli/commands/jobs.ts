@@ -18,6 +18,7 @@ import { servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
 import { days } from './mirror.js';
 import type { Run } from './repo.js';
+import { systemClock } from '../../util/clock.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -124,7 +125,7 @@ export function registerJobCommands(program: Command, run: Run): void {
             schedule: scheduleSpec(schedule),
             ...(Object.keys(retention).length > 0 ? { retention } : {}),
           },
-          Date.now(),
+          systemClock.now(),
         );
         const next = new Scheduler(state).nextRun(j);
         if (ctx.json) return ctx.printJson({ name: j.name, nextRun: Number.isFinite(next) ? new Date(next).toISOString() : null, passwordFile });

@@ -96,7 +96,7 @@ export function registerJobCommands(program: Command, run: Run): void {
         if (o.exclude.length > 0 || Object.keys(policyOf(o)).length > 0) throw new LifeboatError('usage', 'A mirror has no --exclude or --keep-* rules; --keep-days says how long it keeps deleted and overwritten files.');
         const { setUpMirrorJob } = await import('../../jobs/setup.js');
         return withState(async (state) => {
-          const j = setUpMirrorJob(state, { name, source: paths[0]!, destination: o.mirrorTo!, schedule: scheduleSpec(schedule), ...(o.keepDays !== undefined ? { keepDays: o.keepDays } : {}) }, Date.now());
+          const j = setUpMirrorJob(state, { name, source: paths[0]!, destination: o.mirrorTo!, schedule: scheduleSpec(schedule), ...(o.keepDays !== undefined ? { keepDays: o.keepDays } : {}) }, systemClock.now());
           if (ctx.json) return ctx.printJson({ name: j.name, source: paths[0], destination: j.repository });
           ctx.report(`Added the job "${j.name}": mirrors ${resolve(paths[0]!)} into ${j.repository} ${describeSchedule(schedule)}.`);
           ctx.report('Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.');

@@ -126,8 +126,10 @@ export interface BackupOptions {
   /**
    * Only these folders (absolute paths, as a watcher names them) changed since `parent`, which must
    * be a snapshot id taken with the same paths and options: every other folder is carried from it
-   * without a stat (changed-folders.ts), and no listing cache is used. Without such a parent (none
-   * given, gone, of other paths, a listing unreadable) this is an ordinary backup from the latest.
+   * without a stat (changed-folders.ts). The listing cache is not asked, but kept up to date (the
+   * folders looked at recorded, the carried ones carried), so the next full rescan can use it.
+   * Without such a parent (none given, gone, of other paths, a listing unreadable) this is an
+   * ordinary backup from the latest.
    */
   readonly changedFolders?: readonly string[];
 }
@@ -646,7 +648,9 @@ class Backup {
 
   async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
     const before = prev?.type === 'dir' ? prev : undefined;
-    e.subtree = this.only?.carried(logical, st, before) ?? (await this.subtreeOf(path, logical, st, before?.subtree, rootDev));
+    const carried = this.only?.carried(logical, st, before);
+    if (carried !== undefined) this.cache?.carry(carried);
+    e.subtree = carried ?? (await this.subtreeOf(path, logical, st, before?.subtree, rootDev));
     // Counted as `lifeboat diff` shows it: changed when its own metadata changed, not when
     // only something inside it did (that is counted where it is).
     if (before === undefined) this.s.dirsNew++;
@@ -738,7 +742,8 @@ class Backup {
     const digest = this.cache
       ? listingDigest(items, (uid, gid) => JSON.stringify([this.plat.userName(uid) ?? null, this.plat.groupName(gid) ?? null]))
       : undefined;
-    const cached = prevSubtree !== undefined ? this.cache?.get(prevSubtree) : undefined;
+    // A changed-folders backup looks at its folders in full (its parent's listing is what it counts against) and records them.
+    const cached = prevSubtree !== undefined && !this.only ? this.cache?.get(prevSubtree) : undefined;
     const dirs = items.map((x, i) => ({ ...x, i })).filter((x) => x.st.isDirectory());
     const subtrees = new Map<string, Hex>();
 
@@ -879,7 +884,7 @@ async function backupOnce(repo: Repository, opts: BackupOptions): Promise<Backup
     b.only = ChangedFolders.create(repo, parent.snapshot, abs, opts.changedFolders);
     b.only?.lookAt(Buffer.alloc(0), '', parent.snapshot.root, prevRoot);
   }
-  if (opts.cacheDir !== undefined && !b.only) {
+  if (opts.cacheDir !== undefined) {
     const shaping = { tree: TREE_VERSION, excludeLargerThan: opts.excludeLargerThan ?? null, oneFileSystem: opts.oneFileSystem === true };
     b.cache = await ListingCache.open(opts.cacheDir, repo.config.id, repo.authenticator, abs, shaping, parent?.id);
   }

@@ -177,3 +177,29 @@ test('changed folders: without a parent id, with a parent of other paths or with
   const full = await backup(repo, { paths: [src], parent: looked.snapshotId });
   assert.equal(fallback.snapshot.root, full.snapshot.root);
 });
+
+test('changed folders: the listing cache is kept up to date, so the next full rescan loads no listing of a folder that did not change', async (t) => {
+  const d = tmp(t);
+  const src = join(d, 'src');
+  buildTree(src);
+  const repo = await newRepo(d);
+  t.after(() => repo.close());
+  const cacheDir = join(d, 'cache');
+  let r = await backup(repo, { paths: [src], cacheDir });
+  for (const folder of ['a1/b1', 'a3/b0', 'a1/b1']) {
+    fs.writeFileSync(join(src, folder, 'f0.txt'), `changed in ${folder} at ${r.snapshotId}`);
+    r = await backup(repo, { paths: [src], cacheDir, parent: r.snapshotId, changedFolders: [join(src, folder)] });
+    assert.ok(r.changedOnly);
+  }
+  let loads = 0;
+  const original = repo.loadBlob.bind(repo);
+  repo.loadBlob = async (id) => {
+    loads++;
+    return original(id);
+  };
+  t.after(() => (repo.loadBlob = original));
+  const full = await backup(repo, { paths: [src], cacheDir });
+  assert.equal(full.parent, r.snapshotId);
+  assert.equal(full.snapshot.root, r.snapshot.root);
+  assert.equal(loads, 1, 'only the snapshot root listing is loaded');
+});

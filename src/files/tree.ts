@@ -6,6 +6,7 @@
  * names are returned as stored — deciding whether a name is safe to create is the restorer's job.
  */
 import { LifeboatError } from '../util/errors.js';
+import { pool } from '../util/concurrency.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import { runaway, runawayError } from '../tree/tree.js';
 import { fromHex, toHex, type Hex } from '../repo/ids.js';
@@ -269,6 +270,99 @@ export async function loadDir(repo: TreeSource, id: Hex): Promise<TreeEntry[]> {
     for (const e of leaf['entries'] as unknown[]) out.push(decodeEntry(e));
   }
   return out;
+}
+
+/**
+ * How many entries a leaf listing's JSON holds, counted from its bytes without decoding them: the
+ * objects one level inside the outer object's array. Several times cheaper than JSON.parse; the
+ * count is checked when the leaf is decoded (DirPages.slice), so a malformed leaf is still refused.
+ */
+function countEntries(b: Uint8Array): number {
+  let depth = 0;
+  let n = 0;
+  let inString = false;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (depth === 2 && c === 0x7b) n++;
+      depth++;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return n;
+}
+
+/**
+ * A directory listing opened for paging: its length is known at once and entries are decoded only
+ * when asked for, so the first page of a folder of 100,000 entries does not wait for all of them
+ * (a 1 MiB part is decoded at a time; the one last decoded is kept for the next page).
+ */
+export class DirPages {
+  private last: { part: number; entries: unknown[] } | undefined;
+
+  private constructor(
+    private readonly repo: TreeSource,
+    /** Each part's id (undefined: the listing is one leaf, `single`) and where its entries start. */
+    private readonly parts: readonly { readonly id?: Hex; readonly start: number; readonly count: number }[],
+    readonly length: number,
+    single?: unknown[],
+  ) {
+    if (single) this.last = { part: 0, entries: single };
+  }
+
+  static async open(repo: TreeSource, id: Hex): Promise<DirPages> {
+    const o = parseJson(await repo.loadBlob(fromHex(id)));
+    if (Array.isArray(o['entries'])) return new DirPages(repo, [{ start: 0, count: o['entries'].length }], o['entries'].length, o['entries'] as unknown[]);
+    const partIds = o['parts'] === undefined ? corrupt('neither entries nor parts') : ids(o['parts'], 'parts');
+    const counts = new Array<number>(partIds.length).fill(0);
+    await pool(partIds.length, 4, async (i) => void (counts[i] = countEntries(await repo.loadBlob(fromHex(partIds[i]!)))));
+    let start = 0;
+    const parts = partIds.map((id, i) => {
+      const p = { id, start, count: counts[i]! };
+      start += p.count;
+      return p;
+    });
+    return new DirPages(repo, parts, start);
+  }
+
+  /** Entries [from, to) decoded (strictly, as loadDir does). */
+  async slice(from: number, to: number): Promise<TreeEntry[]> {
+    const out: TreeEntry[] = [];
+    const end = Math.min(to, this.length);
+    for (let i = Math.max(0, from); i < end; ) {
+      const k = this.partAt(i);
+      const part = this.parts[k]!;
+      const entries = await this.entriesOf(k);
+      const stop = Math.min(end, part.start + part.count);
+      for (; i < stop; i++) out.push(decodeEntry(entries[i - part.start]));
+    }
+    return out;
+  }
+
+  private partAt(i: number): number {
+    let lo = 0;
+    let hi = this.parts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.parts[mid]!.start <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  private async entriesOf(k: number): Promise<unknown[]> {
+    if (this.last?.part === k) return this.last.entries;
+    const part = this.parts[k]!;
+    const leaf = parseJson(await this.repo.loadBlob(fromHex(part.id!)));
+    if (!Array.isArray(leaf['entries'])) corrupt('a part without entries');
+    const entries = leaf['entries'] as unknown[];
+    if (entries.length !== part.count) corrupt('a part whose entries cannot be counted');
+    this.last = { part: k, entries };
+    return entries;
+  }
 }
 
 /** Stores a long chunk list as content-list blobs. */

@@ -19,7 +19,7 @@ import { forgetSnapshots, pruneRepository } from '../jobs/maintenance.js';
 import type { Job, JobWhat, RunRecord } from '../jobs/state.js';
 import type { Repository } from '../repo/repository.js';
 import { restoreFiles } from '../jobs/files.js';
-import { nodeName, type TreeNode } from '../tree/tree.js';
+import { nodeName, openListing, type Listing } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
 import type { EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
 import { PAGE_CSS, PAGE_HTML } from '../web/page.js';
@@ -36,7 +36,7 @@ export interface AppOptions {
 const PAGE_SIZE = 500;
 /** Search results shown at most. */
 const FIND_LIMIT = 500;
-/** Decoded folder listings kept for paging. */
+/** Folder listings kept open for paging. */
 const LISTINGS_KEPT = 4;
 
 function runView(r: RunRecord): RunView {
@@ -112,8 +112,8 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
   const { scheduler } = o;
   const state = scheduler.state;
   const repos = new OpenRepositories();
-  // The folders last listed, decoded, so "Show more" on a folder of 100,000 entries does not decode it again per page.
-  const listings = new Map<string, TreeNode[]>();
+  // The folders last opened, so "Show more" on a folder of 100,000 entries does not count it again per page.
+  const listings = new Map<string, Listing>();
   const unsubscribe = o.subscribe((e) => {
     if (e.type === 'run-finished') {
       const job = state.jobs().find((j) => j.id === e.run.jobId);
@@ -257,11 +257,11 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       if (!all) {
         const dir = await t.resolve(path);
         if (dir.type !== 'dir') throw new LifeboatError('usage', `${path} is not a folder.`);
-        all = await t.tree.list(dir);
+        all = await openListing(t.tree, dir);
         listings.set(key, all);
         for (const k of listings.keys()) if (listings.size > LISTINGS_KEPT) listings.delete(k);
       }
-      const entries = all.slice(offset, offset + PAGE_SIZE).map((n): EntryView => ({ name: nodeName(n), type: n.type, size: n.size, ...(n.mtimeNs !== undefined ? { mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString() } : {}) }));
+      const entries = (await all.slice(offset, offset + PAGE_SIZE)).map((n): EntryView => ({ name: nodeName(n), type: n.type, size: n.size, ...(n.mtimeNs !== undefined ? { mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString() } : {}) }));
       return c.json<ListingView>({ path: t.shownPath(path), entries, total: all.length, offset });
     }),
   );

@@ -302,6 +302,7 @@ async function browse(job: string, id: string, dir: string, pane: HTMLElement, o
   const up = dir === '/' ? null : h('a', { href: '#', onclick: (ev: Event) => (ev.preventDefault(), void browse(job, id, dir.replace(/\/[^/]*$/, '') || '/', pane)) }, '↑ Up one folder');
   pane.replaceChildren(
     h('h3', {}, l.path),
+    h('p', { class: 'muted' }, l.total === 1 ? '1 item' : `${l.total.toLocaleString()} items`),
     up ?? '',
     h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Size'), h('th', {}, 'Changed'), h('th', {}, ''))), body),
     more(body) ?? '',

@@ -62,9 +62,15 @@ export class SnapshotTree implements Tree {
 
   async listing(dir: TreeNode): Promise<Listing> {
     const id = (dir as SnapshotNode).subtree;
-    if (id === undefined) return { length: 0, slice: () => Promise.resolve([]) };
+    if (id === undefined) return { length: 0, count: () => Promise.resolve(0), slice: () => Promise.resolve([]) };
     const pages = await DirPages.open(this.repo, id);
-    return { length: pages.length, slice: async (from, to) => (await pages.slice(from, to)).map(toNode) };
+    return {
+      get length() {
+        return pages.length;
+      },
+      count: () => pages.count(),
+      slice: async (from, to) => (await pages.slice(from, to)).map(toNode),
+    };
   }
 
   async *read(file: TreeNode, signal?: AbortSignal): AsyncGenerator<Uint8Array> {

@@ -63,7 +63,13 @@ test('DirPages: a listing of many parts is counted without decoding it, and any 
   const id = await saveDir(repo, entries);
   assert.ok([...repo.blobs.values()].reduce((n, b) => n + b.length, 0) > 3 * MAX_LEAF_BYTES, 'the listing is stored in parts');
   const all = await loadDir(repo, id);
-  const pages = await DirPages.open(repo, id);
+  let loads = 0;
+  const counted = { loadBlob: (b: Uint8Array) => (loads++, repo.loadBlob(b)) };
+  const pages = await DirPages.open(counted, id);
+  assert.equal(pages.length, undefined, 'not counted yet');
+  assert.deepEqual((await pages.slice(0, 500)).map(encodeEntry), all.slice(0, 500).map(encodeEntry));
+  assert.ok(loads <= 3, `the first page loads the listing's first part only (${loads} loads)`);
+  assert.equal(await pages.count(), 12_000);
   assert.equal(pages.length, 12_000);
   for (const [from, to] of [[0, 500], [2990, 3600], [11_800, 12_500], [5000, 5001], [12_000, 12_010]] as const) {
     assert.deepEqual((await pages.slice(from, to)).map(encodeEntry), all.slice(from, to).map(encodeEntry), `entries ${from}-${to}`);
@@ -87,6 +93,7 @@ test('DirPages: a part whose entries do not match its count is refused as damage
   const third = repo.blobs.get(parts[2]!)!;
   repo.blobs.set(parts[2]!, third.subarray(0, third.length - 3));
   const pages = await DirPages.open(repo, id);
+  await assert.rejects(pages.count(), (e: unknown) => e instanceof LifeboatError && e.code === 'corrupt', 'the part cut short');
   const first = (JSON.parse(repo.blobs.get(parts[0]!)!.toString()) as { entries: unknown[] }).entries.length;
   await assert.rejects(pages.slice(first, first + 1), (e: unknown) => e instanceof LifeboatError && e.code === 'corrupt');
   await assert.rejects(pages.slice(entries.length - 1, entries.length), (e: unknown) => e instanceof LifeboatError && e.code === 'corrupt');
@@ -96,7 +103,7 @@ test('DirPages: a part whose entries do not match its count is refused as damage
 test('resolve finds a name in a listing by halving, decoding a few entries, not the whole folder', async () => {
   const entries = Array.from({ length: 100_000 }, (_, i): TreeNode => ({ name: Buffer.from(`f${String(i).padStart(6, '0')}`), type: 'file', size: i, mode: 0o644 }));
   let decoded = 0;
-  const listing: Listing = { length: entries.length, slice: (from, to) => ((decoded += to - from), Promise.resolve(entries.slice(from, to))) };
+  const listing: Listing = { length: entries.length, count: () => Promise.resolve(entries.length), slice: (from, to) => ((decoded += to - from), Promise.resolve(entries.slice(from, to))) };
   const root: TreeNode = { name: Buffer.alloc(0), type: 'dir', size: 0, mode: 0o755 };
   const tree: Tree = {
     root: () => Promise.resolve(root),

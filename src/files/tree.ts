@@ -276,6 +276,7 @@ export async function loadDir(repo: TreeSource, id: Hex): Promise<TreeEntry[]> {
  * How many entries a leaf listing's JSON holds, counted from its bytes without decoding them: the
  * objects one level inside the outer object's array. Several times cheaper than JSON.parse; the
  * count is checked when the leaf is decoded (DirPages.slice), so a malformed leaf is still refused.
+ * Unbalanced brackets or an open string are refused here.
  */
 function countEntries(b: Uint8Array): number {
   let depth = 0;
@@ -290,67 +291,73 @@ function countEntries(b: Uint8Array): number {
     else if (c === 0x7b || c === 0x5b) {
       if (depth === 2 && c === 0x7b) n++;
       depth++;
-    } else if (c === 0x7d || c === 0x5d) depth--;
+    } else if ((c === 0x7d || c === 0x5d) && --depth < 0) break;
   }
+  if (depth !== 0 || inString) corrupt('not valid JSON');
   return n;
 }
 
 /**
- * A directory listing opened for paging: its length is known at once and entries are decoded only
- * when asked for, so the first page of a folder of 100,000 entries does not wait for all of them
- * (a 1 MiB part is decoded at a time; the one last decoded is kept for the next page).
+ * A directory listing opened for paging: entries are decoded only when asked for, a 1 MiB part at
+ * a time (the one last decoded is kept for the next page), so the first page of a folder of 100,000
+ * entries costs one part whatever the folder's size. Counting the entries loads every part but
+ * does not decode it.
  */
 export class DirPages {
   private last: { part: number; entries: unknown[] } | undefined;
+  private counting: Promise<number> | undefined;
 
   private constructor(
     private readonly repo: TreeSource,
-    /** Each part's id (undefined: the listing is one leaf, `single`) and where its entries start. */
-    private readonly parts: readonly { readonly id?: Hex; readonly start: number; readonly count: number }[],
-    readonly length: number,
-    single?: unknown[],
-  ) {
-    if (single) this.last = { part: 0, entries: single };
-  }
+    /** Each part's id (none: the listing is one leaf, kept in `last`) and, once known, how many entries it holds. */
+    private readonly parts: { readonly id?: Hex; count?: number }[],
+  ) {}
 
   static async open(repo: TreeSource, id: Hex): Promise<DirPages> {
     const o = parseJson(await repo.loadBlob(fromHex(id)));
-    if (Array.isArray(o['entries'])) return new DirPages(repo, [{ start: 0, count: o['entries'].length }], o['entries'].length, o['entries'] as unknown[]);
+    if (Array.isArray(o['entries'])) {
+      const d = new DirPages(repo, [{ count: o['entries'].length }]);
+      d.last = { part: 0, entries: o['entries'] as unknown[] };
+      return d;
+    }
     const partIds = o['parts'] === undefined ? corrupt('neither entries nor parts') : ids(o['parts'], 'parts');
-    const counts = new Array<number>(partIds.length).fill(0);
-    await pool(partIds.length, 4, async (i) => void (counts[i] = countEntries(await repo.loadBlob(fromHex(partIds[i]!)))));
-    let start = 0;
-    const parts = partIds.map((id, i) => {
-      const p = { id, start, count: counts[i]! };
-      start += p.count;
-      return p;
-    });
-    return new DirPages(repo, parts, start);
+    return new DirPages(repo, partIds.map((p) => ({ id: p })));
   }
 
-  /** Entries [from, to) decoded (strictly, as loadDir does). */
+  /** How many entries, when every part has been counted (else undefined: see count). */
+  get length(): number | undefined {
+    let n = 0;
+    for (const p of this.parts) {
+      if (p.count === undefined) return undefined;
+      n += p.count;
+    }
+    return n;
+  }
+
+  /** Counts the entries (4 parts loaded at a time); once. */
+  count(): Promise<number> {
+    this.counting ??= pool(this.parts.length, 4, async (k) => void (await this.countOf(k))).then(() => this.length!);
+    return this.counting;
+  }
+
+  /** Entries [from, to) decoded (strictly, as loadDir does); fewer at the end of the listing. */
   async slice(from: number, to: number): Promise<TreeEntry[]> {
     const out: TreeEntry[] = [];
-    const end = Math.min(to, this.length);
-    for (let i = Math.max(0, from); i < end; ) {
-      const k = this.partAt(i);
-      const part = this.parts[k]!;
-      const entries = await this.entriesOf(k);
-      const stop = Math.min(end, part.start + part.count);
-      for (; i < stop; i++) out.push(decodeEntry(entries[i - part.start]));
+    for (let k = 0, start = 0; k < this.parts.length && start < to; k++) {
+      const count = await this.countOf(k);
+      if (from < start + count) {
+        const entries = await this.entriesOf(k);
+        for (let i = Math.max(from, start); i < Math.min(to, start + count); i++) out.push(decodeEntry(entries[i - start]));
+      }
+      start += count;
     }
     return out;
   }
 
-  private partAt(i: number): number {
-    let lo = 0;
-    let hi = this.parts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.parts[mid]!.start <= i) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+  private async countOf(k: number): Promise<number> {
+    const part = this.parts[k]!;
+    part.count ??= countEntries(await this.repo.loadBlob(fromHex(part.id!)));
+    return part.count;
   }
 
   private async entriesOf(k: number): Promise<unknown[]> {
@@ -359,7 +366,7 @@ export class DirPages {
     const leaf = parseJson(await this.repo.loadBlob(fromHex(part.id!)));
     if (!Array.isArray(leaf['entries'])) corrupt('a part without entries');
     const entries = leaf['entries'] as unknown[];
-    if (entries.length !== part.count) corrupt('a part whose entries cannot be counted');
+    if (entries.length !== (await this.countOf(k))) corrupt('a part whose entries cannot be counted');
     this.last = { part: k, entries };
     return entries;
   }

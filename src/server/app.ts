@@ -12,6 +12,7 @@ import { streamSSE } from 'hono/streaming';
 import { findInSnapshots, openSnapshotTree } from '../jobs/browse.js';
 import { readPasswordFile, openRepositoryAt } from '../jobs/open.js';
 import { describeSchedule, parseSchedule } from '../jobs/schedule.js';
+import type { JobEvent } from '../jobs/events.js';
 import type { Scheduler, SchedulerEvent } from '../jobs/scheduler.js';
 import { estimateJob, listDestinations, setUpJob } from '../jobs/setup.js';
 import { jobTag, RETENTION_MAX_UNUSED } from '../jobs/run.js';
@@ -21,7 +22,7 @@ import type { Repository } from '../repo/repository.js';
 import { restoreFiles } from '../jobs/files.js';
 import { nodeName, openListing, type Listing } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
-import type { EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
+import type { CountView, EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
 import { PAGE_CSS, PAGE_HTML } from '../web/page.js';
 import { security } from './security.js';
 
@@ -41,6 +42,11 @@ const LISTINGS_KEPT = 4;
 
 function runView(r: RunRecord): RunView {
   const { jobId: _jobId, ...rest } = r;
+  return rest;
+}
+
+function progressView(p: Extract<JobEvent, { type: 'progress' }>): ProgressView {
+  const { type: _type, unit: _unit, ...rest } = p;
   return rest;
 }
 
@@ -145,7 +151,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       ...(finished ? { lastRun: runView(finished) } : {}),
       ...(Number.isFinite(h.nextRun) ? { nextRun: h.nextRun } : {}),
       ...(active ? { running: runView(active.run) } : {}),
-      ...(p && p.type === 'progress' ? { progress: { phase: p.phase, done: p.done, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.files !== undefined ? { files: p.files } : {}), ...(p.stored !== undefined ? { stored: p.stored } : {}) } } : {}),
+      ...(p && p.type === 'progress' ? { progress: progressView(p) } : {}),
       ok: h.ok,
       ...(h.warning ? { warning: h.warning } : {}),
     };
@@ -185,7 +191,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
         const job = e.run.job;
         if (e.type === 'run-started' || e.type === 'run-finished') return send({ type: e.type, run: runView(e.type === 'run-finished' ? e.run : e.run) });
         const ev = e.event;
-        if (ev.type === 'progress') send({ type: 'progress', job, progress: { phase: ev.phase, done: ev.done, ...(ev.total !== undefined ? { total: ev.total } : {}), ...(ev.files !== undefined ? { files: ev.files } : {}), ...(ev.stored !== undefined ? { stored: ev.stored } : {}) } });
+        if (ev.type === 'progress') send({ type: 'progress', job, progress: progressView(ev) });
         else if (ev.type === 'warning' || ev.type === 'notice') send({ type: ev.type, job, message: ev.message });
         else send({ type: 'phase', job, phase: ev.phase });
       });
@@ -247,22 +253,38 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     });
   });
 
+  /** The folder at `path` of a snapshot, opened for paging (kept for its next pages and its count). */
+  const listing = async (repo: Repository, id: string, path: string) => {
+    const t = await openSnapshotTree(repo, id);
+    const key = `${t.id}:${path}`;
+    let l = listings.get(key);
+    if (!l) {
+      const dir = await t.resolve(path);
+      if (dir.type !== 'dir') throw new LifeboatError('usage', `${path} is not a folder.`);
+      l = await openListing(t.tree, dir);
+      listings.set(key, l);
+      for (const k of listings.keys()) if (listings.size > LISTINGS_KEPT) listings.delete(k);
+    }
+    return { t, l };
+  };
+
+  // The first page comes before a big folder is counted (that needs all of its listing); the page asks .../count for the number.
   app.get('/api/jobs/:name/snapshots/:id/list', (c) =>
     snapshotRoute(c, async (repo, _job, id) => {
       const path = checkedSnapshotPath(c.req.query('path') ?? '/');
       const offset = Math.max(0, Number(c.req.query('offset') ?? 0) || 0);
-      const t = await openSnapshotTree(repo, id);
-      const key = `${t.id}:${path}`;
-      let all = listings.get(key);
-      if (!all) {
-        const dir = await t.resolve(path);
-        if (dir.type !== 'dir') throw new LifeboatError('usage', `${path} is not a folder.`);
-        all = await openListing(t.tree, dir);
-        listings.set(key, all);
-        for (const k of listings.keys()) if (listings.size > LISTINGS_KEPT) listings.delete(k);
-      }
-      const entries = (await all.slice(offset, offset + PAGE_SIZE)).map((n): EntryView => ({ name: nodeName(n), type: n.type, size: n.size, ...(n.mtimeNs !== undefined ? { mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString() } : {}) }));
-      return c.json<ListingView>({ path: t.shownPath(path), entries, total: all.length, offset });
+      const { t, l: all } = await listing(repo, id, path);
+      const page = await all.slice(offset, offset + PAGE_SIZE + 1);
+      const total = all.length;
+      const entries = page.slice(0, PAGE_SIZE).map((n): EntryView => ({ name: nodeName(n), type: n.type, size: n.size, ...(n.mtimeNs !== undefined ? { mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString() } : {}) }));
+      return c.json<ListingView>({ path: t.shownPath(path), entries, offset, more: page.length > PAGE_SIZE, ...(total !== undefined ? { total } : {}) });
+    }),
+  );
+
+  app.get('/api/jobs/:name/snapshots/:id/count', (c) =>
+    snapshotRoute(c, async (repo, _job, id) => {
+      const { l } = await listing(repo, id, checkedSnapshotPath(c.req.query('path') ?? '/'));
+      return c.json<CountView>({ total: await l.count() });
     }),
   );
 

@@ -13,6 +13,7 @@ import type { TestContext } from 'node:test';
 import { http, startHome } from './testing.js';
 import { openRepositoryAt } from '../jobs/open.js';
 import { saveDir, type TreeEntry } from '../files/tree.js';
+import type { ListingView } from '../web/api.js';
 
 const CHROMIUM = process.env['LIFEBOAT_CHROMIUM'] ?? '/usr/bin/chromium';
 const ARTIFACTS = process.env['LIFEBOAT_ARTIFACTS'] ?? join('dist', 'artifacts', 'dashboard');
@@ -35,10 +36,10 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   writeFileSync(join(source, 'video.raw'), noise);
   const page = await openPage(t);
   const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-  // Every percentage the page shows, kept by the page itself (the bar is replaced as the run ends).
+  // Every percentage and file name the page shows, kept by the page itself (the bar is replaced as the run ends).
   await page.addInitScript({
-    content: `window.seen = [];
-      new MutationObserver(() => { for (const el of document.querySelectorAll('.percent')) window.seen.push(el.textContent); })
+    content: `window.seen = []; window.files = [];
+      new MutationObserver(() => { for (const el of document.querySelectorAll('.percent')) window.seen.push(el.textContent); for (const el of document.querySelectorAll('.current')) window.files.push(el.textContent); })
         .observe(document, { subtree: true, childList: true, characterData: true });`,
   });
   const errors: string[] = [];
@@ -74,6 +75,8 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   await page.waitForSelector('.card[data-job="My files"] >> text=Succeeded', { timeout: 60_000 });
   const seen = await page.evaluate<string[]>('window.seen');
   assert.ok(seen.some((s) => s.startsWith('100%')), `progress reached 100% (saw ${seen.slice(-3).join(' | ')})`);
+  const files = await page.evaluate<string[]>('window.files');
+  assert.ok(files.some((f) => f.startsWith(`Now: ${source}/`)), `progress named the file being backed up (saw ${files.slice(-3).join(' | ')})`);
   assert.match((await page.textContent('.card[data-job="My files"]')) ?? '', /Next backup: /);
   await shot('4-overview');
 
@@ -151,7 +154,8 @@ test('a folder of 100,000 entries opens in the restore browser in under a second
     }).observe(document.getElementById('browser'), { childList: true, subtree: true });
     link.click();
   })`);
-  assert.match((await page.textContent('#browser')) ?? '', /100[,. ]?000 items/);
+  await page.waitForSelector('#item-count >> text=/100[,. ]?000 items/');
+  assert.match((await page.textContent('#show-more')) ?? '', /Show more \(99[,. ]?500 left\)/);
   await page.screenshot({ path: join(ARTIFACTS, '8-big-folder.png') });
   t.diagnostic(`a folder of 100,000 entries opened in ${Math.round(took)} ms`);
   assert.ok(took < 1000, `the folder of 100,000 entries took ${Math.round(took)} ms to open`);
@@ -159,6 +163,6 @@ test('a folder of 100,000 entries opens in the restore browser in under a second
   await page.waitForSelector('#browser tr:has-text("IMG_000999.jpg")');
   assert.equal(await page.locator('#browser tbody tr').count(), 1000);
   // The last page comes from the last part of the listing.
-  const res = await http(d.origin, 'GET', `/api/jobs/Pictures/snapshots/latest/list?path=${encodeURIComponent('/Documents/Camera')}&offset=99990`, auth);
-  assert.deepEqual(res.json<{ entries: { name: string }[] }>().entries.map((e) => e.name).slice(-2), ['IMG_099998.jpg', 'IMG_099999.jpg']);
+  const res = (await http(d.origin, 'GET', `/api/jobs/Pictures/snapshots/latest/list?path=${encodeURIComponent('/Documents/Camera')}&offset=99990`, auth)).json<ListingView>();
+  assert.deepEqual([res.entries.map((e) => e.name).slice(-2), res.more, res.total], [['IMG_099998.jpg', 'IMG_099999.jpg'], false, 100_000]);
 });

@@ -64,7 +64,10 @@ export interface Tree {
 
 /** A folder's entries in the order of `list`, a range at a time (a page of a folder of 100,000 entries). */
 export interface Listing {
-  readonly length: number;
+  /** How many entries there are, when known without more work (a big folder is counted by `count`). */
+  readonly length: number | undefined;
+  count(): Promise<number>;
+  /** Entries [from, to); fewer at the end. */
   slice(from: number, to: number): Promise<TreeNode[]>;
 }
 
@@ -72,7 +75,7 @@ export interface Listing {
 export async function openListing(tree: Tree, dir: TreeNode): Promise<Listing> {
   if (tree.listing) return tree.listing(dir);
   const all = await tree.list(dir);
-  return { length: all.length, slice: (from, to) => Promise.resolve(all.slice(from, to)) };
+  return { length: all.length, count: () => Promise.resolve(all.length), slice: (from, to) => Promise.resolve(all.slice(from, to)) };
 }
 
 /** Bytes of a file the tree knows are a hole (all zeros, never stored): a copy may skip writing them. */
@@ -112,7 +115,7 @@ export function splitPath(p: string): string[] {
 /** The entry named `name` of a listing in byte order of names, found by halving (a few entries decoded, not the whole folder). */
 async function search(l: Listing, name: Buffer): Promise<TreeNode | undefined> {
   let lo = 0;
-  let hi = l.length;
+  let hi = await l.count();
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     const n = (await l.slice(mid, mid + 1))[0]!;

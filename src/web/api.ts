@@ -24,6 +24,8 @@ export interface ProgressView {
   readonly total?: number;
   readonly files?: number;
   readonly stored?: number;
+  /** The file being backed up now. */
+  readonly current?: string;
 }
 
 export interface JobView {
@@ -103,8 +105,15 @@ export interface ListingView {
   /** The folder as people know it (the original path for file backups). */
   readonly path: string;
   readonly entries: readonly EntryView[];
-  readonly total: number;
   readonly offset: number;
+  /** Entries follow this page. */
+  readonly more: boolean;
+  /** How many entries the folder holds, when counted already (GET …/count counts a big folder). */
+  readonly total?: number;
+}
+
+export interface CountView {
+  readonly total: number;
 }
 
 export interface FoundView {

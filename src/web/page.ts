@@ -45,6 +45,7 @@ button.secondary, .button.secondary { background: #e3e8ef; color: #1d2430; }
 button:disabled { opacity: 0.5; cursor: default; }
 button:focus-visible, a:focus-visible, input:focus-visible { outline: 3px solid #f0a500; outline-offset: 2px; }
 progress { width: 100%; height: 1.2rem; }
+.current { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; margin: 0; }
 table { border-collapse: collapse; width: 100%; background: white; }
 th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid #e3e8ef; vertical-align: top; }
 label { display: block; margin: 0.4rem 0; }

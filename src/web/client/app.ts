@@ -3,7 +3,7 @@
  * and served by Lifeboat itself. Talks only to the API typed in web/api.ts. Live progress comes as
  * server-sent events (at most ten a second), so the page polls nothing.
  */
-import type { DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
+import type { CountView, DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
 
 const main = document.getElementById('main')!;
 const banner = document.getElementById('banner')!;
@@ -80,6 +80,7 @@ function progressBlock(job: string, p: ProgressView): HTMLElement {
     { class: 'progress', 'data-job': job },
     bar,
     h('p', { class: 'percent' }, pct !== undefined ? `${pct}% ` : '', `${bytes(p.done)}${p.total ? ` of ${bytes(p.total)}` : ''}`, p.files !== undefined ? `, ${p.files} files` : '', rate > 0 ? `, ${bytes(rate)}/s` : '', eta ? `, about ${eta} left` : ''),
+    p.current !== undefined ? h('p', { class: 'current muted', title: p.current }, 'Now: ', p.current) : null,
   );
 }
 
@@ -276,9 +277,15 @@ function actions(job: string, id: string, path: string, type: string, name: stri
   return h('span', {}, type === 'file' ? h('a', { class: 'button secondary', href: `${base}/file?path=${encodeURIComponent(path)}`, download: name }, 'Download') : '', ' ', h('button', { class: 'secondary', onclick: () => void restoreTo() }, 'Restore'));
 }
 
-async function browse(job: string, id: string, dir: string, pane: HTMLElement, offset = 0, into?: HTMLElement): Promise<void> {
+const items = (n: number) => (n === 1 ? '1 item' : `${n.toLocaleString()} items`);
+
+/** One folder of a snapshot in pages of 500; a big folder's count comes after its first page. */
+async function browse(job: string, id: string, dir: string, pane: HTMLElement): Promise<void> {
   const base = `/api/jobs/${encodeURIComponent(job)}/snapshots/${id}`;
-  const l = await api<ListingView>(`${base}/list?path=${encodeURIComponent(dir)}&offset=${offset}`);
+  const q = `path=${encodeURIComponent(dir)}`;
+  let l = await api<ListingView>(`${base}/list?${q}&offset=0`);
+  let total = l.total;
+  let shown = 0;
   const row = (e: EntryView) => {
     const p = join(dir, e.name);
     return h(
@@ -290,23 +297,34 @@ async function browse(job: string, id: string, dir: string, pane: HTMLElement, o
       h('td', {}, actions(job, id, p, e.type, e.name)),
     );
   };
-  const more = (body: HTMLElement): HTMLElement | null =>
-    l.offset + l.entries.length < l.total ? h('button', { class: 'secondary', onclick: (ev: Event) => ((ev.target as HTMLElement).remove(), void browse(job, id, dir, pane, l.offset + l.entries.length, body)) }, `Show more (${l.total - l.offset - l.entries.length} left)`) : null;
-  if (into) {
-    into.append(...l.entries.map(row));
-    const m = more(into);
-    if (m) pane.append(m);
-    return;
-  }
-  const body = h('tbody', {}, ...l.entries.map(row));
+  const body = h('tbody', {});
+  const count = h('p', { class: 'muted', id: 'item-count' }, total !== undefined ? items(total) : 'Counting…');
+  const more = h('button', { class: 'secondary', id: 'show-more' });
+  const show = () => {
+    body.append(...l.entries.map(row));
+    shown += l.entries.length;
+    more.hidden = !l.more;
+    more.textContent = total !== undefined ? `Show more (${(total - shown).toLocaleString()} left)` : 'Show more';
+  };
+  more.addEventListener('click', () => {
+    more.disabled = true;
+    void api<ListingView>(`${base}/list?${q}&offset=${shown}`)
+      .then((next) => ((l = next), (total ??= next.total), show()))
+      .catch((e: unknown) => showError(count, e))
+      .finally(() => (more.disabled = false));
+  });
   const up = dir === '/' ? null : h('a', { href: '#', onclick: (ev: Event) => (ev.preventDefault(), void browse(job, id, dir.replace(/\/[^/]*$/, '') || '/', pane)) }, '↑ Up one folder');
-  pane.replaceChildren(
-    h('h3', {}, l.path),
-    h('p', { class: 'muted' }, l.total === 1 ? '1 item' : `${l.total.toLocaleString()} items`),
-    up ?? '',
-    h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Size'), h('th', {}, 'Changed'), h('th', {}, ''))), body),
-    more(body) ?? '',
-  );
+  pane.replaceChildren(h('h3', {}, l.path), count, up ?? '', h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Size'), h('th', {}, 'Changed'), h('th', {}, ''))), body), more);
+  show();
+  if (total === undefined) {
+    await api<CountView>(`${base}/count?${q}`)
+      .then((c) => {
+        total = c.total;
+        count.textContent = items(c.total);
+        if (!more.hidden) more.textContent = `Show more (${(c.total - shown).toLocaleString()} left)`;
+      })
+      .catch((e: unknown) => showError(count, e));
+  }
 }
 
 // ------------------------------------------------------------------ first-run wizard

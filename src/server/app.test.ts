@@ -103,7 +103,20 @@ test('set up, back up, browse, download and restore through the API; paths canno
   const keep = (await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt' })).json<RestoreResponse>();
   assert.deepEqual([keep.keptChanged, keep.targets.length], [1, 1]);
   assert.equal(readFileSync(join(source, 'letters', 'mum.txt'), 'utf8'), 'Dear Mum, edited\n');
-  const replaced = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', replace: true });
+  // Or kept, with the backed-up copy beside it under a new name (never over anything).
+  const day = new Date(Date.now());
+  const today = `${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, '0')}-${String(day.getDate()).padStart(2, '0')}`;
+  for (const n of ['', ' 2']) {
+    const both = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', changed: 'keep-both' });
+    assert.equal(both.status, 200, both.body.toString());
+    assert.deepEqual([both.json<RestoreResponse>().keptBoth, both.json<RestoreResponse>().keptChanged], [1, 0]);
+    assert.equal(readFileSync(join(source, 'letters', `mum (restored ${today}${n}).txt`), 'utf8'), 'Dear Mum,\n');
+  }
+  assert.equal(readFileSync(join(source, 'letters', 'mum.txt'), 'utf8'), 'Dear Mum, edited\n');
+  const odd = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', changed: 'shred' });
+  assert.equal(odd.status, 400);
+  assert.match(odd.json<{ error: string }>().error, /keep them, replace them, or keep both/);
+  const replaced = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', changed: 'replace' });
   assert.equal(replaced.status, 200, replaced.body.toString());
   assert.equal(readFileSync(join(source, 'letters', 'mum.txt'), 'utf8'), 'Dear Mum,\n');
 

@@ -20,6 +20,7 @@ import { forgetSnapshots, pruneRepository } from '../jobs/maintenance.js';
 import type { Job, JobWhat, RunRecord } from '../jobs/state.js';
 import type { Repository } from '../repo/repository.js';
 import { restoreFiles } from '../jobs/files.js';
+import type { OverwriteMode } from '../files/restore.js';
 import { nodeName, openListing, type Listing } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
 import type { CountView, EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
@@ -35,6 +36,8 @@ export interface AppOptions {
 }
 
 const PAGE_SIZE = 500;
+/** What restoring to the original place does with a file changed since the backup. */
+const CHANGED = new Map<unknown, OverwriteMode>([['keep', 'never'], ['replace', 'if-changed'], ['keep-both', 'keep-both']]);
 /** Search results shown at most. */
 const FIND_LIMIT = 500;
 /** Folder listings kept open for paging. */
@@ -323,8 +326,10 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       const t = await openSnapshotTree(repo, id);
       if (t.snapshot.kind !== 'files') throw new LifeboatError('usage', 'Restoring from a system image is not offered here yet; download the file instead.');
       await t.resolve(path); // a path that is not in the backup is told as such
-      const r = await restoreFiles(repo, t.id, { ...(original ? { overwrite: b.replace === true ? 'if-changed' : 'never' } : { target: b.target }), includes: [path] }).finally(() => repo.unlockAll());
-      return c.json<RestoreResponse>({ files: r.summary.files, bytes: r.summary.bytesWritten, targets: r.targets, keptChanged: r.summary.keptChanged });
+      const overwrite = CHANGED.get(b.changed ?? 'keep');
+      if (!overwrite) throw new LifeboatError('usage', 'Choose what happens to files changed since the backup: keep them, replace them, or keep both.');
+      const r = await restoreFiles(repo, t.id, { ...(original ? { overwrite } : { target: b.target }), includes: [path] }).finally(() => repo.unlockAll());
+      return c.json<RestoreResponse>({ files: r.summary.files, bytes: r.summary.bytesWritten, targets: r.targets, keptChanged: r.summary.keptChanged, keptBoth: r.summary.keptBoth });
     }),
   );
 

@@ -84,6 +84,7 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   await page.waitForSelector('#browser >> text=Documents/');
   await page.click('#browser >> text=Documents/');
   await page.waitForSelector(`#browser h3 >> text=${JSON.stringify(source)}`);
+  assert.equal(await page.isVisible('#show-more'), false, 'a folder of three entries has no "Show more"');
   const target = join(dir, 'restored');
   mkdirSync(target);
   const download = page.waitForEvent('download');
@@ -106,6 +107,17 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   await page.click('form button[type=submit]');
   await page.waitForSelector('#results >> text=Nothing called "nothing-like-this" in any version.');
   assert.ok(readFileSync(join(target, 'Documents', 'letters', 'mum.txt')).equals(readFileSync(join(source, 'letters', 'mum.txt'))), 'the restored file is byte-identical');
+  // Back where it came from, keeping both the changed file and the backed-up one.
+  writeFileSync(join(source, 'letters', 'mum.txt'), 'Dear Mum, edited\n');
+  await page.check('#to-original');
+  await page.check('#changed-keep-both');
+  await page.click('tr:has-text("mum.txt") >> button:has-text("Restore")');
+  await page.waitForSelector('#restore-status >> text=the backed-up version is beside it');
+  await shot('5b-keep-both');
+  const day = new Date(Date.now());
+  const today = `${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, '0')}-${String(day.getDate()).padStart(2, '0')}`;
+  assert.equal(readFileSync(join(source, 'letters', 'mum.txt'), 'utf8'), 'Dear Mum, edited\n');
+  assert.equal(readFileSync(join(source, 'letters', `mum (restored ${today}).txt`), 'utf8'), 'Dear Mum,\n');
 
   await page.click('nav >> text=History');
   await page.waitForSelector('table >> text=Succeeded');

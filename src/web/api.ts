@@ -137,8 +137,8 @@ export interface RestoreBody {
   readonly path: string;
   /** The folder to restore into (the snapshot's path is kept below it); absent: back where it was backed up from. */
   readonly target?: string;
-  /** Back in its original place: replace files changed since the backup (true) or keep them as they are (false). */
-  readonly replace?: boolean;
+  /** Back in its original place, files changed since the backup are: kept as they are (default), replaced, or kept with the backed-up copy restored beside them ("x (restored 2026-12-05).odt"). */
+  readonly changed?: 'keep' | 'replace' | 'keep-both';
 }
 
 export interface RestoreResponse {
@@ -147,6 +147,8 @@ export interface RestoreResponse {
   readonly targets: readonly string[];
   /** Files left as they were because they changed since the backup (original place, without replace). */
   readonly keptChanged: number;
+  /** Files changed since the backup that were kept, with the backed-up copy restored beside them. */
+  readonly keptBoth: number;
 }
 
 export interface SpaceView {

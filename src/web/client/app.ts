@@ -40,6 +40,11 @@ function bytes(n: number | undefined): string {
   }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${u[i]}`;
 }
+/** Today as YYYY-MM-DD, as in the names of restored copies kept beside changed files. */
+function today(): string {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
 const when = (ms: number | string | undefined) => (ms === undefined ? '' : new Date(ms).toLocaleString());
 function duration(s: number): string {
   const n = (k: number, unit: string) => `${k} ${unit}${k === 1 ? '' : 's'}`;
@@ -219,7 +224,7 @@ async function restorePage(job?: string): Promise<void> {
   const toOriginal = h('input', { type: 'radio', name: 'where', id: 'to-original', checked: true });
   const toFolder = h('input', { type: 'radio', name: 'where', id: 'to-folder' });
   target.addEventListener('focus', () => (toFolder.checked = true));
-  const replace = h('input', { type: 'checkbox', id: 'replace' });
+  const changedChoice = (value: string, label: string, checked = false) => h('label', { class: 'choice' }, h('input', { type: 'radio', name: 'changed', value, id: `changed-${value}`, checked }), label);
   const q = h('input', { type: 'search', id: 'search', size: '30', 'aria-label': 'Name to search for', placeholder: 'a file name, or part of it' });
   const search = async () => {
     results.replaceChildren(h('p', {}, 'Searching every version…'));
@@ -243,7 +248,15 @@ async function restorePage(job?: string): Promise<void> {
       'fieldset',
       {},
       h('legend', {}, 'Restore to'),
-      h('label', {}, toOriginal, ' where it was backed up from — ', h('label', {}, replace, ' replace files that changed since the backup (otherwise they are kept as they are)')),
+      h('label', {}, toOriginal, ' where it was backed up from'),
+      h(
+        'div',
+        { class: 'indent', role: 'radiogroup', 'aria-label': 'Files changed since the backup' },
+        h('span', { class: 'muted' }, 'If a file there has changed since the backup:'),
+        changedChoice('keep', ' keep the file as it is now (the backed-up version is not restored)', true),
+        changedChoice('keep-both', ` keep both: the backed-up version is restored beside it, as "letter (restored ${today()}).odt"`),
+        changedChoice('replace', ' replace it with the backed-up version'),
+      ),
       h('label', {}, toFolder, ' this folder: ', target, h('span', { class: 'muted' }, ' (the backed-up folders are recreated inside it)')),
     ),
     h('p', { id: 'restore-status', role: 'status' }),
@@ -267,9 +280,12 @@ function actions(job: string, id: string, path: string, type: string, name: stri
     if (toFolder && !target) return showError(status, new Error('First say which folder to restore into (above).'));
     status.replaceChildren('Restoring…');
     try {
-      const r = await api<RestoreResponse>(`${base}/restore`, toFolder ? { path, target } : { path, replace: (document.getElementById('replace') as HTMLInputElement).checked });
-      const kept = r.keptChanged > 0 ? ` ${r.keptChanged} file${r.keptChanged === 1 ? '' : 's'} changed since the backup ${r.keptChanged === 1 ? 'was' : 'were'} kept as ${r.keptChanged === 1 ? 'it is' : 'they are'}; tick "replace" to restore the backed-up version.` : '';
-      status.replaceChildren(`Restored ${r.files} file${r.files === 1 ? '' : 's'} (${bytes(r.bytes)}) into ${r.targets.join(', ')}.${kept}`);
+      const changed = document.querySelector<HTMLInputElement>('input[name=changed]:checked')?.value ?? 'keep';
+      const r = await api<RestoreResponse>(`${base}/restore`, toFolder ? { path, target } : { path, changed });
+      const one = (n: number) => n === 1;
+      const kept = r.keptChanged > 0 ? ` ${r.keptChanged} file${one(r.keptChanged) ? '' : 's'} changed since the backup ${one(r.keptChanged) ? 'was' : 'were'} kept as ${one(r.keptChanged) ? 'it is' : 'they are'}; choose "keep both" or "replace" to get the backed-up version.` : '';
+      const both = r.keptBoth > 0 ? ` ${r.keptBoth} file${one(r.keptBoth) ? '' : 's'} had changed since the backup: ${one(r.keptBoth) ? 'it was' : 'they were'} kept, and the backed-up version${one(r.keptBoth) ? ' is' : 's are'} beside ${one(r.keptBoth) ? 'it' : 'them'}, named "… (restored ${today()})".` : '';
+      status.replaceChildren(`Restored ${r.files} file${one(r.files) ? '' : 's'} (${bytes(r.bytes)}) into ${r.targets.join(', ')}.${kept}${both}`);
     } catch (e) {
       showError(status, e);
     }

@@ -20,6 +20,7 @@ import { forgetSnapshots, pruneRepository } from '../jobs/maintenance.js';
 import type { Job, JobWhat, RunRecord } from '../jobs/state.js';
 import type { Repository } from '../repo/repository.js';
 import { restoreFiles } from '../jobs/files.js';
+import { restoreImageFiles } from '../jobs/image.js';
 import type { OverwriteMode } from '../files/restore.js';
 import { nodeName, openListing, type Listing } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
@@ -51,6 +52,12 @@ function runView(r: RunRecord): RunView {
 function progressView(p: Extract<JobEvent, { type: 'progress' }>): ProgressView {
   const { type: _type, unit: _unit, ...rest } = p;
   return rest;
+}
+
+/** A folder of a drive image in words: "/2/Users" is "Partition 2: /Users". */
+function imageFolderName(path: string): string {
+  const [, partition, ...rest] = path.split('/');
+  return partition ? `Partition ${partition}: /${rest.join('/')}` : 'The partitions of the drive';
 }
 
 /** A path inside a snapshot as the page sends it: absolute, no "." or ".." part, no NUL. */
@@ -280,7 +287,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       const page = await all.slice(offset, offset + PAGE_SIZE + 1);
       const total = all.length;
       const entries = page.slice(0, PAGE_SIZE).map((n): EntryView => ({ name: nodeName(n), type: n.type, size: n.size, ...(n.mtimeNs !== undefined ? { mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString() } : {}) }));
-      return c.json<ListingView>({ path: t.shownPath(path), entries, offset, more: page.length > PAGE_SIZE, ...(total !== undefined ? { total } : {}) });
+      return c.json<ListingView>({ path: t.snapshot.kind === 'image' ? imageFolderName(path) : t.shownPath(path), entries, offset, more: page.length > PAGE_SIZE, ...(total !== undefined ? { total } : {}) });
     }),
   );
 
@@ -324,12 +331,21 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
         throw new LifeboatError('unsafe-path', 'Refused: choose the folder to restore into by its full path (starting with /), without "..".');
       }
       const t = await openSnapshotTree(repo, id);
-      if (t.snapshot.kind !== 'files') throw new LifeboatError('usage', 'Restoring from a system image is not offered here yet; download the file instead.');
       await t.resolve(path); // a path that is not in the backup is told as such
+      const warnings: string[] = [];
+      const onEvent = (e: JobEvent) => void (e.type === 'warning' && warnings.length < 20 && warnings.push(e.message));
+      if (t.snapshot.kind === 'image') {
+        // A file or folder inside a partition of a drive image (/PARTITION/path), copied into the chosen folder.
+        const [, partition, ...rest] = path.split('/');
+        if (!partition || !/^\d+$/.test(partition)) throw new LifeboatError('usage', 'Choose a file or folder inside one of the drive\'s partitions.');
+        if (original) throw new LifeboatError('usage', 'Files from a system image go into a folder you choose: pick "this folder" and type where.');
+        const r = await restoreImageFiles(repo, t.id, [`${partition}:/${rest.join('/')}`], b.target, { onEvent }).finally(() => repo.unlockAll());
+        return c.json<RestoreResponse>({ files: r.files, bytes: r.bytesWritten, targets: [b.target], keptChanged: 0, keptBoth: 0, warnings });
+      }
       const overwrite = CHANGED.get(b.changed ?? 'keep');
       if (!overwrite) throw new LifeboatError('usage', 'Choose what happens to files changed since the backup: keep them, replace them, or keep both.');
-      const r = await restoreFiles(repo, t.id, { ...(original ? { overwrite } : { target: b.target }), includes: [path] }).finally(() => repo.unlockAll());
-      return c.json<RestoreResponse>({ files: r.summary.files, bytes: r.summary.bytesWritten, targets: r.targets, keptChanged: r.summary.keptChanged, keptBoth: r.summary.keptBoth });
+      const r = await restoreFiles(repo, t.id, { ...(original ? { overwrite } : { target: b.target }), includes: [path], onEvent }).finally(() => repo.unlockAll());
+      return c.json<RestoreResponse>({ files: r.summary.files, bytes: r.summary.bytesWritten, targets: r.targets, keptChanged: r.summary.keptChanged, keptBoth: r.summary.keptBoth, warnings });
     }),
   );
 

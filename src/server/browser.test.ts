@@ -14,6 +14,7 @@ import { http, startHome } from './testing.js';
 import { openRepositoryAt } from '../jobs/open.js';
 import { saveDir, type TreeEntry } from '../files/tree.js';
 import type { ListingView } from '../web/api.js';
+import { makeExt4Disk } from '../image/testing.js';
 
 const CHROMIUM = process.env['LIFEBOAT_CHROMIUM'] ?? '/usr/bin/chromium';
 const ARTIFACTS = process.env['LIFEBOAT_ARTIFACTS'] ?? join('dist', 'artifacts', 'dashboard');
@@ -177,4 +178,41 @@ test('a folder of 100,000 entries opens in the restore browser in under a second
   // The last page comes from the last part of the listing.
   const res = (await http(d.origin, 'GET', `/api/jobs/Pictures/snapshots/latest/list?path=${encodeURIComponent('/Documents/Camera')}&offset=99990`, auth)).json<ListingView>();
   assert.deepEqual([res.entries.map((e) => e.name).slice(-2), res.more, res.total], [['IMG_099998.jpg', 'IMG_099999.jpg'], false, 100_000]);
+});
+
+test('a file inside a system image restores from the browser into a folder, byte-identical', async (t) => {
+  const { dashboard: d, auth, drive, dir } = await startHome(t);
+  const disk = makeExt4Disk(dir); // a drive with one ext4 partition holding f0.bin … f11.bin
+  const setup = await http(d.origin, 'POST', '/api/setup', auth, { name: 'System', destination: drive, password: 'correct horse', what: 'image', device: disk, schedule: 'weekly sun 19:00' });
+  assert.equal(setup.status, 200, setup.body.toString());
+  assert.equal((await http(d.origin, 'POST', '/api/jobs/System/run', auth, {})).status, 200);
+  await d.scheduler.idle();
+  assert.equal(d.scheduler.state.runs()[0]?.status, 'ok', d.scheduler.state.runs()[0]?.message);
+
+  const page = await openPage(t);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${d.url.replace(/#.*$/, '')}#/restore/System`);
+  await page.waitForSelector('#browser >> text=1/');
+  assert.equal(await page.isDisabled('#to-original'), true, 'an image has no original place on this computer');
+  assert.equal(await page.isChecked('#to-folder'), true);
+  assert.equal(await page.isVisible('#image-note'), true);
+  assert.equal(await page.isVisible('#changed-keep-both'), false, 'no choice about changed files for an image');
+  assert.equal(await page.textContent('#browser h3'), 'The partitions of the drive');
+  await page.click('#browser >> text=1/');
+  await page.waitForSelector('#browser tr:has-text("f3.bin")');
+  assert.equal(await page.textContent('#browser h3'), 'Partition 1: /');
+  const target = join(dir, 'from-image');
+  await page.fill('#target', target);
+  await page.click('tr:has-text("f3.bin") >> button:has-text("Restore")');
+  await page.waitForSelector('#restore-status >> text=Restored 1 file');
+  await page.screenshot({ path: join(ARTIFACTS, '9-image-file.png'), fullPage: true });
+  assert.ok(readFileSync(join(target, 'f3.bin')).equals(readFileSync(join(dir, 'tree', 'f3.bin'))), 'the file restored from the image is byte-identical');
+  // Back to its "original place" is refused in words, and a path outside the partitions too.
+  const snaps = (await http(d.origin, 'GET', '/api/jobs/System/snapshots', auth)).json<{ snapshots: { id: string }[] }>().snapshots;
+  const base = `/api/jobs/System/snapshots/${snaps[0]!.id}/restore`;
+  const orig = await http(d.origin, 'POST', base, auth, { path: '/1/f3.bin' });
+  assert.equal(orig.status, 400);
+  assert.match(orig.json<{ error: string }>().error, /Files from a system image go into a folder you choose/);
+  assert.deepEqual(errors, []);
 });

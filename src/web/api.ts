@@ -149,6 +149,8 @@ export interface RestoreResponse {
   readonly keptChanged: number;
   /** Files changed since the backup that were kept, with the backed-up copy restored beside them. */
   readonly keptBoth: number;
+  /** What could not be restored, in words (the first 20). */
+  readonly warnings: readonly string[];
 }
 
 export interface SpaceView {

@@ -219,11 +219,22 @@ async function restorePage(job?: string): Promise<void> {
   const { snapshots } = await api<{ snapshots: SnapshotView[] }>(`/api/jobs/${encodeURIComponent(job)}/snapshots`);
   const pane = h('div', { id: 'browser' });
   const results = h('div', { id: 'results' });
-  const pick = h('select', { 'aria-label': 'Version', onchange: () => void browse(job, pick.value, '/', pane) }, ...snapshots.map((s) => h('option', { value: s.id }, `${when(s.time)}${s.size !== undefined ? ` (${bytes(s.size)})` : ''}`)));
+  const pick = h('select', { 'aria-label': 'Version', onchange: () => (fitKind(), void browse(job, pick.value, '/', pane)) }, ...snapshots.map((s) => h('option', { value: s.id }, `${when(s.time)}${s.kind === 'image' ? ' (system image)' : ''}${s.size !== undefined ? ` (${bytes(s.size)})` : ''}`)));
   const target = h('input', { type: 'text', id: 'target', size: '40', 'aria-label': 'Folder to restore into' });
   const toOriginal = h('input', { type: 'radio', name: 'where', id: 'to-original', checked: true });
   const toFolder = h('input', { type: 'radio', name: 'where', id: 'to-folder' });
   target.addEventListener('focus', () => (toFolder.checked = true));
+  const folderNote = h('span', { class: 'muted' });
+  const imageNote = h('p', { class: 'muted', id: 'image-note', hidden: true }, 'This version is a system image: its files are restored into a folder you choose. Its top folders are the drive\'s partitions.');
+  // Files of a system image have no "place they came from" on this computer: they go into a folder.
+  const fitKind = () => {
+    const image = snapshots.find((s) => s.id === pick.value)?.kind === 'image';
+    toOriginal.disabled = image;
+    if (image) toFolder.checked = true;
+    imageNote.hidden = !image;
+    document.getElementById('changed-choices')!.hidden = image;
+    folderNote.textContent = image ? ' (what you restore is put straight into it)' : ' (the backed-up folders are recreated inside it)';
+  };
   const changedChoice = (value: string, label: string, checked = false) => h('label', { class: 'choice' }, h('input', { type: 'radio', name: 'changed', value, id: `changed-${value}`, checked }), label);
   const q = h('input', { type: 'search', id: 'search', size: '30', 'aria-label': 'Name to search for', placeholder: 'a file name, or part of it' });
   const search = async () => {
@@ -251,20 +262,22 @@ async function restorePage(job?: string): Promise<void> {
       h('label', {}, toOriginal, ' where it was backed up from'),
       h(
         'div',
-        { class: 'indent', role: 'radiogroup', 'aria-label': 'Files changed since the backup' },
+        { class: 'indent', id: 'changed-choices', role: 'radiogroup', 'aria-label': 'Files changed since the backup' },
         h('span', { class: 'muted' }, 'If a file there has changed since the backup:'),
         changedChoice('keep', ' keep the file as it is now (the backed-up version is not restored)', true),
         changedChoice('keep-both', ` keep both: the backed-up version is restored beside it, as "letter (restored ${today()}).odt"`),
         changedChoice('replace', ' replace it with the backed-up version'),
       ),
-      h('label', {}, toFolder, ' this folder: ', target, h('span', { class: 'muted' }, ' (the backed-up folders are recreated inside it)')),
+      h('label', {}, toFolder, ' this folder: ', target, folderNote),
     ),
+    imageNote,
     h('p', { id: 'restore-status', role: 'status' }),
     form,
     results,
     snapshots.length === 0 ? h('p', {}, 'This backup has not run yet.') : h('label', {}, 'Browse the version of: ', pick),
     pane,
   );
+  fitKind();
   if (snapshots[0]) await browse(job, snapshots[0].id, '/', pane);
 }
 
@@ -285,7 +298,7 @@ function actions(job: string, id: string, path: string, type: string, name: stri
       const one = (n: number) => n === 1;
       const kept = r.keptChanged > 0 ? ` ${r.keptChanged} file${one(r.keptChanged) ? '' : 's'} changed since the backup ${one(r.keptChanged) ? 'was' : 'were'} kept as ${one(r.keptChanged) ? 'it is' : 'they are'}; choose "keep both" or "replace" to get the backed-up version.` : '';
       const both = r.keptBoth > 0 ? ` ${r.keptBoth} file${one(r.keptBoth) ? '' : 's'} had changed since the backup: ${one(r.keptBoth) ? 'it was' : 'they were'} kept, and the backed-up version${one(r.keptBoth) ? ' is' : 's are'} beside ${one(r.keptBoth) ? 'it' : 'them'}, named "… (restored ${today()})".` : '';
-      status.replaceChildren(`Restored ${r.files} file${one(r.files) ? '' : 's'} (${bytes(r.bytes)}) into ${r.targets.join(', ')}.${kept}${both}`);
+      status.replaceChildren(`Restored ${r.files} file${one(r.files) ? '' : 's'} (${bytes(r.bytes)}) into ${r.targets.join(', ')}.${kept}${both}`, r.warnings.length ? h('ul', { class: 'warnings' }, ...r.warnings.map((w) => h('li', {}, w))) : '');
     } catch (e) {
       showError(status, e);
     }

@@ -14,7 +14,7 @@ import { readPasswordFile, openRepositoryAt } from '../jobs/open.js';
 import { describeSchedule, parseSchedule } from '../jobs/schedule.js';
 import type { JobEvent } from '../jobs/events.js';
 import type { Scheduler, SchedulerEvent } from '../jobs/scheduler.js';
-import { estimateJob, listDestinations, setUpJob } from '../jobs/setup.js';
+import { estimateJob, listDestinations, sameDiskSources, setUpJob } from '../jobs/setup.js';
 import { jobTag, RETENTION_MAX_UNUSED } from '../jobs/run.js';
 import { forgetSnapshots, pruneRepository } from '../jobs/maintenance.js';
 import type { Job, JobWhat, RunRecord } from '../jobs/state.js';
@@ -24,7 +24,7 @@ import { restoreImageFiles } from '../jobs/image.js';
 import type { OverwriteMode } from '../files/restore.js';
 import { nodeName, openListing, type Listing } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
-import type { CountView, EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
+import type { CountView, EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
 import { PAGE_CSS, PAGE_HTML } from '../web/page.js';
 import { security } from './security.js';
 
@@ -212,20 +212,30 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
 
   app.get('/api/jobs/:name/estimate', async (c) => c.json<EstimateView>(await estimateJob(state.findJob(c.req.param('name')))));
 
-  app.get('/api/setup', (c) => c.json<SetupInfo>({ home: homedir(), destinations: listDestinations() }));
+  app.get('/api/setup', async (c) => c.json<SetupInfo>({ home: homedir(), destinations: await listDestinations() }));
+
+  /** What the wizard's step 3 chose, checked. */
+  const whatOf = (b: Pick<SetupBody, 'what' | 'paths' | 'device'>): JobWhat => {
+    if (b.what === 'image') {
+      if (typeof b.device !== 'string' || !isAbsolute(b.device)) throw new LifeboatError('usage', 'Give the drive to image by its full device path, such as /dev/sda.');
+      return { kind: 'image', device: b.device };
+    }
+    const paths = b.what === 'home' ? [homedir()] : (Array.isArray(b.paths) ? b.paths : []).map((p) => String(p).trim()).filter(Boolean);
+    for (const p of paths) if (!isAbsolute(p)) throw new LifeboatError('usage', `${p}: give the full path of the folder (starting with /).`);
+    return { kind: 'files', paths, excludes: [] };
+  };
+
+  // The wizard asks as its choices change: which chosen sources share a physical disk with the destination.
+  app.post('/api/setup/check', async (c) => {
+    const b = await c.req.json<SetupCheckBody>();
+    if (typeof b.destination !== 'string' || !isAbsolute(b.destination)) return c.json<SetupCheck>({ sameDisk: [] });
+    return c.json<SetupCheck>({ sameDisk: await sameDiskSources(b.destination, whatOf(b)) });
+  });
 
   app.post('/api/setup', async (c) => {
     const b = await c.req.json<SetupBody>();
     if (typeof b.name !== 'string' || typeof b.destination !== 'string' || typeof b.password !== 'string' || typeof b.schedule !== 'string') throw new LifeboatError('usage', 'Fill in every step of the form.');
-    let what: JobWhat;
-    if (b.what === 'image') {
-      if (typeof b.device !== 'string' || !isAbsolute(b.device)) throw new LifeboatError('usage', 'Give the drive to image by its full device path, such as /dev/sda.');
-      what = { kind: 'image', device: b.device };
-    } else {
-      const paths = b.what === 'home' ? [homedir()] : (b.paths ?? []).map((p) => p.trim()).filter(Boolean);
-      for (const p of paths) if (!isAbsolute(p)) throw new LifeboatError('usage', `${p}: give the full path of the folder (starting with /).`);
-      what = { kind: 'files', paths, excludes: [] };
-    }
+    const what = whatOf(b);
     const r = await setUpJob(state, { name: b.name, destination: b.destination, password: b.password, what, schedule: b.schedule }, scheduler.clock.now());
     return c.json<SetupResponse>({ job: r.job.name, ...(r.recoveryKey ? { recoveryKey: r.recoveryKey } : {}) });
   });

@@ -57,6 +57,8 @@ test('wizard -> first backup reaches 100% -> restore one file byte-identical -> 
   await page.selectOption('#freq', 'weekly');
   await page.selectOption('#day', 'sun');
   await page.fill('#time', '19:00');
+  // The destination and the folder are on this machine's one disk: said in words, naming the folder.
+  await page.waitForSelector(`#same-disk >> text=The backup would be on the same disk as ${source}: if that disk fails`);
   await shot('1-wizard');
   await page.click('#create');
   await page.waitForSelector('text=the two passwords differ');

@@ -72,6 +72,14 @@ export interface SetupBody {
   readonly schedule: string;
 }
 
+/** The wizard's choices so far (POST /api/setup/check). */
+export type SetupCheckBody = Pick<SetupBody, 'destination' | 'what' | 'paths' | 'device'>;
+
+export interface SetupCheck {
+  /** The chosen folders (or drive) on the same physical disk as the destination. */
+  readonly sameDisk: readonly string[];
+}
+
 export interface SetupResponse {
   readonly job: string;
   readonly recoveryKey?: string;

@@ -3,7 +3,7 @@
  * and served by Lifeboat itself. Talks only to the API typed in web/api.ts. Live progress comes as
  * server-sent events (at most ten a second), so the page polls nothing.
  */
-import type { CountView, DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
+import type { CountView, DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
 
 const main = document.getElementById('main')!;
 const banner = document.getElementById('banner')!;
@@ -365,7 +365,7 @@ async function setup(): Promise<void> {
 
   const other = h('input', { type: 'text', id: 'dest-other', size: '40', 'aria-label': 'Another folder' });
   const destRadios = info.destinations.map((d: DestinationView, i: number) =>
-    h('label', {}, h('input', { type: 'radio', name: 'dest', value: d.path, checked: i === 0 }), ` ${d.label} (${d.path}) — ${bytes(d.free)} free of ${bytes(d.size)}`, d.sameDiskAsHome ? h('span', { class: 'warnings' }, ' — on the same disk as your files: if that disk fails, the backup is lost with it. Choose an external drive if you can.') : null),
+    h('label', {}, h('input', { type: 'radio', name: 'dest', value: d.path, checked: i === 0 }), ` ${d.label} (${d.path}) — ${bytes(d.free)} free of ${bytes(d.size)}`, d.sameDiskAsHome && d.path !== info.home ? h('span', { class: 'warnings' }, ' — on the same disk as your home folder') : null),
   );
   const otherRadio = h('input', { type: 'radio', name: 'dest', value: '', id: 'dest-other-radio', checked: info.destinations.length === 0 });
   other.addEventListener('focus', () => (otherRadio.checked = true));
@@ -388,6 +388,23 @@ async function setup(): Promise<void> {
   const name = h('input', { type: 'text', id: 'name', value: 'My files', 'aria-label': 'Name of this backup' });
 
   const create = h('button', { id: 'create' }, 'Create the backup');
+  // Whether the destination shares a physical disk with what is chosen to protect, asked again as the choices change.
+  const sameDisk = h('p', { id: 'same-disk', class: 'warnings', role: 'status' });
+  let asked = 0;
+  const checkDisk = () => {
+    const n = ++asked;
+    const checked = document.querySelector<HTMLInputElement>('input[name=dest]:checked');
+    const destination = checked && checked.value ? checked.value : other.value.trim();
+    const what = whatHome.checked ? 'home' : whatImage.checked ? 'image' : 'folders';
+    const body: SetupCheckBody = { destination, what, paths: folders.value.split('\n').map((x) => x.trim()).filter(Boolean), device: device.value.trim() };
+    void api<SetupCheck>('/api/setup/check', body)
+      .then((r) => {
+        if (n !== asked) return;
+        const list = r.sameDisk.join(', ');
+        sameDisk.textContent = r.sameDisk.length === 0 ? '' : what === 'image' ? `The backup would be on the drive it is an image of (${list}): if that drive fails, the backup is lost with it. Choose another drive.` : `The backup would be on the same disk as ${list}: if that disk fails, the backup is lost with it. Choose an external drive if you can.`;
+      })
+      .catch(() => undefined); // a half-typed path: nothing to say yet
+  };
   create.addEventListener('click', () => {
     void (async () => {
       err.replaceChildren();
@@ -425,6 +442,7 @@ async function setup(): Promise<void> {
     step(2, 'Choose a password', h('p', { class: 'muted' }, 'The backup is encrypted with it. Lifeboat keeps it in a file only you can read, so backups run without asking.'), h('label', {}, 'Password: ', pw1), h('label', {}, 'The same password again: ', pw2)),
     step(3, 'What should be protected?', h('label', {}, whatHome, ` My home folder (${info.home})`), h('label', {}, whatFolders, ' These folders (one per line):'), folders, h('label', {}, whatImage, ' This whole drive as a system image (everything on it, to put back on a new disk; Lifeboat must run as administrator): ', device)),
     step(4, 'When?', h('div', { class: 'row' }, freq, h('span', { id: 'day-wrap' }, 'on ', day), h('span', { id: 'time-wrap' }, 'at ', time), h('span', { id: 'hours-wrap' }, 'every ', hours, ' hours')), h('label', {}, 'Name of this backup: ', name)),
+    sameDisk,
     h('div', { class: 'row' }, create),
     err,
   );
@@ -435,6 +453,11 @@ async function setup(): Promise<void> {
   };
   freq.addEventListener('change', sync);
   sync();
+  for (const el of [document.getElementById('step-1')!, document.getElementById('step-3')!]) {
+    el.addEventListener('change', checkDisk);
+    el.addEventListener('input', checkDisk);
+  }
+  checkDisk();
 }
 
 function recoveryKey(r: SetupResponse): void {

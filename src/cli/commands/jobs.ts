@@ -16,7 +16,7 @@ import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
-import { servicePlan } from '../service.js';
+import { browserCommand, servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
 import { days } from './mirror.js';
 import type { Run } from './repo.js';
@@ -293,10 +293,10 @@ function dashboardToken(): string {
 
 /** Opens `url` in the user's browser when there is a desktop to show it on; a failure only means the user opens it by hand. */
 function openBrowser(url: string): void {
-  const [cmd, args] = process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '""', url]] : ['xdg-open', [url]];
-  if (process.platform === 'linux' && !process.env['DISPLAY'] && !process.env['WAYLAND_DISPLAY']) return;
+  const b = browserCommand(process.platform, url);
+  if (!b) return;
   try {
-    spawn(cmd, args, { stdio: 'ignore', detached: true }).on('error', () => undefined).unref();
+    spawn(b.command, b.args, { stdio: 'ignore', detached: true, windowsHide: true }).on('error', () => undefined).unref();
   } catch {
     /* no browser: the URL is printed */
   }

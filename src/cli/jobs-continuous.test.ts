@@ -41,7 +41,7 @@ test('job add --continuous and --mirror-to from the command line; job list shows
 
   const list = await lifeboat(['job', 'list'], noPw);
   assert.match(list.stdout, /Docs: .*docs -> .*repo, continuously, a few seconds after changes\n  last run: none yet\n/);
-  assert.match(list.stdout, /Copy: .*docs \(mirror\) -> .*usb\/docs, every 6 hours/);
+  assert.match(list.stdout, /Copy: a mirror of .*docs -> .*usb\/docs, every 6 hours/);
   const json = JSON.parse((await lifeboat(['--json', 'job', 'list'], noPw)).stdout) as { name: string; what: unknown; schedule: string; ok: boolean; warning: string | null }[];
   assert.deepEqual(json.find((j) => j.name === 'Copy')!.what, { kind: 'mirror', source: docs, keepDays: 7 });
   const docsJob = json.find((j) => j.name === 'Docs')!;

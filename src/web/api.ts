@@ -24,12 +24,17 @@ export interface ProgressView {
   readonly total?: number;
   readonly files?: number;
   readonly stored?: number;
+  /** The file being backed up now. */
+  readonly current?: string;
 }
 
 export interface JobView {
   readonly name: string;
   /** "Your folders /home/ann" or "The drive /dev/sda (system image)". */
   readonly what: string;
+  readonly kind: 'files' | 'image' | 'copy' | 'mirror';
+  /** It follows changes all the time (while the scheduler runs) instead of running at times. */
+  readonly continuous: boolean;
   readonly repository: string;
   /** The schedule in words. */
   readonly when: string;
@@ -70,6 +75,14 @@ export interface SetupBody {
   readonly schedule: string;
 }
 
+/** The wizard's choices so far (POST /api/setup/check). */
+export type SetupCheckBody = Pick<SetupBody, 'destination' | 'what' | 'paths' | 'device'>;
+
+export interface SetupCheck {
+  /** The chosen folders (or drive) on the same physical disk as the destination. */
+  readonly sameDisk: readonly string[];
+}
+
 export interface SetupResponse {
   readonly job: string;
   readonly recoveryKey?: string;
@@ -103,8 +116,15 @@ export interface ListingView {
   /** The folder as people know it (the original path for file backups). */
   readonly path: string;
   readonly entries: readonly EntryView[];
-  readonly total: number;
   readonly offset: number;
+  /** Entries follow this page. */
+  readonly more: boolean;
+  /** How many entries the folder holds, when counted already (GET …/count counts a big folder). */
+  readonly total?: number;
+}
+
+export interface CountView {
+  readonly total: number;
 }
 
 export interface FoundView {
@@ -128,8 +148,8 @@ export interface RestoreBody {
   readonly path: string;
   /** The folder to restore into (the snapshot's path is kept below it); absent: back where it was backed up from. */
   readonly target?: string;
-  /** Back in its original place: replace files changed since the backup (true) or keep them as they are (false). */
-  readonly replace?: boolean;
+  /** Back in its original place, files changed since the backup are: kept as they are (default), replaced, or kept with the backed-up copy restored beside them ("x (restored 2026-12-05).odt"). */
+  readonly changed?: 'keep' | 'replace' | 'keep-both';
 }
 
 export interface RestoreResponse {
@@ -138,6 +158,10 @@ export interface RestoreResponse {
   readonly targets: readonly string[];
   /** Files left as they were because they changed since the backup (original place, without replace). */
   readonly keptChanged: number;
+  /** Files changed since the backup that were kept, with the backed-up copy restored beside them. */
+  readonly keptBoth: number;
+  /** What could not be restored, in words (the first 20). */
+  readonly warnings: readonly string[];
 }
 
 export interface SpaceView {

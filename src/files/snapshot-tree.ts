@@ -4,11 +4,14 @@
  * never opens what two snapshots share.
  */
 import { fromHex, type Hex } from '../repo/ids.js';
-import type { Repository } from '../repo/repository.js';
+import type { PackReader, Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError } from '../util/errors.js';
 import type { Listing, Tree, TreeNode } from '../tree/tree.js';
 import { DirPages, fileContent, loadDir, type TreeEntry } from './tree.js';
+
+/** Chunks of a file asked for ahead while it is read from a network store (up to 8 MiB each, 1 MiB on average). */
+const READ_AHEAD = 16;
 
 export interface SnapshotNode extends TreeNode {
   /** The stored entry (undefined for the root). */
@@ -43,6 +46,9 @@ function toNode(e: TreeEntry): SnapshotNode {
 }
 
 export class SnapshotTree implements Tree {
+  /** Reads file contents from a network store pack by pack (see read). */
+  private reader: PackReader | undefined;
+
   constructor(
     readonly repo: Repository,
     readonly snapshot: Snapshot,
@@ -76,9 +82,33 @@ export class SnapshotTree implements Tree {
   async *read(file: TreeNode, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     const e = (file as SnapshotNode).entry;
     if (e === undefined || e.type !== 'file') return;
-    for (const id of await fileContent(this.repo, e)) {
+    const ids = await fileContent(this.repo, e);
+    if (!this.repo.remote) {
+      for (const id of ids) {
+        signal?.throwIfAborted();
+        yield await this.repo.loadBlob(fromHex(id));
+      }
+      return;
+    }
+    // From a network store (dump, tar, the dashboard's downloads): a few chunks asked ahead through
+    // the restore planner, so a large file costs a request per pack span, not one per chunk.
+    this.reader ??= this.repo.packReader({ budget: 32 * 1024 * 1024 });
+    const reader = this.reader;
+    const ahead: Promise<Uint8Array>[] = [];
+    let next = 0;
+    const more = () => {
+      while (next < ids.length && ahead.length < READ_AHEAD) {
+        const p = this.repo.loadPlanned(reader, fromHex(ids[next++]!));
+        p.catch(() => undefined); // awaited (and rethrown) in turn below
+        ahead.push(p);
+      }
+    };
+    more();
+    while (ahead.length > 0) {
       signal?.throwIfAborted();
-      yield await this.repo.loadBlob(fromHex(id));
+      const data = await ahead.shift()!;
+      more();
+      yield data;
     }
   }
 

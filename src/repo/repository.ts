@@ -121,6 +121,7 @@ export class Repository {
   private writeError: unknown;
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
+  private indexLoading: Promise<void> | undefined;
   private headersScanned = false;
   /** Index files found unreadable this session (told once, not read again). */
   private readonly unreadableIndexFiles = new Set<string>();
@@ -214,6 +215,11 @@ export class Repository {
   }
 
   // ---------------------------------------------------------------- index
+
+  /** A blob read before anyone loaded the index (browsing, dump) loads it, once. */
+  private firstIndexLoad(): Promise<void> {
+    return (this.indexLoading ??= this.loadIndex());
+  }
 
   /**
    * Loads every index file into memory. Safe to call again (reloads what is new). An index file
@@ -487,6 +493,7 @@ export class Repository {
    * dragging a shared slab along. Undefined for a delta blob or one missing from the index (loadBlob handles both).
    */
   async sealedBlob(id: Uint8Array): Promise<SealedBlob | undefined> {
+    if (!this.indexLoaded) await this.firstIndexLoad();
     const loc = this.index.get(id);
     if (!loc || loc.type === BlobType.delta) return undefined;
     const packName = Names.pack(loc.packId);
@@ -503,6 +510,7 @@ export class Repository {
    * order read, which is not the order of `ids`.
    */
   async *sealedBlobs(ids: readonly Uint8Array[], ahead = 4): AsyncGenerator<{ readonly i: number; readonly blob: SealedBlob | undefined }> {
+    if (!this.indexLoaded) await this.firstIndexLoad();
     const found: { i: number; packId: Hex; offset: number; length: number; type: BlobType; rawLength: number }[] = [];
     for (const [i, id] of ids.entries()) {
       const loc = this.index.get(id);
@@ -545,6 +553,7 @@ export class Repository {
    * (FORMAT.md §6) and the result checked against its id like any other blob.
    */
   async loadBlob(id: Uint8Array): Promise<Uint8Array> {
+    if (!this.indexLoaded) await this.firstIndexLoad();
     const loc = this.index.get(id);
     if (!loc) throw this.notIndexed(id);
     const packName = Names.pack(loc.packId);

@@ -139,7 +139,9 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     const finished = state.runs({ jobId: job.id, limit: 5 }).find((r) => r.status !== 'running');
     return {
       name: job.name,
-      what: describeWhat(job.what).replace(/^the /, 'The '),
+      what: capitalized(describeWhat(job.what)),
+      kind: job.what.kind,
+      continuous: job.schedule === 'continuous',
       repository: job.repository,
       when: describeSchedule(parseSchedule(job.schedule)),
       ...(finished ? { lastRun: runView(finished) } : {}),
@@ -363,4 +365,8 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       await repos.closeAll();
     },
   };
+}
+
+function capitalized(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }

@@ -18,6 +18,7 @@ import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
 import { servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
+import { days } from './mirror.js';
 import type { Run } from './repo.js';
 import { systemClock } from '../../util/clock.js';
 
@@ -67,7 +68,10 @@ function healthJson(h: JobHealth): Record<string, unknown> {
 function printHealth(ctx: Context, h: JobHealth): void {
   ctx.out(`${h.job.name}: ${whatText(h.job)} -> ${h.job.repository}, ${describeSchedule(parseSchedule(h.job.schedule))}`);
   ctx.out(`  last run: ${h.running ? 'running now' : h.lastRun ? runText(h.lastRun) : 'none yet'}`);
-  ctx.out(`  next run: ${Number.isFinite(h.nextRun) ? localTime(new Date(h.nextRun)) : 'none'}`);
+  if (h.job.schedule === 'continuous') {
+    const snap = h.lastRun?.snapshot;
+    if (snap !== undefined) ctx.out(`  last snapshot: ${snap.slice(0, 8)}`);
+  } else ctx.out(`  next run: ${Number.isFinite(h.nextRun) ? localTime(new Date(h.nextRun)) : 'none'}`);
   if (h.warning) ctx.out(`  warning: ${h.warning}`);
 }
 
@@ -96,19 +100,37 @@ export function registerJobCommands(program: Command, run: Run): void {
   keepOptions(
     job
       .command('add <name> [path...]')
-      .description('add a scheduled backup of folders (or of a whole drive with --image, or a copy of another repository with --copy-from) into the repository given by --repo')
-      .requiredOption('--schedule <spec>', 'when: "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0"')
+      .description('add a scheduled backup of folders (or of a whole drive with --image, or a copy of another repository with --copy-from) into the repository given by --repo, or a mirror of a folder (--mirror-to)')
+      .option('--schedule <spec>', 'when: "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0"')
+      .option('--continuous', 'instead of a schedule: follow changes as they happen while "lifeboat serve" runs (a snapshot a few seconds after changes, thinned like Time Machine unless --keep-* says otherwise)')
       .option('--image <device>', 'back up this whole drive as a system image instead of folders')
       .option('--copy-from <repo>', 'copy the snapshots of this repository into --repo (as "lifeboat copy --from"; its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
       .option('--from-password-file <file>', 'read the password of the --copy-from repository from a file')
+      .option('--mirror-to <folder>', 'keep this folder a plain copy of the one folder given, instead of backing up into a repository (see "lifeboat mirror")')
+      .option('--keep-days <n>', 'with --mirror-to: days to keep deleted and overwritten files in .lifeboat-versions', days)
       .option('--exclude <pattern>', 'skip paths matching a pattern (repeatable)', collect, [] as string[])
       .addHelpText(
         'after',
-        `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder; for a repository on a Lifeboat server (lifeboat:…) so is\nthis computer's token (LIFEBOAT_TOKEN or --token-file), with the server's certificate fingerprint.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n  lifeboat --repo s3:https://s3.example.com/backups job add Offsite --copy-from /media/ann/Passport/lifeboat --schedule "daily 02:00"\n`,
+        `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder; for a repository on a Lifeboat server (lifeboat:…) so is\nthis computer's token (LIFEBOAT_TOKEN or --token-file), with the server's certificate fingerprint.\nA mirror needs no repository or password.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n  lifeboat --repo /media/ann/Passport/lifeboat job add Home ~ --continuous\n  lifeboat job add Photos ~/Pictures --mirror-to /media/ann/Passport/Pictures --continuous\n  lifeboat --repo s3:https://s3.example.com/backups job add Offsite --copy-from /media/ann/Passport/lifeboat --schedule "daily 02:00"\n`,
       ),
   ).action(
-    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule: string; image?: string; copyFrom?: string; fromPasswordFile?: string; exclude: string[] }) => {
-      const schedule = parseSchedule(o.schedule);
+    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule?: string; continuous?: boolean; image?: string; copyFrom?: string; fromPasswordFile?: string; mirrorTo?: string; keepDays?: number; exclude: string[] }) => {
+      if ((o.schedule === undefined) === (o.continuous !== true)) throw new LifeboatError('usage', 'Say when the job runs: --schedule "daily 19:00" (or another schedule), or --continuous to follow changes as they happen.');
+      const schedule = parseSchedule(o.continuous ? 'continuous' : o.schedule!);
+      if (o.mirrorTo !== undefined) {
+        if (paths.length !== 1 || o.image !== undefined || o.copyFrom !== undefined) throw new LifeboatError('usage', 'A mirror copies one folder: give exactly one path with --mirror-to (and no --image or --copy-from).');
+        if (o.exclude.length > 0 || Object.keys(policyOf(o)).length > 0) throw new LifeboatError('usage', 'A mirror has no --exclude or --keep-* rules; --keep-days says how long it keeps deleted and overwritten files.');
+        const { setUpMirrorJob } = await import('../../jobs/setup.js');
+        return withState(async (state) => {
+          const j = setUpMirrorJob(state, { name, source: paths[0]!, destination: o.mirrorTo!, schedule: scheduleSpec(schedule), ...(o.keepDays !== undefined ? { keepDays: o.keepDays } : {}) }, systemClock.now());
+          if (ctx.json) return ctx.printJson({ name: j.name, source: paths[0], destination: j.repository });
+          ctx.report(`Added the job "${j.name}": mirrors ${resolve(paths[0]!)} into ${j.repository} ${describeSchedule(schedule)}.`);
+          ctx.report('Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.');
+        });
+      }
+      if (o.keepDays !== undefined) throw new LifeboatError('usage', '--keep-days is for mirrors (--mirror-to); a backup keeps snapshots by its --keep-* rules.');
+      if (o.image !== undefined && schedule.kind === 'continuous') throw new LifeboatError('usage', 'A system image cannot be taken continuously; give it a --schedule such as "weekly sun 19:00".');
+      if (o.copyFrom !== undefined && schedule.kind === 'continuous') throw new LifeboatError('usage', 'A copy job runs at set times; give it a --schedule such as "daily 02:00".');
       const retention = policyOf(o);
       if (o.copyFrom !== undefined) {
         if (paths.length > 0 || o.image !== undefined) throw new LifeboatError('usage', 'A copy job (--copy-from) copies snapshots only; back up folders or a drive with another job.');
@@ -145,10 +167,11 @@ export function registerJobCommands(program: Command, run: Run): void {
           systemClock.now(),
         );
         const next = new Scheduler(state).nextRun(j);
-        if (ctx.json) return ctx.printJson({ name: j.name, nextRun: new Date(next).toISOString(), passwordFile, ...(dest.server ? { tokenFile: dest.server.tokenFile } : {}) });
+        if (ctx.json) return ctx.printJson({ name: j.name, nextRun: Number.isFinite(next) ? new Date(next).toISOString() : null, passwordFile, ...(dest.server ? { tokenFile: dest.server.tokenFile } : {}) });
         if (j.what.kind === 'copy') ctx.report(`Added the job "${j.name}": copies the snapshots of ${j.what.from} to ${location} ${describeSchedule(schedule)}.`);
         else ctx.report(`Added the job "${j.name}": backs up ${whatText(j)} to ${location} ${describeSchedule(schedule)}.`);
-        ctx.report(`Next run: ${localTime(new Date(next))}. Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.`);
+        if (schedule.kind === 'continuous') ctx.report('It runs while "lifeboat serve" runs; "lifeboat service install" starts it at login.');
+        else ctx.report(`Next run: ${localTime(new Date(next))}. Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.`);
       });
     }),
   );

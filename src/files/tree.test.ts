@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { BlobType, DirPages, encodeEntry, loadDir, MAX_LEAF_BYTES, sameEntry, saveDir, type TreeEntry } from './tree.js';
 import { LifeboatError } from '../util/errors.js';
+import { asId } from '../repo/ids.js';
 import { resolve, type Listing, type Tree, type TreeNode } from '../tree/tree.js';
 
 
 const base = (): TreeEntry => ({
   name: Buffer.from('a.txt'), type: 'file', mode: 0o644, uid: 1000, gid: 1000, user: 'u', group: 'g',
   mtime: 1n, atime: 2n, ctime: 3n, size: 5, inode: 7n, device: 9n, nlink: 1,
-  xattrs: [['user.k', Buffer.from([1, 2])]], holes: [0, 4096], content: ['a'.repeat(64)],
+  xattrs: [['user.k', Buffer.from([1, 2])]], holes: [0, 4096], content: [asId('a'.repeat(64))],
 });
 
 test('sameEntry is true exactly when two entries encode to the same bytes (a kept listing id stays right)', () => {
@@ -18,7 +19,7 @@ test('sameEntry is true exactly when two entries encode to the same bytes (a kep
     (e) => delete e.user, (e) => (e.group = 'h'), (e) => (e.mtime = 10n), (e) => (e.atime = 10n), (e) => (e.ctime = 10n),
     (e) => (e.size = 6), (e) => (e.inode = 8n), (e) => (e.device = 8n), (e) => (e.nlink = 2), (e) => (e.target = Buffer.from('x')),
     (e) => (e.rdev = 1n), (e) => (e.xattrs = [['user.k', Buffer.from([1, 3])]]), (e) => (e.xattrs = []), (e) => (e.holes = [0, 8192]),
-    (e) => (e.content = ['b'.repeat(64)]), (e) => (e.contentParts = ['c'.repeat(64)]), (e) => (e.subtree = 'd'.repeat(64)), (e) => (e.damaged = true),
+    (e) => (e.content = [asId('b'.repeat(64))]), (e) => (e.contentParts = [asId('c'.repeat(64))]), (e) => (e.subtree = asId('d'.repeat(64))), (e) => (e.damaged = true),
   ];
   for (const [i, change] of changes.entries()) {
     const a = base();
@@ -28,7 +29,7 @@ test('sameEntry is true exactly when two entries encode to the same bytes (a kep
     assert.equal(sameEntry(a, b), false, `change ${i} is a difference`);
   }
   const a = base();
-  const b = { ...base(), xattrs: [['user.k', Buffer.from([1, 2])]] as [string, Buffer][], content: ['a'.repeat(64)] };
+  const b = { ...base(), xattrs: [['user.k', Buffer.from([1, 2])]] as [string, Buffer][], content: [asId('a'.repeat(64))] };
   assert.ok(sameEntry(a, b), 'equal values in different objects are the same');
   assert.equal(encodeEntry(a), encodeEntry(b));
   assert.ok(sameEntry({ ...base(), xattrs: [] }, { ...base(), xattrs: undefined as unknown as [] }), 'no xattrs either way');
@@ -57,7 +58,7 @@ test('DirPages: a listing of many parts is counted without decoding it, and any 
   const entries: TreeEntry[] = [];
   for (let i = 0; i < 12_000; i++) {
     const name = i % 97 === 0 ? Buffer.from([0x6e, 0xff, 0xfe, i & 0xff, i >> 8]) : Buffer.from(`${String(i).padStart(5, '0')}${names[i % 4]}`);
-    entries.push({ ...base(), name, size: i, xattrs: [['user.{"name"', Buffer.from('}],[{')]], content: [createHash('sha256').update(String(i)).digest('hex')] });
+    entries.push({ ...base(), name, size: i, xattrs: [['user.{"name"', Buffer.from('}],[{')]], content: [asId(createHash('sha256').update(String(i)).digest('hex'))] });
   }
   entries.sort((a, b) => Buffer.compare(a.name, b.name));
   const id = await saveDir(repo, entries);
@@ -82,7 +83,7 @@ test('DirPages: a listing of many parts is counted without decoding it, and any 
 
 test('DirPages: a part whose entries do not match its count is refused as damaged when it is decoded', async () => {
   const repo = blobStore();
-  const entries = Array.from({ length: 6000 }, (_, i): TreeEntry => ({ ...base(), name: Buffer.from(String(i).padStart(6, '0')), content: ['e'.repeat(64), 'f'.repeat(64), 'a'.repeat(64)] }));
+  const entries = Array.from({ length: 6000 }, (_, i): TreeEntry => ({ ...base(), name: Buffer.from(String(i).padStart(6, '0')), content: ['e'.repeat(64), 'f'.repeat(64), 'a'.repeat(64)].map(asId) }));
   const id = await saveDir(repo, entries);
   const parts = (JSON.parse(repo.blobs.get(id)!.toString()) as { parts: string[] }).parts;
   assert.ok(parts.length >= 3);

@@ -15,6 +15,7 @@ import type { TestContext } from 'node:test';
 import { http, startHome } from './testing.js';
 import { openRepositoryAt } from '../jobs/open.js';
 import { saveDir, type TreeEntry } from '../files/tree.js';
+import type { Hex } from '../repo/ids.js';
 import type { ListingView, SpaceView } from '../web/api.js';
 import { makeExt4Disk } from '../image/testing.js';
 
@@ -148,7 +149,7 @@ test('a folder of 100,000 entries opens in the restore browser in under a second
   await repo.lock(false, 'test');
   const entry = (name: string, i: number): TreeEntry => ({ name: Buffer.from(name), type: 'file', mode: 0o644, uid: 1000, gid: 1000, mtime: 1_733_400_000_000_000_000n + BigInt(i) * 1_000_000_000n, atime: 1n, ctime: 1n, size: 1000 + i, inode: BigInt(i + 10), device: 2049n, nlink: 1, content: [] });
   const photos = await saveDir(repo, Array.from({ length: 100_000 }, (_, i) => entry(`IMG_${String(i).padStart(6, '0')}.jpg`, i)));
-  const dir = (name: string, subtree: string): TreeEntry => ({ ...entry(name, 0), type: 'dir', mode: 0o755, size: 0, subtree });
+  const dir = (name: string, subtree: Hex): TreeEntry => ({ ...entry(name, 0), type: 'dir', mode: 0o755, size: 0, subtree });
   const root = await saveDir(repo, [dir('Documents', await saveDir(repo, [dir('Camera', photos)]))]);
   await repo.flush();
   // Three versions of it: the dashboard opens the folder anew for each, and the fastest of the three is what this machine, shared with other work, can do.

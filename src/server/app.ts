@@ -24,7 +24,7 @@ import { restoreImageFiles } from '../jobs/image.js';
 import type { OverwriteMode } from '../files/restore.js';
 import { nodeName, openListing, type Listing } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
-import type { CountView, EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
+import type { CountView, EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, GrowthView, JobView, ListingView, Overview, ProgressView, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
 import { PAGE_CSS, PAGE_HTML } from '../web/page.js';
 import { security } from './security.js';
 
@@ -41,6 +41,8 @@ const PAGE_SIZE = 500;
 const CHANGED = new Map<unknown, OverwriteMode>([['keep', 'never'], ['replace', 'if-changed'], ['keep-both', 'keep-both']]);
 /** Search results shown at most. */
 const FIND_LIMIT = 500;
+/** Runs per job drawn in the space chart. */
+const GROWTH_RUNS = 1000;
 /** Folder listings kept open for paging. */
 const LISTINGS_KEPT = 4;
 
@@ -361,6 +363,18 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     }),
   );
 
+  /** A job's stored bytes after each of its successful runs (the last GROWTH_RUNS), from the run history. */
+  const growthOf = (job: Job): GrowthView => {
+    let stored = 0;
+    const points: { time: number; stored: number }[] = [];
+    for (const r of state.runs({ jobId: job.id, limit: GROWTH_RUNS }).reverse()) {
+      if ((r.status !== 'ok' && r.status !== 'warnings') || r.finished === undefined) continue;
+      stored = Math.max(0, stored + (r.figures.bytesAdded ?? 0) - (r.figures.bytesFreed ?? 0));
+      points.push({ time: r.finished, stored });
+    }
+    return { job: job.name, points };
+  };
+
   const rulesOf = (job: Job) => {
     const r = job.retention ?? {};
     const parts = Object.entries(r).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : JSON.stringify(v)}`);
@@ -408,7 +422,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       }
     }
     rows.sort((a, b) => a.time.localeCompare(b.time));
-    return c.json<SpaceView>({ snapshots: rows, repository });
+    return c.json<SpaceView>({ snapshots: rows, repository, growth: state.jobs().map(growthOf) });
   });
 
   return {

@@ -167,6 +167,13 @@ export interface RestoreResponse {
 export interface SpaceView {
   readonly snapshots: readonly { readonly time: string; readonly job: string; readonly added: number; readonly total: number }[];
   readonly repository: string;
+  /** Per job, what it has stored in its repository after each successful run (new data added, less what freeing space removed), oldest first. */
+  readonly growth: readonly GrowthView[];
+}
+
+export interface GrowthView {
+  readonly job: string;
+  readonly points: readonly { readonly time: number; readonly stored: number }[];
 }
 
 export interface FreeSpacePreview {

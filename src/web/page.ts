@@ -57,6 +57,8 @@ textarea { width: 100%; }
 .key { font-family: ui-monospace, monospace; font-size: 1.3rem; background: #fffbe6; border: 2px dashed #e0b100; padding: 0.8rem; word-break: break-all; }
 .error { color: #b3261e; font-weight: 600; }
 .bar { background: #1b66a8; height: 1rem; display: inline-block; vertical-align: middle; min-width: 1px; }
+.legend .swatch { display: inline-block; width: 0.9rem; height: 0.9rem; border-radius: 2px; vertical-align: middle; margin-left: 0.8rem; }
+figure.card { margin: 0 0 1rem; }
 .row { display: flex; gap: 0.6rem; align-items: center; flex-wrap: wrap; }
 @media print { header, nav, button, #banner { display: none; } }
 `;

@@ -146,11 +146,7 @@ export function registerJobCommands(program: Command, run: Run): void {
         if (o.copyFrom !== undefined) {
           const from = isUrl(o.copyFrom) ? o.copyFrom : resolve(o.copyFrom);
           const source = await keepAccess(ctx, from, await ctx.sourcePassword(o.fromPasswordFile));
-          const shared = dest.repo.sharesChunkParameters(source.repo);
           await source.repo.close();
-          if (!shared) {
-            throw new LifeboatError('invalid-argument', `The repository at ${location} cuts and names its chunks differently from the one at ${from}, so snapshots cannot be copied into it. Make the destination with "lifeboat init --copy-parameters-from ${from}" and add the job for that one.`);
-          }
           what = { kind: 'copy', from, fromPasswordFile: source.passwordFile, ...(source.server ? { fromServer: source.server } : {}) };
         } else what = o.image !== undefined ? { kind: 'image', device: resolve(o.image) } : { kind: 'files', paths: paths.map((p) => resolve(p)), excludes: o.exclude };
       } finally {

@@ -3,7 +3,7 @@
  * and served by Lifeboat itself. Talks only to the API typed in web/api.ts. Live progress comes as
  * server-sent events (at most ten a second), so the page polls nothing.
  */
-import type { CountView, DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
+import type { CountView, DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, GrowthView, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
 
 const main = document.getElementById('main')!;
 const banner = document.getElementById('banner')!;
@@ -186,6 +186,69 @@ function freeSpaceCard(job: string): HTMLElement {
   return h('section', { class: 'card' }, h('h3', {}, `Free up space: ${job}`), h('button', { class: 'secondary free-preview', onclick: () => void preview() }, 'See what would be removed'), out);
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, ...children: (SVGElement | string)[]): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  el.append(...children);
+  return el;
+}
+const COLORS = ['#1b66a8', '#c2571a', '#2e7d32', '#8e44ad', '#b3261e', '#00838f'];
+
+/** What each job has stored after each run, as lines over time (drawn here: no chart library, nothing from the internet). */
+function growthChart(growth: readonly GrowthView[]): HTMLElement {
+  const series = growth.filter((g) => g.points.length > 0);
+  if (series.length === 0) return h('p', { class: 'muted', id: 'growth' }, 'The chart of how the backups grow appears after the first backup.');
+  const W = 720;
+  const H = 260;
+  const L = 70;
+  const R = 16;
+  const T = 12;
+  const B = 36;
+  const times = series.flatMap((g) => g.points.map((p) => p.time));
+  let t0 = Math.min(...times);
+  let t1 = Math.max(...times);
+  if (t1 - t0 < 3600_000) [t0, t1] = [t0 - 1800_000, t1 + 1800_000];
+  // Gridlines at round sizes (1, 2 or 5 times a power of ten), four or five of them.
+  const max = Math.max(1, ...series.flatMap((g) => g.points.map((p) => p.stored)));
+  const unit = 10 ** Math.floor(Math.log10(max / 4));
+  const step = [1, 2, 5, 10].map((m) => m * unit).find((v) => max / v <= 4) ?? 10 * unit;
+  const top = Math.ceil((max * 1.05) / step) * step;
+  const x = (t: number) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (v: number) => T + (1 - v / top) * (H - T - B);
+  const grid: SVGElement[] = [];
+  for (let v = 0; v <= top; v += step) {
+    grid.push(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#e3e8ef' }), svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 12, fill: '#5a6473' }, bytes(Math.round(v))));
+  }
+  for (let i = 0; i <= 3; i++) {
+    const t = t0 + ((t1 - t0) * i) / 3;
+    const label = t1 - t0 < 2 * 86_400_000 ? new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : new Date(t).toLocaleDateString();
+    grid.push(svg('text', { x: x(t), y: H - B + 18, 'text-anchor': i === 0 ? 'start' : i === 3 ? 'end' : 'middle', 'font-size': 12, fill: '#5a6473' }, label));
+  }
+  const lines = series.map((g, i) => {
+    const color = COLORS[i % COLORS.length]!;
+    const pts = g.points.map((p) => `${x(p.time).toFixed(1)},${y(p.stored).toFixed(1)}`).join(' ');
+    return svg(
+      'g',
+      { class: 'series', 'data-job': g.job },
+      svg('polyline', { points: pts, fill: 'none', stroke: color, 'stroke-width': 2.5 }),
+      ...g.points.map((p) => svg('circle', { cx: x(p.time), cy: y(p.stored), r: 3.5, fill: color }, svg('title', {}, `${g.job}, ${when(p.time)}: ${bytes(p.stored)} stored`))),
+    );
+  });
+  const last = (g: GrowthView) => bytes(g.points[g.points.length - 1]!.stored);
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img', 'aria-label': `Stored data of each backup over time: ${series.map((g) => `${g.job} ${last(g)}`).join(', ')}` }, ...grid, svg('line', { x1: L, x2: W - R, y1: y(0), y2: y(0), stroke: '#9aa5b4' }), ...lines);
+  const legend = h(
+    'p',
+    { class: 'legend' },
+    ...series.map((g, i) => {
+      const swatch = h('span', { class: 'swatch' });
+      swatch.style.background = COLORS[i % COLORS.length]!;
+      return h('span', {}, swatch, ` ${g.job}: ${last(g)} `);
+    }),
+  );
+  return h('figure', { class: 'card', id: 'growth' }, h('figcaption', {}, h('strong', {}, 'How much each backup stores'), h('span', { class: 'muted' }, ' (after each backup: new data added, less what freeing space removed)')), chart, legend);
+}
+
 async function space(): Promise<void> {
   const s = await api<SpaceView>('/api/space');
   const o = await api<Overview>('/api/overview');
@@ -198,6 +261,7 @@ async function space(): Promise<void> {
     s.snapshots.length
       ? h('p', { id: 'saved' }, `Kept as full copies, these versions would take ${bytes(s.snapshots.reduce((a, x) => a + x.total, 0))}; deduplication and compression make that ${bytes(totalAdded)}.`)
       : '',
+    growthChart(s.growth),
     h('p', { class: 'muted' }, 'New data each backup stored (unchanged files are not stored again):'),
     h(
       'table',

@@ -146,3 +146,40 @@ test('restore reads every pack through the store it is given (wrappers included)
     (e: unknown) => e instanceof LifeboatError && e.code === 'corrupt',
   );
 });
+
+test('many large files restored at once hold at most 16 of their chunks in memory together (not 8 per file)', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  fs.mkdirSync(src);
+  // 12 incompressible files of ~4 chunks each: 8 chunks per file would allow 48 at once.
+  for (let f = 0; f < 12; f++) fs.writeFileSync(join(src, `video${f}.mp4`), randomBytes(4 * 1024 * 1024 + f * 1000));
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const r = await backup(repo, { paths: [src] });
+  // Hold back every large sealed blob until the restore stops asking for more: how many it asks
+  // for at once is how many chunks it would hold in memory together.
+  let pending = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const sealedBlob = repo.sealedBlob.bind(repo);
+  repo.sealedBlob = async (id) => {
+    const loc = repo.index.get(id);
+    if (loc && loc.rawLength >= 256 * 1024) {
+      pending++;
+      await gate;
+    }
+    return sealedBlob(id);
+  };
+  const target = join(dir, 'target');
+  const restoring = restore(repo, r.snapshot, { target, verify: true });
+  let seen = -1;
+  while (seen !== pending) {
+    seen = pending;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  open();
+  const rr = await restoring;
+  assert.equal(rr.summary.errors, 0);
+  for (let f = 0; f < 12; f++) assert.deepEqual(fs.readFileSync(join(target, 'src', `video${f}.mp4`)), fs.readFileSync(join(src, `video${f}.mp4`)));
+  assert.equal(seen, 16, 'the restore asks for 16 large chunks and waits');
+});

@@ -114,6 +114,13 @@ const FILES_IN_FLIGHT_WORKERS = 64;
 const DIR_TASKS = 8;
 /** Chunks of one large file being written at once. */
 const CHUNKS_PER_FILE = 8;
+/**
+ * Chunks of large files in flight across all files: each holds its sealed blob (~1 MiB, up to
+ * 8 MiB) in memory until a worker has written it. Per file alone, 64 large files in flight could
+ * hold 512 chunks: 150 MB of photos and videos (14 files) peaked at 220 MiB, 111 MiB of it
+ * envelopes in the main thread's heap (bench/README.md, session 9).
+ */
+const LARGE_CHUNKS_IN_FLIGHT = 16;
 /** Pack ranges each folder's restoreDirect reads ahead (Repository.sealedBlobs); DIR_TASKS folders run at once. */
 const DIRECT_READS_AHEAD = 4;
 
@@ -153,6 +160,7 @@ class Restorer {
   private readonly fileSlots: Semaphore;
   /** For restoreDirect, whose jobs hold no data (FileWriters reads it on the workers). */
   private readonly directSlots = new Semaphore(DIRECT_IN_FLIGHT);
+  private readonly chunkSlots = new Semaphore(LARGE_CHUNKS_IN_FLIGHT);
   private readonly dirTasks = new Semaphore(DIR_TASKS);
 
   constructor(readonly repo: Repository, readonly opts: RestoreOptions) {
@@ -561,6 +569,7 @@ class Restorer {
           this.s.bytesWritten += chunkEnd - starts[k]!;
           continue;
         }
+        await this.chunkSlots.acquire();
         const p = this.writeChunk(fh.fd, starts[k]!, holes, ids[k]!).then(
           (n) => {
             this.s.bytesWritten += n;
@@ -571,7 +580,10 @@ class Restorer {
           },
         );
         inFlight.add(p);
-        void p.finally(() => inFlight.delete(p));
+        void p.finally(() => {
+          inFlight.delete(p);
+          this.chunkSlots.release();
+        });
         if (inFlight.size >= CHUNKS_PER_FILE) await Promise.race(inFlight);
       }
       await Promise.all(inFlight);

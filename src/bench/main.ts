@@ -420,7 +420,7 @@ class Bench {
     const mutate = (): string => fmtMutation(mutateFiles(src, seed, 0.01, new Set([oneFile.rel])), files.length);
     const d = await this.fileDataset(name, `${origin}\nmake-up: ${fmtMakeUp(makeUp)}`, src, mutate, oneFile.rel, name === 'media');
     d.facts['makeUp'] = makeUp;
-    d.targets = fileTargets(d);
+    d.targets = [...fileTargets(d), ...realTargets(d)];
     this.drop(src);
     return d;
   }
@@ -570,6 +570,19 @@ function fileTargets(d: DatasetResult): Target[] {
   const v = f('restore', 'lifeboat');
   t.push({ text: 'full restore matches the source (checksum list)', measured: v.ok ? (v.verify ?? 'not verified') : 'n/a', pass: v.ok ? v.verify === 'ok' : null });
   return t;
+}
+
+/** P12's targets on the real-world datasets, beside P2's. */
+function realTargets(d: DatasetResult): Target[] {
+  const val = (o: string, t: string, k: 'wall' | 'rssKiB'): number => {
+    const f = figure(op(d, o)?.samples[t]);
+    return f.ok ? f[k] : NaN;
+  };
+  return [
+    compareTarget('initial backup: wall time ≤ 0.8× restic (P12)', val('initial', 'lifeboat', 'wall'), val('initial', 'restic', 'wall'), 0.8, seconds, 'restic'),
+    compareTarget('check --read-data: wall time ≤ restic (P12)', val('check', 'lifeboat', 'wall'), val('check', 'restic', 'wall'), 1, seconds, 'restic'),
+    compareTarget('check --read-data: peak memory ≤ restic (P12)', val('check', 'lifeboat', 'rssKiB'), val('check', 'restic', 'rssKiB'), 1, kib, 'restic'),
+  ];
 }
 
 function imageTargets(d: DatasetResult, used: number): Target[] {

@@ -48,14 +48,6 @@ test('copy files and an image to a repository made with --copy-parameters-from: 
   writeFileSync(disk, Buffer.concat([randomBytes(2 * 1024 * 1024), Buffer.alloc(1024 * 1024), randomBytes(1024 * 1024)]));
   const image = (JSON.parse(await ok(['image', 'create', '--json', disk], src)) as { id: string }).id;
 
-  // A destination with its own parameters is refused with a sentence saying what to do.
-  const other = { LIFEBOAT_REPO: join(d.path, 'other'), LIFEBOAT_PASSWORD: 'x', LIFEBOAT_FROM_PASSWORD: 'source pw' };
-  await ok(['init'], other);
-  const refused = await lifeboat(['copy', '--from', src.LIFEBOAT_REPO], other);
-  assert.equal(refused.code, 2, refused.stderr);
-  assert.match(refused.stderr, /--copy-parameters-from/);
-  assert.doesNotMatch(refused.stderr, /at .*\.js/);
-
   // init takes the source's password from --from-password-file; copy from the environment.
   await ok(['init', '--copy-parameters-from', src.LIFEBOAT_REPO, '--from-password-file', pwFile], { ...dst, LIFEBOAT_FROM_PASSWORD: 'wrong' });
   const wrong = await lifeboat(['copy', '--from', src.LIFEBOAT_REPO], { ...dst, LIFEBOAT_FROM_PASSWORD: 'wrong' });
@@ -203,4 +195,52 @@ test('pins go along with the copy: a pinned snapshot is pinned in the destinatio
   const c3 = await ok(['copy', '--from', src.LIFEBOAT_REPO], dst);
   assert.doesNotMatch(c3, /Pinned/);
   assert.ok((await listed()).find((s) => s.id === copyOf(ids[2]!))?.pinned);
+});
+
+test('copy into a repository made without --copy-parameters-from: file snapshots are renamed to its ids and restore byte-identical, images are left out (exit 3), a rerun sends nothing, its own backups deduplicate against the copy', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const src = { LIFEBOAT_REPO: join(d.path, 'src'), LIFEBOAT_PASSWORD: 'source pw' };
+  const dst = { LIFEBOAT_REPO: join(d.path, 'own'), LIFEBOAT_PASSWORD: 'own pw', LIFEBOAT_FROM_PASSWORD: 'source pw' };
+  await ok(['init'], src);
+  await ok(['init'], dst);
+  const tree = join(d.path, 'tree');
+  mkdirSync(join(tree, 'sub', 'deeper'), { recursive: true });
+  writeFileSync(join(tree, 'big.bin'), randomBytes(5 * 1024 * 1024));
+  writeFileSync(join(tree, 'sub', 'twice.bin'), randomBytes(2 * 1024 * 1024));
+  writeFileSync(join(tree, 'sub', 'deeper', 'note.txt'), 'hello\n');
+  writeFileSync(join(tree, 'empty'), '');
+  const first = (JSON.parse(await ok(['backup', '--json', tree], src)) as { snapshot: string }).snapshot;
+  writeFileSync(join(tree, 'sub', 'deeper', 'note.txt'), 'hello again\n');
+  const second = (JSON.parse(await ok(['backup', '--json', tree], src)) as { snapshot: string }).snapshot;
+  const disk = join(d.path, 'disk.img');
+  writeFileSync(disk, randomBytes(1024 * 1024));
+  await ok(['image', 'create', disk], src);
+
+  const r = await lifeboat(['copy', '--json', '--from', src.LIFEBOAT_REPO], dst);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /The drive image \w{8} was not copied: images can be copied only into a repository made with .*lifeboat init --copy-parameters-from/);
+  const c1 = JSON.parse(r.stdout) as CopyJson;
+  assert.equal(c1.snapshots.length, 2);
+  assert.equal(c1.failed.length, 1);
+  assert.ok(c1.bytesSent >= 7 * 1024 * 1024 && c1.bytesSent < 8 * 1024 * 1024, `each chunk sent once: ${c1.bytesSent}`);
+  await checkClean(dst, 'after the renaming copy');
+  const copyOf = (id: string) => c1.snapshots.find((s) => s.source === id)!.copy;
+  const out = join(d.path, 'out');
+  await ok(['restore', copyOf(second), '--target', out], dst);
+  assertSameTree(tree, join(out, 'tree'));
+  const out1 = join(d.path, 'out1');
+  await ok(['restore', copyOf(first), '--target', out1], dst);
+  assert.equal(readFileSync(join(out1, 'tree', 'sub', 'deeper', 'note.txt'), 'utf8'), 'hello\n');
+  const list = JSON.parse(await ok(['snapshots', '--json'], dst)) as { id: string; parent?: string }[];
+  assert.equal(list.find((s) => s.id === copyOf(second))!.parent, copyOf(first), 'the parent points at the copy of the parent');
+
+  const again = await lifeboat(['copy', '--json', '--from', src.LIFEBOAT_REPO], dst);
+  assert.equal(again.code, 3, 'the image is still left out');
+  const c2 = JSON.parse(again.stdout) as CopyJson;
+  assert.equal(c2.blobsSent, 0);
+  assert.ok(c2.snapshots.every((s) => s.alreadyThere));
+  // The destination's own backup of the same tree finds every chunk there already.
+  const own = JSON.parse(await ok(['backup', '--json', tree], dst)) as { summary: { dataBytesAdded: number } };
+  assert.equal(own.summary.dataBytesAdded, 0);
 });

@@ -69,23 +69,40 @@ test('every example in the help of ls, find, dump and restore runs', async (t) =
   assert.ok(existsSync(join(root, 'restored', 'Documents', 'letters', 'invite.odt')));
 });
 
-test('restore --original puts files back where they came from and keeps files changed since, unless --overwrite says otherwise', async (t) => {
+test('restore --original puts files back where they came from and keeps files changed since, unless --overwrite says otherwise (replace, or keep both)', async (t) => {
   const { docs, env } = fixture(t);
   await ok(['init'], env);
+  writeFileSync(join(docs, '.profile'), 'as backed up\n');
   await ok(['backup', docs], env);
   rmSync(join(docs, 'letters'), { recursive: true });
   writeFileSync(join(docs, 'notes.txt'), 'shopping: bread, milk, eggs\n');
+  writeFileSync(join(docs, '.profile'), 'mine\n');
   // Without a terminal nobody can be asked: the changed file is kept, the lost ones come back.
   const r1 = await lifeboat(['restore', 'latest', '--original'], env);
   assert.equal(r1.code, 0, r1.stderr);
   assert.equal(readFileSync(join(docs, 'notes.txt'), 'utf8'), 'shopping: bread, milk, eggs\n');
   assert.equal(readFileSync(join(docs, 'letters', 'invite.odt')).length, 3000);
-  assert.match(r1.stdout, /1 file\(s\) changed since the backup were left as they are; add --overwrite if-changed/);
+  assert.match(r1.stdout, /2 file\(s\) changed since the backup were left as they are; add --overwrite if-changed/);
   assert.ok(!existsSync(join(docs, 'Documents')), 'not restored into a folder of the same name');
+  // Keep both: the changed file stays, the backed-up one comes back beside it, under a name nothing has.
+  const day = new Date(Date.now());
+  const today = `${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, '0')}-${String(day.getDate()).padStart(2, '0')}`;
+  writeFileSync(join(docs, `notes (restored ${today}).txt`), 'in the way\n');
+  const kb = await lifeboat(['restore', 'latest', '--original', '--overwrite', 'keep-both'], env);
+  assert.equal(kb.code, 0, kb.stderr);
+  assert.equal(readFileSync(join(docs, 'notes.txt'), 'utf8'), 'shopping: bread, milk, eggs\n');
+  assert.equal(readFileSync(join(docs, `notes (restored ${today}).txt`), 'utf8'), 'in the way\n', 'nothing is overwritten');
+  assert.equal(readFileSync(join(docs, `notes (restored ${today} 2).txt`), 'utf8'), 'shopping: bread, milk\n');
+  assert.equal(readFileSync(join(docs, `.profile (restored ${today})`), 'utf8'), 'as backed up\n', 'a name starting with a dot keeps it');
+  assert.equal(readFileSync(join(docs, '.profile'), 'utf8'), 'mine\n');
+  assert.match(kb.stdout, /^2 file\(s\) changed since the backup were kept; the backed-up versions are beside them, named "… \(restored DATE\)"\.$/m);
+  const bad = await lifeboat(['restore', 'latest', '--original', '--overwrite', 'both'], env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /use always, if-changed, never or keep-both/);
   const r2 = await lifeboat(['restore', 'latest', '--original', '--overwrite', 'if-changed'], env);
   assert.equal(r2.code, 0, r2.stderr);
   assert.equal(readFileSync(join(docs, 'notes.txt'), 'utf8'), 'shopping: bread, milk\n');
-  assert.match(r2.stdout, /^1 existing file\(s\) were replaced with the backed-up version\.$/m);
+  assert.match(r2.stdout, /^2 existing file\(s\) were replaced with the backed-up version\.$/m);
   const both = await lifeboat(['restore', 'latest', '--original', '--target', '/tmp/x'], env);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /--target FOLDER, or --original/);

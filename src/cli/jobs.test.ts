@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { BIN, lifeboat, tempDir } from './testing.js';
-import { servicePlan } from './service.js';
+import { browserCommand, servicePlan } from './service.js';
 
 test('job add, list, run, status and remove from the command line', async (t) => {
   const d = tempDir();
@@ -122,4 +122,36 @@ test('lifeboat serve prints the dashboard address with its key first, keeps the 
   const bExit = new Promise<number | null>((res) => b.child.on('exit', (code) => res(code)));
   b.child.kill('SIGTERM');
   assert.equal(await bExit, 0);
+});
+
+test('serve opens the dashboard with the system\'s opener: one argument, an "&" kept whole on Windows; none without a desktop', async (t) => {
+  const url = 'http://127.0.0.1:8123/?token=a-b_c&x=1';
+  assert.deepEqual(browserCommand('win32', url), { command: 'rundll32', args: ['url.dll,FileProtocolHandler', url] });
+  assert.deepEqual(browserCommand('darwin', url), { command: 'open', args: [url] });
+  assert.deepEqual(browserCommand('linux', url, { DISPLAY: ':0' }), { command: 'xdg-open', args: [url] });
+  assert.deepEqual(browserCommand('linux', url, { WAYLAND_DISPLAY: 'wayland-0' }), { command: 'xdg-open', args: [url] });
+  assert.equal(browserCommand('linux', url, {}), undefined, 'no desktop: the address is printed, nothing is started');
+  assert.deepEqual(browserCommand('win32', 'http://[::1]:8123/?token=a b"c')?.args, ['url.dll,FileProtocolHandler', 'http://[::1]:8123/?token=a%20b%22c']);
+
+  // The real CLI on a desktop: its opener (a stand-in xdg-open on PATH) gets the printed address.
+  const d = tempDir();
+  t.after(d.cleanup);
+  const bin = join(d.path, 'bin');
+  mkdirSync(bin);
+  const opened = join(d.path, 'opened');
+  writeFileSync(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$@" > ${opened}.tmp && mv ${opened}.tmp ${opened}\n`, { mode: 0o755 });
+  const env = { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? ''}`, DISPLAY: ':9', XDG_DATA_HOME: join(d.path, 'data'), XDG_CACHE_HOME: join(d.path, 'cache'), LIFEBOAT_INSECURE_FAST_KDF: '1' };
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const first = await new Promise<string>((res) => {
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+      if (out.includes('\n')) res(out.split('\n')[0]!);
+    });
+  });
+  for (let i = 0; i < 100 && !existsSync(opened); i++) await new Promise((r) => setTimeout(r, 100));
+  child.kill('SIGTERM');
+  await exited;
+  assert.equal(readFileSync(opened, 'utf8'), `${first}\n`);
 });

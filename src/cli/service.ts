@@ -1,8 +1,10 @@
 /**
- * `lifeboat service install`: start `lifeboat serve` at login, the way each system does it — a
- * systemd user unit on Linux, a launchd agent on macOS, a Task Scheduler task on Windows (whose
- * command is printed, as Lifeboat runs no system tools itself). The file is written; the command
- * that enables it is printed for the user to run.
+ * The desktop, the way each system does it — the CLI's one module of operating-system knowledge.
+ * `lifeboat service install`: start `lifeboat serve` at login — a systemd user unit on Linux, a
+ * launchd agent on macOS, a Task Scheduler task on Windows (whose command is printed, as Lifeboat
+ * runs no system tools itself). The file is written; the command that enables it is printed for
+ * the user to run. And `serve` opening the dashboard in the user's browser (browserCommand): the
+ * one program the product starts, by the system's own opener.
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +16,25 @@ export interface ServicePlan {
   /** What the user runs to turn it on (install) or off (uninstall). */
   readonly enable: string;
   readonly disable: string;
+}
+
+export interface BrowserCommand {
+  readonly command: string;
+  readonly args: readonly string[];
+}
+
+/**
+ * How `os` (process.platform's names) opens `url` in the user's browser; undefined where there is no
+ * desktop to show it on (Linux without DISPLAY or WAYLAND_DISPLAY). On Windows url.dll's handler
+ * is called directly: through cmd's "start", an "&" in the address would end the command and the
+ * first quoted argument would be taken as the window's title.
+ */
+export function browserCommand(os: NodeJS.Platform, url: string, env: NodeJS.ProcessEnv = process.env): BrowserCommand | undefined {
+  const href = new URL(url).href; // spaces and quotes percent-encoded: one argument everywhere
+  if (os === 'darwin') return { command: 'open', args: [href] };
+  if (os === 'win32') return { command: 'rundll32', args: ['url.dll,FileProtocolHandler', href] };
+  if (!env['DISPLAY'] && !env['WAYLAND_DISPLAY']) return undefined;
+  return { command: 'xdg-open', args: [href] };
 }
 
 const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);

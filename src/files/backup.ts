@@ -153,6 +153,8 @@ export type BackupEvent =
       /** The files and bytes of the whole backup (bytesDone's total), once the size walk has finished. */
       readonly filesTotal?: number;
       readonly bytesTotal?: number;
+      /** The file last started on, as shown in warnings (several are read at once: this is the newest). */
+      readonly current?: string;
     }
   | { readonly type: 'warning'; readonly kind: WarningKind; readonly path: string; readonly message: string }
   /** A folder left out on purpose: Lifeboat's own data, or a cache marked with CACHEDIR.TAG. */
@@ -325,6 +327,8 @@ class Backup {
   /** "dev:ino" of each own folder that exists, with why it is left out. */
   readonly own = new Map<string, string>();
   private lastProgress = 0;
+  /** The file last started on, for progress. */
+  private current: string | undefined;
   readonly bytesBefore: number;
   /** The size walk's result, once it has finished. */
   scanned: ScanTotal | undefined;
@@ -378,6 +382,7 @@ class Backup {
       bytesRead: this.s.bytesRead,
       bytesAdded: this.repo.bytesWritten - this.bytesBefore,
       ...total,
+      ...(this.current !== undefined && !end ? { current: this.current } : {}),
     });
   }
 
@@ -500,6 +505,7 @@ class Backup {
   async fileEntry(path: Buffer, shown: string, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined): Promise<TreeEntry | undefined> {
     this.s.totalFiles++;
     this.s.totalBytes += e.size;
+    this.current = shown;
     if (prev && prev.type === 'file' && !prev.changed && prev.size === e.size && prev.mtime === st.mtimeNs && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
       if (prev.content) e.content = prev.content;
       if (prev.contentParts) e.contentParts = prev.contentParts;

@@ -28,6 +28,7 @@ import { fromHex, type Hex } from '../repo/ids.js';
 import { BlobType, Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { PathMatcher } from './pattern.js';
 import { isPlainName, resolve as resolveNode, runaway, runawayError, walk } from '../tree/tree.js';
 import { SnapshotTree } from './snapshot-tree.js';
@@ -37,7 +38,8 @@ import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { MetadataWriter } from './metadata.js';
 import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type ChunkSource, type RestoreFileReply } from './restore-workers.js';
 
-export type OverwriteMode = 'always' | 'if-changed' | 'never';
+/** 'keep-both': a file changed since the backup stays, and the backed-up one is restored beside it as "x (restored 2026-12-05).odt". */
+export type OverwriteMode = 'always' | 'if-changed' | 'never' | 'keep-both';
 
 export type RestoreEvent =
   | {
@@ -77,6 +79,8 @@ export interface RestoreOptions {
   readonly platform?: Platform;
   /** With includes, read their listings first so progress events carry a total (only worth it when progress is shown). */
   readonly scanTotal?: boolean;
+  /** The day in the names of copies restored beside changed files (overwrite 'keep-both'); default the clock's local date. */
+  readonly clock?: Clock;
 }
 
 export interface RestoreSummary {
@@ -94,6 +98,8 @@ export interface RestoreSummary {
   keptChanged: number;
   /** Existing files or links that were replaced with the snapshot's version. */
   replaced: number;
+  /** Of the changed files (overwrite 'keep-both'): restored beside them under a new name. */
+  keptBoth: number;
   /** Entries refused or failed (see the warnings). */
   errors: number;
   verified: number;
@@ -144,7 +150,9 @@ class Restorer {
   readonly plat: Platform;
   readonly excludes: PathMatcher;
   readonly overwrite: OverwriteMode;
-  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, devicesRefused: 0, keptChanged: 0, replaced: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
+  /** YYYY-MM-DD, for the names of copies restored beside changed files. */
+  private readonly restoredOn: string;
+  readonly s: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, bytesWritten: 0, skipped: 0, devicesRefused: 0, keptChanged: 0, replaced: 0, keptBoth: 0, errors: 0, verified: 0, verifyFailures: 0, leftoversRemoved: 0, durationSeconds: 0 };
   /** First restored path of each hard-linked inode (device:inode), as a full path. */
   private readonly links = new Map<string, Promise<Buffer | undefined>>();
   /** Folders this run created (latin1 keys of their paths): nothing pre-existing can be inside. */
@@ -169,6 +177,8 @@ class Restorer {
     this.fileSlots = new Semaphore(this.writers ? FILES_IN_FLIGHT_WORKERS : FILES_IN_FLIGHT);
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.overwrite = opts.overwrite ?? 'if-changed';
+    const d = new Date((opts.clock ?? systemClock).now());
+    this.restoredOn = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
     this.meta = new MetadataWriter(this.plat, { ...(opts.numericOwner ? { numericOwner: true } : {}), warn: (path, message) => this.warn(path, message, false) });
   }
 
@@ -400,12 +410,18 @@ class Restorer {
   }
 
   private async restoreDirEntry(parent: Buffer, parentFull: Buffer, e: TreeEntry, shown: string, sel: Select): Promise<void> {
-    const path = Buffer.concat([parent, Buffer.from('/'), e.name]);
-    const full = Buffer.concat([parentFull, Buffer.from('/'), e.name]);
+    let path = Buffer.concat([parent, Buffer.from('/'), e.name]);
+    let full = Buffer.concat([parentFull, Buffer.from('/'), e.name]);
     let handle: DirAccess | undefined;
     try {
       // Nothing can be in the way in a folder this run created (and mkdir fails if anything appeared).
-      const st = this.freshDirs.has(parent.toString('latin1')) ? undefined : await this.lstatOrUndefined(path);
+      let st = this.freshDirs.has(parent.toString('latin1')) ? undefined : await this.lstatOrUndefined(path);
+      if (st && !st.isDirectory() && this.overwrite === 'keep-both') {
+        const name = await this.besideName(parent, e.name);
+        path = Buffer.concat([parent, Buffer.from('/'), name]);
+        full = Buffer.concat([parentFull, Buffer.from('/'), name]);
+        st = undefined;
+      }
       if (st && !st.isDirectory()) {
         if (this.overwrite === 'never') {
           this.warn(shown, `${shown} exists and is not a folder; it was left as it is (--overwrite never).`, false);
@@ -451,6 +467,9 @@ class Restorer {
     let registered: ((path: Buffer | undefined) => void) | undefined;
     let restoredAt: Buffer | undefined;
     if (linkKey !== undefined && first === undefined) this.links.set(linkKey, new Promise((resolve) => (registered = resolve)));
+    // Where the entry goes: its own name, or beside a changed file under a new one (keep-both).
+    let dest = path;
+    let destFull = full;
     try {
       // In a folder this run created, nothing can be in the way: create entries directly under
       // their names (O_EXCL still refuses anything that appeared meanwhile). Elsewhere, look first.
@@ -464,22 +483,30 @@ class Restorer {
           if (e.type === 'file') this.bytesSkipped += e.size;
           return;
         }
-        if (this.overwrite === 'if-changed' && same) {
+        if ((this.overwrite === 'if-changed' || this.overwrite === 'keep-both') && same) {
           this.s.skipped++;
           this.bytesSkipped += e.size;
           restoredAt = full;
           return;
         }
+        if (this.overwrite === 'keep-both') {
+          // Created under a name nothing has (O_EXCL), so nothing that exists is ever replaced.
+          const name = await this.besideName(dir, e.name);
+          dest = Buffer.concat([dir, Buffer.from('/'), name]);
+          destFull = Buffer.concat([dirFull, Buffer.from('/'), name]);
+        }
       }
-      const t = fresh ? path : tmpName(dir);
+      const beside = dest !== path;
+      const t = fresh || beside ? dest : tmpName(dir);
       tmp = t;
       live = true;
       const firstPath = await first;
       if (firstPath !== undefined) {
         try {
           await fsp.link(firstPath, t);
-          if (t !== path) await replaceWith(t, path);
-          if (existing) this.s.replaced++;
+          if (t !== dest) await replaceWith(t, dest);
+          if (beside) this.s.keptBoth++;
+          else if (existing) this.s.replaced++;
           live = false;
           this.s.hardlinks++;
           if (e.type === 'file') this.bytesSkipped += e.size;
@@ -522,17 +549,35 @@ class Restorer {
           break;
       }
       if (e.type !== 'file') await this.meta.apply(t, e, shown);
-      if (t !== path) await replaceWith(t, path);
-      if (existing) this.s.replaced++;
+      if (t !== dest) await replaceWith(t, dest);
+      if (beside) this.s.keptBoth++;
+      else if (existing) this.s.replaced++;
       live = false;
-      restoredAt = full;
-      if (e.type === 'file' && this.opts.verify) await this.verify(path, e, shown);
+      restoredAt = destFull;
+      if (e.type === 'file' && this.opts.verify) await this.verify(dest, e, shown);
       this.progress();
     } catch (err) {
       this.fail(shown, err, 'restore it');
     } finally {
       registered?.(restoredAt);
       if (live && tmp) await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * A name in `dir` that nothing has, for the backed-up copy of `name` restored beside a changed
+   * one: "x (restored 2026-12-05).odt", then "x (restored 2026-12-05 2).odt", … The extension stays
+   * last so the copy opens as the original does; the stem is shortened to fit 255 bytes.
+   */
+  private async besideName(dir: Buffer, name: Buffer): Promise<Buffer> {
+    const dot = name.lastIndexOf(0x2e);
+    const [stem, ext] = dot > 0 ? [name.subarray(0, dot), name.subarray(dot)] : [name, Buffer.alloc(0)];
+    for (let n = 1; ; n++) {
+      const mark = Buffer.from(` (restored ${this.restoredOn}${n > 1 ? ` ${n}` : ''})`);
+      let cut = Math.max(0, Math.min(stem.length, 255 - mark.length - ext.length));
+      while (cut > 0 && cut < stem.length && (stem[cut]! & 0xc0) === 0x80) cut--; // not inside a UTF-8 character
+      const candidate = Buffer.concat([stem.subarray(0, cut), mark, ext.length + mark.length < 255 ? ext : Buffer.alloc(0)]);
+      if (!(await this.lstatOrUndefined(Buffer.concat([dir, Buffer.from('/'), candidate])))) return candidate;
     }
   }
 

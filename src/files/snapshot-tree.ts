@@ -7,8 +7,8 @@ import { fromHex, type Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError } from '../util/errors.js';
-import type { Tree, TreeNode } from '../tree/tree.js';
-import { fileContent, loadDir, type TreeEntry } from './tree.js';
+import type { Listing, Tree, TreeNode } from '../tree/tree.js';
+import { DirPages, fileContent, loadDir, type TreeEntry } from './tree.js';
 
 export interface SnapshotNode extends TreeNode {
   /** The stored entry (undefined for the root). */
@@ -58,6 +58,19 @@ export class SnapshotTree implements Tree {
   async list(dir: TreeNode): Promise<SnapshotNode[]> {
     const id = (dir as SnapshotNode).subtree;
     return id === undefined ? [] : (await loadDir(this.repo, id)).map(toNode);
+  }
+
+  async listing(dir: TreeNode): Promise<Listing> {
+    const id = (dir as SnapshotNode).subtree;
+    if (id === undefined) return { length: 0, count: () => Promise.resolve(0), slice: () => Promise.resolve([]) };
+    const pages = await DirPages.open(this.repo, id);
+    return {
+      get length() {
+        return pages.length;
+      },
+      count: () => pages.count(),
+      slice: async (from, to) => (await pages.slice(from, to)).map(toNode),
+    };
   }
 
   async *read(file: TreeNode, signal?: AbortSignal): AsyncGenerator<Uint8Array> {

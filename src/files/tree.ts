@@ -6,6 +6,7 @@
  * names are returned as stored — deciding whether a name is safe to create is the restorer's job.
  */
 import { LifeboatError } from '../util/errors.js';
+import { pool } from '../util/concurrency.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import { runaway, runawayError } from '../tree/tree.js';
 import { fromHex, isId, toHex, type Hex } from '../repo/ids.js';
@@ -269,6 +270,106 @@ export async function loadDir(repo: TreeSource, id: Hex): Promise<TreeEntry[]> {
     for (const e of leaf['entries'] as unknown[]) out.push(decodeEntry(e));
   }
   return out;
+}
+
+/**
+ * How many entries a leaf listing's JSON holds, counted from its bytes without decoding them: the
+ * objects one level inside the outer object's array. Several times cheaper than JSON.parse; the
+ * count is checked when the leaf is decoded (DirPages.slice), so a malformed leaf is still refused.
+ * Unbalanced brackets or an open string are refused here.
+ */
+function countEntries(b: Uint8Array): number {
+  let depth = 0;
+  let n = 0;
+  let inString = false;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (depth === 2 && c === 0x7b) n++;
+      depth++;
+    } else if ((c === 0x7d || c === 0x5d) && --depth < 0) break;
+  }
+  if (depth !== 0 || inString) corrupt('not valid JSON');
+  return n;
+}
+
+/**
+ * A directory listing opened for paging: entries are decoded only when asked for, a 1 MiB part at
+ * a time (the one last decoded is kept for the next page), so the first page of a folder of 100,000
+ * entries costs one part whatever the folder's size. Counting the entries loads every part but
+ * does not decode it.
+ */
+export class DirPages {
+  private last: { part: number; entries: unknown[] } | undefined;
+  private counting: Promise<number> | undefined;
+
+  private constructor(
+    private readonly repo: TreeSource,
+    /** Each part's id (none: the listing is one leaf, kept in `last`) and, once known, how many entries it holds. */
+    private readonly parts: { readonly id?: Hex; count?: number }[],
+  ) {}
+
+  static async open(repo: TreeSource, id: Hex): Promise<DirPages> {
+    const o = parseJson(await repo.loadBlob(fromHex(id)));
+    if (Array.isArray(o['entries'])) {
+      const d = new DirPages(repo, [{ count: o['entries'].length }]);
+      d.last = { part: 0, entries: o['entries'] as unknown[] };
+      return d;
+    }
+    const partIds = o['parts'] === undefined ? corrupt('neither entries nor parts') : ids(o['parts'], 'parts');
+    return new DirPages(repo, partIds.map((p) => ({ id: p })));
+  }
+
+  /** How many entries, when every part has been counted (else undefined: see count). */
+  get length(): number | undefined {
+    let n = 0;
+    for (const p of this.parts) {
+      if (p.count === undefined) return undefined;
+      n += p.count;
+    }
+    return n;
+  }
+
+  /** Counts the entries (4 parts loaded at a time); once. */
+  count(): Promise<number> {
+    this.counting ??= pool(this.parts.length, 4, async (k) => void (await this.countOf(k))).then(() => this.length!);
+    return this.counting;
+  }
+
+  /** Entries [from, to) decoded (strictly, as loadDir does); fewer at the end of the listing. */
+  async slice(from: number, to: number): Promise<TreeEntry[]> {
+    const out: TreeEntry[] = [];
+    for (let k = 0, start = 0; k < this.parts.length && start < to; k++) {
+      const count = await this.countOf(k);
+      if (from < start + count) {
+        const entries = await this.entriesOf(k);
+        for (let i = Math.max(from, start); i < Math.min(to, start + count); i++) out.push(decodeEntry(entries[i - start]));
+      }
+      start += count;
+    }
+    return out;
+  }
+
+  private async countOf(k: number): Promise<number> {
+    const part = this.parts[k]!;
+    part.count ??= countEntries(await this.repo.loadBlob(fromHex(part.id!)));
+    return part.count;
+  }
+
+  private async entriesOf(k: number): Promise<unknown[]> {
+    if (this.last?.part === k) return this.last.entries;
+    const part = this.parts[k]!;
+    const leaf = parseJson(await this.repo.loadBlob(fromHex(part.id!)));
+    if (!Array.isArray(leaf['entries'])) corrupt('a part without entries');
+    const entries = leaf['entries'] as unknown[];
+    if (entries.length !== (await this.countOf(k))) corrupt('a part whose entries cannot be counted');
+    this.last = { part: k, entries };
+    return entries;
+  }
 }
 
 /** Stores a long chunk list as content-list blobs. */

@@ -7,13 +7,20 @@
  * snapshot already in the destination (same kind, time, host, paths and root) is skipped, so a
  * nightly copy is incremental. Write order as always: blobs, index, then each snapshot; a copy
  * that dies leaves packs the next one indexes and reuses (repair.ts indexUnindexedPacks).
+ * Into a repository made without --copy-parameters-from (its own id key), file snapshots are
+ * copied by renaming: chunk boundaries do not depend on the key (the chunker's parameters are the
+ * same), so each data blob is stored as it is under the destination's id for it, and every listing
+ * is rewritten with the new ids (Renamer). Each blob is then read from the source on every run (its
+ * new id needs its bytes); only what the destination lacks is sent. Drive images are not renamed:
+ * they are left out with a warning. Repositories whose chunker parameters differ are refused.
  * Pins go along: a copied snapshot (or one copied before) that is pinned in the source and not in
  * the destination is pinned there with the same note and time, so forget and prune of the copy keep
  * it too. An unpin is not copied (the copy only ever protects more).
  */
 import { LifeboatError } from '../util/errors.js';
 import { pool } from '../util/concurrency.js';
-import type { Hex } from '../repo/ids.js';
+import { fromHex, toHex, type Hex } from '../repo/ids.js';
+import { fileContent, loadDir, MAX_INLINE_CONTENT, saveContentParts, saveDir, type TreeEntry } from '../files/tree.js';
 import { loadPins, pinSnapshot } from '../repo/pins.js';
 import { indexUnindexedPacks } from '../repo/repair.js';
 import { BlobType, type Repository } from '../repo/repository.js';
@@ -78,12 +85,15 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
   if (source.config.id === dest.config.id) {
     throw new LifeboatError('invalid-argument', 'The repository to copy from and the one to copy to are the same repository; choose another destination with --repo.');
   }
-  if (!dest.sharesChunkParameters(source)) {
+  const [a, b] = [source.config.chunker, dest.config.chunker];
+  if (a.algorithm !== b.algorithm || a.min !== b.min || a.avg !== b.avg || a.max !== b.max) {
     throw new LifeboatError(
       'invalid-argument',
-      `The repository at ${dest.store.location} cuts and names its chunks differently from the one at ${source.store.location}, so snapshots cannot be copied into it. Make the destination with "lifeboat init --copy-parameters-from ${source.store.location}" and copy into that one.`,
+      `The repository at ${dest.store.location} cuts its files into chunks differently from the one at ${source.store.location}, so snapshots cannot be copied into it. Make the destination with "lifeboat init --copy-parameters-from ${source.store.location}" and copy into that one.`,
     );
   }
+  // Another id key: file snapshots are renamed blob by blob (see the module comment).
+  const renamer = dest.sharesChunkParameters(source) ? undefined : new Renamer(source, dest);
   await source.lock(false, 'copy (reading)', { reading: true });
   await dest.lock(false, 'copy');
   await source.loadIndex();
@@ -101,11 +111,13 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
   }
 
   // What the destination holds already, and where each source snapshot's copy is (for parents).
+  // (A renamed copy has another root: it is known by the rest.)
+  const identity = (s: Snapshot): string => (renamer ? JSON.stringify([s.kind, s.time, s.host, [...s.paths]]) : sameSnapshot(s));
   const inDest = new Map<string, Hex>();
-  for (const d of await dest.listSnapshots(() => undefined)) inDest.set(sameSnapshot(d.snapshot), d.id);
+  for (const d of await dest.listSnapshots(() => undefined)) inDest.set(identity(d.snapshot), d.id);
   const copyOf = new Map<Hex, Hex>();
   for (const s of all) {
-    const there = inDest.get(sameSnapshot(s.snapshot));
+    const there = inDest.get(identity(s.snapshot));
     if (there) copyOf.set(s.id, there);
   }
 
@@ -115,7 +127,7 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
   let blobsPresent = 0;
   const out: CopiedSnapshot[] = [];
   const written0 = dest.bytesWritten;
-  const progress = () => o.onEvent?.({ type: 'progress', phase: 'copying', done: bytesSent, stored: dest.bytesWritten - written0 });
+  const progress = () => o.onEvent?.({ type: 'progress', phase: 'copying', done: renamer ? renamer.counts.bytesSent : bytesSent, stored: dest.bytesWritten - written0 });
 
   for (const { id, snapshot: s } of chosen) {
     o.signal?.throwIfAborted();
@@ -123,6 +135,29 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
     const there = copyOf.get(id);
     if (there) {
       out.push({ ...row, copy: there, alreadyThere: true });
+      continue;
+    }
+    if (renamer) {
+      if (s.kind !== 'files') {
+        const message = `The drive image ${id.slice(0, 8)} was not copied: images can be copied only into a repository made with "lifeboat init --copy-parameters-from".`;
+        failed.push({ source: id, message });
+        o.onEvent?.({ type: 'warning', kind: 'snapshot', message });
+        continue;
+      }
+      let root: Hex;
+      try {
+        root = await renamer.dir(s.root, o.signal, progress);
+      } catch (e) {
+        if (!(e instanceof SourceDamage)) throw e;
+        failed.push({ source: id, message: e.message });
+        o.onEvent?.({ type: 'warning', kind: 'snapshot', message: `The snapshot ${id.slice(0, 8)} was not copied: its data in the source is damaged (${e.message})` });
+        continue;
+      }
+      const { parent, ...rest } = s;
+      const copiedParent = parent === undefined ? undefined : copyOf.get(parent);
+      const copy = await dest.saveSnapshot({ ...rest, root, ...(copiedParent ? { parent: copiedParent } : {}) });
+      copyOf.set(id, copy);
+      out.push({ ...row, copy, alreadyThere: false });
       continue;
     }
     // Every blob the snapshot needs that this run has not met yet; a tree met before had its
@@ -178,7 +213,78 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
   }
   await dest.flush();
   const pinsCopied = await copyPins(source, dest, out);
-  return { snapshots: out, failed, blobsSent, bytesSent, blobsPresent, bytesWritten: dest.bytesWritten - written0, pinsCopied };
+  const sent = renamer ? renamer.counts : { blobsSent, bytesSent, blobsPresent };
+  return { snapshots: out, failed, ...sent, bytesWritten: dest.bytesWritten - written0, pinsCopied };
+}
+
+/**
+ * Copies file trees into a repository with another id key: each listing is loaded from the source,
+ * its files' chunks stored in the destination under the destination's ids, and the listing saved
+ * again with them. Remembers within a run what it renamed, so shared folders and chunks cost once.
+ */
+class Renamer {
+  private readonly trees = new Map<Hex, Hex>();
+  private readonly chunks = new Map<Hex, Hex>();
+  readonly counts = { blobsSent: 0, bytesSent: 0, blobsPresent: 0 };
+
+  constructor(
+    private readonly source: Repository,
+    private readonly dest: Repository,
+  ) {}
+
+  /** The destination's id of the source's listing `id` (and of everything under it). */
+  async dir(id: Hex, signal: AbortSignal | undefined, progress: () => void): Promise<Hex> {
+    const known = this.trees.get(id);
+    if (known) return known;
+    signal?.throwIfAborted();
+    const entries = await loadDir(this.source, id).catch(sourceDamage);
+    const out: TreeEntry[] = [];
+    for (const e of entries) {
+      if (e.type === 'dir' && e.subtree !== undefined) {
+        out.push({ ...e, subtree: await this.dir(e.subtree, signal, progress) });
+        continue;
+      }
+      if (e.type !== 'file' || (e.content === undefined && e.contentParts === undefined)) {
+        out.push(e);
+        continue;
+      }
+      const from = await fileContent(this.source, e).catch(sourceDamage);
+      const to = new Array<Hex>(from.length);
+      let stop = false;
+      await pool(from.length, IN_FLIGHT, async (i) => {
+        if (stop) return;
+        signal?.throwIfAborted();
+        to[i] = await this.chunk(from[i]!, progress).catch((err: unknown) => {
+          stop = true;
+          throw err;
+        });
+      });
+      const { content: _content, contentParts: _parts, ...rest } = e;
+      out.push(to.length > MAX_INLINE_CONTENT ? { ...rest, contentParts: await saveContentParts(this.dest, to) } : { ...rest, content: to });
+    }
+    const renamed = await saveDir(this.dest, out, (bytes, added) => this.count(bytes, added));
+    this.trees.set(id, renamed);
+    return renamed;
+  }
+
+  private async chunk(id: Hex, progress: () => void): Promise<Hex> {
+    const known = this.chunks.get(id);
+    if (known) return known;
+    const plain = await this.source.loadBlob(fromHex(id)).catch(sourceDamage); // a delta arrives rebuilt and is stored whole
+    const r = await this.dest.saveBlob(BlobType.data, plain);
+    this.count(plain.length, r.added);
+    if (r.added) progress();
+    const renamed = toHex(r.id);
+    this.chunks.set(id, renamed);
+    return renamed;
+  }
+
+  private count(bytes: number, added: boolean): void {
+    if (added) {
+      this.counts.blobsSent++;
+      this.counts.bytesSent += bytes;
+    } else this.counts.blobsPresent++;
+  }
 }
 
 /** Pins the copies of the source's pinned snapshots that are not pinned in the destination yet; returns how many. */

@@ -16,6 +16,8 @@ export type JobEvent =
       readonly files?: number;
       /** Bytes added to the repository so far. */
       readonly stored?: number;
+      /** The file being worked on (the newest started, where several are at once). */
+      readonly current?: string;
     }
   /** Something a person should read: a path that could not be read, a damaged object, … (`kind` sorts them for scripts). */
   | { readonly type: 'warning'; readonly message: string; readonly path?: string; readonly kind?: string }

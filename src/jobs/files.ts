@@ -36,7 +36,7 @@ export async function backupFiles(repo: Repository, o: BackupFilesOptions): Prom
           onEvent: (e) => {
             if (e.type === 'warning') emit({ type: 'warning', kind: e.kind, path: e.path, message: e.message });
             else if (e.type === 'excluded') emit({ type: 'notice', path: e.path, message: `Leaving out ${e.path}: ${e.reason}.` });
-            else emit({ type: 'progress', phase: 'backup', done: e.bytesDone, ...(e.bytesTotal !== undefined ? { total: e.bytesTotal } : {}), files: e.files, stored: e.bytesAdded });
+            else emit({ type: 'progress', phase: 'backup', done: e.bytesDone, ...(e.bytesTotal !== undefined ? { total: e.bytesTotal } : {}), files: e.files, stored: e.bytesAdded, ...(e.current !== undefined ? { current: e.current } : {}) });
           },
         }
       : {}),

@@ -2,8 +2,8 @@
  * Setting up a scheduled job from the dashboard's first-run wizard: where (a drive or folder),
  * a password, what (folders or a drive), when. Creates the repository (or opens the one already
  * there), keeps the password in a private file, and adds the job. Also the destinations to offer:
- * the drives and mounted filesystems with their free space, and whether one is the same disk as
- * the data (a backup there is lost with the disk).
+ * the drives and mounted filesystems with their free space, and whether one is the same physical
+ * disk as the data (a backup there is lost with the disk).
  */
 import { existsSync, readdirSync, statSync, statfsSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
@@ -14,7 +14,8 @@ import { scanTotal } from '../files/scan.js';
 import { PathMatcher } from '../files/pattern.js';
 import { planImageCreate } from './image.js';
 import { createRepositoryAt, openRepositoryAt, passwordFileFor, writePasswordFile } from './open.js';
-import { dataDir } from './paths.js';
+import { dataDir, isUrl } from './paths.js';
+import { currentPlatform, type Platform } from '../image/platform/index.js';
 import { parseSchedule, scheduleSpec } from './schedule.js';
 import type { Job, JobState, JobWhat } from './state.js';
 
@@ -28,19 +29,36 @@ export interface Destination {
   readonly sameDiskAsHome: boolean;
 }
 
-function describe(path: string, label: string, homeDev: number): Destination | undefined {
+async function describe(path: string, label: string, homeDisks: readonly string[], platform: Platform): Promise<Destination | undefined> {
   try {
     const fs = statfsSync(path);
-    return { path, label, free: fs.bavail * fs.bsize, size: fs.blocks * fs.bsize, sameDiskAsHome: statSync(path).dev === homeDev };
+    return { path, label, free: fs.bavail * fs.bsize, size: fs.blocks * fs.bsize, sameDiskAsHome: shareDisk(await platform.disksOf(path), homeDisks) };
   } catch {
     return undefined;
   }
 }
 
+const shareDisk = (a: readonly string[], b: readonly string[]) => a.some((d) => b.includes(d));
+
+/**
+ * The sources of a job (its folders, or the drive it images) that are on the same physical disk
+ * as `destination`: a backup there is lost with that disk. Asked of the platform (image/platform),
+ * which knows partitions and volumes where the operating system tells; elsewhere one filesystem
+ * stands for one disk.
+ */
+export async function sameDiskSources(destination: string, what: JobWhat, platform: Platform = currentPlatform()): Promise<string[]> {
+  const dest = await platform.disksOf(resolve(destination));
+  if (dest.length === 0) return [];
+  const sources = what.kind === 'image' ? [what.device] : what.kind === 'files' ? what.paths : what.kind === 'mirror' ? [what.source] : isUrl(what.from) ? [] : [what.from];
+  const out: string[] = [];
+  for (const s of sources) if (shareDisk(await platform.disksOf(resolve(s)), dest)) out.push(s);
+  return out;
+}
+
 /** The drives a backup could go to: removable and other mounted drives first, the home folder last. */
-export function listDestinations(): Destination[] {
+export async function listDestinations(platform: Platform = currentPlatform()): Promise<Destination[]> {
   const home = homedir();
-  const homeDev = statSync(home).dev;
+  const homeDisks = await platform.disksOf(home);
   let user = '';
   try {
     user = userInfo().username;
@@ -58,11 +76,11 @@ export function listDestinations(): Destination[] {
     for (const n of names) {
       const p = join(base, n);
       if (out.some((d) => d.path === p) || !statSync(p, { throwIfNoEntry: false })?.isDirectory()) continue;
-      const d = describe(p, n, homeDev);
+      const d = await describe(p, n, homeDisks, platform);
       if (d && d.size > 0) out.push(d);
     }
   }
-  const h = describe(home, 'Your home folder', homeDev);
+  const h = await describe(home, 'Your home folder', homeDisks, platform);
   if (h) out.push(h);
   return out;
 }

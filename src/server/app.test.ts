@@ -81,10 +81,11 @@ test('set up, back up, browse, download and restore through the API; paths canno
   assert.deepEqual(docs.entries.map((e) => `${e.name} ${e.type}`), ['letters dir', 'many dir', 'photo.raw file']);
   // A large folder comes a page at a time.
   const p1 = (await http(d.origin, 'GET', `${base}/list?path=/Documents/many`, auth)).json<ListingView>();
-  assert.equal(p1.total, 1200);
-  assert.equal(p1.entries.length, 500);
+  assert.equal(p1.total, 1200, 'a folder of one part is counted at once');
+  assert.deepEqual([p1.entries.length, p1.more], [500, true]);
   const p3 = (await http(d.origin, 'GET', `${base}/list?path=/Documents/many&offset=1000`, auth)).json<ListingView>();
-  assert.deepEqual([p3.entries.length, p3.entries[0]!.name, p3.entries[199]!.name], [200, 'n1000', 'n1199']);
+  assert.deepEqual([p3.entries.length, p3.entries[0]!.name, p3.entries[199]!.name, p3.more], [200, 'n1000', 'n1199', false]);
+  assert.deepEqual((await http(d.origin, 'GET', `${base}/count?path=/Documents/many`, auth)).json(), { total: 1200 });
 
   const file = await http(d.origin, 'GET', `${base}/file?path=${encodeURIComponent('/Documents/photo.raw')}`, auth);
   assert.equal(file.status, 200);
@@ -102,7 +103,20 @@ test('set up, back up, browse, download and restore through the API; paths canno
   const keep = (await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt' })).json<RestoreResponse>();
   assert.deepEqual([keep.keptChanged, keep.targets.length], [1, 1]);
   assert.equal(readFileSync(join(source, 'letters', 'mum.txt'), 'utf8'), 'Dear Mum, edited\n');
-  const replaced = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', replace: true });
+  // Or kept, with the backed-up copy beside it under a new name (never over anything).
+  const day = new Date(Date.now());
+  const today = `${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, '0')}-${String(day.getDate()).padStart(2, '0')}`;
+  for (const n of ['', ' 2']) {
+    const both = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', changed: 'keep-both' });
+    assert.equal(both.status, 200, both.body.toString());
+    assert.deepEqual([both.json<RestoreResponse>().keptBoth, both.json<RestoreResponse>().keptChanged], [1, 0]);
+    assert.equal(readFileSync(join(source, 'letters', `mum (restored ${today}${n}).txt`), 'utf8'), 'Dear Mum,\n');
+  }
+  assert.equal(readFileSync(join(source, 'letters', 'mum.txt'), 'utf8'), 'Dear Mum, edited\n');
+  const odd = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', changed: 'shred' });
+  assert.equal(odd.status, 400);
+  assert.match(odd.json<{ error: string }>().error, /keep them, replace them, or keep both/);
+  const replaced = await http(d.origin, 'POST', `${base}/restore`, auth, { path: '/Documents/letters/mum.txt', changed: 'replace' });
   assert.equal(replaced.status, 200, replaced.body.toString());
   assert.equal(readFileSync(join(source, 'letters', 'mum.txt'), 'utf8'), 'Dear Mum,\n');
 

@@ -12,16 +12,19 @@ import { streamSSE } from 'hono/streaming';
 import { findInSnapshots, openSnapshotTree } from '../jobs/browse.js';
 import { openJobRepository } from '../jobs/open.js';
 import { describeSchedule, parseSchedule } from '../jobs/schedule.js';
+import type { JobEvent } from '../jobs/events.js';
 import type { Scheduler, SchedulerEvent } from '../jobs/scheduler.js';
-import { estimateJob, listDestinations, setUpJob } from '../jobs/setup.js';
+import { estimateJob, listDestinations, sameDiskSources, setUpJob } from '../jobs/setup.js';
 import { jobTag, RETENTION_MAX_UNUSED } from '../jobs/run.js';
 import { forgetSnapshots, pruneRepository } from '../jobs/maintenance.js';
 import { describeWhat, type Job, type JobWhat, type RunRecord } from '../jobs/state.js';
 import type { Repository } from '../repo/repository.js';
 import { restoreFiles } from '../jobs/files.js';
-import { nodeName, type TreeNode } from '../tree/tree.js';
+import { restoreImageFiles } from '../jobs/image.js';
+import type { OverwriteMode } from '../files/restore.js';
+import { nodeName, openListing, type Listing } from '../tree/tree.js';
 import { LifeboatError } from '../util/errors.js';
-import type { EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
+import type { CountView, EntryView, EstimateView, FindResponse, FoundView, FreeSpacePreview, FreeSpaceResult, GrowthView, JobView, ListingView, Overview, ProgressView, RestoreBody, RestoreResponse, RunView, ServerEvent, SetupBody, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../web/api.js';
 import { PAGE_CSS, PAGE_HTML } from '../web/page.js';
 import { security } from './security.js';
 
@@ -34,14 +37,29 @@ export interface AppOptions {
 }
 
 const PAGE_SIZE = 500;
+/** What restoring to the original place does with a file changed since the backup. */
+const CHANGED = new Map<unknown, OverwriteMode>([['keep', 'never'], ['replace', 'if-changed'], ['keep-both', 'keep-both']]);
 /** Search results shown at most. */
 const FIND_LIMIT = 500;
-/** Decoded folder listings kept for paging. */
+/** Runs per job drawn in the space chart. */
+const GROWTH_RUNS = 1000;
+/** Folder listings kept open for paging. */
 const LISTINGS_KEPT = 4;
 
 function runView(r: RunRecord): RunView {
   const { jobId: _jobId, ...rest } = r;
   return rest;
+}
+
+function progressView(p: Extract<JobEvent, { type: 'progress' }>): ProgressView {
+  const { type: _type, unit: _unit, ...rest } = p;
+  return rest;
+}
+
+/** A folder of a drive image in words: "/2/Users" is "Partition 2: /Users". */
+function imageFolderName(path: string): string {
+  const [, partition, ...rest] = path.split('/');
+  return partition ? `Partition ${partition}: /${rest.join('/')}` : 'The partitions of the drive';
 }
 
 /** A path inside a snapshot as the page sends it: absolute, no "." or ".." part, no NUL. */
@@ -112,8 +130,8 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
   const { scheduler } = o;
   const state = scheduler.state;
   const repos = new OpenRepositories();
-  // The folders last listed, decoded, so "Show more" on a folder of 100,000 entries does not decode it again per page.
-  const listings = new Map<string, TreeNode[]>();
+  // The folders last opened, so "Show more" on a folder of 100,000 entries does not count it again per page.
+  const listings = new Map<string, Listing>();
   const unsubscribe = o.subscribe((e) => {
     if (e.type === 'run-finished') {
       const job = state.jobs().find((j) => j.id === e.run.jobId);
@@ -147,7 +165,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       ...(finished ? { lastRun: runView(finished) } : {}),
       ...(Number.isFinite(h.nextRun) ? { nextRun: h.nextRun } : {}),
       ...(active ? { running: runView(active.run) } : {}),
-      ...(p && p.type === 'progress' ? { progress: { phase: p.phase, done: p.done, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.files !== undefined ? { files: p.files } : {}), ...(p.stored !== undefined ? { stored: p.stored } : {}) } } : {}),
+      ...(p && p.type === 'progress' ? { progress: progressView(p) } : {}),
       ok: h.ok,
       ...(h.warning ? { warning: h.warning } : {}),
     };
@@ -187,7 +205,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
         const job = e.run.job;
         if (e.type === 'run-started' || e.type === 'run-finished') return send({ type: e.type, run: runView(e.type === 'run-finished' ? e.run : e.run) });
         const ev = e.event;
-        if (ev.type === 'progress') send({ type: 'progress', job, progress: { phase: ev.phase, done: ev.done, ...(ev.total !== undefined ? { total: ev.total } : {}), ...(ev.files !== undefined ? { files: ev.files } : {}), ...(ev.stored !== undefined ? { stored: ev.stored } : {}) } });
+        if (ev.type === 'progress') send({ type: 'progress', job, progress: progressView(ev) });
         else if (ev.type === 'warning' || ev.type === 'notice') send({ type: ev.type, job, message: ev.message });
         else send({ type: 'phase', job, phase: ev.phase });
       });
@@ -198,20 +216,30 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
 
   app.get('/api/jobs/:name/estimate', async (c) => c.json<EstimateView>(await estimateJob(state.findJob(c.req.param('name')))));
 
-  app.get('/api/setup', (c) => c.json<SetupInfo>({ home: homedir(), destinations: listDestinations() }));
+  app.get('/api/setup', async (c) => c.json<SetupInfo>({ home: homedir(), destinations: await listDestinations() }));
+
+  /** What the wizard's step 3 chose, checked. */
+  const whatOf = (b: Pick<SetupBody, 'what' | 'paths' | 'device'>): JobWhat => {
+    if (b.what === 'image') {
+      if (typeof b.device !== 'string' || !isAbsolute(b.device)) throw new LifeboatError('usage', 'Give the drive to image by its full device path, such as /dev/sda.');
+      return { kind: 'image', device: b.device };
+    }
+    const paths = b.what === 'home' ? [homedir()] : (Array.isArray(b.paths) ? b.paths : []).map((p) => String(p).trim()).filter(Boolean);
+    for (const p of paths) if (!isAbsolute(p)) throw new LifeboatError('usage', `${p}: give the full path of the folder (starting with /).`);
+    return { kind: 'files', paths, excludes: [] };
+  };
+
+  // The wizard asks as its choices change: which chosen sources share a physical disk with the destination.
+  app.post('/api/setup/check', async (c) => {
+    const b = await c.req.json<SetupCheckBody>();
+    if (typeof b.destination !== 'string' || !isAbsolute(b.destination)) return c.json<SetupCheck>({ sameDisk: [] });
+    return c.json<SetupCheck>({ sameDisk: await sameDiskSources(b.destination, whatOf(b)) });
+  });
 
   app.post('/api/setup', async (c) => {
     const b = await c.req.json<SetupBody>();
     if (typeof b.name !== 'string' || typeof b.destination !== 'string' || typeof b.password !== 'string' || typeof b.schedule !== 'string') throw new LifeboatError('usage', 'Fill in every step of the form.');
-    let what: JobWhat;
-    if (b.what === 'image') {
-      if (typeof b.device !== 'string' || !isAbsolute(b.device)) throw new LifeboatError('usage', 'Give the drive to image by its full device path, such as /dev/sda.');
-      what = { kind: 'image', device: b.device };
-    } else {
-      const paths = b.what === 'home' ? [homedir()] : (b.paths ?? []).map((p) => p.trim()).filter(Boolean);
-      for (const p of paths) if (!isAbsolute(p)) throw new LifeboatError('usage', `${p}: give the full path of the folder (starting with /).`);
-      what = { kind: 'files', paths, excludes: [] };
-    }
+    const what = whatOf(b);
     const r = await setUpJob(state, { name: b.name, destination: b.destination, password: b.password, what, schedule: b.schedule }, scheduler.clock.now());
     return c.json<SetupResponse>({ job: r.job.name, ...(r.recoveryKey ? { recoveryKey: r.recoveryKey } : {}) });
   });
@@ -249,22 +277,38 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     });
   });
 
+  /** The folder at `path` of a snapshot, opened for paging (kept for its next pages and its count). */
+  const listing = async (repo: Repository, id: string, path: string) => {
+    const t = await openSnapshotTree(repo, id);
+    const key = `${t.id}:${path}`;
+    let l = listings.get(key);
+    if (!l) {
+      const dir = await t.resolve(path);
+      if (dir.type !== 'dir') throw new LifeboatError('usage', `${path} is not a folder.`);
+      l = await openListing(t.tree, dir);
+      listings.set(key, l);
+      for (const k of listings.keys()) if (listings.size > LISTINGS_KEPT) listings.delete(k);
+    }
+    return { t, l };
+  };
+
+  // The first page comes before a big folder is counted (that needs all of its listing); the page asks .../count for the number.
   app.get('/api/jobs/:name/snapshots/:id/list', (c) =>
     snapshotRoute(c, async (repo, _job, id) => {
       const path = checkedSnapshotPath(c.req.query('path') ?? '/');
       const offset = Math.max(0, Number(c.req.query('offset') ?? 0) || 0);
-      const t = await openSnapshotTree(repo, id);
-      const key = `${t.id}:${path}`;
-      let all = listings.get(key);
-      if (!all) {
-        const dir = await t.resolve(path);
-        if (dir.type !== 'dir') throw new LifeboatError('usage', `${path} is not a folder.`);
-        all = await t.tree.list(dir);
-        listings.set(key, all);
-        for (const k of listings.keys()) if (listings.size > LISTINGS_KEPT) listings.delete(k);
-      }
-      const entries = all.slice(offset, offset + PAGE_SIZE).map((n): EntryView => ({ name: nodeName(n), type: n.type, size: n.size, ...(n.mtimeNs !== undefined ? { mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString() } : {}) }));
-      return c.json<ListingView>({ path: t.shownPath(path), entries, total: all.length, offset });
+      const { t, l: all } = await listing(repo, id, path);
+      const page = await all.slice(offset, offset + PAGE_SIZE + 1);
+      const total = all.length;
+      const entries = page.slice(0, PAGE_SIZE).map((n): EntryView => ({ name: nodeName(n), type: n.type, size: n.size, ...(n.mtimeNs !== undefined ? { mtime: new Date(Number(n.mtimeNs / 1_000_000n)).toISOString() } : {}) }));
+      return c.json<ListingView>({ path: t.snapshot.kind === 'image' ? imageFolderName(path) : t.shownPath(path), entries, offset, more: page.length > PAGE_SIZE, ...(total !== undefined ? { total } : {}) });
+    }),
+  );
+
+  app.get('/api/jobs/:name/snapshots/:id/count', (c) =>
+    snapshotRoute(c, async (repo, _job, id) => {
+      const { l } = await listing(repo, id, checkedSnapshotPath(c.req.query('path') ?? '/'));
+      return c.json<CountView>({ total: await l.count() });
     }),
   );
 
@@ -301,12 +345,35 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
         throw new LifeboatError('unsafe-path', 'Refused: choose the folder to restore into by its full path (starting with /), without "..".');
       }
       const t = await openSnapshotTree(repo, id);
-      if (t.snapshot.kind !== 'files') throw new LifeboatError('usage', 'Restoring from a system image is not offered here yet; download the file instead.');
       await t.resolve(path); // a path that is not in the backup is told as such
-      const r = await restoreFiles(repo, t.id, { ...(original ? { overwrite: b.replace === true ? 'if-changed' : 'never' } : { target: b.target }), includes: [path] }).finally(() => repo.unlockAll());
-      return c.json<RestoreResponse>({ files: r.summary.files, bytes: r.summary.bytesWritten, targets: r.targets, keptChanged: r.summary.keptChanged });
+      const warnings: string[] = [];
+      const onEvent = (e: JobEvent) => void (e.type === 'warning' && warnings.length < 20 && warnings.push(e.message));
+      if (t.snapshot.kind === 'image') {
+        // A file or folder inside a partition of a drive image (/PARTITION/path), copied into the chosen folder.
+        const [, partition, ...rest] = path.split('/');
+        if (!partition || !/^\d+$/.test(partition)) throw new LifeboatError('usage', 'Choose a file or folder inside one of the drive\'s partitions.');
+        if (original) throw new LifeboatError('usage', 'Files from a system image go into a folder you choose: pick "this folder" and type where.');
+        const r = await restoreImageFiles(repo, t.id, [`${partition}:/${rest.join('/')}`], b.target, { onEvent }).finally(() => repo.unlockAll());
+        return c.json<RestoreResponse>({ files: r.files, bytes: r.bytesWritten, targets: [b.target], keptChanged: 0, keptBoth: 0, warnings });
+      }
+      const overwrite = CHANGED.get(b.changed ?? 'keep');
+      if (!overwrite) throw new LifeboatError('usage', 'Choose what happens to files changed since the backup: keep them, replace them, or keep both.');
+      const r = await restoreFiles(repo, t.id, { ...(original ? { overwrite } : { target: b.target }), includes: [path], onEvent }).finally(() => repo.unlockAll());
+      return c.json<RestoreResponse>({ files: r.summary.files, bytes: r.summary.bytesWritten, targets: r.targets, keptChanged: r.summary.keptChanged, keptBoth: r.summary.keptBoth, warnings });
     }),
   );
+
+  /** A job's stored bytes after each of its successful runs (the last GROWTH_RUNS), from the run history. */
+  const growthOf = (job: Job): GrowthView => {
+    let stored = 0;
+    const points: { time: number; stored: number }[] = [];
+    for (const r of state.runs({ jobId: job.id, limit: GROWTH_RUNS }).reverse()) {
+      if ((r.status !== 'ok' && r.status !== 'warnings') || r.finished === undefined) continue;
+      stored = Math.max(0, stored + (r.figures.bytesAdded ?? 0) - (r.figures.bytesFreed ?? 0));
+      points.push({ time: r.finished, stored });
+    }
+    return { job: job.name, points };
+  };
 
   const rulesOf = (job: Job) => {
     const r = job.retention ?? {};
@@ -355,7 +422,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       }
     }
     rows.sort((a, b) => a.time.localeCompare(b.time));
-    return c.json<SpaceView>({ snapshots: rows, repository });
+    return c.json<SpaceView>({ snapshots: rows, repository, growth: state.jobs().map(growthOf) });
   });
 
   return {

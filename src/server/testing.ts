@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { BIN } from '../cli/testing.js';
 import { tmp } from '../files/testing.js';
 import { startDashboard, type Dashboard } from './serve.js';
+import type { Clock } from '../util/clock.js';
 
 export interface Reply {
   readonly status: number;
@@ -47,8 +48,8 @@ export interface Home {
   readonly auth: { readonly cookie: string; readonly origin: string };
 }
 
-/** A dashboard on a random port, its data in a temporary folder (XDG_DATA_HOME / XDG_CACHE_HOME point there). */
-export async function startHome(t: TestContext): Promise<Home> {
+/** A dashboard on a random port, its data in a temporary folder (XDG_DATA_HOME / XDG_CACHE_HOME point there); runs are timed by `clock` when given. */
+export async function startHome(t: TestContext, o: { readonly clock?: Clock } = {}): Promise<Home> {
   const dir = tmp(t);
   process.env['XDG_DATA_HOME'] = join(dir, 'data');
   process.env['XDG_CACHE_HOME'] = join(dir, 'cache');
@@ -60,7 +61,7 @@ export async function startHome(t: TestContext): Promise<Home> {
   writeFileSync(join(source, 'photo.raw'), big);
   const drive = join(dir, 'Passport');
   mkdirSync(drive);
-  const dashboard = await startDashboard({ statePath: join(dir, 'data', 'lifeboat', 'jobs.db'), port: 0, schedule: false });
+  const dashboard = await startDashboard({ statePath: join(dir, 'data', 'lifeboat', 'jobs.db'), port: 0, schedule: false, ...(o.clock ? { clock: o.clock } : {}) });
   t.after(async () => {
     await dashboard.close();
   });

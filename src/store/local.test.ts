@@ -9,6 +9,10 @@ import { listAll, rejectsWithCode, storeConformanceSuite } from './conformance.j
 import { LocalStore, isTransientErrno } from './local.js';
 import { nativeAddon } from '../util/native.js';
 import { FakeClock } from '../util/clock.js';
+import { LimitStore } from './limit.js';
+import { MemoryStore } from './memory.js';
+import { RetryStore } from './retry.js';
+import { removeLeftovers } from './store.js';
 
 const TMPFS_MAGIC = 0x01021994;
 
@@ -135,6 +139,23 @@ test('LocalStore.cleanTemporaries: a temporary is removed once a day old on the 
     clock.advance(2 * 3600 * 1000);
     assert.equal(await LocalStore.cleanTemporaries(dir, undefined, clock), 1);
     assert.deepEqual(await fs.readdir(join(dir, '.tmp')), []);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('removeLeftovers (prune, under the exclusive lock) finds the folder store under its wrappers and removes temporaries an hour old, not newer ones', async () => {
+  const dir = await tempRoot();
+  try {
+    await fs.mkdir(join(dir, '.tmp'));
+    await fs.writeFile(join(dir, '.tmp', 'killed-writer'), 'partial pack');
+    await fs.writeFile(join(dir, '.tmp', 'lock-being-written'), 'lock');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600 * 1000);
+    await fs.utimes(join(dir, '.tmp', 'killed-writer'), twoHoursAgo, twoHoursAgo);
+    const wrapped = new RetryStore(new LimitStore(new LocalStore(dir), 4));
+    assert.equal(await removeLeftovers(wrapped), 1);
+    assert.deepEqual(await fs.readdir(join(dir, '.tmp')), ['lock-being-written']);
+    assert.equal(await removeLeftovers(new MemoryStore()), 0, 'a store without leftovers');
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -58,6 +58,24 @@ export interface Tree {
   readlink(link: TreeNode): Promise<Buffer>;
   /** Whether an error thrown for one entry is damage confined to it (the rest of the tree reads on). */
   confined?(e: unknown): boolean;
+  /** A folder's entries for paging, where the tree can give a range without decoding the whole folder. */
+  listing?(dir: TreeNode): Promise<Listing>;
+}
+
+/** A folder's entries in the order of `list`, a range at a time (a page of a folder of 100,000 entries). */
+export interface Listing {
+  /** How many entries there are, when known without more work (a big folder is counted by `count`). */
+  readonly length: number | undefined;
+  count(): Promise<number>;
+  /** Entries [from, to); fewer at the end. */
+  slice(from: number, to: number): Promise<TreeNode[]>;
+}
+
+/** The folder's entries for paging: the tree's own `listing` where it has one, else its whole list. */
+export async function openListing(tree: Tree, dir: TreeNode): Promise<Listing> {
+  if (tree.listing) return tree.listing(dir);
+  const all = await tree.list(dir);
+  return { length: all.length, count: () => Promise.resolve(all.length), slice: (from, to) => Promise.resolve(all.slice(from, to)) };
 }
 
 /** Bytes of a file the tree knows are a hole (all zeros, never stored): a copy may skip writing them. */
@@ -94,6 +112,21 @@ export function splitPath(p: string): string[] {
   return p.split('/').filter((x) => x.length > 0 && x !== '.');
 }
 
+/** The entry named `name` of a listing in byte order of names, found by halving (a few entries decoded, not the whole folder). */
+async function search(l: Listing, name: Buffer): Promise<TreeNode | undefined> {
+  let lo = 0;
+  let hi = await l.count();
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const n = (await l.slice(mid, mid + 1))[0]!;
+    const c = Buffer.compare(n.name, name);
+    if (c === 0) return n;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return undefined;
+}
+
 /** The node at a '/'-separated path ('' or '/' is the root); ".." is refused so a path cannot climb out. */
 export async function resolve(tree: Tree, path: string, hint = '"lifeboat ls"'): Promise<TreeNode> {
   const parts = splitPath(path);
@@ -102,7 +135,7 @@ export async function resolve(tree: Tree, path: string, hint = '"lifeboat ls"'):
   for (let i = 0; i < parts.length; i++) {
     if (node.type !== 'dir') throw new LifeboatError('not-found', `${path} is not there: /${parts.slice(0, i).join('/')} is not a folder.`);
     const want = Buffer.from(parts[i]!, 'utf8');
-    const next = (await tree.list(node)).find((c) => c.name.equals(want));
+    const next = tree.listing ? await search(await tree.listing(node), want) : (await tree.list(node)).find((c) => c.name.equals(want));
     if (!next) throw new LifeboatError('not-found', `${path} is not there; see ${hint}.`);
     node = next;
   }

@@ -24,6 +24,8 @@ export interface ProgressView {
   readonly total?: number;
   readonly files?: number;
   readonly stored?: number;
+  /** The file being backed up now. */
+  readonly current?: string;
 }
 
 export interface JobView {
@@ -73,6 +75,14 @@ export interface SetupBody {
   readonly schedule: string;
 }
 
+/** The wizard's choices so far (POST /api/setup/check). */
+export type SetupCheckBody = Pick<SetupBody, 'destination' | 'what' | 'paths' | 'device'>;
+
+export interface SetupCheck {
+  /** The chosen folders (or drive) on the same physical disk as the destination. */
+  readonly sameDisk: readonly string[];
+}
+
 export interface SetupResponse {
   readonly job: string;
   readonly recoveryKey?: string;
@@ -106,8 +116,15 @@ export interface ListingView {
   /** The folder as people know it (the original path for file backups). */
   readonly path: string;
   readonly entries: readonly EntryView[];
-  readonly total: number;
   readonly offset: number;
+  /** Entries follow this page. */
+  readonly more: boolean;
+  /** How many entries the folder holds, when counted already (GET …/count counts a big folder). */
+  readonly total?: number;
+}
+
+export interface CountView {
+  readonly total: number;
 }
 
 export interface FoundView {
@@ -131,8 +148,8 @@ export interface RestoreBody {
   readonly path: string;
   /** The folder to restore into (the snapshot's path is kept below it); absent: back where it was backed up from. */
   readonly target?: string;
-  /** Back in its original place: replace files changed since the backup (true) or keep them as they are (false). */
-  readonly replace?: boolean;
+  /** Back in its original place, files changed since the backup are: kept as they are (default), replaced, or kept with the backed-up copy restored beside them ("x (restored 2026-12-05).odt"). */
+  readonly changed?: 'keep' | 'replace' | 'keep-both';
 }
 
 export interface RestoreResponse {
@@ -141,11 +158,22 @@ export interface RestoreResponse {
   readonly targets: readonly string[];
   /** Files left as they were because they changed since the backup (original place, without replace). */
   readonly keptChanged: number;
+  /** Files changed since the backup that were kept, with the backed-up copy restored beside them. */
+  readonly keptBoth: number;
+  /** What could not be restored, in words (the first 20). */
+  readonly warnings: readonly string[];
 }
 
 export interface SpaceView {
   readonly snapshots: readonly { readonly time: string; readonly job: string; readonly added: number; readonly total: number }[];
   readonly repository: string;
+  /** Per job, what it has stored in its repository after each successful run (new data added, less what freeing space removed), oldest first. */
+  readonly growth: readonly GrowthView[];
+}
+
+export interface GrowthView {
+  readonly job: string;
+  readonly points: readonly { readonly time: number; readonly stored: number }[];
 }
 
 export interface FreeSpacePreview {

@@ -29,6 +29,7 @@ export const PAGE_HTML = `<!doctype html>
 export const PAGE_CSS = `
 :root { font-family: system-ui, sans-serif; color: #1d2430; background: #f5f7fa; }
 body { margin: 0; }
+[hidden] { display: none !important; }
 header { background: #12395b; color: white; padding: 0.6rem 1.5rem; display: flex; align-items: center; gap: 2rem; flex-wrap: wrap; }
 header h1 { font-size: 1.3rem; margin: 0; }
 nav a { color: white; margin-right: 1.2rem; text-decoration: none; font-size: 1rem; }
@@ -45,14 +46,19 @@ button.secondary, .button.secondary { background: #e3e8ef; color: #1d2430; }
 button:disabled { opacity: 0.5; cursor: default; }
 button:focus-visible, a:focus-visible, input:focus-visible { outline: 3px solid #f0a500; outline-offset: 2px; }
 progress { width: 100%; height: 1.2rem; }
+.current { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; margin: 0; }
 table { border-collapse: collapse; width: 100%; background: white; }
 th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid #e3e8ef; vertical-align: top; }
 label { display: block; margin: 0.4rem 0; }
+.indent { margin: 0 0 0.6rem 1.8rem; }
+.indent .choice { margin: 0.2rem 0; }
 input[type=text], input[type=password], input[type=time], input[type=number], select, textarea { font: inherit; padding: 0.3rem; border: 1px solid #9aa5b4; border-radius: 4px; }
 textarea { width: 100%; }
 .key { font-family: ui-monospace, monospace; font-size: 1.3rem; background: #fffbe6; border: 2px dashed #e0b100; padding: 0.8rem; word-break: break-all; }
 .error { color: #b3261e; font-weight: 600; }
 .bar { background: #1b66a8; height: 1rem; display: inline-block; vertical-align: middle; min-width: 1px; }
+.legend .swatch { display: inline-block; width: 0.9rem; height: 0.9rem; border-radius: 2px; vertical-align: middle; margin-left: 0.8rem; }
+figure.card { margin: 0 0 1rem; }
 .row { display: flex; gap: 0.6rem; align-items: center; flex-wrap: wrap; }
 @media print { header, nav, button, #banner { display: none; } }
 `;

@@ -11,7 +11,7 @@ export function registerCopyCommands(program: Command, run: Run): void {
     .description('copy snapshots (file backups and drive images; all, or the ones named) from the repository REPO into this one, sending only what this one lacks; snapshots copied before are skipped')
     .requiredOption('--from <repo>', 'the repository to copy from: a folder or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] (its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
     .option('--from-password-file <file>', 'read the password of the --from repository from a file')
-    .addHelpText('after', `\nThe destination (--repo) must have been made with "lifeboat init --copy-parameters-from REPO".\n\nExamples:\n  lifeboat init --repo s3:https://s3.example.com/backups --copy-parameters-from /media/usb/lifeboat\n  lifeboat copy --repo s3:https://s3.example.com/backups --from /media/usb/lifeboat\n`)
+    .addHelpText('after', `\nMake the destination (--repo) with "lifeboat init --copy-parameters-from REPO": a copy then sends only\nwhat it lacks, images included. Into another repository file snapshots are copied by renaming their\nblocks (every block is read on each run) and drive images are left out.\n\nExamples:\n  lifeboat init --repo s3:https://s3.example.com/backups --copy-parameters-from /media/usb/lifeboat\n  lifeboat copy --repo s3:https://s3.example.com/backups --from /media/usb/lifeboat\n`)
     .action(
       run(async (ctx, refs: string[], o: { from: string; fromPasswordFile?: string }) => {
         const dest = await ctx.openRepository().catch((e: unknown) => {

@@ -229,14 +229,14 @@ export function registerFileCommands(program: Command, run: Run): void {
     .option('--original', 'put files back where they were backed up from; files changed since the backup are kept unless you agree (or give --overwrite)')
     .option('--include <path>', 'restore only this path and everything under it (repeatable): /home/ann/Documents/thesis or /Documents/thesis', collect, [] as string[])
     .option('--exclude <pattern>', 'do not restore paths matching a pattern (repeatable)', collect, [] as string[])
-    .option('--overwrite <when>', 'existing files: always, if-changed (size or time differ), never (default: if-changed with --target, never with --original)')
+    .option('--overwrite <when>', 'existing files: always, if-changed (size or time differ), never, keep-both (a changed file stays and the backed-up one is restored beside it as "name (restored DATE).ext") (default: if-changed with --target, never with --original)')
     .option('--verify', 'read every restored file back and check it against the snapshot')
     .option('--numeric-owner', 'as root, give files the stored user and group numbers instead of looking up the stored names on this machine')
     .option('--devices', 'create device nodes even when the snapshot comes from another computer')
-    .addHelpText('after', `\nExamples:\n  lifeboat restore latest --target restored\n  lifeboat restore latest --include /Documents/notes.txt --target restored\n  lifeboat restore latest --original\n`)
+    .addHelpText('after', `\nExamples:\n  lifeboat restore latest --target restored\n  lifeboat restore latest --include /Documents/notes.txt --target restored\n  lifeboat restore latest --original\n  lifeboat restore latest --original --overwrite keep-both\n`)
     .action(
       run(async (ctx, ref: string, o: { target?: string; original?: boolean; include: string[]; exclude: string[]; overwrite?: string; verify?: boolean; numericOwner?: boolean; devices?: boolean }) => {
-        if (o.overwrite !== undefined && !['always', 'if-changed', 'never'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed or never.`);
+        if (o.overwrite !== undefined && !['always', 'if-changed', 'never', 'keep-both'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed, never or keep-both.`);
         if ((o.target === undefined) === (o.original !== true)) throw new LifeboatError('usage', 'Say where to restore to: --target FOLDER, or --original to put the files back where they came from.');
         const repo = await ctx.openRepository();
         const events = renderEvents(ctx);
@@ -263,7 +263,8 @@ export function registerFileCommands(program: Command, run: Run): void {
         else {
           ctx.report(`Restored ${s.files} files (${formatBytes(s.bytesWritten)}), ${s.dirs} folders, ${s.symlinks} symlinks, ${s.hardlinks} hard links, ${s.special} special files into ${where} in ${formatDuration(s.durationSeconds)}.`);
           if (s.replaced > 0) ctx.report(`${s.replaced} existing file(s) were replaced with the backed-up version.`);
-          if (kept > 0) ctx.out(`${kept} file(s) changed since the backup were left as they are; add --overwrite if-changed to replace them.`);
+          if (kept > 0) ctx.out(`${kept} file(s) changed since the backup were left as they are; add --overwrite if-changed to replace them, or --overwrite keep-both to restore the backed-up versions beside them.`);
+          if (s.keptBoth > 0) ctx.report(`${s.keptBoth} file(s) changed since the backup were kept; the backed-up versions are beside them, named "… (restored DATE)".`);
           if (s.skipped - kept > 0) ctx.report(`${s.skipped - kept} existing path(s) were already as in the backup.`);
           if (s.devicesRefused > 0) ctx.out(`${s.devicesRefused} device node(s) were not created: the snapshot comes from another computer (${snapshot.host}). Add --devices if you trust it.`);
           if (s.leftoversRemoved > 0) ctx.report(`Removed ${s.leftoversRemoved} temporary file(s) left by an interrupted restore.`);

@@ -16,7 +16,7 @@ import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
-import { servicePlan } from '../service.js';
+import { browserCommand, servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
 import { days } from './mirror.js';
 import type { Run } from './repo.js';
@@ -146,11 +146,7 @@ export function registerJobCommands(program: Command, run: Run): void {
         if (o.copyFrom !== undefined) {
           const from = isUrl(o.copyFrom) ? o.copyFrom : resolve(o.copyFrom);
           const source = await keepAccess(ctx, from, await ctx.sourcePassword(o.fromPasswordFile));
-          const shared = dest.repo.sharesChunkParameters(source.repo);
           await source.repo.close();
-          if (!shared) {
-            throw new LifeboatError('invalid-argument', `The repository at ${location} cuts and names its chunks differently from the one at ${from}, so snapshots cannot be copied into it. Make the destination with "lifeboat init --copy-parameters-from ${from}" and add the job for that one.`);
-          }
           what = { kind: 'copy', from, fromPasswordFile: source.passwordFile, ...(source.server ? { fromServer: source.server } : {}) };
         } else what = o.image !== undefined ? { kind: 'image', device: resolve(o.image) } : { kind: 'files', paths: paths.map((p) => resolve(p)), excludes: o.exclude };
       } finally {
@@ -293,10 +289,10 @@ function dashboardToken(): string {
 
 /** Opens `url` in the user's browser when there is a desktop to show it on; a failure only means the user opens it by hand. */
 function openBrowser(url: string): void {
-  const [cmd, args] = process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '""', url]] : ['xdg-open', [url]];
-  if (process.platform === 'linux' && !process.env['DISPLAY'] && !process.env['WAYLAND_DISPLAY']) return;
+  const b = browserCommand(process.platform, url);
+  if (!b) return;
   try {
-    spawn(cmd, args, { stdio: 'ignore', detached: true }).on('error', () => undefined).unref();
+    spawn(b.command, b.args, { stdio: 'ignore', detached: true, windowsHide: true }).on('error', () => undefined).unref();
   } catch {
     /* no browser: the URL is printed */
   }

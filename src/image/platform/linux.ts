@@ -3,9 +3,9 @@
  * Falls back to the portable reading probe where sysfs does not answer.
  */
 import { promises as fs } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { MountedFilesystem, Platform } from './platform.js';
-import { portablePlatform } from './platform.js';
+import { filesystemOf, portablePlatform } from './platform.js';
 
 /** Decodes the octal escapes (\040 for a space, \011, \012, \134) that /proc/self/mounts uses. */
 function unescapeMount(s: string): string {
@@ -24,16 +24,37 @@ export function parseMounts(text: string): MountedFilesystem[] {
   return out;
 }
 
-/** The /sys/dev/block/MAJ:MIN directory of a block device node, or undefined. */
-async function sysDir(path: string): Promise<string | undefined> {
-  const st = await fs.stat(path).catch(() => undefined);
-  if (!st?.isBlockDevice()) return undefined;
+/** The /sys/dev/block/MAJ:MIN directory of a device number, or undefined. */
+async function sysDirOf(dev: bigint): Promise<string | undefined> {
   // glibc's gnu_dev_major / gnu_dev_minor.
-  const dev = BigInt(st.rdev);
   const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
   const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn & 0xffffffffn);
   const dir = `/sys/dev/block/${major}:${minor}`;
   return (await fs.stat(dir).catch(() => undefined)) ? await fs.realpath(dir) : undefined;
+}
+
+/** The /sys/dev/block/MAJ:MIN directory of a block device node, or undefined. */
+async function sysDir(path: string): Promise<string | undefined> {
+  const st = await fs.stat(path).catch(() => undefined);
+  if (!st?.isBlockDevice()) return undefined;
+  return sysDirOf(BigInt(st.rdev));
+}
+
+/**
+ * The disks under a block device's sysfs directory: a partition's parent disk; for a device
+ * mapper, RAID or other stacked device, the disks of each of its "slaves"; a loop device's
+ * backing file's disks.
+ */
+async function disksUnder(dir: string, depth = 0): Promise<string[]> {
+  if (depth > 8) return [];
+  if (await fs.stat(join(dir, 'partition')).catch(() => undefined)) return disksUnder(dirname(dir), depth + 1);
+  const backing = await fs.readFile(join(dir, 'loop', 'backing_file'), 'utf8').then((t) => t.trim(), () => '');
+  if (backing) return linuxPlatform.disksOf(backing);
+  const slaves = await fs.readdir(join(dir, 'slaves')).catch(() => []);
+  if (slaves.length === 0) return [basename(dir)];
+  const out = new Set<string>();
+  for (const s of slaves) for (const d of await disksUnder(await fs.realpath(join(dir, 'slaves', s)), depth + 1)) out.add(d);
+  return [...out];
 }
 
 export const linuxPlatform: Platform = {
@@ -60,6 +81,13 @@ export const linuxPlatform: Platform = {
     if (backing) return `loop device of ${backing}`;
     const model = [await read('device/vendor'), await read('device/model')].filter((x) => x !== '').join(' ');
     return model || undefined;
+  },
+  async disksOf(path) {
+    const st = await fs.stat(path, { bigint: true }).catch(() => undefined);
+    if (!st) return [];
+    // A folder's filesystem device, or a drive or partition node's own device number.
+    const dir = await sysDirOf(st.isBlockDevice() ? st.rdev : st.dev);
+    return dir ? disksUnder(dir) : filesystemOf(path); // btrfs subvolumes, tmpfs, overlay: no block device
   },
   async relatedDevices(path) {
     const real = await fs.realpath(path).catch(() => path);

@@ -24,6 +24,19 @@ export interface Platform {
   relatedDevices(path: string): Promise<string[]>;
   /** The drive's maker and model ("ATA Samsung SSD 860"), or what backs a loop device; undefined where unknown. */
   deviceModel(path: string): Promise<string | undefined>;
+  /**
+   * The physical disks a file or folder is stored on (or a drive or partition is part of), as
+   * names to compare: two paths share a disk when their lists share a name. ["sda"] for a folder
+   * on /dev/sda2; every disk under an LVM, RAID or encrypted volume. Where the platform cannot
+   * tell, the filesystem stands for the disk ("fs:2049"), so two partitions of one disk look apart.
+   */
+  disksOf(path: string): Promise<string[]>;
+}
+
+/** The filesystem a path is on, standing for its disk where nothing better is known; [] when the path cannot be read. */
+export async function filesystemOf(path: string): Promise<string[]> {
+  const st = await fs.stat(path, { bigint: true }).catch(() => undefined);
+  return st ? [`fs:${st.isBlockDevice() ? `b${st.rdev}` : st.dev}`] : [];
 }
 
 /**
@@ -68,4 +81,5 @@ export const portablePlatform: Platform = {
   isBlockDevice: async (p) => (await fs.stat(p).catch(() => undefined))?.isBlockDevice() === true,
   relatedDevices: async (p) => [await fs.realpath(p).catch(() => p)],
   deviceModel: async () => undefined,
+  disksOf: filesystemOf,
 };

@@ -3,7 +3,7 @@
  * and served by Lifeboat itself. Talks only to the API typed in web/api.ts. Live progress comes as
  * server-sent events (at most ten a second), so the page polls nothing.
  */
-import type { DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
+import type { CountView, DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, GrowthView, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
 
 const main = document.getElementById('main')!;
 const banner = document.getElementById('banner')!;
@@ -39,6 +39,11 @@ function bytes(n: number | undefined): string {
     i++;
   }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${u[i]}`;
+}
+/** Today as YYYY-MM-DD, as in the names of restored copies kept beside changed files. */
+function today(): string {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
 }
 const when = (ms: number | string | undefined) => (ms === undefined ? '' : new Date(ms).toLocaleString());
 function duration(s: number): string {
@@ -80,6 +85,7 @@ function progressBlock(job: string, p: ProgressView): HTMLElement {
     { class: 'progress', 'data-job': job },
     bar,
     h('p', { class: 'percent' }, pct !== undefined ? `${pct}% ` : '', `${bytes(p.done)}${p.total ? ` of ${bytes(p.total)}` : ''}`, p.files !== undefined ? `, ${p.files} files` : '', rate > 0 ? `, ${bytes(rate)}/s` : '', eta ? `, about ${eta} left` : ''),
+    p.current !== undefined ? h('p', { class: 'current muted', title: p.current }, 'Now: ', p.current) : null,
   );
 }
 
@@ -180,6 +186,69 @@ function freeSpaceCard(job: string): HTMLElement {
   return h('section', { class: 'card' }, h('h3', {}, `Free up space: ${job}`), h('button', { class: 'secondary free-preview', onclick: () => void preview() }, 'See what would be removed'), out);
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, ...children: (SVGElement | string)[]): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  el.append(...children);
+  return el;
+}
+const COLORS = ['#1b66a8', '#c2571a', '#2e7d32', '#8e44ad', '#b3261e', '#00838f'];
+
+/** What each job has stored after each run, as lines over time (drawn here: no chart library, nothing from the internet). */
+function growthChart(growth: readonly GrowthView[]): HTMLElement {
+  const series = growth.filter((g) => g.points.length > 0);
+  if (series.length === 0) return h('p', { class: 'muted', id: 'growth' }, 'The chart of how the backups grow appears after the first backup.');
+  const W = 720;
+  const H = 260;
+  const L = 70;
+  const R = 16;
+  const T = 12;
+  const B = 36;
+  const times = series.flatMap((g) => g.points.map((p) => p.time));
+  let t0 = Math.min(...times);
+  let t1 = Math.max(...times);
+  if (t1 - t0 < 3600_000) [t0, t1] = [t0 - 1800_000, t1 + 1800_000];
+  // Gridlines at round sizes (1, 2 or 5 times a power of ten), four or five of them.
+  const max = Math.max(1, ...series.flatMap((g) => g.points.map((p) => p.stored)));
+  const unit = 10 ** Math.floor(Math.log10(max / 4));
+  const step = [1, 2, 5, 10].map((m) => m * unit).find((v) => max / v <= 4) ?? 10 * unit;
+  const top = Math.ceil((max * 1.05) / step) * step;
+  const x = (t: number) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (v: number) => T + (1 - v / top) * (H - T - B);
+  const grid: SVGElement[] = [];
+  for (let v = 0; v <= top; v += step) {
+    grid.push(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#e3e8ef' }), svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 12, fill: '#5a6473' }, bytes(Math.round(v))));
+  }
+  for (let i = 0; i <= 3; i++) {
+    const t = t0 + ((t1 - t0) * i) / 3;
+    const label = t1 - t0 < 2 * 86_400_000 ? new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : new Date(t).toLocaleDateString();
+    grid.push(svg('text', { x: x(t), y: H - B + 18, 'text-anchor': i === 0 ? 'start' : i === 3 ? 'end' : 'middle', 'font-size': 12, fill: '#5a6473' }, label));
+  }
+  const lines = series.map((g, i) => {
+    const color = COLORS[i % COLORS.length]!;
+    const pts = g.points.map((p) => `${x(p.time).toFixed(1)},${y(p.stored).toFixed(1)}`).join(' ');
+    return svg(
+      'g',
+      { class: 'series', 'data-job': g.job },
+      svg('polyline', { points: pts, fill: 'none', stroke: color, 'stroke-width': 2.5 }),
+      ...g.points.map((p) => svg('circle', { cx: x(p.time), cy: y(p.stored), r: 3.5, fill: color }, svg('title', {}, `${g.job}, ${when(p.time)}: ${bytes(p.stored)} stored`))),
+    );
+  });
+  const last = (g: GrowthView) => bytes(g.points[g.points.length - 1]!.stored);
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img', 'aria-label': `Stored data of each backup over time: ${series.map((g) => `${g.job} ${last(g)}`).join(', ')}` }, ...grid, svg('line', { x1: L, x2: W - R, y1: y(0), y2: y(0), stroke: '#9aa5b4' }), ...lines);
+  const legend = h(
+    'p',
+    { class: 'legend' },
+    ...series.map((g, i) => {
+      const swatch = h('span', { class: 'swatch' });
+      swatch.style.background = COLORS[i % COLORS.length]!;
+      return h('span', {}, swatch, ` ${g.job}: ${last(g)} `);
+    }),
+  );
+  return h('figure', { class: 'card', id: 'growth' }, h('figcaption', {}, h('strong', {}, 'How much each backup stores'), h('span', { class: 'muted' }, ' (after each backup: new data added, less what freeing space removed)')), chart, legend);
+}
+
 async function space(): Promise<void> {
   const s = await api<SpaceView>('/api/space');
   const o = await api<Overview>('/api/overview');
@@ -192,6 +261,7 @@ async function space(): Promise<void> {
     s.snapshots.length
       ? h('p', { id: 'saved' }, `Kept as full copies, these versions would take ${bytes(s.snapshots.reduce((a, x) => a + x.total, 0))}; deduplication and compression make that ${bytes(totalAdded)}.`)
       : '',
+    growthChart(s.growth),
     h('p', { class: 'muted' }, 'New data each backup stored (unchanged files are not stored again):'),
     h(
       'table',
@@ -217,12 +287,23 @@ async function restorePage(job?: string): Promise<void> {
   const { snapshots } = await api<{ snapshots: SnapshotView[] }>(`/api/jobs/${encodeURIComponent(job)}/snapshots`);
   const pane = h('div', { id: 'browser' });
   const results = h('div', { id: 'results' });
-  const pick = h('select', { 'aria-label': 'Version', onchange: () => void browse(job, pick.value, '/', pane) }, ...snapshots.map((s) => h('option', { value: s.id }, `${when(s.time)}${s.size !== undefined ? ` (${bytes(s.size)})` : ''}`)));
+  const pick = h('select', { 'aria-label': 'Version', onchange: () => (fitKind(), void browse(job, pick.value, '/', pane)) }, ...snapshots.map((s) => h('option', { value: s.id }, `${when(s.time)}${s.kind === 'image' ? ' (system image)' : ''}${s.size !== undefined ? ` (${bytes(s.size)})` : ''}`)));
   const target = h('input', { type: 'text', id: 'target', size: '40', 'aria-label': 'Folder to restore into' });
   const toOriginal = h('input', { type: 'radio', name: 'where', id: 'to-original', checked: true });
   const toFolder = h('input', { type: 'radio', name: 'where', id: 'to-folder' });
   target.addEventListener('focus', () => (toFolder.checked = true));
-  const replace = h('input', { type: 'checkbox', id: 'replace' });
+  const folderNote = h('span', { class: 'muted' });
+  const imageNote = h('p', { class: 'muted', id: 'image-note', hidden: true }, 'This version is a system image: its files are restored into a folder you choose. Its top folders are the drive\'s partitions.');
+  // Files of a system image have no "place they came from" on this computer: they go into a folder.
+  const fitKind = () => {
+    const image = snapshots.find((s) => s.id === pick.value)?.kind === 'image';
+    toOriginal.disabled = image;
+    if (image) toFolder.checked = true;
+    imageNote.hidden = !image;
+    document.getElementById('changed-choices')!.hidden = image;
+    folderNote.textContent = image ? ' (what you restore is put straight into it)' : ' (the backed-up folders are recreated inside it)';
+  };
+  const changedChoice = (value: string, label: string, checked = false) => h('label', { class: 'choice' }, h('input', { type: 'radio', name: 'changed', value, id: `changed-${value}`, checked }), label);
   const q = h('input', { type: 'search', id: 'search', size: '30', 'aria-label': 'Name to search for', placeholder: 'a file name, or part of it' });
   const search = async () => {
     results.replaceChildren(h('p', {}, 'Searching every version…'));
@@ -246,15 +327,25 @@ async function restorePage(job?: string): Promise<void> {
       'fieldset',
       {},
       h('legend', {}, 'Restore to'),
-      h('label', {}, toOriginal, ' where it was backed up from — ', h('label', {}, replace, ' replace files that changed since the backup (otherwise they are kept as they are)')),
-      h('label', {}, toFolder, ' this folder: ', target, h('span', { class: 'muted' }, ' (the backed-up folders are recreated inside it)')),
+      h('label', {}, toOriginal, ' where it was backed up from'),
+      h(
+        'div',
+        { class: 'indent', id: 'changed-choices', role: 'radiogroup', 'aria-label': 'Files changed since the backup' },
+        h('span', { class: 'muted' }, 'If a file there has changed since the backup:'),
+        changedChoice('keep', ' keep the file as it is now (the backed-up version is not restored)', true),
+        changedChoice('keep-both', ` keep both: the backed-up version is restored beside it, as "letter (restored ${today()}).odt"`),
+        changedChoice('replace', ' replace it with the backed-up version'),
+      ),
+      h('label', {}, toFolder, ' this folder: ', target, folderNote),
     ),
+    imageNote,
     h('p', { id: 'restore-status', role: 'status' }),
     form,
     results,
     snapshots.length === 0 ? h('p', {}, 'This backup has not run yet.') : h('label', {}, 'Browse the version of: ', pick),
     pane,
   );
+  fitKind();
   if (snapshots[0]) await browse(job, snapshots[0].id, '/', pane);
 }
 
@@ -270,9 +361,12 @@ function actions(job: string, id: string, path: string, type: string, name: stri
     if (toFolder && !target) return showError(status, new Error('First say which folder to restore into (above).'));
     status.replaceChildren('Restoring…');
     try {
-      const r = await api<RestoreResponse>(`${base}/restore`, toFolder ? { path, target } : { path, replace: (document.getElementById('replace') as HTMLInputElement).checked });
-      const kept = r.keptChanged > 0 ? ` ${r.keptChanged} file${r.keptChanged === 1 ? '' : 's'} changed since the backup ${r.keptChanged === 1 ? 'was' : 'were'} kept as ${r.keptChanged === 1 ? 'it is' : 'they are'}; tick "replace" to restore the backed-up version.` : '';
-      status.replaceChildren(`Restored ${r.files} file${r.files === 1 ? '' : 's'} (${bytes(r.bytes)}) into ${r.targets.join(', ')}.${kept}`);
+      const changed = document.querySelector<HTMLInputElement>('input[name=changed]:checked')?.value ?? 'keep';
+      const r = await api<RestoreResponse>(`${base}/restore`, toFolder ? { path, target } : { path, changed });
+      const one = (n: number) => n === 1;
+      const kept = r.keptChanged > 0 ? ` ${r.keptChanged} file${one(r.keptChanged) ? '' : 's'} changed since the backup ${one(r.keptChanged) ? 'was' : 'were'} kept as ${one(r.keptChanged) ? 'it is' : 'they are'}; choose "keep both" or "replace" to get the backed-up version.` : '';
+      const both = r.keptBoth > 0 ? ` ${r.keptBoth} file${one(r.keptBoth) ? '' : 's'} had changed since the backup: ${one(r.keptBoth) ? 'it was' : 'they were'} kept, and the backed-up version${one(r.keptBoth) ? ' is' : 's are'} beside ${one(r.keptBoth) ? 'it' : 'them'}, named "… (restored ${today()})".` : '';
+      status.replaceChildren(`Restored ${r.files} file${one(r.files) ? '' : 's'} (${bytes(r.bytes)}) into ${r.targets.join(', ')}.${kept}${both}`, r.warnings.length ? h('ul', { class: 'warnings' }, ...r.warnings.map((w) => h('li', {}, w))) : '');
     } catch (e) {
       showError(status, e);
     }
@@ -280,9 +374,15 @@ function actions(job: string, id: string, path: string, type: string, name: stri
   return h('span', {}, type === 'file' ? h('a', { class: 'button secondary', href: `${base}/file?path=${encodeURIComponent(path)}`, download: name }, 'Download') : '', ' ', h('button', { class: 'secondary', onclick: () => void restoreTo() }, 'Restore'));
 }
 
-async function browse(job: string, id: string, dir: string, pane: HTMLElement, offset = 0, into?: HTMLElement): Promise<void> {
+const items = (n: number) => (n === 1 ? '1 item' : `${n.toLocaleString()} items`);
+
+/** One folder of a snapshot in pages of 500; a big folder's count comes after its first page. */
+async function browse(job: string, id: string, dir: string, pane: HTMLElement): Promise<void> {
   const base = `/api/jobs/${encodeURIComponent(job)}/snapshots/${id}`;
-  const l = await api<ListingView>(`${base}/list?path=${encodeURIComponent(dir)}&offset=${offset}`);
+  const q = `path=${encodeURIComponent(dir)}`;
+  let l = await api<ListingView>(`${base}/list?${q}&offset=0`);
+  let total = l.total;
+  let shown = 0;
   const row = (e: EntryView) => {
     const p = join(dir, e.name);
     return h(
@@ -294,22 +394,34 @@ async function browse(job: string, id: string, dir: string, pane: HTMLElement, o
       h('td', {}, actions(job, id, p, e.type, e.name)),
     );
   };
-  const more = (body: HTMLElement): HTMLElement | null =>
-    l.offset + l.entries.length < l.total ? h('button', { class: 'secondary', onclick: (ev: Event) => ((ev.target as HTMLElement).remove(), void browse(job, id, dir, pane, l.offset + l.entries.length, body)) }, `Show more (${l.total - l.offset - l.entries.length} left)`) : null;
-  if (into) {
-    into.append(...l.entries.map(row));
-    const m = more(into);
-    if (m) pane.append(m);
-    return;
-  }
-  const body = h('tbody', {}, ...l.entries.map(row));
+  const body = h('tbody', {});
+  const count = h('p', { class: 'muted', id: 'item-count' }, total !== undefined ? items(total) : 'Counting…');
+  const more = h('button', { class: 'secondary', id: 'show-more' });
+  const show = () => {
+    body.append(...l.entries.map(row));
+    shown += l.entries.length;
+    more.hidden = !l.more;
+    more.textContent = total !== undefined ? `Show more (${(total - shown).toLocaleString()} left)` : 'Show more';
+  };
+  more.addEventListener('click', () => {
+    more.disabled = true;
+    void api<ListingView>(`${base}/list?${q}&offset=${shown}`)
+      .then((next) => ((l = next), (total ??= next.total), show()))
+      .catch((e: unknown) => showError(count, e))
+      .finally(() => (more.disabled = false));
+  });
   const up = dir === '/' ? null : h('a', { href: '#', onclick: (ev: Event) => (ev.preventDefault(), void browse(job, id, dir.replace(/\/[^/]*$/, '') || '/', pane)) }, '↑ Up one folder');
-  pane.replaceChildren(
-    h('h3', {}, l.path),
-    up ?? '',
-    h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Size'), h('th', {}, 'Changed'), h('th', {}, ''))), body),
-    more(body) ?? '',
-  );
+  pane.replaceChildren(h('h3', {}, l.path), count, up ?? '', h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Size'), h('th', {}, 'Changed'), h('th', {}, ''))), body), more);
+  show();
+  if (total === undefined) {
+    await api<CountView>(`${base}/count?${q}`)
+      .then((c) => {
+        total = c.total;
+        count.textContent = items(c.total);
+        if (!more.hidden) more.textContent = `Show more (${(c.total - shown).toLocaleString()} left)`;
+      })
+      .catch((e: unknown) => showError(count, e));
+  }
 }
 
 // ------------------------------------------------------------------ first-run wizard
@@ -321,7 +433,7 @@ async function setup(): Promise<void> {
 
   const other = h('input', { type: 'text', id: 'dest-other', size: '40', 'aria-label': 'Another folder' });
   const destRadios = info.destinations.map((d: DestinationView, i: number) =>
-    h('label', {}, h('input', { type: 'radio', name: 'dest', value: d.path, checked: i === 0 }), ` ${d.label} (${d.path}) — ${bytes(d.free)} free of ${bytes(d.size)}`, d.sameDiskAsHome ? h('span', { class: 'warnings' }, ' — on the same disk as your files: if that disk fails, the backup is lost with it. Choose an external drive if you can.') : null),
+    h('label', {}, h('input', { type: 'radio', name: 'dest', value: d.path, checked: i === 0 }), ` ${d.label} (${d.path}) — ${bytes(d.free)} free of ${bytes(d.size)}`, d.sameDiskAsHome && d.path !== info.home ? h('span', { class: 'warnings' }, ' — on the same disk as your home folder') : null),
   );
   const otherRadio = h('input', { type: 'radio', name: 'dest', value: '', id: 'dest-other-radio', checked: info.destinations.length === 0 });
   other.addEventListener('focus', () => (otherRadio.checked = true));
@@ -344,6 +456,23 @@ async function setup(): Promise<void> {
   const name = h('input', { type: 'text', id: 'name', value: 'My files', 'aria-label': 'Name of this backup' });
 
   const create = h('button', { id: 'create' }, 'Create the backup');
+  // Whether the destination shares a physical disk with what is chosen to protect, asked again as the choices change.
+  const sameDisk = h('p', { id: 'same-disk', class: 'warnings', role: 'status' });
+  let asked = 0;
+  const checkDisk = () => {
+    const n = ++asked;
+    const checked = document.querySelector<HTMLInputElement>('input[name=dest]:checked');
+    const destination = checked && checked.value ? checked.value : other.value.trim();
+    const what = whatHome.checked ? 'home' : whatImage.checked ? 'image' : 'folders';
+    const body: SetupCheckBody = { destination, what, paths: folders.value.split('\n').map((x) => x.trim()).filter(Boolean), device: device.value.trim() };
+    void api<SetupCheck>('/api/setup/check', body)
+      .then((r) => {
+        if (n !== asked) return;
+        const list = r.sameDisk.join(', ');
+        sameDisk.textContent = r.sameDisk.length === 0 ? '' : what === 'image' ? `The backup would be on the drive it is an image of (${list}): if that drive fails, the backup is lost with it. Choose another drive.` : `The backup would be on the same disk as ${list}: if that disk fails, the backup is lost with it. Choose an external drive if you can.`;
+      })
+      .catch(() => undefined); // a half-typed path: nothing to say yet
+  };
   create.addEventListener('click', () => {
     void (async () => {
       err.replaceChildren();
@@ -381,6 +510,7 @@ async function setup(): Promise<void> {
     step(2, 'Choose a password', h('p', { class: 'muted' }, 'The backup is encrypted with it. Lifeboat keeps it in a file only you can read, so backups run without asking.'), h('label', {}, 'Password: ', pw1), h('label', {}, 'The same password again: ', pw2)),
     step(3, 'What should be protected?', h('label', {}, whatHome, ` My home folder (${info.home})`), h('label', {}, whatFolders, ' These folders (one per line):'), folders, h('label', {}, whatImage, ' This whole drive as a system image (everything on it, to put back on a new disk; Lifeboat must run as administrator): ', device)),
     step(4, 'When?', h('div', { class: 'row' }, freq, h('span', { id: 'day-wrap' }, 'on ', day), h('span', { id: 'time-wrap' }, 'at ', time), h('span', { id: 'hours-wrap' }, 'every ', hours, ' hours')), h('label', {}, 'Name of this backup: ', name)),
+    sameDisk,
     h('div', { class: 'row' }, create),
     err,
   );
@@ -391,6 +521,11 @@ async function setup(): Promise<void> {
   };
   freq.addEventListener('change', sync);
   sync();
+  for (const el of [document.getElementById('step-1')!, document.getElementById('step-3')!]) {
+    el.addEventListener('change', checkDisk);
+    el.addEventListener('input', checkDisk);
+  }
+  checkDisk();
 }
 
 function recoveryKey(r: SetupResponse): void {

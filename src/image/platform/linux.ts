@@ -61,6 +61,16 @@ export const linuxPlatform: Platform = {
     const model = [await read('device/vendor'), await read('device/model')].filter((x) => x !== '').join(' ');
     return model || undefined;
   },
+  async listDrives() {
+    // Whole drives are the entries of /sys/block; loop, RAM, optical and device-mapper nodes are not drives a person restores onto.
+    const names = await fs.readdir('/sys/block').catch(() => [] as string[]);
+    const drives: string[] = [];
+    for (const n of names.sort()) {
+      if (/^(loop|ram|zram|sr|fd|dm-|md|nbd)/.test(n)) continue;
+      if ((await fs.stat(join('/dev', n)).catch(() => undefined))?.isBlockDevice()) drives.push(join('/dev', n));
+    }
+    return drives;
+  },
   async relatedDevices(path) {
     const real = await fs.realpath(path).catch(() => path);
     const out = [real];

@@ -24,6 +24,8 @@ export interface Platform {
   relatedDevices(path: string): Promise<string[]>;
   /** The drive's maker and model ("ATA Samsung SSD 860"), or what backs a loop device; undefined where unknown. */
   deviceModel(path: string): Promise<string | undefined>;
+  /** The whole drives attached to this computer (/dev/sda, /dev/nvme0n1), not their partitions; empty where the platform cannot tell. */
+  listDrives(): Promise<string[]>;
 }
 
 /**
@@ -68,4 +70,5 @@ export const portablePlatform: Platform = {
   isBlockDevice: async (p) => (await fs.stat(p).catch(() => undefined))?.isBlockDevice() === true,
   relatedDevices: async (p) => [await fs.realpath(p).catch(() => p)],
   deviceModel: async () => undefined,
+  listDrives: async () => [],
 };

@@ -45,3 +45,37 @@ test('rescue-kit copy-to: a missing folder is one plain sentence', async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^lifeboat: \/nonexistent\/drive does not exist\. Name the backup drive's folder/);
 });
+
+test('rescue-kit write: refuses a missing image, a mounted drive, a drive over 256 GB, and writes nothing unconfirmed', { timeout: 60_000, skip: process.getuid?.() !== 0 || !existsSync('/dev/loop-control') }, async (t) => {
+  const d = tempDir();
+  const loops: string[] = [];
+  t.after(() => {
+    sh(`umount ${join(d.path, 'mnt')} 2>/dev/null || true`);
+    for (const l of loops) sh(`losetup -d ${l}`);
+    d.cleanup();
+  });
+  sh('head -c 1048576 /dev/urandom > kit.img && truncate -s 64M stick.img && mkfs.ext4 -q -F stick.img && truncate -s 300G huge.img && mkdir mnt', d.path);
+  const missing = await lifeboat(['rescue-kit', 'write', join(d.path, 'none.img'), join(d.path, 'stick.img')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /none\.img does not exist; make the kit first/);
+
+  const stick = sh(`losetup -f --show ${join(d.path, 'stick.img')}`).trim();
+  loops.push(stick);
+  sh(`mount ${stick} mnt`, d.path);
+  const mounted = await lifeboat(['rescue-kit', 'write', join(d.path, 'kit.img'), stick]);
+  assert.equal(mounted.code, 2);
+  assert.match(mounted.stderr, new RegExp(`${stick} \\(loop device of .*stick\\.img, 67\\.1 MB\\).* is in use \\(.*mnt mounted\\)`));
+  sh('umount mnt', d.path);
+
+  const huge = sh(`losetup -f --show ${join(d.path, 'huge.img')}`).trim();
+  loops.push(huge);
+  const big = await lifeboat(['rescue-kit', 'write', join(d.path, 'kit.img'), huge]);
+  assert.equal(big.code, 2);
+  assert.match(big.stderr, /322 GB\).* is larger than 256 GB, which is seldom a USB stick/);
+
+  // No terminal to confirm on: nothing is written.
+  const unconfirmed = await lifeboat(['rescue-kit', 'write', join(d.path, 'kit.img'), stick]);
+  assert.equal(unconfirmed.code, 2);
+  assert.match(unconfirmed.stderr, /would erase everything on .*only when you confirm on a terminal/);
+  assert.equal(sh(`blkid -o value -s TYPE ${stick}`).trim(), 'ext4', 'the stick is untouched');
+});

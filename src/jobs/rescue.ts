@@ -56,6 +56,9 @@ export async function findRepositories(folders: readonly string[], depth = 2): P
   return found;
 }
 
+/** The volume label of the rescue kit's partition: the stick it started from is never a target. */
+export const KIT_LABEL = 'LIFEBOATKIT';
+
 /** Where the rescue kit mounts the partitions it looks at. */
 export const RESCUE_MOUNTS = '/run/lifeboat';
 
@@ -159,6 +162,7 @@ export async function checkTargets(repo: Repository, imageId: string, candidates
     const mounted = await tools.mountedOn(path);
     let refused: string | undefined;
     if (holding !== undefined) refused = `it holds the backups (${holding})`;
+    else if (d.partitions.some((p) => p.label === KIT_LABEL)) refused = 'it is the Lifeboat rescue stick';
     else if (mounted.length > 0) refused = `it is in use (${mounted.join(', ')} mounted)`;
     else if (d.size < needed) refused = `it is too small: ${formatBytes(d.size)}, the image needs ${formatBytes(needed)}`;
     out.push({ ...base, ...(refused ? { refused } : {}), ...(!refused && d.size < m.size ? { smaller: true } : {}) });

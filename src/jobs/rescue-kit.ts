@@ -178,7 +178,7 @@ export async function copyRescueKit(dir: string): Promise<CopyToResult> {
 export const KIT_MODULES = [
   'crc32c_generic', 'crc32c_intel', 'libata', 'ata_piix', 'ata_generic', 'pata_acpi', 'ahci', 'sd_mod', 'nvme', 'virtio_pci', 'virtio_blk', 'virtio_scsi',
   'xhci_pci', 'ehci_pci', 'ohci_pci', 'uhci_hcd', 'usb_storage', 'uas', 'usbhid', 'hid_generic', 'mmc_block', 'sdhci_pci',
-  'ext4', 'vfat', 'exfat', 'nls_cp437', 'nls_iso8859_1', 'nls_utf8',
+  'ext4', 'vfat', 'exfat', 'nls_cp437', 'nls_ascii', 'nls_iso8859_1', 'nls_utf8',
 ];
 
 const norm = (m: string) => m.replace(/-/g, '_');
@@ -241,7 +241,7 @@ export interface KitBuildResult {
 /** Largest kit Lifeboat builds: it must fit any USB stick. */
 export const KIT_LIMIT = 150 * 1024 * 1024;
 const SYSLINUX_EFI = ['/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi', '/usr/lib/syslinux/modules/efi64/ldlinux.e64'];
-const BUSYBOX_APPLETS = ['sh', 'mount', 'umount', 'insmod', 'mkdir', 'sleep', 'reboot', 'poweroff', 'cat', 'echo', 'ls', 'sync', 'setsid', 'cttyhack', 'dmesg', 'cp', 'mv', 'rm', 'vi', 'less', 'lsblk', 'blkid', 'df'];
+const BUSYBOX_APPLETS = ['sh', 'mount', 'umount', 'insmod', 'mkdir', 'sleep', 'reboot', 'poweroff', 'cat', 'echo', 'ls', 'sync', 'setsid', 'cttyhack', 'dmesg', 'findfs', 'cp', 'mv', 'rm', 'vi', 'less', 'lsblk', 'blkid', 'df'];
 
 /** The kit's /init: mount the kernel's filesystems, load the drivers, run the rescue program (again, until it asks to restart). */
 const INIT = `#!/bin/sh
@@ -249,12 +249,19 @@ export PATH=/bin HOME=/root LD_LIBRARY_PATH=/lib TERM=linux
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mkdir -p /run /tmp /root
+mkdir -p /run /tmp /root /kit
 echo "Lifeboat rescue kit: loading the drivers..."
 while read m; do insmod "/lib/modules/$m.ko" 2>/dev/null; done < /etc/lifeboat-modules
-sleep 3 # USB drives appear a few seconds after their driver
+# Node.js stays on the stick (the firmware loads less): wait for the stick's partition (USB drives appear a few seconds after their driver).
+i=0
+until dev=$(findfs LABEL=${KIT_LABEL} 2>/dev/null) && mount -t vfat -o ro "$dev" /kit 2>/dev/null; do
+  i=$((i + 1))
+  if [ $i -gt 30 ]; then echo "The rescue stick (a partition labelled ${KIT_LABEL}) cannot be read. Type exit to try again."; setsid cttyhack sh; i=0; fi
+  sleep 1
+done
+sleep 2
 while :; do
-  /lifeboat/node /lifeboat/lifeboat-rescue.js
+  /kit/LIFEBOAT/NODE /lifeboat/lifeboat-rescue.js
   case $? in
     0) echo "Restarting..."; sync; reboot -f ;;
     65) echo "Type exit to go back to the rescue program."; setsid cttyhack sh ;;
@@ -264,9 +271,10 @@ done
 `;
 
 /**
- * Builds the bootable rescue kit image OUT: a FAT32 partition with the Linux kernel and an
- * initramfs (busybox, the drivers, Node.js and the rescue program), started by GRUB on a BIOS
- * and by syslinux.efi on UEFI. Taken from this computer: nothing is downloaded.
+ * Builds the bootable rescue kit image OUT: a FAT32 partition with the Linux kernel, an initramfs
+ * (busybox, the drivers, the rescue program and Node's libraries) and Node.js beside them (the
+ * initramfs mounts the stick to run it, so the firmware loads 20 MB instead of 50), started by
+ * GRUB on a BIOS and by syslinux.efi on UEFI. Taken from this computer: nothing is downloaded.
  */
 export async function buildRescueKit(out: string, o: KitBuildOptions = {}): Promise<KitBuildResult> {
   const started = performance.now();
@@ -307,7 +315,6 @@ export async function buildRescueKit(out: string, o: KitBuildOptions = {}): Prom
     if (dirname(ip) !== 'lib') dir(dirname(ip));
     file(ip, await fs.readFile(runtime.interpreter.file), 0o100755);
   }
-  file('lifeboat/node', stripElf(await fs.readFile(runtime.node), runtime.node), 0o100755);
   for (const f of program) file(`lifeboat/${basename(f)}`, await fs.readFile(f), f.endsWith('.node') ? 0o100755 : 0o100644);
   phase('compressing');
   const initramfs = buildInitramfs(entries);
@@ -317,6 +324,7 @@ export async function buildRescueKit(out: string, o: KitBuildOptions = {}): Prom
     { path: 'VMLINUZ', data: kernel },
     { path: 'INITRD.GZ', data: initramfs },
     { path: 'RESCUE.TXT', data: Buffer.from(RESCUE_TXT.replace(/\n/g, '\r\n')) },
+    { path: 'LIFEBOAT/NODE', data: stripElf(await fs.readFile(runtime.node), runtime.node) },
   ];
   const efi = await Promise.all(SYSLINUX_EFI.map((p) => fs.readFile(p).catch(() => undefined)));
   const uefi = efi.every((x) => x !== undefined);

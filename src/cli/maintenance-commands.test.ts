@@ -9,7 +9,7 @@ import { LocalStore } from '../store/local.js';
 import { Repository } from '../repo/repository.js';
 import { AAD, sealFile } from '../repo/envelope-file.js';
 import { sha256 } from '../repo/crypto.js';
-import { Names, toHex } from '../repo/ids.js';
+import { asId, Names, toHex, type Hex } from '../repo/ids.js';
 import { BIN, lifeboat, tempDir } from './testing.js';
 
 interface Env {
@@ -36,7 +36,7 @@ async function setup(t: { after: (fn: () => void) => void }) {
     writeFileSync(join(src, 'a'), randomBytes(20_000)); // each backup adds new data
     const out = await ok(['backup', src, '--time', time, '--json'], env);
     const line = out.trim().split('\n').pop()!;
-    return (JSON.parse(line) as { id?: string; snapshot?: string }).id ?? (JSON.parse(line) as { snapshot: string }).snapshot;
+    return asId((JSON.parse(line) as { id?: string; snapshot?: string }).id ?? (JSON.parse(line) as { snapshot: string }).snapshot);
   };
   return { dir, env, src, backup };
 }
@@ -45,7 +45,7 @@ test('pin, forget --dry-run with reasons, forget --prune, and check through the 
   const { env, backup } = await setup(t);
   const ids = [];
   for (const time of ['2024-01-01T10:00:00Z', '2024-01-02T10:00:00Z', '2024-01-03T10:00:00Z', '2024-01-04T10:00:00Z']) ids.push(await backup(time));
-  const [oldest, , third, newest] = ids as [string, string, string, string];
+  const [oldest, , third, newest] = ids as [Hex, Hex, Hex, Hex];
   await ok(['pin', oldest.slice(0, 10), '--note', 'before the upgrade'], env);
   assert.match(await ok(['snapshots'], env), new RegExp(`${oldest.slice(0, 8)} .*\\[pinned: before the upgrade\\]`), 'listings show the pin and its note');
   const listed = JSON.parse(await ok(['snapshots', '--json'], env)) as { id: string; pinned?: { note: string } }[];
@@ -77,7 +77,7 @@ test('pin, forget --dry-run with reasons, forget --prune, and check through the 
   assert.equal((await lifeboat(['check', '--read-data'], env)).code, 0);
 });
 
-async function writeLock(repoPath: string, info: object): Promise<string> {
+async function writeLock(repoPath: string, info: object): Promise<Hex> {
   const repo = await Repository.open(new LocalStore(repoPath), 'pw');
   const bytes = await sealFile(repo.codec, repo.keys.encKey, AAD.lock, Buffer.from(JSON.stringify({ version: 1, user: 'u', exclusive: false, purpose: 'backup', ...info })));
   const id = toHex(sha256(bytes));

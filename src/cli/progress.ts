@@ -24,7 +24,7 @@ export interface ProgressUpdate {
 }
 
 export class Progress {
-  private last = 0;
+  private last = -Infinity;
   private readonly estimator = new Estimator();
   private readonly mode: 'tty' | 'json' | 'none';
 
@@ -40,7 +40,7 @@ export class Progress {
 
   update(u: ProgressUpdate, force = false): void {
     if (this.mode === 'none') return;
-    const now = Date.now();
+    const now = performance.now();
     // The event that completes the total is always shown (the last word of a finished operation).
     if (!force && now - this.last < 250 && (u.total === undefined || u.done < u.total)) return;
     this.last = now;

@@ -97,3 +97,14 @@ test('errors a person can act on: no repository, unsupported version, missing pa
   const usage = await lifeboat(['no-such-command'], {});
   assert.equal(usage.code, 2);
 });
+
+test('init on a folder whose parent is missing (an unplugged drive) refuses before asking for a password, and creates nothing', async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const repo = join(dir.path, 'Passport', 'backups');
+  // No password in the environment and no terminal: asking for one would fail with another message.
+  const r = await lifeboat(['init'], { LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: undefined });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /The folder .*Passport does not exist\. If the repository belongs on an external drive, connect it first/);
+  assert.deepEqual(readdirSync(dir.path), []);
+});

@@ -29,6 +29,7 @@ import { platform as defaultPlatform, type DirAccess, type Platform } from './pl
 import { ListingCache, listingDigest } from './listing-cache.js';
 import { entryFromStat, entryType } from './metadata.js';
 import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
+import { systemClock } from '../util/clock.js';
 
 /** The lstat fields the walker uses (a BigIntStats, or a test double with just these). */
 export type FileMeta = Pick<
@@ -823,7 +824,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   if (missing.every((m) => m)) {
     throw new LifeboatError('not-found', `Nothing was backed up: ${abs.join(', ')} ${abs.length === 1 ? 'does' : 'do'} not exist. Check the ${abs.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${abs.length === 1 ? 'it' : 'them'}.`);
   }
-  let time = new Date().toISOString();
+  let time = new Date(systemClock.now()).toISOString();
   if (opts.time !== undefined) {
     const d = new Date(opts.time);
     if (Number.isNaN(d.getTime())) throw new LifeboatError('usage', `"${opts.time}" is not a date and time; use ISO-8601 such as 2026-11-25T10:00:00Z.`);

@@ -14,6 +14,7 @@ import { basename, join } from 'node:path';
 import { checkRepository } from '../repo/check.js';
 import { indexUnindexedPacks } from '../repo/repair.js';
 import { Repository } from '../repo/repository.js';
+import type { Hex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { FaultStore, InjectedCrash } from '../store/fault.js';
 import { MemoryStore } from '../store/memory.js';
@@ -63,7 +64,7 @@ async function open(store: Store): Promise<Repository> {
   return repo;
 }
 
-async function restoresIntact(repo: Repository, id: string, source: string, target: string): Promise<void> {
+async function restoresIntact(repo: Repository, id: Hex, source: string, target: string): Promise<void> {
   const snapshot = await repo.loadSnapshot(id);
   await restore(repo, snapshot, { target });
   assertSameTree(source, join(target, basename(source)));

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { BlobType } from '../repo/repository.js';
-import { toHex } from '../repo/ids.js';
+import { asId, toHex, type Hex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { backup, nodeFileAccess, type BackupEvent, type FileAccess } from './backup.js';
 import { restore, type RestoreEvent } from './restore.js';
@@ -81,13 +81,13 @@ test('an entry encodes to fixed bytes and decodes back, with non-UTF-8 names bas
   const repo = await newRepo(dir);
   t.after(() => repo.close());
   await repo.loadIndex();
-  const e = entry(Buffer.from([0x66, 0xff]), 'file', { mtime: -1500000000n, xattrs: [['user.a', Buffer.from([0, 1])]], holes: [0, 4096], content: ['ab'.repeat(32)], user: 'ann' });
+  const e = entry(Buffer.from([0x66, 0xff]), 'file', { mtime: -1500000000n, xattrs: [['user.a', Buffer.from([0, 1])]], holes: [0, 4096], content: [asId('ab'.repeat(32))], user: 'ann' });
   assert.equal(encodeEntry(e), '{"nameB64":"Zv8=","type":"file","mode":420,"uid":0,"gid":0,"user":"ann","mtime":"-1500000000","atime":"0","ctime":"0","size":0,"inode":"1","device":"1","nlink":1,"xattrs":{"user.a":"AAE="},"holes":[0,4096],"content":["' + 'ab'.repeat(32) + '"]}');
   const id = await saveDir(repo, [e]);
   await repo.flush();
   assert.deepEqual(await loadDir(repo, id), [e]);
   // A listing of 20,000 entries is split into parts and read back whole.
-  const many = Array.from({ length: 20000 }, (_, i) => entry(`file-${String(i).padStart(6, '0')}-${'x'.repeat(40)}`, 'file', { content: ['cd'.repeat(32)] }));
+  const many = Array.from({ length: 20000 }, (_, i) => entry(`file-${String(i).padStart(6, '0')}-${'x'.repeat(40)}`, 'file', { content: [asId('cd'.repeat(32))] }));
   const big = await saveDir(repo, many);
   await repo.flush();
   const raw = JSON.parse(Buffer.from(await repo.loadBlob(Buffer.from(big, 'hex'))).toString()) as { parts?: string[] };
@@ -240,7 +240,7 @@ test('a snapshot that names one folder twice at each of 40 levels (2^40 paths) i
   // And a file whose content names a folder listing as its data (type confusion).
   const confused = await saveDir(repo, [entry('confused', 'file', { size: 60, content: [level] }), entry('fine', 'file', { size: 1, content: [payload] })]);
   await repo.flush();
-  const snap = (root: string): Snapshot => ({ version: 1, kind: 'files', time: '2026-12-05T00:00:00Z', host: 'h', user: 'u', paths: ['/x'], tags: [], root });
+  const snap = (root: Hex): Snapshot => ({ version: 1, kind: 'files', time: '2026-12-05T00:00:00Z', host: 'h', user: 'u', paths: ['/x'], tags: [], root });
   const started = Date.now();
   const target = join(dir, 't');
   await assert.rejects(restore(repo, snap(level), { target }), /repeats the same folders so often that going through it would never end/);

@@ -45,7 +45,7 @@ async function differences(repo: Repository, a: Hex, b: Hex, at = ''): Promise<s
     else if (x.subtree && y.subtree) {
       const { subtree: _s, ...xr } = x;
       const { subtree: _t, ...yr } = y;
-      if (!sameEntry({ ...xr, subtree: '' }, { ...yr, subtree: '' })) out.push(`${path}: folder entry differs`);
+      if (!sameEntry(xr, yr)) out.push(`${path}: folder entry differs`);
       out.push(...(await differences(repo, x.subtree, y.subtree, path)));
     } else if (!sameEntry(x, y)) out.push(`${path}: ${JSON.stringify(Object.keys(x).filter((k) => String(x[k as keyof TreeEntry]) !== String(y[k as keyof TreeEntry])))}`);
     byName.delete(x.name.toString('latin1'));

@@ -8,7 +8,7 @@
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import { runaway, runawayError } from '../tree/tree.js';
-import { fromHex, toHex, type Hex } from '../repo/ids.js';
+import { fromHex, isId, toHex, type Hex } from '../repo/ids.js';
 
 export const TREE_VERSION = 1;
 /** A leaf listing is closed once its JSON reaches this size; the directory then becomes parts. */
@@ -119,7 +119,6 @@ function corrupt(what: string): never {
   throw new LifeboatError('corrupt', `A directory listing in the repository is damaged (${what}). Run "lifeboat check" to see what is affected.`);
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
 const INT = /^-?[0-9]{1,25}$/;
 
 function bigField(o: Record<string, unknown>, k: string): bigint {
@@ -140,8 +139,8 @@ function bytesOf(o: Record<string, unknown>, k: string): Buffer | undefined {
   return undefined;
 }
 function ids(v: unknown, k: string): Hex[] {
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && HEX64.test(x))) corrupt(`field ${k}`);
-  return v as Hex[];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && isId(x))) corrupt(`field ${k}`);
+  return v;
 }
 
 export function decodeEntry(v: unknown): TreeEntry {
@@ -187,7 +186,7 @@ export function decodeEntry(v: unknown): TreeEntry {
   if (o['contentParts'] !== undefined) e.contentParts = ids(o['contentParts'], 'contentParts');
   if (o['subtree'] !== undefined) {
     const s = o['subtree'];
-    if (typeof s !== 'string' || !HEX64.test(s)) corrupt('field subtree');
+    if (typeof s !== 'string' || !isId(s)) corrupt('field subtree');
     e.subtree = s;
   }
   if (e.type === 'dir' && e.subtree === undefined) corrupt('a folder without a listing');

@@ -4,6 +4,7 @@
  * image-tree.ts shows them as one tree; tree/restore.ts copies files out of it.
  */
 import { LifeboatError } from '../util/errors.js';
+import type { Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { loadManifest } from './imager.js';
@@ -13,7 +14,7 @@ import { filesystems } from './fs/index.js';
 import type { FilesystemReader } from './fs/types.js';
 
 export interface OpenedImage {
-  readonly id: string;
+  readonly id: Hex;
   readonly snapshot: Snapshot;
   readonly manifest: ImageManifest;
   readonly source: SnapshotSource;

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { checkRepository } from '../repo/check.js';
 import { indexUnindexedPacks } from '../repo/repair.js';
 import { Repository } from '../repo/repository.js';
+import type { Hex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { FaultStore, InjectedCrash } from '../store/fault.js';
 import { MemoryStore } from '../store/memory.js';
@@ -62,14 +63,14 @@ async function open(store: Store): Promise<Repository> {
   return repo;
 }
 
-async function image(repo: Repository, path: string, time: string): Promise<{ id: string; bytesAdded: number }> {
+async function image(repo: Repository, path: string, time: string): Promise<{ id: Hex; bytesAdded: number }> {
   const src = fileReader(path);
   const res = await createImage(repo, src, [{ start: 0, end: src.size }], { table: { kind: 'none' }, partitions: [], source: { path }, unreadable: [] });
   const id = await repo.saveSnapshot({ version: 1, kind: 'image', time, host: 'h', user: 'u', paths: [path], tags: [], root: res.manifestId, summary: { bytesAdded: res.bytesAdded } });
   return { id, bytesAdded: res.bytesAdded };
 }
 
-async function restoresIntact(repo: Repository, id: string, path: string, what: string): Promise<void> {
+async function restoresIntact(repo: Repository, id: Hex, path: string, what: string): Promise<void> {
   const want = readFileSync(path);
   const s = await repo.loadSnapshot(id);
   const w = memoryWriter(want.length);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { lifeboat, tempDir } from '../cli/testing.js';
 import { LocalStore } from '../store/local.js';
 import { Repository, BlobType } from '../repo/repository.js';
-import { Names, toHex } from '../repo/ids.js';
+import { asId, Names, toHex } from '../repo/ids.js';
 import { forEachChunk, loadManifest } from './imager.js';
 import { seededBytes, sh } from './testing.js';
 
@@ -160,7 +160,7 @@ test('prune after forgetting the first image keeps the bases of the second; a da
   // A delta of the second image whose base the image does not need directly.
   const repo = await Repository.open(new LocalStore(env.LIFEBOAT_REPO), 'pw');
   await repo.loadIndex();
-  const snap = await repo.loadSnapshot(s2.id);
+  const snap = await repo.loadSnapshot(asId(s2.id));
   const m = await loadManifest(repo, snap.root);
   const chunks = new Map<string, number>();
   await forEachChunk(repo, m, (i, id) => {

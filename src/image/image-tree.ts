@@ -4,6 +4,7 @@
  * folders and files of its ext, FAT or NTFS filesystem, read through the repository without
  * restoring anything. So find, diff and dump work on system images as on file snapshots.
  */
+import type { Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
 import { LifeboatError } from '../util/errors.js';
 import { Hole, type NodeType, type Tree, type TreeNode } from '../tree/tree.js';
@@ -104,7 +105,7 @@ export class ImageTree implements Tree {
     return new ImageTree(await openImageSnapshot(repo, ref));
   }
 
-  get id(): string {
+  get id(): Hex {
     return this.img.id;
   }
 

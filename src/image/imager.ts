@@ -15,7 +15,7 @@
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
-import { toHex } from '../repo/ids.js';
+import { toHex, type Hex } from '../repo/ids.js';
 import { ChunkSealer } from './chunk-sealer.js';
 import { CHUNKS_PER_PAGE, IMAGE_CHUNK_SIZE, decodePage, encodePage, validateManifest, type ImageManifest } from './manifest.js';
 
@@ -38,7 +38,7 @@ export interface ImageProgress {
 }
 
 export interface CreateImageResult {
-  readonly manifestId: string;
+  readonly manifestId: Hex;
   readonly manifest: ImageManifest;
   readonly bytesRead: number;
   readonly chunksStored: number;
@@ -168,7 +168,7 @@ async function storeImage(
   const ranges = normalizeRanges(used, size);
   const bytesTotal = totalBytes(ranges);
   const chunkCount = Math.ceil(size / chunkSize);
-  const pages: string[] = [];
+  const pages: Hex[] = [];
   let bytesRead = 0;
   let chunksStored = 0;
   let chunksNew = 0;
@@ -297,7 +297,7 @@ function diskIdOf(table: ImageManifest['table']): string | undefined {
  * the same partition table id (an external drive that came back under another name). Only the
  * newest few candidates' manifests are read for the second rule. With `before` (an import of an older backup), only images taken before that time count.
  */
-export async function previousImage(repo: Repository, host: string, path: string, size: number, table: ImageManifest['table'], before?: string): Promise<{ id: string; snapshot: Snapshot } | undefined> {
+export async function previousImage(repo: Repository, host: string, path: string, size: number, table: ImageManifest['table'], before?: string): Promise<{ id: Hex; snapshot: Snapshot } | undefined> {
   const images = (await repo.listSnapshots(() => undefined)).filter((s) => s.snapshot.kind === 'image' && s.snapshot.host === host && (before === undefined || s.snapshot.time < before));
   const samePath = images.filter((s) => s.snapshot.paths[0] === path).pop();
   const diskId = diskIdOf(table);

@@ -4,6 +4,7 @@
  * id of its data blob, or nothing when the chunk is free or all zeros (restored as zeros).
  */
 import { LifeboatError } from '../util/errors.js';
+import { isId, type Hex } from '../repo/ids.js';
 
 /** Default chunk size for drive images. Small enough that a changed block costs little. */
 export const IMAGE_CHUNK_SIZE = 64 * 1024;
@@ -32,7 +33,7 @@ export interface ImageManifest {
   readonly chunkSize: number;
   readonly chunksPerPage: number;
   /** Ids (hex) of the map page blobs, in order; page i covers chunks [i*chunksPerPage, …). */
-  readonly pages: readonly string[];
+  readonly pages: readonly Hex[];
   readonly table: { readonly kind: 'mbr' | 'gpt' | 'none'; readonly id?: string; readonly [k: string]: unknown };
   readonly partitions: readonly ImagePartition[];
   /** Byte ranges that could not be read from the source (bad sectors); restored as zeros. */
@@ -89,7 +90,7 @@ export function validateManifest(v: unknown): ImageManifest {
   const ok =
     m !== null && typeof m === 'object' && m.version === 1 && m.kind === 'disk-image' &&
     Number.isSafeInteger(m.size) && m.size! >= 0 && Number.isSafeInteger(m.chunkSize) && m.chunkSize! >= 4096 && m.chunkSize! <= 64 * 1024 * 1024 &&
-    Number.isSafeInteger(m.chunksPerPage) && m.chunksPerPage! > 0 && Array.isArray(m.pages) &&
+    Number.isSafeInteger(m.chunksPerPage) && m.chunksPerPage! > 0 && Array.isArray(m.pages) && m.pages.every((p) => typeof p === 'string' && isId(p)) &&
     m.pages.length === Math.ceil(Math.ceil(m.size! / m.chunkSize!) / m.chunksPerPage!) && Array.isArray(m.partitions);
   if (!ok) throw new LifeboatError('corrupt', 'The image manifest is damaged or of an unknown version.');
   return m as ImageManifest;

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs, constants as C } from 'node:fs';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import type { ByteRange, ImageReader } from './imager.js';
+import { systemClock } from '../util/clock.js';
 
 // ------------------------------------------------------------------ shared interfaces
 
@@ -329,7 +330,7 @@ export class VhdWriter implements BlockFormatWriter {
   private readonly bat: Buffer;
   private next: number;
   private readonly uniqueId = randomBytes(16);
-  private readonly time = new Date();
+  private readonly time = new Date(systemClock.now());
   private static readonly BITMAP = Buffer.alloc(512, 0xff);
 
   constructor(

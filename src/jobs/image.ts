@@ -26,6 +26,7 @@ import { ImageTree } from '../image/image-tree.js';
 import { resolve as resolveIn, splitPath } from '../tree/tree.js';
 import { copyOut, type CopyOutSummary } from '../tree/restore.js';
 import { currentUser, type JobEvent, type JobOptions } from './events.js';
+import { systemClock } from '../util/clock.js';
 
 function progress(phase: string, onEvent: ((e: JobEvent) => void) | undefined): (p: ImageProgress) => void {
   return (p) => onEvent?.({ type: 'progress', phase, done: p.bytesDone, total: p.bytesTotal, stored: p.bytesStored });
@@ -111,7 +112,7 @@ export async function createImageSnapshot(repo: Repository, source: string, o: J
     const snapshot: Snapshot = {
       version: 1,
       kind: 'image',
-      time: new Date().toISOString(),
+      time: new Date(systemClock.now()).toISOString(),
       host,
       user: currentUser(),
       paths: [d.path],
@@ -172,7 +173,7 @@ async function importOne(repo: Repository, path: string, tags: readonly string[]
     for (const w of res.layout.warnings) warn(w);
     const seconds = (performance.now() - started) / 1000;
     const host = wib ? wib.pc : hostname();
-    const time = wib ? wib.time.toISOString() : new Date().toISOString();
+    const time = wib ? wib.time.toISOString() : new Date(systemClock.now()).toISOString();
     const parent = await previousImage(repo, host, path, disk.size, res.manifest.table, time);
     const snapshot: Snapshot = {
       version: 1,

@@ -63,13 +63,24 @@ function repositoryCache(store: Store, id: string, repo: () => Repository | unde
   });
 }
 
-/** Creates a new repository at `location` (its parent folder must exist: a missing one is usually a drive not plugged in). */
-export async function createRepositoryAt(location: string, password: string, o: OpenOptions = {}): Promise<{ repo: Repository; recoveryKey: string }> {
-  if (!password) throw new LifeboatError('usage', 'An empty password is not allowed.');
-  if (!isUrl(location) && !existsSync(dirname(resolve(location)))) {
-    throw new LifeboatError('usage', `The folder ${dirname(resolve(location))} does not exist. If the repository belongs on an external drive, connect it first; otherwise create the folder.`);
+/**
+ * Creates a new repository in `store` (lifeboat init, the wizard); returns it open, with the
+ * recovery key to show once. `folder`: the repository's folder, whose parent must exist: a missing
+ * one is usually a drive not plugged in, and the repository must not quietly land on the system disk.
+ * The password may be asked for (a function), once that check has passed.
+ */
+export async function createRepository(store: Store, password: string | (() => Promise<string>), o: OpenOptions & { folder?: string } = {}): Promise<{ repo: Repository; recoveryKey: string }> {
+  if (o.folder !== undefined && !existsSync(dirname(resolve(o.folder)))) {
+    throw new LifeboatError('usage', `The folder ${dirname(resolve(o.folder))} does not exist. If the repository belongs on an external drive, connect it first; otherwise create the folder.`);
   }
-  return Repository.init(openStore(location), password, o);
+  const secret = typeof password === 'string' ? password : await password();
+  if (!secret) throw new LifeboatError('usage', 'An empty password is not allowed.');
+  return Repository.init(store, secret, o);
+}
+
+/** Creates a new repository at `location` (a folder or a URL), as createRepository. */
+export function createRepositoryAt(location: string, password: string, o: OpenOptions = {}): Promise<{ repo: Repository; recoveryKey: string }> {
+  return createRepository(openStore(location), password, { ...o, ...(isUrl(location) ? {} : { folder: location }) });
 }
 
 /**

@@ -23,7 +23,7 @@ import { checkRepository } from './check.js';
 import { sha256 } from './crypto.js';
 import { AAD, sealFile } from './envelope-file.js';
 import { newLockInfo } from './lock.js';
-import { Names, type Hex } from './ids.js';
+import { Names, toHex, type Hex } from './ids.js';
 import { backupFiles, fixtureRepairer, fixtureWalkers, PASSWORD } from './maintenance-testing.js';
 import { PACK_TRAILER_BYTES } from './pack.js';
 import { loadPins, pinSnapshot } from './pins.js';
@@ -81,7 +81,7 @@ async function build(): Promise<Base> {
   }
   const where = (id: Buffer): Blob => {
     const loc = repo.index.get(id)!;
-    return { id: id.toString('hex'), pack: Names.pack(loc.packId), offset: loc.offset, length: loc.length };
+    return { id: toHex(id), pack: Names.pack(loc.packId), offset: loc.offset, length: loc.length };
   };
   const files = new Map<string, Buffer>();
   const blobs = new Map<string, Blob[]>();
@@ -94,7 +94,7 @@ async function build(): Promise<Base> {
   // The lock of a backup that was killed (its process is gone): it must block nothing, damaged or not.
   const dead = spawnSync(process.execPath, ['-e', '']).pid;
   const lock = await sealFile(repo.codec, repo.keys.encKey, AAD.lock, Buffer.from(JSON.stringify({ ...newLockInfo(false, 'a backup that was killed'), pid: dead })));
-  await store.put(Names.lock(sha256(lock).toString('hex')), lock);
+  await store.put(Names.lock(toHex(sha256(lock))), lock);
   const key = (await names(store, 'keys/'))[0]!;
   return {
     store,

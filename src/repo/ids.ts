@@ -2,25 +2,32 @@
 import { randomBytes } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
 
-export type Hex = string;
+declare const hexId: unique symbol;
+/** A 64-digit lowercase hex id (SHA-256 or random), checked once where it enters: isId, toHex, fromName. */
+export type Hex = string & { readonly [hexId]: true };
 
 export function toHex(b: Uint8Array): Hex {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') as Hex;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-export function isId(s: string): boolean {
+export function isId(s: string): s is Hex {
   return HEX64.test(s);
 }
 
-export function fromHex(h: string): Buffer {
+/** `h` as an id, checked. */
+export function asId(h: string): Hex {
   if (!isId(h)) throw new LifeboatError('corrupt', `"${h.slice(0, 80)}" is not a valid object id.`);
-  return Buffer.from(h, 'hex');
+  return h;
+}
+
+export function fromHex(h: string): Buffer {
+  return Buffer.from(asId(h), 'hex');
 }
 
 export function randomId(): Hex {
-  return randomBytes(32).toString('hex');
+  return randomBytes(32).toString('hex') as Hex;
 }
 
 export const Names = {

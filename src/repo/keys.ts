@@ -12,6 +12,7 @@ import {
 } from './crypto.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { encodeSignedJson, parseSignedJson, verifySignedJson } from './signed-json.js';
+import { systemClock } from '../util/clock.js';
 
 export type KeyKind = 'password' | 'recovery';
 
@@ -49,7 +50,7 @@ export async function makeKeySlot(master: MasterKeys, secret: string, kind: KeyK
     version: 1,
     kind,
     label,
-    created: new Date().toISOString(),
+    created: new Date(systemClock.now()).toISOString(),
     host: hostname(),
     user: currentUser(),
     kdf: { name: 'scrypt', N: params.N, r: params.r, p: params.p, salt: salt.toString('base64') },

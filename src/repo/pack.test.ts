@@ -9,7 +9,7 @@ import { MemoryStore } from '../store/memory.js';
 import type { ObjectWriter, Store } from '../store/store.js';
 import { LifeboatError } from '../util/errors.js';
 import { openBlob, PackWriter, parsePack, PACK_TARGET_BYTES, BlobType, StageBuffers } from './pack.js';
-import { Names, toHex } from './ids.js';
+import { Names, toHex, type Hex } from './ids.js';
 import { createZstdCodec } from './compress.js';
 import { chunkId, newMasterKeys } from './crypto.js';
 import { sealBlobSync } from './encoder.js';
@@ -19,7 +19,7 @@ import { nativeAddon } from '../util/native.js';
 
 const blobs = (sizes: number[]) => sizes.map((n) => ({ id: randomBytes(32), body: randomBytes(n) }));
 
-async function checkStored(store: Store, key: Buffer, id: string, set: { id: Buffer; body: Buffer }[], what: string): Promise<void> {
+async function checkStored(store: Store, key: Buffer, id: Hex, set: { id: Buffer; body: Buffer }[], what: string): Promise<void> {
   const bytes = Buffer.from(await store.get(Names.pack(id)));
   assert.equal(id, createHash('sha256').update(bytes).digest('hex'), `${what}: named by the SHA-256 of its bytes`);
   const entries = parsePack(key, bytes, what);

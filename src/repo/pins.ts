@@ -10,6 +10,7 @@ import { sha256 } from './crypto.js';
 import { openFile, sealFile } from './envelope-file.js';
 import { fromHex, idOfName, isId, toHex, type Hex } from './ids.js';
 import type { Repository } from './repository.js';
+import { systemClock } from '../util/clock.js';
 
 export const PINS_PREFIX = 'pins/';
 const PIN_AAD = Buffer.from('lifeboat pin v1');
@@ -46,7 +47,7 @@ function currentUser(): string {
 }
 
 /** Pins a snapshot (the caller resolved the id and holds a lock). Replaces an earlier pin's note. */
-export async function pinSnapshot(repo: Repository, snapshotId: Hex, note = '', now = new Date()): Promise<PinInfo> {
+export async function pinSnapshot(repo: Repository, snapshotId: Hex, note = '', now = new Date(systemClock.now())): Promise<PinInfo> {
   if (!isId(snapshotId)) throw new LifeboatError('invalid-argument', `"${snapshotId}" is not a full snapshot id.`);
   if (!(await repo.store.stat(`snapshots/${snapshotId}`))) throw new LifeboatError('not-found', `There is no snapshot ${snapshotId.slice(0, 8)}. List them with "lifeboat snapshots".`);
   const before = await pinNames(repo, snapshotId);

@@ -4,7 +4,7 @@ import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { LifeboatError } from '../util/errors.js';
 import { checkRepository } from './check.js';
-import { Names } from './ids.js';
+import { asId, Names } from './ids.js';
 import { PASSWORD, backupFiles, chunk, fixtureWalkers, listing, loadEverything, names, newRepository, reopen } from './maintenance-testing.js';
 import { loadPins, pinSnapshot, unpinSnapshot } from './pins.js';
 import { prune } from './prune.js';
@@ -165,7 +165,7 @@ test('pins: pin with a note, re-pin replaces the note, unpin; prune drops pins o
   assert.equal(await unpinSnapshot(repo, b), true);
   assert.equal(await unpinSnapshot(repo, b), false);
   assert.deepEqual([...(await loadPins(repo)).keys()], [a]);
-  await assert.rejects(pinSnapshot(repo, 'f'.repeat(64)), /no snapshot/);
+  await assert.rejects(pinSnapshot(repo, asId('f'.repeat(64))), /no snapshot/);
 
   // A pin object cannot be moved to another snapshot: it is bound to its name.
   const [pinName] = await names(store, 'pins/');

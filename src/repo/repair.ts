@@ -27,6 +27,7 @@ import { repairConfigs, type RepairConfigResult } from './config.js';
 import { writeIndexFiles, type Walkers } from './prune.js';
 import type { Repository } from './repository.js';
 import type { Snapshot, SnapshotKind } from './snapshot.js';
+import { systemClock } from '../util/clock.js';
 
 export interface RepairIndexReport {
   readonly packs: number;
@@ -335,7 +336,7 @@ export async function repairSnapshots(repo: Repository, opts: RepairSnapshotsOpt
     }
     let removed = false;
     {
-      const meta = { ...(snapshot.meta ?? {}), repaired: { from: id, time: (opts.now ?? new Date()).toISOString(), damaged: fixed.damaged.map((d) => d.where) } };
+      const meta = { ...(snapshot.meta ?? {}), repaired: { from: id, time: (opts.now ?? new Date(systemClock.now())).toISOString(), damaged: fixed.damaged.map((d) => d.where) } };
       const tags = snapshot.tags.includes('repaired') ? snapshot.tags : [...snapshot.tags, 'repaired'];
       const newId = await repo.saveSnapshot({ ...snapshot, root: fixed.root, tags, meta });
       if (opts.forget) {

@@ -6,14 +6,14 @@ import { LifeboatError } from '../util/errors.js';
 import { BlobType, Repository } from './repository.js';
 import { checkRepository } from './check.js';
 import { normalizeRecoveryKey } from './keys.js';
-import { Names } from './ids.js';
+import { asId, Names, toHex, type Hex } from './ids.js';
 import { repairConfig } from './repair.js';
 import { encodeSignedJson } from './signed-json.js';
 import type { Snapshot } from './snapshot.js';
 
 process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
 
-function snap(root: string, time: string): Snapshot {
+function snap(root: Hex, time: string): Snapshot {
   return { version: 1, kind: 'files', time, host: 'h', user: 'u', paths: ['/x'], tags: [], root };
 }
 
@@ -136,8 +136,8 @@ test('blobs round-trip, deduplicate, and compress only when it helps', async () 
 test('snapshots: save, list in time order, find by prefix and latest', async () => {
   const { repo } = await fresh();
   const t = await repo.saveBlob(BlobType.tree, Buffer.from('{}'));
-  const id1 = await repo.saveSnapshot(snap(t.id.toString('hex'), '2026-01-01T00:00:00Z'));
-  const id2 = await repo.saveSnapshot(snap(t.id.toString('hex'), '2026-02-01T00:00:00Z'));
+  const id1 = await repo.saveSnapshot(snap(toHex(t.id), '2026-01-01T00:00:00Z'));
+  const id2 = await repo.saveSnapshot(snap(toHex(t.id), '2026-02-01T00:00:00Z'));
   const list = await repo.listSnapshots();
   assert.deepEqual(list.map((s) => s.id), [id1, id2]);
   assert.equal((await repo.findSnapshot('latest')).id, id2);
@@ -149,7 +149,7 @@ test('check --read-data passes on a healthy repository and names any file with o
   const { store, repo } = await fresh();
   for (let i = 0; i < 5; i++) await repo.saveBlob(BlobType.data, randomBytes(50_000 + i));
   const t = await repo.saveBlob(BlobType.tree, Buffer.from('{"entries":[]}'));
-  await repo.saveSnapshot(snap(t.id.toString('hex'), '2026-01-01T00:00:00Z'));
+  await repo.saveSnapshot(snap(toHex(t.id), '2026-01-01T00:00:00Z'));
   const ok = await checkRepository(repo, { readData: true });
   assert.deepEqual(ok.errors, []);
   assert.equal(ok.counts.blobs, 7, 'five data blobs, the tree, and the copy of the snapshot file');
@@ -211,7 +211,7 @@ test('locks: shared locks coexist, exclusive conflicts, stale locks are cleared'
   // A lock of a process that no longer exists on this host is stale.
   const { sealFile, AAD } = await import('./envelope-file.js');
   const dead = { version: 1, time: new Date().toISOString(), host: Repository.hostname(), pid: 2 ** 22 + 12345, user: 'x', exclusive: true, purpose: 'prune' };
-  await store.put(Names.lock('a'.repeat(64)), await sealFile(repo.codec, repo.keys.encKey, AAD.lock, Buffer.from(JSON.stringify(dead))));
+  await store.put(Names.lock(asId('a'.repeat(64))), await sealFile(repo.codec, repo.keys.encKey, AAD.lock, Buffer.from(JSON.stringify(dead))));
   await repo.lock(false, 'backup');
   assert.equal((await repo.listLocks()).length, 1);
   await repo.close();
@@ -222,7 +222,7 @@ test('a writer whose lock vanished (stale, removed by another process) refuses t
   await repo.lock(false, 'backup');
   const t = await repo.saveBlob(BlobType.tree, Buffer.from('{}'));
   for await (const o of store.list('locks/')) await store.delete(o.name);
-  assert.equal(await code(repo.saveSnapshot(snap(t.id.toString('hex'), '2026-01-01T00:00:00Z'))), 'locked');
+  assert.equal(await code(repo.saveSnapshot(snap(toHex(t.id), '2026-01-01T00:00:00Z'))), 'locked');
   assert.equal((await repo.listSnapshots()).length, 0);
 });
 

@@ -36,6 +36,7 @@ import { BlobType, headerLengthFromTrailer, openBlob, packKindOf, PACK_TRAILER_B
 import { encodeSignedJson } from './signed-json.js';
 import { chooseConfig, FORMAT_VERSION, readConfigs, type RepoConfig } from './config.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export { FORMAT_VERSION, type RepoConfig } from './config.js';
 
@@ -83,6 +84,8 @@ export interface Authenticator {
 
 export interface OpenOptions {
   readonly codec?: Codec;
+  /** Where lock times come from; the system clock unless a test sets one. */
+  readonly clock?: Clock;
   /** For init: protect every object with parity. */
   readonly parity?: ParitySettings;
   /**
@@ -118,6 +121,7 @@ export class Repository {
   private writeError: unknown;
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
+  private indexLoading: Promise<void> | undefined;
   private headersScanned = false;
   /** Index files found unreadable this session (told once, not read again). */
   private readonly unreadableIndexFiles = new Set<string>();
@@ -134,6 +138,8 @@ export class Repository {
   /** Bytes of packs this session has written. */
   bytesWritten = 0;
   private readonly encoder: BlobEncoder;
+  /** Where lock times come from (OpenOptions.clock; a test sets it). */
+  private clock: Clock = systemClock;
 
   private constructor(
     readonly store: Store,
@@ -166,7 +172,7 @@ export class Repository {
       format: 'lifeboat-repository',
       version: FORMAT_VERSION,
       id: randomId(),
-      created: new Date().toISOString(),
+      created: new Date((options.clock ?? systemClock).now()).toISOString(),
       chunker: from ? { ...from.config.chunker } : { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },
       ...(options.parity ? { parity: options.parity } : {}),
     };
@@ -204,10 +210,16 @@ export class Repository {
     if (warning) options.onWarning?.(warning);
     const repo = new Repository(withParity(store, chosen.config), chosen.config, master, keyId, slot, options.codec ?? createZstdCodec());
     repo.configBytes = chosen.bytes;
+    if (options.clock) repo.clock = options.clock;
     return repo;
   }
 
   // ---------------------------------------------------------------- index
+
+  /** A blob read before anyone loaded the index (browsing, dump) loads it, once. */
+  private firstIndexLoad(): Promise<void> {
+    return (this.indexLoading ??= this.loadIndex());
+  }
 
   /**
    * Loads every index file into memory. Safe to call again (reloads what is new). An index file
@@ -444,7 +456,7 @@ export class Repository {
    */
   private async assertLocksHeld(): Promise<void> {
     for (const [id, l] of this.locks) {
-      const age = Date.now() - Date.parse(l.info.time);
+      const age = this.clock.now() - Date.parse(l.info.time);
       if (age > LOCK_STALE_MS || !(await this.store.stat(Names.lock(id)))) {
         throw new LifeboatError('locked', 'This run paused so long that its lock on the repository expired, so maintenance may have changed the repository meanwhile. Nothing was lost; run it again.');
       }
@@ -481,6 +493,7 @@ export class Repository {
    * dragging a shared slab along. Undefined for a delta blob or one missing from the index (loadBlob handles both).
    */
   async sealedBlob(id: Uint8Array): Promise<SealedBlob | undefined> {
+    if (!this.indexLoaded) await this.firstIndexLoad();
     const loc = this.index.get(id);
     if (!loc || loc.type === BlobType.delta) return undefined;
     const packName = Names.pack(loc.packId);
@@ -497,6 +510,7 @@ export class Repository {
    * order read, which is not the order of `ids`.
    */
   async *sealedBlobs(ids: readonly Uint8Array[], ahead = 4): AsyncGenerator<{ readonly i: number; readonly blob: SealedBlob | undefined }> {
+    if (!this.indexLoaded) await this.firstIndexLoad();
     const found: { i: number; packId: Hex; offset: number; length: number; type: BlobType; rawLength: number }[] = [];
     for (const [i, id] of ids.entries()) {
       const loc = this.index.get(id);
@@ -539,6 +553,7 @@ export class Repository {
    * (FORMAT.md §6) and the result checked against its id like any other blob.
    */
   async loadBlob(id: Uint8Array): Promise<Uint8Array> {
+    if (!this.indexLoaded) await this.firstIndexLoad();
     const loc = this.index.get(id);
     if (!loc) throw this.notIndexed(id);
     const packName = Names.pack(loc.packId);
@@ -724,7 +739,7 @@ export class Repository {
         if (reading) {
           // The drive is read-only here, but may be writable elsewhere (a read-only bind mount, a
           // share): a live exclusive lock (prune) still means the repository is being changed.
-          for (const l of await this.listLocks()) if (l.info?.exclusive && !isStale(l.info)) throw lockedError(l.info);
+          for (const l of await this.listLocks()) if (l.info?.exclusive && !isStale(l.info, this.clock)) throw lockedError(l.info);
           return this.unlocked('read-only');
         }
         throw new LifeboatError('read-only', `The repository at ${this.store.location} is on a drive that cannot be written (read-only or write-protected), so the ${purpose} cannot run. Make the drive writable, or restore and browse from it as it is.`, { cause: e });
@@ -740,12 +755,12 @@ export class Repository {
   }
 
   private async takeLock(exclusive: boolean, purpose: string): Promise<Hex> {
-    const info = newLockInfo(exclusive, purpose);
+    const info = newLockInfo(exclusive, purpose, this.clock);
     const check = async (mine?: Hex) => {
       for (const l of await this.listLocks()) {
         if (l.id === mine || this.locks.has(l.id)) continue;
         if (!l.info) continue; // unreadable lock of another repository key? ignored, check reports it
-        if (isStale(l.info)) {
+        if (isStale(l.info, this.clock)) {
           await this.store.delete(Names.lock(l.id));
           continue;
         }
@@ -766,7 +781,7 @@ export class Repository {
       void (async () => {
         const entry = this.locks.get(id);
         if (!entry) return;
-        const fresh = { ...entry.info, time: new Date().toISOString() };
+        const fresh = { ...entry.info, time: new Date(this.clock.now()).toISOString() };
         const newId = await this.writeLock(fresh);
         this.locks.delete(id);
         this.locks.set(newId, { info: fresh, timer: entry.timer });
@@ -792,7 +807,7 @@ export class Repository {
     let n = 0;
     for (const l of await this.listLocks()) {
       if (this.locks.has(l.id)) continue;
-      if (all || !l.info || isStale(l.info)) {
+      if (all || !l.info || isStale(l.info, this.clock)) {
         await this.store.delete(Names.lock(l.id));
         n++;
       }

@@ -4,7 +4,7 @@
  * image manifest. Both live in the same list.
  */
 import { LifeboatError } from '../util/errors.js';
-import type { Hex } from './ids.js';
+import { isId, type Hex } from './ids.js';
 
 export type SnapshotKind = 'files' | 'image';
 
@@ -33,7 +33,7 @@ export function validateSnapshot(v: unknown, id: string): Snapshot {
   const s = v as Partial<Snapshot> | null;
   const ok =
     s !== null && typeof s === 'object' && s.version === 1 && (s.kind === 'files' || s.kind === 'image') &&
-    typeof s.time === 'string' && typeof s.host === 'string' && typeof s.root === 'string' &&
+    typeof s.time === 'string' && typeof s.host === 'string' && typeof s.root === 'string' && isId(s.root) && (s.parent === undefined || (typeof s.parent === 'string' && isId(s.parent))) &&
     Array.isArray(s.paths) && Array.isArray(s.tags);
   if (!ok) throw new LifeboatError('corrupt', `The snapshot ${id.slice(0, 8)} is damaged or of an unknown kind.`);
   return s as Snapshot;

@@ -144,7 +144,6 @@ export function registerFileCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, ref: string, path: string | undefined, o: { long?: boolean; recursive?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.loadIndex();
         const t = await openSnapshotTree(repo, ref);
         const at = await t.resolve(path ?? '/');
         const prefix = t.treePath(path ?? '').replace(/\/+$/, '').replace(/^(?!\/)/, '/').replace(/^\/$/, '');
@@ -167,7 +166,6 @@ export function registerFileCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, pattern: string, o: { snapshot: string[]; images?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.loadIndex();
         const results: { snapshot: string; time: string; path: string; shown: string; node: TreeNode }[] = [];
         let searched = 0;
         const found = findInSnapshots(repo, pattern, {
@@ -196,7 +194,6 @@ export function registerFileCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, a: string, b: string) => {
         const repo = await ctx.openRepository();
-        await repo.loadIndex();
         const sides = await openDiffSides(repo, a, b);
         const sign = { added: '+', removed: '-', modified: 'M', metadata: 'U', type: 'T' } as const;
         const rows: { kind: string; path: string }[] = [];
@@ -215,7 +212,6 @@ export function registerFileCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, ref: string, path: string) => {
         const repo = await ctx.openRepository();
-        await repo.loadIndex();
         const t = await openSnapshotTree(repo, ref);
         const at = await t.resolve(path);
         const out = ctx.stdout;

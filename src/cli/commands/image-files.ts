@@ -43,7 +43,6 @@ export function registerImageFileCommands(image: Command, run: Run): void {
     .action(
       run(async (ctx, ref: string, location: string | undefined, o: { long?: boolean }) => {
         const repo = await ctx.openRepository();
-        await repo.loadIndex();
         const image = await ImageTree.open(repo, ref);
         const img = image.img;
         if (location === undefined) {

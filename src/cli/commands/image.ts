@@ -79,7 +79,6 @@ export function registerImageCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx, ref: string) => {
         const repo = await ctx.openRepository();
-        await repo.loadIndex();
         const { id, snapshot } = await repo.findSnapshot(ref, (s) => s.kind === 'image');
         if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image.`);
         const m = await loadManifest(repo, snapshot.root);

@@ -17,6 +17,7 @@ import { renderEvents } from '../events.js';
 import { servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
 import type { Run } from './repo.js';
+import { systemClock } from '../../util/clock.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -103,7 +104,7 @@ export function registerJobCommands(program: Command, run: Run): void {
             schedule: scheduleSpec(schedule),
             ...(Object.keys(retention).length > 0 ? { retention } : {}),
           },
-          Date.now(),
+          systemClock.now(),
         );
         const next = new Scheduler(state).nextRun(j);
         if (ctx.json) return ctx.printJson({ name: j.name, nextRun: new Date(next).toISOString(), passwordFile });

@@ -7,6 +7,7 @@ import { localTime } from '../format.js';
 import { renderEvents } from '../events.js';
 import type { Context } from '../context.js';
 import type { Run } from './repo.js';
+import { systemClock } from '../../util/clock.js';
 
 /** "10s", "5m", "1h", "500ms" or plain seconds, in milliseconds. */
 export function interval(option: string) {
@@ -28,7 +29,7 @@ function report(ctx: Context, r: MirrorResult, watching = false): number {
   if (ctx.json) ctx.printJson({ src: r.src, dst: r.dst, summary: s });
   else if (watching) {
     const what = [`${s.copied} copied`, `${s.renamed} renamed`, `${s.versioned} old versions kept`].filter((x) => !x.startsWith('0 '));
-    ctx.report(`${localTime(new Date())}: mirror up to date${what.length ? ` (${what.join(', ')})` : ''}${s.conflicts + s.errors > 0 ? `; ${s.conflicts + s.errors} entries could not be mirrored` : ''}.`);
+    ctx.report(`${localTime(new Date(systemClock.now()))}: mirror up to date${what.length ? ` (${what.join(', ')})` : ''}${s.conflicts + s.errors > 0 ? `; ${s.conflicts + s.errors} entries could not be mirrored` : ''}.`);
   }
   else {
     const parts = [`${s.copied} copied (${formatBytes(s.bytesCopied)}${s.hardLinked ? `; ${s.hardLinked} as hard links` : ''})`, `${s.renamed} renamed`, `${s.unchanged} unchanged`];

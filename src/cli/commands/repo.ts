@@ -1,10 +1,8 @@
 /** Repository commands: init, key, check, stats, unlock. */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { LifeboatError, formatBytes } from '../../util/errors.js';
-import { Repository } from '../../repo/repository.js';
+import { formatBytes } from '../../util/errors.js';
 import { parseParity } from '../../store/parity.js';
+import { createRepository } from '../../jobs/open.js';
 import { addPassword, changePassword, listKeySlots, removeKeySlot } from '../../jobs/keys.js';
 import { addParityJob, checkRepositoryJob, repositoryStatsJob } from '../../jobs/maintenance.js';
 import { renderEvents } from '../events.js';
@@ -28,17 +26,14 @@ export function registerRepoCommands(program: Command, run: Run): void {
         const from = opts.copyParametersFrom;
         const source = from === undefined ? undefined : await ctx.openRepository({ location: from, password: () => ctx.sourcePassword(opts.fromPasswordFile) });
         const store = ctx.openStore();
-        const location = resolve(ctx.repoLocation());
-        if (ctx.repoIsFolder() && (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined)) {
-          // A chosen destination whose parent is missing is usually a drive that is not plugged in:
-          // do not quietly create the repository on the system disk instead.
-          if (!existsSync(dirname(location))) {
-            throw new LifeboatError('usage', `The folder ${dirname(location)} does not exist. If the repository belongs on an external drive, connect it first; otherwise create the folder.`);
-          }
-        }
-        const password = process.env['LIFEBOAT_PASSWORD'] ?? (ctx.global.passwordFile ? await ctx.password() : await ctx.newPassword('password for the new repository'));
-        if (!password) throw new LifeboatError('usage', 'An empty password is not allowed.');
-        const { repo, recoveryKey } = await Repository.init(store, password, { ...(parity ? { parity } : {}), ...(source ? { copyParametersFrom: source } : {}) });
+        // A chosen folder must have its parent (createRepository); the default one is made as needed.
+        const chosen = ctx.repoIsFolder() && (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined);
+        const password = async (): Promise<string> => process.env['LIFEBOAT_PASSWORD'] ?? (ctx.global.passwordFile ? await ctx.password() : await ctx.newPassword('password for the new repository'));
+        const { repo, recoveryKey } = await createRepository(store, password, {
+          ...(chosen ? { folder: ctx.repoLocation() } : {}),
+          ...(parity ? { parity } : {}),
+          ...(source ? { copyParametersFrom: source } : {}),
+        });
         ctx.track(repo);
         if (ctx.json) {
           ctx.printJson({ id: repo.config.id, location: store.location, recoveryKey });

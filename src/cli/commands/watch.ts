@@ -8,6 +8,7 @@ import { defaultCacheDir } from '../context.js';
 import { localTime } from '../format.js';
 import { interval } from './mirror.js';
 import type { Run } from './repo.js';
+import { systemClock } from '../../util/clock.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -44,7 +45,7 @@ export function registerWatchCommands(program: Command, run: Run): void {
             render.done();
             const s = r.summary;
             if (ctx.json) ctx.printJson({ snapshot: r.snapshotId, parent: r.parent ?? null, summary: s, thinned });
-            else ctx.report(`${localTime(new Date())}: snapshot ${r.snapshotId.slice(0, 8)} (${s.filesNew} new, ${s.filesChanged} changed files, ${formatBytes(s.bytesAdded)} added${thinned ? `; ${thinned} older snapshots thinned out` : ''}).`);
+            else ctx.report(`${localTime(new Date(systemClock.now()))}: snapshot ${r.snapshotId.slice(0, 8)} (${s.filesNew} new, ${s.filesChanged} changed files, ${formatBytes(s.bytesAdded)} added${thinned ? `; ${thinned} older snapshots thinned out` : ''}).`);
           },
         });
       }),

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { lifeboat, tempDir } from './testing.js';
 import { sh } from '../image/testing.js';
 import { imageRepository, rescue } from './rescue-testing.js';
+import { writeRescueKit } from '../jobs/rescue-kit.js';
+import { describeTargetText } from '../image/target-info.js';
 
 test('rescue-kit copy-to puts a program beside the repository that restores on its own', { timeout: 180_000 }, async (t) => {
   const d = tempDir();
@@ -78,4 +80,19 @@ test('rescue-kit write: refuses a missing image, a mounted drive, a drive over 2
   assert.equal(unconfirmed.code, 2);
   assert.match(unconfirmed.stderr, /would erase everything on .*only when you confirm on a terminal/);
   assert.equal(sh(`blkid -o value -s TYPE ${stick}`).trim(), 'ext4', 'the stick is untouched');
+});
+
+test('rescue-kit write, confirmed: the stick holds the kit byte for byte; a "no" writes nothing', { timeout: 30_000 }, async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  sh('head -c 3000000 /dev/urandom > kit.img && head -c 4000000 /dev/urandom > stick.img && cp stick.img before.img', d.path);
+  const kit = join(d.path, 'kit.img');
+  const stick = join(d.path, 'stick.img');
+  await assert.rejects(writeRescueKit(kit, stick, { confirm: async () => false }), /Nothing was written to .*stick\.img/);
+  sh('cmp stick.img before.img', d.path);
+  let asked = '';
+  const r = await writeRescueKit(kit, stick, { confirm: async (x) => ((asked = describeTargetText(x)), true) });
+  assert.match(asked, /the file .*stick\.img \(4\.00 MB\)/);
+  assert.equal(r.bytes, 3_000_000);
+  sh('cmp kit.img stick.img', d.path);
 });

@@ -249,7 +249,7 @@ export class RescueDialogue {
       const p = est.sample(e.done, e.total);
       const line = progressLine(e.phase === 'restoring' ? 'Restoring' : e.phase, p);
       if (this.tty) {
-        const now = Date.now();
+        const now = performance.now();
         if (now - lastTime < 250 && (e.total === undefined || e.done < e.total)) return;
         lastTime = now;
         this.output.write(`\r\x1b[K${line}`);

@@ -20,6 +20,8 @@ export interface BootDiskParts {
   readonly partition: Uint8Array;
   /** MBR partition type: 0x0c (FAT32, LBA). */
   readonly type?: number;
+  /** The disk signature (the 32-bit id operating systems tell disks apart by). */
+  readonly signature: number;
 }
 
 export function buildBootDisk(p: BootDiskParts): Buffer {
@@ -37,7 +39,7 @@ export function buildBootDisk(p: BootDiskParts): Buffer {
     disk.writeUInt16LE(n - 1, SECTOR + 508);
     disk.writeUInt16LE(0x820, SECTOR + 510);
   }
-  disk.writeUInt32LE((Date.now() / 1000) >>> 0, 440); // disk signature
+  disk.writeUInt32LE(p.signature >>> 0, 440);
   const e = 446;
   disk[e] = 0x80; // active: BIOSes that want a bootable partition find one
   chs(disk, e + 1, PARTITION_START);

@@ -36,7 +36,7 @@ test('the kit disk: one active FAT32 partition at 1 MiB that sfdisk reads, GRUB 
   const files = [{ path: 'HELLO.TXT', data: Buffer.from('hello') }];
   const part = buildFat32(files, { size: fatSizeFor(files), hiddenSectors: PARTITION_START, label: 'KIT', volumeId: 7 });
   const core = seededBytes(4, 30_000);
-  const disk = buildBootDisk({ partition: part, bootImage: Buffer.alloc(512, 0x90), coreImage: core });
+  const disk = buildBootDisk({ partition: part, signature: 0x12345678, bootImage: Buffer.alloc(512, 0x90), coreImage: core });
   writeFileSync(join(d.path, 'disk.img'), disk);
   const table = JSON.parse(sh('sfdisk --json disk.img', d.path)) as { partitiontable: { label: string; partitions: { start: number; size: number; type: string; bootable?: boolean }[] } };
   assert.equal(table.partitiontable.label, 'dos');

@@ -8,6 +8,7 @@
 import { promises as fs, constants as C } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
 import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
 import { moduleDependencies, readElf, stripElf } from '../util/elf.js';
@@ -337,8 +338,8 @@ export async function buildRescueKit(out: string, o: KitBuildOptions = {}): Prom
   if (!uefi && !grub) throw new LifeboatError('not-found', 'Neither GRUB for BIOS nor syslinux for UEFI is installed, so nothing could start the kit. Install grub-pc-bin, grub-common, syslinux-efi and syslinux-common.');
 
   phase('writing');
-  const partition = buildFat32(files, { size: fatSizeFor(files), hiddenSectors: PARTITION_START, label: KIT_LABEL, volumeId: (Date.now() / 1000) >>> 0 });
-  const disk = buildBootDisk({ partition, ...(grub ? { bootImage: grub.boot, coreImage: grub.core } : {}) });
+  const partition = buildFat32(files, { size: fatSizeFor(files), hiddenSectors: PARTITION_START, label: KIT_LABEL, volumeId: randomBytes(4).readUInt32LE() });
+  const disk = buildBootDisk({ partition, signature: randomBytes(4).readUInt32LE(), ...(grub ? { bootImage: grub.boot, coreImage: grub.core } : {}) });
   if (disk.length > KIT_LIMIT) throw new LifeboatError('invalid-argument', `The kit would take ${formatBytes(disk.length)}, more than the ${formatBytes(KIT_LIMIT)} it may: this Node.js or kernel is unusually large.`);
   const tmp = `${resolve(out)}.tmp-${process.pid}`;
   try {

@@ -20,7 +20,8 @@ const haveQemu = existsSync('/usr/bin/qemu-system-x86_64') && existsSync('/usr/s
 /** One step of the dialogue: wait for `expect` in the serial output (after the previous step), then type `send`. */
 interface Step {
   readonly expect: RegExp;
-  readonly send?: string;
+  /** What to type, or how to work it out from the output since the previous step. */
+  readonly send?: string | ((seen: string) => string);
   readonly name: string;
 }
 
@@ -46,11 +47,12 @@ function converse(args: readonly string[], steps: readonly Step[], timeoutMs: nu
       out += d;
       while (i < steps.length) {
         const s = steps[i]!;
-        const m = s.expect.exec(out.slice(from));
+        const seen = out.slice(from);
+        const m = s.expect.exec(seen);
         if (!m) break;
         from += m.index + m[0].length;
         at[s.name] = (performance.now() - started) / 1000;
-        if (s.send !== undefined) q.stdin.write(s.send + '\r');
+        if (s.send !== undefined) q.stdin.write((typeof s.send === 'string' ? s.send : s.send(seen.slice(0, m.index + m[0].length))) + '\r');
         i++;
       }
     });
@@ -90,8 +92,22 @@ async function recovery(t: { diagnostic(s: string): void }, uefi: boolean): Prom
     sh(`truncate -s 160M backup.img && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q backup.img
 truncate -s $((158*1024*1024)) p1.img && mkfs.ext4 -q -F -d drive p1.img && dd if=p1.img of=backup.img bs=512 seek=2048 conv=notrunc status=none && rm p1.img
 truncate -s 128M blank.img`, d.path);
+    // BIOS run: a USB drive (FAT32, no partition table) to copy a single file onto after the restore.
+    if (!uefi) sh('truncate -s 48M usb.img && mkfs.vfat -F 32 -n USB usb.img >/dev/null', d.path);
 
     const args = [...qemuArgs(uefi, d.path, 1024), '-drive', `file=${join(d.path, 'kit.img')},format=raw,if=ide,index=0`, '-drive', `file=${join(d.path, 'backup.img')},format=raw,if=ide,index=1`, '-drive', `file=${join(d.path, 'blank.img')},format=raw,if=ide,index=2`];
+    if (!uefi) args.push('-drive', `file=${join(d.path, 'usb.img')},format=raw,if=ide,index=3`);
+    /** The number the dialogue shows before the line matching `line`. */
+    const numberOf = (line: RegExp) => (seen: string) => new RegExp(`(\\d+)\\) ${line.source}`).exec(seen)?.[1] ?? 'b';
+    const copySteps: Step[] = [
+      { name: 'menu again', expect: /Your choice: /, send: '2' },
+      { name: 'backups listed', expect: /Which backup\? \(b to go back\) /, send: '1' },
+      { name: 'partitions', expect: /In \/:[\s\S]*?Your choice: /, send: '1' },
+      { name: 'partition 1', expect: /In \/1:[\s\S]*?Your choice: /, send: numberOf(/boot\//) },
+      { name: 'boot folder', expect: /In \/1\/boot:[\s\S]*?Your choice: /, send: numberOf(/vmlinuz /) },
+      { name: 'destinations', expect: /Copy onto:[\s\S]*?Which drive\? \(b to go back\) /, send: numberOf(/\/dev\/sdd /) },
+      { name: 'copied', expect: /Copied 1 file\(s\)[\s\S]*?Your choice: /, send: '3' },
+    ];
     const steps: Step[] = [
       { name: 'boot to the first question', expect: /Press Enter to use it: /, send: '' },
       { name: 'repository opened', expect: /Password or recovery key: /, send: recoveryKey },
@@ -99,7 +115,8 @@ truncate -s 128M blank.img`, d.path);
       { name: 'images listed', expect: /Which image\? \(b to go back\) /, send: '1' },
       { name: 'drives listed', expect: /Which drive should receive the image\? \(b to go back\) /, send: '1' },
       { name: 'confirmation', expect: /Type yes to erase \/dev\/sd. and restore/, send: 'yes' },
-      { name: 'restored', expect: /Done: [^\n]*verified[\s\S]*Your choice: /, send: '1' },
+      { name: 'restored', expect: /Done: [^\n]*verified[\s\S]*Your choice: /, send: uefi ? '1' : '2' },
+      ...(uefi ? [] : copySteps),
       { name: 'restarting', expect: /Restarting/ },
     ];
     const run = await time('rescue in QEMU', () => converse(args, steps, 1_500_000));
@@ -112,6 +129,10 @@ truncate -s 128M blank.img`, d.path);
     assert.match(run.out, /Everything on \/dev\/sd. \([^)]*QEMU HARDDISK, 134 MB\) will be erased/);
     const restore = run.at['restored']! - run.at['confirmation']!;
     const rate = /Done: ([\d.]+ \w+) written in ([^(]+) \(([\d.]+ \w+\/s)\)/.exec(run.out);
+    if (!uefi) {
+      assert.doesNotMatch(run.out.slice(run.out.indexOf('Copy onto:')), /\/dev\/sda1/, 'the rescue stick is not offered for files');
+      sh('MTOOLS_SKIP_CHECK=1 mcopy -n -i usb.img ::/vmlinuz copied-vmlinuz && cmp copied-vmlinuz vmlinuz', d.path);
+    }
     const ok = await time('boot the restored drive', () => boots(join(d.path, 'blank.img'), uefi, d.path, 300_000));
     assert.equal(ok, true, 'the restored drive boots alone to the marker');
     t.diagnostic(`${uefi ? 'UEFI/GPT' : 'BIOS/MBR'}: kit ${(kit.size / 1e6).toFixed(1)} MB; stages (s): ${JSON.stringify(times)}; in QEMU: ${JSON.stringify(Object.fromEntries(Object.entries(run.at).map(([k, v]) => [k, Math.round(v)])))}; restore+verify ${restore.toFixed(0)} s (${rate ? `${rate[1]} at ${rate[3]}` : '?'})`);

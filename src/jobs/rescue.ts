@@ -201,8 +201,11 @@ export async function copyCandidates(repositories: readonly FoundRepository[], t
   for (const drive of await tools.listDrives()) {
     const model = await tools.deviceModel(drive);
     const parts = (await tools.relatedDevices(drive)).slice(1);
+    // The rescue stick's own partition (sdb1, nvme0n1p1: named by its index) is no place for files.
+    const kit = ((await describeTarget(drive, tools))?.partitions ?? []).filter((p) => p.label === KIT_LABEL).map((p) => p.index);
     for (const p of parts.length > 0 ? parts : [drive]) {
       if (repositories.some((r) => r.device === p)) continue;
+      if (kit.some((i) => new RegExp(`\\D${i}$`).test(p))) continue;
       out.push({ device: p, size: (await tools.deviceSize(p)) ?? 0, ...(model ? { model } : {}) });
     }
   }

@@ -79,3 +79,15 @@ test('the drive that holds the repository is refused as a target', { timeout: 12
   assert.match(r.out, new RegExp(`${loop} .*: not possible, it holds the backups`));
   assert.match(r.out, /1\) .*big\.img/);
 });
+
+test('the rescue dialogue: a damaged backup is one sentence and back to the menu, never a crash', { timeout: 120_000 }, async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const { recoveryKey, repo } = await imageRepository(d.path);
+  sh(`for f in $(find ${join(repo, 'data')} -type f); do truncate -s 100 $f; done; truncate -s 80M big.img`, d.path);
+  const r = await rescue(['--search', d.path, '--target', join(d.path, 'big.img')], ['', recoveryKey, '1', '1', '3']);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /That did not work: .*(damaged|corrupt|lifeboat check)/i);
+  assert.match(r.out, /That did not work[^\n]*\n\nWhat would you like to do\?/);
+  assert.doesNotMatch(r.out, /this is a bug/);
+});

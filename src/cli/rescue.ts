@@ -147,12 +147,18 @@ export class RescueDialogue {
         this.say('  3) Restart the computer');
         this.say('  4) Open a command shell (for experts)');
         const c = await this.choose('Your choice:', 4);
-        if (c === 1) {
-          const done = await this.restoreImage(repo.repo, repo.all);
-          if (done) return done;
-        } else if (c === 2) await this.copyFiles(repo.repo, repo.all);
-        else if (c === 3) return 'restart';
-        else return 'shell';
+        if (c === 3) return 'restart';
+        if (c === 4) return 'shell';
+        try {
+          if (c === 1) {
+            const done = await this.restoreImage(repo.repo, repo.all);
+            if (done) return done;
+          } else await this.copyFiles(repo.repo, repo.all);
+        } catch (e) {
+          // A damaged backup, a failing drive: said in one sentence, then back to the menu to try another image or drive.
+          if (!(e instanceof LifeboatError)) throw e;
+          this.say(`\nThat did not work: ${e.message}`);
+        }
       }
     } finally {
       await repo.repo.close().catch(() => undefined);

@@ -52,6 +52,8 @@ export async function startRgw() {
       LIFEBOAT_TEST_S3_ENDPOINT: vars.S3_ENDPOINT,
       LIFEBOAT_TEST_S3_ACCESS_KEY_ID: vars.S3_ACCESS_KEY_ID,
       LIFEBOAT_TEST_S3_SECRET_ACCESS_KEY: vars.S3_SECRET_ACCESS_KEY,
+      // The cluster's folder, so a fault test can start a radosgw of its own beside it and kill it.
+      LIFEBOAT_TEST_S3_CEPH_DIR: cephDir,
     },
     stop,
   };

@@ -57,17 +57,20 @@ export class Context {
   }
 
   openStore(loc = this.repoLocation()): Store {
-    return openStore(loc, this.remote);
+    return openStore(loc, this.remoteFor(loc));
   }
 
-  /** What a Lifeboat server needs from this computer: its token and the certificate it trusts. */
-  readonly remote = (): RemoteStoreOptions => ({ token: this.serverToken(), pin: this.serverPin() });
+  /** What the Lifeboat server at `location` needs from this computer: its token and the certificate it trusts. */
+  remoteFor(location: string): () => RemoteStoreOptions {
+    return () => ({ token: this.serverToken(), pin: this.serverPin(location) });
+  }
 
   /**
-   * Which certificate of a Lifeboat server to trust: LIFEBOAT_SERVER_FINGERPRINT, else the one
-   * remembered in known-servers.json in Lifeboat's data folder, else asked on a terminal (and remembered).
+   * Which certificate of the Lifeboat server at `location` to trust: LIFEBOAT_SERVER_FINGERPRINT,
+   * else the one remembered in known-servers.json in Lifeboat's data folder, else asked on a
+   * terminal (and remembered).
    */
-  serverPin(): ServerPin {
+  serverPin(location = this.repoLocation()): ServerPin {
     const env = process.env['LIFEBOAT_SERVER_FINGERPRINT'];
     if (env) return { expected: env, source: 'LIFEBOAT_SERVER_FINGERPRINT' };
     const file = join(dataDir(), 'known-servers.json');
@@ -77,8 +80,7 @@ export class Context {
     } catch {
       // none yet
     }
-    const location = this.repoLocation().toLowerCase();
-    const remembered = Object.entries(known).find(([origin]) => location.startsWith(`lifeboat:${origin.toLowerCase()}/`))?.[1];
+    const remembered = Object.entries(known).find(([origin]) => location.toLowerCase().startsWith(`lifeboat:${origin.toLowerCase()}/`))?.[1];
     return {
       firstUse: async (origin, fingerprint) => {
         if (!process.stdin.isTTY) return false;
@@ -146,7 +148,8 @@ export class Context {
    * repair must see the store itself.
    */
   async openRepository(options: { readonly cache?: boolean; readonly location?: string; readonly password?: () => Promise<string> } = {}): Promise<Repository> {
-    const repo = await openRepositoryAt(options.location ?? this.repoLocation(), options.password ?? (() => this.password()), { onWarning: (t) => this.warn(t), remote: this.remote, ...(options.cache === false ? { cache: false } : {}) });
+    const location = options.location ?? this.repoLocation();
+    const repo = await openRepositoryAt(location, options.password ?? (() => this.password()), { onWarning: (t) => this.warn(t), remote: this.remoteFor(location), ...(options.cache === false ? { cache: false } : {}) });
     repo.noLock = this.global.lock === false;
     repo.onWarning = (message) => this.warn(message);
     repo.onUnlocked = (why) =>

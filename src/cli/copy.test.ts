@@ -170,3 +170,37 @@ test('a snapshot whose data is missing in the source is reported and left out; t
   assert.doesNotMatch(r.stderr, /at .*\.js/);
   await checkClean(dst, 'after a copy that left a damaged snapshot out');
 });
+
+test('pins go along with the copy: a pinned snapshot is pinned in the destination (note kept), forget there keeps it; a pin made later is copied by the next run', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const src = { LIFEBOAT_REPO: join(d.path, 'src'), LIFEBOAT_PASSWORD: 'source pw' };
+  const dst = { LIFEBOAT_REPO: join(d.path, 'dst'), LIFEBOAT_PASSWORD: 'dest pw', LIFEBOAT_FROM_PASSWORD: 'source pw' };
+  await ok(['init'], src);
+  await ok(['init', '--copy-parameters-from', src.LIFEBOAT_REPO], dst);
+  const tree = join(d.path, 'tree');
+  mkdirSync(tree);
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    writeFileSync(join(tree, 'a.txt'), `version ${i}\n`);
+    ids.push((JSON.parse(await ok(['backup', '--json', tree], src)) as { snapshot: string }).snapshot);
+  }
+  await ok(['pin', ids[0]!, '--note', 'tax year 2025'], src);
+  const c1 = JSON.parse(await ok(['copy', '--json', '--from', src.LIFEBOAT_REPO], dst)) as CopyJson & { pinsCopied: number };
+  assert.equal(c1.pinsCopied, 1);
+  const copyOf = (id: string) => c1.snapshots.find((s) => s.source === id)!.copy;
+  const listed = () => ok(['snapshots', '--json'], dst).then((o) => JSON.parse(o) as { id: string; pinned?: { note: string } }[]);
+  assert.deepEqual((await listed()).find((s) => s.id === copyOf(ids[0]!))?.pinned, { note: 'tax year 2025' });
+
+  // Forget in the destination keeps the pinned copy.
+  await ok(['forget', '--keep-last', '1'], dst);
+  assert.deepEqual((await listed()).map((s) => s.id).sort(), [copyOf(ids[0]!), copyOf(ids[2]!)].sort());
+
+  // A pin made after the first copy reaches the copy made before on the next run; a rerun pins nothing more.
+  await ok(['pin', ids[2]!], src);
+  const c2 = JSON.parse(await ok(['copy', '--json', '--from', src.LIFEBOAT_REPO, ids[2]!], dst)) as { pinsCopied: number };
+  assert.equal(c2.pinsCopied, 1);
+  const c3 = await ok(['copy', '--from', src.LIFEBOAT_REPO], dst);
+  assert.doesNotMatch(c3, /Pinned/);
+  assert.ok((await listed()).find((s) => s.id === copyOf(ids[2]!))?.pinned);
+});

@@ -27,6 +27,7 @@ import { PathMatcher } from './pattern.js';
 import { scanTotal, type ScanTotal } from './scan.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { ListingCache, listingDigest } from './listing-cache.js';
+import { ChangedFolders, FullScanNeeded } from './changed-folders.js';
 import { entryFromStat, entryType } from './metadata.js';
 import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 import { systemClock } from '../util/clock.js';
@@ -122,6 +123,15 @@ export interface BackupOptions {
   readonly cacheDir?: string;
   /** Walk the sources' sizes beside the backup, so progress events carry a real total (scan.ts). */
   readonly scanTotal?: boolean;
+  /**
+   * Only these folders (absolute paths, as a watcher names them) changed since `parent`, which must
+   * be a snapshot id taken with the same paths and options: every other folder is carried from it
+   * without a stat (changed-folders.ts). The listing cache is not asked, but kept up to date (the
+   * folders looked at recorded, the carried ones carried), so the next full rescan can use it.
+   * Without such a parent (none given, gone, of other paths, a listing unreadable) this is an
+   * ordinary backup from the latest.
+   */
+  readonly changedFolders?: readonly string[];
 }
 
 export interface BackupSummary {
@@ -157,6 +167,8 @@ export interface BackupResult {
   readonly incomplete: readonly string[];
   /** Paths saved but changed while they were read. */
   readonly changed: readonly string[];
+  /** With changedFolders honoured: the folders looked at, and those carried from the parent without a look. */
+  readonly changedOnly?: { readonly lookedAt: number; readonly carried: number };
 }
 
 /** What reading a file gives its entry: the content, and the size and holes of what was read. */
@@ -176,6 +188,8 @@ const SMALL_READ_CONCURRENCY = 64;
 /** Chunks of one file being compressed/saved at once. */
 const CHUNKS_IN_FLIGHT = 4;
 const READ_SIZE = 1024 * 1024;
+/** A backup of at most this many changed folders reads its files without worker threads (starting them costs more). */
+const FEW_FOLDERS = 32;
 /** Folders whose path is longer than this are opened and reached through a short handle path. */
 const DEEP_PATH = 1024;
 
@@ -225,6 +239,8 @@ class Backup {
   private readonly dirty = new Set<string>();
   /** Set by backup() when the options name a cache folder. */
   cache: ListingCache | undefined;
+  /** Set by backup() for a backup of the changed folders only. */
+  only: ChangedFolders | undefined;
   /** "dev:ino" of each own folder that exists, with why it is left out. */
   readonly own = new Map<string, string>();
   private lastProgress = 0;
@@ -237,7 +253,9 @@ class Backup {
 
   constructor(readonly repo: Repository, readonly opts: BackupOptions) {
     this.fs = opts.fs ?? nodeFileAccess;
-    this.saver = opts.fs === undefined ? new SmallFileSaver(repo) : undefined;
+    // Not for a few changed folders: starting the threads would cost more than the files.
+    const few = opts.changedFolders !== undefined && opts.changedFolders.length <= FEW_FOLDERS && typeof opts.parent === 'string';
+    this.saver = opts.fs === undefined && !few ? new SmallFileSaver(repo) : undefined;
     this.plat = opts.platform ?? defaultPlatform();
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.bytesBefore = repo.bytesWritten;
@@ -630,7 +648,9 @@ class Backup {
 
   async dirEntry(path: Buffer, logical: Buffer, e: TreeEntry, st: FileMeta, prev: TreeEntry | undefined, rootDev: bigint): Promise<TreeEntry> {
     const before = prev?.type === 'dir' ? prev : undefined;
-    e.subtree = await this.subtreeOf(path, logical, st, before?.subtree, rootDev);
+    const carried = this.only?.carried(logical, st, before);
+    if (carried !== undefined) this.cache?.carry(carried);
+    e.subtree = carried ?? (await this.subtreeOf(path, logical, st, before?.subtree, rootDev));
     // Counted as `lifeboat diff` shows it: changed when its own metadata changed, not when
     // only something inside it did (that is counted where it is).
     if (before === undefined) this.s.dirsNew++;
@@ -722,7 +742,8 @@ class Backup {
     const digest = this.cache
       ? listingDigest(items, (uid, gid) => JSON.stringify([this.plat.userName(uid) ?? null, this.plat.groupName(gid) ?? null]))
       : undefined;
-    const cached = prevSubtree !== undefined ? this.cache?.get(prevSubtree) : undefined;
+    // A changed-folders backup looks at its folders in full (its parent's listing is what it counts against) and records them.
+    const cached = prevSubtree !== undefined && !this.only ? this.cache?.get(prevSubtree) : undefined;
     const dirs = items.map((x, i) => ({ ...x, i })).filter((x) => x.st.isDirectory());
     const subtrees = new Map<string, Hex>();
 
@@ -755,6 +776,7 @@ class Backup {
       );
     } else {
       prev = await this.loadPrev(prevSubtree, shown);
+      this.only?.lookAt(logical, shown, prevSubtree, prev);
       entries = new Array<TreeEntry | undefined>(items.length);
       const others = items.map((x, i) => ({ ...x, i })).filter((x) => !x.st.isDirectory());
       await pool(others.length, ENTRY_WINDOW, async (k) => {
@@ -768,6 +790,7 @@ class Backup {
       });
     }
     const kept = entries.filter((e): e is TreeEntry => e !== undefined);
+    await this.only?.gone(prev, (name) => Buffer.concat([logicalBase, name]));
     // Nothing in the folder changed: its previous listing is this listing (no encoding, no hashing).
     const id =
       prevSubtree !== undefined && prev !== undefined && prev.size === kept.length && kept.every((e) => sameAsBefore(e, prev))
@@ -809,6 +832,16 @@ class Backup {
  * The caller holds the repository lock.
  */
 export async function backup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
+  try {
+    return await backupOnce(repo, opts);
+  } catch (e) {
+    if (!(e instanceof FullScanNeeded)) throw e;
+    const { changedFolders: _, parent: __, ...full } = opts;
+    return backupOnce(repo, full);
+  }
+}
+
+async function backupOnce(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
   if (opts.paths.length === 0) throw new LifeboatError('usage', 'Name at least one file or folder to back up.');
   const abs = [...new Set(opts.paths.map((p) => resolve(p)))].sort();
@@ -832,20 +865,32 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   }
   const host = opts.host ?? Repository.hostname();
   await repo.loadIndex();
-  const parent = opts.parent === null ? undefined : opts.parent !== undefined ? await repo.findSnapshot(opts.parent) : await findParent(repo, host, abs);
+  const parent =
+    opts.parent === null
+      ? undefined
+      : opts.parent !== undefined
+        ? await repo.findSnapshot(opts.parent).catch((e: unknown) => {
+            // A parent to carry folders from that is gone (thinned or forgotten meanwhile): an ordinary backup.
+            throw opts.changedFolders ? new FullScanNeeded() : e;
+          })
+        : await findParent(repo, host, abs);
   const b = new Backup(repo, opts);
   for (const f of opts.ownFolders ?? []) {
     const st = await fsp.stat(f.path, { bigint: true }).catch(() => undefined);
     if (st?.isDirectory()) b.own.set(`${st.dev}:${st.ino}`, f.reason);
   }
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
+  if (opts.changedFolders && typeof opts.parent === 'string' && parent && prevRoot && JSON.stringify(parent.snapshot.paths) === JSON.stringify(abs)) {
+    b.only = ChangedFolders.create(repo, parent.snapshot, abs, opts.changedFolders);
+    b.only?.lookAt(Buffer.alloc(0), '', parent.snapshot.root, prevRoot);
+  }
   if (opts.cacheDir !== undefined) {
     const shaping = { tree: TREE_VERSION, excludeLargerThan: opts.excludeLargerThan ?? null, oneFileSystem: opts.oneFileSystem === true };
     b.cache = await ListingCache.open(opts.cacheDir, repo.config.id, repo.authenticator, abs, shaping, parent?.id);
   }
 
   const scanning = new AbortController();
-  if (opts.scanTotal && opts.onEvent) {
+  if (opts.scanTotal && opts.onEvent && !b.only) {
     scanTotal(abs, { excludes: b.excludes, excludeLargerThan: opts.excludeLargerThan, oneFileSystem: opts.oneFileSystem, signal: scanning.signal }).then(
       (t) => {
         if (scanning.signal.aborted) return;
@@ -887,10 +932,12 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
     await b.saver?.close();
   }
   rootEntries.sort((x, y) => Buffer.compare(x.name, y.name));
+  await b.only?.gone(prevRoot, (name) => (names.has(name.toString()) ? Buffer.from(names.get(name.toString())!) : undefined));
   const root = await b.saveListing(rootEntries);
   b.progress(true, true);
 
   const s = b.s;
+  if (b.only) b.incomplete.push(...b.only.finish(s).slice(0, Math.max(0, LIST_CAP - b.incomplete.length)));
   s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;
   const meta: Record<string, unknown> = {};
   if (b.changed.length > 0) meta['files'] = { changedWhileRead: b.changed };
@@ -913,7 +960,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   const final: Snapshot = { ...snapshot, summary: { ...s } };
   const snapshotId = await repo.saveSnapshot(final);
   await b.cache?.save(snapshotId);
-  return { snapshotId, snapshot: final, summary: s, ...(parent ? { parent: parent.id } : {}), incomplete: b.incomplete, changed: b.changed };
+  return { snapshotId, snapshot: final, summary: s, ...(parent ? { parent: parent.id } : {}), incomplete: b.incomplete, changed: b.changed, ...(b.only ? { changedOnly: { lookedAt: b.only.lookedAt, carried: b.only.carriedFolders } } : {}) };
 }
 
 function safeUser(): string {

@@ -135,6 +135,14 @@ export class ListingCache {
     this.recorded.set(listing, { digest, children });
   }
 
+  /** A folder kept as it was without a look (a changed-folders backup): what is known of it and below it stays known. */
+  carry(listing: Hex): void {
+    const c = this.found.get(listing);
+    if (!c || this.recorded.has(listing)) return;
+    this.recorded.set(listing, c);
+    for (const child of c.children.values()) this.carry(child);
+  }
+
   /** Writes what this backup recorded, for the next one (whose parent is `snapshot`). Failing to write only costs speed. */
   async save(snapshot: Hex): Promise<void> {
     const stored: Stored = {

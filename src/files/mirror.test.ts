@@ -21,6 +21,31 @@ async function run(src: string, dst: string, o: MirrorOptions = {}) {
   return { ...r.summary, warnings };
 }
 
+/** The deep path of buildTree's tree (over 4 KiB): 20 folders of 250-byte names, then the file. */
+const DEEP_REL = ['deep', ...Array.from({ length: 20 }, (_, i) => `${String(i).padStart(2, '0')}${'d'.repeat(248)}`), 'deepfile'].join('/');
+
+/** lstat and content of `rel` under `root`, however deep: each folder is opened through its parent's descriptor. */
+function deepEntry(root: string, rel: string): { st: fs.BigIntStats; content?: string } | undefined {
+  const parts = rel.split('/');
+  const dirFlags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
+  let fd = fs.openSync(root, dirFlags);
+  try {
+    for (const part of parts.slice(0, -1)) {
+      const next = fs.openSync(`/proc/self/fd/${fd}/${part}`, dirFlags);
+      fs.closeSync(fd);
+      fd = next;
+    }
+    const p = `/proc/self/fd/${fd}/${parts.at(-1)!}`;
+    const st = fs.lstatSync(p, { bigint: true, throwIfNoEntry: false });
+    return st && { st, ...(st.isFile() ? { content: fs.readFileSync(p, 'utf8') } : {}) };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** The one version folder of DST (a run that replaced or deleted something made it). */
 function versionDirs(dst: string): string[] {
   const base = join(dst, MIRROR_VERSIONS);
@@ -32,7 +57,6 @@ test('a mirror is an exact copy: contents, modes, owners, times, xattrs, symlink
   const src = join(d, 'src');
   const dst = join(d, 'dst');
   buildTree(src);
-  execFileSync('rm', ['-rf', join(src, 'deep')]); // paths beyond PATH_MAX are not mirrored yet
   const want = listing(src); // before the mirror: reading a symlink moves its atime
   const r = await run(src, dst);
   assert.deepEqual(r.warnings, []);
@@ -54,6 +78,91 @@ test('a mirror is an exact copy: contents, modes, owners, times, xattrs, symlink
   assert.equal(r.hardLinked, 1);
   assert.ok(blocks(join(dst, 'sparse.img')) <= blocks(join(src, 'sparse.img')) + 16, 'a sparse file stays sparse');
   assert.ok(r.bytesCopied < 4 * 1024 * 1024, `${r.bytesCopied} bytes copied: the holes of sparse.img are not`);
+  const deep = deepEntry(dst, DEEP_REL);
+  assert.equal(deep?.content, 'deep file', 'a path longer than 4 KiB is mirrored');
+  assert.equal(deep.st.mtimeNs, deepEntry(src, DEEP_REL)!.st.mtimeNs);
+});
+
+test('paths longer than 4 KiB: a deep file changed, deleted, its versions kept under the same deep path and expired, a deep folder renamed', async (t) => {
+  const d = tmp(t);
+  const src = join(d, 'src');
+  const dst = join(d, 'dst');
+  buildTree(src);
+  const clock = new FakeClock(Date.UTC(2026, 11, 5, 12, 0, 0));
+  await run(src, dst, { clock });
+  const write = (rel: string, text: string) => {
+    const parts = rel.split('/');
+    const dir = deepEntry(src, parts.slice(0, -1).join('/'));
+    assert.ok(dir?.st.isDirectory());
+    // Written through the folder's descriptor, as the check reads.
+    const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY;
+    let fd = fs.openSync(src, flags);
+    for (const part of parts.slice(0, -1)) {
+      const next = fs.openSync(`/proc/self/fd/${fd}/${part}`, flags);
+      fs.closeSync(fd);
+      fd = next;
+    }
+    fs.writeFileSync(`/proc/self/fd/${fd}/${parts.at(-1)!}`, text);
+    fs.closeSync(fd);
+  };
+  write(DEEP_REL, 'changed deep file');
+  clock.set(Date.UTC(2026, 11, 6, 12, 0, 0));
+  const changed = await run(src, dst, { clock });
+  assert.deepEqual(changed.warnings, []);
+  assert.equal(changed.versioned, 1);
+  assert.equal(deepEntry(dst, DEEP_REL)?.content, 'changed deep file');
+  assert.equal(deepEntry(join(dst, MIRROR_VERSIONS, '2026-12-06T12-00-00Z'), DEEP_REL)?.content, 'deep file', 'the old version, under the same deep path');
+
+  // Only the deep folder named as changed, as a watcher would.
+  write(DEEP_REL.replace(/deepfile$/, 'second'), 'second');
+  const named = await run(src, dst, { clock, changed: [Buffer.from(DEEP_REL.replace(/\/deepfile$/, ''))] });
+  assert.equal(named.copied, 1);
+  assert.equal(deepEntry(dst, DEEP_REL.replace(/deepfile$/, 'second'))?.content, 'second');
+
+  // The deepest folder renamed: the copies are renamed, not copied again.
+  const parent = DEEP_REL.split('/').slice(0, -2).join('/');
+  const last = DEEP_REL.split('/').at(-2)!;
+  const p = deepEntry(src, parent);
+  assert.ok(p);
+  const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY;
+  let fd = fs.openSync(src, flags);
+  for (const part of parent.split('/')) {
+    const next = fs.openSync(`/proc/self/fd/${fd}/${part}`, flags);
+    fs.closeSync(fd);
+    fd = next;
+  }
+  fs.renameSync(`/proc/self/fd/${fd}/${last}`, `/proc/self/fd/${fd}/renamed`);
+  fs.closeSync(fd);
+  clock.set(Date.UTC(2026, 11, 7, 12, 0, 0));
+  const renamed = await run(src, dst, { clock });
+  assert.deepEqual(renamed.warnings, []);
+  assert.equal(renamed.renamed, 2);
+  assert.equal(renamed.copied, 0);
+  assert.equal(deepEntry(dst, `${parent}/renamed/deepfile`)?.content, 'changed deep file');
+  assert.equal(deepEntry(dst, DEEP_REL), undefined);
+
+  // A deep file deleted: into the versions, under its deep path.
+  fd = fs.openSync(src, flags);
+  for (const part of `${parent}/renamed`.split('/')) {
+    const next = fs.openSync(`/proc/self/fd/${fd}/${part}`, flags);
+    fs.closeSync(fd);
+    fd = next;
+  }
+  fs.unlinkSync(`/proc/self/fd/${fd}/second`);
+  fs.closeSync(fd);
+  clock.set(Date.UTC(2026, 11, 8, 12, 0, 0));
+  const deleted = await run(src, dst, { clock });
+  assert.deepEqual(deleted.warnings, []);
+  assert.equal(deleted.versioned, 1);
+  assert.equal(deepEntry(join(dst, MIRROR_VERSIONS, '2026-12-08T12-00-00Z'), `${parent}/renamed/second`)?.content, 'second');
+  assert.equal(deepEntry(dst, `${parent}/renamed/second`), undefined);
+
+  // Versions expire, deep ones too.
+  clock.set(Date.UTC(2027, 0, 30, 12, 0, 0));
+  const expired = await run(src, dst, { clock, keepDays: 1 });
+  assert.deepEqual(expired.warnings, []);
+  assert.equal(expired.versionsExpired, 2);
+  assert.deepEqual(fs.readdirSync(join(dst, MIRROR_VERSIONS)), []);
 });
 
 test('deleted and overwritten files are moved into .lifeboat-versions/DATE/… with their metadata, where a person can copy them back', async (t) => {

@@ -16,11 +16,14 @@
  * so a killed mirror leaves DST consistent and the next run finishes the work. A renamed file (same
  * device, inode, size and mtime as a recorded copy whose path is gone) is renamed in DST, not copied.
  *
+ * Paths of any depth work: a path longer than DEEP_PATH is reached through an open descriptor of
+ * its folder (Platform.dirAccessSync), so every call stays under PATH_MAX.
+ *
  * Names are bytes throughout (any byte but '/' and NUL; newlines and non-UTF-8 are fine); SRC's
  * names .lifeboat-mirror and .lifeboat-versions at its top are skipped, and nothing is written
  * through a symlink: every folder of DST written into was lstat'ed as a real folder in this run.
  */
-import { constants as C, closeSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, read, write, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, symlinkSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
+import { constants as C, closeSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, read, write, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -28,7 +31,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { platform as defaultPlatform, type Platform } from './platform/platform.js';
+import { platform as defaultPlatform, type DirAccessSync, type Platform } from './platform/platform.js';
 import { entryFromStat, entryType, MetadataWriter } from './metadata.js';
 import type { EntryType, TreeEntry } from './tree.js';
 
@@ -114,6 +117,10 @@ interface Seen {
 
 const SLASH = Buffer.from('/');
 const READ_SIZE = 1024 * 1024;
+/** Paths longer than this are reached through their folder's descriptor (PATH_MAX is 4096 on Linux). */
+const DEEP_PATH = 2048;
+/** Folder descriptors held open for deep paths before they are closed at the next safe point. */
+const MAX_HANDLES = 256;
 const STATE_NAME = Buffer.from(MIRROR_STATE);
 const VERSIONS_NAME = Buffer.from(MIRROR_VERSIONS);
 const VERSION_DIR = /^(\d{4})-(\d\d)-(\d\d)T(\d\d)-(\d\d)-(\d\d)Z(?:-\d+)?$/;
@@ -372,25 +379,57 @@ class Mirror {
     this.o.onEvent({ type: 'progress', files: this.processed, bytesCopied: this.s.bytesCopied });
   }
 
+  /** Open folders through which deep paths are reached, by side ('s', 'd', 'v' for the versions) and key. */
+  private readonly handles = new Map<string, DirAccessSync>();
+
+  /**
+   * The path of `key` under `root` to hand to a system call: the whole path, or for a deep one,
+   * its name under a descriptor of its folder (valid until closeHandles()).
+   */
+  private reach(root: Buffer, side: string, key: string): Buffer {
+    const full = key === '' ? root : Buffer.concat([root, SLASH, relOf(key)]);
+    if (key === '' || full.length <= DEEP_PATH) return full;
+    const parent = parentKey(key);
+    let h = this.handles.get(side + parent);
+    if (!h) {
+      h = this.plat.dirAccessSync(this.reach(root, side, parent));
+      this.handles.set(side + parent, h);
+    }
+    const rel = relOf(key);
+    return Buffer.concat([h.base, SLASH, rel.subarray(rel.lastIndexOf(0x2f) + 1)]);
+  }
+
+  /** Closes the descriptors of deep folders: at the end, and between entries when many are open. */
+  closeHandles(all = true): void {
+    if (!all && this.handles.size < MAX_HANDLES) return;
+    for (const h of this.handles.values()) h.close();
+    this.handles.clear();
+  }
+
   srcPath(key: string): Buffer {
-    return key === '' ? this.src : Buffer.concat([this.src, SLASH, relOf(key)]);
+    return this.reach(this.src, 's', key);
   }
 
   dstPath(key: string): Buffer {
-    return key === '' ? this.dst : Buffer.concat([this.dst, SLASH, relOf(key)]);
+    return this.reach(this.dst, 'd', key);
   }
 
   /** A path as shown in messages: SRC's path, UTF-8 decoded. */
   shown(key: string): string {
-    return this.srcPath(key).toString('utf8');
+    return (key === '' ? this.src : Buffer.concat([this.src, SLASH, relOf(key)])).toString('utf8');
+  }
+
+  /** DST's path as shown in messages. */
+  shownDst(key: string): string {
+    return (key === '' ? this.dst : Buffer.concat([this.dst, SLASH, relOf(key)])).toString('utf8');
   }
 
   private fail(key: string, e: unknown, what: string): void {
     if (e instanceof Error && e.name === 'AbortError') throw e;
     if (e instanceof LifeboatError) throw e;
     const code = errnoCode(e);
-    if (code === 'ENOSPC' || code === 'EDQUOT') throw new LifeboatError('no-space', `The mirror's drive is full (at ${this.dstPath(key).toString('utf8')}); free some space (old versions are in ${MIRROR_VERSIONS}), then run the mirror again.`);
-    if (code === 'EROFS') throw new LifeboatError('io', `The mirror's drive is read-only (at ${this.dstPath(key).toString('utf8')}).`);
+    if (code === 'ENOSPC' || code === 'EDQUOT') throw new LifeboatError('no-space', `The mirror's drive is full (at ${this.shownDst(key)}); free some space (old versions are in ${MIRROR_VERSIONS}), then run the mirror again.`);
+    if (code === 'EROFS') throw new LifeboatError('io', `The mirror's drive is read-only (at ${this.shownDst(key)}).`);
     this.warn(this.shown(key), `${this.shown(key)} could not be ${what} (${code ?? (e instanceof Error ? e.message : String(e))}).`);
   }
 
@@ -410,6 +449,7 @@ class Mirror {
   /** Lists a folder of SRC; sub-folders are listed too when `all`, else only those new or changed since the record. */
   private list(key: string, all: boolean): void {
     this.o.signal?.throwIfAborted();
+    this.closeHandles(false);
     if (this.listed.has(key)) return;
     let names: Buffer[];
     try {
@@ -549,9 +589,16 @@ class Mirror {
    * `link` (the path is replaced right after, so it never goes missing), else moved.
    */
   private async keepVersion(key: string, link: boolean): Promise<void> {
-    const target = Buffer.concat([await this.versions(), SLASH, relOf(key)]);
-    const k = target.lastIndexOf(0x2f);
-    await fsp.mkdir(target.subarray(0, k), { recursive: true });
+    const versions = await this.versions();
+    const rel = relOf(key);
+    if (versions.length + 1 + rel.length <= DEEP_PATH) await fsp.mkdir(Buffer.concat([versions, SLASH, rel.subarray(0, Math.max(0, rel.lastIndexOf(0x2f)))]), { recursive: true });
+    else {
+      // One folder at a time, each reached through its parent's descriptor.
+      const parents: string[] = [];
+      for (let k = parentKey(key); k !== ''; k = parentKey(k)) parents.unshift(k);
+      for (const k of parents) await fsp.mkdir(this.reach(versions, 'v', k)).catch((e: unknown) => (errnoCode(e) === 'EEXIST' ? undefined : Promise.reject(e)));
+    }
+    const target = this.reach(versions, 'v', key);
     const path = this.dstPath(key);
     if (link) {
       try {
@@ -642,6 +689,7 @@ class Mirror {
   async place(renames: ReadonlyMap<string, string>): Promise<void> {
     for (const key of this.order) {
       this.o.signal?.throwIfAborted();
+      this.closeHandles(false);
       const e = this.seen.get(key)!;
       this.processed++;
       try {
@@ -679,7 +727,7 @@ class Mirror {
   private conflict(key: string, what: string): void {
     this.s.conflicts++;
     this.blocked.add(key);
-    const at = this.dstPath(key).toString('utf8');
+    const at = this.shownDst(key);
     this.warn(at, `${at} ${what} and was not made by the mirror (or was changed there since); it was left as it is, so ${this.shown(key)} is not mirrored. Move it away to have it mirrored.`, false);
   }
 
@@ -928,7 +976,8 @@ class Mirror {
       if (!m) continue;
       const t = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
       if (keepDays > 0 ? t >= limit : t > limit) continue;
-      await fsp.rm(Buffer.concat([base, SLASH, Buffer.from(name)]), { recursive: true, force: true });
+      const dir = Buffer.concat([base, SLASH, Buffer.from(name)]);
+      await fsp.rm(dir, { recursive: true, force: true }).catch((e: unknown) => (errnoCode(e) === 'ENAMETOOLONG' ? removeDeep(this.plat, dir) : Promise.reject(e)));
       this.s.versionsExpired++;
     }
   }
@@ -949,6 +998,21 @@ class Mirror {
     await this.expireVersions();
     this.progress(true);
   }
+}
+
+/** Removes the folder `path` and everything in it, however deep (each folder reached through its parent's descriptor). */
+function removeDeep(plat: Platform, path: Buffer): void {
+  const h = plat.dirAccessSync(path);
+  try {
+    for (const name of readdirSync(h.base, { encoding: 'buffer' })) {
+      const p = Buffer.concat([h.base, SLASH, name]);
+      if (lstatSync(p).isDirectory()) removeDeep(plat, p);
+      else unlinkSync(p);
+    }
+  } finally {
+    h.close();
+  }
+  rmdirSync(path);
 }
 
 /** Checks SRC and DST and makes DST when needed; returns both as absolute, resolved paths. */
@@ -1020,6 +1084,7 @@ export class MirrorSession {
     try {
       await m.run();
     } finally {
+      m.closeHandles();
       if (this.record.journalLines > Math.max(10_000, this.record.made.size / 2)) this.record.save();
     }
     m.s.durationSeconds = Math.round((performance.now() - started) / 10) / 100;

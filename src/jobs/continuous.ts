@@ -4,10 +4,12 @@
  * the last 24 hours, one an hour for a week, one a day for a month, one a week before that
  * (CONTINUOUS_RETENTION, expressed with the forget rules; pinned snapshots are always kept).
  *
- * Each snapshot is a plain incremental backup (jobs/files.ts backupFiles): unchanged files are not
- * read, and the listing cache keeps unchanged folders without loading their listings, but every
- * entry is still lstat'ed. The repository is locked only while a snapshot is taken or thinned, so
- * a prune from elsewhere can run while nothing changes.
+ * Each snapshot is an incremental backup (jobs/files.ts backupFiles) from the one before. After a
+ * batch of changes it looks only at the folders the watcher named (and those above them), carrying
+ * every other folder from the previous snapshot without a stat (files/changed-folders.ts); the
+ * first snapshot, and those after a watcher overflow or error and every few hours, look at
+ * everything. The repository is locked only while a snapshot is taken or thinned, so a prune from
+ * elsewhere can run while nothing changes.
  */
 import type { ForgetPolicy, RetentionDuration } from '../repo/forget.js';
 import { Repository } from '../repo/repository.js';
@@ -40,8 +42,10 @@ export interface ContinuousOptions extends BackupFilesOptions, Omit<WatchLoopOpt
  * repository's drive unplugged) is tried again a minute later with nothing lost.
  */
 export async function protectContinuously(repo: Repository, o: ContinuousOptions): Promise<never> {
-  const { retention = CONTINUOUS_RETENTION, onSnapshot, settleMs, maxDelayMs, fullEveryMs, retryMs, clock, ...backup } = o;
+  const { retention = CONTINUOUS_RETENTION, onSnapshot, settleMs, maxDelayMs, fullEveryMs, retryMs, clock, subscribe, ...backup } = o;
   const ignore = (o.ownFolders ?? []).map((f) => f.path);
+  /** This loop's last snapshot: the next one carries from it what did not change. */
+  let last: BackupResult | undefined;
   return watchLoop(
     o.paths,
     async (batch) => {
@@ -53,7 +57,8 @@ export async function protectContinuously(repo: Repository, o: ContinuousOptions
       });
       let r: BackupResult;
       try {
-        r = await backupFiles(repo, backup);
+        r = await backupFiles(repo, !batch.full && last ? { ...backup, parent: last.snapshotId, changedFolders: batch.folders } : backup);
+        last = r;
       } finally {
         await repo.unlockAll();
       }
@@ -78,6 +83,7 @@ export async function protectContinuously(repo: Repository, o: ContinuousOptions
       ...(fullEveryMs !== undefined ? { fullEveryMs } : {}),
       ...(retryMs !== undefined ? { retryMs } : {}),
       ...(clock ? { clock } : {}),
+      ...(subscribe ? { subscribe } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.onEvent ? { onEvent: o.onEvent } : {}),
     },

@@ -7,10 +7,14 @@
  * snapshot already in the destination (same kind, time, host, paths and root) is skipped, so a
  * nightly copy is incremental. Write order as always: blobs, index, then each snapshot; a copy
  * that dies leaves packs the next one indexes and reuses (repair.ts indexUnindexedPacks).
+ * Pins go along: a copied snapshot (or one copied before) that is pinned in the source and not in
+ * the destination is pinned there with the same note and time, so forget and prune of the copy keep
+ * it too. An unpin is not copied (the copy only ever protects more).
  */
 import { LifeboatError } from '../util/errors.js';
 import { pool } from '../util/concurrency.js';
 import type { Hex } from '../repo/ids.js';
+import { loadPins, pinSnapshot } from '../repo/pins.js';
 import { indexUnindexedPacks } from '../repo/repair.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
@@ -46,6 +50,8 @@ export interface CopyResult {
   readonly blobsPresent: number;
   /** Bytes of packs written to the destination (compressed and encrypted). */
   readonly bytesWritten: number;
+  /** Pins of the source's snapshots newly made on their copies. */
+  readonly pinsCopied: number;
 }
 
 /** Blobs read from the source and sealed for the destination at once. */
@@ -171,5 +177,23 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
     out.push({ ...row, copy, alreadyThere: false });
   }
   await dest.flush();
-  return { snapshots: out, failed, blobsSent, bytesSent, blobsPresent, bytesWritten: dest.bytesWritten - written0 };
+  const pinsCopied = await copyPins(source, dest, out);
+  return { snapshots: out, failed, blobsSent, bytesSent, blobsPresent, bytesWritten: dest.bytesWritten - written0, pinsCopied };
+}
+
+/** Pins the copies of the source's pinned snapshots that are not pinned in the destination yet; returns how many. */
+async function copyPins(source: Repository, dest: Repository, copied: readonly CopiedSnapshot[]): Promise<number> {
+  const pinned = await loadPins(source);
+  if (pinned.size === 0) return 0;
+  const there = await loadPins(dest);
+  let n = 0;
+  for (const c of copied) {
+    const pin = pinned.get(c.source);
+    if (!pin || there.has(c.copy)) continue;
+    // A damaged pin still pins (when in doubt, keep); its time is unknown, so the copy's is now.
+    const time = pin.damaged ? undefined : new Date(pin.time);
+    await pinSnapshot(dest, c.copy, pin.damaged ? '' : pin.note, time && Number.isFinite(time.getTime()) ? time : undefined);
+    n++;
+  }
+  return n;
 }

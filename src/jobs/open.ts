@@ -16,6 +16,7 @@ import type { RemoteStoreOptions } from '../store/remote.js';
 import { LifeboatError } from '../util/errors.js';
 import { PASSWORD_FILE_LIMIT, readSmallFile } from '../util/small-file.js';
 import { defaultCacheDir, isUrl } from './paths.js';
+import type { ServerAccess } from './state.js';
 
 /**
  * The store at a repository location: a folder path, s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] or
@@ -114,19 +115,37 @@ function isEmptyDir(p: string): boolean {
  * The password of an unattended job: a file only its owner may read (mode 0600). A file others can
  * read is refused, as ssh refuses such a key, so a mistake does not quietly leak the password.
  */
-export function readPasswordFile(path: string): string {
+export function readPasswordFile(path: string, what: 'password' | 'token' = 'password'): string {
   if (platform() !== 'win32') {
     let mode: number;
     try {
       mode = statSync(path).mode;
     } catch {
-      throw new LifeboatError('usage', `The password file ${path} is missing. Set the job up again to store its password.`);
+      throw new LifeboatError('usage', `The ${what} file ${path} is missing. Set the job up again to store its ${what}.`);
     }
     if ((mode & 0o077) !== 0) {
-      throw new LifeboatError('usage', `The password file ${path} can be read by other users. Make it private (chmod 600 ${path}) and try again.`);
+      throw new LifeboatError('usage', `The ${what} file ${path} can be read by other users. Make it private (chmod 600 ${path}) and try again.`);
     }
   }
-  return readSmallFile(path, PASSWORD_FILE_LIMIT, 'password').replace(/\r?\n$/, '');
+  return readSmallFile(path, PASSWORD_FILE_LIMIT, what).replace(/\r?\n$/, '');
+}
+
+/** Where a job keeps the token of the Lifeboat server its repository is on: beside the password file. */
+export function tokenFileFor(passwordFile: string): string {
+  return passwordFile.replace(/\.password$/, '') + '.token';
+}
+
+/** What a job's run gives a Lifeboat server (ServerAccess): the token from its file, the fingerprint trusted when the job was added. */
+export function serverAccessOptions(server: ServerAccess, job: string): () => RemoteStoreOptions {
+  return () => ({
+    token: readPasswordFile(server.tokenFile, 'token'),
+    pin: server.fingerprint ? { expected: server.fingerprint, source: `the job "${job}"` } : {},
+  });
+}
+
+/** Opens a repository for an unattended run: the password from its file, a Lifeboat server reached with the job's ServerAccess. */
+export function openJobRepository(job: string, location: string, passwordFile: string, server: ServerAccess | undefined, o: OpenOptions = {}): Promise<Repository> {
+  return openRepositoryAt(location, async () => readPasswordFile(passwordFile), { ...o, ...(server ? { remote: serverAccessOptions(server, job) } : {}) });
 }
 
 /** Writes a password file readable by its owner only (mode 0600; on Windows the user's profile folder is private already). */

@@ -1,19 +1,25 @@
 /**
  * One run of a scheduled job, start to end: check that the destination is connected, read the
  * password file, open the repository, back up (folders or a drive image), then apply the job's
- * retention. Turned into an outcome the scheduler records: never throws for an expected failure.
+ * retention; or bring a mirror up to date. A continuous job (schedule "continuous") goes on until it
+ * is cancelled: its snapshots (or mirror updates) are reported through onUpdate as they happen.
+ * Turned into an outcome the scheduler records: never throws for an expected failure.
  * When another process holds the repository (a prune elsewhere), the run waits and tries again, so
  * two jobs on one repository take turns and both succeed.
  */
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Repository } from '../repo/repository.js';
+import { systemClock } from '../util/clock.js';
 import { LifeboatError } from '../util/errors.js';
 import type { JobEvent } from './events.js';
-import { backupFiles } from './files.js';
+import { backupFiles, type BackupFilesOptions } from './files.js';
+import { CONTINUOUS_RETENTION, protectContinuously } from './continuous.js';
+import { mirrorOnce, mirrorWatch, type MirrorResult } from './mirror.js';
 import { createImageSnapshot } from './image.js';
 import { forgetSnapshots, pruneRepository } from './maintenance.js';
-import { checkDestination, openRepositoryAt, readPasswordFile } from './open.js';
+import { copySnapshots } from './copy.js';
+import { checkDestination, openJobRepository } from './open.js';
 import { defaultCacheDir, ownFolders } from './paths.js';
 import type { Job, RunFigures, RunStatus } from './state.js';
 
@@ -30,6 +36,15 @@ export interface RunJobOptions {
   /** How long to wait between tries when another process holds the repository, and for how long in all. */
   readonly lockRetryMs?: number;
   readonly lockWaitMs?: number;
+  /** How long a continuous job waits after changes stop (default 10 s; tests shorten it). */
+  readonly settleMs?: number;
+  /** A continuous job's work so far, after each snapshot or mirror update: its figures, and the snapshot. */
+  readonly onUpdate?: (figures: RunFigures, snapshot?: string) => void;
+}
+
+/** Whether `job` runs all the time, following changes, rather than at slots. */
+export function isContinuous(job: Pick<Job, 'schedule'>): boolean {
+  return job.schedule === 'continuous';
 }
 
 /** Unused space prune leaves in packs after a job's retention, in percent (the CLI's default too). */
@@ -58,7 +73,7 @@ async function takingTurns<T>(fn: () => Promise<T>, o: RunJobOptions): Promise<T
 async function withRepository<T>(job: Job, o: RunJobOptions, fn: (repo: Repository) => Promise<T>): Promise<T> {
   return takingTurns(async () => {
     checkDestination(job.repository);
-    const repo = await openRepositoryAt(job.repository, async () => readPasswordFile(job.passwordFile), { onWarning: (message) => o.onEvent?.({ type: 'warning', message }) });
+    const repo = await openJobRepository(job.name, job.repository, job.passwordFile, job.server, { onWarning: (message) => o.onEvent?.({ type: 'warning', message }) });
     repo.onWarning = (message) => o.onEvent?.({ type: 'warning', message });
     try {
       return await fn(repo);
@@ -68,14 +83,34 @@ async function withRepository<T>(job: Job, o: RunJobOptions, fn: (repo: Reposito
   }, o);
 }
 
-async function backupStep(repo: Repository, job: Job, o: RunJobOptions): Promise<{ snapshot: string; figures: RunFigures; warnings: number }> {
-  const tags = [jobTag(job)];
-  const signal = o.signal ? { signal: o.signal } : {};
-  if (job.what.kind === 'image') {
+interface StepResult {
+  readonly snapshot?: string;
+  readonly figures: RunFigures;
+  readonly warnings: number;
+}
+
+/** A copy job: the snapshots of the job's source repository copied into its repository (copy.ts); a source snapshot that cannot be copied is a warning. */
+async function copyStep(dest: Repository, job: Job, from: Extract<Job['what'], { kind: 'copy' }>, o: RunJobOptions): Promise<StepResult> {
+  checkDestination(from.from);
+  const onWarning = (message: string): void => o.onEvent?.({ type: 'warning', message });
+  const source = await openJobRepository(job.name, from.from, from.fromPasswordFile, from.fromServer, { onWarning });
+  try {
+    const started = systemClock.now();
+    const r = await copySnapshots(source, dest, { ...(o.signal ? { signal: o.signal } : {}), ...(o.onEvent ? { onEvent: o.onEvent } : {}) });
+    const last = r.snapshots.filter((s) => !s.alreadyThere).at(-1);
+    return { ...(last ? { snapshot: last.copy } : {}), figures: { bytesRead: r.bytesSent, bytesAdded: r.bytesWritten, seconds: (systemClock.now() - started) / 1000 }, warnings: r.failed.length };
+  } finally {
+    await source.close();
+  }
+}
+
+async function backupStep(repo: Repository, job: Job, what: Exclude<Job['what'], { kind: 'mirror' }>, o: RunJobOptions): Promise<StepResult> {
+  if (what.kind === 'copy') return copyStep(repo, job, what, o);
+  if (what.kind === 'image') {
     let warnings = 0;
-    const r = await createImageSnapshot(repo, job.what.device, {
-      tags,
-      ...signal,
+    const r = await createImageSnapshot(repo, what.device, {
+      tags: [jobTag(job)],
+      ...(o.signal ? { signal: o.signal } : {}),
       onEvent: (e) => {
         if (e.type === 'warning') warnings++;
         o.onEvent?.(e);
@@ -86,15 +121,8 @@ async function backupStep(repo: Repository, job: Job, o: RunJobOptions): Promise
   }
   let warnings = 0;
   const r = await backupFiles(repo, {
-    paths: job.what.paths,
-    excludes: job.what.excludes,
-    ownFolders: ownFolders(job.repository),
-    excludeCaches: true,
-    tags,
-    host: hostname(),
-    cacheDir: defaultCacheDir(),
+    ...filesOptions(job, what, o),
     scanTotal: true,
-    ...signal,
     onEvent: (e) => {
       if (e.type === 'warning') warnings++;
       o.onEvent?.(e);
@@ -102,6 +130,56 @@ async function backupStep(repo: Repository, job: Job, o: RunJobOptions): Promise
   });
   const s = r.summary;
   return { snapshot: r.snapshotId, figures: { files: s.totalFiles, totalBytes: s.totalBytes, bytesRead: s.bytesRead, bytesAdded: s.bytesAdded, seconds: s.durationSeconds }, warnings };
+}
+
+type FilesWhat = Extract<Job['what'], { kind: 'files' }>;
+
+/** The backup options of a files job, scheduled or continuous. */
+function filesOptions(job: Job, what: FilesWhat, o: RunJobOptions): BackupFilesOptions {
+  return {
+    paths: what.paths,
+    excludes: what.excludes,
+    ownFolders: ownFolders(job.repository),
+    excludeCaches: true,
+    tags: [jobTag(job)],
+    host: hostname(),
+    cacheDir: defaultCacheDir(),
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+  };
+}
+
+/** Continuous protection until cancelled: a snapshot a few seconds after changes, thinned by the job's retention (Time Machine's by default). */
+async function continuousStep(repo: Repository, job: Job, what: FilesWhat, o: RunJobOptions): Promise<never> {
+  let sums = { bytesRead: 0, bytesAdded: 0, snapshotsRemoved: 0 };
+  return protectContinuously(repo, {
+    ...filesOptions(job, what, o),
+    retention: job.retention && Object.keys(job.retention).length > 0 ? job.retention : CONTINUOUS_RETENTION,
+    ...(o.settleMs !== undefined ? { settleMs: o.settleMs } : {}),
+    onSnapshot: (r, _batch, thinned) => {
+      const s = r.summary;
+      sums = { bytesRead: sums.bytesRead + s.bytesRead, bytesAdded: sums.bytesAdded + s.bytesAdded, snapshotsRemoved: sums.snapshotsRemoved + thinned };
+      o.onUpdate?.({ files: s.totalFiles, totalBytes: s.totalBytes, seconds: s.durationSeconds, ...sums }, r.snapshotId);
+    },
+  });
+}
+
+/** A mirror job: DST brought up to date once, or (continuous) followed until cancelled. */
+async function mirrorStep(job: Job, what: Extract<Job['what'], { kind: 'mirror' }>, o: RunJobOptions): Promise<RunOutcome> {
+  let warnings = 0;
+  const figures = (r: MirrorResult): RunFigures => ({ files: r.summary.copied, bytesRead: r.summary.bytesCopied, seconds: r.summary.durationSeconds });
+  const opts = {
+    ...(what.keepDays !== undefined ? { keepDays: what.keepDays } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+    onEvent: (e: JobEvent) => {
+      if (e.type === 'warning') warnings++;
+      o.onEvent?.(e);
+    },
+  };
+  if (isContinuous(job)) return mirrorWatch(what.source, job.repository, { ...opts, ...(o.settleMs !== undefined ? { settleMs: o.settleMs } : {}), onRun: (r) => o.onUpdate?.(figures(r)) });
+  const r = await mirrorOnce(what.source, job.repository, opts);
+  const message = warnings > 0 ? `${warnings} warning${warnings === 1 ? '' : 's'}: some files could not be mirrored (see the list).` : undefined;
+  return { status: warnings > 0 ? 'warnings' : 'ok', ...(message ? { message } : {}), figures: figures(r) };
 }
 
 /** Forgets the job's old snapshots by its retention rules, then prunes what they alone used. */
@@ -117,8 +195,14 @@ async function retentionStep(repo: Repository, job: Job, o: RunJobOptions): Prom
 /** Runs `job` once. Expected failures (drive not connected, wrong password, no space, cancelled) become the outcome's plain message. */
 export async function runJob(job: Job, o: RunJobOptions = {}): Promise<RunOutcome> {
   try {
+    const what = job.what;
+    if (what.kind === 'mirror') return await mirrorStep(job, what, o);
+    if (isContinuous(job)) {
+      if (what.kind !== 'files') return { status: 'failed', message: 'Only folders can be protected continuously; give a system image job a schedule.', figures: {} };
+      return await withRepository(job, o, (repo) => continuousStep(repo, job, what, o));
+    }
     return await withRepository(job, o, async (repo) => {
-      const b = await backupStep(repo, job, o);
+      const b = await backupStep(repo, job, what, o);
       let figures = b.figures;
       let message: string | undefined;
       try {
@@ -128,10 +212,10 @@ export async function runJob(job: Job, o: RunJobOptions = {}): Promise<RunOutcom
         // The backup itself is saved: report the tidying failure without failing the run.
         message = `The backup was saved, but removing old backups failed: ${messageOf(e)}`;
         o.onEvent?.({ type: 'warning', message });
-        return { status: 'warnings', message, snapshot: b.snapshot, figures };
+        return { status: 'warnings', message, ...(b.snapshot ? { snapshot: b.snapshot } : {}), figures };
       }
-      if (b.warnings > 0) message = `${b.warnings} warning${b.warnings === 1 ? '' : 's'}: some files could not be read (see the list).`;
-      return { status: b.warnings > 0 ? 'warnings' : 'ok', ...(message ? { message } : {}), snapshot: b.snapshot, figures };
+      if (b.warnings > 0) message = `${b.warnings} warning${b.warnings === 1 ? '' : 's'}: ${job.what.kind === 'copy' ? 'some snapshots could not be copied' : 'some files could not be read'} (see the list).`;
+      return { status: b.warnings > 0 ? 'warnings' : 'ok', ...(message ? { message } : {}), ...(b.snapshot ? { snapshot: b.snapshot } : {}), figures };
     });
   } catch (e) {
     if (isAbort(e)) return { status: 'cancelled', message: 'Cancelled. Nothing is lost; the next run continues where this one stopped.', figures: {} };

@@ -1,6 +1,7 @@
 /**
  * When a job runs: `daily 19:00`, `weekly sun 19:00` (or `weekly mon,thu 7:30pm`), `every 6h`, or a
- * five-field cron expression (croner). Times are the computer's local time. `nextSlot` is pure
+ * five-field cron expression (croner); or `continuous`: running all the time, following changes as
+ * they happen (the scheduler keeps such a job running). Times are the computer's local time. `nextSlot` is pure
  * (the caller passes the time), so the scheduler's tests run on a fake clock.
  */
 import { Cron } from 'croner';
@@ -10,13 +11,14 @@ export type Schedule =
   | { readonly kind: 'daily'; readonly hour: number; readonly minute: number }
   | { readonly kind: 'weekly'; readonly days: readonly number[]; readonly hour: number; readonly minute: number }
   | { readonly kind: 'every'; readonly hours: number }
-  | { readonly kind: 'cron'; readonly expression: string };
+  | { readonly kind: 'cron'; readonly expression: string }
+  | { readonly kind: 'continuous' };
 
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const DAY_NAMES = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 const HOUR = 3600_000;
 
-const EXAMPLES = 'Use "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0".';
+const EXAMPLES = 'Use "daily 19:00", "weekly sun 19:00", "every 6h", "continuous" or a cron expression such as "0 19 * * 0".';
 
 function parseTime(text: string | undefined, spec: string): { hour: number; minute: number } {
   const m = /^(\d{1,2})(?::(\d{2}))?\s*(am|pm)?$/i.exec(text ?? '');
@@ -46,6 +48,7 @@ function parseDays(text: string, spec: string): number[] {
 export function parseSchedule(spec: string): Schedule {
   const words = spec.trim().split(/\s+/);
   const first = words[0]?.toLowerCase();
+  if (first === 'continuous' && words.length === 1) return { kind: 'continuous' };
   if (first === 'daily' && words.length === 2) return { kind: 'daily', ...parseTime(words[1], spec) };
   if (first === 'weekly' && words.length === 3) return { kind: 'weekly', days: parseDays(words[1]!, spec), ...parseTime(words[2], spec) };
   if (first === 'every' && words.length <= 3) {
@@ -77,6 +80,8 @@ export function scheduleSpec(s: Schedule): string {
       return `every ${s.hours}h`;
     case 'cron':
       return s.expression;
+    case 'continuous':
+      return 'continuous';
   }
 }
 
@@ -91,10 +96,12 @@ export function describeSchedule(s: Schedule): string {
       return s.hours === 1 ? 'every hour' : `every ${s.hours} hours`;
     case 'cron':
       return `on the cron schedule "${s.expression}"`;
+    case 'continuous':
+      return 'continuously, a few seconds after changes';
   }
 }
 
-function cronOf(s: Exclude<Schedule, { kind: 'every' }>): Cron {
+function cronOf(s: Exclude<Schedule, { kind: 'every' } | { kind: 'continuous' }>): Cron {
   switch (s.kind) {
     case 'daily':
       return new Cron(`${s.minute} ${s.hour} * * *`, { paused: true });
@@ -108,6 +115,7 @@ function cronOf(s: Exclude<Schedule, { kind: 'every' }>): Cron {
 /** The first slot strictly after `afterMs` (milliseconds since 1970), in local time; Infinity when there is none. */
 export function nextSlot(s: Schedule, afterMs: number): number {
   if (s.kind === 'every') return afterMs + s.hours * HOUR;
+  if (s.kind === 'continuous') return afterMs; // always due: the scheduler keeps it running
   const next = cronOf(s).nextRun(new Date(afterMs));
   return next ? next.getTime() : Infinity;
 }
@@ -115,7 +123,7 @@ export function nextSlot(s: Schedule, afterMs: number): number {
 /** The longest time between two slots (over the next few weeks): how old the last success may be before it is late. */
 export function expectedIntervalMs(s: Schedule, fromMs: number): number {
   if (s.kind === 'every') return s.hours * HOUR;
-  if (s.kind === 'daily') return 24 * HOUR;
+  if (s.kind === 'daily' || s.kind === 'continuous') return 24 * HOUR;
   let longest = 0;
   let t = nextSlot(s, fromMs);
   for (let i = 0; i < 60 && Number.isFinite(t); i++) {

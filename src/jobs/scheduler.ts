@@ -6,13 +6,18 @@
  * processes), and jobs on one repository run one after the other. A failed run is retried at the
  * next slot. Time of day comes from a Clock only, so tests drive it with a FakeClock and `tick()`.
  * It holds no timer while nothing is due soon beyond one wake-up (no polling loop).
+ *
+ * A continuous job (schedule "continuous": continuous protection, a mirror that follows changes) is
+ * started at once and runs until the scheduler stops; if it fails it is started again a minute
+ * later, and once cancelled it waits for the next start. It does not hold its repository's turn:
+ * it locks the repository only while it writes, and other jobs' runs wait for that lock.
  */
 import { resolve } from 'node:path';
 import { systemClock, type Clock } from '../util/clock.js';
 import { LifeboatError } from '../util/errors.js';
 import type { JobEvent } from './events.js';
 import { isUrl } from './paths.js';
-import { runJob, type RunJobOptions } from './run.js';
+import { isContinuous, runJob, type RunJobOptions } from './run.js';
 import { expectedIntervalMs, nextSlot, parseSchedule } from './schedule.js';
 import type { Job, JobState, RunRecord, RunTrigger } from './state.js';
 
@@ -21,7 +26,7 @@ export type SchedulerEvent =
   | { readonly type: 'run-event'; readonly run: RunRecord; readonly event: JobEvent }
   | { readonly type: 'run-finished'; readonly run: RunRecord };
 
-export interface SchedulerOptions extends Pick<RunJobOptions, 'lockRetryMs' | 'lockWaitMs'> {
+export interface SchedulerOptions extends Pick<RunJobOptions, 'lockRetryMs' | 'lockWaitMs' | 'settleMs'> {
   readonly clock?: Clock;
   /** How long after the scheduler starts a missed slot is run (anacron's delay): default one minute. */
   readonly catchUpDelayMs?: number;
@@ -32,7 +37,8 @@ export interface SchedulerOptions extends Pick<RunJobOptions, 'lockRetryMs' | 'l
 
 /** A run in progress: its record, how to cancel it, and its latest progress. */
 export interface ActiveRun {
-  readonly run: RunRecord;
+  /** Its record (refreshed after each snapshot of a continuous job). */
+  run: RunRecord;
   readonly controller: AbortController;
   readonly done: Promise<RunRecord>;
   progress?: JobEvent;
@@ -55,6 +61,8 @@ export interface JobHealth {
 const DAY = 24 * 3600_000;
 /** A wake-up at least this often, so a computer that slept or had its clock changed is noticed. */
 const MAX_SLEEP_MS = 10 * 60_000;
+/** A continuous job that stopped (a watched folder missing at start, say) is started again this much later. */
+export const CONTINUOUS_RETRY_MS = 60_000;
 
 export class Scheduler {
   readonly clock: Clock;
@@ -76,6 +84,11 @@ export class Scheduler {
   /** When `job` runs next (ms since 1970): its first slot after its last run started, a missed one moved to just after start-up. */
   nextRun(job: Job): number {
     const last = this.state.lastRun(job.id);
+    if (isContinuous(job)) {
+      if (!last || last.status === 'running') return this.startedAt;
+      if (last.status === 'cancelled') return last.started >= this.startedAt ? Infinity : this.startedAt; // stopped by hand: until the next start
+      return Math.max(this.startedAt, (last.finished ?? last.started) + CONTINUOUS_RETRY_MS);
+    }
     const due = nextSlot(parseSchedule(job.schedule), last?.started ?? job.created);
     return due < this.startedAt ? this.startedAt + (this.o.catchUpDelayMs ?? 60_000) : due;
   }
@@ -89,7 +102,7 @@ export class Scheduler {
       if (this.active.has(job.id)) continue;
       const due = this.nextRun(job);
       if (due <= now) {
-        const missed = nextSlot(parseSchedule(job.schedule), this.state.lastRun(job.id)?.started ?? job.created) < this.startedAt;
+        const missed = !isContinuous(job) && nextSlot(parseSchedule(job.schedule), this.state.lastRun(job.id)?.started ?? job.created) < this.startedAt;
         this.start(job, missed ? 'catch-up' : 'schedule');
       } else soonest = Math.min(soonest, due);
     }
@@ -116,10 +129,12 @@ export class Scheduler {
     if (!run) return undefined; // another process is running it
     const controller = new AbortController();
     const key = isUrl(job.repository) ? job.repository : resolve(job.repository);
-    const before = this.queues.get(key) ?? Promise.resolve();
+    // A continuous run never ends by itself: it does not make the repository's other jobs wait for it.
+    const queued = !isContinuous(job);
+    const before = (queued && this.queues.get(key)) || Promise.resolve();
     const self: { entry?: ActiveRun } = {};
     const done = before.then(() => this.execute(job, self.entry!));
-    this.queues.set(key, done);
+    if (queued) this.queues.set(key, done);
     const entry: ActiveRun = { run, controller, done };
     self.entry = entry;
     this.active.set(job.id, entry);
@@ -166,6 +181,7 @@ export class Scheduler {
   }
 
   health(job: Job): JobHealth {
+    if (isContinuous(job)) return this.continuousHealth(job);
     const now = this.clock.now();
     const schedule = parseSchedule(job.schedule);
     const interval = expectedIntervalMs(schedule, now);
@@ -187,6 +203,21 @@ export class Scheduler {
           ? `The last backup of "${job.name}" failed: ${finished.message ?? 'see its history'}`
           : undefined;
     return { job, ...(lastRun ? { lastRun } : {}), ...(lastSuccess ? { lastSuccess } : {}), nextRun: this.nextRun(job), running, ok, ...(warning ? { warning } : {}) };
+  }
+
+  /** A continuous job is fine while it runs; when it does not, the reason is the warning. */
+  private continuousHealth(job: Job): JobHealth {
+    const lastRun = this.state.lastRun(job.id);
+    const lastSuccess = this.state.lastSuccess(job.id);
+    const running = this.active.has(job.id) || lastRun?.status === 'running';
+    const warning = running
+      ? undefined
+      : lastRun?.status === 'failed'
+        ? `Continuous protection "${job.name}" stopped: ${lastRun.message ?? 'see its history'} It is started again in a minute.`
+        : lastRun?.status === 'cancelled'
+          ? `Continuous protection "${job.name}" was stopped by hand; it starts again with Lifeboat, or run it now.`
+          : `Continuous protection "${job.name}" is not running; it runs while "lifeboat serve" runs.`;
+    return { job, ...(lastRun ? { lastRun } : {}), ...(lastSuccess ? { lastSuccess } : {}), nextRun: this.nextRun(job), running, ok: running, ...(warning ? { warning } : {}) };
   }
 
   private emit(e: SchedulerEvent): void {
@@ -215,9 +246,21 @@ export class Scheduler {
     try {
       const out = a.controller.signal.aborted
         ? { status: 'cancelled' as const, message: 'Cancelled before it started.', figures: {} }
-        : await runJob(job, { signal: a.controller.signal, onEvent, ...(this.o.lockRetryMs !== undefined ? { lockRetryMs: this.o.lockRetryMs } : {}), ...(this.o.lockWaitMs !== undefined ? { lockWaitMs: this.o.lockWaitMs } : {}) });
+        : await runJob(job, {
+            signal: a.controller.signal,
+            onEvent,
+            // Kept in the run's record, not as events: a continuous run may save thousands of snapshots.
+            onUpdate: (figures, snapshot) => {
+              this.state.updateRun(a.run.id, figures, snapshot);
+              a.run = this.state.run(a.run.id) ?? a.run;
+              a.phase = snapshot ? `Saved snapshot ${snapshot.slice(0, 8)}; watching for changes` : 'Brought up to date; watching for changes';
+              this.emit({ type: 'run-event', run: a.run, event: { type: 'phase', phase: a.phase } });
+            },
+            ...(this.o.settleMs !== undefined ? { settleMs: this.o.settleMs } : {}),
+            ...(this.o.lockRetryMs !== undefined ? { lockRetryMs: this.o.lockRetryMs } : {}), ...(this.o.lockWaitMs !== undefined ? { lockWaitMs: this.o.lockWaitMs } : {}) });
       if (a.progress) this.emit({ type: 'run-event', run: a.run, event: a.progress }); // the last figures, past the throttle
-      this.state.finishRun(a.run.id, out.status, out.message, out.figures, this.clock.now(), out.snapshot);
+      // A continuous run keeps the figures it recorded as it went.
+      this.state.finishRun(a.run.id, out.status, out.message, { ...a.run.figures, ...out.figures }, this.clock.now(), out.snapshot);
     } catch (e) {
       this.state.finishRun(a.run.id, 'failed', `Unexpected error (this is a bug; please report it): ${e instanceof Error ? e.message : String(e)}`, {}, this.clock.now());
     } finally {

@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, statSync, statfsSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ForgetPolicy } from '../repo/forget.js';
 import { LifeboatError } from '../util/errors.js';
 import { scanTotal } from '../files/scan.js';
@@ -88,6 +88,8 @@ export const DEFAULT_RETENTION: ForgetPolicy = { daily: 7, weekly: 4, monthly: 1
 
 export async function setUpJob(state: JobState, req: SetupRequest, now: number): Promise<SetupResult> {
   const schedule = scheduleSpec(parseSchedule(req.schedule));
+  if (req.what.kind === 'mirror') throw new LifeboatError('usage', 'A mirror needs no repository or password; set it up as a mirror (setUpMirrorJob).');
+  if (req.what.kind === 'image' && schedule === 'continuous') throw new LifeboatError('usage', 'A system image cannot be taken continuously; give it a schedule such as "weekly sun 19:00".');
   if (req.password.length < 8) throw new LifeboatError('usage', 'Choose a password of at least 8 characters.');
   const dest = resolve(req.destination);
   if (!existsSync(dest)) throw new LifeboatError('usage', `The folder ${dest} does not exist. If it is on an external drive, connect the drive first.`);
@@ -113,6 +115,29 @@ export async function setUpJob(state: JobState, req: SetupRequest, now: number):
   return { job, ...(recoveryKey !== undefined ? { recoveryKey } : {}) };
 }
 
+export interface MirrorRequest {
+  readonly name: string;
+  readonly source: string;
+  /** The folder kept a copy of the source (made when missing, inside a folder that exists). */
+  readonly destination: string;
+  /** As parseSchedule reads it; "continuous" follows changes while the scheduler runs. */
+  readonly schedule: string;
+  readonly keepDays?: number;
+}
+
+/** Adds a mirror job: no repository, no password; the mirror itself checks SRC and DST on each run. */
+export function setUpMirrorJob(state: JobState, req: MirrorRequest, now: number): Job {
+  const schedule = scheduleSpec(parseSchedule(req.schedule));
+  const source = resolve(req.source);
+  const destination = resolve(req.destination);
+  if (!existsSync(source) || !statSync(source).isDirectory()) throw new LifeboatError('usage', `${source} is not a folder that exists. Check the path.`);
+  if (!existsSync(dirname(destination))) throw new LifeboatError('usage', `The folder ${dirname(destination)} does not exist. If it is on an external drive, connect the drive first.`);
+  const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith('/') ? b : b + '/');
+  if (inside(source, destination) || inside(destination, source)) throw new LifeboatError('usage', 'The mirror and the folder it copies must not be inside one another; choose a folder elsewhere (another drive is best).');
+  if (req.keepDays !== undefined && (!Number.isInteger(req.keepDays) || req.keepDays < 0)) throw new LifeboatError('usage', `Versions are kept for a whole number of days (0 or more), not ${req.keepDays}.`);
+  return state.addJob({ name: req.name, what: { kind: 'mirror', source, ...(req.keepDays !== undefined ? { keepDays: req.keepDays } : {}) }, repository: destination, passwordFile: '', schedule }, now);
+}
+
 export interface Estimate {
   readonly files: number;
   readonly bytes: number;
@@ -134,10 +159,12 @@ export async function estimateJob(job: Job, limitMs = 15_000): Promise<Estimate>
   let files = 0;
   let bytes = 0;
   let complete = true;
-  if (job.what.kind === 'files') {
+  if (job.what.kind === 'copy') return { files: 0, bytes: 0, seconds: 0, complete: false }; // what is new in the source is known only when copying
+  if (job.what.kind !== 'image') {
     const signal = AbortSignal.timeout(limitMs);
+    const [paths, excludes] = job.what.kind === 'files' ? [job.what.paths, job.what.excludes] : [[job.what.source], []];
     try {
-      const t = await scanTotal(job.what.paths, { excludes: new PathMatcher([...job.what.excludes]), signal });
+      const t = await scanTotal(paths, { excludes: new PathMatcher([...excludes]), signal });
       files = t.files;
       bytes = t.bytes;
     } catch {

@@ -10,17 +10,45 @@ import { dirname } from 'node:path';
 import type { ForgetPolicy } from '../repo/forget.js';
 import { LifeboatError } from '../util/errors.js';
 
-/** What a job protects: folders (with exclude patterns) or a whole drive as a system image. */
-export type JobWhat = { readonly kind: 'files'; readonly paths: readonly string[]; readonly excludes: readonly string[] } | { readonly kind: 'image'; readonly device: string };
+/**
+ * How an unattended run reaches a repository on a Lifeboat server (a `lifeboat:` location): the
+ * token, in a file only its owner can read (mode 0600) kept beside the job's password file, and
+ * the server's certificate fingerprint trusted when the job was added (https only).
+ */
+export interface ServerAccess {
+  readonly tokenFile: string;
+  readonly fingerprint?: string;
+}
+
+/**
+ * What a job protects: folders (with exclude patterns), a whole drive as a system image, or the
+ * snapshots of another repository, copied into the job's (`lifeboat copy`); or a folder kept
+ * mirrored into the job's destination (no repository: files/mirror.ts).
+ */
+export type JobWhat =
+  | { readonly kind: 'files'; readonly paths: readonly string[]; readonly excludes: readonly string[] }
+  | { readonly kind: 'image'; readonly device: string }
+  | { readonly kind: 'copy'; readonly from: string; readonly fromPasswordFile: string; readonly fromServer?: ServerAccess }
+  | { readonly kind: 'mirror'; readonly source: string; readonly keepDays?: number };
+
+/** What a job protects, in words: "/home/ann/Documents, /home/ann/Pictures", "the drive /dev/sda (system image)", "the snapshots of REPO (copies)", "a mirror of /home/ann/Pictures". */
+export function describeWhat(what: JobWhat): string {
+  if (what.kind === 'image') return `the drive ${what.device} (system image)`;
+  if (what.kind === 'copy') return `the snapshots of ${what.from} (copies)`;
+  if (what.kind === 'mirror') return `a mirror of ${what.source}`;
+  return what.paths.join(', ');
+}
 
 export interface JobDefinition {
   readonly name: string;
   readonly what: JobWhat;
-  /** The repository location (a folder path). */
+  /** The repository location (a folder path, an s3: or a lifeboat: URL); for a mirror, the folder mirrored into. */
   readonly repository: string;
-  /** A file only its owner can read (mode 0600) that holds the repository password. */
+  /** A file only its owner can read (mode 0600) that holds the repository password; empty for a mirror. */
   readonly passwordFile: string;
-  /** As `parseSchedule` reads it: "daily 19:00", "weekly sun 19:00", "every 6h", a cron expression. */
+  /** For a repository on a Lifeboat server. */
+  readonly server?: ServerAccess;
+  /** As `parseSchedule` reads it: "daily 19:00", "weekly sun 19:00", "every 6h", a cron expression, "continuous". */
   readonly schedule: string;
   /** Applied to this job's snapshots after each successful run (then unused data is pruned). */
   readonly retention?: ForgetPolicy;
@@ -200,7 +228,13 @@ export class JobState {
   }
 
   finishRun(id: number, status: Exclude<RunStatus, 'running'>, message: string | undefined, figures: RunFigures, now: number, snapshot?: string): void {
-    this.db.prepare('UPDATE runs SET status = ?, message = ?, figures = ?, finished = ?, snapshot = ? WHERE id = ?').run(status, message ?? null, JSON.stringify(figures), now, snapshot ?? null, id);
+    // A continuous run keeps the last snapshot it recorded (updateRun).
+    this.db.prepare('UPDATE runs SET status = ?, message = ?, figures = ?, finished = ?, snapshot = coalesce(?, snapshot) WHERE id = ?').run(status, message ?? null, JSON.stringify(figures), now, snapshot ?? null, id);
+  }
+
+  /** What a run that goes on (a continuous job) has done so far: its latest snapshot and figures. */
+  updateRun(id: number, figures: RunFigures, snapshot?: string): void {
+    this.db.prepare('UPDATE runs SET figures = ?, snapshot = coalesce(?, snapshot) WHERE id = ?').run(JSON.stringify(figures), snapshot ?? null, id);
   }
 
   /** Records a warning or phase of a run; warnings beyond MAX_EVENTS_PER_RUN are counted, not kept. */

@@ -13,10 +13,13 @@
  * 3. Packs that no index file mentions are deleted: they can only be left over by an interrupted
  *    writer, because every writer holds a shared lock while it writes packs and the index that
  *    describes them, and the caller's exclusive lock means no writer is running now.
+ *    For the same reason what killed writers left outside the objects goes too (S3's unfinished
+ *    multipart uploads, a folder's temporary files: store.ts removeLeftovers).
  * 4. A delta blob is only as good as its base. A snapshot that needs a delta needs its base
  *    (walkSnapshot), and every delta that stays in the repository, needed or not (an unused blob
  *    in a pack that is kept), keeps its base: a later backup may deduplicate against that delta.
  */
+import { removeLeftovers } from '../store/store.js';
 import { LifeboatError } from '../util/errors.js';
 import { walkSnapshot, type ReferenceWalker } from './check.js';
 import { sha256 } from './crypto.js';
@@ -63,6 +66,8 @@ export interface PruneReport {
   };
   readonly indexFiles: { readonly deleted: number; readonly written: number };
   readonly pinsRemoved: number;
+  /** What killed writers left outside the objects and prune removed (S3's unfinished uploads, a folder's temporary files). */
+  readonly leftoversRemoved: number;
 }
 
 /** Every blob id (hex) that some snapshot needs. Throws, naming the snapshot, on any doubt. */
@@ -246,6 +251,7 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
   let writtenBytes = 0;
   let newIndexNames: string[] = [];
   let pinsRemoved = 0;
+  let leftoversRemoved = 0;
   let indexDeleted = 0;
   if (!opts.dryRun) {
     // 3. Repack: used blobs of the chosen packs into new packs (decrypted, verified, re-sealed).
@@ -300,6 +306,7 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
     for (const p of [...toDelete, ...toRepack]) await repo.store.delete(Names.pack(p.id));
     for (const [id] of unindexed) await repo.store.delete(Names.pack(id));
     pinsRemoved = await removeDanglingPins(repo, new Set(snapshots.map((s) => s.id)));
+    leftoversRemoved = await removeLeftovers(repo.store, signal ? { signal } : {});
   }
   const totalBytes = [...stored.values()].reduce((s, n) => s + n, 0);
   return {
@@ -313,5 +320,6 @@ export async function prune(repo: Repository, opts: PruneOptions): Promise<Prune
     })(),
     indexFiles: { deleted: indexDeleted, written: newIndexNames.length },
     pinsRemoved,
+    leftoversRemoved,
   };
 }

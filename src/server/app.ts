@@ -10,13 +10,13 @@ import { isAbsolute } from 'node:path';
 import { Hono, type Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { findInSnapshots, openSnapshotTree } from '../jobs/browse.js';
-import { readPasswordFile, openRepositoryAt } from '../jobs/open.js';
+import { openJobRepository } from '../jobs/open.js';
 import { describeSchedule, parseSchedule } from '../jobs/schedule.js';
 import type { Scheduler, SchedulerEvent } from '../jobs/scheduler.js';
 import { estimateJob, listDestinations, setUpJob } from '../jobs/setup.js';
 import { jobTag, RETENTION_MAX_UNUSED } from '../jobs/run.js';
 import { forgetSnapshots, pruneRepository } from '../jobs/maintenance.js';
-import type { Job, JobWhat, RunRecord } from '../jobs/state.js';
+import { describeWhat, type Job, type JobWhat, type RunRecord } from '../jobs/state.js';
 import type { Repository } from '../repo/repository.js';
 import { restoreFiles } from '../jobs/files.js';
 import { nodeName, type TreeNode } from '../tree/tree.js';
@@ -77,7 +77,7 @@ class OpenRepositories {
   async use<T>(job: Job, fn: (repo: Repository) => Promise<T>): Promise<T> {
     let e = this.open.get(job.repository);
     if (!e) {
-      const repo = openRepositoryAt(job.repository, async () => readPasswordFile(job.passwordFile));
+      const repo = openJobRepository(job.name, job.repository, job.passwordFile, job.server);
       e = { repo, timer: setTimeout(() => undefined, 0) };
       this.open.set(job.repository, e);
       repo.catch(() => this.drop(job.repository));
@@ -139,7 +139,9 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
     const finished = state.runs({ jobId: job.id, limit: 5 }).find((r) => r.status !== 'running');
     return {
       name: job.name,
-      what: job.what.kind === 'image' ? `The drive ${job.what.device} (system image)` : job.what.paths.join(', '),
+      what: capitalized(describeWhat(job.what)),
+      kind: job.what.kind,
+      continuous: job.schedule === 'continuous',
       repository: job.repository,
       when: describeSchedule(parseSchedule(job.schedule)),
       ...(finished ? { lastRun: runView(finished) } : {}),
@@ -363,4 +365,8 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       await repos.closeAll();
     },
   };
+}
+
+function capitalized(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }

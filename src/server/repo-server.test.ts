@@ -3,12 +3,12 @@
  * the ransomware drill (issue 20): an append-only computer cannot destroy or change history.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
-import { assertSameTree, BIN, lifeboat, tempDir } from '../cli/testing.js';
+import { assertSameTree, lifeboat, tempDir } from '../cli/testing.js';
+import { startServer } from './testing.js';
 
 /** Every file under `root` (the server's data folder), with the SHA-256 of its bytes. */
 function snapshotOfFiles(root: string): Map<string, string> {
@@ -22,21 +22,6 @@ function snapshotOfFiles(root: string): Map<string, string> {
   };
   walk(root);
   return out;
-}
-
-async function startServer(data: string): Promise<{ child: ChildProcess; origin: string; firstLine: string }> {
-  const child = spawn(process.execPath, [BIN, 'server', '--data', data, '--listen', '127.0.0.1:0', '--http'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const firstLine = await new Promise<string>((res, rej) => {
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.includes('\n')) res(out.split('\n')[0]!);
-    });
-    child.on('exit', (code) => rej(new Error(`the server exited with ${code}`)));
-  });
-  const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(firstLine);
-  assert.ok(m, firstLine);
-  return { child, origin: m[1]!, firstLine };
 }
 
 test('ransomware drill: an append-only token backs up and restores, but cannot delete, overwrite or truncate anything; an admin prunes', async () => {
@@ -57,7 +42,7 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
     assert.ok(!readFileSync(join(data, '.lifeboat-server', 'tokens.json'), 'utf8').includes(laptop), 'tokens are stored hashed');
     assert.equal(statSync(join(data, '.lifeboat-server', 'tokens.json')).mode & 0o777, 0o600);
 
-    const { child, origin, firstLine } = await startServer(data);
+    const { origin, firstLine, stop } = await startServer(data);
     assert.match(firstLine, /^Lifeboat server listening on http:\/\/127\.0\.0\.1:\d+/);
     const repoUrl = `lifeboat:${origin}/home`;
     const env = (tok: string): Record<string, string> => ({
@@ -177,12 +162,84 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
       rmSync(extra);
       assertSameTree(src, join(last, 'src'));
     } finally {
-      const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-      child.kill('SIGINT');
-      assert.equal(await exited, 130, 'Ctrl-C stops the server cleanly');
+      assert.equal(await stop(), 130, 'Ctrl-C stops the server cleanly');
     }
   } finally {
     t.cleanup();
   }
 });
 
+
+test('a token limited to named repositories reaches only those: every request for another is refused (403), before anything is opened', async () => {
+  const t = tempDir();
+  try {
+    const data = join(t.path, 'server');
+    mkdirSync(data);
+    const add = (args: string[]) => lifeboat(['server', 'token', 'add', ...args, '--data', data]);
+    const made = async (args: string[]): Promise<string> => {
+      const r = await add(args);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    const admin = await made(['admin', '--role', 'admin']);
+    const homeAdmin = await made(['home-admin', '--role', 'admin', '--repository', 'home']);
+    const laptop = await made(['laptop', '--role', 'append', '--repository', 'home', '--repository', 'laptop-old']);
+    const wrongName = await add(['x', '--role', 'read', '--repository', '../photos']);
+    assert.equal(wrongName.code, 2);
+    assert.match(wrongName.stderr, /"\.\.\/photos" cannot name a repository on a Lifeboat server/);
+    const globalRepo = await lifeboat(['--repo', 'photos', 'server', 'token', 'add', 'y', '--role', 'read', '--data', data]);
+    assert.equal(globalRepo.code, 2);
+    assert.match(globalRepo.stderr, /To limit a token to a repository write --repository NAME/);
+    const list = await lifeboat(['server', 'token', 'list', '--data', data]);
+    assert.match(list.stdout, /^laptop\tappend\thome,laptop-old\t/m);
+    assert.match(list.stdout, /^admin\tadmin\t\(all repositories\)\t/m);
+
+    const { origin, stop } = await startServer(data);
+    try {
+      const env = (tok: string, repo: string): Record<string, string> => ({
+        LIFEBOAT_REPO: `lifeboat:${origin}/${repo}`,
+        LIFEBOAT_PASSWORD: 'pw',
+        LIFEBOAT_TOKEN: tok,
+        XDG_CACHE_HOME: join(t.path, 'cache'),
+        XDG_DATA_HOME: join(t.path, 'xdg-data'),
+      });
+      const src = join(t.path, 'src');
+      mkdirSync(src);
+      writeFileSync(join(src, 'a.txt'), 'hello\n');
+      assert.equal((await lifeboat(['init'], env(homeAdmin, 'home'))).code, 0);
+      assert.equal((await lifeboat(['init'], env(admin, 'photos'))).code, 0);
+      const backup = await lifeboat(['backup', src], env(laptop, 'home'));
+      assert.equal(backup.code, 0, backup.stderr);
+
+      const other = await lifeboat(['snapshots'], env(laptop, 'photos'));
+      assert.equal(other.code, 1, other.stderr);
+      assert.equal(other.stderr, `lifeboat: The Lifeboat server refused this computer's token: it is not for the repository "photos" (only for "home", "laptop-old").\n`);
+      const otherInit = await lifeboat(['init'], env(homeAdmin, 'music'));
+      assert.equal(otherInit.code, 1, otherInit.stderr);
+      assert.match(otherInit.stderr, /it is not for the repository "music" \(only for "home"\)/);
+      assert.ok(!existsSync(join(data, 'music')), 'nothing was made for the refused repository');
+      const before = snapshotOfFiles(join(data, 'photos'));
+      const config = readFileSync(join(data, 'photos', 'config'));
+      const sha = createHash('sha256').update(config).digest('hex');
+      for (const tok of [laptop, homeAdmin]) {
+        const auth = { authorization: `Bearer ${tok}` };
+        const attempts = [
+          fetch(`${origin}/v1/photos/o/config`, { headers: auth }),
+          fetch(`${origin}/v1/photos/o/config`, { method: 'HEAD', headers: auth }),
+          fetch(`${origin}/v1/photos/list?prefix=`, { headers: auth }),
+          fetch(`${origin}/v1/photos/o/config`, { method: 'DELETE', headers: auth }),
+          fetch(`${origin}/v1/photos/o/data/ab/${'ab'.repeat(32)}`, { method: 'PUT', body: config, headers: { ...auth, 'x-lifeboat-sha256': sha } }),
+        ];
+        for (const r of await Promise.all(attempts)) assert.equal(r.status, 403, `${r.url}: ${r.status}`);
+      }
+      assert.deepEqual(snapshotOfFiles(join(data, 'photos')), before, 'the other repository is unchanged');
+      const unlimited = await lifeboat(['snapshots', '--json'], env(admin, 'home'));
+      assert.equal(unlimited.code, 0, unlimited.stderr);
+      assert.equal((JSON.parse(unlimited.stdout) as unknown[]).length, 1, 'a token without a limit still reaches every repository');
+    } finally {
+      await stop();
+    }
+  } finally {
+    t.cleanup();
+  }
+});

@@ -14,6 +14,9 @@
  *             may be removed by anyone, as FORMAT.md §9 says. Who made which lock is recorded in
  *             `lock-owners.json` in the state folder;
  *   - admin:  everything (forget, prune, keys, repair).
+ * A token may be limited to named repositories (`repositories` in its entry; every repository when
+ * absent, as tokens made before the limit existed): any request for another one is refused with 403
+ * before the repository is opened.
  * A refusal is 403 with one plain sentence the client shows as is. Names are checked with the
  * stores' own rules before any I/O; a body that is not exactly Content-Length bytes with the
  * announced SHA-256 is refused and stores nothing.
@@ -41,6 +44,8 @@ export interface TokenEntry {
   /** hex SHA-256 of the token */
   readonly sha256: string;
   readonly created: string;
+  /** The repositories it may reach; every one the server serves when absent. */
+  readonly repositories?: readonly string[];
 }
 
 const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -73,7 +78,8 @@ export class TokenFile {
     if (sig === this.seen) return;
     const parsed = JSON.parse(readFileSync(this.path, 'utf8')) as { version?: number; tokens?: TokenEntry[] };
     if (parsed.version !== 1 || !Array.isArray(parsed.tokens)) throw new LifeboatError('corrupt', `The server's token file ${this.path} is not readable by this version of Lifeboat.`);
-    this.entries = parsed.tokens.filter((t) => ROLES.includes(t.role) && /^[0-9a-f]{64}$/.test(t.sha256));
+    // A malformed entry reaches nothing (a limit that cannot be read must not become "every repository").
+    this.entries = parsed.tokens.filter((t) => ROLES.includes(t.role) && /^[0-9a-f]{64}$/.test(t.sha256) && (t.repositories === undefined || (Array.isArray(t.repositories) && t.repositories.every((r) => typeof r === 'string'))));
     this.seen = sig;
   }
 
@@ -88,14 +94,21 @@ export class TokenFile {
     return [...this.entries];
   }
 
-  /** Adds a token and returns it: the only time it is ever seen (only its hash is kept). */
-  add(name: string, role: Role): string {
+  /**
+   * Adds a token and returns it: the only time it is ever seen (only its hash is kept). With
+   * `repositories` (not empty) it reaches only those repositories.
+   */
+  add(name: string, role: Role, repositories?: readonly string[]): string {
     if (!TOKEN_NAME_RE.test(name)) throw new LifeboatError('usage', `"${name}" cannot name a token: use up to 64 letters, digits, ".", "_" and "-".`);
     if (!ROLES.includes(role)) throw new LifeboatError('usage', `"${String(role)}" is not a role: use append, read or admin.`);
+    for (const r of repositories ?? []) {
+      if (!REPOSITORY_NAME_RE.test(r)) throw new LifeboatError('usage', `"${r}" cannot name a repository on a Lifeboat server: use letters, digits, ".", "_" and "-".`);
+    }
     this.load();
     if (this.entries.some((t) => t.name === name)) throw new LifeboatError('usage', `A token named "${name}" exists already; revoke it first or choose another name.`);
     const token = `lbt_${randomBytes(32).toString('base64url')}`;
-    this.entries.push({ name, role, sha256: createHash('sha256').update(token).digest('hex'), created: new Date(this.clock.now()).toISOString() });
+    const only = repositories && repositories.length > 0 ? { repositories: [...new Set(repositories)] } : {};
+    this.entries.push({ name, role, sha256: createHash('sha256').update(token).digest('hex'), created: new Date(this.clock.now()).toISOString(), ...only });
     this.save();
     return token;
   }
@@ -241,7 +254,8 @@ export class RepoServer {
       return;
     }
     const body = JSON.stringify({ code, message });
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    // The message also in a header, for the answer to a HEAD, which has no body.
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-lifeboat-message': encodeURIComponent(message) });
     res.end(body);
   }
 
@@ -261,11 +275,15 @@ export class RepoServer {
       throw new HttpRefusal(400, 'invalid-argument', 'The Lifeboat server does not understand this request; the client and the server may be different versions of Lifeboat.');
     }
     const repo = m[1]!;
-    const store = this.store(repo);
     const refused = (e: HttpRefusal): HttpRefusal => {
       this.options.onRefused?.(`refused ${req.method} ${path} for token "${who.name}" (${who.role})`);
       return e;
     };
+    if (who.repositories && !who.repositories.includes(repo)) {
+      req.resume();
+      throw refused(refuse(`it is not for the repository "${repo}" (only for ${who.repositories.map((r) => `"${r}"`).join(', ')}).`));
+    }
+    const store = this.store(repo);
 
     if (m[2] === 'list') {
       if (req.method !== 'GET') throw new HttpRefusal(405, 'invalid-argument', 'Listing is a GET.');

@@ -1,8 +1,14 @@
-/** Test helpers for the dashboard: a started server in a temporary home, and raw HTTP requests (with any Host header). */
+/**
+ * Test helpers for the dashboard (a started server in a temporary home, and raw HTTP requests with
+ * any Host header) and for `lifeboat server` (started through the real CLI).
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import type { TestContext } from 'node:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BIN } from '../cli/testing.js';
 import { tmp } from '../files/testing.js';
 import { startDashboard, type Dashboard } from './serve.js';
 
@@ -59,4 +65,42 @@ export async function startHome(t: TestContext): Promise<Home> {
     await dashboard.close();
   });
   return { dir, dashboard, source, drive, auth: { cookie: `lifeboat_token=${dashboard.token}`, origin: dashboard.origin } };
+}
+
+export interface RepoServer {
+  readonly child: ChildProcess;
+  /** http://127.0.0.1:PORT */
+  readonly origin: string;
+  /** https only: the certificate fingerprint it printed. */
+  readonly fingerprint?: string;
+  readonly firstLine: string;
+  /** Ctrl-C; resolves with its exit code (130 when it stopped cleanly). */
+  readonly stop: () => Promise<number | null>;
+}
+
+/** `lifeboat server --data DATA` on a free loopback port, through the real CLI: plain HTTP (--http) unless `https`. */
+export async function startServer(data: string, o: { readonly https?: boolean } = {}): Promise<RepoServer> {
+  const child = spawn(process.execPath, [BIN, 'server', '--data', data, '--listen', '127.0.0.1:0', ...(o.https ? [] : ['--http'])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr.resume();
+  let out = '';
+  const firstLine = await new Promise<string>((res, rej) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.includes('\n')) res(out.split('\n')[0]!);
+    });
+    child.on('exit', (code) => rej(new Error(`the server exited with ${code}`)));
+  });
+  const m = /listening on (https?:\/\/127\.0\.0\.1:\d+)(?: with certificate fingerprint ([0-9A-F:]+))?/.exec(firstLine);
+  assert.ok(m, firstLine);
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  return {
+    child,
+    origin: m[1]!,
+    ...(m[2] ? { fingerprint: m[2] } : {}),
+    firstLine,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      return exited;
+    },
+  };
 }

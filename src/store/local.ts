@@ -16,7 +16,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { LifeboatError, errnoCode, formatBytes } from '../util/errors.js';
 import { dropCachedPages, readAhead } from '../util/memory.js';
 import { assertValidPrefix, byteRange } from './names.js';
-import { assertValidName, StoreError, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
+import { assertValidName, StoreError, type LeftoverRemover, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
 
 /** Objects that never change once written: their descriptors may be kept open (readPackRange). */
 const PACK_PREFIX = 'data/';
@@ -30,7 +30,8 @@ const SYNC_READ_MAX = 128 * 1024;
 
 /** The folder of in-flight writes, documented in FORMAT.md §1. */
 const TMP = '.tmp';
-const DAY_MS = 24 * 3600 * 1000;
+const HOUR_MS = 3600 * 1000;
+const DAY_MS = 24 * HOUR_MS;
 /** Objects are private: the repository is encrypted, but who may read it is still nobody's business. */
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
@@ -93,7 +94,7 @@ async function mkdirDurable(dir: string): Promise<void> {
   for (const d of chain.reverse()) await fsyncDir(d);
 }
 
-export class LocalStore implements Store {
+export class LocalStore implements Store, LeftoverRemover {
   readonly location: string;
   readonly properties: StoreProperties = { uploadsInFlight: 1 };
   /** Packs with a descriptor kept open for small reads, least recently used first. */
@@ -446,6 +447,14 @@ export class LocalStore implements Store {
 
   async close(): Promise<void> {
     for (const name of [...this.packFds.keys()]) this.forgetPack(name);
+  }
+
+  /**
+   * Prune's cleanup (store.ts LeftoverRemover): temporaries an hour old. No pack writer runs then,
+   * and the other writes (a lock taken meanwhile) take milliseconds.
+   */
+  async removeLeftovers(): Promise<number> {
+    return LocalStore.cleanTemporaries(this.root, HOUR_MS);
   }
 
   /** Removes this store's temporaries older than `maxAgeMs` (default a day); returns how many. */

@@ -9,8 +9,8 @@
  *                                                      X-Lifeboat-Sha256 (hex) must match it
  *   DELETE /v1/NAME/o/<object>                         removes it (idempotent)
  *   GET    /v1/NAME/list?prefix=P                      one JSON line {"name","size"} per object
- * Errors answer a JSON body {"code","message"}: 401 unknown token, 403 not allowed for the token's
- * role, 404 missing, 409 exists (ifAbsent), 416 range past the end, 507 server full, 5xx transient.
+ * Errors answer a JSON body {"code","message"} (the message also URI-encoded in X-Lifeboat-Message,
+ * for HEAD): 401 unknown token, 403 not allowed for the token's role or repository, 404 missing, 409 exists (ifAbsent), 416 range past the end, 507 server full, 5xx transient.
  *
  * Over https the server's certificate is self-signed (server/certificate.ts): the client trusts
  * exactly the certificate whose SHA-256 fingerprint it pinned (ServerPin), as SSH does with host
@@ -239,7 +239,15 @@ export class RemoteStore implements Store {
       const j = JSON.parse(a.body.toString('utf8')) as { message?: unknown };
       if (typeof j.message === 'string') message = cleanMessage(j.message);
     } catch {
-      // not JSON (a proxy's page): the status says enough
+      // not JSON (a proxy's page, or the answer to a HEAD, which has no body): the header or the status says enough
+      const header = a.headers['x-lifeboat-message'];
+      if (typeof header === 'string') {
+        try {
+          message = cleanMessage(decodeURIComponent(header));
+        } catch {
+          // malformed: ignored
+        }
+      }
     }
     const permanent = (code: ErrorCode, fallback: string): StoreError => new StoreError(code, message || fallback, false);
     switch (a.status) {
@@ -265,7 +273,9 @@ export class RemoteStore implements Store {
   async put(name: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     assertValidName(name);
     if (data.byteLength > REMOTE_MAX_OBJECT) throw new LifeboatError('invalid-argument', `The object ${name} is larger than a Lifeboat server accepts.`);
-    const body = Buffer.from(data); // a copy: the caller may reuse its buffer once put settles
+    // No copy: the request has sent all of it or is destroyed when put settles; and should a
+    // reused buffer change under a late write, the server refuses bytes that do not match the hash.
+    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const sha = createHash('sha256').update(body).digest('hex');
     const a = await this.request('PUT', this.objectUrl(name, options.ifAbsent ? '?ifAbsent=1' : ''), { body, headers: { 'x-lifeboat-sha256': sha }, signal: options.signal });
     if (a.status !== 200 && a.status !== 201 && a.status !== 204) throw this.failure(a, name);

@@ -29,7 +29,7 @@ import { pool } from '../util/concurrency.js';
 import { LimitStore } from './limit.js';
 import { assertValidPrefix, byteRange } from './names.js';
 import { RetryStore, type RetryOptions } from './retry.js';
-import { assertValidName, collectingWriter, StoreError, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
+import { assertValidName, collectingWriter, StoreError, type LeftoverRemover, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
 
 let sdkModule: Promise<typeof Sdk> | undefined;
 /** The AWS SDK, loaded on first use: it takes a noticeable part of a second, which no other repository should pay. */
@@ -101,7 +101,7 @@ function region(): string {
   return process.env['AWS_REGION'] || process.env['AWS_DEFAULT_REGION'] || 'us-east-1';
 }
 
-export class S3Store implements Store {
+export class S3Store implements Store, LeftoverRemover {
   readonly location: string;
   readonly properties: StoreProperties;
   private client: Sdk.S3Client | undefined;
@@ -423,6 +423,36 @@ export class S3Store implements Store {
   async delete(name: string, options: OperationOptions = {}): Promise<void> {
     assertValidName(name);
     await this.send((s, c, o) => c.send(new s.DeleteObjectCommand({ Bucket: this.where.bucket, Key: this.key(name) }), o), 'delete', name, options.signal);
+  }
+
+  /**
+   * Aborts the unfinished multipart uploads of packs under this repository's prefix (a writer
+   * killed mid-upload leaves its parts stored, invisible and billed, until they are aborted). Prune
+   * calls it under the exclusive lock: only packs go up in parts and only a lock holder writes
+   * packs, so none of these uploads can still complete.
+   */
+  async removeLeftovers(options: OperationOptions = {}): Promise<number> {
+    const signal = options.signal;
+    const prefix = this.key('data/');
+    let aborted = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const page = await this.send(
+        (s, c, o) => c.send(new s.ListMultipartUploadsCommand({ Bucket: this.where.bucket, Prefix: prefix, ...(keyMarker ? { KeyMarker: keyMarker } : {}), ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}) }), o),
+        'list the unfinished uploads in',
+        'data/',
+        signal,
+      );
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key?.startsWith(prefix) || !u.UploadId) continue;
+        await this.send((s, c, o) => c.send(new s.AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key: u.Key, UploadId: u.UploadId }), o), 'abort the unfinished upload of', u.Key.slice(this.where.prefix.length), signal);
+        aborted++;
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return aborted;
   }
 
   async close(): Promise<void> {

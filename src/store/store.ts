@@ -138,26 +138,83 @@ export interface ObjectWriter {
 }
 
 /**
- * An ObjectWriter for a backend (or wrapper) that stores whole objects: it collects copies of the
- * pieces and puts them at commit, with `signal` (createWriter's) unless commit is given its own.
+ * Buffers of finished collecting writers, kept for the next ones: a backup commits a pack every
+ * few MiB, and fresh memory is faulted in page by page, which costs more than the copy into it
+ * (measured through a Lifeboat server: 2.4 s of 5 s client CPU for 200 MB went to new buffers).
+ */
+const spareBuffers: Buffer[] = [];
+const SPARE_BUFFERS = 4;
+const SPARE_LARGEST = 32 * 1024 * 1024;
+const FIRST_BUFFER = 1024 * 1024;
+
+function takeBuffer(min: number): Buffer {
+  const i = spareBuffers.findIndex((b) => b.length >= min);
+  return i >= 0 ? spareBuffers.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(Math.max(min, FIRST_BUFFER));
+}
+
+function giveBuffer(b: Buffer): void {
+  if (b.length <= SPARE_LARGEST && spareBuffers.length < SPARE_BUFFERS) spareBuffers.push(b);
+}
+
+/**
+ * An ObjectWriter for a backend (or wrapper) that stores whole objects: it copies the pieces into
+ * one buffer and puts it at commit, with `signal` (createWriter's) unless commit is given its own.
+ * The buffer is reused by a later writer once put settles (a store keeps no reference to it then).
  */
 export function collectingWriter(put: (name: string, data: Uint8Array, options?: PutOptions) => Promise<void>, signal?: AbortSignal): ObjectWriter {
-  let pieces: Buffer[] = [];
+  let buffer: Buffer | undefined;
+  let size = 0;
+  const release = (): void => {
+    if (buffer) giveBuffer(buffer);
+    buffer = undefined;
+    size = 0;
+  };
   return {
     write: async (data) => {
       signal?.throwIfAborted();
-      pieces.push(Buffer.from(data));
+      if (!buffer || size + data.length > buffer.length) {
+        const bigger = takeBuffer(Math.max(size + data.length, (buffer?.length ?? 0) * 2));
+        if (buffer) {
+          buffer.copy(bigger, 0, 0, size);
+          giveBuffer(buffer);
+        }
+        buffer = bigger;
+      }
+      buffer.set(data, size);
+      size += data.length;
     },
     commit: async (name, options) => {
-      const whole = Buffer.concat(pieces);
-      pieces = [];
+      const whole = buffer ? buffer.subarray(0, size) : Buffer.alloc(0);
       const withSignal = signal === undefined || options?.signal !== undefined ? options : { ...options, signal };
-      await (withSignal === undefined ? put(name, whole) : put(name, whole, withSignal));
+      try {
+        await (withSignal === undefined ? put(name, whole) : put(name, whole, withSignal));
+      } finally {
+        release();
+      }
     },
     abort: async () => {
-      pieces = [];
+      release();
     },
   };
+}
+
+/**
+ * A store that can remove what killed writers left outside its objects: a folder's temporary files,
+ * S3's unfinished multipart uploads (whose parts are stored, and billed, until aborted). Prune calls
+ * it under the exclusive lock, when no pack writer runs (store.ts wrappers need not forward it:
+ * `removeLeftovers` finds it under them).
+ */
+export interface LeftoverRemover {
+  /** Removes the leftovers; resolves with how many there were. */
+  removeLeftovers(options?: OperationOptions): Promise<number>;
+}
+
+/** Runs the removeLeftovers of `store` or of the store it wraps (its `inner`, at any depth); 0 when none has one. */
+export async function removeLeftovers(store: Store, options: OperationOptions = {}): Promise<number> {
+  for (let s: unknown = store; s !== undefined && s !== null; s = (s as { inner?: unknown }).inner) {
+    if (typeof (s as Partial<LeftoverRemover>).removeLeftovers === 'function') return (s as LeftoverRemover).removeLeftovers(options);
+  }
+  return 0;
 }
 
 const NAME_RE = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;

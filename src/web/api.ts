@@ -30,6 +30,9 @@ export interface JobView {
   readonly name: string;
   /** "Your folders /home/ann" or "The drive /dev/sda (system image)". */
   readonly what: string;
+  readonly kind: 'files' | 'image' | 'copy' | 'mirror';
+  /** It follows changes all the time (while the scheduler runs) instead of running at times. */
+  readonly continuous: boolean;
   readonly repository: string;
   /** The schedule in words. */
   readonly when: string;

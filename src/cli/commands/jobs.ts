@@ -6,16 +6,19 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import { dataDir, isUrl, stateDbPath } from '../../jobs/paths.js';
-import { openRepositoryAt, passwordFileFor, readPasswordFile, writePasswordFile } from '../../jobs/open.js';
+import { openRepositoryAt, passwordFileFor, readPasswordFile, tokenFileFor, writePasswordFile } from '../../jobs/open.js';
 import { describeSchedule, parseSchedule, scheduleSpec } from '../../jobs/schedule.js';
 import { Scheduler, type JobHealth } from '../../jobs/scheduler.js';
-import type { Job, JobState, RunRecord } from '../../jobs/state.js';
+import { describeWhat, type Job, type JobState, type JobWhat, type RunRecord, type ServerAccess } from '../../jobs/state.js';
+import type { Repository } from '../../repo/repository.js';
+import { isRemoteUrl, normalizeFingerprint, parseRemoteUrl } from '../../store/remote.js';
 import type { Context } from '../context.js';
 import { localTime } from '../format.js';
 import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
 import { servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
+import { days } from './mirror.js';
 import type { Run } from './repo.js';
 import { systemClock } from '../../util/clock.js';
 
@@ -34,7 +37,7 @@ async function withState<T>(fn: (state: JobState) => Promise<T>): Promise<T> {
 }
 
 export function whatText(job: Job): string {
-  return job.what.kind === 'image' ? `the drive ${job.what.device} (system image)` : job.what.paths.join(', ');
+  return describeWhat(job.what);
 }
 
 /** A run in one short phrase: "ok, 2026-12-05 19:00:03 +01:00, 1 min, 12 MB added". */
@@ -65,8 +68,30 @@ function healthJson(h: JobHealth): Record<string, unknown> {
 function printHealth(ctx: Context, h: JobHealth): void {
   ctx.out(`${h.job.name}: ${whatText(h.job)} -> ${h.job.repository}, ${describeSchedule(parseSchedule(h.job.schedule))}`);
   ctx.out(`  last run: ${h.running ? 'running now' : h.lastRun ? runText(h.lastRun) : 'none yet'}`);
-  ctx.out(`  next run: ${Number.isFinite(h.nextRun) ? localTime(new Date(h.nextRun)) : 'none'}`);
+  if (h.job.schedule === 'continuous') {
+    const snap = h.lastRun?.snapshot;
+    if (snap !== undefined) ctx.out(`  last snapshot: ${snap.slice(0, 8)}`);
+  } else ctx.out(`  next run: ${Number.isFinite(h.nextRun) ? localTime(new Date(h.nextRun)) : 'none'}`);
   if (h.warning) ctx.out(`  warning: ${h.warning}`);
+}
+
+/**
+ * Opens the repository at `location` with `password` (so a mistake shows now), then keeps the
+ * password for unattended runs in a private file, and for a Lifeboat server also this computer's
+ * token (a private file beside it) and the certificate fingerprint it trusted. The caller closes the repository.
+ */
+async function keepAccess(ctx: Context, location: string, password: string): Promise<{ repo: Repository; passwordFile: string; server?: ServerAccess }> {
+  const remote = ctx.remoteFor(location);
+  const repo = await openRepositoryAt(location, password, { remote });
+  const passwordFile = passwordFileFor(dataDir(), location);
+  writePasswordFile(passwordFile, password);
+  if (!isRemoteUrl(location)) return { repo, passwordFile };
+  const tokenFile = tokenFileFor(passwordFile);
+  writePasswordFile(tokenFile, ctx.serverToken());
+  // After the first connection the fingerprint is known (LIFEBOAT_SERVER_FINGERPRINT, remembered, or just confirmed); plain http has none.
+  const pinned = parseRemoteUrl(location).origin.startsWith('https:') ? ctx.serverPin(location).expected : undefined;
+  const fingerprint = pinned === undefined ? undefined : normalizeFingerprint(pinned);
+  return { repo, passwordFile, server: { tokenFile, ...(fingerprint ? { fingerprint } : {}) } };
 }
 
 export function registerJobCommands(program: Command, run: Run): void {
@@ -75,41 +100,82 @@ export function registerJobCommands(program: Command, run: Run): void {
   keepOptions(
     job
       .command('add <name> [path...]')
-      .description('add a scheduled backup of folders (or of a whole drive with --image) into the repository given by --repo')
-      .requiredOption('--schedule <spec>', 'when: "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0"')
+      .description('add a scheduled backup of folders (or of a whole drive with --image, or a copy of another repository with --copy-from) into the repository given by --repo, or a mirror of a folder (--mirror-to)')
+      .option('--schedule <spec>', 'when: "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0"')
+      .option('--continuous', 'instead of a schedule: follow changes as they happen while "lifeboat serve" runs (a snapshot a few seconds after changes, thinned like Time Machine unless --keep-* says otherwise)')
       .option('--image <device>', 'back up this whole drive as a system image instead of folders')
+      .option('--copy-from <repo>', 'copy the snapshots of this repository into --repo (as "lifeboat copy --from"; its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
+      .option('--from-password-file <file>', 'read the password of the --copy-from repository from a file')
+      .option('--mirror-to <folder>', 'keep this folder a plain copy of the one folder given, instead of backing up into a repository (see "lifeboat mirror")')
+      .option('--keep-days <n>', 'with --mirror-to: days to keep deleted and overwritten files in .lifeboat-versions', days)
       .option('--exclude <pattern>', 'skip paths matching a pattern (repeatable)', collect, [] as string[])
-      .addHelpText('after', `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n`),
+      .addHelpText(
+        'after',
+        `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder; for a repository on a Lifeboat server (lifeboat:…) so is\nthis computer's token (LIFEBOAT_TOKEN or --token-file), with the server's certificate fingerprint.\nA mirror needs no repository or password.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n  lifeboat --repo /media/ann/Passport/lifeboat job add Home ~ --continuous\n  lifeboat job add Photos ~/Pictures --mirror-to /media/ann/Passport/Pictures --continuous\n  lifeboat --repo s3:https://s3.example.com/backups job add Offsite --copy-from /media/ann/Passport/lifeboat --schedule "daily 02:00"\n`,
+      ),
   ).action(
-    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule: string; image?: string; exclude: string[] }) => {
-      const schedule = parseSchedule(o.schedule);
-      if (o.image !== undefined && paths.length > 0) throw new LifeboatError('usage', 'A job backs up either folders or a drive (--image), not both; add two jobs.');
-      if (o.image === undefined && paths.length === 0) throw new LifeboatError('usage', 'Say which folders the job backs up (or --image DEVICE for a whole drive).');
-      for (const p of paths) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the path.`);
+    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule?: string; continuous?: boolean; image?: string; copyFrom?: string; fromPasswordFile?: string; mirrorTo?: string; keepDays?: number; exclude: string[] }) => {
+      if ((o.schedule === undefined) === (o.continuous !== true)) throw new LifeboatError('usage', 'Say when the job runs: --schedule "daily 19:00" (or another schedule), or --continuous to follow changes as they happen.');
+      const schedule = parseSchedule(o.continuous ? 'continuous' : o.schedule!);
+      if (o.mirrorTo !== undefined) {
+        if (paths.length !== 1 || o.image !== undefined || o.copyFrom !== undefined) throw new LifeboatError('usage', 'A mirror copies one folder: give exactly one path with --mirror-to (and no --image or --copy-from).');
+        if (o.exclude.length > 0 || Object.keys(policyOf(o)).length > 0) throw new LifeboatError('usage', 'A mirror has no --exclude or --keep-* rules; --keep-days says how long it keeps deleted and overwritten files.');
+        const { setUpMirrorJob } = await import('../../jobs/setup.js');
+        return withState(async (state) => {
+          const j = setUpMirrorJob(state, { name, source: paths[0]!, destination: o.mirrorTo!, schedule: scheduleSpec(schedule), ...(o.keepDays !== undefined ? { keepDays: o.keepDays } : {}) }, systemClock.now());
+          if (ctx.json) return ctx.printJson({ name: j.name, source: paths[0], destination: j.repository });
+          ctx.report(`Added the job "${j.name}": mirrors ${resolve(paths[0]!)} into ${j.repository} ${describeSchedule(schedule)}.`);
+          ctx.report('Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.');
+        });
+      }
+      if (o.keepDays !== undefined) throw new LifeboatError('usage', '--keep-days is for mirrors (--mirror-to); a backup keeps snapshots by its --keep-* rules.');
+      if (o.image !== undefined && schedule.kind === 'continuous') throw new LifeboatError('usage', 'A system image cannot be taken continuously; give it a --schedule such as "weekly sun 19:00".');
+      if (o.copyFrom !== undefined && schedule.kind === 'continuous') throw new LifeboatError('usage', 'A copy job runs at set times; give it a --schedule such as "daily 02:00".');
       const retention = policyOf(o);
+      if (o.copyFrom !== undefined) {
+        if (paths.length > 0 || o.image !== undefined) throw new LifeboatError('usage', 'A copy job (--copy-from) copies snapshots only; back up folders or a drive with another job.');
+        if (Object.keys(retention).length > 0) throw new LifeboatError('usage', 'A copy job keeps every snapshot it copies; thin the copy with "lifeboat forget" if you like.');
+      } else if (o.image !== undefined && paths.length > 0) throw new LifeboatError('usage', 'A job backs up either folders or a drive (--image), not both; add two jobs.');
+      else if (o.image === undefined && paths.length === 0) throw new LifeboatError('usage', 'Say which folders the job backs up (or --image DEVICE for a whole drive, or --copy-from REPO to copy a repository).');
+      for (const p of paths) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the path.`);
       const location = isUrl(ctx.repoLocation()) ? ctx.repoLocation() : resolve(ctx.repoLocation());
-      // The password is checked now, so a typo shows here and not as a failed run tonight.
-      const password = await ctx.password();
-      const repo = await openRepositoryAt(location, password);
-      await repo.close();
-      const passwordFile = passwordFileFor(dataDir(), location);
-      writePasswordFile(passwordFile, password);
+      // The passwords (and a server's token) are checked now, so a typo shows here and not as a failed run tonight.
+      const dest = await keepAccess(ctx, location, await ctx.password());
+      let what: JobWhat;
+      try {
+        if (o.copyFrom !== undefined) {
+          const from = isUrl(o.copyFrom) ? o.copyFrom : resolve(o.copyFrom);
+          const source = await keepAccess(ctx, from, await ctx.sourcePassword(o.fromPasswordFile));
+          const shared = dest.repo.sharesChunkParameters(source.repo);
+          await source.repo.close();
+          if (!shared) {
+            throw new LifeboatError('invalid-argument', `The repository at ${location} cuts and names its chunks differently from the one at ${from}, so snapshots cannot be copied into it. Make the destination with "lifeboat init --copy-parameters-from ${from}" and add the job for that one.`);
+          }
+          what = { kind: 'copy', from, fromPasswordFile: source.passwordFile, ...(source.server ? { fromServer: source.server } : {}) };
+        } else what = o.image !== undefined ? { kind: 'image', device: resolve(o.image) } : { kind: 'files', paths: paths.map((p) => resolve(p)), excludes: o.exclude };
+      } finally {
+        await dest.repo.close();
+      }
+      const passwordFile = dest.passwordFile;
       await withState(async (state) => {
         const j = state.addJob(
           {
             name,
-            what: o.image !== undefined ? { kind: 'image', device: resolve(o.image) } : { kind: 'files', paths: paths.map((p) => resolve(p)), excludes: o.exclude },
+            what,
             repository: location,
             passwordFile,
+            ...(dest.server ? { server: dest.server } : {}),
             schedule: scheduleSpec(schedule),
             ...(Object.keys(retention).length > 0 ? { retention } : {}),
           },
           systemClock.now(),
         );
         const next = new Scheduler(state).nextRun(j);
-        if (ctx.json) return ctx.printJson({ name: j.name, nextRun: new Date(next).toISOString(), passwordFile });
-        ctx.report(`Added the job "${j.name}": backs up ${whatText(j)} to ${location} ${describeSchedule(schedule)}.`);
-        ctx.report(`Next run: ${localTime(new Date(next))}. Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.`);
+        if (ctx.json) return ctx.printJson({ name: j.name, nextRun: Number.isFinite(next) ? new Date(next).toISOString() : null, passwordFile, ...(dest.server ? { tokenFile: dest.server.tokenFile } : {}) });
+        if (j.what.kind === 'copy') ctx.report(`Added the job "${j.name}": copies the snapshots of ${j.what.from} to ${location} ${describeSchedule(schedule)}.`);
+        else ctx.report(`Added the job "${j.name}": backs up ${whatText(j)} to ${location} ${describeSchedule(schedule)}.`);
+        if (schedule.kind === 'continuous') ctx.report('It runs while "lifeboat serve" runs; "lifeboat service install" starts it at login.');
+        else ctx.report(`Next run: ${localTime(new Date(next))}. Jobs run while "lifeboat serve" runs; "lifeboat service install" starts it at login.`);
       });
     }),
   );

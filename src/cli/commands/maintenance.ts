@@ -18,7 +18,7 @@ function count(name: string) {
   };
 }
 
-function collect(v: string, prev: string[]): string[] {
+export function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
@@ -78,6 +78,7 @@ async function runPrune(ctx: Context, repo: Repository, maxUnused: number, dryRu
   ctx.report(`${r.snapshots} snapshots need ${r.blobsUsed} blocks (${formatBytes(r.bytes.used)}) in ${formatBytes(r.bytes.before)} of packs.`);
   ctx.report(`Packs: ${r.packs.deleted} unused ${would}deleted, ${r.packs.repacked} ${would}repacked, ${r.packs.unindexed} left by interrupted backups ${would}deleted, ${r.packs.kept} kept.`);
   if (r.pinsRemoved > 0) ctx.report(`Removed ${r.pinsRemoved} pin(s) of snapshots that no longer exist.`);
+  if (r.leftoversRemoved > 0) ctx.report(`Removed ${r.leftoversRemoved} unfinished upload(s) or temporary file(s) that interrupted backups left behind.`);
   ctx.report(`${dryRun ? 'Would free' : 'Freed'} ${formatBytes(Math.max(0, r.bytes.freed))}${r.bytes.unusedRemaining > 0 ? `; ${formatBytes(r.bytes.unusedRemaining)} unused stays in partly used packs` : ''}.`);
   return r;
 }

@@ -18,7 +18,7 @@ export function interval(option: string) {
   };
 }
 
-function days(v: string): number {
+export function days(v: string): number {
   if (!/^\d+$/.test(v)) throw new LifeboatError('usage', `--keep-days needs a whole number of days, such as 30, not "${v}".`);
   return Number.parseInt(v, 10);
 }

@@ -10,6 +10,7 @@ import { RepoServer, ROLES, TokenFile, type Role } from '../../server/repo-serve
 import { serverCertificate } from '../../server/certificate.js';
 import type { Context } from '../context.js';
 import { dataDir } from '../../jobs/paths.js';
+import { collect } from './maintenance.js';
 import type { Run } from './repo.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:8765';
@@ -82,15 +83,19 @@ export function registerServerCommands(program: Command, run: Run): void {
     .command('add <name>')
     .description('make a new token and print it (the only time it is shown)')
     .requiredOption('--role <role>', 'append (back up, never delete), read (restore and browse) or admin (everything: forget, prune, keys)')
+    .option('--repository <name>', 'the token reaches only this repository (repeatable; every repository on the server without it)', collect, [] as string[])
     .option('--data <location>', 'the data location the server uses')
     .action(
-      run(async (ctx, name: string, o: { role: string }) => {
+      run(async (ctx, name: string, o: { role: string; repository: string[] }) => {
         if (!ROLES.includes(o.role as Role)) throw new LifeboatError('usage', `"${o.role}" is not a role: use append, read or admin.`);
-        const t = tokenFile(ctx).add(name, o.role as Role);
-        if (ctx.json) ctx.printJson({ name, role: o.role, token: t });
+        // --repo is the global repository location: given here, a token meant for one repository would reach them all.
+        if ((ctx.global as { repo?: string }).repo !== undefined) throw new LifeboatError('usage', 'To limit a token to a repository write --repository NAME (--repo names the repository a command works on).');
+        const t = tokenFile(ctx).add(name, o.role as Role, o.repository);
+        const reach = o.repository.length > 0 ? `, for ${o.repository.map((r) => `"${r}"`).join(', ')} only` : ', for every repository on the server';
+        if (ctx.json) ctx.printJson({ name, role: o.role, token: t, repositories: o.repository.length > 0 ? o.repository : null });
         else {
           ctx.out(t);
-          ctx.info(`Token "${name}" (${o.role}) added. It is shown only now: give it to that computer (LIFEBOAT_TOKEN or --token-file).`);
+          ctx.info(`Token "${name}" (${o.role}${reach}) added. It is shown only now: give it to that computer (LIFEBOAT_TOKEN or --token-file).`);
         }
       }),
     );
@@ -101,9 +106,9 @@ export function registerServerCommands(program: Command, run: Run): void {
     .action(
       run(async (ctx) => {
         const all = tokenFile(ctx).list();
-        if (ctx.json) ctx.printJson(all.map((t) => ({ name: t.name, role: t.role, created: t.created })));
+        if (ctx.json) ctx.printJson(all.map((t) => ({ name: t.name, role: t.role, created: t.created, repositories: t.repositories ?? null })));
         else if (all.length === 0) ctx.info('No tokens.');
-        else for (const t of all) ctx.out(`${t.name}\t${t.role}\t${t.created}`);
+        else for (const t of all) ctx.out(`${t.name}\t${t.role}\t${t.repositories?.join(',') ?? '(all repositories)'}\t${t.created}`);
       }),
     );
   token

@@ -5,7 +5,7 @@
  * provides them; without it `exact` is false and the portable fallbacks lose what Node cannot do
  * (the caller warns once).
  */
-import { constants, readFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { lutimes, open } from 'node:fs/promises';
 import { nativeAddon } from '../../util/native.js';
 
@@ -38,11 +38,18 @@ export interface Platform {
    * PATH_MAX however deep the folder is.
    */
   dirAccess(path: Buffer): Promise<DirAccess>;
+  /** dirAccess for code that works with synchronous calls (the mirror). */
+  dirAccessSync(path: Buffer): DirAccessSync;
 }
 
 export interface DirAccess {
   readonly base: Buffer;
   close(): Promise<void>;
+}
+
+export interface DirAccessSync {
+  readonly base: Buffer;
+  close(): void;
 }
 
 interface Addon {
@@ -147,6 +154,11 @@ class LinuxPlatform implements Platform {
   async dirAccess(path: Buffer): Promise<DirAccess> {
     const fh = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     return { base: Buffer.from(`/proc/self/fd/${fh.fd}`), close: () => fh.close() };
+  }
+
+  dirAccessSync(path: Buffer): DirAccessSync {
+    const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    return { base: Buffer.from(`/proc/self/fd/${fd}`), close: () => closeSync(fd) };
   }
 
   userName(uid: number): string | undefined {

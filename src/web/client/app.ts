@@ -118,7 +118,11 @@ function jobCard(j: JobView): HTMLElement {
     h('h2', {}, j.name),
     h('p', { class: 'muted' }, `${j.what} → ${j.repository}, ${j.when}.`),
     h('p', {}, 'Last backup: ', j.lastRun ? runLine(j.lastRun) : 'none yet'),
-    j.running ? h('p', {}, h('strong', {}, 'Backing up now… '), h('span', { class: 'phase' })) : h('p', {}, 'Next backup: ', j.nextRun !== undefined ? when(j.nextRun) : 'not scheduled'),
+    j.running && j.continuous
+      ? h('p', {}, h('strong', {}, 'Watching for changes. '), j.running.snapshot ? `Last snapshot: ${j.running.snapshot.slice(0, 8)}. ` : '', h('span', { class: 'phase' }))
+      : j.running
+        ? h('p', {}, h('strong', {}, 'Backing up now… '), h('span', { class: 'phase' }))
+        : h('p', {}, 'Next backup: ', j.nextRun !== undefined ? when(j.nextRun) : 'not scheduled'),
     h('div', { class: 'live' }, j.running && j.progress ? progressBlock(j.name, j.progress) : null),
     h('ul', { class: 'live-warnings' }),
     h('div', { class: 'row' }, j.running ? cancel : run, h('a', { class: 'button secondary', href: `#/restore/${encodeURIComponent(j.name)}` }, 'Restore files')),

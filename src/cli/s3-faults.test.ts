@@ -1,0 +1,145 @@
+// Faults on a real radosgw (issue 20): the S3 server killed and restarted in the middle of a backup,
+// and a multipart upload cut short by a killed writer. The radosgw killed here is the test's own
+// (store/s3-testing.ts ownRadosgw), beside the one the other S3 tests use.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { S3Client, ListMultipartUploadsCommand, ListPartsCommand } from '@aws-sdk/client-s3';
+import { parseS3Url as parseUrl } from '../store/s3.js';
+import { emptyS3, freshS3Url, ownRadosgw, testS3, testS3Store } from '../store/s3-testing.js';
+import { assertSameTree, lifeboat, tempDir } from './testing.js';
+
+const MiB = 1024 * 1024;
+
+interface BackupJson {
+  readonly summary: { readonly bytesAdded: number };
+}
+
+/** One plain sentence: a single line, no stack trace. */
+function assertPlainSentence(stderr: string): void {
+  const lines = stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line: ${stderr}`);
+  assert.doesNotMatch(stderr, /\n\s+at |TypeError|ReferenceError/, stderr);
+}
+
+test('radosgw killed and restarted during a backup: the backup completes through retries, the repository checks clean, the next backup reuses what was uploaded', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const rgw = await ownRadosgw();
+  t.after(() => rgw.close());
+  const url = freshS3Url(rgw.endpoint);
+  const sameObjects = url.replace(rgw.endpoint, testS3().endpoint); // the main radosgw sees the same objects
+  t.after(() => emptyS3(sameObjects));
+  const env = { ...testS3().env, LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache') };
+  const src = join(d.path, 'src');
+  mkdirSync(src);
+  const files = 16;
+  for (let i = 0; i < files; i++) writeFileSync(join(src, `f${i}.bin`), randomBytes(6 * MiB));
+  assert.equal((await lifeboat(['--repo', url, 'init'], env)).code, 0);
+
+  const watcher = testS3Store(sameObjects);
+  t.after(() => watcher.close());
+  const packs = async (): Promise<number> => {
+    let n = 0;
+    for await (const o of watcher.list('data/')) if (o.size > 0) n++;
+    return n;
+  };
+  const backup = lifeboat(['--repo', url, 'backup', '--json', src], env);
+  let finished = false;
+  void backup.then(() => (finished = true));
+  // Wait for the first packs to land, then kill radosgw mid-upload and bring it back 3 s later.
+  const deadline = Date.now() + 60_000;
+  while ((await packs()) < 2 && !finished && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(!finished, 'the backup was still running when radosgw was killed');
+  const before = await packs();
+  await rgw.kill();
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.ok(!finished, 'the backup waited for radosgw instead of finishing or failing');
+  await rgw.start();
+  const r = await backup;
+  t.diagnostic(`packs uploaded before the kill: ${before} (of about ${Math.ceil((files * 6) / 8)})`);
+  assert.equal(r.code, 0, r.stderr);
+  const first = JSON.parse(r.stdout) as BackupJson;
+  assert.ok(first.summary.bytesAdded < files * 6 * MiB * 1.1, `nothing was stored twice: ${first.summary.bytesAdded}`);
+
+  const check = await lifeboat(['--repo', url, 'check', '--read-data'], env);
+  assert.equal(check.code, 0, check.stderr);
+  assert.match(check.stdout, /No errors were found/);
+  const again = await lifeboat(['--repo', url, 'backup', '--json', src], env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.ok((JSON.parse(again.stdout) as BackupJson).summary.bytesAdded < 64 * 1024, 'the next backup reuses every uploaded pack');
+  const restored = await lifeboat(['--repo', url, 'restore', 'latest', '--target', join(d.path, 'out')], env);
+  assert.equal(restored.code, 0, restored.stderr);
+  assertSameTree(src, join(d.path, 'out', 'src'));
+
+  // radosgw down for good: the backup gives up with one plain sentence (exit 1) instead of hanging.
+  writeFileSync(join(src, 'new.bin'), randomBytes(MiB));
+  await rgw.kill();
+  const started = Date.now();
+  const down = await lifeboat(['--repo', url, 'backup', src], env);
+  t.diagnostic(`with radosgw down the backup gave up after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  assert.equal(down.code, 1, down.stderr);
+  assertPlainSentence(down.stderr);
+  assert.match(down.stderr, /Nothing answers at http:\/\/127\.0\.0\.1:\d+|connection .* failed/);
+  await rgw.start();
+  const after = await lifeboat(['--repo', url, 'check'], env);
+  assert.equal(after.code, 0, after.stderr);
+});
+
+test('a multipart upload cut short by a killed writer leaves its parts on S3; prune aborts it, and leaves other repositories\' uploads alone', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const s3 = testS3();
+  const url = freshS3Url();
+  const other = freshS3Url();
+  t.after(() => emptyS3(url));
+  const env = { ...s3.env, LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache') };
+  const src = join(d.path, 'src');
+  mkdirSync(src);
+  writeFileSync(join(src, 'a.txt'), 'hello\n');
+  assert.equal((await lifeboat(['--repo', url, 'init'], env)).code, 0);
+  assert.equal((await lifeboat(['--repo', url, 'backup', src], env)).code, 0);
+
+  // A writer putting a 40 MiB pack in 5 MiB parts, one at a time, SIGKILLed after its first part.
+  const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials });
+  t.after(() => client.destroy());
+  const uploads = async (of: string) => {
+    const { bucket, prefix } = parseUrl(of);
+    return (await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }))).Uploads ?? [];
+  };
+  const killWriterMidUpload = async (repoUrl: string): Promise<void> => {
+    const name = `data/ab/ab${'0'.repeat(62)}`;
+    const script = `import('${new URL('../store/s3-testing.js', import.meta.url).href}').then(async (m) => { await m.testS3Store(${JSON.stringify(repoUrl)}, { partSize: 5 * 1024 * 1024, partsInFlight: 1 }).put(${JSON.stringify(name)}, new Uint8Array(40 * 1024 * 1024)); })`;
+    const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, ...s3.env }, stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    const { bucket } = parseUrl(repoUrl);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const u = (await uploads(repoUrl))[0];
+      if (u && ((await client.send(new ListPartsCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }))).Parts ?? []).length > 0) break;
+      assert.ok(Date.now() < deadline && child.exitCode === null, 'the writer started its upload');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    await exited;
+  };
+  await killWriterMidUpload(url);
+  await killWriterMidUpload(other);
+  t.after(async () => {
+    const o = testS3Store(other);
+    await o.removeLeftovers();
+    await o.close();
+  });
+  assert.equal((await uploads(url)).length, 1, 'the killed upload stays on the server, parts and all');
+
+  const pruned = await lifeboat(['--repo', url, 'prune'], env);
+  assert.equal(pruned.code, 0, pruned.stderr);
+  assert.match(pruned.stdout, /Removed 1 unfinished upload\(s\) or temporary file\(s\) that interrupted backups left behind/);
+  assert.equal((await uploads(url)).length, 0, 'prune aborted the unfinished upload');
+  assert.equal((await uploads(other)).length, 1, "another repository's upload in the same bucket is not touched");
+  const check = await lifeboat(['--repo', url, 'check', '--read-data'], env);
+  assert.equal(check.code, 0, check.stderr);
+});

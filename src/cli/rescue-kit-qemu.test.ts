@@ -105,7 +105,7 @@ truncate -s 128M blank.img`, d.path);
       { name: 'partitions', expect: /In \/:[\s\S]*?Your choice: /, send: '1' },
       { name: 'partition 1', expect: /In \/1:[\s\S]*?Your choice: /, send: numberOf(/boot\//) },
       { name: 'boot folder', expect: /In \/1\/boot:[\s\S]*?Your choice: /, send: numberOf(/vmlinuz /) },
-      { name: 'destinations', expect: /Copy onto:[\s\S]*?Which drive\? \(b to go back\) /, send: numberOf(/\/dev\/sdd /) },
+      { name: 'destinations', expect: /Copy onto:[\s\S]*?Which drive\? \(b to go back\) /, send: numberOf(/\/dev\/sd. [^\n]* 50\.3 MB/) }, // the USB drive, by its size: the kernel names the drives in no fixed order
       { name: 'copied', expect: /Copied 1 file\(s\)[\s\S]*?Your choice: /, send: '3' },
     ];
     const steps: Step[] = [

@@ -17,7 +17,7 @@ import { TEST_CODE, architecture } from '../eslint.config.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
-const ENTRY_POINTS = ['cli/main.ts', 'bench/main.ts'];
+const ENTRY_POINTS = ['cli/main.ts', 'cli/rescue-main.ts', 'bench/main.ts'];
 /** Cycles known today, as sorted module lists joined by ' '. None: keep it so. */
 const ALLOWED_CYCLES = [];
 

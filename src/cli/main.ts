@@ -17,6 +17,7 @@ import { registerMirrorCommands } from './commands/mirror.js';
 import { registerWatchCommands } from './commands/watch.js';
 import { registerCopyCommands } from './commands/copy.js';
 import { registerServerCommands } from './commands/server.js';
+import { registerRescueKitCommands } from './commands/rescue-kit.js';
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -85,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
   registerWatchCommands(program, run);
   registerCopyCommands(program, run);
   registerServerCommands(program, run);
+  registerRescueKitCommands(program, run);
 
   try {
     await program.parseAsync(argv);

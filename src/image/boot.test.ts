@@ -4,46 +4,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { BIN, lifeboat, tempDir } from '../cli/testing.js';
+import { boots } from './testing.js';
 
 const MARKER = 'LIFEBOAT-BOOT-OK';
 const FIXTURES = resolve(BIN, '..', '..', 'scripts', 'fixtures', 'boot-disks.sh');
 
 function sh(cmd: string, cwd: string): string {
   return execFileSync('bash', ['-euo', 'pipefail', '-c', cmd], { cwd, encoding: 'utf8' });
-}
-
-/** Boots a disk under QEMU (software emulation) and resolves true if the marker appears. */
-function boots(disk: string, uefi: boolean, dir: string, timeoutMs: number): Promise<boolean> {
-  const args = ['-accel', 'tcg', '-m', '512', '-nographic', '-no-reboot', '-display', 'none', '-serial', 'stdio', '-monitor', 'none'];
-  if (uefi) {
-    const vars = join(dir, `vars-${Date.now()}.fd`);
-    copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
-    args.push('-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd', '-drive', `if=pflash,format=raw,file=${vars}`);
-  }
-  args.push('-drive', `file=${disk},format=raw,if=ide`);
-  return new Promise((res) => {
-    const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    let done = false;
-    const finish = (ok: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      q.kill('SIGKILL');
-      res(ok);
-    };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    q.stdout.setEncoding('latin1').on('data', (d: string) => {
-      out += d;
-      if (out.includes(MARKER)) finish(true);
-      if (out.length > 1_000_000) out = out.slice(-10_000);
-    });
-    q.on('close', () => finish(out.includes(MARKER)));
-  });
 }
 
 async function restoreOntoLargerLoop(env: Record<string, string>, snapshot: string, dir: string, name: string): Promise<{ file: string; json: Record<string, unknown> }> {

@@ -1,6 +1,6 @@
 /** Test helpers for the image parsers: shell commands as independent checkers, temp dirs, seeded bytes. */
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -143,4 +143,40 @@ printf 'label: dos\\nstart=2048, size=100352, type=83\\n' | sfdisk -q disk.img
 truncate -s $((100352*512)) p1.img && mkfs.ext4 -q -F -b 4096 -d tree p1.img
 dd if=p1.img of=disk.img bs=512 seek=2048 conv=notrunc status=none && rm p1.img`, dir);
   return join(dir, 'disk.img');
+}
+
+/** The QEMU arguments of the boot tests: software emulation, serial console on stdio, OVMF's firmware for UEFI (a copy of its variables in `dir`). */
+export function qemuArgs(uefi: boolean, dir: string, memoryMiB = 512): string[] {
+  const args = ['-accel', 'tcg', '-m', String(memoryMiB), '-nographic', '-no-reboot', '-display', 'none', '-serial', 'stdio', '-monitor', 'none'];
+  if (uefi) {
+    const vars = join(dir, `vars-${Date.now()}.fd`);
+    copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
+    args.push('-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd', '-drive', `if=pflash,format=raw,file=${vars}`);
+  }
+  return args;
+}
+
+/** Boots a disk under QEMU (software emulation) and resolves true if the marker appears. */
+export function boots(disk: string, uefi: boolean, dir: string, timeoutMs: number, marker = 'LIFEBOAT-BOOT-OK'): Promise<boolean> {
+  const args = qemuArgs(uefi, dir);
+  args.push('-drive', `file=${disk},format=raw,if=ide`);
+  return new Promise((res) => {
+    const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      q.kill('SIGKILL');
+      res(ok);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    q.stdout.setEncoding('latin1').on('data', (d: string) => {
+      out += d;
+      if (out.includes(marker)) finish(true);
+      if (out.length > 1_000_000) out = out.slice(-10_000);
+    });
+    q.on('close', () => finish(out.includes(marker)));
+  });
 }

@@ -5,6 +5,7 @@
 import type { FilesystemProbe, PartitionTableReader } from './layout.js';
 import type { ImageWriter } from './imager.js';
 import { currentPlatform } from './platform/index.js';
+import { linuxMounter, type Mounter } from './platform/mount-linux.js';
 import { filesystemProbes, mountedOn, mountWarnings, partitionTableReader, relocateGptOnWriter } from './probes.js';
 
 export interface DiskTools {
@@ -19,6 +20,12 @@ export interface DiskTools {
   deviceSize(path: string): Promise<number | undefined>;
   /** Maker and model of a drive, where the platform can tell. */
   deviceModel(path: string): Promise<string | undefined>;
+  /** The whole drives attached to this computer (for the rescue kit's list of targets). */
+  listDrives(): Promise<string[]>;
+  /** Canonical device paths of a drive and of its partitions. */
+  relatedDevices(path: string): Promise<string[]>;
+  /** Mounts filesystems (Linux only; undefined elsewhere). */
+  readonly mounter: Mounter | undefined;
   /** Moves a GPT's backup header to the end of a larger target; true if it did. */
   relocateGpt(target: ImageWriter, originalSize: number): Promise<boolean>;
 }
@@ -33,6 +40,9 @@ export function diskTools(): DiskTools {
     isBlockDevice: (p) => platform.isBlockDevice(p),
     deviceSize: (p) => platform.deviceSize(p),
     deviceModel: (p) => platform.deviceModel(p),
+    listDrives: () => platform.listDrives(),
+    relatedDevices: (p) => platform.relatedDevices(p),
+    mounter: process.platform === 'linux' ? linuxMounter : undefined,
     relocateGpt: relocateGptOnWriter,
   };
 }

@@ -9,14 +9,23 @@ import { fileURLToPath } from 'node:url';
 
 let loaded: { addon: unknown } | undefined;
 
+function load(path: string): unknown {
+  return createRequire(import.meta.url)(path);
+}
+
 export function nativeAddon<T>(): T | undefined {
   if (!loaded) {
     let addon: unknown;
     if (process.env['LIFEBOAT_NO_NATIVE'] !== '1' && process.platform === 'linux') {
       try {
-        addon = createRequire(import.meta.url)(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release', 'lifeboat_fs.node'));
+        addon = load(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release', 'lifeboat_fs.node'));
       } catch {
-        addon = undefined;
+        // The rescue program (scripts/bundle-rescue.mjs) keeps the addon beside its one file.
+        try {
+          addon = load(join(dirname(fileURLToPath(import.meta.url)), 'lifeboat_fs.node'));
+        } catch {
+          addon = undefined;
+        }
       }
     }
     loaded = { addon };

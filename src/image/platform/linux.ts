@@ -89,6 +89,16 @@ export const linuxPlatform: Platform = {
     const dir = await sysDirOf(st.isBlockDevice() ? st.rdev : st.dev);
     return dir ? disksUnder(dir) : filesystemOf(path); // btrfs subvolumes, tmpfs, overlay: no block device
   },
+  async listDrives() {
+    // Whole drives are the entries of /sys/block; loop, RAM, optical and device-mapper nodes are not drives a person restores onto.
+    const names = await fs.readdir('/sys/block').catch(() => [] as string[]);
+    const drives: string[] = [];
+    for (const n of names.sort()) {
+      if (/^(loop|ram|zram|sr|fd|dm-|md|nbd)/.test(n)) continue;
+      if ((await fs.stat(join('/dev', n)).catch(() => undefined))?.isBlockDevice()) drives.push(join('/dev', n));
+    }
+    return drives;
+  },
   async relatedDevices(path) {
     const real = await fs.realpath(path).catch(() => path);
     const out = [real];

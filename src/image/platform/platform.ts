@@ -31,6 +31,8 @@ export interface Platform {
    * tell, the filesystem stands for the disk ("fs:2049"), so two partitions of one disk look apart.
    */
   disksOf(path: string): Promise<string[]>;
+  /** The whole drives attached to this computer (/dev/sda, /dev/nvme0n1), not their partitions; empty where the platform cannot tell. */
+  listDrives(): Promise<string[]>;
 }
 
 /** The filesystem a path is on, standing for its disk where nothing better is known; [] when the path cannot be read. */
@@ -82,4 +84,5 @@ export const portablePlatform: Platform = {
   relatedDevices: async (p) => [await fs.realpath(p).catch(() => p)],
   deviceModel: async () => undefined,
   disksOf: filesystemOf,
+  listDrives: async () => [],
 };

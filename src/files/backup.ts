@@ -209,6 +209,15 @@ export async function findParent(repo: Repository, host: string, paths: readonly
   return undefined;
 }
 
+/**
+ * The part of the change rule a listing alone answers: a file whose size and mtime are as in the
+ * parent's listing is not read again (the backup also compares ctime and inode, which a snapshot
+ * listing does not show; a dry run's estimate uses this part alone).
+ */
+export function sameSizeAndTime(prev: { readonly size: number; readonly mtime?: bigint | undefined }, size: number, mtimeNs: bigint): boolean {
+  return prev.size === size && prev.mtime === mtimeNs;
+}
+
 function sameAsBefore(e: TreeEntry, prev: Map<string, TreeEntry>): boolean {
   const p = prev.get(latin1(e.name));
   return p !== undefined && sameEntry(e, p);
@@ -425,7 +434,7 @@ class Backup {
     this.s.totalFiles++;
     this.s.totalBytes += e.size;
     this.current = shown;
-    if (prev && prev.type === 'file' && !prev.changed && prev.size === e.size && prev.mtime === st.mtimeNs && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
+    if (prev && prev.type === 'file' && !prev.changed && sameSizeAndTime(prev, e.size, st.mtimeNs) && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
       if (prev.content) e.content = prev.content;
       if (prev.contentParts) e.contentParts = prev.contentParts;
       if (prev.holes) e.holes = prev.holes;

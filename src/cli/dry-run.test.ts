@@ -77,6 +77,7 @@ test('backup --dry-run counts the tree without writing; after a backup and one c
   assert.ok(second.e.speeds.bytesPerSecond > 0);
   assert.match(second.text, /about 40\.0 kB in 1 file changed since the last backup \([0-9a-f]{8}\) would be read; about \d+ s \(from the speed of earlier backups here\)/);
   assert.deepEqual(listing(repo), afterBackup, 'a dry run after a backup leaves the repository as it was');
+  assert.match((await lifeboat(['backup', '--help'], env)).stdout, /lifeboat backup --dry-run ~\/Documents/);
 });
 
 test('backup --dry-run of a path that does not exist counts nothing and still writes nothing', async (t) => {

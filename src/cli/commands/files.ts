@@ -74,6 +74,7 @@ export function registerFileCommands(program: Command, run: Run): void {
     .option('--no-cache', "compare every folder with the previous snapshot's listing instead of the local listing cache")
     .option('--no-exclude-caches', 'also back up the contents of folders marked as caches with a CACHEDIR.TAG file')
     .option('--dry-run', 'only say how many files and bytes would be read and about how long it takes; nothing is written')
+    .addHelpText('after', `\nExamples:\n  lifeboat backup ~/Documents\n  lifeboat backup --dry-run ~/Documents     (how much would be read, about how long; nothing written)\n  lifeboat backup --dry-run --json ~/Documents\n`)
     .action(
       run(async (ctx, paths: string[], o: { exclude: string[]; excludeFile: string[]; excludeLargerThan?: string; oneFileSystem?: boolean; tag: string[]; time?: string; host?: string; cache: boolean; excludeCaches: boolean; dryRun?: boolean }) => {
         const excludes = [...o.exclude];

@@ -80,14 +80,19 @@ test('backup --dry-run counts the tree without writing; after a backup and one c
   assert.match((await lifeboat(['backup', '--help'], env)).stdout, /lifeboat backup --dry-run ~\/Documents/);
 });
 
-test('backup --dry-run of a path that does not exist counts nothing and still writes nothing', async (t) => {
+test('backup --dry-run of a path that does not exist says so, as the backup would, and writes nothing', async (t) => {
   const d = tempDir();
   t.after(d.cleanup);
   const repo = join(d.path, 'repo');
   const env = { LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache') };
   assert.equal((await lifeboat(['init'], env)).code, 0);
   const before = listing(repo);
-  const { e } = await dryRun(join(d.path, 'nothing-here'), env);
-  assert.equal(e.files, 0);
+  const missing = join(d.path, 'nothing-here');
+  const r = await lifeboat(['backup', '--dry-run', missing], env);
   assert.deepEqual(listing(repo), before);
+  const real = await lifeboat(['backup', missing], env);
+  assert.equal(r.code, real.code);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, new RegExp(`^lifeboat: Nothing would be backed up: ${missing} does not exist\\. Check the path`, 'm'));
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });

@@ -223,6 +223,18 @@ function sameAsBefore(e: TreeEntry, prev: Map<string, TreeEntry>): boolean {
   return p !== undefined && sameEntry(e, p);
 }
 
+/**
+ * Which sources are missing; every source missing is a typo or an unplugged drive, not an empty
+ * backup: refuses with `what` ("Nothing was backed up").
+ */
+export async function missingSources(abs: readonly string[], what: string): Promise<boolean[]> {
+  const missing = await Promise.all(abs.map((p) => fsp.lstat(p).then(() => false, (e: unknown) => errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR')));
+  if (missing.every((m) => m)) {
+    throw new LifeboatError('not-found', `${what}: ${abs.join(', ')} ${abs.length === 1 ? 'does' : 'do'} not exist. Check the ${abs.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${abs.length === 1 ? 'it' : 'them'}.`);
+  }
+  return missing;
+}
+
 /** The name a backed-up path gets in the snapshot's root listing. */
 export function rootName(absPath: string): string {
   const b = basename(absPath);
@@ -867,11 +879,7 @@ async function backupOnce(repo: Repository, opts: BackupOptions): Promise<Backup
     if (other !== undefined) throw new LifeboatError('usage', `${other} and ${p} would both be called "${n}" in the snapshot; back them up in separate snapshots.`);
     names.set(n, p);
   }
-  // Every source missing is a typo or an unplugged drive, not an empty backup: save nothing.
-  const missing = await Promise.all(abs.map((p) => fsp.lstat(p).then(() => false, (e: unknown) => errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR')));
-  if (missing.every((m) => m)) {
-    throw new LifeboatError('not-found', `Nothing was backed up: ${abs.join(', ')} ${abs.length === 1 ? 'does' : 'do'} not exist. Check the ${abs.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${abs.length === 1 ? 'it' : 'them'}.`);
-  }
+  const missing = await missingSources(abs, 'Nothing was backed up');
   let time = new Date(systemClock.now()).toISOString();
   if (opts.time !== undefined) {
     const d = new Date(opts.time);

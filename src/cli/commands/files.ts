@@ -11,6 +11,8 @@ import { findInSnapshots, openDiffSides, openSnapshotTree } from '../../jobs/bro
 import { backupFiles, restoreFiles } from '../../jobs/files.js';
 import { estimateBackup, type Estimate } from '../../jobs/setup.js';
 import { parseSize } from '../../files/pattern.js';
+import { missingSources } from '../../files/backup.js';
+import { resolve } from 'node:path';
 import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
 import { defaultCacheDir } from '../context.js';
@@ -88,6 +90,7 @@ export function registerFileCommands(program: Command, run: Run): void {
         }
         const repo = await ctx.openRepository();
         if (o.dryRun) {
+          await missingSources(paths.map((p) => resolve(p)), 'Nothing would be backed up');
           const e = await estimateBackup(paths, { excludes, excludeLargerThan: larger, oneFileSystem: o.oneFileSystem === true, repo, host: o.host });
           if (ctx.json) return ctx.printJson(e);
           ctx.out(dryRunSentence(e));

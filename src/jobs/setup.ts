@@ -260,7 +260,10 @@ export async function estimateBackup(paths: readonly string[], o: EstimateBackup
   }
   const speeds = measuredSpeeds(all, host) ?? { bytesPerSecond: FIRST_BACKUP_BYTES_PER_S, filesPerSecond: FIRST_BACKUP_FILES_PER_S, from: 'defaults' as const };
   const read = parent ? bytesToRead : t.bytes;
-  const seconds = Math.round(read / speeds.bytesPerSecond + t.files / speeds.filesPerSecond);
+  // Measured speeds each cover the whole of earlier runs (reading and walking), so the slower part
+  // bounds the time; the defaults were measured apart and add up.
+  const parts = [read / speeds.bytesPerSecond, t.files / speeds.filesPerSecond];
+  const seconds = Math.round(speeds.from === 'defaults' ? parts[0]! + parts[1]! : Math.max(...parts));
   return {
     files: t.files,
     bytes: t.bytes,

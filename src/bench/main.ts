@@ -12,8 +12,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDisk, mutateDisk, type DiskMutation } from './disk.js';
-import { apparentBytes, timed, usage, warmCache, type Cmd, type Measured } from './exec.js';
+import { apparentBytes, timed, tryRun, usage, warmCache, type Cmd, type Measured } from './exec.js';
 import { describeMachine, ensureTools, type MachineDescription } from './machine.js';
+import { buildDevHome, buildMedia, buildSystemTree, describeTree, fmtMakeUp, mutateFiles, treeFiles, type Budget } from './real.js';
 import { compareTarget, figure, fmtBytes, kib, renderDataset, seconds, type DatasetResult, type OpResult, type Sample, type Target } from './report.js';
 import { fileTools, lifeboatImageCreate, lifeboatInit, partcloneZstd, resticInit, resticStdin, type FileTool, type ToolEnv } from './tools.js';
 import {
@@ -32,7 +33,7 @@ import {
 } from './tree.js';
 
 const MiB = 1024 * 1024;
-const DATASETS = ['files', 'large', 'image'] as const;
+const DATASETS = ['files', 'large', 'image', 'system', 'devhome', 'media'] as const;
 type DatasetName = (typeof DATASETS)[number];
 
 interface Options {
@@ -44,37 +45,61 @@ interface Options {
   save: boolean;
   /** Development aid: measure only these tools (default all). */
   tools: Set<string>;
+  /** Byte budget of each real-world dataset (system, devhome, media); 0 = the mode's default. */
+  realBytes: number;
 }
 
 interface Sizes {
   files: { files: number; bytes: number; largeMin: number; largeMax: number };
   large: { count: number; size: number };
   image: { ext4Bytes: number; fatBytes: number; largeMin: number; largeMax: number };
+  /** Real-world datasets (bench/real.ts): budgets of bytes and files. */
+  system: Budget;
+  devhome: Budget;
+  media: Budget;
 }
 
 const QUICK: Sizes = {
   files: { files: 5000, bytes: 80e6, largeMin: 2 * MiB, largeMax: 6 * MiB },
   large: { count: 4, size: 16 * MiB },
   image: { ext4Bytes: 96 * MiB, fatBytes: 48 * MiB, largeMin: 1 * MiB, largeMax: 6 * MiB },
+  system: { bytes: 150e6, files: 8000 },
+  devhome: { bytes: 150e6, files: 10_000 },
+  media: { bytes: 150e6, files: 1000 },
 };
 
 const FULL: Sizes = {
   files: { files: 100_000, bytes: 1.6e9, largeMin: 8 * MiB, largeMax: 64 * MiB },
   large: { count: 4, size: 512 * MiB },
   image: { ext4Bytes: 2048 * MiB, fatBytes: 1024 * MiB, largeMin: 8 * MiB, largeMax: 64 * MiB },
+  system: { bytes: 2.5e9, files: 100_000 },
+  devhome: { bytes: 1.2e9, files: 60_000 },
+  media: { bytes: 2e9, files: 1000 },
 };
 
-const USAGE = `usage: npm run bench -- [--quick] [--json] [--runs N] [--only files|large|image[,…]] [--keep] [--save]
+/** --real-size: the byte budget of each real dataset, with the file budgets scaled to it. */
+function realBudget(b: Budget, full: Budget, bytes: number): Budget {
+  return bytes > 0 ? { bytes, files: Math.max(100, Math.round((full.files * bytes) / full.bytes)) } : b;
+}
+
+function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(s.trim());
+  if (!m) throw new Error(`--real-size takes a size such as 500M or 2G; not "${s}"`);
+  return Math.round(Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase()));
+}
+
+const USAGE = `usage: npm run bench -- [--quick] [--json] [--runs N] [--only files|large|image|system|devhome|media[,…]] [--real-size SIZE] [--keep] [--save]
   --quick   small datasets, 1 run each (about two minutes)
   --json    every figure as JSON on stdout (the tables go to stderr)
   --runs N  runs per tool and operation (default 3, or 1 with --quick); figures are medians
   --only    run only these datasets (comma-separated or repeated)
+  --real-size SIZE  byte budget of each real-world dataset (system, devhome, media), e.g. 500M
   --keep    keep bench/work (datasets, repositories) afterwards
   --save    write bench/results/<date>-<host>.json and .md
   --tools   measure only these tools, e.g. --tools lifeboat,restic (while developing)`;
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { quick: false, json: false, runs: 0, only: new Set(), keep: false, save: false, tools: new Set() };
+  const o: Options = { quick: false, json: false, runs: 0, only: new Set(), keep: false, save: false, tools: new Set(), realBytes: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -97,6 +122,8 @@ function parseOptions(argv: readonly string[]): Options {
         if (!(DATASETS as readonly string[]).includes(d)) throw new Error(`--only takes ${DATASETS.join(', ')}; not "${d}"`);
         o.only.add(d as DatasetName);
       }
+    } else if (name === '--real-size') {
+      o.realBytes = parseSize(value());
     } else if (name === '--tools') {
       for (const t of value().split(',')) o.tools.add(t);
     } else if (name === '--help' || name === '-h') {
@@ -378,6 +405,41 @@ class Bench {
     return d;
   }
 
+  /** A real-world dataset (bench/real.ts): built, described, then measured like the generated tree. */
+  private async real(name: 'system' | 'devhome' | 'media', build: (dest: string, budget: Budget) => string): Promise<DatasetResult> {
+    const budget = realBudget((this.o.quick ? QUICK : FULL)[name], FULL[name], this.o.realBytes);
+    const src = path.join(this.dir('data'), name);
+    log(`${name} · copying up to ${fmtBytes(budget.bytes)} / ${budget.files.toLocaleString('en')} files`);
+    const origin = build(src, budget);
+    const makeUp = describeTree(src);
+    log(`${name} · ${fmtMakeUp(makeUp)}`);
+    const files = treeFiles(src);
+    let oneFile = files[0]!;
+    for (const f of files) if (Math.abs(f.size - MiB) < Math.abs(oneFile.size - MiB)) oneFile = f;
+    const seed = `lifeboat-bench-${name}-v1`;
+    const mutate = (): string => fmtMutation(mutateFiles(src, seed, 0.01, new Set([oneFile.rel])), files.length);
+    const d = await this.fileDataset(name, `${origin}\nmake-up: ${fmtMakeUp(makeUp)}`, src, mutate, oneFile.rel, name === 'media');
+    d.facts['makeUp'] = makeUp;
+    d.targets = [...fileTargets(d), ...realTargets(d)];
+    this.drop(src);
+    return d;
+  }
+
+  system(): Promise<DatasetResult> {
+    return this.real('system', buildSystemTree);
+  }
+
+  devhome(): Promise<DatasetResult> {
+    const gitDir = tryRun('git', ['-C', this.root, 'rev-parse', '--path-format=absolute', '--git-common-dir'])?.trim();
+    const home = os.homedir();
+    const repos = [...(gitDir ? [gitDir] : []), ...fs.readdirSync(home).map((n) => path.join(home, n, '.git')).filter((g) => fs.existsSync(g))];
+    return this.real('devhome', (dest, budget) => buildDevHome(dest, budget, repos, path.join(this.root, 'node_modules')));
+  }
+
+  media(): Promise<DatasetResult> {
+    return this.real('media', (dest, budget) => buildMedia(dest, budget, 'lifeboat-bench-media-v1'));
+  }
+
   async image(): Promise<DatasetResult> {
     const sz = this.o.quick ? QUICK.image : FULL.image;
     const seed = 'lifeboat-bench-image-v1';
@@ -508,6 +570,19 @@ function fileTargets(d: DatasetResult): Target[] {
   const v = f('restore', 'lifeboat');
   t.push({ text: 'full restore matches the source (checksum list)', measured: v.ok ? (v.verify ?? 'not verified') : 'n/a', pass: v.ok ? v.verify === 'ok' : null });
   return t;
+}
+
+/** P12's targets on the real-world datasets, beside P2's. */
+function realTargets(d: DatasetResult): Target[] {
+  const val = (o: string, t: string, k: 'wall' | 'rssKiB'): number => {
+    const f = figure(op(d, o)?.samples[t]);
+    return f.ok ? f[k] : NaN;
+  };
+  return [
+    compareTarget('initial backup: wall time ≤ 0.8× restic (P12)', val('initial', 'lifeboat', 'wall'), val('initial', 'restic', 'wall'), 0.8, seconds, 'restic'),
+    compareTarget('check --read-data: wall time ≤ restic (P12)', val('check', 'lifeboat', 'wall'), val('check', 'restic', 'wall'), 1, seconds, 'restic'),
+    compareTarget('check --read-data: peak memory ≤ restic (P12)', val('check', 'lifeboat', 'rssKiB'), val('check', 'restic', 'rssKiB'), 1, kib, 'restic'),
+  ];
 }
 
 function imageTargets(d: DatasetResult, used: number): Target[] {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN, lifeboat } from '../cli/testing.js';
 import { LifeboatError } from '../util/errors.js';
-import { backup, lifeboatOwnFolders, nodeFileAccess, type BackupEvent, type FileAccess } from './backup.js';
+import { backup, CompactStat, lifeboatOwnFolders, nodeFileAccess, type BackupEvent, type FileAccess } from './backup.js';
 import { loadDir } from './tree.js';
 import type { Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
@@ -148,4 +148,23 @@ test('CLI: a folder another process deletes while the backup reads it gives one 
   assert.deepEqual(stderr.split('\n').filter((l) => l.startsWith('warning:')), [`warning: ${gone} was deleted or moved during the backup; what was read of it before that is saved.`]);
   assert.match(stdout, /^1 file\(s\) or folder\(s\) were deleted or moved while the backup ran/m);
   assert.doesNotMatch(stdout, /could not be read/);
+});
+
+test('the walker keeps a compact copy of each lstat result: the same fields and file type as lstat gives, and no Date objects', async (t) => {
+  const dir = tmp(t);
+  fs.writeFileSync(join(dir, 'file'), 'x'.repeat(1234));
+  fs.mkdirSync(join(dir, 'dir'));
+  fs.symlinkSync('file', join(dir, 'link'));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  const fields = ['mode', 'dev', 'ino', 'nlink', 'uid', 'gid', 'rdev', 'size', 'atimeNs', 'mtimeNs', 'ctimeNs'] as const;
+  const kinds = ['isFile', 'isDirectory', 'isSymbolicLink', 'isFIFO', 'isCharacterDevice', 'isBlockDevice', 'isSocket'] as const;
+  for (const name of ['file', 'dir', 'link', 'fifo', '/dev/null']) {
+    const p = name.startsWith('/') ? name : join(dir, name);
+    const full = fs.lstatSync(p, { bigint: true });
+    const st = await nodeFileAccess.lstat(Buffer.from(p));
+    assert.ok(st instanceof CompactStat, name);
+    for (const f of fields) assert.equal(st[f], full[f], `${name}: ${f}`);
+    for (const k of kinds) assert.equal(st[k](), full[k](), `${name}: ${k}`);
+    assert.ok(!Object.values(st).some((v) => v instanceof Date), `${name}: no Date kept`);
+  }
 });

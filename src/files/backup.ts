@@ -47,13 +47,94 @@ export interface FileAccess {
   open(path: Buffer, flags: number): Promise<fsp.FileHandle>;
 }
 
+const enum Kind {
+  File,
+  Dir,
+  Symlink,
+  Fifo,
+  CharDevice,
+  BlockDevice,
+  Socket,
+  Other,
+}
+
+/**
+ * The lstat fields the walker keeps, and nothing else. A folder's entries are held until its
+ * listing is saved, and Node 20's BigIntStats carries 18 bigints and four Date objects (~1 KB):
+ * a 100,000-entry folder peaked at 500 MiB, 60 MB of it BigIntStats, their bigints and Dates
+ * (heap snapshot, bench/README.md session 9).
+ */
+export class CompactStat implements FileMeta {
+  readonly mode: bigint;
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly nlink: bigint;
+  readonly uid: bigint;
+  readonly gid: bigint;
+  readonly rdev: bigint;
+  readonly size: bigint;
+  readonly atimeNs: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  private readonly kind: Kind;
+  constructor(st: BigIntStats) {
+    this.mode = st.mode;
+    this.dev = st.dev;
+    this.ino = st.ino;
+    this.nlink = st.nlink;
+    this.uid = st.uid;
+    this.gid = st.gid;
+    this.rdev = st.rdev;
+    this.size = st.size;
+    this.atimeNs = st.atimeNs;
+    this.mtimeNs = st.mtimeNs;
+    this.ctimeNs = st.ctimeNs;
+    this.kind = st.isFile()
+      ? Kind.File
+      : st.isDirectory()
+        ? Kind.Dir
+        : st.isSymbolicLink()
+          ? Kind.Symlink
+          : st.isFIFO()
+            ? Kind.Fifo
+            : st.isCharacterDevice()
+              ? Kind.CharDevice
+              : st.isBlockDevice()
+                ? Kind.BlockDevice
+                : st.isSocket()
+                  ? Kind.Socket
+                  : Kind.Other;
+  }
+  isFile(): boolean {
+    return this.kind === Kind.File;
+  }
+  isDirectory(): boolean {
+    return this.kind === Kind.Dir;
+  }
+  isSymbolicLink(): boolean {
+    return this.kind === Kind.Symlink;
+  }
+  isFIFO(): boolean {
+    return this.kind === Kind.Fifo;
+  }
+  isCharacterDevice(): boolean {
+    return this.kind === Kind.CharDevice;
+  }
+  isBlockDevice(): boolean {
+    return this.kind === Kind.BlockDevice;
+  }
+  isSocket(): boolean {
+    return this.kind === Kind.Socket;
+  }
+}
+
 /**
  * Metadata calls are made synchronously: a no-change backup is thousands of lstat calls, and each
  * costs a few µs directly but tens of µs as a thread-pool round trip (see bench/README.md).
  */
 export const nodeFileAccess: FileAccess = {
   readdir: async (p) => readdirSync(p, { encoding: 'buffer' }),
-  lstat: async (p) => lstatSync(p, { bigint: true }),
+  lstat: async (p) => new CompactStat(lstatSync(p, { bigint: true })),
   readlink: async (p) => readlinkSync(p, { encoding: 'buffer' }),
   open: (p, flags) => fsp.open(p, flags),
 };

@@ -93,6 +93,15 @@ test('an entry encodes to fixed bytes and decodes back, with non-UTF-8 names bas
   const raw = JSON.parse(Buffer.from(await repo.loadBlob(Buffer.from(big, 'hex'))).toString()) as { parts?: string[] };
   assert.ok(raw.parts && raw.parts.length > 1);
   assert.deepEqual((await loadDir(repo, big)).map((x) => x.name.toString()), many.map((x) => x.name.toString()));
+  // Each full part is saved before the next entries are encoded: the last entry is read only
+  // after earlier parts are stored (a huge folder's listing is never held encoded whole).
+  let blobsSaved = 0;
+  const counting = { saveBlob: (type: BlobType, data: Uint8Array) => (blobsSaved++, repo.saveBlob(type, data)) };
+  let savedBeforeLast = -1;
+  const last = many[many.length - 1]!;
+  const watched = Object.defineProperty<TreeEntry>({ ...last }, 'name', { enumerable: true, get: () => ((savedBeforeLast = blobsSaved), last.name) });
+  assert.equal(await saveDir(counting, [...many.slice(0, -1), watched]), big);
+  assert.ok(savedBeforeLast >= raw.parts.length - 1, `parts saved before the last entry was encoded: ${savedBeforeLast}`);
 });
 
 test('a file that vanishes before it is read is reported, recorded, and the backup completes', async (t) => {

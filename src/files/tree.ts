@@ -230,20 +230,6 @@ export interface TreeSource {
  * `onBlob` counts blobs actually added.
  */
 export async function saveDir(repo: TreeSink, entries: readonly TreeEntry[], onBlob?: (bytes: number, added: boolean) => void): Promise<Hex> {
-  const leaves: string[] = [];
-  let cur: string[] = [];
-  let curLen = 0;
-  for (const e of entries) {
-    const s = encodeEntry(e);
-    if (cur.length > 0 && curLen + s.length > MAX_LEAF_BYTES) {
-      leaves.push(`{"version":1,"entries":[${cur.join(',')}]}`);
-      cur = [];
-      curLen = 0;
-    }
-    cur.push(s);
-    curLen += s.length + 1;
-  }
-  leaves.push(`{"version":1,"entries":[${cur.join(',')}]}`);
   const save = async (json: string): Promise<Hex> => {
     const bytes = Buffer.from(json, 'utf8');
     const length = bytes.length; // saveBlob may hand the buffer to a worker
@@ -251,9 +237,24 @@ export async function saveDir(repo: TreeSink, entries: readonly TreeEntry[], onB
     onBlob?.(length, r.added);
     return toHex(r.id);
   };
-  if (leaves.length === 1) return save(leaves[0]!);
+  // Each full leaf is saved before the next is encoded, so a huge folder's listing is never held
+  // encoded whole beside its entries.
   const partIds: Hex[] = [];
-  for (const l of leaves) partIds.push(await save(l));
+  let cur: string[] = [];
+  let curLen = 0;
+  for (const e of entries) {
+    const s = encodeEntry(e);
+    if (cur.length > 0 && curLen + s.length > MAX_LEAF_BYTES) {
+      partIds.push(await save(`{"version":1,"entries":[${cur.join(',')}]}`));
+      cur = [];
+      curLen = 0;
+    }
+    cur.push(s);
+    curLen += s.length + 1;
+  }
+  const last = `{"version":1,"entries":[${cur.join(',')}]}`;
+  if (partIds.length === 0) return save(last);
+  partIds.push(await save(last));
   return save(`{"version":1,"parts":[${partIds.map((id) => `"${id}"`).join(',')}]}`);
 }
 

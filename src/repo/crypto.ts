@@ -57,6 +57,9 @@ export function sha256(data: Uint8Array): Buffer {
  * Every nonce is still fresh random bytes, used once.
  */
 const NONCE_POOL = 512;
+/** Bytes encrypted per cipher call in seal: well below the 256 KiB from which the allocator maps blocks (util/memory). */
+const SEAL_PIECE = 64 * 1024;
+
 let nonces = Buffer.alloc(0);
 let nonceAt = 0;
 
@@ -86,9 +89,14 @@ export function seal(key: Buffer, plaintext: Uint8Array | readonly Uint8Array[],
   c.setAAD(aad);
   let o = NONCE_BYTES;
   for (const p of parts) {
-    const part = c.update(p);
-    o += part.copy(out, o);
-    release(part); // a buffer as large as the plaintext, dropped at once
+    // In pieces: each output then comes from (and goes back to) the allocator's heap, where a
+    // whole-chunk output would be a fresh mapping per blob, faulted in page by page and unmapped
+    // again (on this VM 1 MiB that way cost ~1.7 ms of CPU; AES-GCM itself ~0.3 ms).
+    for (let at = 0; at < p.length; at += SEAL_PIECE) {
+      const part = c.update(p.subarray(at, at + SEAL_PIECE));
+      o += part.copy(out, o);
+      release(part);
+    }
   }
   o += c.final().copy(out, o);
   c.getAuthTag().copy(out, o);

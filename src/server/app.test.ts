@@ -149,7 +149,9 @@ test('set up, back up, browse, download and restore through the API; paths canno
   // "Free up space" with a version the rules do not keep (made outside the scheduler).
   const job = d.scheduler.state.findJob('Docs');
   const repo = await openRepositoryAt(job.repository, 'correct horse');
-  await backupFiles(repo, { paths: [source], tags: ['job:Docs'], time: new Date(Date.now() - 3600_000).toISOString() });
+  // Earlier on the same local day (the rules keep one a day): an hour ago, or midnight if that was yesterday.
+  const earlier = Math.max(new Date().setHours(0, 0, 0, 0), Date.now() - 3600_000);
+  await backupFiles(repo, { paths: [source], tags: ['job:Docs'], time: new Date(earlier).toISOString() });
   await repo.close();
   const preview = (await http(d.origin, 'GET', '/api/jobs/Docs/free-space', auth)).json<FreeSpacePreview>();
   assert.match(preview.rules, /^keep daily 7, weekly 4, monthly 12$/);

@@ -290,9 +290,30 @@ export async function findParent(repo: Repository, host: string, paths: readonly
   return undefined;
 }
 
+/**
+ * The part of the change rule a listing alone answers: a file whose size and mtime are as in the
+ * parent's listing is not read again (the backup also compares ctime and inode, which a snapshot
+ * listing does not show; a dry run's estimate uses this part alone).
+ */
+export function sameSizeAndTime(prev: { readonly size: number; readonly mtime?: bigint | undefined }, size: number, mtimeNs: bigint): boolean {
+  return prev.size === size && prev.mtime === mtimeNs;
+}
+
 function sameAsBefore(e: TreeEntry, prev: Map<string, TreeEntry>): boolean {
   const p = prev.get(latin1(e.name));
   return p !== undefined && sameEntry(e, p);
+}
+
+/**
+ * Which sources are missing; every source missing is a typo or an unplugged drive, not an empty
+ * backup: refuses with `what` ("Nothing was backed up").
+ */
+export async function missingSources(abs: readonly string[], what: string): Promise<boolean[]> {
+  const missing = await Promise.all(abs.map((p) => fsp.lstat(p).then(() => false, (e: unknown) => errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR')));
+  if (missing.every((m) => m)) {
+    throw new LifeboatError('not-found', `${what}: ${abs.join(', ')} ${abs.length === 1 ? 'does' : 'do'} not exist. Check the ${abs.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${abs.length === 1 ? 'it' : 'them'}.`);
+  }
+  return missing;
 }
 
 /** The name a backed-up path gets in the snapshot's root listing. */
@@ -506,7 +527,7 @@ class Backup {
     this.s.totalFiles++;
     this.s.totalBytes += e.size;
     this.current = shown;
-    if (prev && prev.type === 'file' && !prev.changed && prev.size === e.size && prev.mtime === st.mtimeNs && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
+    if (prev && prev.type === 'file' && !prev.changed && sameSizeAndTime(prev, e.size, st.mtimeNs) && prev.ctime === st.ctimeNs && prev.inode === st.ino && (prev.content || prev.contentParts)) {
       if (prev.content) e.content = prev.content;
       if (prev.contentParts) e.contentParts = prev.contentParts;
       if (prev.holes) e.holes = prev.holes;
@@ -939,11 +960,7 @@ async function backupOnce(repo: Repository, opts: BackupOptions): Promise<Backup
     if (other !== undefined) throw new LifeboatError('usage', `${other} and ${p} would both be called "${n}" in the snapshot; back them up in separate snapshots.`);
     names.set(n, p);
   }
-  // Every source missing is a typo or an unplugged drive, not an empty backup: save nothing.
-  const missing = await Promise.all(abs.map((p) => fsp.lstat(p).then(() => false, (e: unknown) => errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR')));
-  if (missing.every((m) => m)) {
-    throw new LifeboatError('not-found', `Nothing was backed up: ${abs.join(', ')} ${abs.length === 1 ? 'does' : 'do'} not exist. Check the ${abs.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${abs.length === 1 ? 'it' : 'them'}.`);
-  }
+  const missing = await missingSources(abs, 'Nothing was backed up');
   let time = new Date(systemClock.now()).toISOString();
   if (opts.time !== undefined) {
     const d = new Date(opts.time);

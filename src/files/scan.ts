@@ -14,6 +14,8 @@ export interface ScanOptions {
   readonly excludeLargerThan?: number | undefined;
   readonly oneFileSystem?: boolean | undefined;
   readonly signal: AbortSignal;
+  /** Called for each file counted, with its absolute path, size and mtime (a dry run compares them with the last snapshot). */
+  readonly onFile?: ((path: Buffer, size: number, mtimeNs: bigint) => void) | undefined;
 }
 
 export interface ScanTotal {
@@ -51,6 +53,7 @@ export async function scanTotal(paths: readonly string[], opts: ScanOptions): Pr
       if (opts.excludeLargerThan !== undefined && size > opts.excludeLargerThan) return;
       t.files++;
       t.bytes += size;
+      opts.onFile?.(path, size, st.mtimeNs);
       return;
     }
     if (!st.isDirectory()) return;

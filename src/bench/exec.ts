@@ -104,8 +104,8 @@ export function tryRun(cmd: string, args: readonly string[], env?: NodeJS.Proces
   return r.status === 0 ? `${r.stdout}${r.stderr}` : undefined;
 }
 
-/** Calls `visit` with the path of every regular file under `dir`. */
-function eachFile(dir: string, visit: (file: string) => void): void {
+/** Calls `visit` with the path of every regular file under `dir`, in name order (a folder that cannot be read is skipped). */
+export function eachFile(dir: string, visit: (file: string) => void): void {
   const walk = (d: string): void => {
     let entries: fs.Dirent[];
     try {
@@ -113,7 +113,7 @@ function eachFile(dir: string, visit: (file: string) => void): void {
     } catch {
       return;
     }
-    for (const e of entries) {
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
       else if (e.isFile()) visit(p);

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Encoder } from '@toondepauw/node-zstd';
 import { Prng } from './prng.js';
+import { eachFile } from './exec.js';
 import { fmtBytes } from './report.js';
 import type { MutationSummary } from './tree.js';
 
@@ -232,20 +233,11 @@ export function buildMedia(dest: string, budget: Budget, seed: string): string {
 
 function listFiles(dirs: readonly string[], re: RegExp): string[] {
   const out: string[] = [];
-  const walk = (d: string): void => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile() && re.test(e.name)) out.push(p);
-    }
-  };
-  for (const d of dirs) walk(d);
+  for (const d of dirs) {
+    eachFile(d, (p) => {
+      if (re.test(path.basename(p))) out.push(p);
+    });
+  }
   return out;
 }
 

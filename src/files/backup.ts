@@ -27,7 +27,7 @@ import { PathMatcher } from './pattern.js';
 import { scanTotal, type ScanTotal } from './scan.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { ListingCache, listingDigest } from './listing-cache.js';
-import { ChangedFolders, FullScanNeeded } from './changed-folders.js';
+import { ChangedFolders, FullScanNeeded, type TreeSummary } from './changed-folders.js';
 import { entryFromStat, entryType } from './metadata.js';
 import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 import { systemClock } from '../util/clock.js';
@@ -217,16 +217,8 @@ export interface BackupOptions {
   readonly changedFolders?: readonly string[];
 }
 
-export interface BackupSummary {
-  filesNew: number;
-  filesChanged: number;
-  filesUnchanged: number;
-  dirsNew: number;
-  dirsChanged: number;
-  dirsUnchanged: number;
-  otherEntries: number;
-  totalFiles: number;
-  totalBytes: number;
+/** The tree's counts (TreeSummary: files and folders new, changed, unchanged, totals, unreadable) and the work done. */
+export interface BackupSummary extends TreeSummary {
   bytesRead: number;
   /** Bytes of pack files written to the repository (after compression and encryption). */
   bytesAdded: number;
@@ -234,7 +226,6 @@ export interface BackupSummary {
   treeBlobsAdded: number;
   /** Uncompressed bytes of new data blocks. */
   dataBytesAdded: number;
-  unreadable: number;
   /** Of `unreadable`: files and folders deleted or moved while the backup ran (a folder counts once, not its contents). */
   vanished: number;
   changedWhileRead: number;

@@ -45,7 +45,7 @@ function add(to: Totals, entries: Iterable<TreeEntry>, sign: 1 | -1): void {
 /** The summary fields a parent must have for its totals to be carried. */
 const TOTAL_FIELDS = ['totalFiles', 'totalBytes', 'otherEntries', 'dirsNew', 'dirsChanged', 'dirsUnchanged'] as const;
 
-/** The summary counters this module corrects at the end (backup.ts's BackupSummary has them all). */
+/** The summary counters of a tree, which this module corrects at the end (backup.ts's BackupSummary extends it). */
 export interface TreeSummary {
   totalFiles: number;
   totalBytes: number;

@@ -8,25 +8,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { BlobType } from '../repo/repository.js';
-import { toHex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { FakeClock } from '../util/clock.js';
 import { restore } from './restore.js';
-import { saveDir, type TreeEntry } from './tree.js';
-import { newRepo, tmp } from './testing.js';
+import { saveDir } from './tree.js';
+import { entry, newRepo, storedFile, tmp } from './testing.js';
 
-function entry(name: string, type: TreeEntry['type'], extra: Partial<TreeEntry> = {}): TreeEntry {
-  return { name: Buffer.from(name), type, mode: 0o644, uid: 0, gid: 0, mtime: 1_000_000_000_000_000_000n, atime: 0n, ctime: 0n, size: 0, inode: 1n, device: 1n, nlink: 1, ...extra };
-}
 
 test('keep-both restores the backed-up copy beside a changed file, under a new name, never over anything', async (t) => {
   const dir = tmp(t);
   const repo = await newRepo(dir);
   t.after(() => repo.close());
   await repo.loadIndex();
-  const blob = async (s: string) => toHex((await repo.saveBlob(BlobType.data, Buffer.from(s))).id);
-  const file = async (name: string, text: string) => entry(name, 'file', { size: Buffer.byteLength(text), content: [await blob(text)] });
+  const file = (name: string, text: string) => storedFile(repo, name, text);
   const long = `${'é'.repeat(120)}.odt`; // 244 bytes: the mark does not fit beside the whole stem
   const sub = await saveDir(repo, [await file('inside.txt', 'inside')]);
   const root = await saveDir(repo, [await file('letter.odt', 'backed up'), await file('same.txt', 'same'), entry('folder', 'dir', { mode: 0o755, subtree: sub }), await file('link', 'a file'), await file(long, 'long')].sort((a, b) => Buffer.compare(a.name, b.name)));

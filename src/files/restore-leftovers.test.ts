@@ -8,17 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { BlobType } from '../repo/repository.js';
-import { toHex } from '../repo/ids.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { restore } from './restore.js';
 import { isRestoreTemporary } from '../tree/restore.js';
-import { saveDir, type TreeEntry } from './tree.js';
-import { newRepo, tmp } from './testing.js';
+import { saveDir } from './tree.js';
+import { entry, newRepo, storedFile, tmp } from './testing.js';
 
-function entry(name: string, type: TreeEntry['type'], extra: Partial<TreeEntry> = {}): TreeEntry {
-  return { name: Buffer.from(name), type, mode: 0o644, uid: 0, gid: 0, mtime: 1_000_000_000_000_000_000n, atime: 0n, ctime: 0n, size: 0, inode: 1n, device: 1n, nlink: 1, ...extra };
-}
 
 const OWN = '.lifeboat-restore-0123456789abcdef'; // a temporary's exact form, but in the snapshot
 
@@ -34,8 +29,7 @@ test('a restore removes leftover temporaries in the folders it restores into, an
   const repo = await newRepo(dir);
   t.after(() => repo.close());
   await repo.loadIndex();
-  const blob = async (s: string) => toHex((await repo.saveBlob(BlobType.data, Buffer.from(s))).id);
-  const file = async (name: string, text: string) => entry(name, 'file', { size: Buffer.byteLength(text), content: [await blob(text)] });
+  const file = (name: string, text: string) => storedFile(repo, name, text);
   const folder = await saveDir(repo, [
     await file(OWN, "the snapshot's own file"),
     await file('.lifeboat-restore-x', 'also the snapshot’s'),

@@ -5,7 +5,9 @@ import * as fs from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Repository } from '../repo/repository.js';
+import { BlobType, Repository } from '../repo/repository.js';
+import { toHex } from '../repo/ids.js';
+import type { TreeEntry } from './tree.js';
 import { LocalStore } from '../store/local.js';
 
 process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
@@ -106,3 +108,14 @@ export function xattrs(p: string): string {
   return execFileSync('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', p]).toString().split('\n').filter((l) => !l.startsWith('#')).join('\n');
 }
 
+
+/** A listing entry for hand-made snapshots: plain defaults (owner 0, one link), `extra` overriding them. */
+export function entry(name: string, type: TreeEntry['type'], extra: Partial<TreeEntry> = {}): TreeEntry {
+  return { name: Buffer.from(name), type, mode: 0o644, uid: 0, gid: 0, mtime: 1_000_000_000_000_000_000n, atime: 0n, ctime: 0n, size: 0, inode: 1n, device: 1n, nlink: 1, ...extra };
+}
+
+/** A file entry whose content, `text`, is stored in `repo` (its index loaded) as one data blob. */
+export async function storedFile(repo: Repository, name: string, text: string): Promise<TreeEntry> {
+  const id = toHex((await repo.saveBlob(BlobType.data, Buffer.from(text))).id);
+  return entry(name, 'file', { size: Buffer.byteLength(text), content: [id] });
+}

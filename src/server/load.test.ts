@@ -5,12 +5,11 @@
  * computers share is stored once (bytes stored vs the sum of the trees, reported).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { lifeboat, tempDir } from '../cli/testing.js';
-import { startServer } from './testing.js';
+import { fileHashes, startServer } from './testing.js';
 
 const MiB = 1024 * 1024;
 const CLIENTS = 8;
@@ -26,20 +25,6 @@ function noise(seed: number, length: number): Buffer {
     b.writeUInt32LE(x >>> 0, i);
   }
   return b;
-}
-
-/** Every file under `root` with the SHA-256 of its bytes. */
-function hashes(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.set(relative(root, p), createHash('sha256').update(readFileSync(p)).digest('hex'));
-    }
-  };
-  walk(root);
-  return out;
 }
 
 function bytesUnder(root: string): number {
@@ -102,7 +87,7 @@ test('8 computers back up overlapping trees into one server repository at once, 
           writeFileSync(join(root, 'mine.bin'), noise(300 + i, MiB));
           writeFileSync(join(root, 'later.txt'), `added on computer ${i}\n`);
         }
-        expected[i]![round] = hashes(root);
+        expected[i]![round] = fileHashes(root);
         treeBytes += bytesUnder(root);
         const r = await lifeboat(['backup', '--host', `pc-${i}`, root], env(i));
         assert.equal(r.code, 0, `pc-${i} round ${round}: ${r.stderr}`);
@@ -126,7 +111,7 @@ test('8 computers back up overlapping trees into one server repository at once, 
       const target = join(d.path, 'restored', `pc-${i}-${round}`);
       const r = await lifeboat(['restore', s.id, '--target', target], env(i));
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(hashes(join(target, 'home')), expected[i]![round], `pc-${i} round ${round}`);
+      assert.deepEqual(fileHashes(join(target, 'home')), expected[i]![round], `pc-${i} round ${round}`);
     }
   }
   const check = await lifeboat(['check', '--read-data'], env('admin'));

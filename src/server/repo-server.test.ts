@@ -4,25 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { assertSameTree, lifeboat, tempDir } from '../cli/testing.js';
-import { startServer } from './testing.js';
-
-/** Every file under `root` (the server's data folder), with the SHA-256 of its bytes. */
-function snapshotOfFiles(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.set(relative(root, p), createHash('sha256').update(readFileSync(p)).digest('hex'));
-    }
-  };
-  walk(root);
-  return out;
-}
+import { fileHashes, startServer } from './testing.js';
 
 test('ransomware drill: an append-only token backs up and restores, but cannot delete, overwrite or truncate anything; an admin prunes', async () => {
   const t = tempDir();
@@ -84,7 +70,7 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
       assert.equal((await put(desktop, otherLock, randomBytes(100))).status, 201);
 
       const repoDir = join(data, 'home');
-      const before = snapshotOfFiles(repoDir);
+      const before = fileHashes(repoDir);
       const names = [...before.keys()];
       const pick = (prefix: string): string => names.find((n) => n.startsWith(prefix))!;
       const targets = [pick('data/'), pick('index/'), pick('snapshots/'), pick('keys/'), 'config', otherLock];
@@ -127,7 +113,7 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
       const myLock = 'locks/' + '12'.repeat(32);
       assert.equal((await put(laptop, myLock, randomBytes(80))).status, 201);
       assert.equal((await fetch(api(myLock), { method: 'DELETE', headers: { authorization: `Bearer ${laptop}` } })).status, 204);
-      assert.deepEqual(snapshotOfFiles(repoDir), before, 'nothing in the repository changed');
+      assert.deepEqual(fileHashes(repoDir), before, 'nothing in the repository changed');
 
       // The CLI, with the append token: forget and prune fail in one plain sentence, and change nothing.
       const forget = await lifeboat(['forget', '--keep-last', '1'], env(laptop));
@@ -136,7 +122,7 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
       const prune = await lifeboat(['prune'], env(laptop));
       assert.equal(prune.code, 1, prune.stderr);
       assert.match(prune.stderr, /The Lifeboat server refused this computer's token: it may only add backups, not remove them\./);
-      for (const [n, h] of before) if (!n.startsWith('locks/')) assert.equal(snapshotOfFiles(repoDir).get(n), h, `${n} is unchanged`);
+      for (const [n, h] of before) if (!n.startsWith('locks/')) assert.equal(fileHashes(repoDir).get(n), h, `${n} is unchanged`);
 
       const restoreAll = async (tok: string): Promise<void> => {
         // every snapshot the admin kept, byte-identical
@@ -218,7 +204,7 @@ test('a token limited to named repositories reaches only those: every request fo
       assert.equal(otherInit.code, 1, otherInit.stderr);
       assert.match(otherInit.stderr, /it is not for the repository "music" \(only for "home"\)/);
       assert.ok(!existsSync(join(data, 'music')), 'nothing was made for the refused repository');
-      const before = snapshotOfFiles(join(data, 'photos'));
+      const before = fileHashes(join(data, 'photos'));
       const config = readFileSync(join(data, 'photos', 'config'));
       const sha = createHash('sha256').update(config).digest('hex');
       for (const tok of [laptop, homeAdmin]) {
@@ -232,7 +218,7 @@ test('a token limited to named repositories reaches only those: every request fo
         ];
         for (const r of await Promise.all(attempts)) assert.equal(r.status, 403, `${r.url}: ${r.status}`);
       }
-      assert.deepEqual(snapshotOfFiles(join(data, 'photos')), before, 'the other repository is unchanged');
+      assert.deepEqual(fileHashes(join(data, 'photos')), before, 'the other repository is unchanged');
       const unlimited = await lifeboat(['snapshots', '--json'], env(admin, 'home'));
       assert.equal(unlimited.code, 0, unlimited.stderr);
       assert.equal((JSON.parse(unlimited.stdout) as unknown[]).length, 1, 'a token without a limit still reaches every repository');

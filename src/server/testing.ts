@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import type { TestContext } from 'node:test';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { BIN } from '../cli/testing.js';
 import { tmp } from '../files/testing.js';
 import { startDashboard, type Dashboard } from './serve.js';
@@ -104,4 +105,18 @@ export async function startServer(data: string, o: { readonly https?: boolean } 
       return exited;
     },
   };
+}
+
+/** Every file under `root` (a server's data folder), with the SHA-256 of its bytes. */
+export function fileHashes(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.set(relative(root, p), createHash('sha256').update(readFileSync(p)).digest('hex'));
+    }
+  };
+  walk(root);
+  return out;
 }

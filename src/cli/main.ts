@@ -8,16 +8,50 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, LifeboatError } from '../util/errors.js';
 import { keepAllocatorLean } from '../util/memory.js';
 import { Context, type GlobalOptions } from './context.js';
-import { registerRepoCommands, type Run } from './commands/repo.js';
-import { registerImageCommands } from './commands/image.js';
-import { registerMaintenanceCommands } from './commands/maintenance.js';
-import { registerFileCommands } from './commands/files.js';
-import { registerJobCommands, registerServeCommand } from './commands/jobs.js';
-import { registerMirrorCommands } from './commands/mirror.js';
-import { registerWatchCommands } from './commands/watch.js';
-import { registerCopyCommands } from './commands/copy.js';
-import { registerServerCommands } from './commands/server.js';
-import { registerRescueKitCommands } from './commands/rescue-kit.js';
+import type { Run } from './commands/repo.js';
+
+type Register = (program: Command, run: Run) => void;
+
+/**
+ * The top-level commands of each command module, in the order `--help` lists them. A command
+ * loads only its own module and what that imports (a local backup never loads the job database,
+ * the web server or the image code); `--help`, `help` and anything not listed here load them all.
+ * main.test.ts checks that the names match what each module registers.
+ */
+export const COMMAND_MODULES: readonly { readonly names: readonly string[]; readonly load: () => Promise<readonly Register[]> }[] = [
+  { names: ['init', 'key', 'check', 'parity', 'stats', 'unlock'], load: async () => [(await import('./commands/repo.js')).registerRepoCommands] },
+  { names: ['backup', 'snapshots', 'ls', 'find', 'diff', 'dump', 'restore'], load: async () => [(await import('./commands/files.js')).registerFileCommands] },
+  { names: ['image'], load: async () => [(await import('./commands/image.js')).registerImageCommands] },
+  { names: ['forget', 'prune', 'pin', 'unpin', 'repair'], load: async () => [(await import('./commands/maintenance.js')).registerMaintenanceCommands] },
+  { names: ['job', 'status', 'service', 'serve'], load: async () => { const m = await import('./commands/jobs.js'); return [m.registerJobCommands, m.registerServeCommand]; } },
+  { names: ['mirror'], load: async () => [(await import('./commands/mirror.js')).registerMirrorCommands] },
+  { names: ['watch'], load: async () => [(await import('./commands/watch.js')).registerWatchCommands] },
+  { names: ['copy'], load: async () => [(await import('./commands/copy.js')).registerCopyCommands] },
+  { names: ['server'], load: async () => [(await import('./commands/server.js')).registerServerCommands] },
+  { names: ['rescue-kit'], load: async () => [(await import('./commands/rescue-kit.js')).registerRescueKitCommands] },
+];
+
+/** Global options that take a value (main's `program.option`s), so the command word after them is found. */
+const VALUE_OPTIONS = new Set(['-r', '--repo', '--password-file', '--token-file']);
+
+/** The command word of `argv` (node, script, options…, command, …), if any. */
+export function commandWord(argv: readonly string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return argv[i + 1];
+    if (!a.startsWith('-')) return a;
+    if (VALUE_OPTIONS.has(a)) i++;
+  }
+  return undefined;
+}
+
+/** The register functions `argv` needs: its command's module, or every module. */
+async function registrations(argv: readonly string[]): Promise<Register[]> {
+  const word = commandWord(argv);
+  const own = COMMAND_MODULES.find((m) => word !== undefined && m.names.includes(word));
+  const modules = own ? [own] : COMMAND_MODULES;
+  return (await Promise.all(modules.map((m) => m.load()))).flat();
+}
 
 /** `lifeboat snapshots | head`: a reader that stops early is not an error. */
 function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
@@ -76,19 +110,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   };
 
-  registerRepoCommands(program, run);
-  registerFileCommands(program, run);
-  registerImageCommands(program, run);
-  registerMaintenanceCommands(program, run);
-  registerJobCommands(program, run);
-  registerServeCommand(program, run);
-  registerMirrorCommands(program, run);
-  registerWatchCommands(program, run);
-  registerCopyCommands(program, run);
-  registerServerCommands(program, run);
-  registerRescueKitCommands(program, run);
-
   try {
+    for (const register of await registrations(argv)) register(program, run);
     await program.parseAsync(argv);
   } catch (e) {
     exitCode = reportError(e);

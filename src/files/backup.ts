@@ -12,7 +12,7 @@
  */
 import { constants as C, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { chunkStream, DEFAULT_PARAMS, type ZeroRun } from '../chunking/fastcdc.js';
@@ -31,6 +31,10 @@ import { ChangedFolders, FullScanNeeded, type TreeSummary } from './changed-fold
 import { entryFromStat, entryType } from './metadata.js';
 import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 import { systemClock } from '../util/clock.js';
+import { rootName } from './browse.js';
+import type { OwnFolder } from './own-folders.js';
+
+export { lifeboatOwnFolders, type OwnFolder } from './own-folders.js';
 
 /** The lstat fields the walker uses (a BigIntStats, or a test double with just these). */
 export type FileMeta = Pick<
@@ -160,25 +164,6 @@ export type BackupEvent =
   /** A folder left out on purpose: Lifeboat's own data, or a cache marked with CACHEDIR.TAG. */
   | { readonly type: 'excluded'; readonly path: string; readonly reason: string };
 
-/** Folders a backup leaves out whatever the patterns say, with the reason shown to the user. */
-export interface OwnFolder {
-  readonly path: string;
-  readonly reason: string;
-}
-
-/**
- * Lifeboat's own folders, which no backup includes, with the reason shown: the repository being
- * written (when it is a local folder), the cache and the data folder. The caller says where they
- * are (the CLI, a scheduler); this decides that they are left out.
- */
-export function lifeboatOwnFolders(where: { readonly repository?: string; readonly cache?: string; readonly data?: string }): OwnFolder[] {
-  const out: OwnFolder[] = [];
-  if (where.repository !== undefined) out.push({ path: where.repository, reason: "it is this backup's own repository" });
-  if (where.cache !== undefined) out.push({ path: where.cache, reason: "it is Lifeboat's cache" });
-  if (where.data !== undefined) out.push({ path: where.data, reason: "it holds Lifeboat's own data" });
-  return out;
-}
-
 /** The first bytes of a CACHEDIR.TAG file (https://bford.info/cachedir/). */
 const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
 const CACHEDIR_TAG = Buffer.from('CACHEDIR.TAG');
@@ -305,12 +290,6 @@ export async function missingSources(abs: readonly string[], what: string): Prom
     throw new LifeboatError('not-found', `${what}: ${abs.join(', ')} ${abs.length === 1 ? 'does' : 'do'} not exist. Check the ${abs.length === 1 ? 'path' : 'paths'}, or connect the drive that holds ${abs.length === 1 ? 'it' : 'them'}.`);
   }
   return missing;
-}
-
-/** The name a backed-up path gets in the snapshot's root listing. */
-export function rootName(absPath: string): string {
-  const b = basename(absPath);
-  return b === '' ? 'root' : b;
 }
 
 class Backup {

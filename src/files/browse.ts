@@ -5,7 +5,13 @@
  */
 import type { Snapshot } from '../repo/snapshot.js';
 import { splitPath } from '../tree/tree.js';
-import { rootName } from './backup.js';
+import { basename } from 'node:path';
+
+/** The name a backed-up path gets in the snapshot's root listing. */
+export function rootName(absPath: string): string {
+  const b = basename(absPath);
+  return b === '' ? 'root' : b;
+}
 
 /** '/'-separated, without a trailing separator; Windows' '\\' becomes '/'. */
 function slashed(p: string): string {

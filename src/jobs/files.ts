@@ -10,7 +10,7 @@ import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError } from '../util/errors.js';
 import { reuseLargeBlocks } from '../util/memory.js';
 import { backup, type BackupOptions, type BackupResult } from '../files/backup.js';
-import { originalPlaces, restore, type OverwriteMode, type RestoreEvent, type RestoreOptions, type RestoreSummary } from '../files/restore.js';
+import type { OverwriteMode, RestoreEvent, RestoreOptions, RestoreSummary } from '../files/restore.js';
 import { snapshotPath } from '../files/browse.js';
 import { platform } from '../files/platform/platform.js';
 import type { JobOptions } from './events.js';
@@ -75,6 +75,7 @@ export interface RestoreFilesResult {
 
 /** Restores file snapshot `ref`; progress has phase 'restore'. */
 export async function restoreFiles(repo: Repository, ref: string, o: RestoreFilesOptions): Promise<RestoreFilesResult> {
+  const { originalPlaces, restore } = await import('../files/restore.js'); // a backup does not load the restore
   await repo.lock(false, 'restore', { reading: true });
   await repo.loadIndex();
   const { id, snapshot } = await findFilesSnapshot(repo, ref);

@@ -5,7 +5,7 @@
  */
 import { homedir, platform } from 'node:os';
 import { join, resolve } from 'node:path';
-import { lifeboatOwnFolders, type OwnFolder } from '../files/backup.js';
+import { lifeboatOwnFolders, type OwnFolder } from '../files/own-folders.js';
 import { isFolderLocation } from '../store/open.js';
 
 /** The per-user data folder: XDG on Linux, Application Support on macOS, LOCALAPPDATA on Windows. */

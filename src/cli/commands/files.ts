@@ -6,12 +6,8 @@ import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import type { OverwriteMode } from '../../files/restore.js';
 import { formatNs } from '../../files/browse.js';
 import { diff, dumpFile, modeString, nodeName, walk, type Found, type TreeNode } from '../../tree/tree.js';
-import { dumpTar } from '../../tree/tar.js';
-import { findInSnapshots, openDiffSides, openSnapshotTree } from '../../jobs/browse.js';
-import { backupFiles, restoreFiles } from '../../jobs/files.js';
-import { estimateBackup, type Estimate } from '../../jobs/setup.js';
+import type { Estimate } from '../../jobs/setup.js';
 import { parseSize } from '../../files/pattern.js';
-import { missingSources } from '../../files/backup.js';
 import { resolve } from 'node:path';
 import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
@@ -88,14 +84,19 @@ export function registerFileCommands(program: Command, run: Run): void {
           larger = parseSize(o.excludeLargerThan);
           if (larger === undefined) throw new LifeboatError('usage', `--exclude-larger-than ${o.excludeLargerThan}: use a size such as 500M or 2G.`);
         }
+        // What the command needs loads while the password's key is derived (on another thread).
+        const jobs = o.dryRun ? undefined : import('../../jobs/files.js');
         const repo = await ctx.openRepository();
         if (o.dryRun) {
+          const { missingSources } = await import('../../files/backup.js');
           await missingSources(paths.map((p) => resolve(p)), 'Nothing would be backed up');
+          const { estimateBackup } = await import('../../jobs/setup.js');
           const e = await estimateBackup(paths, { excludes, excludeLargerThan: larger, oneFileSystem: o.oneFileSystem === true, repo, host: o.host });
           if (ctx.json) return ctx.printJson(e);
           ctx.out(dryRunSentence(e));
           return ExitCode.ok;
         }
+        const { backupFiles } = await jobs!;
         const events = renderEvents(ctx);
         const r = await backupFiles(repo, {
           paths,
@@ -165,8 +166,9 @@ export function registerFileCommands(program: Command, run: Run): void {
     .addHelpText('after', `\nExamples:\n  lifeboat ls latest\n  lifeboat ls -l latest /Documents\n`)
     .action(
       run(async (ctx, ref: string, path: string | undefined, o: { long?: boolean; recursive?: boolean }) => {
+        const browse = import('../../jobs/browse.js');
         const repo = await ctx.openRepository();
-        const t = await openSnapshotTree(repo, ref);
+        const t = await (await browse).openSnapshotTree(repo, ref);
         const at = await t.resolve(path ?? '/');
         const prefix = t.treePath(path ?? '').replace(/\/+$/, '').replace(/^(?!\/)/, '/').replace(/^\/$/, '');
         const rows: Found[] = [];
@@ -187,7 +189,9 @@ export function registerFileCommands(program: Command, run: Run): void {
     .addHelpText('after', `\nExamples:\n  lifeboat find "thesis*.tex"\n  lifeboat find "Documents/**/*.odt"\n  lifeboat find --json notes.txt\n  lifeboat find --images "*.txt"\n`)
     .action(
       run(async (ctx, pattern: string, o: { snapshot: string[]; images?: boolean }) => {
+        const browse = import('../../jobs/browse.js');
         const repo = await ctx.openRepository();
+        const { findInSnapshots } = await browse;
         const results: { snapshot: string; time: string; path: string; shown: string; node: TreeNode }[] = [];
         let searched = 0;
         const found = findInSnapshots(repo, pattern, {
@@ -215,8 +219,9 @@ export function registerFileCommands(program: Command, run: Run): void {
     .addHelpText('after', `\nExamples:\n  lifeboat diff 1a2b3c4d latest\n  lifeboat diff latest /home/ann/Documents     (what changed since that backup)\n`)
     .action(
       run(async (ctx, a: string, b: string) => {
+        const browse = import('../../jobs/browse.js');
         const repo = await ctx.openRepository();
-        const sides = await openDiffSides(repo, a, b);
+        const sides = await (await browse).openDiffSides(repo, a, b);
         const sign = { added: '+', removed: '-', modified: 'M', metadata: 'U', type: 'T' } as const;
         const rows: { kind: string; path: string }[] = [];
         const onSkip = (p: string, why: string) => ctx.warn(`${p} was left out: ${why}.`);
@@ -233,13 +238,15 @@ export function registerFileCommands(program: Command, run: Run): void {
     .addHelpText('after', `\nExamples:\n  lifeboat dump latest /Documents/notes.txt > notes.txt\n  lifeboat dump latest /Documents > Documents.tar\n`)
     .action(
       run(async (ctx, ref: string, path: string) => {
+        const browse = import('../../jobs/browse.js');
         const repo = await ctx.openRepository();
-        const t = await openSnapshotTree(repo, ref);
+        const t = await (await browse).openSnapshotTree(repo, ref);
         const at = await t.resolve(path);
         const out = ctx.stdout;
         if (at.type === 'file') return void (await dumpFile(t.tree, at, out, ctx.abort.signal));
         if (at.type !== 'dir') throw new LifeboatError('usage', `${path} is a ${at.type}, not a file or a folder.`);
         if ((ctx.stdout as NodeJS.WriteStream).isTTY) throw new LifeboatError('usage', `${path} is a folder; it is written as a tar archive, so send it to a file: lifeboat dump ${ref} ${path} > folder.tar`);
+        const { dumpTar } = await import('../../tree/tar.js');
         await dumpTar(t.tree, at, out, { signal: ctx.abort.signal, onSkip: (p, why) => ctx.warn(`${p} was left out of the archive: ${why}.`) });
       }),
     );
@@ -260,7 +267,9 @@ export function registerFileCommands(program: Command, run: Run): void {
       run(async (ctx, ref: string, o: { target?: string; original?: boolean; include: string[]; exclude: string[]; overwrite?: string; verify?: boolean; numericOwner?: boolean; devices?: boolean }) => {
         if (o.overwrite !== undefined && !['always', 'if-changed', 'never', 'keep-both'].includes(o.overwrite)) throw new LifeboatError('usage', `--overwrite ${o.overwrite}: use always, if-changed, never or keep-both.`);
         if ((o.target === undefined) === (o.original !== true)) throw new LifeboatError('usage', 'Say where to restore to: --target FOLDER, or --original to put the files back where they came from.');
+        const jobs = import('../../jobs/files.js');
         const repo = await ctx.openRepository();
+        const { restoreFiles } = await jobs;
         const events = renderEvents(ctx);
         const { id, snapshot, targets, summary: s } = await restoreFiles(repo, ref, {
           ...(o.target !== undefined ? { target: o.target } : {}),

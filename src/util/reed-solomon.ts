@@ -11,7 +11,12 @@ const EXP = new Uint8Array(512);
 const LOG = new Uint8Array(256);
 /** MUL[a << 8 | b] = a·b in GF(256). */
 const MUL = new Uint8Array(65536);
-(() => {
+let built = false;
+
+/** Fills the tables on first use: only repositories with parity need them, and every command loads this module. */
+function tables(): void {
+  if (built) return;
+  built = true;
   let x = 1;
   for (let i = 0; i < 255; i++) {
     EXP[i] = x;
@@ -23,20 +28,23 @@ const MUL = new Uint8Array(65536);
   for (let a = 1; a < 256; a++) {
     for (let b = 1; b < 256; b++) MUL[(a << 8) | b] = EXP[LOG[a]! + LOG[b]!]!;
   }
-})();
+}
 
 export function gfMul(a: number, b: number): number {
+  tables();
   return MUL[(a << 8) | b]!;
 }
 
 export function gfInv(a: number): number {
   if (a === 0) throw new Error('GF(256): zero has no inverse');
+  tables();
   return EXP[255 - LOG[a]!]!;
 }
 
 /** dst ^= c·src over the first `len` bytes (len ≤ src.length, dst.length). */
 function mulAdd(dst: Uint8Array, src: Uint8Array, c: number, len: number): void {
   if (c === 0) return;
+  tables();
   if (c === 1) {
     for (let i = 0; i < len; i++) dst[i] = dst[i]! ^ src[i]!;
     return;

@@ -118,6 +118,39 @@ test('chunk sizes lie within [min, max] except the last, and chunks rebuild the 
   assert.deepEqual(zeros.map((c) => c.length), [...Array<number>(6).fill(p.max), 200_000 - 6 * p.max]);
 });
 
+test('chunks in pooled buffers: the same cuts and bytes, each buffer handed out once at a time, the last chunk in the buffer that held it', async () => {
+  const p: ChunkParams = { min: 2048, avg: 8192, max: 32768 };
+  const data = xorshiftBytes(2 * MiB + 4321, 7);
+  const want = await collect(chunkStream(pieces(data, 65536), p));
+  const free: ArrayBuffer[] = [];
+  const out = new Set<ArrayBuffer>();
+  let made = 0;
+  const buffers = {
+    take(n: number): Uint8Array {
+      assert.ok(n <= p.max);
+      const b = free.pop() ?? (made++, new ArrayBuffer(p.max));
+      assert.ok(!out.has(b), 'a buffer handed out twice');
+      out.add(b);
+      return new Uint8Array(b, 0, n);
+    },
+    give(v: Uint8Array): void {
+      const b = v.buffer as ArrayBuffer;
+      assert.ok(out.delete(b), 'given back a buffer not handed out');
+      free.push(b);
+    },
+  };
+  const got: Buffer[] = [];
+  for await (const c of chunkStream(pieces(data, 65536), p, buffers)) {
+    assert.equal(c.byteOffset, 0);
+    got.push(Buffer.from(c)); // a copy: the consumer gives the buffer back at once
+    buffers.give(c);
+  }
+  assert.deepEqual(got.map((c) => c.length), want.map((c) => c.length));
+  assert.deepEqual(Buffer.concat(got), Buffer.from(data));
+  assert.equal(out.size, 0, 'every buffer came back');
+  assert.ok(made <= 3, `${made} buffers for chunks consumed one at a time`);
+});
+
 test('zero runs given by length cut exactly where the same zeros written out would, whole zero chunks unread', async () => {
   const p: ChunkParams = { min: 2048, avg: 8192, max: 32768 };
   assert.equal(zeroChunkLength(p), p.max);

@@ -285,31 +285,47 @@ export function zeroChunkLength(params: Partial<ChunkParams> = {}): number {
 }
 
 /**
- * Cuts a byte stream into chunks. Each chunk is a fresh Uint8Array that owns its ArrayBuffer
- * exactly (byteOffset 0), so it can be kept, or transferred to a worker, without copying and
- * without pinning the source's buffers. The source may reuse a buffer once the next one is
- * requested: the unfinished tail of a chunk is copied into an internal buffer (grown as needed up
- * to the max chunk size) before that. Memory therefore stays near max chunk size plus one source
- * buffer, and a byte is copied once if its chunk ends in the same source buffer, twice otherwise.
+ * Where chunkStream takes the buffers of its chunks from, and gives back the one it kept the
+ * unfinished chunk in (util/memory.ts BufferPool): chunks then reuse memory already faulted in.
+ */
+export interface ChunkBuffers {
+  /** `n` bytes at the start (byteOffset 0) of a buffer nothing else uses. */
+  take(n: number): Uint8Array;
+  give(b: Uint8Array): void;
+}
+
+const freshBuffers: ChunkBuffers = { take: ownedUninitialized, give: () => undefined };
+
+/**
+ * Cuts a byte stream into chunks. Each chunk is a Uint8Array at the start (byteOffset 0) of a
+ * buffer of its own: fresh and exactly its size, or from `buffers`. It can be kept, or its buffer
+ * transferred to a worker, without copying and without pinning the source's buffers. The source
+ * may reuse a buffer once the next one is requested: the unfinished tail of a chunk is copied into
+ * an internal buffer (grown as needed up to the max chunk size; with `buffers`, one of theirs,
+ * which becomes the last chunk) before that. Memory therefore stays near max chunk size plus one
+ * source buffer, and a byte is copied once if its chunk ends in the same source buffer, twice
+ * otherwise.
  *
  * The source may also give runs of zeros by length (ZeroRun, for the holes of a sparse file). The
  * cut points are those of the same stream with the zeros written out, but a chunk that lies wholly
  * inside a run is yielded as a ZeroRun of its length, without touching its bytes: a hole costs
  * time in proportion to its number of chunks, not its size.
  */
-export function chunkStream(source: AsyncIterable<Uint8Array>, params?: Partial<ChunkParams>): AsyncGenerator<Uint8Array, void, undefined>;
-export function chunkStream(source: AsyncIterable<Uint8Array | ZeroRun>, params?: Partial<ChunkParams>): AsyncGenerator<Uint8Array | ZeroRun, void, undefined>;
-export async function* chunkStream(source: AsyncIterable<Uint8Array | ZeroRun>, params: Partial<ChunkParams> = {}): AsyncGenerator<Uint8Array | ZeroRun, void, undefined> {
+export function chunkStream(source: AsyncIterable<Uint8Array>, params?: Partial<ChunkParams>, buffers?: ChunkBuffers): AsyncGenerator<Uint8Array, void, undefined>;
+export function chunkStream(source: AsyncIterable<Uint8Array | ZeroRun>, params?: Partial<ChunkParams>, buffers?: ChunkBuffers): AsyncGenerator<Uint8Array | ZeroRun, void, undefined>;
+export async function* chunkStream(source: AsyncIterable<Uint8Array | ZeroRun>, params: Partial<ChunkParams> = {}, buffers: ChunkBuffers = freshBuffers): AsyncGenerator<Uint8Array | ZeroRun, void, undefined> {
   const chunker = new Chunker(params);
   const max = chunker.params.max;
-  let acc = new Uint8Array(0); // the unfinished chunk's bytes from earlier source buffers
+  const pooled = buffers !== freshBuffers;
+  let acc: Uint8Array = new Uint8Array(0); // the unfinished chunk's bytes from earlier source buffers
   let accLen = 0;
   /** Keeps piece[off..end) as the continuation of the unfinished chunk. */
   function keep(piece: Uint8Array, off: number, end: number): void {
     const n = end - off;
     if (accLen + n > acc.length) {
-      const grown = new Uint8Array(Math.min(max, Math.max(accLen + n, 2 * acc.length, 65536)));
+      const grown = pooled ? buffers.take(max) : new Uint8Array(Math.min(max, Math.max(accLen + n, 2 * acc.length, 65536)));
       grown.set(acc.subarray(0, accLen));
+      if (pooled && acc.length > 0) buffers.give(acc);
       acc = grown;
     }
     acc.set(piece.subarray(off, end), accLen);
@@ -317,41 +333,50 @@ export async function* chunkStream(source: AsyncIterable<Uint8Array | ZeroRun>, 
   }
   /** The unfinished chunk completed by piece[off..c). */
   function take(piece: Uint8Array, off: number, c: number): Uint8Array {
-    const chunk = ownedUninitialized(accLen + (c - off));
+    const chunk = buffers.take(accLen + (c - off));
     chunk.set(acc.subarray(0, accLen));
     chunk.set(piece.subarray(off, c), accLen);
     accLen = 0;
     return chunk;
   }
-  for await (const piece of source) {
-    if (piece instanceof Uint8Array) {
-      let off = 0;
-      while (off < piece.length) {
-        const c = chunker.nextCut(piece, off);
-        if (c < 0) {
-          keep(piece, off, piece.length);
-          break;
+  try {
+    for await (const piece of source) {
+      if (piece instanceof Uint8Array) {
+        let off = 0;
+        while (off < piece.length) {
+          const c = chunker.nextCut(piece, off);
+          if (c < 0) {
+            keep(piece, off, piece.length);
+            break;
+          }
+          yield take(piece, off, c);
+          off = c;
         }
-        yield take(piece, off, c);
-        off = c;
-      }
-      continue;
-    }
-    const whole = zeroChunkLength(chunker.params);
-    for (let left = piece.zeros; left > 0; ) {
-      if (accLen === 0 && left >= whole) {
-        // At a boundary with a whole zero chunk ahead: its cut is known without scanning it.
-        yield { zeros: whole };
-        left -= whole;
         continue;
       }
-      // Zeros up to the next cut only, so that whole zero chunks after it are skipped.
-      const n = Math.min(left, ZEROS.length);
-      const c = chunker.nextCut(ZEROS, 0, n);
-      if (c < 0) keep(ZEROS, 0, n);
-      else yield take(ZEROS, 0, c);
-      left -= c < 0 ? n : c;
+      const whole = zeroChunkLength(chunker.params);
+      for (let left = piece.zeros; left > 0; ) {
+        if (accLen === 0 && left >= whole) {
+          // At a boundary with a whole zero chunk ahead: its cut is known without scanning it.
+          yield { zeros: whole };
+          left -= whole;
+          continue;
+        }
+        // Zeros up to the next cut only, so that whole zero chunks after it are skipped.
+        const n = Math.min(left, ZEROS.length);
+        const c = chunker.nextCut(ZEROS, 0, n);
+        if (c < 0) keep(ZEROS, 0, n);
+        else yield take(ZEROS, 0, c);
+        left -= c < 0 ? n : c;
+      }
     }
+    if (accLen > 0) {
+      // The last chunk: with pooled buffers, the one that holds it (then it is the consumer's).
+      const last = pooled ? new Uint8Array(acc.buffer, 0, accLen) : acc.slice(0, accLen);
+      if (pooled) acc = new Uint8Array(0);
+      yield last;
+    }
+  } finally {
+    if (pooled && acc.length > 0) buffers.give(acc);
   }
-  if (accLen > 0) yield acc.slice(0, accLen);
 }

@@ -17,6 +17,7 @@ import { userInfo } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { chunkStream, DEFAULT_PARAMS, type ZeroRun } from '../chunking/fastcdc.js';
 import { pool, Semaphore } from '../util/concurrency.js';
+import { BufferPool } from '../util/memory.js';
 import { SmallFileSaver, type SmallFileReply } from './small-files.js';
 import { BlobType, Repository, type SaveResult } from '../repo/repository.js';
 import { worthAWorker } from '../repo/worker-codec.js';
@@ -307,6 +308,13 @@ class Backup {
   private readonly reads = new Semaphore(READ_CONCURRENCY);
   private readonly smallReads = new Semaphore(SMALL_READ_CONCURRENCY);
   private readonly zeroChunks = new Map<number, Promise<Hex>>();
+  /**
+   * The buffers of large files' chunks (and their read buffers), which the workers send back once
+   * a chunk is sealed: enough for the chunks in flight, the chunker's and the reads' own.
+   */
+  readonly chunkBuffers = new BufferPool(DEFAULT_PARAMS.max, READ_CONCURRENCY * (CHUNKS_IN_FLIGHT + 2));
+  /** The envelopes those chunks are sealed into (a chunk's, plus the codec byte and the envelope's nonce and tag). */
+  readonly envelopeBuffers = new BufferPool(DEFAULT_PARAMS.max + 64, READ_CONCURRENCY * CHUNKS_IN_FLIGHT);
   private readonly hardlinks = new Map<string, Promise<FileData | undefined>>();
   private bytesDone = 0;
   /** Paths with a warning, and the folders above them: these are never entered in the listing cache. */
@@ -588,6 +596,8 @@ class Backup {
       let readError: unknown;
       const handle = fh;
       const signal = this.opts.signal;
+      // Pooled only where the workers send chunk buffers back (saveBlob).
+      const buffers = this.saver ? this.chunkBuffers : undefined;
       /** Bytes of the file covered so far: read, or known to be a hole. */
       let covered = 0;
       const onRead = (n: number) => {
@@ -602,38 +612,42 @@ class Backup {
       async function* source(): AsyncGenerator<Uint8Array | ZeroRun> {
         // One buffer for the whole file: chunkStream copies what it keeps before asking for more.
         // Holes are not read (SEEK_HOLE found them): they are given to the chunker as zeros.
-        const buf = Buffer.allocUnsafeSlow(READ_SIZE);
-        let k = 0; // the next hole
-        for (let pos = 0; ; ) {
-          signal?.throwIfAborted();
-          if (k < holes.length && pos >= holes[k]!) {
-            const end = holes[k]! + holes[k + 1]!;
-            k += 2;
-            if (end > pos) {
-              onHole(end - pos);
-              yield { zeros: end - pos };
-              pos = end;
+        const buf = buffers ? buffers.take(READ_SIZE) : Buffer.allocUnsafeSlow(READ_SIZE);
+        try {
+          let k = 0; // the next hole
+          for (let pos = 0; ; ) {
+            signal?.throwIfAborted();
+            if (k < holes.length && pos >= holes[k]!) {
+              const end = holes[k]! + holes[k + 1]!;
+              k += 2;
+              if (end > pos) {
+                onHole(end - pos);
+                yield { zeros: end - pos };
+                pos = end;
+              }
+              continue;
             }
-            continue;
+            let n: number;
+            try {
+              n = (await handle.read(buf, 0, k < holes.length ? Math.min(READ_SIZE, holes[k]! - pos) : READ_SIZE, pos)).bytesRead;
+            } catch (err) {
+              readError = err;
+              return;
+            }
+            if (n === 0) break; // the end of the file (it may have grown or shrunk since the stat)
+            onRead(n);
+            pos += n;
+            yield n === READ_SIZE ? buf : buf.subarray(0, n);
           }
-          let n: number;
-          try {
-            n = (await handle.read(buf, 0, k < holes.length ? Math.min(READ_SIZE, holes[k]! - pos) : READ_SIZE, pos)).bytesRead;
-          } catch (err) {
-            readError = err;
-            return;
-          }
-          if (n === 0) return; // the end of the file (it may have grown or shrunk since the stat)
-          onRead(n);
-          pos += n;
-          yield n === READ_SIZE ? buf : buf.subarray(0, n);
+        } finally {
+          buffers?.give(buf); // the chunker has copied what it keeps
         }
       }
       const ids: Promise<Hex>[] = [];
       const inFlight: Promise<Hex>[] = [];
       // A file smaller than the minimum chunk is always exactly one chunk: read it in one go into
       // a buffer of its size (no 1 MiB read buffer, no chunker copies per small file).
-      const chunks = size > 0 && size < DEFAULT_PARAMS.min ? readWhole(handle, size, onRead, (err) => (readError = err)) : chunkStream(source());
+      const chunks = size > 0 && size < DEFAULT_PARAMS.min ? readWhole(handle, size, onRead, (err) => (readError = err)) : chunkStream(source(), {}, buffers);
       for await (const chunk of chunks) {
         // A whole chunk of a hole: the same zero chunk every time, sealed once per backup.
         const p = chunk instanceof Uint8Array ? this.saveData(chunk) : this.zeroChunk(chunk.zeros);
@@ -689,11 +703,27 @@ class Backup {
    * sealed inline by Repository.saveBlob.
    */
   async saveBlob(type: BlobType, data: Uint8Array): Promise<SaveResult> {
-    if (!this.saver || !worthAWorker(data.length)) return this.repo.saveBlob(type, data);
+    const pooled = this.saver !== undefined && this.chunkBuffers.owns(data);
+    if (!this.saver || !worthAWorker(data.length)) {
+      const r = await this.repo.saveBlob(type, data); // sealed on this thread: done with data
+      if (pooled) this.chunkBuffers.give(data);
+      return r;
+    }
     const id = this.repo.blobId(data);
-    if (this.repo.hasBlob(id)) return { id, added: false };
+    if (this.repo.hasBlob(id)) {
+      if (pooled) this.chunkBuffers.give(data);
+      return { id, added: false };
+    }
     const rawLength = data.length; // read now: seal() takes data
-    return this.repo.saveSealedBlob(type, id, await this.saver.seal(type, id, data), rawLength);
+    const into = pooled ? this.envelopeBuffers.take(this.envelopeBuffers.capacity) : undefined;
+    const sealed = await this.saver.seal(type, id, data, pooled, into);
+    if (sealed.data) this.chunkBuffers.give(sealed.data);
+    try {
+      // The repository copies the envelope into its pack (and frees only buffers it owns whole).
+      return await this.repo.saveSealedBlob(type, id, sealed.env, rawLength);
+    } finally {
+      this.envelopeBuffers.give(sealed.env);
+    }
   }
 
   /** Saves one chunk of file data, counting it when it is new. */

@@ -65,7 +65,9 @@ function handle(m: SmallFileRequest): SmallFileReply {
 serveBatches<SmallFileRequest | SealRequest, SmallFileReply>(
   (m) => {
     if ('kind' in m) {
-      const env = codec.seal(m.type, m.id, m.data);
+      const env = codec.seal(m.type, m.id, m.data, m.into);
+      // A pooled chunk buffer goes back to its pool on the main thread (and `into` with the envelope).
+      if (m.giveBack) return { reply: { seq: m.seq, status: 'sealed', env, data: m.data }, transfer: [env.buffer as ArrayBuffer, m.data.buffer as ArrayBuffer] };
       // The chunk (moved here) is dropped: freed at once where the addon can (util/memory.ts).
       return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer], dropped: release(m.data) ? 0 : m.data.length };
     }

@@ -28,13 +28,17 @@ export interface SealRequest {
   readonly type: BlobType;
   readonly id: Uint8Array;
   readonly data: Uint8Array;
+  /** Send `data`'s buffer back with the reply (a pooled chunk buffer, BufferPool) instead of freeing it. */
+  readonly giveBack?: boolean;
+  /** A reused buffer to seal into, when large enough (moved here and back with the envelope). */
+  readonly into?: Uint8Array;
 }
 
 export type SmallFileReply =
   | { readonly seq: number; readonly status: 'ok'; readonly bytesRead: number; readonly changed: boolean; readonly id?: Uint8Array; readonly env?: Uint8Array; readonly rawLength?: number }
   | { readonly seq: number; readonly status: 'open-failed' | 'read-failed'; readonly code: string }
   | { readonly seq: number; readonly status: 'replaced' | 'fallback' }
-  | { readonly seq: number; readonly status: 'sealed'; readonly env: Uint8Array };
+  | { readonly seq: number; readonly status: 'sealed'; readonly env: Uint8Array; readonly data?: Uint8Array };
 
 /** One pool of worker threads for a backup: whole small files, and sealing the chunks of large files. */
 export class SmallFileSaver {
@@ -57,12 +61,16 @@ export class SmallFileSaver {
   /**
    * The sealed envelope of blob `id` (the caller computed it with Repository.blobId). Takes `data`:
    * a chunk from the chunker owns its buffer, which moves to the worker rather than being copied,
-   * so the caller must not use it afterwards.
+   * so the caller must not use it afterwards. With `giveBack` (a pooled buffer) the buffer comes
+   * back as `data`, for the pool. With `into` (also taken), the envelope is sealed at its start
+   * when it fits.
    */
-  async seal(type: BlobType, id: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
-    const r = await this.pool.call({ kind: 'seal', type, id, data }, ownsItsBuffer(data) ? [data.buffer as ArrayBuffer] : []);
+  async seal(type: BlobType, id: Uint8Array, data: Uint8Array, giveBack = false, into?: Uint8Array): Promise<{ env: Uint8Array; data?: Uint8Array }> {
+    const transfer = giveBack || ownsItsBuffer(data) ? [data.buffer as ArrayBuffer] : [];
+    if (into) transfer.push(into.buffer as ArrayBuffer);
+    const r = await this.pool.call({ kind: 'seal', type, id, data, ...(giveBack ? { giveBack } : {}), ...(into ? { into } : {}) }, transfer);
     if (r.status !== 'sealed') throw new Error('worker answered a seal request with ' + r.status);
-    return r.env;
+    return r.data ? { env: r.env, data: r.data } : { env: r.env };
   }
 
   close(): Promise<void> {

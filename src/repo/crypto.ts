@@ -77,13 +77,14 @@ function takeNonce(out: Buffer): void {
  * Envelope: nonce(12) ‖ ciphertext ‖ tag(16). `aad` binds the envelope to its role (and, for
  * blobs, to the blob's type and id) so envelopes cannot be swapped between places.
  */
-export function seal(key: Buffer, plaintext: Uint8Array | readonly Uint8Array[], aad: Uint8Array): Buffer {
+export function seal(key: Buffer, plaintext: Uint8Array | readonly Uint8Array[], aad: Uint8Array, into?: Uint8Array): Buffer {
   const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext;
   let length = NONCE_BYTES + TAG_BYTES;
   for (const p of parts) length += p.length;
   // Its own exact allocation, never a slice of Node's shared pool: envelopes are kept in packs
   // and transferred between threads, and a pooled slice would pin (or detach) a whole 8 KiB slab.
-  const out = Buffer.allocUnsafeSlow(length);
+  // Or the start of `into` (a reused buffer) when it is large enough.
+  const out = into && into.length >= length ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafeSlow(length);
   takeNonce(out);
   const c = createCipheriv('aes-256-gcm', key, out.subarray(0, NONCE_BYTES));
   c.setAAD(aad);

@@ -47,8 +47,9 @@ function looksIncompressible(codec: Codec, body: Uint8Array): boolean {
   return true;
 }
 
-export function sealBlobSync(codec: Codec, encKey: Buffer, type: number, id: Uint8Array, data: Uint8Array): Buffer {
-  return seal(encKey, encodeSync(codec, data), blobAad(type, id));
+/** The sealed envelope; at the start of `into` when it is large enough (see seal). */
+export function sealBlobSync(codec: Codec, encKey: Buffer, type: number, id: Uint8Array, data: Uint8Array, into?: Uint8Array): Buffer {
+  return seal(encKey, encodeSync(codec, data), blobAad(type, id), into);
 }
 
 /** Whether a blob is worth a round trip to a worker thread. */

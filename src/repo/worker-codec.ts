@@ -71,9 +71,12 @@ export class WorkerCodec {
     return chunkId(this.keys, data);
   }
 
-  /** The sealed envelope of a blob (compressed when that saves space, then encrypted; docs/FORMAT.md §6). */
-  seal(type: BlobType, id: Uint8Array, data: Uint8Array): Buffer {
-    return sealBlobSync(this.codec, this.keys.encKey, type, id, data);
+  /**
+   * The sealed envelope of a blob (compressed when that saves space, then encrypted; docs/FORMAT.md
+   * §6): at the start of `into` when it is large enough (a reused buffer), else in its own.
+   */
+  seal(type: BlobType, id: Uint8Array, data: Uint8Array, into?: Uint8Array): Buffer {
+    return sealBlobSync(this.codec, this.keys.encKey, type, id, data, into);
   }
 
   /**

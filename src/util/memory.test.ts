@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { keepAllocatorLean, release } from './memory.js';
+import { BufferPool, keepAllocatorLean, release } from './memory.js';
+import { MessageChannel } from 'node:worker_threads';
 import { nativeAddon } from './native.js';
 
 test('the allocator tuning applies here (Linux, glibc, the native addon built by npm ci)', () => {
@@ -52,4 +53,33 @@ test('for a restore the allocator reuses freed large blocks instead of faulting 
   const reuse = faults('reuseLargeBlocks');
   assert.ok(lean >= 200 * 200, `each freed block goes back to the system, so each new one faults its 256 pages in (${lean} faults)`);
   assert.ok(reuse < 2000, `the freed block is reused: its pages are faulted in once (${reuse} faults)`);
+});
+
+test('a buffer pool hands out each buffer once at a time, takes back its own (also after a trip to another thread) and ignores others', async () => {
+  const pool = new BufferPool(1024, 2);
+  const a = pool.take(100);
+  const b = pool.take(1024);
+  assert.equal(a.length, 100);
+  assert.equal(a.byteOffset, 0);
+  assert.notEqual(a.buffer, b.buffer);
+  assert.ok(pool.owns(a) && pool.owns(b));
+  const big = pool.take(2000); // above the capacity: a buffer of its own, not the pool's
+  assert.equal(big.length, 2000);
+  assert.equal(pool.owns(big), false);
+  pool.give(big);
+  // A pooled buffer transferred away and back is a new ArrayBuffer object: still the pool's.
+  const { port1, port2 } = new MessageChannel();
+  const back = new Promise<Uint8Array>((res) => port2.once('message', (m: Uint8Array) => res(m)));
+  port1.postMessage(a, [a.buffer as ArrayBuffer]);
+  const returned = await back;
+  port1.close();
+  assert.equal(a.length, 0, 'the sender no longer holds it');
+  pool.give(returned);
+  const again = pool.take(50);
+  assert.equal(again.buffer.byteLength, 1024);
+  again.fill(7); // usable: the returned memory, not a detached buffer
+  pool.give(again);
+  pool.give(b);
+  pool.give(pool.take(1)); // keeps at most two free buffers; more are freed
+  assert.equal(pool.take(10).length, 10);
 });

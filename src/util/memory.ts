@@ -57,6 +57,43 @@ export function ownsItsBuffer(data: Uint8Array): boolean {
   return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
 }
 
+/**
+ * Buffers of one capacity, kept for reuse. On this VM a fresh mapping costs ~1.7 ms of CPU per MiB
+ * to fault in (bench/README.md, session 9), so a stream of chunks each in a buffer of its own paid
+ * that for every byte; a pooled buffer is faulted in once. Only the pages a use touches become
+ * resident, so a buffer sized for the largest use costs what the uses it served needed. A buffer
+ * may travel to a worker thread and back (transferred) between take and give: the pool knows its
+ * own by their capacity.
+ */
+export class BufferPool {
+  private readonly free: ArrayBuffer[] = [];
+
+  constructor(
+    readonly capacity: number,
+    /** At most this many free buffers are kept; more given back are freed. */
+    private readonly keep: number,
+  ) {}
+
+  /** `n` uninitialised bytes at the start of a pooled buffer; a buffer of its own when `n` is above the capacity. */
+  take(n: number): Uint8Array {
+    if (n > this.capacity) return new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
+    return new Uint8Array(this.free.pop() ?? Buffer.allocUnsafeSlow(this.capacity).buffer, 0, n);
+  }
+
+  /** Whether `view` lies in a buffer of this pool's kind (one take() handed out, or one like it). */
+  owns(view: Uint8Array): boolean {
+    return view.byteOffset === 0 && view.buffer instanceof ArrayBuffer && view.buffer.byteLength === this.capacity;
+  }
+
+  /** Takes back a buffer from take(): nothing may use `view` (or another view of its buffer) afterwards. Others are ignored. */
+  give(view: Uint8Array): void {
+    if (!this.owns(view)) return;
+    const b = view.buffer as ArrayBuffer;
+    if (this.free.length < this.keep) this.free.push(b);
+    else release(new Uint8Array(b));
+  }
+}
+
 let releaser: ((b: ArrayBuffer) => boolean) | null | undefined;
 
 /**

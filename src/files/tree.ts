@@ -258,11 +258,15 @@ export async function saveDir(repo: TreeSink, entries: readonly TreeEntry[], onB
   return save(`{"version":1,"parts":[${partIds.map((id) => `"${id}"`).join(',')}]}`);
 }
 
-/** Loads a directory listing (following parts). */
-export async function loadDir(repo: TreeSource, id: Hex): Promise<TreeEntry[]> {
+/**
+ * Loads a directory listing (following parts). `onParts` hears of the parts' ids, when it has
+ * them, before they are loaded.
+ */
+export async function loadDir(repo: TreeSource, id: Hex, onParts?: (parts: readonly Hex[]) => void): Promise<TreeEntry[]> {
   const o = parseJson(await repo.loadBlob(fromHex(id)));
   if (Array.isArray(o['entries'])) return (o['entries'] as unknown[]).map(decodeEntry);
   const parts = o['parts'] === undefined ? corrupt('neither entries nor parts') : ids(o['parts'], 'parts');
+  onParts?.(parts);
   const out: TreeEntry[] = [];
   for (const p of parts) {
     const leaf = parseJson(await repo.loadBlob(fromHex(p)));
@@ -407,9 +411,8 @@ export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id
     const { id, path } = stack.pop()!;
     const here = `${path}/`;
     if (!visit(fromHex(id), here)) continue;
-    const o = parseJson(await repo.loadBlob(fromHex(id)));
-    if (o['parts'] !== undefined) for (const p of ids(o['parts'], 'parts')) visit(fromHex(p), here);
-    const entries = await loadDir(repo, id);
+    // Each part is visited before it is loaded, so a missing one is reported as missing.
+    const entries = await loadDir(repo, id, (parts) => parts.forEach((p) => visit(fromHex(p), here)));
     shape.set(id, { entries: entries.length, subtrees: entries.flatMap((e) => (e.subtree !== undefined ? [e.subtree] : [])) });
     for (const e of entries) {
       const where = `${path}/${e.name.toString('utf8')}`;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { open, seal } from './crypto.js';
+import { randomBytes, scryptSync } from 'node:crypto';
+import { deriveKek, open, scryptInLanes, seal } from './crypto.js';
+import { nativeAddon } from '../util/native.js';
 
 test('a sealed envelope owns exactly its own memory (never a slice of a shared pool), and opens again', () => {
   // Packs keep envelopes and workers transfer them: a pooled slice pinned (or moved) a whole 8 KiB
@@ -38,4 +39,18 @@ test('a blob larger than the piece seal encrypts at a time opens to the same byt
   assert.deepEqual(open(key, env, aad, 'test blob'), plain);
   // The same bytes in one part give a ciphertext that opens the same way (a stream cipher: piece size changes nothing on disk).
   assert.deepEqual(open(key, seal(key, plain, aad), aad, 'test blob'), plain);
+});
+
+test('scrypt with its lanes spread over the cores gives the key crypto.scrypt gives', async (t) => {
+  const mix = nativeAddon<{ scryptLanes?: (b: Uint8Array, N: number, r: number) => Promise<Uint8Array> }>()?.scryptLanes;
+  const cases: [string, number, number, number][] = [['correct horse', 2 ** 15, 8, 4], ['pässwörd', 1024, 8, 1], ['x', 16, 1, 3], ['', 1024, 4, 5], ['k', 2 ** 12, 2, 2]];
+  for (const [password, N, r, p] of cases) {
+    const salt = randomBytes(16);
+    const want = scryptSync(password.normalize('NFC'), salt, 32, { N, r, p, maxmem: 256 * N * r + 16 * 1024 * 1024 });
+    assert.deepEqual(await deriveKek(password, salt, { N, r, p }), want, `deriveKek N=${N} r=${r} p=${p}`);
+    for (const shares of [1, 2, 3]) {
+      if (mix) assert.deepEqual(await scryptInLanes(mix, password.normalize('NFC'), salt, { N, r, p }, shares), want, `${shares} share(s) N=${N} r=${r} p=${p}`);
+    }
+  }
+  if (!mix) t.diagnostic('the native addon is not built here: only the crypto.scrypt path was checked');
 });

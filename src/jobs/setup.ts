@@ -54,7 +54,7 @@ const shareDisk = (a: readonly string[], b: readonly string[]) => a.some((d) => 
 export async function sameDiskSources(destination: string, what: JobWhat, platform: Platform = currentPlatform()): Promise<string[]> {
   const dest = await platform.disksOf(resolve(destination));
   if (dest.length === 0) return [];
-  const sources = what.kind === 'image' ? [what.device] : what.kind === 'files' ? what.paths : what.kind === 'mirror' ? [what.source] : isUrl(what.from) ? [] : [what.from];
+  const sources = what.kind === 'image' ? [what.device, ...(what.paths ?? [])] : what.kind === 'files' ? what.paths : what.kind === 'mirror' ? [what.source] : isUrl(what.from) ? [] : [what.from];
   const out: string[] = [];
   for (const s of sources) if (shareDisk(await platform.disksOf(resolve(s)), dest)) out.push(s);
   return out;
@@ -279,8 +279,13 @@ export async function estimateBackup(paths: readonly string[], o: EstimateBackup
 export async function estimateJob(job: Job, limitMs = 15_000): Promise<Estimate> {
   if (job.what.kind === 'copy') return { files: 0, bytes: 0, seconds: 0, complete: false }; // what is new in the source is known only when copying
   if (job.what.kind === 'image') {
-    const p = await planImageCreate(job.what.device);
-    return { files: 0, bytes: p.bytesToRead, seconds: p.estimatedSeconds, complete: true, ...freeOn(job.repository, p.bytesToRead) };
+    const p = await planImageCreate(job.what.device, job.what.partitions ? { partitions: job.what.partitions } : {});
+    const image = { files: 0, bytes: p.bytesToRead, seconds: p.estimatedSeconds, complete: true };
+    if (!job.what.paths?.length) return { ...image, ...freeOn(job.repository, p.bytesToRead) };
+    // And the folders it includes: their estimate, with the image's bytes and time added.
+    const f = await estimateBackup(job.what.paths, { excludes: job.what.excludes ?? [], location: job.repository, limitMs });
+    const bytesToRead = (f.bytesToRead ?? f.bytes) + p.bytesToRead;
+    return { ...f, bytes: f.bytes + p.bytesToRead, seconds: f.seconds + p.estimatedSeconds, bytesToRead, ...freeOn(job.repository, bytesToRead) };
   }
   const [paths, excludes] = job.what.kind === 'files' ? [job.what.paths, job.what.excludes] : [[job.what.source], []];
   return estimateBackup(paths, { excludes, location: job.repository, limitMs });

@@ -12,12 +12,12 @@
  * The main thread reads and packs; hashing, comparing and sealing run on worker threads
  * (chunk-sealer.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { toHex, type Hex } from '../repo/ids.js';
 import { ChunkSealer } from './chunk-sealer.js';
-import { randomBytes } from 'node:crypto';
 import { CHUNKS_PER_PAGE, IMAGE_CHUNK_SIZE, decodePage, encodePage, validateManifest, type ImageManifest, type ImagePartition } from './manifest.js';
 import { writeEmptyFat32 } from './fat-writer.js';
 
@@ -401,7 +401,7 @@ export async function formatLeftOut(m: Pick<ImageManifest, 'partitions' | 'table
 }
 
 /** Bytes zeroed at each end of a left-out partition on restore, so no filesystem signature of the target's old contents survives there. */
-export const LEFT_OUT_EDGE = 1024 * 1024;
+const LEFT_OUT_EDGE = 1024 * 1024;
 
 /**
  * Whether chunk `i` of `m` is left unwritten on restore: absent, and wholly inside a left-out

@@ -45,7 +45,7 @@ export async function openPartition(img: OpenedImage, index: number): Promise<{ 
   const partition = parts.find((p) => p.index === index);
   if (!partition) throw new LifeboatError('not-found', `This image has no partition ${index}; it has ${parts.map((p) => p.index).join(', ') || 'none'}. See "lifeboat image ls ${img.id.slice(0, 8)}".`);
   if (partition.method === 'excluded') {
-    throw new LifeboatError('not-found', `${partitionText(partition)} was left out of this image (image create --partitions), so it holds no files here; restore its files from a file backup.`);
+    throw new LifeboatError('not-found', `${partitionText(partition)} was left out of this image, so it holds no files here; restore its files from a file backup.`);
   }
   if (partition.start + partition.size > img.source.size) throw new LifeboatError('corrupt', `Partition ${index} reaches past the end of the image; the image manifest is damaged.`);
   for (const module of filesystems) {

@@ -140,7 +140,8 @@ export function registerJobCommands(program: Command, run: Run): void {
       if (o.copyFrom !== undefined) {
         if (paths.length > 0 || o.image !== undefined) throw new LifeboatError('usage', 'A copy job (--copy-from) copies snapshots only; back up folders or a drive with another job.');
         if (Object.keys(retention).length > 0) throw new LifeboatError('usage', 'A copy job keeps every snapshot it copies; thin the copy with "lifeboat forget" if you like.');
-      } else if (o.image === undefined && paths.length === 0) throw new LifeboatError('usage', 'Say which folders the job backs up (or --image DEVICE for a whole drive, or --copy-from REPO to copy a repository).');
+      } else if (o.image !== undefined && paths.length === 0 && o.exclude.length > 0) throw new LifeboatError('usage', '--exclude skips files in folders; give the folders to back up with the image, or leave partitions out with --exclude-partition.');
+      else if (o.image === undefined && paths.length === 0) throw new LifeboatError('usage', 'Say which folders the job backs up (or --image DEVICE for a whole drive, or --copy-from REPO to copy a repository).');
       for (const p of paths) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the path.`);
       const location = isUrl(ctx.repoLocation()) ? ctx.repoLocation() : resolve(ctx.repoLocation());
       // The passwords (and a server's token) are checked now, so a typo shows here and not as a failed run tonight.

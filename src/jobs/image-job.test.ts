@@ -13,6 +13,8 @@ import { makeSystemDisk } from '../image/testing.js';
 import { createRepositoryAt, openRepositoryAt, passwordFileFor, writePasswordFile } from './open.js';
 import { Scheduler } from './scheduler.js';
 import { JobState, describeWhat, type JobDefinition } from './state.js';
+import { estimateJob } from './setup.js';
+import { planImageCreate } from './image.js';
 
 test('a job with a system image and folders: one run takes both, tagged with the job; a failing image does not skip the folders', async (t) => {
   const dir = tmp(t);
@@ -39,6 +41,12 @@ test('a job with a system image and folders: one run takes both, tagged with the
   const job = state.addJob(def('Nightly', disk), Date.now());
   assert.equal(describeWhat(job.what), `the drive ${disk} without partition 3 (system image) and ${docs}`);
   assert.equal(describeWhat({ kind: 'image', device: '/dev/sda', partitions: { only: [1, 2] } }), 'partitions 1, 2 of the drive /dev/sda (system image)');
+
+  // The dashboard's estimate: the image's bytes (partition 3 not read) and the folders'.
+  const plan = await planImageCreate(disk, { partitions: { exclude: [3] } });
+  const est = await estimateJob(job);
+  assert.equal(est.bytes, plan.bytesToRead + 'Dear Ann,\n'.length);
+  assert.ok(est.seconds >= plan.estimatedSeconds);
 
   const s = new Scheduler(state);
   const run = await s.runNow('Nightly');

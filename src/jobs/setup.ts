@@ -117,9 +117,9 @@ export async function setUpJob(state: JobState, req: SetupRequest, now: number):
   if (req.password.length < 8) throw new LifeboatError('usage', 'Choose a password of at least 8 characters.');
   const dest = resolve(req.destination);
   if (!existsSync(dest)) throw new LifeboatError('usage', `The folder ${dest} does not exist. If it is on an external drive, connect the drive first.`);
-  if (req.what.kind === 'files') {
-    if (req.what.paths.length === 0) throw new LifeboatError('usage', 'Choose at least one folder to protect.');
-    for (const p of req.what.paths) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the folder.`);
+  if (req.what.kind === 'files' && req.what.paths.length === 0) throw new LifeboatError('usage', 'Choose at least one folder to protect.');
+  if (req.what.kind === 'files' || req.what.kind === 'image') {
+    for (const p of req.what.paths ?? []) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the folder.`);
   }
   if (state.job(req.name)) throw new LifeboatError('conflict', `There is already a backup named "${req.name}". Choose another name.`);
   const isRepo = existsSync(join(dest, 'config')) && existsSync(join(dest, 'keys'));

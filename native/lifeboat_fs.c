@@ -342,6 +342,25 @@ static napi_value js_zstd_decompress(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// zstdDecompressInto(handle, bytes, dst) -> dst.length, having decoded the frame into all of dst;
+// throws when the frame is damaged or does not decode to exactly dst.length bytes. No allocation:
+// check decodes every blob of a repository into one buffer it keeps.
+static napi_value js_zstd_decompress_into(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3], r;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  zcodec *z; void *src, *dst; size_t len, cap;
+  if (argc < 3 || napi_get_value_external(env, argv[0], (void **)&z) != napi_ok || !bytes_arg(env, argv[1], &src, &len) || !bytes_arg(env, argv[2], &dst, &cap)) {
+    return throw_msg(env, "zstdDecompressInto(handle, Uint8Array, Uint8Array)");
+  }
+  unsigned long long cs = Z.contentSize(src, len);
+  if (cs != 0ULL - 1 && cs != 0ULL - 2 && cs != (unsigned long long)cap) return throw_msg(env, "zstd: the frame's size differs from the expected size");
+  size_t n = Z.decompress(z->d, dst, cap, src, len);
+  if (Z.isError(n)) return throw_msg(env, Z.errName(n));
+  if (n != cap) return throw_msg(env, "zstd: the frame decoded to fewer bytes than expected");
+  napi_create_double(env, (double)n, &r);
+  return r;
+}
+
 // ---- allocator ------------------------------------------------------------------------------
 // keepAllocatorLean([mmapThreshold, trimThreshold]) -> whether it applied. glibc serves large
 // blocks from its heaps once a freed mapping has raised its threshold (up to 32 MiB), and a heap
@@ -562,6 +581,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL },
     { "adviseCache", NULL, js_advise_cache, NULL, NULL, NULL, napi_default, NULL },
     { "zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL },
+    { "zstdDecompressInto", NULL, js_zstd_decompress_into, NULL, NULL, NULL, napi_default, NULL },
     { "scryptLanes", NULL, js_scrypt_lanes, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

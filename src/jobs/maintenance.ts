@@ -4,7 +4,6 @@
  * functions after each successful run.
  */
 import { LifeboatError } from '../util/errors.js';
-import { reuseLargeBlocks } from '../util/memory.js';
 import { applyPolicy, type ForgetCandidate as PolicyCandidate, type ForgetGroup, type ForgetPolicy } from '../repo/forget.js';
 import { Names, type Hex } from '../repo/ids.js';
 import { loadPins, pinSnapshot, unpinSnapshot, type PinInfo } from '../repo/pins.js';
@@ -98,9 +97,6 @@ export async function pruneRepository(repo: Repository, o: PruneOptions): Promis
 /** Verifies the repository's structure (every object, pins included) and, with `readData`, every stored byte; progress has phase 'reading packs'. */
 export async function checkRepositoryJob(repo: Repository, o: JobOptions & { readonly readData?: boolean } = {}): Promise<CheckReport> {
   await repo.lock(false, 'check', { reading: true });
-  // Reading data, every pack and blob passes through buffers freed before the next of their size
-  // (as in a restore): reuse them instead of mapping and faulting in fresh ones.
-  if (o.readData === true) reuseLargeBlocks();
   return checkRepository(repo, {
     readData: o.readData === true,
     walkers: referenceWalkers,

@@ -69,3 +69,20 @@ test('native zstd refuses damaged frames and wrong lengths instead of returning 
   const portablePlain = createPortableZstdCodec().compressSync(input);
   assert.throws(() => codec.decompressSync(Buffer.from(portablePlain).subarray(0, 10), input.length));
 });
+
+test('decompressInto decodes a frame into a given buffer of exactly its size, and refuses a wrong size or a frame that is not one', (t) => {
+  const codec = createZstdCodec();
+  if (!codec.decompressInto) return t.skip('the native addon with zstdDecompressInto is not built here');
+  const data = Buffer.concat([randomBytes(5000), Buffer.alloc(300_000, 7), Buffer.from('tail')]);
+  const frame = codec.compressSync(data);
+  const out = Buffer.alloc(data.length + 100, 0xee);
+  codec.decompressInto(frame, out.subarray(0, data.length));
+  assert.ok(out.subarray(0, data.length).equals(data));
+  assert.ok(out.subarray(data.length).every((b) => b === 0xee), 'nothing written past the size');
+  assert.throws(() => codec.decompressInto!(frame, Buffer.alloc(data.length - 1)));
+  assert.throws(() => codec.decompressInto!(frame, Buffer.alloc(data.length + 1)));
+  // (A byte flipped inside the data may decode to other bytes: the blob's id check catches that.)
+  const damaged = Buffer.from(frame);
+  damaged[0]! ^= 0xff; // the frame's magic number
+  assert.throws(() => codec.decompressInto!(damaged, Buffer.alloc(data.length)));
+});

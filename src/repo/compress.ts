@@ -25,6 +25,11 @@ export interface Codec {
   decompress(data: Uint8Array): Promise<Uint8Array>;
   /** `expectedLength`, when known, must be the exact decoded length (a mismatch throws). */
   decompressSync(data: Uint8Array, expectedLength?: number): Uint8Array;
+  /**
+   * Decodes into `out`, whose length must be the exact decoded length (a mismatch throws); where
+   * the native addon has it, without allocating. Undefined elsewhere.
+   */
+  readonly decompressInto?: (data: Uint8Array, out: Uint8Array) => void;
 }
 
 /**
@@ -39,6 +44,7 @@ interface ZstdAddon {
   zstdCompress(handle: object, data: Uint8Array): Buffer;
   zstdCompressInto(handle: object, data: Uint8Array, out: Uint8Array): number;
   zstdDecompress(handle: object, data: Uint8Array, expectedLength: number): Buffer;
+  zstdDecompressInto?(handle: object, data: Uint8Array, out: Uint8Array): number;
 }
 
 function toBuffer(u: Uint8Array): Buffer {
@@ -87,6 +93,7 @@ export function createZstdCodec(level = ZSTD_LEVEL): Codec {
     decompress: (d) => portable.decompress(d),
     // Without a known length (old frames carry no size) the npm binding decodes it.
     decompressSync: (d, expectedLength) => (expectedLength !== undefined ? native.zstdDecompress(handle, d, expectedLength) : portable.decompressSync(d)),
+    ...(typeof native.zstdDecompressInto === 'function' ? { decompressInto: (d: Uint8Array, out: Uint8Array) => void native.zstdDecompressInto!(handle, d, out) } : {}),
   };
 }
 

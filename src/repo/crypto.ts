@@ -124,10 +124,38 @@ export function tryOpen(key: Buffer, envelope: Uint8Array, aad: Uint8Array): Buf
   return rest.length === 0 ? body : Buffer.concat([body, rest]);
 }
 
+function integrityError(what: string): LifeboatError {
+  return new LifeboatError('corrupt', `${what} failed its integrity check: it is damaged or was modified. Run "lifeboat check --read-data" to see what is affected.`);
+}
+
 export function open(key: Buffer, envelope: Uint8Array, aad: Uint8Array, what: string): Buffer {
   const p = tryOpen(key, envelope, aad);
-  if (!p) throw new LifeboatError('corrupt', `${what} failed its integrity check: it is damaged or was modified. Run "lifeboat check --read-data" to see what is affected.`);
+  if (!p) throw integrityError(what);
   return p;
+}
+
+/**
+ * open() into the start of `out` (at least the envelope's length), decrypting in pieces as seal
+ * encrypts: no buffer as large as the blob is allocated (check opens every blob of a repository).
+ */
+export function openInto(key: Buffer, envelope: Uint8Array, aad: Uint8Array, what: string, out: Buffer): Buffer {
+  if (envelope.length < ENVELOPE_OVERHEAD) throw integrityError(what);
+  const end = envelope.length - TAG_BYTES;
+  const d = createDecipheriv('aes-256-gcm', key, envelope.subarray(0, NONCE_BYTES));
+  d.setAAD(aad);
+  d.setAuthTag(envelope.subarray(end));
+  let o = 0;
+  for (let at = NONCE_BYTES; at < end; at += SEAL_PIECE) {
+    const part = d.update(envelope.subarray(at, Math.min(end, at + SEAL_PIECE)));
+    o += part.copy(out, o);
+    release(part);
+  }
+  try {
+    o += d.final().copy(out, o);
+  } catch {
+    throw integrityError(what);
+  }
+  return out.subarray(0, o);
 }
 
 export interface ScryptParams {

@@ -6,10 +6,10 @@
 import { LifeboatError } from '../util/errors.js';
 import { release } from '../util/memory.js';
 import type { Codec } from './compress.js';
-import { chunkId, sha256, type MasterKeys } from './crypto.js';
-import { decodePayload } from './envelope-file.js';
+import { chunkId, openInto, sha256, type MasterKeys } from './crypto.js';
+import { CODEC_ZSTD, decodePayload } from './envelope-file.js';
 import { toHex } from './ids.js';
-import { BlobType, openBlob, parsePack, type PackEntry } from './pack.js';
+import { BlobType, blobAad, openBlob, parsePack, type PackEntry } from './pack.js';
 
 /**
  * A data or tree blob's plaintext, checked against its id, and `owner`: the buffer that holds it
@@ -33,6 +33,42 @@ export async function decodeSealedBlob(codec: Codec, keys: MasterKeys, type: num
   return (await openSealedBlob(codec, keys, type, id, envelope, rawLength, packName, onThisThread)).plain;
 }
 
+/**
+ * Buffers a thread keeps for verifying blobs, grown to the largest blob and reused for every one:
+ * a buffer per decrypted and per decompressed blob was a fresh mapping (faulted in, freed) for
+ * every large one.
+ */
+export class VerifyBuffers {
+  private frame = Buffer.alloc(0);
+  private plain = Buffer.alloc(0);
+
+  frameFor(n: number): Buffer {
+    if (this.frame.length < n) this.frame = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.frame.length));
+    return this.frame;
+  }
+
+  plainFor(n: number): Buffer {
+    if (this.plain.length < n) this.plain = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.plain.length));
+    return this.plain.subarray(0, n);
+  }
+}
+
+/** openSealedBlob's checks for a blob only verified, decoded into `kept`: nothing is allocated per blob where the codec decodes into a given buffer. */
+async function verifySealedBlob(codec: Codec, keys: MasterKeys, type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string, kept: VerifyBuffers): Promise<void> {
+  const what = `A data block in pack ${packName}`;
+  const frame = openInto(keys.encKey, envelope, blobAad(type, id), what, kept.frameFor(envelope.length));
+  let plain: Uint8Array;
+  if (frame[0] === CODEC_ZSTD && codec.decompressInto) {
+    plain = kept.plainFor(rawLength);
+    try {
+      codec.decompressInto(frame.subarray(1), plain);
+    } catch {
+      throw new LifeboatError('corrupt', `${what} could not be decompressed to its ${rawLength} bytes; it is damaged.`);
+    }
+  } else plain = await decodePayload(codec, frame, what, rawLength, true);
+  if (!chunkId(keys, plain).equals(id)) throw new LifeboatError('corrupt', `${what} does not match its id; the pack is damaged.`);
+}
+
 export interface PackVerdict {
   /** Bytes read. */
   readonly size: number;
@@ -49,15 +85,19 @@ export interface PackVerdict {
  * pack whose bytes do not match its name is still checked blob by blob, so that only what is
  * really lost is reported. `dropped` hears of each blob's decoded bytes once they are garbage.
  */
-export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Array, packId: string, name: string, onThisThread = false, dropped?: (bytes: number) => void): Promise<PackVerdict> {
+export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Array, packId: string, name: string, onThisThread = false, dropped?: (bytes: number) => void, kept?: VerifyBuffers): Promise<PackVerdict> {
   const hashOk = toHex(sha256(bytes)) === packId;
   const entries = parsePack(keys.encKey, bytes, name);
   const bad: { i: number; message: string }[] = [];
   for (const [i, e] of entries.entries()) {
     if (e.type === BlobType.delta) continue;
     try {
-      release((await openSealedBlob(codec, keys, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, name, onThisThread)).owner);
-      dropped?.(e.length + e.rawLength);
+      const envelope = bytes.subarray(e.offset, e.offset + e.length);
+      if (kept) await verifySealedBlob(codec, keys, e.type, e.id, envelope, e.rawLength, name, kept);
+      else {
+        release((await openSealedBlob(codec, keys, e.type, e.id, envelope, e.rawLength, name, onThisThread)).owner);
+        dropped?.(e.length + e.rawLength);
+      }
     } catch (err) {
       bad.push({ i, message: err instanceof Error ? err.message : String(err) });
     }

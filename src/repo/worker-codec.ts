@@ -15,7 +15,7 @@ import { chunkId, type MasterKeys } from './crypto.js';
 import { encodeDelta } from './delta.js';
 import { sealBlobSync } from './encoder.js';
 import { release } from '../util/memory.js';
-import { openSealedBlob, verifyPack, type PackVerdict } from './pack-check.js';
+import { openSealedBlob, verifyPack, VerifyBuffers, type PackVerdict } from './pack-check.js';
 import { BlobType } from './pack.js';
 
 export { BlobType };
@@ -59,6 +59,8 @@ export interface SealedBlob {
 export class WorkerCodec {
   private readonly keys: MasterKeys;
   private readonly codec: Codec;
+  /** The buffers verifyPack decodes into, made on first use. */
+  private kept: VerifyBuffers | undefined;
 
   constructor(handle: CodecHandle) {
     const h = handle as unknown as HandleFields;
@@ -102,6 +104,6 @@ export class WorkerCodec {
 
   /** Checks a whole pack (check --read-data's worker threads; see pack-check.ts verifyPack). */
   verifyPack(bytes: Uint8Array, packId: string, name: string, dropped?: (bytes: number) => void): Promise<PackVerdict> {
-    return verifyPack(this.codec, this.keys, bytes, packId, name, true, dropped);
+    return verifyPack(this.codec, this.keys, bytes, packId, name, true, dropped, (this.kept ??= new VerifyBuffers()));
   }
 }

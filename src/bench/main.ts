@@ -525,7 +525,13 @@ class Bench {
           repo: (r) => `s3:${proxy.endpoint}/lifeboat-bench/${t}-${r + 1}`,
           watch: () => {
             proxy.reset();
-            return () => ({ requests: proxy.total(), requestKinds: Object.fromEntries(proxy.counts), added: proxy.bytes.sent, bytesRead: proxy.bytes.received });
+            return () => ({
+              requests: proxy.total(),
+              requestKinds: Object.fromEntries(proxy.counts),
+              ...(proxy.requests.length <= 100 ? { requestList: [...proxy.requests] } : {}),
+              added: proxy.bytes.sent,
+              bytesRead: proxy.bytes.received,
+            });
           },
         }));
         const ops = await this.backupRestore('s3', tree.src, sums, contenders);

@@ -25,6 +25,8 @@ export interface Sample {
   /** HTTP requests the tool made (S3, counted by a proxy), and how many of each kind. */
   readonly requests?: number;
   readonly requestKinds?: Record<string, number>;
+  /** Each request ("KIND /path?query"), when there were few (for --json). */
+  readonly requestList?: readonly string[];
   /** CPU seconds of the repository server while the command ran (Lifeboat server). */
   readonly serverCpu?: number;
 }

@@ -12,6 +12,8 @@ export interface CountingProxy {
   readonly endpoint: string;
   /** Requests since the last reset, by kind: GET, GET range, HEAD, PUT, POST, DELETE, LIST. */
   readonly counts: Map<string, number>;
+  /** Each request since the last reset, as "KIND /path?query", in the order they came. */
+  readonly requests: string[];
   /** Body bytes since the last reset: sent to the server (requests) and received from it (answers). */
   readonly bytes: { sent: number; received: number };
   total(): number;
@@ -33,11 +35,13 @@ export async function countingProxy(target: string, options: { fail?: Failure } 
   const to = new URL(target);
   const counts = new Map<string, number>();
   const bytes = { sent: 0, received: 0 };
+  const requests: string[] = [];
   let n = 0;
   let fail = options.fail;
   const server = createServer((req, res) => {
     const kind = req.method === 'GET' && /[?&]list-type=/.test(req.url ?? '') ? 'LIST' : req.method === 'GET' && req.headers.range ? 'GET range' : (req.method ?? '?');
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    requests.push(`${kind} ${req.url ?? ''}`);
     const status = fail?.(++n);
     if (typeof status === 'number') {
       const code = status === 503 ? 'SlowDown' : 'InternalError';
@@ -66,10 +70,12 @@ export async function countingProxy(target: string, options: { fail?: Failure } 
   return {
     endpoint: `http://127.0.0.1:${port}`,
     counts,
+    requests,
     bytes,
     total: () => [...counts.values()].reduce((a, b) => a + b, 0),
     reset: () => {
       counts.clear();
+      requests.length = 0;
       bytes.sent = bytes.received = 0;
     },
     failWith: (f) => {

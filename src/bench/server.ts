@@ -27,7 +27,7 @@ export function cpuOf(pid: number): number {
 /** Starts `lifeboat server --data DATA` on a free port of 127.0.0.1 (with `--http` unless `https`), with an admin token. */
 export async function startServer(t: ToolEnv, data: string, https: boolean): Promise<RunningServer> {
   const lb = lifeboatCommand(t.lifeboatRoot);
-  const env = lifeboatEnv(t, '');
+  const { LIFEBOAT_REPO: _, ...env } = lifeboatEnv(t, ''); // `token add` refuses a repository location
   fs.mkdirSync(data, { recursive: true });
   const token = must(lb.cmd, [...lb.args, 'server', 'token', 'add', 'bench', '--role', 'admin', '--data', data], { env }).trim();
   const child = spawn(lb.cmd, [...lb.args, 'server', '--data', data, '--listen', '127.0.0.1:0', ...(https ? [] : ['--http'])], { env, stdio: ['ignore', 'pipe', 'ignore'] });

@@ -276,7 +276,7 @@ export class RemoteStore implements Store {
     // No copy: the request has sent all of it or is destroyed when put settles; and should a
     // reused buffer change under a late write, the server refuses bytes that do not match the hash.
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const sha = createHash('sha256').update(body).digest('hex');
+    const sha = options.sha256 ?? createHash('sha256').update(body).digest('hex');
     const a = await this.request('PUT', this.objectUrl(name, options.ifAbsent ? '?ifAbsent=1' : ''), { body, headers: { 'x-lifeboat-sha256': sha }, signal: options.signal });
     if (a.status !== 200 && a.status !== 201 && a.status !== 204) throw this.failure(a, name);
   }

@@ -71,6 +71,13 @@ export interface PutOptions extends OperationOptions {
    * (parity.ts) protects it more strongly. Backends ignore it.
    */
   readonly metadata?: boolean;
+  /**
+   * The SHA-256 of `data` (lower-case hex) when the caller knows it already (a pack or an index
+   * file is named by it): a store that must hash what it sends (an S3 request's signature, the
+   * Lifeboat server's check) uses it instead of hashing every byte again. A wrong value makes the
+   * server refuse the write; a wrapper that changes the bytes must not pass it on.
+   */
+  readonly sha256?: string;
 }
 
 export interface Store {

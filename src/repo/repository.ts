@@ -456,8 +456,9 @@ export class Repository {
     const packs = this.unindexed;
     this.unindexed = [];
     const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
-    const name = Names.index(toHex(sha256(bytes)));
-    await this.store.put(name, bytes);
+    const hash = toHex(sha256(bytes));
+    const name = Names.index(hash);
+    await this.store.put(name, bytes, { sha256: hash });
     this.index.loadedFiles.add(name);
   }
 
@@ -665,11 +666,12 @@ export class Repository {
 
   // ---------------------------------------------------------------- locks
 
-  async listLocks(): Promise<{ id: Hex; info: LockInfo | undefined }[]> {
+  /** Every lock in the repository but those `skip` names (not read: for a remote repository each read is a request). */
+  async listLocks(skip?: (id: Hex) => boolean): Promise<{ id: Hex; info: LockInfo | undefined }[]> {
     const out: { id: Hex; info: LockInfo | undefined }[] = [];
     for await (const o of this.store.list('locks/')) {
       const id = idOfName(o.name);
-      if (!id) continue;
+      if (!id || skip?.(id)) continue;
       try {
         const body = await openFile(this.codec, this.keys.encKey, AAD.lock, await this.store.get(o.name), 'A lock');
         out.push({ id, info: JSON.parse(Buffer.from(body).toString('utf8')) as LockInfo });
@@ -729,8 +731,7 @@ export class Repository {
   private async takeLock(exclusive: boolean, purpose: string): Promise<Hex> {
     const info = newLockInfo(exclusive, purpose, this.clock);
     const check = async (mine?: Hex) => {
-      for (const l of await this.listLocks()) {
-        if (l.id === mine || this.locks.has(l.id)) continue;
+      for (const l of await this.listLocks((id) => id === mine || this.locks.has(id))) {
         if (!l.info) continue; // unreadable lock of another repository key? ignored, check reports it
         if (isStale(l.info, this.clock)) {
           await this.store.delete(Names.lock(l.id));

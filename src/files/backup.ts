@@ -959,7 +959,7 @@ async function backupOnce(repo: Repository, opts: BackupOptions): Promise<Backup
     time = d.toISOString();
   }
   const host = opts.host ?? Repository.hostname();
-  await repo.loadIndex();
+  await repo.ensureIndexLoaded(); // loaded already when backupFiles indexed an interrupted run's packs
   const parent =
     opts.parent === null
       ? undefined

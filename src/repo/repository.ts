@@ -35,7 +35,7 @@ import { ownCopy, PackReader, type PackReaderOptions } from './pack-reader.js';
 import { decodeSealedBlob } from './pack-check.js';
 import { BlobType, headerLengthFromTrailer, openBlob, packKindOf, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
 import { encodeSignedJson } from './signed-json.js';
-import { chooseConfig, FORMAT_VERSION, readConfigs, type RepoConfig } from './config.js';
+import { chooseConfig, FORMAT_VERSION, readConfigs, type ConfigReading, type RepoConfig } from './config.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 import { systemClock, type Clock } from '../util/clock.js';
 
@@ -83,6 +83,14 @@ export interface OpenOptions {
   readonly copyParametersFrom?: Repository;
   /** Hears of damage that parity corrected on read (the CLI warns). */
   readonly onWarning?: (message: string) => void;
+  /** The config as Repository.readConfig read it from this store a moment ago (one request less for a remote repository). */
+  readonly configRead?: ConfigRead;
+}
+
+/** What Repository.readConfig read: the config, and the reading open() continues from. */
+export interface ConfigRead {
+  readonly config: RepoConfig;
+  readonly reading: ConfigReading;
 }
 
 /** Turns a read that parity corrected into a warning for the user. */
@@ -184,12 +192,14 @@ export class Repository {
    * Reads and checks the config without a password (for "no repository" and version errors
    * before the prompt): `config`, or its copy when `config` is missing or damaged (config.ts).
    */
-  static async readConfig(store: Store, onWarning?: (message: string) => void): Promise<{ config: RepoConfig }> {
-    return { config: (await readConfigs(store, parityWarning(onWarning))).candidates[0]!.config };
+  /** The config without the password; pass the result to open (OpenOptions.configRead) and it is not read again. */
+  static async readConfig(store: Store, onWarning?: (message: string) => void): Promise<ConfigRead> {
+    const reading = await readConfigs(store, parityWarning(onWarning));
+    return { config: reading.candidates[0]!.config, reading };
   }
 
   static async open(store: Store, password: string, options: OpenOptions = {}): Promise<Repository> {
-    const reading = await readConfigs(store, parityWarning(options.onWarning));
+    const reading = options.configRead?.reading ?? (await readConfigs(store, parityWarning(options.onWarning)));
     const first = reading.candidates[0]!.config;
     const withParity = (s: Store, c: RepoConfig): Store => (c.parity ? new ParityStore(s, c.parity, parityWarning(options.onWarning)) : s);
     const { master, keyId, slot } = await unlockKeys(withParity(store, first), password);
@@ -206,6 +216,14 @@ export class Repository {
   /** A blob read before anyone loaded the index (browsing, dump) loads it, once. */
   private firstIndexLoad(): Promise<void> {
     return (this.indexLoading ??= this.loadIndex());
+  }
+
+  /**
+   * Loads the index unless this session loaded it already: a backup after indexUnindexedPacks
+   * (which loaded it a moment ago, under the same lock) does not list the index files again.
+   */
+  async ensureIndexLoaded(): Promise<void> {
+    if (!this.indexLoaded) await this.firstIndexLoad();
   }
 
   /**
@@ -392,7 +410,7 @@ export class Repository {
       packer = undefined;
     }
     if (!packer) {
-      packer = new PackWriter(this.keys.encKey, this.store.createWriter(), this.stages);
+      packer = new PackWriter(this.keys.encKey, this.store.createWriter(packType === BlobType.tree ? { metadata: true } : {}), this.stages);
       this.packers.set(packType, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);

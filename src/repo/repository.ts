@@ -455,10 +455,17 @@ export class Repository {
     await this.assertLocksHeld();
     const packs = this.unindexed;
     this.unindexed = [];
-    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
-    const name = Names.index(toHex(sha256(bytes)));
-    await this.store.put(name, bytes);
-    this.index.loadedFiles.add(name);
+    if (packs.length === 0) return; // another upload's writeIndex took them meanwhile
+    try {
+      const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
+      const name = Names.index(toHex(sha256(bytes)));
+      await this.store.put(name, bytes);
+      this.index.loadedFiles.add(name);
+    } catch (e) {
+      // Still to index (close tries again): listing a pack in two index files is allowed (FORMAT.md §7).
+      this.unindexed.unshift(...packs);
+      throw e;
+    }
   }
 
   /** Writes every open pack and the index for them. After it resolves, saved blobs are durable. */
@@ -787,13 +794,19 @@ export class Repository {
     return n;
   }
 
+  /**
+   * Ends the session. A run that stops early (interrupted, or failed: a full drive, a server that
+   * went away) still indexes the packs it finished writing, and only those: each one's put resolved,
+   * so it is whole and durable, while open packs and a pack whose write failed are dropped. The next
+   * run then reuses that data at no cost. Should this index not land either (the store is
+   * unreachable, the lock expired), the next writer's indexUnindexedPacks (repair.ts) finds the
+   * packs by listing data/ and reading their headers, two ranged reads each.
+   */
   async close(): Promise<void> {
-    // An interrupted run still indexes the packs it finished uploading (open packs are dropped),
-    // so the next run reuses that data instead of starting from zero.
     await Promise.allSettled([...this.uploads]);
     for (const packer of this.packers.values()) await packer.abort();
     this.packers.clear();
-    if (this.unindexed.length > 0 && this.writeError === undefined) await this.writeIndex().catch(() => undefined);
+    if (this.unindexed.length > 0) await this.writeIndex().catch(() => undefined);
     await this.encoder.close();
     await this.unlockAll();
     await this.store.close();

@@ -374,16 +374,23 @@ export class RepoServer {
     const writer = store.createWriter();
     const hash = createHash('sha256');
     let received = 0;
+    // A write that fails (the server's drive is full) is answered once the body is read, so the
+    // client hears why (507) instead of waiting on a request nobody reads.
+    let writeFailed: { error: unknown } | undefined;
     try {
       for await (const chunk of req as AsyncIterable<Buffer>) {
         received += chunk.byteLength;
         if (received > expected) break;
         hash.update(chunk);
-        await writer.write(chunk);
+        if (!writeFailed) await writer.write(chunk).catch((e: unknown) => (writeFailed = { error: e }));
       }
     } catch {
       await writer.abort(); // the client went away mid-body: nothing is stored
       return;
+    }
+    if (writeFailed) {
+      await writer.abort();
+      throw writeFailed.error;
     }
     if (received !== expected || !req.complete || hash.digest('hex') !== sha) {
       await writer.abort();

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { S3Client, ListMultipartUploadsCommand, ListPartsCommand, type MultipartUpload } from '@aws-sdk/client-s3';
 import { parseS3Url as parseUrl } from '../store/s3.js';
-import { emptyS3, freshS3Url, ownRadosgw, testS3, testS3Store } from '../store/s3-testing.js';
+import { countingProxy, emptyS3, freshS3Url, ownRadosgw, testS3, testS3Store } from '../store/s3-testing.js';
 import { startServer } from '../server/testing.js';
 import { assertSameTree, lifeboat, tempDir } from './testing.js';
 
@@ -205,4 +205,49 @@ test('prune through a Lifeboat server with S3 behind it aborts the unfinished up
   assert.equal((await uploads(other)).length, 1, "another repository's upload in the same bucket is not touched");
   const check = await lifeboat(['check', '--read-data'], env(laptop));
   assert.equal(check.code, 0, check.stdout + check.stderr);
+});
+
+test('a backup whose bucket fills up midway (QuotaExceeded) indexes the packs it finished; once there is room, the next backup adds only what was missing', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const proxy = await countingProxy();
+  t.after(() => proxy.close());
+  const url = freshS3Url(proxy.endpoint);
+  const direct = url.replace(proxy.endpoint, testS3().endpoint);
+  t.after(() => emptyS3(direct));
+  const env = { ...testS3().env, LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache') };
+  const src = join(d.path, 'src');
+  mkdirSync(src);
+  const total = 5 * 6 * MiB;
+  for (let i = 0; i < 5; i++) writeFileSync(join(src, `f${i}.bin`), randomBytes(6 * MiB));
+  assert.equal((await lifeboat(['--repo', url, 'init'], env)).code, 0);
+
+  // The bucket's quota is used up after two packs: every later pack is refused for good.
+  let packPuts = 0;
+  proxy.failWith((_, r) => (r.method === 'PUT' && r.url.includes('/data/') && ++packPuts > 2 ? { status: 403, code: 'QuotaExceeded' } : undefined));
+  const failed = await lifeboat(['--repo', url, 'backup', src], env);
+  proxy.failWith(undefined);
+  assert.equal(failed.code, 1, failed.stderr);
+  assertPlainSentence(failed.stderr);
+  assert.match(failed.stderr, /quota is used up/);
+
+  const watcher = testS3Store(direct);
+  t.after(() => watcher.close());
+  let stored = 0;
+  for await (const o of watcher.list('data/')) stored += o.size;
+  let indexes = 0;
+  for await (const _ of watcher.list('index/')) indexes++;
+  assert.ok(stored > 0, 'packs were stored before the quota ran out');
+  assert.ok(indexes > 0, 'the failed backup indexed the packs it finished');
+  const check = await lifeboat(['--repo', url, 'check', '--read-data'], env);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+
+  const again = await lifeboat(['--repo', url, 'backup', '--json', src], env);
+  assert.equal(again.code, 0, again.stderr);
+  const added = (JSON.parse(again.stdout) as BackupJson).summary.bytesAdded;
+  t.diagnostic(`${stored} bytes of packs stored before the quota ran out, ${added} added by the next backup, of ${total}`);
+  assert.ok(stored + added < total * 1.02 + 64 * 1024, `the next backup added only what was missing: ${stored} + ${added} for ${total}`);
+  const restored = await lifeboat(['--repo', url, 'restore', 'latest', '--target', join(d.path, 'out')], env);
+  assert.equal(restored.code, 0, restored.stderr);
+  assertSameTree(src, join(d.path, 'out', 'src'));
 });

@@ -57,6 +57,8 @@ const COMPRESS_IN_FLIGHT = 16;
 const COLLECT_EVERY = 4 * 1024 * 1024;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
+/** How long a run that failed tries to index the packs it finished, on close. */
+const CLOSE_INDEX_MS = 15_000;
 
 /**
  * Signs and checks data that Lifeboat keeps outside the repository (the listing cache) with the
@@ -441,25 +443,26 @@ export class Repository {
    * its unindexed packs removed by a prune meanwhile; it must not write an index or snapshot that
    * refers to them. Checked before every index and snapshot write.
    */
-  private async assertLocksHeld(): Promise<void> {
+  private async assertLocksHeld(signal?: AbortSignal): Promise<void> {
     for (const [id, l] of this.locks) {
       const age = this.clock.now() - Date.parse(l.info.time);
-      if (age > LOCK_STALE_MS || !(await this.store.stat(Names.lock(id)))) {
+      if (age > LOCK_STALE_MS || !(await this.store.stat(Names.lock(id), signal ? { signal } : {}))) {
         throw new LifeboatError('locked', 'This run paused so long that its lock on the repository expired, so maintenance may have changed the repository meanwhile. Nothing was lost; run it again.');
       }
     }
   }
 
-  private async writeIndex(): Promise<void> {
+  /** Writes the index of the packs written since the last one; `signal` bounds its tries. */
+  private async writeIndex(signal?: AbortSignal): Promise<void> {
     if (this.unindexed.length === 0) return;
-    await this.assertLocksHeld();
+    await this.assertLocksHeld(signal);
     const packs = this.unindexed;
     this.unindexed = [];
     if (packs.length === 0) return; // another upload's writeIndex took them meanwhile
     try {
       const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
       const name = Names.index(toHex(sha256(bytes)));
-      await this.store.put(name, bytes);
+      await this.store.put(name, bytes, signal ? { signal } : {});
       this.index.loadedFiles.add(name);
     } catch (e) {
       // Still to index (close tries again): listing a pack in two index files is allowed (FORMAT.md §7).
@@ -798,15 +801,16 @@ export class Repository {
    * Ends the session. A run that stops early (interrupted, or failed: a full drive, a server that
    * went away) still indexes the packs it finished writing, and only those: each one's put resolved,
    * so it is whole and durable, while open packs and a pack whose write failed are dropped. The next
-   * run then reuses that data at no cost. Should this index not land either (the store is
-   * unreachable, the lock expired), the next writer's indexUnindexedPacks (repair.ts) finds the
-   * packs by listing data/ and reading their headers, two ranged reads each.
+   * run then reuses that data at no cost. After a failure the store may be out of reach, so the
+   * index gets CLOSE_INDEX_MS of tries, not the store's whole retry schedule. Should it not land
+   * (the store unreachable, the lock expired), the next writer's indexUnindexedPacks (repair.ts)
+   * finds the packs by listing data/ and reading their headers, two ranged reads each.
    */
   async close(): Promise<void> {
     await Promise.allSettled([...this.uploads]);
     for (const packer of this.packers.values()) await packer.abort();
     this.packers.clear();
-    if (this.unindexed.length > 0) await this.writeIndex().catch(() => undefined);
+    if (this.unindexed.length > 0) await this.writeIndex(this.writeError === undefined ? undefined : AbortSignal.timeout(CLOSE_INDEX_MS)).catch(() => undefined);
     await this.encoder.close();
     await this.unlockAll();
     await this.store.close();

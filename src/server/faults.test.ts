@@ -1,6 +1,6 @@
 /**
  * Faults between a client and a Lifeboat server (issue 20): a seeded, bounded proxy
- * (store/fault-proxy.ts) delays, fails (500, 503), resets and truncates about one request in four
+ * (store/fault-proxy-testing.ts) delays, fails (500, 503), resets and truncates about one request in four
  * of every command a computer runs against the server. Each command completes through retries or
  * fails with one plain sentence; the repository checks clean; the next backup sends only what was
  * missing; a restore through the faults is byte-identical.
@@ -11,7 +11,7 @@ import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { assertSameTree, lifeboat, tempDir, type CliResult } from '../cli/testing.js';
-import { FAULT_KINDS, faultProxy } from '../store/fault-proxy.js';
+import { FAULT_KINDS, faultProxy } from '../store/fault-proxy-testing.js';
 import { startServer } from './testing.js';
 
 const MiB = 1024 * 1024;

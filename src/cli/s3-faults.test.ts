@@ -11,6 +11,7 @@ import { S3Client, ListMultipartUploadsCommand, ListPartsCommand, type Multipart
 import { parseS3Url as parseUrl } from '../store/s3.js';
 import { countingProxy, emptyS3, freshS3Url, ownRadosgw, testS3, testS3Store } from '../store/s3-testing.js';
 import { startServer } from '../server/testing.js';
+import { FAULT_KINDS, faultProxy } from '../store/fault-proxy-testing.js';
 import { assertSameTree, lifeboat, tempDir } from './testing.js';
 
 const MiB = 1024 * 1024;
@@ -250,4 +251,30 @@ test('a backup whose bucket fills up midway (QuotaExceeded) indexes the packs it
   const restored = await lifeboat(['--repo', url, 'restore', 'latest', '--target', join(d.path, 'out')], env);
   assert.equal(restored.code, 0, restored.stderr);
   assertSameTree(src, join(d.path, 'out', 'src'));
+});
+
+test('between the client and radosgw, a proxy that delays, fails (500, 503 SlowDown), resets and truncates one request in four (seeded, bounded): the backup and the restore complete through retries, the repository checks clean', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const proxy = await faultProxy({ target: testS3().endpoint, seed: 9, rate: 0.25, maxFaults: 40, errors: 's3' });
+  t.after(() => proxy.close());
+  const url = freshS3Url(proxy.origin);
+  const direct = url.replace(proxy.origin, testS3().endpoint);
+  t.after(() => emptyS3(direct));
+  const env = { ...testS3().env, LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache') };
+  const src = join(d.path, 'src');
+  mkdirSync(join(src, 'notes'), { recursive: true });
+  for (let i = 0; i < 3; i++) writeFileSync(join(src, `big-${i}.bin`), randomBytes(4 * MiB));
+  for (let i = 0; i < 30; i++) writeFileSync(join(src, 'notes', `n${i}.txt`), `note ${i}\n`.repeat(50 + i));
+  assert.equal((await lifeboat(['--repo', direct, 'init'], env)).code, 0);
+
+  const b = await lifeboat(['--repo', url, 'backup', src], env);
+  assert.equal(b.code, 0, b.stderr);
+  const r = await lifeboat(['--repo', url, 'restore', 'latest', '--target', join(d.path, 'out')], env);
+  assert.equal(r.code, 0, r.stderr);
+  assertSameTree(src, join(d.path, 'out', 'src'));
+  t.diagnostic(`${proxy.requests()} requests through the proxy, faults injected: ${JSON.stringify(Object.fromEntries(proxy.injected))}`);
+  for (const k of FAULT_KINDS) assert.ok((proxy.injected.get(k) ?? 0) > 0, `a ${k} was injected`);
+  const check = await lifeboat(['--repo', direct, 'check', '--read-data'], env);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
 });

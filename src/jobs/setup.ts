@@ -11,8 +11,9 @@ import { dirname, join, resolve } from 'node:path';
 import type { ForgetPolicy } from '../repo/forget.js';
 import { LifeboatError } from '../util/errors.js';
 import { scanTotal } from '../files/scan.js';
-import { findParent, sameSizeAndTime } from '../files/backup.js';
+import { backup, findParent, sameSizeAndTime } from '../files/backup.js';
 import { Repository } from '../repo/repository.js';
+import { MemoryStore } from '../store/memory.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { walk } from '../tree/tree.js';
 import { treeOf } from './browse.js';
@@ -175,8 +176,11 @@ export interface Estimate {
   readonly parent?: string;
   readonly changedFiles?: number;
   readonly bytesToRead?: number;
-  /** Where the speeds come from: earlier backups in this repository, or fixed defaults. */
-  readonly speeds?: { readonly bytesPerSecond: number; readonly filesPerSecond: number; readonly from: 'earlier backups' | 'defaults' };
+  /**
+   * Where the speeds come from: earlier backups in this repository; else a trial run (a few
+   * seconds of backing up these paths into memory); fixed defaults when that handled too little.
+   */
+  readonly speeds?: { readonly bytesPerSecond: number; readonly filesPerSecond: number; readonly from: 'earlier backups' | 'a trial run' | 'defaults' };
 }
 
 /** A first backup on a typical computer: about 60 MB/s and 1,500 small files a second (measured on a 2-core machine, rounded down). */
@@ -184,6 +188,8 @@ const FIRST_BACKUP_BYTES_PER_S = 60e6;
 const FIRST_BACKUP_FILES_PER_S = 1500;
 /** Earlier backups whose speeds are averaged (the latest of this host). */
 const SPEED_SAMPLES = 5;
+/** How long the trial run backs up, when no earlier backup measured this machine. */
+const TRIAL_MS = 2_000;
 
 export interface EstimateBackupOptions {
   readonly excludes?: readonly string[];
@@ -195,6 +201,8 @@ export interface EstimateBackupOptions {
   /** Free space is looked up here (a local repository folder). */
   readonly location?: string | undefined;
   readonly limitMs?: number;
+  /** Without earlier backups to learn from: how long the trial run may take (0: none, use the defaults). */
+  readonly trialMs?: number;
 }
 
 /** The speeds of the latest backups of `host` in the repository (bytes read and files handled per second), or undefined. */
@@ -217,10 +225,49 @@ function measuredSpeeds(all: readonly { snapshot: Snapshot }[], host: string): E
 }
 
 /**
+ * This machine's pace on these paths, when no earlier backup measured it: the defaults' speeds
+ * scaled by how long a real backup (the same code, in worker threads as usual) of the first files
+ * of the tree took against what the defaults predict for them. The trial writes into a repository
+ * in memory that keeps no pack contents, and stops after `ms`; the time until its first progress
+ * report (starting workers) is left out. Undefined when it handled too little to tell.
+ */
+async function trialSpeeds(abs: readonly string[], o: EstimateBackupOptions, ms: number): Promise<Estimate['speeds']> {
+  const repo = Repository.scratch(new MemoryStore({ dropPacks: true }));
+  const marks: { at: number; files: number; bytes: number }[] = [];
+  const start = performance.now();
+  try {
+    await backup(repo, {
+      paths: abs,
+      ...(o.excludes ? { excludes: o.excludes } : {}),
+      ...(o.excludeLargerThan !== undefined ? { excludeLargerThan: o.excludeLargerThan } : {}),
+      ...(o.oneFileSystem ? { oneFileSystem: true } : {}),
+      parent: null,
+      signal: AbortSignal.timeout(ms),
+      onEvent: (e) => {
+        if (e.type === 'progress') marks.push({ at: (performance.now() - start) / 1000, files: e.files, bytes: e.bytesRead });
+      },
+    });
+  } catch {
+    // Stopped at its time limit (the usual end), or failed: what it handled until then counts.
+  } finally {
+    await repo.close().catch(() => undefined);
+  }
+  const first = marks.length > 2 ? marks[0]! : { at: 0, files: 0, bytes: 0 };
+  const last = marks.at(-1);
+  if (!last) return undefined;
+  const predicted = (last.bytes - first.bytes) / FIRST_BACKUP_BYTES_PER_S + (last.files - first.files) / FIRST_BACKUP_FILES_PER_S;
+  const took = last.at - first.at;
+  if (predicted < 0.05 || took <= 0) return undefined;
+  const scale = predicted / took;
+  return { bytesPerSecond: FIRST_BACKUP_BYTES_PER_S * scale, filesPerSecond: FIRST_BACKUP_FILES_PER_S * scale, from: 'a trial run' };
+}
+
+/**
  * What a backup of `paths` would read and about how long it takes, from a quick count (giving up
  * after `limitMs`). With a repository holding a snapshot of the same paths and host, files whose
  * size and mtime match that snapshot's listing are not counted as read (the backup's own change
- * rule), and the speeds are those of the earlier backups there; else fixed defaults.
+ * rule), and the speeds are those of the earlier backups there; else those of a short trial run
+ * (trialSpeeds); else fixed defaults.
  */
 export async function estimateBackup(paths: readonly string[], o: EstimateBackupOptions = {}): Promise<Estimate> {
   const abs = [...new Set(paths.map((p) => resolve(p)))].sort();
@@ -258,12 +305,14 @@ export async function estimateBackup(paths: readonly string[], o: EstimateBackup
   } catch {
     complete = false;
   }
-  const speeds = measuredSpeeds(all, host) ?? { bytesPerSecond: FIRST_BACKUP_BYTES_PER_S, filesPerSecond: FIRST_BACKUP_FILES_PER_S, from: 'defaults' as const };
+  const speeds = measuredSpeeds(all, host) ??
+    (o.trialMs !== 0 && t.files > 0 ? await trialSpeeds(abs, o, o.trialMs ?? TRIAL_MS) : undefined) ??
+    { bytesPerSecond: FIRST_BACKUP_BYTES_PER_S, filesPerSecond: FIRST_BACKUP_FILES_PER_S, from: 'defaults' as const };
   const read = parent ? bytesToRead : t.bytes;
-  // Measured speeds each cover the whole of earlier runs (reading and walking), so the slower part
-  // bounds the time; the defaults were measured apart and add up.
+  // Speeds measured on earlier runs each cover the whole of those runs (reading and walking), so
+  // the slower part bounds the time; the defaults (also when a trial scaled them) add up.
   const parts = [read / speeds.bytesPerSecond, t.files / speeds.filesPerSecond];
-  const seconds = Math.round(speeds.from === 'defaults' ? parts[0]! + parts[1]! : Math.max(...parts));
+  const seconds = Math.round(speeds.from === 'earlier backups' ? Math.max(...parts) : parts[0]! + parts[1]!);
   return {
     files: t.files,
     bytes: t.bytes,

@@ -71,6 +71,9 @@ export interface Authenticator {
   verify(tag: Uint8Array, data: Uint8Array): boolean;
 }
 
+/** The chunker of a new repository (FORMAT.md §3). */
+const DEFAULT_CHUNKER: RepoConfig['chunker'] = { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 };
+
 export interface OpenOptions {
   readonly codec?: Codec;
   /** Where lock times come from; the system clock unless a test sets one. */
@@ -162,7 +165,7 @@ export class Repository {
       version: FORMAT_VERSION,
       id: randomId(),
       created: new Date((options.clock ?? systemClock).now()).toISOString(),
-      chunker: from ? { ...from.config.chunker } : { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },
+      chunker: from ? { ...from.config.chunker } : { ...DEFAULT_CHUNKER },
       ...(options.parity ? { parity: options.parity } : {}),
     };
     // With parity, the keys and the config get their sidecars too.
@@ -180,6 +183,18 @@ export class Repository {
     const repo = await Repository.open(store, password, options);
     if (repo.keyId !== keyId) throw new Error('opened with an unexpected key slot');
     return { repo, recoveryKey };
+  }
+
+  /**
+   * A repository that lives only in `store` and can never be opened again: fresh keys that are
+   * saved nowhere, no key slot, no config written. The backup estimate's trial run measures this
+   * machine's pace with one (jobs/setup.ts).
+   */
+  static scratch(store: Store): Repository {
+    const now = new Date(systemClock.now()).toISOString();
+    const config: RepoConfig = { format: 'lifeboat-repository', version: FORMAT_VERSION, id: randomId(), created: now, chunker: { ...DEFAULT_CHUNKER } };
+    const slot: KeySlot = { version: 1, kind: 'password', label: 'scratch (never saved)', created: now, host: hostname(), user: '', kdf: { name: 'scrypt', N: 0, r: 0, p: 0, salt: '' }, masterKey: '' };
+    return new Repository(store, config, newMasterKeys(), randomId(), slot, createZstdCodec());
   }
 
   /**

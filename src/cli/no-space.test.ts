@@ -21,6 +21,7 @@ import type { Store } from '../store/store.js';
 import { backup } from '../files/backup.js';
 import { fileTreeReferences } from '../files/tree.js';
 import { ExitCode, LifeboatError } from '../util/errors.js';
+import { bytesUnder } from '../util/testing.js';
 import { startServer } from '../server/testing.js';
 import { assertSameTree, lifeboat, tempDir } from './testing.js';
 
@@ -86,19 +87,6 @@ test('a backup onto a drive that fills up fails with a plain message and leaves 
   assert.ok(readFileSync(join(target, 'small', 'b.bin')).equals(readFileSync(join(small, 'b.bin'))));
 });
 
-/** Bytes of the packs in a repository folder. */
-function packBytes(repo: string): number {
-  let n = 0;
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(dir, e.name));
-      else n += statSync(join(dir, e.name)).size;
-    }
-  };
-  walk(join(repo, 'data'));
-  return n;
-}
-
 for (const where of ['folder', 'Lifeboat server'] as const) {
   test(`a backup that fails when the drive fills up (${where}) indexes the packs it finished; on a larger drive the next backup adds only what was missing`, { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
     const stopFirst: (() => Promise<unknown>)[] = [];
@@ -130,7 +118,7 @@ for (const where of ['folder', 'Lifeboat server'] as const) {
     assert.equal(failed.code, ExitCode.failure, failed.stderr);
     assert.match(failed.stderr, /full|no space left/);
     assert.doesNotMatch(failed.stderr, /^\s+at /m, 'no stack trace');
-    const stored = packBytes(repo);
+    const stored = bytesUnder(join(repo, 'data'));
     assert.ok(stored >= 7 * 1024 * 1024, `at least one pack was finished before the drive filled (${stored} bytes)`);
     // Indexed on the way out (no header needs reading next time); nothing half-written kept.
     assert.ok(readdirSync(join(repo, 'index')).length > 0, 'the failed backup wrote an index of the packs it finished');

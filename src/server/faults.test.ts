@@ -7,19 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { assertSameTree, lifeboat, tempDir, type CliResult } from '../cli/testing.js';
 import { FAULT_KINDS, faultProxy } from '../store/fault-proxy-testing.js';
+import { bytesUnder } from '../util/testing.js';
 import { startServer } from './testing.js';
 
 const MiB = 1024 * 1024;
-
-/** Bytes of the packs in a repository folder on the server. */
-function packBytes(repo: string): number {
-  return readdirSync(join(repo, 'data'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).reduce((n, e) => n + statSync(join(e.parentPath, e.name)).size, 0);
-}
 
 /** Exit 0, or exit 1 with one plain line (no stack trace). */
 function doneOrPlainFailure(r: CliResult, what: string): void {
@@ -70,7 +66,7 @@ test('through a proxy that delays, fails (500, 503), resets and truncates one re
 
   const check = await lifeboat(['check', '--read-data'], direct);
   assert.equal(check.code, 0, check.stdout + check.stderr);
-  const stored = packBytes(join(data, 'home'));
+  const stored = bytesUnder(join(data, 'home', 'data'));
   proxy.enabled = false; // the next backup, measured without faults
   const again = await lifeboat(['backup', '--json', src], faulty);
   assert.equal(again.code, 0, again.stderr);

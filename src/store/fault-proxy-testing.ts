@@ -15,6 +15,7 @@
  */
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { prng } from '../util/testing.js';
 
 export type FaultKind = 'delay' | '500' | '503' | 'reset' | 'reset-after' | 'truncate';
 export const FAULT_KINDS: readonly FaultKind[] = ['delay', '500', '503', 'reset', 'reset-after', 'truncate'];
@@ -46,18 +47,6 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function errorAnswer(res: ServerResponse, status: number, flavour: 'lifeboat' | 's3'): void {
   const body =
     flavour === 's3'
@@ -70,7 +59,7 @@ function errorAnswer(res: ServerResponse, status: number, flavour: 'lifeboat' | 
 export async function faultProxy(o: FaultProxyOptions): Promise<FaultProxy> {
   const target = new URL(o.target);
   const kinds = o.kinds ?? FAULT_KINDS;
-  const next = random(o.seed);
+  const next = prng(o.seed);
   const injected = new Map<FaultKind, number>();
   const agent = new Agent({ keepAlive: true });
   let requests = 0;

@@ -57,6 +57,8 @@ const COMPRESS_IN_FLIGHT = 16;
 const COLLECT_EVERY = 4 * 1024 * 1024;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
+/** How long a run that failed tries to index the packs it finished, on close. */
+const CLOSE_INDEX_MS = 15_000;
 
 /**
  * Signs and checks data that Lifeboat keeps outside the repository (the listing cache) with the
@@ -68,6 +70,9 @@ export interface Authenticator {
   /** Whether `tag` is the tag of `data`. */
   verify(tag: Uint8Array, data: Uint8Array): boolean;
 }
+
+/** The chunker of a new repository (FORMAT.md §3). */
+const DEFAULT_CHUNKER: RepoConfig['chunker'] = { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 };
 
 export interface OpenOptions {
   readonly codec?: Codec;
@@ -168,7 +173,7 @@ export class Repository {
       version: FORMAT_VERSION,
       id: randomId(),
       created: new Date((options.clock ?? systemClock).now()).toISOString(),
-      chunker: from ? { ...from.config.chunker } : { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },
+      chunker: from ? { ...from.config.chunker } : { ...DEFAULT_CHUNKER },
       ...(options.parity ? { parity: options.parity } : {}),
     };
     // With parity, the keys and the config get their sidecars too.
@@ -186,6 +191,18 @@ export class Repository {
     const repo = await Repository.open(store, password, options);
     if (repo.keyId !== keyId) throw new Error('opened with an unexpected key slot');
     return { repo, recoveryKey };
+  }
+
+  /**
+   * A repository that lives only in `store` and can never be opened again: fresh keys that are
+   * saved nowhere, no key slot, no config written. The backup estimate's trial run measures this
+   * machine's pace with one (jobs/setup.ts).
+   */
+  static scratch(store: Store): Repository {
+    const now = new Date(systemClock.now()).toISOString();
+    const config: RepoConfig = { format: 'lifeboat-repository', version: FORMAT_VERSION, id: randomId(), created: now, chunker: { ...DEFAULT_CHUNKER } };
+    const slot: KeySlot = { version: 1, kind: 'password', label: 'scratch (never saved)', created: now, host: hostname(), user: '', kdf: { name: 'scrypt', N: 0, r: 0, p: 0, salt: '' }, masterKey: '' };
+    return new Repository(store, config, newMasterKeys(), randomId(), slot, createZstdCodec());
   }
 
   /**
@@ -459,25 +476,33 @@ export class Repository {
    * its unindexed packs removed by a prune meanwhile; it must not write an index or snapshot that
    * refers to them. Checked before every index and snapshot write.
    */
-  private async assertLocksHeld(): Promise<void> {
+  private async assertLocksHeld(signal?: AbortSignal): Promise<void> {
     for (const [id, l] of this.locks) {
       const age = this.clock.now() - Date.parse(l.info.time);
-      if (age > LOCK_STALE_MS || !(await this.store.stat(Names.lock(id)))) {
+      if (age > LOCK_STALE_MS || !(await this.store.stat(Names.lock(id), signal ? { signal } : {}))) {
         throw new LifeboatError('locked', 'This run paused so long that its lock on the repository expired, so maintenance may have changed the repository meanwhile. Nothing was lost; run it again.');
       }
     }
   }
 
-  private async writeIndex(): Promise<void> {
+  /** Writes the index of the packs written since the last one; `signal` bounds its tries. */
+  private async writeIndex(signal?: AbortSignal): Promise<void> {
     if (this.unindexed.length === 0) return;
-    await this.assertLocksHeld();
+    await this.assertLocksHeld(signal);
     const packs = this.unindexed;
     this.unindexed = [];
-    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
-    const hash = toHex(sha256(bytes));
-    const name = Names.index(hash);
-    await this.store.put(name, bytes, { sha256: hash });
-    this.index.loadedFiles.add(name);
+    if (packs.length === 0) return; // another upload's writeIndex took them meanwhile
+    try {
+      const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
+      const hash = toHex(sha256(bytes));
+      const name = Names.index(hash);
+      await this.store.put(name, bytes, { sha256: hash, ...(signal ? { signal } : {}) });
+      this.index.loadedFiles.add(name);
+    } catch (e) {
+      // Still to index (close tries again): listing a pack in two index files is allowed (FORMAT.md §7).
+      this.unindexed.unshift(...packs);
+      throw e;
+    }
   }
 
   /** Writes every open pack and the index for them. After it resolves, saved blobs are durable. */
@@ -806,13 +831,20 @@ export class Repository {
     return n;
   }
 
+  /**
+   * Ends the session. A run that stops early (interrupted, or failed: a full drive, a server that
+   * went away) still indexes the packs it finished writing, and only those: each one's put resolved,
+   * so it is whole and durable, while open packs and a pack whose write failed are dropped. The next
+   * run then reuses that data at no cost. After a failure the store may be out of reach, so the
+   * index gets CLOSE_INDEX_MS of tries, not the store's whole retry schedule. Should it not land
+   * (the store unreachable, the lock expired), the next writer's indexUnindexedPacks (repair.ts)
+   * finds the packs by listing data/ and reading their headers, two ranged reads each.
+   */
   async close(): Promise<void> {
-    // An interrupted run still indexes the packs it finished uploading (open packs are dropped),
-    // so the next run reuses that data instead of starting from zero.
     await Promise.allSettled([...this.uploads]);
     for (const packer of this.packers.values()) await packer.abort();
     this.packers.clear();
-    if (this.unindexed.length > 0 && this.writeError === undefined) await this.writeIndex().catch(() => undefined);
+    if (this.unindexed.length > 0) await this.writeIndex(this.writeError === undefined ? undefined : AbortSignal.timeout(CLOSE_INDEX_MS)).catch(() => undefined);
     await this.encoder.close();
     await this.unlockAll();
     await this.store.close();

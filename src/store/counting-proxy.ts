@@ -24,11 +24,12 @@ export interface CountingProxy {
 }
 
 /**
- * A failure rule: given the number of a request (from 1), answer it with an HTTP status instead of
- * passing it on (503 as S3's SlowDown, 500 as InternalError), or 'reset' to drop the connection
- * after the request went through (so the server did the work, but the answer is lost).
+ * A failure rule: given the number of a request (from 1) and the request, answer it with an HTTP
+ * status instead of passing it on (503 as S3's SlowDown, 500 as InternalError, or any status with
+ * the S3 error code given), or 'reset' to drop the connection after the request went through (so
+ * the server did the work, but the answer is lost).
  */
-export type Failure = (n: number) => number | 'reset' | undefined;
+export type Failure = (n: number, req: { readonly method: string; readonly url: string }) => number | { readonly status: number; readonly code: string } | 'reset' | undefined;
 
 /** Starts a proxy in front of the HTTP server at `target` (such as http://127.0.0.1:7480). */
 export async function countingProxy(target: string, options: { fail?: Failure } = {}): Promise<CountingProxy> {
@@ -42,9 +43,10 @@ export async function countingProxy(target: string, options: { fail?: Failure } 
     const kind = req.method === 'GET' && /[?&]list-type=/.test(req.url ?? '') ? 'LIST' : req.method === 'GET' && req.headers.range ? 'GET range' : (req.method ?? '?');
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
     requests.push(`${kind} ${req.url ?? ''}`);
-    const status = fail?.(++n);
+    const failure = fail?.(++n, { method: req.method ?? '', url: req.url ?? '' });
+    const status = typeof failure === 'object' ? failure.status : failure;
     if (typeof status === 'number') {
-      const code = status === 503 ? 'SlowDown' : 'InternalError';
+      const code = typeof failure === 'object' ? failure.code : status === 503 ? 'SlowDown' : 'InternalError';
       req.resume();
       req.on('end', () => res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected by the test</Message></Error>`));
       return;

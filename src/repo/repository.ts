@@ -439,6 +439,23 @@ export class Repository {
     else await this.paced(packer);
   }
 
+  /**
+   * After a failed write (a full drive, one unplugged mid-backup), makes this repository writable
+   * again for a process that goes on using it (continuous protection retries a minute later):
+   * waits for the writes in flight, drops the packs left open, indexes those that were finished
+   * (as close does), and forgets the error. The dropped packs' blobs are no longer pending, so the
+   * next backup stores them again; nothing refers to them yet (no snapshot was written).
+   */
+  async recoverWriting(): Promise<void> {
+    if (this.writeError === undefined) return;
+    await Promise.allSettled([...this.uploads]);
+    for (const packer of this.packers.values()) await packer.abort();
+    this.packers.clear();
+    if (this.unindexed.length > 0) await this.writeIndex(AbortSignal.timeout(CLOSE_INDEX_MS)).catch(() => undefined);
+    this.pending.clear();
+    this.writeError = undefined;
+  }
+
   /** Waits while the packer's writes fall behind; a failed write fails the repository's writing. */
   private async paced(packer: PackWriter): Promise<void> {
     try {

@@ -12,7 +12,7 @@ import { Scheduler, type JobHealth } from '../../jobs/scheduler.js';
 import { describeWhat, type Job, type JobState, type JobWhat, type RunRecord, type ServerAccess } from '../../jobs/state.js';
 import type { Repository } from '../../repo/repository.js';
 import { isRemoteUrl, normalizeFingerprint, parseRemoteUrl } from '../../store/remote.js';
-import type { Context } from '../context.js';
+import type { Context, SourceAccess, SourceOptions } from '../context.js';
 import { localTime } from '../format.js';
 import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
@@ -81,16 +81,16 @@ function printHealth(ctx: Context, h: JobHealth): void {
  * password for unattended runs in a private file, and for a Lifeboat server also this computer's
  * token (a private file beside it) and the certificate fingerprint it trusted. The caller closes the repository.
  */
-async function keepAccess(ctx: Context, location: string, password: string): Promise<{ repo: Repository; passwordFile: string; server?: ServerAccess }> {
-  const remote = ctx.remoteFor(location);
+async function keepAccess(ctx: Context, location: string, password: string, source?: SourceAccess): Promise<{ repo: Repository; passwordFile: string; server?: ServerAccess }> {
+  const remote = ctx.remoteFor(location, source);
   const repo = await openRepositoryAt(location, password, { remote });
   const passwordFile = passwordFileFor(dataDir(), location);
   writePasswordFile(passwordFile, password);
   if (!isRemoteUrl(location)) return { repo, passwordFile };
   const tokenFile = tokenFileFor(passwordFile);
-  writePasswordFile(tokenFile, ctx.serverToken());
+  writePasswordFile(tokenFile, ctx.serverToken(source && { ...source, location }));
   // After the first connection the fingerprint is known (LIFEBOAT_SERVER_FINGERPRINT, remembered, or just confirmed); plain http has none.
-  const pinned = parseRemoteUrl(location).origin.startsWith('https:') ? ctx.serverPin(location).expected : undefined;
+  const pinned = parseRemoteUrl(location).origin.startsWith('https:') ? ctx.serverPin(location, source !== undefined).expected : undefined;
   const fingerprint = pinned === undefined ? undefined : normalizeFingerprint(pinned);
   return { repo, passwordFile, server: { tokenFile, ...(fingerprint ? { fingerprint } : {}) } };
 }
@@ -108,6 +108,7 @@ export function registerJobCommands(program: Command, run: Run): void {
         .option('--image <device>', 'back up this drive as a system image (with --partitions or --exclude-partition: only some of its partitions); folders given too are backed up after it, in the same run')
         .option('--copy-from <repo>', 'copy the snapshots of this repository into --repo (as "lifeboat copy --from"; its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
         .option('--from-password-file <file>', 'read the password of the --copy-from repository from a file')
+        .option('--from-token-file <file>', 'the --copy-from repository is on another Lifeboat server than --repo: read its token from a file (or set LIFEBOAT_FROM_TOKEN; its fingerprint: LIFEBOAT_FROM_SERVER_FINGERPRINT); kept with the job as its own')
         .option('--mirror-to <folder>', 'keep this folder a plain copy of the one folder given, instead of backing up into a repository (see "lifeboat mirror")')
         .option('--keep-days <n>', 'with --mirror-to: days to keep deleted and overwritten files in .lifeboat-versions', days)
         .option('--exclude <pattern>', 'skip paths matching a pattern (repeatable)', collect, [] as string[])
@@ -117,7 +118,7 @@ export function registerJobCommands(program: Command, run: Run): void {
         ),
     ),
   ).action(
-    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule?: string; continuous?: boolean; image?: string; copyFrom?: string; fromPasswordFile?: string; mirrorTo?: string; keepDays?: number; exclude: string[]; partitions: string[]; excludePartition: string[] }) => {
+    run(async (ctx, name: string, paths: string[], o: KeepOptions & SourceOptions & { schedule?: string; continuous?: boolean; image?: string; copyFrom?: string; mirrorTo?: string; keepDays?: number; exclude: string[]; partitions: string[]; excludePartition: string[] }) => {
       if ((o.schedule === undefined) === (o.continuous !== true)) throw new LifeboatError('usage', 'Say when the job runs: --schedule "daily 19:00" (or another schedule), or --continuous to follow changes as they happen.');
       const schedule = parseSchedule(o.continuous ? 'continuous' : o.schedule!);
       const partitions = partitionChoice(o);
@@ -150,7 +151,7 @@ export function registerJobCommands(program: Command, run: Run): void {
       try {
         if (o.copyFrom !== undefined) {
           const from = isUrl(o.copyFrom) ? o.copyFrom : resolve(o.copyFrom);
-          const source = await keepAccess(ctx, from, await ctx.sourcePassword(o.fromPasswordFile));
+          const source = await keepAccess(ctx, from, await ctx.sourcePassword(o.fromPasswordFile), o.fromTokenFile !== undefined ? { tokenFile: o.fromTokenFile } : {});
           await source.repo.close();
           what = { kind: 'copy', from, fromPasswordFile: source.passwordFile, ...(source.server ? { fromServer: source.server } : {}) };
         } else if (o.image !== undefined) {

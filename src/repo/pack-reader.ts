@@ -73,6 +73,15 @@ export function ownCopy(view: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * A second lease on the blob `lease` holds, in buffers of its own (to hand the same blob to two
+ * threads); outside the budget, so keep such copies few and short-lived.
+ */
+export function copyLease(lease: Lease): Lease {
+  const b = lease.blob;
+  return { blob: { ...b, id: new Uint8Array(b.id), env: ownCopy(b.env) }, release: () => undefined };
+}
+
 export class PackReader {
   /** Asked for and not yet planned, by id (hex). */
   private pending = new Map<string, Want>();
@@ -122,6 +131,47 @@ export class PackReader {
         setImmediate(() => void this.run());
       }
     });
+  }
+
+  /**
+   * Reads every blob of `ids` (distinct ids: the caller maps each to the places that need it), pack
+   * by pack in the order the packs first appear in `ids`, each pack with as few requests as plan()
+   * allows, `ahead` at once within the budget, and hands each blob over as its read arrives:
+   * `each(k, lease)` for ids[k], or `each(k, undefined, error)` for the blobs of a failed read. A blob
+   * the index does not hold, or holds as a delta, gets `each(k, undefined)` at once (the caller
+   * loads it another way). Once `stop` is aborted, no further read starts and the blobs not read
+   * yet are never handed over. Resolves when every read started has been handed over (leases may
+   * still be held).
+   */
+  async readAll(ids: readonly Uint8Array[], each: (k: number, lease: Lease | undefined, error?: unknown) => void, stop?: AbortSignal): Promise<void> {
+    const wants: Want[] = [];
+    for (const [k, id] of ids.entries()) {
+      const loc = this.index.get(id);
+      if (!loc || loc.type === BlobType.delta) {
+        each(k, undefined);
+        continue;
+      }
+      wants.push({
+        id: new Uint8Array(id),
+        packId: loc.packId,
+        offset: loc.offset,
+        length: loc.length,
+        type: loc.type,
+        rawLength: loc.rawLength,
+        waiters: [{ resolve: (l) => each(k, l), reject: (e) => each(k, undefined, e) }],
+      });
+    }
+    const reads: Promise<void>[] = [];
+    for (const r of plan(wants, this.gap, Math.min(READ_RUN, Math.max(1, this.budget >> 1)))) {
+      await this.room(r.end - r.start);
+      if (stop?.aborted) {
+        this.free(r.end - r.start);
+        break;
+      }
+      this.inFlight++;
+      reads.push(this.read(r));
+    }
+    await Promise.all(reads);
   }
 
   /** Plans and reads what is pending, and what is asked meanwhile, until nothing is. */

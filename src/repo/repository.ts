@@ -41,6 +41,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 
 export { FORMAT_VERSION, type RepoConfig } from './config.js';
 export type { Lease, PackReader, PackReaderOptions } from './pack-reader.js';
+export { copyLease } from './pack-reader.js';
 
 export interface SaveResult {
   readonly id: Buffer;

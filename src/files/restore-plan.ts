@@ -16,8 +16,8 @@
  * chunks are skipped; the others go on. A failure of the store or of the drive (anything but
  * damage) stops the reads: every file not yet written is rejected with it.
  *
- * Memory: a segment holds at most SEGMENT_FILES files, SEGMENT_OPEN larger files (each open from
- * its first chunk to its last: the descriptors in use) and about SEGMENT_USES chunk places; a file
+ * Memory: a segment holds at most SEGMENT.files files, SEGMENT.open larger files (each open from
+ * its first chunk to its last: the descriptors in use) and about SEGMENT.places chunk places; a file
  * is added whole, so one file larger than that makes a segment of its own. The walk goes on into
  * the next segment while one is read, and waits when that one is full too: two segments at most.
  */
@@ -47,9 +47,11 @@ const READS_AHEAD_REMOTE = 6;
  */
 const READ_GAP_REMOTE = 1024 * 1024;
 
-export const SEGMENT_FILES = 16384;
-export const SEGMENT_OPEN = 256;
-export const SEGMENT_USES = 262144;
+/**
+ * A segment's bounds: files, larger files (open from their first chunk to their last) and chunk
+ * places. Changed by tests only, to make many segments of a small restore.
+ */
+export const SEGMENT = { files: 16384, open: 256, places: 262144 };
 
 interface Small {
   readonly kind: 'small';
@@ -100,7 +102,7 @@ class Segment {
   }
 
   full(): boolean {
-    return this.files.length >= SEGMENT_FILES || this.open >= SEGMENT_OPEN || this.places >= SEGMENT_USES;
+    return this.files.length >= SEGMENT.files || this.open >= SEGMENT.open || this.places >= SEGMENT.places;
   }
 }
 

@@ -291,3 +291,70 @@ export function plan(wants: readonly Want[], gap: number, maxRun: number): Run[]
   }
   return runs;
 }
+
+/**
+ * Blobs loaded through a restore planner with a read-ahead: `prefetch(ids)` asks for blobs the
+ * caller expects to load soon, in the order it will (read with whatever is asked meanwhile, one
+ * request per pack span, and kept sealed: nothing is decrypted until asked for); `load(id)` takes
+ * a prefetched blob or reads it. Prefetched blobs not yet loaded hold at most about `keep` bytes:
+ * once they do, prefetching stops, or with `drop` (guesses, such as the chunks after one read)
+ * the oldest are dropped to make room. Keep `keep` at most half the reader's budget.
+ */
+export class ReadAhead {
+  private readonly held = new Map<string, { readonly lease: Promise<Lease | undefined>; readonly bytes: number }>();
+  private heldBytes = 0;
+
+  constructor(
+    private readonly reader: PackReader,
+    private readonly index: MasterIndex,
+    private readonly keep: number,
+    /** Opens a sealed blob (decrypt, decompress, check). */
+    private readonly open: (blob: SealedBlob) => Promise<Uint8Array>,
+    /** Loads a blob the reader does not read (a delta, or one the index lacks: the error says so). */
+    private readonly loadAlone: (id: Uint8Array) => Promise<Uint8Array>,
+  ) {}
+
+  prefetch(ids: readonly Uint8Array[], drop = false): void {
+    for (const id of ids) {
+      if (!drop && this.heldBytes >= this.keep) return;
+      const key = toHex(id);
+      const loc = this.index.get(id);
+      if (this.held.has(key) || !loc || loc.type === BlobType.delta) continue;
+      const lease = this.reader.get(id);
+      lease.catch(() => undefined); // a failed prefetch is read again when loaded
+      this.held.set(key, { lease, bytes: loc.length });
+      this.heldBytes += loc.length;
+    }
+    for (const [key, h] of this.held) {
+      if (this.heldBytes <= this.keep) break;
+      this.drop(key, h);
+    }
+  }
+
+  async load(id: Uint8Array): Promise<Uint8Array> {
+    const key = toHex(id);
+    const h = this.held.get(key);
+    const lease = h ? (this.take(key, h), await h.lease.catch(() => undefined)) : await this.reader.get(id);
+    if (!lease) return this.loadAlone(id);
+    try {
+      return await this.open(lease.blob);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** Drops every prefetched blob not loaded. */
+  clear(): void {
+    for (const [key, h] of this.held) this.drop(key, h);
+  }
+
+  private take(key: string, h: { readonly bytes: number }): void {
+    this.held.delete(key);
+    this.heldBytes -= h.bytes;
+  }
+
+  private drop(key: string, h: { readonly lease: Promise<Lease | undefined>; readonly bytes: number }): void {
+    this.take(key, h);
+    void h.lease.then((l) => l?.release(), () => undefined);
+  }
+}

@@ -114,12 +114,27 @@ export interface DumpTarOptions {
   readonly onSkip?: (path: string, why: string) => void;
 }
 
+/** Entries walked ahead of the one written, so the tree can read their files ahead (Tree.prefetch). */
+const LOOKAHEAD = 64;
+
 /** Writes `node` (a folder's contents when `node` is the tree's root) and everything below as a tar stream, then its end marker. */
 export async function dumpTar(tree: Tree, node: TreeNode, out: NodeJS.WritableStream, o: DumpTarOptions = {}): Promise<void> {
   const top = node.name.length === 0 ? '' : nodeName(node);
   if (top !== '') await writeEntry(tree, node.name, node, out, o);
   if (node.type === 'dir') {
-    for await (const f of walk(tree, node, top, o)) await writeEntry(tree, Buffer.from(f.path.replace(/^\//, ''), 'utf8'), f.node, out, o);
+    const entries = walk(tree, node, top, o)[Symbol.asyncIterator]();
+    const queue: { path: string; node: TreeNode }[] = [];
+    for (let more = true; ; ) {
+      while (more && queue.length < LOOKAHEAD) {
+        const n = await entries.next();
+        if (n.done) more = false;
+        else queue.push(n.value);
+      }
+      tree.prefetch?.(queue.filter((q) => q.node.type === 'file').map((q) => q.node));
+      const f = queue.shift();
+      if (!f) break;
+      await writeEntry(tree, Buffer.from(f.path.replace(/^\//, ''), 'utf8'), f.node, out, o);
+    }
   }
   await write(out, Buffer.alloc(2 * BLOCK));
 }

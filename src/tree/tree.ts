@@ -60,6 +60,8 @@ export interface Tree {
   confined?(e: unknown): boolean;
   /** A folder's entries for paging, where the tree can give a range without decoding the whole folder. */
   listing?(dir: TreeNode): Promise<Listing>;
+  /** Files the caller will read next, in that order: a tree that reads from a repository reads ahead. */
+  prefetch?(files: readonly TreeNode[]): void;
 }
 
 /** A folder's entries in the order of `list`, a range at a time (a page of a folder of 100,000 entries). */

@@ -340,24 +340,32 @@ class Restorer {
     // Files and sub-folders are walked together (a few folders at once); what they write is read
     // once the plan holds the whole restore (or a segment of it) and done is awaited after that.
     const dones: Promise<void>[] = [];
-    const walks: Promise<void>[] = [this.restoreDirect(base, logical, direct, dones)];
-    walks.push(...others.map(async (e) => {
-      await this.fileSlots.acquire();
-      try {
-        dones.push((await this.startNonDir(base, fullBase, e, `${logical}/${e.name.toString('utf8')}`)).done);
-      } finally {
-        this.fileSlots.release();
-      }
-    }));
+    const walks: Promise<void>[] = [];
+    const track = (w: Promise<void>): void => {
+      w.catch(ignore); // awaited below; a rejection meanwhile is not unhandled
+      walks.push(w);
+    };
+    track(this.restoreDirect(base, logical, direct, dones));
+    for (const e of others) {
+      track(
+        (async () => {
+          await this.fileSlots.acquire();
+          try {
+            dones.push((await this.startNonDir(base, fullBase, e, `${logical}/${e.name.toString('utf8')}`)).done);
+          } finally {
+            this.fileSlots.release();
+          }
+        })(),
+      );
+    }
     for (const p of picked) {
       if (p.e.type !== 'dir') continue;
       const run = async () => {
         dones.push((await this.restoreDirEntry(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`, p.sel)).done);
       };
-      if (this.dirTasks.tryAcquire()) walks.push(run().finally(() => this.dirTasks.release()));
+      if (this.dirTasks.tryAcquire()) track(run().finally(() => this.dirTasks.release()));
       else await run();
     }
-    for (const w of walks) w.catch(ignore);
     await Promise.all(walks);
     // Symlinks last, once everything else in the folder is there.
     return walked(

@@ -53,7 +53,13 @@ const READ_GAP_REMOTE = 1024 * 1024;
  */
 export const SEGMENT = { files: 16384, open: 256, places: 262144 };
 
-interface Small {
+/** Where a planned file sits in its segment: emptied once it is settled, so what it held can go. */
+interface Slot {
+  readonly list: (Planned | undefined)[];
+  readonly idx: number;
+}
+
+interface Small extends Slot {
   readonly kind: 'small';
   readonly path: Buffer;
   readonly e: TreeEntry;
@@ -63,7 +69,7 @@ interface Small {
   readonly reject: (e: unknown) => void;
 }
 
-interface Chunked {
+interface Chunked extends Slot {
   readonly kind: 'chunked';
   readonly path: Buffer;
   readonly holes: readonly number[];
@@ -79,12 +85,15 @@ interface Chunked {
 
 type Planned = Small | Chunked;
 
+const NO_USES: number[] = [];
+
 class Segment {
-  readonly files: Planned[] = [];
+  /** The files added, each until it is settled. */
+  readonly files: (Planned | undefined)[] = [];
   /** Distinct blobs, in the order first needed. */
   readonly ids: Uint8Array[] = [];
   private readonly byId = new Map<Hex, number>();
-  /** Per blob: (index in files, place in the file) pairs. */
+  /** Per blob: (index in files, place in the file) pairs, until it is handed over. */
   readonly uses: number[][] = [];
   places = 0;
   open = 0;
@@ -151,8 +160,9 @@ export class ContentPlan {
   addSmall(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, id: Hex): Promise<RestoreFileReply> {
     return new Promise((resolve, reject) => {
       const seg = this.seg;
-      seg.use(id, seg.files.length, 0);
-      seg.files.push({ kind: 'small', path, e, owner, settled: false, resolve, reject });
+      const idx = seg.files.length;
+      seg.use(id, idx, 0);
+      seg.files.push({ kind: 'small', list: seg.files, idx, path, e, owner, settled: false, resolve, reject });
       this.kick();
     });
   }
@@ -167,7 +177,7 @@ export class ContentPlan {
     return new Promise((resolve, reject) => {
       const seg = this.seg;
       const idx = seg.files.length;
-      seg.files.push({ kind: 'chunked', path, holes, left: chunks.length, settled: false, resolve, reject });
+      seg.files.push({ kind: 'chunked', list: seg.files, idx, path, holes, left: chunks.length, settled: false, resolve, reject });
       seg.open++;
       for (const [id, pos] of chunks) seg.use(id, idx, pos);
       this.kick();
@@ -186,7 +196,7 @@ export class ContentPlan {
   /** Rejects every file not yet written with `why` and stops reading. */
   abandon(why: unknown): void {
     this.halt(why);
-    for (const f of this.seg.files) this.settle(f, why);
+    for (const f of this.seg.files) if (f) this.settle(f, why);
     this.seg = new Segment();
   }
 
@@ -235,16 +245,18 @@ export class ContentPlan {
     }
     // A stop, or a bug: nothing is left waiting.
     const why: unknown = this.stop.signal.aborted ? this.stop.signal.reason : new Error('the restore plan ended before this file was written');
-    for (const f of seg.files) if (!f.settled) await this.giveUp(f, why);
+    for (const f of seg.files) if (f && !f.settled) await this.giveUp(f, why);
   }
 
   /** Hands blob k to every file that needs it; never rejects (each file gets its own outcome). */
   private async deliver(seg: Segment, k: number, lease: Lease | undefined, error: unknown): Promise<void> {
     const uses = seg.uses[k]!;
+    seg.uses[k] = NO_USES;
     const small: Small[] = [];
     const chunked: [Chunked, number][] = [];
     for (let i = 0; i < uses.length; i += 2) {
-      const f = seg.files[uses[i]!]!;
+      const f = seg.files[uses[i]!];
+      if (!f) continue; // given up already
       if (f.kind === 'small') small.push(f);
       else chunked.push([f, uses[i + 1]!]);
     }
@@ -365,6 +377,7 @@ export class ContentPlan {
     if (f.settled) return;
     if (f.kind === 'chunked' && f.fh) {
       f.settled = true; // while it closes
+      f.list[f.idx] = undefined;
       await f.fh.then((h) => h.close()).catch(() => undefined);
       f.reject(why);
       return;
@@ -375,6 +388,7 @@ export class ContentPlan {
   private settle(f: Planned, error: unknown, value?: RestoreFileReply | fsp.FileHandle): void {
     if (f.settled) return;
     f.settled = true;
+    f.list[f.idx] = undefined;
     if (error !== undefined) {
       if (stops(error)) this.halt(error);
       f.reject(error);

@@ -103,12 +103,13 @@ export class SnapshotTree implements Tree {
    * chunks are read ahead, with the others asked for meanwhile, until READ_KEEP bytes are held. A
    * folder of small files then costs a request per pack span, not one per file.
    */
-  prefetch(files: readonly TreeNode[]): void {
+  prefetch(files: readonly TreeNode[]): number {
     const ahead = this.readAhead();
-    for (const f of files) {
+    for (const [k, f] of files.entries()) {
       const content = (f as SnapshotNode).entry?.content;
-      if (f.type === 'file' && content) ahead.prefetch(content.slice(0, READ_AHEAD).map(fromHex));
+      if (f.type === 'file' && content && !ahead.prefetch(content.slice(0, READ_AHEAD).map(fromHex))) return k;
     }
+    return files.length;
   }
 
   private readAhead(): ReadAhead {

@@ -314,9 +314,10 @@ export class ReadAhead {
     private readonly loadAlone: (id: Uint8Array) => Promise<Uint8Array>,
   ) {}
 
-  prefetch(ids: readonly Uint8Array[], drop = false): void {
+  /** Asks for `ids` ahead; false when prefetching stopped before the end of them (`keep` bytes held). */
+  prefetch(ids: readonly Uint8Array[], drop = false): boolean {
     for (const id of ids) {
-      if (!drop && this.heldBytes >= this.keep) return;
+      if (!drop && this.heldBytes >= this.keep) return false;
       const key = toHex(id);
       const loc = this.index.get(id);
       if (this.held.has(key) || !loc || loc.type === BlobType.delta) continue;
@@ -329,6 +330,7 @@ export class ReadAhead {
       if (this.heldBytes <= this.keep) break;
       this.drop(key, h);
     }
+    return true;
   }
 
   async load(id: Uint8Array): Promise<Uint8Array> {

@@ -155,7 +155,7 @@ class Copier {
     const ordered = [...children.filter((c) => c.type !== 'symlink'), ...children.filter((c) => c.type === 'symlink')];
     for (const [i, c] of ordered.entries()) {
       // The files about to be copied, read ahead where the tree reads from a repository.
-      if (c.type === 'file' && this.tree.prefetch) this.tree.prefetch(ordered.slice(i, i + PREFETCH_FILES).filter((f) => f.type === 'file'));
+      if (c.type === 'file' && this.tree.prefetch) this.tree.prefetch(ordered.slice(i, i + PREFETCH_FILES));
       const key = c.name.toString('latin1');
       const childShown = `${shown === '/' ? '' : shown}/${nodeName(c)}`;
       if (seen.has(key)) {

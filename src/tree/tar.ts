@@ -115,7 +115,9 @@ export interface DumpTarOptions {
 }
 
 /** Entries walked ahead of the one written, so the tree can read their files ahead (Tree.prefetch). */
-const LOOKAHEAD = 64;
+const LOOKAHEAD = 1024;
+/** Entries offered to the read-ahead at a time. */
+const PREFETCH_BATCH = 64;
 
 /** Writes `node` (a folder's contents when `node` is the tree's root) and everything below as a tar stream, then its end marker. */
 export async function dumpTar(tree: Tree, node: TreeNode, out: NodeJS.WritableStream, o: DumpTarOptions = {}): Promise<void> {
@@ -124,15 +126,17 @@ export async function dumpTar(tree: Tree, node: TreeNode, out: NodeJS.WritableSt
   if (node.type === 'dir') {
     const entries = walk(tree, node, top, o)[Symbol.asyncIterator]();
     const queue: { path: string; node: TreeNode }[] = [];
+    let offered = 0; // entries at the head of the queue the tree took for its read-ahead
     for (let more = true; ; ) {
       while (more && queue.length < LOOKAHEAD) {
         const n = await entries.next();
         if (n.done) more = false;
         else queue.push(n.value);
       }
-      tree.prefetch?.(queue.filter((q) => q.node.type === 'file').map((q) => q.node));
+      if (tree.prefetch && offered < queue.length) offered += tree.prefetch(queue.slice(offered, offered + PREFETCH_BATCH).map((q) => q.node));
       const f = queue.shift();
       if (!f) break;
+      offered = Math.max(0, offered - 1);
       await writeEntry(tree, Buffer.from(f.path.replace(/^\//, ''), 'utf8'), f.node, out, o);
     }
   }

@@ -23,12 +23,16 @@ function freePort() {
   });
 }
 
-/** Starts radosgw; resolves with the variables the tests read and a stop function. */
-export async function startRgw() {
+/**
+ * Starts radosgw; resolves with the variables the tests read, the endpoint and credentials (`s3`)
+ * and a stop function. The benchmark keeps its objects on disk (osdStore 'bluestore', a sparse
+ * file of osdSize) when they would not fit in memory.
+ */
+export async function startRgw({ osdStore = 'memstore', osdSize = '4G' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'lifeboat-rgw-'));
   const cephDir = join(dir, 'ceph');
   const [rgw, mon2, mon1] = [await freePort(), await freePort(), await freePort()];
-  const env = { ...process.env, CEPH_DIR: cephDir, RGW_PORT: String(rgw), MON_PORT_V2: String(mon2), MON_PORT_V1: String(mon1), OSD_STORE: 'memstore', WITH_MGR: '0', OSD_SIZE: '4G' };
+  const env = { ...process.env, CEPH_DIR: cephDir, RGW_PORT: String(rgw), MON_PORT_V2: String(mon2), MON_PORT_V1: String(mon1), OSD_STORE: osdStore, WITH_MGR: '0', OSD_SIZE: osdSize };
   const stop = () => {
     spawnSync('bash', [join(here, 'ceph-rgw-down.sh')], { env: { ...env, STOP_SIGNAL: 'KILL' }, stdio: 'ignore' }); // its objects are thrown away anyway
     rmSync(dir, { recursive: true, force: true });
@@ -48,6 +52,7 @@ export async function startRgw() {
   );
   return {
     seconds: (Date.now() - started) / 1000,
+    s3: { endpoint: vars.S3_ENDPOINT, accessKeyId: vars.S3_ACCESS_KEY_ID, secretAccessKey: vars.S3_SECRET_ACCESS_KEY },
     env: {
       LIFEBOAT_TEST_S3_ENDPOINT: vars.S3_ENDPOINT,
       LIFEBOAT_TEST_S3_ACCESS_KEY_ID: vars.S3_ACCESS_KEY_ID,

@@ -11,11 +11,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { countingProxy } from '../store/counting-proxy.js';
 import { buildDisk, mutateDisk, type DiskMutation } from './disk.js';
 import { apparentBytes, timed, tryRun, usage, warmCache, type Cmd, type Measured } from './exec.js';
 import { describeMachine, ensureTools, type MachineDescription } from './machine.js';
 import { buildDevHome, buildMedia, buildSystemTree, describeTree, fmtMakeUp, mutateFiles, treeFiles, type Budget } from './real.js';
 import { compareTarget, figure, fmtBytes, kib, renderDataset, seconds, type DatasetResult, type OpResult, type Sample, type Target } from './report.js';
+import { cephMissing, startRadosgw } from './rgw.js';
+import { cpuOf, startServer, type RunningServer } from './server.js';
 import { fileTools, lifeboatImageCreate, lifeboatInit, partcloneZstd, resticInit, resticStdin, type FileTool, type ToolEnv } from './tools.js';
 import {
   checksumTree,
@@ -33,8 +36,13 @@ import {
 } from './tree.js';
 
 const MiB = 1024 * 1024;
-const DATASETS = ['files', 'large', 'image', 'system', 'devhome', 'media'] as const;
+/** The datasets, in the order their tables are printed. */
+const DATASETS = ['files', 's3', 'server', 'large', 'image', 'system', 'devhome', 'media'] as const;
 type DatasetName = (typeof DATASETS)[number];
+/** The order they run in: s3 and server back up the files dataset's tree before it is mutated. */
+const RUN_ORDER: readonly DatasetName[] = ['s3', 'server', 'files', 'large', 'image', 'system', 'devhome', 'media'];
+/** The datasets that measure the generated `files` tree. */
+const TREE_USERS: readonly DatasetName[] = ['s3', 'server', 'files'];
 
 interface Options {
   quick: boolean;
@@ -88,7 +96,7 @@ function parseSize(s: string): number {
   return Math.round(Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase()));
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--json] [--runs N] [--only files|large|image|system|devhome|media[,…]] [--real-size SIZE] [--keep] [--save]
+const USAGE = `usage: npm run bench -- [--quick] [--json] [--runs N] [--only files|s3|server|large|image|system|devhome|media[,…]] [--real-size SIZE] [--keep] [--save]
   --quick   small datasets, 1 run each (about two minutes)
   --json    every figure as JSON on stdout (the tables go to stderr)
   --runs N  runs per tool and operation (default 3, or 1 with --quick); figures are medians
@@ -195,6 +203,8 @@ function describeRun(tool: string, s: Sample): string {
   if (!s.ok) return `${tool}: n/a (${s.error ?? 'failed'})`;
   const parts = [`${s.wall.toFixed(2)} s`, `cpu ${(s.user + s.sys).toFixed(2)} s`, `rss ${kib(s.rssKiB)}`];
   if (s.added !== undefined) parts.push(`+${fmtBytes(s.added)}`);
+  if (s.requests !== undefined) parts.push(`${s.requests} requests (${Object.entries(s.requestKinds ?? {}).map(([k, n]) => `${k} ${n}`).join(', ')})`);
+  if (s.serverCpu !== undefined) parts.push(`server cpu ${s.serverCpu.toFixed(2)} s`);
   if (s.verify !== undefined) parts.push(s.verify === 'ok' ? 'verified' : `MISMATCH ${s.verify}`);
   return `${tool}: ${parts.join(', ')}`;
 }
@@ -367,7 +377,11 @@ class Bench {
     return result;
   }
 
-  async files(): Promise<DatasetResult> {
+  /** The generated `files` tree, written on first use; the files, s3 and server datasets share it. */
+  private tree: { src: string; seed: string; plan: TreePlan; description: string; oneFile: string; sums?: Map<string, Sum> | undefined } | undefined;
+
+  private filesTree(): NonNullable<Bench['tree']> {
+    if (this.tree) return this.tree;
     const sz = this.o.quick ? QUICK.files : FULL.files;
     const seed = 'lifeboat-bench-files-v1';
     const plan = planTree({ seed, ...sz });
@@ -377,15 +391,204 @@ class Bench {
     writeTree(src, seed, plan, (done, total) => {
       if (done % 20000 === 0) log(`files · ${done.toLocaleString('en')} of ${total.toLocaleString('en')} files written`);
     });
-    const oneFile = pickOneFile(plan, 1 * MiB);
     const kinds = Object.entries(sum.byKind)
       .map(([k, v]) => `${k} ${v.files.toLocaleString('en')} files/${fmtBytes(v.bytes)}`)
       .join(', ');
     const description = `${sum.files.toLocaleString('en')} files in ${sum.dirs.toLocaleString('en')} folders, ${fmtBytes(sum.bytes)} (${kinds})`;
-    const d = await this.fileDataset('files', description, src, () => fmtMutation(mutateTree(src, seed, plan, 0.01, new Set([oneFile])), plan.files.length), oneFile);
+    this.tree = { src, seed, plan, description, oneFile: pickOneFile(plan, 1 * MiB) };
+    return this.tree;
+  }
+
+  /** The generated tree's checksum list (for checking restores), computed once. */
+  private treeSums(): Map<string, Sum> {
+    const tree = this.filesTree();
+    return (tree.sums ??= checksumTree(tree.src));
+  }
+
+  /** Drops the generated tree once no dataset still to run needs it. */
+  private releaseTree(after: DatasetName): void {
+    const later = RUN_ORDER.slice(RUN_ORDER.indexOf(after) + 1);
+    if (!this.tree || later.some((d) => TREE_USERS.includes(d) && this.o.only.has(d))) return;
+    this.drop(this.tree.src);
+    this.tree = undefined;
+  }
+
+  async files(): Promise<DatasetResult> {
+    const tree = this.filesTree();
+    const mutate = (): string => {
+      tree.sums = undefined;
+      return fmtMutation(mutateTree(tree.src, tree.seed, tree.plan, 0.01, new Set([tree.oneFile])), tree.plan.files.length);
+    };
+    const d = await this.fileDataset('files', tree.description, tree.src, mutate, tree.oneFile);
     d.targets = fileTargets(d);
-    this.drop(src);
+    this.releaseTree('files');
     return d;
+  }
+
+  /**
+   * Initial backup, no-change backup and full restore of `src` for each contender, runs
+   * interleaved: the s3 and server datasets. A contender's `watch` starts just before each
+   * measured command and says what it saw (requests, server CPU) once the command ended.
+   */
+  private async backupRestore(ds: string, src: string, sums: Map<string, Sum>, contenders: readonly Contender[]): Promise<OpResult[]> {
+    const byName = new Map(contenders.map((c) => [c.name, c]));
+    const names = contenders.map((c) => c.name);
+    const initError = new Map<string, string>();
+    for (let r = 0; r < this.o.runs; r++) {
+      for (const c of contenders) {
+        const folder = c.folder?.(r);
+        if (folder) {
+          fs.rmSync(folder, { recursive: true, force: true });
+          fs.mkdirSync(path.dirname(folder), { recursive: true });
+        }
+        const m = await timed(c.tool.init(c.repo(r)));
+        if (!m.ok) {
+          initError.set(`${c.name}-${r}`, `init failed: ${m.error ?? ''}`);
+          log(`${ds} · ${c.name} init failed: ${m.error ?? ''}`);
+        }
+      }
+    }
+    /** Runs one measured command of contender `t`: what `watch` saw, and for a backup what the repository folder grew by. */
+    const measure = async (t: string, r: number, cmd: (c: Contender) => Cmd, warm: (c: Contender) => string[], backup: boolean): Promise<{ m: Measured; extra: Partial<Sample> }> => {
+      const c = byName.get(t)!;
+      const folder = backup ? c.folder?.(r) : undefined;
+      const before = folder ? usage(folder) : undefined;
+      warmCache(...warm(c));
+      const seen = c.watch?.();
+      const m = await timed(cmd(c));
+      const extra: Partial<Sample> = { ...seen?.() };
+      if (folder && before) {
+        const after = usage(folder);
+        Object.assign(extra, { added: after.bytes - before.bytes, files: after.files - before.files });
+      }
+      return { m, extra };
+    };
+    const ops: OpResult[] = [];
+    for (const [op, title] of [
+      ['initial', 'initial backup'],
+      ['nochange', 'no-change backup'],
+    ] as const) {
+      ops.push(
+        await this.interleave(ds, { op, title, samples: {} }, names, async (t, r) => {
+          const ie = initError.get(`${t}-${r}`);
+          if (ie) return failed(r, ie);
+          const { m, extra } = await measure(t, r, (c) => c.tool.backup(c.repo(r), src, op), (c) => [src, ...(c.folder ? [c.folder(r)] : [])], true);
+          return sample(r, m, extra);
+        }),
+      );
+    }
+    ops.push(
+      await this.interleave(ds, { op: 'restore', title: 'full restore', samples: {} }, names, async (t, r) => {
+        const ie = initError.get(`${t}-${r}`);
+        if (ie) return failed(r, ie);
+        const target = path.join(this.work, 'restore', `${ds}-${t}`);
+        fs.rmSync(target, { recursive: true, force: true });
+        fs.mkdirSync(target, { recursive: true });
+        const { m, extra } = await measure(t, r, (c) => c.tool.restore(c.repo(r), target, 'nochange'), (c) => (c.folder ? [c.folder(r)] : []), false);
+        const verify = m.ok ? verifyTree(sums, target, src) : undefined;
+        this.discard(target);
+        return sample(r, m, { ...extra, ...(verify !== undefined ? { verify } : {}) });
+      }),
+    );
+    return ops;
+  }
+
+  /** The generated tree into radosgw on 127.0.0.1, Lifeboat against restic's S3 backend, through a counting proxy. */
+  async s3(): Promise<DatasetResult> {
+    const why = cephMissing();
+    if (why) {
+      log(`s3 · skipped: ${why}`);
+      return skipped('s3', why);
+    }
+    const tools = (['lifeboat', 'restic'] as const).filter((t) => this.wants(t));
+    const tree = this.filesTree();
+    const sums = this.treeSums();
+    // In memory for the quick tree; the full one (stored once per tool and run) in a sparse file on disk.
+    const sz = this.o.quick ? QUICK.files : FULL.files;
+    const osd = this.o.quick ? ({ osdStore: 'memstore', osdSize: '4G' } as const) : ({ osdStore: 'bluestore', osdSize: `${Math.ceil((sz.bytes * 2 * this.o.runs) / 2 ** 30) + 8}G` } as const);
+    log(`s3 · starting radosgw on 127.0.0.1 (scripts/rgw.mjs, ${osd.osdStore})`);
+    const rgw = await startRadosgw(this.root, osd);
+    const onSignal = (): void => {
+      rgw.stop();
+      process.exit(130);
+    };
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    try {
+      log(`s3 · radosgw answers at ${rgw.s3.endpoint} (started in ${rgw.seconds.toFixed(1)} s)`);
+      const proxy = await countingProxy(rgw.s3.endpoint);
+      try {
+        const env: ToolEnv = { ...this.env, extraEnv: { AWS_ACCESS_KEY_ID: rgw.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.s3.secretAccessKey, AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true' } };
+        const all = fileTools(env);
+        const contenders: Contender[] = tools.map((t) => ({
+          name: t,
+          tool: all.find((x) => x.name === t)!,
+          repo: (r) => `s3:${proxy.endpoint}/lifeboat-bench/${t}-${r + 1}`,
+          watch: () => {
+            proxy.reset();
+            return () => ({
+              requests: proxy.total(),
+              requestKinds: Object.fromEntries(proxy.counts),
+              ...(proxy.requests.length <= 100 ? { requestList: [...proxy.requests] } : {}),
+              added: proxy.bytes.sent,
+              bytesRead: proxy.bytes.received,
+            });
+          },
+        }));
+        const ops = await this.backupRestore('s3', tree.src, sums, contenders);
+        const description =
+          `the files dataset's tree (${tree.description}) into radosgw on 127.0.0.1 (${osd.osdStore}), s3:http://… for both tools; ` +
+          'requests counted by a proxy in front of radosgw; added = bytes sent to radosgw, read = bytes received from it (request and answer bodies)';
+        const d: DatasetResult = { name: 's3', description, tools: contenders.map((c) => c.name), ops, facts: { radosgwSeconds: rgw.seconds, osdStore: osd.osdStore }, targets: [] };
+        d.targets = s3Targets(d);
+        return d;
+      } finally {
+        await proxy.close();
+      }
+    } finally {
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      log('s3 · stopping radosgw');
+      rgw.stop();
+      this.releaseTree('s3');
+    }
+  }
+
+  /** The generated tree through `lifeboat server` on loopback (HTTP and HTTPS) against a folder repository on this computer. */
+  async server(): Promise<DatasetResult> {
+    if (!this.wants('lifeboat')) return skipped('server', 'only Lifeboat has a server, and --tools leaves it out');
+    const tree = this.filesTree();
+    const sums = this.treeSums();
+    const base = path.join(this.work, 'server');
+    const servers: RunningServer[] = [];
+    try {
+      const contenders: Contender[] = [{ name: 'folder', tool: fileTools(this.env)[0]!, repo: (r) => path.join(base, 'folder', `run-${r + 1}`), folder: (r) => path.join(base, 'folder', `run-${r + 1}`) }];
+      for (const mode of ['http', 'https'] as const) {
+        const data = path.join(base, mode);
+        const s = await startServer(this.env, data, mode === 'https');
+        servers.push(s);
+        log(`server · lifeboat server listening on ${s.origin}`);
+        contenders.push({
+          name: `server-${mode}`,
+          tool: fileTools({ ...this.env, extraEnv: s.clientEnv })[0]!,
+          repo: (r) => `lifeboat:${s.origin}/run-${r + 1}`,
+          folder: (r) => path.join(data, `run-${r + 1}`),
+          watch: () => {
+            const c0 = cpuOf(s.pid);
+            return () => ({ serverCpu: cpuOf(s.pid) - c0 });
+          },
+        });
+      }
+      const ops = await this.backupRestore('server', tree.src, sums, contenders);
+      const description =
+        `the files dataset's tree (${tree.description}) into a folder repository, and through lifeboat server on 127.0.0.1 over HTTP and HTTPS ` +
+        "(its data folder on the same disk); server cpu = the server's CPU time while the command ran (/proc)";
+      const d: DatasetResult = { name: 'server', description, tools: contenders.map((c) => c.name), ops, facts: {}, targets: [], ratios: [['server-http', 'folder'], ['server-https', 'folder']] };
+      d.targets = serverTargets(d);
+      return d;
+    } finally {
+      for (const s of servers) await s.stop();
+      this.drop(base);
+      this.releaseTree('server');
+    }
   }
 
   async large(): Promise<DatasetResult> {
@@ -502,6 +705,22 @@ class Bench {
   }
 }
 
+/** One side of the s3 and server datasets: a tool with its repository per run. */
+interface Contender {
+  readonly name: string;
+  readonly tool: FileTool;
+  repo(run: number): string;
+  /** The folder on this computer that holds the repository's files, if any: warmed before a command, its growth reported. */
+  folder?(run: number): string;
+  /** Starts watching a measured command; what it returns gives what was seen once the command ended. */
+  watch?(): () => Partial<Sample>;
+}
+
+/** A dataset that could not run here, with the reason in its header. */
+function skipped(name: string, why: string): DatasetResult {
+  return { name, description: `skipped: ${why}`, tools: [], ops: [], facts: {}, targets: [] };
+}
+
 function fmtMutation(m: MutationSummary, files: number): string {
   return `${m.modified} modified, ${m.added} added, ${m.deleted} deleted (${(((m.modified + m.added + m.deleted) / files) * 100).toFixed(1)}% of the files), ${fmtBytes(m.bytesWritten)} written`;
 }
@@ -585,6 +804,41 @@ function realTargets(d: DatasetResult): Target[] {
   ];
 }
 
+/** P9 on S3: initial backup and restore no slower than restic's S3 backend; the no-change backup's requests and time beside restic's. */
+function s3Targets(d: DatasetResult): Target[] {
+  const f = (o: string, t: string) => figure(op(d, o)?.samples[t]);
+  const wall = (o: string, t: string): number => (f(o, t).ok ? f(o, t).wall : NaN);
+  const v = f('restore', 'lifeboat');
+  const nc = (t: string): string => (f('nochange', t).ok ? `${t} ${f('nochange', t).requests} requests in ${seconds(f('nochange', t).wall)}` : `${t} n/a`);
+  return [
+    compareTarget("initial backup into radosgw: wall time ≤ 1× restic's S3 backend (P9)", wall('initial', 'lifeboat'), wall('initial', 'restic'), 1, seconds, 'restic'),
+    compareTarget('full restore from radosgw: wall time ≤ 1× restic (P9)', wall('restore', 'lifeboat'), wall('restore', 'restic'), 1, seconds, 'restic'),
+    { text: 'full restore from radosgw matches the source (checksum list)', measured: v.ok ? (v.verify ?? 'not verified') : 'n/a', pass: v.ok ? v.verify === 'ok' : null },
+    { text: 'no-change backup to radosgw: requests and wall time (P9)', measured: `${nc('lifeboat')}, ${nc('restic')}`, pass: null, info: true },
+  ];
+}
+
+/** P9 through the server: at least 80% of the folder's throughput (same bytes, so wall ≤ 1.25× the folder's), and restores that match. */
+function serverTargets(d: DatasetResult): Target[] {
+  const t: Target[] = [];
+  for (const mode of ['server-http', 'server-https']) {
+    const over = mode === 'server-http' ? 'HTTP' : 'HTTPS';
+    for (const [o, title] of [
+      ['initial', 'initial backup'],
+      ['restore', 'full restore'],
+    ] as const) {
+      const a = figure(op(d, o)?.samples[mode]);
+      const f = figure(op(d, o)?.samples['folder']);
+      const text = `${title} through lifeboat server over ${over}: throughput ≥ 80% of the folder's (P9)`;
+      if (!a.ok || !f.ok) t.push({ text, measured: `${mode} ${a.ok ? seconds(a.wall) : 'n/a'}, folder ${f.ok ? seconds(f.wall) : 'n/a'}`, pass: null });
+      else t.push({ text, measured: `${seconds(a.wall)} vs the folder's ${seconds(f.wall)}: ${((100 * f.wall) / a.wall).toFixed(0)}% of its throughput (limit 80%)`, pass: f.wall >= 0.8 * a.wall });
+    }
+    const v = figure(op(d, 'restore')?.samples[mode]);
+    t.push({ text: `full restore through lifeboat server over ${over} matches the source (checksum list)`, measured: v.ok ? (v.verify ?? 'not verified') : 'n/a', pass: v.ok ? v.verify === 'ok' : null });
+  }
+  return t;
+}
+
 function imageTargets(d: DatasetResult, used: number): Target[] {
   const lb1 = figure(op(d, 'image1')?.samples['lifeboat']);
   const lb2 = figure(op(d, 'image2')?.samples['lifeboat']);
@@ -627,7 +881,7 @@ async function main(): Promise<number> {
   bench.cleanUpInBackground(true); // what an earlier run left
   fs.mkdirSync(bench.work, { recursive: true });
   const results: DatasetResult[] = [];
-  for (const name of DATASETS) {
+  for (const name of RUN_ORDER) {
     if (!o.only.has(name)) continue;
     try {
       results.push(await bench[name]());
@@ -637,6 +891,7 @@ async function main(): Promise<number> {
       results.push({ name, description: `could not be measured: ${e instanceof Error ? e.message : String(e)}`, tools: [], ops: [], facts: {}, targets: [] });
     }
   }
+  results.sort((a, b) => DATASETS.indexOf(a.name as DatasetName) - DATASETS.indexOf(b.name as DatasetName));
   const machine = describeMachine(bench.root);
   const seconds = Math.round((Date.now() - started) / 1000);
   const header = [

@@ -22,6 +22,13 @@ export interface Sample {
   readonly verify?: string;
   /** What the tool printed as JSON (summaries), for --json. */
   readonly details?: unknown;
+  /** HTTP requests the tool made (S3, counted by a proxy), and how many of each kind. */
+  readonly requests?: number;
+  readonly requestKinds?: Record<string, number>;
+  /** Each request ("KIND /path?query"), when there were few (for --json). */
+  readonly requestList?: readonly string[];
+  /** CPU seconds of the repository server while the command ran (Lifeboat server). */
+  readonly serverCpu?: number;
 }
 
 export interface Figure {
@@ -34,6 +41,8 @@ export interface Figure {
   readonly added: number;
   readonly files: number;
   readonly bytesRead: number;
+  readonly requests: number;
+  readonly serverCpu: number;
   readonly verify?: string;
 }
 
@@ -48,6 +57,8 @@ export interface Target {
   readonly measured: string;
   /** null: could not be judged (a figure is missing). */
   readonly pass: boolean | null;
+  /** A figure to quote, with no limit to pass (pass is then null). */
+  readonly info?: boolean;
 }
 
 export interface DatasetResult {
@@ -57,6 +68,8 @@ export interface DatasetResult {
   readonly ops: OpResult[];
   readonly facts: Record<string, unknown>;
   targets: Target[];
+  /** The ratio rows under each operation, [numerator, denominator]; default the first tool over each other one. */
+  readonly ratios?: readonly (readonly [string, string])[];
 }
 
 export function figure(samples: readonly Sample[] | undefined): Figure {
@@ -75,6 +88,8 @@ export function figure(samples: readonly Sample[] | undefined): Figure {
     added: m((x) => x.added),
     files: m((x) => x.files),
     bytesRead: m((x) => x.bytesRead),
+    requests: m((x) => x.requests),
+    serverCpu: m((x) => x.serverCpu),
     ...(verify !== undefined ? { verify } : {}),
   };
 }
@@ -103,25 +118,39 @@ function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);
 }
 
-const COLS = [
-  ['wall s', 8],
-  ['cpu s', 8],
-  ['peak RSS', 10],
-  ['added', 10],
-  ['files', 7],
-  ['read', 10],
-] as const;
+interface Column {
+  readonly head: string;
+  readonly width: number;
+  readonly cell: (f: Figure) => string;
+  readonly value: (f: Figure) => number;
+  /** Shown only when some figure of the dataset has it. */
+  readonly optional?: true;
+}
+
+const COLS: readonly Column[] = [
+  { head: 'wall s', width: 8, cell: (f) => fmtNum(f.wall), value: (f) => f.wall },
+  { head: 'cpu s', width: 8, cell: (f) => fmtNum(f.cpu), value: (f) => f.cpu },
+  { head: 'peak RSS', width: 10, cell: (f) => fmtBytes(f.rssKiB * 1024), value: (f) => f.rssKiB },
+  { head: 'added', width: 10, cell: (f) => fmtBytes(f.added), value: (f) => f.added },
+  { head: 'files', width: 7, cell: (f) => fmtNum(f.files, 0), value: (f) => f.files },
+  { head: 'read', width: 10, cell: (f) => fmtBytes(f.bytesRead), value: (f) => f.bytesRead },
+  { head: 'requests', width: 9, cell: (f) => fmtNum(f.requests, 0), value: (f) => f.requests, optional: true },
+  { head: 'server cpu', width: 11, cell: (f) => fmtNum(f.serverCpu), value: (f) => f.serverCpu, optional: true },
+];
 
 /** The plain-text table of one dataset. */
 export function renderDataset(d: DatasetResult): string {
   const lines: string[] = [];
   lines.push(`== ${d.name}: ${d.description}`);
+  const figures = d.ops.map((op) => new Map(d.tools.map((t) => [t, figure(op.samples[t])])));
+  const cols = COLS.filter((c) => !c.optional || figures.some((m) => [...m.values()].some((f) => Number.isFinite(c.value(f)))));
+  const ratios = d.ratios ?? d.tools.slice(1).map((t) => [d.tools[0]!, t] as const);
+  const label = ([a, b]: readonly [string, string]): string => `${a}/${b.split(/[ |]/)[0]}`;
   const opW = Math.max(9, ...d.ops.map((o) => o.title.length)) + 2;
-  const toolW = Math.max(...d.tools.map((t) => t.length), 'lifeboat/xxxxxx'.length) + 2;
-  lines.push(pad('operation', opW) + pad('tool', toolW) + COLS.map(([h, w]) => pad(h, w, true)).join(' ') + '  note');
-  const ref = d.tools[0]!;
-  for (const op of d.ops) {
-    const figs = new Map(d.tools.map((t) => [t, figure(op.samples[t])]));
+  const toolW = Math.max(...d.tools.map((t) => t.length), ...ratios.map((r) => label(r).length), 'lifeboat/xxxxxx'.length) + 2;
+  lines.push(pad('operation', opW) + pad('tool', toolW) + cols.map((c) => pad(c.head, c.width, true)).join(' ') + '  note');
+  d.ops.forEach((op, i) => {
+    const figs = figures[i]!;
     let first = true;
     for (const t of d.tools) {
       const f = figs.get(t)!;
@@ -133,28 +162,20 @@ export function renderDataset(d: DatasetResult): string {
         continue;
       }
       const note = f.verify === undefined ? '' : f.verify === 'ok' ? 'verified' : `!!! RESTORE MISMATCH: ${f.verify} !!!`;
-      lines.push(
-        head +
-          [fmtNum(f.wall), fmtNum(f.cpu), fmtBytes(f.rssKiB * 1024), fmtBytes(f.added), fmtNum(f.files, 0), fmtBytes(f.bytesRead)]
-            .map((v, i) => pad(v, COLS[i]![1], true))
-            .join(' ') +
-          (note ? `  ${note}` : ''),
-      );
+      lines.push(head + cols.map((c) => pad(c.cell(f), c.width, true)).join(' ') + (note ? `  ${note}` : ''));
     }
-    const r = figs.get(ref)!;
-    for (const t of d.tools.slice(1)) {
-      const o = figs.get(t)!;
-      if (!op.samples[t] || !op.samples[ref]) continue;
-      const label = `${ref}/${t.split(/[ |]/)[0]}`;
-      const cells = r.ok && o.ok ? [ratio(r.wall, o.wall), ratio(r.cpu, o.cpu), ratio(r.rssKiB, o.rssKiB), ratio(r.added, o.added), ratio(r.files, o.files), ratio(r.bytesRead, o.bytesRead)] : ['-', '-', '-', '-', '-', '-'];
-      lines.push(pad('', opW) + pad(label, toolW) + cells.map((v, i) => pad(v, COLS[i]![1], true)).join(' '));
+    for (const [a, b] of ratios) {
+      if (!op.samples[a] || !op.samples[b]) continue;
+      const r = figs.get(a)!;
+      const o = figs.get(b)!;
+      lines.push(pad('', opW) + pad(label([a, b]), toolW) + cols.map((c) => pad(r.ok && o.ok ? ratio(c.value(r), c.value(o)) : '-', c.width, true)).join(' '));
     }
-  }
+  });
   if (d.targets.length) {
     lines.push('');
     lines.push('targets:');
     for (const t of d.targets) {
-      const mark = t.pass === null ? '[ n/a ]' : t.pass ? '[PASS ]' : '[FAIL ]';
+      const mark = t.info ? '[info ]' : t.pass === null ? '[ n/a ]' : t.pass ? '[PASS ]' : '[FAIL ]';
       lines.push(`  ${mark} ${t.text}: ${t.measured}`);
     }
   }

@@ -28,6 +28,8 @@ export interface ToolEnv {
   readonly lifeboatRoot: string;
   /** Scratch folder for the tools' caches and key folders. */
   readonly cacheDir: string;
+  /** More environment for every command (an S3 repository's credentials, a server's token). */
+  readonly extraEnv?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -41,14 +43,21 @@ export function lifeboatCommand(root: string): { cmd: string; args: string[] } {
   return { cmd: process.execPath, args: [...(m?.[1] ?? '').split(/\s+/).filter(Boolean), bin] };
 }
 
-export function fileTools(t: ToolEnv): FileTool[] {
-  const lbCmd = lifeboatCommand(t.lifeboatRoot);
-  const lbEnv = (repo: string): NodeJS.ProcessEnv => ({
+/** Lifeboat's environment: the repository, the password, and its cache and data folders in the bench's work folder. */
+export function lifeboatEnv(t: ToolEnv, repo: string): NodeJS.ProcessEnv {
+  return {
     ...process.env,
     LIFEBOAT_REPO: repo,
     LIFEBOAT_PASSWORD: PASSWORD,
     XDG_CACHE_HOME: path.join(t.cacheDir, 'lifeboat'),
-  });
+    XDG_DATA_HOME: path.join(t.cacheDir, 'lifeboat-data'),
+    ...t.extraEnv,
+  };
+}
+
+export function fileTools(t: ToolEnv): FileTool[] {
+  const lbCmd = lifeboatCommand(t.lifeboatRoot);
+  const lbEnv = (repo: string): NodeJS.ProcessEnv => lifeboatEnv(t, repo);
   const lb = (repo: string, ...args: string[]): Cmd => ({ cmd: lbCmd.cmd, args: [...lbCmd.args, ...args], env: lbEnv(repo) });
   const lifeboat: FileTool = {
     name: 'lifeboat',
@@ -66,6 +75,7 @@ export function fileTools(t: ToolEnv): FileTool[] {
     RESTIC_REPOSITORY: repo,
     RESTIC_PASSWORD: PASSWORD,
     RESTIC_CACHE_DIR: path.join(t.cacheDir, 'restic'),
+    ...t.extraEnv,
   });
   const rs = (repo: string, ...args: string[]): Cmd => ({ cmd: 'restic', args, env: resticEnv(repo) });
   const restic: FileTool = {
@@ -85,6 +95,7 @@ export function fileTools(t: ToolEnv): FileTool[] {
     BORG_BASE_DIR: path.join(t.cacheDir, 'borg'),
     BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
     BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
+    ...t.extraEnv,
   });
   const bg = (repo: string, ...args: string[]): Cmd => ({ cmd: 'borg', args, env: borgEnv(repo) });
   const borg: FileTool = {
@@ -106,7 +117,7 @@ export function lifeboatImageCreate(t: ToolEnv, repo: string, disk: string): Cmd
   return {
     cmd: lb.cmd,
     args: [...lb.args, 'image', 'create', disk, '--json'],
-    env: { ...process.env, LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: PASSWORD, XDG_CACHE_HOME: path.join(t.cacheDir, 'lifeboat') },
+    env: lifeboatEnv(t, repo),
   };
 }
 

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { LifeboatError } from '../util/errors.js';
 import type { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
-import type { RemoteStoreOptions, ServerPin } from '../store/remote.js';
+import { isRemoteUrl, parseRemoteUrl, type RemoteStoreOptions, type ServerPin } from '../store/remote.js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { OwnFolder } from '../files/backup.js';
@@ -27,6 +27,20 @@ export interface GlobalOptions {
 }
 
 export { defaultRepositoryPath, defaultCacheDir };
+
+/**
+ * How to reach the repository copied from (copy --from, init --copy-parameters-from, job add
+ * --copy-from) when it is on a Lifeboat server: a token of its own (--from-token-file).
+ */
+export interface SourceAccess {
+  readonly tokenFile?: string;
+}
+
+/** The options of a command that reads a second repository (its password and token files). */
+export interface SourceOptions {
+  readonly fromPasswordFile?: string;
+  readonly fromTokenFile?: string;
+}
 
 export class Context {
   private readonly opened: Repository[] = [];
@@ -60,18 +74,34 @@ export class Context {
     return openStore(loc, this.remoteFor(loc));
   }
 
-  /** What the Lifeboat server at `location` needs from this computer: its token and the certificate it trusts. */
-  remoteFor(location: string): () => RemoteStoreOptions {
-    return () => ({ token: this.serverToken(), pin: this.serverPin(location) });
+  /**
+   * What the Lifeboat server at `location` needs from this computer: its token and the certificate
+   * it trusts. `source` for the repository copied from (SourceAccess).
+   */
+  remoteFor(location: string, source?: SourceAccess): () => RemoteStoreOptions {
+    return () => ({ token: this.serverToken(source && { ...source, location }), pin: this.serverPin(location, source !== undefined) });
+  }
+
+  /**
+   * Whether `location`, the repository copied from, is on another Lifeboat server than the one
+   * --repo names: the token and fingerprint given for --repo are then not its own.
+   */
+  private onOtherServer(location: string): boolean {
+    const dest = this.repoLocation();
+    return isRemoteUrl(location) && isRemoteUrl(dest) && parseRemoteUrl(location).origin.toLowerCase() !== parseRemoteUrl(dest).origin.toLowerCase();
   }
 
   /**
    * Which certificate of the Lifeboat server at `location` to trust: LIFEBOAT_SERVER_FINGERPRINT,
    * else the one remembered in known-servers.json in Lifeboat's data folder, else asked on a
-   * terminal (and remembered).
+   * terminal (and remembered). For the repository copied from (`source`):
+   * LIFEBOAT_FROM_SERVER_FINGERPRINT first, and LIFEBOAT_SERVER_FINGERPRINT only when it is on the
+   * same server as --repo (or --repo is not on one).
    */
-  serverPin(location = this.repoLocation()): ServerPin {
-    const env = process.env['LIFEBOAT_SERVER_FINGERPRINT'];
+  serverPin(location = this.repoLocation(), source = false): ServerPin {
+    const fromEnv = source ? process.env['LIFEBOAT_FROM_SERVER_FINGERPRINT'] : undefined;
+    if (fromEnv) return { expected: fromEnv, source: 'LIFEBOAT_FROM_SERVER_FINGERPRINT' };
+    const env = source && this.onOtherServer(location) ? undefined : process.env['LIFEBOAT_SERVER_FINGERPRINT'];
     if (env) return { expected: env, source: 'LIFEBOAT_SERVER_FINGERPRINT' };
     const file = join(dataDir(), 'known-servers.json');
     let known: Record<string, string> = {};
@@ -94,8 +124,21 @@ export class Context {
     };
   }
 
-  /** The token for a Lifeboat server: --token-file, LIFEBOAT_TOKEN_FILE or LIFEBOAT_TOKEN. */
-  serverToken(): string {
+  /**
+   * The token for a Lifeboat server: --token-file, LIFEBOAT_TOKEN_FILE or LIFEBOAT_TOKEN. For the
+   * repository copied from (`source`): --from-token-file, LIFEBOAT_FROM_TOKEN_FILE or
+   * LIFEBOAT_FROM_TOKEN, else the same token when it is on the same server as --repo (or --repo is
+   * not on one); a token is never sent to another server than the one it was given for.
+   */
+  serverToken(source?: SourceAccess & { readonly location: string }): string {
+    if (source) {
+      const fromFile = source.tokenFile ?? process.env['LIFEBOAT_FROM_TOKEN_FILE'];
+      const fromToken = fromFile ? readSmallFile(fromFile, PASSWORD_FILE_LIMIT, 'token').trim() : process.env['LIFEBOAT_FROM_TOKEN']?.trim();
+      if (fromToken) return fromToken;
+      if (this.onOtherServer(source.location)) {
+        throw new LifeboatError('usage', `The repository to copy from is on another Lifeboat server than ${this.repoLocation()}: give this computer's token for ${parseRemoteUrl(source.location).origin} with --from-token-file or LIFEBOAT_FROM_TOKEN.`);
+      }
+    }
     const file = this.global.tokenFile ?? process.env['LIFEBOAT_TOKEN_FILE'];
     const token = file ? readSmallFile(file, PASSWORD_FILE_LIMIT, 'token').trim() : process.env['LIFEBOAT_TOKEN']?.trim();
     if (!token) throw new LifeboatError('usage', "A Lifeboat server needs this computer's token: set LIFEBOAT_TOKEN or use --token-file (the server's administrator makes one with `lifeboat server token add`).");
@@ -147,15 +190,23 @@ export class Context {
    * repository cache on this computer (jobs/open.ts), unless `cache` is false: check and
    * repair must see the store itself.
    */
-  async openRepository(options: { readonly cache?: boolean; readonly location?: string; readonly password?: () => Promise<string> } = {}): Promise<Repository> {
+  async openRepository(options: { readonly cache?: boolean; readonly location?: string; readonly password?: () => Promise<string>; readonly source?: SourceAccess } = {}): Promise<Repository> {
     const location = options.location ?? this.repoLocation();
-    const repo = await openRepositoryAt(location, options.password ?? (() => this.password()), { onWarning: (t) => this.warn(t), remote: this.remoteFor(location), ...(options.cache === false ? { cache: false } : {}) });
+    const repo = await openRepositoryAt(location, options.password ?? (() => this.password()), { onWarning: (t) => this.warn(t), remote: this.remoteFor(location, options.source), ...(options.cache === false ? { cache: false } : {}) });
     repo.noLock = this.global.lock === false;
     repo.onWarning = (message) => this.warn(message);
     repo.onUnlocked = (why) =>
       this.info(why === 'asked' ? 'Reading the repository without a lock (--no-lock); do not prune it meanwhile.' : "The repository's drive is read-only: reading it without a lock.");
     this.opened.push(repo);
     return repo;
+  }
+
+  /**
+   * Opens the repository copied from (copy --from, init --copy-parameters-from): its password from
+   * LIFEBOAT_FROM_PASSWORD or the file given, and on a Lifeboat server its own token and fingerprint.
+   */
+  openSourceRepository(location: string, o: SourceOptions): Promise<Repository> {
+    return this.openRepository({ location, password: () => this.sourcePassword(o.fromPasswordFile), source: { ...(o.fromTokenFile !== undefined ? { tokenFile: o.fromTokenFile } : {}) } });
   }
 
   track(repo: Repository): void {

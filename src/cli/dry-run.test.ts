@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { lifeboat, tempDir } from './testing.js';
 
 /** Every file and folder under `dir` with its size, sorted: a repository's state as seen from outside. */
@@ -78,6 +79,34 @@ test('backup --dry-run counts the tree without writing; after a backup and one c
   assert.match(second.text, /about 40\.0 kB in 1 file changed since the last backup \([0-9a-f]{8}\) would be read; about \d+ s \(from the speed of earlier backups here\)/);
   assert.deepEqual(listing(repo), afterBackup, 'a dry run after a backup leaves the repository as it was');
   assert.match((await lifeboat(['backup', '--help'], env)).stdout, /lifeboat backup --dry-run ~\/Documents/);
+});
+
+test('backup --dry-run without earlier backups measures a short trial run, writing nothing to the repository', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const tree = join(d.path, 'data');
+  let bytes = 0;
+  for (let dir = 0; dir < 20; dir++) {
+    mkdirSync(join(tree, `d${dir}`), { recursive: true });
+    for (let i = 0; i < 150; i++) {
+      const b = randomBytes(4096 + ((dir * 150 + i) % 7) * 1024);
+      writeFileSync(join(tree, `d${dir}`, `f${i}`), b);
+      bytes += b.length;
+    }
+  }
+  writeFileSync(join(tree, 'large.bin'), randomBytes(24 << 20));
+  bytes += 24 << 20;
+  const repo = join(d.path, 'repo');
+  const env = { LIFEBOAT_REPO: repo, LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache') };
+  assert.equal((await lifeboat(['init'], env)).code, 0);
+  const before = listing(repo);
+  const { e, text } = await dryRun(tree, env);
+  assert.equal(e.files, 3001);
+  assert.equal(e.bytes, bytes);
+  assert.equal(e.speeds.from, 'a trial run');
+  assert.ok(e.speeds.bytesPerSecond > 0 && e.seconds > 0, JSON.stringify(e));
+  assert.match(text, /about \d+ s \(from a few seconds of trial here; later estimates use the speed of real backups\)\. Nothing was written\.\n$/);
+  assert.deepEqual(listing(repo), before, 'the trial run writes nothing into the repository');
 });
 
 test('backup --dry-run of a path that does not exist says so, as the backup would, and writes nothing', async (t) => {

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, utimesSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, assertSameTree, lifeboat, tempDir } from './testing.js';
 
@@ -164,14 +164,25 @@ test('--version, --quiet, local times with their offset, and absolute image path
   assert.deepEqual(snaps.find((s) => s.kind === 'image')?.paths, [join(root, 'disk.img')]);
 });
 
-test('a backup whose sources are all missing saves nothing and exits 1; with only some missing it saves the rest and exits 3', async (t) => {
+/** Every file and folder under `dir`, as paths relative to it. */
+function everything(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true }) as string[]).sort();
+}
+
+test('a backup whose sources are all missing saves nothing, leaves the repository as it was and exits 1; with only some missing it saves the rest and exits 3', async (t) => {
   const { root, docs, env } = fixture(t);
   await ok(['init'], env);
+  const fresh = everything(env['LIFEBOAT_REPO']!);
   const typo = join(root, 'home', 'ann', 'Documnets');
   const unplugged = join(root, 'media', 'usb');
   const none = await lifeboat(['backup', typo, unplugged], env);
   assert.equal(none.code, 1, none.stderr);
   assert.match(none.stderr, new RegExp(`Nothing was backed up: .*Documnets.*usb do not exist`));
+  // Nor one of Lifeboat's own folders (the repository itself) with a missing one.
+  const own = await lifeboat(['backup', env['LIFEBOAT_REPO']!, typo], env);
+  assert.equal(own.code, 1, own.stderr);
+  assert.match(own.stderr, /Nothing was backed up: .*repo is Lifeboat's own data/);
+  assert.deepEqual(everything(env['LIFEBOAT_REPO']!), fresh, 'not even a lock (or its folder) was written');
   assert.deepEqual(JSON.parse(await ok(['snapshots', '--json'], env)), [], 'no snapshot was written');
   const some = await lifeboat(['backup', docs, typo], env);
   assert.equal(some.code, 3, some.stderr);

@@ -101,3 +101,81 @@ test('jobs on a Lifeboat server (https) run unattended with the token and finger
   assert.equal(revoked.code, 1);
   assert.match((JSON.parse(revoked.stdout) as JobRun).message ?? '', /does not know this computer's token/);
 });
+
+test('a copy job from one Lifeboat server to another (https) keeps a token and a fingerprint for each end; the unattended run needs neither', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const tokenOf = async (data: string, name: string, role: string): Promise<string> => {
+    const r = await lifeboat(['server', 'token', 'add', name, '--role', role, '--data', data]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  // Two servers, each with its own certificate and tokens: the office's, and an off-site one.
+  const officeData = join(d.path, 'office-server');
+  const offsiteData = join(d.path, 'offsite-server');
+  mkdirSync(officeData);
+  mkdirSync(offsiteData);
+  const officeAdmin = await tokenOf(officeData, 'admin', 'admin');
+  const officeReader = await tokenOf(officeData, 'copier', 'read');
+  const offsiteAdmin = await tokenOf(offsiteData, 'admin', 'admin');
+  const offsiteWriter = await tokenOf(offsiteData, 'copier', 'append');
+  const a = await startServer(officeData, { https: true });
+  t.after(() => a.stop());
+  const b = await startServer(offsiteData, { https: true });
+  t.after(() => b.stop());
+  assert.ok(a.fingerprint && b.fingerprint && a.fingerprint !== b.fingerprint);
+  const office = `lifeboat:${a.origin}/office`;
+  const offsite = `lifeboat:${b.origin}/offsite`;
+  const base = { XDG_DATA_HOME: join(d.path, 'data'), XDG_CACHE_HOME: join(d.path, 'cache') };
+  const ok = async (args: string[], env: Record<string, string>): Promise<string> => {
+    const r = await lifeboat(args, env);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    return r.stdout;
+  };
+  const docs = join(d.path, 'docs');
+  mkdirSync(docs);
+  writeFileSync(join(docs, 'letter.txt'), 'Dear Madam,\n');
+  writeFileSync(join(docs, 'scan.raw'), Buffer.alloc(400_000, 9));
+  const atOffice = { ...base, LIFEBOAT_TOKEN: officeAdmin, LIFEBOAT_SERVER_FINGERPRINT: a.fingerprint, LIFEBOAT_PASSWORD: 'office pw' };
+  await ok(['--repo', office, 'init'], atOffice);
+  await ok(['--repo', office, 'backup', docs], atOffice);
+  // What the person gives once: the off-site server's token and fingerprint for --repo, the office's for the source.
+  const readerFile = join(d.path, 'office-reader.token');
+  writeFileSync(readerFile, `${officeReader}\n`, { mode: 0o600 });
+  const attended = { ...base, LIFEBOAT_TOKEN: offsiteWriter, LIFEBOAT_SERVER_FINGERPRINT: b.fingerprint, LIFEBOAT_FROM_SERVER_FINGERPRINT: a.fingerprint, LIFEBOAT_PASSWORD: 'offsite pw', LIFEBOAT_FROM_PASSWORD: 'office pw' };
+  await ok(['--repo', offsite, 'init', '--copy-parameters-from', office, '--from-token-file', readerFile], { ...attended, LIFEBOAT_TOKEN: offsiteAdmin });
+
+  const addCopy = ['--repo', offsite, 'job', 'add', 'Offsite', '--copy-from', office, '--schedule', 'daily 03:00'];
+  // Without a token for the source, the off-site token is not sent to the office server.
+  const noToken = await lifeboat(addCopy, attended);
+  assert.equal(noToken.code, 2, noToken.stderr);
+  assert.match(noToken.stderr, /The repository to copy from is on another Lifeboat server than .*: give this computer's token for https:\/\/127\.0\.0\.1:\d+ with --from-token-file or LIFEBOAT_FROM_TOKEN\./);
+  // The office's fingerprint for the off-site server: refused, nothing sent.
+  const swapped = await lifeboat([...addCopy, '--from-token-file', readerFile], { ...attended, LIFEBOAT_FROM_SERVER_FINGERPRINT: b.fingerprint });
+  assert.equal(swapped.code, 1, swapped.stderr);
+  assert.match(swapped.stderr, /shows the certificate fingerprint .* but this computer expects .*LIFEBOAT_FROM_SERVER_FINGERPRINT/);
+  await ok([...addCopy, '--from-token-file', readerFile], attended);
+  const secrets = join(d.path, 'data', 'lifeboat', 'passwords');
+  const tokens = readdirSync(secrets).filter((n) => n.endsWith('.token')).map((n) => readFileSync(join(secrets, n), 'utf8')).sort();
+  assert.deepEqual(tokens, [`${officeReader}\n`, `${offsiteWriter}\n`].sort(), 'a token kept for each end');
+
+  // Unattended: nothing in the environment.
+  const run = async (): Promise<JobRun> => JSON.parse(await ok(['--json', 'job', 'run', 'Offsite'], base)) as JobRun;
+  const first = await run();
+  assert.equal(first.status, 'ok', first.message);
+  assert.ok((first.figures.bytesAdded ?? 0) > 0);
+  await ok(['--repo', office, 'backup', join(docs, 'letter.txt')], atOffice);
+  const second = await run();
+  assert.equal(second.status, 'ok', second.message);
+  // lifeboat copy takes the same options: everything is there already.
+  const again = await ok(['--repo', offsite, 'copy', '--from', office, '--from-token-file', readerFile], attended);
+  assert.match(again, /Copied 0 snapshot\(s\) \(2 were there already\)/);
+
+  const atOffsite = { ...base, LIFEBOAT_TOKEN: offsiteAdmin, LIFEBOAT_SERVER_FINGERPRINT: b.fingerprint, LIFEBOAT_PASSWORD: 'offsite pw' };
+  assert.equal((JSON.parse(await ok(['--repo', offsite, 'snapshots', '--json'], atOffsite)) as unknown[]).length, 2);
+  const out = join(d.path, 'out');
+  await ok(['--repo', offsite, 'restore', 'latest', '--target', out], atOffsite);
+  assert.equal(readFileSync(join(out, 'letter.txt'), 'utf8'), 'Dear Madam,\n');
+  const check = await lifeboat(['--repo', offsite, 'check', '--read-data'], atOffsite);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+});

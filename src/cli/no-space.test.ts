@@ -21,17 +21,23 @@ import type { Store } from '../store/store.js';
 import { backup } from '../files/backup.js';
 import { fileTreeReferences } from '../files/tree.js';
 import { ExitCode, LifeboatError } from '../util/errors.js';
+import { bytesUnder } from '../util/testing.js';
+import { startServer } from '../server/testing.js';
 import { assertSameTree, lifeboat, tempDir } from './testing.js';
 
 const canMount = process.getuid?.() === 0;
 
-/** A temporary folder with a tmpfs of `size` mounted at its mnt/, both gone after the test. */
-function smallDrive(t: TestContext, size: string): { d: ReturnType<typeof tempDir>; mnt: string } {
+/**
+ * A temporary folder with a tmpfs of `size` mounted at its mnt/, both gone after the test; what
+ * `stopFirst` holds by then (a server using the drive) is stopped before the unmount.
+ */
+function smallDrive(t: TestContext, size: string, stopFirst: (() => Promise<unknown>)[] = []): { d: ReturnType<typeof tempDir>; mnt: string } {
   const d = tempDir();
   const mnt = join(d.path, 'mnt');
   mkdirSync(mnt);
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt]);
-  t.after(() => {
+  t.after(async () => {
+    for (const stop of stopFirst) await stop();
     try {
       execFileSync('umount', [mnt]);
     } finally {
@@ -80,6 +86,59 @@ test('a backup onto a drive that fills up fails with a plain message and leaves 
   assert.equal((await lifeboat(['restore', firstId, '--target', target], env)).code, 0);
   assert.ok(readFileSync(join(target, 'small', 'b.bin')).equals(readFileSync(join(small, 'b.bin'))));
 });
+
+for (const where of ['folder', 'Lifeboat server'] as const) {
+  test(`a backup that fails when the drive fills up (${where}) indexes the packs it finished; on a larger drive the next backup adds only what was missing`, { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
+    const stopFirst: (() => Promise<unknown>)[] = [];
+    const { d, mnt } = smallDrive(t, '20m', stopFirst);
+    const base = { LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache'), XDG_DATA_HOME: join(d.path, 'data') };
+    let env: Record<string, string>;
+    let repo: string;
+    if (where === 'folder') {
+      repo = join(mnt, 'repo');
+      env = { ...base, LIFEBOAT_REPO: repo };
+      assert.equal((await lifeboat(['init'], env)).code, 0);
+    } else {
+      // The server's data folder is the full drive: it answers 507, which the client reports as a full drive.
+      const token = async (name: string, role: string): Promise<string> => (await lifeboat(['server', 'token', 'add', name, '--role', role, '--data', mnt])).stdout.trim();
+      const admin = await token('admin', 'admin');
+      const laptop = await token('laptop', 'append');
+      const server = await startServer(mnt);
+      stopFirst.push(server.stop);
+      repo = join(mnt, 'office');
+      env = { ...base, LIFEBOAT_REPO: `lifeboat:${server.origin}/office`, LIFEBOAT_TOKEN: laptop };
+      assert.equal((await lifeboat(['init'], { ...env, LIFEBOAT_TOKEN: admin })).code, 0);
+    }
+    const src = join(d.path, 'src');
+    mkdirSync(src);
+    const total = 5 * 6 * 1024 * 1024;
+    for (let i = 0; i < 5; i++) writeFileSync(join(src, `f${i}.bin`), randomBytes(total / 5));
+
+    const failed = await lifeboat(['backup', src], env);
+    assert.equal(failed.code, ExitCode.failure, failed.stderr);
+    assert.match(failed.stderr, /full|no space left/);
+    assert.doesNotMatch(failed.stderr, /^\s+at /m, 'no stack trace');
+    const stored = bytesUnder(join(repo, 'data'));
+    assert.ok(stored >= 7 * 1024 * 1024, `at least one pack was finished before the drive filled (${stored} bytes)`);
+    // Indexed on the way out (no header needs reading next time); nothing half-written kept.
+    assert.ok(readdirSync(join(repo, 'index')).length > 0, 'the failed backup wrote an index of the packs it finished');
+    assert.deepEqual(readdirSync(join(repo, '.tmp')), [], 'no temporary is left');
+    const check = await lifeboat(['check', '--read-data'], env);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+
+    execFileSync('mount', ['-o', 'remount,size=128m', mnt]);
+    const again = await lifeboat(['backup', '--json', src], env);
+    assert.equal(again.code, 0, again.stderr);
+    const added = (JSON.parse(again.stdout) as { summary: { bytesAdded: number } }).summary.bytesAdded;
+    t.diagnostic(`${where}: ${stored} bytes of packs stored before the drive filled, ${added} added by the next backup, of ${total}`);
+    assert.ok(stored + added < total * 1.02 + 64 * 1024, `the next backup added only what was missing: ${stored} + ${added} for ${total} bytes of files`);
+    const after = await lifeboat(['check', '--read-data'], env);
+    assert.equal(after.code, 0, after.stdout + after.stderr);
+    const restored = await lifeboat(['restore', 'latest', '--target', join(d.path, 'out')], env);
+    assert.equal(restored.code, 0, restored.stderr);
+    assertSameTree(src, join(d.path, 'out', 'src'));
+  });
+}
 
 test('a restore onto a drive that fills up stops with one plain message, keeps nothing half-written, and completes when run again', { skip: !canMount && 'needs root to mount a tmpfs' }, async (t) => {
   const { d, mnt } = smallDrive(t, '2m');

@@ -238,6 +238,7 @@ export class RescueDialogue {
     const r = await restoreImageSnapshot(repo, id, target.path, { force: true, verify: true, onEvent: show });
     show.done();
     this.say(`Done: ${formatBytes(r.bytesWritten)} written in ${formatDuration(r.seconds)} (${formatBytes(r.bytesWritten / Math.max(r.seconds, 0.001))}/s)${r.verified ? '; read back and verified' : ''}.`);
+    for (const l of r.leftOut) this.say(l.note);
     this.say('Remove the rescue stick (and the backup drive) so the computer starts from the restored drive.');
     this.say('  1) Restart now');
     this.say('  2) Back to the menu');

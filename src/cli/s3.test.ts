@@ -67,7 +67,8 @@ test('every command on an S3 repository: backup, restore byte-identical, check -
     assert.ok(costs[`${what} warm`]! <= 8, `${what} with a warm cache: ${costs[`${what} warm`]} requests`);
     assert.ok(costs[`${what} warm`]! < costs[`${what} cold`]!, `${what}: the cache saves requests`);
   }
-  assert.ok(costs['no-change backup again']! <= 20, `no-change backup: ${costs['no-change backup again']} requests`);
+  // 15 measured (restic 14): config once, the index listed once, the parent's trees from the cache (written there by the backup before).
+  for (const what of ['no-change backup', 'no-change backup again']) assert.ok(costs[what]! <= 15, `${what}: ${costs[what]} requests`);
   await counted('restore', ['restore', 'latest', '--target', join(d.path, 'out')]);
   assertSameTree(src, join(d.path, 'out', 'src'));
   t.diagnostic(`restore: ${costs['restore']} requests ${JSON.stringify(Object.fromEntries(proxy.counts))}`);

@@ -307,6 +307,37 @@ export async function missingSources(abs: readonly string[], what: string): Prom
   return missing;
 }
 
+/** "dev:ino" of each of `folders` that exists, with why it is left out. */
+async function ownFolderIds(folders: readonly OwnFolder[]): Promise<Map<string, string>> {
+  const own = new Map<string, string>();
+  for (const f of folders) {
+    const st = await fsp.stat(f.path, { bigint: true }).catch(() => undefined);
+    if (st?.isDirectory()) own.set(`${st.dev}:${st.ino}`, f.reason);
+  }
+  return own;
+}
+
+/**
+ * The sources of a backup (absolute, each once, sorted) and which of them are missing. Refuses a
+ * backup that would save nothing, every source missing or Lifeboat's own data: the caller checks
+ * this before it locks the repository, so such a backup writes nothing at all.
+ */
+export async function checkSources(paths: readonly string[], ownFolders: readonly OwnFolder[] = []): Promise<{ abs: string[]; missing: boolean[] }> {
+  if (paths.length === 0) throw new LifeboatError('usage', 'Name at least one file or folder to back up.');
+  const abs = [...new Set(paths.map((p) => resolve(p)))].sort();
+  const missing = await missingSources(abs, 'Nothing was backed up');
+  const own = await ownFolderIds(ownFolders);
+  const ownSources: string[] = [];
+  for (const [i, p] of abs.entries()) {
+    const st = missing[i] ? undefined : await fsp.lstat(p, { bigint: true }).catch(() => undefined);
+    if (st?.isDirectory() && own.has(`${st.dev}:${st.ino}`)) ownSources.push(p);
+  }
+  if (ownSources.length > 0 && ownSources.length + missing.filter((m) => m).length === abs.length) {
+    throw new LifeboatError('not-found', `Nothing was backed up: ${ownSources.join(', ')} ${ownSources.length === 1 ? 'is' : 'are'} Lifeboat's own data, which no backup includes.`);
+  }
+  return { abs, missing };
+}
+
 /** The name a backed-up path gets in the snapshot's root listing. */
 export function rootName(absPath: string): string {
   const b = basename(absPath);
@@ -942,8 +973,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
 
 async function backupOnce(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
   const started = performance.now();
-  if (opts.paths.length === 0) throw new LifeboatError('usage', 'Name at least one file or folder to back up.');
-  const abs = [...new Set(opts.paths.map((p) => resolve(p)))].sort();
+  const { abs } = await checkSources(opts.paths, opts.ownFolders);
   const names = new Map<string, string>();
   for (const p of abs) {
     const n = rootName(p);
@@ -951,7 +981,6 @@ async function backupOnce(repo: Repository, opts: BackupOptions): Promise<Backup
     if (other !== undefined) throw new LifeboatError('usage', `${other} and ${p} would both be called "${n}" in the snapshot; back them up in separate snapshots.`);
     names.set(n, p);
   }
-  const missing = await missingSources(abs, 'Nothing was backed up');
   let time = new Date(systemClock.now()).toISOString();
   if (opts.time !== undefined) {
     const d = new Date(opts.time);
@@ -959,7 +988,7 @@ async function backupOnce(repo: Repository, opts: BackupOptions): Promise<Backup
     time = d.toISOString();
   }
   const host = opts.host ?? Repository.hostname();
-  await repo.loadIndex();
+  await repo.ensureIndexLoaded(); // loaded already when backupFiles indexed an interrupted run's packs
   const parent =
     opts.parent === null
       ? undefined
@@ -970,10 +999,7 @@ async function backupOnce(repo: Repository, opts: BackupOptions): Promise<Backup
           })
         : await findParent(repo, host, abs);
   const b = new Backup(repo, opts);
-  for (const f of opts.ownFolders ?? []) {
-    const st = await fsp.stat(f.path, { bigint: true }).catch(() => undefined);
-    if (st?.isDirectory()) b.own.set(`${st.dev}:${st.ino}`, f.reason);
-  }
+  for (const [id, reason] of await ownFolderIds(opts.ownFolders ?? [])) b.own.set(id, reason);
   const prevRoot = parent ? await b.loadPrev(parent.snapshot.root, 'the previous snapshot') : undefined;
   if (opts.changedFolders && typeof opts.parent === 'string' && parent && prevRoot && JSON.stringify(parent.snapshot.paths) === JSON.stringify(abs)) {
     b.only = ChangedFolders.create(repo, parent.snapshot, abs, opts.changedFolders);
@@ -996,7 +1022,6 @@ async function backupOnce(repo: Repository, opts: BackupOptions): Promise<Backup
     );
   }
   const rootEntries: TreeEntry[] = [];
-  const ownSources: string[] = [];
   try {
   for (const p of abs) {
     const path = Buffer.from(p);
@@ -1013,14 +1038,10 @@ async function backupOnce(repo: Repository, opts: BackupOptions): Promise<Backup
     if (own !== undefined) {
       // Named as a source, Lifeboat's own folder is left out all the same (a repository backed up into itself grows forever).
       opts.onEvent?.({ type: 'excluded', path: p, reason: own });
-      ownSources.push(p);
       continue;
     }
     const e = await b.entry(path, path, name, st, prevRoot?.get(latin1(name)), st.dev);
     if (e) rootEntries.push(e);
-  }
-  if (ownSources.length > 0 && ownSources.length + missing.filter((m) => m).length === abs.length) {
-    throw new LifeboatError('not-found', `Nothing was backed up: ${ownSources.join(', ')} ${ownSources.length === 1 ? 'is' : 'are'} Lifeboat's own data, which no backup includes.`);
   }
   } finally {
     scanning.abort();

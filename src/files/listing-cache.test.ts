@@ -148,6 +148,36 @@ test('listing cache: a folder with a warning is never cached (the warning comes 
   assert.equal(r.summary.dirsChanged + r.summary.dirsNew, 0);
 });
 
+test('listing cache: the next backup in the same process takes the cache from memory while its file is the one written, and reads the file again once it changed', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  manyFolders(src);
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const loads = countLoads(repo);
+  const cacheDir = join(dir, 'cache');
+  await backup(repo, { paths: [src], cacheDir });
+  const [repoDir] = fs.readdirSync(cacheDir);
+  const [file] = fs.readdirSync(join(cacheDir, repoDir!));
+  const path = join(cacheDir, repoDir!, file!);
+  // Garbled in place with its size, inode and time (to the µs) kept: not read, so the cache still serves.
+  const before = fs.statSync(path, { bigint: true });
+  fs.writeFileSync(path, Buffer.alloc(Number(before.size), 0x20));
+  fs.utimesSync(path, Number(before.atimeNs) / 1e9, Number(before.mtimeNs) / 1e9);
+  loads.n = 0;
+  await backup(repo, { paths: [src], cacheDir });
+  assert.equal(loads.n, 1, `${loads.n} listings loaded: the cache came from memory`);
+
+  // Garbled with a new time: read, found unusable, ignored (every listing loaded).
+  const st = fs.statSync(path);
+  fs.writeFileSync(path, Buffer.alloc(st.size, 0x20));
+  fs.utimesSync(path, st.atime, new Date(st.mtimeMs + 5000));
+  loads.n = 0;
+  const r = await backup(repo, { paths: [src], cacheDir });
+  assert.ok(loads.n > 40, `${loads.n} listings loaded`);
+  assert.equal(r.summary.dirsChanged + r.summary.dirsNew, 0);
+});
+
 test('CLI: backup keeps the listing cache in XDG_CACHE_HOME/lifeboat; --no-cache leaves it alone', async (t) => {
   const dir = tmp(t);
   const src = join(dir, 'src');

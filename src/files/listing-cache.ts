@@ -88,8 +88,26 @@ interface Stored {
   folders: [Hex, string, [string, Hex][]][];
 }
 
+/**
+ * What each cache file was last saved with in this process, and the file's stamp then: the next
+ * backup of a long-running process (continuous protection takes a snapshot every few minutes)
+ * takes it from memory instead of reading and parsing the file again (2 MB for 11,000 folders),
+ * as long as the file is still the one written.
+ */
+const saved = new Map<string, { readonly stamp: string; readonly snapshot: Hex; readonly options: string; readonly folders: ReadonlyMap<Hex, CachedListing> }>();
+
+/** A file's size, modification time (ms) and inode, or undefined when it is gone. */
+async function stampOf(file: string): Promise<string | undefined> {
+  try {
+    const st = await fsp.stat(file, { bigint: true });
+    return `${st.size}:${st.mtimeNs / 1_000_000n}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export class ListingCache {
-  private readonly found = new Map<Hex, CachedListing>();
+  private found: ReadonlyMap<Hex, CachedListing> = new Map();
   private readonly recorded = new Map<Hex, CachedListing>();
 
   private constructor(private readonly file: string, private readonly auth: Authenticator, private readonly repository: Hex, private readonly options: string) {}
@@ -106,6 +124,11 @@ export class ListingCache {
   }
 
   private async load(parent: Hex): Promise<void> {
+    const memo = saved.get(this.file);
+    if (memo && memo.snapshot === parent && memo.options === this.options && memo.stamp === (await stampOf(this.file))) {
+      this.found = memo.folders;
+      return;
+    }
     let text: string;
     try {
       text = await fsp.readFile(this.file, 'latin1');
@@ -118,12 +141,14 @@ export class ListingCache {
     try {
       const s = JSON.parse(body) as Stored;
       if (s.version !== VERSION || s.repository !== this.repository || s.snapshot !== parent || s.options !== this.options) return;
+      const found = new Map<Hex, CachedListing>();
       for (const [id, digest, children] of s.folders) {
         if (!isId(id)) return;
-        this.found.set(id, { digest, children: new Map(children) });
+        found.set(id, { digest, children: new Map(children) });
       }
+      this.found = found;
     } catch {
-      this.found.clear();
+      // Not what was written: ignored.
     }
   }
 
@@ -159,7 +184,10 @@ export class ListingCache {
       await fsp.mkdir(join(this.file, '..'), { recursive: true, mode: 0o700 });
       await fsp.writeFile(tmp, text, { encoding: 'latin1', mode: 0o600 });
       await fsp.rename(tmp, this.file);
+      const stamp = await stampOf(this.file);
+      if (stamp) saved.set(this.file, { stamp, snapshot, options: this.options, folders: this.recorded });
     } catch {
+      saved.delete(this.file);
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
   }

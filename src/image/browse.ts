@@ -8,7 +8,7 @@ import type { Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { loadManifest } from './imager.js';
-import type { ImageManifest, ImagePartition } from './manifest.js';
+import { partitionText, type ImageManifest, type ImagePartition } from './manifest.js';
 import { snapshotSource, type BlobLoader, type SnapshotSource } from './snapshot-source.js';
 import { filesystems } from './fs/index.js';
 import type { FilesystemReader } from './fs/types.js';
@@ -56,6 +56,9 @@ export async function openPartition(img: OpenedImage, index: number): Promise<{ 
   const parts = imagePartitions(img.manifest);
   const partition = parts.find((p) => p.index === index);
   if (!partition) throw new LifeboatError('not-found', `This image has no partition ${index}; it has ${parts.map((p) => p.index).join(', ') || 'none'}. See "lifeboat image ls ${img.id.slice(0, 8)}".`);
+  if (partition.method === 'excluded') {
+    throw new LifeboatError('not-found', `${partitionText(partition)} was left out of this image, so it holds no files here; restore its files from a file backup.`);
+  }
   if (partition.start + partition.size > img.source.size) throw new LifeboatError('corrupt', `Partition ${index} reaches past the end of the image; the image manifest is damaged.`);
   for (const module of filesystems) {
     if (!(await module.detect(img.source, partition.start, partition.size))) continue;

@@ -1,9 +1,9 @@
 /** The rescue kit's FAT32 writer, MBR and initramfs, checked by independent tools: fsck.vfat, mtools, sfdisk, cpio. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildFat32, fatSizeFor } from './fat-writer.js';
+import { buildFat32, fatSizeFor, writeEmptyFat32 } from './fat-writer.js';
 import { buildBootDisk, buildInitramfs, PARTITION_START } from './boot-disk.js';
 import { seededBytes, sh, tempDir } from './testing.js';
 
@@ -28,6 +28,37 @@ test('a FAT32 filesystem that fsck.vfat finds clean and mtools reads back byte f
   for (const f of files) assert.ok(readFileSync(join(d.path, 'out', f.path)).equals(Buffer.from(f.data)), f.path);
   assert.match(sh('MTOOLS_SKIP_CHECK=1 mlabel -s -i p.img ::', d.path), /LIFEBOATKIT/);
   assert.throws(() => buildFat32([{ path: 'long-name.txt', data: new Uint8Array() }], { size, hiddenSectors: 0, label: 'X', volumeId: 1 }), /not a short upper-case FAT name/);
+});
+
+test('an empty FAT32 of any size from 33 MB to 2 TB, written piece by piece, that fsck.vfat finds clean and mtools finds empty', async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const MiB = 1024 * 1024;
+  for (const [size, clusterBytes] of [[40 * MiB, 512], [300 * MiB, 4096], [20 * 1024 * MiB, 16384]] as const) {
+    const file = join(d.path, `fat-${size}.img`);
+    closeSync(openSync(file, 'w'));
+    truncateSync(file, size);
+    const fd = openSync(file, 'r+');
+    let written = 0;
+    try {
+      const ok = await writeEmptyFat32({ size, hiddenSectors: 2048, label: 'Vidéos+more', volumeId: 0xdeadbeef }, async (offset, data) => {
+        assert.ok(offset + data.length <= size && data.length <= MiB);
+        writeSync(fd, data, 0, data.length, offset);
+        written += data.length;
+      });
+      assert.equal(ok, true);
+    } finally {
+      closeSync(fd);
+    }
+    assert.ok(written < size / 100 + MiB, `${written} bytes written for ${size}`);
+    sh(`fsck.vfat -n '${file}'`);
+    const info = sh(`MTOOLS_SKIP_CHECK=1 minfo -i '${file}' ::`);
+    assert.match(info, new RegExp(`cluster size: ${clusterBytes / 512} sectors`));
+    assert.match(info, /hidden sectors: 2048/);
+    assert.match(sh(`MTOOLS_SKIP_CHECK=1 mdir -i '${file}' ::`), /No files/);
+    assert.match(sh(`MTOOLS_SKIP_CHECK=1 mlabel -s -i '${file}' ::`), /VID_OS_MORE/);
+  }
+  assert.equal(await writeEmptyFat32({ size: 20 * MiB, hiddenSectors: 0, label: '', volumeId: 1 }, () => assert.fail('nothing is written')), false, 'too small for FAT32');
 });
 
 test('the kit disk: one active FAT32 partition at 1 MiB that sfdisk reads, GRUB sectors before it', (t) => {

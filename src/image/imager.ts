@@ -12,12 +12,14 @@
  * The main thread reads and packs; hashing, comparing and sealing run on worker threads
  * (chunk-sealer.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { toHex, type Hex } from '../repo/ids.js';
 import { ChunkSealer } from './chunk-sealer.js';
-import { CHUNKS_PER_PAGE, IMAGE_CHUNK_SIZE, decodePage, encodePage, validateManifest, type ImageManifest } from './manifest.js';
+import { CHUNKS_PER_PAGE, IMAGE_CHUNK_SIZE, decodePage, encodePage, validateManifest, type ImageManifest, type ImagePartition } from './manifest.js';
+import { writeEmptyFat32 } from './fat-writer.js';
 
 export interface ByteRange {
   readonly start: number;
@@ -368,9 +370,53 @@ export interface RestoreImageResult {
   readonly verified: boolean;
 }
 
+/** A partition left out of an image, as restored: empty, and formatted when Lifeboat can write its filesystem. */
+export interface LeftOutPartition {
+  readonly partition: ImagePartition;
+  /** The filesystem it now holds, empty; undefined: none (its first and last MiB are zeros). */
+  readonly formatted?: 'fat32';
+}
+
+/**
+ * After writeImage: each partition the image left out that held FAT gets an empty FAT32 with its
+ * label (fat-writer.ts), so it mounts at once, ready for the files of a file backup; the others
+ * stay blank. FAT on 512-byte sectors only, from about 33 MB to 2 TB (what FAT32 spans).
+ */
+export async function formatLeftOut(m: Pick<ImageManifest, 'partitions' | 'table'>, target: ImageWriter): Promise<LeftOutPartition[]> {
+  const out: LeftOutPartition[] = [];
+  const sectorSize = typeof m.table['sectorSize'] === 'number' ? m.table['sectorSize'] : 512;
+  for (const p of m.partitions) {
+    if (p.method !== 'excluded') continue;
+    const fat = p.filesystem?.startsWith('fat') === true && sectorSize === 512 && p.start % 512 === 0 && p.start + p.size <= target.size;
+    const done =
+      fat &&
+      (await writeEmptyFat32({ size: p.size, hiddenSectors: p.start / 512, label: p.label ?? '', volumeId: randomBytes(4).readUInt32LE(0) }, async (offset, data) => {
+        // A fresh file is zeros already; a device may hold anything, so its zeros are written too.
+        if (!target.sparse || data.some((b) => b !== 0)) await target.write(p.start + offset, data);
+      }));
+    out.push({ partition: p, ...(done ? { formatted: 'fat32' as const } : {}) });
+  }
+  await target.sync();
+  return out;
+}
+
+/** Bytes zeroed at each end of a left-out partition on restore, so no filesystem signature of the target's old contents survives there. */
+const LEFT_OUT_EDGE = 1024 * 1024;
+
+/**
+ * Whether chunk `i` of `m` is left unwritten on restore: absent, and wholly inside a left-out
+ * partition away from its first and last LEFT_OUT_EDGE bytes. Its content on the target does not
+ * matter (the partition is restored empty), so a 600 GB partition left out costs no 600 GB of zeros.
+ */
+export function unwrittenChunk(m: Pick<ImageManifest, 'partitions' | 'chunkSize'>): (i: number, id: Uint8Array | undefined) => boolean {
+  const inner = m.partitions.filter((p) => p.method === 'excluded').map((p) => ({ start: p.start + LEFT_OUT_EDGE, end: p.start + p.size - LEFT_OUT_EDGE }));
+  return (i, id) => id === undefined && inner.some((r) => i * m.chunkSize >= r.start && (i + 1) * m.chunkSize <= r.end);
+}
+
 /**
  * Writes every chunk of the image at its offset; zero chunks become holes (files) or zeros
- * (devices). With verify, reads back what was written and compares ids.
+ * (devices), except the inside of left-out partitions (unwrittenChunk), which a device keeps as it
+ * was. With verify, reads back what was written and compares ids.
  */
 export async function writeImage(
   repo: Repository,
@@ -383,12 +429,13 @@ export async function writeImage(
   const zero = Buffer.alloc(m.chunkSize);
   // Progress counts the work: every chunk, or on a sparse target only the stored ones (counted
   // first from the chunk map, so that skipped zeros neither jump the percentage nor the rate).
+  const unwritten = unwrittenChunk(m);
   let bytesTotal = m.size;
   let bytesDone = 0;
-  if (opts.onProgress && target.sparse) {
+  if (opts.onProgress) {
     bytesTotal = 0;
     await forEachChunk(repo, m, (i, id) => {
-      if (id) bytesTotal += Math.min(m.chunkSize, m.size - i * m.chunkSize);
+      if (id || (!target.sparse && !unwritten(i, id))) bytesTotal += Math.min(m.chunkSize, m.size - i * m.chunkSize);
     });
   }
   // Fetch a few chunks ahead while the target is written in order.
@@ -419,6 +466,7 @@ export async function writeImage(
   await forEachChunk(repo, m, async (i, id) => {
     const offset = i * m.chunkSize;
     const len = Math.min(m.chunkSize, m.size - offset);
+    if (unwritten(i, id)) return;
     const data = id ? repo.loadPlanned(reader, id) : undefined;
     data?.catch(() => undefined); // awaited (and rethrown) in turn by drain
     loads.push({ offset, len, data });
@@ -430,6 +478,7 @@ export async function writeImage(
   if (opts.verify) {
     await forEachChunk(repo, m, async (i, id) => {
       opts.signal?.throwIfAborted();
+      if (unwritten(i, id)) return;
       const offset = i * m.chunkSize;
       const len = Math.min(m.chunkSize, m.size - offset);
       const back = Buffer.from(await target.read(offset, len));

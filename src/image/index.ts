@@ -12,7 +12,8 @@
  * ranges, checksum) imports only util, so it can read a drive, an image file, a buffer, or an
  * image stored in the repository through the same BlockSource.
  *
- * Invariant: never leave out a byte that is not certainly free. Filesystem metadata is untrusted
+ * Invariant: never leave out a byte that is not certainly free (partitions the user leaves out,
+ * layout.ts PartitionChoice, are the one exception: recorded as such, and restored empty). Filesystem metadata is untrusted
  * input: every count and offset is bounded before use, and anything damaged, inconsistent or
  * unsupported becomes a FilesystemError, which the caller turns into "read the whole partition"
  * with a warning. Product code never runs external tools; tests use them as independent checkers.

@@ -1,10 +1,17 @@
 /**
  * What to read from a drive: the partition table, each partition's filesystem and its allocated
  * blocks, and everything else (table structures, the gaps where boot loaders live, unknown
- * filesystems) in full. Never leaves out a byte that is not certainly free.
+ * filesystems) in full. Never leaves out a byte that is not certainly free, except the partitions
+ * the user chose to leave out (PartitionChoice): of those only the filesystem's name and label
+ * are read, to describe them.
  */
+import { LifeboatError } from '../util/errors.js';
 import type { ByteRange, ImageReader } from './imager.js';
 import type { ImageManifest, ImagePartition } from './manifest.js';
+import { mergeRanges, subtractRanges } from './ranges.js';
+
+/** Which partitions an image holds (by their numbers in the table): only these, or all but these. */
+export type PartitionChoice = { readonly only: readonly number[] } | { readonly exclude: readonly number[] };
 
 export interface DiskLayout {
   readonly table: ImageManifest['table'];
@@ -18,6 +25,8 @@ export interface DiskLayout {
 export interface FilesystemProbe {
   readonly name: string;
   probe(reader: ImageReader, start: number, size: number): Promise<{ filesystem: string; label?: string; used: ByteRange[] } | undefined>;
+  /** The filesystem's name and label only, reading no more than its superblock or boot sector. */
+  identify?(reader: ImageReader, start: number, size: number): Promise<{ filesystem: string; label?: string } | undefined>;
 }
 
 export interface PartitionTableReader {
@@ -39,12 +48,39 @@ async function probeArea(reader: ImageReader, probes: readonly FilesystemProbe[]
   return {};
 }
 
-export async function analyzeDisk(reader: ImageReader, tables: PartitionTableReader | undefined, probes: readonly FilesystemProbe[]): Promise<DiskLayout> {
+/** What a left-out partition held, as far as a cheap look tells; a damaged one is just not named. */
+async function identifyArea(reader: ImageReader, probes: readonly FilesystemProbe[], p: { start: number; size: number }): Promise<{ filesystem: string; label?: string } | undefined> {
+  for (const probe of probes) {
+    try {
+      const r = await probe.identify?.(reader, p.start, p.size);
+      if (r) return r;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/** The numbers of the partitions `choice` leaves out; a number the table does not have is a usage error. */
+function leftOut(choice: PartitionChoice | undefined, table: ImageManifest['table'], indexes: readonly number[]): Set<number> {
+  if (!choice) return new Set();
+  const named = 'only' in choice ? choice.only : choice.exclude;
+  if (table.kind === 'none') throw new LifeboatError('usage', 'This drive has no partition table, so there are no partitions to choose from; image it whole (without --partitions or --exclude-partition).');
+  const unknown = named.filter((n) => !indexes.includes(n));
+  if (unknown.length > 0) {
+    throw new LifeboatError('usage', `This drive has no partition ${unknown.join(' or ')}; its partitions are ${indexes.join(', ') || 'none'} (see "lifeboat image create --dry-run").`);
+  }
+  return new Set('only' in choice ? indexes.filter((i) => !choice.only.includes(i)) : choice.exclude);
+}
+
+export async function analyzeDisk(reader: ImageReader, tables: PartitionTableReader | undefined, probes: readonly FilesystemProbe[], choice?: PartitionChoice): Promise<DiskLayout> {
   const warnings: string[] = [];
   if (!tables) {
+    leftOut(choice, { kind: 'none' }, []);
     return { table: { kind: 'none' }, partitions: [], used: [{ start: 0, end: reader.size }], warnings };
   }
   const { table, partitions: found } = await tables.read(reader);
+  const excluded = leftOut(choice, table, found.map((p) => p.index));
   let parts = found;
   const probed = new Map<Omit<ImagePartition, 'usedBytes' | 'method'>, Probed>();
   if (table.kind === 'none' && found.length === 0) {
@@ -58,9 +94,18 @@ export async function analyzeDisk(reader: ImageReader, tables: PartitionTableRea
     }
   }
   const partitions: ImagePartition[] = [];
-  // Start with the whole disk, then cut out the free space of partitions we understand.
+  // Start with the whole disk, then cut out the free space of partitions we understand, and the
+  // partitions left out (but never what another partition claims, should the table overlap them).
   const free: ByteRange[] = [];
+  const skipped: ByteRange[] = [];
   for (const p of parts) {
+    if (excluded.has(p.index)) {
+      // Left out: nothing of it is read but what names its filesystem; restored empty.
+      const id = await identifyArea(reader, probes, p);
+      skipped.push({ start: p.start, end: p.start + p.size });
+      partitions.push({ ...p, ...(id ? { filesystem: id.filesystem, ...(id.label ? { label: id.label } : {}) } : {}), usedBytes: 0, method: 'excluded' });
+      continue;
+    }
     const { result, warning } = probed.get(p) ?? (await probeArea(reader, probes, p));
     if (warning) warnings.push(warning);
     if (result) {
@@ -77,6 +122,8 @@ export async function analyzeDisk(reader: ImageReader, tables: PartitionTableRea
       partitions.push({ ...p, usedBytes: p.size, method: 'all', ...(warning ? { warning } : {}) });
     }
   }
+  const kept = mergeRanges(parts.filter((p) => !excluded.has(p.index)).map((p) => ({ start: p.start, end: p.start + p.size })));
+  free.push(...subtractRanges(mergeRanges(skipped), kept));
   free.sort((a, b) => a.start - b.start);
   const used: ByteRange[] = [];
   let cursor = 0;

@@ -3,7 +3,7 @@
  * size and layout, and the chunk map: for each fixed-size, offset-aligned chunk of the drive, the
  * id of its data blob, or nothing when the chunk is free or all zeros (restored as zeros).
  */
-import { LifeboatError } from '../util/errors.js';
+import { LifeboatError, formatBytes } from '../util/errors.js';
 import { isId, type Hex } from '../repo/ids.js';
 
 /** Default chunk size for drive images. Small enough that a changed block costs little. */
@@ -21,9 +21,29 @@ export interface ImagePartition {
   readonly filesystem?: string;
   readonly label?: string;
   readonly usedBytes: number;
-  /** 'allocation' when only the filesystem's allocated blocks were read; 'all' otherwise. */
-  readonly method: 'allocation' | 'all';
+  /**
+   * 'allocation' when only the filesystem's allocated blocks were read; 'all' when every byte was;
+   * 'excluded' when the partition was left out of the image (`image create --partitions`): none of
+   * its bytes are in the image (usedBytes 0), its filesystem and label only describe what it held.
+   */
+  readonly method: 'allocation' | 'all' | 'excluded';
   readonly warning?: string;
+}
+
+/** A filesystem's name as people write it: "NTFS", "FAT32", "ext4". */
+export function filesystemName(fs: string): string {
+  return /^(ntfs|fat)/.test(fs) ? fs.toUpperCase() : fs;
+}
+
+/** "Partition 3 (NTFS 'Data', 600 GB)": a partition as a person recognises it. */
+export function partitionText(p: ImagePartition): string {
+  const fs = p.filesystem === undefined ? p.typeName : filesystemName(p.filesystem);
+  return `Partition ${p.index} (${fs}${p.label ? ` '${p.label}'` : ''}, ${formatBytes(p.size)})`;
+}
+
+/** The partitions left out of an image (method 'excluded'), in table order. */
+export function excludedPartitions(m: Pick<ImageManifest, 'partitions'>): ImagePartition[] {
+  return m.partitions.filter((p) => p.method === 'excluded');
 }
 
 export interface ImageManifest {

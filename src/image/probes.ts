@@ -36,6 +36,12 @@ export const filesystemProbes: readonly FilesystemProbe[] = filesystems.map((m) 
     const a = await m.analyze(src, start, size); // FilesystemError propagates: layout.ts warns and reads everything
     return { filesystem: a.info.type, ...(a.info.label ? { label: a.info.label } : {}), used: [...a.used] };
   },
+  async identify(reader, start, size) {
+    const src = asSource(reader);
+    if (!(await m.detect(src, start, size))) return undefined;
+    const fs = await m.open(src, start, size); // superblock or boot sector (and NTFS's $Volume): no allocation data
+    return { filesystem: fs.type, ...(fs.label ? { label: fs.label } : {}) };
+  },
 }));
 
 export { FilesystemError };

@@ -42,6 +42,22 @@ export function invertRanges(ranges: readonly ByteRange[], size: number): ByteRa
   return out;
 }
 
+/** The bytes of sorted, merged `a` that are not in sorted, merged `b`. */
+export function subtractRanges(a: readonly ByteRange[], b: readonly ByteRange[]): ByteRange[] {
+  const out: ByteRange[] = [];
+  let j = 0;
+  for (const r of a) {
+    let start = r.start;
+    while (j < b.length && b[j]!.end <= start) j++;
+    for (let k = j; k < b.length && b[k]!.start < r.end; k++) {
+      if (b[k]!.start > start) out.push({ start, end: b[k]!.start });
+      start = Math.max(start, b[k]!.end);
+    }
+    if (start < r.end) out.push({ start, end: r.end });
+  }
+  return out;
+}
+
 /**
  * Collects runs of set bits of an allocation bitmap as ranges, without a closure per bit. Bit i
  * (LSB-first within each byte) stands for unit `firstUnit + i` of `unitBytes` bytes at `base`.

@@ -180,3 +180,37 @@ export function boots(disk: string, uefi: boolean, dir: string, timeoutMs: numbe
     q.on('close', () => finish(out.includes(marker)));
   });
 }
+
+/** Sectors of the partitions of makeSystemDisk: an ESP, a system partition and a data partition. */
+export const SYSTEM_DISK = { p1: 2048, p1Sectors: 16384, p2: 18432, p2Sectors: 49152, p3: 67584, p3Sectors: 98304, size: 90 * 1024 * 1024 } as const;
+
+/**
+ * A 90 MiB GPT disk as a user's: 1 an 8 MiB FAT ESP ("ESP", a boot loader file), 2 a 24 MiB ext4
+ * system partition ("system", about 3 MB of files), 3 a 48 MiB data partition ("DATA" FAT32 or
+ * "data" ext4) holding 16 MB of files, and 200 KB of boot code in the gap before partition 1.
+ * The trees written into the filesystems are left in `dir` (esp/, system/, data/).
+ */
+export function makeSystemDisk(dir: string, data: 'fat' | 'ext4'): string {
+  const D = SYSTEM_DISK;
+  mkdirSync(join(dir, 'esp', 'EFI', 'BOOT'), { recursive: true });
+  writeFileSync(join(dir, 'esp', 'EFI', 'BOOT', 'BOOTX64.EFI'), seededBytes(1, 300_000));
+  mkdirSync(join(dir, 'system'), { recursive: true });
+  writeTree(join(dir, 'system'), 2, 12, 150_000);
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  for (let i = 0; i < 8; i++) writeFileSync(join(dir, 'data', `video${i}.bin`), seededBytes(100 + i, 2_000_000));
+  const dataFs =
+    data === 'fat'
+      ? `mkfs.vfat -F 32 -s 1 -n DATA p3.img >/dev/null && mcopy -s -m -Q -D o -i p3.img data/* ::/`
+      : `mkfs.ext4 -q -F -L data -d data p3.img`;
+  sh(`truncate -s ${D.size} disk.img
+sgdisk -o -n 1:${D.p1}:+${D.p1Sectors} -t 1:EF00 -c 1:EFI -n 2:${D.p2}:+${D.p2Sectors} -t 2:8300 -n 3:${D.p3}:+${D.p3Sectors} -t 3:0700 disk.img >/dev/null
+truncate -s $((${D.p1Sectors}*512)) p1.img && mkfs.vfat -n ESP p1.img >/dev/null && mcopy -s -m -Q -D o -i p1.img esp/* ::/
+truncate -s $((${D.p2Sectors}*512)) p2.img && mkfs.ext4 -q -F -L system -d system p2.img
+truncate -s $((${D.p3Sectors}*512)) p3.img && ${dataFs}
+dd if=p1.img of=disk.img bs=512 seek=${D.p1} conv=notrunc status=none
+dd if=p2.img of=disk.img bs=512 seek=${D.p2} conv=notrunc status=none
+dd if=p3.img of=disk.img bs=512 seek=${D.p3} conv=notrunc status=none
+head -c 200000 /dev/urandom | dd of=disk.img bs=512 seek=40 conv=notrunc status=none
+rm p1.img p2.img p3.img`, dir, { MTOOLS_SKIP_CHECK: '1' });
+  return join(dir, 'disk.img');
+}

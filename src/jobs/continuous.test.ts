@@ -5,6 +5,10 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { lifeboatOwnFolders, type BackupResult } from '../files/backup.js';
 import { newRepo, tmp } from '../files/testing.js';
+import { randomBytes } from 'node:crypto';
+import { FaultStore } from '../store/fault.js';
+import { LocalStore } from '../store/local.js';
+import { Repository } from '../repo/repository.js';
 import parcel from '@parcel/watcher';
 import type { ChangeBatch } from './watch.js';
 import { backupFiles, restoreFiles } from './files.js';
@@ -148,6 +152,46 @@ test('watch: with the repository\'s drive unplugged, a snapshot fails with a war
   await restoreFiles(repo, snaps[1]!.snapshotId, { target: restored });
   await repo.unlockAll();
   assert.equal(fs.readFileSync(join(restored, 'home', 'b.txt'), 'utf8'), 'written while the drive was away');
+});
+
+test('watch: a snapshot that fails mid-write (the drive full) is taken again once there is room, by the same process, with nothing lost', async (t) => {
+  const d = tmp(t);
+  const home = join(d, 'home');
+  fs.mkdirSync(home);
+  fs.writeFileSync(join(home, 'a.txt'), 'a');
+  await (await newRepo(d)).close();
+  const store = new FaultStore(new LocalStore(join(d, 'repo')));
+  const repo = await Repository.open(store, 'pw');
+  t.after(() => repo.close());
+  const snaps: BackupResult[] = [];
+  const warnings: string[] = [];
+  const ac = new AbortController();
+  const loop = protectContinuously(repo, {
+    paths: [home],
+    settleMs: 100,
+    retryMs: 300,
+    retention: null,
+    signal: ac.signal,
+    onEvent: (e) => (e.type === 'warning' ? warnings.push(e.message) : undefined),
+    onSnapshot: (r) => snaps.push(r),
+  }).catch((e: unknown) => e);
+  t.after(async () => {
+    ac.abort();
+    await loop;
+  });
+  await until('the first snapshot', () => snaps.length === 1);
+  store.noSpaceAfterBytes = store.bytesStored + 100_000; // room for a little, not for what comes
+  const big = randomBytes(3 << 20);
+  fs.writeFileSync(join(home, 'big.bin'), big);
+  await until('a warning that the snapshot failed', () => warnings.some((w) => /full/i.test(w)));
+  assert.equal(snaps.length, 1);
+  store.noSpaceAfterBytes = undefined; // room again
+  await until('the snapshot, once there is room', () => snaps.length === 2, 10_000);
+  assert.equal(snaps[1]!.summary.filesNew, 1);
+  const restored = join(d, 'restored');
+  await restoreFiles(repo, snaps[1]!.snapshotId, { target: restored });
+  await repo.unlockAll();
+  assert.ok(fs.readFileSync(join(restored, 'home', 'big.bin')).equals(big));
 });
 
 test('watch: a change the watcher did not report is saved by the full rescan every few hours, and by the one after an overflow', async (t) => {

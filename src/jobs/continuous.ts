@@ -59,6 +59,9 @@ export async function protectContinuously(repo: Repository, o: ContinuousOptions
       try {
         r = await backupFiles(repo, !batch.full && last ? { ...backup, parent: last.snapshotId, changedFolders: batch.folders } : backup);
         last = r;
+      } catch (e) {
+        await repo.recoverWriting(); // the retry must not fail on this attempt's write error
+        throw e;
       } finally {
         await repo.unlockAll();
       }

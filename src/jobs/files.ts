@@ -1,7 +1,8 @@
 /**
  * File backup use cases: back up folders into a new snapshot, restore a snapshot (or parts of it)
  * into a folder or back where it came from. Each locks the repository itself; a backup first
- * indexes what an interrupted run uploaded, so it is reused rather than uploaded again.
+ * refuses sources that would save nothing (all missing), so it leaves no trace in the repository,
+ * then indexes what an interrupted run uploaded, so it is reused rather than uploaded again.
  */
 import type { Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
@@ -9,7 +10,7 @@ import { indexUnindexedPacks } from '../repo/repair.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError } from '../util/errors.js';
 import { reuseLargeBlocks } from '../util/memory.js';
-import { backup, type BackupOptions, type BackupResult } from '../files/backup.js';
+import { backup, checkSources, type BackupOptions, type BackupResult } from '../files/backup.js';
 import { originalPlaces, restore, type OverwriteMode, type RestoreEvent, type RestoreOptions, type RestoreSummary } from '../files/restore.js';
 import { snapshotPath } from '../files/browse.js';
 import { platform } from '../files/platform/platform.js';
@@ -25,6 +26,7 @@ export type BackupFilesOptions = JobOptions & Omit<BackupOptions, 'signal' | 'on
 
 /** Backs up `paths` into a new snapshot; progress has phase 'backup', bytes of the sources as unit. */
 export async function backupFiles(repo: Repository, o: BackupFilesOptions): Promise<BackupResult> {
+  await checkSources(o.paths, o.ownFolders); // a backup of nothing is refused before it writes a lock
   await repo.lock(false, 'backup');
   await indexUnindexedPacks(repo); // reuse what an interrupted run uploaded
   platformWarning(o);

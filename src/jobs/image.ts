@@ -13,10 +13,11 @@ import type { Repository } from '../repo/repository.js';
 import { indexUnindexedPacks } from '../repo/repair.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, formatBytes } from '../util/errors.js';
-import { createImage, loadManifest, previousImage, totalBytes, writeImage, type ImageProgress } from '../image/imager.js';
+import { createImage, formatLeftOut, loadManifest, previousImage, totalBytes, writeImage, type ImageProgress, type LeftOutPartition } from '../image/imager.js';
+import { filesystemName, partitionText } from '../image/manifest.js';
 import { openTarget } from '../image/target.js';
 import { describeTarget, describeTargetText, type TargetDescription } from '../image/target-info.js';
-import { analyzeDisk, type DiskLayout } from '../image/layout.js';
+import { analyzeDisk, type DiskLayout, type PartitionChoice } from '../image/layout.js';
 import { openSource, type FileSource } from '../image/source.js';
 import { diskTools } from '../image/tools.js';
 import { findWindowsBackups, importDisk, openDiskFile, type WindowsBackupDisk } from '../image/import.js';
@@ -48,8 +49,13 @@ interface Opened {
   readonly unreadable: { start: number; length: number }[];
 }
 
+/** Which partitions of a drive to image (`--partitions 1,2` or `--exclude-partition 3`); all when absent. */
+export interface PartitionOptions {
+  readonly partitions?: PartitionChoice;
+}
+
 /** Opens a drive or disk file and reads its layout; warnings (mounted, damaged filesystems) go to `onEvent`. */
-async function openDrive(source: string, o: JobOptions): Promise<Opened> {
+async function openDrive(source: string, o: JobOptions & PartitionOptions): Promise<Opened> {
   const path = resolve(source); // snapshots record the absolute path of the drive or file
   const warn = (message: string) => o.onEvent?.({ type: 'warning', message, path });
   const unreadable: { start: number; length: number }[] = [];
@@ -63,7 +69,7 @@ async function openDrive(source: string, o: JobOptions): Promise<Opened> {
     if (src.size === 0) throw new LifeboatError('invalid-argument', `${path} is empty; there is nothing to image.`);
     const tools = diskTools();
     for (const w of await tools.mountWarnings(path)) warn(w);
-    const layout = await analyzeDisk(src, tools.tables, tools.probes);
+    const layout = await analyzeDisk(src, tools.tables, tools.probes, o.partitions);
     for (const w of layout.warnings) warn(w);
     return { path, src, layout, unreadable };
   } catch (e) {
@@ -73,7 +79,7 @@ async function openDrive(source: string, o: JobOptions): Promise<Opened> {
 }
 
 /** What imaging `source` would read and about how long it would take, reading at most 64 MiB to measure. */
-export async function planImageCreate(source: string, o: JobOptions = {}): Promise<ImagePlan> {
+export async function planImageCreate(source: string, o: JobOptions & PartitionOptions = {}): Promise<ImagePlan> {
   const d = await openDrive(source, o);
   try {
     const toRead = totalBytes(d.layout.used);
@@ -92,8 +98,12 @@ export interface ImageCreateResult {
   readonly unreadable: readonly { start: number; length: number }[];
 }
 
-/** Images a drive (or raw disk file) into a new snapshot; only used blocks are read, changed chunks are stored as deltas to the previous image. */
-export async function createImageSnapshot(repo: Repository, source: string, o: JobOptions & { tags?: readonly string[] } = {}): Promise<ImageCreateResult> {
+/**
+ * Images a drive (or raw disk file) into a new snapshot; only used blocks are read, changed chunks
+ * are stored as deltas to the previous image (whatever partitions it held). With `partitions`, the
+ * others are left out: only the table and the areas outside partitions are read besides the chosen ones.
+ */
+export async function createImageSnapshot(repo: Repository, source: string, o: JobOptions & PartitionOptions & { tags?: readonly string[] } = {}): Promise<ImageCreateResult> {
   const d = await openDrive(source, o);
   try {
     await repo.lock(false, 'image create');
@@ -257,6 +267,30 @@ export interface ImageRestoreResult {
   /** What was on the target before (undefined: it did not exist). */
   readonly erased?: TargetDescription;
   readonly seconds: number;
+  /** The partitions the image left out: restored empty, each with the note to show. */
+  readonly leftOut: readonly LeftOutNote[];
+}
+
+export interface LeftOutNote {
+  readonly index: number;
+  readonly filesystem: string | null;
+  readonly label: string | null;
+  readonly size: number;
+  /** The empty filesystem it now holds (null: none, it is blank). */
+  readonly formatted: 'fat32' | null;
+  /** "Partition 3 (NTFS 'Data', 600 GB) was not in this image and is blank now: …". */
+  readonly note: string;
+}
+
+/** What to tell the user about a partition an image left out, once restored. */
+function leftOutNote(l: LeftOutPartition): LeftOutNote {
+  const p = l.partition;
+  const what = partitionText(p);
+  const fs = p.filesystem === undefined ? '' : ` as ${filesystemName(p.filesystem)}`;
+  const note = l.formatted
+    ? `${what} was not in this image: it is an empty ${l.formatted.toUpperCase()} filesystem now. Restore its files from your file backup.`
+    : `${what} was not in this image and is blank now: format it${fs}, then restore its files from your file backup.`;
+  return { index: p.index, filesystem: p.filesystem ?? null, label: p.label ?? null, size: p.size, formatted: l.formatted ?? null, note };
 }
 
 /** Writes an image snapshot onto a drive or into a file, all or nothing, after the safety checks. */
@@ -287,8 +321,10 @@ export async function restoreImageSnapshot(repo: Repository, ref: string, target
     const res = await writeImage(repo, m.size > out.size ? { ...m, size: out.size } : m, out, { verify: o.verify !== false, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('restoring', o.onEvent) });
     let gptRelocated = false;
     if (m.table.kind === 'gpt' && out.size > m.size) gptRelocated = await tools.relocateGpt(out, m.size);
+    // Partitions left out of the image: blank (writeImage zeroed their ends), FAT ones formatted empty.
+    const leftOut = (await formatLeftOut(m, out)).map(leftOutNote);
     await out.sync();
-    return { id, size: m.size, targetSize: out.size, ...res, gptRelocated, ...(before ? { erased: before } : {}), seconds: (performance.now() - started) / 1000 };
+    return { id, size: m.size, targetSize: out.size, ...res, gptRelocated, ...(before ? { erased: before } : {}), seconds: (performance.now() - started) / 1000, leftOut };
   } finally {
     await out.close();
   }

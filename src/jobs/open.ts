@@ -38,10 +38,10 @@ export async function openRepositoryAt(
 ): Promise<Repository> {
   const { cache, remote: server, ...options } = o;
   const remote = openStore(location, server);
-  const { config } = await Repository.readConfig(remote);
+  const configRead = await Repository.readConfig(remote, options.onWarning);
   const opened: { repo?: Repository } = {};
-  const store = !isUrl(location) || cache === false ? remote : repositoryCache(remote, config.id, () => opened.repo);
-  const repo = await Repository.open(store, typeof password === 'string' ? password : await password(), options);
+  const store = !isUrl(location) || cache === false ? remote : repositoryCache(remote, configRead.config.id, () => opened.repo);
+  const repo = await Repository.open(store, typeof password === 'string' ? password : await password(), { ...options, configRead });
   opened.repo = repo;
   return repo;
 }

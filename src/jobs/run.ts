@@ -1,6 +1,6 @@
 /**
  * One run of a scheduled job, start to end: check that the destination is connected, read the
- * password file, open the repository, back up (folders or a drive image), then apply the job's
+ * password file, open the repository, back up (folders, a drive image, or a drive image and then folders), then apply the job's
  * retention; or bring a mirror up to date. A continuous job (schedule "continuous") goes on until it
  * is cancelled: its snapshots (or mirror updates) are reported through onUpdate as they happen.
  * Turned into an outcome the scheduler records: never throws for an expected failure.
@@ -87,6 +87,10 @@ interface StepResult {
   readonly snapshot?: string;
   readonly figures: RunFigures;
   readonly warnings: number;
+  /** A job of two parts (a system image and folders) where one failed: what failed and what was saved, in words. */
+  readonly failed?: string;
+  /** What a job of two parts saved, in words. */
+  readonly saved?: string;
 }
 
 /** A copy job: the snapshots of the job's source repository copied into its repository (copy.ts); a source snapshot that cannot be copied is a warning. */
@@ -104,21 +108,26 @@ async function copyStep(dest: Repository, job: Job, from: Extract<Job['what'], {
   }
 }
 
-async function backupStep(repo: Repository, job: Job, what: Exclude<Job['what'], { kind: 'mirror' }>, o: RunJobOptions): Promise<StepResult> {
-  if (what.kind === 'copy') return copyStep(repo, job, what, o);
-  if (what.kind === 'image') {
-    let warnings = 0;
-    const r = await createImageSnapshot(repo, what.device, {
-      tags: [jobTag(job)],
-      ...(o.signal ? { signal: o.signal } : {}),
-      onEvent: (e) => {
-        if (e.type === 'warning') warnings++;
-        o.onEvent?.(e);
-      },
-    });
-    const s = r.snapshot.summary ?? {};
-    return { snapshot: r.id, figures: { totalBytes: s['totalBytes'] ?? 0, bytesRead: s['bytesRead'] ?? 0, bytesAdded: s['bytesAdded'] ?? 0, seconds: s['seconds'] ?? 0 }, warnings };
-  }
+type ImageWhat = Extract<Job['what'], { kind: 'image' }>;
+
+/** The system image of an image job (the partitions it names). */
+async function imageStep(repo: Repository, job: Job, what: ImageWhat, o: RunJobOptions): Promise<StepResult> {
+  let warnings = 0;
+  const r = await createImageSnapshot(repo, what.device, {
+    tags: [jobTag(job)],
+    ...(what.partitions ? { partitions: what.partitions } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+    onEvent: (e) => {
+      if (e.type === 'warning') warnings++;
+      o.onEvent?.(e);
+    },
+  });
+  const s = r.snapshot.summary ?? {};
+  return { snapshot: r.id, figures: { totalBytes: s['totalBytes'] ?? 0, bytesRead: s['bytesRead'] ?? 0, bytesAdded: s['bytesAdded'] ?? 0, seconds: s['seconds'] ?? 0 }, warnings };
+}
+
+/** A file snapshot of folders: a files job's, or the folders an image job includes. */
+async function filesStep(repo: Repository, job: Job, what: FilesWhat, o: RunJobOptions): Promise<StepResult> {
   let warnings = 0;
   const r = await backupFiles(repo, {
     ...filesOptions(job, what, o),
@@ -132,10 +141,51 @@ async function backupStep(repo: Repository, job: Job, what: Exclude<Job['what'],
   return { snapshot: r.snapshotId, figures: { files: s.totalFiles, totalBytes: s.totalBytes, bytesRead: s.bytesRead, bytesAdded: s.bytesAdded, seconds: s.durationSeconds }, warnings };
 }
 
+/**
+ * A system image and folders: the image first, then the folders, each whatever became of the
+ * other. The figures add up; the snapshot recorded is the folders' (the image's is in the words).
+ */
+async function imageAndFilesStep(repo: Repository, job: Job, what: ImageWhat & { paths: readonly string[] }, o: RunJobOptions): Promise<StepResult> {
+  const parts = [
+    { name: 'system image', run: () => imageStep(repo, job, what, o) },
+    { name: 'folders', run: () => filesStep(repo, job, { kind: 'files', paths: what.paths, excludes: what.excludes ?? [] }, o) },
+  ];
+  const done: { name: string; r: StepResult }[] = [];
+  const failed: { name: string; message: string }[] = [];
+  for (const p of parts) {
+    try {
+      done.push({ name: p.name, r: await p.run() });
+    } catch (e) {
+      // Cancelled, or the repository busy (the run waits and starts again): not a failure of this part.
+      if (isAbort(e) || (e instanceof LifeboatError && e.code === 'locked')) throw e;
+      failed.push({ name: p.name, message: messageOf(e) });
+      o.onEvent?.({ type: 'warning', message: `The ${p.name} could not be saved: ${messageOf(e)}` });
+    }
+  }
+  const savedText = done.map((d) => `the ${d.name} (${d.r.snapshot?.slice(0, 8) ?? 'nothing new'})`).join(' and ');
+  const failedText = failed.map((f) => `The ${f.name} failed: ${f.message.replace(/\.?$/, '.')}`).join(' ');
+  if (done.length === 0) throw new LifeboatError('io', failedText);
+  const sum = (k: keyof RunFigures) => done.reduce((n, d) => n + (d.r.figures[k] ?? 0), 0);
+  const files = done.find((d) => d.name === 'folders')?.r.figures.files;
+  return {
+    snapshot: done[done.length - 1]!.r.snapshot!,
+    figures: { ...(files !== undefined ? { files } : {}), totalBytes: sum('totalBytes'), bytesRead: sum('bytesRead'), bytesAdded: sum('bytesAdded'), seconds: sum('seconds') },
+    warnings: done.reduce((n, d) => n + d.r.warnings, 0),
+    saved: `Saved ${savedText}.`,
+    ...(failed.length > 0 ? { failed: `${failedText} Saved ${savedText}.` } : {}),
+  };
+}
+
+async function backupStep(repo: Repository, job: Job, what: Exclude<Job['what'], { kind: 'mirror' }>, o: RunJobOptions): Promise<StepResult> {
+  if (what.kind === 'copy') return copyStep(repo, job, what, o);
+  if (what.kind === 'image') return what.paths?.length ? imageAndFilesStep(repo, job, { ...what, paths: what.paths }, o) : imageStep(repo, job, what, o);
+  return filesStep(repo, job, what, o);
+}
+
 type FilesWhat = Extract<Job['what'], { kind: 'files' }>;
 
 /** The backup options of a files job, scheduled or continuous. */
-function filesOptions(job: Job, what: FilesWhat, o: RunJobOptions): BackupFilesOptions {
+function filesOptions(job: Job, what: Pick<FilesWhat, 'paths' | 'excludes'>, o: RunJobOptions): BackupFilesOptions {
   return {
     paths: what.paths,
     excludes: what.excludes,
@@ -203,6 +253,8 @@ export async function runJob(job: Job, o: RunJobOptions = {}): Promise<RunOutcom
     }
     return await withRepository(job, o, async (repo) => {
       const b = await backupStep(repo, job, what, o);
+      // One part of two failed: the run failed (what is saved stays), and old backups are kept.
+      if (b.failed) return { status: 'failed', message: b.failed, ...(b.snapshot ? { snapshot: b.snapshot } : {}), figures: b.figures };
       let figures = b.figures;
       let message: string | undefined;
       try {
@@ -215,6 +267,7 @@ export async function runJob(job: Job, o: RunJobOptions = {}): Promise<RunOutcom
         return { status: 'warnings', message, ...(b.snapshot ? { snapshot: b.snapshot } : {}), figures };
       }
       if (b.warnings > 0) message = `${b.warnings} warning${b.warnings === 1 ? '' : 's'}: ${job.what.kind === 'copy' ? 'some snapshots could not be copied' : 'some files could not be read'} (see the list).`;
+      if (b.saved) message = message ? `${b.saved} ${message}` : b.saved;
       return { status: b.warnings > 0 ? 'warnings' : 'ok', ...(message ? { message } : {}), ...(b.snapshot ? { snapshot: b.snapshot } : {}), figures };
     });
   } catch (e) {

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ForgetPolicy } from '../repo/forget.js';
+import type { PartitionChoice } from '../image/layout.js';
 import { LifeboatError } from '../util/errors.js';
 
 /**
@@ -21,19 +22,29 @@ export interface ServerAccess {
 }
 
 /**
- * What a job protects: folders (with exclude patterns), a whole drive as a system image, or the
- * snapshots of another repository, copied into the job's (`lifeboat copy`); or a folder kept
- * mirrored into the job's destination (no repository: files/mirror.ts).
+ * What a job protects: folders (with exclude patterns); a drive as a system image (all its
+ * partitions or some), and with it, optionally, folders, as Windows 7's "include a system image"
+ * did (each run takes the image, then a file snapshot of the folders); the snapshots of another
+ * repository, copied into the job's (`lifeboat copy`); or a folder kept mirrored into the job's
+ * destination (no repository: files/mirror.ts).
  */
 export type JobWhat =
   | { readonly kind: 'files'; readonly paths: readonly string[]; readonly excludes: readonly string[] }
-  | { readonly kind: 'image'; readonly device: string }
+  | { readonly kind: 'image'; readonly device: string; readonly partitions?: PartitionChoice; readonly paths?: readonly string[]; readonly excludes?: readonly string[] }
   | { readonly kind: 'copy'; readonly from: string; readonly fromPasswordFile: string; readonly fromServer?: ServerAccess }
   | { readonly kind: 'mirror'; readonly source: string; readonly keepDays?: number };
 
+/** "partitions 1, 2 of the drive /dev/sda", "the drive /dev/sda without partition 3", "the drive /dev/sda". */
+function driveText(device: string, c: PartitionChoice | undefined): string {
+  const list = (ns: readonly number[]) => `partition${ns.length === 1 ? '' : 's'} ${ns.join(', ')}`;
+  if (c && 'only' in c) return `${list(c.only)} of the drive ${device}`;
+  if (c) return `the drive ${device} without ${list(c.exclude)}`;
+  return `the drive ${device}`;
+}
+
 /** What a job protects, in words: "/home/ann/Documents, /home/ann/Pictures", "the drive /dev/sda (system image)", "the snapshots of REPO (copies)", "a mirror of /home/ann/Pictures". */
 export function describeWhat(what: JobWhat): string {
-  if (what.kind === 'image') return `the drive ${what.device} (system image)`;
+  if (what.kind === 'image') return `${driveText(what.device, what.partitions)} (system image)${what.paths?.length ? ` and ${what.paths.join(', ')}` : ''}`;
   if (what.kind === 'copy') return `the snapshots of ${what.from} (copies)`;
   if (what.kind === 'mirror') return `a mirror of ${what.source}`;
   return what.paths.join(', ');

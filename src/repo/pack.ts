@@ -214,7 +214,7 @@ export class PackWriter {
     const id = toHex(this.hash.digest());
     // A pack of trees is metadata: a store with parity protects it more strongly.
     const trees = this.entries.length > 0 && this.entries.every((e) => e.type === BlobType.tree);
-    await (trees ? this.out.commit(Names.pack(id), { metadata: true }) : this.out.commit(Names.pack(id)));
+    await this.out.commit(Names.pack(id), { sha256: id, ...(trees ? { metadata: true } : {}) });
     return { id, bytes: this.size };
   }
 

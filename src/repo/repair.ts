@@ -154,7 +154,9 @@ async function verifiedEntries(repo: Repository, packId: Hex, entries: readonly 
 
 /**
  * Indexes the packs no index file lists: those left by a backup, image or prune that died before
- * writing its index (an index is written every 32 packs and at the end). Called by writers under
+ * writing its index (an index is written every 32 packs and at the end, also of a run that failed:
+ * Repository.close; so this finds packs only after a crash or when that index could not be written
+ * either, and otherwise costs one listing of data/). Called by writers under
  * their lock before they start, so an interrupted backup's uploaded data is reused instead of
  * uploaded again. Each pack's header is read with two ranged reads; a damaged one is left for
  * check and prune. A pack that a running writer has stored but not indexed yet may be indexed

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { FaultStore } from '../store/fault.js';
 import { MemoryStore } from '../store/memory.js';
 import { LifeboatError } from '../util/errors.js';
 import { BlobType, Repository } from './repository.js';
@@ -239,6 +240,50 @@ test('a run closed without finishing (interrupted) still indexes the packs it up
   assert.ok(kept >= 14, `only ${kept} of 20 blobs were indexed`);
   assert.ok(kept < 20, 'the open pack was not written');
   assert.deepEqual((await checkRepository(again, { readData: true })).errors, []);
+});
+
+test('a run that fails midway (drive full) still indexes the packs it finished, and only those: the next run reuses them without reading their headers', async () => {
+  const MiB = 1024 * 1024;
+  const store = new MemoryStore();
+  const fault = new FaultStore(store);
+  const { repo } = await Repository.init(fault, 'correct horse');
+  await repo.loadIndex();
+  await repo.lock(false, 'backup');
+  fault.noSpaceAfterBytes = fault.bytesStored + 20 * MiB; // room for two 7 MiB packs, not a third
+  const blobs = Array.from({ length: 40 }, () => randomBytes(MiB));
+  let failed: unknown;
+  try {
+    for (const b of blobs) await repo.saveBlob(BlobType.data, b);
+    await repo.flush();
+  } catch (e) {
+    failed = e;
+  }
+  assert.ok(failed instanceof LifeboatError && failed.code === 'no-space', `the run failed with the full drive: ${String(failed)}`);
+  await repo.close();
+
+  const packs = new Set<string>();
+  for await (const o of store.list('data/')) packs.add(o.name);
+  assert.equal(packs.size, 2, 'two packs were written before the drive filled');
+  const again = await Repository.open(store, 'correct horse');
+  await again.loadIndex();
+  assert.deepEqual(again.recoveredPacks, [], 'every finished pack is in an index file: none is found by its header');
+  const indexed = new Set<string>();
+  for (const name of again.index.loadedFiles) await again.readIndexFile(name, (id) => indexed.add(Names.pack(id)));
+  assert.deepEqual([...indexed].sort(), [...packs].sort(), 'the index lists exactly the packs that were written');
+  assert.deepEqual((await checkRepository(again, { readData: true })).errors, []);
+  const kept = blobs.filter((b) => again.hasBlob(again.blobId(b))).length;
+  assert.equal(kept, 14, 'two packs of seven 1 MiB blobs');
+
+  // The next run stores only what is missing.
+  await again.lock(false, 'backup');
+  let added = 0;
+  for (const b of blobs) if ((await again.saveBlob(BlobType.data, b)).added) added++;
+  await again.flush();
+  assert.equal(added, blobs.length - kept);
+  await again.close();
+  const last = await Repository.open(store, 'correct horse');
+  await last.loadIndex();
+  assert.deepEqual((await checkRepository(last, { readData: true })).errors, []);
 });
 
 test('a pack closes before the blob that would take it past 8 MiB; a blob that large alone gets a pack of its own', async () => {

@@ -35,7 +35,7 @@ import { ownCopy, PackReader, ReadAhead, type PackReaderOptions } from './pack-r
 import { decodeSealedBlob } from './pack-check.js';
 import { BlobType, headerLengthFromTrailer, openBlob, packKindOf, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
 import { encodeSignedJson } from './signed-json.js';
-import { chooseConfig, FORMAT_VERSION, readConfigs, type RepoConfig } from './config.js';
+import { chooseConfig, FORMAT_VERSION, readConfigs, type ConfigReading, type RepoConfig } from './config.js';
 import { validateSnapshot, type Snapshot } from './snapshot.js';
 import { systemClock, type Clock } from '../util/clock.js';
 
@@ -58,6 +58,8 @@ const COMPRESS_IN_FLIGHT = 16;
 const COLLECT_EVERY = 4 * 1024 * 1024;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
+/** How long a run that failed tries to index the packs it finished, on close. */
+const CLOSE_INDEX_MS = 15_000;
 
 /**
  * Signs and checks data that Lifeboat keeps outside the repository (the listing cache) with the
@@ -69,6 +71,9 @@ export interface Authenticator {
   /** Whether `tag` is the tag of `data`. */
   verify(tag: Uint8Array, data: Uint8Array): boolean;
 }
+
+/** The chunker of a new repository (FORMAT.md §3). */
+const DEFAULT_CHUNKER: RepoConfig['chunker'] = { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 };
 
 export interface OpenOptions {
   readonly codec?: Codec;
@@ -84,6 +89,14 @@ export interface OpenOptions {
   readonly copyParametersFrom?: Repository;
   /** Hears of damage that parity corrected on read (the CLI warns). */
   readonly onWarning?: (message: string) => void;
+  /** The config as Repository.readConfig read it from this store a moment ago (one request less for a remote repository). */
+  readonly configRead?: ConfigRead;
+}
+
+/** What Repository.readConfig read: the config, and the reading open() continues from. */
+export interface ConfigRead {
+  readonly config: RepoConfig;
+  readonly reading: ConfigReading;
 }
 
 /** Turns a read that parity corrected into a warning for the user. */
@@ -161,7 +174,7 @@ export class Repository {
       version: FORMAT_VERSION,
       id: randomId(),
       created: new Date((options.clock ?? systemClock).now()).toISOString(),
-      chunker: from ? { ...from.config.chunker } : { algorithm: 'fastcdc-lb1', min: 512 * 1024, avg: 1024 * 1024, max: 8 * 1024 * 1024 },
+      chunker: from ? { ...from.config.chunker } : { ...DEFAULT_CHUNKER },
       ...(options.parity ? { parity: options.parity } : {}),
     };
     // With parity, the keys and the config get their sidecars too.
@@ -182,15 +195,29 @@ export class Repository {
   }
 
   /**
+   * A repository that lives only in `store` and can never be opened again: fresh keys that are
+   * saved nowhere, no key slot, no config written. The backup estimate's trial run measures this
+   * machine's pace with one (jobs/setup.ts).
+   */
+  static scratch(store: Store): Repository {
+    const now = new Date(systemClock.now()).toISOString();
+    const config: RepoConfig = { format: 'lifeboat-repository', version: FORMAT_VERSION, id: randomId(), created: now, chunker: { ...DEFAULT_CHUNKER } };
+    const slot: KeySlot = { version: 1, kind: 'password', label: 'scratch (never saved)', created: now, host: hostname(), user: '', kdf: { name: 'scrypt', N: 0, r: 0, p: 0, salt: '' }, masterKey: '' };
+    return new Repository(store, config, newMasterKeys(), randomId(), slot, createZstdCodec());
+  }
+
+  /**
    * Reads and checks the config without a password (for "no repository" and version errors
    * before the prompt): `config`, or its copy when `config` is missing or damaged (config.ts).
    */
-  static async readConfig(store: Store, onWarning?: (message: string) => void): Promise<{ config: RepoConfig }> {
-    return { config: (await readConfigs(store, parityWarning(onWarning))).candidates[0]!.config };
+  /** The config without the password; pass the result to open (OpenOptions.configRead) and it is not read again. */
+  static async readConfig(store: Store, onWarning?: (message: string) => void): Promise<ConfigRead> {
+    const reading = await readConfigs(store, parityWarning(onWarning));
+    return { config: reading.candidates[0]!.config, reading };
   }
 
   static async open(store: Store, password: string, options: OpenOptions = {}): Promise<Repository> {
-    const reading = await readConfigs(store, parityWarning(options.onWarning));
+    const reading = options.configRead?.reading ?? (await readConfigs(store, parityWarning(options.onWarning)));
     const first = reading.candidates[0]!.config;
     const withParity = (s: Store, c: RepoConfig): Store => (c.parity ? new ParityStore(s, c.parity, parityWarning(options.onWarning)) : s);
     const { master, keyId, slot } = await unlockKeys(withParity(store, first), password);
@@ -207,6 +234,14 @@ export class Repository {
   /** A blob read before anyone loaded the index (browsing, dump) loads it, once. */
   private firstIndexLoad(): Promise<void> {
     return (this.indexLoading ??= this.loadIndex());
+  }
+
+  /**
+   * Loads the index unless this session loaded it already: a backup after indexUnindexedPacks
+   * (which loaded it a moment ago, under the same lock) does not list the index files again.
+   */
+  async ensureIndexLoaded(): Promise<void> {
+    if (!this.indexLoaded) await this.firstIndexLoad();
   }
 
   /**
@@ -393,7 +428,7 @@ export class Repository {
       packer = undefined;
     }
     if (!packer) {
-      packer = new PackWriter(this.keys.encKey, this.store.createWriter(), this.stages);
+      packer = new PackWriter(this.keys.encKey, this.store.createWriter(packType === BlobType.tree ? { metadata: true } : {}), this.stages);
       this.packers.set(packType, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);
@@ -403,6 +438,23 @@ export class Repository {
     if (closed) await this.uploadPack(closed);
     if (full) await this.uploadPack(packer);
     else await this.paced(packer);
+  }
+
+  /**
+   * After a failed write (a full drive, one unplugged mid-backup), makes this repository writable
+   * again for a process that goes on using it (continuous protection retries a minute later):
+   * waits for the writes in flight, drops the packs left open, indexes those that were finished
+   * (as close does), and forgets the error. The dropped packs' blobs are no longer pending, so the
+   * next backup stores them again; nothing refers to them yet (no snapshot was written).
+   */
+  async recoverWriting(): Promise<void> {
+    if (this.writeError === undefined) return;
+    await Promise.allSettled([...this.uploads]);
+    for (const packer of this.packers.values()) await packer.abort();
+    this.packers.clear();
+    if (this.unindexed.length > 0) await this.writeIndex(AbortSignal.timeout(CLOSE_INDEX_MS)).catch(() => undefined);
+    this.pending.clear();
+    this.writeError = undefined;
   }
 
   /** Waits while the packer's writes fall behind; a failed write fails the repository's writing. */
@@ -442,24 +494,33 @@ export class Repository {
    * its unindexed packs removed by a prune meanwhile; it must not write an index or snapshot that
    * refers to them. Checked before every index and snapshot write.
    */
-  private async assertLocksHeld(): Promise<void> {
+  private async assertLocksHeld(signal?: AbortSignal): Promise<void> {
     for (const [id, l] of this.locks) {
       const age = this.clock.now() - Date.parse(l.info.time);
-      if (age > LOCK_STALE_MS || !(await this.store.stat(Names.lock(id)))) {
+      if (age > LOCK_STALE_MS || !(await this.store.stat(Names.lock(id), signal ? { signal } : {}))) {
         throw new LifeboatError('locked', 'This run paused so long that its lock on the repository expired, so maintenance may have changed the repository meanwhile. Nothing was lost; run it again.');
       }
     }
   }
 
-  private async writeIndex(): Promise<void> {
+  /** Writes the index of the packs written since the last one; `signal` bounds its tries. */
+  private async writeIndex(signal?: AbortSignal): Promise<void> {
     if (this.unindexed.length === 0) return;
-    await this.assertLocksHeld();
+    await this.assertLocksHeld(signal);
     const packs = this.unindexed;
     this.unindexed = [];
-    const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
-    const name = Names.index(toHex(sha256(bytes)));
-    await this.store.put(name, bytes);
-    this.index.loadedFiles.add(name);
+    if (packs.length === 0) return; // another upload's writeIndex took them meanwhile
+    try {
+      const bytes = await sealFile(this.codec, this.keys.encKey, AAD.index, encodeIndex(packs));
+      const hash = toHex(sha256(bytes));
+      const name = Names.index(hash);
+      await this.store.put(name, bytes, { sha256: hash, ...(signal ? { signal } : {}) });
+      this.index.loadedFiles.add(name);
+    } catch (e) {
+      // Still to index (close tries again): listing a pack in two index files is allowed (FORMAT.md §7).
+      this.unindexed.unshift(...packs);
+      throw e;
+    }
   }
 
   /** Writes every open pack and the index for them. After it resolves, saved blobs are durable. */
@@ -676,11 +737,12 @@ export class Repository {
 
   // ---------------------------------------------------------------- locks
 
-  async listLocks(): Promise<{ id: Hex; info: LockInfo | undefined }[]> {
+  /** Every lock in the repository but those `skip` names (not read: for a remote repository each read is a request). */
+  async listLocks(skip?: (id: Hex) => boolean): Promise<{ id: Hex; info: LockInfo | undefined }[]> {
     const out: { id: Hex; info: LockInfo | undefined }[] = [];
     for await (const o of this.store.list('locks/')) {
       const id = idOfName(o.name);
-      if (!id) continue;
+      if (!id || skip?.(id)) continue;
       try {
         const body = await openFile(this.codec, this.keys.encKey, AAD.lock, await this.store.get(o.name), 'A lock');
         out.push({ id, info: JSON.parse(Buffer.from(body).toString('utf8')) as LockInfo });
@@ -740,8 +802,7 @@ export class Repository {
   private async takeLock(exclusive: boolean, purpose: string): Promise<Hex> {
     const info = newLockInfo(exclusive, purpose, this.clock);
     const check = async (mine?: Hex) => {
-      for (const l of await this.listLocks()) {
-        if (l.id === mine || this.locks.has(l.id)) continue;
+      for (const l of await this.listLocks((id) => id === mine || this.locks.has(id))) {
         if (!l.info) continue; // unreadable lock of another repository key? ignored, check reports it
         if (isStale(l.info, this.clock)) {
           await this.store.delete(Names.lock(l.id));
@@ -798,13 +859,20 @@ export class Repository {
     return n;
   }
 
+  /**
+   * Ends the session. A run that stops early (interrupted, or failed: a full drive, a server that
+   * went away) still indexes the packs it finished writing, and only those: each one's put resolved,
+   * so it is whole and durable, while open packs and a pack whose write failed are dropped. The next
+   * run then reuses that data at no cost. After a failure the store may be out of reach, so the
+   * index gets CLOSE_INDEX_MS of tries, not the store's whole retry schedule. Should it not land
+   * (the store unreachable, the lock expired), the next writer's indexUnindexedPacks (repair.ts)
+   * finds the packs by listing data/ and reading their headers, two ranged reads each.
+   */
   async close(): Promise<void> {
-    // An interrupted run still indexes the packs it finished uploading (open packs are dropped),
-    // so the next run reuses that data instead of starting from zero.
     await Promise.allSettled([...this.uploads]);
     for (const packer of this.packers.values()) await packer.abort();
     this.packers.clear();
-    if (this.unindexed.length > 0 && this.writeError === undefined) await this.writeIndex().catch(() => undefined);
+    if (this.unindexed.length > 0) await this.writeIndex(this.writeError === undefined ? undefined : AbortSignal.timeout(CLOSE_INDEX_MS)).catch(() => undefined);
     await this.encoder.close();
     await this.unlockAll();
     await this.store.close();

@@ -219,14 +219,15 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
   app.get('/api/setup', async (c) => c.json<SetupInfo>({ home: homedir(), destinations: await listDestinations() }));
 
   /** What the wizard's step 3 chose, checked. */
-  const whatOf = (b: Pick<SetupBody, 'what' | 'paths' | 'device'>): JobWhat => {
-    if (b.what === 'image') {
+  const whatOf = (b: Pick<SetupBody, 'what' | 'paths' | 'device' | 'includeImage'>): JobWhat => {
+    const device = () => {
       if (typeof b.device !== 'string' || !isAbsolute(b.device)) throw new LifeboatError('usage', 'Give the drive to image by its full device path, such as /dev/sda.');
-      return { kind: 'image', device: b.device };
-    }
+      return b.device;
+    };
+    if (b.what === 'image') return { kind: 'image', device: device() };
     const paths = b.what === 'home' ? [homedir()] : (Array.isArray(b.paths) ? b.paths : []).map((p) => String(p).trim()).filter(Boolean);
     for (const p of paths) if (!isAbsolute(p)) throw new LifeboatError('usage', `${p}: give the full path of the folder (starting with /).`);
-    return { kind: 'files', paths, excludes: [] };
+    return b.includeImage === true ? { kind: 'image', device: device(), paths, excludes: [] } : { kind: 'files', paths, excludes: [] };
   };
 
   // The wizard asks as its choices change: which chosen sources share a physical disk with the destination.

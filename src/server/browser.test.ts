@@ -16,7 +16,7 @@ import { http, startHome } from './testing.js';
 import { openRepositoryAt } from '../jobs/open.js';
 import { saveDir, type TreeEntry } from '../files/tree.js';
 import type { Hex } from '../repo/ids.js';
-import type { ListingView, SpaceView } from '../web/api.js';
+import type { ListingView, Overview, SpaceView } from '../web/api.js';
 import { makeExt4Disk } from '../image/testing.js';
 
 const CHROMIUM = process.env['LIFEBOAT_CHROMIUM'] ?? '/usr/bin/chromium';
@@ -231,6 +231,35 @@ test('a file inside a system image restores from the browser into a folder, byte
   const orig = await http(d.origin, 'POST', base, auth, { path: '/1/f3.bin' });
   assert.equal(orig.status, 400);
   assert.match(orig.json<{ error: string }>().error, /Files from a system image go into a folder you choose/);
+  assert.deepEqual(errors, []);
+});
+
+test('wizard: folders with a system image of the drive (Windows 7\'s "include a system image") make one job; a run takes both', async (t) => {
+  const { dashboard: d, auth, drive, dir, source } = await startHome(t);
+  const disk = makeExt4Disk(dir);
+  const page = await openPage(t);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(d.url);
+  await page.waitForSelector('#step-1');
+  await page.fill('#dest-other', drive);
+  await page.fill('#pw1', 'correct horse');
+  await page.fill('#pw2', 'correct horse');
+  await page.fill('#folders', source);
+  assert.equal(await page.isChecked('#include-image'), false);
+  await page.fill('#include-device', disk);
+  assert.equal(await page.isChecked('#include-image'), true, 'typing a drive ticks the box');
+  assert.equal(await page.isChecked('#what-folders'), true, 'the folders stay chosen');
+  await page.screenshot({ path: join(ARTIFACTS, '10-wizard-with-image.png'), fullPage: true });
+  await page.click('#create');
+  await page.waitForSelector('#recovery-key');
+  const job = (await http(d.origin, 'GET', '/api/overview', auth)).json<Overview>().jobs.find((j) => j.name === 'My files');
+  assert.equal(job?.what, `The drive ${disk} (system image) and ${source}`);
+  assert.equal((await http(d.origin, 'POST', '/api/jobs/My%20files/run', auth, {})).status, 200);
+  await d.scheduler.idle();
+  assert.equal(d.scheduler.state.runs()[0]?.status, 'ok', d.scheduler.state.runs()[0]?.message);
+  const kinds = (await http(d.origin, 'GET', '/api/jobs/My%20files/snapshots', auth)).json<{ snapshots: { kind: string }[] }>().snapshots.map((s) => s.kind).sort();
+  assert.deepEqual(kinds, ['files', 'image'], 'one run took the image and the folders');
   assert.deepEqual(errors, []);
 });
 

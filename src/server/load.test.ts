@@ -5,10 +5,11 @@
  * computers share is stored once (bytes stored vs the sum of the trees, reported).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { lifeboat, tempDir } from '../cli/testing.js';
+import { bytesUnder } from '../util/testing.js';
 import { fileHashes, startServer } from './testing.js';
 
 const MiB = 1024 * 1024;
@@ -27,17 +28,6 @@ function noise(seed: number, length: number): Buffer {
   return b;
 }
 
-function bytesUnder(root: string): number {
-  let n = 0;
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name));
-      else n += statSync(join(d, e.name)).size;
-    }
-  };
-  walk(root);
-  return n;
-}
 
 test('8 computers back up overlapping trees into one server repository at once, twice each: 16 snapshots restore byte-identical, shared data is stored once', { timeout: 600_000 }, async (t) => {
   const d = tempDir();

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { assertSameTree, lifeboat, tempDir } from '../cli/testing.js';
@@ -86,6 +86,8 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
         refusals.push(await fetch(api(n), { method: 'DELETE', headers: { authorization: `Bearer ${laptop}`, 'x-http-method-override': 'GET', 'x-lifeboat-role': 'admin' } }));
       }
       refusals.push(await put(laptop, 'keys/' + 'cd'.repeat(32), randomBytes(50)), await put(laptop, 'config.copy', randomBytes(50)));
+      // Prune's cleanup of killed writers' leftovers removes data too: admin only.
+      for (const tok of [laptop, viewer]) refusals.push(await fetch(`${origin}/v1/home/leftovers`, { method: 'POST', headers: { authorization: `Bearer ${tok}` } }));
       for (const r of refusals) {
         assert.equal(r.status, 403, `${r.url}: ${r.status}`);
         const body = (await r.json()) as { message: string };
@@ -138,9 +140,15 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
       const check = await lifeboat(['check', '--read-data'], env(laptop));
       assert.equal(check.code, 0, check.stdout + check.stderr);
 
-      // The admin prunes beside the other computer's lock (unreadable to it, so not in its way).
+      // The admin prunes beside the other computer's lock (unreadable to it, so not in its way),
+      // and the server removes a temporary that a killed upload left two hours ago.
+      const oldTemporary = join(repoDir, '.tmp', 'ab'.repeat(16));
+      writeFileSync(oldTemporary, randomBytes(1000));
+      utimesSync(oldTemporary, new Date(Date.now() - 7_200_000), new Date(Date.now() - 7_200_000));
       const adminPrune = await lifeboat(['prune'], env(admin));
       assert.equal(adminPrune.code, 0, adminPrune.stderr);
+      assert.match(adminPrune.stdout, /Removed 1 unfinished upload\(s\) or temporary file\(s\) that interrupted backups left behind/);
+      assert.ok(!existsSync(oldTemporary), 'the old temporary is gone');
       const checkAfter = await lifeboat(['check', '--read-data'], env(admin));
       assert.equal(checkAfter.code, 0, checkAfter.stdout + checkAfter.stderr);
       const last = join(t.path, 'restore-after-prune'); // a read token restores (without a lock)

@@ -13,7 +13,8 @@
  *             never writes keys/ or config. A stale lock (older than 30 minutes, the format's rule)
  *             may be removed by anyone, as FORMAT.md §9 says. Who made which lock is recorded in
  *             `lock-owners.json` in the state folder;
- *   - admin:  everything (forget, prune, keys, repair).
+ *   - admin:  everything (forget, prune, keys, repair), and only admin removes what killed writers
+ *             left outside the objects (POST leftovers: S3's unfinished uploads, old temporaries).
  * A token may be limited to named repositories (`repositories` in its entry; every repository when
  * absent, as tokens made before the limit existed): any request for another one is refused with 403
  * before the repository is opened.
@@ -33,7 +34,7 @@ import { writePrivateFile } from './private-file.js';
 import { assertValidPrefix } from '../store/names.js';
 import { isFolderLocation, openStoreAt } from '../store/open.js';
 import { REMOTE_API, REMOTE_MAX_OBJECT, REPOSITORY_NAME_RE } from '../store/remote.js';
-import { isTransient, assertValidName, type Store } from '../store/store.js';
+import { isTransient, assertValidName, removeLeftovers, type Store } from '../store/store.js';
 
 export type Role = 'append' | 'read' | 'admin';
 export const ROLES: readonly Role[] = ['append', 'read', 'admin'];
@@ -269,7 +270,7 @@ export class RepoServer {
       req.resume();
       throw new HttpRefusal(401, 'usage', "The Lifeboat server does not know this computer's token (it was mistyped or revoked); ask the server's administrator for a token and set LIFEBOAT_TOKEN or --token-file.");
     }
-    const m = /^\/v1\/([^/]+)\/(o\/(.+)|list)$/.exec(path);
+    const m = /^\/v1\/([^/]+)\/(o\/(.+)|list|leftovers)$/.exec(path);
     if (!path.startsWith(REMOTE_API + '/') || !m || !REPOSITORY_NAME_RE.test(m[1]!)) {
       req.resume();
       throw new HttpRefusal(400, 'invalid-argument', 'The Lifeboat server does not understand this request; the client and the server may be different versions of Lifeboat.');
@@ -292,6 +293,17 @@ export class RepoServer {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       for await (const o of store.list(prefix)) res.write(JSON.stringify({ name: o.name, size: o.size }) + '\n');
       res.end();
+      return;
+    }
+
+    if (m[2] === 'leftovers') {
+      // Prune's cleanup of what killed writers left (store.ts LeftoverRemover): removes data, so admin only.
+      req.resume();
+      if (req.method !== 'POST') throw new HttpRefusal(405, 'invalid-argument', 'Removing leftovers is a POST.');
+      if (who.role !== 'admin') throw refused(refuse(who.role === 'read' ? 'it may only restore and browse, not change the repository.' : 'it may only add backups, not remove them.'));
+      const body = JSON.stringify({ removed: await removeLeftovers(store) });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
       return;
     }
 
@@ -374,16 +386,23 @@ export class RepoServer {
     const writer = store.createWriter();
     const hash = createHash('sha256');
     let received = 0;
+    // A write that fails (the server's drive is full) is answered once the body is read, so the
+    // client hears why (507) instead of waiting on a request nobody reads.
+    let writeFailed: { error: unknown } | undefined;
     try {
       for await (const chunk of req as AsyncIterable<Buffer>) {
         received += chunk.byteLength;
         if (received > expected) break;
         hash.update(chunk);
-        await writer.write(chunk);
+        if (!writeFailed) await writer.write(chunk).catch((e: unknown) => (writeFailed = { error: e }));
       }
     } catch {
       await writer.abort(); // the client went away mid-body: nothing is stored
       return;
+    }
+    if (writeFailed) {
+      await writer.abort();
+      throw writeFailed.error;
     }
     if (received !== expected || !req.complete || hash.digest('hex') !== sha) {
       await writer.abort();

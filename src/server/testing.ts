@@ -80,9 +80,12 @@ export interface RepoServer {
   readonly stop: () => Promise<number | null>;
 }
 
-/** `lifeboat server --data DATA` on a free loopback port, through the real CLI: plain HTTP (--http) unless `https`. */
-export async function startServer(data: string, o: { readonly https?: boolean } = {}): Promise<RepoServer> {
-  const child = spawn(process.execPath, [BIN, 'server', '--data', data, '--listen', '127.0.0.1:0', ...(o.https ? [] : ['--http'])], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `lifeboat server --data DATA` on a free loopback port, through the real CLI: plain HTTP (--http)
+ * unless `https`; `env` adds to its environment (S3 credentials, XDG_DATA_HOME for an s3: data location's tokens).
+ */
+export async function startServer(data: string, o: { readonly https?: boolean; readonly env?: Record<string, string> } = {}): Promise<RepoServer> {
+  const child = spawn(process.execPath, [BIN, 'server', '--data', data, '--listen', '127.0.0.1:0', ...(o.https ? [] : ['--http'])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
   child.stderr.resume();
   let out = '';
   const firstLine = await new Promise<string>((res, rej) => {

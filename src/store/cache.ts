@@ -11,7 +11,7 @@
  * that name, including one being read at that moment. Objects changed by another process are not
  * seen: which is why only immutable names may be cached.
  */
-import type { ObjectWriter, OperationOptions, PutOptions, Store, StoreProperties, StoreStat } from './store.js';
+import type { ObjectWriter, OperationOptions, PutOptions, Store, StoreProperties, StoreStat, WriterOptions } from './store.js';
 
 export interface CacheOptions {
   /** Whether `name` never changes once written, so its bytes may be served again without asking. */
@@ -107,7 +107,7 @@ export class CacheStore implements Store {
     }
   }
 
-  createWriter(options: OperationOptions = {}): ObjectWriter {
+  createWriter(options: WriterOptions = {}): ObjectWriter {
     const w = this.inner.createWriter(options);
     return {
       write: (data) => w.write(data),

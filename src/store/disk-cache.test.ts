@@ -91,6 +91,32 @@ test('DiskCacheStore: what a process writes is kept for the next; a delete or a 
   assert.deepEqual(new Uint8Array(await new DiskCacheStore(fault, { dir, cacheable: immutable }).get('index/i1')), data(64, 9));
 });
 
+test('DiskCacheStore: a writer of metadata (a pack of trees) is kept when it commits, so the next process does not fetch it; other writers and an aborted one are not', async (t) => {
+  const dir = await tempDir();
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const fault = new FaultStore(new MemoryStore());
+  // As for a repository: a pack is cacheable only once the index names it as a pack of trees, which it does not yet at commit.
+  const known = new Set<string>();
+  const options = { dir, cacheable: (n: string) => known.has(n), whole: (n: string) => n.startsWith('data/') };
+  const s = new DiskCacheStore(fault, options);
+  const trees = s.createWriter({ metadata: true });
+  await trees.write(data(100, 5));
+  await trees.write(data(50, 6));
+  await trees.commit('data/trees');
+  const plain = s.createWriter();
+  await plain.write(data(100, 7));
+  await plain.commit('data/blobs');
+  const aborted = s.createWriter({ metadata: true });
+  await aborted.write(data(10, 8));
+  await aborted.abort();
+  for (const n of ['data/trees', 'data/blobs']) known.add(n);
+  const next = new DiskCacheStore(fault, options);
+  assert.deepEqual(new Uint8Array(await next.get('data/trees', 90, 20)), new Uint8Array([...data(10, 5), ...data(10, 6)]));
+  assert.equal(fault.counts.get, 0, 'the pack of trees was not fetched back');
+  await next.get('data/blobs', 0, 10);
+  assert.equal(fault.counts.get, 1, 'a pack of data was not kept');
+});
+
 test('DiskCacheStore: close trims the folder to maxBytes, least recently used first', async (t) => {
   const dir = await tempDir();
   t.after(() => fs.rm(dir, { recursive: true, force: true }));

@@ -20,7 +20,7 @@ import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../util/clock.js';
 import { byteRange } from './names.js';
-import { assertValidName, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
+import { assertValidName, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat, type WriterOptions } from './store.js';
 
 export interface DiskCacheOptions {
   /** The folder of this repository's cache (made when first needed); entries go to its objects/ and ranges/. */
@@ -180,15 +180,28 @@ export class DiskCacheStore implements Store {
     if (cacheable && (this.versions.get(name) ?? 0) === version) await this.writeEntry(this.fileOf(name, undefined, undefined), data);
   }
 
-  createWriter(options: OperationOptions = {}): ObjectWriter {
+  createWriter(options: WriterOptions = {}): ObjectWriter {
     const w = this.inner.createWriter(options);
+    // A writer of metadata (a pack of trees) keeps a copy of its bytes, cached when it commits: the
+    // next command (a no-change backup, ls, restore) reads them from here, not from the store.
+    let kept: Buffer[] | undefined = options.metadata ? [] : undefined;
     return {
-      write: (data) => w.write(data),
-      commit: async (name, o) => {
-        if (this.options.cacheable(name)) await this.forget(name);
-        await w.commit(name, o);
+      write: async (data) => {
+        await w.write(data);
+        kept?.push(Buffer.from(data));
       },
-      abort: () => w.abort(),
+      commit: async (name, o) => {
+        const keep = kept !== undefined;
+        if (keep || this.options.cacheable(name)) await this.forget(name);
+        const version = this.versions.get(name) ?? 0;
+        await w.commit(name, o);
+        if (keep && (this.versions.get(name) ?? 0) === version) await this.writeEntry(this.fileOf(name, undefined, undefined), Buffer.concat(kept!));
+        kept = undefined;
+      },
+      abort: async () => {
+        kept = undefined;
+        await w.abort();
+      },
     };
   }
 

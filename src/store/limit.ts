@@ -9,7 +9,7 @@
  * limit too.
  */
 import { Semaphore } from '../util/concurrency.js';
-import type { ObjectWriter, OperationOptions, PutOptions, Store, StoreProperties, StoreStat } from './store.js';
+import type { ObjectWriter, OperationOptions, PutOptions, Store, StoreProperties, StoreStat, WriterOptions } from './store.js';
 
 export class LimitStore implements Store {
   readonly location: string;
@@ -40,7 +40,7 @@ export class LimitStore implements Store {
     return this.limited(options.signal, () => this.inner.put(name, data, options));
   }
 
-  createWriter(options: OperationOptions = {}): ObjectWriter {
+  createWriter(options: WriterOptions = {}): ObjectWriter {
     const w = this.inner.createWriter(options);
     return {
       write: (data) => this.limited(options.signal, () => w.write(data)),

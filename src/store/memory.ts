@@ -1,5 +1,6 @@
 /**
- * An in-memory Store for tests. Copies bytes in and out so callers cannot change stored objects
+ * An in-memory Store, for tests and for throwaway work (the backup estimate's trial run, which
+ * keeps no pack contents: `dropPacks`). Copies bytes in and out so callers cannot change stored objects
  * (a test that mutates a buffer after put, or a returned buffer, sees what a real backend would).
  * Every operation checks and changes the map in one synchronous step, so concurrent create-only
  * puts of one name behave as on a real backend: exactly one wins.
@@ -13,13 +14,16 @@ export class MemoryStore implements Store {
   readonly properties: StoreProperties = { uploadsInFlight: 1 };
   private readonly objects = new Map<string, Uint8Array>();
 
+  /** With dropPacks, pack files (data/…) are kept empty: only their names are remembered. */
+  constructor(private readonly options: { readonly dropPacks?: boolean } = {}) {}
+
   async put(name: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
     assertValidName(name);
     options.signal?.throwIfAborted();
     if (options.ifAbsent && this.objects.has(name)) {
       throw new LifeboatError('conflict', `The repository file ${name} already exists, so Lifeboat left it as it was.`);
     }
-    this.objects.set(name, new Uint8Array(data));
+    this.objects.set(name, this.options.dropPacks && name.startsWith('data/') ? new Uint8Array(0) : new Uint8Array(data));
   }
 
   createWriter(options: OperationOptions = {}): ObjectWriter {

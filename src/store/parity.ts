@@ -9,7 +9,7 @@
 import { crc32 } from 'node:zlib';
 import { LifeboatError } from '../util/errors.js';
 import { ReedSolomon } from '../util/reed-solomon.js';
-import type { ObjectWriter, OperationOptions, PutOptions, Store, StoreStat } from './store.js';
+import type { ObjectWriter, OperationOptions, PutOptions, Store, StoreStat, WriterOptions } from './store.js';
 
 /** k data shards and m parity shards per stripe. */
 export interface ParityShape {
@@ -213,7 +213,7 @@ export class ParityStore implements Store {
     this.cache.delete(name);
   }
 
-  createWriter(options?: OperationOptions): ObjectWriter {
+  createWriter(options?: WriterOptions): ObjectWriter {
     const out = this.inner.createWriter(options);
     if (!this.settings) return out;
     const enc = new ParityEncoder(this.settings.data);

@@ -9,6 +9,9 @@
  *                                                      X-Lifeboat-Sha256 (hex) must match it
  *   DELETE /v1/NAME/o/<object>                         removes it (idempotent)
  *   GET    /v1/NAME/list?prefix=P                      one JSON line {"name","size"} per object
+ *   POST   /v1/NAME/leftovers                          removes what killed writers left in the
+ *                                                      server's store (prune, admin only; store.ts
+ *                                                      LeftoverRemover): answers {"removed": N}
  * Errors answer a JSON body {"code","message"} (the message also URI-encoded in X-Lifeboat-Message,
  * for HEAD): 401 unknown token, 403 not allowed for the token's role or repository, 404 missing, 409 exists (ifAbsent), 416 range past the end, 507 server full, 5xx transient.
  *
@@ -29,7 +32,7 @@ import { LifeboatError, type ErrorCode } from '../util/errors.js';
 import { LimitStore } from './limit.js';
 import { assertValidPrefix } from './names.js';
 import { RetryStore, type RetryOptions } from './retry.js';
-import { assertValidName, collectingWriter, StoreError, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
+import { assertValidName, collectingWriter, StoreError, type LeftoverRemover, type ObjectWriter, type OperationOptions, type PutOptions, type Store, type StoreProperties, type StoreStat } from './store.js';
 
 /** The protocol's path prefix; a future incompatible protocol gets /v2. */
 export const REMOTE_API = '/v1';
@@ -106,7 +109,7 @@ interface Answer {
   readonly body: Buffer;
 }
 
-export class RemoteStore implements Store {
+export class RemoteStore implements Store, LeftoverRemover {
   readonly location: string;
   readonly properties: StoreProperties;
   private readonly base: URL;
@@ -285,7 +288,7 @@ export class RemoteStore implements Store {
     // No copy: the request has sent all of it or is destroyed when put settles; and should a
     // reused buffer change under a late write, the server refuses bytes that do not match the hash.
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const sha = createHash('sha256').update(body).digest('hex');
+    const sha = options.sha256 ?? createHash('sha256').update(body).digest('hex');
     const a = await this.request('PUT', this.objectUrl(name, options.ifAbsent ? '?ifAbsent=1' : ''), { body, headers: { 'x-lifeboat-sha256': sha }, signal: options.signal });
     if (a.status !== 200 && a.status !== 201 && a.status !== 204) throw this.failure(a, name);
   }
@@ -334,6 +337,20 @@ export class RemoteStore implements Store {
     assertValidName(name);
     const a = await this.request('DELETE', this.objectUrl(name), { signal: options.signal });
     if (a.status !== 200 && a.status !== 204 && a.status !== 404) throw this.failure(a, name);
+  }
+
+  /**
+   * Prune's cleanup (store.ts LeftoverRemover), done by the server in its own store: S3's unfinished
+   * multipart uploads, a folder's old temporaries. A server too old to know the request removes
+   * nothing (0), as before.
+   */
+  async removeLeftovers(options: OperationOptions = {}): Promise<number> {
+    const a = await this.request('POST', new URL('leftovers', this.base), { signal: options.signal });
+    if (a.status === 400) return 0; // "does not understand this request": an older server
+    if (a.status !== 200) throw this.failure(a, 'the leftovers of interrupted backups');
+    const removed = (JSON.parse(a.body.toString('utf8')) as { removed?: unknown }).removed;
+    if (typeof removed !== 'number' || !Number.isSafeInteger(removed) || removed < 0) throw new StoreError('io', `The Lifeboat server at ${this.at.origin} sent a malformed answer.`, true);
+    return removed;
   }
 
   async close(): Promise<void> {

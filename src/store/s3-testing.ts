@@ -5,10 +5,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, get, request } from 'node:http';
+import { get } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { countingProxy as startProxy, type CountingProxy, type Failure } from './counting-proxy.js';
 import { S3Store, parseS3Url, type S3StoreOptions } from './s3.js';
 
 export interface TestS3 {
@@ -56,71 +57,9 @@ export async function emptyS3(url: string): Promise<void> {
   }
 }
 
-/** A proxy in front of the test radosgw that counts the requests passing through, by kind. */
-export interface CountingProxy {
-  /** Its address, to use instead of the radosgw's in a repository URL. */
-  readonly endpoint: string;
-  /** Requests since the last reset, by kind: GET, GET range, HEAD, PUT, POST, DELETE, LIST. */
-  readonly counts: Map<string, number>;
-  total(): number;
-  reset(): void;
-  /** Replaces the failure rule (see countingProxy); undefined passes everything on. */
-  failWith(fail: Failure | undefined): void;
-  close(): Promise<void>;
-}
-
-/**
- * A failure rule: given the number of a request (from 1), answer it with an HTTP status instead of
- * passing it on (503 as S3's SlowDown, 500 as InternalError), or 'reset' to drop the connection
- * after the request went through (so the server did the work, but the answer is lost).
- */
-export type Failure = (n: number) => number | 'reset' | undefined;
-
-export async function countingProxy(options: { fail?: Failure } = {}): Promise<CountingProxy> {
-  const target = new URL(testS3().endpoint);
-  const counts = new Map<string, number>();
-  let n = 0;
-  let fail = options.fail;
-  const server = createServer((req, res) => {
-    const kind = req.method === 'GET' && /[?&]list-type=/.test(req.url ?? '') ? 'LIST' : req.method === 'GET' && req.headers.range ? 'GET range' : (req.method ?? '?');
-    counts.set(kind, (counts.get(kind) ?? 0) + 1);
-    const status = fail?.(++n);
-    if (typeof status === 'number') {
-      const code = status === 503 ? 'SlowDown' : 'InternalError';
-      req.resume();
-      req.on('end', () => res.writeHead(status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected by the test</Message></Error>`));
-      return;
-    }
-    // The Host header goes through unchanged: it is part of what the client signed.
-    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      if (status === 'reset') {
-        r.resume();
-        r.on('end', () => res.socket?.destroy());
-        return;
-      }
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  server.keepAliveTimeout = 1000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    counts,
-    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
-    reset: () => counts.clear(),
-    failWith: (f) => {
-      fail = f;
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+/** A counting proxy (store/counting-proxy.ts) in front of the test radosgw. */
+export function countingProxy(options: { fail?: Failure } = {}): Promise<CountingProxy> {
+  return startProxy(testS3().endpoint, options);
 }
 
 /**

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { listAll, rejectsWithCode, storeConformanceSuite } from './conformance.js';
@@ -33,6 +33,22 @@ test('S3: a large object goes up in parts; the requests are counted', async () =
     assert.equal(counts.get('CompleteMultipartUploadCommand'), 1);
     assert.ok(Buffer.from(await s.get('data/big')).equals(d));
     await rejectsWithCode(s.put('data/big', d, { ifAbsent: true }), 'conflict');
+  } finally {
+    await s.close();
+    await emptyS3(url);
+  }
+});
+
+test('S3: a put given the SHA-256 of its bytes is signed with it: the right one stores them, a wrong one is refused and stores nothing', async () => {
+  const url = freshS3Url();
+  const s = testS3Store(url);
+  try {
+    const d = randomBytes(3 * 1024 * 1024);
+    const hash = createHash('sha256').update(d).digest('hex');
+    await s.put('data/right', d, { sha256: hash });
+    assert.ok(Buffer.from(await s.get('data/right')).equals(d));
+    await assert.rejects(s.put('data/wrong', d, { sha256: hash.replace(/^./, (c) => (c === '0' ? '1' : '0')) }), (e: Error) => isLifeboatError(e) && !isTransient(e));
+    assert.equal(await s.stat('data/wrong'), undefined);
   } finally {
     await s.close();
     await emptyS3(url);

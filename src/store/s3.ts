@@ -252,7 +252,15 @@ export class S3Store implements Store, LeftoverRemover {
     if (data.length > this.partSize) return this.putInParts(name, data, options);
     try {
       // Not given the signal: see the module comment (an aborted PUT may still land).
-      await this.send((s, c, o) => c.send(new s.PutObjectCommand({ Bucket: this.where.bucket, Key: this.key(name), Body: Buffer.from(data), ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}) }), o), 'save', name);
+      await this.send(
+        (s, c, o) => {
+          const put = new s.PutObjectCommand({ Bucket: this.where.bucket, Key: this.key(name), Body: view(data), ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}) });
+          if (options.sha256) withPayloadHash(put, options.sha256);
+          return c.send(put, o);
+        },
+        'save',
+        name,
+      );
     } catch (e) {
       throw this.conflictOr(e, name);
     }
@@ -282,7 +290,7 @@ export class S3Store implements Store, LeftoverRemover {
       const count = Math.ceil(data.length / this.partSize);
       const etags: string[] = new Array<string>(count);
       await pool(count, this.partsInFlight, async (i) => {
-        const body = Buffer.from(data.subarray(i * this.partSize, Math.min(data.length, (i + 1) * this.partSize)));
+        const body = view(data.subarray(i * this.partSize, Math.min(data.length, (i + 1) * this.partSize)));
         const r = await this.send((s, c, o) => c.send(new s.UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, Body: body }), o), 'upload a part of', name, signal);
         etags[i] = r.ETag!;
       });
@@ -458,6 +466,30 @@ export class S3Store implements Store, LeftoverRemover {
   async close(): Promise<void> {
     this.client?.destroy();
   }
+}
+
+/**
+ * `data` as a Buffer without a copy (a copy of every pack cost a fresh allocation's page faults): the
+ * request has sent all of it, or is destroyed, once its put settles, and the caller keeps the bytes
+ * until then (collectingWriter reuses a buffer only after put settled).
+ */
+function view(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * Gives a PutObject request the SHA-256 of its body that the caller knows (PutOptions.sha256), as
+ * the x-amz-content-sha256 header: the SDK's signer then signs with it instead of hashing the body
+ * again. The server checks it against the bytes and refuses the write if they differ.
+ */
+function withPayloadHash(command: Sdk.PutObjectCommand, sha256: string): void {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = sha256;
+      return next(args);
+    },
+    { step: 'build', name: 'lifeboatKnownPayloadHash' },
+  );
 }
 
 /** Calls in flight to one S3 server at most (LimitStore). */

@@ -71,6 +71,21 @@ export interface PutOptions extends OperationOptions {
    * (parity.ts) protects it more strongly. Backends ignore it.
    */
   readonly metadata?: boolean;
+  /**
+   * The SHA-256 of `data` (lower-case hex) when the caller knows it already (a pack or an index
+   * file is named by it): a store that must hash what it sends (an S3 request's signature, the
+   * Lifeboat server's check) uses it instead of hashing every byte again. A wrong value makes the
+   * server refuse the write; a wrapper that changes the bytes must not pass it on.
+   */
+  readonly sha256?: string;
+}
+
+export interface WriterOptions extends OperationOptions {
+  /**
+   * The object will hold metadata (a pack of trees, which the next commands read): a store that
+   * caches what it reads (disk-cache.ts) keeps a copy of what is written, so they need not fetch it.
+   */
+  readonly metadata?: boolean;
 }
 
 export interface Store {
@@ -118,7 +133,7 @@ export interface Store {
    * only store whole objects collects the pieces). Nothing is visible until commit resolves.
    * `options.signal` stops the writer's writes and its commit.
    */
-  createWriter(options?: OperationOptions): ObjectWriter;
+  createWriter(options?: WriterOptions): ObjectWriter;
 
   /** Removes an object. Deleting a missing object is not an error (idempotent). */
   delete(name: string, options?: OperationOptions): Promise<void>;
@@ -145,7 +160,12 @@ export interface ObjectWriter {
 const spareBuffers: Buffer[] = [];
 const SPARE_BUFFERS = 4;
 const SPARE_LARGEST = 32 * 1024 * 1024;
-const FIRST_BUFFER = 1024 * 1024;
+/**
+ * A writer's first buffer holds a whole pack (8 MiB target, a little more with its header), so a
+ * pack is not copied into ever larger buffers as it fills (a profile of an S3 backup: 0.18 s of
+ * 5 CPU-s); the pages of a fresh buffer that are never written cost no memory.
+ */
+const FIRST_BUFFER = 16 * 1024 * 1024;
 
 function takeBuffer(min: number): Buffer {
   const i = spareBuffers.findIndex((b) => b.length >= min);

@@ -72,11 +72,13 @@ export interface SetupBody {
   readonly what: 'home' | 'folders' | 'image';
   readonly paths?: readonly string[];
   readonly device?: string;
+  /** With 'home' or 'folders': every run also takes a system image of `device` first (Windows 7's "include a system image"). */
+  readonly includeImage?: boolean;
   readonly schedule: string;
 }
 
 /** The wizard's choices so far (POST /api/setup/check). */
-export type SetupCheckBody = Pick<SetupBody, 'destination' | 'what' | 'paths' | 'device'>;
+export type SetupCheckBody = Pick<SetupBody, 'destination' | 'what' | 'paths' | 'device' | 'includeImage'>;
 
 export interface SetupCheck {
   /** The chosen folders (or drive) on the same physical disk as the destination. */

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import { copySnapshots } from '../../jobs/copy.js';
 import { renderEvents } from '../events.js';
+import type { SourceOptions } from '../context.js';
 import type { Run } from './repo.js';
 
 export function registerCopyCommands(program: Command, run: Run): void {
@@ -11,14 +12,15 @@ export function registerCopyCommands(program: Command, run: Run): void {
     .description('copy snapshots (file backups and drive images; all, or the ones named) from the repository REPO into this one, sending only what this one lacks; snapshots copied before are skipped')
     .requiredOption('--from <repo>', 'the repository to copy from: a folder or s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX] (its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
     .option('--from-password-file <file>', 'read the password of the --from repository from a file')
+    .option('--from-token-file <file>', 'the --from repository is on another Lifeboat server than --repo: read its token from a file (or set LIFEBOAT_FROM_TOKEN; its fingerprint: LIFEBOAT_FROM_SERVER_FINGERPRINT)')
     .addHelpText('after', `\nMake the destination (--repo) with "lifeboat init --copy-parameters-from REPO": a copy then sends only\nwhat it lacks, images included. Into another repository file snapshots are copied by renaming their\nblocks (every block is read on each run) and drive images are left out.\n\nExamples:\n  lifeboat init --repo s3:https://s3.example.com/backups --copy-parameters-from /media/usb/lifeboat\n  lifeboat copy --repo s3:https://s3.example.com/backups --from /media/usb/lifeboat\n`)
     .action(
-      run(async (ctx, refs: string[], o: { from: string; fromPasswordFile?: string }) => {
+      run(async (ctx, refs: string[], o: SourceOptions & { from: string }) => {
         const dest = await ctx.openRepository().catch((e: unknown) => {
           if (!(e instanceof LifeboatError) || e.code !== 'no-repository') throw e;
           throw new LifeboatError('no-repository', `There is no Lifeboat repository at ${ctx.repoLocation()} to copy into. Create it with "lifeboat init --repo ${ctx.repoLocation()} --copy-parameters-from ${o.from}" (so the copy sends only what is new), or check the path.`, { cause: e });
         });
-        const source = await ctx.openRepository({ location: o.from, password: () => ctx.sourcePassword(o.fromPasswordFile) });
+        const source = await ctx.openSourceRepository(o.from, o);
         const render = renderEvents(ctx);
         const r = await copySnapshots(source, dest, { snapshots: refs, signal: ctx.abort.signal, onEvent: render });
         render.done();

@@ -58,7 +58,9 @@ export function dryRunSentence(e: Estimate): string {
   const read = e.parent !== undefined
     ? `about ${formatBytes(e.bytesToRead ?? 0)} in ${(e.changedFiles ?? 0).toLocaleString('en-US')} file${e.changedFiles === 1 ? '' : 's'} changed since the last backup (${e.parent.slice(0, 8)}) would be read`
     : 'all of it would be read (there is no earlier backup of these paths here)';
-  const from = e.speeds?.from === 'earlier backups' ? 'from the speed of earlier backups here' : 'from typical speeds; later estimates use the speed measured here';
+  const from = e.speeds?.from === 'earlier backups' ? 'from the speed of earlier backups here'
+    : e.speeds?.from === 'a trial run' ? 'from a few seconds of trial here; later estimates use the speed of real backups'
+    : 'from typical speeds; later estimates use the speed measured here';
   return `${what}; ${read}; about ${formatDuration(e.seconds)} (${from}). Nothing was written.`;
 }
 

@@ -46,9 +46,9 @@ export function registerImageFileCommands(image: Command, run: Run): void {
         const image = await ImageTree.open(repo, ref);
         const img = image.img;
         if (location === undefined) {
-          const parts = imagePartitions(img.manifest).map((p) => ({ index: p.index, filesystem: p.filesystem ?? null, label: p.label ?? null, size: p.size, start: p.start, type: p.typeName }));
+          const parts = imagePartitions(img.manifest).map((p) => ({ index: p.index, filesystem: p.filesystem ?? null, label: p.label ?? null, size: p.size, start: p.start, type: p.typeName, inImage: p.method !== 'excluded' }));
           if (ctx.json) return ctx.printJson({ snapshot: img.id, partitions: parts });
-          for (const p of parts) ctx.out(`${String(p.index).padStart(2)}  ${(p.filesystem ?? '-').padEnd(6)} ${(p.label ?? '').padEnd(16)} ${formatBytes(p.size).padStart(9)}  ${p.type}`);
+          for (const p of parts) ctx.out(`${String(p.index).padStart(2)}  ${(p.filesystem ?? '-').padEnd(6)} ${(p.label ?? '').padEnd(16)} ${formatBytes(p.size).padStart(9)}  ${p.type}${p.inImage ? '' : '  (not in this image)'}`);
           return;
         }
         const { partition, path } = parseLocation(location);

@@ -4,6 +4,8 @@ import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import { loadManifest } from '../../image/imager.js';
 import { createImageSnapshot, planImageCreate, restoreImageSnapshot } from '../../jobs/image.js';
 import { describeTargetText, type TargetDescription } from '../../image/target-info.js';
+import type { PartitionChoice } from '../../image/layout.js';
+import { excludedPartitions, partitionText } from '../../image/manifest.js';
 import { renderEvents } from '../events.js';
 import { localTime } from '../format.js';
 import type { Run } from './repo.js';
@@ -11,6 +13,36 @@ import { formatDuration } from '../progress.js';
 import { registerImageExportCommands } from './image-export.js';
 import { registerImageFileCommands } from './image-files.js';
 
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** Partition numbers from "1,2" (repeatable options collect several). */
+function partitionNumbers(values: readonly string[], option: string): number[] {
+  const out: number[] = [];
+  for (const part of values.join(',').split(',')) {
+    const t = part.trim();
+    if (!/^\d{1,4}$/.test(t) || Number(t) < 1) throw new LifeboatError('usage', `${option} ${values.join(',')}: give partition numbers as the drive's table numbers them, such as ${option} 1,2.`);
+    if (!out.includes(Number(t))) out.push(Number(t));
+  }
+  return out;
+}
+
+/** The partitions `--partitions` or `--exclude-partition` choose (undefined: all); both at once is a usage error. */
+export function partitionChoice(o: { partitions?: string[]; excludePartition?: string[] }): PartitionChoice | undefined {
+  const only = o.partitions ?? [];
+  const exclude = o.excludePartition ?? [];
+  if (only.length > 0 && exclude.length > 0) throw new LifeboatError('usage', 'Give either --partitions (the ones to image) or --exclude-partition (the ones to leave out), not both.');
+  if (only.length > 0) return { only: partitionNumbers(only, '--partitions') };
+  if (exclude.length > 0) return { exclude: partitionNumbers(exclude, '--exclude-partition') };
+  return undefined;
+}
+
+/** The options that choose partitions, shared by image create and job add --image. */
+export function addPartitionOptions(c: Command): Command {
+  return c
+    .option('--partitions <list>', 'image only these partitions (numbers as in the partition table, e.g. 1,2); the table and boot areas are always imaged, the others restore empty', collect, [] as string[])
+    .option('--exclude-partition <n>', 'leave this partition out of the image (repeatable, or a list such as 3,4); it restores empty', collect, [] as string[]);
+}
 
 /** "GPT partition table", or "no partition table" for a drive that has none. */
 function tableName(kind: string): string {
@@ -20,34 +52,37 @@ function tableName(kind: string): string {
 export function registerImageCommands(program: Command, run: Run): void {
   const image = program.command('image').description('system images: an exact copy of a whole drive');
 
-  image
-    .command('create <source>')
-    .description('image a drive (/dev/sdX, /dev/nvme0n1) or a raw disk image file; only used blocks are read')
-    .option('--tag <tag>', 'add a tag (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--dry-run', 'show what would be read and how long it would take, without reading it all')
-    .action(
-      run(async (ctx, source: string, o: { tag: string[]; dryRun?: boolean }) => {
-        const render = renderEvents(ctx);
-        if (o.dryRun) {
-          const plan = await planImageCreate(source, { signal: ctx.abort.signal, onEvent: render });
-          if (ctx.json) return ctx.printJson(plan);
-          ctx.out(`${plan.source}: ${formatBytes(plan.size)}, ${tableName(plan.table.kind)}, ${plan.partitions.length} partition(s).`);
-          for (const p of plan.partitions) ctx.out(`  ${p.index}: ${p.filesystem ?? p.typeName}, ${formatBytes(p.size)}, ${p.method === 'allocation' ? `${formatBytes(p.usedBytes)} used` : 'every block will be read'}`);
-          ctx.out(`Would read ${formatBytes(plan.bytesToRead)} (${((plan.bytesToRead / Math.max(1, plan.size)) * 100).toFixed(0)}% of the drive); about ${formatDuration(plan.estimatedSeconds)} on this machine.`);
-          return;
-        }
-        const repo = await ctx.openRepository();
-        const r = await createImageSnapshot(repo, source, { tags: o.tag, signal: ctx.abort.signal, onEvent: render });
-        render.done();
-        const s = r.snapshot.summary ?? {};
-        if (ctx.json) ctx.printJson({ id: r.id, ...s, partitions: r.layout.partitions, warnings: r.layout.warnings, unreadable: r.unreadable });
-        else {
-          ctx.report(`Image snapshot ${r.id.slice(0, 8)} of ${r.snapshot.paths[0]} saved.`);
-          ctx.report(`Read ${formatBytes(s['bytesRead'] ?? 0)} of ${formatBytes(s['size'] ?? 0)}; added ${formatBytes(s['bytesAdded'] ?? 0)} to the repository (${s['chunksNew']} new chunks of ${s['chunksStored']}) in ${formatDuration(s['seconds'] ?? 0)}.`);
-        }
-        return r.unreadable.length > 0 ? ExitCode.partial : ExitCode.ok;
-      }),
-    );
+  addPartitionOptions(
+    image
+      .command('create <source>')
+      .description('image a drive (/dev/sdX, /dev/nvme0n1) or a raw disk image file; only used blocks are read')
+      .option('--tag <tag>', 'add a tag (repeatable)', collect, [] as string[])
+      .option('--dry-run', 'show what would be read and how long it would take, without reading it all'),
+  ).action(
+    run(async (ctx, source: string, o: { tag: string[]; dryRun?: boolean; partitions: string[]; excludePartition: string[] }) => {
+      const render = renderEvents(ctx);
+      const partitions = partitionChoice(o);
+      if (o.dryRun) {
+        const plan = await planImageCreate(source, { signal: ctx.abort.signal, onEvent: render, ...(partitions ? { partitions } : {}) });
+        if (ctx.json) return ctx.printJson(plan);
+        ctx.out(`${plan.source}: ${formatBytes(plan.size)}, ${tableName(plan.table.kind)}, ${plan.partitions.length} partition(s).`);
+        for (const p of plan.partitions) ctx.out(`  ${p.index}: ${p.filesystem ?? p.typeName}, ${formatBytes(p.size)}, ${p.method === 'excluded' ? 'left out (not read; a restore leaves it empty)' : p.method === 'allocation' ? `${formatBytes(p.usedBytes)} used` : 'every block will be read'}`);
+        ctx.out(`Would read ${formatBytes(plan.bytesToRead)} (${((plan.bytesToRead / Math.max(1, plan.size)) * 100).toFixed(0)}% of the drive); about ${formatDuration(plan.estimatedSeconds)} on this machine.`);
+        return;
+      }
+      const repo = await ctx.openRepository();
+      const r = await createImageSnapshot(repo, source, { tags: o.tag, signal: ctx.abort.signal, onEvent: render, ...(partitions ? { partitions } : {}) });
+      render.done();
+      const s = r.snapshot.summary ?? {};
+      if (ctx.json) ctx.printJson({ id: r.id, ...s, partitions: r.layout.partitions, warnings: r.layout.warnings, unreadable: r.unreadable });
+      else {
+        ctx.report(`Image snapshot ${r.id.slice(0, 8)} of ${r.snapshot.paths[0]} saved.`);
+        ctx.report(`Read ${formatBytes(s['bytesRead'] ?? 0)} of ${formatBytes(s['size'] ?? 0)}; added ${formatBytes(s['bytesAdded'] ?? 0)} to the repository (${s['chunksNew']} new chunks of ${s['chunksStored']}) in ${formatDuration(s['seconds'] ?? 0)}.`);
+        for (const p of excludedPartitions(r.layout)) ctx.report(`${partitionText(p)} was left out: restoring this image leaves it empty.`);
+      }
+      return r.unreadable.length > 0 ? ExitCode.partial : ExitCode.ok;
+    }),
+  );
 
   image
     .command('restore <snapshot>')
@@ -70,6 +105,7 @@ export function registerImageCommands(program: Command, run: Run): void {
         if (ctx.json) return ctx.printJson({ snapshot: r.id, target: o.target, ...r });
         ctx.report(`Restored image ${r.id.slice(0, 8)} (${formatBytes(r.size)}) onto ${o.target} in ${formatDuration(r.seconds)}${r.verified ? '; verified' : ''}.`);
         if (r.targetSize > r.size) ctx.report(`The target is larger (${formatBytes(r.targetSize)}) and keeps its size${r.gptRelocated ? '; the GPT backup header was moved to its end' : ''}.`);
+        for (const l of r.leftOut) ctx.out(l.note);
       }),
     );
 
@@ -85,7 +121,8 @@ export function registerImageCommands(program: Command, run: Run): void {
         if (ctx.json) return ctx.printJson({ id, time: snapshot.time, source: snapshot.paths[0], size: m.size, table: m.table, partitions: m.partitions, unreadable: m.unreadable, bytesUsed: m.bytesUsed });
         ctx.out(`Image ${id.slice(0, 8)} of ${snapshot.paths[0] ?? '?'} taken ${localTime(snapshot.time)}: ${formatBytes(m.size)}, ${tableName(m.table.kind)}.`);
         for (const p of m.partitions) {
-          ctx.out(`  ${String(p.index).padStart(2)}  ${p.typeName.padEnd(22)} ${(p.filesystem ?? '-').padEnd(6)} ${(p.label ?? '').padEnd(12)} ${formatBytes(p.usedBytes).padStart(9)} used of ${formatBytes(p.size)}`);
+          const used = p.method === 'excluded' ? `not in this image (${formatBytes(p.size)})` : `${formatBytes(p.usedBytes).padStart(9)} used of ${formatBytes(p.size)}`;
+          ctx.out(`  ${String(p.index).padStart(2)}  ${p.typeName.padEnd(22)} ${(p.filesystem ?? '-').padEnd(6)} ${(p.label ?? '').padEnd(12)} ${used}`);
         }
       }),
     );

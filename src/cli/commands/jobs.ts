@@ -12,7 +12,7 @@ import { Scheduler, type JobHealth } from '../../jobs/scheduler.js';
 import { describeWhat, type Job, type JobState, type JobWhat, type RunRecord, type ServerAccess } from '../../jobs/state.js';
 import type { Repository } from '../../repo/repository.js';
 import { isRemoteUrl, normalizeFingerprint, parseRemoteUrl } from '../../store/remote.js';
-import type { Context } from '../context.js';
+import type { Context, SourceAccess, SourceOptions } from '../context.js';
 import { localTime } from '../format.js';
 import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
@@ -20,6 +20,7 @@ import { browserCommand, servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
 import { days } from './mirror.js';
 import type { Run } from './repo.js';
+import { addPartitionOptions, partitionChoice } from './image.js';
 import { systemClock } from '../../util/clock.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -80,16 +81,16 @@ function printHealth(ctx: Context, h: JobHealth): void {
  * password for unattended runs in a private file, and for a Lifeboat server also this computer's
  * token (a private file beside it) and the certificate fingerprint it trusted. The caller closes the repository.
  */
-async function keepAccess(ctx: Context, location: string, password: string): Promise<{ repo: Repository; passwordFile: string; server?: ServerAccess }> {
-  const remote = ctx.remoteFor(location);
+async function keepAccess(ctx: Context, location: string, password: string, source?: SourceAccess): Promise<{ repo: Repository; passwordFile: string; server?: ServerAccess }> {
+  const remote = ctx.remoteFor(location, source);
   const repo = await openRepositoryAt(location, password, { remote });
   const passwordFile = passwordFileFor(dataDir(), location);
   writePasswordFile(passwordFile, password);
   if (!isRemoteUrl(location)) return { repo, passwordFile };
   const tokenFile = tokenFileFor(passwordFile);
-  writePasswordFile(tokenFile, ctx.serverToken());
+  writePasswordFile(tokenFile, ctx.serverToken(source && { ...source, location }));
   // After the first connection the fingerprint is known (LIFEBOAT_SERVER_FINGERPRINT, remembered, or just confirmed); plain http has none.
-  const pinned = parseRemoteUrl(location).origin.startsWith('https:') ? ctx.serverPin(location).expected : undefined;
+  const pinned = parseRemoteUrl(location).origin.startsWith('https:') ? ctx.serverPin(location, source !== undefined).expected : undefined;
   const fingerprint = pinned === undefined ? undefined : normalizeFingerprint(pinned);
   return { repo, passwordFile, server: { tokenFile, ...(fingerprint ? { fingerprint } : {}) } };
 }
@@ -98,25 +99,30 @@ export function registerJobCommands(program: Command, run: Run): void {
   const job = program.command('job').description('scheduled backups that run by themselves while "lifeboat serve" runs (see "lifeboat service install")');
 
   keepOptions(
-    job
-      .command('add <name> [path...]')
-      .description('add a scheduled backup of folders (or of a whole drive with --image, or a copy of another repository with --copy-from) into the repository given by --repo, or a mirror of a folder (--mirror-to)')
-      .option('--schedule <spec>', 'when: "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0"')
-      .option('--continuous', 'instead of a schedule: follow changes as they happen while "lifeboat serve" runs (a snapshot a few seconds after changes, thinned like Time Machine unless --keep-* says otherwise)')
-      .option('--image <device>', 'back up this whole drive as a system image instead of folders')
-      .option('--copy-from <repo>', 'copy the snapshots of this repository into --repo (as "lifeboat copy --from"; its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
-      .option('--from-password-file <file>', 'read the password of the --copy-from repository from a file')
-      .option('--mirror-to <folder>', 'keep this folder a plain copy of the one folder given, instead of backing up into a repository (see "lifeboat mirror")')
-      .option('--keep-days <n>', 'with --mirror-to: days to keep deleted and overwritten files in .lifeboat-versions', days)
-      .option('--exclude <pattern>', 'skip paths matching a pattern (repeatable)', collect, [] as string[])
-      .addHelpText(
-        'after',
-        `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder; for a repository on a Lifeboat server (lifeboat:…) so is\nthis computer's token (LIFEBOAT_TOKEN or --token-file), with the server's certificate fingerprint.\nA mirror needs no repository or password.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n  lifeboat --repo /media/ann/Passport/lifeboat job add Home ~ --continuous\n  lifeboat job add Photos ~/Pictures --mirror-to /media/ann/Passport/Pictures --continuous\n  lifeboat --repo s3:https://s3.example.com/backups job add Offsite --copy-from /media/ann/Passport/lifeboat --schedule "daily 02:00"\n`,
-      ),
+    addPartitionOptions(
+      job
+        .command('add <name> [path...]')
+        .description('add a scheduled backup of folders (or of a drive with --image, with or without folders, or a copy of another repository with --copy-from) into the repository given by --repo, or a mirror of a folder (--mirror-to)')
+        .option('--schedule <spec>', 'when: "daily 19:00", "weekly sun 19:00", "every 6h" or a cron expression such as "0 19 * * 0"')
+        .option('--continuous', 'instead of a schedule: follow changes as they happen while "lifeboat serve" runs (a snapshot a few seconds after changes, thinned like Time Machine unless --keep-* says otherwise)')
+        .option('--image <device>', 'back up this drive as a system image (with --partitions or --exclude-partition: only some of its partitions); folders given too are backed up after it, in the same run')
+        .option('--copy-from <repo>', 'copy the snapshots of this repository into --repo (as "lifeboat copy --from"; its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
+        .option('--from-password-file <file>', 'read the password of the --copy-from repository from a file')
+        .option('--from-token-file <file>', 'the --copy-from repository is on another Lifeboat server than --repo: read its token from a file (or set LIFEBOAT_FROM_TOKEN; its fingerprint: LIFEBOAT_FROM_SERVER_FINGERPRINT); kept with the job as its own')
+        .option('--mirror-to <folder>', 'keep this folder a plain copy of the one folder given, instead of backing up into a repository (see "lifeboat mirror")')
+        .option('--keep-days <n>', 'with --mirror-to: days to keep deleted and overwritten files in .lifeboat-versions', days)
+        .option('--exclude <pattern>', 'skip paths matching a pattern (repeatable)', collect, [] as string[])
+        .addHelpText(
+          'after',
+          `\nThe repository password is checked, then kept for the unattended runs in a file only you can\nread (mode 0600) in Lifeboat's data folder; for a repository on a Lifeboat server (lifeboat:…) so is\nthis computer's token (LIFEBOAT_TOKEN or --token-file), with the server's certificate fingerprint.\nA mirror needs no repository or password.\n\nExamples:\n  lifeboat --repo /media/ann/Passport/lifeboat job add Documents ~/Documents --schedule "daily 19:00" --keep-daily 7 --keep-weekly 4\n  lifeboat --repo /media/ann/Passport/lifeboat job add System --image /dev/sda --schedule "weekly sun 19:00"\n  lifeboat --repo /media/ann/Passport/lifeboat job add Nightly --image /dev/sda --exclude-partition 3 ~/Documents --schedule "daily 02:00"\n  lifeboat --repo /media/ann/Passport/lifeboat job add Home ~ --continuous\n  lifeboat job add Photos ~/Pictures --mirror-to /media/ann/Passport/Pictures --continuous\n  lifeboat --repo s3:https://s3.example.com/backups job add Offsite --copy-from /media/ann/Passport/lifeboat --schedule "daily 02:00"\n`,
+        ),
+    ),
   ).action(
-    run(async (ctx, name: string, paths: string[], o: KeepOptions & { schedule?: string; continuous?: boolean; image?: string; copyFrom?: string; fromPasswordFile?: string; mirrorTo?: string; keepDays?: number; exclude: string[] }) => {
+    run(async (ctx, name: string, paths: string[], o: KeepOptions & SourceOptions & { schedule?: string; continuous?: boolean; image?: string; copyFrom?: string; mirrorTo?: string; keepDays?: number; exclude: string[]; partitions: string[]; excludePartition: string[] }) => {
       if ((o.schedule === undefined) === (o.continuous !== true)) throw new LifeboatError('usage', 'Say when the job runs: --schedule "daily 19:00" (or another schedule), or --continuous to follow changes as they happen.');
       const schedule = parseSchedule(o.continuous ? 'continuous' : o.schedule!);
+      const partitions = partitionChoice(o);
+      if (partitions && o.image === undefined) throw new LifeboatError('usage', '--partitions and --exclude-partition choose partitions of the drive given with --image.');
       if (o.mirrorTo !== undefined) {
         if (paths.length !== 1 || o.image !== undefined || o.copyFrom !== undefined) throw new LifeboatError('usage', 'A mirror copies one folder: give exactly one path with --mirror-to (and no --image or --copy-from).');
         if (o.exclude.length > 0 || Object.keys(policyOf(o)).length > 0) throw new LifeboatError('usage', 'A mirror has no --exclude or --keep-* rules; --keep-days says how long it keeps deleted and overwritten files.');
@@ -135,7 +141,7 @@ export function registerJobCommands(program: Command, run: Run): void {
       if (o.copyFrom !== undefined) {
         if (paths.length > 0 || o.image !== undefined) throw new LifeboatError('usage', 'A copy job (--copy-from) copies snapshots only; back up folders or a drive with another job.');
         if (Object.keys(retention).length > 0) throw new LifeboatError('usage', 'A copy job keeps every snapshot it copies; thin the copy with "lifeboat forget" if you like.');
-      } else if (o.image !== undefined && paths.length > 0) throw new LifeboatError('usage', 'A job backs up either folders or a drive (--image), not both; add two jobs.');
+      } else if (o.image !== undefined && paths.length === 0 && o.exclude.length > 0) throw new LifeboatError('usage', '--exclude skips files in folders; give the folders to back up with the image, or leave partitions out with --exclude-partition.');
       else if (o.image === undefined && paths.length === 0) throw new LifeboatError('usage', 'Say which folders the job backs up (or --image DEVICE for a whole drive, or --copy-from REPO to copy a repository).');
       for (const p of paths) if (!existsSync(p)) throw new LifeboatError('usage', `${p} does not exist. Check the path.`);
       const location = isUrl(ctx.repoLocation()) ? ctx.repoLocation() : resolve(ctx.repoLocation());
@@ -145,10 +151,13 @@ export function registerJobCommands(program: Command, run: Run): void {
       try {
         if (o.copyFrom !== undefined) {
           const from = isUrl(o.copyFrom) ? o.copyFrom : resolve(o.copyFrom);
-          const source = await keepAccess(ctx, from, await ctx.sourcePassword(o.fromPasswordFile));
+          const source = await keepAccess(ctx, from, await ctx.sourcePassword(o.fromPasswordFile), o.fromTokenFile !== undefined ? { tokenFile: o.fromTokenFile } : {});
           await source.repo.close();
           what = { kind: 'copy', from, fromPasswordFile: source.passwordFile, ...(source.server ? { fromServer: source.server } : {}) };
-        } else what = o.image !== undefined ? { kind: 'image', device: resolve(o.image) } : { kind: 'files', paths: paths.map((p) => resolve(p)), excludes: o.exclude };
+        } else if (o.image !== undefined) {
+          const folders = paths.length > 0 ? { paths: paths.map((p) => resolve(p)), excludes: o.exclude } : {};
+          what = { kind: 'image', device: resolve(o.image), ...(partitions ? { partitions } : {}), ...folders };
+        } else what = { kind: 'files', paths: paths.map((p) => resolve(p)), excludes: o.exclude };
       } finally {
         await dest.repo.close();
       }

@@ -6,7 +6,7 @@ import { createRepository } from '../../jobs/open.js';
 import { addPassword, changePassword, listKeySlots, removeKeySlot } from '../../jobs/keys.js';
 import { addParityJob, checkRepositoryJob, repositoryStatsJob } from '../../jobs/maintenance.js';
 import { renderEvents } from '../events.js';
-import type { Context } from '../context.js';
+import type { Context, SourceOptions } from '../context.js';
 import { localTime } from '../format.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander hands actions untyped arguments
@@ -20,11 +20,12 @@ export function registerRepoCommands(program: Command, run: Run): void {
     .option('--parity <percent>', 'add Reed–Solomon parity against bit rot (e.g. 10%): damaged sectors are corrected on read')
     .option('--copy-parameters-from <repo>', 'cut and name chunks as the repository REPO does, so "lifeboat copy" from it sends only what is new (its password: $LIFEBOAT_FROM_PASSWORD or --from-password-file)')
     .option('--from-password-file <file>', 'read the password of the --copy-parameters-from repository from a file')
+    .option('--from-token-file <file>', 'the --copy-parameters-from repository is on another Lifeboat server: read its token from a file (or set LIFEBOAT_FROM_TOKEN)')
     .action(
-      run(async (ctx, opts: { parity?: string; copyParametersFrom?: string; fromPasswordFile?: string }) => {
+      run(async (ctx, opts: SourceOptions & { parity?: string; copyParametersFrom?: string }) => {
         const parity = opts.parity === undefined ? undefined : parseParity(opts.parity);
         const from = opts.copyParametersFrom;
-        const source = from === undefined ? undefined : await ctx.openRepository({ location: from, password: () => ctx.sourcePassword(opts.fromPasswordFile) });
+        const source = from === undefined ? undefined : await ctx.openSourceRepository(from, opts);
         const store = ctx.openStore();
         // A chosen folder must have its parent (createRepository); the default one is made as needed.
         const chosen = ctx.repoIsFolder() && (ctx.global.repo !== undefined || process.env['LIFEBOAT_REPO'] !== undefined);

@@ -3,7 +3,7 @@
  * and served by Lifeboat itself. Talks only to the API typed in web/api.ts. Live progress comes as
  * server-sent events (at most ten a second), so the page polls nothing.
  */
-import type { CountView, DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, GrowthView, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
+import type { CountView, DestinationView, EntryView, EstimateView, FindResponse, FreeSpacePreview, FreeSpaceResult, GrowthView, JobView, ListingView, Overview, ProgressView, RestoreResponse, RunView, ServerEvent, SetupBody, SetupCheck, SetupCheckBody, SetupInfo, SetupResponse, SnapshotView, SpaceView } from '../api.js';
 
 const main = document.getElementById('main')!;
 const banner = document.getElementById('banner')!;
@@ -448,6 +448,17 @@ async function setup(): Promise<void> {
   const whatImage = h('input', { type: 'radio', name: 'what', value: 'image', id: 'what-image' });
   const device = h('input', { type: 'text', id: 'device', size: '20', 'aria-label': 'Drive', placeholder: '/dev/sda' });
   device.addEventListener('focus', () => (whatImage.checked = true));
+  // Windows 7's "include a system image": the folders, and with them an image of the system drive.
+  const includeImage = h('input', { type: 'checkbox', id: 'include-image' });
+  const alsoDevice = h('input', { type: 'text', id: 'include-device', size: '20', 'aria-label': 'Drive for the system image', placeholder: '/dev/sda' });
+  alsoDevice.addEventListener('input', () => (includeImage.checked = alsoDevice.value.trim() !== ''));
+  /** The wizard's step 3 as the server takes it. */
+  const chosen = (): Pick<SetupBody, 'what' | 'paths' | 'device' | 'includeImage'> => {
+    const what = whatHome.checked ? 'home' : whatImage.checked ? 'image' : 'folders';
+    const paths = folders.value.split('\n').map((x) => x.trim()).filter(Boolean);
+    if (what === 'image') return { what, paths, device: device.value.trim() };
+    return { what, paths, ...(includeImage.checked ? { includeImage: true, device: alsoDevice.value.trim() } : {}) };
+  };
 
   const freq = h('select', { id: 'freq', 'aria-label': 'How often' }, h('option', { value: 'daily' }, 'Every day'), h('option', { value: 'weekly' }, 'Every week'), h('option', { value: 'every' }, 'Every few hours'));
   const day = h('select', { id: 'day', 'aria-label': 'Day of the week' }, ...['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'].map((d) => h('option', { value: d.slice(0, 3).toLowerCase() }, d)));
@@ -463,8 +474,8 @@ async function setup(): Promise<void> {
     const n = ++asked;
     const checked = document.querySelector<HTMLInputElement>('input[name=dest]:checked');
     const destination = checked && checked.value ? checked.value : other.value.trim();
-    const what = whatHome.checked ? 'home' : whatImage.checked ? 'image' : 'folders';
-    const body: SetupCheckBody = { destination, what, paths: folders.value.split('\n').map((x) => x.trim()).filter(Boolean), device: device.value.trim() };
+    const body: SetupCheckBody = { destination, ...chosen() };
+    const what = body.what;
     void api<SetupCheck>('/api/setup/check', body)
       .then((r) => {
         if (n !== asked) return;
@@ -489,9 +500,7 @@ async function setup(): Promise<void> {
           name: name.value.trim(),
           destination,
           password: pw1.value,
-          what: whatHome.checked ? 'home' : whatImage.checked ? 'image' : 'folders',
-          paths: folders.value.split('\n').map((s) => s.trim()).filter(Boolean),
-          device: device.value.trim(),
+          ...chosen(),
           schedule,
         });
         recoveryKey(r);
@@ -508,7 +517,7 @@ async function setup(): Promise<void> {
     h('p', {}, 'Five short steps. Lifeboat then backs up by itself; you can close this page.'),
     step(1, 'Where should the backup go?', h('p', { class: 'muted' }, 'Best: an external drive, kept plugged in or connected regularly.'), ...destRadios, h('label', {}, otherRadio, ' Another folder: ', other)),
     step(2, 'Choose a password', h('p', { class: 'muted' }, 'The backup is encrypted with it. Lifeboat keeps it in a file only you can read, so backups run without asking.'), h('label', {}, 'Password: ', pw1), h('label', {}, 'The same password again: ', pw2)),
-    step(3, 'What should be protected?', h('label', {}, whatHome, ` My home folder (${info.home})`), h('label', {}, whatFolders, ' These folders (one per line):'), folders, h('label', {}, whatImage, ' This whole drive as a system image (everything on it, to put back on a new disk; Lifeboat must run as administrator): ', device)),
+    step(3, 'What should be protected?', h('label', {}, whatHome, ` My home folder (${info.home})`), h('label', {}, whatFolders, ' These folders (one per line):'), folders, h('label', { class: 'indent' }, includeImage, ' With them, a system image of the drive ', alsoDevice, ' (to put the whole system back on a new disk; Lifeboat must run as administrator)'), h('label', {}, whatImage, ' Only a system image of this whole drive (everything on it, to put back on a new disk; Lifeboat must run as administrator): ', device)),
     step(4, 'When?', h('div', { class: 'row' }, freq, h('span', { id: 'day-wrap' }, 'on ', day), h('span', { id: 'time-wrap' }, 'at ', time), h('span', { id: 'hours-wrap' }, 'every ', hours, ' hours')), h('label', {}, 'Name of this backup: ', name)),
     sameDisk,
     h('div', { class: 'row' }, create),

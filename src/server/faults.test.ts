@@ -1,0 +1,79 @@
+/**
+ * Faults between a client and a Lifeboat server (issue 20): a seeded, bounded proxy
+ * (store/fault-proxy-testing.ts) delays, fails (500, 503), resets and truncates about one request in four
+ * of every command a computer runs against the server. Each command completes through retries or
+ * fails with one plain sentence; the repository checks clean; the next backup sends only what was
+ * missing; a restore through the faults is byte-identical.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { assertSameTree, lifeboat, tempDir, type CliResult } from '../cli/testing.js';
+import { FAULT_KINDS, faultProxy } from '../store/fault-proxy-testing.js';
+import { bytesUnder } from '../util/testing.js';
+import { startServer } from './testing.js';
+
+const MiB = 1024 * 1024;
+
+/** Exit 0, or exit 1 with one plain line (no stack trace). */
+function doneOrPlainFailure(r: CliResult, what: string): void {
+  if (r.code === 0) return;
+  assert.equal(r.code, 1, `${what}: ${r.stderr}`);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line: ${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /\n\s+at |TypeError|ReferenceError|unexpected error/, r.stderr);
+}
+
+test('through a proxy that delays, fails (500, 503), resets and truncates one request in four (seeded, bounded), a computer backs up, browses and restores; the repository checks clean and the next backup reuses what was sent', { timeout: 300_000 }, async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const data = join(d.path, 'server');
+  mkdirSync(data);
+  const token = async (name: string, role: string): Promise<string> => (await lifeboat(['server', 'token', 'add', name, '--role', role, '--data', data])).stdout.trim();
+  const admin = await token('admin', 'admin');
+  const laptop = await token('laptop', 'append');
+  const server = await startServer(data);
+  t.after(() => server.stop());
+  const proxy = await faultProxy({ target: server.origin, seed: 20, rate: 0.25, maxFaults: 60 });
+  t.after(() => proxy.close());
+  const base = { LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache'), XDG_DATA_HOME: join(d.path, 'data') };
+  const direct = { ...base, LIFEBOAT_REPO: `lifeboat:${server.origin}/home`, LIFEBOAT_TOKEN: admin };
+  const faulty = { ...base, LIFEBOAT_REPO: `lifeboat:${proxy.origin}/home`, LIFEBOAT_TOKEN: laptop };
+  assert.equal((await lifeboat(['init'], direct)).code, 0);
+
+  const src = join(d.path, 'src');
+  mkdirSync(join(src, 'notes'), { recursive: true });
+  let total = 0;
+  for (let i = 0; i < 3; i++) {
+    const b = randomBytes(4 * MiB);
+    writeFileSync(join(src, `big-${i}.bin`), b);
+    total += b.length;
+  }
+  for (let i = 0; i < 30; i++) writeFileSync(join(src, 'notes', `n${i}.txt`), `note ${i}\n`.repeat(50 + i));
+
+  const first = await lifeboat(['backup', '--json', src], faulty);
+  doneOrPlainFailure(first, 'backup through faults');
+  const firstAdded = first.code === 0 ? (JSON.parse(first.stdout) as { summary: { bytesAdded: number } }).summary.bytesAdded : 0;
+  for (const args of [['snapshots'], ['ls', 'latest'], ['find', 'n7.txt'], ['check']]) doneOrPlainFailure(await lifeboat(args, faulty), args.join(' '));
+  const restored = await lifeboat(['restore', 'latest', '--target', join(d.path, 'out')], faulty);
+  if (first.code === 0) {
+    assert.equal(restored.code, 0, `a restore through the faults completes: ${restored.stderr}`);
+    assertSameTree(src, join(d.path, 'out', 'src'));
+  }
+  t.diagnostic(`first backup: exit ${first.code}; ${proxy.requests()} requests through the proxy, faults injected: ${JSON.stringify(Object.fromEntries(proxy.injected))}`);
+  for (const k of FAULT_KINDS) assert.ok((proxy.injected.get(k) ?? 0) > 0, `a ${k} was injected`);
+
+  const check = await lifeboat(['check', '--read-data'], direct);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+  const stored = bytesUnder(join(data, 'home', 'data'));
+  proxy.enabled = false; // the next backup, measured without faults
+  const again = await lifeboat(['backup', '--json', src], faulty);
+  assert.equal(again.code, 0, again.stderr);
+  const added = (JSON.parse(again.stdout) as { summary: { bytesAdded: number } }).summary.bytesAdded;
+  t.diagnostic(`added by the first backup: ${firstAdded} (packs stored: ${stored}), by the next: ${added} (files: ${total} bytes and 30 notes)`);
+  if (first.code === 0) assert.ok(added < 64 * 1024, `the next backup reuses everything the first one sent (${added} bytes added)`);
+  assert.ok(stored + added < total * 1.05 + 256 * 1024, `nothing that reached the server is sent again: ${stored} stored before, ${added} added`);
+  const final = await lifeboat(['check', '--read-data'], direct);
+  assert.equal(final.code, 0, final.stdout + final.stderr);
+});

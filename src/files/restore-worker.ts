@@ -3,7 +3,8 @@
  * sealed chunk the main thread read and handed over (repo's WorkerCodec decrypts, decompresses and
  * checks it against its id), then either creates a single-chunk file (O_CREAT|O_EXCL|O_NOFOLLOW, at a path
  * the main thread chose inside the target) and gives it its owner, mode, extended attributes and
- * times, or writes one chunk of a larger file into the descriptor the main thread opened.
+ * times, or writes one chunk of larger files into every descriptor and place that needs it (the
+ * main thread opened them).
  * A restore is bound by exactly this work; two workers do it on two cores.
  */
 import { closeSync, constants as C, fchmodSync, fchownSync, openSync } from 'node:fs';
@@ -47,7 +48,7 @@ async function writeChunk(m: RestoreChunkJob): Promise<RestoreFileReply> {
   }
   const bytes = chunk.plain.length;
   try {
-    writeSkippingHoles(m.fd, chunk.plain, m.pos, m.holes);
+    for (const t of m.to) writeSkippingHoles(t.fd, chunk.plain, t.pos, t.holes);
   } catch (e) {
     return { seq: m.seq, status: 'failed', code: errnoCode(e) ?? String(e) };
   } finally {

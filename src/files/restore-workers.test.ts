@@ -10,6 +10,7 @@ import { LocalStore } from '../store/local.js';
 import { backup } from './backup.js';
 import { loadDir } from './tree.js';
 import { restore } from './restore.js';
+import { SEGMENT } from './restore-plan.js';
 import { newRepo, tmp } from './testing.js';
 
 /** Where chunk `k` of file `name` (in the one backed-up folder) is stored: its index entry and pack file. */
@@ -206,4 +207,29 @@ test('the restore planner: a file spread over several packs, and blobs many file
   const reads = counted.counts.get - before;
   t.diagnostic(`${reads} reads for ${packs.size} data packs`);
   assert.ok(reads <= 2 * packs.size + 6, `${reads} reads for ${packs.size} data packs`);
+});
+
+test('a restore larger than one segment of the plan: read segment by segment, every file exact, hard links and shared chunks across segments', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  fs.mkdirSync(join(src, 'a', 'b'), { recursive: true });
+  const big = randomBytes(3 * 1024 * 1024 + 999);
+  fs.writeFileSync(join(src, 'big.bin'), big);
+  fs.writeFileSync(join(src, 'a', 'b', 'copy.bin'), big); // every chunk shared with big.bin, likely in another segment
+  for (let i = 0; i < 120; i++) fs.writeFileSync(join(src, i % 3 ? 'a' : join('a', 'b'), `f${i}`), `small ${i % 40} `.repeat(50 + (i % 40)));
+  fs.writeFileSync(join(src, 'l0'), 'linked');
+  fs.linkSync(join(src, 'l0'), join(src, 'a', 'b', 'l1'));
+  fs.writeFileSync(join(src, 'empty'), '');
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const r = await backup(repo, { paths: [src] });
+
+  const saved = { ...SEGMENT };
+  Object.assign(SEGMENT, { files: 7, open: 1, places: 5 });
+  t.after(() => Object.assign(SEGMENT, saved));
+  const { summary, warnings } = await restoreWarned(repo, r.snapshot, join(dir, 'target'));
+  assert.equal(summary.errors, 0, [...warnings.values()].join('\n'));
+  assert.equal(summary.files + summary.hardlinks, 125);
+  assert.equal(sameOrLost(src, join(dir, 'target', 'src'), new Set()), 125);
+  assert.equal(fs.statSync(join(dir, 'target', 'src', 'l0')).ino, fs.statSync(join(dir, 'target', 'src', 'a', 'b', 'l1')).ino);
 });

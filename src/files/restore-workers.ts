@@ -2,28 +2,21 @@
  * The restorer's worker threads (restore-worker.ts): the main thread walks the snapshot, makes
  * folders, decides names and renames; the workers open the sealed chunks (with repo's
  * WorkerCodec) and write file contents. A single-chunk file is a 'file' job (create, write, owner,
- * mode, xattrs, times); each chunk of a larger file is a 'chunk' job that writes into a descriptor
- * the main thread opened. The main thread reads every envelope through the repository's restore
- * planner (Repository.packReader: the blobs asked for meanwhile, pack by pack, within a budget)
- * and hands it over (moved, not copied), so a restore runs the same way on any store and under its
- * wrappers, and from a network store with about one request per pack.
+ * mode, xattrs, times); a chunk of a larger file is a 'chunk' job that writes it into every
+ * descriptor (opened by the main thread) and place that needs it, opened once. The restore plan
+ * (restore-plan.ts) reads the envelopes through the repository's store, pack by pack, and hands
+ * them over here (moved, not copied), so a restore runs the same way on any store and under its
+ * wrappers.
  */
 import { writeSync } from 'node:fs';
-import type { Lease, PackReader, Repository } from '../repo/repository.js';
-import { BlobType } from '../repo/repository.js';
-import { fromHex, type Hex } from '../repo/ids.js';
+import type { Lease, Repository } from '../repo/repository.js';
 import type { SealedBlob } from '../repo/worker-codec.js';
+import { LifeboatError } from '../util/errors.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import type { TreeEntry } from './tree.js';
 
 /** A sealed chunk as a worker gets it. */
 export type ChunkSource = SealedBlob;
-
-/**
- * The largest envelope of a file that restoreDirect may queue with its data (bigger ones take the
- * general path, one at a time per file slot): DIRECT_IN_FLIGHT such files hold at most 64 MiB.
- */
-export const DIRECT_MAX_BLOB = 256 * 1024;
 
 export interface RestoreFileJob {
   readonly seq: number;
@@ -44,15 +37,21 @@ export interface RestoreFileJob {
   readonly xattrs: readonly (readonly [string, string])[];
 }
 
-export interface RestoreChunkJob {
-  readonly seq: number;
-  readonly kind: 'chunk';
+/** One place a chunk goes. */
+export interface ChunkTarget {
   /** The file being restored, opened by the main thread (descriptors belong to the whole process). */
   readonly fd: number;
   /** Where the chunk starts in the file. */
   readonly pos: number;
-  /** The file's holes as flat (offset, length) pairs: left unwritten. */
+  /** The file's holes that overlap the chunk, as flat (offset, length) pairs: left unwritten. */
   readonly holes: readonly number[];
+}
+
+export interface RestoreChunkJob {
+  readonly seq: number;
+  readonly kind: 'chunk';
+  /** Every place the chunk goes (files sharing it, or one file holding it twice): opened once, written to each. */
+  readonly to: readonly ChunkTarget[];
   readonly blob: ChunkSource;
 }
 
@@ -64,16 +63,15 @@ export type RestoreFileReply =
 
 /**
  * A restore sends thousands of small files: 64 per message and 32 replies per message back, with
- * DIRECT_IN_FLIGHT files queued, cut the restore's CPU time for 100k files by 3-4% (fewer
- * messages to post, wake up for and decode) against 32 and 8 (bench/README.md, session 8).
+ * JOBS_IN_FLIGHT jobs queued, cut the restore's CPU time for 100k files by 3-4% (fewer messages to
+ * post, wake up for and decode) against 32 and 8 (bench/README.md, session 8).
  */
 const WRITER_BATCHING = { requests: 64, replies: 32 } as const;
 /**
- * Files the restorer may have queued through writeFrom (restoreDirect): small ones (DIRECT_MAX_BLOB),
- * so many can wait. 256 was measured on 2 cores: each of the two workers has a full batch in hand
- * and another queued.
+ * Jobs the restore plan may have queued on the workers. 256 was measured on 2 cores: each of the
+ * two workers has a full batch in hand and another queued.
  */
-export const DIRECT_IN_FLIGHT = 4 * WRITER_BATCHING.requests;
+export const JOBS_IN_FLIGHT = 4 * WRITER_BATCHING.requests;
 
 const NO_XATTRS: readonly (readonly [string, string])[] = [];
 
@@ -81,26 +79,11 @@ const NO_XATTRS: readonly (readonly [string, string])[] = [];
 type Job = Omit<RestoreFileJob, 'seq' | 'blob'> | Omit<RestoreChunkJob, 'seq' | 'blob'>;
 type Wire = Omit<RestoreFileJob, 'seq'> | Omit<RestoreChunkJob, 'seq'>;
 
-/**
- * Envelopes read and not yet written, at most (the restore planner's budget, pack-reader.ts). From
- * a network store 64 MiB keeps both workers fed while a few whole packs (8 MiB) are on the way; a
- * local drive answers at once, and 16 MiB keeps the peak where it was before the planner (a 137
- * MB tree: 64 MiB cost +35 MiB of peak memory).
- */
-const READ_BUDGET = 16 * 1024 * 1024;
-const READ_BUDGET_REMOTE = 64 * 1024 * 1024;
-
-/** Pack reads in flight at once. */
-const READS_AHEAD = 4;
-
 export class FileWriters {
   private readonly pool: WorkerPool<Wire, RestoreFileReply>;
-  /** Reads the blobs, pack by pack, within a budget (repo's restore planner). */
-  readonly reader: PackReader;
 
-  constructor(private readonly repo: Repository) {
+  constructor(repo: Repository) {
     this.pool = new WorkerPool(new URL('./restore-worker.js', import.meta.url), { codec: repo.workerCodec() }, undefined, WRITER_BATCHING);
-    this.reader = repo.packReader({ budget: repo.remote ? READ_BUDGET_REMOTE : READ_BUDGET, ahead: READS_AHEAD });
   }
 
   /** Sends `job` with its blob (moved, not copied); the blob's lease is released once the worker answered. */
@@ -113,28 +96,8 @@ export class FileWriters {
     }
   }
 
-  /** Writes single-chunk file `e` at `path`; undefined when its blob needs the general path (not indexed, or a delta). */
-  async write(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined): Promise<RestoreFileReply | undefined> {
-    const id: Hex | undefined = e.content?.[0];
-    const lease = id === undefined ? undefined : await this.reader.get(fromHex(id));
-    if (id !== undefined && !lease) return undefined;
-    return this.writeFrom(path, e, owner, lease);
-  }
-
-  /**
-   * Whether single-chunk file `e` may be queued through writeFrom with its data (restoreDirect):
-   * empty, or its blob a small full blob in the index. Not indexed, a delta, a listing named as
-   * data (refused) or a large blob: the general path.
-   */
-  direct(e: TreeEntry): boolean {
-    const id: Hex | undefined = e.content?.[0];
-    if (id === undefined) return true;
-    const loc = this.repo.index.get(fromHex(id));
-    return loc !== undefined && loc.type !== BlobType.delta && loc.type !== BlobType.tree && loc.length <= DIRECT_MAX_BLOB;
-  }
-
-  /** Writes single-chunk file `e` at `path` from the blob `lease` holds (none: an empty file), and releases it. */
-  writeFrom(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, lease: Lease | undefined): Promise<RestoreFileReply> {
+  /** Creates single-chunk file `e` at `path` from the blob `lease` holds (none: an empty file), and releases it. */
+  writeFile(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, lease: Lease | undefined): Promise<RestoreFileReply> {
     return this.send(
       {
         kind: 'file',
@@ -149,24 +112,31 @@ export class FileWriters {
     );
   }
 
-  /**
-   * Writes chunk `id` at `pos` of the open file `fd`, skipping `holes`; undefined when the chunk
-   * needs the general path, or (without writing) when `wanted` says no once it was read (the file
-   * failed meanwhile). The caller keeps `fd` open until this settles.
-   */
-  async writeChunk(fd: number, pos: number, holes: readonly number[], id: Hex, wanted: () => boolean = () => true): Promise<RestoreFileReply | undefined> {
-    const lease = await this.reader.get(fromHex(id));
-    if (!lease) return undefined;
-    if (!wanted()) {
-      lease.release();
-      return { seq: 0, status: 'ok', bytes: 0, xattrErrors: [] };
-    }
-    return this.send({ kind: 'chunk', fd, pos, holes }, lease);
+  /** Writes the chunk `lease` holds to every place in `to` (the caller keeps the descriptors open until this settles), and releases it. */
+  writeChunk(to: readonly ChunkTarget[], lease: Lease): Promise<RestoreFileReply> {
+    return this.send({ kind: 'chunk', to }, lease);
   }
 
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** What a worker's reply reports as an error: repository damage (a LifeboatError) or a failed call (with its errno code); undefined when it went well. */
+export function replyError(r: RestoreFileReply): Error | undefined {
+  if (r.status === 'corrupt') return new LifeboatError(r.notFound ? 'not-found' : 'corrupt', r.message);
+  if (r.status === 'failed') return Object.assign(new Error(r.code), { code: r.code });
+  return undefined;
+}
+
+/** The pairs of `holes` (flat offset, length) that overlap [pos, pos + length). */
+export function holesWithin(holes: readonly number[], pos: number, length: number): number[] {
+  const out: number[] = [];
+  for (let h = 0; h + 1 < holes.length; h += 2) {
+    if (holes[h]! >= pos + length) break;
+    if (holes[h]! + holes[h + 1]! > pos) out.push(holes[h]!, holes[h + 1]!);
+  }
+  return out;
 }
 
 /** Writes `data`, which starts at `pos` of the file, leaving the parts inside `holes` unwritten. */

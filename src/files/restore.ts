@@ -19,13 +19,13 @@
  * restic do. Without root the stored numbers are tried; the system refuses all but your own user
  * and groups, and the files then belong to you (one warning).
  */
-import { constants as C, writeSync, type BigIntStats } from 'node:fs';
+import { constants as C, type BigIntStats } from 'node:fs';
 import { Semaphore } from '../util/concurrency.js';
 import * as fsp from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { basename, dirname } from 'node:path';
 import { fromHex, type Hex } from '../repo/ids.js';
-import { BlobType, Repository, type Lease } from '../repo/repository.js';
+import { BlobType, Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -36,7 +36,8 @@ import { isRestoreTemporary, replaceWith, tmpName } from '../tree/restore.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { MetadataWriter } from './metadata.js';
-import { DIRECT_IN_FLIGHT, FileWriters, writeSkippingHoles, type RestoreFileReply } from './restore-workers.js';
+import { FileWriters, replyError, type RestoreFileReply } from './restore-workers.js';
+import { ContentPlan } from './restore-plan.js';
 
 /** 'keep-both': a file changed since the backup stays, and the backed-up one is restored beside it as "x (restored 2026-12-05).odt". */
 export type OverwriteMode = 'always' | 'if-changed' | 'never' | 'keep-both';
@@ -113,22 +114,10 @@ const DEEP_PATH = 1024;
 /** A file whose content names a folder listing (type confusion): refused, never written. */
 const LISTING_AS_DATA = 'the snapshot names a folder listing as its data (the repository is damaged or hostile); it was not restored';
 const SLASH = Buffer.from('/');
-const FILES_IN_FLIGHT = 4;
-/** With worker threads writing the small files: enough queued to keep every worker busy. */
-const FILES_IN_FLIGHT_WORKERS = 64;
-/** Folders restored at the same time (beyond the one each task is in). */
+/** Files whose walk part (look, decide, hand over to the plan) runs at once. */
+const FILES_IN_FLIGHT = 16;
+/** Folders walked at the same time (beyond the one each task is in): their listings come from the cache. */
 const DIR_TASKS = 8;
-/**
- * From a network store: more folders at once, so the restore planner sees more of the restore
- * at a time and reads more of each pack with one request (radosgw, 7289 files in 1479 folders:
- * 809 requests with 8, 286 with 64). On a local drive they cost memory (+25 MiB) and save nothing.
- */
-const DIR_TASKS_REMOTE = 64;
-/**
- * Chunks of one large file asked for at once: with the workers, all of them (the restore planner
- * reads them pack by pack, within its budget); without, a few (each read alone).
- */
-const CHUNKS_PER_FILE = 8;
 
 /** Include paths as name components; refuses '.' and '..' so an include cannot point outside. */
 export function parseInclude(p: string): Buffer[] {
@@ -139,6 +128,23 @@ export function parseInclude(p: string): Buffer[] {
 }
 
 type Select = 'all' | { readonly rest: Buffer[]; readonly idx: number }[];
+
+/**
+ * The walk of an entry is over (its folders made, its files handed to the restore plan); `done`
+ * settles once it is restored (rejects only with an error that stops the restore).
+ */
+interface Walked {
+  readonly done: Promise<void>;
+}
+
+const NOTHING: Walked = { done: Promise.resolve() };
+const ignore = (): void => undefined;
+
+/** `done` with its rejection marked as handled (it is awaited later, or not at all once the restore stopped). */
+function walked(done: Promise<void>): Walked {
+  done.catch(ignore);
+  return { done };
+}
 
 class Restorer {
   /** Entries restored so far, and those of the distinct listings they came from (see tree/tree.ts runaway). */
@@ -165,20 +171,27 @@ class Restorer {
   private bytesSkipped = 0;
   matched = new Set<number>();
 
-  /** Worker threads for single-chunk files (with the real platform only: tests inject their own). */
+  /** Worker threads that write the contents (with the real platform only: tests inject their own). */
   readonly writers: FileWriters | undefined;
-  private readonly fileSlots: Semaphore;
-  /** For restoreDirect, whose jobs hold no data (FileWriters reads it on the workers). */
-  private readonly directSlots = new Semaphore(DIRECT_IN_FLIGHT);
-  private readonly dirTasks: Semaphore;
-  private readonly chunksPerFile: number;
+  /** Every file's contents, read pack by pack once the walk has gathered them (restore-plan.ts). */
+  readonly plan: ContentPlan;
+  private readonly fileSlots = new Semaphore(FILES_IN_FLIGHT);
+  private readonly dirTasks = new Semaphore(DIR_TASKS);
+  /** The error that stops the restore, once one did: the walk goes no further. */
+  private fatal: unknown;
 
   constructor(readonly repo: Repository, readonly opts: RestoreOptions) {
     this.plat = opts.platform ?? defaultPlatform();
     this.writers = opts.platform === undefined ? new FileWriters(repo) : undefined;
-    this.fileSlots = new Semaphore(this.writers ? FILES_IN_FLIGHT_WORKERS : FILES_IN_FLIGHT);
-    this.chunksPerFile = this.writers ? Infinity : CHUNKS_PER_FILE;
-    this.dirTasks = new Semaphore(repo.remote ? DIR_TASKS_REMOTE : DIR_TASKS);
+    this.plan = new ContentPlan(
+      repo,
+      this.writers,
+      (n) => {
+        this.s.bytesWritten += n;
+        this.progress();
+      },
+      opts.signal,
+    );
     this.excludes = new PathMatcher(opts.excludes ?? []);
     this.overwrite = opts.overwrite ?? 'if-changed';
     const d = new Date((opts.clock ?? systemClock).now());
@@ -201,17 +214,27 @@ class Restorer {
   }
 
   private fail(path: string, e: unknown, what: string): void {
-    if (e instanceof Error && e.name === 'AbortError') throw e;
-    if (e === this.runaway) throw e;
+    if (e === this.fatal) throw e;
+    if (e instanceof Error && e.name === 'AbortError') throw this.stop(e);
+    if (e === this.runaway) throw this.stop(e);
     if (e instanceof LifeboatError && (e.code === 'corrupt' || e.code === 'not-found')) {
       // Damage to the repository: this entry is lost; the others are restored (exit 3).
       this.warn(path, `${path} could not be restored: ${e.message}`);
       return;
     }
-    if (e instanceof LifeboatError && e.code !== 'unsafe-path') throw e; // the store failed (unreachable, no space, ...): stop
+    if (e instanceof LifeboatError && e.code !== 'unsafe-path') throw this.stop(e); // the store failed (unreachable, no space, ...): stop
     const drive = driveProblem(e, path);
-    if (drive) throw drive;
+    if (drive) throw this.stop(drive);
     this.warn(path, `${path}: could not ${what} (${errnoCode(e) ?? (e instanceof Error ? e.message : String(e))}).`);
+  }
+
+  /** The restore stops with `e` (the first such error): the walk goes no further and the plan gives up what it holds. */
+  private stop(e: unknown): unknown {
+    if (this.fatal === undefined) {
+      this.fatal = e;
+      this.plan.abandon(e);
+    }
+    return this.fatal;
   }
 
   /**
@@ -247,15 +270,17 @@ class Restorer {
   /**
    * Restores one folder's listing into `dir` (an access path to a real folder we verified).
    * `logical` is the path inside the snapshot ('' for the root) for messages and excludes.
+   * Resolves once the folder is walked (its files handed to the plan, its sub-folders walked).
    */
-  async restoreDir(treeId: Hex, dir: Buffer, logical: string, select: Select, full: Buffer): Promise<void> {
+  async restoreDir(treeId: Hex, dir: Buffer, logical: string, select: Select, full: Buffer): Promise<Walked> {
+    if (this.fatal !== undefined) throw this.fatal;
     this.opts.signal?.throwIfAborted();
     let entries: TreeEntry[];
     try {
       entries = await loadDir(this.repo, treeId);
     } catch (e) {
       this.fail(logical || '/', e, 'read the folder listing');
-      return;
+      return NOTHING;
     }
     // A crafted snapshot can name one listing at every level: bounded, not 2^40 folders.
     this.visited += entries.length;
@@ -312,35 +337,44 @@ class Restorer {
       if (fresh && this.isDirect(e)) direct.push(e);
       else others.push(e);
     }
-    // Files and sub-folders go on together (a few folders at once, files bounded over the whole
-    // restore), so the writers never wait for one folder to finish before the next one starts.
-    const filesDone = Promise.all([
-      this.restoreDirect(base, fullBase, logical, direct),
-      ...others.map(async (e) => {
-        await this.fileSlots.acquire();
-        try {
-          await this.restoreNonDir(base, fullBase, e, `${logical}/${e.name.toString('utf8')}`);
-        } finally {
-          this.fileSlots.release();
-        }
-      }),
-    ]);
-    filesDone.catch(() => undefined);
-    const subdirs: Promise<void>[] = [];
+    // Files and sub-folders are walked together (a few folders at once); what they write is read
+    // once the plan holds the whole restore (or a segment of it) and done is awaited after that.
+    const dones: Promise<void>[] = [];
+    const walks: Promise<void>[] = [];
+    const track = (w: Promise<void>): void => {
+      w.catch(ignore); // awaited below; a rejection meanwhile is not unhandled
+      walks.push(w);
+    };
+    track(this.restoreDirect(base, logical, direct, dones));
+    for (const e of others) {
+      track(
+        (async () => {
+          await this.fileSlots.acquire();
+          try {
+            dones.push((await this.startNonDir(base, fullBase, e, `${logical}/${e.name.toString('utf8')}`)).done);
+          } finally {
+            this.fileSlots.release();
+          }
+        })(),
+      );
+    }
     for (const p of picked) {
       if (p.e.type !== 'dir') continue;
-      const run = () => this.restoreDirEntry(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`, p.sel);
-      if (this.dirTasks.tryAcquire()) {
-        const t = run().finally(() => this.dirTasks.release());
-        t.catch(() => undefined);
-        subdirs.push(t);
-      } else await run();
+      const run = async () => {
+        dones.push((await this.restoreDirEntry(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`, p.sel)).done);
+      };
+      if (this.dirTasks.tryAcquire()) track(run().finally(() => this.dirTasks.release()));
+      else await run();
     }
-    await filesDone;
-    await Promise.all(subdirs);
-    for (const p of picked) {
-      if (p.e.type === 'symlink') await this.restoreNonDir(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`);
-    }
+    await Promise.all(walks);
+    // Symlinks last, once everything else in the folder is there.
+    return walked(
+      Promise.all(dones).then(async () => {
+        for (const p of picked) {
+          if (p.e.type === 'symlink') await (await this.startNonDir(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`)).done;
+        }
+      }),
+    );
   }
 
   /**
@@ -351,63 +385,45 @@ class Restorer {
   private isDirect(e: TreeEntry): boolean {
     if (!this.writers || this.opts.verify || e.type !== 'file' || e.nlink > 1 || e.damaged || e.changed || e.holes?.length || e.contentParts) return false;
     if (e.content && e.content.length > 1) return false;
-    return this.writers.direct(e);
+    const id = e.content?.[0];
+    return id === undefined || this.smallBlob(id);
+  }
+
+  /** Whether blob `id` can be a single-chunk file's content on a worker: held in full, as data. */
+  private smallBlob(id: Hex): boolean {
+    const loc = this.repo.index.get(fromHex(id));
+    return loc !== undefined && loc.type !== BlobType.delta && loc.type !== BlobType.tree;
   }
 
   /**
-   * Files of a folder this run created, as isDirect picked them, straight to the workers: nothing
-   * can be in the way there, so no temporary name, no lookup and no hard link to wait for. Their
-   * envelopes are read through the store a pack range at a time (the restore planner: a
-   * folder's small files usually lie side by side in one pack). The main thread spends a few µs
-   * per file, not a chain of async calls: a restore of 100k small files was bound by the main
-   * thread's share of the two cores (bench/README.md).
+   * Files of a folder this run created, as isDirect picked them, straight to the plan: nothing can
+   * be in the way there, so no temporary name, no lookup and no hard link to wait for. A worker
+   * creates each one with its data once the plan has read it (a folder's small files usually lie
+   * side by side in one pack). The main thread spends a few µs per file, not a chain of async
+   * calls: a restore of 100k small files was bound by the main thread's share of the two cores
+   * (bench/README.md). Returns each file's completion.
    */
-  private async restoreDirect(dir: Buffer, full: Buffer, logical: string, files: readonly TreeEntry[]): Promise<void> {
+  private async restoreDirect(dir: Buffer, logical: string, files: readonly TreeEntry[], dones: Promise<void>[]): Promise<void> {
     const writers = this.writers!;
-    let failed = false;
-    const shownOf = (e: TreeEntry): string => `${logical}/${e.name.toString('utf8')}`; // for messages only
-    const send = async (e: TreeEntry, lease: Lease | undefined): Promise<void> => {
-      if (!this.directSlots.tryAcquire()) await this.directSlots.acquire();
-      if (failed || this.opts.signal?.aborted) {
-        this.directSlots.release();
-        lease?.release();
-        return;
-      }
+    for (const e of files) {
+      const id = e.content?.[0];
+      if (id !== undefined) await this.plan.room();
       const path = Buffer.concat([dir, SLASH, e.name]);
-      let r: RestoreFileReply | undefined;
-      try {
-        r = await writers.writeFrom(path, e, this.meta.owner(e), lease);
-        this.written(r, e, () => shownOf(e));
-        this.s.files++;
-      } catch (x) {
-        // The worker may have made the file before failing (a full disk): not left half written.
-        if (r?.status === 'failed' && r.code !== 'EEXIST') void fsp.rm(path, { force: true }).catch(() => undefined);
-        this.fail(shownOf(e), x, 'restore it');
-      } finally {
-        this.directSlots.release();
-      }
-    };
-    // Every file of the folder is asked for at once: the planner reads them a pack range at a time.
-    const done = files.map(async (e) => {
-      try {
-        const id = e.content?.[0];
-        if (id === undefined) return await send(e, undefined);
-        const lease = await writers.reader.get(fromHex(id)).catch((x: unknown) => {
-          this.fail(shownOf(e), x, 'read its data');
-          return null;
+      const owner = this.meta.owner(e);
+      const reply = id === undefined ? writers.writeFile(path, e, owner, undefined) : this.plan.addSmall(path, e, owner, id);
+      const done = reply
+        .then((r) => {
+          this.written(r, e, () => `${logical}/${e.name.toString('utf8')}`);
+          this.s.files++;
+        })
+        .catch((x: unknown) => {
+          // The worker may have made the file before failing (a full disk): not left half written.
+          if (errnoCode(x) !== 'EEXIST') void fsp.rm(path, { force: true }).catch(ignore);
+          this.fail(`${logical}/${e.name.toString('utf8')}`, x, 'restore it');
         });
-        if (lease === null) return;
-        // Gone from the index meanwhile (isDirect saw it): the general path says what is wrong.
-        if (!lease) return await this.restoreNonDir(dir, full, e, shownOf(e));
-        await send(e, lease);
-      } catch (x) {
-        failed = true; // the restore stops (Promise.all below); nothing more is sent
-        throw x;
-      }
-    });
-    await Promise.allSettled(done); // every job sent settles before the folder is done
-    await Promise.all(done);
-    this.opts.signal?.throwIfAborted();
+      done.catch(ignore);
+      dones.push(done);
+    }
   }
 
   private async lstatOrUndefined(p: Buffer): Promise<BigIntStats | undefined> {
@@ -419,7 +435,8 @@ class Restorer {
     }
   }
 
-  private async restoreDirEntry(parent: Buffer, parentFull: Buffer, e: TreeEntry, shown: string, sel: Select): Promise<void> {
+  /** Makes folder `e` and walks it; its metadata is set once all of it is restored (done). */
+  private async restoreDirEntry(parent: Buffer, parentFull: Buffer, e: TreeEntry, shown: string, sel: Select): Promise<Walked> {
     let path = Buffer.concat([parent, Buffer.from('/'), e.name]);
     let full = Buffer.concat([parentFull, Buffer.from('/'), e.name]);
     let handle: DirAccess | undefined;
@@ -436,7 +453,7 @@ class Restorer {
         if (this.overwrite === 'never') {
           this.warn(shown, `${shown} exists and is not a folder; it was left as it is (--overwrite never).`, false);
           this.s.skipped++;
-          return;
+          return NOTHING;
         }
         await fsp.unlink(path); // a file or symlink: removed, never followed
       }
@@ -453,18 +470,42 @@ class Restorer {
         handle = await this.plat.dirAccess(path);
         access = handle.base;
       }
-      await this.restoreDir(e.subtree!, access, shown, sel, full);
-      await handle?.close();
+      const inside = await this.restoreDir(e.subtree!, access, shown, sel, full);
+      // The handle is the way into a deep folder until everything in it is written.
+      const h = handle;
       handle = undefined;
-      await this.meta.apply(path, e, shown);
+      return walked(
+        (async () => {
+          try {
+            await inside.done;
+          } finally {
+            await h?.close();
+          }
+          await this.meta.apply(path, e, shown);
+        })().catch((err: unknown) => this.fail(shown, err, 'restore the folder')),
+      );
     } catch (err) {
       this.fail(shown, err, 'restore the folder');
+      return NOTHING;
     } finally {
       await handle?.close();
     }
   }
 
-  private async restoreNonDir(dir: Buffer, dirFull: Buffer, e: TreeEntry, shown: string): Promise<void> {
+  /**
+   * Starts restoreNonDir; resolves once its walk part is over (the file handed to the plan, or
+   * waiting for the first of its hard links), with the rest as `done`.
+   */
+  private async startNonDir(dir: Buffer, dirFull: Buffer, e: TreeEntry, shown: string): Promise<Walked> {
+    let handedOver!: () => void;
+    const over = new Promise<void>((resolve) => (handedOver = resolve));
+    const done = this.restoreNonDir(dir, dirFull, e, shown, handedOver);
+    await Promise.race([over, done.then(ignore, ignore)]);
+    return walked(done);
+  }
+
+  /** Restores a file, symlink or special file; calls `handedOver` before it waits for the plan or for another file. */
+  private async restoreNonDir(dir: Buffer, dirFull: Buffer, e: TreeEntry, shown: string, handedOver: () => void): Promise<void> {
     this.opts.signal?.throwIfAborted();
     const path = Buffer.concat([dir, Buffer.from('/'), e.name]);
     const full = Buffer.concat([dirFull, Buffer.from('/'), e.name]);
@@ -510,6 +551,7 @@ class Restorer {
       const t = fresh || beside ? dest : tmpName(dir);
       tmp = t;
       live = true;
+      if (first) handedOver();
       const firstPath = await first;
       if (firstPath !== undefined) {
         try {
@@ -530,7 +572,7 @@ class Restorer {
       if (e.changed && e.type === 'file') this.warn(shown, `${shown} changed while it was backed up; it was restored as it was read, which may be inconsistent.`, false);
       switch (e.type) {
         case 'file':
-          await this.writeFile(t, e, shown);
+          await this.writeFile(t, e, shown, handedOver);
           this.s.files++;
           break;
         case 'symlink':
@@ -591,54 +633,44 @@ class Restorer {
     }
   }
 
-  private async writeFile(tmp: Buffer, e: TreeEntry, shown: string): Promise<void> {
-    if (e.content && e.content.length <= 1 && !e.holes?.length && !e.contentParts) return this.writeSmallFile(tmp, e, shown);
-    const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  /**
+   * Writes file `e` at `tmp` through the plan: a single-chunk file as one job (a worker creates
+   * it), a larger one chunk by chunk (chunks wholly inside a hole are not even read: a sparse disk
+   * image restores in time proportional to its data), then its length and metadata here. Calls
+   * `handedOver` once the plan holds it.
+   */
+  private async writeFile(tmp: Buffer, e: TreeEntry, shown: string, handedOver: () => void): Promise<void> {
+    const ids = await fileContent(this.repo, e);
+    const holes = e.holes ?? [];
+    if (this.writers && ids.length <= 1 && holes.length === 0) {
+      const id = ids[0];
+      if (id !== undefined && this.repo.index.get(fromHex(id))?.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
+      if (id === undefined || this.smallBlob(id)) {
+        if (id !== undefined) await this.plan.room();
+        const reply = id === undefined ? this.writers.writeFile(tmp, e, this.meta.owner(e), undefined) : this.plan.addSmall(tmp, e, this.meta.owner(e), id);
+        handedOver();
+        return this.written(await reply, e, () => shown);
+      }
+    }
+    // Every chunk's place in the file, from the index, so chunks are written in any order.
+    const chunks: [Hex, number][] = [];
+    let end = 0;
+    let h = 0; // the first hole that does not end before the current chunk
+    for (const id of ids) {
+      const loc = this.repo.index.get(fromHex(id));
+      if (!loc) throw this.repo.notIndexed(fromHex(id));
+      if (loc.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
+      const start = end;
+      end += loc.rawLength;
+      while (h < holes.length && holes[h]! + holes[h + 1]! <= start) h += 2;
+      if (h < holes.length && holes[h]! <= start && end <= holes[h]! + holes[h + 1]!) this.s.bytesWritten += end - start; // zeros, left as a hole
+      else chunks.push([id, start]);
+    }
+    await this.plan.room();
+    const written = this.plan.addChunked(tmp, holes, chunks);
+    handedOver();
+    const fh = (await written) ?? (await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600));
     try {
-      const ids = await fileContent(this.repo, e);
-      const holes = e.holes ?? [];
-      // Every chunk's place in the file, from the index, so chunks are written in any order.
-      const starts: number[] = [];
-      let end = 0;
-      for (const id of ids) {
-        starts.push(end);
-        const loc = this.repo.index.get(fromHex(id));
-        if (!loc) throw this.repo.notIndexed(fromHex(id));
-        if (loc.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
-        end += loc.rawLength;
-      }
-      // A worker writes through fh.fd, so every chunk in flight settles before fh is closed.
-      const inFlight = new Set<Promise<void>>();
-      let failure: unknown;
-      let h = 0; // the first hole that does not end before the current chunk
-      for (let k = 0; k < ids.length && failure === undefined; k++) {
-        if (this.opts.signal?.aborted) {
-          failure = this.opts.signal.reason;
-          break;
-        }
-        // A chunk wholly inside a hole is zeros that would not be written: not even fetched (a
-        // sparse disk image restores in time proportional to its data).
-        const chunkEnd = k + 1 < ids.length ? starts[k + 1]! : end;
-        while (h < holes.length && holes[h]! + holes[h + 1]! <= starts[k]!) h += 2;
-        if (h < holes.length && holes[h]! <= starts[k]! && chunkEnd <= holes[h]! + holes[h + 1]!) {
-          this.s.bytesWritten += chunkEnd - starts[k]!;
-          continue;
-        }
-        const p = this.writeChunk(fh.fd, starts[k]!, holes, ids[k]!, () => failure === undefined && !this.opts.signal?.aborted).then(
-          (n) => {
-            this.s.bytesWritten += n;
-            this.progress();
-          },
-          (err: unknown) => {
-            failure ??= err;
-          },
-        );
-        inFlight.add(p);
-        void p.finally(() => inFlight.delete(p));
-        if (inFlight.size >= this.chunksPerFile) await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
-      if (failure !== undefined) throw failure;
       if (end !== e.size) this.warn(shown, `${shown}: the stored content is ${end} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
       await fh.truncate(end); // extends over a trailing hole
       await this.meta.apply(tmp, e, shown, fh);
@@ -647,52 +679,9 @@ class Restorer {
     }
   }
 
-  /** Writes one chunk at `pos` (on a worker when it can); returns its length. */
-  private async writeChunk(fd: number, pos: number, holes: readonly number[], id: Hex, wanted: () => boolean): Promise<number> {
-    const r = this.writers ? await this.writers.writeChunk(fd, pos, holes, id, wanted) : undefined;
-    if (r) {
-      workerFailure(r);
-      return r.bytes;
-    }
-    const data = await this.repo.loadBlob(fromHex(id));
-    writeSkippingHoles(fd, data, pos, holes);
-    return data.length;
-  }
-
-  /**
-   * A file of at most one chunk: fetched, then created, written and given its owner and mode with
-   * synchronous calls. For thousands of small files a thread-pool round trip per call costs more
-   * than the calls themselves (see bench/README.md).
-   */
-  private async writeSmallFile(tmp: Buffer, e: TreeEntry, shown: string): Promise<void> {
-    const first = e.content?.[0];
-    if (first !== undefined && this.repo.index.get(fromHex(first))?.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
-    const r = this.writers ? await this.writers.write(tmp, e, this.meta.owner(e)) : undefined;
-    if (r) return this.written(r, e, () => shown);
-    const id = e.content?.[0];
-    const data = id === undefined ? new Uint8Array(0) : await this.repo.loadBlob(fromHex(id));
-    // Creating a file is the slow call on journaling filesystems (hundreds of µs): done on the
-    // thread pool so several run at once; the quick calls after it are made directly.
-    const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    const fd = fh.fd;
-    try {
-      let off = 0;
-      while (off < data.length) off += writeSync(fd, data, off, data.length - off, off);
-      if (data.length !== e.size) {
-        this.warn(shown, `${shown}: the stored content is ${data.length} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
-      }
-      this.s.bytesWritten += data.length;
-      this.meta.ownerAndModeSync(fd, e, shown);
-    } finally {
-      await fh.close();
-    }
-    await this.meta.xattrsAndTimes(tmp, e, shown);
-    this.progress();
-  }
-
-  /** Accounts for a file a worker wrote, as writeSmallFile would have; `shown` names it in messages. */
+  /** Accounts for a single-chunk file a worker wrote; `shown` names it in messages. */
   private written(r: RestoreFileReply, e: TreeEntry, shown: () => string): void {
-    workerFailure(r);
+    if (r.status !== 'ok') throw replyError(r);
     if (r.bytes !== e.size) {
       this.warn(shown(), `${shown()}: the stored content is ${r.bytes} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);
     }
@@ -761,12 +750,6 @@ async function makeTarget(target: string): Promise<void> {
   throw driveProblem(why, target) ?? new LifeboatError('io', `The target folder ${target} could not be created (${errnoCode(why) ?? (why instanceof Error ? why.message : 'unknown error')}); check the path and that you may write there.`);
 }
 
-/** Throws what a worker's reply reports: repository damage (which stops the restore) or a failed call. */
-function workerFailure(r: RestoreFileReply): asserts r is Extract<RestoreFileReply, { status: 'ok' }> {
-  if (r.status === 'corrupt') throw new LifeboatError(r.notFound ? 'not-found' : 'corrupt', r.message);
-  if (r.status === 'failed') throw Object.assign(new Error(r.code), { code: r.code });
-}
-
 export interface RestoreResult {
   readonly summary: RestoreSummary;
 }
@@ -789,8 +772,16 @@ export async function restore(repo: Repository, snapshot: Snapshot, opts: Restor
   await makeTarget(opts.target);
   const select: Select = includes.length === 0 || includes.some((p) => p.length === 0) ? 'all' : includes.map((rest, idx) => ({ rest, idx }));
   try {
-    await r.restoreDir(snapshot.root, target, '', select, target);
+    // The walk first (folders made, every file's contents planned), then the reads, then metadata.
+    const walk = await r.restoreDir(snapshot.root, target, '', select, target);
+    await r.plan.finish();
+    await walk.done;
+  } catch (e) {
+    r.plan.abandon(e);
+    await r.plan.finish();
+    throw e;
   } finally {
+    r.plan.close();
     await r.writers?.close();
   }
   if (select !== 'all') {

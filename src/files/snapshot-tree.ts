@@ -4,14 +4,17 @@
  * never opens what two snapshots share.
  */
 import { fromHex, type Hex } from '../repo/ids.js';
-import type { PackReader, Repository } from '../repo/repository.js';
+import type { ReadAhead, Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError } from '../util/errors.js';
 import type { Listing, Tree, TreeNode } from '../tree/tree.js';
 import { DirPages, fileContent, loadDir, type TreeEntry } from './tree.js';
 
-/** Chunks of a file asked for ahead while it is read from a network store (up to 8 MiB each, 1 MiB on average). */
+/** Chunks of a file asked for ahead while it is read (1 MiB on average), within READ_KEEP. */
 const READ_AHEAD = 16;
+/** The planner's budget for reading files, and the part of it blobs read ahead may hold. */
+const READ_BUDGET = 32 * 1024 * 1024;
+const READ_KEEP = 16 * 1024 * 1024;
 
 export interface SnapshotNode extends TreeNode {
   /** The stored entry (undefined for the root). */
@@ -46,8 +49,8 @@ function toNode(e: TreeEntry): SnapshotNode {
 }
 
 export class SnapshotTree implements Tree {
-  /** Reads file contents from a network store pack by pack (see read). */
-  private reader: PackReader | undefined;
+  /** Reads file contents pack by pack, ahead of where they are read (see read and prefetch). */
+  private ahead: ReadAhead | undefined;
 
   constructor(
     readonly repo: Repository,
@@ -79,37 +82,38 @@ export class SnapshotTree implements Tree {
     };
   }
 
+  /**
+   * A file's chunks in order (dump, tar, copy-out, the dashboard's downloads), a few ahead through
+   * the restore planner, so a large file costs a request per pack span, not one per chunk.
+   */
   async *read(file: TreeNode, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     const e = (file as SnapshotNode).entry;
     if (e === undefined || e.type !== 'file') return;
-    const ids = await fileContent(this.repo, e);
-    if (!this.repo.remote) {
-      for (const id of ids) {
-        signal?.throwIfAborted();
-        yield await this.repo.loadBlob(fromHex(id));
-      }
-      return;
-    }
-    // From a network store (dump, tar, the dashboard's downloads): a few chunks asked ahead through
-    // the restore planner, so a large file costs a request per pack span, not one per chunk.
-    this.reader ??= this.repo.packReader({ budget: 32 * 1024 * 1024 });
-    const reader = this.reader;
-    const ahead: Promise<Uint8Array>[] = [];
-    let next = 0;
-    const more = () => {
-      while (next < ids.length && ahead.length < READ_AHEAD) {
-        const p = this.repo.loadPlanned(reader, fromHex(ids[next++]!));
-        p.catch(() => undefined); // awaited (and rethrown) in turn below
-        ahead.push(p);
-      }
-    };
-    more();
-    while (ahead.length > 0) {
+    const ids = (await fileContent(this.repo, e)).map(fromHex);
+    const ahead = this.readAhead();
+    for (let k = 0; k < ids.length; k++) {
       signal?.throwIfAborted();
-      const data = await ahead.shift()!;
-      more();
-      yield data;
+      ahead.prefetch(ids.slice(k, k + READ_AHEAD));
+      yield await ahead.load(ids[k]!);
     }
+  }
+
+  /**
+   * The files a caller will read next, in order (a tar of a folder, a copy of one): their first
+   * chunks are read ahead, with the others asked for meanwhile, until READ_KEEP bytes are held. A
+   * folder of small files then costs a request per pack span, not one per file.
+   */
+  prefetch(files: readonly TreeNode[]): number {
+    const ahead = this.readAhead();
+    for (const [k, f] of files.entries()) {
+      const content = (f as SnapshotNode).entry?.content;
+      if (f.type === 'file' && content && !ahead.prefetch(content.slice(0, READ_AHEAD).map(fromHex))) return k;
+    }
+    return files.length;
+  }
+
+  private readAhead(): ReadAhead {
+    return (this.ahead ??= this.repo.readAhead({ budget: READ_BUDGET, keep: READ_KEEP }));
   }
 
   readlink(link: TreeNode): Promise<Buffer> {

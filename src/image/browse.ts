@@ -9,7 +9,7 @@ import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { loadManifest } from './imager.js';
 import { partitionText, type ImageManifest, type ImagePartition } from './manifest.js';
-import { snapshotSource, type SnapshotSource } from './snapshot-source.js';
+import { snapshotSource, type BlobLoader, type SnapshotSource } from './snapshot-source.js';
 import { filesystems } from './fs/index.js';
 import type { FilesystemReader } from './fs/types.js';
 
@@ -24,7 +24,19 @@ export async function openImageSnapshot(repo: Repository, ref: string): Promise<
   const { id, snapshot } = await repo.findSnapshot(ref, (s) => s.kind === 'image');
   if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image; use "lifeboat ls".`);
   const manifest = await loadManifest(repo, snapshot.root);
-  return { id, snapshot, manifest, source: snapshotSource(repo, manifest) };
+  return { id, snapshot, manifest, source: snapshotSource(plannedLoader(repo), manifest) };
+}
+
+/**
+ * Chunks of a browsed image through the restore planner with a read-ahead (Repository.readAhead):
+ * the chunks a read asks for at once, and the ones after them the source offers to prefetch, come
+ * with one request per pack span and stay sealed until asked for (at most 8 MiB of them), so
+ * copying a folder of small files out of an image costs a request per few hundred KiB of image,
+ * not one per chunk.
+ */
+function plannedLoader(repo: Repository): BlobLoader {
+  const ahead = repo.readAhead({ budget: 32 * 1024 * 1024, keep: 8 * 1024 * 1024 });
+  return { loadBlob: (id) => ahead.load(id), prefetch: (ids) => ahead.prefetch(ids, true) };
 }
 
 /** "2", "2:", "2:/docs/a.txt" → partition 2 and the path ('/' when none). */

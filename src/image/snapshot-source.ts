@@ -11,7 +11,16 @@ import type { BlockSource } from './source.js';
 /** The one thing this source needs from a repository (kept narrow: it cannot write by mistake). */
 export interface BlobLoader {
   loadBlob(id: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Blobs likely to be loaded soon (the chunks after one just missed: a file, an inode table, a
+   * folder of small files lies in consecutive chunks), for a loader that reads them with the
+   * miss at little cost (browse.ts: the same pack span, kept sealed until asked for).
+   */
+  prefetch?(ids: readonly Uint8Array[]): void;
 }
+
+/** Chunks after a missed one offered to the loader's prefetch. */
+const PREFETCH_CHUNKS = 16;
 
 /** Default cache: 16 MiB of decoded chunks (64 chunks of 256 KiB, 256 of 64 KiB). */
 const CACHE_BYTES = 16 * 1024 * 1024;
@@ -72,6 +81,14 @@ export function snapshotSource(repo: BlobLoader, m: ImageManifest, opts: { cache
     const p = page(Math.floor(i / m.chunksPerPage)).then(async (ids) => {
       const id = ids[i % m.chunksPerPage];
       if (!id) return undefined;
+      if (repo.prefetch) {
+        const next: Uint8Array[] = [];
+        for (let j = i + 1; j < i + 1 + PREFETCH_CHUNKS && j % m.chunksPerPage !== 0 && j < chunkCount; j++) {
+          const nid = ids[j % m.chunksPerPage];
+          if (nid && !cache.has(j)) next.push(nid);
+        }
+        if (next.length > 0) repo.prefetch(next);
+      }
       stats.chunkLoads++;
       const data = await repo.loadBlob(id);
       if (data.length !== len) throw new LifeboatError('corrupt', `A chunk of this image has ${data.length} bytes where ${len} were expected; the repository is damaged.`);

@@ -91,3 +91,57 @@ test('the planner holds reads back while the budget is full, and a failed read f
     assert.equal(r.status, inBad ? 'rejected' : 'fulfilled', `blob ${k}`);
   }
 });
+
+test('readAll reads a known list pack by pack in the order first listed, a few reads at once within the budget; a failed read reaches only its blobs', async (t) => {
+  const { repo, store, blobs, packs } = await setup(t);
+  const reader = repo.packReader({ budget: 16 * 1024 * 1024, ahead: 2 });
+  const order = [...blobs].reverse(); // the last pack first
+  const got: number[] = [];
+  const before = store.counts.get;
+  let held = 0;
+  let maxHeld = 0;
+  await reader.readAll(
+    order.map((b) => b.id),
+    (k, lease, error) => {
+      assert.equal(error, undefined);
+      assert.ok(lease);
+      got.push(k);
+      held += lease.blob.env.length;
+      maxHeld = Math.max(maxHeld, held);
+      // Released a little later, as a worker would.
+      setTimeout(() => {
+        held -= lease.blob.env.length;
+        lease.release();
+      }, 5);
+    },
+  );
+  assert.equal(got.length, blobs.length);
+  assert.equal(store.counts.get - before, packs.size, 'one read per pack');
+  assert.ok(got.indexOf(0) < got.indexOf(blobs.length - 1), 'the pack listed first is read first');
+  assert.ok(maxHeld <= 16 * 1024 * 1024 + 9 * 1024 * 1024, `${maxHeld} bytes held at most`);
+
+  // A missing pack: its blobs get the error, the others their leases; a blob not indexed gets neither.
+  const lost = repo.index.get(blobs[0]!.id)!.packId;
+  await store.delete(Names.pack(lost));
+  const results = new Map<number, string>();
+  await reader.readAll([...blobs.map((b) => b.id), randomBytes(32)], (k, lease, error) => {
+    results.set(k, error !== undefined ? 'error' : lease ? 'lease' : 'none');
+    lease?.release();
+  });
+  for (const [k, b] of blobs.entries()) assert.equal(results.get(k), repo.index.get(b.id)!.packId === lost ? 'error' : 'lease', `blob ${k}`);
+  assert.equal(results.get(blobs.length), 'none');
+});
+
+test('readAhead: prefetched blobs come with one read per pack span, stay sealed until loaded, and stop at the bytes they may hold', async (t) => {
+  const { repo, store, blobs } = await setup(t);
+  const ahead = repo.readAhead({ budget: 32 * 1024 * 1024, keep: 4 * 1024 * 1024 });
+  const before = store.counts.get;
+  ahead.prefetch(blobs.slice(0, 8).map((b) => b.id)); // only about four fit
+  for (const b of blobs.slice(0, 8)) assert.ok(Buffer.from(await ahead.load(b.id)).equals(b.data));
+  const reads = store.counts.get - before;
+  assert.ok(reads >= 2 && reads <= 6, `${reads} reads for 8 blobs, 4 prefetched`);
+  // With drop (guesses), the oldest make room: nothing waits, and loads of dropped ones read again.
+  ahead.prefetch(blobs.slice(8, 16).map((b) => b.id), true);
+  for (const b of blobs.slice(8, 16)) assert.ok(Buffer.from(await ahead.load(b.id)).equals(b.data));
+  ahead.clear();
+});

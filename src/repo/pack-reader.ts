@@ -73,6 +73,15 @@ export function ownCopy(view: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * A second lease on the blob `lease` holds, in buffers of its own (to hand the same blob to two
+ * threads); outside the budget, so keep such copies few and short-lived.
+ */
+export function copyLease(lease: Lease): Lease {
+  const b = lease.blob;
+  return { blob: { ...b, id: new Uint8Array(b.id), env: ownCopy(b.env) }, release: () => undefined };
+}
+
 export class PackReader {
   /** Asked for and not yet planned, by id (hex). */
   private pending = new Map<string, Want>();
@@ -122,6 +131,47 @@ export class PackReader {
         setImmediate(() => void this.run());
       }
     });
+  }
+
+  /**
+   * Reads every blob of `ids` (distinct ids: the caller maps each to the places that need it), pack
+   * by pack in the order the packs first appear in `ids`, each pack with as few requests as plan()
+   * allows, `ahead` at once within the budget, and hands each blob over as its read arrives:
+   * `each(k, lease)` for ids[k], or `each(k, undefined, error)` for the blobs of a failed read. A blob
+   * the index does not hold, or holds as a delta, gets `each(k, undefined)` at once (the caller
+   * loads it another way). Once `stop` is aborted, no further read starts and the blobs not read
+   * yet are never handed over. Resolves when every read started has been handed over (leases may
+   * still be held).
+   */
+  async readAll(ids: readonly Uint8Array[], each: (k: number, lease: Lease | undefined, error?: unknown) => void, stop?: AbortSignal): Promise<void> {
+    const wants: Want[] = [];
+    for (const [k, id] of ids.entries()) {
+      const loc = this.index.get(id);
+      if (!loc || loc.type === BlobType.delta) {
+        each(k, undefined);
+        continue;
+      }
+      wants.push({
+        id: new Uint8Array(id),
+        packId: loc.packId,
+        offset: loc.offset,
+        length: loc.length,
+        type: loc.type,
+        rawLength: loc.rawLength,
+        waiters: [{ resolve: (l) => each(k, l), reject: (e) => each(k, undefined, e) }],
+      });
+    }
+    const reads: Promise<void>[] = [];
+    for (const r of plan(wants, this.gap, Math.min(READ_RUN, Math.max(1, this.budget >> 1)))) {
+      await this.room(r.end - r.start);
+      if (stop?.aborted) {
+        this.free(r.end - r.start);
+        break;
+      }
+      this.inFlight++;
+      reads.push(this.read(r));
+    }
+    await Promise.all(reads);
   }
 
   /** Plans and reads what is pending, and what is asked meanwhile, until nothing is. */
@@ -240,4 +290,73 @@ export function plan(wants: readonly Want[], gap: number, maxRun: number): Run[]
     }
   }
   return runs;
+}
+
+/**
+ * Blobs loaded through a restore planner with a read-ahead: `prefetch(ids)` asks for blobs the
+ * caller expects to load soon, in the order it will (read with whatever is asked meanwhile, one
+ * request per pack span, and kept sealed: nothing is decrypted until asked for); `load(id)` takes
+ * a prefetched blob or reads it. Prefetched blobs not yet loaded hold at most about `keep` bytes:
+ * once they do, prefetching stops, or with `drop` (guesses, such as the chunks after one read)
+ * the oldest are dropped to make room. Keep `keep` at most half the reader's budget.
+ */
+export class ReadAhead {
+  private readonly held = new Map<string, { readonly lease: Promise<Lease | undefined>; readonly bytes: number }>();
+  private heldBytes = 0;
+
+  constructor(
+    private readonly reader: PackReader,
+    private readonly index: MasterIndex,
+    private readonly keep: number,
+    /** Opens a sealed blob (decrypt, decompress, check). */
+    private readonly open: (blob: SealedBlob) => Promise<Uint8Array>,
+    /** Loads a blob the reader does not read (a delta, or one the index lacks: the error says so). */
+    private readonly loadAlone: (id: Uint8Array) => Promise<Uint8Array>,
+  ) {}
+
+  /** Asks for `ids` ahead; false when prefetching stopped before the end of them (`keep` bytes held). */
+  prefetch(ids: readonly Uint8Array[], drop = false): boolean {
+    for (const id of ids) {
+      if (!drop && this.heldBytes >= this.keep) return false;
+      const key = toHex(id);
+      const loc = this.index.get(id);
+      if (this.held.has(key) || !loc || loc.type === BlobType.delta) continue;
+      const lease = this.reader.get(id);
+      lease.catch(() => undefined); // a failed prefetch is read again when loaded
+      this.held.set(key, { lease, bytes: loc.length });
+      this.heldBytes += loc.length;
+    }
+    for (const [key, h] of this.held) {
+      if (this.heldBytes <= this.keep) break;
+      this.drop(key, h);
+    }
+    return true;
+  }
+
+  async load(id: Uint8Array): Promise<Uint8Array> {
+    const key = toHex(id);
+    const h = this.held.get(key);
+    const lease = h ? (this.take(key, h), await h.lease.catch(() => undefined)) : await this.reader.get(id);
+    if (!lease) return this.loadAlone(id);
+    try {
+      return await this.open(lease.blob);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** Drops every prefetched blob not loaded. */
+  clear(): void {
+    for (const [key, h] of this.held) this.drop(key, h);
+  }
+
+  private take(key: string, h: { readonly bytes: number }): void {
+    this.held.delete(key);
+    this.heldBytes -= h.bytes;
+  }
+
+  private drop(key: string, h: { readonly lease: Promise<Lease | undefined>; readonly bytes: number }): void {
+    this.take(key, h);
+    void h.lease.then((l) => l?.release(), () => undefined);
+  }
 }

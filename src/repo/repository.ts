@@ -31,7 +31,7 @@ import { applyDelta, parseDelta, type Delta } from './delta.js';
 import { addKey, newRecoveryKey, unlockKeys, type KeySlot } from './keys.js';
 import { conflicts, isStale, LOCK_REFRESH_MS, LOCK_STALE_MS, lockedError, newLockInfo, type LockInfo } from './lock.js';
 import { MasterIndex } from './master-index.js';
-import { ownCopy, PackReader, type PackReaderOptions } from './pack-reader.js';
+import { ownCopy, PackReader, ReadAhead, type PackReaderOptions } from './pack-reader.js';
 import { decodeSealedBlob } from './pack-check.js';
 import { BlobType, headerLengthFromTrailer, openBlob, packKindOf, PACK_TRAILER_BYTES, PackWriter, parsePackHeader, StageBuffers, type PackEntry } from './pack.js';
 import { encodeSignedJson } from './signed-json.js';
@@ -41,6 +41,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 
 export { FORMAT_VERSION, type RepoConfig } from './config.js';
 export type { Lease, PackReader, PackReaderOptions } from './pack-reader.js';
+export { copyLease, type ReadAhead } from './pack-reader.js';
 
 export interface SaveResult {
   readonly id: Buffer;
@@ -563,6 +564,16 @@ export class Repository {
    */
   packReader(options?: PackReaderOptions): PackReader {
     return new PackReader(this.store, this.index, options);
+  }
+
+  /**
+   * Blobs loaded as loadBlob does, through a restore planner of their own with a read-ahead
+   * (pack-reader.ts ReadAhead): blobs the caller expects to need soon are read with one request per
+   * pack span and kept sealed, at most `keep` bytes of them, until loaded.
+   */
+  readAhead(options: { readonly budget: number; readonly keep: number }): ReadAhead {
+    const reader = this.packReader({ budget: options.budget });
+    return new ReadAhead(reader, this.index, options.keep, (b) => this.decodeBlob(b.type, b.id, b.env, b.rawLength, b.packName), (id) => this.loadBlob(id));
   }
 
   /**

@@ -222,12 +222,21 @@ export class RemoteStore implements Store, LeftoverRemover {
         else finish(new StoreError('io', `Could not reach the Lifeboat server at ${this.at.origin} (${e.code ?? e.message}); check that it is running and reachable from this computer.`, true, { cause: e }));
       });
       req.on('response', (res) => {
+        // A body of announced length (a pack span) goes straight into one buffer of its own, which
+        // the caller may hand to a worker thread whole; any other is gathered and joined.
+        const announced = Number(res.headers['content-length']);
+        const whole = method === 'GET' && res.statusCode === 200 && Number.isSafeInteger(announced) && announced > 0 && announced <= REMOTE_MAX_OBJECT ? Buffer.allocUnsafeSlow(announced) : undefined;
+        let got = 0;
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('data', (c: Buffer) => {
+          if (whole && got + c.length <= whole.length) whole.set(c, got);
+          else chunks.push(c);
+          got += c.length;
+        });
         res.on('error', (e) => finish(new StoreError('io', `The connection to the Lifeboat server at ${this.at.origin} broke during an answer (${e.message}).`, true, { cause: e })));
         res.on('end', () => {
-          if (!res.complete) finish(new StoreError('io', `The Lifeboat server at ${this.at.origin} sent an incomplete answer.`, true));
-          else finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+          if (!res.complete || (whole && got !== whole.length)) finish(new StoreError('io', `The Lifeboat server at ${this.at.origin} sent an incomplete answer.`, true));
+          else finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: whole ?? Buffer.concat(chunks) });
         });
       });
       if (o.body) req.end(o.body, () => (bodySent = true));

@@ -114,12 +114,31 @@ export interface DumpTarOptions {
   readonly onSkip?: (path: string, why: string) => void;
 }
 
+/** Entries walked ahead of the one written, so the tree can read their files ahead (Tree.prefetch). */
+const LOOKAHEAD = 1024;
+/** Entries offered to the read-ahead at a time. */
+const PREFETCH_BATCH = 64;
+
 /** Writes `node` (a folder's contents when `node` is the tree's root) and everything below as a tar stream, then its end marker. */
 export async function dumpTar(tree: Tree, node: TreeNode, out: NodeJS.WritableStream, o: DumpTarOptions = {}): Promise<void> {
   const top = node.name.length === 0 ? '' : nodeName(node);
   if (top !== '') await writeEntry(tree, node.name, node, out, o);
   if (node.type === 'dir') {
-    for await (const f of walk(tree, node, top, o)) await writeEntry(tree, Buffer.from(f.path.replace(/^\//, ''), 'utf8'), f.node, out, o);
+    const entries = walk(tree, node, top, o)[Symbol.asyncIterator]();
+    const queue: { path: string; node: TreeNode }[] = [];
+    let offered = 0; // entries at the head of the queue the tree took for its read-ahead
+    for (let more = true; ; ) {
+      while (more && queue.length < LOOKAHEAD) {
+        const n = await entries.next();
+        if (n.done) more = false;
+        else queue.push(n.value);
+      }
+      if (tree.prefetch && offered < queue.length) offered += tree.prefetch(queue.slice(offered, offered + PREFETCH_BATCH).map((q) => q.node));
+      const f = queue.shift();
+      if (!f) break;
+      offered = Math.max(0, offered - 1);
+      await writeEntry(tree, Buffer.from(f.path.replace(/^\//, ''), 'utf8'), f.node, out, o);
+    }
   }
   await write(out, Buffer.alloc(2 * BLOCK));
 }

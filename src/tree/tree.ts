@@ -60,6 +60,11 @@ export interface Tree {
   confined?(e: unknown): boolean;
   /** A folder's entries for paging, where the tree can give a range without decoding the whole folder. */
   listing?(dir: TreeNode): Promise<Listing>;
+  /**
+   * Entries the caller will read next, in that order: a tree that reads from a repository reads
+   * their files ahead. Returns how many of them, from the first, it took (the rest did not fit yet).
+   */
+  prefetch?(entries: readonly TreeNode[]): number;
 }
 
 /** A folder's entries in the order of `list`, a range at a time (a page of a folder of 100,000 entries). */

@@ -1,0 +1,398 @@
+/**
+ * The restore plan: the contents a restore writes, gathered from its walk before anything is read,
+ * then read pack by pack, as restic's restorer does. The restorer walks the snapshot (folders made,
+ * names and overwrites decided) and adds each file it will write: a single-chunk file as one job
+ * (a worker creates it with its data, owner, mode and times), a larger one as the list of its chunks
+ * and their places. Nothing is read while the walk adds; a segment is read when it is full or the
+ * walk is over: its distinct blobs go to the restore planner (Repository.packReader readAll) in the
+ * order the walk first needed them, so each pack is read with one request per dense span (a few
+ * per pack), a few reads in flight within the planner's budget, and each blob goes, as its read
+ * arrives, to every file and place that needs it (a chunk many files share is opened once and
+ * written to all of them; a small file's blob is copied for each further file).
+ *
+ * A larger file is created when its first chunk arrives and handed back open once its last chunk is
+ * written; the caller sets its length and metadata and closes it. A file whose data is damaged or
+ * missing (a failed read, a worker's failed check) is rejected with that error and its other
+ * chunks are skipped; the others go on. A failure of the store or of the drive (anything but
+ * damage) stops the reads: every file not yet written is rejected with it.
+ *
+ * Memory: a segment holds at most SEGMENT.files files, SEGMENT.open larger files (each open from
+ * its first chunk to its last: the descriptors in use) and about SEGMENT.places chunk places; a file
+ * is added whole, so one file larger than that makes a segment of its own. The walk goes on into
+ * the next segment while one is read, and waits when that one is full too: two segments at most.
+ */
+import { constants as C } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { fromHex, type Hex } from '../repo/ids.js';
+import { copyLease, type Lease, type PackReader, type Repository } from '../repo/repository.js';
+import { Semaphore } from '../util/concurrency.js';
+import { LifeboatError, errnoCode } from '../util/errors.js';
+import { holesWithin, JOBS_IN_FLIGHT, replyError, writeSkippingHoles, type ChunkTarget, type FileWriters, type RestoreFileReply } from './restore-workers.js';
+import type { TreeEntry } from './tree.js';
+
+/**
+ * Envelopes read and not yet written, at most (the restore planner's budget, pack-reader.ts). From
+ * a network store 64 MiB keeps both workers fed while a few pack spans are on the way; a local
+ * drive answers at once, and 16 MiB keeps the peak low (a 137 MB tree: 64 MiB cost +35 MiB of
+ * peak memory).
+ */
+const READ_BUDGET = 16 * 1024 * 1024;
+const READ_BUDGET_REMOTE = 64 * 1024 * 1024;
+/** Pack reads in flight at once. */
+const READS_AHEAD = 4;
+const READS_AHEAD_REMOTE = 6;
+/**
+ * Blobs of one pack this close together are read with one request. A network request costs more
+ * than reading a MiB more over it (restic reads across gaps of up to 4 MiB).
+ */
+const READ_GAP_REMOTE = 1024 * 1024;
+
+/**
+ * A segment's bounds: files, larger files (open from their first chunk to their last) and chunk
+ * places. Changed by tests only, to make many segments of a small restore.
+ */
+export const SEGMENT = { files: 16384, open: 256, places: 262144 };
+
+/** Where a planned file sits in its segment: emptied once it is settled, so what it held can go. */
+interface Slot {
+  readonly list: (Planned | undefined)[];
+  readonly idx: number;
+}
+
+interface Small extends Slot {
+  readonly kind: 'small';
+  readonly path: Buffer;
+  readonly e: TreeEntry;
+  readonly owner: { uid: number; gid: number } | undefined;
+  settled: boolean;
+  readonly resolve: (r: RestoreFileReply) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+interface Chunked extends Slot {
+  readonly kind: 'chunked';
+  readonly path: Buffer;
+  readonly holes: readonly number[];
+  /** Chunk places not yet written (or given up). */
+  left: number;
+  /** Opened when the first chunk arrives. */
+  fh?: Promise<fsp.FileHandle>;
+  failure?: unknown;
+  settled: boolean;
+  readonly resolve: (fh: fsp.FileHandle | undefined) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+type Planned = Small | Chunked;
+
+const NO_USES: number[] = [];
+
+class Segment {
+  /** The files added, each until it is settled. */
+  readonly files: (Planned | undefined)[] = [];
+  /** Distinct blobs, in the order first needed. */
+  readonly ids: Uint8Array[] = [];
+  private readonly byId = new Map<Hex, number>();
+  /** Per blob: (index in files, place in the file) pairs, until it is handed over. */
+  readonly uses: number[][] = [];
+  places = 0;
+  open = 0;
+
+  use(id: Hex, file: number, pos: number): void {
+    let k = this.byId.get(id);
+    if (k === undefined) {
+      k = this.ids.length;
+      this.byId.set(id, k);
+      this.ids.push(fromHex(id));
+      this.uses.push([]);
+    }
+    this.uses[k]!.push(file, pos);
+    this.places++;
+  }
+
+  full(): boolean {
+    return this.files.length >= SEGMENT.files || this.open >= SEGMENT.open || this.places >= SEGMENT.places;
+  }
+}
+
+/** Damage to the repository loses the files it touches; anything else (the store, the drive, an abort) stops the restore. */
+function stops(e: unknown): boolean {
+  if (e instanceof LifeboatError) return e.code !== 'corrupt' && e.code !== 'not-found';
+  if (e instanceof Error && e.name === 'AbortError') return true;
+  return ['ENOSPC', 'EDQUOT', 'EROFS'].includes(errnoCode(e) ?? '');
+}
+
+export class ContentPlan {
+  private seg = new Segment();
+  private flushing: Promise<void> | undefined;
+  /** The walk is over: whatever is added from now on (a hard link restored as a copy) is read at once. */
+  private finished = false;
+  private readonly jobs = new Semaphore(JOBS_IN_FLIGHT);
+  /** Aborted on the caller's abort or on a failure that stops the restore. */
+  private readonly stop = new AbortController();
+  private readonly onAbort = () => this.halt(this.signal!.reason);
+  /** Reads the blobs, pack by pack, within a budget (repo's restore planner). */
+  readonly reader: PackReader;
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly writers: FileWriters | undefined,
+    /** Called with the bytes of file content written, as they are. */
+    private readonly onBytes: (n: number) => void,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.reader = repo.remote ? repo.packReader({ budget: READ_BUDGET_REMOTE, ahead: READS_AHEAD_REMOTE, gap: READ_GAP_REMOTE }) : repo.packReader({ budget: READ_BUDGET, ahead: READS_AHEAD });
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /** Waits until the walk may add more: the current segment is not full (or is being read, and the one before is done). */
+  async room(): Promise<void> {
+    while (this.seg.full()) {
+      if (this.flushing) await this.flushing;
+      else this.flush();
+    }
+  }
+
+  /**
+   * Creates single-chunk file `e` at `path` (on a worker) with the blob `id` (indexed, in full);
+   * resolves with the worker's reply once it is written.
+   */
+  addSmall(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, id: Hex): Promise<RestoreFileReply> {
+    return new Promise((resolve, reject) => {
+      const seg = this.seg;
+      const idx = seg.files.length;
+      seg.use(id, idx, 0);
+      seg.files.push({ kind: 'small', list: seg.files, idx, path, e, owner, settled: false, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /**
+   * Writes the chunks (id, place) of a file at `path`, skipping `holes`: the file is created with
+   * the first chunk that arrives. Resolves with it still open once every chunk is written
+   * (undefined when `chunks` is empty: nothing was created), for the caller to finish and close.
+   */
+  addChunked(path: Buffer, holes: readonly number[], chunks: readonly (readonly [Hex, number])[]): Promise<fsp.FileHandle | undefined> {
+    if (chunks.length === 0) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      const seg = this.seg;
+      const idx = seg.files.length;
+      seg.files.push({ kind: 'chunked', list: seg.files, idx, path, holes, left: chunks.length, settled: false, resolve, reject });
+      seg.open++;
+      for (const [id, pos] of chunks) seg.use(id, idx, pos);
+      this.kick();
+    });
+  }
+
+  /** Reads and writes everything added; resolves once every file added is settled. */
+  async finish(): Promise<void> {
+    this.finished = true;
+    while (this.flushing || this.seg.files.length > 0) {
+      if (this.flushing) await this.flushing;
+      else this.flush();
+    }
+  }
+
+  /** Rejects every file not yet written with `why` and stops reading. */
+  abandon(why: unknown): void {
+    this.halt(why);
+    for (const f of this.seg.files) if (f) this.settle(f, why);
+    this.seg = new Segment();
+  }
+
+  close(): void {
+    this.signal?.removeEventListener('abort', this.onAbort);
+  }
+
+  private halt(why: unknown): void {
+    if (!this.stop.signal.aborted) this.stop.abort(why);
+  }
+
+  private flush(): void {
+    const seg = this.seg;
+    this.seg = new Segment();
+    this.flushing = this.run(seg).finally(() => {
+      this.flushing = undefined;
+      this.kick();
+    });
+  }
+
+  /** Once the walk is over, reads what was added (after the segment being read, if any). */
+  private kick(): void {
+    if (!this.finished || this.flushing) return;
+    setImmediate(() => {
+      if (!this.flushing && this.seg.files.length > 0) this.flush();
+    });
+  }
+
+  private async run(seg: Segment): Promise<void> {
+    const work = new Set<Promise<void>>();
+    try {
+      if (!this.stop.signal.aborted) {
+        await this.reader.readAll(
+          seg.ids,
+          (k, lease, error) => {
+            const p = this.deliver(seg, k, lease, error);
+            work.add(p);
+            void p.finally(() => work.delete(p));
+          },
+          this.stop.signal,
+        );
+      }
+      while (work.size > 0) await Promise.all([...work]);
+    } catch (e) {
+      this.halt(e);
+    }
+    // A stop, or a bug: nothing is left waiting.
+    const why: unknown = this.stop.signal.aborted ? this.stop.signal.reason : new Error('the restore plan ended before this file was written');
+    for (const f of seg.files) if (f && !f.settled) await this.giveUp(f, why);
+  }
+
+  /** Hands blob k to every file that needs it; never rejects (each file gets its own outcome). */
+  private async deliver(seg: Segment, k: number, lease: Lease | undefined, error: unknown): Promise<void> {
+    const uses = seg.uses[k]!;
+    seg.uses[k] = NO_USES;
+    const small: Small[] = [];
+    const chunked: [Chunked, number][] = [];
+    for (let i = 0; i < uses.length; i += 2) {
+      const f = seg.files[uses[i]!];
+      if (!f) continue; // given up already
+      if (f.kind === 'small') small.push(f);
+      else chunked.push([f, uses[i + 1]!]);
+    }
+    if (error !== undefined || this.stop.signal.aborted) {
+      lease?.release();
+      const why = error ?? this.stop.signal.reason;
+      for (const f of small) this.settle(f, why);
+      for (const [f] of chunked) await this.placed(f, why);
+      return;
+    }
+    if (!lease) return this.deliverLoaded(seg.ids[k]!, small, chunked);
+    // The read's buffer goes to the chunk job, or to the last small file; the others get copies.
+    const jobs: Promise<void>[] = [];
+    for (const [j, f] of small.entries()) jobs.push(this.writeSmall(f, chunked.length === 0 && j === small.length - 1 ? lease : copyLease(lease)));
+    if (chunked.length > 0) jobs.push(this.writeChunk(chunked, lease));
+    await Promise.all(jobs);
+  }
+
+  private async writeSmall(f: Small, lease: Lease): Promise<void> {
+    if (!this.jobs.tryAcquire()) await this.jobs.acquire();
+    try {
+      this.settle(f, undefined, await this.writers!.writeFile(f.path, f.e, f.owner, lease));
+    } catch (e) {
+      this.settle(f, e);
+    } finally {
+      this.jobs.release();
+    }
+  }
+
+  /** Writes one chunk to each of its places (files that failed meanwhile are skipped). */
+  private async writeChunk(places: readonly [Chunked, number][], lease: Lease): Promise<void> {
+    const to: ChunkTarget[] = [];
+    const files: Chunked[] = [];
+    const length = lease.blob.rawLength;
+    for (const [f, pos] of places) {
+      try {
+        if (f.failure !== undefined) throw f.failure;
+        to.push({ fd: (await this.open(f)).fd, pos, holes: holesWithin(f.holes, pos, length) });
+        files.push(f);
+      } catch (e) {
+        await this.placed(f, e);
+      }
+    }
+    if (files.length === 0) return lease.release();
+    let failure: unknown;
+    if (!this.writers) {
+      try {
+        const b = lease.blob;
+        const plain = await this.repo.decodeBlob(b.type, b.id, b.env, b.rawLength, b.packName);
+        for (const t of to) writeSkippingHoles(t.fd, plain, t.pos, t.holes);
+        this.onBytes(plain.length * to.length);
+      } catch (e) {
+        failure = e;
+      } finally {
+        lease.release();
+      }
+    } else {
+      if (!this.jobs.tryAcquire()) await this.jobs.acquire();
+      try {
+        const r = await this.writers.writeChunk(to, lease);
+        failure = replyError(r);
+        if (r.status === 'ok') this.onBytes(r.bytes * to.length);
+      } catch (e) {
+        failure = e;
+      } finally {
+        this.jobs.release();
+      }
+    }
+    for (const f of files) await this.placed(f, failure);
+  }
+
+  /** A blob the planner does not read (a delta, rebuilt by the repository, or one missing from the index). */
+  private async deliverLoaded(id: Uint8Array, small: readonly Small[], chunked: readonly [Chunked, number][]): Promise<void> {
+    let data: Uint8Array | undefined;
+    let failure: unknown;
+    try {
+      data = await this.repo.loadBlob(id);
+    } catch (e) {
+      failure = e;
+    }
+    // A small file is planned only for a blob the index holds in full: gone, it is damage.
+    for (const f of small) this.settle(f, failure ?? this.repo.notIndexed(id));
+    for (const [f, pos] of chunked) {
+      let err = failure ?? f.failure;
+      if (err === undefined && data) {
+        try {
+          writeSkippingHoles((await this.open(f)).fd, data, pos, f.holes);
+          this.onBytes(data.length);
+        } catch (e) {
+          err = e;
+        }
+      }
+      await this.placed(f, err);
+    }
+  }
+
+  private open(f: Chunked): Promise<fsp.FileHandle> {
+    if (!f.fh) {
+      f.fh = fsp.open(f.path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+      f.fh.catch(() => undefined); // awaited by each chunk; one rejection is not unhandled
+    }
+    return f.fh;
+  }
+
+  /** One place of `f` written (or given up with `failure`): the file is settled after its last. */
+  private async placed(f: Chunked, failure: unknown): Promise<void> {
+    if (failure !== undefined) {
+      f.failure ??= failure;
+      if (stops(failure)) this.halt(failure);
+    }
+    if (--f.left > 0) return;
+    if (f.failure === undefined) this.settle(f, undefined, await f.fh);
+    else await this.giveUp(f, f.failure);
+  }
+
+  /** Rejects `f` with `why`, closing it first if it was opened. */
+  private async giveUp(f: Planned, why: unknown): Promise<void> {
+    if (f.settled) return;
+    if (f.kind === 'chunked' && f.fh) {
+      f.settled = true; // while it closes
+      f.list[f.idx] = undefined;
+      await f.fh.then((h) => h.close()).catch(() => undefined);
+      f.reject(why);
+      return;
+    }
+    this.settle(f, why);
+  }
+
+  private settle(f: Planned, error: unknown, value?: RestoreFileReply | fsp.FileHandle): void {
+    if (f.settled) return;
+    f.settled = true;
+    f.list[f.idx] = undefined;
+    if (error !== undefined) {
+      if (stops(error)) this.halt(error);
+      f.reject(error);
+    } else if (f.kind === 'small') f.resolve(value as RestoreFileReply);
+    else f.resolve(value as fsp.FileHandle | undefined);
+  }
+}

@@ -52,6 +52,12 @@ const READ_GAP_REMOTE = 1024 * 1024;
  * places. Changed by tests only, to make many segments of a small restore.
  */
 export const SEGMENT = { files: 16384, open: 256, places: 262144 };
+/**
+ * From a local drive, segments of at most this many files: there a read costs no request, and a
+ * 16,384-file segment took the restore of 56,000 real files (a copy of /usr/share) from a 217 MB
+ * peak to 386–447 MB; 256 files gave 221 MB (1,024: 283 MB).
+ */
+const LOCAL_SEGMENT_FILES = 256;
 
 /** Where a planned file sits in its segment: emptied once it is settled, so what it held can go. */
 interface Slot {
@@ -110,8 +116,10 @@ class Segment {
     this.places++;
   }
 
+  constructor(private readonly maxFiles: number) {}
+
   full(): boolean {
-    return this.files.length >= SEGMENT.files || this.open >= SEGMENT.open || this.places >= SEGMENT.places;
+    return this.files.length >= Math.min(this.maxFiles, SEGMENT.files) || this.open >= SEGMENT.open || this.places >= SEGMENT.places;
   }
 }
 
@@ -123,7 +131,7 @@ function stops(e: unknown): boolean {
 }
 
 export class ContentPlan {
-  private seg = new Segment();
+  private seg: Segment;
   private flushing: Promise<void> | undefined;
   /** The walk is over: whatever is added from now on (a hard link restored as a copy) is read at once. */
   private finished = false;
@@ -142,7 +150,12 @@ export class ContentPlan {
     private readonly signal?: AbortSignal,
   ) {
     this.reader = repo.remote ? repo.packReader({ budget: READ_BUDGET_REMOTE, ahead: READS_AHEAD_REMOTE, gap: READ_GAP_REMOTE }) : repo.packReader({ budget: READ_BUDGET, ahead: READS_AHEAD });
+    this.seg = this.newSegment();
     signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  private newSegment(): Segment {
+    return new Segment(this.repo.remote ? SEGMENT.files : LOCAL_SEGMENT_FILES);
   }
 
   /** Waits until the walk may add more: the current segment is not full (or is being read, and the one before is done). */
@@ -197,7 +210,7 @@ export class ContentPlan {
   abandon(why: unknown): void {
     this.halt(why);
     for (const f of this.seg.files) if (f) this.settle(f, why);
-    this.seg = new Segment();
+    this.seg = this.newSegment();
   }
 
   close(): void {
@@ -210,7 +223,7 @@ export class ContentPlan {
 
   private flush(): void {
     const seg = this.seg;
-    this.seg = new Segment();
+    this.seg = this.newSegment();
     this.flushing = this.run(seg).finally(() => {
       this.flushing = undefined;
       this.kick();

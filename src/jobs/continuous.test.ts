@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyPolicyToGroup, type ForgetCandidate } from '../repo/forget.js';
 import * as fs from 'node:fs';
@@ -115,15 +115,8 @@ test('watch: a change is in a snapshot within settle + 5 s; an editor save by re
   assert.equal(((await stopped) as Error).name, 'AbortError');
 });
 
-test('watch: with the repository\'s drive unplugged, a snapshot fails with a warning and is taken when it is back, with nothing lost', async (t) => {
-  const d = tmp(t);
-  const home = join(d, 'home');
-  fs.mkdirSync(home);
-  fs.writeFileSync(join(home, 'a.txt'), 'a');
-  const drive = join(d, 'usb');
-  fs.mkdirSync(drive);
-  const repo = await newRepo(drive);
-  t.after(() => repo.close());
+/** A continuous loop over `home` that retries a failed snapshot after 300 ms; stopped when the test ends. */
+function retryingLoop(t: TestContext, repo: Repository, home: string): { snaps: BackupResult[]; warnings: string[] } {
   const snaps: BackupResult[] = [];
   const warnings: string[] = [];
   const ac = new AbortController();
@@ -140,6 +133,19 @@ test('watch: with the repository\'s drive unplugged, a snapshot fails with a war
     ac.abort();
     await loop;
   });
+  return { snaps, warnings };
+}
+
+test('watch: with the repository\'s drive unplugged, a snapshot fails with a warning and is taken when it is back, with nothing lost', async (t) => {
+  const d = tmp(t);
+  const home = join(d, 'home');
+  fs.mkdirSync(home);
+  fs.writeFileSync(join(home, 'a.txt'), 'a');
+  const drive = join(d, 'usb');
+  fs.mkdirSync(drive);
+  const repo = await newRepo(drive);
+  t.after(() => repo.close());
+  const { snaps, warnings } = retryingLoop(t, repo, home);
   await until('the first snapshot', () => snaps.length === 1);
   fs.renameSync(drive, join(d, 'usb-away')); // unplugged
   fs.writeFileSync(join(home, 'b.txt'), 'written while the drive was away');
@@ -163,22 +169,7 @@ test('watch: a snapshot that fails mid-write (the drive full) is taken again onc
   const store = new FaultStore(new LocalStore(join(d, 'repo')));
   const repo = await Repository.open(store, 'pw');
   t.after(() => repo.close());
-  const snaps: BackupResult[] = [];
-  const warnings: string[] = [];
-  const ac = new AbortController();
-  const loop = protectContinuously(repo, {
-    paths: [home],
-    settleMs: 100,
-    retryMs: 300,
-    retention: null,
-    signal: ac.signal,
-    onEvent: (e) => (e.type === 'warning' ? warnings.push(e.message) : undefined),
-    onSnapshot: (r) => snaps.push(r),
-  }).catch((e: unknown) => e);
-  t.after(async () => {
-    ac.abort();
-    await loop;
-  });
+  const { snaps, warnings } = retryingLoop(t, repo, home);
   await until('the first snapshot', () => snaps.length === 1);
   store.noSpaceAfterBytes = store.bytesStored + 100_000; // room for a little, not for what comes
   const big = randomBytes(3 << 20);

@@ -54,6 +54,13 @@ async function differences(repo: Repository, a: Hex, b: Hex, at = ''): Promise<s
   return out;
 }
 
+/** The one listing-cache file a backup wrote under `cacheDir` (one repository, one set of paths). */
+function cacheFile(cacheDir: string): string {
+  const [repoDir] = fs.readdirSync(cacheDir);
+  const [file] = fs.readdirSync(join(cacheDir, repoDir!));
+  return join(cacheDir, repoDir!, file!);
+}
+
 function manyFolders(src: string): void {
   for (let i = 0; i < 200; i++) {
     fs.mkdirSync(join(src, 'many', String(i % 20), 'deeper'), { recursive: true });
@@ -137,9 +144,7 @@ test('listing cache: a folder with a warning is never cached (the warning comes 
   }
 
   // Damage the cache file: it is ignored (every listing is loaded) and the backup is still right.
-  const [repoDir] = fs.readdirSync(cacheDir);
-  const [file] = fs.readdirSync(join(cacheDir, repoDir!));
-  const path = join(cacheDir, repoDir!, file!);
+  const path = cacheFile(cacheDir);
   const text = fs.readFileSync(path, 'latin1');
   fs.writeFileSync(path, text.replace(/"folders":\[\["([0-9a-f])/, (_m, c: string) => `"folders":[["${c === 'a' ? 'b' : 'a'}`), 'latin1');
   loads.n = 0;
@@ -157,9 +162,7 @@ test('listing cache: the next backup in the same process takes the cache from me
   const loads = countLoads(repo);
   const cacheDir = join(dir, 'cache');
   await backup(repo, { paths: [src], cacheDir });
-  const [repoDir] = fs.readdirSync(cacheDir);
-  const [file] = fs.readdirSync(join(cacheDir, repoDir!));
-  const path = join(cacheDir, repoDir!, file!);
+  const path = cacheFile(cacheDir);
   // Garbled in place with its size, inode and time (to the µs) kept: not read, so the cache still serves.
   const before = fs.statSync(path, { bigint: true });
   fs.writeFileSync(path, Buffer.alloc(Number(before.size), 0x20));

@@ -119,7 +119,7 @@ class Segment {
   constructor(private readonly maxFiles: number) {}
 
   full(): boolean {
-    return this.files.length >= Math.min(this.maxFiles, SEGMENT.files) || this.open >= SEGMENT.open || this.places >= SEGMENT.places;
+    return this.files.length >= this.maxFiles || this.open >= SEGMENT.open || this.places >= SEGMENT.places;
   }
 }
 
@@ -155,7 +155,7 @@ export class ContentPlan {
   }
 
   private newSegment(): Segment {
-    return new Segment(this.repo.remote ? SEGMENT.files : LOCAL_SEGMENT_FILES);
+    return new Segment(this.repo.remote ? SEGMENT.files : Math.min(SEGMENT.files, LOCAL_SEGMENT_FILES));
   }
 
   /** Waits until the walk may add more: the current segment is not full (or is being read, and the one before is done). */

@@ -105,6 +105,12 @@ test('ransomware drill: an append-only token backs up and restores, but cannot d
         const r = await fetch(url, { ...init, headers: { authorization: `Bearer ${laptop}` } });
         assert.equal(r.status, status, `${init.method} ${url}`);
       }
+      // A missing object: the store's sentence, but naming the repository, not the server's folder.
+      const missing = await fetch(api('data/ee/' + 'ee'.repeat(32)), { headers: { authorization: `Bearer ${viewer}` } });
+      assert.equal(missing.status, 404);
+      const missingMessage = ((await missing.json()) as { message: string }).message;
+      assert.match(missingMessage, /does not exist in repository "home" on the Lifeboat server\./);
+      assert.ok(!missingMessage.includes(t.path), missingMessage);
       const body = randomBytes(64);
       assert.equal((await put(admin, 'data/ff/' + 'ff'.repeat(32), body, '', { 'x-lifeboat-sha256': sha(randomBytes(64)) })).status, 400, 'a body that is not what was announced');
       assert.equal((await fetch(api(pick('data/')), { method: 'DELETE' })).status, 401, 'no token');

@@ -176,6 +176,11 @@ export interface RepoServerOptions {
   readonly clock?: Clock;
   /** Told about refused requests (the CLI prints them). */
   readonly onRefused?: (line: string) => void;
+  /**
+   * Told about requests that failed on the server's side (a full drive, a store error), with the
+   * store's own message, which may name the server's paths; the client is told without them.
+   */
+  readonly onFailed?: (line: string) => void;
 }
 
 class HttpRefusal extends Error {
@@ -188,6 +193,8 @@ class HttpRefusal extends Error {
   }
 }
 
+/** What a client hears when the server's drive (or its S3 storage) is full; the client says it in its own words (store/remote.ts). */
+const NO_SPACE = "The Lifeboat server's drive is full; free some space on the server (or ask its administrator to) and try again.";
 const REFUSED = "The Lifeboat server refused this computer's token:";
 const refuse = (what: string): HttpRefusal => new HttpRefusal(403, 'read-only', `${REFUSED} ${what}`);
 
@@ -204,7 +211,7 @@ export class RepoServer {
     this.tokens = new TokenFile(options.stateDir, this.clock);
     this.lockOwners = new LockOwners(options.stateDir, this.clock);
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
-      this.handle(req, res).catch((e: unknown) => this.fail(res, e));
+      this.handle(req, res).catch((e: unknown) => this.fail(req, res, e));
     };
     this.http = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createServer(handler);
   }
@@ -239,17 +246,22 @@ export class RepoServer {
     return s;
   }
 
-  private fail(res: ServerResponse, e: unknown): void {
+  private fail(req: IncomingMessage, res: ServerResponse, e: unknown): void {
     let status = 500;
     let code = 'io';
     let message = 'The Lifeboat server could not do this; its log may say why.';
+    const path = (req.url ?? '').split('?', 1)[0]!;
     if (e instanceof HttpRefusal) [status, code, message] = [e.status, e.code, e.message];
     else if (isLifeboatError(e)) {
       code = e.code;
-      message = e.message;
       status = { 'not-found': 404, conflict: 409, corrupt: 416, 'no-space': 507, 'read-only': 403 }[e.code as string] ?? (isTransient(e) ? 503 : 500);
+      // The store's message names where the server keeps the repository (its folder or S3
+      // bucket), which means nothing at the client: the client hears it without, the log with it.
+      message = code === 'no-space' ? NO_SPACE : this.withoutLocations(e.message, /^\/v1\/([^/]+)\//.exec(path)?.[1]);
+      if (status >= 500) this.options.onFailed?.(`failed ${req.method} ${path}: ${e.message}`);
     } else if (e instanceof Error && /^invalid store (object name|list prefix)/.test(e.message)) [status, code, message] = [400, 'invalid-argument', e.message];
     else if (e instanceof RangeError) [status, code, message] = [400, 'invalid-argument', e.message];
+    else this.options.onFailed?.(`failed ${req.method} ${path}: ${e instanceof Error ? e.message : String(e)}`);
     if (res.headersSent) {
       res.destroy();
       return;
@@ -258,6 +270,14 @@ export class RepoServer {
     // The message also in a header, for the answer to a HEAD, which has no body.
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-lifeboat-message': encodeURIComponent(message) });
     res.end(body);
+  }
+
+  /** `message` with the server's own locations (its data folder or S3 URL) replaced by what the client knows. */
+  private withoutLocations(message: string, repo: string | undefined): string {
+    const s = repo === undefined ? undefined : this.stores.get(repo);
+    if (s) message = message.split(s.location).join(`repository "${repo}" on the Lifeboat server`);
+    const d = this.options.data;
+    return message.split(isFolderLocation(d) ? resolve(d) : d.replace(/\/+$/, '')).join("the Lifeboat server's data folder");
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

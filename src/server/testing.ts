@@ -76,6 +76,8 @@ export interface RepoServer {
   /** https only: the certificate fingerprint it printed. */
   readonly fingerprint?: string;
   readonly firstLine: string;
+  /** What it has written to stderr so far (its log of refused and failed requests). */
+  readonly log: () => string;
   /** Ctrl-C; resolves with its exit code (130 when it stopped cleanly). */
   readonly stop: () => Promise<number | null>;
 }
@@ -86,7 +88,8 @@ export interface RepoServer {
  */
 export async function startServer(data: string, o: { readonly https?: boolean; readonly env?: Record<string, string> } = {}): Promise<RepoServer> {
   const child = spawn(process.execPath, [BIN, 'server', '--data', data, '--listen', '127.0.0.1:0', ...(o.https ? [] : ['--http'])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
-  child.stderr.resume();
+  let log = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (log += d));
   let out = '';
   const firstLine = await new Promise<string>((res, rej) => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -103,6 +106,7 @@ export async function startServer(data: string, o: { readonly https?: boolean; r
     origin: m[1]!,
     ...(m[2] ? { fingerprint: m[2] } : {}),
     firstLine,
+    log: () => log,
     stop: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
       return exited;

@@ -274,7 +274,8 @@ export class RemoteStore implements Store, LeftoverRemover {
       case 416:
         return permanent('corrupt', `The repository file ${name} on ${this.location} is shorter than Lifeboat expected; it has been truncated or damaged.`);
       case 507:
-        return permanent('no-space', `The Lifeboat server at ${this.at.origin} has no space left for ${name}.`);
+        // Always in the client's words: the server's own message could name its folders.
+        return new StoreError('no-space', `The drive of the Lifeboat server at ${this.at.origin} is full; free some space on the server (or ask its administrator to) and try again.`, false);
     }
     if (a.status >= 500 || a.status === 429 || a.status === 408) {
       return new StoreError('io', `The Lifeboat server at ${this.at.origin} had a problem (HTTP ${a.status}${message ? `: ${message}` : ''}); Lifeboat will try again.`, true);

@@ -40,7 +40,7 @@ async function serve(ctx: Context, o: { data?: string; listen: string; http?: bo
   const { host, port } = parseListen(o.listen);
   const stateDir = serverStateDir(data);
   const certificate = o.http ? undefined : serverCertificate(stateDir);
-  const server = new RepoServer({ data, stateDir, ...(certificate ? { tls: certificate } : {}), onRefused: (line) => ctx.info(line) });
+  const server = new RepoServer({ data, stateDir, ...(certificate ? { tls: certificate } : {}), onRefused: (line) => ctx.info(line), onFailed: (line) => ctx.info(line) });
   let address;
   try {
     address = await server.listen(host, port);

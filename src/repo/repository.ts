@@ -16,7 +16,7 @@
  */
 import { hostname } from 'node:os';
 import { LifeboatError, errnoCode } from '../util/errors.js';
-import { Semaphore } from '../util/concurrency.js';
+import { Semaphore, settledUnless } from '../util/concurrency.js';
 import { ownsItsBuffer, release, YoungCollector } from '../util/memory.js';
 import type { Store } from '../store/store.js';
 import { ParityStore, type ParityReport, type ParitySettings } from '../store/parity.js';
@@ -58,8 +58,12 @@ const COMPRESS_IN_FLIGHT = 16;
 const COLLECT_EVERY = 4 * 1024 * 1024;
 /** Write an index file after this many packs, so an interrupted backup keeps its progress. */
 const PACKS_PER_INDEX = 32;
-/** How long a run that failed tries to index the packs it finished, on close. */
-const CLOSE_INDEX_MS = 15_000;
+/**
+ * How long a run whose write failed spends, on close, finishing its uploads in flight, indexing the
+ * packs it finished and removing its lock: the store may be out of reach by then. Tests shorten it
+ * (LIFEBOAT_TEST_CLOSE_MS), as they cannot wait out the real limit in every run.
+ */
+const closeAfterFailureMs = (): number => Number(process.env['LIFEBOAT_TEST_CLOSE_MS']) || 15_000;
 
 /**
  * Signs and checks data that Lifeboat keeps outside the repository (the listing cache) with the
@@ -120,6 +124,8 @@ export class Repository {
   private readonly young = new YoungCollector(COLLECT_EVERY);
   private unindexed: IndexPack[] = [];
   private writeError: unknown;
+  /** Stops the pack uploads still in flight when a close after a failed write gives up on them. */
+  private readonly stopUploads = new AbortController();
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
   private indexLoading: Promise<void> | undefined;
@@ -428,7 +434,7 @@ export class Repository {
       packer = undefined;
     }
     if (!packer) {
-      packer = new PackWriter(this.keys.encKey, this.store.createWriter(packType === BlobType.tree ? { metadata: true } : {}), this.stages);
+      packer = new PackWriter(this.keys.encKey, this.store.createWriter({ metadata: packType === BlobType.tree, signal: this.stopUploads.signal }), this.stages);
       this.packers.set(packType, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);
@@ -452,7 +458,7 @@ export class Repository {
     await Promise.allSettled([...this.uploads]);
     for (const packer of this.packers.values()) await packer.abort();
     this.packers.clear();
-    if (this.unindexed.length > 0) await this.writeIndex(AbortSignal.timeout(CLOSE_INDEX_MS)).catch(() => undefined);
+    if (this.unindexed.length > 0) await this.writeIndex(AbortSignal.timeout(closeAfterFailureMs())).catch(() => undefined);
     this.pending.clear();
     this.writeError = undefined;
   }
@@ -529,7 +535,8 @@ export class Repository {
       this.packers.delete(type);
       if (packer.entries.length > 0) await this.uploadPack(packer);
     }
-    while (this.uploads.size > 0) await Promise.all([...this.uploads]);
+    // Once a write failed the run fails: the uploads still in flight are close's to wait for, with its limit.
+    while (this.uploads.size > 0 && this.writeError === undefined) await Promise.race([...this.uploads]);
     this.assertWritable();
     await this.writeIndex();
   }
@@ -838,10 +845,11 @@ export class Repository {
     return id;
   }
 
-  async unlockAll(): Promise<void> {
+  /** Removes this session's locks; `signal` bounds the tries (a lock left behind goes stale in 30 minutes). */
+  async unlockAll(signal?: AbortSignal): Promise<void> {
     for (const [id, l] of this.locks) {
       clearInterval(l.timer);
-      await this.store.delete(Names.lock(id)).catch(() => undefined);
+      await this.store.delete(Names.lock(id), signal ? { signal } : {}).catch(() => undefined);
     }
     this.locks.clear();
   }
@@ -863,18 +871,24 @@ export class Repository {
    * Ends the session. A run that stops early (interrupted, or failed: a full drive, a server that
    * went away) still indexes the packs it finished writing, and only those: each one's put resolved,
    * so it is whole and durable, while open packs and a pack whose write failed are dropped. The next
-   * run then reuses that data at no cost. After a failure the store may be out of reach, so the
-   * index gets CLOSE_INDEX_MS of tries, not the store's whole retry schedule. Should it not land
-   * (the store unreachable, the lock expired), the next writer's indexUnindexedPacks (repair.ts)
-   * finds the packs by listing data/ and reading their headers, two ranged reads each.
+   * run then reuses that data at no cost. After a failed write the store may be out of reach, so
+   * waiting for the uploads in flight, the index and the lock's removal get closeAfterFailureMs in
+   * all, not the store's whole retry schedule each. Should the index not land (the store
+   * unreachable, the lock expired), the next writer's indexUnindexedPacks (repair.ts) finds the
+   * packs by listing data/ and reading their headers, two ranged reads each; a lock left behind
+   * goes stale in 30 minutes (FORMAT.md §9).
    */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.uploads]);
+    const deadline = this.writeError === undefined ? undefined : AbortSignal.timeout(closeAfterFailureMs());
+    // Uploads still in flight at the deadline are given up on: stopped where the store can, ended
+    // by its close where not (a request whose body was sent), their packs not indexed.
+    await settledUnless(this.uploads, deadline);
+    if (this.uploads.size > 0) this.stopUploads.abort(deadline?.reason);
     for (const packer of this.packers.values()) await packer.abort();
     this.packers.clear();
-    if (this.unindexed.length > 0) await this.writeIndex(this.writeError === undefined ? undefined : AbortSignal.timeout(CLOSE_INDEX_MS)).catch(() => undefined);
+    if (this.unindexed.length > 0) await this.writeIndex(deadline).catch(() => undefined);
     await this.encoder.close();
-    await this.unlockAll();
+    await this.unlockAll(deadline);
     await this.store.close();
   }
 

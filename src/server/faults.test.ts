@@ -77,3 +77,60 @@ test('through a proxy that delays, fails (500, 503), resets and truncates one re
   const final = await lifeboat(['check', '--read-data'], direct);
   assert.equal(final.code, 0, final.stdout + final.stderr);
 });
+
+test('a backup that fails (the server full) while the server stops answering ends in bounded time: close gives its uploads in flight, index write and lock removal one limit; the next backup works', { timeout: 120_000 }, async (t) => {
+  const d = tempDir();
+  t.after(d.cleanup);
+  const data = join(d.path, 'server');
+  mkdirSync(data);
+  const token = async (name: string, role: string): Promise<string> => (await lifeboat(['server', 'token', 'add', name, '--role', role, '--data', data])).stdout.trim();
+  const admin = await token('admin', 'admin');
+  const laptop = await token('laptop', 'append');
+  const server = await startServer(data);
+  t.after(() => server.stop());
+  // The second pack is refused (the server's drive full), and from then on nothing is answered.
+  let packs = 0;
+  let stuck = false;
+  const proxy = await faultProxy({
+    target: server.origin,
+    seed: 0,
+    rate: 0,
+    maxFaults: 0,
+    decide: (method, path) => {
+      if (stuck) return 'hang';
+      if (method === 'PUT' && path.includes('/o/data/') && ++packs === 2) {
+        stuck = true;
+        return '507';
+      }
+      return undefined;
+    },
+  });
+  t.after(() => proxy.close());
+  const base = { LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache'), XDG_DATA_HOME: join(d.path, 'data') };
+  const direct = { ...base, LIFEBOAT_REPO: `lifeboat:${server.origin}/home`, LIFEBOAT_TOKEN: admin };
+  const faulty = { ...base, LIFEBOAT_REPO: `lifeboat:${proxy.origin}/home`, LIFEBOAT_TOKEN: laptop };
+  assert.equal((await lifeboat(['init'], direct)).code, 0);
+  const src = join(d.path, 'src');
+  mkdirSync(src);
+  for (let i = 0; i < 4; i++) writeFileSync(join(src, `f${i}.bin`), randomBytes(6 * MiB));
+
+  const started = Date.now();
+  const failed = await lifeboat(['backup', src], { ...faulty, LIFEBOAT_TEST_CLOSE_MS: '2000' });
+  const seconds = (Date.now() - started) / 1000;
+  t.diagnostic(`the failed backup ended after ${seconds.toFixed(1)} s: ${failed.stderr.trim()}`);
+  assert.equal(failed.code, 1, failed.stderr);
+  assert.match(failed.stderr, /^lifeboat: The drive of the Lifeboat server at http:\/\/127\.0\.0\.1:\d+ is full; free some space on the server \(or ask its administrator to\) and try again\.\n$/);
+  assert.ok(proxy.injected.get('hang')! > 0, 'close met a server that did not answer');
+  // Without the limit, each request to the silent server waits 120 s before its retries.
+  assert.ok(seconds < 30, `close gave up on the silent server within its limit, shortened to 2 s here (${seconds.toFixed(1)} s)`);
+
+  stuck = false;
+  packs = 3; // the drive has room again
+  const again = await lifeboat(['backup', src], faulty);
+  assert.equal(again.code, 0, again.stderr);
+  const check = await lifeboat(['check', '--read-data'], direct);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+  const restored = await lifeboat(['restore', 'latest', '--target', join(d.path, 'out')], direct);
+  assert.equal(restored.code, 0, restored.stderr);
+  assertSameTree(src, join(d.path, 'out', 'src'));
+});

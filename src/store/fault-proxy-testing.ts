@@ -9,6 +9,9 @@
  *                  before the answer, so the client cannot know whether it happened;
  *   - truncate:    passes the answer on with its announced length but only half of its body, then
  *                  drops the connection.
+ * and, only when a test's own `decide` asks for them:
+ *   - 507:         answers as a Lifeboat server whose drive is full;
+ *   - hang:        never answers (a server that stopped responding), until the proxy is closed.
  * Which requests fail comes from `seed` (the same seed, the same requests in the same order fail
  * the same way); the kinds take turns, so every kind happens once `kinds.length` faults were
  * injected; at most `maxFaults` are injected in all. Everything stays on 127.0.0.1.
@@ -17,7 +20,7 @@ import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMe
 import type { AddressInfo } from 'node:net';
 import { prng } from '../util/testing.js';
 
-export type FaultKind = 'delay' | '500' | '503' | 'reset' | 'reset-after' | 'truncate';
+export type FaultKind = 'delay' | '500' | '503' | 'reset' | 'reset-after' | 'truncate' | '507' | 'hang';
 export const FAULT_KINDS: readonly FaultKind[] = ['delay', '500', '503', 'reset', 'reset-after', 'truncate'];
 
 export interface FaultProxyOptions {
@@ -31,7 +34,12 @@ export interface FaultProxyOptions {
   readonly kinds?: readonly FaultKind[];
   /** The longest delay (default 400 ms). */
   readonly maxDelayMs?: number;
-  /** The body of a 500 or 503: JSON {code, message} as the Lifeboat server sends (default), or S3's XML. */
+  /**
+   * Decides each request's fate instead of the seed (a test's own script): a fault, or undefined
+   * to pass it on. `path` is the request's path with its query.
+   */
+  readonly decide?: (method: string, path: string) => FaultKind | undefined;
+  /** The body of a 500, 503 or 507: JSON {code, message} as the Lifeboat server sends (default), or S3's XML. */
   readonly errors?: 'lifeboat' | 's3';
 }
 
@@ -51,7 +59,7 @@ function errorAnswer(res: ServerResponse, status: number, flavour: 'lifeboat' | 
   const body =
     flavour === 's3'
       ? `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${status === 503 ? 'SlowDown' : 'InternalError'}</Code><Message>injected by the test</Message></Error>`
-      : JSON.stringify({ code: 'io', message: `injected by the test (${status})` });
+      : JSON.stringify({ code: status === 507 ? 'no-space' : 'io', message: `injected by the test (${status})` });
   res.writeHead(status, { 'content-type': flavour === 's3' ? 'application/xml' : 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
@@ -89,7 +97,8 @@ export async function faultProxy(o: FaultProxyOptions): Promise<FaultProxy> {
   };
 
   const server = createServer((req, res) => {
-    const kind = choose();
+    const kind = o.decide ? o.decide(req.method ?? '', req.url ?? '') : choose();
+    if (o.decide && kind) injected.set(kind, (injected.get(kind) ?? 0) + 1);
     const drop = (): void => {
       res.socket?.destroy();
     };
@@ -105,8 +114,12 @@ export async function faultProxy(o: FaultProxyOptions): Promise<FaultProxy> {
       case 'delay':
         setTimeout(pass, Math.floor(next() * (o.maxDelayMs ?? 400)));
         return;
+      case 'hang':
+        req.resume();
+        return;
       case '500':
       case '503':
+      case '507':
         req.resume();
         req.on('end', () => errorAnswer(res, Number(kind), o.errors ?? 'lifeboat'));
         return;

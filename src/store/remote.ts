@@ -115,6 +115,7 @@ export class RemoteStore implements Store, LeftoverRemover {
   private readonly base: URL;
   private readonly agent: HttpAgent | undefined;
   private pinnedAgent: Promise<HttpsAgent> | undefined;
+  private closed = false;
   private readonly secure: boolean;
 
   constructor(
@@ -194,6 +195,7 @@ export class RemoteStore implements Store, LeftoverRemover {
   private async request(method: string, url: URL, o: { body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal | undefined } = {}): Promise<Answer> {
     const { signal } = o;
     signal?.throwIfAborted();
+    if (this.closed) throw new StoreError('io', `The connection to the Lifeboat server at ${this.at.origin} was closed.`, false);
     const agent = await this.connection();
     signal?.throwIfAborted();
     return new Promise<Answer>((resolveAnswer, reject) => {
@@ -219,7 +221,7 @@ export class RemoteStore implements Store, LeftoverRemover {
       req.on('error', (e: NodeJS.ErrnoException) => {
         if (e instanceof StoreError) finish(e);
         else if (e.code === 'LIFEBOAT_FINGERPRINT') finish(new StoreError('io', `The Lifeboat server at ${this.at.origin} changed its certificate during the session (${e.message}); nothing was sent.`, false, { cause: e }));
-        else finish(new StoreError('io', `Could not reach the Lifeboat server at ${this.at.origin} (${e.code ?? e.message}); check that it is running and reachable from this computer.`, true, { cause: e }));
+        else finish(new StoreError('io', `Could not reach the Lifeboat server at ${this.at.origin} (${e.code ?? e.message}); check that it is running and reachable from this computer.`, !this.closed, { cause: e }));
       });
       req.on('response', (res) => {
         // A body of announced length (a pack span) goes straight into one buffer of its own, which
@@ -354,7 +356,12 @@ export class RemoteStore implements Store, LeftoverRemover {
     return removed;
   }
 
+  /**
+   * Ends the requests in flight (a request still waiting then, an upload given up on after a failure,
+   * fails and is not tried again) and refuses new ones.
+   */
   async close(): Promise<void> {
+    this.closed = true;
     this.agent?.destroy();
     const pinned = this.pinnedAgent;
     this.pinnedAgent = undefined;

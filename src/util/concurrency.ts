@@ -66,3 +66,18 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', aborted, { once: true });
   });
 }
+
+/** Resolves once every one of `promises` has settled, or sooner, when `signal` aborts; never rejects. */
+export function settledUnless(promises: Iterable<Promise<unknown>>, signal?: AbortSignal): Promise<void> {
+  const all = Promise.allSettled([...promises]).then(() => undefined);
+  if (!signal) return all;
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const aborted = (): void => resolve();
+    signal.addEventListener('abort', aborted, { once: true });
+    void all.then(() => {
+      signal.removeEventListener('abort', aborted);
+      resolve();
+    });
+  });
+}

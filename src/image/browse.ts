@@ -34,7 +34,7 @@ export async function openImageSnapshot(repo: Repository, ref: string): Promise<
  * copying a folder of small files out of an image costs a request per few hundred KiB of image,
  * not one per chunk.
  */
-function plannedLoader(repo: Repository): BlobLoader {
+export function plannedLoader(repo: Repository): BlobLoader {
   const ahead = repo.readAhead({ budget: 32 * 1024 * 1024, keep: 8 * 1024 * 1024 });
   return { loadBlob: (id) => ahead.load(id), prefetch: (ids) => ahead.prefetch(ids, true) };
 }

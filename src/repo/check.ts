@@ -8,11 +8,11 @@
 import { LifeboatError, type ErrorCode } from '../util/errors.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import { sha256 } from './crypto.js';
-import { ownsItsBuffer } from '../util/memory.js';
+import { BufferPool, ownsItsBuffer } from '../util/memory.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { checkConfigs, CONFIG_NAMES } from './config.js';
 import { listKeys } from './keys.js';
-import { BlobType, type PackEntry } from './pack.js';
+import { BlobType, PACK_TARGET_BYTES, type PackEntry } from './pack.js';
 import { checkParity } from './parity.js';
 import { damagedPins } from './pins.js';
 import { verifyPack, type PackVerdict } from './pack-check.js';
@@ -73,14 +73,18 @@ function msg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** A pack for check-worker.ts: its bytes, read by the main thread through the store. */
+/**
+ * A pack for check-worker.ts: its bytes, read by the main thread through the store. `pooled`: they
+ * lie in one of the main thread's pack buffers, which the reply carries back (`bytes`).
+ */
 export interface PackCheckRequest {
   readonly seq: number;
   readonly packId: Hex;
   readonly name: string;
   readonly bytes: Uint8Array;
+  readonly pooled: boolean;
 }
-export type PackCheckReply = { readonly seq: number; readonly verdict: PackVerdict } | { readonly seq: number; readonly error: { readonly code?: ErrorCode; readonly message: string } };
+export type PackCheckReply = ({ readonly seq: number; readonly verdict: PackVerdict } | { readonly seq: number; readonly error: { readonly code?: ErrorCode; readonly message: string } }) & { readonly bytes?: Uint8Array };
 
 /**
  * Packs verified ahead of the one being reported: one per worker at a time, so each pack's buffers
@@ -94,6 +98,12 @@ const PACKS_AHEAD = 1;
  */
 class PackVerifier {
   private readonly pool: WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply> | undefined;
+  /**
+   * Buffers the packs are read into (where the store can, Store.getInto), sent to a worker and
+   * back: one per pack in flight, each faulted in once instead of a fresh 8 MiB per pack. A pack
+   * larger than a buffer gets one of its own.
+   */
+  private readonly buffers = new BufferPool(PACK_TARGET_BYTES + 1024 * 1024, PACKS_AHEAD + 2);
 
   constructor(private readonly repo: Repository) {
     // A pool starts its workers on first use: one with a single thread is simply never used.
@@ -104,8 +114,10 @@ class PackVerifier {
   async verify(packId: Hex, name: string): Promise<PackVerdict> {
     const { store, codec, keys } = this.repo;
     if (!this.pool) return verifyPack(codec, keys, await store.get(name), packId, name);
-    const bytes = await store.get(name);
-    const r = await this.pool.call({ packId, name, bytes }, ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []);
+    const bytes = store.getInto ? await store.getInto(name, (n) => this.buffers.take(n)) : await store.get(name);
+    const pooled = this.buffers.owns(bytes);
+    const r = await this.pool.call({ packId, name, bytes, pooled }, pooled || ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []);
+    if (r.bytes) this.buffers.give(r.bytes);
     if ('error' in r) throw r.error.code ? new LifeboatError(r.error.code, r.error.message) : new Error(r.error.message);
     return r.verdict;
   }

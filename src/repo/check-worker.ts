@@ -28,16 +28,13 @@ async function handle(m: PackCheckRequest): Promise<PackCheckReply> {
     // Reported for this pack, as on the main thread: a damaged or unreadable pack is a finding.
     return { seq: m.seq, error: e instanceof LifeboatError ? { code: e.code, message: e.message } : { message: e instanceof Error ? e.message : String(e) } };
   } finally {
-    // A pooled buffer goes back with the reply; any other is freed now.
-    young.dropped(decoded + (m.pooled || release(bytes) ? 0 : bytes.length));
+    // A shared buffer is the main thread's to reuse; any other is freed now.
+    young.dropped(decoded + (m.shared || release(bytes) ? 0 : bytes.length));
     decoded = 0;
   }
 }
 
 serveBatches<PackCheckRequest, PackCheckReply>(
-  async (m) => {
-    const reply = await handle(m);
-    return m.pooled ? { reply: { ...reply, bytes: m.bytes }, transfer: [m.bytes.buffer as ArrayBuffer] } : { reply };
-  },
+  async (m) => ({ reply: await handle(m) }),
   (m, e) => ({ seq: m.seq, error: { message: e instanceof Error ? e.message : String(e) } }),
 );

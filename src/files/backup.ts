@@ -238,8 +238,12 @@ const SLASH = Buffer.from('/');
 const LIST_CAP = 1000;
 /** lstat/readlink calls in flight within one folder. */
 const ENTRY_WINDOW = 32;
-/** Folders walked at the same time (beyond the one each task is in). */
-const DIR_TASKS = 4;
+/**
+ * Folders walked at the same time (beyond the one each task is in). Real trees have few files per
+ * folder (95,000 files in 13,000 folders for a copy of /usr): with 4, too few files were in flight
+ * to keep the worker and the main thread busy (first backup on tmpfs 27.6 s, 16: 22.6 s, 64: 22.3 s).
+ */
+const DIR_TASKS = 16;
 /** Large files read at the same time (restic's measured value). */
 const READ_CONCURRENCY = 2;
 /** Small files are latency-bound (open, fstat, read, close): more of them in flight. */

@@ -1,7 +1,8 @@
 /*
  * lifeboat_fs: the few Linux file-system calls Node lacks, for exact metadata round-trips:
  * extended attributes (l*xattr), mknod (FIFOs, device nodes), utimensat with nanoseconds and
- * AT_SYMLINK_NOFOLLOW, and SEEK_DATA/SEEK_HOLE for sparse files. Plain C, node_api.h only.
+ * AT_SYMLINK_NOFOLLOW, and SEEK_DATA/SEEK_HOLE for sparse files; the lstat of a whole folder's
+ * entries in one call; zstd, scrypt and memory helpers for speed. Plain C, node_api.h only.
  * Every call is synchronous and short; errors throw an Error with `code` set to the errno name.
  * Paths and xattr names are Buffers (bytes), never strings, so any name round-trips.
  */
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -204,6 +206,55 @@ static napi_value js_holes(napi_env env, napi_callback_info info) {
 }
 
 
+// lstatAt(dir, names) -> BigInt64Array of names.length rows of LSTAT_FIELDS: errno (0 when the
+// row is good; -1: ask Node, the times do not fit), mode, dev, ino, nlink, uid, gid, rdev, size,
+// atimeNs, mtimeNs, ctimeNs, with Node's values (statx and makedev as libuv does; BigInt64Array
+// as Node's bigint stats). One call per folder, each name looked up relative to the folder: a
+// backup's lstat of every entry through Node cost ~7.5 µs each (path walk from the root, a
+// BigIntStats object), most of a no-change backup (bench/README.md, session 13).
+#define LSTAT_FIELDS 12
+static int ns_of(long long sec, unsigned nsec, int64_t *out) {
+  __int128 v = (__int128)sec * 1000000000 + nsec;
+  if (v > INT64_MAX || v < INT64_MIN) return 0;
+  *out = (int64_t)v;
+  return 1;
+}
+static napi_value js_lstat_at(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2], ab, out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *dir; size_t dlen; uint32_t n;
+  if (argc < 2 || napi_get_buffer_info(env, argv[0], (void **)&dir, &dlen) != napi_ok || napi_get_array_length(env, argv[1], &n) != napi_ok) {
+    napi_throw_error(env, NULL, "lstatAt(Buffer, Buffer[])"); return NULL;
+  }
+  char *dpath = malloc(dlen + 1);
+  if (!dpath) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  memcpy(dpath, dir, dlen); dpath[dlen] = 0;
+  int dfd = open(dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int derr = dfd < 0 ? errno : 0;
+  free(dpath);
+  int64_t *row;
+  if (napi_create_arraybuffer(env, (size_t)n * LSTAT_FIELDS * 8, (void **)&row, &ab) != napi_ok) { if (dfd >= 0) close(dfd); return NULL; }
+  memset(row, 0, (size_t)n * LSTAT_FIELDS * 8);
+  char name[4096];
+  for (uint32_t i = 0; i < n; i++, row += LSTAT_FIELDS) {
+    napi_value v; char *nb; size_t nl;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_buffer_info(env, v, (void **)&nb, &nl) != napi_ok) { row[0] = EINVAL; continue; }
+    if (derr) { row[0] = derr; continue; }
+    if (nl >= sizeof name) { row[0] = ENAMETOOLONG; continue; }
+    if (nl == 0 || memchr(nb, '/', nl) || memchr(nb, 0, nl)) { row[0] = EINVAL; continue; } // one path component only
+    memcpy(name, nb, nl); name[nl] = 0;
+    struct statx x;
+    if (statx(dfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &x) != 0) { row[0] = errno; continue; }
+    row[1] = x.stx_mode; row[2] = (int64_t)makedev(x.stx_dev_major, x.stx_dev_minor); row[3] = (int64_t)x.stx_ino;
+    row[4] = x.stx_nlink; row[5] = x.stx_uid; row[6] = x.stx_gid; row[7] = (int64_t)makedev(x.stx_rdev_major, x.stx_rdev_minor);
+    row[8] = (int64_t)x.stx_size;
+    if (!ns_of(x.stx_atime.tv_sec, x.stx_atime.tv_nsec, &row[9]) || !ns_of(x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec, &row[10]) || !ns_of(x.stx_ctime.tv_sec, x.stx_ctime.tv_nsec, &row[11])) row[0] = -1;
+  }
+  if (dfd >= 0) close(dfd);
+  CHECK(napi_create_typedarray(env, napi_bigint64_array, (size_t)n * LSTAT_FIELDS, ab, 0, &out));
+  return out;
+}
+
 // ---- zstd through the system's libzstd (dlopen: no headers needed at build time) ----------------
 // One compression and one decompression context per codec object, reused for every call: the
 // npm binding makes a fresh streaming context per call, which costs ~50 µs (a 2 MiB window
@@ -217,6 +268,11 @@ typedef const char *(*zfn_errname)(size_t);
 typedef size_t (*zfn_cctx)(void *, void *, size_t, const void *, size_t, int);
 typedef size_t (*zfn_dctx)(void *, void *, size_t, const void *, size_t);
 typedef unsigned long long (*zfn_csize)(const void *, size_t);
+// ZSTD_parameters as zstd.h lays it out (stable since 1.0): compression parameters, then frame flags.
+typedef struct { unsigned windowLog, chainLog, hashLog, searchLog, minMatch, targetLength; int strategy; } zparams_c;
+typedef struct { zparams_c c; int contentSizeFlag, checksumFlag, noDictIDFlag; } zparams;
+typedef zparams (*zfn_getparams)(int, unsigned long long, size_t);
+typedef size_t (*zfn_cadvanced)(void *, void *, size_t, const void *, size_t, const void *, size_t, zparams);
 static struct {
   int ok;
   zfn_create createC, createD;
@@ -227,6 +283,8 @@ static struct {
   zfn_cctx compress;
   zfn_dctx decompress;
   zfn_csize contentSize;
+  zfn_getparams getParams; // optional (experimental API): with compressAdvanced, one set of
+  zfn_cadvanced compressAdvanced; // parameters for every call, see zcodec
 } Z;
 
 static pthread_once_t zstd_once = PTHREAD_ONCE_INIT;
@@ -244,6 +302,9 @@ static void zstd_open(void) {
   Z.compress = (zfn_cctx)dlsym(h, "ZSTD_compressCCtx");
   Z.decompress = (zfn_dctx)dlsym(h, "ZSTD_decompressDCtx");
   Z.contentSize = (zfn_csize)dlsym(h, "ZSTD_getFrameContentSize");
+  Z.getParams = (zfn_getparams)dlsym(h, "ZSTD_getParams");
+  Z.compressAdvanced = (zfn_cadvanced)dlsym(h, "ZSTD_compress_advanced");
+  if (!Z.getParams || !Z.compressAdvanced) Z.getParams = NULL, Z.compressAdvanced = NULL;
   Z.ok = Z.createC && Z.createD && Z.freeC && Z.freeD && Z.bound && Z.isError && Z.errName && Z.compress && Z.decompress && Z.contentSize;
 }
 
@@ -253,7 +314,18 @@ static int zstd_load(void) {
   return Z.ok;
 }
 
-typedef struct { void *c; void *d; int level; } zcodec;
+// ZSTD_compressCCtx picks parameters by the input's size, so a backup's mix of small files and
+// 1 MiB chunks made the context resize its workspace and clear its tables over and over: memset
+// and page faults were a third of the worker's zstd time (bench/README.md, session 13). With one
+// set of parameters (the level's for inputs of unknown size) the context keeps its workspace and
+// continues its tables; small inputs compress as well (+0.08% on 40,000 real files, 2.1x faster).
+// Frames still record their content size and fit in one segment, so decoders need no more memory.
+typedef struct { void *c; void *d; int level; zparams params; } zcodec;
+
+static size_t zcompress(zcodec *z, void *dst, size_t cap, const void *src, size_t len) {
+  if (Z.compressAdvanced) return Z.compressAdvanced(z->c, dst, cap, src, len, NULL, 0, z->params);
+  return Z.compress(z->c, dst, cap, src, len, z->level);
+}
 
 static void zcodec_free(napi_env env, void *data, void *hint) {
   (void)env; (void)hint;
@@ -278,6 +350,10 @@ static napi_value js_zstd_codec(napi_env env, napi_callback_info info) {
   zcodec *z = calloc(1, sizeof *z);
   if (!z) return throw_msg(env, "out of memory");
   z->c = Z.createC(); z->d = Z.createD(); z->level = level;
+  if (Z.getParams) {
+    z->params = Z.getParams(level, 0, 0);
+    z->params.contentSizeFlag = 1; z->params.checksumFlag = 0; z->params.noDictIDFlag = 1;
+  }
   if (!z->c || !z->d) { zcodec_free(env, z, NULL); return throw_msg(env, "zstd: cannot create a context"); }
   napi_create_external(env, z, zcodec_free, NULL, &r);
   return r;
@@ -301,7 +377,7 @@ static napi_value js_zstd_compress_into(napi_env env, napi_callback_info info) {
     return throw_msg(env, "zstdCompressInto(handle, Uint8Array, Uint8Array)");
   }
   if (cap < Z.bound(len)) return throw_msg(env, "zstdCompressInto: the output buffer is smaller than the compress bound");
-  size_t n = Z.compress(z->c, dst, cap, src, len, z->level);
+  size_t n = zcompress(z, dst, cap, src, len);
   if (Z.isError(n)) return throw_msg(env, Z.errName(n));
   napi_create_double(env, (double)n, &r);
   return r;
@@ -315,7 +391,7 @@ static napi_value js_zstd_compress(napi_env env, napi_callback_info info) {
   size_t cap = Z.bound(len);
   void *tmp = malloc(cap ? cap : 1);
   if (!tmp) return throw_msg(env, "out of memory");
-  size_t n = Z.compress(z->c, tmp, cap, src, len, z->level);
+  size_t n = zcompress(z, tmp, cap, src, len);
   if (Z.isError(n)) { free(tmp); return throw_msg(env, Z.errName(n)); }
   void *out;
   napi_create_buffer_copy(env, n, tmp, &out, &r);
@@ -574,6 +650,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
     { "lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_default, NULL },
     { "holes", NULL, js_holes, NULL, NULL, NULL, napi_default, NULL },
+    { "lstatAt", NULL, js_lstat_at, NULL, NULL, NULL, napi_default, NULL },
     { "zstdCodec", NULL, js_zstd_codec, NULL, NULL, NULL, napi_default, NULL },
     { "zstdCompress", NULL, js_zstd_compress, NULL, NULL, NULL, napi_default, NULL },
     { "keepAllocatorLean", NULL, js_keep_allocator_lean, NULL, NULL, NULL, napi_default, NULL },

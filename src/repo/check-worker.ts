@@ -20,15 +20,17 @@ let decoded = 0;
 const dropped = (n: number) => (decoded += n);
 
 async function handle(m: PackCheckRequest): Promise<PackCheckReply> {
+  const bytes = m.bytes;
   try {
-    const bytes = m.bytes;
     const verdict = await codec.verifyPack(bytes, m.packId, m.name, dropped);
-    young.dropped(decoded + (release(bytes) ? 0 : bytes.length));
-    decoded = 0;
     return { seq: m.seq, verdict };
   } catch (e) {
     // Reported for this pack, as on the main thread: a damaged or unreadable pack is a finding.
     return { seq: m.seq, error: e instanceof LifeboatError ? { code: e.code, message: e.message } : { message: e instanceof Error ? e.message : String(e) } };
+  } finally {
+    // A shared buffer is the main thread's to reuse; any other is freed now.
+    young.dropped(decoded + (m.shared || release(bytes) ? 0 : bytes.length));
+    decoded = 0;
   }
 }
 

@@ -12,7 +12,7 @@ import { ownsItsBuffer } from '../util/memory.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { checkConfigs, CONFIG_NAMES } from './config.js';
 import { listKeys } from './keys.js';
-import { BlobType, type PackEntry } from './pack.js';
+import { BlobType, PACK_TARGET_BYTES, type PackEntry } from './pack.js';
 import { checkParity } from './parity.js';
 import { damagedPins } from './pins.js';
 import { verifyPack, type PackVerdict } from './pack-check.js';
@@ -73,14 +73,21 @@ function msg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** A pack for check-worker.ts: its bytes, read by the main thread through the store. */
+/**
+ * A pack for check-worker.ts: its bytes, read by the main thread through the store. `shared`: they
+ * lie in one of the main thread's shared pack buffers, which it reuses once the reply has come.
+ */
 export interface PackCheckRequest {
   readonly seq: number;
   readonly packId: Hex;
   readonly name: string;
   readonly bytes: Uint8Array;
+  readonly shared: boolean;
 }
 export type PackCheckReply = { readonly seq: number; readonly verdict: PackVerdict } | { readonly seq: number; readonly error: { readonly code?: ErrorCode; readonly message: string } };
+
+/** A pack buffer's size: a pack closes before it passes PACK_TARGET_BYTES, and its header adds a little. */
+const PACK_BUFFER_BYTES = PACK_TARGET_BYTES + 1024 * 1024;
 
 /**
  * Packs verified ahead of the one being reported: one per worker at a time, so each pack's buffers
@@ -94,6 +101,15 @@ const PACKS_AHEAD = 1;
  */
 class PackVerifier {
   private readonly pool: WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply> | undefined;
+  /**
+   * Buffers the packs are read into where the store can (Store.getInto), one per pack in flight,
+   * each faulted in once: a fresh 8 MiB buffer per pack cost more than a second of system time per
+   * 300 MiB of packs. They are shared with the workers, not moved there and back: a buffer moved
+   * back is a new object holding 8 MiB, which once old counts towards V8's next full collection
+   * (15 instead of 3 per check; bench/README.md, session 13). A pack larger than a buffer gets one
+   * of its own.
+   */
+  private readonly buffers: SharedArrayBuffer[] = [];
 
   constructor(private readonly repo: Repository) {
     // A pool starts its workers on first use: one with a single thread is simply never used.
@@ -104,10 +120,21 @@ class PackVerifier {
   async verify(packId: Hex, name: string): Promise<PackVerdict> {
     const { store, codec, keys } = this.repo;
     if (!this.pool) return verifyPack(codec, keys, await store.get(name), packId, name);
-    const bytes = await store.get(name);
-    const r = await this.pool.call({ packId, name, bytes }, ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []);
-    if ('error' in r) throw r.error.code ? new LifeboatError(r.error.code, r.error.message) : new Error(r.error.message);
-    return r.verdict;
+    let buffer: SharedArrayBuffer | undefined;
+    const take = (n: number): Uint8Array => {
+      if (n > PACK_BUFFER_BYTES) return Buffer.allocUnsafeSlow(n);
+      buffer = this.buffers.pop() ?? new SharedArrayBuffer(PACK_BUFFER_BYTES);
+      return new Uint8Array(buffer, 0, n);
+    };
+    try {
+      const bytes = store.getInto ? await store.getInto(name, take) : await store.get(name);
+      const shared = buffer !== undefined && bytes.buffer === buffer;
+      const r = await this.pool.call({ packId, name, bytes, shared }, !shared && ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []);
+      if ('error' in r) throw r.error.code ? new LifeboatError(r.error.code, r.error.message) : new Error(r.error.message);
+      return r.verdict;
+    } finally {
+      if (buffer) this.buffers.push(buffer); // the worker has answered (or died): nothing reads it now
+    }
   }
 
   close(): Promise<void> {

@@ -273,7 +273,15 @@ export class LocalStore implements Store, LeftoverRemover {
     return 'renamed';
   }
 
-  async get(name: string, offset = 0, length?: number, options?: OperationOptions): Promise<Uint8Array> {
+  get(name: string, offset = 0, length?: number, options?: OperationOptions): Promise<Uint8Array> {
+    return this.read(name, offset, length, options, (n) => Buffer.allocUnsafe(n));
+  }
+
+  getInto(name: string, take: (size: number) => Uint8Array, options?: OperationOptions): Promise<Uint8Array> {
+    return this.read(name, 0, undefined, options, take);
+  }
+
+  private async read(name: string, offset: number, length: number | undefined, options: OperationOptions | undefined, take: (size: number) => Uint8Array): Promise<Uint8Array> {
     const p = this.path(name);
     const signal = options?.signal; // no default object: a restore makes this call per blob
     signal?.throwIfAborted();
@@ -295,7 +303,7 @@ export class LocalStore implements Store, LeftoverRemover {
       const s = fd !== undefined ? fstatSync(fd) : await h!.stat();
       if (!s.isFile()) throw this.notFound(name, true);
       const [start, end] = byteRange(name, s.size, offset, length);
-      const buf = Buffer.allocUnsafe(end - start);
+      const buf = take(end - start);
       let got = 0;
       while (got < buf.length) {
         if (h) signal?.throwIfAborted(); // a long read stops between its pieces

@@ -23,6 +23,12 @@ export interface Platform {
   setTimes(path: Buffer, atimeNs: bigint, mtimeNs: bigint): Promise<void>;
   /** Holes of an open file as flat (offset, length) pairs; undefined when unknown. */
   holes(fd: number, size: number): number[] | undefined;
+  /**
+   * lstat of each of `names` in the folder `dir`, in one call: LSTAT_FIELDS values per name (errno
+   * first: 0 when the row holds the name's stat, -1 when Node must be asked), as Node's bigint
+   * lstat gives them; undefined when the platform has no such call (then lstat each path).
+   */
+  lstatMany(dir: Buffer, names: readonly Buffer[]): BigInt64Array | undefined;
   userName(uid: number): string | undefined;
   groupName(gid: number): string | undefined;
   /**
@@ -52,7 +58,11 @@ export interface DirAccessSync {
   close(): void;
 }
 
+/** lstatMany's row: errno, mode, dev, ino, nlink, uid, gid, rdev, size, atimeNs, mtimeNs, ctimeNs. */
+export const LSTAT_FIELDS = 12;
+
 interface Addon {
+  lstatAt?(dir: Buffer, names: readonly Buffer[]): BigInt64Array;
   llistxattr(path: Buffer): Buffer;
   lgetxattr(path: Buffer, name: Buffer): Buffer;
   lsetxattr(path: Buffer, name: Buffer, value: Buffer): void;
@@ -103,6 +113,10 @@ class LinuxPlatform implements Platform {
   constructor(private readonly addon: Addon | undefined, private readonly localNames = process.platform === 'linux') {
     this.exact = addon !== undefined;
     if (!addon) this.missing = 'the native addon (build/Release/lifeboat_fs.node) is not built; extended attributes, FIFOs, device nodes, sparse holes and nanosecond times will not be exact (run "npm ci" with a C compiler installed)';
+  }
+
+  lstatMany(dir: Buffer, names: readonly Buffer[]): BigInt64Array | undefined {
+    return this.addon?.lstatAt?.(dir, names);
   }
 
   listXattrs(path: Buffer): [string, Buffer][] {

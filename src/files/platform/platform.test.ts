@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { CompactStat } from '../backup.js';
+import { tmp } from '../testing.js';
+import { LSTAT_FIELDS, platform, portablePlatform } from './platform.js';
+
+const FIELDS = ['mode', 'dev', 'ino', 'nlink', 'uid', 'gid', 'rdev', 'size', 'atimeNs', 'mtimeNs', 'ctimeNs'] as const;
+
+test("lstatMany gives Node's lstat of every kind of entry, an errno for a missing one, and defers to Node for times past 2262", { skip: !platform().exact && 'needs the native addon' }, (t) => {
+  const dir = tmp(t);
+  fs.writeFileSync(join(dir, 'file'), 'x'.repeat(5000));
+  fs.mkdirSync(join(dir, 'folder'));
+  fs.symlinkSync('/nowhere', join(dir, 'link'));
+  fs.linkSync(join(dir, 'file'), join(dir, 'hardlink'));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  fs.writeFileSync(join(dir, 'old'), '');
+  fs.utimesSync(join(dir, 'old'), new Date('1901-02-03T04:05:06.789Z'), new Date('1950-01-01T00:00:00.123Z'));
+  fs.writeFileSync(join(dir, 'future'), '');
+  fs.utimesSync(join(dir, 'future'), new Date('2500-01-01T00:00:00Z'), new Date('2500-01-01T00:00:00Z'));
+  const names = ['file', 'folder', 'link', 'hardlink', 'fifo', 'old', 'future', 'gone', '/dev/null'].map((n) => Buffer.from(n));
+
+  const rows = platform().lstatMany(Buffer.from(dir + '/'), names)!;
+  assert.equal(rows.length, names.length * LSTAT_FIELDS);
+  for (const [i, name] of names.slice(0, 6).entries()) {
+    assert.equal(rows[i * LSTAT_FIELDS], 0n, `${name} was stat'ed`);
+    const node = new CompactStat(fs.lstatSync(join(dir, name.toString()), { bigint: true }));
+    const ours = CompactStat.fromRow(rows, i);
+    for (const f of FIELDS) assert.equal(ours[f], node[f], `${name}: ${f}`);
+    for (const kind of ['isFile', 'isDirectory', 'isSymbolicLink', 'isFIFO'] as const) assert.equal(ours[kind](), node[kind](), `${name}: ${kind}`);
+  }
+  assert.equal(rows[6 * LSTAT_FIELDS], -1n, 'nanoseconds past 2262 do not fit: Node is asked');
+  assert.equal(rows[7 * LSTAT_FIELDS], 2n, 'a missing name gives ENOENT');
+  assert.equal(rows[8 * LSTAT_FIELDS], 22n, 'a name is one path component (EINVAL), never a path of its own');
+
+  const gone = platform().lstatMany(Buffer.from(join(dir, 'nope') + '/'), [Buffer.from('file')])!;
+  assert.equal(gone[0], 2n, 'a folder that is gone gives each name its errno');
+  assert.equal(portablePlatform().lstatMany(Buffer.from(dir), names), undefined, 'without the addon the walker lstats each path');
+});

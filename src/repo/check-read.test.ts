@@ -1,0 +1,78 @@
+/**
+ * check --read-data on a folder store: packs are read into a few reused buffers (Store.getInto)
+ * that travel to the worker threads and back. A buffer handed out again too soon, or bytes of one
+ * pack seen as another's, would show up here as damage in a healthy pack or as damage not found.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalStore } from '../store/local.js';
+import type { OperationOptions } from '../store/store.js';
+import { checkRepository } from './check.js';
+import { toHex } from './ids.js';
+import { BlobType, PACK_TARGET_BYTES } from './pack.js';
+import { Repository } from './repository.js';
+
+/**
+ * A folder store that tells fresh buffers from reused ones: it marks the unused end of each buffer
+ * its packs are read into (a buffer's identity as an object does not survive the trip to a worker
+ * and back, its memory does).
+ */
+class CountingStore extends LocalStore {
+  static readonly MARK = Buffer.from('reused!!');
+  fresh = 0;
+  reused = 0;
+
+  override getInto(name: string, take: (size: number) => Uint8Array, options?: OperationOptions): Promise<Uint8Array> {
+    return super.getInto(name, (n) => {
+      const b = take(n);
+      if (b.buffer.byteLength < n + 8) return b;
+      const end = Buffer.from(b.buffer, b.buffer.byteLength - 8, 8);
+      if (end.equals(CountingStore.MARK)) this.reused++;
+      else {
+        this.fresh++;
+        CountingStore.MARK.copy(end);
+      }
+      return b;
+    }, options);
+  }
+}
+
+test('check --read-data on a folder reads packs into a few reused buffers, finds a flipped byte in any one pack and only there, and checks a pack larger than a buffer', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lifeboat-check-read-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new CountingStore(dir);
+  const { repo } = await Repository.init(store, 'correct horse');
+  await repo.loadIndex();
+  for (let i = 0; i < 12; i++) {
+    await repo.saveBlob(BlobType.data, randomBytes(40_000 + i));
+    await repo.saveBlob(BlobType.data, Buffer.alloc(30_000, i)); // compressed
+    await repo.flush(); // a pack each
+  }
+  await repo.saveBlob(BlobType.data, randomBytes(PACK_TARGET_BYTES + 1024 * 1024 + 1)); // a pack larger than a buffer
+  const tree = await repo.saveBlob(BlobType.tree, Buffer.from('{"entries":[]}'));
+  await repo.saveSnapshot({ version: 1, kind: 'files', time: '2026-01-01T00:00:00Z', host: 'h', user: 'u', paths: ['/x'], tags: [], root: toHex(tree.id) });
+
+  const packs: string[] = [];
+  for await (const o of store.list('data/')) packs.push(o.name);
+  assert.ok(packs.length >= 14, `${packs.length} packs`);
+
+  const ok = await checkRepository(repo, { readData: true });
+  assert.deepEqual(ok.errors, []);
+  assert.equal(ok.counts.packs, packs.length);
+  assert.equal(store.fresh + store.reused, packs.length - 1, 'every pack but the large one read into a pooled buffer');
+  assert.ok(store.fresh <= 3, `${store.fresh} fresh buffers for ${packs.length} packs`);
+
+  for (const name of packs) {
+    const original = await store.get(name);
+    const bad = Buffer.from(original);
+    bad[Math.floor(bad.length / 3)]! ^= 0x01;
+    await store.put(name, bad);
+    const r = await checkRepository(repo, { readData: true });
+    assert.ok(r.errors.length > 0 && r.errors.every((e) => e.file === name), `a flip in ${name}: ${JSON.stringify(r.errors)}`);
+    await store.put(name, original);
+  }
+});

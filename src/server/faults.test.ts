@@ -25,7 +25,8 @@ function doneOrPlainFailure(r: CliResult, what: string): void {
   assert.doesNotMatch(r.stderr, /\n\s+at |TypeError|ReferenceError|unexpected error/, r.stderr);
 }
 
-test('through a proxy that delays, fails (500, 503), resets and truncates one request in four (seeded, bounded), a computer backs up, browses and restores; the repository checks clean and the next backup reuses what was sent', { timeout: 300_000 }, async (t) => {
+/** A folder-backed `lifeboat server` with an admin and an append ("laptop") token, stopped and removed after the test. */
+async function serverWithTokens(t: { after: (fn: () => unknown) => void }): Promise<{ d: ReturnType<typeof tempDir>; data: string; admin: string; laptop: string; server: Awaited<ReturnType<typeof startServer>> }> {
   const d = tempDir();
   t.after(d.cleanup);
   const data = join(d.path, 'server');
@@ -35,6 +36,11 @@ test('through a proxy that delays, fails (500, 503), resets and truncates one re
   const laptop = await token('laptop', 'append');
   const server = await startServer(data);
   t.after(() => server.stop());
+  return { d, data, admin, laptop, server };
+}
+
+test('through a proxy that delays, fails (500, 503), resets and truncates one request in four (seeded, bounded), a computer backs up, browses and restores; the repository checks clean and the next backup reuses what was sent', { timeout: 300_000 }, async (t) => {
+  const { d, data, admin, laptop, server } = await serverWithTokens(t);
   const proxy = await faultProxy({ target: server.origin, seed: 20, rate: 0.25, maxFaults: 60 });
   t.after(() => proxy.close());
   const base = { LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache'), XDG_DATA_HOME: join(d.path, 'data') };
@@ -79,15 +85,7 @@ test('through a proxy that delays, fails (500, 503), resets and truncates one re
 });
 
 test('a backup that fails (the server full) while the server stops answering ends in bounded time: close gives its uploads in flight, index write and lock removal one limit; the next backup works', { timeout: 120_000 }, async (t) => {
-  const d = tempDir();
-  t.after(d.cleanup);
-  const data = join(d.path, 'server');
-  mkdirSync(data);
-  const token = async (name: string, role: string): Promise<string> => (await lifeboat(['server', 'token', 'add', name, '--role', role, '--data', data])).stdout.trim();
-  const admin = await token('admin', 'admin');
-  const laptop = await token('laptop', 'append');
-  const server = await startServer(data);
-  t.after(() => server.stop());
+  const { d, admin, laptop, server } = await serverWithTokens(t);
   // The second pack is refused (the server's drive full), and from then on nothing is answered.
   let packs = 0;
   let stuck = false;

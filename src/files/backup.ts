@@ -64,12 +64,6 @@ const enum Kind {
   Other,
 }
 
-/**
- * The lstat fields the walker keeps, and nothing else. A folder's entries are held until its
- * listing is saved, and Node 20's BigIntStats carries 18 bigints and four Date objects (~1 KB):
- * a 100,000-entry folder peaked at 500 MiB, 60 MB of it BigIntStats, their bigints and Dates
- * (heap snapshot, bench/README.md session 9).
- */
 /** The lstat fields CompactStat keeps (a BigIntStats has them). */
 type StatFields = Pick<BigIntStats, 'mode' | 'dev' | 'ino' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'atimeNs' | 'mtimeNs' | 'ctimeNs'>;
 
@@ -95,6 +89,12 @@ function kindOf(mode: bigint): Kind {
   }
 }
 
+/**
+ * The lstat fields the walker keeps, and nothing else. A folder's entries are held until its
+ * listing is saved, and Node 20's BigIntStats carries 18 bigints and four Date objects (~1 KB):
+ * a 100,000-entry folder peaked at 500 MiB, 60 MB of it BigIntStats, their bigints and Dates
+ * (heap snapshot, bench/README.md session 9).
+ */
 export class CompactStat implements FileMeta {
   readonly mode: bigint;
   readonly dev: bigint;

@@ -267,6 +267,8 @@ const SLASH = Buffer.from('/');
 const LIST_CAP = 1000;
 /** lstat/readlink calls in flight within one folder. */
 const ENTRY_WINDOW = 32;
+/** Entries of one folder lstat'ed by one platform call (Backup.lstatAll). */
+const LSTAT_BATCH = 4096;
 /**
  * Folders walked at the same time (beyond the one each task is in). Real trees have few files per
  * folder (95,000 files in 13,000 folders for a copy of /usr): with 4, too few files were in flight
@@ -887,24 +889,28 @@ class Backup {
 
   /**
    * The lstat of each entry of the folder `base`, or the error that stopped it: with the walker's
-   * own file access, one platform call per folder (Platform.lstatMany), else one lstat per path.
+   * own file access, one platform call per LSTAT_BATCH entries (Platform.lstatMany; its answer is
+   * 96 bytes per entry, so a folder of 500,000 entries is asked in parts), else one lstat per path.
    */
   private async lstatAll(base: Buffer, entries: readonly { name: Buffer; path: Buffer }[]): Promise<({ st: FileMeta } | { err: unknown })[]> {
-    const rows = this.fs === nodeFileAccess ? this.plat.lstatMany(base, entries.map((x) => x.name)) : undefined;
     const out: ({ st: FileMeta } | { err: unknown })[] = new Array(entries.length);
-    await pool(entries.length, ENTRY_WINDOW, async (i) => {
-      const errno = rows?.[i * LSTAT_FIELDS];
-      try {
-        if (errno === 0n) out[i] = { st: CompactStat.fromRow(rows!, i) };
-        else if (errno === undefined || errno === -1n) out[i] = { st: await this.fs.lstat(entries[i]!.path) };
-        else {
-          const code = getSystemErrorName(-Number(errno));
-          out[i] = { err: Object.assign(new Error(code), { code }) };
+    for (let from = 0; from < entries.length; from += LSTAT_BATCH) {
+      const part = entries.slice(from, from + LSTAT_BATCH);
+      const rows = this.fs === nodeFileAccess ? this.plat.lstatMany(base, part.map((x) => x.name)) : undefined;
+      await pool(part.length, ENTRY_WINDOW, async (i) => {
+        const errno = rows?.[i * LSTAT_FIELDS];
+        try {
+          if (errno === 0n) out[from + i] = { st: CompactStat.fromRow(rows!, i) };
+          else if (errno === undefined || errno === -1n) out[from + i] = { st: await this.fs.lstat(part[i]!.path) };
+          else {
+            const code = getSystemErrorName(-Number(errno));
+            out[from + i] = { err: Object.assign(new Error(code), { code }) };
+          }
+        } catch (err) {
+          out[from + i] = { err };
         }
-      } catch (err) {
-        out[i] = { err };
-      }
-    });
+      });
+    }
     return out;
   }
 

@@ -125,7 +125,7 @@ export class Repository {
   private unindexed: IndexPack[] = [];
   private writeError: unknown;
   /** Stops the pack uploads still in flight when a close after a failed write gives up on them. */
-  private readonly stopUploads = new AbortController();
+  private stopUploads = new AbortController();
   private locks = new Map<Hex, { info: LockInfo; timer: NodeJS.Timeout }>();
   private indexLoaded = false;
   private indexLoading: Promise<void> | undefined;
@@ -455,12 +455,24 @@ export class Repository {
    */
   async recoverWriting(): Promise<void> {
     if (this.writeError === undefined) return;
-    await Promise.allSettled([...this.uploads]);
-    for (const packer of this.packers.values()) await packer.abort();
-    this.packers.clear();
-    if (this.unindexed.length > 0) await this.writeIndex(AbortSignal.timeout(closeAfterFailureMs())).catch(() => undefined);
+    await this.endWrites(AbortSignal.timeout(closeAfterFailureMs()));
+    this.stopUploads = new AbortController();
     this.pending.clear();
     this.writeError = undefined;
+  }
+
+  /**
+   * Waits for the uploads in flight, drops the packs left open and indexes the finished ones, all
+   * within `deadline` (none: as long as it takes). Uploads still in flight at the deadline are given
+   * up on: stopped where the store can, ended by its close where not (a request whose body was
+   * sent), their packs not indexed.
+   */
+  private async endWrites(deadline: AbortSignal | undefined): Promise<void> {
+    await settledUnless(this.uploads, deadline);
+    if (this.uploads.size > 0) this.stopUploads.abort(deadline?.reason);
+    for (const packer of this.packers.values()) await packer.abort();
+    this.packers.clear();
+    if (this.unindexed.length > 0) await this.writeIndex(deadline).catch(() => undefined);
   }
 
   /** Waits while the packer's writes fall behind; a failed write fails the repository's writing. */
@@ -880,13 +892,7 @@ export class Repository {
    */
   async close(): Promise<void> {
     const deadline = this.writeError === undefined ? undefined : AbortSignal.timeout(closeAfterFailureMs());
-    // Uploads still in flight at the deadline are given up on: stopped where the store can, ended
-    // by its close where not (a request whose body was sent), their packs not indexed.
-    await settledUnless(this.uploads, deadline);
-    if (this.uploads.size > 0) this.stopUploads.abort(deadline?.reason);
-    for (const packer of this.packers.values()) await packer.abort();
-    this.packers.clear();
-    if (this.unindexed.length > 0) await this.writeIndex(deadline).catch(() => undefined);
+    await this.endWrites(deadline);
     await this.encoder.close();
     await this.unlockAll(deadline);
     await this.store.close();

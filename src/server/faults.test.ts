@@ -25,8 +25,17 @@ function doneOrPlainFailure(r: CliResult, what: string): void {
   assert.doesNotMatch(r.stderr, /\n\s+at |TypeError|ReferenceError|unexpected error/, r.stderr);
 }
 
-/** A folder-backed `lifeboat server` with an admin and an append ("laptop") token, stopped and removed after the test. */
-async function serverWithTokens(t: { after: (fn: () => unknown) => void }): Promise<{ d: ReturnType<typeof tempDir>; data: string; admin: string; laptop: string; server: Awaited<ReturnType<typeof startServer>> }> {
+/**
+ * A folder-backed `lifeboat server` with an admin and an append ("laptop") token, stopped and
+ * removed after the test, and the environments of its two clients: the admin straight to the
+ * server, the laptop through `proxyOrigin` (a fault proxy in front of it).
+ */
+async function serverWithTokens(t: { after: (fn: () => unknown) => void }): Promise<{
+  d: ReturnType<typeof tempDir>;
+  data: string;
+  server: Awaited<ReturnType<typeof startServer>>;
+  clients: (proxyOrigin: string) => { direct: NodeJS.ProcessEnv; faulty: NodeJS.ProcessEnv };
+}> {
   const d = tempDir();
   t.after(d.cleanup);
   const data = join(d.path, 'server');
@@ -36,16 +45,19 @@ async function serverWithTokens(t: { after: (fn: () => unknown) => void }): Prom
   const laptop = await token('laptop', 'append');
   const server = await startServer(data);
   t.after(() => server.stop());
-  return { d, data, admin, laptop, server };
+  const base = { LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache'), XDG_DATA_HOME: join(d.path, 'data') };
+  const clients = (proxyOrigin: string) => ({
+    direct: { ...base, LIFEBOAT_REPO: `lifeboat:${server.origin}/home`, LIFEBOAT_TOKEN: admin },
+    faulty: { ...base, LIFEBOAT_REPO: `lifeboat:${proxyOrigin}/home`, LIFEBOAT_TOKEN: laptop },
+  });
+  return { d, data, server, clients };
 }
 
 test('through a proxy that delays, fails (500, 503), resets and truncates one request in four (seeded, bounded), a computer backs up, browses and restores; the repository checks clean and the next backup reuses what was sent', { timeout: 300_000 }, async (t) => {
-  const { d, data, admin, laptop, server } = await serverWithTokens(t);
+  const { d, data, server, clients } = await serverWithTokens(t);
   const proxy = await faultProxy({ target: server.origin, seed: 20, rate: 0.25, maxFaults: 60 });
   t.after(() => proxy.close());
-  const base = { LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache'), XDG_DATA_HOME: join(d.path, 'data') };
-  const direct = { ...base, LIFEBOAT_REPO: `lifeboat:${server.origin}/home`, LIFEBOAT_TOKEN: admin };
-  const faulty = { ...base, LIFEBOAT_REPO: `lifeboat:${proxy.origin}/home`, LIFEBOAT_TOKEN: laptop };
+  const { direct, faulty } = clients(proxy.origin);
   assert.equal((await lifeboat(['init'], direct)).code, 0);
 
   const src = join(d.path, 'src');
@@ -85,7 +97,7 @@ test('through a proxy that delays, fails (500, 503), resets and truncates one re
 });
 
 test('a backup that fails (the server full) while the server stops answering ends in bounded time: close gives its uploads in flight, index write and lock removal one limit; the next backup works', { timeout: 120_000 }, async (t) => {
-  const { d, admin, laptop, server } = await serverWithTokens(t);
+  const { d, server, clients } = await serverWithTokens(t);
   // The second pack is refused (the server's drive full), and from then on nothing is answered.
   let packs = 0;
   let stuck = false;
@@ -104,9 +116,7 @@ test('a backup that fails (the server full) while the server stops answering end
     },
   });
   t.after(() => proxy.close());
-  const base = { LIFEBOAT_PASSWORD: 'pw', XDG_CACHE_HOME: join(d.path, 'cache'), XDG_DATA_HOME: join(d.path, 'data') };
-  const direct = { ...base, LIFEBOAT_REPO: `lifeboat:${server.origin}/home`, LIFEBOAT_TOKEN: admin };
-  const faulty = { ...base, LIFEBOAT_REPO: `lifeboat:${proxy.origin}/home`, LIFEBOAT_TOKEN: laptop };
+  const { direct, faulty } = clients(proxy.origin);
   assert.equal((await lifeboat(['init'], direct)).code, 0);
   const src = join(d.path, 'src');
   mkdirSync(src);

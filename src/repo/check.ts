@@ -12,7 +12,8 @@ import { ownsItsBuffer } from '../util/memory.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { checkConfigs, CONFIG_NAMES } from './config.js';
 import { listKeys } from './keys.js';
-import { BlobType, PACK_TARGET_BYTES, type PackEntry } from './pack.js';
+import { BlobType, PACK_TARGET_BYTES } from './pack.js';
+import { PackedEntries } from './packed-entries.js';
 import { checkParity } from './parity.js';
 import { damagedPins } from './pins.js';
 import { verifyPack, type PackVerdict } from './pack-check.js';
@@ -171,8 +172,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   // Pins: one that cannot be read still protects its snapshot (pins.ts), but the user must know.
   for (const p of await damagedPins(repo)) errors.push({ file: p.file, message: p.message });
 
-  // Index files.
-  const indexed = new Map<Hex, PackEntry[]>();
+  // Index files. Each pack's list is held packed: check holds every pack's at once.
+  const indexed = new Map<Hex, PackedEntries>();
   const indexNames: string[] = [];
   for await (const o of store.list('index/')) {
     if (!idOfName(o.name)) {
@@ -195,7 +196,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       await repo.readIndexFile(name, (packId, entries) => {
         const prev = indexed.get(packId);
         if (prev && prev.length !== entries.length) errors.push({ file: name, message: `lists pack ${packId.slice(0, 12)} differently from another index file` });
-        indexed.set(packId, entries);
+        indexed.set(packId, PackedEntries.pack(entries));
       });
     } catch (e) {
       errors.push({ file: name, message: msg(e) });
@@ -223,7 +224,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
       badPacks.add(packId);
       continue;
     }
-    const end = entries.reduce((m, e) => Math.max(m, e.offset + e.length), 0);
+    const end = entries.end();
     if (end > size) {
       errors.push({ file: Names.pack(packId), message: `the pack is truncated (${size} bytes, but blobs reach byte ${end})` });
       badPacks.add(packId);
@@ -237,7 +238,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   // were reported above).
   await repo.loadIndex(() => undefined);
   const missing = new Set<Hex>();
-  const seen = new Set<string>();
+  // Blobs already visited, one bit per index entry: a Set of hex ids cost ~90 bytes per blob.
+  const seen = new Uint8Array(Math.ceil(repo.index.size / 8));
   const snapshots = await repo.listSnapshots((id, e) => errors.push({ file: Names.snapshot(id), message: msg(e) }));
   counts.snapshots = snapshots.length;
   for (const { id, snapshot } of snapshots) {
@@ -252,14 +254,17 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     }
     try {
       await walkSnapshot(repo, walker, snapshot, (blob) => {
-        const hex = toHex(blob);
-        if (seen.has(hex)) return false;
-        seen.add(hex);
-        if (!repo.index.has(blob)) {
-          missing.add(hex);
-          errors.push({ file: Names.snapshot(id), message: `needs data block ${hex.slice(0, 16)}, which is missing` });
+        const e = repo.index.entryNumber(blob);
+        if (e < 0) {
+          const hex = toHex(blob);
+          if (!missing.has(hex)) {
+            missing.add(hex);
+            errors.push({ file: Names.snapshot(id), message: `needs data block ${hex.slice(0, 16)}, which is missing` });
+          }
           return false;
         }
+        if (seen[e >> 3]! & (1 << (e & 7))) return false;
+        seen[e >> 3]! |= 1 << (e & 7);
         return true;
       });
     } catch (e) {
@@ -295,14 +300,12 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
           counts.bytesRead += v.size;
           bytesDone += packSizes.get(packId)!;
           if (!v.hashOk) errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
-          const entries = v.entries;
+          const entries = PackedEntries.of(v.entries);
           const fromIndex = indexed.get(packId);
-          const sameBase = (a: PackEntry, b: PackEntry) => (a.base === undefined ? b.base === undefined : b.base !== undefined && Buffer.from(a.base).equals(b.base));
-          if (fromIndex && (fromIndex.length !== entries.length || fromIndex.some((e, i) => !Buffer.from(e.id).equals(entries[i]!.id) || e.offset !== entries[i]!.offset || !sameBase(e, entries[i]!)))) {
-            errors.push({ file: name, message: 'the pack header and the index disagree about its contents' });
-          }
+          if (fromIndex && !fromIndex.equals(entries)) errors.push({ file: name, message: 'the pack header and the index disagree about its contents' });
           const badAt = new Map(v.bad.map((b) => [b.i, b.message]));
-          for (const [i, e] of entries.entries()) {
+          for (let i = 0; i < entries.length; i++) {
+            const e = entries.at(i);
             counts.blobs++;
             const bad = (message: string) => {
               errors.push({ file: name, message });
@@ -373,7 +376,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
 async function findAffected(
   repo: Repository,
   snapshots: readonly { id: Hex; snapshot: Snapshot }[],
-  indexed: ReadonlyMap<Hex, PackEntry[]>,
+  indexed: ReadonlyMap<Hex, PackedEntries>,
   badPacks: ReadonlySet<Hex>,
   badBlobs: ReadonlySet<string>,
   walkers: Partial<Record<Snapshot['kind'], ReferenceWalker>>,

@@ -56,6 +56,11 @@ export class MasterIndex {
     return { packId: this.packIds[c.packAt(e)]!, type: c.typeAt(e) as BlobType, offset: c.offsetAt(e), length: c.lengthAt(e), rawLength: c.rawLengthAt(e), ...(base ? { base } : {}) };
   }
 
+  /** The entry number of an indexed blob (0 .. size-1, fixed once added), or -1: a key for tables beside the index. */
+  entryNumber(id: Uint8Array): number {
+    return this.chunks.find(id);
+  }
+
   /** The base of a delta blob; undefined for other blobs and for ids not indexed. */
   baseOf(id: Uint8Array): Buffer | undefined {
     if (this.bases.size === 0) return undefined;

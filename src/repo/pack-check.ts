@@ -9,7 +9,8 @@ import type { Codec } from './compress.js';
 import { chunkId, openInto, sha256, type MasterKeys } from './crypto.js';
 import { CODEC_ZSTD, decodePayload } from './envelope-file.js';
 import { toHex } from './ids.js';
-import { BlobType, blobAad, openBlob, parsePack, type PackEntry } from './pack.js';
+import { BlobType, blobAad, openBlob, parsePack } from './pack.js';
+import { PackedEntries } from './packed-entries.js';
 
 /**
  * A data or tree blob's plaintext, checked against its id, and `owner`: the buffer that holds it
@@ -74,8 +75,8 @@ export interface PackVerdict {
   readonly size: number;
   /** Whether the pack's bytes hash to its name. */
   readonly hashOk: boolean;
-  /** The blobs its header lists. */
-  readonly entries: PackEntry[];
+  /** The blobs its header lists, packed (PackedEntries.bytes): a list of objects per pack cost the worker threads' heaps ~8 MiB each per check. */
+  readonly entries: Uint8Array;
   /** Data and tree blobs that failed (their index in entries). Delta blobs are left to the caller: they need their base. */
   readonly bad: { readonly i: number; readonly message: string }[];
 }
@@ -102,5 +103,5 @@ export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Arr
       bad.push({ i, message: err instanceof Error ? err.message : String(err) });
     }
   }
-  return { size: bytes.length, hashOk, entries, bad };
+  return { size: bytes.length, hashOk, entries: PackedEntries.pack(entries).bytes, bad };
 }

@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalStore } from '../store/local.js';
 import type { OperationOptions } from '../store/store.js';
-import { checkRepository } from './check.js';
+import { checkRepository, PACKS_AT_ONCE } from './check.js';
 import { toHex } from './ids.js';
 import { BlobType, PACK_TARGET_BYTES } from './pack.js';
 import { Repository } from './repository.js';
@@ -64,7 +64,7 @@ test('check --read-data on a folder reads packs into a few reused buffers, finds
   assert.deepEqual(ok.errors, []);
   assert.equal(ok.counts.packs, packs.length);
   assert.equal(store.fresh + store.reused, packs.length - 1, 'every pack but the large one read into a pooled buffer');
-  assert.ok(store.fresh <= 3, `${store.fresh} fresh buffers for ${packs.length} packs`);
+  assert.ok(store.fresh <= PACKS_AT_ONCE, `${store.fresh} fresh buffers for ${packs.length} packs`);
 
   for (const name of packs) {
     const original = await store.get(name);
@@ -75,4 +75,28 @@ test('check --read-data on a folder reads packs into a few reused buffers, finds
     assert.ok(r.errors.length > 0 && r.errors.every((e) => e.file === name), `a flip in ${name}: ${JSON.stringify(r.errors)}`);
     await store.put(name, original);
   }
+});
+
+test('check --read-data holds the same few pack buffers and threads however many packs there are', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lifeboat-check-bound-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new CountingStore(dir);
+  const { repo } = await Repository.init(store, 'correct horse');
+  await repo.loadIndex();
+  for (let i = 0; i < 40; i++) {
+    await repo.saveBlob(BlobType.data, randomBytes(20_000 + i));
+    await repo.flush(); // a pack each
+  }
+  const tree = await repo.saveBlob(BlobType.tree, Buffer.from('{"entries":[]}'));
+  await repo.saveSnapshot({ version: 1, kind: 'files', time: '2026-01-01T00:00:00Z', host: 'h', user: 'u', paths: ['/x'], tags: [], root: toHex(tree.id) });
+
+  // Threads of this process, where /proc tells them: the check's worker threads are the new ones.
+  const threads = () => (existsSync('/proc/self/task') ? readdirSync('/proc/self/task').length : 0);
+  const before = threads();
+  let most = before;
+  const r = await checkRepository(repo, { readData: true, onProgress: () => (most = Math.max(most, threads())) });
+  assert.deepEqual(r.errors, []);
+  assert.ok(r.counts.packs >= 41, `${r.counts.packs} packs`);
+  assert.ok(store.fresh <= PACKS_AT_ONCE, `${store.fresh} pack buffers for ${r.counts.packs} packs`);
+  assert.ok(most - before <= PACKS_AT_ONCE - 1, `${most - before} threads started for ${r.counts.packs} packs`);
 });

@@ -5,10 +5,11 @@
  * to find the blobs a snapshot uses; a snapshot that needs a delta blob needs its base too
  * (walkSnapshot), so a lost base is reported as damage of every snapshot that needs the delta.
  */
+import { availableParallelism } from 'node:os';
 import { LifeboatError, type ErrorCode } from '../util/errors.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import { sha256 } from './crypto.js';
-import { ownsItsBuffer } from '../util/memory.js';
+import { collectGarbage, ownsItsBuffer } from '../util/memory.js';
 import { Names, idOfName, toHex, type Hex } from './ids.js';
 import { checkConfigs, CONFIG_NAMES } from './config.js';
 import { listKeys } from './keys.js';
@@ -16,7 +17,7 @@ import { BlobType, PACK_TARGET_BYTES } from './pack.js';
 import { PackedEntries } from './packed-entries.js';
 import { checkParity } from './parity.js';
 import { damagedPins } from './pins.js';
-import { verifyPack, type PackVerdict } from './pack-check.js';
+import { verifyPack, VerifyBuffers, type PackVerdict } from './pack-check.js';
 import type { Repository } from './repository.js';
 import { parseSignedJson, verifySignedJson } from './signed-json.js';
 import type { Snapshot } from './snapshot.js';
@@ -91,17 +92,31 @@ export type PackCheckReply = { readonly seq: number; readonly verdict: PackVerdi
 const PACK_BUFFER_BYTES = PACK_TARGET_BYTES + 1024 * 1024;
 
 /**
- * Packs verified ahead of the one being reported: one per worker at a time, so each pack's buffers
- * are garbage before the worker's next collection (check-worker.ts).
+ * Packs verified at once, whatever the repository's size or the number of cores: this thread
+ * verifies one and a worker thread the other (see PackVerifier). Each costs a pack buffer and the
+ * buffers its blobs decode into; a worker also costs its own V8 heap (~15 MiB). Two worker
+ * threads beside an idle main thread peaked ~30 MiB higher for the same wall time on two cores
+ * (bench/README.md, session 14).
  */
-const PACKS_AHEAD = 1;
+export const PACKS_AT_ONCE = 2;
 
 /**
- * Verifies whole packs on worker threads (decrypt, decompress and hash every blob is check's
- * work, and one thread did it blob by blob), or on this thread when there is one core.
+ * A full collection on this thread once per so many packs (and before the first): the index load
+ * and the snapshot walk leave ~30 MiB of garbage in the old generation, and verifying promotes
+ * ~1-2 MiB per 8 packs, which V8 would otherwise leave resident until a limit set by the walk.
+ */
+const PACKS_PER_COLLECTION = 32;
+
+/**
+ * Verifies whole packs (decrypt, decompress and hash every blob is check's work): on this thread
+ * and on PACKS_AT_ONCE - 1 worker threads, or on this thread alone where there is one core.
  */
 class PackVerifier {
   private readonly pool: WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply> | undefined;
+  /** Packs on the workers now. */
+  private onWorkers = 0;
+  /** This thread's decode buffers (verifyPack). */
+  private readonly kept = new VerifyBuffers();
   /**
    * Buffers the packs are read into where the store can (Store.getInto), one per pack in flight,
    * each faulted in once: a fresh 8 MiB buffer per pack cost more than a second of system time per
@@ -113,14 +128,13 @@ class PackVerifier {
   private readonly buffers: SharedArrayBuffer[] = [];
 
   constructor(private readonly repo: Repository) {
-    // A pool starts its workers on first use: one with a single thread is simply never used.
-    const pool = new WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply>(new URL('./check-worker.js', import.meta.url), { codec: repo.workerCodec() });
-    if (pool.threads > 1) this.pool = pool;
+    // A pool starts its workers on first use: on one core it is never used.
+    const pool = new WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply>(new URL('./check-worker.js', import.meta.url), { codec: repo.workerCodec() }, PACKS_AT_ONCE - 1);
+    if (availableParallelism() > 1) this.pool = pool;
   }
 
   async verify(packId: Hex, name: string): Promise<PackVerdict> {
     const { store, codec, keys } = this.repo;
-    if (!this.pool) return verifyPack(codec, keys, await store.get(name), packId, name);
     let buffer: SharedArrayBuffer | undefined;
     const take = (n: number): Uint8Array => {
       if (n > PACK_BUFFER_BYTES) return Buffer.allocUnsafeSlow(n);
@@ -129,12 +143,16 @@ class PackVerifier {
     };
     try {
       const bytes = store.getInto ? await store.getInto(name, take) : await store.get(name);
+      // Synchronous here: verifying is this thread's work too, and nothing waits on it meanwhile
+      // but the next pack's read, which the thread pool does.
       const shared = buffer !== undefined && bytes.buffer === buffer;
-      const r = await this.pool.call({ packId, name, bytes, shared }, !shared && ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []);
+      if (!this.pool || this.onWorkers >= this.pool.threads) return await verifyPack(codec, keys, bytes, packId, name, { onThisThread: true, kept: this.kept, overwrite: shared });
+      this.onWorkers++;
+      const r = await this.pool.call({ packId, name, bytes, shared }, !shared && ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []).finally(() => this.onWorkers--);
       if ('error' in r) throw r.error.code ? new LifeboatError(r.error.code, r.error.message) : new Error(r.error.message);
       return r.verdict;
     } finally {
-      if (buffer) this.buffers.push(buffer); // the worker has answered (or died): nothing reads it now
+      if (buffer) this.buffers.push(buffer); // verified (or failed): nothing reads it now
     }
   }
 
@@ -277,7 +295,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     const bytesTotal = [...packSizes.values()].reduce((a, b) => a + b, 0);
     let bytesDone = 0;
     const verifier = new PackVerifier(repo);
-    // Verified PACKS_AHEAD ahead on the workers, reported in order here.
+    // Verified PACKS_AT_ONCE at a time, reported in order here.
     const verdicts = new Map<number, Promise<PackVerdict>>();
     let started = 0;
     const ahead = (upTo: number) => {
@@ -292,7 +310,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
         opts.signal?.throwIfAborted();
         const name = Names.pack(packId);
         opts.onProgress?.(bytesDone, bytesTotal, name);
-        ahead(k + 1 + PACKS_AHEAD);
+        if (k % PACKS_PER_COLLECTION === 0) collectGarbage();
+        ahead(k + PACKS_AT_ONCE);
         try {
           const pending = verdicts.get(k)!;
           verdicts.delete(k);

@@ -54,10 +54,16 @@ export class VerifyBuffers {
   }
 }
 
-/** openSealedBlob's checks for a blob only verified, decoded into `kept`: nothing is allocated per blob where the codec decodes into a given buffer. */
-async function verifySealedBlob(codec: Codec, keys: MasterKeys, type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string, kept: VerifyBuffers): Promise<void> {
+/**
+ * openSealedBlob's checks for a blob only verified, decoded into `kept`: nothing is allocated per
+ * blob where the codec decodes into a given buffer. `inPlace`: decrypt over the envelope itself
+ * (its bytes are the caller's to overwrite), not into a kept buffer as large as the largest blob.
+ */
+async function verifySealedBlob(codec: Codec, keys: MasterKeys, type: number, id: Uint8Array, envelope: Uint8Array, rawLength: number, packName: string, kept: VerifyBuffers, inPlace: boolean): Promise<void> {
   const what = `A data block in pack ${packName}`;
-  const frame = openInto(keys.encKey, envelope, blobAad(type, id), what, kept.frameFor(envelope.length));
+  // In place is safe: openInto writes each piece NONCE_BYTES before where it read it.
+  const into = inPlace ? Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength) : kept.frameFor(envelope.length);
+  const frame = openInto(keys.encKey, envelope, blobAad(type, id), what, into);
   let plain: Uint8Array;
   if (frame[0] === CODEC_ZSTD && codec.decompressInto) {
     plain = kept.plainFor(rawLength);
@@ -81,12 +87,24 @@ export interface PackVerdict {
   readonly bad: { readonly i: number; readonly message: string }[];
 }
 
+export interface VerifyOptions {
+  /** Decode synchronously whatever the size (see decodePayload). */
+  readonly onThisThread?: boolean;
+  /** Hears of each blob's decoded bytes once they are garbage (without `kept`). */
+  readonly dropped?: (bytes: number) => void;
+  /** Buffers to decode into, kept by the caller for the next pack. */
+  readonly kept?: VerifyBuffers;
+  /** With `kept`: the pack's bytes may be overwritten (they are decrypted in place). */
+  readonly overwrite?: boolean;
+}
+
 /**
  * Checks a whole pack. Throws (LifeboatError 'corrupt') only when its header cannot be read; a
  * pack whose bytes do not match its name is still checked blob by blob, so that only what is
- * really lost is reported. `dropped` hears of each blob's decoded bytes once they are garbage.
+ * really lost is reported.
  */
-export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Array, packId: string, name: string, onThisThread = false, dropped?: (bytes: number) => void, kept?: VerifyBuffers): Promise<PackVerdict> {
+export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Array, packId: string, name: string, opts: VerifyOptions = {}): Promise<PackVerdict> {
+  const { onThisThread = false, dropped, kept, overwrite = false } = opts;
   const hashOk = toHex(sha256(bytes)) === packId;
   const entries = parsePack(keys.encKey, bytes, name);
   const bad: { i: number; message: string }[] = [];
@@ -94,7 +112,7 @@ export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Arr
     if (e.type === BlobType.delta) continue;
     try {
       const envelope = bytes.subarray(e.offset, e.offset + e.length);
-      if (kept) await verifySealedBlob(codec, keys, e.type, e.id, envelope, e.rawLength, name, kept);
+      if (kept) await verifySealedBlob(codec, keys, e.type, e.id, envelope, e.rawLength, name, kept, overwrite);
       else {
         release((await openSealedBlob(codec, keys, e.type, e.id, envelope, e.rawLength, name, onThisThread)).owner);
         dropped?.(e.length + e.rawLength);

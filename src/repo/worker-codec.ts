@@ -102,8 +102,8 @@ export class WorkerCodec {
     return openSealedBlob(this.codec, this.keys, blob.type, blob.id, blob.env, blob.rawLength, blob.packName, true);
   }
 
-  /** Checks a whole pack (check --read-data's worker threads; see pack-check.ts verifyPack). */
-  verifyPack(bytes: Uint8Array, packId: string, name: string, dropped?: (bytes: number) => void): Promise<PackVerdict> {
-    return verifyPack(this.codec, this.keys, bytes, packId, name, true, dropped, (this.kept ??= new VerifyBuffers()));
+  /** Checks a whole pack, overwriting its bytes (check --read-data's worker threads; see pack-check.ts verifyPack). */
+  verifyPack(bytes: Uint8Array, packId: string, name: string): Promise<PackVerdict> {
+    return verifyPack(this.codec, this.keys, bytes, packId, name, { onThisThread: true, kept: (this.kept ??= new VerifyBuffers()), overwrite: true });
   }
 }

@@ -9,9 +9,9 @@
  * all: `release` frees a buffer the moment its owner is done with it (chunks once sealed,
  * envelopes once copied into a pack, packs once checked).
  *
- * Full collections are not forced: each one made V8 throw away optimised code whose embedded
- * objects had died ("weak objects"), and recompiling it cost ~3 s of CPU per 100k-file backup
- * (bench/README.md, session 4).
+ * Full collections are forced only between phases of long, light work (`collectGarbage`): each one
+ * made V8 throw away optimised code whose embedded objects had died ("weak objects"), and
+ * recompiling it cost ~3 s of CPU per 100k-file backup (bench/README.md, session 4).
  *
  * `dropCachedPages` does the same for the kernel's page cache: files written once (packs) leave it
  * as soon as they are safely on disk.
@@ -20,7 +20,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { nativeAddon } from './native.js';
 
-type Gc = (options: { type: 'minor' }) => void;
+type Gc = (options?: { type: 'minor' | 'major' }) => void;
 let gc: Gc | undefined | null;
 
 function collector(): Gc | undefined {
@@ -49,6 +49,20 @@ export class YoungCollector {
     } catch {
       gc = null;
     }
+  }
+}
+
+/**
+ * A full collection now. For a thread about to do long work that allocates little, after work that
+ * left much garbage in the old generation: V8 collects that only once the old generation reaches
+ * a limit set by the earlier work, so it stayed resident (check: ~30 MiB of the index load and
+ * snapshot walk through all of --read-data; bench/README.md, session 14).
+ */
+export function collectGarbage(): void {
+  try {
+    collector()?.({ type: 'major' });
+  } catch {
+    gc = null;
   }
 }
 

@@ -40,18 +40,24 @@ export async function decodeSealedBlob(codec: Codec, keys: MasterKeys, type: num
  * every large one.
  */
 export class VerifyBuffers {
-  private frame = Buffer.alloc(0);
-  private plain = Buffer.alloc(0);
+  private frame: Buffer = Buffer.alloc(0);
+  private plain: Buffer = Buffer.alloc(0);
 
   frameFor(n: number): Buffer {
-    if (this.frame.length < n) this.frame = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.frame.length));
+    if (this.frame.length < n) this.frame = grown(this.frame, n);
     return this.frame;
   }
 
   plainFor(n: number): Buffer {
-    if (this.plain.length < n) this.plain = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.plain.length));
+    if (this.plain.length < n) this.plain = grown(this.plain, n);
     return this.plain.subarray(0, n);
   }
+}
+
+/** A buffer for `n` bytes in place of `old`, which is freed now rather than at V8's next full collection. */
+function grown(old: Buffer, n: number): Buffer {
+  release(old);
+  return Buffer.allocUnsafeSlow(Math.max(n, 2 * old.length));
 }
 
 /**

@@ -33,7 +33,7 @@ import { LifeboatError, isLifeboatError } from '../util/errors.js';
 import { writePrivateFile } from './private-file.js';
 import { assertValidPrefix } from '../store/names.js';
 import { isFolderLocation, openStoreAt } from '../store/open.js';
-import { REMOTE_API, REMOTE_MAX_OBJECT, REPOSITORY_NAME_RE } from '../store/remote.js';
+import { endWithBody, REMOTE_API, REMOTE_MAX_OBJECT, REPOSITORY_NAME_RE } from '../store/remote.js';
 import { isTransient, assertValidName, removeLeftovers, type Store } from '../store/store.js';
 
 export type Role = 'append' | 'read' | 'admin';
@@ -198,6 +198,20 @@ const NO_SPACE = "The Lifeboat server's drive is full; free some space on the se
 const REFUSED = "The Lifeboat server refused this computer's token:";
 const refuse = (what: string): HttpRefusal => new HttpRefusal(403, 'read-only', `${REFUSED} ${what}`);
 
+/** What an upload's body is gathered in before it is written (RepoServer.put). */
+const WRITE_BATCH = 1024 * 1024;
+/** Batch buffers of finished uploads, for the next ones (fresh memory is faulted in page by page). */
+const spareBatches: Buffer[] = [];
+const SPARE_BATCHES = 8;
+
+function takeBatch(): Buffer {
+  return spareBatches.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
+}
+
+function giveBatch(b: Buffer): void {
+  if (spareBatches.length < SPARE_BATCHES) spareBatches.push(b);
+}
+
 export class RepoServer {
   readonly tokens: TokenFile;
   private readonly lockOwners: LockOwners;
@@ -311,8 +325,16 @@ export class RepoServer {
       const prefix = params.get('prefix') ?? '';
       assertValidPrefix(prefix);
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-      for await (const o of store.list(prefix)) res.write(JSON.stringify({ name: o.name, size: o.size }) + '\n');
-      res.end();
+      // In writes of about 64 KiB, not one per line: each write is a TLS record of its own.
+      let lines = '';
+      for await (const o of store.list(prefix)) {
+        lines += JSON.stringify({ name: o.name, size: o.size }) + '\n';
+        if (lines.length >= 65536) {
+          res.write(lines);
+          lines = '';
+        }
+      }
+      res.end(lines);
       return;
     }
 
@@ -341,7 +363,7 @@ export class RepoServer {
         const length = num('length');
         const data = await store.get(name, offset, length);
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.byteLength });
-        res.end(data);
+        endWithBody(res, data);
         return;
       }
       case 'HEAD': {
@@ -409,16 +431,33 @@ export class RepoServer {
     // A write that fails (the server's drive is full) is answered once the body is read, so the
     // client hears why (507) instead of waiting on a request nobody reads.
     let writeFailed: { error: unknown } | undefined;
+    // The body arrives in pieces of 16 KiB over TLS (a record each): written in batches of
+    // WRITE_BATCH, not a write (a thread-pool round trip) per piece.
+    const batch = takeBatch();
+    let filled = 0;
+    const flush = async (): Promise<void> => {
+      if (filled > 0 && !writeFailed) await writer.write(batch.subarray(0, filled)).catch((e: unknown) => (writeFailed = { error: e }));
+      filled = 0;
+    };
     try {
       for await (const chunk of req as AsyncIterable<Buffer>) {
         received += chunk.byteLength;
         if (received > expected) break;
         hash.update(chunk);
-        if (!writeFailed) await writer.write(chunk).catch((e: unknown) => (writeFailed = { error: e }));
+        for (let at = 0; at < chunk.length; ) {
+          const n = Math.min(chunk.length - at, batch.length - filled);
+          batch.set(chunk.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
+          if (filled === batch.length) await flush();
+        }
       }
+      await flush();
     } catch {
       await writer.abort(); // the client went away mid-body: nothing is stored
       return;
+    } finally {
+      giveBatch(batch);
     }
     if (writeFailed) {
       await writer.abort();

@@ -216,6 +216,30 @@ function giveBatch(b: Buffer): void {
 const SEND_PIECE = 1024 * 1024;
 
 /**
+ * Large answers (more than SEND_PIECE, up to a client's largest span of a pack, 16 MiB) are read
+ * into buffers kept for the next ones where the store can (Store.getInto): a fresh buffer per
+ * answer is faulted in page by page as the disk's bytes arrive (15 % of the server's CPU in a
+ * restore, bench/README.md session 14). An idle server keeps at most SPARE_ANSWERS of them.
+ */
+const ANSWER_BUFFER = 16 * 1024 * 1024;
+const SPARE_ANSWERS = 4;
+const spareAnswers: ArrayBuffer[] = [];
+const lentAnswers = new WeakSet<ArrayBufferLike>(); // weak: a read that failed never gives its buffer back
+
+function takeAnswer(size: number): Uint8Array {
+  if (size <= SEND_PIECE || size > ANSWER_BUFFER) return Buffer.allocUnsafe(size);
+  const b = spareAnswers.pop() ?? new ArrayBuffer(ANSWER_BUFFER);
+  lentAnswers.add(b);
+  return new Uint8Array(b, 0, size);
+}
+
+/** Takes back the buffer of an answer from takeAnswer once the connection is done with it. */
+function giveAnswer(data: Uint8Array): void {
+  if (!lentAnswers.delete(data.buffer)) return;
+  if (spareAnswers.length < SPARE_ANSWERS) spareAnswers.push(data.buffer as ArrayBuffer);
+}
+
+/**
  * Ends `res` with `body`, a large body after the headers and in pieces of SEND_PIECE, each once the
  * connection took the one before. Over TLS each write is encrypted into a buffer of its own before
  * it is sent: written whole, a 16 MiB span of a pack took 16 MiB more of fresh memory (faulted in
@@ -394,7 +418,9 @@ export class RepoServer {
         };
         const offset = num('offset');
         const length = num('length');
-        const data = await store.get(name, offset, length);
+        const data = store.getInto && (length === undefined || length > SEND_PIECE) ? await store.getInto(name, takeAnswer, undefined, { offset: offset ?? 0, ...(length === undefined ? {} : { length }) }) : await store.get(name, offset, length);
+        // Once the connection has sent it, or closed: then nothing reads the buffer any more.
+        res.once('close', () => giveAnswer(data));
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.byteLength });
         await sendInPieces(res, data);
         return;

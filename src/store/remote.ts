@@ -49,7 +49,7 @@ const TIMEOUT_MS = 120_000;
  * A body at least this large goes out in a write of its own, after the headers (endWithBody). Node's
  * TLS socket copies a write of several buffers (`end(body)` writes the headers and the body
  * together) into one new buffer before encrypting it: for a pack, 8–16 MiB of fresh memory faulted
- * in page by page, most of the server's CPU in a restore over HTTPS and a third of the client's
+ * in page by page, most of the server's CPU in a restore over HTTPS and a fifth of the client's
  * main thread in a backup (bench/README.md, "Lifeboat server", session 14). A single buffer is
  * encrypted where it lies.
  */

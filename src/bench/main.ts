@@ -843,10 +843,12 @@ function imageTargets(d: DatasetResult, used: number): Target[] {
   const lb1 = figure(op(d, 'image1')?.samples['lifeboat']);
   const lb2 = figure(op(d, 'image2')?.samples['lifeboat']);
   const pc = figure(op(d, 'image1')?.samples['partclone|zstd']);
+  const rs = figure(op(d, 'image1')?.samples['restic --stdin']);
   const ok = (f: typeof lb1, v: number): number => (f.ok ? v : NaN);
   const t: Target[] = [];
   t.push(compareTarget('first image reads only the used blocks: bytes read ≤ 1.05× used bytes', ok(lb1, lb1.bytesRead), used, 1.05, fmtBytes, 'used'));
   t.push(compareTarget('first image stores no more than the used bytes', ok(lb1, lb1.added), used, 1, fmtBytes, 'used'));
+  t.push(compareTarget('first image: repository bytes ≤ restic --stdin of the drive (P12)', ok(lb1, lb1.added), ok(rs, rs.added), 1, fmtBytes, 'restic'));
   t.push(compareTarget('first image: wall time ≤ 1× partclone | zstd -3 (throughput at least theirs)', ok(lb1, lb1.wall), ok(pc, pc.wall), 1, seconds, 'partclone|zstd'));
   t.push(compareTarget('image after ~2% changed: adds ≤ 3% of the used bytes', ok(lb2, lb2.added), used, 0.03, fmtBytes, 'used'));
   t.push(compareTarget('image after ~2% changed: wall time ≤ 0.5× the first image ("well under")', ok(lb2, lb2.wall), ok(lb1, lb1.wall), 0.5, seconds, 'first image'));

@@ -11,6 +11,7 @@ import { LocalStore } from '../store/local.js';
 import { Repository } from '../repo/repository.js';
 import type { Store } from '../store/store.js';
 import { createImage } from './imager.js';
+import { IMAGE_CHUNK_SIZE } from './manifest.js';
 import { memorySource } from './source.js';
 import { snapshotSource } from './snapshot-source.js';
 import { seededBytes, tempDir } from './testing.js';
@@ -40,7 +41,7 @@ for (const [kind, makeStore] of [
     const disk1 = Buffer.alloc(64 * CHUNK);
     for (let c = 0; c < 40; c++) seededBytes(c + 1, CHUNK).copy(disk1, c * CHUNK);
     disk1.copy(disk1, 40 * CHUNK, 0, CHUNK); // a duplicate of chunk 0
-    const first = await createImage(repo, memorySource(disk1), [{ start: 0, end: disk1.length }], describe);
+    const first = await createImage(repo, memorySource(disk1), [{ start: 0, end: disk1.length }], describe, { chunkSize: CHUNK });
     assert.deepEqual([first.chunksStored, first.chunksNew, first.chunksDelta], [41, 40, 0]);
 
     const disk2 = Buffer.from(disk1);
@@ -61,3 +62,23 @@ for (const [kind, makeStore] of [
     await repo.close();
   });
 }
+
+test("a new drive is imaged in 1 MiB chunks; a later image keeps its parent's chunk size, so a drive first imaged in 64 KiB chunks still gets deltas", async () => {
+  const { repo } = await Repository.init(new MemoryStore(), 'pw');
+  await repo.loadIndex();
+  const disk1 = seededBytes(7, 4 * IMAGE_CHUNK_SIZE);
+  const fresh = await createImage(repo, memorySource(disk1), [{ start: 0, end: disk1.length }], describe);
+  assert.equal(fresh.manifest.chunkSize, IMAGE_CHUNK_SIZE);
+  assert.equal(IMAGE_CHUNK_SIZE, 1024 * 1024);
+  assert.equal(fresh.chunksNew, 4);
+
+  const old = await createImage(repo, memorySource(disk1), [{ start: 0, end: disk1.length }], describe, { chunkSize: CHUNK });
+  const disk2 = Buffer.from(disk1);
+  seededBytes(8, BLOCK).copy(disk2, 20 * CHUNK + 3 * BLOCK); // one block of one 64 KiB chunk
+  const next = await createImage(repo, memorySource(disk2), [{ start: 0, end: disk2.length }], describe, { parent: old.manifestId });
+  assert.equal(next.manifest.chunkSize, CHUNK, "the parent's chunk size");
+  assert.deepEqual([next.chunksNew, next.chunksDelta], [1, 1], 'one changed chunk, stored as a delta');
+  assert.ok(next.bytesAdded < CHUNK, `added ${next.bytesAdded} bytes`);
+  assert.ok((await readAll(repo, next.manifest)).equals(disk2), 'the later image reads back');
+  await repo.close();
+});

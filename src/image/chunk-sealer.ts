@@ -48,9 +48,14 @@ export function own(id: Uint8Array): Uint8Array {
   return ownsItsBuffer(id) ? id : new Uint8Array(id);
 }
 
+/** Whether `b` is all zeros, compared `zero.length` bytes at a time (`zero`: a buffer of zeros). */
 export function isZero(b: Uint8Array, zero: Uint8Array): boolean {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  return b.length <= zero.length ? buf.equals(zero.subarray(0, b.length)) : buf.every((x) => x === 0);
+  for (let at = 0; at < buf.length; at += zero.length) {
+    const n = Math.min(zero.length, buf.length - at);
+    if (!buf.subarray(at, at + n).equals(zero.subarray(0, n))) return false;
+  }
+  return true;
 }
 
 export class ChunkSealer {

@@ -14,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
+import { reuseLargeBlocks } from '../util/memory.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { toHex, type Hex } from '../repo/ids.js';
@@ -70,10 +71,10 @@ export function totalBytes(ranges: readonly ByteRange[]): number {
 }
 
 /**
- * The parent image's chunk ids, page by page, for choosing delta bases. Anything unreadable about
- * the parent (a damaged manifest or page, another chunk size) only means no deltas there.
+ * The parent image's chunk size and its chunk ids, page by page, for choosing delta bases.
+ * Anything unreadable about the parent (a damaged manifest or page) only means no deltas there.
  */
-async function parentChunks(repo: Repository, parentRoot: string | undefined, chunkSize: number): Promise<((first: number) => Promise<(Buffer | undefined)[] | undefined>) | undefined> {
+async function parentImage(repo: Repository, parentRoot: string | undefined): Promise<{ chunkSize: number; page: (first: number) => Promise<(Buffer | undefined)[] | undefined> } | undefined> {
   if (parentRoot === undefined) return undefined;
   let m: ImageManifest;
   try {
@@ -81,9 +82,9 @@ async function parentChunks(repo: Repository, parentRoot: string | undefined, ch
   } catch {
     return undefined;
   }
-  if (m.chunkSize !== chunkSize || m.chunksPerPage !== CHUNKS_PER_PAGE) return undefined;
+  if (m.chunksPerPage !== CHUNKS_PER_PAGE) return undefined;
   const chunkCount = Math.ceil(m.size / m.chunkSize);
-  return async (first) => {
+  const page = async (first: number) => {
     const hex = m.pages[first / CHUNKS_PER_PAGE];
     if (hex === undefined) return undefined;
     try {
@@ -92,23 +93,29 @@ async function parentChunks(repo: Repository, parentRoot: string | undefined, ch
       return undefined;
     }
   };
+  return { chunkSize: m.chunkSize, page };
 }
 
 /**
- * Chunks on their way through the workers at once, and chunks whose reads are started ahead of
- * the one being handed over. Every chunk crosses to a worker and back, so the pipeline must be deep
- * enough to keep both workers and the reads busy: an incremental image of a 3.2 GB disk took 3.5 s
- * with 32 and 8, 3.0 s with 128 and 32 (and the first image 6.1 s either way).
+ * Bytes of chunks on their way through the workers at once, and of chunks whose reads are started
+ * ahead of the one being handed over (at least MIN_SAVES and MIN_READ_AHEAD chunks). Every chunk
+ * crosses to a worker and back, so the pipeline must be deep enough to keep both workers and the
+ * reads busy: with 64 KiB chunks an incremental image of a 3.2 GB disk took 3.5 s with 32 and 8
+ * chunks, 3.0 s with 128 and 32 (8 and 2 MiB). With 1 MiB chunks, 8 and 2 of them are as fast as
+ * 16 and 4 and hold less memory (bench/README.md, session 14).
  */
-const SAVES_IN_FLIGHT = 128;
-const READ_AHEAD = 32;
-/** Consecutive wholly used chunks read with one request (BlockSource.readRun): 1 MiB of 64 KiB chunks. */
-const RUN = 16;
+const SAVES_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+const READ_AHEAD_BYTES = 2 * 1024 * 1024;
+const MIN_SAVES = 8;
+const MIN_READ_AHEAD = 2;
+/** Consecutive wholly used chunks read with one request (BlockSource.readRun): 1 MiB of them. */
+const RUN_BYTES = 1024 * 1024;
 /**
- * Image chunks are compressed at zstd level 1, file backups at 3: a drive is read at disk speed and
- * level 3 costs a quarter more CPU for images 1–3% smaller (benchmark, 2026-11-25).
+ * zstd level 3, as file backups. Level 1 was chosen for 64 KiB chunks (a quarter less CPU, images
+ * 1–3% larger); with 1 MiB chunks and buffers reused (reuseLargeBlocks) level 3 costs about what
+ * level 1 did, and the first image of the benchmark's drive is 0.99× restic's, not 1.07×.
  */
-const IMAGE_ZSTD_LEVEL = 1;
+const IMAGE_ZSTD_LEVEL = 3;
 
 /**
  * The full blob a new chunk can be stored against, given the parent's chunk at its offset: that
@@ -148,6 +155,7 @@ export async function createImage(
   describe: Pick<ImageManifest, 'table' | 'partitions' | 'source' | 'unreadable'>,
   opts: { chunkSize?: number; parent?: string | undefined; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
 ): Promise<CreateImageResult> {
+  reuseLargeBlocks(); // before the sealer starts its workers
   const sealer = new ChunkSealer(repo.workerCodec(IMAGE_ZSTD_LEVEL));
   try {
     return await storeImage(repo, sealer, source, used, describe, opts);
@@ -164,8 +172,14 @@ async function storeImage(
   describe: Pick<ImageManifest, 'table' | 'partitions' | 'source' | 'unreadable'>,
   opts: { chunkSize?: number; parent?: string | undefined; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
 ): Promise<CreateImageResult> {
-  const chunkSize = opts.chunkSize ?? IMAGE_CHUNK_SIZE;
-  const parentPage = await parentChunks(repo, opts.parent, chunkSize);
+  // An image keeps its parent's chunk size, so that its chunks compare with the parent's (a drive
+  // first imaged with 64 KiB chunks goes on with them rather than storing everything again).
+  const parent = await parentImage(repo, opts.parent);
+  const chunkSize = opts.chunkSize ?? parent?.chunkSize ?? IMAGE_CHUNK_SIZE;
+  const parentPage = parent?.chunkSize === chunkSize ? parent.page : undefined;
+  const savesInFlight = Math.max(MIN_SAVES, Math.floor(SAVES_IN_FLIGHT_BYTES / chunkSize));
+  const readAheadChunks = Math.max(MIN_READ_AHEAD, Math.floor(READ_AHEAD_BYTES / chunkSize));
+  const runChunks = Math.max(1, Math.floor(RUN_BYTES / chunkSize));
   const size = source.size;
   const ranges = normalizeRanges(used, size);
   const bytesTotal = totalBytes(ranges);
@@ -191,7 +205,7 @@ async function storeImage(
       // The whole chunk is used (the common case): the read is the chunk, no copy. So are the
       // ones after it up to the end of this range: up to RUN of them are read with one request.
       if (source.readRun && ci + 1 < chunkCount && ranges[ra]!.end >= e + chunkSize) {
-        const n = Math.min(RUN, Math.floor((Math.min(size, ranges[ra]!.end) - s) / chunkSize));
+        const n = Math.min(runChunks, Math.floor((Math.min(size, ranges[ra]!.end) - s) / chunkSize));
         const run = source.readRun(s, new Array<number>(n).fill(chunkSize));
         run.catch(() => undefined); // each chunk's promise below carries the failure
         for (let k = 1; k < n; k++) {
@@ -237,7 +251,7 @@ async function storeImage(
     const parentIds = parentPage ? await parentPage(first) : undefined;
     for (let i = 0; i < count; i++) {
       opts.signal?.throwIfAborted();
-      readAhead(first + i + 1 + READ_AHEAD);
+      readAhead(first + i + 1 + readAheadChunks);
       const pending = reads.get(first + i);
       if (!pending) continue; // nothing used here
       reads.delete(first + i);
@@ -265,7 +279,7 @@ async function storeImage(
       // flight fail the same way and must not become unhandled rejections that kill the process.
       save.catch(() => undefined);
       saves.push(save);
-      if (saves.length >= SAVES_IN_FLIGHT) await saves.shift();
+      if (saves.length >= savesInFlight) await saves.shift();
       opts.onProgress?.({ bytesDone: bytesRead, bytesTotal, bytesStored: repo.bytesWritten - written0 });
     }
     await Promise.all(saves);

@@ -6,9 +6,15 @@
 import { LifeboatError, formatBytes } from '../util/errors.js';
 import { isId, type Hex } from '../repo/ids.js';
 
-/** Default chunk size for drive images. Small enough that a changed block costs little. */
-export const IMAGE_CHUNK_SIZE = 64 * 1024;
-/** Chunks described by one map page blob (32768 × 64 KiB = 2 GiB of drive per page). */
+/**
+ * Chunk size of a new drive's first image (the images after it keep their parent's, so their
+ * chunks compare). 1 MiB since 2026-12-06 (64 KiB before): zstd compresses a 1 MiB chunk 4-5%
+ * smaller than sixteen 64 KiB ones, which put images 7% above restic's, and a 1 TB drive needs a
+ * million index entries, not sixteen million. A changed block still costs little: a changed
+ * chunk is stored as a delta of its changed 4 KiB blocks (imager.ts).
+ */
+export const IMAGE_CHUNK_SIZE = 1024 * 1024;
+/** Chunks described by one map page blob (32768 × 1 MiB = 32 GiB of drive per page). */
 export const CHUNKS_PER_PAGE = 32768;
 
 export interface ImagePartition {

@@ -50,6 +50,28 @@ test('LocalStore: objects are private files at their relative paths; temporaries
   }
 });
 
+test("LocalStore.getInto: the whole object or a range, into the caller's memory; a range past the end is refused as get refuses it", async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'lifeboat-local-'));
+  try {
+    const s = new LocalStore(root);
+    const d = randomBytes(3 * 1024 * 1024 + 5);
+    await s.put('data/ab/ab01', d);
+    const mine = new Uint8Array(4 * 1024 * 1024);
+    const take = (n: number): Uint8Array => mine.subarray(0, n);
+    const whole = await s.getInto('data/ab/ab01', take);
+    assert.equal(whole.buffer, mine.buffer);
+    assert.ok(Buffer.from(whole).equals(d));
+    const range = await s.getInto('data/ab/ab01', take, undefined, { offset: 1000, length: 2 * 1024 * 1024 });
+    assert.equal(range.buffer, mine.buffer);
+    assert.ok(Buffer.from(range).equals(d.subarray(1000, 1000 + 2 * 1024 * 1024)));
+    assert.ok(Buffer.from(await s.getInto('data/ab/ab01', take, undefined, { offset: d.length - 7 })).equals(d.subarray(d.length - 7)));
+    await rejectsWithCode(s.getInto('data/ab/ab01', take, undefined, { offset: d.length - 10, length: 11 }), 'corrupt');
+    await s.close();
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
+
 test('LocalStore: names inside the temporary folder are refused', async () => {
   const dir = await tempRoot();
   try {

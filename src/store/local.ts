@@ -277,8 +277,8 @@ export class LocalStore implements Store, LeftoverRemover {
     return this.read(name, offset, length, options, (n) => Buffer.allocUnsafe(n));
   }
 
-  getInto(name: string, take: (size: number) => Uint8Array, options?: OperationOptions): Promise<Uint8Array> {
-    return this.read(name, 0, undefined, options, take);
+  getInto(name: string, take: (size: number) => Uint8Array, options?: OperationOptions, range?: { readonly offset: number; readonly length?: number }): Promise<Uint8Array> {
+    return this.read(name, range?.offset ?? 0, range?.length, options, take);
   }
 
   private async read(name: string, offset: number, length: number | undefined, options: OperationOptions | undefined, take: (size: number) => Uint8Array): Promise<Uint8Array> {

@@ -25,7 +25,7 @@
  * around this one tries again); 4xx are permanent and carry the server's one-sentence reason.
  */
 import { createHash } from 'node:crypto';
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type OutgoingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { LifeboatError, type ErrorCode } from '../util/errors.js';
@@ -45,6 +45,21 @@ const URL_FORM = 'lifeboat:http(s)://HOST:PORT/NAME';
 const MAX_IN_FLIGHT = 8;
 const MAX_ATTEMPTS = 6;
 const TIMEOUT_MS = 120_000;
+/**
+ * A body at least this large goes out in a write of its own, after the headers (endWithBody). Node's
+ * TLS socket copies a write of several buffers (`end(body)` writes the headers and the body
+ * together) into one new buffer before encrypting it: for a pack, 8–16 MiB of fresh memory faulted
+ * in page by page, most of the server's CPU in a restore over HTTPS and a fifth of the client's
+ * main thread in a backup (bench/README.md, "Lifeboat server", session 14). A single buffer is
+ * encrypted where it lies.
+ */
+const OWN_WRITE = 64 * 1024;
+
+/** Ends `out` with `body`, a large body in a write of its own (OWN_WRITE); `out` must have its socket. */
+export function endWithBody(out: OutgoingMessage, body: Uint8Array, done?: () => void): void {
+  if (body.byteLength >= OWN_WRITE) out.flushHeaders();
+  out.end(body, done);
+}
 
 export interface RemoteLocation {
   /** http(s)://HOST:PORT */
@@ -241,7 +256,10 @@ export class RemoteStore implements Store, LeftoverRemover {
           else finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: whole ?? Buffer.concat(chunks) });
         });
       });
-      if (o.body) req.end(o.body, () => (bodySent = true));
+      const body = o.body;
+      // The headers go out once the request has its connection (endWithBody): before, they would
+      // wait in the request and go out with the body in one write.
+      if (body) req.once('socket', () => endWithBody(req, body, () => (bodySent = true)));
       else req.end();
     });
   }

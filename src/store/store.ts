@@ -116,13 +116,15 @@ export interface Store {
   get(name: string, offset?: number, length?: number, options?: OperationOptions): Promise<Uint8Array>;
 
   /**
-   * Optional: get() of a whole object into memory from `take(size)`, which returns `size` bytes of
-   * the caller's to fill (check --read-data reads every pack into a few reused buffers: a fresh
-   * 8 MiB buffer per pack is faulted in page by page, bench/README.md session 13). Returns the
-   * filled view. Offered by stores that read into memory they allocate and keep nothing of it (a
-   * folder); a wrapper offers it only if it neither keeps nor changes what it reads.
+   * Optional: get() into memory from `take(size)`, which returns `size` bytes of the caller's to
+   * fill (check --read-data reads every pack into a few reused buffers, a Lifeboat server the spans
+   * it answers with: a fresh 8 MiB buffer per pack is faulted in page by page, bench/README.md
+   * sessions 13 and 14). The whole object, or `range` as get() reads it; a small range may come in
+   * memory of the store's own instead. Returns the filled view. Offered by stores that read into
+   * memory they allocate and keep nothing of it (a folder); a wrapper offers it only if it neither
+   * keeps nor changes what it reads.
    */
-  getInto?(name: string, take: (size: number) => Uint8Array, options?: OperationOptions): Promise<Uint8Array>;
+  getInto?(name: string, take: (size: number) => Uint8Array, options?: OperationOptions, range?: { readonly offset: number; readonly length?: number }): Promise<Uint8Array>;
 
   /** Size of an object, or undefined if it does not exist. */
   stat(name: string, options?: OperationOptions): Promise<StoreStat | undefined>;

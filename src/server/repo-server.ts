@@ -30,6 +30,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../util/clock.js';
 import { LifeboatError, isLifeboatError } from '../util/errors.js';
+import { BufferPool } from '../util/memory.js';
 import { writePrivateFile } from './private-file.js';
 import { assertValidPrefix } from '../store/names.js';
 import { isFolderLocation, openStoreAt } from '../store/open.js';
@@ -200,17 +201,8 @@ const refuse = (what: string): HttpRefusal => new HttpRefusal(403, 'read-only', 
 
 /** What an upload's body is gathered in before it is written (RepoServer.put). */
 const WRITE_BATCH = 1024 * 1024;
-/** Batch buffers of finished uploads, for the next ones (fresh memory is faulted in page by page). */
-const spareBatches: Buffer[] = [];
-const SPARE_BATCHES = 8;
-
-function takeBatch(): Buffer {
-  return spareBatches.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
-}
-
-function giveBatch(b: Buffer): void {
-  if (spareBatches.length < SPARE_BATCHES) spareBatches.push(b);
-}
+/** Batch buffers of finished uploads, at most 8, for the next ones (fresh memory is faulted in page by page). */
+const batches = new BufferPool(WRITE_BATCH, 8);
 
 /** What a large answer is sent in (sendInPieces). */
 const SEND_PIECE = 1024 * 1024;
@@ -493,7 +485,7 @@ export class RepoServer {
     let writeFailed: { error: unknown } | undefined;
     // The body arrives in pieces of 16 KiB over TLS (a record each): written in batches of
     // WRITE_BATCH, not a write (a thread-pool round trip) per piece.
-    const batch = takeBatch();
+    const batch = batches.take(WRITE_BATCH);
     let filled = 0;
     const flush = async (): Promise<void> => {
       if (filled > 0 && !writeFailed) await writer.write(batch.subarray(0, filled)).catch((e: unknown) => (writeFailed = { error: e }));
@@ -517,7 +509,7 @@ export class RepoServer {
       await writer.abort(); // the client went away mid-body: nothing is stored
       return;
     } finally {
-      giveBatch(batch);
+      batches.give(batch);
     }
     if (writeFailed) {
       await writer.abort();

@@ -55,6 +55,39 @@ test('for a restore the allocator reuses freed large blocks instead of faulting 
   assert.ok(reuse < 2000, `the freed block is reused: its pages are faulted in once (${reuse} faults)`);
 });
 
+test('startFullCollection starts one of V8\'s own full collections (not a forced one) and touches no memory', (t) => {
+  if (!nativeAddon()) {
+    t.skip('the native addon is not built here');
+    return;
+  }
+  // In a child process without --expose-gc: garbage promoted to the old generation, then dropped;
+  // V8 would leave it until the old generation reached its limit.
+  const script = `
+    import { PerformanceObserver, constants } from 'node:perf_hooks';
+    import { setTimeout as sleep } from 'node:timers/promises';
+    import { startFullCollection } from ${JSON.stringify(new URL('./memory.js', import.meta.url).href)};
+    const seen = [];
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) seen.push(e.detail); }).observe({ entryTypes: ['gc'] });
+    globalThis.keep = [];
+    for (let i = 0; i < 300000; i++) globalThis.keep.push({ i, s: String(i) });
+    await sleep(20);
+    globalThis.keep = undefined;
+    await sleep(20);
+    const from = seen.length;
+    const heap = process.memoryUsage().heapUsed;
+    const rss = process.memoryUsage().rss;
+    startFullCollection();
+    const rssAfter = process.memoryUsage().rss;
+    for (let i = 0; i < 20 && !seen.slice(from).some((d) => d.kind === constants.NODE_PERFORMANCE_GC_MAJOR); i++) await sleep(10);
+    const major = seen.slice(from).filter((d) => d.kind === constants.NODE_PERFORMANCE_GC_MAJOR);
+    console.log(JSON.stringify({ major: major.length, forced: major.filter((d) => d.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED).length, freed: heap - process.memoryUsage().heapUsed, grew: rssAfter - rss }));`;
+  const r = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { major: number; forced: number; freed: number; grew: number };
+  assert.ok(r.major >= 1, 'a full collection ran');
+  assert.equal(r.forced, 0, 'V8 ran it as its own, not as a forced one (which discards optimised code)');
+  assert.ok(r.freed > 10 * 1024 * 1024, `the old generation's garbage went (${r.freed} bytes)`);
+  assert.ok(r.grew < 8 * 1024 * 1024, `the 128 MiB buffer that starts it is never touched (RSS +${r.grew} bytes)`);
+});
+
 test('a buffer pool hands out each buffer once at a time, takes back its own (also after a trip to another thread) and ignores others', async () => {
   const pool = new BufferPool(1024, 2);
   const a = pool.take(100);

@@ -11,7 +11,8 @@
  *
  * Full collections are forced only between phases of long, light work (`collectGarbage`): each one
  * made V8 throw away optimised code whose embedded objects had died ("weak objects"), and
- * recompiling it cost ~3 s of CPU per 100k-file backup (bench/README.md, session 4).
+ * recompiling it cost ~3 s of CPU per 100k-file backup (bench/README.md, session 4). Within such
+ * work `startFullCollection` starts one of V8's own full collections instead, which keeps that code.
  *
  * `dropCachedPages` does the same for the kernel's page cache: files written once (packs) leave it
  * as soon as they are safely on disk.
@@ -65,6 +66,25 @@ export function collectGarbage(): void {
   } catch {
     gc = null;
   }
+}
+
+/** Outside-the-heap bytes that make V8 start a full collection: its limit is 64 MiB above their level at the last one. */
+const EXTERNAL_NUDGE = 128 * 1024 * 1024;
+
+/**
+ * Starts a full collection of V8's own kind: incremental marking, mostly on V8's helper threads,
+ * finished by the thread's next event-loop turns. For a thread whose old generation fills with
+ * garbage that V8 would let grow to several times the live heap (a restore's main thread: ~90 MiB
+ * with ~11 MiB live). Unlike `collectGarbage` (a forced collection, which discards maps and the
+ * optimised code that embeds them: 148 deoptimisations and ~550 recompilations in a 95,000-file
+ * restore, ~2 CPU-s) it costs little beyond the marking (bench/README.md, session 15).
+ *
+ * V8 offers no call for it, but starts one when its outside-the-heap memory grows past a limit:
+ * this allocates a buffer that large and frees it at once. Its pages are never touched (a fresh
+ * zeroed mapping), so it costs a map and an unmap, not memory.
+ */
+export function startFullCollection(): void {
+  release(new Uint8Array(new ArrayBuffer(EXTERNAL_NUDGE)));
 }
 
 /** Whether `data` can be moved to another thread whole: its view is its entire, unshared buffer. */

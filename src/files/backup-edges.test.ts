@@ -4,6 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { constants } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN, lifeboat } from '../cli/testing.js';
 import { LifeboatError } from '../util/errors.js';
@@ -11,7 +12,7 @@ import { backup, CompactStat, lifeboatOwnFolders, nodeFileAccess, type BackupEve
 import { loadDir } from './tree.js';
 import type { Hex } from '../repo/ids.js';
 import type { Repository } from '../repo/repository.js';
-import { newRepo, tmp } from './testing.js';
+import { newRepo, tmp, watchFullCollections } from './testing.js';
 
 process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
 
@@ -167,4 +168,22 @@ test('the walker keeps a compact copy of each lstat result: the same fields and 
     for (const k of kinds) assert.equal(st[k](), full[k](), `${name}: ${k}`);
     assert.ok(!Object.values(st).some((v) => v instanceof Date), `${name}: no Date kept`);
   }
+});
+
+test('a long backup has V8 collect its main thread\'s old garbage every so many files read, in V8\'s own full collections (never forced ones)', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  for (let d = 0; d < 40; d++) {
+    fs.mkdirSync(join(src, `d${d}`), { recursive: true });
+    for (let i = 0; i < 10; i++) fs.writeFileSync(join(src, `d${d}`, `f${i}`), `file ${d}/${i} `.repeat(1 + i));
+  }
+  const repo = await newRepo(dir);
+  t.after(() => repo.close());
+  const full = watchFullCollections(t, 40);
+  const r = await backup(repo, { paths: [src] });
+  await full.settled();
+  assert.equal(r.summary.filesNew, 400);
+  // 400 files, one collection started per 40: V8 runs them as it runs its own (some may merge).
+  assert.ok(full.flags.length >= 4, `${full.flags.length} full collections during the backup`);
+  assert.equal(full.flags.filter((f) => f & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED).length, 0, 'none forced');
 });

@@ -20,7 +20,7 @@
  * its first chunk to its last: the descriptors in use) and about SEGMENT.places chunk places; a file
  * is added whole, so one file larger than that makes a segment of its own. The walk goes on into
  * the next segment while one is read, and waits when that one is full too: two segments at most.
- * Every COLLECTION.everyFiles files read, V8 is asked for a full collection (see there).
+ * Every few thousand files read, V8 is asked for a full collection (util/memory.ts, COLLECTION).
  */
 import { constants as C } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -28,7 +28,7 @@ import { fromHex, type Hex } from '../repo/ids.js';
 import { copyLease, type Lease, type PackReader, type Repository } from '../repo/repository.js';
 import { Semaphore } from '../util/concurrency.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
-import { startFullCollection } from '../util/memory.js';
+import { FileCollector } from '../util/memory.js';
 import { holesWithin, JOBS_IN_FLIGHT, replyError, writeSkippingHoles, type ChunkTarget, type FileWriters, type RestoreFileReply } from './restore-workers.js';
 import type { TreeEntry } from './tree.js';
 
@@ -60,14 +60,6 @@ export const SEGMENT = { files: 16384, open: 256, places: 262144 };
  * peak to 386–447 MB; 256 files gave 221 MB (1,024: 283 MB).
  */
 const LOCAL_SEGMENT_FILES = 256;
-/**
- * A full collection is started once this many files were read (counted by segment). The main
- * thread's per-file objects (listings, entries, promises, worker replies) outlive a few young
- * collections while the walk runs ahead, so V8 promotes them, and left alone it collected the old
- * generation only once that had grown to ~90 MiB, mostly garbage (11 MiB live; bench/README.md,
- * sessions 14 and 15). Changed by tests only.
- */
-export const COLLECTION = { everyFiles: 4096 };
 
 /** Where a planned file sits in its segment: emptied once it is settled, so what it held can go. */
 interface Slot {
@@ -149,8 +141,8 @@ export class ContentPlan {
   /** Aborted on the caller's abort or on a failure that stops the restore. */
   private readonly stop = new AbortController();
   private readonly onAbort = () => this.halt(this.signal!.reason);
-  /** Files read since the last full collection was started (COLLECTION). */
-  private sinceCollection = 0;
+  /** Collects the main thread's old garbage every so many files (util/memory.ts COLLECTION). */
+  private readonly collector = new FileCollector();
   /** Reads the blobs, pack by pack, within a budget (repo's restore planner). */
   readonly reader: PackReader;
 
@@ -238,11 +230,7 @@ export class ContentPlan {
     this.seg = this.newSegment();
     this.flushing = this.run(seg).finally(() => {
       this.flushing = undefined;
-      this.sinceCollection += seg.files.length;
-      if (this.sinceCollection >= COLLECTION.everyFiles) {
-        this.sinceCollection = 0;
-        startFullCollection();
-      }
+      this.collector.done(seg.files.length);
       this.kick();
     });
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { constants } from 'node:perf_hooks';
 import { Names, type Hex } from '../repo/ids.js';
 import { BlobType, Repository } from '../repo/repository.js';
 import { FaultStore } from '../store/fault.js';
@@ -11,8 +11,8 @@ import { LocalStore } from '../store/local.js';
 import { backup } from './backup.js';
 import { loadDir } from './tree.js';
 import { restore } from './restore.js';
-import { COLLECTION, SEGMENT } from './restore-plan.js';
-import { newRepo, tmp } from './testing.js';
+import { SEGMENT } from './restore-plan.js';
+import { newRepo, tmp, watchFullCollections } from './testing.js';
 
 /** Where chunk `k` of file `name` (in the one backed-up folder) is stored: its index entry and pack file. */
 async function chunkPlace(repo: Repository, root: Hex, dir: string, name: string, k: number) {
@@ -244,25 +244,15 @@ test('a long restore has V8 collect its main thread\'s old garbage every so many
   t.after(() => repo.close());
   const r = await backup(repo, { paths: [src] });
 
-  const saved = { segment: { ...SEGMENT }, collection: { ...COLLECTION } };
+  const saved = { ...SEGMENT };
   Object.assign(SEGMENT, { files: 20 });
-  Object.assign(COLLECTION, { everyFiles: 40 });
-  t.after(() => Object.assign(SEGMENT, saved.segment));
-  t.after(() => Object.assign(COLLECTION, saved.collection));
-  const major: number[] = [];
-  const seen = new PerformanceObserver((l) => {
-    for (const e of l.getEntries()) {
-      const d = (e as unknown as { detail: { kind: number; flags: number } }).detail;
-      if (d.kind === constants.NODE_PERFORMANCE_GC_MAJOR) major.push(d.flags);
-    }
-  });
-  seen.observe({ entryTypes: ['gc'] });
-  t.after(() => seen.disconnect());
+  t.after(() => Object.assign(SEGMENT, saved));
+  const full = watchFullCollections(t, 40);
   const { summary, warnings } = await restoreWarned(repo, r.snapshot, join(dir, 'target'));
-  await new Promise((resolve) => setTimeout(resolve, 50)); // the last marking finishes, its entries are delivered
+  await full.settled();
   assert.equal(summary.errors, 0, [...warnings.values()].join('\n'));
   assert.equal(sameOrLost(src, join(dir, 'target', 'src'), new Set()), 400);
   // 400 files, one collection started per 40: V8 runs them as it runs its own (some may merge).
-  assert.ok(major.length >= 4, `${major.length} full collections during the restore`);
-  assert.equal(major.filter((f) => f & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED).length, 0, 'none forced');
+  assert.ok(full.flags.length >= 4, `${full.flags.length} full collections during the restore`);
+  assert.equal(full.flags.filter((f) => f & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED).length, 0, 'none forced');
 });

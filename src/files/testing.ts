@@ -5,10 +5,12 @@ import * as fs from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { BlobType, Repository } from '../repo/repository.js';
 import { toHex } from '../repo/ids.js';
 import type { TreeEntry } from './tree.js';
 import { LocalStore } from '../store/local.js';
+import { COLLECTION } from '../util/memory.js';
 
 process.env['LIFEBOAT_INSECURE_FAST_KDF'] = '1';
 
@@ -23,6 +25,28 @@ export async function newRepo(dir: string): Promise<Repository> {
   return repo;
 }
 
+/**
+ * Full collections of this thread from now on, as flags (NODE_PERFORMANCE_GC_FLAGS_*), with
+ * COLLECTION.everyFiles set to `everyFiles` while the test runs; await `settled()` before reading
+ * them (a started collection finishes on later event-loop turns, and entries arrive after it).
+ */
+export function watchFullCollections(t: { after: (fn: () => void) => void }, everyFiles: number): { flags: number[]; settled(): Promise<void> } {
+  const saved = COLLECTION.everyFiles;
+  COLLECTION.everyFiles = everyFiles;
+  const flags: number[] = [];
+  const seen = new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) {
+      const d = (e as unknown as { detail: { kind: number; flags: number } }).detail;
+      if (d.kind === constants.NODE_PERFORMANCE_GC_MAJOR) flags.push(d.flags);
+    }
+  });
+  seen.observe({ entryTypes: ['gc'] });
+  t.after(() => {
+    seen.disconnect();
+    COLLECTION.everyFiles = saved;
+  });
+  return { flags, settled: () => new Promise((resolve) => setTimeout(resolve, 50)) };
+}
 
 const B = (s: string) => Buffer.from(s);
 

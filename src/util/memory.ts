@@ -12,7 +12,8 @@
  * Full collections are forced only between phases of long, light work (`collectGarbage`): each one
  * made V8 throw away optimised code whose embedded objects had died ("weak objects"), and
  * recompiling it cost ~3 s of CPU per 100k-file backup (bench/README.md, session 4). Within such
- * work `startFullCollection` starts one of V8's own full collections instead, which keeps that code.
+ * work `startFullCollection` starts one of V8's own full collections instead, which keeps that code:
+ * a backup or a restore does so every few thousand files (`FileCollector`).
  *
  * `dropCachedPages` does the same for the kernel's page cache: files written once (packs) leave it
  * as soon as they are safely on disk.
@@ -85,6 +86,27 @@ const EXTERNAL_NUDGE = 128 * 1024 * 1024;
  */
 export function startFullCollection(): void {
   release(new Uint8Array(new ArrayBuffer(EXTERNAL_NUDGE)));
+}
+
+/**
+ * Files between two full collections started by a FileCollector. A backup's or a restore's main
+ * thread promotes its per-file objects (entries, paths, promises, worker replies: they outlive a few
+ * young collections while dozens of files are in flight), and V8 let the old generation grow to
+ * two to four times the live heap before collecting it: a restore of 95,000 files held ~90 MiB for
+ * ~11 MiB live, a backup ~120 MiB for ~45 (bench/README.md, sessions 14 and 15). Changed by tests only.
+ */
+export const COLLECTION = { everyFiles: 4096 };
+
+/** Starts a full collection (startFullCollection) once every COLLECTION.everyFiles files it is told of. */
+export class FileCollector {
+  private since = 0;
+
+  done(files = 1): void {
+    this.since += files;
+    if (this.since < COLLECTION.everyFiles) return;
+    this.since = 0;
+    startFullCollection();
+  }
 }
 
 /** Whether `data` can be moved to another thread whole: its view is its entire, unshared buffer. */

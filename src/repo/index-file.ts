@@ -16,7 +16,12 @@ export interface IndexPack {
   readonly entries: readonly PackEntry[];
 }
 
-export function encodeIndex(packs: readonly IndexPack[]): Buffer {
+/** A pack's entries as encodeIndex reads them: an array, or a packed list (PackedEntries). */
+export interface IndexEntries extends Iterable<PackEntry> {
+  readonly length: number;
+}
+
+export function encodeIndex(packs: readonly { readonly packId: Uint8Array; readonly entries: IndexEntries }[]): Buffer {
   let size = 9;
   let deltas = 0;
   for (const p of packs) {

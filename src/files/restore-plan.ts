@@ -4,11 +4,11 @@
  * names and overwrites decided) and adds each file it will write: a single-chunk file as one job
  * (a worker creates it with its data, owner, mode and times), a larger one as the list of its chunks
  * and their places. Nothing is read while the walk adds; a segment is read when it is full or the
- * walk is over: its distinct blobs go to the restore planner (Repository.packReader readAll) in the
- * order the walk first needed them, so each pack is read with one request per dense span (a few
- * per pack), a few reads in flight within the planner's budget, and each blob goes, as its read
- * arrives, to every file and place that needs it (a chunk many files share is opened once and
- * written to all of them; a small file's blob is copied for each further file).
+ * walk is over: its distinct blobs go to the restore planner (Repository.packReader readSpans) in
+ * the order the walk first needed them, so each pack is read with one request per dense span (a
+ * few per pack), a few reads in flight within the planner's budget, and each read goes whole, as it
+ * arrives, to one worker with every file and place its blobs go to (restore-workers.ts: a blob many
+ * files share is opened once and written to all of them).
  *
  * A larger file is created when its first chunk arrives and handed back open once its last chunk is
  * written; the caller sets its length and metadata and closes it. A file whose data is damaged or
@@ -24,10 +24,9 @@
 import { constants as C } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { fromHex, type Hex } from '../repo/ids.js';
-import { copyLease, type Lease, type PackReader, type Repository } from '../repo/repository.js';
-import { Semaphore } from '../util/concurrency.js';
+import type { PackReader, Repository, SpanRead } from '../repo/repository.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
-import { holesWithin, JOBS_IN_FLIGHT, replyError, writeSkippingHoles, type ChunkTarget, type FileWriters, type RestoreFileReply } from './restore-workers.js';
+import { FileWriters, holesWithin, replyError, writeSkippingHoles, type ChunkTarget, type RestoreOutcome, type SpanItem } from './restore-workers.js';
 import type { TreeEntry } from './tree.js';
 
 /**
@@ -71,7 +70,7 @@ interface Small extends Slot {
   readonly e: TreeEntry;
   readonly owner: { uid: number; gid: number } | undefined;
   settled: boolean;
-  readonly resolve: (r: RestoreFileReply) => void;
+  readonly resolve: (r: RestoreOutcome) => void;
   readonly reject: (e: unknown) => void;
 }
 
@@ -135,7 +134,6 @@ export class ContentPlan {
   private flushing: Promise<void> | undefined;
   /** The walk is over: whatever is added from now on (a hard link restored as a copy) is read at once. */
   private finished = false;
-  private readonly jobs = new Semaphore(JOBS_IN_FLIGHT);
   /** Aborted on the caller's abort or on a failure that stops the restore. */
   private readonly stop = new AbortController();
   private readonly onAbort = () => this.halt(this.signal!.reason);
@@ -170,7 +168,7 @@ export class ContentPlan {
    * Creates single-chunk file `e` at `path` (on a worker) with the blob `id` (indexed, in full);
    * resolves with the worker's reply once it is written.
    */
-  addSmall(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, id: Hex): Promise<RestoreFileReply> {
+  addSmall(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, id: Hex): Promise<RestoreOutcome> {
     return new Promise((resolve, reject) => {
       const seg = this.seg;
       const idx = seg.files.length;
@@ -242,10 +240,10 @@ export class ContentPlan {
     const work = new Set<Promise<void>>();
     try {
       if (!this.stop.signal.aborted) {
-        await this.reader.readAll(
+        await this.reader.readSpans(
           seg.ids,
-          (k, lease, error) => {
-            const p = this.deliver(seg, k, lease, error);
+          (r) => {
+            const p = 'read' in r ? this.deliver(seg, r.read) : 'failed' in r ? this.fail(seg, r.failed, r.error) : this.deliverLoaded(seg, r.alone);
             work.add(p);
             void p.finally(() => work.delete(p));
           },
@@ -261,8 +259,8 @@ export class ContentPlan {
     for (const f of seg.files) if (f && !f.settled) await this.giveUp(f, why);
   }
 
-  /** Hands blob k to every file that needs it; never rejects (each file gets its own outcome). */
-  private async deliver(seg: Segment, k: number, lease: Lease | undefined, error: unknown): Promise<void> {
+  /** The files and places that still need blob k (taken: each blob is handed over once). */
+  private takeUses(seg: Segment, k: number): { small: Small[]; chunked: [Chunked, number][] } {
     const uses = seg.uses[k]!;
     seg.uses[k] = NO_USES;
     const small: Small[] = [];
@@ -273,76 +271,95 @@ export class ContentPlan {
       if (f.kind === 'small') small.push(f);
       else chunked.push([f, uses[i + 1]!]);
     }
-    if (error !== undefined || this.stop.signal.aborted) {
-      lease?.release();
-      const why = error ?? this.stop.signal.reason;
+    return { small, chunked };
+  }
+
+  /** The blobs `ks` could not be read: every file that needs one of them gets `why`. */
+  private async fail(seg: Segment, ks: readonly number[], why: unknown): Promise<void> {
+    for (const k of ks) {
+      const { small, chunked } = this.takeUses(seg, k);
       for (const f of small) this.settle(f, why);
       for (const [f] of chunked) await this.placed(f, why);
-      return;
     }
-    if (!lease) return this.deliverLoaded(seg.ids[k]!, small, chunked);
-    // The read's buffer goes to the chunk job, or to the last small file; the others get copies.
-    const jobs: Promise<void>[] = [];
-    for (const [j, f] of small.entries()) jobs.push(this.writeSmall(f, chunked.length === 0 && j === small.length - 1 ? lease : copyLease(lease)));
-    if (chunked.length > 0) jobs.push(this.writeChunk(chunked, lease));
-    await Promise.all(jobs);
   }
 
-  private async writeSmall(f: Small, lease: Lease): Promise<void> {
-    if (!this.jobs.tryAcquire()) await this.jobs.acquire();
+  /**
+   * Hands a read span to one worker with every file and place its blobs go to (each blob opened
+   * once, however many need it); never rejects (each file gets its own outcome).
+   */
+  private async deliver(seg: Segment, read: SpanRead): Promise<void> {
+    if (this.stop.signal.aborted) {
+      read.release();
+      return this.fail(seg, read.blobs.map((b) => b.k), this.stop.signal.reason);
+    }
+    const items: SpanItem[] = [];
+    const ids = Buffer.allocUnsafeSlow(32 * read.blobs.length);
+    const who: { small: Small[]; chunked: Chunked[] }[] = [];
+    for (const b of read.blobs) {
+      const { small, chunked } = this.takeUses(seg, b.k);
+      const to: ChunkTarget[] = [];
+      const open: Chunked[] = [];
+      for (const [f, pos] of chunked) {
+        try {
+          if (f.failure !== undefined) throw f.failure;
+          to.push({ fd: (await this.open(f)).fd, pos, holes: holesWithin(f.holes, pos, b.rawLength) });
+          open.push(f);
+        } catch (e) {
+          await this.placed(f, e);
+        }
+      }
+      if (small.length === 0 && open.length === 0) continue;
+      ids.set(b.id, 32 * items.length);
+      items.push({ offset: b.offset, length: b.length, type: b.type, rawLength: b.rawLength, files: small.map((f) => FileWriters.fileJob(f.path, f.e, f.owner)), to });
+      who.push({ small, chunked: open });
+    }
+    if (items.length === 0) return read.release();
+    if (!this.writers) return this.writeHere(read, items, ids, who);
+    let outcomes: readonly RestoreOutcome[];
     try {
-      this.settle(f, undefined, await this.writers!.writeFile(f.path, f.e, f.owner, lease));
+      outcomes = await this.writers.writeSpan(read, items, ids.subarray(0, 32 * items.length));
     } catch (e) {
-      this.settle(f, e);
-    } finally {
-      this.jobs.release();
+      outcomes = [];
+      this.halt(e);
+    }
+    let n = 0;
+    for (const [i, { small, chunked }] of who.entries()) {
+      for (const f of small) {
+        const o = outcomes[n++];
+        if (o?.status === 'ok') this.settle(f, undefined, o);
+        else this.settle(f, o ? replyError(o) : this.stop.signal.reason);
+      }
+      if (items[i]!.to.length === 0) continue;
+      const o = outcomes[n++];
+      const failure = o ? replyError(o) : this.stop.signal.reason;
+      if (o?.status === 'ok') this.onBytes(o.bytes * chunked.length);
+      for (const f of chunked) await this.placed(f, failure);
     }
   }
 
-  /** Writes one chunk to each of its places (files that failed meanwhile are skipped). */
-  private async writeChunk(places: readonly [Chunked, number][], lease: Lease): Promise<void> {
-    const to: ChunkTarget[] = [];
-    const files: Chunked[] = [];
-    const length = lease.blob.rawLength;
-    for (const [f, pos] of places) {
-      try {
-        if (f.failure !== undefined) throw f.failure;
-        to.push({ fd: (await this.open(f)).fd, pos, holes: holesWithin(f.holes, pos, length) });
-        files.push(f);
-      } catch (e) {
-        await this.placed(f, e);
+  /** Without worker threads (a platform given for tests): each blob opened and written here. */
+  private async writeHere(read: SpanRead, items: readonly SpanItem[], ids: Uint8Array, who: readonly { chunked: Chunked[] }[]): Promise<void> {
+    try {
+      for (const [i, it] of items.entries()) {
+        let failure: unknown;
+        try {
+          const plain = await this.repo.decodeBlob(it.type, ids.subarray(32 * i, 32 * i + 32), read.bytes.subarray(it.offset, it.offset + it.length), it.rawLength, read.packName);
+          for (const t of it.to) writeSkippingHoles(t.fd, plain, t.pos, t.holes);
+          this.onBytes(plain.length * it.to.length);
+        } catch (e) {
+          failure = e;
+        }
+        for (const f of who[i]!.chunked) await this.placed(f, failure);
       }
+    } finally {
+      read.release();
     }
-    if (files.length === 0) return lease.release();
-    let failure: unknown;
-    if (!this.writers) {
-      try {
-        const b = lease.blob;
-        const plain = await this.repo.decodeBlob(b.type, b.id, b.env, b.rawLength, b.packName);
-        for (const t of to) writeSkippingHoles(t.fd, plain, t.pos, t.holes);
-        this.onBytes(plain.length * to.length);
-      } catch (e) {
-        failure = e;
-      } finally {
-        lease.release();
-      }
-    } else {
-      if (!this.jobs.tryAcquire()) await this.jobs.acquire();
-      try {
-        const r = await this.writers.writeChunk(to, lease);
-        failure = replyError(r);
-        if (r.status === 'ok') this.onBytes(r.bytes * to.length);
-      } catch (e) {
-        failure = e;
-      } finally {
-        this.jobs.release();
-      }
-    }
-    for (const f of files) await this.placed(f, failure);
   }
 
   /** A blob the planner does not read (a delta, rebuilt by the repository, or one missing from the index). */
-  private async deliverLoaded(id: Uint8Array, small: readonly Small[], chunked: readonly [Chunked, number][]): Promise<void> {
+  private async deliverLoaded(seg: Segment, k: number): Promise<void> {
+    const id = seg.ids[k]!;
+    const { small, chunked } = this.takeUses(seg, k);
     let data: Uint8Array | undefined;
     let failure: unknown;
     try {
@@ -398,14 +415,14 @@ export class ContentPlan {
     this.settle(f, why);
   }
 
-  private settle(f: Planned, error: unknown, value?: RestoreFileReply | fsp.FileHandle): void {
+  private settle(f: Planned, error: unknown, value?: RestoreOutcome | fsp.FileHandle): void {
     if (f.settled) return;
     f.settled = true;
     f.list[f.idx] = undefined;
     if (error !== undefined) {
       if (stops(error)) this.halt(error);
       f.reject(error);
-    } else if (f.kind === 'small') f.resolve(value as RestoreFileReply);
+    } else if (f.kind === 'small') f.resolve(value as RestoreOutcome);
     else f.resolve(value as fsp.FileHandle | undefined);
   }
 }

@@ -1,33 +1,26 @@
 /**
  * The restorer's worker threads (restore-worker.ts): the main thread walks the snapshot, makes
  * folders, decides names and renames; the workers open the sealed chunks (with repo's
- * WorkerCodec) and write file contents. A single-chunk file is a 'file' job (create, write, owner,
- * mode, xattrs, times); a chunk of a larger file is a 'chunk' job that writes it into every
- * descriptor (opened by the main thread) and place that needs it, opened once. The restore plan
- * (restore-plan.ts) reads the envelopes through the repository's store, pack by pack, and hands
- * them over here (moved, not copied), so a restore runs the same way on any store and under its
- * wrappers.
+ * WorkerCodec) and write file contents. The restore plan (restore-plan.ts) reads the packs
+ * through the repository's store, a span of one pack per request, and hands each read over here
+ * whole (moved, not copied) as a 'span' job: each blob in it is opened once, in place, and written
+ * to every single-chunk file made of it (create, write, owner, mode, xattrs, times) and every place
+ * in a larger file (a descriptor the main thread opened). An empty file is a 'file' job. So a
+ * restore runs the same way on any store and under its wrappers.
  */
 import { writeSync } from 'node:fs';
-import type { Lease, Repository } from '../repo/repository.js';
-import type { SealedBlob } from '../repo/worker-codec.js';
+import type { BlobType, Repository, SpanRead } from '../repo/repository.js';
 import { LifeboatError } from '../util/errors.js';
 import { WorkerPool } from '../util/worker-pool.js';
 import type { TreeEntry } from './tree.js';
 
-/** A sealed chunk as a worker gets it. */
-export type ChunkSource = SealedBlob;
-
-export interface RestoreFileJob {
-  readonly seq: number;
-  readonly kind: 'file';
+/** A single-chunk file to create: alone (an empty file), or in a span job with the blob it holds. */
+export interface SpanFile {
   /**
    * Where to create the file (a fresh name in a folder the main thread checked), its bytes as a
    * latin1 string: strings cross threads cheaply, a Buffer from Node's pool clones its whole slab.
    */
   readonly path: string;
-  /** The content; none for an empty file. */
-  readonly blob?: ChunkSource;
   readonly mode: number;
   /** Owner to set; undefined leaves the file to the restoring user. */
   readonly owner?: { readonly uid: number; readonly gid: number };
@@ -35,6 +28,12 @@ export interface RestoreFileJob {
   readonly mtime: bigint;
   /** Extended attributes, values as latin1 strings. */
   readonly xattrs: readonly (readonly [string, string])[];
+}
+
+/** An empty file. */
+export interface RestoreFileJob extends SpanFile {
+  readonly seq: number;
+  readonly kind: 'file';
 }
 
 /** One place a chunk goes. */
@@ -47,74 +46,96 @@ export interface ChunkTarget {
   readonly holes: readonly number[];
 }
 
-export interface RestoreChunkJob {
-  readonly seq: number;
-  readonly kind: 'chunk';
-  /** Every place the chunk goes (files sharing it, or one file holding it twice): opened once, written to each. */
+/** A blob of a span job: where it lies in the span, and the files and places it goes to. */
+export interface SpanItem {
+  readonly offset: number;
+  readonly length: number;
+  readonly type: BlobType;
+  readonly rawLength: number;
+  /** Single-chunk files made of it. */
+  readonly files: readonly SpanFile[];
+  /** Places in larger files (opened by the main thread); none if only single-chunk files need it. */
   readonly to: readonly ChunkTarget[];
-  readonly blob: ChunkSource;
 }
 
-export type RestoreFileReply =
-  | { readonly seq: number; readonly status: 'ok'; readonly bytes: number; readonly chownError?: string; readonly xattrErrors: readonly [string, string][] }
+/**
+ * One read of the restore plan (a pack span) and everything made of it: the worker opens each
+ * blob in place in the span's bytes and writes it to every file and place that needs it. One
+ * message per span instead of one per blob: the main thread neither copies each blob out of the
+ * read nor posts and settles a job per blob.
+ */
+export interface RestoreSpanJob {
+  readonly seq: number;
+  readonly kind: 'span';
+  readonly packName: string;
+  /** The span's bytes, moved to the worker. */
+  readonly bytes: Uint8Array;
+  /** The items' ids, 32 bytes each, in order. */
+  readonly ids: Uint8Array;
+  readonly items: readonly SpanItem[];
+}
+
+/** How one file, or one chunk's places, went. */
+export type RestoreOutcome =
+  | { readonly status: 'ok'; readonly bytes: number; readonly chownError?: string; readonly xattrErrors: readonly [string, string][] }
   /** The repository is damaged (or, with notFound, missing a file): the restore stops. */
-  | { readonly seq: number; readonly status: 'corrupt'; readonly message: string; readonly notFound?: true }
-  | { readonly seq: number; readonly status: 'failed'; readonly code: string };
+  | { readonly status: 'corrupt'; readonly message: string; readonly notFound?: true }
+  | { readonly status: 'failed'; readonly code: string };
+
+export type RestoreFileReply = RestoreOutcome & { readonly seq: number };
+
+/** A span job's outcomes: per item, one per file in `files`, then one for `to` if it has places. */
+export interface RestoreSpanReply {
+  readonly seq: number;
+  readonly status: 'span';
+  readonly outcomes: readonly RestoreOutcome[];
+}
 
 /**
- * A restore sends thousands of small files: 64 per message and 32 replies per message back, with
- * JOBS_IN_FLIGHT jobs queued, cut the restore's CPU time for 100k files by 3-4% (fewer messages to
- * post, wake up for and decode) against 32 and 8 (bench/README.md, session 8).
+ * Each span job is answered as soon as it is written, so its read goes back to the plan's budget
+ * while the worker writes the next one. Empty files (the only other jobs) go 64 per message.
  */
-const WRITER_BATCHING = { requests: 64, replies: 32 } as const;
-/**
- * Jobs the restore plan may have queued on the workers. 256 was measured on 2 cores: each of the
- * two workers has a full batch in hand and another queued.
- */
-export const JOBS_IN_FLIGHT = 4 * WRITER_BATCHING.requests;
+const WRITER_BATCHING = { requests: 64, replies: 1 } as const;
 
 const NO_XATTRS: readonly (readonly [string, string])[] = [];
 
-/** A job as the caller makes it: the blob comes from its lease. */
-type Job = Omit<RestoreFileJob, 'seq' | 'blob'> | Omit<RestoreChunkJob, 'seq' | 'blob'>;
-type Wire = Omit<RestoreFileJob, 'seq'> | Omit<RestoreChunkJob, 'seq'>;
+type Wire = Omit<RestoreFileJob, 'seq'> | Omit<RestoreSpanJob, 'seq'>;
 
 export class FileWriters {
-  private readonly pool: WorkerPool<Wire, RestoreFileReply>;
+  private readonly pool: WorkerPool<Wire, RestoreFileReply | RestoreSpanReply>;
 
   constructor(repo: Repository) {
     this.pool = new WorkerPool(new URL('./restore-worker.js', import.meta.url), { codec: repo.workerCodec() }, undefined, WRITER_BATCHING);
   }
 
-  /** Sends `job` with its blob (moved, not copied); the blob's lease is released once the worker answered. */
-  private async send(job: Job, lease?: Lease): Promise<RestoreFileReply> {
-    const blob = lease?.blob;
+  /** Single-chunk file `e`'s job, as writeFile and writeSpan send it. */
+  static fileJob(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined): SpanFile {
+    return {
+      path: path.toString('latin1'),
+      mode: e.mode,
+      ...(owner ? { owner } : {}),
+      atime: e.atime,
+      mtime: e.mtime,
+      xattrs: e.xattrs?.length ? e.xattrs.map(([k, v]) => [k, v.toString('latin1')] as const) : NO_XATTRS,
+    };
+  }
+
+  /**
+   * Writes every item of the span `read` holds (its bytes are moved to the worker) and releases
+   * the read once the worker answered; the outcomes in RestoreSpanReply's order.
+   */
+  async writeSpan(read: SpanRead, items: readonly SpanItem[], ids: Uint8Array): Promise<readonly RestoreOutcome[]> {
     try {
-      return await this.pool.call((blob ? { ...job, blob } : job) as Wire, blob ? [blob.env.buffer as ArrayBuffer, blob.id.buffer as ArrayBuffer] : []);
+      const r = await this.pool.call({ kind: 'span', packName: read.packName, bytes: read.bytes, ids, items }, [read.bytes.buffer as ArrayBuffer, ids.buffer as ArrayBuffer]);
+      return (r as RestoreSpanReply).outcomes;
     } finally {
-      lease?.release();
+      read.release();
     }
   }
 
-  /** Creates single-chunk file `e` at `path` from the blob `lease` holds (none: an empty file), and releases it. */
-  writeFile(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, lease: Lease | undefined): Promise<RestoreFileReply> {
-    return this.send(
-      {
-        kind: 'file',
-        path: path.toString('latin1'),
-        mode: e.mode,
-        ...(owner ? { owner } : {}),
-        atime: e.atime,
-        mtime: e.mtime,
-        xattrs: e.xattrs?.length ? e.xattrs.map(([k, v]) => [k, v.toString('latin1')] as const) : NO_XATTRS,
-      },
-      lease,
-    );
-  }
-
-  /** Writes the chunk `lease` holds to every place in `to` (the caller keeps the descriptors open until this settles), and releases it. */
-  writeChunk(to: readonly ChunkTarget[], lease: Lease): Promise<RestoreFileReply> {
-    return this.send({ kind: 'chunk', to }, lease);
+  /** Creates empty file `e` at `path`. */
+  async writeEmpty(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined): Promise<RestoreFileReply> {
+    return (await this.pool.call({ kind: 'file', ...FileWriters.fileJob(path, e, owner) })) as RestoreFileReply;
   }
 
   close(): Promise<void> {
@@ -123,7 +144,7 @@ export class FileWriters {
 }
 
 /** What a worker's reply reports as an error: repository damage (a LifeboatError) or a failed call (with its errno code); undefined when it went well. */
-export function replyError(r: RestoreFileReply): Error | undefined {
+export function replyError(r: RestoreOutcome): Error | undefined {
   if (r.status === 'corrupt') return new LifeboatError(r.notFound ? 'not-found' : 'corrupt', r.message);
   if (r.status === 'failed') return Object.assign(new Error(r.code), { code: r.code });
   return undefined;

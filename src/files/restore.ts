@@ -36,7 +36,7 @@ import { isRestoreTemporary, replaceWith, tmpName } from '../tree/restore.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { MetadataWriter } from './metadata.js';
-import { FileWriters, replyError, type RestoreFileReply } from './restore-workers.js';
+import { FileWriters, replyError, type RestoreOutcome } from './restore-workers.js';
 import { ContentPlan } from './restore-plan.js';
 
 /** 'keep-both': a file changed since the backup stays, and the backed-up one is restored beside it as "x (restored 2026-12-05).odt". */
@@ -410,7 +410,7 @@ class Restorer {
       if (id !== undefined) await this.plan.room();
       const path = Buffer.concat([dir, SLASH, e.name]);
       const owner = this.meta.owner(e);
-      const reply = id === undefined ? writers.writeFile(path, e, owner, undefined) : this.plan.addSmall(path, e, owner, id);
+      const reply = id === undefined ? writers.writeEmpty(path, e, owner) : this.plan.addSmall(path, e, owner, id);
       const done = reply
         .then((r) => {
           this.written(r, e, () => `${logical}/${e.name.toString('utf8')}`);
@@ -647,7 +647,7 @@ class Restorer {
       if (id !== undefined && this.repo.index.get(fromHex(id))?.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
       if (id === undefined || this.smallBlob(id)) {
         if (id !== undefined) await this.plan.room();
-        const reply = id === undefined ? this.writers.writeFile(tmp, e, this.meta.owner(e), undefined) : this.plan.addSmall(tmp, e, this.meta.owner(e), id);
+        const reply = id === undefined ? this.writers.writeEmpty(tmp, e, this.meta.owner(e)) : this.plan.addSmall(tmp, e, this.meta.owner(e), id);
         handedOver();
         return this.written(await reply, e, () => shown);
       }
@@ -680,7 +680,7 @@ class Restorer {
   }
 
   /** Accounts for a single-chunk file a worker wrote; `shown` names it in messages. */
-  private written(r: RestoreFileReply, e: TreeEntry, shown: () => string): void {
+  private written(r: RestoreOutcome, e: TreeEntry, shown: () => string): void {
     if (r.status !== 'ok') throw replyError(r);
     if (r.bytes !== e.size) {
       this.warn(shown(), `${shown()}: the stored content is ${r.bytes} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { FaultStore } from '../store/fault.js';
 import { LocalStore } from '../store/local.js';
 import { Names } from './ids.js';
-import { BlobType, Repository } from './repository.js';
+import { BlobType, Repository, type SpanOutcome } from './repository.js';
 
 async function setup(t: { after(fn: () => unknown): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'lifeboat-reader-'));
@@ -92,44 +92,66 @@ test('the planner holds reads back while the budget is full, and a failed read f
   }
 });
 
-test('readAll reads a known list pack by pack in the order first listed, a few reads at once within the budget; a failed read reaches only its blobs', async (t) => {
+test('readSpans reads a known list pack by pack in the order first listed, a few reads at once within the budget, each handed over whole; a failed read reaches only its blobs', async (t) => {
   const { repo, store, blobs, packs } = await setup(t);
-  const reader = repo.packReader({ budget: 16 * 1024 * 1024, ahead: 2 });
+  // A read is at most a quarter of the budget: 10 MiB holds a whole pack.
+  const reader = repo.packReader({ budget: 40 * 1024 * 1024, ahead: 2 });
   const order = [...blobs].reverse(); // the last pack first
   const got: number[] = [];
   const before = store.counts.get;
   let held = 0;
   let maxHeld = 0;
-  await reader.readAll(
+  await reader.readSpans(
     order.map((b) => b.id),
-    (k, lease, error) => {
-      assert.equal(error, undefined);
-      assert.ok(lease);
-      got.push(k);
-      held += lease.blob.env.length;
+    (r) => {
+      assert.ok('read' in r, 'every blob is read');
+      const { bytes, blobs: inRead, release } = r.read;
+      assert.equal(bytes.byteOffset, 0, 'the read owns its buffer (it moves to a worker whole)');
+      assert.equal(bytes.byteLength, bytes.buffer.byteLength);
+      for (const b of inRead) {
+        got.push(b.k);
+        // Each blob lies where the index says, within the read.
+        const loc = repo.index.get(order[b.k]!.id)!;
+        assert.equal(b.length, loc.length);
+        assert.ok(b.offset + b.length <= bytes.length);
+      }
+      held += bytes.length;
       maxHeld = Math.max(maxHeld, held);
       // Released a little later, as a worker would.
       setTimeout(() => {
-        held -= lease.blob.env.length;
-        lease.release();
+        held -= bytes.length;
+        release();
       }, 5);
     },
   );
   assert.equal(got.length, blobs.length);
   assert.equal(store.counts.get - before, packs.size, 'one read per pack');
   assert.ok(got.indexOf(0) < got.indexOf(blobs.length - 1), 'the pack listed first is read first');
-  assert.ok(maxHeld <= 16 * 1024 * 1024 + 9 * 1024 * 1024, `${maxHeld} bytes held at most`);
+  assert.ok(maxHeld <= 40 * 1024 * 1024, `${maxHeld} bytes held at most`);
 
-  // A missing pack: its blobs get the error, the others their leases; a blob not indexed gets neither.
+  // Blobs open from the read's bytes as they are: a blob's envelope decodes to its data.
+  const reads: SpanOutcome[] = [];
+  await reader.readSpans([blobs[3]!.id], (r) => reads.push(r));
+  const r = reads[0]!;
+  assert.ok(reads.length === 1 && 'read' in r);
+  const b = r.read.blobs[0]!;
+  const plain = await repo.decodeBlob(b.type, b.id, r.read.bytes.subarray(b.offset, b.offset + b.length), b.rawLength, r.read.packName);
+  assert.ok(Buffer.from(plain).equals(blobs[3]!.data));
+  r.read.release();
+
+  // A missing pack: its blobs get the error, the others their reads; a blob not indexed is left to the caller.
   const lost = repo.index.get(blobs[0]!.id)!.packId;
   await store.delete(Names.pack(lost));
   const results = new Map<number, string>();
-  await reader.readAll([...blobs.map((b) => b.id), randomBytes(32)], (k, lease, error) => {
-    results.set(k, error !== undefined ? 'error' : lease ? 'lease' : 'none');
-    lease?.release();
+  await reader.readSpans([...blobs.map((b) => b.id), randomBytes(32)], (r) => {
+    if ('read' in r) {
+      for (const b of r.read.blobs) results.set(b.k, 'read');
+      r.read.release();
+    } else if ('failed' in r) for (const k of r.failed) results.set(k, 'error');
+    else results.set(r.alone, 'alone');
   });
-  for (const [k, b] of blobs.entries()) assert.equal(results.get(k), repo.index.get(b.id)!.packId === lost ? 'error' : 'lease', `blob ${k}`);
-  assert.equal(results.get(blobs.length), 'none');
+  for (const [k, b] of blobs.entries()) assert.equal(results.get(k), repo.index.get(b.id)!.packId === lost ? 'error' : 'read', `blob ${k}`);
+  assert.equal(results.get(blobs.length), 'alone');
 });
 
 test('readAhead: prefetched blobs come with one read per pack span, stay sealed until loaded, and stop at the bytes they may hold', async (t) => {

@@ -10,13 +10,14 @@
  * one request over that span; a sparser one with one request per run of blobs that lie at most
  * READ_GAP apart. A caller that asks for a whole file's chunks at once therefore costs about one
  * request per pack, however the file is spread over packs, and a folder of small files one per
- * pack range.
+ * pack range. A caller that knows its whole list (a restore) gives it to `readSpans` instead, and
+ * gets each read whole: the span's bytes and the blobs in it, to move to one worker thread.
  *
  * Memory: a read waits until its blobs fit in the budget (bytes handed out and not yet released,
- * plus reads in flight); `ahead` reads run at once. Each blob comes in a buffer of its own, so it
- * moves to a worker thread without the others, with a `release` to call once it is written (or
- * dropped). A caller that holds blobs without releasing them stops the reader when the budget is
- * full: release in a `finally`.
+ * plus reads in flight); `ahead` reads run at once. From `get`, each blob comes in a buffer of its
+ * own, so it moves to a worker thread without the others, with a `release` to call once it is
+ * written (or dropped); from `readSpans`, the read's buffer has one `release`. A caller that holds
+ * them without releasing stops the reader when the budget is full: release in a `finally`.
  *
  * Workers open what they are handed (worker-codec.ts): nothing here decrypts. A blob the index does
  * not hold, or holds as a delta, resolves to undefined (Repository.loadBlob handles both); a read
@@ -64,22 +65,38 @@ interface Want {
   readonly type: BlobType;
   readonly rawLength: number;
   readonly waiters: { resolve(l: Lease): void; reject(e: unknown): void }[];
+  /** Its place in readSpans' list. */
+  readonly k?: number;
 }
+
+/** A blob in a read span: `offset` within the span's bytes. */
+export interface SpanBlob {
+  /** Its place in the list given to readSpans. */
+  readonly k: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly type: BlobType;
+  readonly id: Uint8Array;
+  readonly rawLength: number;
+}
+
+/** One request's bytes (in a buffer of their own) and the blobs asked for in them, sorted by offset. */
+export interface SpanRead {
+  readonly packName: string;
+  readonly bytes: Uint8Array;
+  readonly blobs: readonly SpanBlob[];
+  /** Gives the span's bytes back to the budget; call once they are written or dropped. */
+  readonly release: () => void;
+}
+
+/** What readSpans hands over: a read, the blobs of a failed read, or a blob it does not read. */
+export type SpanOutcome = { readonly read: SpanRead } | { readonly failed: readonly number[]; readonly error: unknown } | { readonly alone: number };
 
 /** A copy of `view` in an ArrayBuffer of its own (not from Node's pool, not zeroed first). */
 export function ownCopy(view: Uint8Array): Uint8Array {
   const out = Buffer.allocUnsafeSlow(view.length);
   out.set(view);
   return out;
-}
-
-/**
- * A second lease on the blob `lease` holds, in buffers of its own (to hand the same blob to two
- * threads); outside the budget, so keep such copies few and short-lived.
- */
-export function copyLease(lease: Lease): Lease {
-  const b = lease.blob;
-  return { blob: { ...b, id: new Uint8Array(b.id), env: ownCopy(b.env) }, release: () => undefined };
 }
 
 export class PackReader {
@@ -136,42 +153,59 @@ export class PackReader {
   /**
    * Reads every blob of `ids` (distinct ids: the caller maps each to the places that need it), pack
    * by pack in the order the packs first appear in `ids`, each pack with as few requests as plan()
-   * allows, `ahead` at once within the budget, and hands each blob over as its read arrives:
-   * `each(k, lease)` for ids[k], or `each(k, undefined, error)` for the blobs of a failed read. A blob
-   * the index does not hold, or holds as a delta, gets `each(k, undefined)` at once (the caller
-   * loads it another way). Once `stop` is aborted, no further read starts and the blobs not read
-   * yet are never handed over. Resolves when every read started has been handed over (leases may
-   * still be held).
+   * allows, `ahead` at once within the budget, and hands each read over whole as it arrives:
+   * `each({ read })` with the span's bytes and the blobs in it (the caller moves the bytes to one
+   * worker and calls `read.release()` once they are written or dropped), or `each({ failed, error })`
+   * with the ids[k] of a failed read. A blob the index does not hold, or holds as a delta, gets
+   * `each({ alone: k })` at once (the caller loads it another way). Once `stop` is aborted, no
+   * further read starts and the blobs not read yet are never handed over. Resolves when every
+   * read started has been handed over (reads may still be held).
    */
-  async readAll(ids: readonly Uint8Array[], each: (k: number, lease: Lease | undefined, error?: unknown) => void, stop?: AbortSignal): Promise<void> {
+  async readSpans(ids: readonly Uint8Array[], each: (r: SpanOutcome) => void, stop?: AbortSignal): Promise<void> {
     const wants: Want[] = [];
     for (const [k, id] of ids.entries()) {
       const loc = this.index.get(id);
       if (!loc || loc.type === BlobType.delta) {
-        each(k, undefined);
+        each({ alone: k });
         continue;
       }
-      wants.push({
-        id: new Uint8Array(id),
-        packId: loc.packId,
-        offset: loc.offset,
-        length: loc.length,
-        type: loc.type,
-        rawLength: loc.rawLength,
-        waiters: [{ resolve: (l) => each(k, l), reject: (e) => each(k, undefined, e) }],
-      });
+      wants.push({ id, packId: loc.packId, offset: loc.offset, length: loc.length, type: loc.type, rawLength: loc.rawLength, waiters: [], k });
     }
     const reads: Promise<void>[] = [];
-    for (const r of plan(wants, this.gap, Math.min(READ_RUN, Math.max(1, this.budget >> 1)))) {
-      await this.room(r.end - r.start);
+    // A quarter of the budget per request at most, so that a few reads (one per worker) fill it.
+    for (const r of plan(wants, this.gap, Math.min(READ_RUN, Math.max(1, this.budget >> 2)))) {
+      const span = r.end - r.start;
+      await this.room(span);
       if (stop?.aborted) {
-        this.free(r.end - r.start);
+        this.free(span);
         break;
       }
       this.inFlight++;
-      reads.push(this.read(r));
+      reads.push(this.readSpan(r, each));
     }
     await Promise.all(reads);
+  }
+
+  private async readSpan(r: Run, each: (r: SpanOutcome) => void): Promise<void> {
+    const span = r.end - r.start;
+    let bytes: Uint8Array;
+    try {
+      this.requests++;
+      bytes = await this.store.get(Names.pack(r.packId), r.start, span);
+    } catch (error) {
+      this.free(span);
+      each({ failed: r.wants.map((w) => w.k!), error });
+      return;
+    } finally {
+      this.inFlight--;
+    }
+    let freed = false;
+    const release = () => {
+      if (!freed) this.free(span);
+      freed = true;
+    };
+    const blobs = r.wants.map((w) => ({ k: w.k!, offset: w.offset - r.start, length: w.length, type: w.type, id: w.id, rawLength: w.rawLength }));
+    each({ read: { packName: Names.pack(r.packId), bytes: ownsItsBuffer(bytes) ? bytes : ownCopy(bytes), blobs, release } });
   }
 
   /** Plans and reads what is pending, and what is asked meanwhile, until nothing is. */

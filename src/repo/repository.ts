@@ -40,8 +40,8 @@ import { validateSnapshot, type Snapshot } from './snapshot.js';
 import { systemClock, type Clock } from '../util/clock.js';
 
 export { FORMAT_VERSION, type RepoConfig } from './config.js';
-export type { Lease, PackReader, PackReaderOptions } from './pack-reader.js';
-export { copyLease, type ReadAhead } from './pack-reader.js';
+export type { Lease, PackReader, PackReaderOptions, SpanOutcome, SpanRead } from './pack-reader.js';
+export type { ReadAhead } from './pack-reader.js';
 
 export interface SaveResult {
   readonly id: Buffer;

@@ -17,6 +17,7 @@ import * as fsp from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
 import { chunkStream, DEFAULT_PARAMS, type ZeroRun } from '../chunking/fastcdc.js';
 import { pool, Semaphore } from '../util/concurrency.js';
 import { BufferPool, FileCollector } from '../util/memory.js';
@@ -388,9 +389,15 @@ class Backup {
    * The buffers of large files' chunks (and their read buffers), which the workers send back once
    * a chunk is sealed: enough for the chunks in flight, the chunker's and the reads' own.
    */
-  readonly chunkBuffers = new BufferPool(DEFAULT_PARAMS.max, READ_CONCURRENCY * (CHUNKS_IN_FLIGHT + 2));
-  /** The envelopes those chunks are sealed into (a chunk's, plus the codec byte and the envelope's nonce and tag). */
-  readonly envelopeBuffers = new BufferPool(DEFAULT_PARAMS.max + 64, READ_CONCURRENCY * CHUNKS_IN_FLIGHT);
+  readonly chunkBuffers = new BufferPool(DEFAULT_PARAMS.max, READ_CONCURRENCY * (CHUNKS_IN_FLIGHT + 2), true);
+  /**
+   * The envelopes those chunks are sealed into (a chunk's, plus the codec byte and the envelope's
+   * nonce and tag). Both pools are shared memory, lent to the workers rather than moved there and
+   * back: each 8 MiB buffer moved back counted as 8 MiB of new outside memory for V8, which ran
+   * ~170 scavenges and ~12 full collections per backup of a developer's home folder for it
+   * (bench/README.md, session 15).
+   */
+  readonly envelopeBuffers = new BufferPool(DEFAULT_PARAMS.max + 64, READ_CONCURRENCY * CHUNKS_IN_FLIGHT, true);
   private readonly hardlinks = new Map<string, Promise<FileData | undefined>>();
   private bytesDone = 0;
   /** Collects the main thread's old garbage every so many files read (util/memory.ts COLLECTION). */
@@ -637,7 +644,12 @@ class Backup {
         this.bytesDone += r.bytesRead;
         const marks = r.changed ? this.changedWhileRead(shown) : {};
         if (!r.id || !r.env || r.rawLength === undefined) return { content: [], size: 0, ...marks };
-        const saved = await this.repo.saveSealedBlob(BlobType.data, r.id, r.env, r.rawLength);
+        let saved: SaveResult;
+        try {
+          saved = await this.repo.saveSealedBlob(BlobType.data, r.id, r.env, r.rawLength);
+        } finally {
+          this.saver!.done(r); // the envelope is in the pack (or was not needed): its ring space is free
+        }
         if (saved.added) {
           this.s.dataBlobsAdded++;
           this.s.dataBytesAdded += r.rawLength;
@@ -1056,13 +1068,25 @@ class Backup {
  * `incomplete` list; repository errors and aborts reject (nothing is written for the snapshot).
  * The caller holds the repository lock.
  */
+/**
+ * V8's old generation may grow to twice its live size between full collections while a backup
+ * runs (V8's own factor, up to 4x, is restored afterwards). Full collections used to come for the
+ * outside memory of buffers moved between threads (~40-60 per backup of a real tree); with those
+ * buffers shared, V8 ran ~5 and the main thread's heap grew to 150 MiB of mostly garbage on a copy
+ * of /usr; at 100% it runs ~14 and stays near 100 (bench/README.md, session 15).
+ */
+const HEAP_GROWING_PERCENT = 100;
+
 export async function backup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   try {
     return await backupOnce(repo, opts);
   } catch (e) {
     if (!(e instanceof FullScanNeeded)) throw e;
     const { changedFolders: _, parent: __, ...full } = opts;
-    return backupOnce(repo, full);
+    return await backupOnce(repo, full);
+  } finally {
+    setFlagsFromString('--heap-growing-percent=0'); // 0: V8's own growth
   }
 }
 

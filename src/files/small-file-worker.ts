@@ -6,11 +6,16 @@
 import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { serveBatches } from '../util/worker-pool.js';
-import { WorkerCodec, type CodecHandle } from '../repo/worker-codec.js';
+import { WorkerCodec } from '../repo/worker-codec.js';
 import { release } from '../util/memory.js';
-import type { SealRequest, SmallFileReply, SmallFileRequest } from './small-files.js';
+import { RingWriter } from '../util/shared-ring.js';
+import { ID_BYTES, type SealRequest, type SmallFileReply, type SmallFileRequest, type SmallFileWorkerData } from './small-files.js';
 
-const codec = new WorkerCodec((workerData as { codec: CodecHandle }).codec);
+const data = workerData as SmallFileWorkerData;
+const codec = new WorkerCodec(data.codec);
+const ring = new RingWriter(data.ring);
+/** An envelope's bytes beyond its plaintext at most: the codec byte, the nonce and the tag (docs/FORMAT.md §6). */
+const ENVELOPE_MAX_EXTRA = 1 + 12 + 16;
 const NOATIME = C.O_NOATIME ?? 0;
 /** Every file is read into this one buffer (it is sealed, i.e. copied, before the next is read). */
 let readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
@@ -53,10 +58,16 @@ function handle(m: SmallFileRequest): SmallFileReply {
     const after = fstatSync(fd, { bigint: true });
     const changed = after.size !== BigInt(m.size) || after.mtimeNs !== BigInt(m.mtimeNs) || got !== size;
     if (got === 0) return { seq: m.seq, status: 'ok', bytesRead: 0, changed };
-    const data = buf.subarray(0, got);
-    const id = codec.chunkId(data);
-    const env = codec.seal(m.type, id, data);
-    return { seq: m.seq, status: 'ok', bytesRead: got, changed, id, env, rawLength: got };
+    const plain = buf.subarray(0, got);
+    const id = codec.chunkId(plain);
+    // Into the shared ring when it has room (the id, then the envelope), else a buffer of its own.
+    const r = ring.reserve(ID_BYTES + got + ENVELOPE_MAX_EXTRA);
+    if (r === undefined) return { seq: m.seq, status: 'ok', bytesRead: got, changed, id, env: codec.seal(m.type, id, plain), rawLength: got };
+    r.view.set(id);
+    const env = codec.seal(m.type, id, plain, r.view.subarray(ID_BYTES));
+    if (env.buffer !== r.view.buffer) throw new Error('an envelope outgrew its space in the shared ring');
+    const slot = { from: r.from, end: ring.shrink(r, ID_BYTES + env.length), at: r.at, envLength: env.length };
+    return { seq: m.seq, status: 'ok', bytesRead: got, changed, rawLength: got, slot };
   } finally {
     closeSync(fd);
   }
@@ -66,10 +77,16 @@ serveBatches<SmallFileRequest | SealRequest, SmallFileReply>(
   (m) => {
     if ('kind' in m) {
       const env = codec.seal(m.type, m.id, m.data, m.into);
+      // Sealed into shared memory (BufferPool's `shared`): the main thread has it, only the length goes back.
+      const inShared = m.into !== undefined && env.buffer === m.into.buffer && env.buffer instanceof SharedArrayBuffer;
+      const sealed = inShared ? { envLength: env.length } : { env };
+      const envTransfer = inShared ? [] : [env.buffer as ArrayBuffer];
+      // Lent shared memory stays the main thread's; nothing to send back or free.
+      if (m.data.buffer instanceof SharedArrayBuffer) return { reply: { seq: m.seq, status: 'sealed', ...sealed }, transfer: envTransfer };
       // A pooled chunk buffer goes back to its pool on the main thread (and `into` with the envelope).
-      if (m.giveBack) return { reply: { seq: m.seq, status: 'sealed', env, data: m.data }, transfer: [env.buffer as ArrayBuffer, m.data.buffer as ArrayBuffer] };
+      if (m.giveBack) return { reply: { seq: m.seq, status: 'sealed', ...sealed, data: m.data }, transfer: [...envTransfer, m.data.buffer] };
       // The chunk (moved here) is dropped: freed at once where the addon can (util/memory.ts).
-      return { reply: { seq: m.seq, status: 'sealed', env }, transfer: [env.buffer as ArrayBuffer], dropped: release(m.data) ? 0 : m.data.length };
+      return { reply: { seq: m.seq, status: 'sealed', ...sealed }, transfer: envTransfer, dropped: release(m.data) ? 0 : m.data.length };
     }
     const r = handle(m);
     // Nothing to count as dropped: the file was read into the reused buffer, and seal() frees its

@@ -444,7 +444,8 @@ export class Repository {
       this.packers.set(packType, packer);
     }
     packer.addSealed(type, id, env, rawLength, base);
-    if (!release(env)) this.young.dropped(env.length); // copied into the pack: ours to drop
+    // Copied into the pack: ours to drop, unless it is a view of memory shared with a worker (util/shared-ring.ts).
+    if (!release(env) && !(env.buffer instanceof SharedArrayBuffer)) this.young.dropped(env.length);
     const full = packer.full;
     if (full) this.packers.delete(packType);
     if (closed) await this.uploadPack(closed);

@@ -123,31 +123,38 @@ export function ownsItsBuffer(data: Uint8Array): boolean {
  * own by their capacity.
  */
 export class BufferPool {
-  private readonly free: ArrayBuffer[] = [];
+  private readonly free: (ArrayBuffer | SharedArrayBuffer)[] = [];
 
   constructor(
     readonly capacity: number,
     /** At most this many free buffers are kept; more given back are freed. */
     private readonly keep: number,
+    /**
+     * SharedArrayBuffers, for buffers lent to worker threads rather than moved there and back: a
+     * buffer moved back is a new ArrayBuffer object, whose bytes V8 counts as outside memory
+     * (scavenges and full collections for "external memory pressure"); a shared one is counted
+     * nowhere and stays the same object. Those given back beyond `keep` are left to the collector.
+     */
+    readonly shared = false,
   ) {}
 
   /** `n` uninitialised bytes at the start of a pooled buffer; a buffer of its own when `n` is above the capacity. */
   take(n: number): Uint8Array {
     if (n > this.capacity) return new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
-    return new Uint8Array(this.free.pop() ?? Buffer.allocUnsafeSlow(this.capacity).buffer, 0, n);
+    return new Uint8Array(this.free.pop() ?? (this.shared ? new SharedArrayBuffer(this.capacity) : Buffer.allocUnsafeSlow(this.capacity).buffer), 0, n);
   }
 
   /** Whether `view` lies in a buffer of this pool's kind (one take() handed out, or one like it). */
   owns(view: Uint8Array): boolean {
-    return view.byteOffset === 0 && view.buffer instanceof ArrayBuffer && view.buffer.byteLength === this.capacity;
+    return view.byteOffset === 0 && view.buffer instanceof (this.shared ? SharedArrayBuffer : ArrayBuffer) && view.buffer.byteLength === this.capacity;
   }
 
   /** Takes back a buffer from take(): nothing may use `view` (or another view of its buffer) afterwards. Others are ignored. */
   give(view: Uint8Array): void {
     if (!this.owns(view)) return;
-    const b = view.buffer as ArrayBuffer;
+    const b = view.buffer;
     if (this.free.length < this.keep) this.free.push(b);
-    else release(new Uint8Array(b));
+    else if (b instanceof ArrayBuffer) release(new Uint8Array(b));
   }
 }
 

@@ -127,7 +127,9 @@ export class FileWriters {
   async writeSpan(read: SpanRead, items: readonly SpanItem[], ids: Uint8Array): Promise<readonly RestoreOutcome[]> {
     try {
       const r = await this.pool.call({ kind: 'span', packName: read.packName, bytes: read.bytes, ids, items }, [read.bytes.buffer as ArrayBuffer, ids.buffer as ArrayBuffer]);
-      return (r as RestoreSpanReply).outcomes;
+      if (r.status === 'span') return r.outcomes;
+      // The job as a whole failed on the worker: every file and place of the span gets that failure.
+      return items.flatMap((it) => new Array<RestoreOutcome>(it.files.length + (it.to.length > 0 ? 1 : 0)).fill(r));
     } finally {
       read.release();
     }

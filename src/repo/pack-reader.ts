@@ -186,18 +186,27 @@ export class PackReader {
     await Promise.all(reads);
   }
 
+  /** The bytes of run `r` (counted in flight and in the budget by the caller); a failed read gives its share of the budget back. */
+  private async fetch(r: Run): Promise<Uint8Array> {
+    try {
+      this.requests++;
+      return await this.store.get(Names.pack(r.packId), r.start, r.end - r.start);
+    } catch (e) {
+      this.free(r.end - r.start);
+      throw e;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
   private async readSpan(r: Run, each: (r: SpanOutcome) => void): Promise<void> {
     const span = r.end - r.start;
     let bytes: Uint8Array;
     try {
-      this.requests++;
-      bytes = await this.store.get(Names.pack(r.packId), r.start, span);
+      bytes = await this.fetch(r);
     } catch (error) {
-      this.free(span);
       each({ failed: r.wants.map((w) => w.k!), error });
       return;
-    } finally {
-      this.inFlight--;
     }
     let freed = false;
     const release = () => {
@@ -251,15 +260,11 @@ export class PackReader {
     const span = r.end - r.start;
     let bytes: Uint8Array;
     try {
-      this.requests++;
-      bytes = await this.store.get(Names.pack(r.packId), r.start, span);
+      bytes = await this.fetch(r);
     } catch (e) {
-      this.inFlight--;
-      this.free(span);
       for (const w of r.wants) for (const x of w.waiters) x.reject(e);
       return;
     }
-    this.inFlight--;
     // The bytes between blobs were read and are dropped; each blob's share is released by its lease.
     let kept = 0;
     const whole = r.wants.length === 1 && r.wants[0]!.waiters.length === 1 && ownsItsBuffer(bytes);

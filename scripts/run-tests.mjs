@@ -3,7 +3,7 @@
 // started first, once for the whole run, and stopped after.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { needsRgw, startRgw } from './rgw.mjs';
 
 function walk(dir, out) {
@@ -22,7 +22,6 @@ if (files.some(needsRgw) && !process.env.LIFEBOAT_TEST_S3_ENDPOINT) {
   try {
     rgw = await startRgw();
     console.error(`radosgw for the S3 tests at ${rgw.env.LIFEBOAT_TEST_S3_ENDPOINT} (started in ${rgw.seconds.toFixed(1)} s)`);
-    for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { rgw.stop(); process.exit(130); });
   } catch (e) {
     // The other tests still run; the S3 tests fail, each saying why (s3-testing.ts).
     const why = String(e.message ?? e);
@@ -30,7 +29,30 @@ if (files.some(needsRgw) && !process.env.LIFEBOAT_TEST_S3_ENDPOINT) {
     rgw = { env: { LIFEBOAT_TEST_S3_UNAVAILABLE: why.split('\n').slice(-1)[0] }, stop: () => {} };
   }
 }
-const child = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit', env: { ...process.env, ...rgw?.env } });
+const child = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit', detached: true, env: { ...process.env, ...rgw?.env } });
+// The tests run in a process group of their own (so the watchdog can stop all of them): a Ctrl-C here stops them too.
+const stopTests = () => {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+};
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stopTests(); rgw?.stop(); process.exit(130); });
+// A test file that never ends (a server or child process left running) must not eat CI's whole
+// budget in silence: past the limit, name the files still running and stop.
+const limitMinutes = Number(process.env.LIFEBOAT_TEST_LIMIT_MINUTES ?? 45);
+const watchdog = setTimeout(() => {
+  let running = '';
+  try {
+    running = execFileSync('ps', ['-o', 'args=', '--ppid', String(child.pid)], { encoding: 'utf8' });
+  } catch {
+    // ps found nothing
+  }
+  console.error(`\nThe tests did not finish within ${limitMinutes} minutes; still running:\n${running.trim() || '(no test file)'}`);
+  stopTests();
+}, limitMinutes * 60_000);
 const status = await new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+clearTimeout(watchdog);
 rgw?.stop();
 process.exit(status);

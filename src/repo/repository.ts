@@ -831,7 +831,11 @@ export class Repository {
       for (const l of await this.listLocks((id) => id === mine || this.locks.has(id))) {
         if (!l.info) continue; // unreadable lock of another repository key? ignored, check reports it
         if (isStale(l.info, this.clock)) {
-          await this.store.delete(Names.lock(l.id));
+          // A stale lock holds nobody back; one this client may not remove (a Lifeboat server
+          // keeps each computer's locks its own until 30 minutes old) is left for its owner.
+          await this.store.delete(Names.lock(l.id)).catch((e: unknown) => {
+            if (!(e instanceof LifeboatError && e.code === 'read-only')) throw e;
+          });
           continue;
         }
         if (conflicts(info, l.info)) return l.info;

@@ -442,7 +442,10 @@ export class RepoServer {
           if (!name.startsWith('locks/')) throw refused(refuse('it may only add backups, not remove them.'));
           const owner = this.lockOwners.get(repo, name);
           const stale = owner !== undefined && this.clock.now() - owner.time > LOCK_STALE_MS;
-          if (owner?.token !== who.name && !stale) throw refused(refuse("it may remove only its own locks, not another computer's."));
+          // A lock already gone is removed, whoever asks: two computers may both find the same
+          // lock stale (its process ended on a machine they share) and both remove it.
+          const gone = owner === undefined && (await store.stat(name)) === undefined;
+          if (owner?.token !== who.name && !stale && !gone) throw refused(refuse("it may remove only its own locks, not another computer's."));
         }
         await store.delete(name);
         if (name.startsWith('locks/')) this.lockOwners.set(repo, name, undefined);

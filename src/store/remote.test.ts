@@ -93,6 +93,12 @@ test("locks: an append token releases its own, not another computer's live one; 
     clock.advance(31 * 60 * 1000);
     await sb.delete('locks/01');
     assert.equal(await sa.stat('locks/01'), undefined);
+    // A lock already gone is gone for everyone: two computers that both found it stale both succeed.
+    await sa.put('locks/03', new Uint8Array([3]));
+    await sa.delete('locks/03');
+    await sb.delete('locks/03');
+    await sa.put('locks/04', new Uint8Array([4]));
+    await assert.rejects(sb.delete('locks/04'), /only its own locks/);
   } finally {
     await sa.close();
     await sb.close();

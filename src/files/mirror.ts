@@ -104,6 +104,9 @@ interface Made {
   am?: bigint;
 }
 
+/** A folder's recorded ctime while its metadata is still to be set (Mirror.markDirty): no real ctime. */
+const PENDING = -1n;
+
 /** The size and mtime of a copy in DST. */
 interface OldCopy {
   readonly ds: number;
@@ -676,7 +679,7 @@ class Mirror {
       const d = lstatOrUndefined(this.dstPath(key));
       if (d && this.made(m, d)) {
         await this.keepVersion(key, false);
-        this.dirty.add(parentKey(key));
+        this.markDirty(parentKey(key));
       } else if (d) {
         this.warn(this.shown(key), `${this.shown(key)} was ${why} in the source, but its copy in the mirror was changed there since; the copy was left as it is.`, false);
       }
@@ -704,6 +707,19 @@ class Mirror {
     }
   }
 
+  /**
+   * A folder whose times and metadata are set again at the end of the run (folderMetadata). Its
+   * record says so at once (the journal is written as the run goes): a run killed before the end
+   * then leaves the folder's record unlike the source's, and the next run sets them, even when
+   * nothing in the folder changes then.
+   */
+  private markDirty(key: string): void {
+    if (this.dirty.has(key)) return;
+    this.dirty.add(key);
+    const m = this.record.made.get(key);
+    if (m?.t === 'dir' && m.sc !== PENDING) this.record.set(key, { ...m, sc: PENDING });
+  }
+
   private async placeDir(key: string, e: Seen): Promise<void> {
     const m = this.record.made.get(key);
     let d = lstatOrUndefined(this.dstPath(key));
@@ -716,11 +732,11 @@ class Mirror {
     if (!d) {
       await fsp.mkdir(this.dstPath(key), { mode: 0o700 });
       this.s.dirsCreated++;
-      this.dirty.add(parentKey(key));
+      this.markDirty(parentKey(key));
     }
     this.dstDirs.add(key);
     this.blocked.delete(key);
-    if (!d || !m || m.t !== 'dir' || m.sc !== e.st.ctimeNs || m.sm !== e.st.mtimeNs) this.dirty.add(key);
+    if (!d || !m || m.t !== 'dir' || m.sc !== e.st.ctimeNs || m.sm !== e.st.mtimeNs) this.markDirty(key);
     if (!m || m.t !== 'dir' || m.si !== e.st.ino || m.sd !== e.st.dev) this.record.set(key, this.madeFrom(e.st, 'dir', undefined));
   }
 
@@ -789,8 +805,8 @@ class Mirror {
     if (old) await this.keepVersion(key, true);
     await fsp.rename(this.dstPath(from), this.dstPath(key));
     this.record.delete(from);
-    this.dirty.add(parentKey(from));
-    this.dirty.add(parentKey(key));
+    this.markDirty(parentKey(from));
+    this.markDirty(parentKey(key));
     if (m.sc !== e.st.ctimeNs) await this.meta.apply(this.dstPath(key), this.entry(key, e), this.shown(key));
     this.record.set(key, this.madeFrom(e.st, e.type, lstatSync(this.dstPath(key), { bigint: true })));
     this.s.renamed++;
@@ -828,7 +844,7 @@ class Mirror {
       await fsp.rename(tmp, this.dstPath(key));
       placed = true;
       this.linkable(key, e);
-      this.dirty.add(parentKey(key));
+      this.markDirty(parentKey(key));
       this.s.copied++;
     } finally {
       if (!placed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
@@ -935,7 +951,7 @@ class Mirror {
             throw e;
           }
           this.s.dirsRemoved++;
-          this.dirty.add(parentKey(key));
+          this.markDirty(parentKey(key));
         }
         this.record.delete(key);
       } catch (e) {
@@ -993,7 +1009,7 @@ class Mirror {
     await this.retireGone(new Set(renames.values()));
     await this.place(renames);
     await this.removeGoneDirs();
-    this.dirty.add('');
+    this.markDirty('');
     await this.folderMetadata();
     await this.expireVersions();
     this.progress(true);

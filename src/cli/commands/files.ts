@@ -5,7 +5,7 @@ import { loadPins } from '../../repo/pins.js';
 import { ExitCode, LifeboatError, formatBytes } from '../../util/errors.js';
 import type { OverwriteMode } from '../../files/restore.js';
 import { formatNs } from '../../files/browse.js';
-import { diff, dumpFile, modeString, nodeName, walk, type Found, type TreeNode } from '../../tree/tree.js';
+import { diff, modeString, nodeName, walk, type Found, type TreeNode } from '../../tree/tree.js';
 import type { Estimate } from '../../jobs/setup.js';
 import { parseSize } from '../../files/pattern.js';
 import { resolve } from 'node:path';
@@ -242,14 +242,14 @@ export function registerFileCommands(program: Command, run: Run): void {
       run(async (ctx, ref: string, path: string) => {
         const browse = import('../../jobs/browse.js');
         const repo = await ctx.openRepository();
-        const t = await (await browse).openSnapshotTree(repo, ref);
-        const at = await t.resolve(path);
-        const out = ctx.stdout;
-        if (at.type === 'file') return void (await dumpFile(t.tree, at, out, ctx.abort.signal));
-        if (at.type !== 'dir') throw new LifeboatError('usage', `${path} is a ${at.type}, not a file or a folder.`);
-        if ((ctx.stdout as NodeJS.WriteStream).isTTY) throw new LifeboatError('usage', `${path} is a folder; it is written as a tar archive, so send it to a file: lifeboat dump ${ref} ${path} > folder.tar`);
-        const { dumpTar } = await import('../../tree/tar.js');
-        await dumpTar(t.tree, at, out, { signal: ctx.abort.signal, onSkip: (p, why) => ctx.warn(`${p} was left out of the archive: ${why}.`) });
+        const { dump } = await browse;
+        await dump(repo, ref, path, ctx.stdout, {
+          signal: ctx.abort.signal,
+          onSkip: (p, why) => ctx.warn(`${p} was left out of the archive: ${why}.`),
+          beforeArchive: () => {
+            if ((ctx.stdout as NodeJS.WriteStream).isTTY) throw new LifeboatError('usage', `${path} is a folder; it is written as a tar archive, so send it to a file: lifeboat dump ${ref} ${path} > folder.tar`);
+          },
+        });
       }),
     );
 

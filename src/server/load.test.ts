@@ -70,7 +70,9 @@ test('8 computers back up overlapping trees into one server repository at once, 
   const expected: Map<string, string>[][] = trees.map(() => []);
   let treeBytes = 0;
   const started = Date.now();
-  await Promise.all(
+  // allSettled: should one computer fail, the others still finish before the server stops (none
+  // is left retrying against a server that is gone), and then the first failure is reported.
+  const settled = await Promise.allSettled(
     trees.map(async (root, i) => {
       for (let round = 0; round < 2; round++) {
         if (round === 1) {
@@ -84,6 +86,7 @@ test('8 computers back up overlapping trees into one server repository at once, 
       }
     }),
   );
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
   const backupSeconds = (Date.now() - started) / 1000;
 
   const snaps = JSON.parse((await lifeboat(['snapshots', '--json'], env('admin'))).stdout) as { id: string; host: string; time: string }[];

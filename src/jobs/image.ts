@@ -28,6 +28,7 @@ import { resolve as resolveIn, splitPath } from '../tree/tree.js';
 import { copyOut, type CopyOutSummary } from '../tree/restore.js';
 import { currentUser, type JobEvent, type JobOptions } from './events.js';
 import { systemClock } from '../util/clock.js';
+import { reuseLargeBlocks } from '../util/memory.js';
 
 function progress(phase: string, onEvent: ((e: JobEvent) => void) | undefined): (p: ImageProgress) => void {
   return (p) => onEvent?.({ type: 'progress', phase, done: p.bytesDone, total: p.bytesTotal, stored: p.bytesStored });
@@ -317,6 +318,7 @@ export async function restoreImageSnapshot(repo: Repository, ref: string, target
   const started = performance.now();
   // A larger file keeps its size, as a larger drive does (the GPT backup header moves to its end).
   const out = await openTarget(target, Math.max(m.size, before?.kind === 'file' ? before.size : 0));
+  reuseLargeBlocks(); // chunks are opened here one after the other (see restoreImageFiles)
   try {
     const res = await writeImage(repo, m.size > out.size ? { ...m, size: out.size } : m, out, { verify: o.verify !== false, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('restoring', o.onEvent) });
     let gptRelocated = false;
@@ -347,6 +349,10 @@ export async function restoreImageFiles(repo: Repository, ref: string, locations
   await repo.lock(false, 'image restore-files', { reading: true });
   await repo.loadIndex();
   const image = await ImageTree.open(repo, ref);
+  // The image's chunks are opened on this thread one after the other: with the allocator keeping
+  // large blocks for reuse, each chunk's buffers are not fresh memory faulted in page by page (a
+  // 760 MB partition copied out: 842,000 page faults, 25.5 CPU-s before).
+  reuseLargeBlocks();
   const total: CopyOutSummary = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytesWritten: 0, errors: 0 };
   for (const w of wanted) {
     const fs = await image.partition(w.partition);
@@ -374,6 +380,7 @@ export async function exportImageSnapshot(repo: Repository, ref: string, format:
   if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image.`);
   const m = await loadManifest(repo, snapshot.root);
   const started = performance.now();
+  reuseLargeBlocks(); // see restoreImageFiles
   const res = await exportImage(repo, m, format, out, { overwrite: o.overwrite === true, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('exporting', o.onEvent) });
   return { id, ...res, seconds: (performance.now() - started) / 1000 };
 }

@@ -19,6 +19,7 @@
  */
 import { LifeboatError } from '../util/errors.js';
 import { pool } from '../util/concurrency.js';
+import { reuseLargeBlocks } from '../util/memory.js';
 import { fromHex, toHex, type Hex } from '../repo/ids.js';
 import { fileContent, loadDir, MAX_INLINE_CONTENT, saveContentParts, saveDir, type TreeEntry } from '../files/tree.js';
 import { loadPins, pinSnapshot } from '../repo/pins.js';
@@ -98,6 +99,10 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
   await dest.lock(false, 'copy');
   await source.loadIndex();
   await indexUnindexedPacks(dest); // loads the index; reuses what an interrupted copy uploaded
+  // Blobs are opened here one after the other: with the allocator keeping large blocks for reuse,
+  // their buffers are not fresh memory faulted in page by page (537 MB copied: 811,000 page faults
+  // and 17 CPU-s before).
+  reuseLargeBlocks();
   o.signal?.throwIfAborted();
 
   const failed: { source: Hex; message: string }[] = [];

@@ -33,7 +33,7 @@ export function registerCopyCommands(program: Command, run: Run): void {
           const copied = r.snapshots.filter((s) => !s.alreadyThere).length;
           ctx.report(`Copied ${copied} snapshot(s) (${r.snapshots.length - copied} were there already): sent ${r.blobsSent} blocks (${formatBytes(r.bytesSent)}, ${formatBytes(r.bytesWritten)} stored); ${r.blobsPresent} blocks needed were there already.`);
           if (r.pinsCopied > 0) ctx.report(`Pinned ${r.pinsCopied} copied snapshot(s), as they are pinned in the source.`);
-          if (r.failed.length > 0) ctx.report(`${r.failed.length} snapshot(s) could not be copied (see the warnings above); "lifeboat check --repo ${o.from}" tells what is damaged.`);
+          if (r.failed.length > 0) ctx.report(`${r.failed.length} snapshot(s) could not be copied; the warnings above say why.`);
         }
         return r.failed.length > 0 ? ExitCode.partial : ExitCode.ok;
       }),

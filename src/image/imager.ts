@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { LifeboatError } from '../util/errors.js';
-import { reuseLargeBlocks } from '../util/memory.js';
+import { reusingLargeBlocks } from '../util/memory.js';
 import { BlobType, type Repository } from '../repo/repository.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { toHex, type Hex } from '../repo/ids.js';
@@ -112,7 +112,7 @@ const MIN_READ_AHEAD = 2;
 const RUN_BYTES = 1024 * 1024;
 /**
  * zstd level 3, as file backups. Level 1 was chosen for 64 KiB chunks (a quarter less CPU, images
- * 1–3% larger); with 1 MiB chunks and buffers reused (reuseLargeBlocks) level 3 costs about what
+ * 1–3% larger); with 1 MiB chunks and buffers reused (reusingLargeBlocks) level 3 costs about what
  * level 1 did, and the first image of the benchmark's drive is 0.99× restic's, not 1.07×.
  */
 const IMAGE_ZSTD_LEVEL = 3;
@@ -155,13 +155,15 @@ export async function createImage(
   describe: Pick<ImageManifest, 'table' | 'partitions' | 'source' | 'unreadable'>,
   opts: { chunkSize?: number; parent?: string | undefined; signal?: AbortSignal; onProgress?: (p: ImageProgress) => void } = {},
 ): Promise<CreateImageResult> {
-  reuseLargeBlocks(); // before the sealer starts its workers
-  const sealer = new ChunkSealer(repo.workerCodec(IMAGE_ZSTD_LEVEL));
-  try {
-    return await storeImage(repo, sealer, source, used, describe, opts);
-  } finally {
-    await sealer.close();
-  }
+  // Blocks reused from before the sealer starts its workers.
+  return reusingLargeBlocks(async () => {
+    const sealer = new ChunkSealer(repo.workerCodec(IMAGE_ZSTD_LEVEL));
+    try {
+      return await storeImage(repo, sealer, source, used, describe, opts);
+    } finally {
+      await sealer.close();
+    }
+  });
 }
 
 async function storeImage(

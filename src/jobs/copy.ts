@@ -19,7 +19,7 @@
  */
 import { LifeboatError } from '../util/errors.js';
 import { pool } from '../util/concurrency.js';
-import { reuseLargeBlocks } from '../util/memory.js';
+import { reusingLargeBlocks } from '../util/memory.js';
 import { fromHex, toHex, type Hex } from '../repo/ids.js';
 import { fileContent, loadDir, MAX_INLINE_CONTENT, saveContentParts, saveDir, type TreeEntry } from '../files/tree.js';
 import { loadPins, pinSnapshot } from '../repo/pins.js';
@@ -102,124 +102,125 @@ export async function copySnapshots(source: Repository, dest: Repository, o: Cop
   // Blobs are opened here one after the other: with the allocator keeping large blocks for reuse,
   // their buffers are not fresh memory faulted in page by page (537 MB copied: 811,000 page faults
   // and 17 CPU-s before).
-  reuseLargeBlocks();
-  o.signal?.throwIfAborted();
-
-  const failed: { source: Hex; message: string }[] = [];
-  const all = await source.listSnapshots((id, e) => failed.push({ source: id, message: e instanceof Error ? e.message : String(e) }));
-  for (const f of failed) o.onEvent?.({ type: 'warning', kind: 'snapshot', message: `The snapshot ${f.source.slice(0, 8)} of the source cannot be read, so it was not copied: ${f.message}` });
-  let chosen = all;
-  if (o.snapshots && o.snapshots.length > 0) {
-    const ids = new Set<Hex>();
-    for (const ref of o.snapshots) ids.add((await source.findSnapshot(ref)).id);
-    chosen = all.filter((s) => ids.has(s.id));
-  }
-
-  // What the destination holds already, and where each source snapshot's copy is (for parents).
-  // (A renamed copy has another root: it is known by the rest.)
-  const identity = (s: Snapshot): string => (renamer ? JSON.stringify([s.kind, s.time, s.host, [...s.paths]]) : sameSnapshot(s));
-  const inDest = new Map<string, Hex>();
-  for (const d of await dest.listSnapshots(() => undefined)) inDest.set(identity(d.snapshot), d.id);
-  const copyOf = new Map<Hex, Hex>();
-  for (const s of all) {
-    const there = inDest.get(identity(s.snapshot));
-    if (there) copyOf.set(s.id, there);
-  }
-
-  const walked = new Set<string>();
-  let blobsSent = 0;
-  let bytesSent = 0;
-  let blobsPresent = 0;
-  const out: CopiedSnapshot[] = [];
-  const written0 = dest.bytesWritten;
-  const progress = () => o.onEvent?.({ type: 'progress', phase: 'copying', done: renamer ? renamer.counts.bytesSent : bytesSent, stored: dest.bytesWritten - written0 });
-
-  for (const { id, snapshot: s } of chosen) {
+  return reusingLargeBlocks(async () => {
     o.signal?.throwIfAborted();
-    const row = { source: id, kind: s.kind, time: s.time, host: s.host, paths: s.paths };
-    const there = copyOf.get(id);
-    if (there) {
-      out.push({ ...row, copy: there, alreadyThere: true });
-      continue;
+
+    const failed: { source: Hex; message: string }[] = [];
+    const all = await source.listSnapshots((id, e) => failed.push({ source: id, message: e instanceof Error ? e.message : String(e) }));
+    for (const f of failed) o.onEvent?.({ type: 'warning', kind: 'snapshot', message: `The snapshot ${f.source.slice(0, 8)} of the source cannot be read, so it was not copied: ${f.message}` });
+    let chosen = all;
+    if (o.snapshots && o.snapshots.length > 0) {
+      const ids = new Set<Hex>();
+      for (const ref of o.snapshots) ids.add((await source.findSnapshot(ref)).id);
+      chosen = all.filter((s) => ids.has(s.id));
     }
-    if (renamer) {
-      if (s.kind !== 'files') {
-        const message = `The drive image ${id.slice(0, 8)} was not copied: images can be copied only into a repository made with "lifeboat init --copy-parameters-from".`;
-        failed.push({ source: id, message });
-        o.onEvent?.({ type: 'warning', kind: 'snapshot', message });
+
+    // What the destination holds already, and where each source snapshot's copy is (for parents).
+    // (A renamed copy has another root: it is known by the rest.)
+    const identity = (s: Snapshot): string => (renamer ? JSON.stringify([s.kind, s.time, s.host, [...s.paths]]) : sameSnapshot(s));
+    const inDest = new Map<string, Hex>();
+    for (const d of await dest.listSnapshots(() => undefined)) inDest.set(identity(d.snapshot), d.id);
+    const copyOf = new Map<Hex, Hex>();
+    for (const s of all) {
+      const there = inDest.get(identity(s.snapshot));
+      if (there) copyOf.set(s.id, there);
+    }
+
+    const walked = new Set<string>();
+    let blobsSent = 0;
+    let bytesSent = 0;
+    let blobsPresent = 0;
+    const out: CopiedSnapshot[] = [];
+    const written0 = dest.bytesWritten;
+    const progress = () => o.onEvent?.({ type: 'progress', phase: 'copying', done: renamer ? renamer.counts.bytesSent : bytesSent, stored: dest.bytesWritten - written0 });
+
+    for (const { id, snapshot: s } of chosen) {
+      o.signal?.throwIfAborted();
+      const row = { source: id, kind: s.kind, time: s.time, host: s.host, paths: s.paths };
+      const there = copyOf.get(id);
+      if (there) {
+        out.push({ ...row, copy: there, alreadyThere: true });
         continue;
       }
-      let root: Hex;
+      if (renamer) {
+        if (s.kind !== 'files') {
+          const message = `The drive image ${id.slice(0, 8)} was not copied: images can be copied only into a repository made with "lifeboat init --copy-parameters-from".`;
+          failed.push({ source: id, message });
+          o.onEvent?.({ type: 'warning', kind: 'snapshot', message });
+          continue;
+        }
+        let root: Hex;
+        try {
+          root = await renamer.dir(s.root, o.signal, progress);
+        } catch (e) {
+          if (!(e instanceof SourceDamage)) throw e;
+          failed.push({ source: id, message: e.message });
+          o.onEvent?.({ type: 'warning', kind: 'snapshot', message: `The snapshot ${id.slice(0, 8)} was not copied: its data in the source is damaged (${e.message})` });
+          continue;
+        }
+        const { parent, ...rest } = s;
+        const copiedParent = parent === undefined ? undefined : copyOf.get(parent);
+        const copy = await dest.saveSnapshot({ ...rest, root, ...(copiedParent ? { parent: copiedParent } : {}) });
+        copyOf.set(id, copy);
+        out.push({ ...row, copy, alreadyThere: false });
+        continue;
+      }
+      // Every blob the snapshot needs that this run has not met yet; a tree met before had its
+      // whole subtree handled then. The walk always descends into trees the destination has: a
+      // copy that died may have left a tree there without everything below it.
+      const todo: Buffer[] = [];
+      const met: string[] = [];
       try {
-        root = await renamer.dir(s.root, o.signal, progress);
+        await referenceWalkers[s.kind](source, s, (blob) => {
+          const hex = Buffer.from(blob).toString('hex');
+          if (walked.has(hex)) return false;
+          walked.add(hex);
+          met.push(hex);
+          if (dest.hasBlob(blob)) blobsPresent++;
+          else todo.push(Buffer.from(blob));
+          return true;
+        }).catch(sourceDamage);
+        let stop = false; // after a failure, the other workers take no more blobs
+        await pool(todo.length, IN_FLIGHT, async (i) => {
+          if (stop) return;
+          const blob = todo[i]!;
+          o.signal?.throwIfAborted();
+          const loc = source.index.get(blob);
+          if (!loc) throw new SourceDamage(source.notIndexed(blob));
+          // Deltas arrive rebuilt (loadBlob checks the id) and are stored whole: a delta's base may not be in the destination.
+          const plain = await source.loadBlob(blob).catch((e: unknown) => {
+            stop = true;
+            return sourceDamage(e);
+          });
+          const r = await dest.saveBlob(loc.type === BlobType.tree ? BlobType.tree : BlobType.data, plain, blob).catch((e: unknown) => {
+            stop = true;
+            throw e;
+          });
+          if (r.added) {
+            blobsSent++;
+            bytesSent += plain.length;
+            progress();
+          } else blobsPresent++;
+        });
       } catch (e) {
+        // Damage in the source costs that snapshot only; anything else (the destination) stops the copy.
         if (!(e instanceof SourceDamage)) throw e;
+        for (const hex of met) walked.delete(hex); // another snapshot that needs them walks them again
         failed.push({ source: id, message: e.message });
         o.onEvent?.({ type: 'warning', kind: 'snapshot', message: `The snapshot ${id.slice(0, 8)} was not copied: its data in the source is damaged (${e.message})` });
         continue;
       }
       const { parent, ...rest } = s;
       const copiedParent = parent === undefined ? undefined : copyOf.get(parent);
-      const copy = await dest.saveSnapshot({ ...rest, root, ...(copiedParent ? { parent: copiedParent } : {}) });
+      const copy = await dest.saveSnapshot(copiedParent ? { ...rest, parent: copiedParent } : rest); // flushes the blobs and their index first
       copyOf.set(id, copy);
       out.push({ ...row, copy, alreadyThere: false });
-      continue;
     }
-    // Every blob the snapshot needs that this run has not met yet; a tree met before had its
-    // whole subtree handled then. The walk always descends into trees the destination has: a
-    // copy that died may have left a tree there without everything below it.
-    const todo: Buffer[] = [];
-    const met: string[] = [];
-    try {
-      await referenceWalkers[s.kind](source, s, (blob) => {
-        const hex = Buffer.from(blob).toString('hex');
-        if (walked.has(hex)) return false;
-        walked.add(hex);
-        met.push(hex);
-        if (dest.hasBlob(blob)) blobsPresent++;
-        else todo.push(Buffer.from(blob));
-        return true;
-      }).catch(sourceDamage);
-      let stop = false; // after a failure, the other workers take no more blobs
-      await pool(todo.length, IN_FLIGHT, async (i) => {
-        if (stop) return;
-        const blob = todo[i]!;
-        o.signal?.throwIfAborted();
-        const loc = source.index.get(blob);
-        if (!loc) throw new SourceDamage(source.notIndexed(blob));
-        // Deltas arrive rebuilt (loadBlob checks the id) and are stored whole: a delta's base may not be in the destination.
-        const plain = await source.loadBlob(blob).catch((e: unknown) => {
-          stop = true;
-          return sourceDamage(e);
-        });
-        const r = await dest.saveBlob(loc.type === BlobType.tree ? BlobType.tree : BlobType.data, plain, blob).catch((e: unknown) => {
-          stop = true;
-          throw e;
-        });
-        if (r.added) {
-          blobsSent++;
-          bytesSent += plain.length;
-          progress();
-        } else blobsPresent++;
-      });
-    } catch (e) {
-      // Damage in the source costs that snapshot only; anything else (the destination) stops the copy.
-      if (!(e instanceof SourceDamage)) throw e;
-      for (const hex of met) walked.delete(hex); // another snapshot that needs them walks them again
-      failed.push({ source: id, message: e.message });
-      o.onEvent?.({ type: 'warning', kind: 'snapshot', message: `The snapshot ${id.slice(0, 8)} was not copied: its data in the source is damaged (${e.message})` });
-      continue;
-    }
-    const { parent, ...rest } = s;
-    const copiedParent = parent === undefined ? undefined : copyOf.get(parent);
-    const copy = await dest.saveSnapshot(copiedParent ? { ...rest, parent: copiedParent } : rest); // flushes the blobs and their index first
-    copyOf.set(id, copy);
-    out.push({ ...row, copy, alreadyThere: false });
-  }
-  await dest.flush();
-  const pinsCopied = await copyPins(source, dest, out);
-  const sent = renamer ? renamer.counts : { blobsSent, bytesSent, blobsPresent };
-  return { snapshots: out, failed, ...sent, bytesWritten: dest.bytesWritten - written0, pinsCopied };
+    await dest.flush();
+    const pinsCopied = await copyPins(source, dest, out);
+    const sent = renamer ? renamer.counts : { blobsSent, bytesSent, blobsPresent };
+    return { snapshots: out, failed, ...sent, bytesWritten: dest.bytesWritten - written0, pinsCopied };
+  });
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Repository } from '../repo/repository.js';
 import { indexUnindexedPacks } from '../repo/repair.js';
 import type { Snapshot } from '../repo/snapshot.js';
 import { LifeboatError } from '../util/errors.js';
-import { reuseLargeBlocks } from '../util/memory.js';
+import { reusingLargeBlocks } from '../util/memory.js';
 import { backup, checkSources, type BackupOptions, type BackupResult } from '../files/backup.js';
 import type { OverwriteMode, RestoreEvent, RestoreOptions, RestoreSummary } from '../files/restore.js';
 import { snapshotPath } from '../files/browse.js';
@@ -85,30 +85,30 @@ export async function restoreFiles(repo: Repository, ref: string, o: RestoreFile
   const places = o.target !== undefined ? [{ target: o.target, includes }] : originalPlaces(snapshot, includes);
   if (places.length === 0) throw new LifeboatError('usage', `None of the paths to restore is in snapshot ${id.slice(0, 8)}; "lifeboat ls ${id.slice(0, 8)}" shows what it holds.`);
   platformWarning(o);
-  reuseLargeBlocks(); // before the restore starts its workers
   const emit = o.onEvent;
   const onEvent = emit
     ? (e: RestoreEvent) => emit(e.type === 'warning' ? e : { type: 'progress', phase: 'restore', done: e.bytesDone, ...(e.totalBytes !== undefined ? { total: e.totalBytes } : {}), files: e.files })
     : undefined;
-  const restoreAll = async (overwrite: OverwriteMode): Promise<RestoreSummary[]> => {
-    const out: RestoreSummary[] = [];
-    for (const place of places) {
-      const r = await restore(repo, snapshot, {
-        target: place.target,
-        includes: place.includes,
-        ...(o.excludes ? { excludes: o.excludes } : {}),
-        overwrite,
-        verify: o.verify === true,
-        numericOwner: o.numericOwner === true,
-        devices: o.devices === true,
-        scanTotal: o.scanTotal === true,
-        ...(o.signal ? { signal: o.signal } : {}),
-        ...(onEvent ? { onEvent } : {}),
-      });
-      out.push(r.summary);
-    }
-    return out;
-  };
+  // Blocks are reused from before the restore starts its workers (util/memory.ts).
+  const restoreAll = (overwrite: OverwriteMode): Promise<RestoreSummary[]> => reusingLargeBlocks(async () => {
+      const out: RestoreSummary[] = [];
+      for (const place of places) {
+        const r = await restore(repo, snapshot, {
+          target: place.target,
+          includes: place.includes,
+          ...(o.excludes ? { excludes: o.excludes } : {}),
+          overwrite,
+          verify: o.verify === true,
+          numericOwner: o.numericOwner === true,
+          devices: o.devices === true,
+          scanTotal: o.scanTotal === true,
+          ...(o.signal ? { signal: o.signal } : {}),
+          ...(onEvent ? { onEvent } : {}),
+        });
+        out.push(r.summary);
+      }
+      return out;
+  });
   const original = o.target === undefined;
   let summaries = await restoreAll(o.overwrite ?? (original ? 'never' : 'if-changed'));
   const kept = summaries.reduce((n, s) => n + s.keptChanged, 0);

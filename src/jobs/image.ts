@@ -28,7 +28,7 @@ import { resolve as resolveIn, splitPath } from '../tree/tree.js';
 import { copyOut, type CopyOutSummary } from '../tree/restore.js';
 import { currentUser, type JobEvent, type JobOptions } from './events.js';
 import { systemClock } from '../util/clock.js';
-import { reuseLargeBlocks } from '../util/memory.js';
+import { reusingLargeBlocks } from '../util/memory.js';
 
 function progress(phase: string, onEvent: ((e: JobEvent) => void) | undefined): (p: ImageProgress) => void {
   return (p) => onEvent?.({ type: 'progress', phase, done: p.bytesDone, total: p.bytesTotal, stored: p.bytesStored });
@@ -318,9 +318,9 @@ export async function restoreImageSnapshot(repo: Repository, ref: string, target
   const started = performance.now();
   // A larger file keeps its size, as a larger drive does (the GPT backup header moves to its end).
   const out = await openTarget(target, Math.max(m.size, before?.kind === 'file' ? before.size : 0));
-  reuseLargeBlocks(); // chunks are opened here one after the other (see restoreImageFiles)
   try {
-    const res = await writeImage(repo, m.size > out.size ? { ...m, size: out.size } : m, out, { verify: o.verify !== false, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('restoring', o.onEvent) });
+    // The chunks are opened here one after the other (see restoreImageFiles).
+    const res = await reusingLargeBlocks(() => writeImage(repo, m.size > out.size ? { ...m, size: out.size } : m, out, { verify: o.verify !== false, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('restoring', o.onEvent) }));
     let gptRelocated = false;
     if (m.table.kind === 'gpt' && out.size > m.size) gptRelocated = await tools.relocateGpt(out, m.size);
     // Partitions left out of the image: blank (writeImage zeroed their ends), FAT ones formatted empty.
@@ -352,18 +352,19 @@ export async function restoreImageFiles(repo: Repository, ref: string, locations
   // The image's chunks are opened on this thread one after the other: with the allocator keeping
   // large blocks for reuse, each chunk's buffers are not fresh memory faulted in page by page (a
   // 760 MB partition copied out: 842,000 page faults, 25.5 CPU-s before).
-  reuseLargeBlocks();
   const total: CopyOutSummary = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytesWritten: 0, errors: 0 };
-  for (const w of wanted) {
-    const fs = await image.partition(w.partition);
-    const node = await resolveIn(fs, w.path, '"lifeboat image ls"');
-    const s = await copyOut(fs, [{ node, shown: '/' + splitPath(w.path).join('/') }], target, {
-      ...(o.signal ? { signal: o.signal } : {}),
-      owners: true,
-      onWarning: (path, message) => o.onEvent?.({ type: 'warning', path: `${w.partition}:${path}`, message }),
-    });
-    for (const k of Object.keys(total) as (keyof CopyOutSummary)[]) total[k] += s[k];
-  }
+  await reusingLargeBlocks(async () => {
+    for (const w of wanted) {
+      const fs = await image.partition(w.partition);
+      const node = await resolveIn(fs, w.path, '"lifeboat image ls"');
+      const s = await copyOut(fs, [{ node, shown: '/' + splitPath(w.path).join('/') }], target, {
+        ...(o.signal ? { signal: o.signal } : {}),
+        owners: true,
+        onWarning: (path, message) => o.onEvent?.({ type: 'warning', path: `${w.partition}:${path}`, message }),
+      });
+      for (const k of Object.keys(total) as (keyof CopyOutSummary)[]) total[k] += s[k];
+    }
+  });
   return { id: image.id, ...total, chunksFetched: image.img.source.stats.chunkLoads, chunksInImage: image.img.source.stats.chunkCount };
 }
 
@@ -380,7 +381,6 @@ export async function exportImageSnapshot(repo: Repository, ref: string, format:
   if (snapshot.kind !== 'image') throw new LifeboatError('invalid-argument', `Snapshot ${id.slice(0, 8)} is a file backup, not a system image.`);
   const m = await loadManifest(repo, snapshot.root);
   const started = performance.now();
-  reuseLargeBlocks(); // see restoreImageFiles
-  const res = await exportImage(repo, m, format, out, { overwrite: o.overwrite === true, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('exporting', o.onEvent) });
+  const res = await reusingLargeBlocks(() => exportImage(repo, m, format, out, { overwrite: o.overwrite === true, ...(o.signal ? { signal: o.signal } : {}), onProgress: progress('exporting', o.onEvent) })); // see restoreImageFiles
   return { id, ...res, seconds: (performance.now() - started) / 1000 };
 }

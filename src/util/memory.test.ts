@@ -55,6 +55,36 @@ test('for a restore the allocator reuses freed large blocks instead of faulting 
   assert.ok(reuse < 2000, `the freed block is reused: its pages are faulted in once (${reuse} faults)`);
 });
 
+test('reusingLargeBlocks reuses freed large blocks while any such work runs, and leaves the allocator lean once the last one ends', (t) => {
+  if (!nativeAddon()) {
+    t.skip('the native addon is not built here');
+    return;
+  }
+  // In a child process (the policy is process-wide): two overlapping works, then a third phase
+  // after both; 100 blocks of 1 MiB each written and freed, the page faults counted per phase.
+  const script = `
+    import { keepAllocatorLean, release, reusingLargeBlocks } from ${JSON.stringify(new URL('./memory.js', import.meta.url).href)};
+    if (!keepAllocatorLean()) throw new Error('policy not applied');
+    const blocks = () => {
+      const before = process.resourceUsage().minorPageFault;
+      for (let i = 0; i < 100; i++) { const b = Buffer.allocUnsafeSlow(1024 * 1024).fill(i); if (!release(b)) throw new Error('not released'); }
+      return process.resourceUsage().minorPageFault - before;
+    };
+    const out = {};
+    let endInner;
+    const inner = reusingLargeBlocks(() => new Promise((r) => (endInner = r)));
+    await reusingLargeBlocks(async () => { out.nested = blocks(); });
+    out.innerStillRunning = blocks();
+    endInner();
+    await inner;
+    out.after = blocks();
+    console.log(JSON.stringify(out));`;
+  const f = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim()) as { nested: number; innerStillRunning: number; after: number };
+  assert.ok(f.nested < 2000, `blocks are reused while two works run (${f.nested} faults)`);
+  assert.ok(f.innerStillRunning < 2000, `and while one of them still runs (${f.innerStillRunning} faults)`);
+  assert.ok(f.after >= 100 * 200, `once none runs, each freed block goes back to the system again (${f.after} faults)`);
+});
+
 test('startFullCollection starts one of V8\'s own full collections (not a forced one) and touches no memory', (t) => {
   if (!nativeAddon()) {
     t.skip('the native addon is not built here');

@@ -195,6 +195,24 @@ export function reuseLargeBlocks(): boolean {
   return allocatorPolicy(16 * 1024 * 1024, 64 * 1024 * 1024);
 }
 
+/** glibc's own trim threshold, which keepAllocatorLean leaves as it is: what a lean allocator goes back to. */
+const DEFAULT_TRIM = 128 * 1024;
+let reusing = 0;
+
+/**
+ * Runs `work` with large blocks reused (reuseLargeBlocks); once no such work runs any more, the
+ * allocator is lean again, so a long-running process (the dashboard's service) that restored or
+ * imaged does not keep up to 64 MiB of free blocks per heap for the backups that follow.
+ */
+export async function reusingLargeBlocks<T>(work: () => Promise<T>): Promise<T> {
+  if (reusing++ === 0) reuseLargeBlocks();
+  try {
+    return await work();
+  } finally {
+    if (--reusing === 0) allocatorPolicy(256 * 1024, DEFAULT_TRIM);
+  }
+}
+
 function allocatorPolicy(...thresholds: number[]): boolean {
   const addon = nativeAddon<{ keepAllocatorLean?: (...thresholds: number[]) => boolean }>();
   return typeof addon?.keepAllocatorLean === 'function' && addon.keepAllocatorLean(...thresholds);

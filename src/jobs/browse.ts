@@ -31,6 +31,9 @@ export interface OpenedTree {
   resolve(typed: string): Promise<TreeNode>;
 }
 
+/** The highest partition number a path may name (GPT allows 128 by default). */
+const MAX_PARTITION = 128;
+
 export interface DumpOptions {
   readonly signal?: AbortSignal;
   /** Told about an entry a folder's archive leaves out, and why. */
@@ -49,7 +52,7 @@ export interface DumpOptions {
  * page faults, 10 CPU-s; with the blocks reused 37,000 and 2.5 CPU-s).
  */
 export async function dump(repo: Repository, ref: string, path: string, out: NodeJS.WritableStream, o: DumpOptions = {}): Promise<void> {
-  const t = await openSnapshotTree(repo, ref);
+  const t = await openSnapshotTree(repo, ref, path);
   const at = await t.resolve(path);
   if (at.type !== 'file' && at.type !== 'dir') throw new LifeboatError('usage', `${path} is a ${at.type}, not a file or a folder.`);
   if (at.type === 'dir') o.beforeArchive?.();
@@ -60,8 +63,23 @@ export async function dump(repo: Repository, ref: string, path: string, out: Nod
   });
 }
 
-export async function openSnapshotTree(repo: Repository, ref: string): Promise<OpenedTree> {
-  const { id, snapshot } = await repo.findSnapshot(ref);
+/**
+ * Snapshot `ref` as a tree. With `forPath` (the path about to be opened in it), "latest" is the
+ * latest snapshot of the kind that path names: a drive image for a partition's path ("2:/Users",
+ * "/2/Users"; a folder named 2024 is no partition), a file backup for any other; the latest of any
+ * kind when there is none of that kind.
+ */
+export async function openSnapshotTree(repo: Repository, ref: string, forPath?: string): Promise<OpenedTree> {
+  let found: { id: Hex; snapshot: Snapshot } | undefined;
+  if (ref === 'latest' && forPath !== undefined) {
+    const partition = /^(\d+):|^\/?(\d+)(\/|$)/.exec(forPath);
+    const kind = partition && Number(partition[1] ?? partition[2]) <= MAX_PARTITION ? 'image' : 'files';
+    found = await repo.findSnapshot(ref, (s) => s.kind === kind).catch((e: unknown) => {
+      if (e instanceof LifeboatError && e.code === 'not-found') return undefined;
+      throw e;
+    });
+  }
+  const { id, snapshot } = found ?? (await repo.findSnapshot(ref));
   return treeOf(repo, id, snapshot);
 }
 
@@ -137,7 +155,7 @@ export async function openDiffSides(repo: Repository, a: string, b: string): Pro
   if (isFolderArg(a) && isFolderArg(b)) throw new LifeboatError('usage', 'Name at least one snapshot to compare (an id or "latest").');
   if (isFolderArg(a) || isFolderArg(b)) {
     const [ref, folder] = isFolderArg(b) ? [a, b] : [b, a];
-    const t = await openSnapshotTree(repo, ref);
+    const t = await openSnapshotTree(repo, ref, '/');
     if (t.snapshot.kind !== 'files') throw new LifeboatError('usage', 'A drive image can be compared with another drive image, not with a folder.');
     const abs = resolvePath(folder);
     const node = await t.resolve(abs.split(sep).join('/')).catch((e: unknown) => {

@@ -170,7 +170,7 @@ export function registerFileCommands(program: Command, run: Run): void {
       run(async (ctx, ref: string, path: string | undefined, o: { long?: boolean; recursive?: boolean }) => {
         const browse = import('../../jobs/browse.js');
         const repo = await ctx.openRepository();
-        const t = await (await browse).openSnapshotTree(repo, ref);
+        const t = await (await browse).openSnapshotTree(repo, ref, path);
         const at = await t.resolve(path ?? '/');
         const prefix = t.treePath(path ?? '').replace(/\/+$/, '').replace(/^(?!\/)/, '/').replace(/^\/$/, '');
         const rows: Found[] = [];

@@ -69,6 +69,20 @@ export async function dump(repo: Repository, ref: string, path: string, out: Nod
  * "/2/Users"; a folder named 2024 is no partition), a file backup for any other; the latest of any
  * kind when there is none of that kind.
  */
+/**
+ * A file's content chunk by chunk (the dashboard's downloads), with large blocks reused while it
+ * is read, as dump does; the generator's end (or its return, when the download is cancelled) ends that.
+ */
+export async function* readFile(t: OpenedTree, file: TreeNode, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  let done!: () => void;
+  void reusingLargeBlocks(() => new Promise<void>((r) => (done = r)));
+  try {
+    yield* t.tree.read(file, signal);
+  } finally {
+    done();
+  }
+}
+
 export async function openSnapshotTree(repo: Repository, ref: string, forPath?: string): Promise<OpenedTree> {
   let found: { id: Hex; snapshot: Snapshot } | undefined;
   if (ref === 'latest' && forPath !== undefined) {

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { Hono, type Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import { findInSnapshots, openSnapshotTree } from '../jobs/browse.js';
+import { findInSnapshots, openSnapshotTree, readFile } from '../jobs/browse.js';
 import { openJobRepository } from '../jobs/open.js';
 import { describeSchedule, parseSchedule } from '../jobs/schedule.js';
 import type { JobEvent } from '../jobs/events.js';
@@ -319,7 +319,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
       const t = await openSnapshotTree(repo, id);
       const node = await t.resolve(path);
       if (node.type !== 'file') throw new LifeboatError('usage', `${path} is not a file; restore a folder instead of downloading it.`);
-      const it = t.tree.read(node)[Symbol.asyncIterator]();
+      const it = readFile(t, node);
       const body = new ReadableStream<Uint8Array>({
         async pull(ctl) {
           const r = await it.next();
@@ -327,7 +327,7 @@ export function createApp(o: AppOptions): { app: Hono; close: () => Promise<void
           else ctl.enqueue(r.value);
         },
         async cancel() {
-          await it.return?.();
+          await it.return(undefined);
         },
       });
       const name = nodeName(node);

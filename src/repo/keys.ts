@@ -130,11 +130,11 @@ export async function unlockKeys(store: Store, secret: string): Promise<{ master
   const recovery = normalizeRecoveryKey(secret);
   // A recovery key has a recognisable shape: try recovery slots only for such input and password
   // slots otherwise, one at a time (each scrypt costs ~0.35 s and 32 MiB).
-  const slots: { id: Hex; name: string; slot: KeySlot }[] = [];
+  const slots: { id: Hex; name: string; slot: KeySlot; bytes: Uint8Array }[] = [];
   const damaged: string[] = [];
   for (const k of keys) {
     try {
-      slots.push({ ...k, slot: (await readKey(store, k.id)).slot });
+      slots.push({ ...k, ...(await readKey(store, k.id)) });
     } catch {
       damaged.push(k.id);
       // a damaged slot must not stop another slot from opening; check reports it
@@ -147,8 +147,7 @@ export async function unlockKeys(store: Store, secret: string): Promise<{ master
     const raw = tryOpen(kek, Buffer.from(k.slot.masterKey, 'base64'), KEY_SLOT_AAD);
     if (!raw) continue;
     const hit = { master: masterKeysFromBytes(raw), keyId: k.id, slot: k.slot };
-    const { bytes } = await readKey(store, hit.keyId);
-    if (!verifySignedJson(parseSignedJson(bytes, 'key'), hit.master.macKey)) {
+    if (!verifySignedJson(parseSignedJson(k.bytes, 'key'), hit.master.macKey)) {
       throw new LifeboatError('corrupt', `The key file ${Names.key(hit.keyId)} was modified after it was written; the repository may have been tampered with.`);
     }
     return hit;

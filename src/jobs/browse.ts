@@ -64,12 +64,6 @@ export async function dump(repo: Repository, ref: string, path: string, out: Nod
 }
 
 /**
- * Snapshot `ref` as a tree. With `forPath` (the path about to be opened in it), "latest" is the
- * latest snapshot of the kind that path names: a drive image for a partition's path ("2:/Users",
- * "/2/Users"; a folder named 2024 is no partition), a file backup for any other; the latest of any
- * kind when there is none of that kind.
- */
-/**
  * A file's content chunk by chunk (the dashboard's downloads), with large blocks reused while it
  * is read, as dump does; the generator's end (or its return, when the download is cancelled) ends that.
  */
@@ -83,6 +77,12 @@ export async function* readFile(t: OpenedTree, file: TreeNode, signal?: AbortSig
   }
 }
 
+/**
+ * Snapshot `ref` as a tree. With `forPath` (the path about to be opened in it), "latest" is the
+ * latest snapshot of the kind that path names: a drive image for a partition's path ("2:/Users",
+ * "/2/Users"; a folder named 2024 is no partition), a file backup for any other; the latest of any
+ * kind when there is none of that kind.
+ */
 export async function openSnapshotTree(repo: Repository, ref: string, forPath?: string): Promise<OpenedTree> {
   let found: { id: Hex; snapshot: Snapshot } | undefined;
   if (ref === 'latest' && forPath !== undefined) {

@@ -9,11 +9,11 @@
  * all: `release` frees a buffer the moment its owner is done with it (chunks once sealed,
  * envelopes once copied into a pack, packs once checked).
  *
- * Full collections are forced only between phases of long, light work (`collectGarbage`): each one
- * made V8 throw away optimised code whose embedded objects had died ("weak objects"), and
- * recompiling it cost ~3 s of CPU per 100k-file backup (bench/README.md, session 4). Within such
- * work `startFullCollection` starts one of V8's own full collections instead, which keeps that code:
- * a backup or a restore does so every few thousand files (`FileCollector`).
+ * Full collections are never forced: each forced one made V8 throw away optimised code whose
+ * embedded objects had died ("weak objects"), and recompiling it cost ~3 s of CPU per 100k-file
+ * backup (bench/README.md, session 4). `startFullCollection` starts one of V8's own full
+ * collections instead, which keeps that code: a backup or a restore does so every few thousand
+ * files (`FileCollector`), check --read-data every few packs.
  *
  * `dropCachedPages` does the same for the kernel's page cache: files written once (packs) leave it
  * as soon as they are safely on disk.
@@ -55,20 +55,6 @@ export class YoungCollector {
   }
 }
 
-/**
- * A full collection now. For a thread about to do long work that allocates little, after work that
- * left much garbage in the old generation: V8 collects that only once the old generation reaches
- * a limit set by the earlier work, so it stayed resident (check: ~30 MiB of the index load and
- * snapshot walk through all of --read-data; bench/README.md, session 14).
- */
-export function collectGarbage(): void {
-  try {
-    collector()?.();
-  } catch {
-    gc = null;
-  }
-}
-
 /** Outside-the-heap bytes that make V8 start a full collection: its limit is 64 MiB above their level at the last one. */
 const EXTERNAL_NUDGE = 128 * 1024 * 1024;
 
@@ -76,7 +62,7 @@ const EXTERNAL_NUDGE = 128 * 1024 * 1024;
  * Starts a full collection of V8's own kind: incremental marking, mostly on V8's helper threads,
  * finished by the thread's next event-loop turns. For a thread whose old generation fills with
  * garbage that V8 would let grow to several times the live heap (a restore's main thread: ~90 MiB
- * with ~11 MiB live). Unlike `collectGarbage` (a forced collection, which discards maps and the
+ * with ~11 MiB live). Unlike a forced collection (`gc()`, which discards maps and the
  * optimised code that embeds them: 148 deoptimisations and ~550 recompilations in a 95,000-file
  * restore, ~2 CPU-s) it costs little beyond the marking (bench/README.md, session 15).
  *

@@ -420,3 +420,36 @@ test('2,000 seeded random operations, mirrored as a watcher would report them (c
   const missing = [...everMirrored].filter((c) => !inMirror.has(c));
   assert.deepEqual(missing, [], 'every version ever mirrored is kept');
 });
+
+test('a run stopped after it replaced a file but before it set its folder\'s times leaves the folder marked: the next run sets them, though nothing in the folder changes then', async (t) => {
+  const d = tmp(t);
+  const src = join(d, 'src');
+  const dst = join(d, 'dst');
+  fs.mkdirSync(join(src, 'a'), { recursive: true });
+  fs.mkdirSync(join(src, 'b'));
+  fs.writeFileSync(join(src, 'a', 'f.txt'), 'first\n');
+  fs.writeFileSync(join(src, 'b', 'later.txt'), 'placed after a/f.txt\n');
+  fs.utimesSync(join(src, 'a'), new Date('2020-01-02T03:04:05Z'), new Date('2020-01-02T03:04:05Z'));
+  await run(src, dst);
+  const mtime = (p: string) => fs.statSync(p, { bigint: true }).mtimeNs;
+  assert.equal(mtime(join(dst, 'a')), mtime(join(src, 'a')));
+
+  // The file's content changes (its folder's mtime does not); the run stops, as a killed one does,
+  // once the new copy is in place, before the folders' times are set at the end.
+  fs.writeFileSync(join(src, 'a', 'f.txt'), 'second, longer\n');
+  const before = fs.statSync(join(src, 'a'), { bigint: true });
+  const stopped = {
+    aborted: false,
+    throwIfAborted() {
+      if (fs.readFileSync(join(dst, 'a', 'f.txt'), 'utf8') === 'second, longer\n') throw new Error('stopped');
+    },
+  } as unknown as AbortSignal;
+  await assert.rejects(mirror(src, dst, { signal: stopped }), /stopped/);
+  assert.notEqual(mtime(join(dst, 'a')), mtime(join(src, 'a')), 'the replaced copy moved the folder\'s mtime');
+
+  const after = fs.statSync(join(src, 'a'), { bigint: true });
+  assert.deepEqual([after.mtimeNs, after.ctimeNs], [before.mtimeNs, before.ctimeNs], 'nothing changed the source folder meanwhile');
+  const next = await run(src, dst);
+  assert.equal(next.copied, 0, 'nothing is left to copy');
+  assert.equal(mtime(join(dst, 'a')), mtime(join(src, 'a')), 'the folder got its times back');
+});

@@ -91,23 +91,23 @@ export async function restoreFiles(repo: Repository, ref: string, o: RestoreFile
     : undefined;
   // Blocks are reused from before the restore starts its workers (util/memory.ts).
   const restoreAll = (overwrite: OverwriteMode): Promise<RestoreSummary[]> => reusingLargeBlocks(async () => {
-      const out: RestoreSummary[] = [];
-      for (const place of places) {
-        const r = await restore(repo, snapshot, {
-          target: place.target,
-          includes: place.includes,
-          ...(o.excludes ? { excludes: o.excludes } : {}),
-          overwrite,
-          verify: o.verify === true,
-          numericOwner: o.numericOwner === true,
-          devices: o.devices === true,
-          scanTotal: o.scanTotal === true,
-          ...(o.signal ? { signal: o.signal } : {}),
-          ...(onEvent ? { onEvent } : {}),
-        });
-        out.push(r.summary);
-      }
-      return out;
+    const out: RestoreSummary[] = [];
+    for (const place of places) {
+      const r = await restore(repo, snapshot, {
+        target: place.target,
+        includes: place.includes,
+        ...(o.excludes ? { excludes: o.excludes } : {}),
+        overwrite,
+        verify: o.verify === true,
+        numericOwner: o.numericOwner === true,
+        devices: o.devices === true,
+        scanTotal: o.scanTotal === true,
+        ...(o.signal ? { signal: o.signal } : {}),
+        ...(onEvent ? { onEvent } : {}),
+      });
+      out.push(r.summary);
+    }
+    return out;
   });
   const original = o.target === undefined;
   let summaries = await restoreAll(o.overwrite ?? (original ? 'never' : 'if-changed'));

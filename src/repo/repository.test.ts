@@ -218,6 +218,29 @@ test('locks: shared locks coexist, exclusive conflicts, stale locks are cleared'
   await repo.close();
 });
 
+test('a stale lock this computer may not remove (a Lifeboat server keeps each computer\'s locks its own) is left, and the lock is still taken', async () => {
+  const { store, repo } = await fresh();
+  const { sealFile, AAD } = await import('./envelope-file.js');
+  const dead = { version: 1, time: new Date().toISOString(), host: Repository.hostname(), pid: 2 ** 22 + 12345, user: 'x', exclusive: false, purpose: 'backup' };
+  const stale = Names.lock(asId('b'.repeat(64)));
+  await store.put(stale, await sealFile(repo.codec, repo.keys.encKey, AAD.lock, Buffer.from(JSON.stringify(dead))));
+  // As the server answers an append token that deletes another computer's lock: refused (403, read-only).
+  const refusing = new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'delete') {
+        return (name: string) => (name === stale ? Promise.reject(new LifeboatError('read-only', 'refused')) : target.delete(name));
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const other = await Repository.open(refusing, 'correct horse');
+  await other.lock(false, 'backup');
+  assert.equal((await other.listLocks()).length, 2, 'its own lock beside the stale one it could not remove');
+  await other.unlockAll();
+  await repo.close();
+});
+
 test('a writer whose lock vanished (stale, removed by another process) refuses to write its snapshot', async () => {
   const { store, repo } = await fresh();
   await repo.lock(false, 'backup');

@@ -164,10 +164,12 @@ export function release(view: Uint8Array): boolean {
 
 /**
  * Asks the C allocator to give large blocks back to the system as soon as they are freed (the
- * native addon, glibc only; see native/lifeboat_fs.c). Once per process, before the bulk work.
+ * native addon, glibc only; see native/lifeboat_fs.c): blocks from 256 KiB up in mappings of
+ * their own, and glibc's own trim threshold (128 KiB), which reusingLargeBlocks changes meanwhile.
+ * At start, before the bulk work.
  */
 export function keepAllocatorLean(): boolean {
-  return allocatorPolicy();
+  return allocatorPolicy(256 * 1024, 128 * 1024);
 }
 
 /**
@@ -181,8 +183,6 @@ export function reuseLargeBlocks(): boolean {
   return allocatorPolicy(16 * 1024 * 1024, 64 * 1024 * 1024);
 }
 
-/** glibc's own trim threshold, which keepAllocatorLean leaves as it is: what a lean allocator goes back to. */
-const DEFAULT_TRIM = 128 * 1024;
 let reusing = 0;
 
 /**
@@ -195,7 +195,7 @@ export async function reusingLargeBlocks<T>(work: () => Promise<T>): Promise<T> 
   try {
     return await work();
   } finally {
-    if (--reusing === 0) allocatorPolicy(256 * 1024, DEFAULT_TRIM);
+    if (--reusing === 0) keepAllocatorLean();
   }
 }
 

@@ -51,6 +51,44 @@ const URL_FORM = 's3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]';
 const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const PREFIX_PART_RE = /^[A-Za-z0-9._-]+$/;
 
+const MiB = 1024 * 1024;
+/** Answers up to this size are read into one buffer of the length the server announced. */
+const ONE_BUFFER_MAX = 256 * MiB;
+
+/**
+ * An answer's body, whole. With its length known, it is read straight into one buffer: the SDK's
+ * own collector gathers the pieces and copies them into a fresh zero-filled array, which took a
+ * tenth of an S3 restore's main thread. A body longer than announced is cut off there (the caller
+ * then sees the length it asked for is wrong, or the announced one); a shorter one is returned as
+ * it came, for the caller to see the answer was cut short.
+ */
+async function readBody(body: unknown, announced: number | undefined): Promise<Uint8Array> {
+  const stream = body as NodeJS.ReadableStream & { destroy?: () => void };
+  if (typeof (stream as { on?: unknown }).on !== 'function') return (body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
+  const known = announced !== undefined && Number.isSafeInteger(announced) && announced >= 0 && announced <= ONE_BUFFER_MAX;
+  const out = known ? Buffer.allocUnsafeSlow(announced) : undefined;
+  const pieces: Buffer[] = [];
+  let got = 0;
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (chunk: Buffer) => {
+      if (out) {
+        if (got + chunk.length > out.length) {
+          stream.destroy?.();
+          reject(new StoreError('io', `The S3 server sent more than the ${out.length} bytes it announced.`, true));
+          return;
+        }
+        out.set(chunk, got);
+      } else pieces.push(chunk);
+      got += chunk.length;
+    });
+    stream.on('end', () => resolve());
+    stream.on('error', reject);
+    // Closed before its end without an error: what came is returned, and found short by the caller.
+    stream.on('close', () => resolve());
+  });
+  return out ? out.subarray(0, got) : Buffer.concat(pieces, got);
+}
+
 /** Whether a repository location is an S3 URL (s3:…). */
 export function isS3Url(location: string): boolean {
   return /^s3:/i.test(location);
@@ -94,7 +132,6 @@ export interface S3StoreOptions {
   readonly onRequest?: (command: string) => void;
 }
 
-const MiB = 1024 * 1024;
 
 /** The region requests are signed for: AWS_REGION, else us-east-1 (which S3-compatible servers accept). */
 function region(): string {
@@ -354,7 +391,7 @@ export class S3Store implements Store, LeftoverRemover {
       const { r, bytes } = await this.send(
         async (s, c, o) => {
           const r = await c.send(new s.GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(name), ...(range ? { Range: range } : {}) }), o);
-          return { r, bytes: r.Body ? await r.Body.transformToByteArray() : new Uint8Array(0) };
+          return { r, bytes: r.Body ? await readBody(r.Body, r.ContentLength) : new Uint8Array(0) };
         },
         'read',
         name,

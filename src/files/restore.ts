@@ -37,7 +37,7 @@ import { platform as defaultPlatform, type DirAccess, type Platform } from './pl
 import { fileContent, loadDir, type TreeEntry } from './tree.js';
 import { MetadataWriter } from './metadata.js';
 import { FileWriters, replyError, type RestoreOutcome } from './restore-workers.js';
-import { ContentPlan } from './restore-plan.js';
+import { ContentPlan, type SmallFiles } from './restore-plan.js';
 
 /** 'keep-both': a file changed since the backup stays, and the backed-up one is restored beside it as "x (restored 2026-12-05).odt". */
 export type OverwriteMode = 'always' | 'if-changed' | 'never' | 'keep-both';
@@ -367,12 +367,11 @@ class Restorer {
       else await run();
     }
     await Promise.all(walks);
-    // Symlinks last, once everything else in the folder is there.
+    // Symlinks last, once everything else in the folder is there (only they are held till then).
+    const links = picked.filter((p) => p.e.type === 'symlink').map((p) => p.e);
     return walked(
       Promise.all(dones).then(async () => {
-        for (const p of picked) {
-          if (p.e.type === 'symlink') await (await this.startNonDir(base, fullBase, p.e, `${logical}/${p.e.name.toString('utf8')}`)).done;
-        }
+        for (const e of links) await (await this.startNonDir(base, fullBase, e, `${logical}/${e.name.toString('utf8')}`)).done;
       }),
     );
   }
@@ -404,25 +403,56 @@ class Restorer {
    * (bench/README.md). Returns each file's completion.
    */
   private async restoreDirect(dir: Buffer, logical: string, files: readonly TreeEntry[], dones: Promise<void>[]): Promise<void> {
+    if (files.length === 0) return;
     const writers = this.writers!;
-    for (const e of files) {
-      const id = e.content?.[0];
-      if (id !== undefined) await this.plan.room();
-      const path = Buffer.concat([dir, SLASH, e.name]);
-      const owner = this.meta.owner(e);
-      const reply = id === undefined ? writers.writeEmpty(path, e, owner) : this.plan.addSmall(path, e, owner, id);
-      const done = reply
-        .then((r) => {
-          this.written(r, e, () => `${logical}/${e.name.toString('utf8')}`);
-          this.s.files++;
-        })
-        .catch((x: unknown) => {
-          // The worker may have made the file before failing (a full disk): not left half written.
-          if (errnoCode(x) !== 'EEXIST') void fsp.rm(path, { force: true }).catch(ignore);
-          this.fail(`${logical}/${e.name.toString('utf8')}`, x, 'restore it');
-        });
-      done.catch(ignore);
-      dones.push(done);
+    // One completion for the folder's files, not a promise per file: a remote restore plans
+    // 100,000 files at once.
+    let left = 1; // the adding, until it is over
+    let failure: unknown;
+    let end!: (error: unknown) => void;
+    const done = new Promise<void>((resolve, reject) => (end = (error) => (error === undefined ? resolve() : reject(error))));
+    done.catch(ignore);
+    dones.push(done);
+    const one = (): void => {
+      if (--left === 0) end(failure);
+    };
+    const sink: SmallFiles = {
+      path: (e) => Buffer.concat([dir, SLASH, e.name]),
+      owner: (e) => this.meta.owner(e),
+      settled: (e, error, outcome) => {
+        try {
+          try {
+            if (error !== undefined) throw error;
+            this.written(outcome!, e, () => `${logical}/${e.name.toString('utf8')}`);
+            this.s.files++;
+          } catch (x) {
+            // The worker may have made the file before failing (a full disk): not left half written.
+            if (errnoCode(x) !== 'EEXIST') void fsp.rm(sink.path(e), { force: true }).catch(ignore);
+            this.fail(`${logical}/${e.name.toString('utf8')}`, x, 'restore it');
+          }
+        } catch (stop) {
+          failure ??= stop; // the restore stops
+        }
+        one();
+      },
+    };
+    try {
+      for (const e of files) {
+        const id = e.content?.[0];
+        if (id === undefined) {
+          left++;
+          writers.writeEmpty(sink.path(e), e, sink.owner(e)).then(
+            (r) => sink.settled(e, undefined, r),
+            (x: unknown) => sink.settled(e, x),
+          );
+          continue;
+        }
+        await this.plan.room();
+        this.plan.addSmall(sink, e, id);
+        left++;
+      }
+    } finally {
+      one();
     }
   }
 
@@ -647,7 +677,7 @@ class Restorer {
       if (id !== undefined && this.repo.index.get(fromHex(id))?.type === BlobType.tree) throw new Error(LISTING_AS_DATA);
       if (id === undefined || this.smallBlob(id)) {
         if (id !== undefined) await this.plan.room();
-        const reply = id === undefined ? this.writers.writeEmpty(tmp, e, this.meta.owner(e)) : this.plan.addSmall(tmp, e, this.meta.owner(e), id);
+        const reply = id === undefined ? this.writers.writeEmpty(tmp, e, this.meta.owner(e)) : this.plan.addOne(tmp, e, this.meta.owner(e), id);
         handedOver();
         return this.written(await reply, e, () => shown);
       }

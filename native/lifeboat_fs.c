@@ -76,6 +76,19 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 1, argv)) return NULL;
   char *path = cstr(env, argv[0]);
   if (!path) { napi_throw_type_error(env, NULL, "path must be a Buffer"); return NULL; }
+  {
+    /* First into a small buffer on the stack: one lookup of the path where asking for the size
+       first made two, for every entry of a backup (nearly all have no extended attributes). */
+    char small[4096];
+    ssize_t m = llistxattr(path, small, sizeof small);
+    if (m >= 0) {
+      void *out; napi_value buf;
+      napi_create_buffer_copy(env, (size_t)m, small, &out, &buf);
+      free(path);
+      return buf;
+    }
+    if (errno != ERANGE) { free(path); return throw_errno(env, "llistxattr"); }
+  }
   for (int attempt = 0; attempt < 4; attempt++) {
     ssize_t n = llistxattr(path, NULL, 0);
     if (n < 0) { free(path); return throw_errno(env, "llistxattr"); }

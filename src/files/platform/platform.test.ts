@@ -39,3 +39,32 @@ test("lstatMany gives Node's lstat of every kind of entry, an errno for a missin
   assert.equal(gone[0], 2n, 'a folder that is gone gives each name its errno');
   assert.equal(portablePlatform().lstatMany(Buffer.from(dir), names), undefined, 'without the addon the walker lstats each path');
 });
+
+test('listXattrs reads a file without extended attributes, one with a few, and one whose list of names passes 4 KiB (a tmpfs; ext4 holds less)', { skip: (!platform().exact && 'needs the native addon') || (process.getuid?.() !== 0 && 'needs root to mount a tmpfs') }, (t) => {
+  const dir = join(tmp(t), 'mnt');
+  fs.mkdirSync(dir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4M', 'tmpfs', dir]);
+  try {
+    listXattrsOn(dir);
+  } finally {
+    execFileSync('umount', [dir]);
+  }
+});
+
+function listXattrsOn(dir: string): void {
+  const plat = platform();
+  fs.writeFileSync(join(dir, 'none'), '');
+  fs.writeFileSync(join(dir, 'few'), '');
+  fs.writeFileSync(join(dir, 'many'), '');
+  execFileSync('setfattr', ['-n', 'user.b', '-v', 'two', join(dir, 'few')]);
+  execFileSync('setfattr', ['-n', 'user.a', '-v', 'one', join(dir, 'few')]);
+  const many: [string, string][] = [];
+  for (let i = 0; i < 60; i++) many.push([`user.${String(i).padStart(3, '0')}${'x'.repeat(120)}`, `value ${i}`]);
+  for (const [name, value] of many) execFileSync('setfattr', ['-n', name, '-v', value, join(dir, 'many')]);
+  assert.ok(many.reduce((n, [name]) => n + name.length + 1, 0) > 4096, 'the list of names passes 4 KiB');
+
+  const text = (p: string) => plat.listXattrs(Buffer.from(join(dir, p))).map(([k, v]) => [k, v.toString()]);
+  assert.deepEqual(text('none'), []);
+  assert.deepEqual(text('few'), [['user.a', 'one'], ['user.b', 'two']]);
+  assert.deepEqual(text('many'), many);
+}

@@ -20,8 +20,8 @@
  * its first chunk to its last: the descriptors in use) and about SEGMENT.places chunk places; a file
  * is added whole, so one file larger than that makes a segment of its own. A single-chunk file is a
  * small record with its tree entry (no promise: a folder's files share one SmallFiles), and a
- * blob's places are kept in flat arrays. The walk goes on into
- * the next segment while one is read, and waits when that one is full too: two segments at most.
+ * blob's places are kept in flat arrays. The walk goes on into the next segment while one is read,
+ * and waits when that one is full too: two segments at most.
  * Every few thousand files read, V8 is asked for a full collection (util/memory.ts, COLLECTION).
  */
 import { constants as C } from 'node:fs';

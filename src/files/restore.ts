@@ -400,7 +400,7 @@ class Restorer {
    * creates each one with its data once the plan has read it (a folder's small files usually lie
    * side by side in one pack). The main thread spends a few µs per file, not a chain of async
    * calls: a restore of 100k small files was bound by the main thread's share of the two cores
-   * (bench/README.md). Returns each file's completion.
+   * (bench/README.md). Adds one completion to `dones` for all of them, which fails with what stops the restore.
    */
   private async restoreDirect(dir: Buffer, logical: string, files: readonly TreeEntry[], dones: Promise<void>[]): Promise<void> {
     if (files.length === 0) return;

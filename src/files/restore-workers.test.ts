@@ -210,6 +210,40 @@ test('the restore planner: a file spread over several packs, and blobs many file
   assert.ok(reads <= 2 * packs.size + 6, `${reads} reads for ${packs.size} data packs`);
 });
 
+test('from a network store, a restore of 18,000 files (more than a segment held before) is planned at once: every data pack is read once', async (t) => {
+  const dir = tmp(t);
+  const src = join(dir, 'src');
+  for (let d = 0; d < 20; d++) {
+    fs.mkdirSync(join(src, `d${d}`), { recursive: true });
+    for (let i = 0; i < 900; i++) fs.writeFileSync(join(src, `d${d}`, `f${i}`), `file ${d}/${i} ${'x'.repeat(i % 50)}`);
+  }
+  const repo = await newRepo(dir);
+  const r = await backup(repo, { paths: [src] });
+  await repo.close();
+
+  // The local folder, seen as a network store (several uploads in flight), counting reads per pack.
+  const store = new FaultStore(new LocalStore(join(dir, 'repo')));
+  Object.defineProperty(store, 'properties', { value: { ...store.properties, uploadsInFlight: 4 } });
+  const reads = new Map<string, number>();
+  const get = store.get.bind(store);
+  store.get = (name, ...rest) => {
+    reads.set(name, (reads.get(name) ?? 0) + 1);
+    return get(name, ...rest);
+  };
+  const remote = await Repository.open(store, 'pw');
+  t.after(() => remote.close());
+  await remote.loadIndex();
+  assert.ok(remote.remote);
+  const dataPacks = new Set<Hex>();
+  for (const [, loc] of remote.index.entries()) if (loc.type === BlobType.data) dataPacks.add(loc.packId);
+
+  const { summary, warnings } = await restoreWarned(remote, r.snapshot, join(dir, 'target'));
+  assert.equal(summary.errors, 0, [...warnings.values()].join('\n'));
+  assert.equal(summary.files, 18000);
+  assert.equal(fs.readFileSync(join(dir, 'target', 'src', 'd19', 'f899'), 'utf8'), `file 19/899 ${'x'.repeat(899 % 50)}`);
+  for (const p of dataPacks) assert.equal(reads.get(Names.pack(p)), 1, `pack ${p.slice(0, 8)} read ${reads.get(Names.pack(p))} times`);
+});
+
 test('a restore larger than one segment of the plan: read segment by segment, every file exact, hard links and shared chunks across segments', async (t) => {
   const dir = tmp(t);
   const src = join(dir, 'src');

@@ -132,7 +132,6 @@ export interface S3StoreOptions {
   readonly onRequest?: (command: string) => void;
 }
 
-
 /** The region requests are signed for: AWS_REGION, else us-east-1 (which S3-compatible servers accept). */
 function region(): string {
   return process.env['AWS_REGION'] || process.env['AWS_DEFAULT_REGION'] || 'us-east-1';

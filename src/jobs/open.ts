@@ -52,10 +52,7 @@ function repositoryCache(store: Store, id: string, repo: () => Repository | unde
   const isTreePack = (name: string): boolean => {
     const r = repo();
     if (!r) return false; // before the index is loaded
-    if (!treePacks) {
-      treePacks = new Set();
-      for (const [, loc] of r.index.entries()) if (loc.type === BlobType.tree || loc.type === BlobType.snapshot) treePacks.add(loc.packId);
-    }
+    treePacks ??= r.index.packsHolding([BlobType.tree, BlobType.snapshot]);
     return treePacks.has(name.slice(name.lastIndexOf('/') + 1));
   };
   return new DiskCacheStore(store, {

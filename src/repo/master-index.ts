@@ -85,6 +85,13 @@ export class MasterIndex {
     return this.packNumbers.has(packId);
   }
 
+  /** The packs that hold a blob of one of `types`: one pass over the index's arrays, no id or location object per blob. */
+  packsHolding(types: readonly BlobType[]): Set<Hex> {
+    const packs = new Set<number>();
+    for (let e = 0; e < this.chunks.size; e++) if (types.includes(this.chunks.typeAt(e) as BlobType)) packs.add(this.chunks.packAt(e));
+    return new Set([...packs].map((n) => this.packIds[n]!));
+  }
+
   /** Every blob: id (hex) with its location. */
   *entries(): IterableIterator<[Hex, BlobLocation]> {
     let e = 0;

@@ -22,8 +22,15 @@ export function asId(h: string): Hex {
   return h;
 }
 
-export function fromHex(h: string): Buffer {
-  return Buffer.from(asId(h), 'hex');
+/**
+ * The bytes of id `h`. A Hex was checked where it entered (isId, asId); the length of what the hex
+ * decodes to is checked again (decoding stops at the first character that is not hex), which costs
+ * nothing beside the decoding, where the pattern cost a restore's walk 85 ms per 100,000 files.
+ */
+export function fromHex(h: Hex): Buffer {
+  const b = Buffer.from(h, 'hex');
+  if (b.length !== 32 || h.length !== 64) throw new LifeboatError('corrupt', `"${String(h).slice(0, 80)}" is not a valid object id.`);
+  return b;
 }
 
 export function randomId(): Hex {

@@ -421,17 +421,17 @@ class Restorer {
       owner: (e) => this.meta.owner(e),
       settled: (e, error, outcome) => {
         try {
+          if (error !== undefined) throw error;
+          this.written(outcome!, e, () => `${logical}/${e.name.toString('utf8')}`);
+          this.s.files++;
+        } catch (x) {
+          // The worker may have made the file before failing (a full disk): not left half written.
+          if (errnoCode(x) !== 'EEXIST') void fsp.rm(sink.path(e), { force: true }).catch(ignore);
           try {
-            if (error !== undefined) throw error;
-            this.written(outcome!, e, () => `${logical}/${e.name.toString('utf8')}`);
-            this.s.files++;
-          } catch (x) {
-            // The worker may have made the file before failing (a full disk): not left half written.
-            if (errnoCode(x) !== 'EEXIST') void fsp.rm(sink.path(e), { force: true }).catch(ignore);
             this.fail(`${logical}/${e.name.toString('utf8')}`, x, 'restore it');
+          } catch (stop) {
+            failure ??= stop; // the restore stops
           }
-        } catch (stop) {
-          failure ??= stop; // the restore stops
         }
         one();
       },

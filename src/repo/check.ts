@@ -92,13 +92,18 @@ export type PackCheckReply = { readonly seq: number; readonly verdict: PackVerdi
 const PACK_BUFFER_BYTES = PACK_TARGET_BYTES + 1024 * 1024;
 
 /**
- * Packs verified at once, whatever the repository's size or the number of cores: this thread
- * verifies one and a worker thread the other (see PackVerifier). Each costs a pack buffer and the
- * buffers its blobs decode into; a worker also costs its own V8 heap (~15 MiB). Two worker
- * threads beside an idle main thread peaked ~30 MiB higher for the same wall time on two cores
- * (bench/README.md, session 14).
+ * Packs read or verified at once, whatever the repository's size or the number of cores: one on
+ * this thread and up to WORKER_QUEUE on the one worker thread, which verifies one while the next
+ * waits in its queue, read already. With two at once (one each), the worker waited for each next
+ * pack to be read, and this thread took as many packs as the worker on top of its own work: the
+ * worker was idle ~40% of the time (copy of /usr, 238 packs: wall 0.87x, peak RSS +10 MiB for the
+ * third pack buffer; bench/README.md, session 18). Each pack costs a buffer and the buffers its
+ * blobs decode into; a worker also costs its own V8 heap (~15 MiB): two workers beside an idle main
+ * thread peaked ~30 MiB higher for the same wall time on two cores (session 14).
  */
-export const PACKS_AT_ONCE = 2;
+export const PACKS_AT_ONCE = 3;
+export const CHECK_WORKERS = 1;
+const WORKER_QUEUE = PACKS_AT_ONCE - 1;
 
 /**
  * A full collection on this thread once per so many packs (and before the first): the index load
@@ -110,9 +115,19 @@ export const PACKS_AT_ONCE = 2;
  */
 const PACKS_PER_COLLECTION = 8;
 
+/** Packs verified beyond the one reported next: their verdicts wait here (a few bytes per blob). */
+const VERDICTS_AHEAD = 64;
+
+/**
+ * Bytes of blobs this thread verifies between turns of the event loop while a worker verifies
+ * too, so that a worker done with its pack is handed the next one within about a millisecond
+ * rather than when this thread's pack is done.
+ */
+const YIELD_EVERY = 1024 * 1024;
+
 /**
  * Verifies whole packs (decrypt, decompress and hash every blob is check's work): on this thread
- * and on PACKS_AT_ONCE - 1 worker threads, or on this thread alone where there is one core.
+ * and on CHECK_WORKERS worker threads, or on this thread alone where there is one core.
  */
 class PackVerifier {
   private readonly pool: WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply> | undefined;
@@ -132,7 +147,7 @@ class PackVerifier {
 
   constructor(private readonly repo: Repository) {
     // A pool starts its workers on first use: on one core it is never used.
-    const pool = new WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply>(new URL('./check-worker.js', import.meta.url), { codec: repo.workerCodec() }, PACKS_AT_ONCE - 1);
+    const pool = new WorkerPool<Omit<PackCheckRequest, 'seq'>, PackCheckReply>(new URL('./check-worker.js', import.meta.url), { codec: repo.workerCodec() }, CHECK_WORKERS, { requests: 1 });
     if (availableParallelism() > 1) this.pool = pool;
   }
 
@@ -146,10 +161,11 @@ class PackVerifier {
     };
     try {
       const bytes = store.getInto ? await store.getInto(name, take) : await store.get(name);
-      // Synchronous here: verifying is this thread's work too, and nothing waits on it meanwhile
-      // but the next pack's read, which the thread pool does.
+      // On this thread once the worker has a pack waiting: verifying is this thread's work too. It
+      // lets the event loop run between blobs (yieldEvery), so that the worker's replies and the
+      // reads of the next packs are seen meanwhile.
       const shared = buffer !== undefined && bytes.buffer === buffer;
-      if (!this.pool || this.onWorkers >= this.pool.threads) return await verifyPack(codec, keys, bytes, packId, name, { onThisThread: true, kept: this.kept, overwrite: shared });
+      if (!this.pool || this.onWorkers >= WORKER_QUEUE) return await verifyPack(codec, keys, bytes, packId, name, { onThisThread: true, kept: this.kept, overwrite: shared, yieldEvery: YIELD_EVERY });
       this.onWorkers++;
       const r = await this.pool.call({ packId, name, bytes, shared }, !shared && ownsItsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : []).finally(() => this.onWorkers--);
       if ('error' in r) throw r.error.code ? new LifeboatError(r.error.code, r.error.message) : new Error(r.error.message);
@@ -298,12 +314,21 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     const bytesTotal = [...packSizes.values()].reduce((a, b) => a + b, 0);
     let bytesDone = 0;
     const verifier = new PackVerifier(repo);
-    // Verified PACKS_AT_ONCE at a time, reported in order here.
+    // Verified PACKS_AT_ONCE at a time, the next one started as soon as any is done (packs differ
+    // in size: waiting for them in order left a thread idle while the other finished a large one),
+    // and reported in order here.
     const verdicts = new Map<number, Promise<PackVerdict>>();
     let started = 0;
-    const ahead = (upTo: number) => {
-      for (; started < Math.min(upTo, packs.length); started++) {
-        const p = verifier.verify(packs[started]!, Names.pack(packs[started]!));
+    let running = 0;
+    let reported = 0;
+    let stopped = false;
+    const ahead = () => {
+      for (; !stopped && running < PACKS_AT_ONCE && started < packs.length && started < reported + VERDICTS_AHEAD; started++) {
+        running++;
+        const p = verifier.verify(packs[started]!, Names.pack(packs[started]!)).finally(() => {
+          running--;
+          ahead();
+        });
         p.catch(() => undefined); // awaited (and reported) in its turn
         verdicts.set(started, p);
       }
@@ -314,7 +339,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
         const name = Names.pack(packId);
         opts.onProgress?.(bytesDone, bytesTotal, name);
         if (k % PACKS_PER_COLLECTION === 0) startFullCollection();
-        ahead(k + PACKS_AT_ONCE);
+        reported = k;
+        ahead();
         try {
           const pending = verdicts.get(k)!;
           verdicts.delete(k);
@@ -374,6 +400,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
         }
       }
     } finally {
+      stopped = true;
       await verifier.close();
     }
     opts.onProgress?.(bytesTotal, bytesTotal, '');

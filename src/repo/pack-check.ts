@@ -102,6 +102,12 @@ export interface VerifyOptions {
   readonly kept?: VerifyBuffers;
   /** With `kept`: the pack's bytes may be overwritten (they are decrypted in place). */
   readonly overwrite?: boolean;
+  /**
+   * Let the event loop run after about this many bytes of blobs: a pack verified on the main
+   * thread otherwise holds it for the whole pack, and the worker that finished meanwhile waits for
+   * its next pack until then.
+   */
+  readonly yieldEvery?: number;
 }
 
 /**
@@ -110,12 +116,17 @@ export interface VerifyOptions {
  * really lost is reported.
  */
 export async function verifyPack(codec: Codec, keys: MasterKeys, bytes: Uint8Array, packId: string, name: string, opts: VerifyOptions = {}): Promise<PackVerdict> {
-  const { onThisThread = false, dropped, kept, overwrite = false } = opts;
+  const { onThisThread = false, dropped, kept, overwrite = false, yieldEvery } = opts;
   const hashOk = toHex(sha256(bytes)) === packId;
   const entries = parsePack(keys.encKey, bytes, name);
   const bad: { i: number; message: string }[] = [];
+  let sinceYield = 0;
   for (const [i, e] of entries.entries()) {
     if (e.type === BlobType.delta) continue;
+    if (yieldEvery !== undefined && (sinceYield += e.length) > yieldEvery) {
+      sinceYield = 0;
+      await new Promise<void>((r) => setImmediate(r));
+    }
     try {
       const envelope = bytes.subarray(e.offset, e.offset + e.length);
       if (kept) await verifySealedBlob(codec, keys, e.type, e.id, envelope, e.rawLength, name, kept, overwrite);

@@ -520,6 +520,29 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// forgetPages(view, from) -> bool: gives the kernel back the whole pages of a Uint8Array from byte
+// `from` on (madvise MADV_DONTNEED: they read as zeros when next touched, and count in no RSS
+// until then). For pooled buffers whose later bytes are garbage (util/memory.ts BufferPool.give).
+static napi_value js_forget_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], r;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_ta = false;
+  if (argc < 2 || napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta) return throw_msg(env, "forgetPages: expected a Uint8Array");
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  int64_t from = 0;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) return throw_msg(env, "forgetPages: expected a Uint8Array");
+  if (napi_get_value_int64(env, argv[1], &from) != napi_ok || from < 0) return throw_msg(env, "forgetPages: expected a byte offset");
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t start = ((uintptr_t)data + (uintptr_t)from + page - 1) & ~(uintptr_t)(page - 1);
+  uintptr_t end = ((uintptr_t)data + length) & ~(uintptr_t)(page - 1);
+  bool ok = (size_t)from >= length || end <= start || madvise((void *)start, end - start, MADV_DONTNEED) == 0;
+  napi_get_boolean(env, ok, &r);
+  return r;
+}
+
 // ---- scrypt ---------------------------------------------------------------------------------
 // scryptLanes(blocks, N, r) -> Promise<Uint8Array>: scrypt's ROMix (RFC 7914 §5) of each 128·r-byte
 // block of `blocks`, one after another, on the libuv thread pool. repo/crypto.ts does the PBKDF2
@@ -669,6 +692,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "keepAllocatorLean", NULL, js_keep_allocator_lean, NULL, NULL, NULL, napi_default, NULL },
     { "zstdCompressInto", NULL, js_zstd_compress_into, NULL, NULL, NULL, napi_default, NULL },
     { "release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL },
+    { "forgetPages", NULL, js_forget_pages, NULL, NULL, NULL, napi_default, NULL },
     { "adviseCache", NULL, js_advise_cache, NULL, NULL, NULL, napi_default, NULL },
     { "zstdDecompress", NULL, js_zstd_decompress, NULL, NULL, NULL, napi_default, NULL },
     { "zstdDecompressInto", NULL, js_zstd_decompress_into, NULL, NULL, NULL, napi_default, NULL },

@@ -301,10 +301,10 @@ const freshBuffers: ChunkBuffers = { take: ownedUninitialized, give: () => undef
  * buffer of its own: fresh and exactly its size, or from `buffers`. It can be kept, or its buffer
  * transferred to a worker, without copying and without pinning the source's buffers. The source
  * may reuse a buffer once the next one is requested: the unfinished tail of a chunk is copied into
- * an internal buffer (grown as needed up to the max chunk size; with `buffers`, one of theirs,
- * which becomes the last chunk) before that. Memory therefore stays near max chunk size plus one
- * source buffer, and a byte is copied once if its chunk ends in the same source buffer, twice
- * otherwise.
+ * an internal buffer (grown as needed up to the max chunk size) before that. Memory therefore
+ * stays near max chunk size plus one source buffer. With `buffers`, the internal buffer is one of
+ * theirs, which becomes the chunk: every byte is copied once. Without, a byte is copied once if its
+ * chunk ends in the same source buffer, twice otherwise.
  *
  * The source may also give runs of zeros by length (ZeroRun, for the holes of a sparse file). The
  * cut points are those of the same stream with the zeros written out, but a chunk that lies wholly
@@ -333,6 +333,14 @@ export async function* chunkStream(source: AsyncIterable<Uint8Array | ZeroRun>, 
   }
   /** The unfinished chunk completed by piece[off..c). */
   function take(piece: Uint8Array, off: number, c: number): Uint8Array {
+    if (pooled) {
+      // The pooled buffer that holds the unfinished chunk (one of max bytes) becomes the chunk.
+      keep(piece, off, c);
+      const chunk = new Uint8Array(acc.buffer, 0, accLen);
+      acc = new Uint8Array(0);
+      accLen = 0;
+      return chunk;
+    }
     const chunk = buffers.take(accLen + (c - off));
     chunk.set(acc.subarray(0, accLen));
     chunk.set(piece.subarray(off, c), accLen);

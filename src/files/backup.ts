@@ -282,9 +282,21 @@ const READ_CONCURRENCY = 2;
 /** Small files are latency-bound (open, fstat, read, close): more of them in flight. */
 const SMALL_FILE = 256 * 1024;
 const SMALL_READ_CONCURRENCY = 64;
-/** Chunks of one file being compressed/saved at once. */
-const CHUNKS_IN_FLIGHT = 4;
+/**
+ * Chunks of one file being compressed/saved at once. Each costs a chunk and an envelope buffer:
+ * 4 peaked 20 MiB higher than 2 on a folder of large incompressible files (media: 148 against
+ * 128 MiB) and 17 MiB on the bench's generated files, for the same wall time (farm-bench, 4-5
+ * pairs each; bench/README.md, session 18).
+ */
+const CHUNKS_IN_FLIGHT = 2;
 const READ_SIZE = 1024 * 1024;
+/**
+ * Bytes of a free chunk or envelope buffer kept resident (BufferPool): chunks are ~1 MiB on
+ * average, 8 MiB at most. Kept whole, each of the 20 buffers held pages for the largest chunk it
+ * ever carried (media: peak 159 -> 147 MiB at 2 MiB, same CPU); at 1 MiB the pages faulted in
+ * again cost 26 % more CPU.
+ */
+const POOL_RESIDENT = 2 * 1024 * 1024;
 /** A backup of at most this many changed folders reads its files without worker threads (starting them costs more). */
 const FEW_FOLDERS = 32;
 /** Folders whose path is longer than this are opened and reached through a short handle path. */
@@ -389,7 +401,7 @@ class Backup {
    * The buffers of large files' chunks (and their read buffers), which the workers send back once
    * a chunk is sealed: enough for the chunks in flight, the chunker's and the reads' own.
    */
-  readonly chunkBuffers = new BufferPool(DEFAULT_PARAMS.max, READ_CONCURRENCY * (CHUNKS_IN_FLIGHT + 2), true);
+  readonly chunkBuffers = new BufferPool(DEFAULT_PARAMS.max, READ_CONCURRENCY * (CHUNKS_IN_FLIGHT + 2), true, POOL_RESIDENT);
   /**
    * The envelopes those chunks are sealed into (a chunk's, plus the codec byte and the envelope's
    * nonce and tag). Both pools are shared memory, lent to the workers rather than moved there and
@@ -397,7 +409,7 @@ class Backup {
    * ~170 scavenges and ~12 full collections per backup of a developer's home folder for it
    * (bench/README.md, session 15).
    */
-  readonly envelopeBuffers = new BufferPool(DEFAULT_PARAMS.max + 64, READ_CONCURRENCY * CHUNKS_IN_FLIGHT, true);
+  readonly envelopeBuffers = new BufferPool(DEFAULT_PARAMS.max + 64, READ_CONCURRENCY * CHUNKS_IN_FLIGHT, true, POOL_RESIDENT);
   private readonly hardlinks = new Map<string, Promise<FileData | undefined>>();
   private bytesDone = 0;
   /** Collects the main thread's old garbage every so many files read (util/memory.ts COLLECTION). */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { BufferPool, keepAllocatorLean, release } from './memory.js';
+import { BufferPool, forgetPages, keepAllocatorLean, release } from './memory.js';
 import { MessageChannel } from 'node:worker_threads';
 import { nativeAddon } from './native.js';
 
@@ -145,4 +145,33 @@ test('a buffer pool hands out each buffer once at a time, takes back its own (al
   pool.give(b);
   pool.give(pool.take(1)); // keeps at most two free buffers; more are freed
   assert.equal(pool.take(10).length, 10);
+});
+
+test('a pool that keeps only the start of its free buffers resident gives back the pages after it, and keeps the start', (t) => {
+  if (!nativeAddon()) return t.skip('needs the native addon');
+  const MiB = 1024 * 1024;
+  const pool = new BufferPool(8 * MiB, 2, true, 2 * MiB);
+  const a = pool.take(8 * MiB);
+  a.fill(9);
+  pool.give(a);
+  const b = pool.take(8 * MiB);
+  assert.equal(b.buffer, a.buffer, 'the same buffer, from the pool');
+  assert.equal(b[0], 9, 'the kept start is untouched');
+  assert.equal(b[2 * MiB - 4096 - 1], 9);
+  // The whole pages from 2 MiB on were given back: they read as zeros (a partial page at either
+  // end, where the buffer does not start on a page boundary, is kept).
+  assert.equal(b[2 * MiB + 4096], 0);
+  assert.equal(b.subarray(2 * MiB + 4096, 8 * MiB - 4096).some((x) => x !== 0), false);
+  // A pool that keeps everything resident leaves its buffers as they were.
+  const whole = new BufferPool(8 * MiB, 2, true);
+  const c = whole.take(8 * MiB);
+  c.fill(5);
+  whole.give(c);
+  assert.equal(whole.take(1).buffer, c.buffer);
+  assert.equal(new Uint8Array(c.buffer)[8 * MiB - 1], 5);
+  // forgetPages keeps the page that holds its first byte.
+  const d = new Uint8Array(new SharedArrayBuffer(1 * MiB)).fill(1);
+  assert.equal(forgetPages(d, 10), true);
+  assert.equal(d[10], 1, 'the rest of the page that holds byte 10 is kept');
+  assert.equal(d[MiB / 2], 0);
 });

@@ -122,6 +122,12 @@ export class BufferPool {
      * nowhere and stays the same object. Those given back beyond `keep` are left to the collector.
      */
     readonly shared = false,
+    /**
+     * Bytes at the start of a free buffer kept resident; the pages after them are given back
+     * when it returns to the pool (forgetPages). Without, a buffer keeps resident the most it ever
+     * held: 20 chunk and envelope buffers of a backup, each up to its largest chunk yet.
+     */
+    private readonly resident = capacity,
   ) {}
 
   /** `n` uninitialised bytes at the start of a pooled buffer; a buffer of its own when `n` is above the capacity. */
@@ -139,9 +145,22 @@ export class BufferPool {
   give(view: Uint8Array): void {
     if (!this.owns(view)) return;
     const b = view.buffer;
-    if (this.free.length < this.keep) this.free.push(b);
-    else if (b instanceof ArrayBuffer) release(new Uint8Array(b));
+    if (this.free.length < this.keep) {
+      if (this.resident < this.capacity) forgetPages(new Uint8Array(b), this.resident);
+      this.free.push(b);
+    } else if (b instanceof ArrayBuffer) release(new Uint8Array(b));
   }
+}
+
+let forgetter: ((view: Uint8Array, from: number) => boolean) | null | undefined;
+
+/** Gives the system back the whole pages of `view` from byte `from` on (they read as zeros next time); false without the native addon. */
+export function forgetPages(view: Uint8Array, from: number): boolean {
+  if (forgetter === undefined) {
+    const addon = nativeAddon<{ forgetPages?: (view: Uint8Array, from: number) => boolean }>();
+    forgetter = typeof addon?.forgetPages === 'function' ? addon.forgetPages : null;
+  }
+  return forgetter !== null && forgetter(view, from);
 }
 
 let releaser: ((b: ArrayBuffer) => boolean) | null | undefined;

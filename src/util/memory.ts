@@ -152,18 +152,25 @@ export class BufferPool {
   }
 }
 
-let forgetter: ((view: Uint8Array, from: number) => boolean) | null | undefined;
+/** The native addon's memory functions (native/lifeboat_fs.c); none without the addon. */
+interface MemoryAddon {
+  release(b: ArrayBuffer): boolean;
+  forgetPages(view: Uint8Array, from: number): boolean;
+  keepAllocatorLean(...thresholds: number[]): boolean;
+  adviseCache(fd: number, offset: number, length: number, willNeed: boolean): boolean;
+}
+
+/** The addon's function `name`, or undefined without the addon (or with an older build that lacks it). */
+function addonFunction<K extends keyof MemoryAddon>(name: K): MemoryAddon[K] | undefined {
+  const f = nativeAddon<Partial<MemoryAddon>>()?.[name];
+  return typeof f === 'function' ? f : undefined;
+}
 
 /** Gives the system back the whole pages of `view` from byte `from` on (they read as zeros next time); false without the native addon. */
 export function forgetPages(view: Uint8Array, from: number): boolean {
-  if (forgetter === undefined) {
-    const addon = nativeAddon<{ forgetPages?: (view: Uint8Array, from: number) => boolean }>();
-    forgetter = typeof addon?.forgetPages === 'function' ? addon.forgetPages : null;
-  }
-  return forgetter !== null && forgetter(view, from);
+  const forget = addonFunction('forgetPages');
+  return forget !== undefined && forget(view, from);
 }
-
-let releaser: ((b: ArrayBuffer) => boolean) | null | undefined;
 
 /**
  * Frees a buffer's bytes now rather than when the garbage collector next finds it dead, through the
@@ -172,13 +179,10 @@ let releaser: ((b: ArrayBuffer) => boolean) | null | undefined;
  * buffer). Only for buffers that nothing else will read: every view of a released buffer is empty.
  */
 export function release(view: Uint8Array): boolean {
-  if (releaser === undefined) {
-    const addon = nativeAddon<{ release?: (b: ArrayBuffer) => boolean }>();
-    releaser = typeof addon?.release === 'function' ? addon.release : null;
-  }
+  const free = addonFunction('release');
   const b = view.buffer;
-  if (releaser === null || view.byteOffset !== 0 || view.byteLength !== b.byteLength || view.byteLength === 0 || !(b instanceof ArrayBuffer)) return false;
-  return releaser(b);
+  if (free === undefined || view.byteOffset !== 0 || view.byteLength !== b.byteLength || view.byteLength === 0 || !(b instanceof ArrayBuffer)) return false;
+  return free(b);
 }
 
 /**
@@ -219,19 +223,13 @@ export async function reusingLargeBlocks<T>(work: () => Promise<T>): Promise<T> 
 }
 
 function allocatorPolicy(...thresholds: number[]): boolean {
-  const addon = nativeAddon<{ keepAllocatorLean?: (...thresholds: number[]) => boolean }>();
-  return typeof addon?.keepAllocatorLean === 'function' && addon.keepAllocatorLean(...thresholds);
+  const policy = addonFunction('keepAllocatorLean');
+  return policy !== undefined && policy(...thresholds);
 }
 
-type AdviseCache = (fd: number, offset: number, length: number, willNeed: boolean) => boolean;
-let adviser: AdviseCache | null | undefined;
-
 function advise(fd: number, offset: number, length: number, willNeed: boolean): boolean {
-  if (adviser === undefined) {
-    const addon = nativeAddon<{ adviseCache?: AdviseCache }>();
-    adviser = typeof addon?.adviseCache === 'function' ? addon.adviseCache : null;
-  }
-  return adviser !== null && adviser(fd, offset, length, willNeed);
+  const adviseCache = addonFunction('adviseCache');
+  return adviseCache !== undefined && adviseCache(fd, offset, length, willNeed);
 }
 
 /**

@@ -100,3 +100,54 @@ test('check --read-data holds the same few pack buffers and threads however many
   assert.ok(store.fresh <= PACKS_AT_ONCE, `${store.fresh} pack buffers for ${r.counts.packs} packs`);
   assert.ok(most - before <= CHECK_WORKERS, `${most - before} threads started for ${r.counts.packs} packs`);
 });
+
+/** A folder store that holds back the first pack read until every other pack was read (or 5 s passed). */
+class SlowFirstPackStore extends LocalStore {
+  packs = 0;
+  readWhileHeld = 0;
+  private held: string | undefined;
+  private release: (() => void) | undefined;
+
+  override async getInto(name: string, take: (size: number) => Uint8Array, options?: OperationOptions): Promise<Uint8Array> {
+    if (!name.startsWith('data/')) return super.getInto(name, take, options);
+    if (this.held === undefined) {
+      this.held = name;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 5000);
+        this.release = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    } else if (name !== this.held) {
+      const bytes = await super.getInto(name, take, options);
+      if (++this.readWhileHeld === this.packs - 1) this.release?.();
+      return bytes;
+    }
+    return super.getInto(name, take, options);
+  }
+}
+
+test('check --read-data goes on with the other packs while one pack is slow to read, and still reports every pack', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lifeboat-check-slow-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new SlowFirstPackStore(dir);
+  const { repo } = await Repository.init(store, 'correct horse');
+  await repo.loadIndex();
+  for (let i = 0; i < 10; i++) {
+    await repo.saveBlob(BlobType.data, randomBytes(20_000 + i));
+    await repo.flush(); // a pack each
+  }
+  const tree = await repo.saveBlob(BlobType.tree, Buffer.from('{"entries":[]}'));
+  await repo.saveSnapshot({ version: 1, kind: 'files', time: '2026-01-01T00:00:00Z', host: 'h', user: 'u', paths: ['/x'], tags: [], root: toHex(tree.id) });
+  for await (const o of store.list('data/')) if (o.name) store.packs++;
+
+  const started = Date.now();
+  const r = await checkRepository(repo, { readData: true });
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.counts.packs, store.packs);
+  // Waiting for the slow pack before starting the next ones would read one other pack, then sit
+  // out the 5 s: every other pack was read while it was held.
+  assert.equal(store.readWhileHeld, store.packs - 1, `${store.readWhileHeld} of the other ${store.packs - 1} packs read while the first was held`);
+  assert.ok(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+});

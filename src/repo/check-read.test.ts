@@ -77,18 +77,24 @@ test('check --read-data on a folder reads packs into a few reused buffers, finds
   }
 });
 
-test('check --read-data holds the same few pack buffers and threads however many packs there are', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'lifeboat-check-bound-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const store = new CountingStore(dir);
+/** A repository in `store` with `packs` packs of one random blob each and a snapshot. */
+async function repositoryOfPacks(store: LocalStore, packs: number): Promise<Repository> {
   const { repo } = await Repository.init(store, 'correct horse');
   await repo.loadIndex();
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < packs; i++) {
     await repo.saveBlob(BlobType.data, randomBytes(20_000 + i));
     await repo.flush(); // a pack each
   }
   const tree = await repo.saveBlob(BlobType.tree, Buffer.from('{"entries":[]}'));
   await repo.saveSnapshot({ version: 1, kind: 'files', time: '2026-01-01T00:00:00Z', host: 'h', user: 'u', paths: ['/x'], tags: [], root: toHex(tree.id) });
+  return repo;
+}
+
+test('check --read-data holds the same few pack buffers and threads however many packs there are', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lifeboat-check-bound-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new CountingStore(dir);
+  const repo = await repositoryOfPacks(store, 40);
 
   // Threads of this process, where /proc tells them: the check's worker threads are the new ones.
   const threads = () => (existsSync('/proc/self/task') ? readdirSync('/proc/self/task').length : 0);
@@ -132,14 +138,7 @@ test('check --read-data goes on with the other packs while one pack is slow to r
   const dir = mkdtempSync(join(tmpdir(), 'lifeboat-check-slow-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const store = new SlowFirstPackStore(dir);
-  const { repo } = await Repository.init(store, 'correct horse');
-  await repo.loadIndex();
-  for (let i = 0; i < 10; i++) {
-    await repo.saveBlob(BlobType.data, randomBytes(20_000 + i));
-    await repo.flush(); // a pack each
-  }
-  const tree = await repo.saveBlob(BlobType.tree, Buffer.from('{"entries":[]}'));
-  await repo.saveSnapshot({ version: 1, kind: 'files', time: '2026-01-01T00:00:00Z', host: 'h', user: 'u', paths: ['/x'], tags: [], root: toHex(tree.id) });
+  const repo = await repositoryOfPacks(store, 10);
   for await (const o of store.list('data/')) if (o.name) store.packs++;
 
   const started = Date.now();

@@ -3,7 +3,7 @@
  * reads it), the restorer and the mirror (which both write it). Writing order is the restorer's:
  * owner, mode, extended attributes, then the times, which must be the last change to an entry.
  */
-import { fchmodSync, fchownSync, type BigIntStats } from 'node:fs';
+import { chmodSync, fchmodSync, fchownSync, lchownSync, type BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { errnoCode } from '../util/errors.js';
 import type { Platform } from './platform/platform.js';
@@ -70,18 +70,22 @@ export class MetadataWriter {
     return { uid: uid ?? e.uid, gid: gid ?? e.gid };
   }
 
-  /** Ownership, mode, xattrs, then times; through `fh` when given (a file just written). `shown` names it in messages. */
+  /**
+   * Ownership, mode, xattrs, then times; through `fh` when given (a file just written). `shown`
+   * names it in messages. By path with synchronous calls, as ownerAndModeSync: a restore applies
+   * this to every folder once it is complete.
+   */
   async apply(path: Buffer, e: TreeEntry, shown: string, fh?: fsp.FileHandle): Promise<void> {
     try {
       const { uid, gid } = this.owner(e);
       if (fh) await fh.chown(uid, gid);
-      else await fsp.lchown(path, uid, gid);
+      else lchownSync(path, uid, gid);
     } catch (err) {
       this.chownRefused(err, shown);
     }
     if (e.type !== 'symlink') {
       if (fh) await fh.chmod(e.mode);
-      else await fsp.chmod(path, e.mode);
+      else chmodSync(path, e.mode);
     }
     await this.xattrsAndTimes(path, e, shown);
   }

@@ -19,7 +19,7 @@
  * restic do. Without root the stored numbers are tried; the system refuses all but your own user
  * and groups, and the files then belong to you (one warning).
  */
-import { constants as C, type BigIntStats } from 'node:fs';
+import { constants as C, mkdirSync, type BigIntStats } from 'node:fs';
 import { Semaphore } from '../util/concurrency.js';
 import * as fsp from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
@@ -488,7 +488,9 @@ class Restorer {
         await fsp.unlink(path); // a file or symlink: removed, never followed
       }
       if (!st || !st.isDirectory()) {
-        await fsp.mkdir(path, { mode: 0o700 }); // fails if anything appeared meanwhile
+        // Synchronous: a thread-pool round trip cost ~45 µs of this thread's time per folder, the
+        // call itself 5-30 µs (bench/README.md, session 19).
+        mkdirSync(path, { mode: 0o700 }); // fails if anything appeared meanwhile
         this.freshDirs.add(path.toString('latin1'));
       } else {
         const check = await fsp.lstat(path);

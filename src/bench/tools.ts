@@ -2,8 +2,8 @@
  * The tools under test, as command builders. Each file-backup tool gets its own repository per
  * run; the benchmark runs the same operation for every tool in turn.
  */
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { lifeboatCommandLine } from '../cli/service.js';
 import type { Cmd } from './exec.js';
 
 export const PASSWORD = 'lifeboat-bench-password';
@@ -32,15 +32,10 @@ export interface ToolEnv {
   readonly extraEnv?: NodeJS.ProcessEnv;
 }
 
-/**
- * How to run Lifeboat as its `lifeboat` command runs: this Node, with the flags bin/lifeboat.js
- * asks for on its `#!/usr/bin/env -S node …` line.
- */
+/** How to run Lifeboat as its `lifeboat` command runs (cli/service.ts lifeboatCommandLine). */
 export function lifeboatCommand(root: string): { cmd: string; args: string[] } {
-  const bin = path.join(root, 'bin', 'lifeboat.js');
-  const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
-  const m = /^#!\S*env\s+(?:-S\s+)?node((?:\s+--\S+)*)\s*$/.exec(first);
-  return { cmd: process.execPath, args: [...(m?.[1] ?? '').split(/\s+/).filter(Boolean), bin] };
+  const [cmd, ...args] = lifeboatCommandLine(path.join(root, 'bin', 'lifeboat.js'));
+  return { cmd: cmd!, args };
 }
 
 /** Lifeboat's environment: the repository, the password, and its cache and data folders in the bench's work folder. */

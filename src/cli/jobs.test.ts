@@ -81,7 +81,9 @@ test('service install writes a systemd user unit that starts lifeboat serve', as
   const r = await lifeboat(['service', 'install'], { HOME: d.path });
   assert.equal(r.code, 0, r.stderr);
   const unit = join(d.path, '.config', 'systemd', 'user', 'lifeboat.service');
-  assert.match(readFileSync(unit, 'utf8'), /serve --no-open/);
+  // Node started as the lifeboat command starts it: with the flags of bin/lifeboat.js's first line.
+  const flags = /^#!\S*env -S node((?: --\S+)+)\n/.exec(readFileSync(BIN, 'utf8'))![1]!.trim();
+  assert.ok(readFileSync(unit, 'utf8').includes(`\nExecStart=${process.execPath} ${flags} ${BIN} serve --no-open\n`), readFileSync(unit, 'utf8'));
   assert.match(r.stdout, /systemctl --user daemon-reload && systemctl --user enable --now lifeboat.service/);
   assert.equal((await lifeboat(['service', 'uninstall'], { HOME: d.path })).code, 0);
   assert.equal(existsSync(unit), false);

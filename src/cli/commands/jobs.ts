@@ -16,7 +16,7 @@ import type { Context, SourceAccess, SourceOptions } from '../context.js';
 import { localTime } from '../format.js';
 import { formatDuration } from '../progress.js';
 import { renderEvents } from '../events.js';
-import { browserCommand, servicePlan } from '../service.js';
+import { browserCommand, lifeboatCommandLine, servicePlan } from '../service.js';
 import { keepOptions, policyOf, type KeepOptions } from './maintenance.js';
 import { days } from './mirror.js';
 import type { Run } from './repo.js';
@@ -260,7 +260,7 @@ export function registerJobCommands(program: Command, run: Run): void {
     .description('write the service file and print the command that turns it on')
     .action(
       run(async (ctx) => {
-        const plan = servicePlan(process.platform, [process.execPath, resolve(process.argv[1] ?? 'lifeboat')]);
+        const plan = servicePlan(process.platform, lifeboatCommandLine(resolve(process.argv[1] ?? 'lifeboat')));
         if (plan.file && plan.text) {
           mkdirSync(dirname(plan.file), { recursive: true });
           writeFileSync(plan.file, plan.text);
@@ -274,7 +274,7 @@ export function registerJobCommands(program: Command, run: Run): void {
     .description('remove the service file and print the command that turns it off')
     .action(
       run(async (ctx) => {
-        const plan = servicePlan(process.platform, [process.execPath, resolve(process.argv[1] ?? 'lifeboat')]);
+        const plan = servicePlan(process.platform, lifeboatCommandLine(resolve(process.argv[1] ?? 'lifeboat')));
         ctx.out(`Turn it off with:\n  ${plan.disable}`);
         if (plan.file && existsSync(plan.file)) {
           rmSync(plan.file);

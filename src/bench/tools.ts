@@ -3,7 +3,7 @@
  * run; the benchmark runs the same operation for every tool in turn.
  */
 import * as path from 'node:path';
-import { lifeboatCommandLine } from '../cli/service.js';
+import { lifeboatCommandLine } from '../util/command-line.js';
 import type { Cmd } from './exec.js';
 
 export const PASSWORD = 'lifeboat-bench-password';
@@ -32,7 +32,7 @@ export interface ToolEnv {
   readonly extraEnv?: NodeJS.ProcessEnv;
 }
 
-/** How to run Lifeboat as its `lifeboat` command runs (cli/service.ts lifeboatCommandLine). */
+/** How to run Lifeboat as its `lifeboat` command runs (util/command-line.ts). */
 export function lifeboatCommand(root: string): { cmd: string; args: string[] } {
   const [cmd, ...args] = lifeboatCommandLine(path.join(root, 'bin', 'lifeboat.js'));
   return { cmd: cmd!, args };

@@ -6,25 +6,8 @@
  * the user to run. And `serve` opening the dashboard in the user's browser (browserCommand): the
  * one program the product starts, by the system's own opener.
  */
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-
-/**
- * How to run Lifeboat as its `lifeboat` command runs: this Node, with the flags `bin` (the path of
- * bin/lifeboat.js) asks for on its `#!/usr/bin/env -S node …` line (V8's heap and helper threads,
- * sized for the work), then `bin`. The service and the benchmark start it so.
- */
-export function lifeboatCommandLine(bin: string, node = process.execPath): string[] {
-  let first = '';
-  try {
-    first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
-  } catch {
-    // Not readable here: run it without flags.
-  }
-  const m = /^#!\S*env\s+(?:-S\s+)?node((?:\s+--\S+)*)\s*$/.exec(first);
-  return [node, ...(m?.[1] ?? '').split(/\s+/).filter(Boolean), bin];
-}
 
 export interface ServicePlan {
   /** The file to write (none on Windows). */

@@ -40,12 +40,15 @@ import type { OwnFolder } from './own-folders.js';
 
 export { lifeboatOwnFolders, type OwnFolder } from './own-folders.js';
 
-/** The lstat fields the walker uses (a BigIntStats, or a test double with just these). */
+/**
+ * The lstat fields the walker uses (a BigIntStats, or a test double with just these), and
+ * `noXattrs` where the lstat also found the entry has no extended attributes (Platform.lstatMany).
+ */
 export type FileMeta = Pick<
   BigIntStats,
   'mode' | 'dev' | 'ino' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'atimeNs' | 'mtimeNs' | 'ctimeNs' |
   'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice' | 'isSocket'
->;
+> & { readonly noXattrs?: boolean };
 
 /** The file-system calls the walker makes; tests inject wrappers to count reads or make files vanish. */
 export interface FileAccess {
@@ -109,8 +112,9 @@ export class CompactStat implements FileMeta {
   readonly atimeNs: bigint;
   readonly mtimeNs: bigint;
   readonly ctimeNs: bigint;
+  readonly noXattrs: boolean;
   private readonly kind: Kind;
-  constructor(st: StatFields) {
+  constructor(st: StatFields, noXattrs = false) {
     this.mode = st.mode;
     this.dev = st.dev;
     this.ino = st.ino;
@@ -122,6 +126,7 @@ export class CompactStat implements FileMeta {
     this.atimeNs = st.atimeNs;
     this.mtimeNs = st.mtimeNs;
     this.ctimeNs = st.ctimeNs;
+    this.noXattrs = noXattrs;
     this.kind = kindOf(st.mode);
   }
   /** Row `k` of Platform.lstatMany's answer. */
@@ -139,7 +144,7 @@ export class CompactStat implements FileMeta {
       atimeNs: rows[o + 9]!,
       mtimeNs: rows[o + 10]!,
       ctimeNs: rows[o + 11]!,
-    });
+    }, rows[o + 12] === 0n);
   }
   isFile(): boolean {
     return this.kind === Kind.File;
@@ -549,7 +554,7 @@ class Backup {
     if (same && (type === 'dir' || type === 'symlink')) e.atime = prev.atime;
     if (same) {
       if (prev.xattrs) e.xattrs = prev.xattrs;
-    } else {
+    } else if (!st.noXattrs) {
       try {
         const x = this.plat.listXattrs(path);
         if (x.length > 0) e.xattrs = x;
@@ -927,13 +932,13 @@ class Backup {
   /**
    * The lstat of each entry of the folder `base`, or the error that stopped it: with the walker's
    * own file access, one platform call per LSTAT_BATCH entries (Platform.lstatMany; its answer is
-   * 96 bytes per entry, so a folder of 500,000 entries is asked in parts), else one lstat per path.
+   * 104 bytes per entry, so a folder of 500,000 entries is asked in parts), else one lstat per path.
    */
-  private async lstatAll(base: Buffer, entries: readonly { name: Buffer; path: Buffer }[]): Promise<({ st: FileMeta } | { err: unknown })[]> {
+  private async lstatAll(base: Buffer, entries: readonly { name: Buffer; path: Buffer }[], probeXattrs: boolean): Promise<({ st: FileMeta } | { err: unknown })[]> {
     const out: ({ st: FileMeta } | { err: unknown })[] = new Array(entries.length);
     for (let from = 0; from < entries.length; from += LSTAT_BATCH) {
       const part = entries.slice(from, from + LSTAT_BATCH);
-      const rows = this.fs === nodeFileAccess ? this.plat.lstatMany(base, part.map((x) => x.name)) : undefined;
+      const rows = this.fs === nodeFileAccess ? this.plat.lstatMany(base, part.map((x) => x.name), probeXattrs) : undefined;
       await pool(part.length, ENTRY_WINDOW, async (i) => {
         const errno = rows?.[i * LSTAT_FIELDS];
         try {
@@ -966,7 +971,9 @@ class Backup {
       if (!this.excludes.empty && this.excludes.matches(display(childLogical))) continue;
       named.push({ name, path: Buffer.concat([base, name]), logical: childLogical });
     }
-    const stats = await this.lstatAll(base, named);
+    // A folder new to this backup: the lstat also finds which entries have no extended attributes
+    // (meta() then skips asking); elsewhere unchanged entries take them from the previous listing.
+    const stats = await this.lstatAll(base, named, prevSubtree === undefined);
     const items: Item[] = [];
     for (let k = 0; k < named.length; k++) {
       const x = named[k]!;

@@ -21,8 +21,9 @@ test("lstatMany gives Node's lstat of every kind of entry, an errno for a missin
   fs.writeFileSync(join(dir, 'future'), '');
   fs.utimesSync(join(dir, 'future'), new Date('2500-01-01T00:00:00Z'), new Date('2500-01-01T00:00:00Z'));
   const names = ['file', 'folder', 'link', 'hardlink', 'fifo', 'old', 'future', 'gone', '/dev/null'].map((n) => Buffer.from(n));
+  platform().setXattr(Buffer.from(join(dir, 'file')), 'user.lifeboat-test', Buffer.from('yes'));
 
-  const rows = platform().lstatMany(Buffer.from(dir + '/'), names)!;
+  const rows = platform().lstatMany(Buffer.from(dir + '/'), names, true)!;
   assert.equal(rows.length, names.length * LSTAT_FIELDS);
   for (const [i, name] of names.slice(0, 6).entries()) {
     assert.equal(rows[i * LSTAT_FIELDS], 0n, `${name} was stat'ed`);
@@ -30,7 +31,14 @@ test("lstatMany gives Node's lstat of every kind of entry, an errno for a missin
     const ours = CompactStat.fromRow(rows, i);
     for (const f of FIELDS) assert.equal(ours[f], node[f], `${name}: ${f}`);
     for (const kind of ['isFile', 'isDirectory', 'isSymbolicLink', 'isFIFO'] as const) assert.equal(ours[kind](), node[kind](), `${name}: ${kind}`);
+    // The backup asks for the list of extended attributes only where the row says there may be some.
+    assert.equal(ours.noXattrs, platform().listXattrs(Buffer.from(join(dir, name.toString()))).length === 0, `${name}: noXattrs`);
   }
+  assert.equal(CompactStat.fromRow(rows, 0).noXattrs, false, 'the file with an extended attribute');
+  assert.equal(CompactStat.fromRow(rows, 3).noXattrs, false, 'and its hard link');
+  assert.equal(CompactStat.fromRow(rows, 1).noXattrs, true, 'a folder without any');
+  const unprobed = platform().lstatMany(Buffer.from(dir + '/'), names.slice(0, 2))!;
+  assert.deepEqual([0, 1].map((i) => CompactStat.fromRow(unprobed, i).noXattrs), [false, false], 'not probed: asked for as before');
   assert.equal(rows[6 * LSTAT_FIELDS], -1n, 'nanoseconds past 2262 do not fit: Node is asked');
   assert.equal(rows[7 * LSTAT_FIELDS], 2n, 'a missing name gives ENOENT');
   assert.equal(rows[8 * LSTAT_FIELDS], 22n, 'a name is one path component (EINVAL), never a path of its own');

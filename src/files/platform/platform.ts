@@ -26,9 +26,10 @@ export interface Platform {
   /**
    * lstat of each of `names` in the folder `dir`, in one call: LSTAT_FIELDS values per name (errno
    * first: 0 when the row holds the name's stat, -1 when Node must be asked), as Node's bigint
-   * lstat gives them; undefined when the platform has no such call (then lstat each path).
+   * lstat gives them; undefined when the platform has no such call (then lstat each path). With
+   * `probeXattrs`, the last field also tells which names have no extended attributes.
    */
-  lstatMany(dir: Buffer, names: readonly Buffer[]): BigInt64Array | undefined;
+  lstatMany(dir: Buffer, names: readonly Buffer[], probeXattrs?: boolean): BigInt64Array | undefined;
   userName(uid: number): string | undefined;
   groupName(gid: number): string | undefined;
   /**
@@ -58,11 +59,15 @@ export interface DirAccessSync {
   close(): void;
 }
 
-/** lstatMany's row: errno, mode, dev, ino, nlink, uid, gid, rdev, size, atimeNs, mtimeNs, ctimeNs. */
-export const LSTAT_FIELDS = 12;
+/**
+ * lstatMany's row: errno, mode, dev, ino, nlink, uid, gid, rdev, size, atimeNs, mtimeNs, ctimeNs,
+ * and, when asked to probe, 0 when the entry has no extended attributes (1: it may have some, or
+ * it was not probed; ask listXattrs).
+ */
+export const LSTAT_FIELDS = 13;
 
 interface Addon {
-  lstatAt?(dir: Buffer, names: readonly Buffer[]): BigInt64Array;
+  lstatAt?(dir: Buffer, names: readonly Buffer[], probeXattrs: boolean): BigInt64Array;
   llistxattr(path: Buffer): Buffer;
   lgetxattr(path: Buffer, name: Buffer): Buffer;
   lsetxattr(path: Buffer, name: Buffer, value: Buffer): void;
@@ -115,8 +120,10 @@ class LinuxPlatform implements Platform {
     if (!addon) this.missing = 'the native addon (build/Release/lifeboat_fs.node) is not built; extended attributes, FIFOs, device nodes, sparse holes and nanosecond times will not be exact (run "npm ci" with a C compiler installed)';
   }
 
-  lstatMany(dir: Buffer, names: readonly Buffer[]): BigInt64Array | undefined {
-    return this.addon?.lstatAt?.(dir, names);
+  lstatMany(dir: Buffer, names: readonly Buffer[], probeXattrs = false): BigInt64Array | undefined {
+    const rows = this.addon?.lstatAt?.(dir, names, probeXattrs);
+    // An addon built before its rows had this many fields: lstat each path instead.
+    return rows?.length === names.length * LSTAT_FIELDS ? rows : undefined;
   }
 
   listXattrs(path: Buffer): [string, Buffer][] {

@@ -398,6 +398,9 @@ export async function fileContent(repo: TreeSource, e: TreeEntry): Promise<Hex[]
   return out;
 }
 
+/** Listings fileTreeReferences loads between turns of the event loop. */
+const YIELD_LISTINGS = 32;
+
 /**
  * Visits every blob a file snapshot's root tree reaches (for check): listings, their parts,
  * content lists and data. `visit` returns false for ids already seen, which are not descended.
@@ -407,10 +410,14 @@ export async function fileContent(repo: TreeSource, e: TreeEntry): Promise<Hex[]
 export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id: Uint8Array, where?: string) => boolean): Promise<void> {
   const shape = shapeOf(repo);
   const stack: { id: Hex; path: string }[] = [{ id: root, path: '' }];
+  let loaded = 0;
   while (stack.length > 0) {
     const { id, path } = stack.pop()!;
     const here = `${path}/`;
     if (!visit(fromHex(id), here)) continue;
+    // Listings read from a folder come back without a turn of the event loop: it gets one every
+    // so many, so that work beside the walk goes on (check reads and verifies packs meanwhile).
+    if (++loaded % YIELD_LISTINGS === 0) await new Promise<void>((r) => setImmediate(r));
     // Each part is visited before it is loaded, so a missing one is reported as missing.
     const entries = await loadDir(repo, id, (parts) => parts.forEach((p) => visit(fromHex(p), here)));
     shape.set(id, { entries: entries.length, subtrees: entries.flatMap((e) => (e.subtree !== undefined ? [e.subtree] : [])) });
@@ -418,8 +425,9 @@ export async function fileTreeReferences(repo: TreeSource, root: Hex, visit: (id
       const where = `${path}/${e.name.toString('utf8')}`;
       if (e.contentParts) for (const p of e.contentParts) visit(fromHex(p), where);
       for (const d of await fileContent(repo, e)) {
-        if (repo.index?.get(fromHex(d))?.type === BlobType.tree) throw new LifeboatError('corrupt', `${where} names a folder listing as its data; the snapshot was made on purpose or is damaged, and restore refuses that file`);
-        visit(fromHex(d), where);
+        const blob = fromHex(d);
+        if (repo.index?.get(blob)?.type === BlobType.tree) throw new LifeboatError('corrupt', `${where} names a folder listing as its data; the snapshot was made on purpose or is damaged, and restore refuses that file`);
+        visit(blob, where);
       }
       if (e.subtree) stack.push({ id: e.subtree, path: where });
     }

@@ -180,6 +180,61 @@ class PackVerifier {
   }
 }
 
+/**
+ * Packs verified from when it is made, the next one started as soon as any is done (packs differ
+ * in size: waiting for them in order left a thread idle while the other finished a large one), and
+ * their verdicts taken in order. Until `widen`, only as many at once as the worker takes, so that
+ * this thread is left to walk the snapshots; then PACKS_AT_ONCE, one of them on this thread.
+ */
+class VerifyAhead {
+  private readonly verdicts = new Map<number, Promise<PackVerdict>>();
+  private atOnce = WORKER_QUEUE;
+  private started = 0;
+  private running = 0;
+  private taken = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly verifier: PackVerifier,
+    private readonly packs: readonly Hex[],
+  ) {
+    this.fill();
+  }
+
+  private fill(): void {
+    const { packs } = this;
+    for (; !this.stopped && this.running < this.atOnce && this.started < packs.length && this.started < this.taken + VERDICTS_AHEAD; this.started++) {
+      this.running++;
+      const p = this.verifier.verify(packs[this.started]!, Names.pack(packs[this.started]!)).finally(() => {
+        this.running--;
+        this.fill();
+      });
+      p.catch(() => undefined); // awaited (and reported) in its turn
+      this.verdicts.set(this.started, p);
+    }
+  }
+
+  /** Lets this thread verify packs too. */
+  widen(): void {
+    this.atOnce = PACKS_AT_ONCE;
+    this.fill();
+  }
+
+  /** The verdict on the k-th pack, taken once, in order. */
+  take(k: number): Promise<PackVerdict> {
+    this.taken = k;
+    this.fill();
+    const p = this.verdicts.get(k)!;
+    this.verdicts.delete(k);
+    return p;
+  }
+
+  close(): Promise<void> {
+    this.stopped = true;
+    return this.verifier.close();
+  }
+}
+
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
   const errors: CheckProblem[] = [];
   const warnings: CheckProblem[] = [];
@@ -209,7 +264,8 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   // Pins: one that cannot be read still protects its snapshot (pins.ts), but the user must know.
   for (const p of await damagedPins(repo)) errors.push({ file: p.file, message: p.message });
 
-  // Index files. Each pack's list is held packed: check holds every pack's at once.
+  // Index files, each read once: into the repository's index, and each pack's list held packed here
+  // (check holds every pack's at once).
   const indexed = new Map<Hex, PackedEntries>();
   const indexNames: string[] = [];
   for await (const o of store.list('index/')) {
@@ -230,7 +286,7 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
           continue;
         }
       }
-      await repo.readIndexFile(name, (packId, entries) => {
+      await repo.loadIndexFile(name, (packId, entries) => {
         const prev = indexed.get(packId);
         if (prev && prev.length !== entries.length) errors.push({ file: name, message: `lists pack ${packId.slice(0, 12)} differently from another index file` });
         indexed.set(packId, PackedEntries.pack(entries));
@@ -272,79 +328,60 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   }
 
   // Snapshots and what they reference (through the index as readers see it; damaged index files
-  // were reported above).
+  // were reported above, and loadIndex indexes the packs they named from the packs' headers).
   await repo.loadIndex(() => undefined);
-  const missing = new Set<Hex>();
-  // Blobs already visited, one bit per index entry: a Set of hex ids cost ~90 bytes per blob.
-  const seen = new Uint8Array(Math.ceil(repo.index.size / 8));
-  const snapshots = await repo.listSnapshots((id, e) => errors.push({ file: Names.snapshot(id), message: msg(e) }));
-  counts.snapshots = snapshots.length;
-  for (const { id, snapshot } of snapshots) {
-    if (opts.readData) {
-      const bytes = await store.get(Names.snapshot(id));
-      if (toHex(sha256(bytes)) !== id) errors.push({ file: Names.snapshot(id), message: 'the file content does not match its name (damaged)' });
-    }
-    const walker = opts.walkers?.[snapshot.kind];
-    if (!walker) {
-      if (!repo.index.has(Buffer.from(snapshot.root, 'hex'))) errors.push({ file: Names.snapshot(id), message: `its root ${snapshot.root.slice(0, 12)} is missing` });
-      continue;
-    }
-    try {
-      await walkSnapshot(repo, walker, snapshot, (blob) => {
-        const e = repo.index.entryNumber(blob);
-        if (e < 0) {
-          const hex = toHex(blob);
-          if (!missing.has(hex)) {
-            missing.add(hex);
-            errors.push({ file: Names.snapshot(id), message: `needs data block ${hex.slice(0, 16)}, which is missing` });
-          }
-          return false;
-        }
-        if (seen[e >> 3]! & (1 << (e & 7))) return false;
-        seen[e >> 3]! |= 1 << (e & 7);
-        return true;
-      });
-    } catch (e) {
-      errors.push({ file: Names.snapshot(id), message: `cannot be read completely: ${msg(e)}` });
-    }
-  }
-
-  if (opts.readData) {
-    const packs = [...packSizes.keys()];
-    const bytesTotal = [...packSizes.values()].reduce((a, b) => a + b, 0);
-    let bytesDone = 0;
-    const verifier = new PackVerifier(repo);
-    // Verified PACKS_AT_ONCE at a time, the next one started as soon as any is done (packs differ
-    // in size: waiting for them in order left a thread idle while the other finished a large one),
-    // and reported in order here.
-    const verdicts = new Map<number, Promise<PackVerdict>>();
-    let started = 0;
-    let running = 0;
-    let reported = 0;
-    let stopped = false;
-    const ahead = () => {
-      for (; !stopped && running < PACKS_AT_ONCE && started < packs.length && started < reported + VERDICTS_AHEAD; started++) {
-        running++;
-        const p = verifier.verify(packs[started]!, Names.pack(packs[started]!)).finally(() => {
-          running--;
-          ahead();
-        });
-        p.catch(() => undefined); // awaited (and reported) in its turn
-        verdicts.set(started, p);
+  // With readData, packs are read and verified from here on, beside the snapshot walk: the worker
+  // thread verifies while this thread walks the listings. Their verdicts are taken in order after it.
+  const packs = [...packSizes.keys()];
+  const ahead = opts.readData ? new VerifyAhead(new PackVerifier(repo), packs) : undefined;
+  let snapshots: Awaited<ReturnType<Repository['listSnapshots']>>;
+  try {
+    const missing = new Set<Hex>();
+    // Blobs already visited, one bit per index entry: a Set of hex ids cost ~90 bytes per blob.
+    const seen = new Uint8Array(Math.ceil(repo.index.size / 8));
+    snapshots = await repo.listSnapshots((id, e) => errors.push({ file: Names.snapshot(id), message: msg(e) }));
+    counts.snapshots = snapshots.length;
+    for (const { id, snapshot } of snapshots) {
+      if (opts.readData) {
+        const bytes = await store.get(Names.snapshot(id));
+        if (toHex(sha256(bytes)) !== id) errors.push({ file: Names.snapshot(id), message: 'the file content does not match its name (damaged)' });
       }
-    };
-    try {
+      const walker = opts.walkers?.[snapshot.kind];
+      if (!walker) {
+        if (!repo.index.has(Buffer.from(snapshot.root, 'hex'))) errors.push({ file: Names.snapshot(id), message: `its root ${snapshot.root.slice(0, 12)} is missing` });
+        continue;
+      }
+      try {
+        await walkSnapshot(repo, walker, snapshot, (blob) => {
+          const e = repo.index.entryNumber(blob);
+          if (e < 0) {
+            const hex = toHex(blob);
+            if (!missing.has(hex)) {
+              missing.add(hex);
+              errors.push({ file: Names.snapshot(id), message: `needs data block ${hex.slice(0, 16)}, which is missing` });
+            }
+            return false;
+          }
+          if (seen[e >> 3]! & (1 << (e & 7))) return false;
+          seen[e >> 3]! |= 1 << (e & 7);
+          return true;
+        });
+      } catch (e) {
+        errors.push({ file: Names.snapshot(id), message: `cannot be read completely: ${msg(e)}` });
+      }
+    }
+
+    if (ahead) {
+      ahead.widen();
+      const bytesTotal = [...packSizes.values()].reduce((a, b) => a + b, 0);
+      let bytesDone = 0;
       for (const [k, packId] of packs.entries()) {
         opts.signal?.throwIfAborted();
         const name = Names.pack(packId);
         opts.onProgress?.(bytesDone, bytesTotal, name);
         if (k % PACKS_PER_COLLECTION === 0) startFullCollection();
-        reported = k;
-        ahead();
         try {
-          const pending = verdicts.get(k)!;
-          verdicts.delete(k);
-          const v = await pending;
+          const v = await ahead.take(k);
           counts.bytesRead += v.size;
           bytesDone += packSizes.get(packId)!;
           if (!v.hashOk) errors.push({ file: name, message: 'the file content does not match its name (damaged)' });
@@ -399,13 +436,12 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
           }
         }
       }
-    } finally {
-      stopped = true;
-      await verifier.close();
+      opts.onProgress?.(bytesTotal, bytesTotal, '');
+    } else {
+      for (const entries of indexed.values()) counts.blobs += entries.length;
     }
-    opts.onProgress?.(bytesTotal, bytesTotal, '');
-  } else {
-    for (const entries of indexed.values()) counts.blobs += entries.length;
+  } finally {
+    await ahead?.close();
   }
   warnings.push(...(await checkParity(repo, opts.readData === true)));
   const affected = badPacks.size > 0 || badBlobs.size > 0 ? await findAffected(repo, snapshots, indexed, badPacks, badBlobs, opts.walkers ?? {}) : [];

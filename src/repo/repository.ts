@@ -272,8 +272,7 @@ export class Repository {
         const name = names[next++]!;
         if (seen.has(name) || this.unreadableIndexFiles.has(name)) continue;
         try {
-          await this.readIndexFile(name, (packId, entries) => this.index.addPackEntries(packId, entries));
-          seen.add(name);
+          await this.loadIndexFile(name);
         } catch (e) {
           if (!(e instanceof LifeboatError)) throw e;
           this.unreadableIndexFiles.add(name);
@@ -286,6 +285,18 @@ export class Repository {
     await Promise.all([worker(), worker(), worker(), worker()]);
     this.indexLoaded = true;
     if (damaged > 0 || !this.headersScanned) await this.indexPacksFromHeaders();
+  }
+
+  /**
+   * Reads one index file into the in-memory index, as loadIndex does (which then skips it), telling
+   * `onPack` of each pack it lists: check reads every index file itself and loads the index once.
+   */
+  async loadIndexFile(name: string, onPack?: (packId: Hex, entries: PackEntry[]) => void): Promise<void> {
+    await this.readIndexFile(name, (packId, entries) => {
+      onPack?.(packId, entries);
+      this.index.addPackEntries(packId, entries);
+    });
+    this.index.loadedFiles.add(name);
   }
 
   /**

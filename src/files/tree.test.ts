@@ -13,6 +13,26 @@ const base = (): TreeEntry => ({
   xattrs: [['user.k', Buffer.from([1, 2])]], holes: [0, 4096], content: [asId('a'.repeat(64))],
 });
 
+test('an entry encodes to exactly the bytes docs/FORMAT.md §10 gives it: a listing that changed encoding would change its id and stop deduplicating', () => {
+  const e = { type: 'file', mode: 0o644, uid: 1000, gid: 100, mtime: 1700000000123456789n, atime: 1700000001000000000n, ctime: -5n, size: 12, inode: 18446744073709551615n, device: 2049n, nlink: 2 } as const;
+  const entries: TreeEntry[] = [
+    { ...e, name: Buffer.from('plain.txt'), content: [asId('aa'.repeat(32)), asId('bb'.repeat(32))] },
+    { ...e, name: Buffer.from('qu"ote\\back\nslash é 日本 \u2028'), user: 'al"ice', group: 'staff', content: [] },
+    { ...e, name: Buffer.from([0x66, 0xff, 0xfe]), type: 'symlink', target: Buffer.from([0xc3, 0x28]) },
+    { ...e, name: Buffer.from('x'), xattrs: [['user.a"b', Buffer.from([0, 1, 2])], ['user.c', Buffer.alloc(0)]], holes: [0, 4096, 8192, 4096], contentParts: [asId('cc'.repeat(32))], damaged: true, changed: true },
+    { ...e, name: Buffer.from('d'), type: 'dir', subtree: asId('dd'.repeat(32)), xattrs: [], holes: [] },
+    { ...e, name: Buffer.from([0xed, 0xa0, 0x80]), content: [asId('ee'.repeat(32))] },
+  ];
+  assert.deepEqual(entries.map(encodeEntry), [
+    "{\"name\":\"plain.txt\",\"type\":\"file\",\"mode\":420,\"uid\":1000,\"gid\":100,\"mtime\":\"1700000000123456789\",\"atime\":\"1700000001000000000\",\"ctime\":\"-5\",\"size\":12,\"inode\":\"18446744073709551615\",\"device\":\"2049\",\"nlink\":2,\"content\":[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"]}",
+    "{\"name\":\"qu\\\"ote\\\\back\\nslash é 日本  \",\"type\":\"file\",\"mode\":420,\"uid\":1000,\"gid\":100,\"user\":\"al\\\"ice\",\"group\":\"staff\",\"mtime\":\"1700000000123456789\",\"atime\":\"1700000001000000000\",\"ctime\":\"-5\",\"size\":12,\"inode\":\"18446744073709551615\",\"device\":\"2049\",\"nlink\":2,\"content\":[]}",
+    "{\"nameB64\":\"Zv/+\",\"type\":\"symlink\",\"mode\":420,\"uid\":1000,\"gid\":100,\"mtime\":\"1700000000123456789\",\"atime\":\"1700000001000000000\",\"ctime\":\"-5\",\"size\":12,\"inode\":\"18446744073709551615\",\"device\":\"2049\",\"nlink\":2,\"targetB64\":\"wyg=\"}",
+    "{\"name\":\"x\",\"type\":\"file\",\"mode\":420,\"uid\":1000,\"gid\":100,\"mtime\":\"1700000000123456789\",\"atime\":\"1700000001000000000\",\"ctime\":\"-5\",\"size\":12,\"inode\":\"18446744073709551615\",\"device\":\"2049\",\"nlink\":2,\"xattrs\":{\"user.a\\\"b\":\"AAEC\",\"user.c\":\"\"},\"holes\":[0,4096,8192,4096],\"contentParts\":[\"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"],\"damaged\":true,\"changed\":true}",
+    "{\"name\":\"d\",\"type\":\"dir\",\"mode\":420,\"uid\":1000,\"gid\":100,\"mtime\":\"1700000000123456789\",\"atime\":\"1700000001000000000\",\"ctime\":\"-5\",\"size\":12,\"inode\":\"18446744073709551615\",\"device\":\"2049\",\"nlink\":2,\"subtree\":\"dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd\"}",
+    "{\"nameB64\":\"7aCA\",\"type\":\"file\",\"mode\":420,\"uid\":1000,\"gid\":100,\"mtime\":\"1700000000123456789\",\"atime\":\"1700000001000000000\",\"ctime\":\"-5\",\"size\":12,\"inode\":\"18446744073709551615\",\"device\":\"2049\",\"nlink\":2,\"content\":[\"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\"]}",
+  ]);
+});
+
 test('sameEntry is true exactly when two entries encode to the same bytes (a kept listing id stays right)', () => {
   const changes: ((e: TreeEntry) => void)[] = [
     (e) => (e.name = Buffer.from('b.txt')), (e) => (e.mode = 0o600), (e) => (e.uid = 0), (e) => (e.gid = 0),

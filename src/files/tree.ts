@@ -5,6 +5,7 @@
  * chunk list in separate blobs. Parsing is strict: anything malformed is a 'corrupt' error, but
  * names are returned as stored — deciding whether a name is safe to create is the restorer's job.
  */
+import { isUtf8 } from 'node:buffer';
 import { LifeboatError } from '../util/errors.js';
 import { pool } from '../util/concurrency.js';
 import { BlobType, type Repository } from '../repo/repository.js';
@@ -58,32 +59,32 @@ export interface TreeEntry {
   changed?: true;
 }
 
-function isUtf8(b: Buffer, s: string): boolean {
-  return Buffer.byteLength(s, 'utf8') === b.length && Buffer.from(s, 'utf8').equals(b);
+/** Appends a bytes field as `"key":"utf8"` or `"keyB64":"base64"` when not valid UTF-8 (valid UTF-8 decodes and encodes back to the same bytes). */
+function bytesField(key: string, b: Buffer): string {
+  return isUtf8(b) ? `"${key}":${JSON.stringify(b.toString('utf8'))}` : `"${key}B64":"${b.toString('base64')}"`;
 }
 
-/** Appends a bytes field as `"key":"utf8"` or `"keyB64":"base64"` when not valid UTF-8. */
-function bytesField(key: string, b: Buffer): string {
-  const s = b.toString('utf8');
-  return isUtf8(b, s) ? `${JSON.stringify(key)}:${JSON.stringify(s)}` : `"${key}B64":"${b.toString('base64')}"`;
+/** `["a","b"]` of ids (hex, nothing to escape). */
+function idList(ids: readonly Hex[]): string {
+  return ids.length === 0 ? '[]' : `["${ids.join('","')}"]`;
 }
 
 /** Encodes one entry; the field order is part of the format (same entry → same bytes). */
 export function encodeEntry(e: TreeEntry): string {
-  const f: string[] = [bytesField('name', e.name), `"type":"${e.type}"`, `"mode":${e.mode}`, `"uid":${e.uid}`, `"gid":${e.gid}`];
-  if (e.user !== undefined) f.push(`"user":${JSON.stringify(e.user)}`);
-  if (e.group !== undefined) f.push(`"group":${JSON.stringify(e.group)}`);
-  f.push(`"mtime":"${e.mtime}"`, `"atime":"${e.atime}"`, `"ctime":"${e.ctime}"`, `"size":${e.size}`, `"inode":"${e.inode}"`, `"device":"${e.device}"`, `"nlink":${e.nlink}`);
-  if (e.target !== undefined) f.push(bytesField('target', e.target));
-  if (e.rdev !== undefined) f.push(`"rdev":"${e.rdev}"`);
-  if (e.xattrs && e.xattrs.length > 0) f.push(`"xattrs":{${e.xattrs.map(([k, v]) => `${JSON.stringify(k)}:"${v.toString('base64')}"`).join(',')}}`);
-  if (e.holes && e.holes.length > 0) f.push(`"holes":[${e.holes.join(',')}]`);
-  if (e.content !== undefined) f.push(`"content":[${e.content.map((id) => `"${id}"`).join(',')}]`);
-  if (e.contentParts !== undefined) f.push(`"contentParts":[${e.contentParts.map((id) => `"${id}"`).join(',')}]`);
-  if (e.subtree !== undefined) f.push(`"subtree":"${e.subtree}"`);
-  if (e.damaged) f.push('"damaged":true');
-  if (e.changed) f.push('"changed":true');
-  return `{${f.join(',')}}`;
+  let s = `{${bytesField('name', e.name)},"type":"${e.type}","mode":${e.mode},"uid":${e.uid},"gid":${e.gid}`;
+  if (e.user !== undefined) s += `,"user":${JSON.stringify(e.user)}`;
+  if (e.group !== undefined) s += `,"group":${JSON.stringify(e.group)}`;
+  s += `,"mtime":"${e.mtime}","atime":"${e.atime}","ctime":"${e.ctime}","size":${e.size},"inode":"${e.inode}","device":"${e.device}","nlink":${e.nlink}`;
+  if (e.target !== undefined) s += `,${bytesField('target', e.target)}`;
+  if (e.rdev !== undefined) s += `,"rdev":"${e.rdev}"`;
+  if (e.xattrs && e.xattrs.length > 0) s += `,"xattrs":{${e.xattrs.map(([k, v]) => `${JSON.stringify(k)}:"${v.toString('base64')}"`).join(',')}}`;
+  if (e.holes && e.holes.length > 0) s += `,"holes":[${e.holes.join(',')}]`;
+  if (e.content !== undefined) s += `,"content":${idList(e.content)}`;
+  if (e.contentParts !== undefined) s += `,"contentParts":${idList(e.contentParts)}`;
+  if (e.subtree !== undefined) s += `,"subtree":"${e.subtree}"`;
+  if (e.damaged) s += ',"damaged":true';
+  if (e.changed) s += ',"changed":true';
+  return s + '}';
 }
 
 function sameList<T>(a: readonly T[] | undefined, b: readonly T[] | undefined, eq: (x: T, y: T) => boolean): boolean {

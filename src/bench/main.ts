@@ -273,7 +273,10 @@ class Bench {
   /** Runs `op` for every run and tool, interleaved; `each` measures one and returns its sample. */
   private async interleave(ds: string, op: OpResult, tools: readonly string[], each: (tool: string, run: number) => Promise<Sample>): Promise<OpResult> {
     for (let r = 0; r < this.o.runs; r++) {
-      for (const t of tools) {
+      // Each tool goes first in turn: what the command before leaves behind weighs on each alike.
+      // On this VM's ext4, creating 100k files right after 400k were deleted took 2.4x the system
+      // time, and 1.8x on the next run still (bench/README.md, session 20).
+      for (const t of tools.map((_, i) => tools[(i + r) % tools.length]!)) {
         const s = await each(t, r);
         (op.samples[t] ??= []).push(s);
         log(`${ds} · ${op.title} · run ${r + 1}/${this.o.runs} · ${describeRun(t, s)}`);

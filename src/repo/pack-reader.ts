@@ -35,7 +35,7 @@ import type { SealedBlob } from './worker-codec.js';
  * bytes (read and thrown away): a request costs more than reading a few small blobs' worth more.
  */
 export const READ_GAP = 256 * 1024;
-/** At most this many bytes in one request, and at most half the budget (a whole pack is at most MAX_PACK_BYTES, 64 MiB; most are 8 MiB). */
+/** At most this many bytes in one request, and at most half the budget (a quarter in readSpans); a whole pack is at most MAX_PACK_BYTES, 64 MiB, most are 8 MiB. */
 const READ_RUN = 16 * 1024 * 1024;
 /** Asked-for bytes that start a new plan even while reads are running: a whole pack's worth. */
 const BATCH_BYTES = 8 * 1024 * 1024;

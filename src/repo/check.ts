@@ -235,6 +235,49 @@ class VerifyAhead {
   }
 }
 
+type SnapshotList = Awaited<ReturnType<Repository['listSnapshots']>>;
+
+/**
+ * Every snapshot's references (walkSnapshot with `opts.walkers`): each needed blob must be indexed.
+ * With readData, each snapshot file's bytes must hash to its name. Returns the snapshots read.
+ */
+async function checkReferences(repo: Repository, opts: CheckOptions, errors: CheckProblem[]): Promise<SnapshotList> {
+  const missing = new Set<Hex>();
+  // Blobs already visited, one bit per index entry: a Set of hex ids cost ~90 bytes per blob.
+  const seen = new Uint8Array(Math.ceil(repo.index.size / 8));
+  const snapshots = await repo.listSnapshots((id, e) => errors.push({ file: Names.snapshot(id), message: msg(e) }));
+  for (const { id, snapshot } of snapshots) {
+    if (opts.readData) {
+      const bytes = await repo.store.get(Names.snapshot(id));
+      if (toHex(sha256(bytes)) !== id) errors.push({ file: Names.snapshot(id), message: 'the file content does not match its name (damaged)' });
+    }
+    const walker = opts.walkers?.[snapshot.kind];
+    if (!walker) {
+      if (!repo.index.has(Buffer.from(snapshot.root, 'hex'))) errors.push({ file: Names.snapshot(id), message: `its root ${snapshot.root.slice(0, 12)} is missing` });
+      continue;
+    }
+    try {
+      await walkSnapshot(repo, walker, snapshot, (blob) => {
+        const e = repo.index.entryNumber(blob);
+        if (e < 0) {
+          const hex = toHex(blob);
+          if (!missing.has(hex)) {
+            missing.add(hex);
+            errors.push({ file: Names.snapshot(id), message: `needs data block ${hex.slice(0, 16)}, which is missing` });
+          }
+          return false;
+        }
+        if (seen[e >> 3]! & (1 << (e & 7))) return false;
+        seen[e >> 3]! |= 1 << (e & 7);
+        return true;
+      });
+    } catch (e) {
+      errors.push({ file: Names.snapshot(id), message: `cannot be read completely: ${msg(e)}` });
+    }
+  }
+  return snapshots;
+}
+
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckReport> {
   const errors: CheckProblem[] = [];
   const warnings: CheckProblem[] = [];
@@ -334,43 +377,10 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
   // thread verifies while this thread walks the listings. Their verdicts are taken in order after it.
   const packs = [...packSizes.keys()];
   const ahead = opts.readData ? new VerifyAhead(new PackVerifier(repo), packs) : undefined;
-  let snapshots: Awaited<ReturnType<Repository['listSnapshots']>>;
+  let snapshots: SnapshotList;
   try {
-    const missing = new Set<Hex>();
-    // Blobs already visited, one bit per index entry: a Set of hex ids cost ~90 bytes per blob.
-    const seen = new Uint8Array(Math.ceil(repo.index.size / 8));
-    snapshots = await repo.listSnapshots((id, e) => errors.push({ file: Names.snapshot(id), message: msg(e) }));
+    snapshots = await checkReferences(repo, opts, errors);
     counts.snapshots = snapshots.length;
-    for (const { id, snapshot } of snapshots) {
-      if (opts.readData) {
-        const bytes = await store.get(Names.snapshot(id));
-        if (toHex(sha256(bytes)) !== id) errors.push({ file: Names.snapshot(id), message: 'the file content does not match its name (damaged)' });
-      }
-      const walker = opts.walkers?.[snapshot.kind];
-      if (!walker) {
-        if (!repo.index.has(Buffer.from(snapshot.root, 'hex'))) errors.push({ file: Names.snapshot(id), message: `its root ${snapshot.root.slice(0, 12)} is missing` });
-        continue;
-      }
-      try {
-        await walkSnapshot(repo, walker, snapshot, (blob) => {
-          const e = repo.index.entryNumber(blob);
-          if (e < 0) {
-            const hex = toHex(blob);
-            if (!missing.has(hex)) {
-              missing.add(hex);
-              errors.push({ file: Names.snapshot(id), message: `needs data block ${hex.slice(0, 16)}, which is missing` });
-            }
-            return false;
-          }
-          if (seen[e >> 3]! & (1 << (e & 7))) return false;
-          seen[e >> 3]! |= 1 << (e & 7);
-          return true;
-        });
-      } catch (e) {
-        errors.push({ file: Names.snapshot(id), message: `cannot be read completely: ${msg(e)}` });
-      }
-    }
-
     if (ahead) {
       ahead.widen();
       const bytesTotal = [...packSizes.values()].reduce((a, b) => a + b, 0);

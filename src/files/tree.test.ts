@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { BlobType, DirPages, encodeEntry, loadDir, MAX_LEAF_BYTES, sameEntry, saveDir, type TreeEntry } from './tree.js';
+import { BlobType, DirPages, encodeEntry, loadDir, MAX_INLINE_CONTENT, MAX_LEAF_BYTES, saveContentParts, sameEntry, saveDir, type TreeEntry } from './tree.js';
 import { LifeboatError } from '../util/errors.js';
 import { asId } from '../repo/ids.js';
 import { resolve, type Listing, type Tree, type TreeNode } from '../tree/tree.js';
@@ -70,6 +70,20 @@ function blobStore() {
     },
   };
 }
+
+test('content-list blobs and a parts listing encode to exactly the bytes docs/FORMAT.md §10 gives them', async () => {
+  const repo = blobStore();
+  const ids = Array.from({ length: MAX_INLINE_CONTENT + 2 }, (_, i) => asId(i.toString(16).padStart(64, '0')));
+  const lists = await saveContentParts(repo, ids);
+  assert.equal(lists.length, 2);
+  assert.equal(repo.blobs.get(lists[1]!)!.toString(), `{"version":1,"content":["${ids[MAX_INLINE_CONTENT]}","${ids[MAX_INLINE_CONTENT + 1]}"]}`);
+  assert.ok(repo.blobs.get(lists[0]!)!.toString().startsWith(`{"version":1,"content":["${ids[0]}","${ids[1]}",`));
+  const big = Array.from({ length: 3 }, (_, i) => ({ ...base(), name: Buffer.from(`f${i}`), content: [], xattrs: [['user.pad', Buffer.alloc(MAX_LEAF_BYTES / 2)]] as [string, Buffer][] }));
+  const root = await saveDir(repo, big);
+  const parts = (JSON.parse(repo.blobs.get(root)!.toString()) as { parts: string[] }).parts;
+  assert.equal(repo.blobs.get(root)!.toString(), `{"version":1,"parts":["${parts.join('","')}"]}`);
+  assert.ok(parts.length >= 2);
+});
 
 test('DirPages: a listing of many parts is counted without decoding it, and any range decodes as loadDir does', async () => {
   const repo = blobStore();

@@ -59,12 +59,12 @@ export interface TreeEntry {
   changed?: true;
 }
 
-/** Appends a bytes field as `"key":"utf8"` or `"keyB64":"base64"` when not valid UTF-8 (valid UTF-8 decodes and encodes back to the same bytes). */
+/** A bytes field as `"key":"utf8"` or `"keyB64":"base64"` when not valid UTF-8 (valid UTF-8 decodes and encodes back to the same bytes). */
 function bytesField(key: string, b: Buffer): string {
   return isUtf8(b) ? `"${key}":${JSON.stringify(b.toString('utf8'))}` : `"${key}B64":"${b.toString('base64')}"`;
 }
 
-/** `["a","b"]` of ids (hex, nothing to escape). */
+/** `["a","b"]` of ids (hex, nothing to escape): entries' content lists, parts and content-list blobs. */
 function idList(ids: readonly Hex[]): string {
   return ids.length === 0 ? '[]' : `["${ids.join('","')}"]`;
 }
@@ -256,7 +256,7 @@ export async function saveDir(repo: TreeSink, entries: readonly TreeEntry[], onB
   const last = `{"version":1,"entries":[${cur.join(',')}]}`;
   if (partIds.length === 0) return save(last);
   partIds.push(await save(last));
-  return save(`{"version":1,"parts":[${partIds.map((id) => `"${id}"`).join(',')}]}`);
+  return save(`{"version":1,"parts":${idList(partIds)}}`);
 }
 
 /**
@@ -381,7 +381,7 @@ export class DirPages {
 export async function saveContentParts(repo: TreeSink, content: readonly Hex[]): Promise<Hex[]> {
   const out: Hex[] = [];
   for (let i = 0; i < content.length; i += MAX_INLINE_CONTENT) {
-    const json = `{"version":1,"content":[${content.slice(i, i + MAX_INLINE_CONTENT).map((id) => `"${id}"`).join(',')}]}`;
+    const json = `{"version":1,"content":${idList(content.slice(i, i + MAX_INLINE_CONTENT))}}`;
     out.push(toHex((await repo.saveBlob(BlobType.tree, Buffer.from(json, 'utf8'))).id));
   }
   return out;

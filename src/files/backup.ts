@@ -30,10 +30,10 @@ import { LifeboatError, errnoCode } from '../util/errors.js';
 import { PathMatcher } from './pattern.js';
 import { scanTotal, type ScanTotal } from './scan.js';
 import { platform as defaultPlatform, LSTAT_FIELDS, type DirAccess, type Platform } from './platform/platform.js';
-import { ListingCache, listingDigest } from './listing-cache.js';
+import { ListingCache, ListingDigest } from './listing-cache.js';
 import { ChangedFolders, FullScanNeeded, type TreeSummary } from './changed-folders.js';
 import { entryFromStat, entryType } from './metadata.js';
-import { loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
+import { ListingWriter, loadDir, MAX_INLINE_CONTENT, TREE_VERSION, sameEntry, sameMetadata, saveContentParts, saveDir, type EntryType, type TreeEntry } from './tree.js';
 import { systemClock } from '../util/clock.js';
 import { rootName } from './browse.js';
 import type { OwnFolder } from './own-folders.js';
@@ -52,7 +52,12 @@ export type FileMeta = Pick<
 
 /** The file-system calls the walker makes; tests inject wrappers to count reads or make files vanish. */
 export interface FileAccess {
-  readdir(path: Buffer): Promise<Buffer[]>;
+  /**
+   * A folder's names as latin1 strings (one character per byte: any name round-trips through
+   * Buffer.from(name, 'latin1')). A Buffer per name cost ~230 bytes and readdir took 2.7x as long
+   * (a folder of 500,000 names: 99 against 26 MiB of heap).
+   */
+  readdir(path: Buffer): Promise<string[]>;
   lstat(path: Buffer): Promise<FileMeta>;
   readlink(path: Buffer): Promise<Buffer>;
   open(path: Buffer, flags: number): Promise<fsp.FileHandle>;
@@ -174,7 +179,7 @@ export class CompactStat implements FileMeta {
  * costs a few µs directly but tens of µs as a thread-pool round trip (see bench/README.md).
  */
 export const nodeFileAccess: FileAccess = {
-  readdir: async (p) => readdirSync(p, { encoding: 'buffer' }),
+  readdir: async (p) => readdirSync(p, { encoding: 'latin1' }),
   lstat: async (p) => new CompactStat(lstatSync(p, { bigint: true })),
   readlink: async (p) => readlinkSync(p, { encoding: 'buffer' }),
   open: (p, flags) => fsp.open(p, flags),
@@ -203,7 +208,8 @@ export type BackupEvent =
 
 /** The first bytes of a CACHEDIR.TAG file (https://bford.info/cachedir/). */
 const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
-const CACHEDIR_TAG = Buffer.from('CACHEDIR.TAG');
+const CACHEDIR_TAG_NAME = 'CACHEDIR.TAG';
+const CACHEDIR_TAG = Buffer.from(CACHEDIR_TAG_NAME);
 
 export interface BackupOptions {
   readonly paths: readonly string[];
@@ -276,6 +282,12 @@ const LIST_CAP = 1000;
 const ENTRY_WINDOW = 32;
 /** Entries of one folder lstat'ed by one platform call (Backup.lstatAll). */
 const LSTAT_BATCH = 4096;
+/**
+ * Entries of a folder new to the backup examined and backed up at a time (Backup.newFolder), so a
+ * huge folder costs memory for its names and one window, not for all of its entries at once.
+ * Changed by tests only.
+ */
+export const FOLDER_WINDOW = { entries: LSTAT_BATCH };
 /**
  * Folders walked at the same time (beyond the one each task is in). Real trees have few files per
  * folder (95,000 files in 13,000 folders for a copy of /usr): with 4, too few files were in flight
@@ -883,10 +895,12 @@ class Backup {
   }
 
   async saveListing(entries: readonly TreeEntry[]): Promise<Hex> {
-    return saveDir(this, entries, (_bytes, added) => {
-      if (added) this.s.treeBlobsAdded++;
-    });
+    return saveDir(this, entries, this.onTreeBlob);
   }
+
+  private readonly onTreeBlob = (_bytes: number, added: boolean): void => {
+    if (added) this.s.treeBlobsAdded++;
+  };
 
   async loadPrev(id: Hex | undefined, shown: string): Promise<Map<string, TreeEntry> | undefined> {
     if (id === undefined) return undefined;
@@ -906,7 +920,7 @@ class Backup {
     this.opts.signal?.throwIfAborted();
     const shown = display(logical);
     let handle: DirAccess | undefined;
-    let names: Buffer[];
+    let names: string[];
     try {
       // Deep folders are reached through a short handle path, so paths longer than PATH_MAX work.
       if (path.length > DEEP_PATH) {
@@ -914,9 +928,9 @@ class Backup {
         path = handle.base;
       }
       names = await this.fs.readdir(path);
-      if (this.opts.excludeCaches && names.some((n) => n.equals(CACHEDIR_TAG)) && (await this.isCacheTag(Buffer.concat([path, SLASH, CACHEDIR_TAG])))) {
+      if (this.opts.excludeCaches && names.includes(CACHEDIR_TAG_NAME) && (await this.isCacheTag(Buffer.concat([path, SLASH, CACHEDIR_TAG])))) {
         this.opts.onEvent?.({ type: 'excluded', path: shown, reason: 'it is a cache (it holds a CACHEDIR.TAG file); only the tag is kept' });
-        names = [CACHEDIR_TAG];
+        names = [CACHEDIR_TAG_NAME];
       }
     } catch (err) {
       this.fsProblem(err, path, shown, 'listed');
@@ -956,53 +970,22 @@ class Backup {
     return out;
   }
 
-  private async dirEntries(path: Buffer, logical: Buffer, names: Buffer[], prevSubtree: Hex | undefined, rootDev: bigint, shown: string): Promise<Hex> {
-    names.sort((a, b) => Buffer.compare(a, b));
+  private async dirEntries(path: Buffer, logical: Buffer, names: string[], prevSubtree: Hex | undefined, rootDev: bigint, shown: string): Promise<Hex> {
+    names.sort(); // latin1: by UTF-16 code units, which are the bytes
     const base = path.length > 0 && path[path.length - 1] === 0x2f ? path : Buffer.concat([path, SLASH]);
     const logicalBase = logical.length > 0 && logical[logical.length - 1] === 0x2f ? logical : Buffer.concat([logical, SLASH]);
-    // Every entry is lstat'ed first (excluded ones left out), so the listing cache can be asked.
-    // Memory: a folder holds its entries until its sub-folders are done, so what it keeps per entry
-    // is kept for every folder in progress (~19,000 entries at the peak of a /usr backup). One item
-    // per entry, of one shape (spread copies gave each entry a hidden class of its own), and the
-    // steps' arrays only in this scope's registers: captured by a closure, they lived as long as it.
-    const named: { name: Buffer; path: Buffer; logical: Buffer }[] = [];
-    for (const name of names) {
-      const childLogical = Buffer.concat([logicalBase, name]);
-      if (!this.excludes.empty && this.excludes.matches(display(childLogical))) continue;
-      named.push({ name, path: Buffer.concat([base, name]), logical: childLogical });
-    }
-    // A folder new to this backup: the lstat also finds which entries have no extended attributes
-    // (meta() then skips asking); elsewhere unchanged entries take them from the previous listing.
-    const stats = await this.lstatAll(base, named, prevSubtree === undefined);
-    const items: Item[] = [];
-    for (let k = 0; k < named.length; k++) {
-      const x = named[k]!;
-      const r = stats[k]!;
-      if (!('st' in r)) {
-        this.fsProblem(r.err, x.path, display(x.logical), 'examined');
-        continue;
-      }
-      const st = r.st;
-      if (st.isFile() && this.opts.excludeLargerThan !== undefined && Number(st.size) > this.opts.excludeLargerThan) continue;
-      const own = st.isDirectory() && this.own.size > 0 ? this.own.get(`${st.dev}:${st.ino}`) : undefined;
-      if (own !== undefined) {
-        this.opts.onEvent?.({ type: 'excluded', path: display(x.logical), reason: own });
-        continue;
-      }
-      items.push({ name: x.name, path: x.path, logical: x.logical, st, i: items.length });
-    }
-    const digest = this.cache
-      ? listingDigest(items, (uid, gid) => JSON.stringify([this.plat.userName(uid) ?? null, this.plat.groupName(gid) ?? null]))
-      : undefined;
+    if (prevSubtree === undefined && !this.only) return this.newFolder(base, logicalBase, names, rootDev, shown);
+    const items = await this.itemsOf(base, logicalBase, names, prevSubtree === undefined);
+    const digest = this.cache ? new ListingDigest().add(items).digest(this.ownerNames) : undefined;
     // A changed-folders backup looks at its folders in full (its parent's listing is what it counts against) and records them.
     const cached = prevSubtree !== undefined && !this.only ? this.cache?.get(prevSubtree) : undefined;
-    const dirs = items.filter((x) => x.st.isDirectory());
     const subtrees = new Map<string, Hex>();
 
     let prev: Map<string, TreeEntry> | undefined;
     let entries: (TreeEntry | undefined)[];
     if (cached && cached.digest === digest && !this.dirty.has(shown)) {
       // Nothing here changed since the parent's backup: only sub-folders can still differ.
+      const dirs = items.filter((x) => x.st.isDirectory());
       await this.eachDir(dirs, async (d) => {
         const prevSub = cached.children.get(latin1(d.name));
         subtrees.set(latin1(d.name), await this.subtreeOf(d.path, d.logical, d.st, prevSub, rootDev));
@@ -1029,21 +1012,7 @@ class Backup {
     } else {
       prev = await this.loadPrev(prevSubtree, shown);
       this.only?.lookAt(logical, shown, prevSubtree, prev);
-      entries = new Array<TreeEntry | undefined>(items.length);
-      // A file's item goes once its entry is made: only entries are needed while sub-folders are
-      // walked (a suspended async function keeps what its variables hold, so `items` is emptied).
-      const others: (Item | undefined)[] = items.filter((x) => !x.st.isDirectory());
-      items.length = 0;
-      await pool(others.length, ENTRY_WINDOW, async (k) => {
-        const x = others[k]!;
-        others[k] = undefined;
-        entries[x.i] = await this.entry(x.path, x.logical, x.name, x.st, prev?.get(latin1(x.name)), rootDev);
-      });
-      await this.eachDir(dirs, async (d) => {
-        const e = await this.entry(d.path, d.logical, d.name, d.st, prev?.get(latin1(d.name)), rootDev);
-        entries[d.i] = e;
-        if (e?.subtree !== undefined) subtrees.set(latin1(d.name), e.subtree);
-      });
+      entries = await this.entriesOf(items, prev, rootDev, subtrees);
     }
     const kept = entries.filter((e): e is TreeEntry => e !== undefined);
     await this.only?.gone(prev, (name) => Buffer.concat([logicalBase, name]));
@@ -1055,6 +1024,97 @@ class Backup {
     if (digest !== undefined && !this.dirty.has(shown)) this.cache!.record(id, digest, subtrees);
     return id;
   }
+
+  /**
+   * A folder the parent snapshot does not have (all of a first backup), walked FOLDER_WINDOW
+   * entries at a time: each window's entries go into the listing (ListingWriter) before the next
+   * window is examined, so what the walk holds for a huge folder is its names and one window, not
+   * a stat, paths and an entry for each of its entries. Its digest for the listing cache is made
+   * the same way, window by window.
+   */
+  private async newFolder(base: Buffer, logicalBase: Buffer, names: readonly string[], rootDev: bigint, shown: string): Promise<Hex> {
+    const digest = this.cache ? new ListingDigest() : undefined;
+    const listing = new ListingWriter(this, this.onTreeBlob);
+    const subtrees = new Map<string, Hex>();
+    const window = FOLDER_WINDOW.entries;
+    for (let from = 0; from < names.length; from += window) {
+      const items = await this.itemsOf(base, logicalBase, names.slice(from, from + window), true);
+      digest?.add(items);
+      for (const e of await this.entriesOf(items, undefined, rootDev, subtrees)) {
+        const saving = e && listing.add(e);
+        if (saving) await saving;
+      }
+    }
+    const id = await listing.finish();
+    if (digest !== undefined && !this.dirty.has(shown)) this.cache!.record(id, digest.digest(this.ownerNames), subtrees);
+    return id;
+  }
+
+  /**
+   * Entries `names` of the folder `base` as the walker will back them up: lstat'ed (excluded ones
+   * left out, and those that could not be examined reported), in name order. `probeXattrs`: the
+   * lstat also finds which entries have no extended attributes (meta() then skips asking), for a
+   * folder new to this backup; elsewhere unchanged entries take them from the previous listing.
+   */
+  private async itemsOf(base: Buffer, logicalBase: Buffer, names: readonly string[], probeXattrs: boolean): Promise<Item[]> {
+    // Memory: a folder holds its entries until its sub-folders are done, so what it keeps per entry
+    // is kept for every folder in progress (~19,000 entries at the peak of a /usr backup). One item
+    // per entry, of one shape (spread copies gave each entry a hidden class of its own), and the
+    // steps' arrays only in this scope's registers: captured by a closure, they lived as long as it.
+    const named: { name: Buffer; path: Buffer; logical: Buffer }[] = [];
+    for (const latin1Name of names) {
+      const name = Buffer.from(latin1Name, 'latin1');
+      const childLogical = Buffer.concat([logicalBase, name]);
+      if (!this.excludes.empty && this.excludes.matches(display(childLogical))) continue;
+      named.push({ name, path: Buffer.concat([base, name]), logical: childLogical });
+    }
+    const stats = await this.lstatAll(base, named, probeXattrs);
+    const items: Item[] = [];
+    for (let k = 0; k < named.length; k++) {
+      const x = named[k]!;
+      const r = stats[k]!;
+      if (!('st' in r)) {
+        this.fsProblem(r.err, x.path, display(x.logical), 'examined');
+        continue;
+      }
+      const st = r.st;
+      if (st.isFile() && this.opts.excludeLargerThan !== undefined && Number(st.size) > this.opts.excludeLargerThan) continue;
+      const own = st.isDirectory() && this.own.size > 0 ? this.own.get(`${st.dev}:${st.ino}`) : undefined;
+      if (own !== undefined) {
+        this.opts.onEvent?.({ type: 'excluded', path: display(x.logical), reason: own });
+        continue;
+      }
+      items.push({ name: x.name, path: x.path, logical: x.logical, st, i: items.length });
+    }
+    return items;
+  }
+
+  /**
+   * The entries of `items` (undefined for one that is not backed up), files a few at once and then
+   * sub-folders (DIR_TASKS), their listing ids recorded in `subtrees`. `items` is emptied: a file's
+   * item goes once its entry is made, and only entries are needed while sub-folders are walked (a
+   * suspended async function keeps what its variables hold).
+   */
+  private async entriesOf(items: Item[], prev: Map<string, TreeEntry> | undefined, rootDev: bigint, subtrees: Map<string, Hex>): Promise<(TreeEntry | undefined)[]> {
+    const entries = new Array<TreeEntry | undefined>(items.length);
+    const dirs = items.filter((x) => x.st.isDirectory());
+    const others: (Item | undefined)[] = items.filter((x) => !x.st.isDirectory());
+    items.length = 0;
+    await pool(others.length, ENTRY_WINDOW, async (k) => {
+      const x = others[k]!;
+      others[k] = undefined;
+      entries[x.i] = await this.entry(x.path, x.logical, x.name, x.st, prev?.get(latin1(x.name)), rootDev);
+    });
+    await this.eachDir(dirs, async (d) => {
+      const e = await this.entry(d.path, d.logical, d.name, d.st, prev?.get(latin1(d.name)), rootDev);
+      entries[d.i] = e;
+      if (e?.subtree !== undefined) subtrees.set(latin1(d.name), e.subtree);
+    });
+    return entries;
+  }
+
+  /** The user and group names a listing stores for a uid and gid, as the listing cache's digest covers them. */
+  private readonly ownerNames = (uid: number, gid: number): string => JSON.stringify([this.plat.userName(uid) ?? null, this.plat.groupName(gid) ?? null]);
 
   /** Runs `fn` for each sub-folder, a few at once (DIR_TASKS beyond this one). */
   private async eachDir<T>(dirs: readonly T[], fn: (d: T) => Promise<void>): Promise<void> {

@@ -31,7 +31,7 @@ type DigestMeta = Pick<
 const VERSION = 1;
 
 export interface CachedListing {
-  /** Digest of the folder's entries as lstat() saw them (listingDigest). */
+  /** Digest of the folder's entries as lstat() saw them (ListingDigest). */
   readonly digest: string;
   /** Listing ids of the sub-folders, by name (latin1). */
   readonly children: ReadonlyMap<string, Hex>;
@@ -51,33 +51,42 @@ const fieldBytes = new Uint8Array(fields.buffer);
  * follows from it. Equal digests mean an equal listing, given the same sub-folder listings:
  * contents, holes and extended attributes are kept when inode, size, mtime and ctime are unchanged,
  * and a folder's or symlink's atime is kept when its inode, ctime and mtime are (see Backup.meta).
- * `owner` gives the user and group names stored for a uid and gid (asked once per pair).
+ * Entries are added in order, a part of the folder at a time if need be (a huge folder is walked
+ * in windows); `digest` ends it.
  */
-export function listingDigest(entries: readonly DigestEntry[], owner: (uid: number, gid: number) => string): string {
-  const h = createHash('sha256');
-  const owners = new Set<string>();
-  for (const { name, st } of entries) {
-    const dirOrLink = st.isDirectory() || st.isSymbolicLink();
-    fields[0] = BigInt(name.length);
-    fields[1] = BigInt(st.mode);
-    fields[2] = BigInt(st.uid);
-    fields[3] = BigInt(st.gid);
-    fields[4] = BigInt(st.mtimeNs);
-    fields[5] = BigInt(st.ctimeNs);
-    fields[6] = BigInt(st.ino);
-    fields[7] = BigInt(st.dev);
-    fields[8] = BigInt(st.nlink);
-    fields[9] = st.isFile() || st.isSymbolicLink() ? BigInt(st.size) : 0n;
-    fields[10] = st.isCharacterDevice() || st.isBlockDevice() ? BigInt(st.rdev) : 0n;
-    fields[11] = dirOrLink ? 0n : BigInt(st.atimeNs);
-    h.update(name).update(fieldBytes);
-    owners.add(`${st.uid}:${st.gid}`);
+export class ListingDigest {
+  private readonly h = createHash('sha256');
+  private readonly owners = new Set<string>();
+
+  add(entries: readonly DigestEntry[]): this {
+    for (const { name, st } of entries) {
+      const dirOrLink = st.isDirectory() || st.isSymbolicLink();
+      fields[0] = BigInt(name.length);
+      fields[1] = BigInt(st.mode);
+      fields[2] = BigInt(st.uid);
+      fields[3] = BigInt(st.gid);
+      fields[4] = BigInt(st.mtimeNs);
+      fields[5] = BigInt(st.ctimeNs);
+      fields[6] = BigInt(st.ino);
+      fields[7] = BigInt(st.dev);
+      fields[8] = BigInt(st.nlink);
+      fields[9] = st.isFile() || st.isSymbolicLink() ? BigInt(st.size) : 0n;
+      fields[10] = st.isCharacterDevice() || st.isBlockDevice() ? BigInt(st.rdev) : 0n;
+      fields[11] = dirOrLink ? 0n : BigInt(st.atimeNs);
+      this.h.update(name).update(fieldBytes);
+      this.owners.add(`${st.uid}:${st.gid}`);
+    }
+    return this;
   }
-  for (const o of [...owners].sort()) {
-    const [uid, gid] = o.split(':').map(Number) as [number, number];
-    h.update(`${o}=${owner(uid, gid)}\n`);
+
+  /** The digest; `owner` gives the user and group names stored for a uid and gid (asked once per pair). */
+  digest(owner: (uid: number, gid: number) => string): string {
+    for (const o of [...this.owners].sort()) {
+      const [uid, gid] = o.split(':').map(Number) as [number, number];
+      this.h.update(`${o}=${owner(uid, gid)}\n`);
+    }
+    return this.h.digest('hex').slice(0, 32);
   }
-  return h.digest('hex').slice(0, 32);
 }
 
 interface Stored {

@@ -53,7 +53,8 @@ export class LocalTree implements Tree {
     const d = dir as LocalNode;
     const names = await this.fs.readdir(d.path);
     const out: LocalNode[] = [];
-    for (const name of names.sort((x, y) => Buffer.compare(x, y))) {
+    for (const latin1Name of names.sort()) {
+      const name = Buffer.from(latin1Name, 'latin1');
       try {
         out.push(await this.node(Buffer.concat([d.path, Buffer.from('/'), name]), name));
       } catch (e) {

@@ -231,32 +231,60 @@ export interface TreeSource {
  * `onBlob` counts blobs actually added.
  */
 export async function saveDir(repo: TreeSink, entries: readonly TreeEntry[], onBlob?: (bytes: number, added: boolean) => void): Promise<Hex> {
-  const save = async (json: string): Promise<Hex> => {
+  const listing = new ListingWriter(repo, onBlob);
+  for (const e of entries) {
+    const saving = listing.add(e);
+    if (saving) await saving;
+  }
+  return listing.finish();
+}
+
+/**
+ * saveDir's listing, given an entry at a time (in name order): each full leaf is saved before the
+ * next is encoded, so a huge folder's listing is never held encoded whole, and its entries need
+ * not be held at all (the walker adds a huge folder's entries a window at a time).
+ */
+export class ListingWriter {
+  private readonly partIds: Hex[] = [];
+  private cur: string[] = [];
+  private curLen = 0;
+
+  constructor(
+    private readonly repo: TreeSink,
+    private readonly onBlob?: (bytes: number, added: boolean) => void,
+  ) {}
+
+  /** Adds `e`; when that fills a leaf, returns the saving of the leaf before it, to be awaited before the next add. */
+  add(e: TreeEntry): Promise<void> | undefined {
+    const s = encodeEntry(e);
+    let saving: Promise<void> | undefined;
+    if (this.cur.length > 0 && this.curLen + s.length > MAX_LEAF_BYTES) {
+      const leaf = `{"version":1,"entries":[${this.cur.join(',')}]}`;
+      this.cur = [];
+      this.curLen = 0;
+      saving = this.save(leaf).then((id) => void this.partIds.push(id));
+    }
+    this.cur.push(s);
+    this.curLen += s.length + 1;
+    return saving;
+  }
+
+  /** Saves what is left and returns the listing's id. */
+  async finish(): Promise<Hex> {
+    const last = `{"version":1,"entries":[${this.cur.join(',')}]}`;
+    this.cur = [];
+    if (this.partIds.length === 0) return this.save(last);
+    this.partIds.push(await this.save(last));
+    return this.save(`{"version":1,"parts":${idList(this.partIds)}}`);
+  }
+
+  private async save(json: string): Promise<Hex> {
     const bytes = Buffer.from(json, 'utf8');
     const length = bytes.length; // saveBlob may hand the buffer to a worker
-    const r = await repo.saveBlob(BlobType.tree, bytes);
-    onBlob?.(length, r.added);
+    const r = await this.repo.saveBlob(BlobType.tree, bytes);
+    this.onBlob?.(length, r.added);
     return toHex(r.id);
-  };
-  // Each full leaf is saved before the next is encoded, so a huge folder's listing is never held
-  // encoded whole beside its entries.
-  const partIds: Hex[] = [];
-  let cur: string[] = [];
-  let curLen = 0;
-  for (const e of entries) {
-    const s = encodeEntry(e);
-    if (cur.length > 0 && curLen + s.length > MAX_LEAF_BYTES) {
-      partIds.push(await save(`{"version":1,"entries":[${cur.join(',')}]}`));
-      cur = [];
-      curLen = 0;
-    }
-    cur.push(s);
-    curLen += s.length + 1;
   }
-  const last = `{"version":1,"entries":[${cur.join(',')}]}`;
-  if (partIds.length === 0) return save(last);
-  partIds.push(await save(last));
-  return save(`{"version":1,"parts":${idList(partIds)}}`);
 }
 
 /**

@@ -59,14 +59,15 @@ export async function scanTotal(paths: readonly string[], opts: ScanOptions): Pr
     if (!st.isDirectory()) return;
     const dev = rootDev ?? st.dev;
     if (opts.oneFileSystem && st.dev !== dev) return;
-    let names: Buffer[];
+    let names: string[];
     try {
-      names = await call(() => fsp.readdir(path, { encoding: 'buffer' }));
+      // latin1: a string per name, not a Buffer (backup.ts FileAccess.readdir)
+      names = await call(() => fsp.readdir(path, { encoding: 'latin1' }));
     } catch {
       return;
     }
     const base = path[path.length - 1] === 0x2f ? path : Buffer.concat([path, SLASH]);
-    await pool(names.length, 8, (i) => count(Buffer.concat([base, names[i]!]), dev, false));
+    await pool(names.length, 8, (i) => count(Buffer.concat([base, Buffer.from(names[i]!, 'latin1')]), dev, false));
   };
   for (const p of paths) await count(Buffer.from(p), undefined, true);
   return t;

@@ -7,7 +7,7 @@ import { chmodSync, fchmodSync, fchownSync, lchownSync, type BigIntStats } from 
 import * as fsp from 'node:fs/promises';
 import { errnoCode } from '../util/errors.js';
 import type { Platform } from './platform/platform.js';
-import type { EntryType, TreeEntry } from './tree.js';
+import type { EntryType, FileAttributes, TreeEntry } from './tree.js';
 
 /** The lstat fields an entry's metadata comes from. */
 export type StatMeta = Pick<BigIntStats, 'mode' | 'dev' | 'ino' | 'nlink' | 'uid' | 'gid' | 'size' | 'atimeNs' | 'mtimeNs' | 'ctimeNs'>;
@@ -63,7 +63,7 @@ export class MetadataWriter {
    * The owner to give an entry: as root (unless numericOwner), the ids its stored user and group
    * names have on this machine, else the stored numbers.
    */
-  owner(e: TreeEntry): { uid: number; gid: number } {
+  owner(e: FileAttributes): { uid: number; gid: number } {
     if (!this.isRoot || this.o.numericOwner) return { uid: e.uid, gid: e.gid };
     const uid = e.user !== undefined ? this.plat.userId(e.user) : undefined;
     const gid = e.group !== undefined ? this.plat.groupId(e.group) : undefined;

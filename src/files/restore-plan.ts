@@ -31,7 +31,7 @@ import type { PackReader, Repository, SpanRead } from '../repo/repository.js';
 import { LifeboatError, errnoCode } from '../util/errors.js';
 import { FileCollector } from '../util/memory.js';
 import { FileWriters, holesWithin, replyError, writeSkippingHoles, type ChunkTarget, type RestoreOutcome, type SpanItem } from './restore-workers.js';
-import type { TreeEntry } from './tree.js';
+import type { FileAttributes } from './tree.js';
 
 /**
  * Envelopes read and not yet written, at most (the restore planner's budget, pack-reader.ts). From
@@ -80,16 +80,16 @@ interface Slot {
  * so a planned file costs a small record, not a promise and its closures.
  */
 export interface SmallFiles {
-  path(e: TreeEntry): Buffer;
-  owner(e: TreeEntry): { uid: number; gid: number } | undefined;
+  path(e: FileAttributes): Buffer;
+  owner(e: FileAttributes): { uid: number; gid: number } | undefined;
   /** Called once per file added: `error` undefined and the worker's `outcome`, or why it was not written. */
-  settled(e: TreeEntry, error: unknown, outcome?: RestoreOutcome): void;
+  settled(e: FileAttributes, error: unknown, outcome?: RestoreOutcome): void;
 }
 
 interface Small extends Slot {
   readonly kind: 'small';
   readonly to: SmallFiles;
-  readonly e: TreeEntry;
+  readonly e: FileAttributes;
   settled: boolean;
 }
 
@@ -216,7 +216,7 @@ export class ContentPlan {
    * Creates single-chunk file `e` (on a worker, at `to.path(e)`) with the blob `id` (indexed, in
    * full); `to.settled` hears once it is written, or why not.
    */
-  addSmall(to: SmallFiles, e: TreeEntry, id: Hex): void {
+  addSmall(to: SmallFiles, e: FileAttributes, id: Hex): void {
     const seg = this.seg;
     const idx = seg.files.length;
     seg.use(id, idx, 0);
@@ -225,7 +225,7 @@ export class ContentPlan {
   }
 
   /** addSmall of one file at `path`: resolves with the worker's reply once it is written. */
-  addOne(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined, id: Hex): Promise<RestoreOutcome> {
+  addOne(path: Buffer, e: FileAttributes, owner: { uid: number; gid: number } | undefined, id: Hex): Promise<RestoreOutcome> {
     return new Promise((resolve, reject) => {
       this.addSmall({ path: () => path, owner: () => owner, settled: (_, error, outcome) => (error === undefined ? resolve(outcome!) : reject(error)) }, e, id);
     });

@@ -12,7 +12,7 @@ import { writeSync } from 'node:fs';
 import type { BlobType, Repository, SpanRead } from '../repo/repository.js';
 import { LifeboatError } from '../util/errors.js';
 import { WorkerPool } from '../util/worker-pool.js';
-import type { TreeEntry } from './tree.js';
+import type { FileAttributes } from './tree.js';
 
 /** A single-chunk file to create: alone (an empty file), or in a span job with the blob it holds. */
 export interface SpanFile {
@@ -109,7 +109,7 @@ export class FileWriters {
   }
 
   /** Single-chunk file `e`'s job, as writeFile and writeSpan send it. */
-  static fileJob(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined): SpanFile {
+  static fileJob(path: Buffer, e: FileAttributes, owner: { uid: number; gid: number } | undefined): SpanFile {
     return {
       path: path.toString('latin1'),
       mode: e.mode,
@@ -136,7 +136,7 @@ export class FileWriters {
   }
 
   /** Creates empty file `e` at `path`. */
-  async writeEmpty(path: Buffer, e: TreeEntry, owner: { uid: number; gid: number } | undefined): Promise<RestoreFileReply> {
+  async writeEmpty(path: Buffer, e: FileAttributes, owner: { uid: number; gid: number } | undefined): Promise<RestoreFileReply> {
     return (await this.pool.call({ kind: 'file', ...FileWriters.fileJob(path, e, owner) })) as RestoreFileReply;
   }
 

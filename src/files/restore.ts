@@ -34,7 +34,7 @@ import { isPlainName, resolve as resolveNode, runaway, runawayError, walk } from
 import { SnapshotTree } from './snapshot-tree.js';
 import { isRestoreTemporary, replaceWith, tmpName } from '../tree/restore.js';
 import { platform as defaultPlatform, type DirAccess, type Platform } from './platform/platform.js';
-import { fileContent, loadDir, type TreeEntry } from './tree.js';
+import { fileAttributes, fileContent, loadDir, type TreeEntry } from './tree.js';
 import { MetadataWriter } from './metadata.js';
 import { FileWriters, replyError, type RestoreOutcome } from './restore-workers.js';
 import { ContentPlan, type SmallFiles } from './restore-plan.js';
@@ -448,7 +448,7 @@ class Restorer {
           continue;
         }
         await this.plan.room();
-        this.plan.addSmall(sink, e, id);
+        this.plan.addSmall(sink, fileAttributes(e), id);
         left++;
       }
     } finally {
@@ -712,7 +712,7 @@ class Restorer {
   }
 
   /** Accounts for a single-chunk file a worker wrote; `shown` names it in messages. */
-  private written(r: RestoreOutcome, e: TreeEntry, shown: () => string): void {
+  private written(r: RestoreOutcome, e: { readonly size: number }, shown: () => string): void {
     if (r.status !== 'ok') throw replyError(r);
     if (r.bytes !== e.size) {
       this.warn(shown(), `${shown()}: the stored content is ${r.bytes} bytes, but the file was ${e.size} bytes when it was saved; restored as stored.`);

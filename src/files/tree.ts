@@ -21,6 +21,29 @@ export const MAX_INLINE_CONTENT = 8192;
 export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev';
 const TYPES: ReadonlySet<string> = new Set(['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev']);
 
+/**
+ * What restoring one file's contents and metadata needs of its entry: a restore from a remote
+ * store plans up to 131,072 files before it reads (files/restore-plan.ts), and keeps this for each
+ * rather than the whole entry (its ctime, inode and device as bigints, its content list).
+ */
+export interface FileAttributes {
+  readonly name: Buffer;
+  readonly size: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly user?: string | undefined;
+  readonly group?: string | undefined;
+  readonly mtime: bigint;
+  readonly atime: bigint;
+  readonly xattrs?: readonly (readonly [string, Buffer])[] | undefined;
+}
+
+/** Entry `e`'s FileAttributes, in an object of their own. */
+export function fileAttributes(e: TreeEntry): FileAttributes {
+  return { name: e.name, size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, user: e.user, group: e.group, mtime: e.mtime, atime: e.atime, xattrs: e.xattrs };
+}
+
 export interface TreeEntry {
   /** The name's bytes exactly as the file system gave them. */
   name: Buffer;

@@ -57,16 +57,29 @@ export interface PackReaderOptions {
   readonly gap?: number;
 }
 
-interface Want {
-  readonly id: Uint8Array;
+/** Where a blob lies in its pack: what plan() groups and orders reads by. */
+interface Placed {
   readonly packId: Hex;
   readonly offset: number;
   readonly length: number;
+}
+
+/** A blob get() was asked for, and who waits for it. */
+interface Want extends Placed {
+  readonly id: Uint8Array;
   readonly type: BlobType;
   readonly rawLength: number;
   readonly waiters: { resolve(l: Lease): void; reject(e: unknown): void }[];
-  /** Its place in readSpans' list. */
-  readonly k?: number;
+}
+
+/**
+ * A blob of readSpans: its place in the list it was given (its id is there). A remote restore
+ * plans ~100,000 at once: no id copy or waiter list each.
+ */
+interface SpanWant extends Placed {
+  readonly k: number;
+  readonly type: BlobType;
+  readonly rawLength: number;
 }
 
 /** A blob in a read span: `offset` within the span's bytes. */
@@ -162,14 +175,14 @@ export class PackReader {
    * read started has been handed over (reads may still be held).
    */
   async readSpans(ids: readonly Uint8Array[], each: (r: SpanOutcome) => void, stop?: AbortSignal): Promise<void> {
-    const wants: Want[] = [];
+    const wants: SpanWant[] = [];
     for (const [k, id] of ids.entries()) {
       const loc = this.index.get(id);
       if (!loc || loc.type === BlobType.delta) {
         each({ alone: k });
         continue;
       }
-      wants.push({ id, packId: loc.packId, offset: loc.offset, length: loc.length, type: loc.type, rawLength: loc.rawLength, waiters: [], k });
+      wants.push({ k, packId: loc.packId, offset: loc.offset, length: loc.length, type: loc.type, rawLength: loc.rawLength });
     }
     const reads: Promise<void>[] = [];
     // A quarter of the budget per request at most, so that a few reads (one per worker) fill it.
@@ -181,13 +194,13 @@ export class PackReader {
         break;
       }
       this.inFlight++;
-      reads.push(this.readSpan(r, each));
+      reads.push(this.readSpan(r, ids, each));
     }
     await Promise.all(reads);
   }
 
   /** The bytes of run `r` (counted in flight and in the budget by the caller); a failed read gives its share of the budget back. */
-  private async fetch(r: Run): Promise<Uint8Array> {
+  private async fetch(r: Run<Placed>): Promise<Uint8Array> {
     try {
       this.requests++;
       return await this.store.get(Names.pack(r.packId), r.start, r.end - r.start);
@@ -199,13 +212,13 @@ export class PackReader {
     }
   }
 
-  private async readSpan(r: Run, each: (r: SpanOutcome) => void): Promise<void> {
+  private async readSpan(r: Run<SpanWant>, ids: readonly Uint8Array[], each: (r: SpanOutcome) => void): Promise<void> {
     const span = r.end - r.start;
     let bytes: Uint8Array;
     try {
       bytes = await this.fetch(r);
     } catch (error) {
-      each({ failed: r.wants.map((w) => w.k!), error });
+      each({ failed: r.wants.map((w) => w.k), error });
       return;
     }
     let freed = false;
@@ -213,7 +226,7 @@ export class PackReader {
       if (!freed) this.free(span);
       freed = true;
     };
-    const blobs = r.wants.map((w) => ({ k: w.k!, offset: w.offset - r.start, length: w.length, type: w.type, id: w.id, rawLength: w.rawLength }));
+    const blobs = r.wants.map((w) => ({ k: w.k, offset: w.offset - r.start, length: w.length, type: w.type, id: ids[w.k]!, rawLength: w.rawLength }));
     each({ read: { packName: Names.pack(r.packId), bytes: ownsItsBuffer(bytes) ? bytes : ownCopy(bytes), blobs, release } });
   }
 
@@ -293,22 +306,22 @@ export class PackReader {
   }
 }
 
-interface Run {
+interface Run<W extends Placed = Want> {
   readonly packId: Hex;
   readonly start: number;
   end: number;
-  readonly wants: Want[];
+  readonly wants: W[];
 }
 
 /** The reads for `wants`: packs in the order first asked for, blobs by offset (see the module comment). */
-export function plan(wants: readonly Want[], gap: number, maxRun: number): Run[] {
-  const byPack = new Map<Hex, Want[]>();
+export function plan<W extends Placed>(wants: readonly W[], gap: number, maxRun: number): Run<W>[] {
+  const byPack = new Map<Hex, W[]>();
   for (const w of wants) {
     const list = byPack.get(w.packId);
     if (list) list.push(w);
     else byPack.set(w.packId, [w]);
   }
-  const runs: Run[] = [];
+  const runs: Run<W>[] = [];
   for (const [packId, list] of byPack) {
     list.sort((a, b) => a.offset - b.offset);
     const first = list[0]!.offset;
@@ -317,7 +330,7 @@ export function plan(wants: readonly Want[], gap: number, maxRun: number): Run[]
     let needed = 0;
     for (const w of list) needed += w.length;
     const dense = needed * 2 >= span;
-    let cur: Run | undefined;
+    let cur: Run<W> | undefined;
     for (const w of list) {
       if (cur && (dense || w.offset - cur.end <= gap) && w.offset + w.length - cur.start <= maxRun) {
         cur.wants.push(w);

@@ -74,7 +74,7 @@ interface Want extends Placed {
 
 /**
  * A blob of readSpans: its place in the list it was given (its id is there). A remote restore
- * plans ~100,000 at once: no id copy or waiter list each.
+ * plans ~100,000 at once: no waiter list each.
  */
 interface SpanWant extends Placed {
   readonly k: number;
